@@ -1,0 +1,246 @@
+"""ModelSpec: what moeplan knows about a model's architecture, and where each figure comes from.
+
+The spec is a frozen pydantic model that rejects unknown keys, so a misspelled key in a YAML file fails
+with the file and the field named.  One :class:`ArchSpec` describes the language model's shapes; the
+surrounding :class:`ModelSpec` carries the identity (id, aliases, Hub id), the checkpoint's native weight
+format and the published figures with their sources.
+
+Conventions (all counts are elements, never bytes):
+
+* ``head_dim`` is the per-head width of queries and keys (MHA/GQA); values use ``v_head_dim`` when it
+  differs.  MLA has its own ranks in :class:`MlaSpec`.
+* ``shared_intermediate_size`` is the *total* width of the shared-expert block (DeepSeek builds its
+  ``n_shared_experts`` shared experts as one MLP of ``n_shared x moe_intermediate_size``).
+* ``dense_layers`` lists the decoder layers (0-based) whose feed-forward is the dense MLP instead of the
+  MoE block; every other layer is an MoE layer.
+* ``layer_pattern`` is repeated cyclically over the layers: ``F`` full attention, ``S`` sliding window of
+  ``window_tokens``, ``C`` chunked attention in chunks of ``window_tokens``.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+ParamKind = Literal[
+    "attention",
+    "routed_experts",
+    "shared_experts",
+    "dense_mlp",
+    "router",
+    "embedding",
+    "lm_head",
+    "norm",
+    "other",
+]
+PARAM_KINDS: tuple[ParamKind, ...] = (
+    "attention",
+    "routed_experts",
+    "shared_experts",
+    "dense_mlp",
+    "router",
+    "embedding",
+    "lm_head",
+    "norm",
+    "other",
+)
+
+
+class Frozen(BaseModel):
+    """Base for every spec: immutable, and unknown keys are an error."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class MlaSpec(Frozen):
+    """Multi-head latent attention (DeepSeek-V2/V3, Kimi K2).
+
+    Queries go through a low-rank bottleneck of ``q_lora_rank`` (or a plain projection when it is
+    None); keys and values are compressed to a latent of ``kv_lora_rank`` plus a shared rotary key of
+    ``qk_rope_head_dim``, which is all the KV cache keeps: ``kv_lora_rank + qk_rope_head_dim`` elements
+    per token per layer (DeepSeek-V3: 512 + 64 = 576).
+    """
+
+    q_lora_rank: int | None = Field(default=None, gt=0)
+    kv_lora_rank: int = Field(gt=0)
+    qk_nope_head_dim: int = Field(gt=0)
+    qk_rope_head_dim: int = Field(gt=0)
+    v_head_dim: int = Field(gt=0)
+
+
+class AttentionSpec(Frozen):
+    """Self-attention of one decoder layer: MHA, GQA and MQA (``kind: gqa``) or MLA."""
+
+    kind: Literal["gqa", "mla"] = "gqa"
+    num_heads: int = Field(gt=0)
+    num_kv_heads: int = Field(gt=0)
+    head_dim: int = Field(gt=0, description="query/key width per head (for MLA: nope + rope)")
+    v_head_dim: int | None = Field(default=None, gt=0, description="value width per head if not head_dim")
+    qkv_bias: bool = Field(default=False, description="biases on the q, k, v projections (MLA: q_a, kv_a)")
+    o_bias: bool = False
+    qk_norm: Literal["none", "per_head", "full"] = Field(
+        default="none",
+        description="RMSNorm on queries and keys: per_head (width head_dim, Qwen3/GLM) or full (OLMoE)",
+    )
+    sinks: bool = Field(default=False, description="one learned attention-sink logit per head (gpt-oss)")
+    mla: MlaSpec | None = None
+    window_tokens: int | None = Field(default=None, gt=0, description="sliding window or chunk, tokens")
+    layer_pattern: str = Field(default="F", pattern=r"^[FSC]+$")
+
+    @model_validator(mode="after")
+    def _consistent(self) -> AttentionSpec:
+        if self.kind == "mla" and self.mla is None:
+            raise ValueError("attention.kind 'mla' needs the 'mla' ranks")
+        if self.kind == "gqa" and self.mla is not None:
+            raise ValueError("attention.mla is given but attention.kind is not 'mla'")
+        if self.num_heads % self.num_kv_heads:
+            raise ValueError(
+                f"num_heads ({self.num_heads}) must be a multiple of num_kv_heads ({self.num_kv_heads})"
+            )
+        if any(c in self.layer_pattern for c in "SC") and self.window_tokens is None:
+            raise ValueError("a layer_pattern with sliding (S) or chunked (C) layers needs window_tokens")
+        return self
+
+    @property
+    def value_dim(self) -> int:
+        """Width of one value head."""
+        if self.mla is not None:
+            return self.mla.v_head_dim
+        return self.v_head_dim or self.head_dim
+
+    def layer_kind(self, layer: int) -> Literal["F", "S", "C"]:
+        """``F``, ``S`` or ``C`` for decoder layer ``layer`` (0-based)."""
+        kind = self.layer_pattern[layer % len(self.layer_pattern)]
+        assert kind in ("F", "S", "C")
+        return kind  # type: ignore[return-value]
+
+
+class MlpSpec(Frozen):
+    """A dense feed-forward block: gated (gate, up, down: 3 matrices) or plain (up, down: 2)."""
+
+    intermediate_size: int = Field(gt=0)
+    gated: bool = True
+    bias: bool = False
+
+
+class MoeSpec(Frozen):
+    """The mixture-of-experts feed-forward block and where it sits."""
+
+    num_experts: int = Field(gt=0, description="routed experts per MoE layer")
+    top_k: int = Field(gt=0, description="routed experts each token is sent to")
+    expert_intermediate_size: int = Field(gt=0)
+    gated: bool = True
+    expert_bias: bool = False
+    router_bias: bool = Field(default=False, description="a learned bias in the router linear (gpt-oss)")
+    router_correction_bias: bool = Field(
+        default=False,
+        description="DeepSeek-V3 style score-correction bias: a buffer in the checkpoint, not a parameter",
+    )
+    num_shared_experts: int = Field(default=0, ge=0)
+    shared_intermediate_size: int | None = Field(
+        default=None, gt=0, description="total width of the shared-expert block"
+    )
+    shared_bias: bool = Field(default=False, description="biases in the shared-expert MLP (DeepSeek-V2 mlp_bias)")
+    shared_expert_gate: bool = Field(default=False, description="sigmoid gate on the shared expert (Qwen2-MoE)")
+    dense_layers: tuple[int, ...] = Field(
+        default=(), description="0-based layers whose feed-forward is the dense MLP instead of the MoE block"
+    )
+    residual_mlp: MlpSpec | None = Field(
+        default=None, description="a dense MLP run beside the experts in every MoE layer (Snowflake Arctic)"
+    )
+
+    @model_validator(mode="after")
+    def _consistent(self) -> MoeSpec:
+        if self.top_k > self.num_experts:
+            raise ValueError(f"top_k ({self.top_k}) exceeds num_experts ({self.num_experts})")
+        if (self.num_shared_experts > 0) != (self.shared_intermediate_size is not None):
+            raise ValueError("num_shared_experts and shared_intermediate_size go together")
+        if self.shared_expert_gate and not self.num_shared_experts:
+            raise ValueError("shared_expert_gate without shared experts")
+        if list(self.dense_layers) != sorted(set(self.dense_layers)):
+            raise ValueError("dense_layers must be sorted and unique")
+        return self
+
+
+class ArchSpec(Frozen):
+    """The language model's shapes: everything the parameter, memory and FLOP counts need."""
+
+    vocab_size: int = Field(gt=0)
+    hidden_size: int = Field(gt=0)
+    num_layers: int = Field(gt=0)
+    tie_embeddings: bool = False
+    lm_head_bias: bool = False
+    norm: Literal["rms", "layer"] = "rms"
+    norm_bias: bool = False
+    norms_per_layer: int = Field(default=2, ge=0, description="hidden-size norms in each decoder layer")
+    attention: AttentionSpec
+    mlp: MlpSpec | None = Field(default=None, description="dense feed-forward (dense models, dense layers)")
+    moe: MoeSpec | None = None
+    mtp_layers: int = Field(default=0, ge=0, description="multi-token-prediction layers (outside the total)")
+    max_context: int | None = Field(default=None, gt=0, description="max_position_embeddings, tokens")
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ArchSpec:
+        if self.moe is None and self.mlp is None:
+            raise ValueError("a model needs 'mlp' (dense) or 'moe' (or both)")
+        if self.moe is not None:
+            if self.moe.dense_layers and self.mlp is None:
+                raise ValueError("moe.dense_layers needs the dense 'mlp' they use")
+            bad = [i for i in self.moe.dense_layers if i >= self.num_layers]
+            if bad:
+                raise ValueError(f"moe.dense_layers {bad} are beyond num_layers ({self.num_layers})")
+        return self
+
+    @property
+    def is_moe(self) -> bool:
+        return self.moe is not None
+
+    def is_moe_layer(self, layer: int) -> bool:
+        """Whether decoder layer ``layer`` (0-based) has the MoE block."""
+        return self.moe is not None and layer not in self.moe.dense_layers
+
+    @property
+    def num_moe_layers(self) -> int:
+        if self.moe is None:
+            return 0
+        return self.num_layers - len(self.moe.dense_layers)
+
+
+class Published(Frozen):
+    """What the model's authors state, with the source; publishers define "active" differently."""
+
+    total_b: float = Field(gt=0, description="published total parameters, billions")
+    active_b: float | None = Field(default=None, gt=0, description="published active parameters, billions")
+    excludes: tuple[ParamKind, ...] = Field(
+        default=(), description="kinds the publisher leaves out of its active figure (e.g. embedding)"
+    )
+    tolerance_pct: float = Field(default=1.0, gt=0, le=10)
+    source: str = Field(min_length=8)
+    note: str | None = None
+
+    @model_validator(mode="after")
+    def _note_when_loose(self) -> Published:
+        if self.tolerance_pct > 1.0 and not self.note:
+            raise ValueError("a tolerance above 1% needs a note explaining the difference")
+        return self
+
+
+class ModelSpec(Frozen):
+    """One model: identity, shapes, native format and sources."""
+
+    id: str = Field(pattern=r"^[a-z0-9][a-z0-9.\-]*$")
+    name: str
+    aliases: tuple[str, ...] = ()
+    hf_id: str | None = None
+    architecture: str = Field(description="Hugging Face model_type, or the family name")
+    weights_dtype: str = Field(default="bf16", description="dtype of the unquantized tensors in the checkpoint")
+    native_quant: str | None = Field(
+        default=None, description="the checkpoint's own weight format when not plain weights_dtype"
+    )
+    arch: ArchSpec
+    vision_params: int | None = Field(default=None, ge=0, description="vision tower, outside the total")
+    published: Published | None = None
+    sources: tuple[str, ...] = Field(default=(), description="where the shapes come from")
+    notes: str | None = None
+    origin: str = Field(default="catalogue", description="catalogue, config.json path, Hub id, ...")
