@@ -190,6 +190,8 @@ class ArchSpec(Frozen):
             bad = [i for i in self.moe.dense_layers if i >= self.num_layers]
             if bad:
                 raise ValueError(f"moe.dense_layers {bad} are beyond num_layers ({self.num_layers})")
+            if len(self.moe.dense_layers) >= self.num_layers:
+                raise ValueError("moe.dense_layers leave no MoE layer; describe a dense model with 'mlp' alone")
         return self
 
     @property
@@ -215,6 +217,7 @@ class Published(Frozen):
     excludes: tuple[ParamKind, ...] = Field(
         default=(), description="kinds the publisher leaves out of its active figure (e.g. embedding)"
     )
+    total_includes_vision: bool = Field(default=False, description="the published total counts the vision tower")
     tolerance_pct: float = Field(default=1.0, gt=0, le=10)
     source: str = Field(min_length=8)
     note: str | None = None

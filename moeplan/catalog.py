@@ -1,0 +1,187 @@
+"""The model catalogue (``model_specs/*.yaml``) and the resolution of a MODEL argument to a ModelSpec.
+
+MODEL is a catalogue id or alias, a Hub id of a catalogue model (``mistralai/Mixtral-8x22B-v0.1``), a path
+to a ``config.json`` or to a YAML spec, or a folder holding a ``config.json``.  The catalogue ships inside
+the wheel (``moeplan/model_specs``); in a source checkout it is read from the top-level ``model_specs/``.
+"""
+
+from __future__ import annotations
+
+import difflib
+import functools
+from collections.abc import Iterable
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from moeplan.errors import MoeplanError, SpecError, UnknownModelError
+from moeplan.hf import read_config_file, spec_from_config
+from moeplan.specs import ModelSpec
+
+MAX_SPEC_BYTES = 1024 * 1024
+
+
+def catalog_dir() -> Path:
+    """The folder of catalogue specs: inside the installed package, else the source checkout's."""
+    packaged = resources.files("moeplan") / "model_specs"
+    if packaged.is_dir():
+        return Path(str(packaged))
+    return Path(__file__).resolve().parent.parent / "model_specs"
+
+
+def _yaml_error(path: Path, e: yaml.YAMLError) -> SpecError:
+    mark = getattr(e, "problem_mark", None)
+    where = f" at line {mark.line + 1} column {mark.column + 1}" if mark is not None else ""
+    problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+    return SpecError(f"{path}: invalid YAML{where}: {problem}")
+
+
+def validation_message(path: Path | str, e: ValidationError) -> str:
+    """``file: field.path: message`` for the first error of a pydantic validation."""
+    err = e.errors()[0]
+    loc = ".".join(str(p) for p in err["loc"])
+    msg = err["msg"]
+    if err["type"] == "extra_forbidden":
+        msg = "unknown field (misspelled?)"
+    return f"{path}: {loc}: {msg}" if loc else f"{path}: {msg}"
+
+
+def read_yaml(path: Path) -> Any:
+    """Safe-load a YAML file with a size bound; every failure is a SpecError naming the file."""
+    try:
+        size = path.stat().st_size
+        if size > MAX_SPEC_BYTES:
+            raise SpecError(f"{path}: {size:,} bytes is too large for a model spec")
+        text = path.read_text(encoding="utf-8")
+    except SpecError:
+        raise
+    except UnicodeDecodeError:
+        raise SpecError(f"{path}: not a text file; expected a YAML model spec") from None
+    except OSError as e:
+        raise SpecError(f"{path}: cannot read it ({e.strerror or e})") from None
+    try:
+        return yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+    except yaml.YAMLError as e:
+        raise _yaml_error(path, e) from None
+    except RecursionError:
+        raise SpecError(f"{path}: YAML nested too deeply") from None
+
+
+def load_spec_file(path: Path, origin: str | None = None) -> ModelSpec:
+    """A ModelSpec from one YAML file; a bad key or value names the file and the field."""
+    data = read_yaml(path)
+    if not isinstance(data, dict):
+        raise SpecError(f"{path}: a model spec must be a YAML mapping of fields")
+    if origin is not None:
+        data = {**data, "origin": origin}
+    try:
+        return ModelSpec.model_validate(data)
+    except ValidationError as e:
+        raise SpecError(validation_message(path, e)) from None
+
+
+@functools.lru_cache(maxsize=1)
+def load_catalog() -> tuple[ModelSpec, ...]:
+    """Every catalogue spec, sorted by id; ids and aliases must be unique and match the file names."""
+    specs: list[ModelSpec] = []
+    for path in sorted(catalog_dir().glob("*.yaml")):
+        spec = load_spec_file(path)
+        if spec.id != path.stem:
+            raise SpecError(f"{path}: id '{spec.id}' must match the file name '{path.stem}'")
+        specs.append(spec)
+    seen: dict[str, str] = {}
+    for spec in specs:
+        for key in _keys(spec):
+            if key in seen and seen[key] != spec.id:
+                raise SpecError(f"catalogue: '{key}' names both {seen[key]} and {spec.id}")
+            seen[key] = spec.id
+    return tuple(specs)
+
+
+def _norm(name: str) -> str:
+    return name.strip().lower().replace("_", "-").replace(" ", "-")
+
+
+def _keys(spec: ModelSpec) -> Iterable[str]:
+    yield _norm(spec.id)
+    for alias in spec.aliases:
+        yield _norm(alias)
+    if spec.hf_id:
+        yield _norm(spec.hf_id)
+
+
+def _catalog_lookup(name: str) -> ModelSpec | None:
+    key = _norm(name)
+    direct = catalog_dir() / f"{key}.yaml"
+    if direct.is_file():  # the common case reads one file, not the whole catalogue
+        spec = load_spec_file(direct)
+        if spec.id == key:
+            return spec
+    for spec in load_catalog():
+        if key in _keys(spec):
+            return spec
+    return None
+
+
+def suggestions(name: str, limit: int = 3) -> list[str]:
+    """The catalogue ids closest to ``name`` (by id, alias or Hub id)."""
+    key = _norm(name)
+    index: dict[str, str] = {}
+    for spec in load_catalog():
+        for k in _keys(spec):
+            index.setdefault(k, spec.id)
+    close = difflib.get_close_matches(key, list(index), n=limit * 3, cutoff=0.5)
+    if not close:  # a fragment such as "mixtral" or "qwen3"
+        close = [k for k in index if key and key in k]
+    out: list[str] = []
+    for k in close:
+        if index[k] not in out:
+            out.append(index[k])
+    return out[:limit]
+
+
+def _from_path(path: Path) -> ModelSpec:
+    if path.is_dir():
+        config = path / "config.json"
+        if not config.is_file():
+            raise SpecError(f"{path}: a model folder must hold a config.json")
+        return spec_from_config(read_config_file(config), where=str(config), model_id=path.name)
+    if path.suffix in (".yaml", ".yml"):
+        return load_spec_file(path, origin=str(path))
+    if path.suffix == ".json":
+        return spec_from_config(read_config_file(path), where=str(path), model_id=path.parent.name or None)
+    if path.suffix == ".gguf":
+        raise MoeplanError(f"{path}: GGUF files are not read yet", "use the model's config.json or a catalogue id")
+    raise SpecError(f"{path}: expected a config.json, a YAML spec, or a model folder")
+
+
+def resolve_model(name: str) -> ModelSpec:
+    """The ModelSpec a MODEL argument names (see the module docstring for the accepted forms)."""
+    if not name or not name.strip():
+        raise UnknownModelError("empty model name", "run `moeplan models` for the catalogue")
+    if name.startswith("hf:"):
+        raise MoeplanError(
+            f"{name}: reading from the Hugging Face Hub is not available in this version",
+            "download the model's config.json and pass its path",
+        )
+    path = Path(name).expanduser()
+    looks_like_path = path.suffix in (".json", ".yaml", ".yml", ".gguf") or name.startswith((".", "/", "~"))
+    if path.exists() and (looks_like_path or path.is_dir()):
+        return _from_path(path)
+    spec = _catalog_lookup(name)
+    if spec is not None:
+        return spec
+    if looks_like_path:
+        raise UnknownModelError(f"{name}: no such file")
+    close = suggestions(name)
+    hint = f"did you mean {', '.join(close)}?" if close else "run `moeplan models` for the catalogue"
+    raise UnknownModelError(f"unknown model '{name}'", hint)
+
+
+def spec_to_yaml(spec: ModelSpec) -> str:
+    """A spec as YAML in catalogue form (defaults left out); loading it gives the same spec back."""
+    data = spec.model_dump(mode="json", exclude_defaults=True, exclude={"origin"})
+    return yaml.safe_dump(data, sort_keys=False, default_flow_style=None, width=100)
