@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import ValidationError
 
@@ -39,7 +39,7 @@ class _Config:
         value = self.data.get(key, _MISSING)
         return _MISSING if value is None else value
 
-    def int(self, key: str, default: int | None | object = _MISSING, *, positive: bool = True) -> int:
+    def integer(self, key: str, default: int | object | None = _MISSING, *, positive: bool = True) -> int:
         value = self._raw(key)
         if value is _MISSING:
             if default is _MISSING:
@@ -58,9 +58,9 @@ class _Config:
         return value
 
     def opt_int(self, key: str) -> int | None:
-        return None if self._raw(key) is _MISSING else self.int(key)
+        return None if self._raw(key) is _MISSING else self.integer(key)
 
-    def bool(self, key: str, default: bool) -> bool:
+    def flag(self, key: str, default: bool) -> bool:
         value = self._raw(key)
         if value is _MISSING:
             return default
@@ -95,18 +95,18 @@ class _Config:
 
 def _head_dim(c: _Config, default: int | None = None) -> int:
     """``head_dim``, or ``hidden_size // num_attention_heads`` when missing or null."""
-    heads = c.int("num_attention_heads")
-    fallback = default if default is not None else c.int("hidden_size") // heads
-    return c.int("head_dim", fallback)
+    heads = c.integer("num_attention_heads")
+    fallback = default if default is not None else c.integer("hidden_size") // heads
+    return c.integer("head_dim", fallback)
 
 
 def _kv_heads(c: _Config, default: int | None = None) -> int:
     """``num_key_value_heads``: when null, the query heads (MHA); when absent, the class's own default
     (a constant in some classes, the query heads in the others), as ``transformers`` builds it."""
-    heads = c.int("num_attention_heads")
+    heads = c.integer("num_attention_heads")
     if "num_key_value_heads" not in c.data:
         return default if default is not None else heads
-    return c.int("num_key_value_heads", heads)
+    return c.integer("num_key_value_heads", heads)
 
 
 def _pattern(types: list[str] | None, num_layers: int, where: str) -> str:
@@ -130,7 +130,7 @@ def _pattern(types: list[str] | None, num_layers: int, where: str) -> str:
 def _window(c: _Config, pattern: str, key: str = "sliding_window") -> int | None:
     if "S" not in pattern and "C" not in pattern:
         return None
-    return c.int(key)
+    return c.integer(key)
 
 
 def _gqa(
@@ -138,7 +138,7 @@ def _gqa(
     *,
     qkv_bias: bool = False,
     o_bias: bool = False,
-    qk_norm: str = "none",
+    qk_norm: Literal["none", "per_head", "full"] = "none",
     sinks: bool = False,
     kv_default: int | None = None,
     head_dim_default: int | None = None,
@@ -147,12 +147,12 @@ def _gqa(
 ) -> AttentionSpec:
     return AttentionSpec(
         kind="gqa",
-        num_heads=c.int("num_attention_heads"),
+        num_heads=c.integer("num_attention_heads"),
         num_kv_heads=_kv_heads(c, kv_default),
         head_dim=_head_dim(c, head_dim_default),
         qkv_bias=qkv_bias,
         o_bias=o_bias,
-        qk_norm=qk_norm,  # type: ignore[arg-type]
+        qk_norm=qk_norm,
         sinks=sinks,
         window_tokens=window,
         layer_pattern=pattern,
@@ -160,28 +160,28 @@ def _gqa(
 
 
 def _dense_mlp(c: _Config, key: str = "intermediate_size", bias: bool = False) -> MlpSpec:
-    return MlpSpec(intermediate_size=c.int(key), gated=True, bias=bias)
+    return MlpSpec(intermediate_size=c.integer(key), gated=True, bias=bias)
 
 
 def _common(c: _Config, tie_default: bool = False) -> dict[str, Any]:
     return {
-        "vocab_size": c.int("vocab_size"),
-        "hidden_size": c.int("hidden_size"),
-        "num_layers": c.int("num_hidden_layers"),
-        "tie_embeddings": c.bool("tie_word_embeddings", tie_default),
+        "vocab_size": c.integer("vocab_size"),
+        "hidden_size": c.integer("hidden_size"),
+        "num_layers": c.integer("num_hidden_layers"),
+        "tie_embeddings": c.flag("tie_word_embeddings", tie_default),
         "max_context": c.opt_int("max_position_embeddings"),
     }
 
 
 def _sliding_pattern(c: _Config) -> tuple[str, int | None]:
     """Mistral-style: ``sliding_window`` set means every layer is windowed; ``layer_types`` wins if given."""
-    num_layers = c.int("num_hidden_layers")
+    num_layers = c.integer("num_hidden_layers")
     types = c.str_list("layer_types")
     if types:
         pattern = _pattern(types, num_layers, c.where)
         return pattern, _window(c, pattern)
-    if c._raw("sliding_window") is not _MISSING and c.bool("use_sliding_window", True):
-        return "S", c.int("sliding_window")
+    if c._raw("sliding_window") is not _MISSING and c.flag("use_sliding_window", True):
+        return "S", c.integer("sliding_window")
     return "F", None
 
 
@@ -189,12 +189,12 @@ def _sliding_pattern(c: _Config) -> tuple[str, int | None]:
 
 
 def _llama(c: _Config) -> ArchSpec:
-    bias = c.bool("attention_bias", False)
+    bias = c.flag("attention_bias", False)
     pattern, window = _sliding_pattern(c)
     return ArchSpec(
         **_common(c),
         attention=_gqa(c, qkv_bias=bias, o_bias=bias, pattern=pattern, window=window),
-        mlp=_dense_mlp(c, bias=c.bool("mlp_bias", False)),
+        mlp=_dense_mlp(c, bias=c.flag("mlp_bias", False)),
     )
 
 
@@ -213,12 +213,13 @@ def _qwen2(c: _Config) -> ArchSpec:
 
 
 def _qwen3(c: _Config) -> ArchSpec:
-    bias = c.bool("attention_bias", False)
+    bias = c.flag("attention_bias", False)
     pattern, window = _sliding_pattern(c)
     return ArchSpec(
         **_common(c),
-        attention=_gqa(c, qkv_bias=bias, o_bias=bias, qk_norm="per_head", head_dim_default=128, pattern=pattern,
-                       window=window),
+        attention=_gqa(
+            c, qkv_bias=bias, o_bias=bias, qk_norm="per_head", head_dim_default=128, pattern=pattern, window=window
+        ),
         mlp=_dense_mlp(c),
     )
 
@@ -232,62 +233,62 @@ def _mixtral(c: _Config) -> ArchSpec:
         **_common(c),
         attention=_gqa(c, kv_default=8, pattern=pattern, window=window),
         moe=MoeSpec(
-            num_experts=c.int("num_local_experts", 8),
-            top_k=c.int("num_experts_per_tok", 2),
-            expert_intermediate_size=c.int("intermediate_size"),
+            num_experts=c.integer("num_local_experts", 8),
+            top_k=c.integer("num_experts_per_tok", 2),
+            expert_intermediate_size=c.integer("intermediate_size"),
         ),
     )
 
 
 def _phimoe(c: _Config) -> ArchSpec:
-    bias = c.bool("attention_bias", False)
+    bias = c.flag("attention_bias", False)
     pattern, window = _sliding_pattern(c)
     return ArchSpec(
         **_common(c),
-        lm_head_bias=c.bool("lm_head_bias", False),
+        lm_head_bias=c.flag("lm_head_bias", False),
         norm="layer",
         norm_bias=True,
         attention=_gqa(c, qkv_bias=bias, o_bias=bias, kv_default=8, pattern=pattern, window=window),
         moe=MoeSpec(
-            num_experts=c.int("num_local_experts", 16),
-            top_k=c.int("num_experts_per_tok", 2),
-            expert_intermediate_size=c.int("intermediate_size"),
+            num_experts=c.integer("num_local_experts", 16),
+            top_k=c.integer("num_experts_per_tok", 2),
+            expert_intermediate_size=c.integer("intermediate_size"),
         ),
     )
 
 
 def _olmoe(c: _Config) -> ArchSpec:
-    bias = c.bool("attention_bias", False)
-    if _head_dim(c) * c.int("num_attention_heads") != c.int("hidden_size"):
+    bias = c.flag("attention_bias", False)
+    if _head_dim(c) * c.integer("num_attention_heads") != c.integer("hidden_size"):
         # OLMoE's q/k norms are sized from hidden_size: any other head_dim cannot run.
         raise SpecError(f"{c.where}: field 'head_dim' must be hidden_size / num_attention_heads for olmoe")
     return ArchSpec(
         **_common(c),
         attention=_gqa(c, qkv_bias=bias, o_bias=bias, qk_norm="full"),
         moe=MoeSpec(
-            num_experts=c.int("num_experts", 64),
-            top_k=c.int("num_experts_per_tok", 8),
-            expert_intermediate_size=c.int("intermediate_size"),
+            num_experts=c.integer("num_experts", 64),
+            top_k=c.integer("num_experts_per_tok", 8),
+            expert_intermediate_size=c.integer("intermediate_size"),
         ),
     )
 
 
 def _granitemoe(c: _Config) -> ArchSpec:
-    bias = c.bool("attention_bias", False)
+    bias = c.flag("attention_bias", False)
     return ArchSpec(
         **_common(c),
         attention=_gqa(c, qkv_bias=bias, o_bias=bias),
         moe=MoeSpec(
-            num_experts=c.int("num_local_experts", 8),
-            top_k=c.int("num_experts_per_tok", 2),
-            expert_intermediate_size=c.int("intermediate_size"),
+            num_experts=c.integer("num_local_experts", 8),
+            top_k=c.integer("num_experts_per_tok", 2),
+            expert_intermediate_size=c.integer("intermediate_size"),
         ),
     )
 
 
 def _qwen_moe_layers(c: _Config, num_layers: int) -> tuple[int, ...]:
     """Layers without experts: listed in ``mlp_only_layers`` or off the ``decoder_sparse_step`` grid."""
-    step = c.int("decoder_sparse_step", 1)
+    step = c.integer("decoder_sparse_step", 1)
     only = set(c.int_list("mlp_only_layers") or [])
     return tuple(i for i in range(num_layers) if i in only or (i + 1) % step != 0)
 
@@ -296,15 +297,15 @@ def _qwen2_moe(c: _Config) -> ArchSpec:
     common = _common(c)
     pattern, window = _sliding_pattern(c)
     dense = _qwen_moe_layers(c, common["num_layers"])
-    shared = c.int("shared_expert_intermediate_size", 0, positive=False)
+    shared = c.integer("shared_expert_intermediate_size", 0, positive=False)
     return ArchSpec(
         **common,
-        attention=_gqa(c, qkv_bias=c.bool("qkv_bias", True), kv_default=16, pattern=pattern, window=window),
+        attention=_gqa(c, qkv_bias=c.flag("qkv_bias", True), kv_default=16, pattern=pattern, window=window),
         mlp=_dense_mlp(c) if dense else None,
         moe=MoeSpec(
-            num_experts=c.int("num_experts", 60),
-            top_k=c.int("num_experts_per_tok", 4),
-            expert_intermediate_size=c.int("moe_intermediate_size"),
+            num_experts=c.integer("num_experts", 60),
+            top_k=c.integer("num_experts_per_tok", 4),
+            expert_intermediate_size=c.integer("moe_intermediate_size"),
             num_shared_experts=1 if shared else 0,
             shared_intermediate_size=shared or None,
             shared_expert_gate=bool(shared),
@@ -315,28 +316,27 @@ def _qwen2_moe(c: _Config) -> ArchSpec:
 
 def _qwen3_moe(c: _Config) -> ArchSpec:
     common = _common(c)
-    bias = c.bool("attention_bias", False)
+    bias = c.flag("attention_bias", False)
     pattern, window = _sliding_pattern(c)
     dense = _qwen_moe_layers(c, common["num_layers"])
-    experts = c.int("num_experts", c.int("num_local_experts", 128))
+    experts = c.integer("num_experts", c.integer("num_local_experts", 128))
     return ArchSpec(
         **common,
-        attention=_gqa(c, qkv_bias=bias, o_bias=bias, qk_norm="per_head", kv_default=4, pattern=pattern,
-                       window=window),
+        attention=_gqa(c, qkv_bias=bias, o_bias=bias, qk_norm="per_head", kv_default=4, pattern=pattern, window=window),
         mlp=_dense_mlp(c) if dense else None,
         moe=MoeSpec(
             num_experts=experts,
-            top_k=c.int("num_experts_per_tok", 8),
-            expert_intermediate_size=c.int("moe_intermediate_size"),
+            top_k=c.integer("num_experts_per_tok", 8),
+            expert_intermediate_size=c.integer("moe_intermediate_size"),
             dense_layers=dense,
         ),
     )
 
 
 def _mla(c: _Config) -> AttentionSpec:
-    heads = c.int("num_attention_heads")
-    bias = c.bool("attention_bias", False)
-    nope, rope = c.int("qk_nope_head_dim"), c.int("qk_rope_head_dim")
+    heads = c.integer("num_attention_heads")
+    bias = c.flag("attention_bias", False)
+    nope, rope = c.integer("qk_nope_head_dim"), c.integer("qk_rope_head_dim")
     return AttentionSpec(
         kind="mla",
         num_heads=heads,
@@ -347,28 +347,28 @@ def _mla(c: _Config) -> AttentionSpec:
         mla=MlaSpec(
             # absent: the class default 1536; null: no query bottleneck (DeepSeek-V2-Lite)
             q_lora_rank=c.opt_int("q_lora_rank") if "q_lora_rank" in c.data else 1536,
-            kv_lora_rank=c.int("kv_lora_rank"),
+            kv_lora_rank=c.integer("kv_lora_rank"),
             qk_nope_head_dim=nope,
             qk_rope_head_dim=rope,
-            v_head_dim=c.int("v_head_dim"),
+            v_head_dim=c.integer("v_head_dim"),
         ),
     )
 
 
 def _deepseek(c: _Config, *, v3: bool) -> ArchSpec:
     common = _common(c)
-    first_dense = c.int("first_k_dense_replace", 3 if v3 else 0, positive=False)
+    first_dense = c.integer("first_k_dense_replace", 3 if v3 else 0, positive=False)
     dense = tuple(range(min(first_dense, common["num_layers"])))
-    n_shared = c.int("n_shared_experts", 1 if v3 else 2, positive=False)
-    moe_width = c.int("moe_intermediate_size")
-    mlp_bias = False if v3 else c.bool("mlp_bias", False)
+    n_shared = c.integer("n_shared_experts", 1 if v3 else 2, positive=False)
+    moe_width = c.integer("moe_intermediate_size")
+    mlp_bias = False if v3 else c.flag("mlp_bias", False)
     return ArchSpec(
         **common,
         attention=_mla(c),
-        mlp=MlpSpec(intermediate_size=c.int("intermediate_size"), bias=mlp_bias) if dense else None,
+        mlp=MlpSpec(intermediate_size=c.integer("intermediate_size"), bias=mlp_bias) if dense else None,
         moe=MoeSpec(
-            num_experts=c.int("n_routed_experts", 256 if v3 else 64),
-            top_k=c.int("num_experts_per_tok"),
+            num_experts=c.integer("n_routed_experts", 256 if v3 else 64),
+            top_k=c.integer("num_experts_per_tok"),
             expert_intermediate_size=moe_width,
             num_shared_experts=n_shared,
             shared_intermediate_size=moe_width * n_shared if n_shared else None,
@@ -376,54 +376,60 @@ def _deepseek(c: _Config, *, v3: bool) -> ArchSpec:
             router_correction_bias=v3,
             dense_layers=dense,
         ),
-        mtp_layers=c.int("num_nextn_predict_layers", 1 if v3 else 0, positive=False),
+        mtp_layers=c.integer("num_nextn_predict_layers", 1 if v3 else 0, positive=False),
     )
 
 
 def _glm4_moe(c: _Config) -> ArchSpec:
     common = _common(c)
-    first_dense = c.int("first_k_dense_replace", 1, positive=False)
+    first_dense = c.integer("first_k_dense_replace", 1, positive=False)
     dense = tuple(range(min(first_dense, common["num_layers"])))
-    n_shared = c.int("n_shared_experts", 1, positive=False)
-    moe_width = c.int("moe_intermediate_size")
+    n_shared = c.integer("n_shared_experts", 1, positive=False)
+    moe_width = c.integer("moe_intermediate_size")
     return ArchSpec(
         **common,
         attention=_gqa(
             c,
-            qkv_bias=c.bool("attention_bias", False),
-            qk_norm="per_head" if c.bool("use_qk_norm", False) else "none",
+            qkv_bias=c.flag("attention_bias", False),
+            qk_norm="per_head" if c.flag("use_qk_norm", False) else "none",
             kv_default=8,
         ),
         mlp=_dense_mlp(c) if dense else None,
         moe=MoeSpec(
-            num_experts=c.int("n_routed_experts", 128),
-            top_k=c.int("num_experts_per_tok", 8),
+            num_experts=c.integer("n_routed_experts", 128),
+            top_k=c.integer("num_experts_per_tok", 8),
             expert_intermediate_size=moe_width,
             num_shared_experts=n_shared,
             shared_intermediate_size=moe_width * n_shared if n_shared else None,
             router_correction_bias=True,
             dense_layers=dense,
         ),
-        mtp_layers=c.int("num_nextn_predict_layers", 1, positive=False),
+        mtp_layers=c.integer("num_nextn_predict_layers", 1, positive=False),
     )
 
 
 def _gpt_oss(c: _Config) -> ArchSpec:
     common = _common(c)
     types = c.str_list("layer_types")
-    if types:
-        pattern = _pattern(types, common["num_layers"], c.where)
-    else:  # transformers: sliding on even layers, full on odd ones
-        pattern = "SF"
-    bias = c.bool("attention_bias", True)
+    # Without layer_types, transformers slides on even layers and attends fully on odd ones.
+    pattern = _pattern(types, common["num_layers"], c.where) if types else "SF"
+    bias = c.flag("attention_bias", True)
     return ArchSpec(
         **common,
-        attention=_gqa(c, qkv_bias=bias, o_bias=bias, sinks=True, kv_default=8, head_dim_default=64,
-                       pattern=pattern, window=c.int("sliding_window", 128)),
+        attention=_gqa(
+            c,
+            qkv_bias=bias,
+            o_bias=bias,
+            sinks=True,
+            kv_default=8,
+            head_dim_default=64,
+            pattern=pattern,
+            window=c.integer("sliding_window", 128),
+        ),
         moe=MoeSpec(
-            num_experts=c.int("num_local_experts", 128),
-            top_k=c.int("num_experts_per_tok", 4),
-            expert_intermediate_size=c.int("intermediate_size"),
+            num_experts=c.integer("num_local_experts", 128),
+            top_k=c.integer("num_experts_per_tok", 4),
+            expert_intermediate_size=c.integer("intermediate_size"),
             expert_bias=True,
             router_bias=True,
         ),
@@ -432,21 +438,19 @@ def _gpt_oss(c: _Config) -> ArchSpec:
 
 def _dbrx(c: _Config) -> ArchSpec:
     attn, ffn = c.sub("attn_config"), c.sub("ffn_config")
-    heads, hidden = c.int("n_heads"), c.int("d_model")
+    heads, hidden = c.integer("n_heads"), c.integer("d_model")
     return ArchSpec(
-        vocab_size=c.int("vocab_size"),
+        vocab_size=c.integer("vocab_size"),
         hidden_size=hidden,
-        num_layers=c.int("n_layers"),
-        tie_embeddings=c.bool("tie_word_embeddings", False),
+        num_layers=c.integer("n_layers"),
+        tie_embeddings=c.flag("tie_word_embeddings", False),
         max_context=c.opt_int("max_seq_len"),
         norm="layer",
-        attention=AttentionSpec(
-            num_heads=heads, num_kv_heads=attn.int("kv_n_heads", 1), head_dim=hidden // heads
-        ),
+        attention=AttentionSpec(num_heads=heads, num_kv_heads=attn.integer("kv_n_heads", 1), head_dim=hidden // heads),
         moe=MoeSpec(
-            num_experts=ffn.int("moe_num_experts", 4),
-            top_k=ffn.int("moe_top_k", 1),
-            expert_intermediate_size=ffn.int("ffn_hidden_size"),
+            num_experts=ffn.integer("moe_num_experts", 4),
+            top_k=ffn.integer("moe_top_k", 1),
+            expert_intermediate_size=ffn.integer("ffn_hidden_size"),
         ),
     )
 
@@ -456,7 +460,7 @@ def _llama4_text(c: _Config) -> ArchSpec:
     num_layers = common["num_layers"]
     moe_layers = c.int_list("moe_layers")
     if moe_layers is None:
-        step = c.int("interleave_moe_layer_step", 1)
+        step = c.integer("interleave_moe_layer_step", 1)
         moe_layers = list(range(step - 1, num_layers, step))
     dense = tuple(i for i in range(num_layers) if i not in set(moe_layers))
     types = c.str_list("layer_types")
@@ -465,20 +469,21 @@ def _llama4_text(c: _Config) -> ArchSpec:
     else:
         nope = c.int_list("no_rope_layers")
         if nope is None:
-            interval = c.int("no_rope_layer_interval", 4)
+            interval = c.integer("no_rope_layer_interval", 4)
             nope = [int((i + 1) % interval != 0) for i in range(num_layers)]
         pattern = _pattern(["chunked_attention" if r else "full_attention" for r in nope], num_layers, c.where)
-    window = c.int("attention_chunk_size", 8192) if "C" in pattern else None
-    bias = c.bool("attention_bias", False)
-    width = c.int("intermediate_size")
+    window = c.integer("attention_chunk_size", 8192) if "C" in pattern else None
+    bias = c.flag("attention_bias", False)
+    width = c.integer("intermediate_size")
     return ArchSpec(
         **common,
-        attention=_gqa(c, qkv_bias=bias, o_bias=bias, kv_default=8, head_dim_default=128, pattern=pattern,
-                       window=window),
-        mlp=MlpSpec(intermediate_size=c.int("intermediate_size_mlp", 16384)) if dense else None,
+        attention=_gqa(
+            c, qkv_bias=bias, o_bias=bias, kv_default=8, head_dim_default=128, pattern=pattern, window=window
+        ),
+        mlp=MlpSpec(intermediate_size=c.integer("intermediate_size_mlp", 16384)) if dense else None,
         moe=MoeSpec(
-            num_experts=c.int("num_local_experts", 16),
-            top_k=c.int("num_experts_per_tok", 1),
+            num_experts=c.integer("num_local_experts", 16),
+            top_k=c.integer("num_experts_per_tok", 1),
             expert_intermediate_size=width,
             num_shared_experts=1,
             shared_intermediate_size=width,
@@ -494,13 +499,17 @@ def llama4_vision_params(v: _Config, text_hidden: int) -> int:
     class and position embeddings ``(patches+2)*w`` + two LayerNorms ``4w`` + pixel-shuffle MLP
     ``I*d_in + d_out^2`` + projector ``d_vis*h_text``.  Scout: 871,932,416.
     """
-    w, inter, layers = v.int("hidden_size", 768), v.int("intermediate_size", 5632), v.int("num_hidden_layers", 34)
-    patch, image, channels = v.int("patch_size", 14), v.int("image_size", 448), v.int("num_channels", 3)
+    w, inter, layers = (
+        v.integer("hidden_size", 768),
+        v.integer("intermediate_size", 5632),
+        v.integer("num_hidden_layers", 34),
+    )
+    patch, image, channels = v.integer("patch_size", 14), v.integer("image_size", 448), v.integer("num_channels", 3)
     patches = (image // patch) ** 2 + 1
     per_layer = 4 * (w * w + w) + (w * inter + inter) + (inter * w + w) + 2 * 2 * w
     tower = channels * patch * patch * w + w + patches * w + 2 * 2 * w + layers * per_layer
-    adapter = inter * v.int("projector_input_dim", 4096) + v.int("projector_output_dim", 4096) ** 2
-    projector = v.int("vision_output_dim", 7680) * text_hidden
+    adapter = inter * v.integer("projector_input_dim", 4096) + v.integer("projector_output_dim", 4096) ** 2
+    projector = v.integer("vision_output_dim", 7680) * text_hidden
     return tower + adapter + projector
 
 
@@ -548,7 +557,7 @@ def arch_from_config(config: Mapping[str, Any], where: str = "config.json") -> t
     if model_type == "llama4":
         text = c.sub("text_config")
         if "vision_config" in config:
-            vision = llama4_vision_params(c.sub("vision_config"), text.int("hidden_size"))
+            vision = llama4_vision_params(c.sub("vision_config"), text.integer("hidden_size"))
     try:
         arch = adapter(text)
     except ValidationError as e:

@@ -46,7 +46,8 @@ def shared_expert_params(arch: ArchSpec) -> int:
     if moe is None or moe.shared_intermediate_size is None:
         return 0
     block = mlp_params(
-        arch.hidden_size, MlpSpec(intermediate_size=moe.shared_intermediate_size, gated=moe.gated, bias=moe.shared_bias),
+        arch.hidden_size,
+        MlpSpec(intermediate_size=moe.shared_intermediate_size, gated=moe.gated, bias=moe.shared_bias),
     )
     return block + (arch.hidden_size if moe.shared_expert_gate else 0)
 

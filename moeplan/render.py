@@ -64,8 +64,9 @@ def print_estimate(console: Console, result: EstimateResult) -> None:
             continue
         table.add_row(_KIND_LABELS[key], fmt_count(value), fmt_count(p.active_breakdown[key]), f"{value / p.total:.1%}")
     table.add_section()
-    table.add_row("[bold]total[/bold]", f"[bold]{fmt_count(p.total)}[/bold]", f"[bold]{fmt_count(p.active)}[/bold]",
-                  "100.0%")
+    table.add_row(
+        "[bold]total[/bold]", f"[bold]{fmt_count(p.total)}[/bold]", f"[bold]{fmt_count(p.active)}[/bold]", "100.0%"
+    )
     if p.mtp:
         table.add_row("[dim]MTP layers (outside total)[/dim]", f"[dim]{fmt_count(p.mtp)}[/dim]", "", "")
     if p.vision:

@@ -95,9 +95,7 @@ class AttentionSpec(Frozen):
         if self.kind == "gqa" and self.mla is not None:
             raise ValueError("attention.mla is given but attention.kind is not 'mla'")
         if self.num_heads % self.num_kv_heads:
-            raise ValueError(
-                f"num_heads ({self.num_heads}) must be a multiple of num_kv_heads ({self.num_kv_heads})"
-            )
+            raise ValueError(f"num_heads ({self.num_heads}) must be a multiple of num_kv_heads ({self.num_kv_heads})")
         if any(c in self.layer_pattern for c in "SC") and self.window_tokens is None:
             raise ValueError("a layer_pattern with sliding (S) or chunked (C) layers needs window_tokens")
         return self

@@ -56,8 +56,9 @@ def reference_counts(config: dict[str, Any]) -> tuple[Counter[str], int]:
         if id(p) in seen:
             continue
         seen.add(id(p))
-        if name.startswith(("model.vision_model.", "model.multi_modal_projector.", "vision_model.",
-                            "multi_modal_projector.")):
+        if name.startswith(
+            ("model.vision_model.", "model.multi_modal_projector.", "vision_model.", "multi_modal_projector.")
+        ):
             vision += p.numel()
             continue
         name = name.replace("model.language_model.", "model.").replace("language_model.", "")

@@ -19,8 +19,24 @@ def _config(name: str) -> dict:  # type: ignore[type-arg]
 
 
 def test_issue_list_of_model_types_is_supported() -> None:
-    wanted = {"mixtral", "mistral", "llama", "llama4", "qwen2", "qwen3", "qwen2_moe", "qwen3_moe", "deepseek_v2",
-              "deepseek_v3", "dbrx", "gpt_oss", "olmoe", "phimoe", "glm4_moe", "granitemoe"}
+    wanted = {
+        "mixtral",
+        "mistral",
+        "llama",
+        "llama4",
+        "qwen2",
+        "qwen3",
+        "qwen2_moe",
+        "qwen3_moe",
+        "deepseek_v2",
+        "deepseek_v3",
+        "dbrx",
+        "gpt_oss",
+        "olmoe",
+        "phimoe",
+        "glm4_moe",
+        "granitemoe",
+    }
     assert wanted <= set(SUPPORTED_MODEL_TYPES)
 
 
@@ -39,14 +55,17 @@ def test_missing_shape_key_is_named(key: str) -> None:
         spec_from_config(cfg, where="c.json")
 
 
-@pytest.mark.parametrize(("key", "value", "why"), [
-    ("hidden_size", -4096, "must be positive"),
-    ("hidden_size", "4096", "must be an integer"),
-    ("num_local_experts", 0, "must be positive"),
-    ("tie_word_embeddings", "yes", "must be true or false"),
-    ("num_experts_per_tok", 9, "top_k"),
-    ("num_key_value_heads", 7, "multiple of num_kv_heads"),
-])
+@pytest.mark.parametrize(
+    ("key", "value", "why"),
+    [
+        ("hidden_size", -4096, "must be positive"),
+        ("hidden_size", "4096", "must be an integer"),
+        ("num_local_experts", 0, "must be positive"),
+        ("tie_word_embeddings", "yes", "must be true or false"),
+        ("num_experts_per_tok", 9, "top_k"),
+        ("num_key_value_heads", 7, "multiple of num_kv_heads"),
+    ],
+)
 def test_bad_values_name_the_field(key: str, value: object, why: str) -> None:
     cfg = _config("mistralai__Mixtral-8x7B-v0.1.json")
     cfg[key] = value
@@ -93,18 +112,28 @@ def test_unknown_layer_type_is_an_error() -> None:
 
 
 def test_olmoe_head_dim_must_match_hidden() -> None:
-    cfg = {"model_type": "olmoe", "vocab_size": 100, "hidden_size": 64, "intermediate_size": 32,
-           "num_hidden_layers": 2, "num_attention_heads": 4, "head_dim": 32}
+    cfg = {
+        "model_type": "olmoe",
+        "vocab_size": 100,
+        "hidden_size": 64,
+        "intermediate_size": 32,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 4,
+        "head_dim": 32,
+    }
     with pytest.raises(SpecError, match="head_dim"):
         spec_from_config(cfg)
 
 
-@pytest.mark.parametrize(("content", "why"), [
-    ("{not json", "invalid JSON at line 1"),
-    ("[1, 2]", "must hold a JSON object"),
-    ("\x00\xff\xfe", "invalid JSON|not a text file"),
-    ("[" * 100_000 + "]" * 100_000, "nested too deeply|invalid JSON"),
-])
+@pytest.mark.parametrize(
+    ("content", "why"),
+    [
+        ("{not json", "invalid JSON at line 1"),
+        ("[1, 2]", "must hold a JSON object"),
+        ("\x00\xff\xfe", "invalid JSON|not a text file"),
+        ("[" * 100_000 + "]" * 100_000, "nested too deeply|invalid JSON"),
+    ],
+)
 def test_bad_config_files(tmp_path: Path, content: str, why: str) -> None:
     path = tmp_path / "config.json"
     path.write_bytes(content.encode("latin-1"))

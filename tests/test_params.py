@@ -75,7 +75,9 @@ def archs(draw: st.DrawFn, moe: bool | None = None) -> ArchSpec:
         num_layers=layers,
         tie_embeddings=draw(st.booleans()),
         attention=AttentionSpec(
-            num_heads=heads, num_kv_heads=heads_kv, head_dim=draw(st.sampled_from([32, 64, 128, 256])),
+            num_heads=heads,
+            num_kv_heads=heads_kv,
+            head_dim=draw(st.sampled_from([32, 64, 128, 256])),
             qkv_bias=draw(st.booleans()),
         ),
         mlp=mlp,
@@ -126,7 +128,9 @@ def test_active_grows_with_top_k_and_total_with_experts(arch: ArchSpec) -> None:
 
 def test_top_k_equal_to_experts_makes_everything_active() -> None:
     arch = ArchSpec(
-        vocab_size=1000, hidden_size=64, num_layers=2,
+        vocab_size=1000,
+        hidden_size=64,
+        num_layers=2,
         attention=AttentionSpec(num_heads=4, num_kv_heads=4, head_dim=16),
         moe=MoeSpec(num_experts=4, top_k=4, expert_intermediate_size=32),
     )

@@ -1,0 +1,172 @@
+"""The model catalogue tested as data, and the resolution of MODEL arguments."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from moeplan.catalog import (
+    catalog_dir,
+    load_catalog,
+    load_spec_file,
+    resolve_model,
+    spec_to_yaml,
+    suggestions,
+)
+from moeplan.errors import SpecError, UnknownModelError
+from moeplan.hf import spec_from_config
+from moeplan.params import count_params
+from moeplan.specs import ModelSpec
+
+CATALOG = load_catalog()
+CONFIGS = Path(__file__).parent / "data" / "hf_configs"
+
+
+def test_catalogue_size_and_unique_ids() -> None:
+    ids = [s.id for s in CATALOG]
+    assert len(ids) == len(set(ids))
+    assert len(CATALOG) >= 15
+
+
+@pytest.mark.parametrize("spec", CATALOG, ids=[s.id for s in CATALOG])
+def test_entry_has_sources_and_valid_file(spec: ModelSpec) -> None:
+    assert spec.sources, f"{spec.id} names no source for its shapes"
+    assert all(s.startswith("http") for s in spec.sources)
+    assert spec.published is not None, f"{spec.id} has no published figures"
+    assert spec.published.source.startswith("http")
+    path = catalog_dir() / f"{spec.id}.yaml"
+    assert path.read_text().startswith("#"), "each file opens with a comment saying where its shapes come from"
+
+
+@pytest.mark.parametrize("spec", CATALOG, ids=[s.id for s in CATALOG])
+def test_counts_match_published_figures(spec: ModelSpec) -> None:
+    pub = spec.published
+    assert pub is not None
+    counts = count_params(spec)
+    total = counts.total + ((counts.vision or 0) if pub.total_includes_vision else 0)
+    assert abs(total / 1e9 - pub.total_b) / pub.total_b * 100 <= pub.tolerance_pct, (total, pub.total_b)
+    if pub.active_b is not None:
+        active = counts.active - sum(counts.active_breakdown[k] for k in pub.excludes)
+        assert abs(active / 1e9 - pub.active_b) / pub.active_b * 100 <= pub.tolerance_pct, (active, pub.active_b)
+    else:
+        assert counts.active == counts.total, "a model published without an active figure must be dense"
+
+
+def _config_for(spec: ModelSpec) -> Path | None:
+    if spec.hf_id is None:
+        return None
+    path = CONFIGS / (spec.hf_id.replace("/", "__") + ".json")
+    return path if path.exists() else None
+
+
+WITH_CONFIG = [s for s in CATALOG if _config_for(s) is not None]
+
+
+@pytest.mark.parametrize("spec", WITH_CONFIG, ids=[s.id for s in WITH_CONFIG])
+def test_catalogue_shapes_equal_the_adapter_on_the_real_config(spec: ModelSpec) -> None:
+    path = _config_for(spec)
+    assert path is not None
+    from_config = spec_from_config(json.loads(path.read_text()), where=path.name)
+    assert spec.arch == from_config.arch
+    assert spec.architecture == from_config.architecture
+    assert spec.vision_params == from_config.vision_params
+
+
+def test_most_of_the_catalogue_is_checked_against_a_real_config() -> None:
+    assert len(WITH_CONFIG) >= len(CATALOG) - 3
+
+
+@pytest.mark.parametrize("spec", CATALOG, ids=[s.id for s in CATALOG])
+def test_yaml_round_trip(spec: ModelSpec, tmp_path: Path) -> None:
+    path = tmp_path / f"{spec.id}.yaml"
+    path.write_text(spec_to_yaml(spec))
+    assert load_spec_file(path) == spec
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        ("mixtral-8x22b", "mixtral-8x22b"),
+        ("Mixtral-8x22B", "mixtral-8x22b"),
+        ("mistralai/Mixtral-8x22B-v0.1", "mixtral-8x22b"),
+        ("deepseek-r1", "deepseek-v3"),
+        ("gpt-oss-120b", "gpt-oss-120b"),
+        ("gpt_oss_120b", "gpt-oss-120b"),
+    ],
+)
+def test_ids_aliases_and_hub_ids_resolve(name: str, expected: str) -> None:
+    assert resolve_model(name).id == expected
+
+
+def test_unknown_model_suggests_close_matches() -> None:
+    with pytest.raises(UnknownModelError) as e:
+        resolve_model("mixtral-8x23b")
+    assert "mixtral-8x22b" in str(e.value)
+    assert suggestions("qwen3")
+
+
+def test_config_file_and_folder_resolve(tmp_path: Path) -> None:
+    src = CONFIGS / "mistralai__Mixtral-8x7B-v0.1.json"
+    folder = tmp_path / "Mixtral-8x7B"
+    folder.mkdir()
+    (folder / "config.json").write_text(src.read_text())
+    a = resolve_model(str(folder))
+    b = resolve_model(str(folder / "config.json"))
+    assert a.arch == b.arch == resolve_model("mixtral-8x7b").arch
+    assert a.id == "mixtral-8x7b"
+
+
+def test_folder_without_config_is_an_error(tmp_path: Path) -> None:
+    with pytest.raises(SpecError, match=r"config\.json"):
+        resolve_model(str(tmp_path))
+
+
+def test_missing_path_is_an_error() -> None:
+    with pytest.raises(UnknownModelError, match="no such file"):
+        resolve_model("./nope/config.json")
+
+
+def _write_spec(tmp_path: Path, mutate: dict) -> Path:  # type: ignore[type-arg]
+    data = yaml.safe_load((catalog_dir() / "mixtral-8x7b.yaml").read_text())
+    for dotted, value in mutate.items():
+        node = data
+        *parents, last = dotted.split(".")
+        for p in parents:
+            node = node[p]
+        node[last] = value
+    path = tmp_path / "spec.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+@pytest.mark.parametrize(
+    ("mutate", "message"),
+    [
+        ({"arch.hidden_sise": 4096}, "arch.hidden_sise: unknown field"),
+        ({"arch.attention.num_heads": -1}, "arch.attention.num_heads"),
+        ({"arch.moe.top_k": 9}, "top_k (9) exceeds num_experts (8)"),
+        ({"arch.vocab_size": "many"}, "arch.vocab_size"),
+    ],
+)
+def test_bad_spec_names_file_and_field(tmp_path: Path, mutate: dict, message: str) -> None:  # type: ignore[type-arg]
+    path = _write_spec(tmp_path, mutate)
+    with pytest.raises(SpecError) as e:
+        resolve_model(str(path))
+    assert str(path) in str(e.value) and message in str(e.value)
+
+
+def test_malformed_yaml_names_the_line(tmp_path: Path) -> None:
+    path = tmp_path / "bad.yaml"
+    path.write_text("id: x\narch: [unclosed\n")
+    with pytest.raises(SpecError, match=r"bad.yaml: invalid YAML at line \d+"):
+        resolve_model(str(path))
+
+
+def test_yaml_is_loaded_safely(tmp_path: Path) -> None:
+    path = tmp_path / "evil.yaml"
+    path.write_text("!!python/object/apply:os.system ['echo pwned']\n")
+    with pytest.raises(SpecError, match="invalid YAML"):
+        resolve_model(str(path))

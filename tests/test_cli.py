@@ -1,0 +1,114 @@
+"""The commands, through typer's runner: output, JSON contract, exit codes and one-line errors."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from moeplan.cli import app
+
+runner = CliRunner()
+
+
+def run(*args: str) -> tuple[int, str, str]:
+    result = runner.invoke(app, list(args), env={"COLUMNS": "120", "NO_COLOR": "1"})
+    return result.exit_code, result.stdout, result.stderr
+
+
+def test_estimate_prints_parameter_table() -> None:
+    code, out, _ = run("estimate", "mixtral-8x22b", "--gpu", "a100")
+    assert code == 0
+    assert "Mixtral 8x22B" in out and "140.63B" in out and "39.16B" in out and "routed experts" in out
+
+
+def test_estimate_json_contract() -> None:
+    code, out, _ = run("estimate", "deepseek-v3", "--json")
+    assert code == 0
+    data = json.loads(out)
+    assert data["model"] == data["model"] | {"id": "deepseek-v3", "name": "DeepSeek-V3", "architecture": "deepseek_v3"}
+    p = data["params"]
+    assert p["total"] == 671026404352 and p["active"] == 37552282624 and p["embedding"] == 926679040
+    assert isinstance(p["total"], int)
+    assert set(p["breakdown"]) >= {
+        "attention",
+        "routed_experts",
+        "shared_experts",
+        "dense_mlp",
+        "router",
+        "embedding",
+        "lm_head",
+        "norm",
+        "other",
+    }
+    inside = sum(v for k, v in p["breakdown"].items() if k not in p["outside_total"])
+    assert inside == p["total"]
+    assert p["breakdown"]["mtp"] > 0 and "mtp" in p["outside_total"]
+    assert isinstance(data["assumptions"], list) and data["assumptions"]
+
+
+def test_models_lists_catalogue() -> None:
+    code, out, _ = run("models")
+    assert code == 0 and "mixtral-8x22b" in out and "deepseek-v3" in out
+    code, out, _ = run("models", "--json")
+    rows = json.loads(out)
+    assert {"id", "total", "active", "num_experts", "top_k", "source"} <= set(rows[0])
+
+
+def test_unknown_model_is_one_line_exit_1() -> None:
+    code, out, err = run("estimate", "mixtrall-8x22b")
+    assert code == 1 and out == ""
+    assert err.count("\n") == 1 and "did you mean" in err and "Traceback" not in err
+
+
+def test_bad_spec_file_is_one_line(tmp_path: Path) -> None:
+    path = tmp_path / "m.yaml"
+    path.write_text("id: m\nname: m\narchitecture: x\narch: {vocab_size: 10}\n")
+    code, _, err = run("estimate", str(path))
+    assert code == 1 and err.count("\n") == 1 and str(path) in err and "arch.hidden_size" in err
+
+
+def test_bad_config_file_is_one_line(tmp_path: Path) -> None:
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps({"model_type": "mixtral", "hidden_size": 4096}))
+    code, _, err = run("estimate", str(path))
+    assert code == 1 and err.count("\n") == 1 and "field 'num_hidden_layers' is missing" in err
+
+
+def test_usage_error_exits_2() -> None:
+    code, _, _ = run("estimate")
+    assert code == 2
+
+
+def test_spec_command_round_trips(tmp_path: Path) -> None:
+    code, out, _ = run("spec", "qwen3-30b-a3b")
+    assert code == 0
+    path = tmp_path / "qwen.yaml"
+    path.write_text(out)
+    code2, out2, _ = run("estimate", str(path), "--json")
+    assert code2 == 0 and json.loads(out2)["params"]["total"] == 30532122624
+
+
+def test_debug_env_shows_traceback() -> None:
+    result = runner.invoke(app, ["estimate", "nope-model"], env={"MOEPLAN_DEBUG": "1"})
+    assert result.exit_code != 0 and result.exception is not None
+
+
+def test_estimate_does_not_import_torch_or_hub() -> None:
+    code = (
+        "import sys; from moeplan.cli import app; from typer.testing import CliRunner;"
+        "r = CliRunner().invoke(app, ['estimate', 'mixtral-8x22b', '--gpu', 'a100']); assert r.exit_code == 0;"
+        "bad = [m for m in ('torch', 'huggingface_hub', 'transformers') if m in sys.modules]; print(bad)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
+
+
+@pytest.mark.parametrize("args", [["--help"], ["estimate", "--help"], ["models", "--help"], ["--version"]])
+def test_help_and_version(args: list[str]) -> None:
+    code, out, _ = run(*args)
+    assert code == 0 and out
