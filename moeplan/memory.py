@@ -1,0 +1,264 @@
+"""Memory per GPU: weights under a scheme, KV cache, activations and overheads, sharded over GPUs; fit answers.
+
+Sharding rules (what vLLM and SGLang do; llama.cpp splits by layers, which is pipeline parallelism here):
+
+* Tensor parallel (TP): attention heads split (q, o, MLA's q_b/kv_b/o, sinks); KV heads split down to one per
+  rank and replicated beyond that (``max(1, n_kv/TP)`` heads per rank); MLA's q_a/kv_a projections and latent
+  cache replicated; dense and shared MLPs split; router and norms replicated; embedding and output head split
+  by vocabulary.  Routed experts: each expert's width split over the TP ranks.
+* Expert parallel (EP, within the TP group): ``ceil(E/EP)`` whole experts per EP rank, each split over
+  ``TP/EP`` ranks.
+* Pipeline parallel (PP): layers in contiguous stages; the first stage holds the embedding, the last the final
+  norm and output head.  The largest stage decides.
+
+Per GPU: ``total = weights + kv + activations + overhead``; it fits when ``total <= usable memory``, where the
+overhead holds the CUDA context, communication buffers, CUDA graphs, allocator slack and the share the engine
+leaves unused (vLLM: ``1 - gpu_memory_utilization``).
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from moeplan.engines import GIB, EngineProfile
+from moeplan.errors import InputError
+from moeplan.kv import KV_DTYPES, LLAMA_CPP_UBATCH, layer_kv_elements
+from moeplan.quant import Scheme, quantized_tensors
+from moeplan.specs import ArchSpec, ParamKind
+from moeplan.tensors import Tensor
+
+
+@dataclass(frozen=True)
+class Parallel:
+    """Tensor, expert and pipeline parallel sizes; GPUs = tp x pp."""
+
+    tp: int = 1
+    ep: int = 1
+    pp: int = 1
+
+    @property
+    def num_gpus(self) -> int:
+        return self.tp * self.pp
+
+
+def check_parallel(arch: ArchSpec, par: Parallel) -> None:
+    """Reject layouts no engine can run, with the reason."""
+    att = arch.attention
+    if min(par.tp, par.ep, par.pp) < 1:
+        raise InputError("--tp, --ep and --pp must be at least 1")
+    if att.num_heads % par.tp:
+        raise InputError(f"--tp {par.tp} does not divide the {att.num_heads} attention heads")
+    n_kv = att.num_kv_heads
+    if att.mla is None and n_kv % par.tp and par.tp % n_kv:
+        raise InputError(f"--tp {par.tp} and the {n_kv} KV heads must divide one another")
+    if par.pp > arch.num_layers:
+        raise InputError(f"--pp {par.pp} exceeds the {arch.num_layers} layers")
+    if par.ep > 1:
+        if arch.moe is None:
+            raise InputError("--ep needs an MoE model")
+        if par.tp % par.ep:
+            raise InputError(f"--ep {par.ep} must divide --tp {par.tp} (experts are spread over the TP ranks)")
+        if par.ep > arch.moe.num_experts:
+            raise InputError(f"--ep {par.ep} exceeds the {arch.moe.num_experts} experts")
+
+
+def default_parallel(arch: ArchSpec, num_gpus: int, engine: EngineProfile, max_tp: int = 8) -> Parallel:
+    """The layout an engine uses for ``num_gpus``: llama.cpp splits layers; the others TP up to a node."""
+    if num_gpus < 1:
+        raise InputError("the number of GPUs must be at least 1")
+    if engine.name == "llama.cpp":
+        return Parallel(1, 1, num_gpus)
+    tp = 1
+    for cand in range(min(num_gpus, max_tp), 0, -1):
+        if num_gpus % cand == 0:
+            try:
+                check_parallel(arch, Parallel(cand, 1, num_gpus // cand))
+            except InputError:
+                continue
+            tp = cand
+            break
+    return Parallel(tp, 1, num_gpus // tp)
+
+
+def _stage_layers(num_layers: int, pp: int) -> list[range]:
+    base, extra = divmod(num_layers, pp)
+    out, start = [], 0
+    for s in range(pp):
+        n = base + (1 if s < extra else 0)
+        out.append(range(start, start + n))
+        start += n
+    return out
+
+
+def _tp_share(t: Tensor, arch: ArchSpec, par: Parallel) -> float:
+    """The share of tensor ``t`` one TP rank holds."""
+    tp = par.tp
+    role = t.role
+    if t.kind in ("norm", "router") or role in ("attn_q_a", "attn_q_a.bias", "attn_kv_a_mqa", "attn_kv_a_mqa.bias"):
+        return 1.0
+    if role in ("attn_k", "attn_v", "attn_k.bias", "attn_v.bias"):
+        n_kv = arch.attention.num_kv_heads
+        return max(1, n_kv // tp) / n_kv
+    if t.kind == "routed_experts":
+        assert arch.moe is not None
+        e = arch.moe.num_experts
+        return math.ceil(e / par.ep) / e / (tp // par.ep)
+    if role in ("attn_output.bias", "ffn_gate_inp_shexp") or (role.startswith("ffn_down") and role.endswith(".bias")):
+        return 1.0  # added after the all-reduce, or a single row: every rank keeps it
+    return 1.0 / tp
+
+
+@dataclass(frozen=True)
+class MemoryRequest:
+    """Everything the memory model needs besides the model."""
+
+    scheme: Scheme
+    engine: EngineProfile
+    usable_bytes: float
+    parallel: Parallel
+    context: int
+    batch: int
+    kv_dtype: str = "bf16"
+    flash_attention: bool = True
+    mtp_layers: int = 0
+
+
+@dataclass(frozen=True)
+class GpuMemory:
+    """One GPU's share (the largest pipeline stage)."""
+
+    weights_by_kind: dict[ParamKind, int]
+    kv_bytes: float
+    activation_bytes: float
+    overhead_bytes: float
+
+    @property
+    def weights_bytes(self) -> int:
+        return sum(self.weights_by_kind.values())
+
+    @property
+    def total_bytes(self) -> float:
+        return self.weights_bytes + self.kv_bytes + self.activation_bytes + self.overhead_bytes
+
+
+class MemoryModel:
+    """The static part (weights per stage, KV bytes per token per stage), evaluated for any context and batch."""
+
+    def __init__(self, arch: ArchSpec, req: MemoryRequest) -> None:
+        check_parallel(arch, req.parallel)
+        self.arch, self.req = arch, req
+        par = req.parallel
+        tensors = quantized_tensors(arch, req.scheme)
+        whole: Counter[ParamKind] = Counter()
+        stages = _stage_layers(arch.num_layers, par.pp)
+        per_stage: list[Counter[ParamKind]] = [Counter() for _ in stages]
+        for t, _, nbytes in tensors:
+            whole[t.kind] += nbytes
+            if t.layer is None:
+                s = 0 if t.role == "token_embd" else len(stages) - 1
+            else:
+                s = next(i for i, r in enumerate(stages) if t.layer in r)
+            per_stage[s][t.kind] += round(nbytes * _tp_share(t, arch, par))
+        self.weights_by_kind = dict(whole)
+        self.stage_weights = [dict(c) for c in per_stage]
+        self.stage_layers = stages
+        # KV per token per GPU in each stage.
+        att = arch.attention
+        share = 1.0 if att.mla is not None else max(1, att.num_kv_heads // par.tp) / att.num_kv_heads
+        per_layer = layer_kv_elements(arch) * KV_DTYPES[req.kv_dtype] * share
+        self.kv_layer_bytes = per_layer
+        ring = req.engine.swa_ring and att.window_tokens is not None
+        self.stage_growing: list[int] = []
+        self.stage_ring: list[int] = []
+        for i, r in enumerate(stages):
+            windowed = sum(1 for layer in r if att.layer_kind(layer) != "F") if ring else 0
+            extra = req.mtp_layers if i == len(stages) - 1 else 0
+            self.stage_growing.append(len(r) - windowed + extra)
+            self.stage_ring.append(windowed)
+
+    # -- per token and per GPU ----------------------------------------------------------------------
+
+    def kv_gpu_bytes(self, stage: int, context: int, batch: int) -> float:
+        att = self.arch.attention
+        ring_cells = min(context, (att.window_tokens or 0) + LLAMA_CPP_UBATCH)
+        cells = self.stage_growing[stage] * context + self.stage_ring[stage] * ring_cells
+        return cells * self.kv_layer_bytes * batch
+
+    def activation_bytes(self, context: int, batch: int) -> float:
+        """Peak working buffers of one forward pass on one GPU (bytes); see the formula per engine below.
+
+        vLLM/SGLang: ``T * 2 B * (4h + qkv/TP + ffn/TP) + min(batch, 256) * V * 4 B`` for the planned
+        ``T = max_num_batched_tokens`` (Llama-3-8B: 0.9 GiB; logs show 1.26 GiB).  llama.cpp: the compute
+        buffer ``max(0.25 GiB, n_ubatch * (V + 4h) * 4 B)`` plus ``n_ctx * n_ubatch * n_head * 4 B`` without
+        flash attention.  transformers: the same per-token buffers for the whole prompt of every sequence.
+        """
+        arch, eng, tp = self.arch, self.req.engine, self.req.parallel.tp
+        h, v, att = arch.hidden_size, arch.vocab_size, arch.attention
+        qkv = att.num_heads * att.head_dim + 2 * att.num_kv_heads * att.value_dim
+        ffn = 2 * arch.mlp.intermediate_size if arch.mlp else 0
+        if arch.moe is not None:
+            ffn = max(ffn, arch.moe.top_k * (2 * arch.moe.expert_intermediate_size + h))
+        per_token = 2 * (4 * h + (qkv + ffn) / tp)
+        if eng.name == "llama.cpp":
+            buf = max(0.25 * GIB, LLAMA_CPP_UBATCH * (v + 4 * h) * 4.0)
+            if not self.req.flash_attention:
+                buf += context * batch * min(LLAMA_CPP_UBATCH, context) * att.num_heads * 4.0
+            return buf
+        if eng.name == "transformers":
+            return batch * context * per_token + batch * v * 4.0
+        tokens = min(eng.batched_tokens, max(context * batch, 1))
+        return tokens * per_token + min(batch, 256) * v * 4.0
+
+    def overhead_bytes(self, live: float) -> float:
+        eng, req = self.req.engine, self.req
+        graphs = eng.graph_bytes_moe if self.arch.moe is not None else eng.graph_bytes_dense
+        comm = eng.sharded_extra_bytes if req.parallel.num_gpus > 1 else 0.0
+        return eng.context_bytes + comm + graphs + eng.reserve_fraction * req.usable_bytes + eng.slack_fraction * live
+
+    def gpu(self, context: int, batch: int) -> GpuMemory:
+        """The largest GPU (pipeline stage) at ``context`` and ``batch``."""
+        act = self.activation_bytes(context, batch)
+        best: GpuMemory | None = None
+        for s in range(len(self.stage_layers)):
+            weights = self.stage_weights[s]
+            kv = self.kv_gpu_bytes(s, context, batch)
+            live = sum(weights.values()) + kv + act
+            g = GpuMemory(weights, kv, act, self.overhead_bytes(live))
+            if best is None or g.total_bytes > best.total_bytes:
+                best = g
+        assert best is not None
+        return best
+
+    def deployment_kv_bytes(self, context: int, batch: int) -> float:
+        tp = self.req.parallel.tp
+        return sum(self.kv_gpu_bytes(s, context, batch) * tp for s in range(len(self.stage_layers)))
+
+    def fits(self, context: int, batch: int) -> bool:
+        return self.gpu(context, batch).total_bytes <= self.req.usable_bytes
+
+    def max_context(self, batch: int, limit: int) -> int:
+        """The longest context (tokens, up to ``limit``) that fits at ``batch``; 0 if none does."""
+        return _largest(lambda c: self.fits(c, batch), limit)
+
+    def max_batch(self, context: int, limit: int = 1 << 20) -> int:
+        """The largest batch that fits at ``context``; 0 if none does."""
+        return _largest(lambda b: self.fits(context, b), limit)
+
+
+def _largest(ok: Callable[[int], bool], limit: int) -> int:
+    """Largest n in [1, limit] with ok(n), for a monotone predicate (binary search); 0 if ok(1) fails."""
+    if not ok(1):
+        return 0
+    if ok(limit):
+        return limit
+    lo, hi = 1, limit
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        if ok(mid):
+            lo = mid
+        else:
+            hi = mid
+    return lo
