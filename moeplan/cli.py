@@ -67,23 +67,89 @@ def _main(
     """VRAM, speed and cost planner for Mixture-of-Experts language models."""
 
 
+GpuMemoryOpt = Annotated[
+    float | None, typer.Option("--gpu-memory", help="GPU memory in GiB, for an accelerator not in the catalogue.")
+]
+GpuBandwidthOpt = Annotated[float | None, typer.Option("--gpu-bandwidth", help="Memory bandwidth in GB/s.")]
+GpuTflopsOpt = Annotated[float | None, typer.Option("--gpu-tflops", help="Dense bf16 TFLOP/s.")]
+NumGpusOpt = Annotated[int | None, typer.Option("--num-gpus", help="How many GPUs; without it, the fewest that fit.")]
+TpOpt = Annotated[int | None, typer.Option("--tp", help="Tensor-parallel size.")]
+EpOpt = Annotated[int | None, typer.Option("--ep", help="Expert-parallel size (within the TP group).")]
+PpOpt = Annotated[int | None, typer.Option("--pp", help="Pipeline-parallel size.")]
+QuantOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--quant",
+        help="Weight format (bf16, fp8, gptq-int4, awq-int4, nf4, mxfp4, nvfp4, Q4_K_M, ...) or per class: "
+        "experts=mxfp4,attention=bf16. Default: the checkpoint's own.",
+    ),
+]
+KvOpt = Annotated[str, typer.Option("--kv-dtype", help="KV cache format: bf16, fp16, fp8, q8_0, q4_0, ...")]
+ContextOpt = Annotated[str, typer.Option("--context", help="Tokens per sequence (prompt + output): 4096, 32k, 1M.")]
+BatchOpt = Annotated[int, typer.Option("--batch", help="Concurrent sequences.")]
+EngineOpt = Annotated[str, typer.Option("--engine", help="Memory profile: vllm, sglang, llama.cpp, transformers.")]
+NoFaOpt = Annotated[
+    bool, typer.Option("--no-flash-attention", help="llama.cpp without flash attention (compute buffer grows).")
+]
+MtpOpt = Annotated[bool, typer.Option("--mtp", help="Serve with the multi-token-prediction layers (their KV too).")]
+
+
 @app.command()
-def estimate(model: ModelArg, gpu: GpuOpt = None, json_out: JsonOpt = False) -> None:
-    """One deployment: total and active parameters, and their breakdown by kind.
+def estimate(
+    model: ModelArg,
+    gpu: GpuOpt = None,
+    gpu_memory: GpuMemoryOpt = None,
+    gpu_bandwidth: GpuBandwidthOpt = None,
+    gpu_tflops: GpuTflopsOpt = None,
+    num_gpus: NumGpusOpt = None,
+    tp: TpOpt = None,
+    ep: EpOpt = None,
+    pp: PpOpt = None,
+    quant: QuantOpt = None,
+    kv_dtype: KvOpt = "bf16",
+    context: ContextOpt = "8k",
+    batch: BatchOpt = 1,
+    engine: EngineOpt = "vllm",
+    no_flash_attention: NoFaOpt = False,
+    mtp: MtpOpt = False,
+    json_out: JsonOpt = False,
+) -> None:
+    """One deployment: parameters, memory per GPU, and whether (and at what context) it fits.
 
     Examples:
 
       moeplan estimate mixtral-8x22b --gpu a100
 
-      moeplan estimate deepseek-v3 --json
+      moeplan estimate deepseek-v3 --gpu h200 --num-gpus 8 --context 32k --json
 
-      moeplan estimate ./Qwen3-30B-A3B/config.json
+      moeplan estimate qwen3-30b-a3b --gpu rtx-4090 --quant Q4_K_M --engine llama.cpp
+
+      moeplan estimate ./Qwen3-30B-A3B/config.json --gpu h100 --quant experts=fp8
     """
     from moeplan.plan import EstimateRequest
     from moeplan.plan import estimate as run_estimate
+    from moeplan.units import parse_tokens
 
     with handled_errors():
-        result = run_estimate(EstimateRequest(model=model, gpu=gpu))
+        request = EstimateRequest(
+            model=model,
+            gpu=gpu,
+            gpu_memory_gib=gpu_memory,
+            gpu_bandwidth_gb_s=gpu_bandwidth,
+            gpu_tflops=gpu_tflops,
+            num_gpus=num_gpus,
+            tp=tp,
+            ep=ep,
+            pp=pp,
+            quant=quant,
+            kv_dtype=kv_dtype,
+            context=parse_tokens(context),
+            batch=batch,
+            engine=engine,
+            flash_attention=not no_flash_attention,
+            mtp=mtp,
+        )
+        result = run_estimate(request)
     if json_out:
         from moeplan.render import to_json_text
 

@@ -41,7 +41,13 @@ _ALIASES = {"f32": "fp32", "f16": "fp16", "float16": "fp16", "bfloat16": "bf16",
 _GGML_ONLY = {"q8_0", "q5_1", "q5_0", "q4_1", "q4_0", "iq4_nl"}
 
 LLAMA_CPP_UBATCH = 512
-"""llama.cpp's default ``--ubatch-size``; its SWA ring holds ``window + n_ubatch`` cells per sequence."""
+"""llama.cpp's default ``--ubatch-size``."""
+
+
+def swa_ring_cells(window: int, context: int, ubatch: int = LLAMA_CPP_UBATCH) -> int:
+    """Cells llama.cpp keeps per sequence for a sliding-window layer: ``pad256(window + n_ubatch)``, at most
+    the context (``llama_kv_cache_iswa``; Ollama's gpt-oss-120b log: window 128 + ubatch 1024 -> 1280 cells)."""
+    return min(context, -(-(window + ubatch) // 256) * 256)
 
 
 def kv_dtype(name: str) -> str:
@@ -88,16 +94,22 @@ def kv_bytes_per_token(arch: ArchSpec, dtype: str = "bf16", engine: str = "vllm"
 
 
 def kv_cache_bytes(
-    arch: ArchSpec, context: int, batch: int, dtype: str = "bf16", engine: str = "vllm", mtp_layers: int = 0
+    arch: ArchSpec,
+    context: int,
+    batch: int,
+    dtype: str = "bf16",
+    engine: str = "vllm",
+    mtp_layers: int = 0,
+    ubatch: int = LLAMA_CPP_UBATCH,
 ) -> float:
     """KV cache for ``batch`` sequences of ``context`` tokens, the whole model (no sharding).
 
-    Windowed layers under llama.cpp add ``min(context, window + n_ubatch)`` cells per sequence.
+    Windowed layers under llama.cpp add a ring of :func:`swa_ring_cells` cells per sequence.
     """
     if context <= 0 or batch <= 0:
         raise InputError("context and batch must be positive")
     layout = kv_layout(arch, engine, mtp_layers)
     per_layer = layer_kv_elements(arch) * KV_DTYPES[dtype]
     growing = layout.growing_layers * per_layer * context
-    ring = layout.windowed_layers * per_layer * min(context, layout.window_tokens + LLAMA_CPP_UBATCH)
+    ring = layout.windowed_layers * per_layer * swa_ring_cells(layout.window_tokens, context, ubatch)
     return (growing + ring) * batch

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 from moeplan.engines import GIB, EngineProfile
 from moeplan.errors import InputError
-from moeplan.kv import KV_DTYPES, LLAMA_CPP_UBATCH, layer_kv_elements
+from moeplan.kv import KV_DTYPES, LLAMA_CPP_UBATCH, layer_kv_elements, swa_ring_cells
 from moeplan.quant import Scheme, quantized_tensors
 from moeplan.specs import ArchSpec, ParamKind
 from moeplan.tensors import Tensor
@@ -183,7 +183,7 @@ class MemoryModel:
 
     def kv_gpu_bytes(self, stage: int, context: int, batch: int) -> float:
         att = self.arch.attention
-        ring_cells = min(context, (att.window_tokens or 0) + LLAMA_CPP_UBATCH)
+        ring_cells = swa_ring_cells(att.window_tokens or 0, context)
         cells = self.stage_growing[stage] * context + self.stage_ring[stage] * ring_cells
         return cells * self.kv_layer_bytes * batch
 

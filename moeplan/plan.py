@@ -11,17 +11,81 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict
 
 from moeplan.catalog import load_catalog, resolve_model
+from moeplan.engines import GIB, EngineProfile, engine_profile
+from moeplan.errors import InputError
+from moeplan.kv import kv_bytes_per_token, kv_dtype
+from moeplan.memory import MemoryModel, MemoryRequest, Parallel, default_parallel
 from moeplan.params import ParamCounts, count_params
-from moeplan.specs import ModelSpec
+from moeplan.quant import parse_scheme
+from moeplan.specs import ArchSpec, ModelSpec
+
+DEFAULT_CONTEXT = 8192
+GPU_COUNTS = (1, 2, 4, 8, 16, 32, 64)
 
 
 class EstimateRequest(BaseModel):
-    """What the user asked for."""
+    """What the user asked for; every option of ``moeplan estimate``."""
 
     model_config = ConfigDict(frozen=True)
 
     model: str
     gpu: str | None = None
+    gpu_memory_gib: float | None = None
+    gpu_bandwidth_gb_s: float | None = None
+    gpu_tflops: float | None = None
+    num_gpus: int | None = None
+    tp: int | None = None
+    ep: int | None = None
+    pp: int | None = None
+    quant: str | None = None
+    kv_dtype: str = "bf16"
+    context: int = DEFAULT_CONTEXT
+    batch: int = 1
+    engine: str = "vllm"
+    flash_attention: bool = True
+    mtp: bool = False
+
+
+class MemoryResult(BaseModel):
+    """Memory of the deployment (sums over GPUs) and of its largest GPU."""
+
+    model_config = ConfigDict(frozen=True)
+
+    scheme: str
+    kv_dtype: str
+    engine: str
+    weights_bytes: int
+    weights_by_kind: dict[str, int]
+    kv_bytes_per_token: int
+    kv_cache_bytes: int
+    activation_bytes: int
+    overhead_bytes: int
+    total_bytes: int
+    per_gpu_bytes: int
+    per_gpu_weights_bytes: int
+    per_gpu_weights_by_kind: dict[str, int]
+    per_gpu_kv_cache_bytes: int
+    per_gpu_activation_bytes: int
+    per_gpu_overhead_bytes: int
+    usable_bytes_per_gpu: int | None
+
+
+class FitResult(BaseModel):
+    """Whether and how the model fits the chosen GPUs."""
+
+    model_config = ConfigDict(frozen=True)
+
+    gpu: str
+    gpu_name: str
+    fits: bool
+    num_gpus: int
+    min_gpus: int | None
+    tp: int
+    ep: int
+    pp: int
+    headroom_bytes: int
+    max_context: int
+    max_batch: int
 
 
 class EstimateResult(BaseModel):
@@ -31,7 +95,9 @@ class EstimateResult(BaseModel):
 
     spec: ModelSpec
     params: ParamCounts
-    gpu_name: str | None = None
+    request: EstimateRequest
+    memory: MemoryResult
+    fit: FitResult | None = None
     assumptions: tuple[str, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
@@ -63,6 +129,15 @@ class EstimateResult(BaseModel):
                 "active_breakdown": dict(p.active_breakdown),
                 "outside_total": [k for k in ("mtp", "vision") if k in breakdown],
             },
+            "request": {
+                "context": self.request.context,
+                "batch": self.request.batch,
+                "engine": self.memory.engine,
+                "quant": self.memory.scheme,
+                "kv_dtype": self.memory.kv_dtype,
+            },
+            "memory": self.memory.model_dump(),
+            "fit": self.fit.model_dump() if self.fit else None,
             "assumptions": list(self.assumptions),
         }
 
@@ -84,16 +159,137 @@ def _assumptions(spec: ModelSpec, params: ParamCounts) -> tuple[str, ...]:
     return tuple(out)
 
 
-def estimate(request: EstimateRequest) -> EstimateResult:
-    """Resolve the model and compute its figures."""
-    spec = resolve_model(request.model)
-    params = count_params(spec)
-    gpu_name = None
-    if request.gpu is not None:
-        from moeplan.hardware import resolve_gpu
+def _usable_bytes(request: EstimateRequest) -> tuple[str, str, float] | None:
+    """(id, name, usable bytes per GPU) for the requested accelerator, or None without one."""
+    from moeplan.hardware import custom_gpu, resolve_gpu
 
-        gpu_name = resolve_gpu(request.gpu).name
-    return EstimateResult(spec=spec, params=params, gpu_name=gpu_name, assumptions=_assumptions(spec, params))
+    custom = (request.gpu_memory_gib, request.gpu_bandwidth_gb_s, request.gpu_tflops)
+    if request.gpu is None and all(v is None for v in custom):
+        return None
+    base = resolve_gpu(request.gpu) if request.gpu is not None else None
+    gpu = custom_gpu(base, *custom) if any(v is not None for v in custom) else base
+    assert gpu is not None
+    return gpu.id, gpu.name, gpu.usable_memory_gib * GIB
+
+
+def _validate(request: EstimateRequest) -> None:
+    if request.context < 1:
+        raise InputError(f"--context must be at least 1 token, not {request.context}")
+    if request.batch < 1:
+        raise InputError(f"--batch must be at least 1, not {request.batch}")
+    for name in ("num_gpus", "tp", "ep", "pp"):
+        value = getattr(request, name)
+        if value is not None and value < 1:
+            raise InputError(f"--{name.replace('_', '-')} must be at least 1, not {value}")
+
+
+def _parallel(arch: ArchSpec, request: EstimateRequest, engine: EngineProfile, num_gpus: int) -> Parallel:
+    if request.tp is None and request.pp is None:
+        par = default_parallel(arch, num_gpus, engine)
+        return Parallel(par.tp, request.ep or 1, par.pp)
+    tp = request.tp or max(1, num_gpus // (request.pp or 1))
+    pp = request.pp or max(1, num_gpus // tp)
+    if tp * pp != num_gpus:
+        raise InputError(f"--tp {tp} x --pp {pp} = {tp * pp} GPUs, but --num-gpus is {num_gpus}")
+    return Parallel(tp, request.ep or 1, pp)
+
+
+def estimate(request: EstimateRequest) -> EstimateResult:
+    """Resolve the model and compute parameters, memory and fit."""
+    spec = resolve_model(request.model)
+    arch = spec.arch
+    _validate(request)
+    params = count_params(spec)
+    engine = engine_profile(request.engine)
+    kv_name = kv_dtype(request.kv_dtype)
+    native = spec.native_quant or spec.weights_dtype
+    scheme = parse_scheme(request.quant or native, spec.native_quant, spec.weights_dtype)
+    mtp_layers = arch.mtp_layers if request.mtp else 0
+    gpu = _usable_bytes(request)
+    usable = gpu[2] if gpu else 0.0
+
+    def model_for(num_gpus: int) -> MemoryModel:
+        par = _parallel(arch, request, engine, num_gpus)
+        mreq = MemoryRequest(
+            scheme, engine, usable, par, request.context, request.batch, kv_name, request.flash_attention, mtp_layers
+        )
+        return MemoryModel(arch, mreq)
+
+    explicit = request.num_gpus or ((request.tp or 1) * (request.pp or 1) if (request.tp or request.pp) else None)
+    min_gpus: int | None = None
+    if gpu is not None:
+        for n in GPU_COUNTS:
+            try:
+                candidate = model_for(n)
+            except InputError:
+                continue
+            if candidate.fits(request.context, request.batch):
+                min_gpus = n
+                break
+    num_gpus = explicit or min_gpus or 1
+    mm = model_for(num_gpus)
+    g = mm.gpu(request.context, request.batch)
+    n = mm.req.parallel.num_gpus
+    kv_deploy = mm.deployment_kv_bytes(request.context, request.batch)
+    memory = MemoryResult(
+        scheme=scheme.name,
+        kv_dtype=kv_name,
+        engine=engine.name,
+        weights_bytes=sum(mm.weights_by_kind.values()),
+        weights_by_kind=dict(mm.weights_by_kind),
+        kv_bytes_per_token=round(kv_bytes_per_token(arch, kv_name, engine.name, mtp_layers)),
+        kv_cache_bytes=round(kv_deploy),
+        activation_bytes=round(g.activation_bytes * n),
+        overhead_bytes=round(g.overhead_bytes * n),
+        total_bytes=round(sum(mm.weights_by_kind.values()) + kv_deploy + (g.activation_bytes + g.overhead_bytes) * n),
+        per_gpu_bytes=round(g.total_bytes),
+        per_gpu_weights_bytes=g.weights_bytes,
+        per_gpu_weights_by_kind=dict(g.weights_by_kind),
+        per_gpu_kv_cache_bytes=round(g.kv_bytes),
+        per_gpu_activation_bytes=round(g.activation_bytes),
+        per_gpu_overhead_bytes=round(g.overhead_bytes),
+        usable_bytes_per_gpu=round(usable) if gpu else None,
+    )
+    fit = None
+    if gpu is not None:
+        limit = arch.max_context or 1 << 20
+        par = mm.req.parallel
+        fit = FitResult(
+            gpu=gpu[0],
+            gpu_name=gpu[1],
+            fits=g.total_bytes <= usable,
+            num_gpus=n,
+            min_gpus=min_gpus,
+            tp=par.tp,
+            ep=par.ep,
+            pp=par.pp,
+            headroom_bytes=round(usable - g.total_bytes),
+            max_context=mm.max_context(request.batch, limit),
+            max_batch=mm.max_batch(request.context),
+        )
+    return EstimateResult(
+        spec=spec,
+        params=params,
+        request=request,
+        memory=memory,
+        fit=fit,
+        assumptions=_assumptions(spec, params) + _memory_assumptions(request, engine, scheme.name, kv_name, fit),
+    )
+
+
+def _memory_assumptions(
+    request: EstimateRequest, engine: EngineProfile, scheme: str, kv_name: str, fit: FitResult | None
+) -> tuple[str, ...]:
+    out = [
+        f"weights: {scheme} (--quant; the checkpoint's own format by default)",
+        f"KV cache: {kv_name}, {request.context:,} tokens x {request.batch} sequences",
+        f"engine profile: {engine.name} ({engine.source})",
+    ]
+    if engine.reserve_fraction:
+        out.append(f"{engine.name} leaves {engine.reserve_fraction:.0%} of GPU memory unused (counted as overhead)")
+    if fit is not None:
+        out.append(f"layout: TP {fit.tp} x PP {fit.pp}" + (f", EP {fit.ep}" if fit.ep > 1 else ""))
+    return tuple(out)
 
 
 class CatalogRow(BaseModel):

@@ -52,8 +52,7 @@ def print_estimate(console: Console, result: EstimateResult) -> None:
         f"[bold]{fmt_count(p.total)}[/bold] parameters, [bold]{fmt_count(p.active)}[/bold] active per token "
         f"({p.active_share:.1%})"
     )
-    if result.gpu_name:
-        console.print(f"GPU: {result.gpu_name}")
+    _print_verdict(console, result)
     table = Table(title="Parameters by kind", title_justify="left")
     table.add_column("kind")
     table.add_column("total", justify="right")
@@ -76,6 +75,7 @@ def print_estimate(console: Console, result: EstimateResult) -> None:
         pub = spec.published
         active = f", {pub.active_b:g}B active" if pub.active_b else ""
         console.print(f"[dim]published: {pub.total_b:g}B total{active} ({pub.source})[/dim]")
+    _print_memory(console, result)
 
 
 def print_models(console: Console, rows: list[CatalogRow]) -> None:
@@ -94,3 +94,80 @@ def print_models(console: Console, rows: list[CatalogRow]) -> None:
             r.source.split(" ")[0],
         )
     console.print(table)
+
+
+def fmt_gib(n: float) -> str:
+    """Bytes -> GiB with two decimals."""
+    return f"{n / 1024**3:,.2f} GiB"
+
+
+def _print_verdict(console: Console, result: EstimateResult) -> None:
+    fit, mem = result.fit, result.memory
+    req = result.request
+    where = f"{req.context:,} tokens x {req.batch}, {mem.scheme} weights, {mem.kv_dtype} KV, {mem.engine}"
+    if fit is None:
+        console.print(f"Memory for {where}: [bold]{fmt_gib(mem.per_gpu_bytes)}[/bold] on one GPU (no --gpu given)")
+        return
+    gpus = f"{fit.num_gpus} x {fit.gpu_name}"
+    if fit.fits:
+        console.print(
+            f"[bold green]FITS[/bold green] on {gpus} ({where}): {fmt_gib(mem.per_gpu_bytes)} of "
+            f"{fmt_gib(mem.usable_bytes_per_gpu or 0)} per GPU, {fmt_gib(fit.headroom_bytes)} headroom; "
+            f"longest context at batch {req.batch}: {fit.max_context:,} tokens"
+        )
+    else:
+        need = f"fewest that fit: {fit.min_gpus}" if fit.min_gpus else "does not fit on up to 64 of them"
+        console.print(
+            f"[bold red]DOES NOT FIT[/bold red] on {gpus} ({where}): {fmt_gib(mem.per_gpu_bytes)} needed of "
+            f"{fmt_gib(mem.usable_bytes_per_gpu or 0)} per GPU, short by {fmt_gib(-fit.headroom_bytes)}; {need}"
+        )
+
+
+def _bar(parts: list[tuple[str, float, str]], capacity: float, width: int = 50) -> str:
+    """A stacked bar of ``parts`` (label, bytes, colour) against ``capacity``."""
+    total = sum(p[1] for p in parts)
+    scale = width / max(capacity, total, 1.0)
+    out = ""
+    for _, value, colour in parts:
+        n = round(value * scale)
+        out += f"[{colour}]" + "█" * n + f"[/{colour}]"
+    used = sum(round(p[1] * scale) for p in parts)
+    if capacity > total:
+        out += "[dim]" + "░" * max(0, round(capacity * scale) - used) + "[/dim]"
+    return out
+
+
+def _print_memory(console: Console, result: EstimateResult) -> None:
+    mem, fit = result.memory, result.fit
+    table = Table(title="Memory per GPU (the largest)", title_justify="left")
+    table.add_column("part")
+    table.add_column("per GPU", justify="right")
+    table.add_column("whole deployment", justify="right")
+    for key, value in mem.per_gpu_weights_by_kind.items():
+        if value:
+            table.add_row(
+                f"weights: {_KIND_LABELS.get(key, key)}", fmt_gib(value), fmt_gib(mem.weights_by_kind.get(key, 0))
+            )
+    table.add_row("KV cache", fmt_gib(mem.per_gpu_kv_cache_bytes), fmt_gib(mem.kv_cache_bytes))
+    table.add_row("activations", fmt_gib(mem.per_gpu_activation_bytes), fmt_gib(mem.activation_bytes))
+    table.add_row("overhead and engine reserve", fmt_gib(mem.per_gpu_overhead_bytes), fmt_gib(mem.overhead_bytes))
+    table.add_section()
+    table.add_row("[bold]total[/bold]", f"[bold]{fmt_gib(mem.per_gpu_bytes)}[/bold]", fmt_gib(mem.total_bytes))
+    if mem.usable_bytes_per_gpu:
+        table.add_row("usable GPU memory", fmt_gib(mem.usable_bytes_per_gpu), "")
+    console.print(table)
+    console.print(f"KV cache: {mem.kv_bytes_per_token:,} bytes per token ({mem.kv_dtype}, {mem.engine})")
+    if mem.usable_bytes_per_gpu:
+        parts = [
+            ("weights", float(mem.per_gpu_weights_bytes), "blue"),
+            ("KV", float(mem.per_gpu_kv_cache_bytes), "magenta"),
+            ("activations", float(mem.per_gpu_activation_bytes), "yellow"),
+            ("overhead", float(mem.per_gpu_overhead_bytes), "white"),
+        ]
+        console.print(
+            _bar(parts, float(mem.usable_bytes_per_gpu)) + "  [blue]weights[/blue] [magenta]KV[/magenta] "
+            "[yellow]activations[/yellow] overhead"
+        )
+    if fit is not None:
+        layout = f"TP {fit.tp} x PP {fit.pp}" + (f", EP {fit.ep}" if fit.ep > 1 else "")
+        console.print(f"[dim]layout: {layout}; largest batch at this context: {fit.max_batch:,}[/dim]")

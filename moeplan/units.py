@@ -1,0 +1,23 @@
+"""Parsing of human sizes: token counts such as ``32k`` and ``1M``."""
+
+from __future__ import annotations
+
+import re
+
+from moeplan.errors import InputError
+
+_TOKENS = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kKmM]?)\s*$")
+
+
+def parse_tokens(text: str, what: str = "--context") -> int:
+    """``"32k"`` -> 32768, ``"128K"`` -> 131072, ``"1M"`` -> 1048576, ``"4096"`` -> 4096.
+
+    k and M are binary (1024 and 1024^2), as context lengths are quoted (Llama 3.1's "128k" is 131,072).
+    """
+    m = _TOKENS.match(text)
+    if not m:
+        raise InputError(f"{what} '{text}' is not a token count", "write e.g. 4096, 32k or 1M")
+    value = float(m.group(1)) * {"": 1, "k": 1024, "m": 1024**2}[m.group(2).lower()]
+    if value < 1 or value != int(value):
+        raise InputError(f"{what} '{text}' must be a positive whole number of tokens")
+    return int(value)
