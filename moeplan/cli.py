@@ -183,6 +183,29 @@ def models(json_out: JsonOpt = False) -> None:
 
 
 @app.command()
+def quants(json_out: JsonOpt = False) -> None:
+    """Weight formats with their storage bits per weight (scales included), and llama.cpp's GGUF mixes.
+
+    Example:
+
+      moeplan quants --json
+    """
+    from moeplan.gguf_mix import FTYPES
+    from moeplan.quant import catalog_formats
+
+    rows = [{"name": n, "bits_per_weight_4096": round(b, 4), "description": d} for n, b, d in catalog_formats()]
+    mixes = sorted(FTYPES)
+    if json_out:
+        from moeplan.render import to_json_text
+
+        typer.echo(to_json_text({"formats": rows, "gguf_mixes": mixes}))
+        return
+    from moeplan.render import print_quants
+
+    print_quants(_stdout(), rows, mixes)
+
+
+@app.command()
 def spec(model: ModelArg) -> None:
     """Print a model's spec as YAML: the starting point for a spec of your own.
 
@@ -202,3 +225,7 @@ def main() -> None:
         app()
     except KeyboardInterrupt:  # pragma: no cover - interactive only
         sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

@@ -312,3 +312,8 @@ def weights_bytes_by_kind(arch: ArchSpec, scheme: Scheme) -> dict[ParamKind, int
     for t, _, b in quantized_tensors(arch, scheme):
         c[t.kind] += b
     return dict(c)
+
+
+def catalog_formats() -> list[tuple[str, float, str]]:
+    """``(name, bits per weight of a 4096 x 4096 matrix, description)`` for every non-GGUF format."""
+    return [(f.name, f.nominal_bpw(), f.description) for f in FORMATS.values()]

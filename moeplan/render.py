@@ -171,3 +171,17 @@ def _print_memory(console: Console, result: EstimateResult) -> None:
     if fit is not None:
         layout = f"TP {fit.tp} x PP {fit.pp}" + (f", EP {fit.ep}" if fit.ep > 1 else "")
         console.print(f"[dim]layout: {layout}; largest batch at this context: {fit.max_batch:,}[/dim]")
+
+
+def print_quants(console: Console, rows: list[dict[str, Any]], mixes: list[str]) -> None:
+    table = Table(
+        title="Weight formats (bits per weight of a 4096 x 4096 matrix, scales included)", title_justify="left"
+    )
+    table.add_column("format", no_wrap=True)
+    table.add_column("bpw", justify="right")
+    table.add_column("what is stored")
+    for r in rows:
+        table.add_row(r["name"], f"{r['bits_per_weight_4096']:.3f}", r["description"])
+    console.print(table)
+    console.print("GGUF mixes (llama.cpp rules per tensor): " + ", ".join(mixes))
+    console.print("Per class: --quant experts=mxfp4,attention=bf16 (or a base first: --quant fp8,experts=mxfp4)")
