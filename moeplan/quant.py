@@ -210,9 +210,9 @@ def _is_gguf_type(name: str) -> bool:
 
 
 def _is_gguf_mix(name: str) -> bool:
-    from moeplan.gguf_mix import FTYPES
+    from moeplan.gguf_mix import ftype_name
 
-    return name.strip().upper() in FTYPES
+    return ftype_name(name) is not None
 
 
 def _check_format(name: str, where: str) -> str:
@@ -265,7 +265,10 @@ def named_scheme(name: str, dtype: str = "bf16") -> Scheme:
         return Scheme("mxfp4-experts", "mxfp4", ("routed_experts",), rest)
     fmt = weight_format(key)
     if fmt is None and _is_gguf_mix(name):
-        mix = name.strip().upper()
+        from moeplan.gguf_mix import ftype_name
+
+        mix = ftype_name(name)
+        assert mix is not None
         return Scheme(mix, gguf=mix)
     if fmt is None:
         raise InputError(f"unknown quantization '{name}'", "run `moeplan quants` for the formats and GGUF mixes")
@@ -279,7 +282,12 @@ def tensor_format(scheme: Scheme, t: Tensor, arch: ArchSpec) -> str:
     if not t.is_matrix:
         return scheme.rest if scheme.gguf is None else "F32"
     if t.kind in scheme.overrides:
-        return scheme.overrides[t.kind]
+        fmt = scheme.overrides[t.kind]
+        if weight_format(fmt) is None:  # a GGUF type: stored in llama.cpp's fallback where the row does not fit
+            from moeplan.gguf_types import storable_type
+
+            return storable_type(fmt, t.row_length)
+        return fmt
     if scheme.gguf is not None:
         from moeplan.gguf_mix import gguf_type_for
 
