@@ -112,3 +112,54 @@ def test_estimate_does_not_import_torch_or_hub() -> None:
 def test_help_and_version(args: list[str]) -> None:
     code, out, _ = run(*args)
     assert code == 0 and out
+
+
+def test_estimate_memory_and_fit_json() -> None:
+    code, out, _ = run("estimate", "gpt-oss-120b", "--gpu", "h100", "--context", "32k", "--json")
+    assert code == 0
+    data = json.loads(out)
+    m, f = data["memory"], data["fit"]
+    assert m["total_bytes"] == m["weights_bytes"] + m["kv_cache_bytes"] + m["activation_bytes"] + m["overhead_bytes"]
+    assert m["per_gpu_bytes"] >= m["per_gpu_weights_bytes"] + m["per_gpu_kv_cache_bytes"]
+    assert f["fits"] is True and f["num_gpus"] == f["min_gpus"] == 1
+    assert f["max_context"] >= 32768 and f["max_batch"] >= 1
+    assert data["request"]["context"] == 32768
+
+
+def test_estimate_human_output_has_verdict_breakdown_and_bar() -> None:
+    code, out, _ = run("estimate", "deepseek-r1", "--gpu", "h100", "--num-gpus", "8")
+    assert code == 0
+    first = out.splitlines()[2]
+    assert "DOES NOT FIT" in first and "8 x NVIDIA H100" in first
+    assert "weights: routed experts" in out and "KV cache" in out and "usable GPU memory" in out
+    assert "█" in out
+
+
+def test_gguf_mix_through_the_cli() -> None:
+    code, out, _ = run("estimate", "mixtral-8x7b", "--quant", "Q4_K_M", "--engine", "llama.cpp", "--json")
+    assert code == 0
+    assert abs(json.loads(out)["memory"]["weights_bytes"] / 1e9 - 28.45) < 0.01  # real file: 28.4 GB
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--context", "0"],
+        ["--context", "-5"],
+        ["--context", "lots"],
+        ["--batch", "0"],
+        ["--num-gpus", "0"],
+        ["--quant", "fp7"],
+        ["--quant", "expertz=fp8"],
+        ["--kv-dtype", "fp3"],
+        ["--engine", "tgi"],
+        ["--gpu", "h1000"],
+        ["--gpu-memory", "-3"],
+    ],
+)
+def test_nonsense_options_are_one_line_exit_1(args: list[str]) -> None:
+    code, out, err = run("estimate", "mixtral-8x7b", *args)
+    assert code in (1, 2), (args, code, out, err)
+    assert "Traceback" not in out + err
+    if code == 1:
+        assert len(err.strip().splitlines()) == 1 and err.startswith("error:"), err
