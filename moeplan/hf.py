@@ -468,7 +468,7 @@ def _llama4_text(c: _Config) -> ArchSpec:
         pattern = _pattern(types, num_layers, c.where)
     else:
         nope = c.int_list("no_rope_layers")
-        if nope is None:
+        if not nope:  # transformers treats an empty list as absent
             interval = c.integer("no_rope_layer_interval", 4)
             nope = [int((i + 1) % interval != 0) for i in range(num_layers)]
         pattern = _pattern(["chunked_attention" if r else "full_attention" for r in nope], num_layers, c.where)
@@ -488,7 +488,9 @@ def _llama4_text(c: _Config) -> ArchSpec:
             num_shared_experts=1,
             shared_intermediate_size=width,
             dense_layers=dense,
-        ),
+        )
+        if moe_layers
+        else None,  # moe_layers: [] builds a dense model
     )
 
 

@@ -28,7 +28,7 @@ CONFIGS = Path(__file__).parent / "data" / "hf_configs"
 def test_catalogue_size_and_unique_ids() -> None:
     ids = [s.id for s in CATALOG]
     assert len(ids) == len(set(ids))
-    assert len(CATALOG) >= 15
+    assert len(CATALOG) >= 30
 
 
 @pytest.mark.parametrize("spec", CATALOG, ids=[s.id for s in CATALOG])
@@ -75,8 +75,19 @@ def test_catalogue_shapes_equal_the_adapter_on_the_real_config(spec: ModelSpec) 
     assert spec.vision_params == from_config.vision_params
 
 
-def test_most_of_the_catalogue_is_checked_against_a_real_config() -> None:
-    assert len(WITH_CONFIG) >= len(CATALOG) - 3
+# Entries written by hand, each saying so in its opening comment: Grok-1 ships no config.json (a JAX
+# checkpoint) and Arctic's model_type has no transformers class; OLMoE, Phi-3.5-MoE and Granite 1B-A400M
+# have no copy of their config.json in this repository (their architectures are checked on other configs).
+HAND_WRITTEN = {"grok-1", "snowflake-arctic", "olmoe-1b-7b", "phi-3.5-moe", "granite-3.0-1b-a400m"}
+
+
+def test_the_catalogue_is_checked_against_real_configs_except_the_hand_written() -> None:
+    without = {s.id for s in CATALOG if _config_for(s) is None}
+    assert without <= HAND_WRITTEN
+    for spec in CATALOG:
+        if spec.id in without:
+            first = (catalog_dir() / f"{spec.id}.yaml").read_text().splitlines()[0]
+            assert "by hand" in first or "no config" in first, spec.id
 
 
 @pytest.mark.parametrize("spec", CATALOG, ids=[s.id for s in CATALOG])

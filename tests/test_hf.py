@@ -153,3 +153,15 @@ def test_huge_config_is_refused_without_reading(tmp_path: Path) -> None:
 def test_non_object_and_missing_model_type() -> None:
     with pytest.raises(SpecError, match="model_type"):
         spec_from_config({"hidden_size": 1})
+
+
+def test_llama4_empty_lists_follow_transformers() -> None:
+    raw = json.loads((Path(__file__).parent / "data/hf_configs/meta-llama__Llama-4-Scout-17B-16E.json").read_text())
+    text = dict(raw["text_config"])
+    text["no_rope_layers"] = []  # empty = the default interval of 4
+    text.pop("layer_types", None)
+    spec = spec_from_config({**raw, "text_config": text}, where="scout")
+    assert spec.arch.attention.layer_pattern == "CCCF"
+    text["moe_layers"] = []  # no MoE layer at all: a dense model
+    dense = spec_from_config({**raw, "text_config": text}, where="scout")
+    assert dense.arch.moe is None and dense.arch.mlp is not None
