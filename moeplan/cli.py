@@ -92,6 +92,23 @@ NoFaOpt = Annotated[
     bool, typer.Option("--no-flash-attention", help="llama.cpp without flash attention (compute buffer grows).")
 ]
 MtpOpt = Annotated[bool, typer.Option("--mtp", help="Serve with the multi-token-prediction layers (their KV too).")]
+PromptOpt = Annotated[
+    str | None,
+    typer.Option("--prompt", help="Prompt tokens for prefill and time to first token (default: context - 512)."),
+]
+SkewOpt = Annotated[
+    float, typer.Option("--routing-skew", help="Zipf exponent of expert popularity; 0 = uniform routing.")
+]
+PriceOpt = Annotated[float | None, typer.Option("--price", help="USD per GPU-hour, overriding the catalogue's.")]
+EnergyOpt = Annotated[
+    float | None, typer.Option("--energy-price", help="USD per kWh: adds GPUs x TDP to the hourly cost.")
+]
+GpuFileOpt = Annotated[
+    str | None, typer.Option("--gpu-file", help="YAML adding or overriding GPUs (default ~/.config/moeplan/gpus.yaml).")
+]
+CalibrationOpt = Annotated[
+    str | None, typer.Option("--calibration", help="Profile from `moeplan calibrate` (default: the stored one).")
+]
 
 
 @app.command()
@@ -112,9 +129,15 @@ def estimate(
     engine: EngineOpt = "vllm",
     no_flash_attention: NoFaOpt = False,
     mtp: MtpOpt = False,
+    prompt: PromptOpt = None,
+    routing_skew: SkewOpt = 0.0,
+    price: PriceOpt = None,
+    energy_price: EnergyOpt = None,
+    gpu_file: GpuFileOpt = None,
+    calibration: CalibrationOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
-    """One deployment: parameters, memory per GPU, and whether (and at what context) it fits.
+    """One deployment: parameters, memory per GPU, whether it fits, FLOPs, speed and cost.
 
     Examples:
 
@@ -148,6 +171,12 @@ def estimate(
             engine=engine,
             flash_attention=not no_flash_attention,
             mtp=mtp,
+            prompt=parse_tokens(prompt, "--prompt") if prompt is not None else None,
+            routing_skew=routing_skew,
+            price_usd_per_hour=price,
+            energy_usd_per_kwh=energy_price,
+            gpu_file=gpu_file,
+            calibration=calibration,
         )
         result = run_estimate(request)
     if json_out:

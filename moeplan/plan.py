@@ -6,7 +6,7 @@ rendering (rich table, ``--json``) reads.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict
 
@@ -18,6 +18,9 @@ from moeplan.memory import MemoryModel, MemoryRequest, Parallel, default_paralle
 from moeplan.params import ParamCounts, count_params
 from moeplan.quant import parse_scheme
 from moeplan.specs import ArchSpec, ModelSpec
+
+if TYPE_CHECKING:
+    from moeplan.hardware import GpuSpec
 
 DEFAULT_CONTEXT = 8192
 GPU_COUNTS = (1, 2, 4, 8, 16, 32, 64)
@@ -44,6 +47,19 @@ class EstimateRequest(BaseModel):
     engine: str = "vllm"
     flash_attention: bool = True
     mtp: bool = False
+    prompt: int | None = None
+    """Prompt tokens for prefill and time to first token; default: the context less 512 output tokens."""
+    routing_skew: float = 0.0
+    price_usd_per_hour: float | None = None
+    energy_usd_per_kwh: float | None = None
+    gpu_file: str | None = None
+    calibration: str | None = None
+    speed_table: bool = True
+
+    def prompt_tokens(self) -> int:
+        if self.prompt is not None:
+            return self.prompt
+        return max(1, self.context - 512) if self.context > 1024 else max(1, self.context // 2)
 
 
 class MemoryResult(BaseModel):
@@ -88,6 +104,66 @@ class FitResult(BaseModel):
     max_batch: int
 
 
+class FlopsResult(BaseModel):
+    """FLOPs per token (see :mod:`moeplan.flops`)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    prefill_per_token: float
+    decode_per_token: float
+    decode_by_kind: dict[str, float]
+    prefill_by_kind: dict[str, float]
+
+
+class BatchRow(BaseModel):
+    """Decode speed at one batch size (expected scenario)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    batch: int
+    tokens_per_s: float
+    throughput_tokens_per_s: float
+    bound: str
+    fits: bool
+
+
+class PerformanceResult(BaseModel):
+    """Speed of the deployment: the expected figure and a (low, high) band."""
+
+    model_config = ConfigDict(frozen=True)
+
+    decode_tokens_per_s: float
+    decode_tokens_per_s_range: tuple[float, float]
+    throughput_tokens_per_s: float
+    throughput_tokens_per_s_range: tuple[float, float]
+    prefill_tokens_per_s: float
+    prefill_tokens_per_s_range: tuple[float, float]
+    time_to_first_token_s: float
+    time_to_first_token_s_range: tuple[float, float]
+    prompt_tokens: int
+    bound: str
+    bytes_read_per_step_per_gpu: float
+    step_seconds: dict[str, float]
+    distinct_experts_per_layer: float | None
+    compute_dtype: str
+    efficiency_source: str
+    calibration: str | None
+    by_batch: list[BatchRow]
+
+
+class CostResult(BaseModel):
+    """Money: per hour, per million tokens, to buy."""
+
+    model_config = ConfigDict(frozen=True)
+
+    usd_per_hour: float | None
+    usd_per_million_output_tokens: float | None
+    usd_per_million_input_tokens: float | None
+    purchase_usd: float | None
+    energy_usd_per_hour: float | None
+    price_source: str | None
+
+
 class EstimateResult(BaseModel):
     """One deployment's figures; ``to_json`` gives the public JSON contract."""
 
@@ -98,6 +174,9 @@ class EstimateResult(BaseModel):
     request: EstimateRequest
     memory: MemoryResult
     fit: FitResult | None = None
+    flops: FlopsResult | None = None
+    performance: PerformanceResult | None = None
+    cost: CostResult | None = None
     assumptions: tuple[str, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
@@ -138,6 +217,9 @@ class EstimateResult(BaseModel):
             },
             "memory": self.memory.model_dump(),
             "fit": self.fit.model_dump() if self.fit else None,
+            "flops": self.flops.model_dump() if self.flops else None,
+            "performance": self.performance.model_dump() if self.performance else None,
+            "cost": self.cost.model_dump() if self.cost else None,
             "assumptions": list(self.assumptions),
         }
 
@@ -159,17 +241,15 @@ def _assumptions(spec: ModelSpec, params: ParamCounts) -> tuple[str, ...]:
     return tuple(out)
 
 
-def _usable_bytes(request: EstimateRequest) -> tuple[str, str, float] | None:
-    """(id, name, usable bytes per GPU) for the requested accelerator, or None without one."""
+def request_gpu(request: EstimateRequest) -> GpuSpec | None:
+    """The requested accelerator (catalogue entry, with the user's figures), or None without one."""
     from moeplan.hardware import custom_gpu, resolve_gpu
 
     custom = (request.gpu_memory_gib, request.gpu_bandwidth_gb_s, request.gpu_tflops)
     if request.gpu is None and all(v is None for v in custom):
         return None
-    base = resolve_gpu(request.gpu) if request.gpu is not None else None
-    gpu = custom_gpu(base, *custom) if any(v is not None for v in custom) else base
-    assert gpu is not None
-    return gpu.id, gpu.name, gpu.usable_memory_gib * GIB
+    base = resolve_gpu(request.gpu, request.gpu_file) if request.gpu is not None else None
+    return custom_gpu(base, *custom) if any(v is not None for v in custom) else base
 
 
 def _validate(request: EstimateRequest) -> None:
@@ -177,6 +257,14 @@ def _validate(request: EstimateRequest) -> None:
         raise InputError(f"--context must be at least 1 token, not {request.context}")
     if request.batch < 1:
         raise InputError(f"--batch must be at least 1, not {request.batch}")
+    if request.prompt is not None and not 1 <= request.prompt <= request.context:
+        raise InputError(f"--prompt must be between 1 and the context ({request.context:,}), not {request.prompt}")
+    if not 0 <= request.routing_skew <= 4:
+        raise InputError(f"--routing-skew must be between 0 (uniform) and 4, not {request.routing_skew}")
+    for name in ("price_usd_per_hour", "energy_usd_per_kwh"):
+        value = getattr(request, name)
+        if value is not None and not value >= 0:
+            raise InputError(f"--{name.split('_usd')[0].replace('_', '-')} must be zero or more, not {value}")
     for name in ("num_gpus", "tp", "ep", "pp"):
         value = getattr(request, name)
         if value is not None and value < 1:
@@ -205,7 +293,8 @@ def estimate(request: EstimateRequest) -> EstimateResult:
     native = spec.native_quant or spec.weights_dtype
     scheme = parse_scheme(request.quant or native, spec.native_quant, spec.weights_dtype)
     mtp_layers = arch.mtp_layers if request.mtp else 0
-    gpu = _usable_bytes(request)
+    gpu_spec = request_gpu(request)
+    gpu = (gpu_spec.id, gpu_spec.name, gpu_spec.usable_memory_gib * GIB) if gpu_spec else None
     usable = gpu[2] if gpu else 0.0
 
     def model_for(num_gpus: int) -> MemoryModel:
@@ -267,13 +356,39 @@ def estimate(request: EstimateRequest) -> EstimateResult:
             max_context=mm.max_context(request.batch, limit),
             max_batch=mm.max_batch(request.context),
         )
+    flops = _flops(arch, request)
+    performance = cost = None
+    speed_notes: tuple[str, ...] = ()
+    if gpu_spec is not None:
+        from moeplan.speed import cost_result, performance_result
+
+        performance, speed_notes = performance_result(mm, gpu_spec, request, scheme, engine.name)
+        cost = cost_result(gpu_spec, n, performance, request)
     return EstimateResult(
         spec=spec,
         params=params,
         request=request,
         memory=memory,
         fit=fit,
-        assumptions=_assumptions(spec, params) + _memory_assumptions(request, engine, scheme.name, kv_name, fit),
+        flops=flops,
+        performance=performance,
+        cost=cost,
+        assumptions=_assumptions(spec, params)
+        + _memory_assumptions(request, engine, scheme.name, kv_name, fit)
+        + speed_notes,
+    )
+
+
+def _flops(arch: ArchSpec, request: EstimateRequest) -> FlopsResult:
+    from moeplan.flops import flops_per_token
+
+    decode = flops_per_token(arch, request.context, "decode")
+    prefill = flops_per_token(arch, request.prompt_tokens(), "prefill")
+    return FlopsResult(
+        prefill_per_token=prefill.total,
+        decode_per_token=decode.total,
+        decode_by_kind=decode.by_kind,
+        prefill_by_kind=prefill.by_kind,
     )
 
 

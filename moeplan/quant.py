@@ -305,12 +305,22 @@ def format_bytes(fmt: str, t: Tensor) -> int:
     return tensor_bytes(t, fmt.upper())
 
 
+_QUANT_CACHE: dict[tuple[int, str], tuple[ArchSpec, Scheme, list[tuple[Tensor, str, int]]]] = {}
+
+
 def quantized_tensors(arch: ArchSpec, scheme: Scheme) -> list[tuple[Tensor, str, int]]:
-    """Every tensor with its format and bytes under ``scheme``."""
+    """Every tensor with its format and bytes under ``scheme`` (cached per model and scheme)."""
+    key = (id(arch), scheme.name)
+    hit = _QUANT_CACHE.get(key)
+    if hit is not None and hit[0] is arch and hit[1] == scheme:
+        return hit[2]
     out = []
     for t in model_tensors(arch):
         fmt = tensor_format(scheme, t, arch)
         out.append((t, fmt, format_bytes(fmt, t)))
+    if len(_QUANT_CACHE) > 512:
+        _QUANT_CACHE.clear()
+    _QUANT_CACHE[key] = (arch, scheme, out)
     return out
 
 

@@ -76,6 +76,95 @@ def print_estimate(console: Console, result: EstimateResult) -> None:
         active = f", {pub.active_b:g}B active" if pub.active_b else ""
         console.print(f"[dim]published: {pub.total_b:g}B total{active} ({pub.source})[/dim]")
     _print_memory(console, result)
+    _print_speed(console, result)
+
+
+def fmt_rate(x: float) -> str:
+    """Tokens per second with sensible precision."""
+    return f"{x:,.0f}" if x >= 100 else f"{x:,.1f}" if x >= 10 else f"{x:,.2f}"
+
+
+def fmt_usd(x: float | None) -> str:
+    if x is None:
+        return "n/a"
+    return f"${x:,.0f}" if x >= 1000 else f"${x:,.2f}" if x >= 0.1 else f"${x:,.4f}"
+
+
+def speed_line(result: EstimateResult) -> str | None:
+    """'~53 tok/s per sequence (40-67), 53 tok/s in total, $x/M output tokens' or None without a GPU."""
+    perf, cost = result.performance, result.cost
+    if perf is None:
+        return None
+    lo, hi = perf.decode_tokens_per_s_range
+    out = f"~{fmt_rate(perf.decode_tokens_per_s)} tok/s per sequence ({fmt_rate(lo)}-{fmt_rate(hi)})"
+    if result.request.batch > 1:
+        out += f", {fmt_rate(perf.throughput_tokens_per_s)} tok/s in total"
+    if cost is not None and cost.usd_per_million_output_tokens is not None:
+        out += f", {fmt_usd(cost.usd_per_million_output_tokens)} per million output tokens"
+    return out
+
+
+def _print_speed(console: Console, result: EstimateResult) -> None:
+    perf, cost, flops = result.performance, result.cost, result.flops
+    if flops is not None:
+        console.print(
+            f"FLOPs per token: decode {flops.decode_per_token / 1e9:,.1f} G at {result.request.context:,} tokens "
+            f"(attention scores {flops.decode_by_kind.get('attention_scores', 0) / 1e9:,.1f} G), "
+            f"prefill {flops.prefill_per_token / 1e9:,.1f} G"
+        )
+    if perf is None:
+        console.print("[dim]speed and cost need a GPU: add --gpu (or --gpu-memory/--gpu-bandwidth)[/dim]")
+        return
+    table = Table(title="Speed (expected, with the low-high band)", title_justify="left")
+    table.add_column("figure")
+    table.add_column("expected", justify="right")
+    table.add_column("band", justify="right")
+    lo, hi = perf.decode_tokens_per_s_range
+    table.add_row("decode, tokens/s per sequence", fmt_rate(perf.decode_tokens_per_s), f"{fmt_rate(lo)}-{fmt_rate(hi)}")
+    lo, hi = perf.throughput_tokens_per_s_range
+    table.add_row(
+        f"decode, tokens/s all {result.request.batch} sequences",
+        fmt_rate(perf.throughput_tokens_per_s),
+        f"{fmt_rate(lo)}-{fmt_rate(hi)}",
+    )
+    lo, hi = perf.prefill_tokens_per_s_range
+    table.add_row("prefill, tokens/s", fmt_rate(perf.prefill_tokens_per_s), f"{fmt_rate(lo)}-{fmt_rate(hi)}")
+    lo, hi = perf.time_to_first_token_s_range
+    table.add_row(
+        f"time to first token ({perf.prompt_tokens:,}-token prompt)",
+        f"{perf.time_to_first_token_s:,.2f} s",
+        f"{lo:,.2f}-{hi:,.2f} s",
+    )
+    if cost is not None:
+        table.add_section()
+        table.add_row("cost per hour", fmt_usd(cost.usd_per_hour), "")
+        table.add_row("per million output tokens", fmt_usd(cost.usd_per_million_output_tokens), "")
+        table.add_row("per million input tokens", fmt_usd(cost.usd_per_million_input_tokens), "")
+        table.add_row("to buy the GPUs", fmt_usd(cost.purchase_usd), "")
+    console.print(table)
+    step = perf.step_seconds
+    console.print(
+        f"[dim]decode step {step['total'] * 1e3:,.2f} ms: memory {step['memory'] * 1e3:,.2f}, compute "
+        f"{step['compute'] * 1e3:,.2f}, fixed {step['fixed'] * 1e3:,.2f}, communication "
+        f"{step['communication'] * 1e3:,.2f} ms ({perf.bound}-bound); "
+        + (f"calibrated: {perf.calibration}" if perf.calibration else "engine defaults, not calibrated")
+        + "[/dim]"
+    )
+    if perf.by_batch:
+        bt = Table(title="Decode speed vs batch", title_justify="left")
+        for col in ("batch", "tok/s per sequence", "tok/s total", "bound", "fits"):
+            bt.add_column(col, justify="right")
+        for row in perf.by_batch:
+            colour = "" if row.fits else "[dim]"
+            end = "" if row.fits else "[/dim]"
+            bt.add_row(
+                f"{colour}{row.batch}{end}",
+                f"{colour}{fmt_rate(row.tokens_per_s)}{end}",
+                f"{colour}{fmt_rate(row.throughput_tokens_per_s)}{end}",
+                f"{colour}{row.bound}{end}",
+                "yes" if row.fits else "[red]no[/red]",
+            )
+        console.print(bt)
 
 
 def print_models(console: Console, rows: list[CatalogRow]) -> None:
@@ -109,6 +198,9 @@ def _print_verdict(console: Console, result: EstimateResult) -> None:
         console.print(f"Memory for {where}: [bold]{fmt_gib(mem.per_gpu_bytes)}[/bold] on one GPU (no --gpu given)")
         return
     gpus = f"{fit.num_gpus} x {fit.gpu_name}"
+    speed = speed_line(result)
+    if speed is not None:
+        where += f"; {speed}"
     if fit.fits:
         console.print(
             f"[bold green]FITS[/bold green] on {gpus} ({where}): {fmt_gib(mem.per_gpu_bytes)} of "
