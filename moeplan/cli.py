@@ -189,6 +189,141 @@ def estimate(
     print_estimate(_stdout(), result)
 
 
+MultiGpuOpt = Annotated[list[str] | None, typer.Option("--gpu", help="Accelerator; repeat for one per column.")]
+MultiQuantOpt = Annotated[list[str] | None, typer.Option("--quant", help="Weight format; repeat for one per column.")]
+MultiEngineOpt = Annotated[list[str] | None, typer.Option("--engine", help="Engine; repeat for one per column.")]
+
+
+@app.command()
+def compare(
+    models: Annotated[list[str], typer.Argument(help="Two or more models (or one, with several --quant/--gpu).")],
+    gpu: MultiGpuOpt = None,
+    quant: MultiQuantOpt = None,
+    engine: MultiEngineOpt = None,
+    num_gpus: NumGpusOpt = None,
+    kv_dtype: KvOpt = "bf16",
+    context: ContextOpt = "8k",
+    batch: BatchOpt = 1,
+    price: PriceOpt = None,
+    gpu_file: GpuFileOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """The same figures side by side, the best of each row marked: dense vs MoE, format vs format, GPU vs GPU.
+
+    Examples:
+
+      moeplan compare mixtral-8x7b llama-3.1-70b --gpu h100
+
+      moeplan compare qwen3-30b-a3b --quant bf16 --quant fp8 --quant Q4_K_M --gpu 4090
+
+      moeplan compare deepseek-v3 --gpu h200 --gpu mi300x --num-gpus 8 --context 32k
+    """
+    from moeplan.compare import compare as run_compare
+    from moeplan.compare import compare_requests, comparison_rows
+    from moeplan.plan import EstimateRequest
+    from moeplan.units import parse_tokens
+
+    with handled_errors():
+        base = EstimateRequest(
+            model=models[0],
+            num_gpus=num_gpus,
+            kv_dtype=kv_dtype,
+            context=parse_tokens(context),
+            batch=batch,
+            price_usd_per_hour=price,
+            gpu_file=gpu_file,
+        )
+        requests = compare_requests(models, gpu or [], quant or [], engine or [], base)
+        results = run_compare(requests)
+    if json_out:
+        from moeplan.render import to_json_text
+
+        typer.echo(to_json_text([r.to_json() for r in results]))
+        return
+    from moeplan.render import print_compare
+
+    print_compare(_stdout(), results, comparison_rows(results))
+
+
+@app.command()
+def recommend(
+    model: ModelArg,
+    context: ContextOpt = "8k",
+    batch: BatchOpt = 1,
+    quant: Annotated[str, typer.Option("--quant", help="'any' tries several formats; or one scheme.")] = "any",
+    max_gpus: Annotated[int, typer.Option("--max-gpus", help="At most this many GPUs.")] = 32,
+    budget: Annotated[float | None, typer.Option("--budget", help="Purchase budget, USD.")] = None,
+    min_tokens_per_s: Annotated[
+        float | None, typer.Option("--min-tokens-per-s", help="Decode speed per sequence at least this.")
+    ] = None,
+    sort: Annotated[str, typer.Option("--sort", help="cost ($ per million tokens), purchase, or speed.")] = "cost",
+    top: Annotated[int, typer.Option("--top", help="Rows to show.")] = 15,
+    kv_dtype: KvOpt = "bf16",
+    gpu_file: GpuFileOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """What to rent or buy: every GPU kind x count x format that fits, ranked.
+
+    Examples:
+
+      moeplan recommend deepseek-v3 --context 32k
+
+      moeplan recommend qwen3-235b-a22b --quant Q4_K_M --sort purchase --budget 20000
+
+      moeplan recommend gpt-oss-120b --min-tokens-per-s 100 --sort speed
+    """
+    from moeplan.recommend import recommend as run_recommend
+    from moeplan.units import parse_tokens
+
+    with handled_errors():
+        if top < 1:
+            from moeplan.errors import InputError
+
+            raise InputError(f"--top must be at least 1, not {top}")
+        spec, candidates = run_recommend(
+            model,
+            parse_tokens(context),
+            batch,
+            quant,
+            max_gpus,
+            budget,
+            min_tokens_per_s,
+            sort,  # type: ignore[arg-type]
+            gpu_file,
+            kv_dtype,
+        )
+    if json_out:
+        from moeplan.render import to_json_text
+
+        typer.echo(to_json_text([c.to_json() for c in candidates]))
+        return
+    from moeplan.render import print_recommend
+
+    print_recommend(_stdout(), spec.name, candidates, sort, top)
+
+
+@app.command()
+def gpus(gpu_file: GpuFileOpt = None, json_out: JsonOpt = False) -> None:
+    """The accelerator catalogue: usable memory, bandwidth, dense TFLOP/s, prices, aliases.
+
+    Example:
+
+      moeplan gpus --json
+    """
+    from moeplan.hardware import load_gpus
+
+    with handled_errors():
+        catalogue = list(load_gpus(gpu_file))
+    if json_out:
+        from moeplan.render import to_json_text
+
+        typer.echo(to_json_text([g.model_dump() for g in catalogue]))
+        return
+    from moeplan.render import print_gpus
+
+    print_gpus(_stdout(), catalogue)
+
+
 @app.command()
 def models(json_out: JsonOpt = False) -> None:
     """The model catalogue: id, total and active parameters, experts, top-k and source.

@@ -22,6 +22,7 @@ import math
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from moeplan.engines import GIB, EngineProfile
 from moeplan.errors import InputError
@@ -111,6 +112,32 @@ def _tp_share(t: Tensor, arch: ArchSpec, par: Parallel) -> float:
     return 1.0 / tp
 
 
+_WEIGHTS_CACHE: dict[tuple[int, str, Parallel], tuple[ArchSpec, Scheme, Any]] = {}
+
+
+def _stage_weights(
+    arch: ArchSpec, scheme: Scheme, par: Parallel
+) -> tuple[dict[ParamKind, int], list[dict[ParamKind, int]]]:
+    """Weights of the whole model by kind, and of one GPU of each pipeline stage by kind (cached)."""
+    key = (id(arch), scheme.name, par)
+    hit = _WEIGHTS_CACHE.get(key)
+    if hit is not None and hit[0] is arch and hit[1] == scheme:
+        return hit[2]  # type: ignore[no-any-return]
+    stages = _stage_layers(arch.num_layers, par.pp)
+    stage_of = [i for i, r in enumerate(stages) for _ in r]
+    whole: Counter[ParamKind] = Counter()
+    per_stage: list[Counter[ParamKind]] = [Counter() for _ in stages]
+    for t, _, nbytes in quantized_tensors(arch, scheme):
+        whole[t.kind] += nbytes
+        edge = 0 if t.role == "token_embd" else len(stages) - 1  # embedding first, head last
+        per_stage[edge if t.layer is None else stage_of[t.layer]][t.kind] += round(nbytes * _tp_share(t, arch, par))
+    result = (dict(whole), [dict(c) for c in per_stage])
+    if len(_WEIGHTS_CACHE) > 1024:
+        _WEIGHTS_CACHE.clear()
+    _WEIGHTS_CACHE[key] = (arch, scheme, result)
+    return result
+
+
 @dataclass(frozen=True)
 class MemoryRequest:
     """Everything the memory model needs besides the model."""
@@ -151,19 +178,8 @@ class MemoryModel:
         check_parallel(arch, req.parallel)
         self.arch, self.req = arch, req
         par = req.parallel
-        tensors = quantized_tensors(arch, req.scheme)
-        whole: Counter[ParamKind] = Counter()
         stages = _stage_layers(arch.num_layers, par.pp)
-        per_stage: list[Counter[ParamKind]] = [Counter() for _ in stages]
-        for t, _, nbytes in tensors:
-            whole[t.kind] += nbytes
-            if t.layer is None:
-                s = 0 if t.role == "token_embd" else len(stages) - 1
-            else:
-                s = next(i for i, r in enumerate(stages) if t.layer in r)
-            per_stage[s][t.kind] += round(nbytes * _tp_share(t, arch, par))
-        self.weights_by_kind = dict(whole)
-        self.stage_weights = [dict(c) for c in per_stage]
+        self.weights_by_kind, self.stage_weights = _stage_weights(arch, req.scheme, par)
         self.stage_layers = stages
         # KV per token per GPU in each stage.
         att = arch.attention

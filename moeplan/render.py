@@ -277,3 +277,109 @@ def print_quants(console: Console, rows: list[dict[str, Any]], mixes: list[str])
     console.print(table)
     console.print("GGUF mixes (llama.cpp rules per tensor): " + ", ".join(mixes))
     console.print("Per class: --quant experts=mxfp4,attention=bf16 (or a base first: --quant fp8,experts=mxfp4)")
+
+
+def _fmt_value(value: float | None, unit: str) -> str:
+    if value is None:
+        return "n/a"
+    if unit == "count":
+        return fmt_count(int(value)) if value >= 1000 else f"{value:g}"
+    if unit == "bytes":
+        return fmt_gib(value)
+    if unit == "kib":
+        return f"{value / 1024:,.1f} KiB"
+    if unit == "ratio":
+        return f"{value:.3f}"
+    if unit == "bool":
+        return "yes" if value else "no"
+    if unit == "flops":
+        return f"{value / 1e9:,.1f} G"
+    if unit == "rate":
+        return fmt_rate(value)
+    if unit == "s":
+        return f"{value:,.2f} s"
+    if unit == "usd":
+        return fmt_usd(value)
+    return f"{value:g}"
+
+
+def print_compare(console: Console, results: list[EstimateResult], rows: list[Any]) -> None:
+    """The comparison table: one column per estimate, the winner of each row in green with a star."""
+    table = Table(title="Comparison (★ = best in the row)", title_justify="left")
+    table.add_column("")
+    for r in results:
+        head = f"{r.spec.name}\n{r.memory.scheme}, {r.memory.engine}"
+        if r.fit is not None:
+            head += f"\n{r.fit.num_gpus} x {r.fit.gpu}"
+        table.add_column(head, justify="right")
+    for row in rows:
+        winners = row.winners
+        cells = []
+        for i, v in enumerate(row.values):
+            text = _fmt_value(v, row.unit)
+            cells.append(f"[bold green]★ {text}[/bold green]" if i in winners else text)
+        table.add_row(row.label, *cells)
+    console.print(table)
+    req = results[0].request
+    console.print(f"[dim]at {req.context:,} tokens x {req.batch} sequences; figures per column as `estimate`[/dim]")
+
+
+def print_recommend(console: Console, model: str, candidates: list[Any], sort: str, limit: int) -> None:
+    """Ranked configurations; the cheapest per token and the fastest are marked."""
+    if not candidates:
+        console.print(f"[bold red]nothing fits[/bold red] {model} under these limits; try --max-gpus or --quant any")
+        return
+    with_cost = [c for c in candidates if c.usd_per_million_output_tokens is not None]
+    cheapest = min(with_cost, key=lambda c: c.usd_per_million_output_tokens) if with_cost else None
+    fastest = max(candidates, key=lambda c: c.tokens_per_s)
+    table = Table(title=f"{model}: {len(candidates)} configurations fit; best {limit} by {sort}", title_justify="left")
+    for col in ("#", "GPUs", "format", "engine", "memory / GPU", "tok/s per seq", "band", "$/hour", "$/M out", "buy"):
+        table.add_column(col, justify="left" if col in ("GPUs", "format", "engine") else "right")
+    shown = candidates[:limit]
+    for extra in (cheapest, fastest):
+        if extra is not None and extra not in shown:
+            shown.append(extra)
+    for c in shown:
+        mark = ""
+        if c is cheapest:
+            mark += " [green]cheapest/token[/green]"
+        if c is fastest:
+            mark += " [cyan]fastest[/cyan]"
+        lo, hi = c.tokens_per_s_range
+        table.add_row(
+            str(candidates.index(c) + 1),
+            f"{c.num_gpus} x {c.gpu.name}{mark}",
+            c.quant,
+            c.engine,
+            f"{c.per_gpu_bytes / 2**30:,.1f}/{c.usable_bytes / 2**30:,.1f} GiB",
+            fmt_rate(c.tokens_per_s),
+            f"{fmt_rate(lo)}-{fmt_rate(hi)}",
+            fmt_usd(c.usd_per_hour),
+            fmt_usd(c.usd_per_million_output_tokens),
+            fmt_usd(c.purchase_usd),
+        )
+    console.print(table)
+    console.print(
+        "[dim]prices: catalogue cloud price per GPU-hour (typical, else the middle of its range) and purchase "
+        "price; override with --gpu-file. $/M out at the given batch.[/dim]"
+    )
+
+
+def print_gpus(console: Console, gpus: list[Any]) -> None:
+    table = Table(title=f"{len(gpus)} accelerators", title_justify="left")
+    for col in ("id", "name", "usable GiB", "GB/s", "bf16 TFLOP/s", "fp8", "$/GPU-h", "buy", "aliases"):
+        table.add_column(col, justify="left" if col in ("id", "name", "aliases") else "right", overflow="fold")
+    for g in gpus:
+        fp8 = g.dense_tflops("fp8")
+        table.add_row(
+            g.id,
+            g.name,
+            f"{g.usable_memory_gib:,.1f}",
+            f"{g.bandwidth_gb_s:,.0f}",
+            f"{g.dense_tflops('bf16') or 0:,.0f}",
+            f"{fp8:,.0f}" if fp8 else "-",
+            fmt_usd(g.cloud_usd_per_hour.expected) if g.cloud_usd_per_hour else "-",
+            fmt_usd(g.purchase_usd.approx) if g.purchase_usd else "-",
+            ", ".join(g.aliases[:3]),
+        )
+    console.print(table)

@@ -1,0 +1,172 @@
+"""What to buy or rent: sweep GPU kinds x counts x formats, keep what fits, rank by cost or speed.
+
+For each GPU in the catalogue and each candidate format, the fewest GPUs (1, 2, 4, 8, then 16 and 32 across
+nodes) that hold the model at the asked context and batch is found, and that count and twice it are scored:
+decode speed (the band of :mod:`moeplan.perf`), dollars per million output tokens at the catalogue's cloud
+price, and the purchase price.  GGUF mixes run under llama.cpp (which splits layers over GPUs), the others
+under vLLM; Apple and other unified-memory machines only run llama.cpp, and TPUs only the vLLM formats.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from moeplan.catalog import resolve_model
+from moeplan.engines import engine_profile
+from moeplan.errors import InputError
+from moeplan.hardware import GpuSpec, load_gpus
+from moeplan.memory import MemoryModel, MemoryRequest, default_parallel
+from moeplan.perf import SPEEDS, PerfInputs, SpeedModel
+from moeplan.quant import Scheme, parse_scheme
+from moeplan.specs import ModelSpec
+from moeplan.speed import compute_dtype
+
+SortKey = Literal["cost", "purchase", "speed"]
+COUNTS = (1, 2, 4, 8, 16, 32)
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One configuration that fits."""
+
+    gpu: GpuSpec
+    num_gpus: int
+    quant: str
+    engine: str
+    tp: int
+    pp: int
+    per_gpu_bytes: float
+    usable_bytes: float
+    tokens_per_s: float
+    tokens_per_s_range: tuple[float, float]
+    throughput_tokens_per_s: float
+    usd_per_hour: float | None
+    usd_per_million_output_tokens: float | None
+    purchase_usd: float | None
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "gpu": self.gpu.id,
+            "gpu_name": self.gpu.name,
+            "num_gpus": self.num_gpus,
+            "quant": self.quant,
+            "engine": self.engine,
+            "fit": {
+                "fits": True,
+                "num_gpus": self.num_gpus,
+                "tp": self.tp,
+                "pp": self.pp,
+                "per_gpu_bytes": round(self.per_gpu_bytes),
+                "usable_bytes_per_gpu": round(self.usable_bytes),
+            },
+            "performance": {
+                "decode_tokens_per_s": self.tokens_per_s,
+                "decode_tokens_per_s_range": list(self.tokens_per_s_range),
+                "throughput_tokens_per_s": self.throughput_tokens_per_s,
+            },
+            "cost": {
+                "usd_per_hour": self.usd_per_hour,
+                "usd_per_million_output_tokens": self.usd_per_million_output_tokens,
+                "purchase_usd": self.purchase_usd,
+            },
+        }
+
+
+def candidate_formats(spec: ModelSpec, quant: str) -> list[str]:
+    """The formats to try: ``any`` = the checkpoint's own, fp8, AWQ 4-bit and two GGUF mixes."""
+    if quant != "any":
+        return [quant]
+    native = spec.native_quant or spec.weights_dtype
+    out = [native, "awq-int4", "Q8_0", "Q4_K_M"]
+    if not native.startswith("fp8"):
+        out.insert(1, "fp8")
+    return list(dict.fromkeys(out))
+
+
+def max_count(gpu: GpuSpec) -> int:
+    """GPUs of this kind one deployment may use: 8 per box for cards, one unified-memory machine, else 32."""
+    if gpu.kind in ("apple", "soc"):
+        return 1
+    if gpu.kind in ("consumer", "workstation"):
+        return 8
+    return 32
+
+
+def _engine_for(fmt: Scheme, gpu: GpuSpec) -> str | None:
+    gguf = fmt.gguf is not None or any(v.isupper() for v in fmt.overrides.values())
+    if gpu.kind in ("apple", "soc") or gpu.vendor == "apple":
+        return "llama.cpp" if gguf else None
+    if gpu.kind == "tpu":
+        return None if gguf else "vllm"
+    return "llama.cpp" if gguf else "vllm"
+
+
+def recommend(
+    model: str,
+    context: int = 8192,
+    batch: int = 1,
+    quant: str = "any",
+    max_gpus: int = 32,
+    budget_usd: float | None = None,
+    min_tokens_per_s: float | None = None,
+    sort: SortKey = "cost",
+    gpu_file: str | None = None,
+    kv_dtype: str = "bf16",
+) -> tuple[ModelSpec, list[Candidate]]:
+    """Every fitting configuration, best first by ``sort``."""
+    if context < 1 or batch < 1:
+        raise InputError("--context and --batch must be at least 1")
+    if max_gpus < 1:
+        raise InputError(f"--max-gpus must be at least 1, not {max_gpus}")
+    if sort not in ("cost", "purchase", "speed"):
+        raise InputError(f"--sort '{sort}' is not one of cost, purchase, speed")
+    spec = resolve_model(model)
+    arch = spec.arch
+    schemes = [(q, parse_scheme(q, spec.native_quant, spec.weights_dtype)) for q in candidate_formats(spec, quant)]
+    out: list[Candidate] = []
+    for gpu in load_gpus(gpu_file):
+        usable = gpu.usable_memory_bytes
+        for label, scheme in schemes:
+            engine_name = _engine_for(scheme, gpu)
+            if engine_name is None:
+                continue
+            engine = engine_profile(engine_name)
+            dtype = compute_dtype(scheme, gpu)
+            found = 0
+            for n in COUNTS:
+                if n > min(max_gpus, max_count(gpu)) or (found and n > 2 * found):
+                    break
+                try:
+                    par = default_parallel(arch, n, engine)
+                    mm = MemoryModel(arch, MemoryRequest(scheme, engine, usable, par, context, batch, kv_dtype))
+                except InputError:
+                    continue
+                g = mm.gpu(context, batch)
+                if g.total_bytes > usable:
+                    continue
+                found = found or n
+                sm = SpeedModel(mm, PerfInputs(gpu, SPEEDS[engine_name], dtype))
+                steps = [sm.decode_step(context, batch, s) for s in ("low", "expected", "high")]
+                tps = 1 / steps[1].seconds
+                price = gpu.cloud_usd_per_hour.expected if gpu.cloud_usd_per_hour else None
+                per_hour = n * price if price is not None else None
+                per_m = per_hour / (batch * tps * 3600) * 1e6 if per_hour is not None else None
+                purchase = n * gpu.purchase_usd.approx if gpu.purchase_usd else None
+                cand = Candidate(
+                    gpu, n, label, engine_name, par.tp, par.pp, g.total_bytes, usable, tps,
+                    (1 / steps[0].seconds, 1 / steps[2].seconds), batch * tps, per_hour, per_m, purchase,
+                )  # fmt: skip
+                if budget_usd is not None and (purchase is None or purchase > budget_usd):
+                    continue
+                if min_tokens_per_s is not None and tps < min_tokens_per_s:
+                    continue
+                out.append(cand)
+    inf = float("inf")
+    if sort == "cost":
+        out.sort(key=lambda c: (c.usd_per_million_output_tokens or inf, -c.tokens_per_s))
+    elif sort == "purchase":
+        out.sort(key=lambda c: (c.purchase_usd or inf, -c.tokens_per_s))
+    else:
+        out.sort(key=lambda c: -c.tokens_per_s)
+    return spec, out
