@@ -8,7 +8,8 @@ summed over the stages (a step crosses them in turn):
 * ``bytes`` one GPU reads: its share of every weight but the embedding table (a lookup) and the routed
   experts; of the routed experts, the share the batch touches: ``E x (1 - (1 - k/E)^B)`` distinct experts per
   layer under uniform routing (so batch 1 reads ``k`` experts and a batch of hundreds reads nearly all
-  ``E``), or under Zipf-skewed routing ``sum_i 1 - (1 - min(1, k p_i))^B`` with ``p_i ~ 1 / i^s``; and the
+  ``E``), or under Zipf-skewed routing ``sum_i 1 - (1 - q_i)^B`` with ``q_i = min(1, c / i^s)``,
+  ``sum q_i = k``; and the
   KV cache the attention reads: every cached token for full layers, the window for sliding ones.
 * ``flops``: ``B`` x the decode FLOPs per token (:mod:`moeplan.flops`), this GPU's share.
 * ``eta_c``, the compute efficiency of a GEMM of ``m`` tokens, ``n`` outputs, ``k`` inputs:
@@ -105,18 +106,30 @@ def speed_profile(engine: str) -> Efficiency:
     return SPEEDS[engine]
 
 
+def selection_probabilities(num_experts: int, top_k: int, skew: float) -> list[float]:
+    """Probability that one token picks each expert: ``q_i = min(1, c / i^s)`` with ``sum q_i = k``."""
+    weights = [float(i) ** -skew for i in range(1, num_experts + 1)]
+    capped: set[int] = set()
+    while True:
+        free = sum(w for i, w in enumerate(weights) if i not in capped)
+        c = (top_k - len(capped)) / free
+        over = {i for i, w in enumerate(weights) if i not in capped and c * w > 1}
+        if not over:
+            return [1.0 if i in capped else c * w for i, w in enumerate(weights)]
+        capped |= over
+
+
 def distinct_experts(num_experts: int, top_k: int, batch: int, skew: float = 0.0) -> float:
     """Expected number of distinct experts ``batch`` tokens route to in one layer.
 
     Uniform (``skew`` 0): ``E x (1 - (1 - k/E)^B)``; Mixtral (8, top-2) at B=1: 2, B=8: 7.2, B=64: 8.0.
-    ``skew`` s > 0: expert i is chosen by a token with probability ``min(1, k p_i)``, ``p_i ~ i^-s``.
+    ``skew`` s > 0: ``sum_i 1 - (1 - q_i)^B`` with :func:`selection_probabilities` (Zipf-like popularity,
+    still exactly ``k`` experts for one token).
     """
     e, k = num_experts, top_k
     if skew <= 0:
         return float(e * (1.0 - (1.0 - k / e) ** batch))
-    weights = [float(i) ** -skew for i in range(1, e + 1)]
-    total = sum(weights)
-    return float(sum(1.0 - (1.0 - min(1.0, k * w / total)) ** batch for w in weights))
+    return float(sum(1.0 - (1.0 - q) ** batch for q in selection_probabilities(e, k, skew)))
 
 
 @dataclass(frozen=True)

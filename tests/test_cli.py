@@ -163,3 +163,54 @@ def test_nonsense_options_are_one_line_exit_1(args: list[str]) -> None:
     assert "Traceback" not in out + err
     if code == 1:
         assert len(err.strip().splitlines()) == 1 and err.startswith("error:"), err
+
+
+def test_compare_recommend_and_gpus_commands() -> None:
+    code, out, _ = run("compare", "mixtral-8x7b", "llama-3.1-70b", "--gpu", "h100")
+    assert code == 0 and "★" in out and "decode FLOPs per token" in out
+    code, out, _ = run("compare", "mixtral-8x7b", "llama-3.1-70b", "--gpu", "h100", "--json")
+    assert code == 0 and len(json.loads(out)) == 2
+    code, out, _ = run("recommend", "deepseek-v3", "--context", "32k", "--top", "5")
+    assert code == 0 and "cheapest" in out and "fastest" in out
+    code, out, _ = run("recommend", "deepseek-v3", "--context", "32k", "--json")
+    first = json.loads(out)[0]
+    assert {"gpu", "num_gpus", "quant", "fit", "performance", "cost"} <= set(first)
+    code, out, _ = run("gpus")
+    assert code == 0 and "h100-sxm" in out
+    code, out, _ = run("gpus", "--json")
+    assert len(json.loads(out)) >= 40
+
+
+def test_estimate_speed_and_cost_json() -> None:
+    code, out, _ = run("estimate", "mixtral-8x7b", "--gpu", "h100", "--num-gpus", "2", "--price", "3", "--json")
+    assert code == 0
+    data = json.loads(out)
+    perf, cost, flops = data["performance"], data["cost"], data["flops"]
+    lo, hi = perf["decode_tokens_per_s_range"]
+    assert lo < perf["decode_tokens_per_s"] < hi
+    assert perf["throughput_tokens_per_s"] == perf["decode_tokens_per_s"]
+    assert perf["prefill_tokens_per_s"] > 0 and perf["time_to_first_token_s"] > 0
+    assert cost["usd_per_hour"] == 6.0 and cost["usd_per_million_output_tokens"] > 0
+    assert flops["decode_per_token"] > flops["decode_by_kind"]["routed_experts"] > 0
+    assert [r["batch"] for r in perf["by_batch"]][:3] == [1, 2, 4]
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["recommend", "deepseek-v3", "--sort", "cheapest"],
+        ["recommend", "deepseek-v3", "--max-gpus", "0"],
+        ["recommend", "deepseek-v3", "--top", "0"],
+        ["compare", "mixtral-8x7b"],
+        ["compare", "a", "b", "c", "--gpu", "h100", "--gpu", "h200"],
+        ["estimate", "mixtral-8x7b", "--gpu", "h100", "--routing-skew", "-1"],
+        ["estimate", "mixtral-8x7b", "--gpu", "h100", "--price", "-2"],
+        ["estimate", "mixtral-8x7b", "--gpu", "h100", "--prompt", "99k"],
+        ["estimate", "mixtral-8x7b", "--gpu", "h100", "--calibration", "/nonexistent.json"],
+        ["gpus", "--gpu-file", "/nonexistent.yaml"],
+    ],
+)
+def test_bad_speed_options_are_one_line(args: list[str]) -> None:
+    code, out, err = run(*args)
+    assert code == 1, (args, out, err)
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err

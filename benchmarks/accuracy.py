@@ -1,0 +1,152 @@
+"""Write docs/accuracy.md: moeplan's estimates against published figures and real measurements.
+
+    python benchmarks/accuracy.py            # rewrite docs/accuracy.md
+    python benchmarks/accuracy.py --check    # exit 1 if the file is out of date
+
+Inputs: the catalogue's published parameter counts (model_specs/*.yaml), benchmarks/measurements.yaml (the
+development set) and benchmarks/measurements_extra.yaml (gathered afterwards; nothing was tuned to it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Iterable
+from pathlib import Path
+
+from moeplan.catalog import load_catalog
+from moeplan.params import count_params
+from moeplan.validate import Check, check, load_records
+
+ROOT = Path(__file__).resolve().parent.parent
+SETS = [
+    ("development set", ROOT / "benchmarks/measurements.yaml"),
+    ("held-out set", ROOT / "benchmarks/measurements_extra.yaml"),
+]
+OUT = ROOT / "docs/accuracy.md"
+KIND_TITLES = {
+    "weights": "Weights in GPU memory (engine logs)",
+    "gguf_size": "GGUF file sizes",
+    "kv_tokens": "KV cache capacity",
+    "kv_total": "KV cache allocated",
+    "throughput": "Throughput",
+    "decode_speed": "Decode speed (measured inside the predicted band?)",
+    "fit": "Fit verdicts",
+}
+
+
+def _fmt(x: float) -> str:
+    if abs(x) >= 1e6:
+        return f"{x / 2**30:,.2f} GiB"
+    return f"{x:,.2f}" if x < 1000 else f"{x:,.0f}"
+
+
+def params_table() -> list[str]:
+    lines = [
+        "## Parameters: computed vs published",
+        "",
+        "Computed counts equal the reference implementation exactly (tests/test_reference_counts.py); the",
+        "differences below are the published figures' rounding and their conventions (each explained in the",
+        "model's YAML).",
+        "",
+        "| model | total computed | published | error | active computed | published | error |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    rows = []
+    for spec in load_catalog():
+        pub = spec.published
+        if pub is None:
+            continue
+        c = count_params(spec)
+        total = c.total + ((c.vision or 0) if pub.total_includes_vision else 0)
+        e_total = total / 1e9 / pub.total_b - 1
+        if pub.active_b is not None:
+            active = c.active - sum(c.active_breakdown[k] for k in pub.excludes)
+            e_active: float | None = active / 1e9 / pub.active_b - 1
+            act = f"{active / 1e9:,.2f}B | {pub.active_b:g}B | {e_active:+.2%}"
+        else:
+            e_active, act = None, "dense | | "
+        tot = f"{total / 1e9:,.2f}B | {pub.total_b:g}B | {e_total:+.2%}"
+        rows.append((max(abs(e_total), abs(e_active or 0)), f"| {spec.id} | {tot} | {act} |"))
+    rows.sort(key=lambda r: -r[0])
+    lines += [r[1] for r in rows]
+    lines += ["", f"Largest difference: {rows[0][0]:.2%} (first row; sorted worst first).", ""]
+    return lines
+
+
+def checks_table(title: str, checks: Iterable[Check]) -> list[str]:
+    checks = list(checks)
+    if not checks:
+        return []
+    kind = checks[0].kind
+    lines = [f"### {title}", ""]
+    if kind == "decode_speed":
+        lines += [
+            "| id | what | measured tok/s | predicted (low - high) | error of expected | in band |",
+            "| --- | --- | ---: | ---: | ---: | :---: |",
+        ]
+        for c in sorted(checks, key=lambda c: -abs(c.error)):
+            band = f"{c.predicted:,.1f} ({c.low or 0:,.1f} - {c.high or 0:,.1f})"
+            ok = "yes" if c.ok else "**no**"
+            lines.append(f"| [{c.id}]({c.source}) | {c.label} | {c.measured:,.2f} | {band} | {c.error:+.1%} | {ok} |")
+        inside = sum(c.ok for c in checks)
+        mean = sum(abs(c.error) for c in checks) / len(checks)
+        lines += [
+            "",
+            f"{inside} of {len(checks)} inside the band; mean absolute error of the expected value {mean:.1%}.",
+        ]
+    elif kind == "fit":
+        lines += ["| id | what | published | moeplan |", "| --- | --- | :---: | :---: |"]
+        for c in checks:
+            said = "fits" if c.measured else "does not fit"
+            ours = ("fits" if c.predicted else "does not fit") + ("" if c.ok else " (**wrong**)")
+            lines.append(f"| [{c.id}]({c.source}) | {c.label} | {said} | {ours} |")
+        lines += ["", f"{sum(c.ok for c in checks)} of {len(checks)} verdicts agree."]
+    else:
+        lines += ["| id | what | measured | predicted | error |", "| --- | --- | ---: | ---: | ---: |"]
+        for c in sorted(checks, key=lambda c: -abs(c.error)):
+            figures = f"{_fmt(c.measured)} | {_fmt(c.predicted)} | {c.error:+.2%}"
+            lines.append(f"| [{c.id}]({c.source}) | {c.label} | {figures} |")
+        worst = max(checks, key=lambda c: abs(c.error))
+        lines += ["", f"Worst: {worst.id} at {worst.error:+.2%}."]
+    return [*lines, ""]
+
+
+def render() -> str:
+    lines = [
+        "# Accuracy",
+        "",
+        "Generated by `python benchmarks/accuracy.py` from the catalogue and the measurement files in",
+        "`benchmarks/`, each record quoting its source.  Sorted worst first within each table.  Speed is",
+        "judged against the band moeplan reports (low, expected, high); the error column is that of the",
+        "expected value.",
+        "",
+        *params_table(),
+    ]
+    for name, path in SETS:
+        if not path.exists():
+            continue
+        checks = [check(r) for r in load_records(path)]
+        lines += [f"## Measurements: {name} (`{path.relative_to(ROOT)}`, {len(checks)} records)", ""]
+        for kind, title in KIND_TITLES.items():
+            lines += checks_table(title, [c for c in checks if c.kind == kind])
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--check", action="store_true", help="fail if docs/accuracy.md is out of date")
+    args = parser.parse_args()
+    text = render()
+    if args.check:
+        if not OUT.exists() or OUT.read_text() != text:
+            print("docs/accuracy.md is out of date: run python benchmarks/accuracy.py", file=sys.stderr)
+            return 1
+        return 0
+    OUT.write_text(text)
+    print(f"wrote {OUT.relative_to(ROOT)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

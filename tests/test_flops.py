@@ -1,0 +1,61 @@
+"""FLOPs per token: hand-computed values, MLA forms, windows, and properties."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from moeplan.catalog import load_catalog, resolve_model
+from moeplan.flops import flops_per_token, prompt_flops
+from moeplan.params import count_params
+from moeplan.specs import ModelSpec
+
+CATALOG = load_catalog()
+
+
+def test_llama_8b_decode_by_hand() -> None:
+    spec = resolve_model("llama-3.1-8b")
+    f = flops_per_token(spec.arch, 8192)
+    p = count_params(spec)
+    matmul = 2 * (p.total - p.embedding - p.breakdown["norm"])
+    assert f.matmul == matmul
+    assert f.by_kind["attention_scores"] == 2 * 32 * (128 + 128) * 8192 * 32
+
+
+def test_moe_matmuls_follow_active_parameters() -> None:
+    spec = resolve_model("mixtral-8x7b")
+    f = flops_per_token(spec.arch, 1)
+    p = count_params(spec)
+    assert f.by_kind["routed_experts"] == 2 * p.active_breakdown["routed_experts"]
+    assert f.matmul == 2 * (p.active - p.embedding - p.breakdown["norm"])
+
+
+def test_mla_absorbed_decode_and_unabsorbed_prefill() -> None:
+    arch = resolve_model("deepseek-v3").arch
+    per_layer_decode = 2 * 128 * (2 * 512 + 64)
+    assert flops_per_token(arch, 1000).by_kind["attention_scores"] == per_layer_decode * 1000 * 61
+    per_layer_prefill = 2 * 128 * (128 + 64 + 128)
+    assert flops_per_token(arch, 999, "prefill").by_kind["attention_scores"] == per_layer_prefill * 500 * 61
+
+
+def test_sliding_windows_cap_attention() -> None:
+    arch = resolve_model("gpt-oss-120b").arch  # alternating 128-token windows and full layers
+    short, long = (flops_per_token(arch, c).by_kind["attention_scores"] for c in (128, 100_000))
+    per_token_layer = 2 * arch.attention.num_heads * (arch.attention.head_dim * 2)
+    assert long == per_token_layer * (18 * 100_000 + 18 * 128)
+    assert short == per_token_layer * 36 * 128
+
+
+def test_prompt_flops_is_mean_times_length() -> None:
+    arch = resolve_model("qwen3-30b-a3b").arch
+    assert prompt_flops(arch, 2048) == pytest.approx(flops_per_token(arch, 2048, "prefill").total * 2048)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.sampled_from(CATALOG), st.integers(1, 500_000), st.integers(1, 500_000))
+def test_flops_never_fall_with_context(spec: ModelSpec, a: int, b: int) -> None:
+    lo, hi = sorted((a, b))
+    for mode in ("decode", "prefill"):
+        assert flops_per_token(spec.arch, lo, mode).total <= flops_per_token(spec.arch, hi, mode).total  # type: ignore[arg-type]
+    assert flops_per_token(spec.arch, lo).total > 0

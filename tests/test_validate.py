@@ -1,0 +1,31 @@
+"""The development measurements hold, and docs/accuracy.md is what benchmarks/accuracy.py writes."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+from moeplan.validate import Check, check, load_records
+
+ROOT = Path(__file__).resolve().parent.parent
+DEV = load_records(ROOT / "benchmarks/measurements.yaml")
+TOLERANCE = {"weights": 0.02, "gguf_size": 0.03, "kv_tokens": 0.01, "kv_total": 0.01}
+
+
+@pytest.mark.parametrize("record", DEV, ids=[str(r["id"]) for r in DEV])
+def test_development_measurements(record: dict[str, object]) -> None:
+    c: Check = check(record)  # type: ignore[arg-type]
+    if c.kind in TOLERANCE:
+        assert abs(c.error) <= TOLERANCE[c.kind], (c.id, c.error)
+    else:
+        assert c.ok, (c.id, c.measured, c.low, c.predicted, c.high)
+
+
+def test_accuracy_doc_is_current() -> None:
+    spec = importlib.util.spec_from_file_location("accuracy", ROOT / "benchmarks/accuracy.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert (ROOT / "docs/accuracy.md").read_text() == module.render(), "run python benchmarks/accuracy.py"
