@@ -3,7 +3,8 @@
 Usage: python benchmarks/cli_speed.py [--runs N]
 
 Each command runs N times in a fresh interpreter; the table gives the median and the ratio to the baseline.
-Target (docs): ``estimate`` within 1.5x of the baseline, and no torch or huggingface_hub imported.
+Targets: ``estimate`` within 1.5x of the baseline (no torch or huggingface_hub imported), ``recommend``
+over every GPU and format under 1 s.
 """
 
 from __future__ import annotations
@@ -21,7 +22,14 @@ COMMANDS: list[tuple[str, list[str]]] = [
     ("moeplan --help", [*CLI, "--help"]),
     ("moeplan estimate mixtral-8x22b --gpu a100", [*CLI, "estimate", "mixtral-8x22b", "--gpu", "a100"]),
     ("moeplan estimate deepseek-v3 --gpu h200 --json", [*CLI, "estimate", "deepseek-v3", "--gpu", "h200", "--json"]),
+    (
+        "moeplan compare mixtral-8x7b llama-3.1-70b --gpu h100",
+        [*CLI, "compare", "mixtral-8x7b", "llama-3.1-70b", "--gpu", "h100"],
+    ),
+    ("moeplan recommend deepseek-v3 --context 32k", [*CLI, "recommend", "deepseek-v3", "--context", "32k"]),
+    ("moeplan recommend qwen3-30b-a3b (every GPU x format)", [*CLI, "recommend", "qwen3-30b-a3b"]),
     ("moeplan models", [*CLI, "models"]),
+    ("moeplan gpus", [*CLI, "gpus"]),
 ]
 
 

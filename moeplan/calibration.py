@@ -2,7 +2,7 @@
 
 A profile is a JSON file holding the device it was measured on, when, and the fitted factors (achieved share
 of peak bandwidth, best share of peak compute).  Profiles live in the user's cache folder
-(``$MOEPLAN_CACHE`` or ``~/.cache/moeplan/calibration/<gpu-id>.json``) or wherever ``--save`` put them.
+(``$MOEPLAN_CACHE/calibration/<gpu-id>.json``, by default under ``~/.cache/moeplan``) or wherever ``--save`` put them.
 ``estimate`` applies the stored profile of its GPU automatically and says so; a profile measured on another
 device, or older than :data:`MAX_AGE_DAYS`, is never applied silently: it is refused with the reason.
 """
@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -71,12 +70,10 @@ class CalibrationProfile(BaseModel):
 
 
 def cache_dir() -> Path:
-    """Where profiles are stored: ``$MOEPLAN_CACHE/calibration`` or ``~/.cache/moeplan/calibration``."""
-    base = os.environ.get("MOEPLAN_CACHE") or os.environ.get("XDG_CACHE_HOME")
-    root = Path(base) / "moeplan" if base and not os.environ.get("MOEPLAN_CACHE") else Path(base or "")
-    if not base:
-        root = Path.home() / ".cache" / "moeplan"
-    return root / "calibration"
+    """Where profiles are stored: ``<cache>/calibration`` (see :func:`moeplan.cache.cache_root`)."""
+    from moeplan.cache import cache_root
+
+    return cache_root() / "calibration"
 
 
 def profile_path(gpu_id: str) -> Path:

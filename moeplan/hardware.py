@@ -115,10 +115,11 @@ def user_gpu_file() -> Path | None:
     return path if path.is_file() else None
 
 
-def _entries(path: Path) -> list[Mapping[str, Any]]:
+def _entries(path: Path, builtin: bool = False) -> list[Mapping[str, Any]]:
+    from moeplan.cache import cached_yaml
     from moeplan.catalog import read_yaml
 
-    data = read_yaml(path)
+    data = cached_yaml(path) if builtin else read_yaml(path)
     gpus = data.get("gpus") if isinstance(data, dict) else None
     if not isinstance(gpus, list) or not all(isinstance(g, dict) for g in gpus):
         raise SpecError(f"{path}: expected a mapping with a 'gpus:' list of entries")
@@ -138,7 +139,7 @@ def _build(path: Path, raw: Mapping[str, Any]) -> GpuSpec:
 def load_gpus(extra_file: str | None = None) -> tuple[GpuSpec, ...]:
     """The built-in catalogue, then the user's file (``extra_file``, else :func:`user_gpu_file`) merged by id."""
     builtin = _data_file()
-    merged: dict[str, dict[str, Any]] = {str(g["id"]): dict(g) for g in _entries(builtin)}
+    merged: dict[str, dict[str, Any]] = {str(g["id"]): dict(g) for g in _entries(builtin, builtin=True)}
     sources = {gid: builtin for gid in merged}
     user = Path(extra_file).expanduser() if extra_file else user_gpu_file()
     if user is not None:

@@ -90,3 +90,14 @@ def test_custom_gpu_from_figures() -> None:
         custom_gpu(None, None, 400.0, None)
     with pytest.raises(InputError):
         custom_gpu(None, -1.0, None, None)
+
+
+def test_builtin_catalogue_is_cached_as_json_and_refreshed_when_the_file_changes(tmp_path: Path) -> None:
+    from moeplan.cache import cache_root, cached_yaml
+
+    src = tmp_path / "gpus.yaml"
+    src.write_text("gpus: [{id: a}]\n")
+    assert cached_yaml(src) == {"gpus": [{"id": "a"}]}
+    assert list((cache_root() / "parsed").glob("gpus-*.json"))
+    src.write_text("gpus: [{id: bb}]\n")
+    assert cached_yaml(src) == {"gpus": [{"id": "bb"}]}
