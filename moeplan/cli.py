@@ -325,6 +325,89 @@ def gpus(gpu_file: GpuFileOpt = None, json_out: JsonOpt = False) -> None:
 
 
 @app.command()
+def calibrate(
+    device: Annotated[str, typer.Option("--device", help="auto, cuda, mps or cpu.")] = "auto",
+    dtype: Annotated[
+        str | None, typer.Option("--dtype", help="bf16, fp16 or fp32 (default: bf16 on GPUs, fp32 on CPUs).")
+    ] = None,
+    model: Annotated[
+        str | None, typer.Option("--model", help="Take the layer's shapes from this model (default qwen3-30b-a3b).")
+    ] = None,
+    hidden: Annotated[int | None, typer.Option("--hidden", help="Hidden size (instead of --model).")] = None,
+    expert_ffn: Annotated[int | None, typer.Option("--expert-ffn", help="Width of one expert.")] = None,
+    experts: Annotated[int | None, typer.Option("--experts", help="Routed experts.")] = None,
+    top_k: Annotated[int | None, typer.Option("--top-k", help="Experts per token.")] = None,
+    shared_ffn: Annotated[int, typer.Option("--shared-ffn", help="Total width of shared experts.")] = 0,
+    tokens: Annotated[str | None, typer.Option("--tokens", help="Token counts to time, e.g. 1,8,64,512,4096.")] = None,
+    quick: Annotated[bool, typer.Option("--quick", help="Fewer token counts and repeats.")] = False,
+    gpu: Annotated[
+        str | None, typer.Option("--gpu", help="Catalogue id of this device when its name is not recognised.")
+    ] = None,
+    save: Annotated[str | None, typer.Option("--save", help="Write the profile here (default: the cache).")] = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Run a synthetic MoE layer on this machine and store the efficiencies later estimates use.
+
+    Examples:
+
+      moeplan calibrate
+
+      moeplan calibrate --model mixtral-8x7b --tokens 1,64,4096
+
+      moeplan calibrate --device cpu --hidden 512 --expert-ffn 256 --experts 16 --top-k 2 --quick
+    """
+    from pathlib import Path
+
+    from moeplan.calibrate import (
+        DEFAULT_TOKENS,
+        QUICK_TOKENS,
+        LayerShape,
+        parse_token_list,
+        run_calibration,
+        shape_from_model,
+    )
+    from moeplan.calibration import profile_path, save_profile
+
+    err = Console(stderr=True, no_color=None)
+    with handled_errors():
+        manual = (hidden, expert_ffn, experts, top_k)
+        if any(v is not None for v in manual):
+            if any(v is None for v in manual) or model is not None:
+                from moeplan.errors import InputError
+
+                raise InputError("give --hidden, --expert-ffn, --experts and --top-k together (or --model)")
+            shape = LayerShape(hidden, expert_ffn, experts, top_k, shared_ffn)  # type: ignore[arg-type]
+        else:
+            shape = shape_from_model(model or "qwen3-30b-a3b")
+        counts = parse_token_list(tokens) if tokens else (QUICK_TOKENS if quick else DEFAULT_TOKENS)
+        from rich.progress import Progress
+
+        with Progress(console=err, transient=True, disable=json_out or not err.is_terminal) as bar:
+            task = bar.add_task("calibrating", total=3 + len(counts))
+            run = run_calibration(shape, counts, device, dtype, quick, gpu, lambda msg: bar.advance(task))
+        assert run.profile is not None
+        key = run.profile.gpu_id or _slug(run.device_name)
+        target = Path(save).expanduser() if save else profile_path(key)
+        written = save_profile(run.profile, target)
+    for note in run.notices + run.skipped:
+        err.print(f"[yellow]notice:[/yellow] {note}")
+    if json_out:
+        from moeplan.render import to_json_text
+
+        typer.echo(to_json_text({**run.profile.model_dump(), "saved_to": str(written), "skipped": run.skipped}))
+        return
+    from moeplan.render import print_calibration
+
+    print_calibration(_stdout(), run, str(written))
+
+
+def _slug(name: str) -> str:
+    import re
+
+    return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-") or "device"
+
+
+@app.command()
 def models(json_out: JsonOpt = False) -> None:
     """The model catalogue: id, total and active parameters, experts, top-k and source.
 

@@ -55,10 +55,10 @@ class Efficiency:
     """Achieved share of peak memory bandwidth (low, expected, high)."""
     compute_max: float
     """``eta_max``: the best share of peak TFLOP/s a large GEMM reaches."""
-    layer_s: float
-    """Fixed seconds per decoder layer per step (launches, norms, small kernels)."""
+    kernel_s: float
+    """Fixed seconds per kernel of a step (launch and the small kernels' own latency), see :func:`layer_kernels`."""
     moe_layer_s: float
-    """Extra fixed seconds per MoE layer per step (router, top-k, sort and align tokens)."""
+    """Extra fixed seconds per MoE layer per step beyond its kernels (fused-MoE alignment and padding)."""
     source: str = ""
     calibrated: str | None = None
     """The calibration profile these factors come from, if any."""
@@ -72,30 +72,30 @@ SPEEDS: dict[str, Efficiency] = {
     "vllm": Efficiency(
         (0.60, 0.78, 0.90),
         0.75,
-        25 * US,
-        70 * US,
+        2 * US,
+        55 * US,
         "Qwen speed benchmark (Qwen3-30B-A3B, SGLang, H20: 137 tok/s bf16, 156 fp8); Baseten (Mixtral int8, "
         "TensorRT-LLM, A100: 81 tok/s); VeOmni PR #460 (fused MoE 22-25% of H100 peak)",
     ),
     "sglang": Efficiency(
         (0.60, 0.78, 0.90),
         0.75,
-        25 * US,
-        70 * US,
+        2 * US,
+        55 * US,
         "as vllm: Qwen speed benchmark (SGLang 0.4.6, H20)",
     ),
     "llama.cpp": Efficiency(
         (0.55, 0.72, 0.88),
         0.55,
-        15 * US,
-        25 * US,
+        3 * US,
+        0.0,
         "llama-bench: gpt-oss-120b MXFP4 on DGX Spark 59 tok/s (NVIDIA forum, 2025-12); Mixtral Q4_K_M/Q8_0 on "
         "M2 Max 34.7/22.9 tok/s (llama.cpp PR #4406)",
     ),
     "transformers": Efficiency(
         (0.30, 0.45, 0.60),
         0.55,
-        150 * US,
+        10 * US,
         400 * US,
         "eager PyTorch: a Python loop over experts and no CUDA graphs (ml-engineering inference notes)",
     ),
@@ -104,6 +104,30 @@ SPEEDS: dict[str, Efficiency] = {
 
 def speed_profile(engine: str) -> Efficiency:
     return SPEEDS[engine]
+
+
+# Metal dispatches cost more than CUDA graph replays (command encoding per kernel).
+LAUNCH_SCALE = {"apple": 2.5}
+# The optimistic end of the band assumes real, skewed routing (a few popular experts) when none is given.
+HIGH_SKEW = 1.0
+
+
+def layer_kernels(arch: ArchSpec, layer: int) -> int:
+    """Kernels one decoder layer runs per step (an engine's graph, fused where engines fuse).
+
+    Attention: norm, q/k/v, rope, attention, output, residual = 8 (+2 with q/k norms); MLA: norm, q_a,
+    q_norm, q_b, kv_a, kv_norm, rope, the absorbed k_b and v_b with their copies, attention, output,
+    residual = 20.  Dense MLP: norm, gate-up, activation, down, residual = 5.  MoE: norm, router, softmax,
+    top-k, sort, gather, gate-up, activation, down, weighted combine, residual = 11; shared experts +4.
+    """
+    att = arch.attention
+    n = 20 if att.mla is not None else 8 + (2 if att.qk_norm != "none" else 0)
+    moe = arch.moe
+    if moe is not None and arch.is_moe_layer(layer):
+        n += 11 + (4 if moe.shared_intermediate_size else 0) + (5 if moe.residual_mlp else 0)
+    else:
+        n += 5
+    return n
 
 
 def selection_probabilities(num_experts: int, top_k: int, skew: float) -> list[float]:
@@ -221,6 +245,9 @@ class SpeedModel:
             self.stage_experts.append(experts)
             self.stage_dense.append(float(sum(weights.values())) - experts - weights.get("embedding", 0))
         self.stage_moe_layers = [sum(1 for i in r if arch.is_moe_layer(i)) for r in mm.stage_layers]
+        self.stage_kernels = [sum(layer_kernels(arch, i) for i in r) for r in mm.stage_layers]
+        self.stage_kernels[-1] += 3  # final norm, output head, sampling
+        self.launch_scale = LAUNCH_SCALE.get(inputs.gpu.kind, 1.0)
         att = arch.attention
         self.attended_per_layer = [att.layer_kind(i) for i in range(arch.num_layers)]
 
@@ -232,7 +259,9 @@ class SpeedModel:
         tokens = sum(_mean_attended(att.layer_kind(i), att.window_tokens, context, "decode") for i in layers)
         return tokens * self.mm.kv_layer_bytes * batch
 
-    def _compute_s(self, flops_by_kind: dict[str, float], tokens: float, eff: Efficiency, scale: float) -> float:
+    def _compute_s(
+        self, flops_by_kind: dict[str, float], tokens: float, eff: Efficiency, scale: float, skew: float
+    ) -> float:
         """Seconds for ``flops_by_kind`` (this GPU's share) done for ``tokens`` tokens at once."""
         arch, moe = self.arch, self.moe
         h = arch.hidden_size
@@ -241,7 +270,7 @@ class SpeedModel:
             if f <= 0:
                 continue
             if kind == "routed_experts" and moe is not None:
-                used = distinct_experts(moe.num_experts, moe.top_k, max(1, round(tokens)), self.inp.routing_skew)
+                used = distinct_experts(moe.num_experts, moe.top_k, max(1, round(tokens)), skew)
                 m = tokens * moe.top_k / max(used, 1e-9)
                 eta = eff.gemm(m, 2 * moe.expert_intermediate_size / self.tp * self.ep, h)
             elif kind == "attention_scores":
@@ -277,14 +306,15 @@ class SpeedModel:
         read_experts_for: float,
         kv_context: int | None,
         eff: Efficiency,
-        scales: tuple[float, float, float],
+        scales: tuple[float, float, float, float],
         flops_tokens: dict[str, float],
     ) -> Step:
         """A forward pass of ``tokens`` tokens; ``read_experts_for`` tokens decide the experts read.
 
-        ``scales``: (bandwidth efficiency, fixed-cost factor, compute-efficiency factor) of the scenario.
+        ``scales``: (bandwidth efficiency, fixed-cost factor, compute-efficiency factor, routing skew) of the
+        scenario.
         """
-        bw_eff, fixed_scale, compute_scale = scales
+        bw_eff, fixed_scale, compute_scale, skew = scales
         moe = self.moe
         mem = comp = fixed = 0.0
         bytes_read = 0.0
@@ -293,21 +323,24 @@ class SpeedModel:
         for s in range(self.pp):
             read = self.stage_dense[s]
             if moe is not None and self.stage_experts[s]:
-                used = distinct_experts(
-                    moe.num_experts, moe.top_k, max(1, round(read_experts_for)), self.inp.routing_skew
-                )
+                used = distinct_experts(moe.num_experts, moe.top_k, max(1, round(read_experts_for)), skew)
                 read += self.stage_experts[s] * min(1.0, used / moe.num_experts)
             if kv_context is not None:
                 read += self._kv_read(s, kv_context, round(tokens))
             bytes_read += read
             mem += read / (self.bw * bw_eff)
-            layers = len(self.mm.stage_layers[s])
-            fixed += (layers * eff.layer_s + self.stage_moe_layers[s] * eff.moe_layer_s) * fixed_scale
-        comp = self._compute_s(per_gpu_flops, tokens, eff, compute_scale) * self.pp
+            kernels = self.stage_kernels[s] * eff.kernel_s * self.launch_scale
+            fixed += (kernels + self.stage_moe_layers[s] * eff.moe_layer_s) * fixed_scale
+        comp = self._compute_s(per_gpu_flops, tokens, eff, compute_scale, skew) * self.pp
         comm = self._comm_s(tokens)
         return Step(max(mem, comp) + fixed + comm, mem, comp, fixed, comm, bytes_read)
 
     # -- public ---------------------------------------------------------------------------------------
+
+    def _skew(self, scenario: int) -> float:
+        """Routing skew of a scenario: the user's everywhere, and at least HIGH_SKEW at the optimistic end."""
+        skew = self.inp.routing_skew
+        return max(skew, HIGH_SKEW) if scenario == 2 else skew
 
     def decode_step(self, context: int, batch: int, scenario: str = "expected") -> Step:
         eff = self.inp.efficiency
@@ -316,7 +349,7 @@ class SpeedModel:
         compute_scale = (0.8, 1.0, 1.15)[i]
         f = flops_per_token(self.arch, context, "decode").by_kind
         flops = {k: v * batch for k, v in f.items()}
-        return self._step(batch, batch, context, eff, (eff.bw[i], fixed_scale, compute_scale), flops)
+        return self._step(batch, batch, context, eff, (eff.bw[i], fixed_scale, compute_scale, self._skew(i)), flops)
 
     def prefill_seconds(self, prompt: int, scenario: str = "expected") -> float:
         """Seconds to prefill one ``prompt``-token sequence, in chunks of the engine's batched tokens."""
@@ -327,7 +360,8 @@ class SpeedModel:
         n_chunks = math.ceil(prompt / chunk)
         f = flops_per_token(self.arch, prompt, "prefill").by_kind
         per_chunk = {k: v * chunk for k, v in f.items()}
-        step = self._step(chunk, chunk, None, eff, (eff.bw[i], (1.5, 1.0, 0.6)[i], (0.8, 1.0, 1.15)[i]), per_chunk)
+        scales = (eff.bw[i], (1.5, 1.0, 0.6)[i], (0.8, 1.0, 1.15)[i], self._skew(i))
+        step = self._step(chunk, chunk, None, eff, scales, per_chunk)
         return step.seconds * n_chunks
 
     def speed(self, context: int, batch: int, prompt: int, scenario: str = "expected") -> Speed:

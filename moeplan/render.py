@@ -383,3 +383,56 @@ def print_gpus(console: Console, gpus: list[Any]) -> None:
             ", ".join(g.aliases[:3]),
         )
     console.print(table)
+
+
+def print_calibration(console: Console, run: Any, saved_to: str) -> None:
+    """The calibration report: device, microbenchmarks, per-token-count table, fitted factors."""
+    s, gpu, prof = run.shape, run.gpu, run.profile
+    console.print(
+        f"[bold]{run.device_name}[/bold] ({run.device}, {run.dtype})"
+        + (f" = catalogue [bold]{gpu.id}[/bold]" if gpu else " (no catalogue entry: figures without peaks)")
+    )
+    console.print(
+        f"layer: hidden {s.hidden}, {s.experts} experts of {s.expert_ffn}, top-{s.top_k}"
+        + (f", shared {s.shared_ffn}" if s.shared_ffn else "")
+        + f"; dispatch {run.dispatch}; output matches the reference (error {run.reference_error:.1e})"
+    )
+    peak_bw = f" of {gpu.bandwidth_gb_s:,.0f} ({run.copy_gb_s / gpu.bandwidth_gb_s:.0%})" if gpu else ""
+    peak_tf = gpu.dense_tflops(run.dtype if run.dtype != "fp32" else "fp32") if gpu else None
+    tf = f" of {peak_tf:,.0f} ({run.gemm_tflops / peak_tf:.0%})" if peak_tf else ""
+    console.print(f"memory copy {run.copy_gb_s:,.1f} GB/s{peak_bw}; dense GEMM {run.gemm_tflops:,.2f} TFLOP/s{tf}")
+    table = Table(title="MoE layer", title_justify="left")
+    for col in ("tokens", "time", "± spread", "TFLOP/s", "GB/s", "of peak", "moeplan predicted", "error"):
+        table.add_column(col, justify="right")
+    for m in run.measurements:
+        share = prof.moe_efficiency.get(m.tokens) if prof else None
+        pred = m.predicted_seconds
+        table.add_row(
+            f"{m.tokens:,}",
+            f"{m.seconds * 1e3:,.3f} ms",
+            f"{m.seconds_spread * 1e3:,.3f}",
+            f"{m.achieved_tflops:,.2f}",
+            f"{m.achieved_gb_s:,.1f}",
+            f"{share:.1%}" if share is not None else "-",
+            f"{pred * 1e3:,.3f} ms" if pred else "-",
+            f"{pred / m.seconds - 1:+.0%}" if pred else "-",
+        )
+    console.print(table)
+    if run.weights_bytes_measured is not None:
+        err = run.weights_bytes_measured / run.weights_bytes_predicted - 1
+        console.print(
+            f"layer weights: measured {run.weights_bytes_measured / 2**20:,.1f} MiB, moeplan "
+            f"{run.weights_bytes_predicted / 2**20:,.1f} MiB ({err:+.1%})"
+        )
+    peaks = [m for m in run.measurements if m.peak_memory_bytes is not None and m.predicted_memory_bytes]
+    for m in peaks[-1:]:
+        err = m.peak_memory_bytes / m.predicted_memory_bytes - 1
+        console.print(
+            f"working memory at {m.tokens:,} tokens: measured {m.peak_memory_bytes / 2**20:,.1f} MiB, predicted "
+            f"{m.predicted_memory_bytes / 2**20:,.1f} MiB ({err:+.0%})"
+        )
+    if prof is not None:
+        bw = f"{prof.bandwidth_efficiency:.0%}" if prof.bandwidth_efficiency else "n/a"
+        ce = f"{prof.compute_efficiency:.0%}" if prof.compute_efficiency else "n/a"
+        console.print(f"fitted: bandwidth efficiency {bw}, compute efficiency (eta_max) {ce}")
+    console.print(f"profile saved to {saved_to}" + ("" if gpu else " (not applied to estimates: no catalogue GPU)"))

@@ -82,8 +82,9 @@ def performance_result(
     )
     notes = [
         f"speed: roofline per decode step, {engine} efficiency {eff.bw[1]:.0%} of bandwidth "
-        f"(band {eff.bw[0]:.0%}-{eff.bw[2]:.0%}), fixed {eff.layer_s * 1e6:.0f} us/layer"
-        + (f" + {eff.moe_layer_s * 1e6:.0f} us/MoE layer" if moe else ""),
+        f"(band {eff.bw[0]:.0%}-{eff.bw[2]:.0%}), {eff.kernel_s * 1e6:.0f} us per kernel"
+        + (f" + {eff.moe_layer_s * 1e6:.0f} us per MoE layer" if moe and eff.moe_layer_s else "")
+        + ("; the band's optimistic end assumes skewed routing" if moe else ""),
         f"prompt: {prompt:,} tokens for prefill and time to first token",
     ]
     if moe:

@@ -92,14 +92,19 @@ def _memory_model(r: dict[str, Any], gpu: GpuSpec | None) -> MemoryModel:
     n = int(r.get("num_gpus", 1))
     par = Parallel(int(r["tp"]), 1, n // int(r["tp"])) if r.get("tp") else default_parallel(spec.arch, n, engine)
     usable = gpu.usable_memory_bytes if gpu else 0.0
-    ctx, batch = int(r.get("context", 1024)), int(r.get("batch", 1))
+    ctx, batch = int(r.get("context") or 1024), int(r.get("batch") or 1)
     req = MemoryRequest(scheme, engine, usable, par, ctx, batch, kv_dtype(r.get("kv_dtype", "bf16")))
     return MemoryModel(spec.arch, req)
 
 
+_KINDS = {"weights_memory": "weights", "throughput": "decode_speed"}
+
+
 def check(r: dict[str, Any]) -> Check:
     """Evaluate one record."""
-    kind, rid = r["kind"], str(r["id"])
+    kind, rid = _KINDS.get(r["kind"], r["kind"]), str(r["id"])
+    if kind == "weights" and r.get("engine") == "llama.cpp":
+        kind = "gguf_size"  # llama.cpp prints the model's tensor bytes: the whole file, on any number of GPUs
     label = f"{r['model']} {r.get('quant', '')} {r.get('engine', '')}".strip()
     src = str(r.get("source", ""))
     if kind == "weights":
