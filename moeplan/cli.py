@@ -87,7 +87,12 @@ QuantOpt = Annotated[
 KvOpt = Annotated[str, typer.Option("--kv-dtype", help="KV cache format: bf16, fp16, fp8, q8_0, q4_0, ...")]
 ContextOpt = Annotated[str, typer.Option("--context", help="Tokens per sequence (prompt + output): 4096, 32k, 1M.")]
 BatchOpt = Annotated[int, typer.Option("--batch", help="Concurrent sequences.")]
-EngineOpt = Annotated[str, typer.Option("--engine", help="Memory profile: vllm, sglang, llama.cpp, transformers.")]
+EngineOpt = Annotated[
+    str,
+    typer.Option(
+        "--engine", help="vllm, sglang, llama.cpp, transformers, or auto (llama.cpp for GGUF and Apple/SoC, else vllm)."
+    ),
+]
 NoFaOpt = Annotated[
     bool, typer.Option("--no-flash-attention", help="llama.cpp without flash attention (compute buffer grows).")
 ]
@@ -126,7 +131,7 @@ def estimate(
     kv_dtype: KvOpt = "bf16",
     context: ContextOpt = "8k",
     batch: BatchOpt = 1,
-    engine: EngineOpt = "vllm",
+    engine: EngineOpt = "auto",
     no_flash_attention: NoFaOpt = False,
     mtp: MtpOpt = False,
     prompt: PromptOpt = None,

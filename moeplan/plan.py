@@ -16,7 +16,7 @@ from moeplan.errors import InputError
 from moeplan.kv import kv_bytes_per_token, kv_dtype
 from moeplan.memory import MemoryModel, MemoryRequest, Parallel, default_parallel
 from moeplan.params import ParamCounts, count_params
-from moeplan.quant import parse_scheme
+from moeplan.quant import Scheme, parse_scheme
 from moeplan.specs import ArchSpec, ModelSpec
 
 if TYPE_CHECKING:
@@ -44,7 +44,8 @@ class EstimateRequest(BaseModel):
     kv_dtype: str = "bf16"
     context: int = DEFAULT_CONTEXT
     batch: int = 1
-    engine: str = "vllm"
+    engine: str = "auto"
+    """A serving engine, or ``auto``: llama.cpp for GGUF formats and Apple/SoC machines, vLLM otherwise."""
     flash_attention: bool = True
     mtp: bool = False
     prompt: int | None = None
@@ -252,6 +253,16 @@ def request_gpu(request: EstimateRequest) -> GpuSpec | None:
     return custom_gpu(base, *custom) if any(v is not None for v in custom) else base
 
 
+def auto_engine(name: str, scheme: Scheme, gpu: GpuSpec | None) -> str:
+    """``--engine auto``: llama.cpp runs GGUF files and Apple or unified-memory machines; vLLM the rest."""
+    if name.strip().lower() != "auto":
+        return name
+    gguf = scheme.gguf is not None or any(v.isupper() for v in scheme.overrides.values())
+    if gguf or (gpu is not None and gpu.kind in ("apple", "soc")):
+        return "llama.cpp"
+    return "vllm"
+
+
 def _validate(request: EstimateRequest) -> None:
     if request.context < 1:
         raise InputError(f"--context must be at least 1 token, not {request.context}")
@@ -288,12 +299,12 @@ def estimate(request: EstimateRequest) -> EstimateResult:
     arch = spec.arch
     _validate(request)
     params = count_params(spec)
-    engine = engine_profile(request.engine)
     kv_name = kv_dtype(request.kv_dtype)
     native = spec.native_quant or spec.weights_dtype
     scheme = parse_scheme(request.quant or native, spec.native_quant, spec.weights_dtype)
     mtp_layers = arch.mtp_layers if request.mtp else 0
     gpu_spec = request_gpu(request)
+    engine = engine_profile(auto_engine(request.engine, scheme, gpu_spec))
     gpu = (gpu_spec.id, gpu_spec.name, gpu_spec.usable_memory_gib * GIB) if gpu_spec else None
     usable = gpu[2] if gpu else 0.0
 

@@ -214,3 +214,15 @@ def test_bad_speed_options_are_one_line(args: list[str]) -> None:
     code, out, err = run(*args)
     assert code == 1, (args, out, err)
     assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+
+
+def test_engine_auto_picks_llama_cpp_for_gguf_and_apple() -> None:
+    def engine(*args: str) -> str:
+        code, out, err = run("estimate", *args, "--json")
+        assert code == 0, err
+        return str(json.loads(out)["request"]["engine"])
+
+    assert engine("qwen3-30b-a3b", "--quant", "Q4_K_M") == "llama.cpp"
+    assert engine("qwen3-30b-a3b", "--gpu", "m3-ultra") == "llama.cpp"
+    assert engine("qwen3-30b-a3b", "--gpu", "h100") == "vllm"
+    assert engine("qwen3-30b-a3b", "--gpu", "h100", "--engine", "sglang") == "sglang"
