@@ -17,7 +17,7 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from moeplan.errors import MoeplanError, SpecError, UnknownModelError
+from moeplan.errors import SpecError, UnknownModelError
 from moeplan.hf import read_config_file, spec_from_config
 from moeplan.specs import ModelSpec
 
@@ -143,18 +143,55 @@ def suggestions(name: str, limit: int = 3) -> list[str]:
     return out[:limit]
 
 
+def _optional_json(path: Path) -> dict[str, Any] | None:
+    return read_config_file(path) if path.is_file() else None
+
+
+def with_checkpoint(
+    spec: ModelSpec, tensors: list[Any], config: dict[str, Any], source: str, hf_quant: dict[str, Any] | None
+) -> ModelSpec:
+    """``spec`` with the checkpoint's tensors summarised (and its native format, if the config missed it)."""
+    from moeplan.checkpoint import summarize
+
+    info = summarize(tensors, config, spec.arch.num_layers, source, hf_quant)
+    update: dict[str, Any] = {"checkpoint": info}
+    if info.native_format and not spec.native_quant:
+        update["native_quant"] = info.native_format
+    return spec.model_copy(update=update)
+
+
+def _from_folder(path: Path) -> ModelSpec:
+    config_path = path / "config.json"
+    gguf = sorted(path.glob("*.gguf"))
+    if not config_path.is_file():
+        if gguf:
+            from moeplan.gguf_spec import spec_from_gguf
+
+            return spec_from_gguf(gguf[0])
+        raise SpecError(f"{path}: a model folder must hold a config.json (or a .gguf file)")
+    config = read_config_file(config_path)
+    spec = spec_from_config(config, where=str(config_path), model_id=path.name)
+    if not any(path.glob("*.safetensors")):
+        return spec
+    from moeplan.safetensors_io import read_folder
+
+    tensors = read_folder(path)
+    return with_checkpoint(
+        spec, tensors, config, f"{path} (safetensors headers)", _optional_json(path / "hf_quant_config.json")
+    )
+
+
 def _from_path(path: Path) -> ModelSpec:
     if path.is_dir():
-        config = path / "config.json"
-        if not config.is_file():
-            raise SpecError(f"{path}: a model folder must hold a config.json")
-        return spec_from_config(read_config_file(config), where=str(config), model_id=path.name)
+        return _from_folder(path)
     if path.suffix in (".yaml", ".yml"):
         return load_spec_file(path, origin=str(path))
     if path.suffix == ".json":
         return spec_from_config(read_config_file(path), where=str(path), model_id=path.parent.name or None)
     if path.suffix == ".gguf":
-        raise MoeplanError(f"{path}: GGUF files are not read yet", "use the model's config.json or a catalogue id")
+        from moeplan.gguf_spec import spec_from_gguf
+
+        return spec_from_gguf(path)
     raise SpecError(f"{path}: expected a config.json, a YAML spec, or a model folder")
 
 
@@ -163,10 +200,9 @@ def resolve_model(name: str) -> ModelSpec:
     if not name or not name.strip():
         raise UnknownModelError("empty model name", "run `moeplan models` for the catalogue")
     if name.startswith("hf:"):
-        raise MoeplanError(
-            f"{name}: reading from the Hugging Face Hub is not available in this version",
-            "download the model's config.json and pass its path",
-        )
+        from moeplan.hub import spec_from_hub
+
+        return spec_from_hub(name)
     path = Path(name).expanduser()
     looks_like_path = path.suffix in (".json", ".yaml", ".yml", ".gguf") or name.startswith((".", "/", "~"))
     if path.exists() and (looks_like_path or path.is_dir()):
@@ -183,5 +219,5 @@ def resolve_model(name: str) -> ModelSpec:
 
 def spec_to_yaml(spec: ModelSpec) -> str:
     """A spec as YAML in catalogue form (defaults left out); loading it gives the same spec back."""
-    data = spec.model_dump(mode="json", exclude_defaults=True, exclude={"origin"})
+    data = spec.model_dump(mode="json", exclude_defaults=True, exclude={"origin", "checkpoint"})
     return yaml.safe_dump(data, sort_keys=False, default_flow_style=None, width=100)

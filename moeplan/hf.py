@@ -16,6 +16,7 @@ from typing import Any, Literal
 
 from pydantic import ValidationError
 
+from moeplan.checkpoint import native_format
 from moeplan.errors import SpecError, UnsupportedArchitectureError
 from moeplan.specs import ArchSpec, AttentionSpec, MlaSpec, MlpSpec, ModelSpec, MoeSpec
 
@@ -596,6 +597,7 @@ def spec_from_config(
             name=label,
             architecture=model_type,
             weights_dtype=weights_dtype(config),
+            native_quant=native_format(config),
             arch=arch,
             vision_params=vision,
             origin=where,

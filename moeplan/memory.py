@@ -112,14 +112,18 @@ def _tp_share(t: Tensor, arch: ArchSpec, par: Parallel) -> float:
     return 1.0 / tp
 
 
-_WEIGHTS_CACHE: dict[tuple[int, str, Parallel], tuple[ArchSpec, Scheme, Any]] = {}
+_WEIGHTS_CACHE: dict[tuple[Any, ...], tuple[ArchSpec, Scheme, Any]] = {}
 
 
 def _stage_weights(
-    arch: ArchSpec, scheme: Scheme, par: Parallel
+    arch: ArchSpec, scheme: Scheme, par: Parallel, scale: tuple[tuple[str, float], ...] = (), extra: int = 0
 ) -> tuple[dict[ParamKind, int], list[dict[ParamKind, int]]]:
-    """Weights of the whole model by kind, and of one GPU of each pipeline stage by kind (cached)."""
-    key = (id(arch), scheme.name, par)
+    """Weights of the whole model by kind, and of one GPU of each pipeline stage by kind (cached).
+
+    ``scale`` multiplies a kind's bytes: a real checkpoint's bytes over what the scheme predicts; ``extra``
+    bytes (a checkpoint's vision tower) sit on the first stage as ``other``, split over its TP ranks.
+    """
+    key = (id(arch), scheme.name, par, scale, extra)
     hit = _WEIGHTS_CACHE.get(key)
     if hit is not None and hit[0] is arch and hit[1] == scheme:
         return hit[2]  # type: ignore[no-any-return]
@@ -127,10 +131,15 @@ def _stage_weights(
     stage_of = [i for i, r in enumerate(stages) for _ in r]
     whole: Counter[ParamKind] = Counter()
     per_stage: list[Counter[ParamKind]] = [Counter() for _ in stages]
-    for t, _, nbytes in quantized_tensors(arch, scheme):
+    factors = dict(scale)
+    for t, _, raw in quantized_tensors(arch, scheme):
+        nbytes = round(raw * factors.get(t.kind, 1.0))
         whole[t.kind] += nbytes
         edge = 0 if t.role == "token_embd" else len(stages) - 1  # embedding first, head last
         per_stage[edge if t.layer is None else stage_of[t.layer]][t.kind] += round(nbytes * _tp_share(t, arch, par))
+    if extra:
+        whole["other"] += extra
+        per_stage[0]["other"] += round(extra / par.tp)
     result = (dict(whole), [dict(c) for c in per_stage])
     if len(_WEIGHTS_CACHE) > 1024:
         _WEIGHTS_CACHE.clear()
@@ -151,6 +160,10 @@ class MemoryRequest:
     kv_dtype: str = "bf16"
     flash_attention: bool = True
     mtp_layers: int = 0
+    weights_scale: tuple[tuple[str, float], ...] = ()
+    """Per kind, a checkpoint's real bytes over the scheme's prediction (empty: the prediction)."""
+    extra_weight_bytes: int = 0
+    """Checkpoint tensors outside the language model that engines load (a vision tower)."""
 
 
 @dataclass(frozen=True)
@@ -179,7 +192,9 @@ class MemoryModel:
         self.arch, self.req = arch, req
         par = req.parallel
         stages = _stage_layers(arch.num_layers, par.pp)
-        self.weights_by_kind, self.stage_weights = _stage_weights(arch, req.scheme, par)
+        self.weights_by_kind, self.stage_weights = _stage_weights(
+            arch, req.scheme, par, req.weights_scale, req.extra_weight_bytes
+        )
         self.stage_layers = stages
         # KV per token per GPU in each stage.
         att = arch.attention

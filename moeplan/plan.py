@@ -218,6 +218,7 @@ class EstimateResult(BaseModel):
             },
             "memory": self.memory.model_dump(),
             "fit": self.fit.model_dump() if self.fit else None,
+            "checkpoint": spec.checkpoint.model_dump() if spec.checkpoint else None,
             "flops": self.flops.model_dump() if self.flops else None,
             "performance": self.performance.model_dump() if self.performance else None,
             "cost": self.cost.model_dump() if self.cost else None,
@@ -229,6 +230,8 @@ def _assumptions(spec: ModelSpec, params: ParamCounts) -> tuple[str, ...]:
     out = [f"shapes: {spec.origin if spec.origin != 'catalogue' else 'catalogue spec ' + spec.id}"]
     if spec.sources:
         out.append(f"source: {spec.sources[0]}")
+    if spec.origin != "catalogue" and spec.notes:
+        out.append(spec.notes)
     if spec.arch.moe is not None:
         moe = spec.arch.moe
         out.append(
@@ -251,6 +254,41 @@ def request_gpu(request: EstimateRequest) -> GpuSpec | None:
         return None
     base = resolve_gpu(request.gpu, request.gpu_file) if request.gpu is not None else None
     return custom_gpu(base, *custom) if any(v is not None for v in custom) else base
+
+
+def _checkpoint_bytes(
+    spec: ModelSpec, scheme: Scheme, request: EstimateRequest
+) -> tuple[tuple[tuple[str, float], ...], int, tuple[str, ...]]:
+    """Per-kind scale to a real checkpoint's bytes, its vision-tower bytes, and notes (all empty without one).
+
+    The file's bytes replace the scheme's prediction when the weights are served as stored (no ``--quant``,
+    or the checkpoint's own format).
+    """
+    info = spec.checkpoint
+    if info is None:
+        return (), 0, ()
+    from moeplan.checkpoint import compare_with_spec
+    from moeplan.quant import weights_bytes_by_kind
+
+    params = count_params(spec)
+    notes = [f"checkpoint: {info.source}, {info.tensor_count:,} tensors, {info.total_bytes:,} bytes"]
+    notes += compare_with_spec(info, params.breakdown, params.mtp, params.vision)
+    native = info.native_format or spec.native_quant or spec.weights_dtype
+    if request.quant is not None and parse_scheme(request.quant, native, spec.weights_dtype).name != scheme.name:
+        return (), 0, tuple(notes)
+    if request.quant is not None and request.quant.strip().lower() != native:
+        return (), 0, (*notes, f"weights as --quant {request.quant} would store them, not the checkpoint's bytes")
+    predicted = weights_bytes_by_kind(spec.arch, scheme)
+    scale = []
+    for kind, want in sorted(predicted.items()):
+        have = info.bytes_by_kind.get(kind)
+        if have and want:
+            scale.append((kind, have / want))
+    extra = info.bytes_by_kind.get("vision", 0) + info.bytes_by_kind.get("other", 0)
+    if request.mtp and info.bytes_by_kind.get("mtp"):
+        extra += info.bytes_by_kind["mtp"]
+    notes.append("weights memory: the checkpoint's own bytes per tensor class")
+    return tuple(scale), extra, tuple(notes)
 
 
 def auto_engine(name: str, scheme: Scheme, gpu: GpuSpec | None) -> str:
@@ -308,10 +346,22 @@ def estimate(request: EstimateRequest) -> EstimateResult:
     gpu = (gpu_spec.id, gpu_spec.name, gpu_spec.usable_memory_gib * GIB) if gpu_spec else None
     usable = gpu[2] if gpu else 0.0
 
+    scale, extra, file_notes = _checkpoint_bytes(spec, scheme, request)
+
     def model_for(num_gpus: int) -> MemoryModel:
         par = _parallel(arch, request, engine, num_gpus)
         mreq = MemoryRequest(
-            scheme, engine, usable, par, request.context, request.batch, kv_name, request.flash_attention, mtp_layers
+            scheme,
+            engine,
+            usable,
+            par,
+            request.context,
+            request.batch,
+            kv_name,
+            request.flash_attention,
+            mtp_layers,
+            scale,
+            extra,
         )
         return MemoryModel(arch, mreq)
 
@@ -385,6 +435,7 @@ def estimate(request: EstimateRequest) -> EstimateResult:
         performance=performance,
         cost=cost,
         assumptions=_assumptions(spec, params)
+        + file_notes
         + _memory_assumptions(request, engine, scheme.name, kv_name, fit)
         + speed_notes,
     )

@@ -75,6 +75,16 @@ def print_estimate(console: Console, result: EstimateResult) -> None:
         pub = spec.published
         active = f", {pub.active_b:g}B active" if pub.active_b else ""
         console.print(f"[dim]published: {pub.total_b:g}B total{active} ({pub.source})[/dim]")
+    ck = spec.checkpoint
+    if ck is not None:
+        mix = ", ".join(f"{k} {v / max(1, sum(ck.dtypes.values())):.0%}" for k, v in sorted(ck.dtypes.items()))
+        console.print(
+            f"checkpoint: {ck.source}: {ck.tensor_count:,} tensors in {ck.files} file(s), "
+            f"{fmt_gib(ck.total_bytes)} ({mix})" + (f"; native format {ck.native_format}" if ck.native_format else "")
+        )
+        for note in result.assumptions:
+            if note.startswith(("the checkpoint", "weights memory: the checkpoint")):
+                console.print(f"[yellow]note:[/yellow] {note}")
     _print_memory(console, result)
     _print_speed(console, result)
 

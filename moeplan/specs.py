@@ -23,6 +23,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from moeplan.checkpoint import CheckpointInfo
+
 ParamKind = Literal[
     "attention",
     "routed_experts",
@@ -245,3 +247,6 @@ class ModelSpec(Frozen):
     sources: tuple[str, ...] = Field(default=(), description="where the shapes come from")
     notes: str | None = None
     origin: str = Field(default="catalogue", description="catalogue, config.json path, Hub id, ...")
+    checkpoint: CheckpointInfo | None = Field(
+        default=None, description="the real tensors, when the model was read from a checkpoint or GGUF file"
+    )

@@ -64,3 +64,65 @@ def reference_counts(config: dict[str, Any]) -> tuple[Counter[str], int]:
         name = name.replace("model.language_model.", "model.").replace("language_model.", "")
         counts[kind_of(name)] += p.numel()
     return counts, vision
+
+
+def small_config(model_type: str) -> dict[str, Any]:
+    """A small config of ``model_type`` with every shape key given."""
+    base: dict[str, Any] = {
+        "model_type": model_type,
+        "vocab_size": 320,
+        "hidden_size": 128,
+        "intermediate_size": 96,
+        "num_hidden_layers": 4,
+        "num_attention_heads": 32,
+        "num_key_value_heads": 4,
+        "max_position_embeddings": 512,
+    }
+    if model_type in ("mixtral", "phimoe", "granitemoe", "gpt_oss", "llama4_text", "olmoe", "qwen3_moe"):
+        base.update(num_local_experts=6, num_experts_per_tok=2)
+    if model_type in ("olmoe", "qwen2_moe", "qwen3_moe"):
+        base.update(num_experts=6, num_experts_per_tok=2)
+    if model_type in ("qwen2_moe", "qwen3_moe", "deepseek_v2", "deepseek_v3", "glm4_moe"):
+        base.update(moe_intermediate_size=40)
+    if model_type == "qwen2_moe":
+        base.update(shared_expert_intermediate_size=80)
+    if model_type in ("deepseek_v2", "deepseek_v3"):
+        base.update(
+            n_routed_experts=6,
+            num_experts_per_tok=2,
+            n_shared_experts=1,
+            first_k_dense_replace=1,
+            q_lora_rank=24,
+            kv_lora_rank=16,
+            qk_nope_head_dim=8,
+            qk_rope_head_dim=4,
+            v_head_dim=8,
+            num_key_value_heads=32,
+            n_group=1,
+            topk_group=1,
+        )
+    if model_type == "glm4_moe":
+        base.update(
+            n_routed_experts=6,
+            num_experts_per_tok=2,
+            n_shared_experts=1,
+            first_k_dense_replace=1,
+            n_group=1,
+            topk_group=1,
+        )
+    if model_type == "llama4_text":
+        base.update(intermediate_size_mlp=128, head_dim=8)
+    if model_type == "gpt_oss":
+        base.update(head_dim=8, sliding_window=16)
+    if model_type == "dbrx":
+        base = {
+            "model_type": "dbrx",
+            "vocab_size": 320,
+            "d_model": 128,
+            "n_heads": 32,
+            "n_layers": 3,
+            "max_seq_len": 512,
+            "attn_config": {"kv_n_heads": 2, "rope_theta": 10000},
+            "ffn_config": {"ffn_hidden_size": 96, "moe_num_experts": 4, "moe_top_k": 2},
+        }
+    return base
