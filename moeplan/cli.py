@@ -97,6 +97,16 @@ NoFaOpt = Annotated[
     bool, typer.Option("--no-flash-attention", help="llama.cpp without flash attention (compute buffer grows).")
 ]
 MtpOpt = Annotated[bool, typer.Option("--mtp", help="Serve with the multi-token-prediction layers (their KV too).")]
+OffloadOpt = Annotated[
+    str | None,
+    typer.Option("--offload-experts", help="auto or N: keep routed experts of the first N layers in RAM (llama.cpp)."),
+]
+RamOpt = Annotated[float | None, typer.Option("--ram", help="System RAM installed, GiB.")]
+CpuOpt = Annotated[
+    str | None, typer.Option("--cpu", help="Host CPU (`moeplan cpus`) or memory config such as ddr5-5600x2.")
+]
+RamBwOpt = Annotated[float | None, typer.Option("--ram-bandwidth", help="RAM bandwidth, GB/s (instead of --cpu).")]
+PcieOpt = Annotated[str, typer.Option("--pcie", help="PCIe generation of the GPU slot: gen3, gen4, gen5.")]
 PromptOpt = Annotated[
     str | None,
     typer.Option("--prompt", help="Prompt tokens for prefill and time to first token (default: context - 512)."),
@@ -140,9 +150,17 @@ def estimate(
     energy_price: EnergyOpt = None,
     gpu_file: GpuFileOpt = None,
     calibration: CalibrationOpt = None,
+    offload_experts: OffloadOpt = None,
+    ram: RamOpt = None,
+    cpu: CpuOpt = None,
+    ram_bandwidth: RamBwOpt = None,
+    pcie: PcieOpt = "gen4",
     json_out: JsonOpt = False,
 ) -> None:
     """One deployment: parameters, memory per GPU, whether it fits, FLOPs, speed and cost.
+
+    With --offload-experts auto|N (and --ram, --cpu or --ram-bandwidth) it plans routed experts in system RAM,
+    as `moeplan offload` does.
 
     Examples:
 
@@ -158,6 +176,12 @@ def estimate(
     from moeplan.plan import estimate as run_estimate
     from moeplan.units import parse_tokens
 
+    if offload_experts is not None:
+        offload(
+            model, gpu, gpu_memory, gpu_bandwidth, num_gpus or 1, ram, cpu, ram_bandwidth, pcie, context, batch,
+            quant, kv_dtype if kv_dtype != "bf16" else "f16", offload_experts, prompt, price, gpu_file, json_out,
+        )  # fmt: skip
+        return
     with handled_errors():
         request = EstimateRequest(
             model=model,
@@ -410,6 +434,87 @@ def _slug(name: str) -> str:
     import re
 
     return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-") or "device"
+
+
+@app.command()
+def offload(
+    model: ModelArg,
+    gpu: GpuOpt = None,
+    gpu_memory: GpuMemoryOpt = None,
+    gpu_bandwidth: GpuBandwidthOpt = None,
+    num_gpus: Annotated[int, typer.Option("--num-gpus", help="GPUs in the box.")] = 1,
+    ram: RamOpt = None,
+    cpu: CpuOpt = None,
+    ram_bandwidth: RamBwOpt = None,
+    pcie: PcieOpt = "gen4",
+    context: ContextOpt = "8k",
+    batch: BatchOpt = 1,
+    quant: QuantOpt = None,
+    kv_dtype: Annotated[str, typer.Option("--kv-dtype", help="llama.cpp KV type: f16, q8_0, q4_0...")] = "f16",
+    offload_experts: Annotated[
+        str, typer.Option("--offload-experts", help="auto (fastest that fits) or N: experts of layers 0..N-1 in RAM.")
+    ] = "auto",
+    prompt: PromptOpt = None,
+    price: PriceOpt = None,
+    gpu_file: GpuFileOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Plan a CPU+GPU box: which layers' experts go to RAM, VRAM and RAM used, speed, and the flags to run it.
+
+    Examples:
+
+      moeplan offload gpt-oss-120b --gpu 4090 --ram 64 --cpu 9950x
+
+      moeplan offload qwen3-30b-a3b --gpu 3060 --ram 32 --cpu ddr4-3200x2 --context 32k
+
+      moeplan offload deepseek-r1 --gpu 4090 --ram 512 --cpu epyc-9654 --quant Q2_K --json
+    """
+    from moeplan.offload_plan import OffloadRequest, plan_offload
+    from moeplan.units import parse_tokens
+
+    with handled_errors():
+        if ram is None:
+            from moeplan.errors import InputError
+
+            raise InputError("offload needs --ram GIB (the system RAM installed)")
+        request = OffloadRequest(
+            model=model, gpu=gpu, gpu_memory_gib=gpu_memory, gpu_bandwidth_gb_s=gpu_bandwidth, num_gpus=num_gpus,
+            ram_gib=ram, cpu=cpu, ram_bandwidth_gb_s=ram_bandwidth, pcie=pcie, context=parse_tokens(context),
+            batch=batch, quant=quant, kv_dtype=kv_dtype, offload=offload_experts,
+            prompt=parse_tokens(prompt, "--prompt") if prompt is not None else None, price_usd_per_hour=price,
+            gpu_file=gpu_file,
+        )  # fmt: skip
+        result = plan_offload(request)
+    if json_out:
+        from moeplan.render import to_json_text
+
+        typer.echo(to_json_text(result.to_json()))
+        return
+    from moeplan.render import print_offload
+
+    print_offload(_stdout(), result)
+
+
+@app.command()
+def cpus(json_out: JsonOpt = False) -> None:
+    """Host platforms for expert offload: CPUs with memory channels, speed and bandwidth.
+
+    Example:
+
+      moeplan cpus --json
+    """
+    from moeplan.hosts import load_cpus
+
+    with handled_errors():
+        catalogue = list(load_cpus())
+    if json_out:
+        from moeplan.render import to_json_text
+
+        typer.echo(to_json_text([c.model_dump() for c in catalogue]))
+        return
+    from moeplan.render import print_cpus
+
+    print_cpus(_stdout(), catalogue)
 
 
 @app.command()

@@ -446,3 +446,69 @@ def print_calibration(console: Console, run: Any, saved_to: str) -> None:
         ce = f"{prof.compute_efficiency:.0%}" if prof.compute_efficiency else "n/a"
         console.print(f"fitted: bandwidth efficiency {bw}, compute efficiency (eta_max) {ce}")
     console.print(f"profile saved to {saved_to}" + ("" if gpu else " (not applied to estimates: no catalogue GPU)"))
+
+
+def print_offload(console: Console, result: Any) -> None:
+    """Offload plan: verdict, placement, memory on both sides, speed, trade-off table and command lines."""
+    est, p, host = result.estimate, result.chosen, result.host
+    spec = est.spec
+    data = result.to_json()
+    perf = data["performance"]
+    console.print(
+        f"[bold]{spec.name}[/bold] {result.quant} on {host.num_gpus} x {host.gpu.name} + {host.ram_gib:g} GiB RAM "
+        f"({host.cpu.name}, {host.cpu.bandwidth_gb_s:,.0f} GB/s)"
+    )
+    where = f"{est.request.context:,} tokens x {est.request.batch}"
+    if p.fits:
+        lo, hi = perf["decode_tokens_per_s_range"]
+        n = len(p.cpu_moe_layers)
+        console.print(
+            f"[bold green]FITS[/bold green] ({where}) with the experts of {n} of {spec.arch.num_moe_layers} MoE "
+            f"layers in RAM (--n-cpu-moe {p.cpu_layers}): ~{fmt_rate(perf['decode_tokens_per_s'])} tok/s "
+            f"({fmt_rate(lo)}-{fmt_rate(hi)}), prefill {fmt_rate(perf['prefill_tokens_per_s'])} tok/s "
+            f"({p.prefill_path}), first token in {perf['time_to_first_token_s']:,.1f} s"
+        )
+    else:
+        console.print(f"[bold red]DOES NOT FIT[/bold red] ({where}): " + "; ".join(result.shortfall()))
+    table = Table(title="Memory", title_justify="left")
+    for col in ("", "used", "capacity", "holds"):
+        table.add_column(col, justify="right" if col in ("used", "capacity") else "left")
+    table.add_row(
+        "VRAM per GPU", fmt_gib(p.vram_bytes_per_gpu), fmt_gib(p.vram_capacity_bytes),
+        f"weights {fmt_gib(p.gpu_weights_bytes / host.num_gpus)}, KV {fmt_gib(p.kv_bytes / host.num_gpus)}, buffers",
+    )  # fmt: skip
+    table.add_row(
+        "RAM", fmt_gib(p.ram_bytes), fmt_gib(p.ram_capacity_bytes),
+        f"experts of {len(p.cpu_moe_layers)} layers {fmt_gib(p.cpu_expert_bytes)}, token embedding",
+    )  # fmt: skip
+    console.print(table)
+    parts = perf.get("step_seconds") or {}
+    if parts:
+        console.print(
+            f"[dim]decode step: GPU {parts['gpu'] * 1e3:,.1f} ms + CPU {parts['cpu'] * 1e3:,.1f} ms (RAM "
+            f"{parts['cpu_memory'] * 1e3:,.1f}, compute {parts['cpu_compute'] * 1e3:,.1f})[/dim]"
+        )
+    trade = Table(title="Context vs experts in RAM vs speed (best placement at each context)", title_justify="left")
+    for col in ("context", "--n-cpu-moe", "VRAM / GPU", "RAM", "tok/s"):
+        trade.add_column(col, justify="right")
+    for row in data["tradeoff"]:
+        tps = row["decode_tokens_per_s"]
+        trade.add_row(
+            f"{row['context']:,}", str(row["experts_on_cpu_layers"]), fmt_gib(row["vram_bytes_per_gpu"]),
+            fmt_gib(row["ram_bytes"]), fmt_rate(tps) if tps else "[red]does not fit[/red]",
+        )  # fmt: skip
+    console.print(trade)
+    for engine, cmd in data["commands"].items():
+        console.print(f"[bold]{engine}[/bold]: {cmd}", soft_wrap=True)
+
+
+def print_cpus(console: Console, cpus: list[Any]) -> None:
+    table = Table(title=f"{len(cpus)} host platforms", title_justify="left")
+    for col in ("id", "name", "memory", "GB/s", "cores", "fp32 GFLOP/s", "aliases"):
+        table.add_column(col, justify="right" if col in ("GB/s", "cores", "fp32 GFLOP/s") else "left")
+    for c in cpus:
+        mem = f"{c.memory_type}-{c.memory_mt_s} x{c.memory_channels}" if c.memory_mt_s else c.memory_type
+        table.add_row(c.id, c.name, mem, f"{c.bandwidth_gb_s:,.0f}", str(c.cores), f"{c.fp32_gflops:,.0f}",
+                      ", ".join(c.aliases[:3]))  # fmt: skip
+    console.print(table)
+    console.print("[dim]or give a memory configuration: --cpu ddr5-5600x2 (type-speed x channels)[/dim]")

@@ -1,0 +1,149 @@
+"""Expert offload: placement, memory on both sides, speed properties, impossible boxes, and the commands."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from typer.testing import CliRunner
+
+from moeplan.catalog import load_catalog, resolve_model
+from moeplan.cli import app
+from moeplan.errors import InputError
+from moeplan.hardware import resolve_gpu
+from moeplan.hosts import custom_host, memory_config
+from moeplan.offload import Host, OffloadModel, layer_regex, usable_ram_bytes
+from moeplan.offload_plan import OffloadRequest, plan_offload
+from moeplan.quant import parse_scheme
+
+runner = CliRunner()
+MOE = [s for s in load_catalog() if s.arch.moe is not None and s.arch.num_layers <= 64]
+
+
+def _model(model: str, quant: str, gpu: str = "4090", ram: float = 256, bw: float = 89.6) -> OffloadModel:
+    spec = resolve_model(model)
+    host = Host(resolve_gpu(gpu), 1, ram, custom_host(bw))
+    return OffloadModel(spec, parse_scheme(quant), host, "fp16")
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.sampled_from(MOE), st.integers(0, 63), st.integers(1, 63))
+def test_moving_experts_to_ram_never_raises_vram_or_speed(spec: object, a: int, b: int) -> None:
+    from moeplan.specs import ModelSpec
+
+    assert isinstance(spec, ModelSpec)
+    m = _model(spec.id, "Q4_K_M")
+    n = spec.arch.num_layers
+    lo, hi = sorted((a % (n + 1), b % (n + 1)))
+    few, many = m.evaluate(lo, 4096, 1, 512), m.evaluate(hi, 4096, 1, 512)
+    assert many.vram_bytes_per_gpu <= few.vram_bytes_per_gpu
+    assert many.ram_bytes >= few.ram_bytes
+    assert many.decode_s[1] >= few.decode_s[1] * (1 - 1e-12)
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.sampled_from(MOE), st.floats(20, 500), st.floats(20, 500))
+def test_more_ram_bandwidth_never_lowers_speed(spec: object, a: float, b: float) -> None:
+    from moeplan.specs import ModelSpec
+
+    assert isinstance(spec, ModelSpec)
+    lo, hi = sorted((a, b))
+    slow = _model(spec.id, "Q4_K_M", bw=lo)
+    fast = _model(spec.id, "Q4_K_M", bw=hi)
+    n = spec.arch.num_layers // 2
+    assert fast.evaluate(n, 4096, 1, 512).decode_s[1] <= slow.evaluate(n, 4096, 1, 512).decode_s[1] * (1 + 1e-12)
+
+
+def test_auto_picks_the_fastest_placement_that_fits() -> None:
+    r = plan_offload(OffloadRequest(model="gpt-oss-120b", gpu="4090", ram_gib=64, cpu="ddr5-6000x2"))
+    assert r.fits
+    fitting = [p for p in r.tried if p.fits]
+    assert r.chosen.decode_s[1] == min(p.decode_s[1] for p in fitting)
+    assert 0 < r.chosen.cpu_layers < 36  # some experts in RAM, not all
+    assert r.chosen.vram_bytes_per_gpu <= r.chosen.vram_capacity_bytes
+    cmd = r.commands["llama.cpp"]
+    assert f"--n-cpu-moe {r.chosen.cpu_layers}" in cmd and "-ngl 99" in cmd and "-fa on" in cmd
+
+
+def test_tradeoff_longer_context_costs_speed() -> None:
+    r = plan_offload(OffloadRequest(model="gpt-oss-120b", gpu="4090", ram_gib=128, cpu="ddr5-6000x2"))
+    rows = [row for row in r.tradeoff if row["fits"]]
+    speeds = [row["decode_tokens_per_s"] for row in rows]
+    assert speeds == sorted(speeds, reverse=True) and speeds[0] > speeds[-1]
+    layers = [row["experts_on_cpu_layers"] for row in rows]
+    assert layers == sorted(layers)
+
+
+def test_impossible_boxes_say_what_is_short() -> None:
+    ram = plan_offload(OffloadRequest(model="deepseek-r1", gpu="4090", ram_gib=64, cpu="ddr5-6000x2"))
+    assert not ram.fits and ram.shortfall()[0].startswith("RAM short by")
+    vram = plan_offload(
+        OffloadRequest(
+            model="qwen3-235b-a22b", gpu_memory_gib=4, gpu_bandwidth_gb_s=200, ram_gib=256, cpu="ddr5-5600x8"
+        )
+    )
+    assert not vram.fits and vram.shortfall()[0].startswith("VRAM short by")
+    r = runner.invoke(app, ["offload", "deepseek-r1", "--gpu", "4090", "--ram", "64", "--cpu", "ddr5-6000x2", "--json"])
+    assert r.exit_code == 0
+    data = json.loads(r.stdout)
+    assert data["fit"]["fits"] is False and data["placement"]["fits"] is False and data["commands"] == {}
+
+
+def test_estimate_with_offload_and_the_json_contract() -> None:
+    args = ["estimate", "qwen3-30b-a3b", "--gpu", "3060", "--offload-experts", "auto", "--ram", "32", "--cpu",
+            "ddr4-3200x2", "--json"]  # fmt: skip
+    r = runner.invoke(app, args)
+    assert r.exit_code == 0, r.output
+    data = json.loads(r.stdout)
+    assert {"model", "params", "memory", "fit", "performance", "placement", "commands", "tradeoff"} <= set(data)
+    assert data["memory"]["per_gpu_bytes"] <= data["memory"]["usable_bytes_per_gpu"]
+    assert data["placement"]["experts_on_cpu_layers"] > 0
+    fixed = ["estimate", "qwen3-30b-a3b", "--gpu", "3060", "--offload-experts", "10", "--ram", "32", "--cpu",
+             "ddr4-3200x2", "--json"]  # fmt: skip
+    r = runner.invoke(app, fixed)
+    assert json.loads(r.stdout)["placement"]["experts_on_cpu_layers"] == 10
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["offload", "gpt-oss-120b", "--gpu", "4090"],
+        ["offload", "gpt-oss-120b", "--gpu", "4090", "--ram", "64"],
+        ["offload", "gpt-oss-120b", "--gpu", "4090", "--ram", "-1", "--cpu", "ddr5-5600x2"],
+        ["offload", "gpt-oss-120b", "--gpu", "4090", "--ram", "64", "--cpu", "pentium"],
+        ["offload", "gpt-oss-120b", "--gpu", "4090", "--ram", "64", "--cpu", "ddr5-5600x2", "--pcie", "gen9"],
+        ["offload", "gpt-oss-120b", "--gpu", "4090", "--ram", "64", "--cpu", "ddr5-5600x2", "--offload-experts", "x"],
+        ["offload", "gpt-oss-120b", "--gpu", "4090", "--ram", "64", "--cpu", "ddr5-5600x2", "--offload-experts", "99"],
+        ["offload", "llama-3.1-8b", "--gpu", "4090", "--ram", "64", "--cpu", "ddr5-5600x2"],
+    ],
+)
+def test_bad_offload_requests_are_one_line(args: list[str]) -> None:
+    r = runner.invoke(app, args)
+    assert r.exit_code == 1, r.output
+    assert len(r.stderr.strip().splitlines()) == 1 and "Traceback" not in r.stderr
+
+
+def test_hosts_and_helpers() -> None:
+    host = memory_config("ddr5-5600x2")
+    assert host is not None and host.bandwidth_gb_s == pytest.approx(89.6)
+    assert memory_config("ddr5-4800x12") is not None
+    assert usable_ram_bytes(64) == pytest.approx((64 - 5.12) * 2**30)
+    assert layer_regex([0, 1, 2]) == "blk\\.(0|1|2)\\.ffn_.*_exps\\.=CPU"
+    with pytest.raises(InputError):
+        memory_config("ddr5-5600x99")
+
+
+def test_gguf_checkpoint_bytes_drive_the_placement(tmp_path: object) -> None:
+    pytest.importorskip("gguf")
+    from pathlib import Path
+
+    from gguf_fixtures import write_gguf
+    from test_inputs import _tiny_moe
+
+    assert isinstance(tmp_path, Path)
+    path = write_gguf(tmp_path / "t.gguf", "qwen3moe", _tiny_moe(), "Q4_K_M")[0]
+    r = plan_offload(OffloadRequest(model=str(path), gpu_memory_gib=2, gpu_bandwidth_gb_s=100, ram_gib=8,
+                                    cpu="ddr5-5600x2", context=1024))  # fmt: skip
+    assert r.quant == "Q4_K_M" and r.commands["llama.cpp"].startswith(f"llama-server -m {path}")
