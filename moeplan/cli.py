@@ -24,6 +24,26 @@ app = typer.Typer(
 )
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output on stdout, and nothing else.")]
+FormatOpt = Annotated[
+    str, typer.Option("--format", help="table (default), markdown or csv, for reports and spreadsheets.")
+]
+
+
+def _check_format(fmt: str) -> None:
+    from moeplan.reports import FORMATS
+
+    if fmt not in FORMATS:
+        from moeplan.errors import InputError
+
+        raise InputError(f"--format '{fmt}' is not one of {', '.join(FORMATS)}", "or use --json")
+
+
+def _plain(table: object, fmt: str) -> None:
+    from moeplan.reports import render_plain
+
+    typer.echo(render_plain(table, fmt), nl=False)  # type: ignore[arg-type]
+
+
 ModelArg = Annotated[
     str,
     typer.Argument(
@@ -155,6 +175,8 @@ def estimate(
     cpu: CpuOpt = None,
     ram_bandwidth: RamBwOpt = None,
     pcie: PcieOpt = "gen4",
+    explain: Annotated[bool, typer.Option("--explain", help="Show each figure's formula, inputs and sources.")] = False,
+    fmt: FormatOpt = "table",
     json_out: JsonOpt = False,
 ) -> None:
     """One deployment: parameters, memory per GPU, whether it fits, FLOPs, speed and cost.
@@ -179,10 +201,12 @@ def estimate(
     if offload_experts is not None:
         offload(
             model, gpu, gpu_memory, gpu_bandwidth, num_gpus or 1, ram, cpu, ram_bandwidth, pcie, context, batch,
-            quant, kv_dtype if kv_dtype != "bf16" else "f16", offload_experts, prompt, price, gpu_file, json_out,
+            quant, kv_dtype if kv_dtype != "bf16" else "f16", offload_experts, prompt, price, gpu_file, fmt,
+            json_out,
         )  # fmt: skip
         return
     with handled_errors():
+        _check_format(fmt)
         request = EstimateRequest(
             model=model,
             gpu=gpu,
@@ -213,9 +237,16 @@ def estimate(
 
         typer.echo(to_json_text(result.to_json()))
         return
-    from moeplan.render import print_estimate
+    if fmt != "table":
+        from moeplan.reports import estimate_table
+
+        _plain(estimate_table(result), fmt)
+        return
+    from moeplan.render import print_estimate, print_explain
 
     print_estimate(_stdout(), result)
+    if explain:
+        print_explain(_stdout(), result)
 
 
 MultiGpuOpt = Annotated[list[str] | None, typer.Option("--gpu", help="Accelerator; repeat for one per column.")]
@@ -235,6 +266,7 @@ def compare(
     batch: BatchOpt = 1,
     price: PriceOpt = None,
     gpu_file: GpuFileOpt = None,
+    fmt: FormatOpt = "table",
     json_out: JsonOpt = False,
 ) -> None:
     """The same figures side by side, the best of each row marked: dense vs MoE, format vs format, GPU vs GPU.
@@ -253,6 +285,7 @@ def compare(
     from moeplan.units import parse_tokens
 
     with handled_errors():
+        _check_format(fmt)
         base = EstimateRequest(
             model=models[0],
             num_gpus=num_gpus,
@@ -268,6 +301,11 @@ def compare(
         from moeplan.render import to_json_text
 
         typer.echo(to_json_text([r.to_json() for r in results]))
+        return
+    if fmt != "table":
+        from moeplan.reports import compare_table
+
+        _plain(compare_table(results, comparison_rows(results)), fmt)
         return
     from moeplan.render import print_compare
 
@@ -289,6 +327,7 @@ def recommend(
     top: Annotated[int, typer.Option("--top", help="Rows to show.")] = 15,
     kv_dtype: KvOpt = "bf16",
     gpu_file: GpuFileOpt = None,
+    fmt: FormatOpt = "table",
     json_out: JsonOpt = False,
 ) -> None:
     """What to rent or buy: every GPU kind x count x format that fits, ranked.
@@ -305,6 +344,7 @@ def recommend(
     from moeplan.units import parse_tokens
 
     with handled_errors():
+        _check_format(fmt)
         if top < 1:
             from moeplan.errors import InputError
 
@@ -326,13 +366,18 @@ def recommend(
 
         typer.echo(to_json_text([c.to_json() for c in candidates]))
         return
+    if fmt != "table":
+        from moeplan.reports import recommend_table
+
+        _plain(recommend_table(candidates), fmt)
+        return
     from moeplan.render import print_recommend
 
     print_recommend(_stdout(), spec.name, candidates, sort, top)
 
 
 @app.command()
-def gpus(gpu_file: GpuFileOpt = None, json_out: JsonOpt = False) -> None:
+def gpus(gpu_file: GpuFileOpt = None, fmt: FormatOpt = "table", json_out: JsonOpt = False) -> None:
     """The accelerator catalogue: usable memory, bandwidth, dense TFLOP/s, prices, aliases.
 
     Example:
@@ -342,11 +387,17 @@ def gpus(gpu_file: GpuFileOpt = None, json_out: JsonOpt = False) -> None:
     from moeplan.hardware import load_gpus
 
     with handled_errors():
+        _check_format(fmt)
         catalogue = list(load_gpus(gpu_file))
     if json_out:
         from moeplan.render import to_json_text
 
         typer.echo(to_json_text([g.model_dump() for g in catalogue]))
+        return
+    if fmt != "table":
+        from moeplan.reports import gpus_table
+
+        _plain(gpus_table(catalogue), fmt)
         return
     from moeplan.render import print_gpus
 
@@ -457,6 +508,7 @@ def offload(
     prompt: PromptOpt = None,
     price: PriceOpt = None,
     gpu_file: GpuFileOpt = None,
+    fmt: FormatOpt = "table",
     json_out: JsonOpt = False,
 ) -> None:
     """Plan a CPU+GPU box: which layers' experts go to RAM, VRAM and RAM used, speed, and the flags to run it.
@@ -473,6 +525,7 @@ def offload(
     from moeplan.units import parse_tokens
 
     with handled_errors():
+        _check_format(fmt)
         if ram is None:
             from moeplan.errors import InputError
 
@@ -489,6 +542,11 @@ def offload(
         from moeplan.render import to_json_text
 
         typer.echo(to_json_text(result.to_json()))
+        return
+    if fmt != "table":
+        from moeplan.reports import offload_table
+
+        _plain(offload_table(result), fmt)
         return
     from moeplan.render import print_offload
 
@@ -518,7 +576,7 @@ def cpus(json_out: JsonOpt = False) -> None:
 
 
 @app.command()
-def models(json_out: JsonOpt = False) -> None:
+def models(fmt: FormatOpt = "table", json_out: JsonOpt = False) -> None:
     """The model catalogue: id, total and active parameters, experts, top-k and source.
 
     Example:
@@ -528,11 +586,17 @@ def models(json_out: JsonOpt = False) -> None:
     from moeplan.plan import catalog_rows
 
     with handled_errors():
+        _check_format(fmt)
         rows = catalog_rows()
     if json_out:
         from moeplan.render import to_json_text
 
         typer.echo(to_json_text([r.to_json() for r in rows]))
+        return
+    if fmt != "table":
+        from moeplan.reports import models_table
+
+        _plain(models_table(rows), fmt)
         return
     from moeplan.render import print_models
 

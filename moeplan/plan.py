@@ -84,6 +84,8 @@ class MemoryResult(BaseModel):
     per_gpu_kv_cache_bytes: int
     per_gpu_activation_bytes: int
     per_gpu_overhead_bytes: int
+    formats_by_kind: dict[str, list[str]] = {}
+    """The storage formats each tensor class uses (llama.cpp mixes use several)."""
     usable_bytes_per_gpu: int | None
 
 
@@ -176,6 +178,8 @@ class EstimateResult(BaseModel):
     memory: MemoryResult
     fit: FitResult | None = None
     flops: FlopsResult | None = None
+    memory_by_context: list[tuple[int, int]] = []
+    """(context, bytes on the largest GPU) at the request's batch, for contexts up to the model's maximum."""
     performance: PerformanceResult | None = None
     cost: CostResult | None = None
     assumptions: tuple[str, ...] = ()
@@ -218,6 +222,7 @@ class EstimateResult(BaseModel):
             },
             "memory": self.memory.model_dump(),
             "fit": self.fit.model_dump() if self.fit else None,
+            "memory_by_context": [{"context": c, "per_gpu_bytes": b} for c, b in self.memory_by_context],
             "checkpoint": spec.checkpoint.model_dump() if spec.checkpoint else None,
             "flops": self.flops.model_dump() if self.flops else None,
             "performance": self.performance.model_dump() if self.performance else None,
@@ -387,6 +392,7 @@ def estimate(request: EstimateRequest) -> EstimateResult:
         engine=engine.name,
         weights_bytes=sum(mm.weights_by_kind.values()),
         weights_by_kind=dict(mm.weights_by_kind),
+        formats_by_kind=_formats_by_kind(arch, scheme),
         kv_bytes_per_token=round(kv_bytes_per_token(arch, kv_name, engine.name, mtp_layers)),
         kv_cache_bytes=round(kv_deploy),
         activation_bytes=round(g.activation_bytes * n),
@@ -400,6 +406,11 @@ def estimate(request: EstimateRequest) -> EstimateResult:
         per_gpu_overhead_bytes=round(g.overhead_bytes),
         usable_bytes_per_gpu=round(usable) if gpu else None,
     )
+    by_context = [
+        (c, round(mm.gpu(c, request.batch).total_bytes))
+        for c in sorted({*(1 << i for i in range(10, 21)), request.context})
+        if c <= (arch.max_context or 1 << 20) or c == request.context
+    ]
     fit = None
     if gpu is not None:
         limit = arch.max_context or 1 << 20
@@ -432,6 +443,7 @@ def estimate(request: EstimateRequest) -> EstimateResult:
         memory=memory,
         fit=fit,
         flops=flops,
+        memory_by_context=by_context,
         performance=performance,
         cost=cost,
         assumptions=_assumptions(spec, params)
@@ -439,6 +451,15 @@ def estimate(request: EstimateRequest) -> EstimateResult:
         + _memory_assumptions(request, engine, scheme.name, kv_name, fit)
         + speed_notes,
     )
+
+
+def _formats_by_kind(arch: ArchSpec, scheme: Scheme) -> dict[str, list[str]]:
+    from moeplan.quant import quantized_tensors
+
+    out: dict[str, set[str]] = {}
+    for t, fmt, _ in quantized_tensors(arch, scheme):
+        out.setdefault(t.kind, set()).add(fmt)
+    return {k: sorted(v) for k, v in out.items()}
 
 
 def _flops(arch: ArchSpec, request: EstimateRequest) -> FlopsResult:

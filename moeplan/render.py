@@ -162,8 +162,9 @@ def _print_speed(console: Console, result: EstimateResult) -> None:
     )
     if perf.by_batch:
         bt = Table(title="Decode speed vs batch", title_justify="left")
-        for col in ("batch", "tok/s per sequence", "tok/s total", "bound", "fits"):
-            bt.add_column(col, justify="right")
+        for col in ("batch", "tok/s per sequence", "tok/s total", "", "bound", "fits"):
+            bt.add_column(col, justify="right" if col else "left")
+        top = max(r.throughput_tokens_per_s for r in perf.by_batch)
         for row in perf.by_batch:
             colour = "" if row.fits else "[dim]"
             end = "" if row.fits else "[/dim]"
@@ -171,6 +172,7 @@ def _print_speed(console: Console, result: EstimateResult) -> None:
                 f"{colour}{row.batch}{end}",
                 f"{colour}{fmt_rate(row.tokens_per_s)}{end}",
                 f"{colour}{fmt_rate(row.throughput_tokens_per_s)}{end}",
+                _hbar(row.throughput_tokens_per_s, top, 24),
                 f"{colour}{row.bound}{end}",
                 "yes" if row.fits else "[red]no[/red]",
             )
@@ -270,9 +272,32 @@ def _print_memory(console: Console, result: EstimateResult) -> None:
             _bar(parts, float(mem.usable_bytes_per_gpu)) + "  [blue]weights[/blue] [magenta]KV[/magenta] "
             "[yellow]activations[/yellow] overhead"
         )
+    _plot_memory_vs_context(console, result)
     if fit is not None:
         layout = f"TP {fit.tp} x PP {fit.pp}" + (f", EP {fit.ep}" if fit.ep > 1 else "")
         console.print(f"[dim]layout: {layout}; largest batch at this context: {fit.max_batch:,}[/dim]")
+
+
+def _hbar(value: float, top: float, width: int = 40) -> str:
+    n = 0 if top <= 0 else round(width * min(value, top) / top)
+    return "█" * n + "░" * (width - n)
+
+
+def _plot_memory_vs_context(console: Console, result: EstimateResult) -> None:
+    """Per-GPU memory as the context grows, against the usable memory (a bar per context)."""
+    rows = result.memory_by_context
+    usable = result.memory.usable_bytes_per_gpu
+    if len(rows) < 2:
+        return
+    top = max(max(b for _, b in rows), usable or 0)
+    console.print(f"memory per GPU vs context (batch {result.request.batch})" + (", | = usable" if usable else ""))
+    for context, nbytes in rows:
+        bar = _hbar(nbytes, top)
+        if usable:
+            mark = round(40 * usable / top)
+            bar = bar[:mark] + "|" + bar[mark + 1 :] if mark < 40 else bar + "|"
+        colour = "red" if usable and nbytes > usable else "green" if usable else "blue"
+        console.print(f"{context:>9,} [{colour}]{bar}[/{colour}] {fmt_gib(nbytes)}")
 
 
 def print_quants(console: Console, rows: list[dict[str, Any]], mixes: list[str]) -> None:
@@ -512,3 +537,76 @@ def print_cpus(console: Console, cpus: list[Any]) -> None:
                       ", ".join(c.aliases[:3]))  # fmt: skip
     console.print(table)
     console.print("[dim]or give a memory configuration: --cpu ddr5-5600x2 (type-speed x channels)[/dim]")
+
+
+def print_explain(console: Console, result: EstimateResult) -> None:
+    """Each headline figure with its formula, inputs and sources (``--explain``)."""
+    spec, p, m, f = result.spec, result.params, result.memory, result.fit
+    arch = spec.arch
+    gib = 2**30
+    console.rule("how each figure is computed")
+    if arch.moe is not None:
+        moe = arch.moe
+        console.print(
+            f"[bold]active parameters[/bold] = total - (experts - top-k) x per-expert x MoE layers = "
+            f"{p.total:,} - ({moe.num_experts} - {moe.top_k}) x {p.per_expert:,} x {p.num_moe_layers} = {p.active:,}"
+        )
+    table = Table(title="weights = sum over tensors of the format's bytes (scales included)", title_justify="left")
+    for col in ("class", "parameters", "format(s)", "bytes", "bits per weight"):
+        table.add_column(col, justify="right" if col in ("parameters", "bytes", "bits per weight") else "left")
+    for kind, nbytes in m.weights_by_kind.items():
+        n = p.breakdown.get(kind, 0)  # type: ignore[call-overload]
+        bpw = f"{nbytes * 8 / n:.3f}" if n else "-"
+        table.add_row(_KIND_LABELS.get(kind, kind), f"{n:,}", ", ".join(m.formats_by_kind.get(kind, [])),
+                      f"{nbytes:,}", bpw)  # fmt: skip
+    console.print(table)
+    att = arch.attention
+    if att.mla is not None:
+        per_layer = f"(kv_lora_rank {att.mla.kv_lora_rank} + rope {att.mla.qk_rope_head_dim}) elements"
+    else:
+        per_layer = f"{att.num_kv_heads} KV heads x ({att.head_dim} + {att.value_dim}) elements"
+    console.print(
+        f"[bold]KV cache per token[/bold] = layers x {per_layer} x {m.kv_dtype} bytes = {m.kv_bytes_per_token:,} B "
+        f"({m.engine} semantics); x {result.request.context:,} tokens x {result.request.batch} = "
+        f"{m.kv_cache_bytes / gib:,.2f} GiB"
+    )
+    console.print(
+        f"[bold]memory per GPU[/bold] = weights {m.per_gpu_weights_bytes / gib:,.2f} + KV "
+        f"{m.per_gpu_kv_cache_bytes / gib:,.2f} + activations {m.per_gpu_activation_bytes / gib:,.2f} + overhead "
+        f"{m.per_gpu_overhead_bytes / gib:,.2f} = {m.per_gpu_bytes / gib:,.2f} GiB"
+        + (f" against {m.usable_bytes_per_gpu / gib:,.2f} GiB usable" if m.usable_bytes_per_gpu else "")
+    )
+    if result.flops is not None:
+        fl = result.flops
+        scores = fl.decode_by_kind.get("attention_scores", 0)
+        console.print(
+            f"[bold]decode FLOPs per token[/bold] = 2 x matmul weights a token passes "
+            f"{(fl.decode_per_token - scores) / 1e9:,.2f} G + attention scores {scores / 1e9:,.2f} G"
+        )
+    perf = result.performance
+    if perf is not None and f is not None:
+        s = perf.step_seconds
+        console.print(
+            f"[bold]decode step[/bold] = max(bytes read {perf.bytes_read_per_step_per_gpu / gib:,.2f} GiB per GPU / "
+            f"bandwidth x efficiency = {s['memory'] * 1e3:,.2f} ms, FLOPs / compute = {s['compute'] * 1e3:,.2f} ms) + "
+            f"fixed {s['fixed'] * 1e3:,.2f} ms + communication {s['communication'] * 1e3:,.2f} ms = "
+            f"{s['total'] * 1e3:,.2f} ms -> {perf.decode_tokens_per_s:,.1f} tok/s"
+        )
+        if perf.distinct_experts_per_layer is not None and arch.moe is not None:
+            console.print(
+                f"  experts read per MoE layer at batch {result.request.batch}: E x (1 - (1 - k/E)^B) = "
+                f"{perf.distinct_experts_per_layer:,.2f} of {arch.moe.num_experts}"
+            )
+        console.print(f"  efficiency factors: {perf.efficiency_source}")
+    cost = result.cost
+    if cost is not None and cost.usd_per_hour is not None and perf is not None:
+        console.print(
+            f"[bold]cost per million output tokens[/bold] = ${cost.usd_per_hour:,.2f}/hour / "
+            f"({perf.throughput_tokens_per_s:,.1f} tok/s x 3600) x 1e6 = {fmt_usd(cost.usd_per_million_output_tokens)}"
+            f"; price: {cost.price_source}"
+        )
+    console.print("[bold]sources and assumptions[/bold]")
+    for line in result.assumptions:
+        console.print(f"  - {line}", soft_wrap=True)
+    if spec.published:
+        console.print(f"  - published figures: {spec.published.source}", soft_wrap=True)

@@ -226,3 +226,47 @@ def test_engine_auto_picks_llama_cpp_for_gguf_and_apple() -> None:
     assert engine("qwen3-30b-a3b", "--gpu", "m3-ultra") == "llama.cpp"
     assert engine("qwen3-30b-a3b", "--gpu", "h100") == "vllm"
     assert engine("qwen3-30b-a3b", "--gpu", "h100", "--engine", "sglang") == "sglang"
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["estimate", "mixtral-8x7b", "--gpu", "h100"],
+        ["compare", "mixtral-8x7b", "llama-3.1-70b", "--gpu", "h100"],
+        ["recommend", "qwen3-30b-a3b"],
+        ["models"],
+        ["gpus"],
+        ["offload", "gpt-oss-120b", "--gpu", "4090", "--ram", "64", "--cpu", "ddr5-5600x2"],
+    ],
+)
+def test_markdown_and_csv_formats(args: list[str]) -> None:
+    import csv
+    import io
+
+    code, out, err = run(*args, "--format", "markdown")
+    assert code == 0, err
+    lines = out.splitlines()
+    assert lines[0].startswith("| ") and set(lines[1].replace("|", "").split()) == {"---"}
+    code, out, err = run(*args, "--format", "csv")
+    assert code == 0, err
+    rows = list(csv.reader(io.StringIO(out)))
+    assert len(rows) >= 2 and all(len(r) == len(rows[0]) for r in rows)
+    code, out, err = run(*args, "--format", "html")
+    assert code == 1 and "--format" in err
+
+
+def test_explain_shows_formulas_and_sources() -> None:
+    code, out, _ = run("estimate", "deepseek-r1", "--gpu", "h200", "--explain")
+    assert code == 0
+    for needle in ("active parameters = total - (experts - top-k)", "bits per weight", "KV cache per token =",
+                   "memory per GPU =", "decode step = max(", "sources and assumptions"):  # fmt: skip
+        assert needle in out, needle
+
+
+def test_plots_in_the_terminal() -> None:
+    code, out, _ = run("estimate", "qwen3-30b-a3b", "--gpu", "4090", "--quant", "Q4_K_M")
+    assert code == 0 and "memory per GPU vs context" in out and "░" in out
+    code, out, _ = run("estimate", "qwen3-30b-a3b", "--gpu", "4090", "--json")
+    rows = json.loads(out)["memory_by_context"]
+    sizes = [r["per_gpu_bytes"] for r in rows]
+    assert sizes == sorted(sizes) and rows[0]["context"] == 1024

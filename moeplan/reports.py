@@ -1,0 +1,142 @@
+"""Results as plain tables (headers + rows of text) for ``--format markdown`` and ``--format csv``.
+
+The same result objects feed the rich tables and the JSON; these functions only pick and format figures.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Sequence
+from typing import Any
+
+Table = tuple[list[str], list[list[str]]]
+FORMATS = ("table", "markdown", "csv")
+
+
+def _g(x: float | None, digits: int = 2) -> str:
+    return "" if x is None else f"{x:.{digits}f}"
+
+
+def estimate_table(result: Any) -> Table:
+    """Figure, value, unit: one row per headline figure of an estimate."""
+    d = result.to_json()
+    p, m, f, perf, cost = d["params"], d["memory"], d.get("fit") or {}, d.get("performance") or {}, d.get("cost") or {}
+    gib = 2**30
+    rows: list[list[Any]] = [
+        ["model", d["model"]["id"], ""],
+        ["total parameters", p["total"], "count"],
+        ["active parameters", p["active"], "count"],
+        ["weights format", m["scheme"], ""],
+        ["engine", m["engine"], ""],
+        ["weights", _g(m["weights_bytes"] / gib), "GiB"],
+        ["KV cache per token", m["kv_bytes_per_token"], "bytes"],
+        ["KV cache", _g(m["kv_cache_bytes"] / gib), "GiB"],
+        ["memory per GPU", _g(m["per_gpu_bytes"] / gib), "GiB"],
+    ]
+    if f:
+        rows += [
+            ["GPU", f.get("gpu", ""), ""],
+            ["GPUs", f.get("num_gpus", ""), "count"],
+            ["fits", f.get("fits", ""), ""],
+            ["fewest GPUs that fit", f.get("min_gpus", ""), "count"],
+            ["longest context at this batch", f.get("max_context", ""), "tokens"],
+        ]
+    if d.get("flops"):
+        rows.append(["decode FLOPs per token", _g(d["flops"]["decode_per_token"] / 1e9), "GFLOP"])
+    if perf:
+        lo, hi = perf["decode_tokens_per_s_range"]
+        rows += [
+            ["decode tokens/s per sequence", _g(perf["decode_tokens_per_s"], 1), "tokens/s"],
+            ["decode tokens/s, low", _g(lo, 1), "tokens/s"],
+            ["decode tokens/s, high", _g(hi, 1), "tokens/s"],
+            ["decode tokens/s, all sequences", _g(perf["throughput_tokens_per_s"], 1), "tokens/s"],
+            ["prefill tokens/s", _g(perf["prefill_tokens_per_s"], 0), "tokens/s"],
+            ["time to first token", _g(perf["time_to_first_token_s"]), "s"],
+        ]
+    if cost:
+        rows += [
+            ["cost per hour", _g(cost.get("usd_per_hour")), "USD"],
+            ["cost per million output tokens", _g(cost.get("usd_per_million_output_tokens")), "USD"],
+            ["purchase", _g(cost.get("purchase_usd"), 0), "USD"],
+        ]
+    return ["figure", "value", "unit"], [[str(c) for c in r] for r in rows]
+
+
+def compare_table(results: Sequence[Any], rows: Sequence[Any]) -> Table:
+    headers = ["figure", *(f"{r.spec.id} ({r.memory.scheme}, {r.fit.gpu if r.fit else 'no GPU'})" for r in results)]
+    out = []
+    for row in rows:
+        cells = ["" if v is None else (f"{v:.6g}" if isinstance(v, float) else str(v)) for v in row.values]
+        out.append([row.label + (f" ({row.unit})" if row.unit not in ("count", "bool", "ratio") else ""), *cells])
+    return headers, out
+
+
+def recommend_table(candidates: Sequence[Any]) -> Table:
+    headers = ["rank", "gpu", "num_gpus", "quant", "engine", "per_gpu_gib", "usable_gib", "tokens_per_s",
+               "tokens_per_s_low", "tokens_per_s_high", "usd_per_hour", "usd_per_million_output_tokens",
+               "purchase_usd"]  # fmt: skip
+    rows = []
+    for i, c in enumerate(candidates, 1):
+        lo, hi = c.tokens_per_s_range
+        rows.append([str(i), c.gpu.id, str(c.num_gpus), c.quant, c.engine, _g(c.per_gpu_bytes / 2**30),
+                     _g(c.usable_bytes / 2**30), _g(c.tokens_per_s, 1), _g(lo, 1), _g(hi, 1), _g(c.usd_per_hour),
+                     _g(c.usd_per_million_output_tokens), _g(c.purchase_usd, 0)])  # fmt: skip
+    return headers, rows
+
+
+def models_table(rows: Sequence[Any]) -> Table:
+    headers = ["id", "architecture", "total", "active", "num_experts", "top_k", "source"]
+    return headers, [[r.id, r.architecture, str(r.total), str(r.active), str(r.num_experts), str(r.top_k), r.source]
+                     for r in rows]  # fmt: skip
+
+
+def gpus_table(gpus: Sequence[Any]) -> Table:
+    headers = ["id", "name", "usable_memory_gib", "bandwidth_gb_s", "bf16_tflops", "fp8_tflops", "usd_per_hour",
+               "purchase_usd"]  # fmt: skip
+    rows = []
+    for g in gpus:
+        rows.append([g.id, g.name, _g(g.usable_memory_gib), _g(g.bandwidth_gb_s, 0), _g(g.dense_tflops("bf16"), 1),
+                     _g(g.dense_tflops("fp8"), 1), _g(g.cloud_usd_per_hour.expected if g.cloud_usd_per_hour else None),
+                     _g(g.purchase_usd.approx if g.purchase_usd else None, 0)])  # fmt: skip
+    return headers, rows
+
+
+def offload_table(result: Any) -> Table:
+    d = result.to_json()
+    headers, rows = estimate_table(result.estimate)
+    pl, perf = d["placement"], d["performance"]
+    keep = [r for r in rows if r[0] in ("model", "total parameters", "active parameters", "weights format")]
+    keep += [
+        ["experts on CPU (--n-cpu-moe)", str(pl["experts_on_cpu_layers"]), "layers"],
+        ["VRAM per GPU", _g(pl["vram_bytes_per_gpu"] / 2**30), "GiB"],
+        ["RAM", _g(pl["ram_bytes"] / 2**30), "GiB"],
+        ["fits", str(pl["fits"]), ""],
+        ["decode tokens/s", _g(perf["decode_tokens_per_s"], 1), "tokens/s"],
+        ["prefill tokens/s", _g(perf["prefill_tokens_per_s"], 0), "tokens/s"],
+    ]
+    return headers, keep
+
+
+def to_markdown(table: Table) -> str:
+    headers, rows = table
+
+    def esc(s: str) -> str:
+        return s.replace("|", "\\|")
+
+    lines = ["| " + " | ".join(esc(h) for h in headers) + " |", "| " + " | ".join("---" for _ in headers) + " |"]
+    lines += ["| " + " | ".join(esc(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines) + "\n"
+
+
+def to_csv(table: Table) -> str:
+    headers, rows = table
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(headers)
+    writer.writerows(rows)
+    return buf.getvalue()
+
+
+def render_plain(table: Table, fmt: str) -> str:
+    return to_markdown(table) if fmt == "markdown" else to_csv(table)
