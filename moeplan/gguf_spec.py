@@ -98,6 +98,8 @@ def _arch(meta: dict[str, Any], by_name: dict[str, GgufTensor], a: str, where: s
     blocks = key("block_count")
     nextn = key("nextn_predict_layers", 0)
     layers = blocks - nextn
+    if not 0 < layers <= 4096:
+        raise SpecError(f"{where}: {a}.block_count {blocks} (less {nextn} MTP layers) is not a plausible layer count")
     hidden = key("embedding_length")
     embd = by_name.get("token_embd.weight")
     if embd is None:

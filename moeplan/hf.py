@@ -26,6 +26,9 @@ MAX_CONFIG_BYTES = 4 * 1024 * 1024
 _MISSING = object()
 
 
+_MAX_INT = 1 << 31  # no shape of a real model comes near; larger values are corrupt or hostile
+
+
 class _Config:
     """A config dict with typed, error-reporting access; ``where`` names the file in messages."""
 
@@ -56,6 +59,15 @@ class _Config:
             raise self._fail(key, f"must be positive, not {value}")
         if not positive and value < 0:
             raise self._fail(key, f"must not be negative, not {value}")
+        if value > _MAX_INT:
+            raise self._fail(key, f"is implausibly large ({value:,})")
+        return value
+
+    def layers(self, key: str) -> int:
+        """A layer count: positive and at most 4096 (checked before anything loops over the layers)."""
+        value = self.integer(key)
+        if value > 4096:
+            raise self._fail(key, f"is implausibly large ({value:,} layers)")
         return value
 
     def opt_int(self, key: str) -> int | None:
@@ -75,6 +87,8 @@ class _Config:
             return None
         if not isinstance(value, list) or not all(isinstance(v, int) and not isinstance(v, bool) for v in value):
             raise self._fail(key, "must be a list of integers")
+        if len(value) > 65536 or any(abs(v) > _MAX_INT for v in value):
+            raise self._fail(key, "is implausibly large")
         return list(value)
 
     def str_list(self, key: str) -> list[str] | None:
@@ -168,7 +182,7 @@ def _common(c: _Config, tie_default: bool = False) -> dict[str, Any]:
     return {
         "vocab_size": c.integer("vocab_size"),
         "hidden_size": c.integer("hidden_size"),
-        "num_layers": c.integer("num_hidden_layers"),
+        "num_layers": c.layers("num_hidden_layers"),
         "tie_embeddings": c.flag("tie_word_embeddings", tie_default),
         "max_context": c.opt_int("max_position_embeddings"),
     }
@@ -176,7 +190,7 @@ def _common(c: _Config, tie_default: bool = False) -> dict[str, Any]:
 
 def _sliding_pattern(c: _Config) -> tuple[str, int | None]:
     """Mistral-style: ``sliding_window`` set means every layer is windowed; ``layer_types`` wins if given."""
-    num_layers = c.integer("num_hidden_layers")
+    num_layers = c.layers("num_hidden_layers")
     types = c.str_list("layer_types")
     if types:
         pattern = _pattern(types, num_layers, c.where)
@@ -443,7 +457,7 @@ def _dbrx(c: _Config) -> ArchSpec:
     return ArchSpec(
         vocab_size=c.integer("vocab_size"),
         hidden_size=hidden,
-        num_layers=c.integer("n_layers"),
+        num_layers=c.layers("n_layers"),
         tie_embeddings=c.flag("tie_word_embeddings", False),
         max_context=c.opt_int("max_seq_len"),
         norm="layer",

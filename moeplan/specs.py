@@ -49,6 +49,15 @@ PARAM_KINDS: tuple[ParamKind, ...] = (
 )
 
 
+# Upper bounds far beyond any real model (the largest today: hidden 16k, 128 layers, 384 experts, 256k vocab),
+# so that a corrupt or hostile file is refused instead of making moeplan loop for hours.
+DIM = 1 << 20
+COUNT = 1 << 16
+LAYERS = 4096
+VOCAB = 1 << 24
+TOKENS = 1 << 31
+
+
 class Frozen(BaseModel):
     """Base for every spec: immutable, and unknown keys are an error."""
 
@@ -64,21 +73,21 @@ class MlaSpec(Frozen):
     per token per layer (DeepSeek-V3: 512 + 64 = 576).
     """
 
-    q_lora_rank: int | None = Field(default=None, gt=0)
-    kv_lora_rank: int = Field(gt=0)
-    qk_nope_head_dim: int = Field(gt=0)
-    qk_rope_head_dim: int = Field(gt=0)
-    v_head_dim: int = Field(gt=0)
+    q_lora_rank: int | None = Field(default=None, gt=0, le=DIM)
+    kv_lora_rank: int = Field(gt=0, le=DIM)
+    qk_nope_head_dim: int = Field(gt=0, le=DIM)
+    qk_rope_head_dim: int = Field(gt=0, le=DIM)
+    v_head_dim: int = Field(gt=0, le=DIM)
 
 
 class AttentionSpec(Frozen):
     """Self-attention of one decoder layer: MHA, GQA and MQA (``kind: gqa``) or MLA."""
 
     kind: Literal["gqa", "mla"] = "gqa"
-    num_heads: int = Field(gt=0)
-    num_kv_heads: int = Field(gt=0)
-    head_dim: int = Field(gt=0, description="query/key width per head (for MLA: nope + rope)")
-    v_head_dim: int | None = Field(default=None, gt=0, description="value width per head if not head_dim")
+    num_heads: int = Field(gt=0, le=COUNT)
+    num_kv_heads: int = Field(gt=0, le=COUNT)
+    head_dim: int = Field(gt=0, le=DIM, description="query/key width per head (for MLA: nope + rope)")
+    v_head_dim: int | None = Field(default=None, gt=0, le=DIM, description="value width per head if not head_dim")
     qkv_bias: bool = Field(default=False, description="biases on the q, k, v projections (MLA: q_a, kv_a)")
     o_bias: bool = False
     qk_norm: Literal["none", "per_head", "full"] = Field(
@@ -87,8 +96,8 @@ class AttentionSpec(Frozen):
     )
     sinks: bool = Field(default=False, description="one learned attention-sink logit per head (gpt-oss)")
     mla: MlaSpec | None = None
-    window_tokens: int | None = Field(default=None, gt=0, description="sliding window or chunk, tokens")
-    layer_pattern: str = Field(default="F", pattern=r"^[FSC]+$")
+    window_tokens: int | None = Field(default=None, gt=0, le=TOKENS, description="sliding window or chunk, tokens")
+    layer_pattern: str = Field(default="F", pattern=r"^[FSC]+$", max_length=LAYERS)
 
     @model_validator(mode="after")
     def _consistent(self) -> AttentionSpec:
@@ -119,7 +128,7 @@ class AttentionSpec(Frozen):
 class MlpSpec(Frozen):
     """A dense feed-forward block: gated (gate, up, down: 3 matrices) or plain (up, down: 2)."""
 
-    intermediate_size: int = Field(gt=0)
+    intermediate_size: int = Field(gt=0, le=DIM)
     gated: bool = True
     bias: bool = False
 
@@ -127,9 +136,9 @@ class MlpSpec(Frozen):
 class MoeSpec(Frozen):
     """The mixture-of-experts feed-forward block and where it sits."""
 
-    num_experts: int = Field(gt=0, description="routed experts per MoE layer")
-    top_k: int = Field(gt=0, description="routed experts each token is sent to")
-    expert_intermediate_size: int = Field(gt=0)
+    num_experts: int = Field(gt=0, le=COUNT, description="routed experts per MoE layer")
+    top_k: int = Field(gt=0, le=COUNT, description="routed experts each token is sent to")
+    expert_intermediate_size: int = Field(gt=0, le=DIM)
     gated: bool = True
     expert_bias: bool = False
     router_bias: bool = Field(default=False, description="a learned bias in the router linear (gpt-oss)")
@@ -137,9 +146,9 @@ class MoeSpec(Frozen):
         default=False,
         description="DeepSeek-V3 style score-correction bias: a buffer in the checkpoint, not a parameter",
     )
-    num_shared_experts: int = Field(default=0, ge=0)
+    num_shared_experts: int = Field(default=0, ge=0, le=COUNT)
     shared_intermediate_size: int | None = Field(
-        default=None, gt=0, description="total width of the shared-expert block"
+        default=None, gt=0, le=DIM, description="total width of the shared-expert block"
     )
     shared_bias: bool = Field(default=False, description="biases in the shared-expert MLP (DeepSeek-V2 mlp_bias)")
     shared_expert_gate: bool = Field(default=False, description="sigmoid gate on the shared expert (Qwen2-MoE)")
@@ -166,19 +175,19 @@ class MoeSpec(Frozen):
 class ArchSpec(Frozen):
     """The language model's shapes: everything the parameter, memory and FLOP counts need."""
 
-    vocab_size: int = Field(gt=0)
-    hidden_size: int = Field(gt=0)
-    num_layers: int = Field(gt=0)
+    vocab_size: int = Field(gt=0, le=VOCAB)
+    hidden_size: int = Field(gt=0, le=DIM)
+    num_layers: int = Field(gt=0, le=LAYERS)
     tie_embeddings: bool = False
     lm_head_bias: bool = False
     norm: Literal["rms", "layer"] = "rms"
     norm_bias: bool = False
-    norms_per_layer: int = Field(default=2, ge=0, description="hidden-size norms in each decoder layer")
+    norms_per_layer: int = Field(default=2, ge=0, le=16, description="hidden-size norms in each decoder layer")
     attention: AttentionSpec
     mlp: MlpSpec | None = Field(default=None, description="dense feed-forward (dense models, dense layers)")
     moe: MoeSpec | None = None
-    mtp_layers: int = Field(default=0, ge=0, description="multi-token-prediction layers (outside the total)")
-    max_context: int | None = Field(default=None, gt=0, description="max_position_embeddings, tokens")
+    mtp_layers: int = Field(default=0, ge=0, le=64, description="multi-token-prediction layers (outside the total)")
+    max_context: int | None = Field(default=None, gt=0, le=TOKENS, description="max_position_embeddings, tokens")
 
     @model_validator(mode="after")
     def _consistent(self) -> ArchSpec:

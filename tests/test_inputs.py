@@ -429,3 +429,19 @@ def test_hub_sends_the_token(hub: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     with serving(hub):
         resolve_model("hf:mistralai/Mixtral-8x7B-v0.1")
     assert any(s == "Bearer hf_testtoken" for s in seen)
+
+
+def test_absurd_layer_counts_are_refused_quickly(tmp_path: Path) -> None:
+    pytest.importorskip("gguf")
+    from gguf_fixtures import write_gguf
+
+    path = write_gguf(tmp_path / "huge.gguf", "qwen3moe", _tiny_moe(), "Q8_0", extra_meta={"qwen3moe.block_count": 0})[
+        0
+    ]
+    with pytest.raises(SpecError, match="plausible layer count"):
+        spec_from_gguf(path)
+    config = json.loads((CONFIGS / "mistralai__Mixtral-8x7B-v0.1.json").read_text())
+    config["num_hidden_layers"] = 10**9
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    with pytest.raises(SpecError, match="implausibly large"):
+        resolve_model(str(tmp_path / "config.json"))

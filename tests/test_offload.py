@@ -147,3 +147,19 @@ def test_gguf_checkpoint_bytes_drive_the_placement(tmp_path: object) -> None:
     r = plan_offload(OffloadRequest(model=str(path), gpu_memory_gib=2, gpu_bandwidth_gb_s=100, ram_gib=8,
                                     cpu="ddr5-5600x2", context=1024))  # fmt: skip
     assert r.quant == "Q4_K_M" and r.commands["llama.cpp"].startswith(f"llama-server -m {path}")
+
+
+def test_cpu_catalogue_is_sourced_and_consistent() -> None:
+    from moeplan.hosts import load_cpus, resolve_cpu
+
+    cpus = load_cpus()
+    assert len(cpus) >= 20
+    ids = [c.id for c in cpus] + [a for c in cpus for a in c.aliases]
+    assert len(ids) == len(set(ids))
+    for c in cpus:
+        assert c.sources, c.id
+        if c.memory_channels and c.memory_mt_s and c.memory_type.upper().startswith("DDR"):
+            assert c.bandwidth_gb_s == pytest.approx(c.memory_channels * 8 * c.memory_mt_s / 1000, rel=0.01), c.id
+    assert resolve_cpu("9950x").id == "ryzen-9-9950x"
+    with pytest.raises(InputError):
+        resolve_cpu("pentium-4")
