@@ -14,7 +14,8 @@ Decode, one step of ``B`` tokens (llama.cpp runs the GPU and CPU parts in turn):
             + CPU layers x (hand-off to the CPU and back, 40 us)
 
 with the distinct-expert count of :func:`moeplan.perf.distinct_experts` deciding the expert bytes read on
-each side.  RAM efficiency eta_ram = 0.45 / 0.60 / 0.75 (low / expected / high): llama.cpp's CPU
+each side.  Without a GPU the CPU does all of it, with a thread barrier per kernel (15 us).  Hosts with
+several sockets use one socket's bandwidth plus 40% per extra socket (inference runs are not NUMA-local).  RAM efficiency eta_ram = 0.45 / 0.60 / 0.75 (low / expected / high): llama.cpp's CPU
 mat-vec kernels reach 60-80% of a desktop's dual-channel bandwidth and less of a many-channel server's.
 CPU compute: the fp32 FMA peak stands for llama.cpp's int8 dot products (about twice the fp32 rate, reached
 at about half).
@@ -45,6 +46,7 @@ PCIE_GB_S = {"gen3": 16.0, "gen4": 32.0, "gen5": 64.0}  # one direction, x16 (PC
 RAM_EFF = (0.45, 0.60, 0.75)
 CPU_COMPUTE_EFF = 1.0  # llama.cpp's int8 dot products (q8 activations x k-quants) run ~2x the fp32 FMA rate, at ~half
 HANDOFF_S = 40 * US
+CPU_KERNEL_S = 15 * US  # a kernel on many CPU threads ends in a barrier: tens of microseconds, not a GPU launch
 UBATCH = 512
 CONTEXTS = (4096, 8192, 16384, 32768, 65536, 131072, 262144)
 
@@ -56,9 +58,9 @@ def usable_ram_bytes(ram_gib: float) -> float:
 
 @dataclass(frozen=True)
 class Host:
-    """The machine: its GPUs, RAM and CPU."""
+    """The machine: its GPUs (none: the CPU runs everything), RAM and CPU."""
 
-    gpu: GpuSpec
+    gpu: GpuSpec | None
     num_gpus: int
     ram_gib: float
     cpu: CpuSpec
@@ -118,8 +120,9 @@ class OffloadModel:
                 self.other_bytes += nbytes
         self._scale_to_checkpoint()
         self.engine = engine_profile("llama.cpp")
-        self.gpu_bw = host.gpu.bandwidth_gb_s * 1e9
-        self.gpu_peak = peak_flops(host.gpu, "bf16")
+        self.cpu_only = host.gpu is None or host.num_gpus == 0
+        self.gpu_bw = host.gpu.bandwidth_gb_s * 1e9 if host.gpu else 1.0
+        self.gpu_peak = peak_flops(host.gpu, "bf16") if host.gpu else 1.0
         self.kernels = sum(layer_kernels(arch, i) for i in range(arch.num_layers)) + 3
         moe = arch.moe
         assert moe is not None
@@ -153,10 +156,20 @@ class OffloadModel:
         arch, host = self.arch, self.host
         if not 0 <= n_cpu <= arch.num_layers:
             raise InputError(f"--offload-experts {n_cpu} is outside 0..{arch.num_layers} (the model's layers)")
+        if self.cpu_only:
+            n_cpu = arch.num_layers
         cpu_layers = [i for i in range(n_cpu) if arch.is_moe_layer(i)]
         cpu_experts = sum(self.expert_bytes[i] for i in cpu_layers)
         gpu_weights = self.other_bytes + sum(self.expert_bytes) - cpu_experts
         kv = kv_cache_bytes(arch, context, batch, self.kv_dtype, "llama.cpp")
+        if self.cpu_only:  # everything in RAM: the non-expert weights and the KV cache too
+            return Placement(
+                cpu_layers=n_cpu, cpu_moe_layers=cpu_layers, vram_bytes_per_gpu=0.0, vram_capacity_bytes=0.0,
+                ram_bytes=self.embedding_bytes + self.other_bytes + cpu_experts + kv,
+                ram_capacity_bytes=usable_ram_bytes(host.ram_gib), gpu_weights_bytes=0.0,
+                cpu_expert_bytes=cpu_experts, kv_bytes=kv,
+            )  # fmt: skip
+        assert host.gpu is not None
         g = host.num_gpus
         vram = (gpu_weights + kv) / g + self._buffers(context, batch)
         return Placement(
@@ -183,20 +196,29 @@ class OffloadModel:
         kv_read = kv_bytes_per_token(arch, self.kv_dtype, "llama.cpp") * batch * _attended_share(arch, context)
         gpu_bytes = self.other_bytes + gpu_expert_bytes * used + kv_read
         fixed = (1.5, 1.0, 0.6)[scenario]
-        t_gpu = gpu_bytes / (self.gpu_bw * eff.bw[scenario]) + self.kernels * eff.kernel_s * fixed
         flops = flops_per_token(arch, context).total * batch
-        cpu_flops = self.expert_flops_per_token * batch * len(p.cpu_moe_layers)
-        t_gpu = max(t_gpu, (flops - cpu_flops) / (self.gpu_peak * 0.5))
+        cpu_flops = float(self.expert_flops_per_token * batch * len(p.cpu_moe_layers))
         cpu_bytes = p.cpu_expert_bytes * used
-        t_mem = cpu_bytes / (host.cpu.bandwidth_gb_s * 1e9 * RAM_EFF[scenario])
+        if self.cpu_only:  # the CPU reads everything, computes everything, and syncs its threads per kernel
+            cpu_bytes += gpu_bytes
+            cpu_flops = flops
+            t_gpu = self.kernels * CPU_KERNEL_S * fixed
+        else:
+            t_gpu = gpu_bytes / (self.gpu_bw * eff.bw[scenario]) + self.kernels * eff.kernel_s * fixed
+            t_gpu = max(t_gpu, (flops - cpu_flops) / (self.gpu_peak * 0.5))
+        t_mem = cpu_bytes / (host.cpu.effective_bandwidth_gb_s * 1e9 * RAM_EFF[scenario])
         t_comp = cpu_flops / (host.cpu.fp32_gflops * 1e9 * CPU_COMPUTE_EFF)
-        t_cpu = max(t_mem, t_comp) + len(p.cpu_moe_layers) * HANDOFF_S * fixed
+        handoffs = 0 if self.cpu_only else len(p.cpu_moe_layers)
+        t_cpu = max(t_mem, t_comp) + handoffs * HANDOFF_S * fixed
         return t_gpu + t_cpu, {"gpu": t_gpu, "cpu": t_cpu, "cpu_memory": t_mem, "cpu_compute": t_comp}
 
     def prefill_seconds(self, p: Placement, prompt: int) -> tuple[float, str]:
         """Seconds to prefill ``prompt`` tokens, and whether CPU experts ran on the CPU or were streamed."""
         arch, host = self.arch, self.host
         ub = max(1, min(UBATCH, prompt))
+        if self.cpu_only:
+            total = flops_per_token(arch, prompt, "prefill").total * prompt
+            return total / (host.cpu.fp32_gflops * 1e9 * CPU_COMPUTE_EFF), "computed on the CPU"
         n_ub = math.ceil(prompt / ub)
         f = flops_per_token(arch, prompt, "prefill").total * ub
         cpu_flops = self.expert_flops_per_token * ub * len(p.cpu_moe_layers)

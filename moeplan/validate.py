@@ -147,4 +147,36 @@ def check(r: dict[str, Any]) -> Check:
         fits = mm.fits(ctx, int(r.get("batch", 1)))
         label += f" on {r.get('num_gpus', 1)} x {gpu.name}"
         return Check(rid, kind, label, float(bool(r["value"])), float(fits), ok=fits == bool(r["value"]), source=src)
+    if kind == "offload_speed":
+        return _offload_check(r, rid, label, src)
     raise SpecError(f"record {rid}: unknown kind '{kind}'")
+
+
+def _offload_check(r: dict[str, Any], rid: str, label: str, src: str) -> Check:
+    """Decode speed of a CPU+GPU (or CPU-only) run with experts in RAM, against the offload model's band."""
+    from moeplan.hosts import custom_host, resolve_cpu
+    from moeplan.offload import Host, OffloadModel
+
+    host_name = r.get("host")
+    if not host_name:
+        raise SpecError(f"record {rid}: no host (RAM bandwidth) to score it against")
+    if str(host_name).startswith("bw:"):
+        cpu = custom_host(float(str(host_name)[3:]), r.get("cores"))
+    else:
+        cpu = resolve_cpu(str(host_name))
+        if r.get("cores"):
+            cpu = cpu.model_copy(update={"cores": int(r["cores"])})
+        if r.get("sockets"):
+            cpu = cpu.model_copy(update={"sockets": int(r["sockets"])})
+    gpu = record_gpu(r) if (r.get("gpu") or r.get("gpu_figures")) and r.get("num_gpus", 1) else None
+    spec = resolve_model(r["model"])
+    host = Host(gpu, int(r.get("num_gpus") or 0) if gpu else 0, 4096.0, cpu)
+    model = OffloadModel(spec, parse_scheme(r["quant"], spec.native_quant), host, "fp16")
+    n = spec.arch.num_layers if r.get("experts_on_cpu") in ("all", None) else int(r["experts_on_cpu"])
+    ctx = max(1, int(r.get("context") or 128))
+    p = model.evaluate(n, ctx, int(r.get("batch") or 1), 512)
+    low, mid, high = (1 / t for t in p.decode_s)
+    measured = float(r["value"])
+    where = f"{r.get('num_gpus', 1)} x {gpu.name}" if gpu else "CPU only"
+    label = f"{r['model']} {r['quant']} {r.get('engine', '')}, {where} + {cpu.name}, experts of {n} layers in RAM"
+    return Check(rid, "offload_speed", label, measured, mid, low, high, low <= measured <= high, "tokens/s", src)
