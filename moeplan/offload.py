@@ -15,7 +15,8 @@ Decode, one step of ``B`` tokens (llama.cpp runs the GPU and CPU parts in turn):
 
 with the distinct-expert count of :func:`moeplan.perf.distinct_experts` deciding the expert bytes read on
 each side.  Without a GPU the CPU does all of it, with a thread barrier per kernel (15 us).  Hosts with
-several sockets use one socket's bandwidth plus 40% per extra socket (inference runs are not NUMA-local).  RAM efficiency eta_ram = 0.45 / 0.60 / 0.75 (low / expected / high): llama.cpp's CPU
+several sockets use one socket's bandwidth plus 40% per extra socket (inference runs are not NUMA-local).
+RAM efficiency eta_ram = 0.45 / 0.60 / 0.75 (low / expected / high): llama.cpp's CPU
 mat-vec kernels reach 60-80% of a desktop's dual-channel bandwidth and less of a many-channel server's.
 CPU compute: the fp32 FMA peak stands for llama.cpp's int8 dot products (about twice the fp32 rate, reached
 at about half).
@@ -120,6 +121,7 @@ class OffloadModel:
                 self.other_bytes += nbytes
         self._scale_to_checkpoint()
         self.engine = engine_profile("llama.cpp")
+        self._buffer_cache: dict[tuple[int, int], float] = {}
         self.cpu_only = host.gpu is None or host.num_gpus == 0
         self.gpu_bw = host.gpu.bandwidth_gb_s * 1e9 if host.gpu else 1.0
         self.gpu_peak = peak_flops(host.gpu, "bf16") if host.gpu else 1.0
@@ -147,10 +149,13 @@ class OffloadModel:
     # -- memory ---------------------------------------------------------------------------------------
 
     def _buffers(self, context: int, batch: int) -> float:
-        """llama.cpp's compute buffer and CUDA context on one GPU."""
-        req = MemoryRequest(self.scheme, self.engine, 0.0, Parallel(), context, batch, self.kv_dtype)
-        mm = MemoryModel(self.arch, req)
-        return mm.activation_bytes(context, batch) + self.engine.context_bytes
+        """llama.cpp's compute buffer and CUDA context on one GPU (cached per context and batch)."""
+        key = (context, batch)
+        if key not in self._buffer_cache:
+            req = MemoryRequest(self.scheme, self.engine, 0.0, Parallel(), context, batch, self.kv_dtype)
+            mm = MemoryModel(self.arch, req)
+            self._buffer_cache[key] = mm.activation_bytes(context, batch) + self.engine.context_bytes
+        return self._buffer_cache[key]
 
     def placement(self, n_cpu: int, context: int, batch: int) -> Placement:
         arch, host = self.arch, self.host
@@ -244,16 +249,23 @@ class OffloadModel:
         return p
 
     def best(self, context: int, batch: int, prompt: int) -> tuple[Placement, list[Placement]]:
-        """The fastest placement that fits (or, when none does, the one closest to fitting), and all tried."""
-        tried = [self.evaluate(n, context, batch, prompt) for n in range(self.arch.num_layers + 1)]
+        """The fastest placement that fits (or, when none does, the one closest to fitting), and all tried.
+
+        Only placements that fit are timed; the chosen one gets its band and prefill.
+        """
+        tried = [self.placement(n, context, batch) for n in range(self.arch.num_layers + 1)]
         fitting = [p for p in tried if p.fits]
         if fitting:
-            return min(fitting, key=lambda p: p.decode_s[1]), tried
-        # Nothing fits.  If even all experts in RAM overflow the GPU, that placement says by how much; otherwise the
-        # placement with the fewest experts in RAM that fits the GPU says how much RAM is missing.
-        if not tried[-1].fits_vram:
-            return tried[-1], tried
-        return min((p for p in tried if p.fits_vram), key=lambda p: p.ram_bytes), tried
+            for p in fitting:
+                p.decode_s = (0.0, self.decode_seconds(p, context, batch)[0], 0.0)
+            choice = min(fitting, key=lambda p: p.decode_s[1])
+        elif not tried[-1].fits_vram:
+            # Even all experts in RAM overflow the GPU: that placement says by how much.
+            choice = tried[-1]
+        else:
+            # The placement with the fewest experts in RAM that fits the GPU says how much RAM is missing.
+            choice = min((p for p in tried if p.fits_vram), key=lambda p: p.ram_bytes)
+        return self.evaluate(choice.cpu_layers, context, batch, prompt), tried
 
 
 def _attended_share(arch: ArchSpec, context: int) -> float:

@@ -44,6 +44,10 @@ class Candidate:
     usd_per_hour: float | None
     usd_per_million_output_tokens: float | None
     purchase_usd: float | None
+    ram_gib: float | None = None
+    """Hybrid boxes: system RAM holding the experts of ``experts_on_cpu_layers`` layers."""
+    host: str | None = None
+    experts_on_cpu_layers: int | None = None
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -70,6 +74,9 @@ class Candidate:
                 "usd_per_million_output_tokens": self.usd_per_million_output_tokens,
                 "purchase_usd": self.purchase_usd,
             },
+            "hybrid": None
+            if self.ram_gib is None
+            else {"ram_gib": self.ram_gib, "host": self.host, "experts_on_cpu_layers": self.experts_on_cpu_layers},
         }
 
 
@@ -102,6 +109,50 @@ def _engine_for(fmt: Scheme, gpu: GpuSpec) -> str | None:
     return "llama.cpp" if gguf else "vllm"
 
 
+RAM_SIZES = (64, 96, 128, 192, 256, 384, 512, 768, 1024, 1536)
+DESKTOP_HOST, SERVER_HOST = "ryzen-9-9950x", "epyc-9654"
+
+
+def hybrid_candidate(spec: ModelSpec, gpu: GpuSpec, context: int, batch: int) -> Candidate | None:
+    """One GPU plus the least RAM (desktop DDR5 up to 192 GB, else a 12-channel server) that holds the rest.
+
+    The fastest placement the GPU allows decides how much RAM the experts need; the smallest standard size
+    that holds them is bought, with the platform that takes that much.
+    """
+    from moeplan.hosts import ram_usd_per_gb, resolve_cpu
+    from moeplan.offload import Host, OffloadModel, usable_ram_bytes
+    from moeplan.offload_plan import default_quant
+
+    quant = default_quant(spec.native_quant)
+    scheme = parse_scheme(quant, spec.native_quant, spec.weights_dtype)
+    try:
+        desktop, server = resolve_cpu(DESKTOP_HOST), resolve_cpu(SERVER_HOST)
+    except InputError:
+        return None
+    probe = OffloadModel(spec, scheme, Host(gpu, 1, float(RAM_SIZES[-1]), server), "fp16")
+    first, _ = probe.best(context, batch, min(context, 512))
+    if not first.fits_vram:
+        return None  # the GPU cannot hold even the non-expert part: no amount of RAM helps
+    ram = next((r for r in RAM_SIZES if usable_ram_bytes(r) >= first.ram_bytes), None)
+    if ram is None:
+        return None
+    cpu = server if ram > 192 else desktop
+    model = OffloadModel(spec, scheme, Host(gpu, 1, float(ram), cpu), "fp16")
+    best, _ = model.best(context, batch, min(context, 512))
+    if not best.fits:
+        return None
+    price = ram_usd_per_gb("DDR5-RDIMM" if ram > 192 else "DDR5-UDIMM")
+    ram_cost = ram * 1.073741824 * price[0] if price else None  # GiB -> GB
+    purchase = None
+    if gpu.purchase_usd is not None and ram_cost is not None:
+        purchase = gpu.purchase_usd.approx + ram_cost + (cpu.price_usd.approx if cpu.price_usd else 0.0)
+    low, mid, high = best.decode_s
+    return Candidate(
+        gpu, 1, quant, "llama.cpp", 1, 1, best.vram_bytes_per_gpu, gpu.usable_memory_bytes, 1 / mid,
+        (1 / low, 1 / high), batch / mid, None, None, purchase, float(ram), cpu.name, best.cpu_layers,
+    )  # fmt: skip
+
+
 def recommend(
     model: str,
     context: int = 8192,
@@ -113,6 +164,7 @@ def recommend(
     sort: SortKey = "cost",
     gpu_file: str | None = None,
     kv_dtype: str = "bf16",
+    hybrid: bool = True,
 ) -> tuple[ModelSpec, list[Candidate]]:
     """Every fitting configuration, best first by ``sort``."""
     if context < 1 or batch < 1:
@@ -162,6 +214,18 @@ def recommend(
                 if min_tokens_per_s is not None and tps < min_tokens_per_s:
                     continue
                 out.append(cand)
+    if hybrid and spec.arch.moe is not None:
+        fitted = {c.gpu.id for c in out}
+        for gpu in load_gpus(gpu_file):
+            if gpu.kind in ("consumer", "workstation") and gpu.id not in fitted:
+                box = hybrid_candidate(spec, gpu, context, batch)
+                if box is None:
+                    continue
+                if budget_usd is not None and (box.purchase_usd is None or box.purchase_usd > budget_usd):
+                    continue
+                if min_tokens_per_s is not None and box.tokens_per_s < min_tokens_per_s:
+                    continue
+                out.append(box)
     inf = float("inf")
     if sort == "cost":
         out.sort(key=lambda c: (c.usd_per_million_output_tokens or inf, -c.tokens_per_s))

@@ -381,9 +381,10 @@ def print_recommend(console: Console, model: str, candidates: list[Any], sort: s
         if c is fastest:
             mark += " [cyan]fastest[/cyan]"
         lo, hi = c.tokens_per_s_range
+        box = f" + {c.ram_gib:g} GiB RAM ({c.host}, experts of {c.experts_on_cpu_layers} layers)" if c.ram_gib else ""
         table.add_row(
             str(candidates.index(c) + 1),
-            f"{c.num_gpus} x {c.gpu.name}{mark}",
+            f"{c.num_gpus} x {c.gpu.name}{box}{mark}",
             c.quant,
             c.engine,
             f"{c.per_gpu_bytes / 2**30:,.1f}/{c.usable_bytes / 2**30:,.1f} GiB",
@@ -396,7 +397,9 @@ def print_recommend(console: Console, model: str, candidates: list[Any], sort: s
     console.print(table)
     console.print(
         "[dim]prices: catalogue cloud price per GPU-hour (typical, else the middle of its range) and purchase "
-        "price; override with --gpu-file. $/M out at the given batch.[/dim]"
+        "price; override with --gpu-file. $/M out at the given batch. GPU + RAM boxes (llama.cpp, experts in RAM): "
+        "GPU, RAM at the catalogue's dated $/GB and the CPU where its price is known; board and PSU not "
+        "counted.[/dim]"
     )
 
 
