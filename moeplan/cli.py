@@ -1,7 +1,5 @@
 """The typer app: parse, call :mod:`moeplan.plan`, render.  The only module that prints or exits."""
 
-from __future__ import annotations
-
 import contextlib
 import os
 import sys

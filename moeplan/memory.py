@@ -94,25 +94,61 @@ def _stage_layers(num_layers: int, pp: int) -> list[range]:
     return out
 
 
-def _tp_share(t: Tensor, arch: ArchSpec, par: Parallel) -> float:
-    """The share of tensor ``t`` one TP rank holds."""
-    tp = par.tp
+def _share_class(t: Tensor) -> str:
+    """How tensor parallelism splits ``t``: ``rep`` (every rank), ``kv`` (by KV heads), ``exp``, or ``split``."""
     role = t.role
     if t.kind in ("norm", "router") or role in ("attn_q_a", "attn_q_a.bias", "attn_kv_a_mqa", "attn_kv_a_mqa.bias"):
-        return 1.0
+        return "rep"
     if role in ("attn_k", "attn_v", "attn_k.bias", "attn_v.bias"):
+        return "kv"
+    if t.kind == "routed_experts":
+        return "exp"
+    if role in ("attn_output.bias", "ffn_gate_inp_shexp") or (role.startswith("ffn_down") and role.endswith(".bias")):
+        return "rep"  # added after the all-reduce, or a single row: every rank keeps it
+    return "split"
+
+
+def _class_share(cls: str, arch: ArchSpec, par: Parallel) -> float:
+    """The share of a tensor of class ``cls`` one TP rank holds."""
+    tp = par.tp
+    if cls == "rep":
+        return 1.0
+    if cls == "kv":
         n_kv = arch.attention.num_kv_heads
         return max(1, n_kv // tp) / n_kv
-    if t.kind == "routed_experts":
+    if cls == "exp":
         assert arch.moe is not None
         e = arch.moe.num_experts
         return math.ceil(e / par.ep) / e / (tp // par.ep)
-    if role in ("attn_output.bias", "ffn_gate_inp_shexp") or (role.startswith("ffn_down") and role.endswith(".bias")):
-        return 1.0  # added after the all-reduce, or a single row: every rank keeps it
     return 1.0 / tp
 
 
+def _tp_share(t: Tensor, arch: ArchSpec, par: Parallel) -> float:
+    """The share of tensor ``t`` one TP rank holds."""
+    return _class_share(_share_class(t), arch, par)
+
+
 _WEIGHTS_CACHE: dict[tuple[Any, ...], tuple[ArchSpec, Scheme, Any]] = {}
+_GROUPS_CACHE: dict[tuple[Any, ...], tuple[ArchSpec, Scheme, Any]] = {}
+
+
+def _groups(
+    arch: ArchSpec, scheme: Scheme, scale: tuple[tuple[str, float], ...]
+) -> dict[tuple[int, ParamKind, str], int]:
+    """Bytes by (layer, or -1 for the embedding and -2 for the head and final norm; kind; TP class)."""
+    key = (id(arch), scheme.name, scale)
+    hit = _GROUPS_CACHE.get(key)
+    if hit is not None and hit[0] is arch and hit[1] == scheme:
+        return hit[2]  # type: ignore[no-any-return]
+    factors = dict(scale)
+    out: Counter[tuple[int, ParamKind, str]] = Counter()
+    for t, _, raw in quantized_tensors(arch, scheme):
+        where = t.layer if t.layer is not None else (-1 if t.role == "token_embd" else -2)
+        out[(where, t.kind, _share_class(t))] += round(raw * factors.get(t.kind, 1.0))
+    if len(_GROUPS_CACHE) > 256:
+        _GROUPS_CACHE.clear()
+    _GROUPS_CACHE[key] = (arch, scheme, dict(out))
+    return dict(out)
 
 
 def _stage_weights(
@@ -131,12 +167,12 @@ def _stage_weights(
     stage_of = [i for i, r in enumerate(stages) for _ in r]
     whole: Counter[ParamKind] = Counter()
     per_stage: list[Counter[ParamKind]] = [Counter() for _ in stages]
-    factors = dict(scale)
-    for t, _, raw in quantized_tensors(arch, scheme):
-        nbytes = round(raw * factors.get(t.kind, 1.0))
-        whole[t.kind] += nbytes
-        edge = 0 if t.role == "token_embd" else len(stages) - 1  # embedding first, head last
-        per_stage[edge if t.layer is None else stage_of[t.layer]][t.kind] += round(nbytes * _tp_share(t, arch, par))
+    groups = _groups(arch, scheme, scale)
+    shares = {cls: _class_share(cls, arch, par) for cls in {c for _, _, c in groups}}
+    for (where, kind, cls), nbytes in groups.items():
+        whole[kind] += nbytes
+        stage = 0 if where == -1 else len(stages) - 1 if where == -2 else stage_of[where]  # embedding first, head last
+        per_stage[stage][kind] += round(nbytes * shares[cls])
     if extra:
         whole["other"] += extra
         per_stage[0]["other"] += round(extra / par.tp)

@@ -36,6 +36,7 @@ replaces the engine's factors for the GPU it measured.
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass, field, replace
 
@@ -130,7 +131,8 @@ def layer_kernels(arch: ArchSpec, layer: int) -> int:
     return n
 
 
-def selection_probabilities(num_experts: int, top_k: int, skew: float) -> list[float]:
+@functools.lru_cache(maxsize=256)
+def selection_probabilities(num_experts: int, top_k: int, skew: float) -> tuple[float, ...]:
     """Probability that one token picks each expert: ``q_i = min(1, c / i^s)`` with ``sum q_i = k``."""
     weights = [float(i) ** -skew for i in range(1, num_experts + 1)]
     capped: set[int] = set()
@@ -139,10 +141,11 @@ def selection_probabilities(num_experts: int, top_k: int, skew: float) -> list[f
         c = (top_k - len(capped)) / free
         over = {i for i, w in enumerate(weights) if i not in capped and c * w > 1}
         if not over:
-            return [1.0 if i in capped else c * w for i, w in enumerate(weights)]
+            return tuple(1.0 if i in capped else c * w for i, w in enumerate(weights))
         capped |= over
 
 
+@functools.lru_cache(maxsize=4096)
 def distinct_experts(num_experts: int, top_k: int, batch: int, skew: float = 0.0) -> float:
     """Expected number of distinct experts ``batch`` tokens route to in one layer.
 
@@ -248,8 +251,6 @@ class SpeedModel:
         self.stage_kernels = [sum(layer_kernels(arch, i) for i in r) for r in mm.stage_layers]
         self.stage_kernels[-1] += 3  # final norm, output head, sampling
         self.launch_scale = LAUNCH_SCALE.get(inputs.gpu.kind, 1.0)
-        att = arch.attention
-        self.attended_per_layer = [att.layer_kind(i) for i in range(arch.num_layers)]
 
     # -- pieces ---------------------------------------------------------------------------------------
 
