@@ -6,6 +6,7 @@ rendering (rich table, ``--json``) reads.
 
 from __future__ import annotations
 
+from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict
@@ -63,10 +64,9 @@ class EstimateRequest(BaseModel):
         return max(1, self.context - 512) if self.context > 1024 else max(1, self.context // 2)
 
 
-class MemoryResult(BaseModel):
+@dataclass(frozen=True)
+class MemoryResult:
     """Memory of the deployment (sums over GPUs) and of its largest GPU."""
-
-    model_config = ConfigDict(frozen=True)
 
     scheme: str
     kv_dtype: str
@@ -84,15 +84,14 @@ class MemoryResult(BaseModel):
     per_gpu_kv_cache_bytes: int
     per_gpu_activation_bytes: int
     per_gpu_overhead_bytes: int
-    formats_by_kind: dict[str, list[str]] = {}
-    """The storage formats each tensor class uses (llama.cpp mixes use several)."""
     usable_bytes_per_gpu: int | None
+    formats_by_kind: dict[str, list[str]] = field(default_factory=dict)
+    """The storage formats each tensor class uses (llama.cpp mixes use several)."""
 
 
-class FitResult(BaseModel):
+@dataclass(frozen=True)
+class FitResult:
     """Whether and how the model fits the chosen GPUs."""
-
-    model_config = ConfigDict(frozen=True)
 
     gpu: str
     gpu_name: str
@@ -107,10 +106,9 @@ class FitResult(BaseModel):
     max_batch: int
 
 
-class FlopsResult(BaseModel):
+@dataclass(frozen=True)
+class FlopsResult:
     """FLOPs per token (see :mod:`moeplan.flops`)."""
-
-    model_config = ConfigDict(frozen=True)
 
     prefill_per_token: float
     decode_per_token: float
@@ -118,10 +116,9 @@ class FlopsResult(BaseModel):
     prefill_by_kind: dict[str, float]
 
 
-class BatchRow(BaseModel):
+@dataclass(frozen=True)
+class BatchRow:
     """Decode speed at one batch size (expected scenario)."""
-
-    model_config = ConfigDict(frozen=True)
 
     batch: int
     tokens_per_s: float
@@ -130,10 +127,9 @@ class BatchRow(BaseModel):
     fits: bool
 
 
-class PerformanceResult(BaseModel):
+@dataclass(frozen=True)
+class PerformanceResult:
     """Speed of the deployment: the expected figure and a (low, high) band."""
-
-    model_config = ConfigDict(frozen=True)
 
     decode_tokens_per_s: float
     decode_tokens_per_s_range: tuple[float, float]
@@ -154,10 +150,9 @@ class PerformanceResult(BaseModel):
     by_batch: list[BatchRow]
 
 
-class CostResult(BaseModel):
+@dataclass(frozen=True)
+class CostResult:
     """Money: per hour, per million tokens, to buy."""
-
-    model_config = ConfigDict(frozen=True)
 
     usd_per_hour: float | None
     usd_per_million_output_tokens: float | None
@@ -167,10 +162,9 @@ class CostResult(BaseModel):
     price_source: str | None
 
 
-class EstimateResult(BaseModel):
+@dataclass(frozen=True)
+class EstimateResult:
     """One deployment's figures; ``to_json`` gives the public JSON contract."""
-
-    model_config = ConfigDict(frozen=True)
 
     spec: ModelSpec
     params: ParamCounts
@@ -178,7 +172,7 @@ class EstimateResult(BaseModel):
     memory: MemoryResult
     fit: FitResult | None = None
     flops: FlopsResult | None = None
-    memory_by_context: list[tuple[int, int]] = []
+    memory_by_context: list[tuple[int, int]] = field(default_factory=list)
     """(context, bytes on the largest GPU) at the request's batch, for contexts up to the model's maximum."""
     performance: PerformanceResult | None = None
     cost: CostResult | None = None
@@ -220,13 +214,13 @@ class EstimateResult(BaseModel):
                 "quant": self.memory.scheme,
                 "kv_dtype": self.memory.kv_dtype,
             },
-            "memory": self.memory.model_dump(),
-            "fit": self.fit.model_dump() if self.fit else None,
+            "memory": asdict(self.memory),
+            "fit": asdict(self.fit) if self.fit else None,
             "memory_by_context": [{"context": c, "per_gpu_bytes": b} for c, b in self.memory_by_context],
             "checkpoint": spec.checkpoint.model_dump() if spec.checkpoint else None,
-            "flops": self.flops.model_dump() if self.flops else None,
-            "performance": self.performance.model_dump() if self.performance else None,
-            "cost": self.cost.model_dump() if self.cost else None,
+            "flops": asdict(self.flops) if self.flops else None,
+            "performance": asdict(self.performance) if self.performance else None,
+            "cost": asdict(self.cost) if self.cost else None,
             "assumptions": list(self.assumptions),
         }
 
@@ -391,7 +385,7 @@ def estimate(request: EstimateRequest) -> EstimateResult:
         kv_dtype=kv_name,
         engine=engine.name,
         weights_bytes=sum(mm.weights_by_kind.values()),
-        weights_by_kind=dict(mm.weights_by_kind),
+        weights_by_kind={str(k): v for k, v in mm.weights_by_kind.items()},
         formats_by_kind=_formats_by_kind(arch, scheme),
         kv_bytes_per_token=round(kv_bytes_per_token(arch, kv_name, engine.name, mtp_layers)),
         kv_cache_bytes=round(kv_deploy),
@@ -400,7 +394,7 @@ def estimate(request: EstimateRequest) -> EstimateResult:
         total_bytes=round(sum(mm.weights_by_kind.values()) + kv_deploy + (g.activation_bytes + g.overhead_bytes) * n),
         per_gpu_bytes=round(g.total_bytes),
         per_gpu_weights_bytes=g.weights_bytes,
-        per_gpu_weights_by_kind=dict(g.weights_by_kind),
+        per_gpu_weights_by_kind={str(k): v for k, v in g.weights_by_kind.items()},
         per_gpu_kv_cache_bytes=round(g.kv_bytes),
         per_gpu_activation_bytes=round(g.activation_bytes),
         per_gpu_overhead_bytes=round(g.overhead_bytes),
@@ -490,10 +484,9 @@ def _memory_assumptions(
     return tuple(out)
 
 
-class CatalogRow(BaseModel):
+@dataclass(frozen=True)
+class CatalogRow:
     """One line of ``moeplan models``."""
-
-    model_config = ConfigDict(frozen=True)
 
     id: str
     name: str
@@ -505,7 +498,7 @@ class CatalogRow(BaseModel):
     source: str
 
     def to_json(self) -> dict[str, Any]:
-        return self.model_dump()
+        return asdict(self)
 
 
 def catalog_rows() -> list[CatalogRow]:
