@@ -192,7 +192,10 @@ def _from_path(path: Path) -> ModelSpec:
         from moeplan.gguf_spec import spec_from_gguf
 
         return spec_from_gguf(path)
-    raise SpecError(f"{path}: expected a config.json, a YAML spec, or a model folder")
+    raise SpecError(
+        f"{path}: not a file moeplan reads",
+        "give a config.json, a .gguf file, a YAML spec, or the model folder (safetensors are read from it)",
+    )
 
 
 def resolve_model(name: str) -> ModelSpec:
@@ -205,7 +208,7 @@ def resolve_model(name: str) -> ModelSpec:
         return spec_from_hub(name)
     path = Path(name).expanduser()
     looks_like_path = path.suffix in (".json", ".yaml", ".yml", ".gguf") or name.startswith((".", "/", "~"))
-    if path.exists() and (looks_like_path or path.is_dir()):
+    if path.exists() and (looks_like_path or path.is_dir() or path.is_file()):
         return _from_path(path)
     spec = _catalog_lookup(name)
     if spec is not None:

@@ -45,7 +45,8 @@ def _plain(table: object, fmt: str) -> None:
 ModelArg = Annotated[
     str,
     typer.Argument(
-        help="A catalogue id or alias (mixtral-8x22b), a config.json, a model folder or a YAML spec.",
+        help="A catalogue id or alias (mixtral-8x22b), a config.json, a model folder, a .gguf file, "
+        "hf:ORG/NAME[@REV], or a YAML spec.",
         show_default=False,
     ),
 ]
@@ -102,7 +103,9 @@ QuantOpt = Annotated[
         "experts=mxfp4,attention=bf16. Default: the checkpoint's own.",
     ),
 ]
-KvOpt = Annotated[str, typer.Option("--kv-dtype", help="KV cache format: bf16, fp16, fp8, q8_0, q4_0, ...")]
+KvOpt = Annotated[
+    str, typer.Option("--kv-dtype", help="KV cache format: auto (bf16; f16 under llama.cpp), fp8, q8_0, q4_0, ...")
+]
 ContextOpt = Annotated[str, typer.Option("--context", help="Tokens per sequence (prompt + output): 4096, 32k, 1M.")]
 BatchOpt = Annotated[int, typer.Option("--batch", help="Concurrent sequences.")]
 EngineOpt = Annotated[
@@ -156,7 +159,7 @@ def estimate(
     ep: EpOpt = None,
     pp: PpOpt = None,
     quant: QuantOpt = None,
-    kv_dtype: KvOpt = "bf16",
+    kv_dtype: KvOpt = "auto",
     context: ContextOpt = "8k",
     batch: BatchOpt = 1,
     engine: EngineOpt = "auto",
@@ -199,7 +202,7 @@ def estimate(
     if offload_experts is not None:
         offload(
             model, gpu, gpu_memory, gpu_bandwidth, num_gpus or 1, ram, cpu, ram_bandwidth, pcie, context, batch,
-            quant, kv_dtype if kv_dtype != "bf16" else "f16", offload_experts, prompt, price, gpu_file, fmt,
+            quant, kv_dtype if kv_dtype != "auto" else "f16", offload_experts, prompt, price, gpu_file, fmt,
             json_out,
         )  # fmt: skip
         return
@@ -259,7 +262,7 @@ def compare(
     quant: MultiQuantOpt = None,
     engine: MultiEngineOpt = None,
     num_gpus: NumGpusOpt = None,
-    kv_dtype: KvOpt = "bf16",
+    kv_dtype: KvOpt = "auto",
     context: ContextOpt = "8k",
     batch: BatchOpt = 1,
     price: PriceOpt = None,
@@ -323,7 +326,7 @@ def recommend(
     ] = None,
     sort: Annotated[str, typer.Option("--sort", help="cost ($ per million tokens), purchase, or speed.")] = "cost",
     top: Annotated[int, typer.Option("--top", help="Rows to show.")] = 15,
-    kv_dtype: KvOpt = "bf16",
+    kv_dtype: KvOpt = "auto",
     gpu_file: GpuFileOpt = None,
     fmt: FormatOpt = "table",
     json_out: JsonOpt = False,
@@ -367,7 +370,7 @@ def recommend(
     if fmt != "table":
         from moeplan.reports import recommend_table
 
-        _plain(recommend_table(candidates), fmt)
+        _plain(recommend_table(candidates[:top]), fmt)
         return
     from moeplan.render import print_recommend
 

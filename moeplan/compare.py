@@ -7,7 +7,7 @@ Columns come from the lists given (models, ``--quant``, ``--gpu``, ``--engine``)
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
 from moeplan.errors import InputError
@@ -24,10 +24,13 @@ class Row:
     values: list[float | None]
     unit: str
     better: Better
+    eligible: list[bool] | None = None
+    """Columns that may win (a deployment that does not fit wins no speed or cost row)."""
 
     @property
     def winners(self) -> set[int]:
-        known = [(v, i) for i, v in enumerate(self.values) if v is not None]
+        ok = self.eligible or [True] * len(self.values)
+        known = [(v, i) for i, v in enumerate(self.values) if v is not None and ok[i]]
         if self.better is None or len(known) < 2:
             return set()
         best = min(v for v, _ in known) if self.better == "min" else max(v for v, _ in known)
@@ -82,7 +85,12 @@ def _get(results: Sequence[EstimateResult], f: Callable[[EstimateResult], float 
 
 
 def comparison_rows(results: Sequence[EstimateResult]) -> list[Row]:
-    """The figures people compare, with the direction that wins."""
+    """The figures people compare, with the direction that wins.
+
+    Speed and cost rows are won only by deployments that fit; memory per GPU only between equal GPUs.
+    """
+    fits = [r.fit is None or r.fit.fits for r in results]
+    same_gpu = len({r.fit.gpu if r.fit else None for r in results}) == 1
     rows = [
         Row("total parameters", _get(results, lambda r: float(r.params.total)), "count", None),
         Row("active parameters", _get(results, lambda r: float(r.params.active)), "count", None),
@@ -94,7 +102,12 @@ def comparison_rows(results: Sequence[EstimateResult]) -> list[Row]:
             "min",
         ),
         Row("KV cache per token", _get(results, lambda r: float(r.memory.kv_bytes_per_token)), "kib", "min"),
-        Row("memory per GPU", _get(results, lambda r: float(r.memory.per_gpu_bytes)), "bytes", "min"),
+        Row(
+            "memory per GPU",
+            _get(results, lambda r: float(r.memory.per_gpu_bytes)),
+            "bytes",
+            "min" if same_gpu else None,
+        ),
         Row("GPUs", _get(results, lambda r: float(r.fit.num_gpus) if r.fit else None), "count", "min"),
         Row("fewest GPUs that fit", _get(results, lambda r: _min_gpus(r)), "count", "min"),
         Row("fits", _get(results, lambda r: float(r.fit.fits) if r.fit else None), "bool", "max"),
@@ -131,6 +144,9 @@ def comparison_rows(results: Sequence[EstimateResult]) -> list[Row]:
         ),
         Row("to buy the GPUs", _get(results, lambda r: r.cost.purchase_usd if r.cost else None), "usd", "min"),
     ]
+    speed_and_cost = {"decode tokens/s per sequence", "decode tokens/s total", "time to first token",
+                      "cost per hour", "per million output tokens", "to buy the GPUs"}  # fmt: skip
+    rows = [replace(r, eligible=fits) if r.label in speed_and_cost else r for r in rows]
     return [r for r in rows if any(v is not None for v in r.values)]
 
 

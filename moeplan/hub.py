@@ -182,9 +182,12 @@ def _tensors(repo: str, revision: str | None, commit: str) -> tuple[list[TensorI
 
 def spec_from_hub(text: str) -> ModelSpec:
     """The spec of ``hf:ORG/NAME[@REV]``, with its checkpoint's tensors when the Hub (or cache) has them."""
+    from huggingface_hub.utils import logging as hub_logging
+
     from moeplan.catalog import with_checkpoint
     from moeplan.hf import read_config_file, spec_from_config
 
+    hub_logging.set_verbosity_error()  # type: ignore[no-untyped-call]  # retry warnings would bury our message
     repo, revision = parse_hub_id(text)
     with hub_errors(repo, revision):
         try:

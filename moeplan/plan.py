@@ -42,7 +42,8 @@ class EstimateRequest(BaseModel):
     ep: int | None = None
     pp: int | None = None
     quant: str | None = None
-    kv_dtype: str = "bf16"
+    kv_dtype: str = "auto"
+    """KV cache format; ``auto``: the model's dtype (bf16), or f16 under llama.cpp."""
     context: int = DEFAULT_CONTEXT
     batch: int = 1
     engine: str = "auto"
@@ -290,6 +291,20 @@ def _checkpoint_bytes(
     return tuple(scale), extra, tuple(notes)
 
 
+def gguf_equivalent(native: str) -> str:
+    """The llama.cpp file type people make from a checkpoint of format ``native``."""
+    key = native.strip().lower()
+    if key in ("mxfp4-experts", "mxfp4_moe"):
+        return "MXFP4_MOE"
+    if key in ("bf16", "fp16", "fp32"):
+        return "BF16" if key == "bf16" else "F16"
+    if key.startswith(("fp8", "int8")):
+        return "Q8_0"
+    if key == "nvfp4":
+        return "NVFP4"
+    return native.upper() if native.isupper() else "Q4_K_M"
+
+
 def auto_engine(name: str, scheme: Scheme, gpu: GpuSpec | None) -> str:
     """``--engine auto``: llama.cpp runs GGUF files and Apple or unified-memory machines; vLLM the rest."""
     if name.strip().lower() != "auto":
@@ -336,12 +351,18 @@ def estimate(request: EstimateRequest) -> EstimateResult:
     arch = spec.arch
     _validate(request)
     params = count_params(spec)
-    kv_name = kv_dtype(request.kv_dtype)
     native = spec.native_quant or spec.weights_dtype
     scheme = parse_scheme(request.quant or native, spec.native_quant, spec.weights_dtype)
     mtp_layers = arch.mtp_layers if request.mtp else 0
     gpu_spec = request_gpu(request)
     engine = engine_profile(auto_engine(request.engine, scheme, gpu_spec))
+    gguf_note: tuple[str, ...] = ()
+    if engine.name == "llama.cpp" and request.quant is None and scheme.gguf is None:
+        mix = gguf_equivalent(native)
+        scheme = parse_scheme(mix, spec.native_quant, spec.weights_dtype)
+        gguf_note = (f"llama.cpp runs GGUF files: {native} weights are planned as the {mix} mix (--quant to choose)",)
+    requested_kv = request.kv_dtype.strip().lower()
+    kv_name = kv_dtype(("fp16" if engine.name == "llama.cpp" else "bf16") if requested_kv == "auto" else requested_kv)
     gpu = (gpu_spec.id, gpu_spec.name, gpu_spec.usable_memory_gib * GIB) if gpu_spec else None
     usable = gpu[2] if gpu else 0.0
 
@@ -441,6 +462,7 @@ def estimate(request: EstimateRequest) -> EstimateResult:
         performance=performance,
         cost=cost,
         assumptions=_assumptions(spec, params)
+        + gguf_note
         + file_notes
         + _memory_assumptions(request, engine, scheme.name, kv_name, fit)
         + speed_notes,
@@ -496,6 +518,7 @@ class CatalogRow:
     num_experts: int
     top_k: int
     source: str
+    aliases: tuple[str, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -518,6 +541,7 @@ def catalog_rows() -> list[CatalogRow]:
                 num_experts=moe.num_experts if moe else 0,
                 top_k=moe.top_k if moe else 0,
                 source=source,
+                aliases=spec.aliases,
             )
         )
     return rows

@@ -16,6 +16,7 @@ from moeplan.catalog import resolve_model
 from moeplan.engines import engine_profile
 from moeplan.errors import InputError
 from moeplan.hardware import GpuSpec, load_gpus
+from moeplan.kv import kv_dtype as kv_name
 from moeplan.memory import MemoryModel, MemoryRequest, default_parallel
 from moeplan.perf import SPEEDS, PerfInputs, SpeedModel
 from moeplan.quant import Scheme, parse_scheme
@@ -101,12 +102,28 @@ def max_count(gpu: GpuSpec) -> int:
 
 
 def _engine_for(fmt: Scheme, gpu: GpuSpec) -> str | None:
+    """The engine that runs ``fmt`` on ``gpu``, or None where no engine can.
+
+    llama.cpp: NVIDIA, AMD, Apple and unified-memory SoCs (not Gaudi or TPU).  vLLM: fp8 weights need fp8
+    units (AMD, Gaudi) or an Ampere-or-newer NVIDIA GPU (W8A16 Marlin kernels); GPTQ/AWQ/MXFP4 kernels need
+    NVIDIA Turing or newer (not V100) or AMD Instinct MI300 and later; Apple machines run no vLLM.
+    """
     gguf = fmt.gguf is not None or any(v.isupper() for v in fmt.overrides.values())
+    nvidia, amd = gpu.vendor == "nvidia", gpu.vendor == "amd"
+    if gguf:
+        return "llama.cpp" if nvidia or amd or gpu.kind in ("apple", "soc") or gpu.vendor == "apple" else None
     if gpu.kind in ("apple", "soc") or gpu.vendor == "apple":
-        return "llama.cpp" if gguf else None
-    if gpu.kind == "tpu":
-        return None if gguf else "vllm"
-    return "llama.cpp" if gguf else "vllm"
+        return None
+    formats = {fmt.base, *fmt.overrides.values()} if fmt.quantized else {fmt.base}
+    has = set(gpu.tflops)
+    for f in formats:
+        if f.startswith("fp8") and not ("fp8" in has or (nvidia and "bf16" in has)):
+            return None
+        if f.startswith(("gptq", "awq", "mxfp4", "nvfp4")):
+            turing_plus = nvidia and not gpu.id.startswith("v100")
+            if not (turing_plus or (amd and "fp8" in has)):
+                return None
+    return "vllm"
 
 
 RAM_SIZES = (64, 96, 128, 192, 256, 384, 512, 768, 1024, 1536)
@@ -163,7 +180,7 @@ def recommend(
     min_tokens_per_s: float | None = None,
     sort: SortKey = "cost",
     gpu_file: str | None = None,
-    kv_dtype: str = "bf16",
+    kv_dtype: str = "auto",
     hybrid: bool = True,
 ) -> tuple[ModelSpec, list[Candidate]]:
     """Every fitting configuration, best first by ``sort``."""
@@ -184,6 +201,8 @@ def recommend(
             if engine_name is None:
                 continue
             engine = engine_profile(engine_name)
+            auto = "fp16" if engine_name == "llama.cpp" else "bf16"
+            kv = kv_name(auto if kv_dtype.strip().lower() == "auto" else kv_dtype)
             dtype = compute_dtype(scheme, gpu)
             found = 0
             for n in COUNTS:
@@ -191,7 +210,7 @@ def recommend(
                     break
                 try:
                     par = default_parallel(arch, n, engine)
-                    mm = MemoryModel(arch, MemoryRequest(scheme, engine, usable, par, context, batch, kv_dtype))
+                    mm = MemoryModel(arch, MemoryRequest(scheme, engine, usable, par, context, batch, kv))
                 except InputError:
                     continue
                 g = mm.gpu(context, batch)

@@ -47,7 +47,13 @@ def print_estimate(console: Console, result: EstimateResult) -> None:
         if arch.moe
         else "dense"
     )
-    console.print(f"[bold]{spec.name}[/bold]  ({spec.architecture}, {kind}, {arch.num_layers} layers)")
+    asked = result.request.model
+    alias = (
+        f"  [dim]('{asked}' is an alias)[/dim]"
+        if asked.lower() not in (spec.id, spec.origin) and spec.origin == "catalogue"
+        else ""
+    )
+    console.print(f"[bold]{spec.name}[/bold]  ({spec.architecture}, {kind}, {arch.num_layers} layers){alias}")
     console.print(
         f"[bold]{fmt_count(p.total)}[/bold] parameters, [bold]{fmt_count(p.active)}[/bold] active per token "
         f"({p.active_share:.1%})"
@@ -74,6 +80,8 @@ def print_estimate(console: Console, result: EstimateResult) -> None:
     if spec.published:
         pub = spec.published
         active = f", {pub.active_b:g}B active" if pub.active_b else ""
+        if pub.active_b and pub.excludes:
+            active += f" (without the {' and '.join(_KIND_LABELS[k] for k in pub.excludes)})"
         console.print(f"[dim]published: {pub.total_b:g}B total{active} ({pub.source})[/dim]")
     ck = spec.checkpoint
     if ck is not None:
@@ -95,9 +103,10 @@ def fmt_rate(x: float) -> str:
 
 
 def fmt_usd(x: float | None) -> str:
+    """$27,500; $499; $2.49; $0.0349."""
     if x is None:
         return "n/a"
-    return f"${x:,.0f}" if x >= 1000 else f"${x:,.2f}" if x >= 0.1 else f"${x:,.4f}"
+    return f"${x:,.0f}" if x >= 100 else f"${x:,.2f}" if x >= 0.1 else f"${x:,.4f}"
 
 
 def speed_line(result: EstimateResult) -> str | None:
@@ -181,20 +190,20 @@ def _print_speed(console: Console, result: EstimateResult) -> None:
 
 def print_models(console: Console, rows: list[CatalogRow]) -> None:
     table = Table(title=f"{len(rows)} models in the catalogue", title_justify="left")
-    for col in ("id", "architecture", "total", "active", "experts", "top-k"):
-        table.add_column(col, justify="left" if col in ("id", "architecture") else "right", no_wrap=True)
-    table.add_column("source", overflow="fold")
+    for col in ("id", "total", "active", "experts", "top-k"):
+        table.add_column(col, justify="left" if col == "id" else "right", no_wrap=True)
+    table.add_column("also known as", overflow="fold")
     for r in rows:
         table.add_row(
             r.id,
-            r.architecture,
             fmt_count(r.total),
             fmt_count(r.active),
             str(r.num_experts) if r.num_experts else "dense",
             str(r.top_k) if r.top_k else "",
-            r.source.split(" ")[0],
+            ", ".join(r.aliases[:3]),
         )
     console.print(table)
+    console.print("[dim]sources and published figures: moeplan models --json (or --format csv)[/dim]")
 
 
 def fmt_gib(n: float) -> str:
@@ -246,15 +255,18 @@ def _print_memory(console: Console, result: EstimateResult) -> None:
     table = Table(title="Memory per GPU (the largest)", title_justify="left")
     table.add_column("part")
     table.add_column("per GPU", justify="right")
-    table.add_column("whole deployment", justify="right")
-    for key, value in mem.per_gpu_weights_by_kind.items():
-        if value:
+    table.add_column("model / all GPUs", justify="right")
+    for key, whole in mem.weights_by_kind.items():
+        if whole:
             table.add_row(
-                f"weights: {_KIND_LABELS.get(key, key)}", fmt_gib(value), fmt_gib(mem.weights_by_kind.get(key, 0))
+                f"weights: {_KIND_LABELS.get(key, key)}",
+                fmt_gib(mem.per_gpu_weights_by_kind.get(key, 0)),
+                fmt_gib(whole),
             )
     table.add_row("KV cache", fmt_gib(mem.per_gpu_kv_cache_bytes), fmt_gib(mem.kv_cache_bytes))
     table.add_row("activations", fmt_gib(mem.per_gpu_activation_bytes), fmt_gib(mem.activation_bytes))
     table.add_row("overhead and engine reserve", fmt_gib(mem.per_gpu_overhead_bytes), fmt_gib(mem.overhead_bytes))
+    table.caption = "model / all GPUs: weights counted once; KV, activations and overhead summed over the GPUs"
     table.add_section()
     table.add_row("[bold]total[/bold]", f"[bold]{fmt_gib(mem.per_gpu_bytes)}[/bold]", fmt_gib(mem.total_bytes))
     if mem.usable_bytes_per_gpu:
@@ -362,14 +374,18 @@ def print_compare(console: Console, results: list[EstimateResult], rows: list[An
 def print_recommend(console: Console, model: str, candidates: list[Any], sort: str, limit: int) -> None:
     """Ranked configurations; the cheapest per token and the fastest are marked."""
     if not candidates:
-        console.print(f"[bold red]nothing fits[/bold red] {model} under these limits; try --max-gpus or --quant any")
+        console.print(
+            f"[bold red]nothing fits[/bold red] {model} under these limits: raise --budget, --max-gpus or lower "
+            "--min-tokens-per-s, try --quant any, or a shorter --context"
+        )
         return
     with_cost = [c for c in candidates if c.usd_per_million_output_tokens is not None]
     cheapest = min(with_cost, key=lambda c: c.usd_per_million_output_tokens) if with_cost else None
     fastest = max(candidates, key=lambda c: c.tokens_per_s)
     table = Table(title=f"{model}: {len(candidates)} configurations fit; best {limit} by {sort}", title_justify="left")
-    for col in ("#", "GPUs", "format", "engine", "memory / GPU", "tok/s per seq", "band", "$/hour", "$/M out", "buy"):
-        table.add_column(col, justify="left" if col in ("GPUs", "format", "engine") else "right")
+    for col in ("#", "hardware", "format", "engine", "GiB/GPU", "tok/s (band)", "$/h", "$/M out", "buy"):
+        left = col in ("hardware", "format", "engine")
+        table.add_column(col, justify="left" if left else "right", overflow="fold", no_wrap=not left)
     shown = candidates[:limit]
     for extra in (cheapest, fastest):
         if extra is not None and extra not in shown:
@@ -381,15 +397,14 @@ def print_recommend(console: Console, model: str, candidates: list[Any], sort: s
         if c is fastest:
             mark += " [cyan]fastest[/cyan]"
         lo, hi = c.tokens_per_s_range
-        box = f" + {c.ram_gib:g} GiB RAM ({c.host}, experts of {c.experts_on_cpu_layers} layers)" if c.ram_gib else ""
+        box = f" + {c.ram_gib:g} GiB RAM, {c.host}, --n-cpu-moe {c.experts_on_cpu_layers}" if c.ram_gib else ""
         table.add_row(
             str(candidates.index(c) + 1),
-            f"{c.num_gpus} x {c.gpu.name}{box}{mark}",
+            f"{c.num_gpus} x {c.gpu.id}{box}{mark}",
             c.quant,
             c.engine,
-            f"{c.per_gpu_bytes / 2**30:,.1f}/{c.usable_bytes / 2**30:,.1f} GiB",
-            fmt_rate(c.tokens_per_s),
-            f"{fmt_rate(lo)}-{fmt_rate(hi)}",
+            f"{c.per_gpu_bytes / 2**30:,.0f}/{c.usable_bytes / 2**30:,.0f}",
+            f"{fmt_rate(c.tokens_per_s)} ({fmt_rate(lo)}-{fmt_rate(hi)})",
             fmt_usd(c.usd_per_hour),
             fmt_usd(c.usd_per_million_output_tokens),
             fmt_usd(c.purchase_usd),
@@ -414,7 +429,7 @@ def print_gpus(console: Console, gpus: list[Any]) -> None:
             g.name,
             f"{g.usable_memory_gib:,.1f}",
             f"{g.bandwidth_gb_s:,.0f}",
-            f"{g.dense_tflops('bf16') or 0:,.0f}",
+            f"{g.dense_tflops('bf16'):,.0f}" if g.dense_tflops("bf16") else "-",
             f"{fp8:,.0f}" if fp8 else "-",
             fmt_usd(g.cloud_usd_per_hour.expected) if g.cloud_usd_per_hour else "-",
             fmt_usd(g.purchase_usd.approx) if g.purchase_usd else "-",

@@ -27,7 +27,10 @@ def estimate_table(result: Any) -> Table:
         ["model", d["model"]["id"], ""],
         ["total parameters", p["total"], "count"],
         ["active parameters", p["active"], "count"],
+        ["context", d["request"]["context"], "tokens"],
+        ["batch", d["request"]["batch"], "sequences"],
         ["weights format", m["scheme"], ""],
+        ["KV cache format", m["kv_dtype"], ""],
         ["engine", m["engine"], ""],
         ["weights", _g(m["weights_bytes"] / gib), "GiB"],
         ["KV cache per token", m["kv_bytes_per_token"], "bytes"],
@@ -63,32 +66,46 @@ def estimate_table(result: Any) -> Table:
     return ["figure", "value", "unit"], [[str(c) for c in r] for r in rows]
 
 
+_UNITS = {"bytes": "bytes", "kib": "bytes", "flops": "FLOP", "rate": "tokens/s", "s": "s", "usd": "USD"}
+
+
+def _cell(v: float | None, unit: str) -> str:
+    if v is None:
+        return ""
+    if unit == "bool":
+        return str(bool(v))
+    if float(v).is_integer():
+        return str(int(v))
+    return f"{v:.6g}" if unit == "ratio" else f"{v:.2f}"
+
+
 def compare_table(results: Sequence[Any], rows: Sequence[Any]) -> Table:
     headers = ["figure", *(f"{r.spec.id} ({r.memory.scheme}, {r.fit.gpu if r.fit else 'no GPU'})" for r in results)]
     out = []
     for row in rows:
-        cells = ["" if v is None else (f"{v:.6g}" if isinstance(v, float) else str(v)) for v in row.values]
-        out.append([row.label + (f" ({row.unit})" if row.unit not in ("count", "bool", "ratio") else ""), *cells])
+        unit = _UNITS.get(row.unit)
+        out.append([row.label + (f" ({unit})" if unit else ""), *(_cell(v, row.unit) for v in row.values)])
     return headers, out
 
 
 def recommend_table(candidates: Sequence[Any]) -> Table:
-    headers = ["rank", "gpu", "num_gpus", "quant", "engine", "per_gpu_gib", "usable_gib", "tokens_per_s",
-               "tokens_per_s_low", "tokens_per_s_high", "usd_per_hour", "usd_per_million_output_tokens",
-               "purchase_usd"]  # fmt: skip
+    headers = ["rank", "gpu", "num_gpus", "ram_gib", "host_cpu", "n_cpu_moe", "quant", "engine", "per_gpu_gib",
+               "usable_gib", "tokens_per_s", "tokens_per_s_low", "tokens_per_s_high", "usd_per_hour",
+               "usd_per_million_output_tokens", "purchase_usd"]  # fmt: skip
     rows = []
     for i, c in enumerate(candidates, 1):
         lo, hi = c.tokens_per_s_range
-        rows.append([str(i), c.gpu.id, str(c.num_gpus), c.quant, c.engine, _g(c.per_gpu_bytes / 2**30),
+        box = [_g(c.ram_gib, 0), c.host or "", str(c.experts_on_cpu_layers or "")] if c.ram_gib else ["", "", ""]
+        rows.append([str(i), c.gpu.id, str(c.num_gpus), *box, c.quant, c.engine, _g(c.per_gpu_bytes / 2**30),
                      _g(c.usable_bytes / 2**30), _g(c.tokens_per_s, 1), _g(lo, 1), _g(hi, 1), _g(c.usd_per_hour),
                      _g(c.usd_per_million_output_tokens), _g(c.purchase_usd, 0)])  # fmt: skip
     return headers, rows
 
 
 def models_table(rows: Sequence[Any]) -> Table:
-    headers = ["id", "architecture", "total", "active", "num_experts", "top_k", "source"]
-    return headers, [[r.id, r.architecture, str(r.total), str(r.active), str(r.num_experts), str(r.top_k), r.source]
-                     for r in rows]  # fmt: skip
+    headers = ["id", "architecture", "total", "active", "num_experts", "top_k", "aliases", "source"]
+    return headers, [[r.id, r.architecture, str(r.total), str(r.active), str(r.num_experts), str(r.top_k),
+                      " ".join(r.aliases), r.source] for r in rows]  # fmt: skip
 
 
 def gpus_table(gpus: Sequence[Any]) -> Table:

@@ -270,3 +270,51 @@ def test_plots_in_the_terminal() -> None:
     rows = json.loads(out)["memory_by_context"]
     sizes = [r["per_gpu_bytes"] for r in rows]
     assert sizes == sorted(sizes) and rows[0]["context"] == 1024
+
+
+def test_review_fixes_compare_stars_only_what_fits() -> None:
+    from moeplan.compare import compare, compare_requests, comparison_rows
+    from moeplan.plan import EstimateRequest
+
+    reqs = compare_requests(
+        ["llama-3.1-70b", "mixtral-8x7b"], ["h100"], ["bf16", "fp8"], [], EstimateRequest(model="x")
+    )
+    reqs = [r.model_copy(update={"num_gpus": 1}) for r in reqs]
+    results = compare(reqs)
+    rows = {r.label: r for r in comparison_rows(results)}
+    assert [r.fit.fits for r in results if r.fit] == [False, True]
+    assert rows["decode tokens/s per sequence"].winners <= {1}
+    mixed = compare(compare_requests(["mixtral-8x7b"], ["h100", "h200"], [], [], EstimateRequest(model="x")))
+    assert {r.label: r for r in comparison_rows(mixed)}["memory per GPU"].winners == set()
+
+
+def test_review_fixes_recommend_csv_and_engines() -> None:
+    import csv
+    import io
+
+    from moeplan.hardware import resolve_gpu
+    from moeplan.quant import parse_scheme
+    from moeplan.recommend import _engine_for
+
+    code, out, _ = run("recommend", "qwen3-235b-a22b", "--quant", "Q4_K_M", "--sort", "purchase", "--top", "3",
+                       "--format", "csv")  # fmt: skip
+    rows = list(csv.DictReader(io.StringIO(out)))
+    assert code == 0 and len(rows) == 3 and "ram_gib" in rows[0]
+    assert all(r["ram_gib"] for r in rows if r["gpu"] in ("rtx-3060", "rtx-4060-ti-16gb"))
+    assert _engine_for(parse_scheme("fp8"), resolve_gpu("v100")) is None
+    assert _engine_for(parse_scheme("Q4_K_M"), resolve_gpu("gaudi3")) is None
+    assert _engine_for(parse_scheme("awq-int4"), resolve_gpu("t4")) == "vllm"
+    assert _engine_for(parse_scheme("fp8"), resolve_gpu("a100")) == "vllm"
+
+
+def test_review_fixes_llama_cpp_plans_gguf_and_f16_kv(tmp_path: Path) -> None:
+    code, out, _ = run("estimate", "gpt-oss-20b", "--gpu", "4060ti", "--engine", "llama.cpp", "--json")
+    data = json.loads(out)
+    assert code == 0 and data["memory"]["scheme"] == "MXFP4_MOE" and data["memory"]["kv_dtype"] == "fp16"
+    assert abs(data["memory"]["weights_bytes"] / 2**30 - 11.27) < 0.01  # the real GGUF: 11.27 GiB
+    bad = tmp_path / "model.bin"
+    bad.write_bytes(bytes(range(256)))
+    code, _, err = run("estimate", str(bad))
+    assert code == 1 and "not a file moeplan reads" in err
+    code, out, _ = run("models")
+    assert "deepseek-r1" in out  # aliases are listed
