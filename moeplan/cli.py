@@ -326,6 +326,9 @@ def recommend(
     ] = None,
     sort: Annotated[str, typer.Option("--sort", help="cost ($ per million tokens), purchase, or speed.")] = "cost",
     top: Annotated[int, typer.Option("--top", help="Rows to show.")] = 15,
+    only_gpu: Annotated[
+        list[str] | None, typer.Option("--gpu", help="Only these accelerators (repeat the option).")
+    ] = None,
     kv_dtype: KvOpt = "auto",
     gpu_file: GpuFileOpt = None,
     fmt: FormatOpt = "table",
@@ -361,6 +364,7 @@ def recommend(
             sort,  # type: ignore[arg-type]
             gpu_file,
             kv_dtype,
+            gpus=tuple(only_gpu or ()),
         )
     if json_out:
         from moeplan.render import to_json_text

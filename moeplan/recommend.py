@@ -182,6 +182,7 @@ def recommend(
     gpu_file: str | None = None,
     kv_dtype: str = "auto",
     hybrid: bool = True,
+    gpus: tuple[str, ...] = (),
 ) -> tuple[ModelSpec, list[Candidate]]:
     """Every fitting configuration, best first by ``sort``."""
     if context < 1 or batch < 1:
@@ -194,7 +195,11 @@ def recommend(
     arch = spec.arch
     schemes = [(q, parse_scheme(q, spec.native_quant, spec.weights_dtype)) for q in candidate_formats(spec, quant)]
     out: list[Candidate] = []
-    for gpu in load_gpus(gpu_file):
+    from moeplan.hardware import resolve_gpu
+
+    only = {resolve_gpu(g, gpu_file).id for g in gpus}
+    catalogue = [g for g in load_gpus(gpu_file) if not only or g.id in only]
+    for gpu in catalogue:
         usable = gpu.usable_memory_bytes
         for label, scheme in schemes:
             engine_name = _engine_for(scheme, gpu)
@@ -235,7 +240,7 @@ def recommend(
                 out.append(cand)
     if hybrid and spec.arch.moe is not None:
         fitted = {c.gpu.id for c in out}
-        for gpu in load_gpus(gpu_file):
+        for gpu in catalogue:
             if gpu.kind in ("consumer", "workstation") and gpu.id not in fitted:
                 box = hybrid_candidate(spec, gpu, context, batch)
                 if box is None:

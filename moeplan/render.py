@@ -382,10 +382,20 @@ def print_recommend(console: Console, model: str, candidates: list[Any], sort: s
     with_cost = [c for c in candidates if c.usd_per_million_output_tokens is not None]
     cheapest = min(with_cost, key=lambda c: c.usd_per_million_output_tokens) if with_cost else None
     fastest = max(candidates, key=lambda c: c.tokens_per_s)
-    table = Table(title=f"{model}: {len(candidates)} configurations fit; best {limit} by {sort}", title_justify="left")
-    for col in ("#", "hardware", "format", "engine", "GiB/GPU", "tok/s (band)", "$/h", "$/M out", "buy"):
-        left = col in ("hardware", "format", "engine")
-        table.add_column(col, justify="left" if left else "right", overflow="fold", no_wrap=not left)
+    table = Table(
+        title=f"{model}: {len(candidates)} configurations fit; best {limit} by {sort}",
+        title_justify="left",
+        expand=console.width < 120,
+    )
+    narrow = console.width < 120
+    cols = ["#", "hardware", "format / engine", "GiB/GPU", "tok/s (band)", "$/h", "$/M out", "buy"]
+    if narrow:
+        cols.remove("$/h")
+        cols.remove("GiB/GPU")
+    for col in cols:
+        left = col in ("hardware", "format / engine")
+        width = {"hardware": 16, "format / engine": 9}.get(col)
+        table.add_column(col, justify="left" if left else "right", overflow="fold", no_wrap=col == "#", min_width=width)
     shown = candidates[:limit]
     for extra in (cheapest, fastest):
         if extra is not None and extra not in shown:
@@ -398,17 +408,20 @@ def print_recommend(console: Console, model: str, candidates: list[Any], sort: s
             mark += " [cyan]fastest[/cyan]"
         lo, hi = c.tokens_per_s_range
         box = f" + {c.ram_gib:g} GiB RAM, {c.host}, --n-cpu-moe {c.experts_on_cpu_layers}" if c.ram_gib else ""
-        table.add_row(
+        cells = [
             str(candidates.index(c) + 1),
             f"{c.num_gpus} x {c.gpu.id}{box}{mark}",
-            c.quant,
-            c.engine,
+            f"{c.quant} {c.engine}",
             f"{c.per_gpu_bytes / 2**30:,.0f}/{c.usable_bytes / 2**30:,.0f}",
             f"{fmt_rate(c.tokens_per_s)} ({fmt_rate(lo)}-{fmt_rate(hi)})",
             fmt_usd(c.usd_per_hour),
             fmt_usd(c.usd_per_million_output_tokens),
             fmt_usd(c.purchase_usd),
-        )
+        ]
+        if narrow:
+            del cells[5]
+            del cells[3]
+        table.add_row(*cells)
     console.print(table)
     console.print(
         "[dim]prices: catalogue cloud price per GPU-hour (typical, else the middle of its range) and purchase "
