@@ -9,6 +9,9 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+# moeplan uses no pydantic plugins; not scanning the installed packages for them saves start-up time.
+os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
+
 from moeplan import __version__
 from moeplan.errors import MoeplanError
 
