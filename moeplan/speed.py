@@ -33,10 +33,16 @@ def performance_result(
     mm: MemoryModel, gpu: GpuSpec, request: EstimateRequest, scheme: Scheme, engine: str
 ) -> tuple[PerformanceResult, tuple[str, ...]]:
     """Speed band at the request's context and batch, and the speed-vs-batch table."""
-    from moeplan.calibration import efficiency_for
+    from moeplan.cache import cache_root
     from moeplan.plan import BatchRow, PerformanceResult
 
-    eff, cal_note = efficiency_for(SPEEDS[engine], gpu, request.calibration)
+    if request.calibration is None and not (cache_root() / "calibration" / f"{gpu.id}.json").is_file():
+        eff = SPEEDS[engine]  # no profile: the calibration module (and its pydantic models) is not needed
+        cal_note = f"efficiency: {eff.source.split(';')[0]} (no calibration for {gpu.id})"
+    else:
+        from moeplan.calibration import efficiency_for
+
+        eff, cal_note = efficiency_for(SPEEDS[engine], gpu, request.calibration)
     dtype = compute_dtype(scheme, gpu)
     sm = SpeedModel(mm, PerfInputs(gpu, eff, dtype, request.routing_skew))
     prompt = request.prompt_tokens()
