@@ -18,10 +18,10 @@ from moeplan.errors import InputError
 from moeplan.hardware import GpuSpec, load_gpus
 from moeplan.kv import kv_dtype as kv_name
 from moeplan.memory import MemoryModel, MemoryRequest, default_parallel
-from moeplan.perf import SPEEDS, PerfInputs, SpeedModel
+from moeplan.perf import PerfInputs, SpeedModel
 from moeplan.quant import Scheme, parse_scheme
 from moeplan.specs import ModelSpec
-from moeplan.speed import compute_dtype
+from moeplan.speed import compute_dtype, engine_efficiency
 
 SortKey = Literal["cost", "purchase", "speed"]
 COUNTS = (1, 2, 4, 8, 16, 32)
@@ -222,7 +222,7 @@ def recommend(
                 if g.total_bytes > usable:
                     continue
                 found = found or n
-                sm = SpeedModel(mm, PerfInputs(gpu, SPEEDS[engine_name], dtype))
+                sm = SpeedModel(mm, PerfInputs(gpu, engine_efficiency(engine_name, gpu)[0], dtype))
                 steps = [sm.decode_step(context, batch, s) for s in ("low", "expected", "high")]
                 tps = 1 / steps[1].seconds
                 price = gpu.cloud_usd_per_hour.expected if gpu.cloud_usd_per_hour else None

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 from moeplan.hardware import GpuSpec
 from moeplan.memory import MemoryModel
-from moeplan.perf import SPEEDS, PerfInputs, SpeedModel, distinct_experts
+from moeplan.perf import SPEEDS, Efficiency, PerfInputs, SpeedModel, distinct_experts
 from moeplan.quant import Scheme
 
 if TYPE_CHECKING:
@@ -20,6 +20,18 @@ if TYPE_CHECKING:
 
 _FP8 = {"fp8", "fp8-channel", "fp8-block128"}
 BATCHES = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
+
+
+def engine_efficiency(engine: str, gpu: GpuSpec, calibration: str | None = None) -> tuple[Efficiency, str]:
+    """The engine's factors for ``gpu``, replaced by a calibration profile where one applies, and a note."""
+    from moeplan.cache import cache_root
+
+    if calibration is None and not (cache_root() / "calibration" / f"{gpu.id}.json").is_file():
+        eff = SPEEDS[engine]  # no profile: the calibration module (and its pydantic models) is not needed
+        return eff, f"efficiency: {eff.source.split(';')[0]} (no calibration for {gpu.id})"
+    from moeplan.calibration import efficiency_for
+
+    return efficiency_for(SPEEDS[engine], gpu, calibration)
 
 
 def compute_dtype(scheme: Scheme, gpu: GpuSpec) -> str:
@@ -33,16 +45,9 @@ def performance_result(
     mm: MemoryModel, gpu: GpuSpec, request: EstimateRequest, scheme: Scheme, engine: str
 ) -> tuple[PerformanceResult, tuple[str, ...]]:
     """Speed band at the request's context and batch, and the speed-vs-batch table."""
-    from moeplan.cache import cache_root
     from moeplan.plan import BatchRow, PerformanceResult
 
-    if request.calibration is None and not (cache_root() / "calibration" / f"{gpu.id}.json").is_file():
-        eff = SPEEDS[engine]  # no profile: the calibration module (and its pydantic models) is not needed
-        cal_note = f"efficiency: {eff.source.split(';')[0]} (no calibration for {gpu.id})"
-    else:
-        from moeplan.calibration import efficiency_for
-
-        eff, cal_note = efficiency_for(SPEEDS[engine], gpu, request.calibration)
+    eff, cal_note = engine_efficiency(engine, gpu, request.calibration)
     dtype = compute_dtype(scheme, gpu)
     sm = SpeedModel(mm, PerfInputs(gpu, eff, dtype, request.routing_skew))
     prompt = request.prompt_tokens()

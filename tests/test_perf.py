@@ -173,3 +173,12 @@ def test_recommend_filters() -> None:
     assert all(c.tokens_per_s >= 150 for c in fast)
     with pytest.raises(InputError):
         recommend("qwen3-30b-a3b", sort="cheapest")  # type: ignore[arg-type]
+
+
+def test_recommend_uses_a_stored_calibration(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MOEPLAN_CACHE", str(tmp_path))
+    before = {(c.gpu.id, c.num_gpus, c.quant): c.tokens_per_s for c in recommend("mixtral-8x7b", gpus=("h100",))[1]}
+    save_profile(_profile("h100-sxm", bw=0.3), tmp_path / "calibration" / "h100-sxm.json")
+    after = {(c.gpu.id, c.num_gpus, c.quant): c.tokens_per_s for c in recommend("mixtral-8x7b", gpus=("h100",))[1]}
+    vllm = [k for k in before if not k[2].isupper()]
+    assert vllm and all(after[k] < before[k] for k in vllm)
