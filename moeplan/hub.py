@@ -111,6 +111,21 @@ def _is_network(err: BaseException) -> bool:
     return isinstance(err, (ConnectionError, TimeoutError)) or mod.startswith(("httpx", "httpcore", "requests"))
 
 
+def _check_reachable(timeout: float = 5.0) -> None:
+    """Fail in seconds, not after huggingface_hub's half-minute of retries, when the Hub cannot be reached."""
+    from huggingface_hub import constants, get_session
+
+    try:
+        get_session().head(constants.ENDPOINT, timeout=timeout)
+    except Exception as err:
+        if _is_network(err):
+            raise HubError(
+                "cannot reach the Hugging Face Hub (no network?)",
+                "check the connection, or set HF_HUB_OFFLINE=1 to use the local cache",
+            ) from None
+        raise
+
+
 def _offline() -> bool:
     from huggingface_hub import constants
 
@@ -189,6 +204,8 @@ def spec_from_hub(text: str) -> ModelSpec:
 
     hub_logging.set_verbosity_error()  # type: ignore[no-untyped-call]  # retry warnings would bury our message
     repo, revision = parse_hub_id(text)
+    if not _offline():
+        _check_reachable()
     with hub_errors(repo, revision):
         try:
             config_path = _download(repo, "config.json", revision)

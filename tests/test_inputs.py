@@ -445,3 +445,18 @@ def test_absurd_layer_counts_are_refused_quickly(tmp_path: Path) -> None:
     (tmp_path / "config.json").write_text(json.dumps(config))
     with pytest.raises(SpecError, match="implausibly large"):
         resolve_model(str(tmp_path / "config.json"))
+
+
+def test_hub_unreachable_fails_in_seconds(hub: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    def refuse(request: Any) -> Any:
+        import httpx2
+
+        raise httpx2.ConnectError("no route to host", request=request)
+
+    monkeypatch.setattr(hub, "handle", refuse)
+    from fake_hub import serving
+
+    start = time.perf_counter()
+    with serving(hub), pytest.raises(MoeplanError, match="cannot reach"):
+        resolve_model("hf:mistralai/Mixtral-8x7B-v0.1")
+    assert time.perf_counter() - start < 3  # no half-minute of retries
