@@ -361,6 +361,11 @@ def estimate(request: EstimateRequest) -> EstimateResult:
         mix = gguf_equivalent(native)
         scheme = parse_scheme(mix, spec.native_quant, spec.weights_dtype)
         gguf_note = (f"llama.cpp runs GGUF files: {native} weights are planned as the {mix} mix (--quant to choose)",)
+    if arch.max_context and request.context > arch.max_context:
+        gguf_note += (
+            f"warning: {request.context:,} tokens exceed the model's trained context of {arch.max_context:,} "
+            "(max_position_embeddings); figures assume it runs anyway (RoPE scaling)",
+        )
     requested_kv = request.kv_dtype.strip().lower()
     kv_name = kv_dtype(("fp16" if engine.name == "llama.cpp" else "bf16") if requested_kv == "auto" else requested_kv)
     gpu = (gpu_spec.id, gpu_spec.name, gpu_spec.usable_memory_gib * GIB) if gpu_spec else None

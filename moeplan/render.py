@@ -59,6 +59,9 @@ def print_estimate(console: Console, result: EstimateResult) -> None:
         f"({p.active_share:.1%})"
     )
     _print_verdict(console, result)
+    for note in result.assumptions:
+        if note.startswith("warning:"):
+            console.print(f"[yellow]{note}[/yellow]")
     table = Table(title="Parameters by kind", title_justify="left")
     table.add_column("kind")
     table.add_column("total", justify="right")
