@@ -3,7 +3,7 @@
 import contextlib
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Annotated
 
 import typer
@@ -43,6 +43,24 @@ def _plain(table: object, fmt: str) -> None:
     from moeplan.reports import render_plain
 
     typer.echo(render_plain(table, fmt), nl=False)  # type: ignore[arg-type]
+
+
+def _emit(
+    json_out: bool,
+    fmt: str,
+    as_json: Callable[[], object],
+    as_table: Callable[[], object] | None,
+    as_rich: Callable[[Console], None],
+) -> None:
+    """One result, three renderings: ``--json``, ``--format markdown|csv``, or rich tables."""
+    if json_out:
+        from moeplan.render import to_json_text
+
+        typer.echo(to_json_text(as_json()))
+    elif fmt != "table" and as_table is not None:
+        _plain(as_table(), fmt)
+    else:
+        as_rich(_stdout())
 
 
 ModelArg = Annotated[
@@ -236,21 +254,15 @@ def estimate(
             calibration=calibration,
         )
         result = run_estimate(request)
-    if json_out:
-        from moeplan.render import to_json_text
-
-        typer.echo(to_json_text(result.to_json()))
-        return
-    if fmt != "table":
-        from moeplan.reports import estimate_table
-
-        _plain(estimate_table(result), fmt)
-        return
     from moeplan.render import print_estimate, print_explain
+    from moeplan.reports import estimate_table
 
-    print_estimate(_stdout(), result)
-    if explain:
-        print_explain(_stdout(), result)
+    def rich(console: Console) -> None:
+        print_estimate(console, result)
+        if explain:
+            print_explain(console, result)
+
+    _emit(json_out, fmt, result.to_json, lambda: estimate_table(result), rich)
 
 
 MultiGpuOpt = Annotated[list[str] | None, typer.Option("--gpu", help="Accelerator; repeat for one per column.")]
@@ -301,19 +313,17 @@ def compare(
         )
         requests = compare_requests(models, gpu or [], quant or [], engine or [], base)
         results = run_compare(requests)
-    if json_out:
-        from moeplan.render import to_json_text
-
-        typer.echo(to_json_text([r.to_json() for r in results]))
-        return
-    if fmt != "table":
-        from moeplan.reports import compare_table
-
-        _plain(compare_table(results, comparison_rows(results)), fmt)
-        return
     from moeplan.render import print_compare
+    from moeplan.reports import compare_table
 
-    print_compare(_stdout(), results, comparison_rows(results))
+    rows = comparison_rows(results)
+    _emit(
+        json_out,
+        fmt,
+        lambda: [r.to_json() for r in results],
+        lambda: compare_table(results, rows),
+        lambda console: print_compare(console, results, rows),
+    )
 
 
 @app.command()
@@ -369,19 +379,16 @@ def recommend(
             kv_dtype,
             gpus=tuple(only_gpu or ()),
         )
-    if json_out:
-        from moeplan.render import to_json_text
-
-        typer.echo(to_json_text([c.to_json() for c in candidates]))
-        return
-    if fmt != "table":
-        from moeplan.reports import recommend_table
-
-        _plain(recommend_table(candidates[:top]), fmt)
-        return
     from moeplan.render import print_recommend
+    from moeplan.reports import recommend_table
 
-    print_recommend(_stdout(), spec.name, candidates, sort, top)
+    _emit(
+        json_out,
+        fmt,
+        lambda: [c.to_json() for c in candidates],
+        lambda: recommend_table(candidates[:top]),
+        lambda console: print_recommend(console, spec.name, candidates, sort, top),
+    )
 
 
 @app.command()
@@ -397,19 +404,16 @@ def gpus(gpu_file: GpuFileOpt = None, fmt: FormatOpt = "table", json_out: JsonOp
     with handled_errors():
         _check_format(fmt)
         catalogue = list(load_gpus(gpu_file))
-    if json_out:
-        from moeplan.render import to_json_text
-
-        typer.echo(to_json_text([g.model_dump() for g in catalogue]))
-        return
-    if fmt != "table":
-        from moeplan.reports import gpus_table
-
-        _plain(gpus_table(catalogue), fmt)
-        return
     from moeplan.render import print_gpus
+    from moeplan.reports import gpus_table
 
-    print_gpus(_stdout(), catalogue)
+    _emit(
+        json_out,
+        fmt,
+        lambda: [g.model_dump() for g in catalogue],
+        lambda: gpus_table(catalogue),
+        lambda console: print_gpus(console, catalogue),
+    )
 
 
 @app.command()
@@ -546,23 +550,14 @@ def offload(
             gpu_file=gpu_file,
         )  # fmt: skip
         result = plan_offload(request)
-    if json_out:
-        from moeplan.render import to_json_text
-
-        typer.echo(to_json_text(result.to_json()))
-        return
-    if fmt != "table":
-        from moeplan.reports import offload_table
-
-        _plain(offload_table(result), fmt)
-        return
     from moeplan.render import print_offload
+    from moeplan.reports import offload_table
 
-    print_offload(_stdout(), result)
+    _emit(json_out, fmt, result.to_json, lambda: offload_table(result), lambda console: print_offload(console, result))
 
 
 @app.command()
-def cpus(json_out: JsonOpt = False) -> None:
+def cpus(fmt: FormatOpt = "table", json_out: JsonOpt = False) -> None:
     """Host platforms for expert offload: CPUs with memory channels, speed and bandwidth.
 
     Example:
@@ -572,15 +567,18 @@ def cpus(json_out: JsonOpt = False) -> None:
     from moeplan.hosts import load_cpus
 
     with handled_errors():
+        _check_format(fmt)
         catalogue = list(load_cpus())
-    if json_out:
-        from moeplan.render import to_json_text
-
-        typer.echo(to_json_text([c.model_dump() for c in catalogue]))
-        return
     from moeplan.render import print_cpus
+    from moeplan.reports import cpus_table
 
-    print_cpus(_stdout(), catalogue)
+    _emit(
+        json_out,
+        fmt,
+        lambda: [c.model_dump() for c in catalogue],
+        lambda: cpus_table(catalogue),
+        lambda console: print_cpus(console, catalogue),
+    )
 
 
 @app.command()
@@ -596,19 +594,16 @@ def models(fmt: FormatOpt = "table", json_out: JsonOpt = False) -> None:
     with handled_errors():
         _check_format(fmt)
         rows = catalog_rows()
-    if json_out:
-        from moeplan.render import to_json_text
-
-        typer.echo(to_json_text([r.to_json() for r in rows]))
-        return
-    if fmt != "table":
-        from moeplan.reports import models_table
-
-        _plain(models_table(rows), fmt)
-        return
     from moeplan.render import print_models
+    from moeplan.reports import models_table
 
-    print_models(_stdout(), rows)
+    _emit(
+        json_out,
+        fmt,
+        lambda: [r.to_json() for r in rows],
+        lambda: models_table(rows),
+        lambda console: print_models(console, rows),
+    )
 
 
 @app.command()

@@ -78,11 +78,15 @@ def hub_errors(repo: str, revision: str | None) -> Iterator[None]:
         raise
     except Exception as err:
         if _is_network(err):
-            raise HubError(
-                "cannot reach the Hugging Face Hub (no network?)",
-                "check the connection, or set HF_HUB_OFFLINE=1 to use the local cache",
-            ) from None
+            raise _unreachable() from None
         raise
+
+
+def _unreachable() -> HubError:
+    return HubError(
+        "cannot reach the Hugging Face Hub (no network?)",
+        "check the connection, or set HF_HUB_OFFLINE=1 to use the local cache",
+    )
 
 
 def _root_cause(err: BaseException) -> HubError | None:
@@ -98,10 +102,7 @@ def _root_cause(err: BaseException) -> HubError | None:
             if status in (401, 403):
                 return HubError(f"access denied ({status})", "log in or set HF_TOKEN with access")
         if _is_network(seen):
-            return HubError(
-                "cannot reach the Hugging Face Hub (no network?)",
-                "check the connection, or set HF_HUB_OFFLINE=1 to use the local cache",
-            )
+            return _unreachable()
         seen = seen.__cause__ or seen.__context__
     return None
 
@@ -119,10 +120,7 @@ def _check_reachable(timeout: float = 5.0) -> None:
         get_session().head(constants.ENDPOINT, timeout=timeout)
     except Exception as err:
         if _is_network(err):
-            raise HubError(
-                "cannot reach the Hugging Face Hub (no network?)",
-                "check the connection, or set HF_HUB_OFFLINE=1 to use the local cache",
-            ) from None
+            raise _unreachable() from None
         raise
 
 

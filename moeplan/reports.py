@@ -119,6 +119,13 @@ def gpus_table(gpus: Sequence[Any]) -> Table:
     return headers, rows
 
 
+def cpus_table(cpus: Sequence[Any]) -> Table:
+    headers = ["id", "name", "memory_type", "memory_channels", "memory_mt_s", "bandwidth_gb_s", "cores", "fp32_gflops"]
+    rows = [[c.id, c.name, c.memory_type, str(c.memory_channels or ""), str(c.memory_mt_s or ""),
+             _g(c.bandwidth_gb_s, 1), str(c.cores), _g(c.fp32_gflops, 0)] for c in cpus]  # fmt: skip
+    return headers, rows
+
+
 def offload_table(result: Any) -> Table:
     d = result.to_json()
     headers, rows = estimate_table(result.estimate)
