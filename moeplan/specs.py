@@ -19,7 +19,7 @@ Conventions (all counts are elements, never bytes):
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -36,17 +36,7 @@ ParamKind = Literal[
     "norm",
     "other",
 ]
-PARAM_KINDS: tuple[ParamKind, ...] = (
-    "attention",
-    "routed_experts",
-    "shared_experts",
-    "dense_mlp",
-    "router",
-    "embedding",
-    "lm_head",
-    "norm",
-    "other",
-)
+PARAM_KINDS: tuple[ParamKind, ...] = get_args(ParamKind)
 
 
 # Upper bounds far beyond any real model (the largest today: hidden 16k, 128 layers, 384 experts, 256k vocab),
