@@ -97,7 +97,7 @@ def _memory_model(r: dict[str, Any], gpu: GpuSpec | None) -> MemoryModel:
     return MemoryModel(spec.arch, req)
 
 
-_KINDS = {"weights_memory": "weights", "throughput": "decode_speed"}
+_KINDS = {"weights_memory": "weights"}
 
 
 def check(r: dict[str, Any]) -> Check:
@@ -129,16 +129,18 @@ def check(r: dict[str, Any]) -> Check:
         else:
             predicted = kv_bytes_per_token(spec.arch, dtype, engine) * ctx * batch
         return Check(rid, kind, label, _bytes(r["value"], r["unit"]), predicted, unit=r["unit"], source=src)
-    if kind == "decode_speed":
+    if kind in ("decode_speed", "throughput"):
         gpu = record_gpu(r)
         mm = _memory_model(r, gpu)
         engine = r.get("engine", "vllm")
         sm = SpeedModel(mm, PerfInputs(gpu, SPEEDS[engine], compute_dtype(mm.req.scheme, gpu)))
         ctx, batch = int(r["context"]), int(r.get("batch", 1))
-        lo, mid, hi = (batch / sm.decode_step(ctx, batch, s).seconds for s in ("low", "expected", "high"))
+        per = batch if kind == "throughput" else 1  # throughput: all sequences; decode_speed: one sequence
+        lo, mid, hi = (per / sm.decode_step(ctx, batch, s).seconds for s in ("low", "expected", "high"))
         measured = float(r["value"])
         ok = lo <= measured <= hi
         label += f" on {gpu.name}" + (f" x{r['num_gpus']}" if int(r.get("num_gpus", 1)) > 1 else "")
+        label += f", batch {batch}" if batch > 1 else ""
         return Check(rid, kind, label, measured, mid, lo, hi, ok, "tokens/s", src)
     if kind == "fit":
         gpu = record_gpu(r)
