@@ -22,6 +22,11 @@ def cache_root() -> Path:
     return (Path(xdg) if xdg else Path.home() / ".cache") / "moeplan"
 
 
+def profile_path(gpu_id: str) -> Path:
+    """Where the calibration profile of catalogue GPU ``gpu_id`` is stored."""
+    return cache_root() / "calibration" / f"{gpu_id}.json"
+
+
 def cached_yaml(path: Path) -> Any:
     """The YAML document at ``path`` (a trusted, packaged file), through a JSON copy in the cache."""
     from moeplan.catalog import read_yaml

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from moeplan.cache import profile_path
 from moeplan.errors import InputError
 from moeplan.hardware import GpuSpec
 from moeplan.perf import Efficiency, with_calibration
@@ -67,17 +68,6 @@ class CalibrationProfile(BaseModel):
     """Tokens -> achieved MoE-layer TFLOP/s / catalogue peak."""
     layer: dict[str, int] = Field(default_factory=dict)
     measurements: list[Measurement] = Field(default_factory=list)
-
-
-def cache_dir() -> Path:
-    """Where profiles are stored: ``<cache>/calibration`` (see :func:`moeplan.cache.cache_root`)."""
-    from moeplan.cache import cache_root
-
-    return cache_root() / "calibration"
-
-
-def profile_path(gpu_id: str) -> Path:
-    return cache_dir() / f"{gpu_id}.json"
 
 
 def load_profile(path: Path) -> CalibrationProfile:

@@ -450,6 +450,7 @@ def calibrate(
     """
     from pathlib import Path
 
+    from moeplan.cache import profile_path
     from moeplan.calibrate import (
         DEFAULT_TOKENS,
         QUICK_TOKENS,
@@ -458,7 +459,7 @@ def calibrate(
         run_calibration,
         shape_from_model,
     )
-    from moeplan.calibration import profile_path, save_profile
+    from moeplan.calibration import save_profile
 
     err = Console(stderr=True, no_color=None)
     with handled_errors():

@@ -20,6 +20,7 @@ Decode at context ``c`` attends to ``c`` tokens; prefill of a ``P``-token prompt
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Literal
 
@@ -72,6 +73,7 @@ def _scores_per_attended(arch: ArchSpec, mode: Mode) -> int:
     return 2 * att.num_heads * (att.head_dim + att.value_dim)
 
 
+@functools.lru_cache(maxsize=256)
 def _matmul_per_token(arch: ArchSpec) -> dict[str, float]:
     """2 x weights each token passes through, by kind (top-k of the routed experts)."""
     out: dict[str, float] = {}
@@ -86,25 +88,11 @@ def _matmul_per_token(arch: ArchSpec) -> dict[str, float]:
     return out
 
 
-_MATMUL_CACHE: dict[int, tuple[ArchSpec, dict[str, float]]] = {}
-
-
-def _cached_matmul(arch: ArchSpec) -> dict[str, float]:
-    hit = _MATMUL_CACHE.get(id(arch))
-    if hit is not None and hit[0] is arch:
-        return hit[1]
-    value = _matmul_per_token(arch)
-    if len(_MATMUL_CACHE) > 256:
-        _MATMUL_CACHE.clear()
-    _MATMUL_CACHE[id(arch)] = (arch, value)
-    return value
-
-
 def flops_per_token(arch: ArchSpec, context: int, mode: Mode = "decode") -> Flops:
     """FLOPs of one token: decode at ``context`` cached tokens, or the mean over a ``context``-token prompt."""
     if context < 1:
         raise ValueError("context must be at least 1")
-    by_kind = dict(_cached_matmul(arch))
+    by_kind = dict(_matmul_per_token(arch))
     att = arch.attention
     per = _scores_per_attended(arch, mode)
     attended = sum(_mean_attended(att.layer_kind(i), att.window_tokens, context, mode) for i in range(arch.num_layers))

@@ -26,6 +26,7 @@ current DeepSeek files that split ``attn_kv_b`` into ``attn_k_b``/``attn_v_b`` (
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 from moeplan.gguf_types import GGML_TYPES, storable_type
@@ -123,6 +124,7 @@ class _Model:
     ffn_down_order: dict[tuple[int, str], int]
 
 
+@functools.lru_cache(maxsize=64)
 def _model(arch: ArchSpec) -> _Model:
     att = arch.attention
     n_expert = arch.moe.num_experts if arch.moe is not None else 0
@@ -149,20 +151,6 @@ def _layer_tensors(arch: ArchSpec, layer: int) -> list[Tensor]:
     return layer_tensors(arch, layer)
 
 
-_MODEL_CACHE: dict[int, tuple[ArchSpec, _Model]] = {}
-
-
-def _cached_model(arch: ArchSpec) -> _Model:
-    hit = _MODEL_CACHE.get(id(arch))
-    if hit is not None and hit[0] is arch:
-        return hit[1]
-    m = _model(arch)
-    if len(_MODEL_CACHE) > 64:
-        _MODEL_CACHE.clear()
-    _MODEL_CACHE[id(arch)] = (arch, m)
-    return m
-
-
 def gguf_type_for(mix: str, t: Tensor, arch: ArchSpec, *, imatrix: bool | None = None) -> str:
     """The ggml type ``llama-quantize`` gives tensor ``t`` of ``arch`` under file type ``mix``.
 
@@ -177,7 +165,7 @@ def gguf_type_for(mix: str, t: Tensor, arch: ArchSpec, *, imatrix: bool | None =
     if base in _UNQUANTIZED:
         return base
     has_imatrix = ftype in IMATRIX_FTYPES if imatrix is None else imatrix
-    m = _cached_model(arch)
+    m = _model(arch)
     chosen = _impl(ftype, base, t, m, has_imatrix)
     return storable_type(chosen, t.row_length)
 

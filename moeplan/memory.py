@@ -18,11 +18,11 @@ leaves unused (vLLM: ``1 - gpu_memory_utilization``).
 
 from __future__ import annotations
 
+import functools
 import math
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 from moeplan.engines import GIB, EngineProfile
 from moeplan.errors import InputError
@@ -128,29 +128,20 @@ def _tp_share(t: Tensor, arch: ArchSpec, par: Parallel) -> float:
     return _class_share(_share_class(t), arch, par)
 
 
-_WEIGHTS_CACHE: dict[tuple[Any, ...], tuple[ArchSpec, Scheme, Any]] = {}
-_GROUPS_CACHE: dict[tuple[Any, ...], tuple[ArchSpec, Scheme, Any]] = {}
-
-
+@functools.lru_cache(maxsize=256)
 def _groups(
     arch: ArchSpec, scheme: Scheme, scale: tuple[tuple[str, float], ...]
 ) -> dict[tuple[int, ParamKind, str], int]:
     """Bytes by (layer, or -1 for the embedding and -2 for the head and final norm; kind; TP class)."""
-    key = (id(arch), scheme.name, scale)
-    hit = _GROUPS_CACHE.get(key)
-    if hit is not None and hit[0] is arch and hit[1] == scheme:
-        return hit[2]  # type: ignore[no-any-return]
     factors = dict(scale)
     out: Counter[tuple[int, ParamKind, str]] = Counter()
     for t, _, raw in quantized_tensors(arch, scheme):
         where = t.layer if t.layer is not None else (-1 if t.role == "token_embd" else -2)
         out[(where, t.kind, _share_class(t))] += round(raw * factors.get(t.kind, 1.0))
-    if len(_GROUPS_CACHE) > 256:
-        _GROUPS_CACHE.clear()
-    _GROUPS_CACHE[key] = (arch, scheme, dict(out))
     return dict(out)
 
 
+@functools.lru_cache(maxsize=1024)
 def _stage_weights(
     arch: ArchSpec, scheme: Scheme, par: Parallel, scale: tuple[tuple[str, float], ...] = (), extra: int = 0
 ) -> tuple[dict[ParamKind, int], list[dict[ParamKind, int]]]:
@@ -159,10 +150,6 @@ def _stage_weights(
     ``scale`` multiplies a kind's bytes: a real checkpoint's bytes over what the scheme predicts; ``extra``
     bytes (a checkpoint's vision tower) sit on the first stage as ``other``, split over its TP ranks.
     """
-    key = (id(arch), scheme.name, par, scale, extra)
-    hit = _WEIGHTS_CACHE.get(key)
-    if hit is not None and hit[0] is arch and hit[1] == scheme:
-        return hit[2]  # type: ignore[no-any-return]
     stages = _stage_layers(arch.num_layers, par.pp)
     stage_of = [i for i, r in enumerate(stages) for _ in r]
     whole: Counter[ParamKind] = Counter()
@@ -176,11 +163,7 @@ def _stage_weights(
     if extra:
         whole["other"] += extra
         per_stage[0]["other"] += round(extra / par.tp)
-    result = (dict(whole), [dict(c) for c in per_stage])
-    if len(_WEIGHTS_CACHE) > 1024:
-        _WEIGHTS_CACHE.clear()
-    _WEIGHTS_CACHE[key] = (arch, scheme, result)
-    return result
+    return dict(whole), [dict(c) for c in per_stage]
 
 
 @dataclass(frozen=True)

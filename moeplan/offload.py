@@ -39,6 +39,7 @@ from moeplan.hosts import CpuSpec
 from moeplan.kv import kv_bytes_per_token, kv_cache_bytes
 from moeplan.memory import MemoryModel, MemoryRequest, Parallel
 from moeplan.perf import SPEEDS, distinct_experts, layer_kernels, peak_flops
+from moeplan.plan import checkpoint_scale
 from moeplan.quant import Scheme, quantized_tensors
 from moeplan.specs import ArchSpec, ModelSpec
 
@@ -111,15 +112,17 @@ class OffloadModel:
         arch = self.arch
         self.expert_bytes = [0.0] * arch.num_layers
         self.embedding_bytes = 0.0
-        self.other_bytes = 0.0  # everything on the GPU but the experts
-        for t, _, nbytes in quantized_tensors(arch, scheme):
+        stored = checkpoint_scale(spec, scheme)  # a real checkpoint's bytes, where it is served as stored
+        factors, extra = (dict(stored[0]), stored[1]) if stored else ({}, 0)
+        self.other_bytes = float(extra)  # everything on the GPU but the experts (a vision tower included)
+        for t, _, raw in quantized_tensors(arch, scheme):
+            nbytes = raw * factors.get(t.kind, 1.0)
             if t.kind == "routed_experts" and t.layer is not None:
                 self.expert_bytes[t.layer] += nbytes
             elif t.kind == "embedding":
                 self.embedding_bytes += nbytes
             else:
                 self.other_bytes += nbytes
-        self._scale_to_checkpoint()
         self.engine = engine_profile("llama.cpp")
         self._buffer_cache: dict[tuple[int, int], float] = {}
         self.cpu_only = host.gpu is None or host.num_gpus == 0
@@ -131,20 +134,6 @@ class OffloadModel:
         self.moe = moe
         per_expert_flops = 2 * (3 if moe.gated else 2) * arch.hidden_size * moe.expert_intermediate_size
         self.expert_flops_per_token = per_expert_flops * moe.top_k  # per MoE layer
-
-    def _scale_to_checkpoint(self) -> None:
-        info = self.spec.checkpoint
-        if info is None or info.native_format != self.scheme.name:
-            return
-        experts = sum(self.expert_bytes)
-        have = info.bytes_by_kind.get("routed_experts")
-        if have and experts:
-            self.expert_bytes = [b * have / experts for b in self.expert_bytes]
-        if info.bytes_by_kind.get("embedding"):
-            self.embedding_bytes = float(info.bytes_by_kind["embedding"])
-        rest = sum(v for k, v in info.bytes_by_kind.items() if k not in ("routed_experts", "embedding", "mtp"))
-        if rest:
-            self.other_bytes = float(rest)
 
     # -- memory ---------------------------------------------------------------------------------------
 

@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict
 from moeplan.errors import InputError
 from moeplan.hosts import CpuSpec, custom_host, resolve_cpu
 from moeplan.offload import CONTEXTS, Host, OffloadModel, Placement, commands
-from moeplan.plan import EstimateRequest, EstimateResult, estimate
+from moeplan.plan import EstimateRequest, EstimateResult, estimate, gguf_equivalent
 
 
 class OffloadRequest(BaseModel):
@@ -37,12 +37,9 @@ class OffloadRequest(BaseModel):
 
 
 def default_quant(native: str | None) -> str:
-    """What people run with llama.cpp: the checkpoint's own 4-bit experts (gpt-oss), else Q4_K_M."""
-    return (
-        "MXFP4_MOE"
-        if native in ("mxfp4-experts", "MXFP4_MOE")
-        else (native if native and native.isupper() else "Q4_K_M")
-    )
+    """What people offload with llama.cpp: a GGUF file's own mix, gpt-oss's 4-bit experts, else Q4_K_M."""
+    mix = gguf_equivalent(native) if native else "Q4_K_M"
+    return mix if mix == "MXFP4_MOE" or (native and native.isupper()) else "Q4_K_M"
 
 
 def _host_cpu(req: OffloadRequest) -> CpuSpec:

@@ -256,39 +256,46 @@ def request_gpu(request: EstimateRequest) -> GpuSpec | None:
     return custom_gpu(base, *custom) if any(v is not None for v in custom) else base
 
 
+def checkpoint_scale(spec: ModelSpec, scheme: Scheme) -> tuple[tuple[tuple[str, float], ...], int] | None:
+    """Per tensor class, a real checkpoint's bytes over what ``scheme`` predicts, and the bytes of its tensors
+    outside the language model that engines load (a vision tower); None without a checkpoint, or when the
+    weights would not be served as stored (``scheme`` is not the checkpoint's own format)."""
+    info = spec.checkpoint
+    if info is None:
+        return None
+    native = info.native_format or spec.native_quant or spec.weights_dtype
+    if parse_scheme(native, spec.native_quant, spec.weights_dtype).name != scheme.name:
+        return None
+    from moeplan.quant import weights_bytes_by_kind
+
+    scale = tuple(
+        (kind, info.bytes_by_kind[kind] / want)
+        for kind, want in sorted(weights_bytes_by_kind(spec.arch, scheme).items())
+        if want and info.bytes_by_kind.get(kind)
+    )
+    return scale, info.bytes_by_kind.get("vision", 0) + info.bytes_by_kind.get("other", 0)
+
+
 def _checkpoint_bytes(
     spec: ModelSpec, scheme: Scheme, request: EstimateRequest
 ) -> tuple[tuple[tuple[str, float], ...], int, tuple[str, ...]]:
-    """Per-kind scale to a real checkpoint's bytes, its vision-tower bytes, and notes (all empty without one).
-
-    The file's bytes replace the scheme's prediction when the weights are served as stored (no ``--quant``,
-    or the checkpoint's own format).
-    """
+    """:func:`checkpoint_scale` for the memory model (MTP bytes too with ``--mtp``), and notes."""
     info = spec.checkpoint
     if info is None:
         return (), 0, ()
     from moeplan.checkpoint import compare_with_spec
-    from moeplan.quant import weights_bytes_by_kind
 
     params = count_params(spec)
     notes = [f"checkpoint: {info.source}, {info.tensor_count:,} tensors, {info.total_bytes:,} bytes"]
     notes += compare_with_spec(info, params.breakdown, params.mtp, params.vision)
-    native = info.native_format or spec.native_quant or spec.weights_dtype
-    if request.quant is not None and parse_scheme(request.quant, native, spec.weights_dtype).name != scheme.name:
-        return (), 0, tuple(notes)
-    if request.quant is not None and request.quant.strip().lower() != native:
-        return (), 0, (*notes, f"weights as --quant {request.quant} would store them, not the checkpoint's bytes")
-    predicted = weights_bytes_by_kind(spec.arch, scheme)
-    scale = []
-    for kind, want in sorted(predicted.items()):
-        have = info.bytes_by_kind.get(kind)
-        if have and want:
-            scale.append((kind, have / want))
-    extra = info.bytes_by_kind.get("vision", 0) + info.bytes_by_kind.get("other", 0)
-    if request.mtp and info.bytes_by_kind.get("mtp"):
-        extra += info.bytes_by_kind["mtp"]
+    stored = checkpoint_scale(spec, scheme)
+    if stored is None:
+        return (), 0, (*notes, f"weights as {scheme.name} would store them, not the checkpoint's bytes")
+    scale, extra = stored
+    if request.mtp:
+        extra += info.bytes_by_kind.get("mtp", 0)
     notes.append("weights memory: the checkpoint's own bytes per tensor class")
-    return tuple(scale), extra, tuple(notes)
+    return scale, extra, tuple(notes)
 
 
 def gguf_equivalent(native: str) -> str:
@@ -309,8 +316,7 @@ def auto_engine(name: str, scheme: Scheme, gpu: GpuSpec | None) -> str:
     """``--engine auto``: llama.cpp runs GGUF files and Apple or unified-memory machines; vLLM the rest."""
     if name.strip().lower() != "auto":
         return name
-    gguf = scheme.gguf is not None or any(v.isupper() for v in scheme.overrides.values())
-    if gguf or (gpu is not None and gpu.kind in ("apple", "soc")):
+    if scheme.is_gguf or (gpu is not None and gpu.kind in ("apple", "soc")):
         return "llama.cpp"
     return "vllm"
 

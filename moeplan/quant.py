@@ -20,6 +20,7 @@ NVIDIA's NVFP4 blog (2025-06-24), DeepSeek-V3 README_WEIGHTS.md.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections import Counter
 from dataclasses import dataclass, field
@@ -178,8 +179,13 @@ class Scheme:
     gguf: str | None = None
     overrides: dict[ParamKind, str] = field(default_factory=dict)
 
-    def label(self) -> str:
-        return self.name
+    def __hash__(self) -> int:  # the overrides dict is part of the value: hash its items
+        return hash((self.name, self.base, self.quantized, self.rest, self.gguf, tuple(sorted(self.overrides.items()))))
+
+    @property
+    def is_gguf(self) -> bool:
+        """Whether llama.cpp types are involved (a mix, or a GGUF block type given for a class)."""
+        return self.gguf is not None or any(v.isupper() for v in self.overrides.values())
 
 
 # Named schemes: the format, and the classes its toolchain quantizes (quant.md section 5).
@@ -305,23 +311,12 @@ def format_bytes(fmt: str, t: Tensor) -> int:
     return tensor_bytes(t, fmt.upper())
 
 
-_QUANT_CACHE: dict[tuple[int, str], tuple[ArchSpec, Scheme, list[tuple[Tensor, str, int]]]] = {}
-
-
-def quantized_tensors(arch: ArchSpec, scheme: Scheme) -> list[tuple[Tensor, str, int]]:
+@functools.lru_cache(maxsize=512)
+def quantized_tensors(arch: ArchSpec, scheme: Scheme) -> tuple[tuple[Tensor, str, int], ...]:
     """Every tensor with its format and bytes under ``scheme`` (cached per model and scheme)."""
-    key = (id(arch), scheme.name)
-    hit = _QUANT_CACHE.get(key)
-    if hit is not None and hit[0] is arch and hit[1] == scheme:
-        return hit[2]
-    out = []
-    for t in model_tensors(arch):
-        fmt = tensor_format(scheme, t, arch)
-        out.append((t, fmt, format_bytes(fmt, t)))
-    if len(_QUANT_CACHE) > 512:
-        _QUANT_CACHE.clear()
-    _QUANT_CACHE[key] = (arch, scheme, out)
-    return out
+    return tuple(
+        (t, fmt, format_bytes(fmt, t)) for t in model_tensors(arch) for fmt in [tensor_format(scheme, t, arch)]
+    )
 
 
 def weights_bytes_by_kind(arch: ArchSpec, scheme: Scheme) -> dict[ParamKind, int]:

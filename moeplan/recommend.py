@@ -108,7 +108,7 @@ def _engine_for(fmt: Scheme, gpu: GpuSpec) -> str | None:
     units (AMD, Gaudi) or an Ampere-or-newer NVIDIA GPU (W8A16 Marlin kernels); GPTQ/AWQ/MXFP4 kernels need
     NVIDIA Turing or newer (not V100) or AMD Instinct MI300 and later; Apple machines run no vLLM.
     """
-    gguf = fmt.gguf is not None or any(v.isupper() for v in fmt.overrides.values())
+    gguf = fmt.is_gguf
     nvidia, amd = gpu.vendor == "nvidia", gpu.vendor == "amd"
     if gguf:
         return "llama.cpp" if nvidia or amd or gpu.kind in ("apple", "soc") or gpu.vendor == "apple" else None
@@ -159,7 +159,7 @@ def hybrid_candidate(spec: ModelSpec, gpu: GpuSpec, context: int, batch: int) ->
     if not best.fits:
         return None
     price = ram_usd_per_gb("DDR5-RDIMM" if ram > 192 else "DDR5-UDIMM")
-    ram_cost = ram * 1.073741824 * price[0] if price else None  # GiB -> GB
+    ram_cost = ram * 2**30 / 1e9 * price[0] if price else None  # GiB -> GB
     purchase = None
     if gpu.purchase_usd is not None and ram_cost is not None:
         purchase = gpu.purchase_usd.approx + ram_cost + (cpu.price_usd.approx if cpu.price_usd else 0.0)

@@ -24,9 +24,9 @@ BATCHES = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
 
 def engine_efficiency(engine: str, gpu: GpuSpec, calibration: str | None = None) -> tuple[Efficiency, str]:
     """The engine's factors for ``gpu``, replaced by a calibration profile where one applies, and a note."""
-    from moeplan.cache import cache_root
+    from moeplan.cache import profile_path
 
-    if calibration is None and not (cache_root() / "calibration" / f"{gpu.id}.json").is_file():
+    if calibration is None and not profile_path(gpu.id).is_file():
         eff = SPEEDS[engine]  # no profile: the calibration module (and its pydantic models) is not needed
         return eff, f"efficiency: {eff.source.split(';')[0]} (no calibration for {gpu.id})"
     from moeplan.calibration import efficiency_for

@@ -83,7 +83,8 @@ def test_throughput_never_falls_with_batch_and_cost_falls_with_it(spec: ModelSpe
 def test_cost_uses_price_override_and_energy() -> None:
     c = _est(model="mixtral-8x7b", gpu="h100", num_gpus=2, price_usd_per_hour=2.0, energy_usd_per_kwh=0.2)["cost"]
     assert isinstance(c, dict)
-    assert c["usd_per_hour"] == pytest.approx(2 * 2.0 + 2 * 0.7 * 0.2)
+    tdp_kw = resolve_gpu("h100").tdp_w / 1000  # type: ignore[operator]
+    assert c["usd_per_hour"] == pytest.approx(2 * 2.0 + 2 * tdp_kw * 0.2)
     p = _est(model="mixtral-8x7b", gpu="h100", num_gpus=2)["performance"]
     assert isinstance(p, dict)
     per_m = c["usd_per_hour"] / (p["throughput_tokens_per_s"] * 3600) * 1e6
