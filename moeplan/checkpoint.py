@@ -46,10 +46,6 @@ class CheckpointInfo(BaseModel):
     def language_params(self) -> int:
         return sum(v for k, v in self.params_by_kind.items() if k not in ("mtp", "vision"))
 
-    @property
-    def language_bytes(self) -> int:
-        return sum(v for k, v in self.bytes_by_kind.items() if k not in ("mtp", "vision"))
-
 
 def classify(name: str, num_layers: int | None = None) -> str:
     """The kind of a tensor from its name: a ParamKind, or ``mtp``, ``vision``."""

@@ -17,7 +17,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from moeplan.checkpoint import CheckpointInfo, classify
+from moeplan.checkpoint import CheckpointInfo
 from moeplan.errors import SpecError
 from moeplan.gguf_io import FILE_TYPES, GgufTensor, read_model
 from moeplan.specs import ArchSpec, AttentionSpec, MlaSpec, MlpSpec, ModelSpec, MoeSpec
@@ -203,12 +203,3 @@ def _arch(meta: dict[str, Any], by_name: dict[str, GgufTensor], a: str, where: s
         mtp_layers=nextn,
         max_context=key("context_length", 0) or None,
     )
-
-
-def file_kinds(tensors: list[GgufTensor], num_layers: int) -> dict[str, int]:
-    """Bytes by kind of GGUF tensors (for tests and reports)."""
-    out: dict[str, int] = {}
-    for t in tensors:
-        k = classify(t.name, num_layers)
-        out[k] = out.get(k, 0) + t.nbytes
-    return out

@@ -123,11 +123,6 @@ def _class_share(cls: str, arch: ArchSpec, par: Parallel) -> float:
     return 1.0 / tp
 
 
-def _tp_share(t: Tensor, arch: ArchSpec, par: Parallel) -> float:
-    """The share of tensor ``t`` one TP rank holds."""
-    return _class_share(_share_class(t), arch, par)
-
-
 @functools.lru_cache(maxsize=256)
 def _groups(
     arch: ArchSpec, scheme: Scheme, scale: tuple[tuple[str, float], ...]

@@ -103,10 +103,6 @@ SPEEDS: dict[str, Efficiency] = {
 }
 
 
-def speed_profile(engine: str) -> Efficiency:
-    return SPEEDS[engine]
-
-
 # Metal dispatches cost more than CUDA graph replays (command encoding per kernel).
 LAUNCH_SCALE = {"apple": 2.5}
 # The optimistic end of the band assumes real, skewed routing (a few popular experts) when none is given.
