@@ -1,17 +1,22 @@
-"""The user's cache folder, and a parsed-YAML cache for the built-in catalogues.
+"""The user's cache folder, and JSON copies of what moeplan derives from its packaged catalogues.
 
 ``$MOEPLAN_CACHE``, else ``$XDG_CACHE_HOME/moeplan``, else ``~/.cache/moeplan``.  Parsing the 75 KB GPU
-catalogue with PyYAML takes ~15 ms, a fifth of a command's budget; its JSON copy in the cache, keyed by the
-file's size and modification time, loads in ~1 ms.  The cache is best effort: any failure falls back to
-parsing the YAML, and a stale entry can never be used because the key changes with the file.
+catalogue with PyYAML takes ~15 ms and validating it with pydantic ~60 ms (most of it importing pydantic's
+schema machinery), together more than a command's whole budget; the validated records' JSON copy in the
+cache, keyed by the file's size and modification time, loads in ~1 ms.  The cache is best effort: any
+failure falls back to parsing and validating, and a stale entry can never be used because the key changes
+with the file, the moeplan version and the record's fields.
 """
 
 from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
+
+R = TypeVar("R")
 
 
 def cache_root() -> Path:
@@ -27,18 +32,20 @@ def profile_path(gpu_id: str) -> Path:
     return cache_root() / "calibration" / f"{gpu_id}.json"
 
 
-def cached_yaml(path: Path) -> Any:
-    """The YAML document at ``path`` (a trusted, packaged file), through a JSON copy in the cache."""
-    from moeplan.catalog import read_yaml
+def cached_json(path: Path, tag: str, compute: Callable[[], Any]) -> Any:
+    """``compute()`` (JSON-ready data derived from the file at ``path``), through a JSON copy in the cache.
 
+    The copy is keyed by the file's name, size and modification time and by ``tag`` (what was derived, and
+    the moeplan version and record fields it was derived with), so a stale copy is never read.
+    """
     try:
         st = path.stat()
-        key = cache_root() / "parsed" / f"{path.stem}-{st.st_size}-{st.st_mtime_ns}.json"
+        key = cache_root() / "parsed" / f"{path.stem}-{tag}-{st.st_size}-{st.st_mtime_ns}.json"
         if key.is_file():
             return json.loads(key.read_text(encoding="utf-8"))
     except (OSError, ValueError):
-        return read_yaml(path)
-    data = read_yaml(path)
+        return compute()
+    data = compute()
     try:
         key.parent.mkdir(parents=True, exist_ok=True)
         tmp = key.with_suffix(f".{os.getpid()}.tmp")
@@ -47,3 +54,27 @@ def cached_yaml(path: Path) -> Any:
     except OSError:
         pass
     return data
+
+
+def cached_yaml(path: Path) -> Any:
+    """The YAML document at ``path`` (a trusted, packaged file), through a JSON copy in the cache."""
+    from moeplan.catalog import read_yaml
+
+    return cached_json(path, "yaml", lambda: read_yaml(path))
+
+
+def cached_records(path: Path, cls: type[R], validated: Callable[[], Sequence[R]]) -> tuple[R, ...]:
+    """The records ``validated()`` reads from the packaged file ``path``, through a JSON copy in the cache.
+
+    The first run validates with pydantic (:func:`moeplan.records.validate`) and stores the result; later
+    runs rebuild the records from the copy without importing pydantic.  A copy that does not rebuild
+    (written by another version) is ignored.
+    """
+    from moeplan.records import build, schema_tag, to_dict
+
+    tag = schema_tag(cls)
+    data = cached_json(path, tag, lambda: [to_dict(r) for r in validated()])
+    try:
+        return tuple(build(cls, d) for d in data)
+    except (KeyError, TypeError, ValueError, AttributeError):
+        return tuple(validated())

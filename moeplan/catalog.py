@@ -10,15 +10,15 @@ from __future__ import annotations
 import difflib
 import functools
 from collections.abc import Iterable
+from dataclasses import replace
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import ValidationError
 
 from moeplan.errors import SpecError, UnknownModelError
-from moeplan.hf import read_config_file, spec_from_config
+from moeplan.records import to_dict, validate
 from moeplan.specs import ModelSpec
 
 MAX_SPEC_BYTES = 1024 * 1024
@@ -37,16 +37,6 @@ def _yaml_error(path: Path, e: yaml.YAMLError) -> SpecError:
     where = f" at line {mark.line + 1} column {mark.column + 1}" if mark is not None else ""
     problem = getattr(e, "problem", None) or str(e).splitlines()[0]
     return SpecError(f"{path}: invalid YAML{where}: {problem}")
-
-
-def validation_message(path: Path | str, e: ValidationError) -> str:
-    """``file: field.path: message`` for the first error of a pydantic validation."""
-    err = e.errors()[0]
-    loc = ".".join(str(p) for p in err["loc"])
-    msg = err["msg"]
-    if err["type"] == "extra_forbidden":
-        msg = "unknown field (misspelled?)"
-    return f"{path}: {loc}: {msg}" if loc else f"{path}: {msg}"
 
 
 def read_yaml(path: Path) -> Any:
@@ -77,10 +67,14 @@ def load_spec_file(path: Path, origin: str | None = None) -> ModelSpec:
         raise SpecError(f"{path}: a model spec must be a YAML mapping of fields")
     if origin is not None:
         data = {**data, "origin": origin}
-    try:
-        return ModelSpec.model_validate(data)
-    except ValidationError as e:
-        raise SpecError(validation_message(path, e)) from None
+    return validate(ModelSpec, data, str(path))
+
+
+def catalogue_spec(path: Path) -> ModelSpec:
+    """A packaged catalogue spec: validated on first use, then rebuilt from the cache's copy (no pydantic)."""
+    from moeplan.cache import cached_records
+
+    return cached_records(path, ModelSpec, lambda: [load_spec_file(path)])[0]
 
 
 @functools.lru_cache(maxsize=1)
@@ -88,7 +82,7 @@ def load_catalog() -> tuple[ModelSpec, ...]:
     """Every catalogue spec, sorted by id; ids and aliases must be unique and match the file names."""
     specs: list[ModelSpec] = []
     for path in sorted(catalog_dir().glob("*.yaml")):
-        spec = load_spec_file(path)
+        spec = catalogue_spec(path)
         if spec.id != path.stem:
             raise SpecError(f"{path}: id '{spec.id}' must match the file name '{path.stem}'")
         specs.append(spec)
@@ -117,7 +111,7 @@ def _catalog_lookup(name: str) -> ModelSpec | None:
     key = _norm(name)
     direct = catalog_dir() / f"{key}.yaml"
     if direct.is_file():  # the common case reads one file, not the whole catalogue
-        spec = load_spec_file(direct)
+        spec = catalogue_spec(direct)
         if spec.id == key:
             return spec
     for spec in load_catalog():
@@ -144,6 +138,8 @@ def suggestions(name: str, limit: int = 3) -> list[str]:
 
 
 def _optional_json(path: Path) -> dict[str, Any] | None:
+    from moeplan.hf import read_config_file
+
     return read_config_file(path) if path.is_file() else None
 
 
@@ -157,10 +153,12 @@ def with_checkpoint(
     update: dict[str, Any] = {"checkpoint": info}
     if info.native_format and not spec.native_quant:
         update["native_quant"] = info.native_format
-    return spec.model_copy(update=update)
+    return replace(spec, **update)
 
 
 def _from_folder(path: Path) -> ModelSpec:
+    from moeplan.hf import read_config_file, spec_from_config
+
     config_path = path / "config.json"
     gguf = sorted(path.glob("*.gguf"))
     if not config_path.is_file():
@@ -187,6 +185,8 @@ def _from_path(path: Path) -> ModelSpec:
     if path.suffix in (".yaml", ".yml"):
         return load_spec_file(path, origin=str(path))
     if path.suffix == ".json":
+        from moeplan.hf import read_config_file, spec_from_config
+
         return spec_from_config(read_config_file(path), where=str(path), model_id=path.parent.name or None)
     if path.suffix == ".gguf":
         from moeplan.gguf_spec import spec_from_gguf
@@ -222,5 +222,5 @@ def resolve_model(name: str) -> ModelSpec:
 
 def spec_to_yaml(spec: ModelSpec) -> str:
     """A spec as YAML in catalogue form (defaults left out); loading it gives the same spec back."""
-    data = spec.model_dump(mode="json", exclude_defaults=True, exclude={"origin", "checkpoint"})
+    data = to_dict(spec, exclude_defaults=True, exclude=frozenset({"origin", "checkpoint"}))
     return yaml.safe_dump(data, sort_keys=False, default_flow_style=None, width=100)

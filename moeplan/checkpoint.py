@@ -16,35 +16,13 @@ from collections import Counter
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict
-
 from moeplan.safetensors_io import TensorInfo
+from moeplan.specs import CheckpointInfo
 
 _AUX = re.compile(
     r"(weight_scale_inv|weight_scale|input_scale|_scales|scales|qzeros|g_idx|absmax|quant_map|SCB|zeros)$"
 )
 _LAYER = re.compile(r"(?:^|\.)(?:layers|blk|h|blocks)\.(\d+)\.")
-
-
-class CheckpointInfo(BaseModel):
-    """The figures of a real checkpoint (safetensors headers or a GGUF file)."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    source: str
-    files: int
-    total_bytes: int
-    bytes_by_kind: dict[str, int]
-    params_by_kind: dict[str, int]
-    dtypes: dict[str, int]
-    """Elements stored in each dtype (as the file labels them)."""
-    native_format: str | None = None
-    tensor_count: int = 0
-    notes: tuple[str, ...] = ()
-
-    @property
-    def language_params(self) -> int:
-        return sum(v for k, v in self.params_by_kind.items() if k not in ("mtp", "vision"))
 
 
 def classify(name: str, num_layers: int | None = None) -> str:

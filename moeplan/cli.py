@@ -404,13 +404,14 @@ def gpus(gpu_file: GpuFileOpt = None, fmt: FormatOpt = "table", json_out: JsonOp
     with handled_errors():
         _check_format(fmt)
         catalogue = list(load_gpus(gpu_file))
+    from moeplan.records import to_dict
     from moeplan.render import print_gpus
     from moeplan.reports import gpus_table
 
     _emit(
         json_out,
         fmt,
-        lambda: [g.model_dump() for g in catalogue],
+        lambda: [to_dict(g) for g in catalogue],
         lambda: gpus_table(catalogue),
         lambda console: print_gpus(console, catalogue),
     )
@@ -570,13 +571,14 @@ def cpus(fmt: FormatOpt = "table", json_out: JsonOpt = False) -> None:
     with handled_errors():
         _check_format(fmt)
         catalogue = list(load_cpus())
+    from moeplan.records import to_dict
     from moeplan.render import print_cpus
     from moeplan.reports import cpus_table
 
     _emit(
         json_out,
         fmt,
-        lambda: [c.model_dump() for c in catalogue],
+        lambda: [to_dict(c) for c in catalogue],
         lambda: cpus_table(catalogue),
         lambda console: print_cpus(console, catalogue),
     )

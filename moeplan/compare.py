@@ -71,8 +71,7 @@ def compare_requests(
     for model, gpu, quant, engine in cols:
         if model is None:
             raise InputError("compare needs a MODEL")
-        update = {"model": model, "gpu": gpu, "quant": quant, "engine": engine or base.engine}
-        out.append(base.model_copy(update=update))
+        out.append(replace(base, model=model, gpu=gpu, quant=quant, engine=engine or base.engine))
     return out
 
 

@@ -12,14 +12,13 @@ terms, tied embeddings and which layers are dense are read from the tensors them
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import ValidationError
-
-from moeplan.checkpoint import CheckpointInfo
 from moeplan.errors import SpecError
 from moeplan.gguf_io import FILE_TYPES, GgufTensor, read_model
+from moeplan.records import checked
 from moeplan.specs import ArchSpec, AttentionSpec, MlaSpec, MlpSpec, ModelSpec, MoeSpec
 
 _SINGLE_NORMS = ("attn_q_norm", "attn_k_norm", "attn_q_a_norm", "attn_kv_a_norm")
@@ -45,10 +44,9 @@ def spec_from_gguf(path: Path) -> ModelSpec:
         raise SpecError(f"{where}: no general.architecture in its metadata")
     by_name = {t.name: t for t in tensors}
     try:
-        arch = _arch(meta, by_name, arch_name, where)
-    except ValidationError as e:
-        err = e.errors()[0]
-        raise SpecError(f"{where}: the metadata describes no valid model ({err['msg']})") from None
+        arch = checked(_arch(meta, by_name, arch_name, where), f"{where}: the metadata describes no valid model")
+    except ValueError as e:  # a rule between fields, checked on construction
+        raise SpecError(f"{where}: the metadata describes no valid model ({e})") from None
     ftype = meta.get("general.file_type")
     native = FILE_TYPES.get(ftype) if isinstance(ftype, int) else None
     infos = [_as_info(t) for t in tensors]
@@ -60,22 +58,20 @@ def spec_from_gguf(path: Path) -> ModelSpec:
     dtypes: dict[str, int] = {}
     for t in tensors:
         dtypes[t.type_name] = dtypes.get(t.type_name, 0) + _elements(t)
-    info = CheckpointInfo(**{**info.model_dump(), "dtypes": dtypes, "native_format": native})
+    info = replace(info, dtypes=dtypes, native_format=native)
     name = meta.get("general.name") if isinstance(meta.get("general.name"), str) else path.stem
     ident = "".join(ch if ch.isalnum() or ch in ".-" else "-" for ch in path.stem.lower()).strip("-.") or "gguf"
-    try:
-        return ModelSpec(
-            id=ident,
-            name=str(name),
-            architecture=f"gguf:{arch_name}",
-            weights_dtype="bf16",
-            native_quant=native if native not in (None, "F32", "F16", "BF16") else None,
-            arch=arch,
-            origin=where,
-            checkpoint=info,
-        )
-    except ValidationError as e:
-        raise SpecError(f"{where}: {e.errors()[0]['msg']}") from None
+    spec = ModelSpec(
+        id=ident,
+        name=str(name),
+        architecture=f"gguf:{arch_name}",
+        weights_dtype="bf16",
+        native_quant=native if native not in (None, "F32", "F16", "BF16") else None,
+        arch=arch,
+        origin=where,
+        checkpoint=info,
+    )
+    return checked(spec, where)
 
 
 def _elements(t: GgufTensor) -> int:
@@ -133,7 +129,9 @@ def _arch(meta: dict[str, Any], by_name: dict[str, GgufTensor], a: str, where: s
         head_dim = key("attention.key_length", hidden // heads)
     value_len = key("attention.value_length", head_dim)
     qn = shape("attn_q_norm.weight")
-    qk_norm = "none" if qn is None else ("per_head" if qn[0] == head_dim else "full")
+    qk_norm: Literal["none", "per_head", "full"] = "none"
+    if qn is not None:
+        qk_norm = "per_head" if qn[0] == head_dim else "full"
     window = key("attention.sliding_window", 0) or None
     pattern = "F"
     if window:

@@ -15,27 +15,24 @@ import difflib
 import functools
 import os
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
-
 from moeplan.errors import InputError, SpecError, UnknownGpuError
+from moeplan.records import Record, to_dict, validate
 
 Dtype = Literal["fp32", "tf32", "bf16", "fp16", "fp8", "fp4", "int8"]
 GpuKind = Literal["datacenter", "workstation", "consumer", "apple", "tpu", "soc", "custom"]
 
 
-class _Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-
-class CloudPrice(_Frozen):
+@dataclass(frozen=True, kw_only=True)
+class CloudPrice(Record):
     """Cloud price per GPU-hour: a range, an optional typical figure, its date and source."""
 
-    low: float = Field(ge=0)
-    high: float = Field(ge=0)
-    typical: float | None = Field(default=None, ge=0)
+    low: float = field(metadata={"ge": 0})
+    high: float = field(metadata={"ge": 0})
+    typical: float | None = field(default=None, metadata={"ge": 0})
     as_of: str
     source: str
     note: str | None = None
@@ -46,46 +43,46 @@ class CloudPrice(_Frozen):
         return self.typical if self.typical is not None else (self.low + self.high) / 2
 
 
-class PurchasePrice(_Frozen):
+@dataclass(frozen=True, kw_only=True)
+class PurchasePrice(Record):
     """Purchase price of one card (or one system share), USD."""
 
-    approx: float = Field(gt=0)
-    low: float | None = Field(default=None, gt=0)
-    high: float | None = Field(default=None, gt=0)
+    approx: float = field(metadata={"gt": 0})
+    low: float | None = field(default=None, metadata={"gt": 0})
+    high: float | None = field(default=None, metadata={"gt": 0})
     as_of: str
     source: str
     note: str | None = None
 
 
-class GpuSpec(_Frozen):
+@dataclass(frozen=True, kw_only=True)
+class GpuSpec(Record):
     """One accelerator.  ``usable_memory_gib`` is what one process can allocate (CUDA's total, Metal's limit)."""
 
-    id: str = Field(pattern=r"^[a-z0-9][a-z0-9.-]*$")
+    id: str = field(metadata={"pattern": r"^[a-z0-9][a-z0-9.-]*$"})
     name: str
     vendor: str
     kind: GpuKind
     aliases: tuple[str, ...] = ()
-    memory_gib: float = Field(gt=0)
+    memory_gib: float = field(metadata={"gt": 0})
     memory_type: str | None = None
-    usable_memory_gib: float = Field(gt=0)
+    usable_memory_gib: float = field(metadata={"gt": 0})
     usable_memory_note: str
-    bandwidth_gb_s: float = Field(gt=0)
-    tflops: dict[Dtype, float] = Field(default_factory=dict)
-    nvlink_gb_s: float | None = Field(default=None, gt=0)
-    pcie_gb_s: float | None = Field(default=None, gt=0)
-    tdp_w: float | None = Field(default=None, gt=0)
+    bandwidth_gb_s: float = field(metadata={"gt": 0})
+    tflops: dict[Dtype, float] = field(default_factory=dict)
+    nvlink_gb_s: float | None = field(default=None, metadata={"gt": 0})
+    pcie_gb_s: float | None = field(default=None, metadata={"gt": 0})
+    tdp_w: float | None = field(default=None, metadata={"gt": 0})
     cloud_usd_per_hour: CloudPrice | None = None
     purchase_usd: PurchasePrice | None = None
     notes: str | None = None
-    sources: tuple[str, ...] = Field(min_length=1)
+    sources: tuple[str, ...] = field(metadata={"min_length": 1})
 
-    @model_validator(mode="after")
-    def _check(self) -> GpuSpec:
+    def __post_init__(self) -> None:
         if self.usable_memory_gib > self.memory_gib:
             raise ValueError(f"usable_memory_gib {self.usable_memory_gib} exceeds memory_gib {self.memory_gib}")
         if any(v <= 0 for v in self.tflops.values()):
             raise ValueError("tflops must be positive")
-        return self
 
     def dense_tflops(self, dtype: str) -> float | None:
         """Peak dense TFLOP/s for ``dtype`` (bf16, fp8, ...), falling back to fp16/bf16 twins; None if unknown."""
@@ -127,31 +124,36 @@ def _entries(path: Path, builtin: bool = False) -> list[Mapping[str, Any]]:
 
 
 def _build(path: Path, raw: Mapping[str, Any]) -> GpuSpec:
-    from moeplan.catalog import validation_message
+    return validate(GpuSpec, raw, f"{path}: gpu '{raw.get('id', '?')}'")
 
-    try:
-        return GpuSpec.model_validate(dict(raw))
-    except ValidationError as e:
-        raise SpecError(validation_message(f"{path}: gpu '{raw.get('id', '?')}'", e)) from None
+
+def _builtin_gpus(path: Path) -> tuple[GpuSpec, ...]:
+    """The packaged catalogue, validated once and then read from the cache's copy."""
+    from moeplan.cache import cached_records
+
+    return cached_records(path, GpuSpec, lambda: [_build(path, raw) for raw in _entries(path, builtin=True)])
 
 
 @functools.lru_cache(maxsize=8)
 def load_gpus(extra_file: str | None = None) -> tuple[GpuSpec, ...]:
     """The built-in catalogue, then the user's file (``extra_file``, else :func:`user_gpu_file`) merged by id."""
     builtin = _data_file()
+    user = Path(extra_file).expanduser() if extra_file else user_gpu_file()
+    if user is None:
+        gpus = _builtin_gpus(builtin)
+        _check_unique(gpus)
+        return gpus
     merged: dict[str, dict[str, Any]] = {str(g["id"]): dict(g) for g in _entries(builtin, builtin=True)}
     sources = {gid: builtin for gid in merged}
-    user = Path(extra_file).expanduser() if extra_file else user_gpu_file()
-    if user is not None:
-        if not user.is_file():
-            raise InputError(f"GPU file {user} does not exist")
-        for raw in _entries(user):
-            gid = str(raw.get("id", "")).lower()
-            if gid in merged:  # an override of some fields of a built-in entry
-                merged[gid] = {**merged[gid], **raw, "id": gid}
-            else:
-                merged[gid] = dict(raw)
-            sources[gid] = user
+    if not user.is_file():
+        raise InputError(f"GPU file {user} does not exist")
+    for raw in _entries(user):
+        gid = str(raw.get("id", "")).lower()
+        if gid in merged:  # an override of some fields of a built-in entry
+            merged[gid] = {**merged[gid], **raw, "id": gid}
+        else:
+            merged[gid] = dict(raw)
+        sources[gid] = user
     gpus = tuple(_build(sources[gid], raw) for gid, raw in merged.items())
     _check_unique(gpus)
     return gpus
@@ -208,7 +210,7 @@ def custom_gpu(
     if base is None and memory_gib is None:
         raise InputError("a custom GPU needs --gpu-memory (GiB usable per GPU)", "or name one with --gpu")
     fields: dict[str, Any] = (
-        base.model_dump()
+        to_dict(base)
         if base is not None
         else {
             "id": "custom",
@@ -232,4 +234,4 @@ def custom_gpu(
         fields["tflops"] = {**fields.get("tflops", {}), "bf16": tflops, "fp16": tflops}
     if base is not None and any(v is not None for v in (memory_gib, bandwidth_gb_s, tflops)):
         fields["name"] = f"{base.name} (with user figures)"
-    return GpuSpec.model_validate(fields)
+    return validate(GpuSpec, fields, "custom GPU")

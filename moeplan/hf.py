@@ -14,10 +14,9 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import ValidationError
-
 from moeplan.checkpoint import native_format
 from moeplan.errors import SpecError, UnsupportedArchitectureError
+from moeplan.records import checked
 from moeplan.specs import ArchSpec, AttentionSpec, MlaSpec, MlpSpec, ModelSpec, MoeSpec
 
 MAX_CONFIG_BYTES = 4 * 1024 * 1024
@@ -577,15 +576,9 @@ def arch_from_config(config: Mapping[str, Any], where: str = "config.json") -> t
             vision = llama4_vision_params(c.sub("vision_config"), text.integer("hidden_size"))
     try:
         arch = adapter(text)
-    except ValidationError as e:
-        raise SpecError(f"{where}: {_first_error(e)}") from None
-    return model_type, arch, vision
-
-
-def _first_error(e: ValidationError) -> str:
-    err = e.errors()[0]
-    loc = ".".join(str(p) for p in err["loc"])
-    return f"{loc}: {err['msg']}" if loc else err["msg"]
+    except ValueError as e:  # a rule between fields (ArchSpec and its parts check them on construction)
+        raise SpecError(f"{where}: {e}") from None
+    return model_type, checked(arch, where), vision
 
 
 def weights_dtype(config: Mapping[str, Any]) -> str:
@@ -605,19 +598,17 @@ def spec_from_config(
     model_type, arch, vision = arch_from_config(config, where)
     label = name or model_id or where
     ident = _slug(model_id or Path(where).parent.name or model_type)
-    try:
-        return ModelSpec(
-            id=ident,
-            name=label,
-            architecture=model_type,
-            weights_dtype=weights_dtype(config),
-            native_quant=native_format(config),
-            arch=arch,
-            vision_params=vision,
-            origin=where,
-        )
-    except ValidationError as e:
-        raise SpecError(f"{where}: {_first_error(e)}") from None
+    spec = ModelSpec(
+        id=ident,
+        name=label,
+        architecture=model_type,
+        weights_dtype=weights_dtype(config),
+        native_quant=native_format(config),
+        arch=arch,
+        vision_params=vision,
+        origin=where,
+    )
+    return checked(spec, where)
 
 
 def _slug(text: str) -> str:

@@ -10,44 +10,46 @@ from __future__ import annotations
 
 import functools
 import re
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
-
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from typing import Any, ClassVar
 
 from moeplan.errors import InputError, SpecError
+from moeplan.records import Record, validate
 
 
-class _Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="ignore")
+@dataclass(frozen=True, kw_only=True)
+class Price(Record):
+    __pydantic_config__: ClassVar[dict[str, Any]] = {"extra": "ignore"}
 
-
-class Price(_Frozen):
-    approx: float = Field(gt=0)
+    approx: float = field(metadata={"gt": 0})
     as_of: str | None = None
     source: str | None = None
 
 
-class CpuSpec(_Frozen):
-    """One host platform."""
+@dataclass(frozen=True, kw_only=True)
+class CpuSpec(Record):
+    """One host platform (keys the catalogue adds for people, such as ``url``, are ignored)."""
+
+    __pydantic_config__: ClassVar[dict[str, Any]] = {"extra": "ignore"}
 
     id: str
     name: str
     vendor: str = ""
     kind: str = "desktop"
     aliases: tuple[str, ...] = ()
-    cores: int = Field(gt=0)
-    sockets: int = Field(default=1, ge=1, le=8)
+    cores: int = field(metadata={"gt": 0})
+    sockets: int = field(default=1, metadata={"ge": 1, "le": 8})
     threads: int | None = None
     memory_type: str = ""
     memory_channels: int | None = None
     memory_mt_s: int | None = None
     max_memory_gib: float | None = None
-    bandwidth_gb_s: float = Field(gt=0)
+    bandwidth_gb_s: float = field(metadata={"gt": 0})
     isa: tuple[str, ...] = ()
-    fp32_gflops_per_core_cycle: float | None = Field(default=None, gt=0)
-    base_ghz: float | None = Field(default=None, gt=0)
-    all_core_ghz: float | None = Field(default=None, gt=0)
+    fp32_gflops_per_core_cycle: float | None = field(default=None, metadata={"gt": 0})
+    base_ghz: float | None = field(default=None, metadata={"gt": 0})
+    all_core_ghz: float | None = field(default=None, metadata={"gt": 0})
     tdp_w: float | None = None
     price_usd: Price | None = None
     sources: tuple[str, ...] = ()
@@ -90,15 +92,17 @@ def _catalogue() -> dict[str, Any]:
 
 @functools.lru_cache(maxsize=4)
 def load_cpus() -> tuple[CpuSpec, ...]:
-    out = []
-    for raw in _catalogue().get("cpus") or []:
-        try:
-            out.append(CpuSpec.model_validate(raw))
-        except ValidationError as e:
-            err = e.errors()[0]
-            loc = ".".join(str(p) for p in err["loc"])
-            raise SpecError(f"{_data()}: cpu '{raw.get('id', '?')}': {loc}: {err['msg']}") from None
-    return tuple(out)
+    from moeplan.cache import cached_records
+
+    path = _data()
+    if not path.is_file():
+        return ()
+
+    def validated() -> list[CpuSpec]:
+        cpus = _catalogue().get("cpus") or []
+        return [validate(CpuSpec, raw, f"{path}: cpu '{raw.get('id', '?')}'") for raw in cpus]
+
+    return cached_records(path, CpuSpec, validated)
 
 
 def ram_usd_per_gb(kind: str = "DDR5") -> tuple[float, str] | None:

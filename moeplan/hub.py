@@ -13,6 +13,7 @@ import json
 import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 from typing import TypeVar
 
@@ -221,8 +222,8 @@ def spec_from_hub(text: str) -> ModelSpec:
         hf_quant = read_config_file(hf_quant_path) if hf_quant_path else None
         label = f"hf:{repo}" + (f"@{revision}" if revision else "")
         spec = spec_from_config(config, where=label, model_id=repo.split("/")[1], name=repo)
-        spec = spec.model_copy(update={"hf_id": repo, "sources": (f"https://huggingface.co/{repo}",)})
+        spec = replace(spec, hf_id=repo, sources=(f"https://huggingface.co/{repo}",))
         tensors, notice = _tensors(repo, revision, commit)
     if tensors is None:
-        return spec.model_copy(update={"notes": notice})
+        return replace(spec, notes=notice)
     return with_checkpoint(spec, tensors, config, f"{label} (safetensors headers, commit {commit[:12]})", hf_quant)

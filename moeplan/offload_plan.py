@@ -6,17 +6,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict
-
 from moeplan.errors import InputError
 from moeplan.hosts import CpuSpec, custom_host, resolve_cpu
 from moeplan.offload import CONTEXTS, Host, OffloadModel, Placement, commands
 from moeplan.plan import EstimateRequest, EstimateResult, estimate, gguf_equivalent
 
 
-class OffloadRequest(BaseModel):
-    model_config = ConfigDict(frozen=True)
-
+@dataclass(frozen=True, kw_only=True)
+class OffloadRequest:
     model: str
     gpu: str | None = None
     gpu_memory_gib: float | None = None

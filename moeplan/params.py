@@ -17,8 +17,7 @@ Formulas, with h = hidden_size, V = vocab_size, n_h / n_kv heads of width d (val
 from __future__ import annotations
 
 from collections import Counter
-
-from pydantic import BaseModel, ConfigDict
+from dataclasses import dataclass
 
 from moeplan.specs import PARAM_KINDS, ArchSpec, MlpSpec, ModelSpec, ParamKind
 
@@ -135,10 +134,9 @@ def mtp_params(arch: ArchSpec) -> int:
     return arch.mtp_layers * one
 
 
-class ParamCounts(BaseModel):
+@dataclass(frozen=True, kw_only=True)
+class ParamCounts:
     """Parameter counts of one model, in elements."""
-
-    model_config = ConfigDict(frozen=True)
 
     total: int
     active: int

@@ -9,8 +9,6 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel, ConfigDict
-
 from moeplan.catalog import load_catalog, resolve_model
 from moeplan.engines import GIB, EngineProfile, engine_profile
 from moeplan.errors import InputError
@@ -18,6 +16,7 @@ from moeplan.kv import kv_bytes_per_token, kv_dtype
 from moeplan.memory import MemoryModel, MemoryRequest, Parallel, default_parallel
 from moeplan.params import ParamCounts, count_params
 from moeplan.quant import Scheme, parse_scheme
+from moeplan.records import to_dict
 from moeplan.specs import ArchSpec, ModelSpec
 
 if TYPE_CHECKING:
@@ -27,10 +26,9 @@ DEFAULT_CONTEXT = 8192
 GPU_COUNTS = (1, 2, 4, 8, 16, 32, 64)
 
 
-class EstimateRequest(BaseModel):
+@dataclass(frozen=True, kw_only=True)
+class EstimateRequest:
     """What the user asked for; every option of ``moeplan estimate``."""
-
-    model_config = ConfigDict(frozen=True)
 
     model: str
     gpu: str | None = None
@@ -218,7 +216,7 @@ class EstimateResult:
             "memory": asdict(self.memory),
             "fit": asdict(self.fit) if self.fit else None,
             "memory_by_context": [{"context": c, "per_gpu_bytes": b} for c, b in self.memory_by_context],
-            "checkpoint": spec.checkpoint.model_dump() if spec.checkpoint else None,
+            "checkpoint": to_dict(spec.checkpoint) if spec.checkpoint else None,
             "flops": asdict(self.flops) if self.flops else None,
             "performance": asdict(self.performance) if self.performance else None,
             "cost": asdict(self.cost) if self.cost else None,

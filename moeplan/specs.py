@@ -1,7 +1,8 @@
 """ModelSpec: what moeplan knows about a model's architecture, and where each figure comes from.
 
-The spec is a frozen pydantic model that rejects unknown keys, so a misspelled key in a YAML file fails
-with the file and the field named.  One :class:`ArchSpec` describes the language model's shapes; the
+Each spec is a frozen record (:mod:`moeplan.records`): a dataclass whose limits pydantic checks when it is
+read from a file, refusing unknown keys, so a misspelled key in a YAML file fails with the file and the
+field named.  One :class:`ArchSpec` describes the language model's shapes; the
 surrounding :class:`ModelSpec` carries the identity (id, aliases, Hub id), the checkpoint's native weight
 format and the published figures with their sources.
 
@@ -19,11 +20,10 @@ Conventions (all counts are elements, never bytes):
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
-
-from moeplan.checkpoint import CheckpointInfo
+from moeplan.records import Record
 
 ParamKind = Literal[
     "attention",
@@ -48,13 +48,8 @@ VOCAB = 1 << 24
 TOKENS = 1 << 31
 
 
-class Frozen(BaseModel):
-    """Base for every spec: immutable, and unknown keys are an error."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-
-class MlaSpec(Frozen):
+@dataclass(frozen=True, kw_only=True)
+class MlaSpec(Record):
     """Multi-head latent attention (DeepSeek-V2/V3, Kimi K2).
 
     Queries go through a low-rank bottleneck of ``q_lora_rank`` (or a plain projection when it is
@@ -63,43 +58,50 @@ class MlaSpec(Frozen):
     per token per layer (DeepSeek-V3: 512 + 64 = 576).
     """
 
-    q_lora_rank: int | None = Field(default=None, gt=0, le=DIM)
-    kv_lora_rank: int = Field(gt=0, le=DIM)
-    qk_nope_head_dim: int = Field(gt=0, le=DIM)
-    qk_rope_head_dim: int = Field(gt=0, le=DIM)
-    v_head_dim: int = Field(gt=0, le=DIM)
+    q_lora_rank: int | None = field(default=None, metadata={"gt": 0, "le": DIM})
+    kv_lora_rank: int = field(metadata={"gt": 0, "le": DIM})
+    qk_nope_head_dim: int = field(metadata={"gt": 0, "le": DIM})
+    qk_rope_head_dim: int = field(metadata={"gt": 0, "le": DIM})
+    v_head_dim: int = field(metadata={"gt": 0, "le": DIM})
 
 
-class AttentionSpec(Frozen):
+@dataclass(frozen=True, kw_only=True)
+class AttentionSpec(Record):
     """Self-attention of one decoder layer: MHA, GQA and MQA (``kind: gqa``) or MLA."""
 
     kind: Literal["gqa", "mla"] = "gqa"
-    num_heads: int = Field(gt=0, le=COUNT)
-    num_kv_heads: int = Field(gt=0, le=COUNT)
-    head_dim: int = Field(gt=0, le=DIM, description="query/key width per head (for MLA: nope + rope)")
-    v_head_dim: int | None = Field(default=None, gt=0, le=DIM, description="value width per head if not head_dim")
-    qkv_bias: bool = Field(default=False, description="biases on the q, k, v projections (MLA: q_a, kv_a)")
-    o_bias: bool = False
-    qk_norm: Literal["none", "per_head", "full"] = Field(
-        default="none",
-        description="RMSNorm on queries and keys: per_head (width head_dim, Qwen3/GLM) or full (OLMoE)",
+    num_heads: int = field(metadata={"gt": 0, "le": COUNT})
+    num_kv_heads: int = field(metadata={"gt": 0, "le": COUNT})
+    head_dim: int = field(
+        metadata={"gt": 0, "le": DIM, "description": "query/key width per head (for MLA: nope + rope)"}
     )
-    sinks: bool = Field(default=False, description="one learned attention-sink logit per head (gpt-oss)")
+    v_head_dim: int | None = field(
+        default=None, metadata={"gt": 0, "le": DIM, "description": "value width per head if not head_dim"}
+    )
+    qkv_bias: bool = field(
+        default=False, metadata={"description": "biases on the q, k, v projections (MLA: q_a, kv_a)"}
+    )
+    o_bias: bool = False
+    qk_norm: Literal["none", "per_head", "full"] = field(
+        default="none",
+        metadata={"description": "RMSNorm on queries and keys: per_head (width head_dim, Qwen3/GLM) or full (OLMoE)"},
+    )
+    sinks: bool = field(default=False, metadata={"description": "one learned attention-sink logit per head (gpt-oss)"})
     mla: MlaSpec | None = None
-    window_tokens: int | None = Field(default=None, gt=0, le=TOKENS, description="sliding window or chunk, tokens")
-    layer_pattern: str = Field(default="F", pattern=r"^[FSC]+$", max_length=LAYERS)
+    window_tokens: int | None = field(
+        default=None, metadata={"gt": 0, "le": TOKENS, "description": "sliding window or chunk, tokens"}
+    )
+    layer_pattern: str = field(default="F", metadata={"pattern": r"^[FSC]+$", "max_length": LAYERS})
 
-    @model_validator(mode="after")
-    def _consistent(self) -> AttentionSpec:
+    def __post_init__(self) -> None:
         if self.kind == "mla" and self.mla is None:
             raise ValueError("attention.kind 'mla' needs the 'mla' ranks")
         if self.kind == "gqa" and self.mla is not None:
             raise ValueError("attention.mla is given but attention.kind is not 'mla'")
-        if self.num_heads % self.num_kv_heads:
+        if self.num_kv_heads > 0 and self.num_heads % self.num_kv_heads:
             raise ValueError(f"num_heads ({self.num_heads}) must be a multiple of num_kv_heads ({self.num_kv_heads})")
         if any(c in self.layer_pattern for c in "SC") and self.window_tokens is None:
             raise ValueError("a layer_pattern with sliding (S) or chunked (C) layers needs window_tokens")
-        return self
 
     @property
     def value_dim(self) -> int:
@@ -115,42 +117,51 @@ class AttentionSpec(Frozen):
         return kind  # type: ignore[return-value]
 
 
-class MlpSpec(Frozen):
+@dataclass(frozen=True, kw_only=True)
+class MlpSpec(Record):
     """A dense feed-forward block: gated (gate, up, down: 3 matrices) or plain (up, down: 2)."""
 
-    intermediate_size: int = Field(gt=0, le=DIM)
+    intermediate_size: int = field(metadata={"gt": 0, "le": DIM})
     gated: bool = True
     bias: bool = False
 
 
-class MoeSpec(Frozen):
+@dataclass(frozen=True, kw_only=True)
+class MoeSpec(Record):
     """The mixture-of-experts feed-forward block and where it sits."""
 
-    num_experts: int = Field(gt=0, le=COUNT, description="routed experts per MoE layer")
-    top_k: int = Field(gt=0, le=COUNT, description="routed experts each token is sent to")
-    expert_intermediate_size: int = Field(gt=0, le=DIM)
+    num_experts: int = field(metadata={"gt": 0, "le": COUNT, "description": "routed experts per MoE layer"})
+    top_k: int = field(metadata={"gt": 0, "le": COUNT, "description": "routed experts each token is sent to"})
+    expert_intermediate_size: int = field(metadata={"gt": 0, "le": DIM})
     gated: bool = True
     expert_bias: bool = False
-    router_bias: bool = Field(default=False, description="a learned bias in the router linear (gpt-oss)")
-    router_correction_bias: bool = Field(
+    router_bias: bool = field(default=False, metadata={"description": "a learned bias in the router linear (gpt-oss)"})
+    router_correction_bias: bool = field(
         default=False,
-        description="DeepSeek-V3 style score-correction bias: a buffer in the checkpoint, not a parameter",
+        metadata={
+            "description": "DeepSeek-V3 style score-correction bias: a buffer in the checkpoint, not a parameter"
+        },
     )
-    num_shared_experts: int = Field(default=0, ge=0, le=COUNT)
-    shared_intermediate_size: int | None = Field(
-        default=None, gt=0, le=DIM, description="total width of the shared-expert block"
+    num_shared_experts: int = field(default=0, metadata={"ge": 0, "le": COUNT})
+    shared_intermediate_size: int | None = field(
+        default=None, metadata={"gt": 0, "le": DIM, "description": "total width of the shared-expert block"}
     )
-    shared_bias: bool = Field(default=False, description="biases in the shared-expert MLP (DeepSeek-V2 mlp_bias)")
-    shared_expert_gate: bool = Field(default=False, description="sigmoid gate on the shared expert (Qwen2-MoE)")
-    dense_layers: tuple[int, ...] = Field(
-        default=(), description="0-based layers whose feed-forward is the dense MLP instead of the MoE block"
+    shared_bias: bool = field(
+        default=False, metadata={"description": "biases in the shared-expert MLP (DeepSeek-V2 mlp_bias)"}
     )
-    residual_mlp: MlpSpec | None = Field(
-        default=None, description="a dense MLP run beside the experts in every MoE layer (Snowflake Arctic)"
+    shared_expert_gate: bool = field(
+        default=False, metadata={"description": "sigmoid gate on the shared expert (Qwen2-MoE)"}
+    )
+    dense_layers: tuple[int, ...] = field(
+        default=(),
+        metadata={"description": "0-based layers whose feed-forward is the dense MLP instead of the MoE block"},
+    )
+    residual_mlp: MlpSpec | None = field(
+        default=None,
+        metadata={"description": "a dense MLP run beside the experts in every MoE layer (Snowflake Arctic)"},
     )
 
-    @model_validator(mode="after")
-    def _consistent(self) -> MoeSpec:
+    def __post_init__(self) -> None:
         if self.top_k > self.num_experts:
             raise ValueError(f"top_k ({self.top_k}) exceeds num_experts ({self.num_experts})")
         if (self.num_shared_experts > 0) != (self.shared_intermediate_size is not None):
@@ -159,28 +170,35 @@ class MoeSpec(Frozen):
             raise ValueError("shared_expert_gate without shared experts")
         if list(self.dense_layers) != sorted(set(self.dense_layers)):
             raise ValueError("dense_layers must be sorted and unique")
-        return self
 
 
-class ArchSpec(Frozen):
+@dataclass(frozen=True, kw_only=True)
+class ArchSpec(Record):
     """The language model's shapes: everything the parameter, memory and FLOP counts need."""
 
-    vocab_size: int = Field(gt=0, le=VOCAB)
-    hidden_size: int = Field(gt=0, le=DIM)
-    num_layers: int = Field(gt=0, le=LAYERS)
+    vocab_size: int = field(metadata={"gt": 0, "le": VOCAB})
+    hidden_size: int = field(metadata={"gt": 0, "le": DIM})
+    num_layers: int = field(metadata={"gt": 0, "le": LAYERS})
     tie_embeddings: bool = False
     lm_head_bias: bool = False
     norm: Literal["rms", "layer"] = "rms"
     norm_bias: bool = False
-    norms_per_layer: int = Field(default=2, ge=0, le=16, description="hidden-size norms in each decoder layer")
+    norms_per_layer: int = field(
+        default=2, metadata={"ge": 0, "le": 16, "description": "hidden-size norms in each decoder layer"}
+    )
     attention: AttentionSpec
-    mlp: MlpSpec | None = Field(default=None, description="dense feed-forward (dense models, dense layers)")
+    mlp: MlpSpec | None = field(
+        default=None, metadata={"description": "dense feed-forward (dense models, dense layers)"}
+    )
     moe: MoeSpec | None = None
-    mtp_layers: int = Field(default=0, ge=0, le=64, description="multi-token-prediction layers (outside the total)")
-    max_context: int | None = Field(default=None, gt=0, le=TOKENS, description="max_position_embeddings, tokens")
+    mtp_layers: int = field(
+        default=0, metadata={"ge": 0, "le": 64, "description": "multi-token-prediction layers (outside the total)"}
+    )
+    max_context: int | None = field(
+        default=None, metadata={"gt": 0, "le": TOKENS, "description": "max_position_embeddings, tokens"}
+    )
 
-    @model_validator(mode="after")
-    def _consistent(self) -> ArchSpec:
+    def __post_init__(self) -> None:
         if self.moe is None and self.mlp is None:
             raise ValueError("a model needs 'mlp' (dense) or 'moe' (or both)")
         if self.moe is not None:
@@ -191,7 +209,6 @@ class ArchSpec(Frozen):
                 raise ValueError(f"moe.dense_layers {bad} are beyond num_layers ({self.num_layers})")
             if len(self.moe.dense_layers) >= self.num_layers:
                 raise ValueError("moe.dense_layers leave no MoE layer; describe a dense model with 'mlp' alone")
-        return self
 
     @property
     def is_moe(self) -> bool:
@@ -208,44 +225,73 @@ class ArchSpec(Frozen):
         return self.num_layers - len(self.moe.dense_layers)
 
 
-class Published(Frozen):
+@dataclass(frozen=True, kw_only=True)
+class Published(Record):
     """What the model's authors state, with the source; publishers define "active" differently."""
 
-    total_b: float = Field(gt=0, description="published total parameters, billions")
-    active_b: float | None = Field(default=None, gt=0, description="published active parameters, billions")
-    excludes: tuple[ParamKind, ...] = Field(
-        default=(), description="kinds the publisher leaves out of its active figure (e.g. embedding)"
+    total_b: float = field(metadata={"gt": 0, "description": "published total parameters, billions"})
+    active_b: float | None = field(
+        default=None, metadata={"gt": 0, "description": "published active parameters, billions"}
     )
-    total_includes_vision: bool = Field(default=False, description="the published total counts the vision tower")
-    tolerance_pct: float = Field(default=1.0, gt=0, le=10)
-    source: str = Field(min_length=8)
+    excludes: tuple[ParamKind, ...] = field(
+        default=(), metadata={"description": "kinds the publisher leaves out of its active figure (e.g. embedding)"}
+    )
+    total_includes_vision: bool = field(
+        default=False, metadata={"description": "the published total counts the vision tower"}
+    )
+    tolerance_pct: float = field(default=1.0, metadata={"gt": 0, "le": 10})
+    source: str = field(metadata={"min_length": 8})
     note: str | None = None
 
-    @model_validator(mode="after")
-    def _note_when_loose(self) -> Published:
+    def __post_init__(self) -> None:
         if self.tolerance_pct > 1.0 and not self.note:
             raise ValueError("a tolerance above 1% needs a note explaining the difference")
-        return self
 
 
-class ModelSpec(Frozen):
+@dataclass(frozen=True, kw_only=True)
+class CheckpointInfo(Record):
+    """The figures of a real checkpoint (safetensors headers or a GGUF file)."""
+
+    source: str
+    files: int
+    total_bytes: int
+    bytes_by_kind: dict[str, int]
+    params_by_kind: dict[str, int]
+    dtypes: dict[str, int]
+    """Elements stored in each dtype (as the file labels them)."""
+    native_format: str | None = None
+    tensor_count: int = 0
+    notes: tuple[str, ...] = ()
+
+    @property
+    def language_params(self) -> int:
+        return sum(v for k, v in self.params_by_kind.items() if k not in ("mtp", "vision"))
+
+
+@dataclass(frozen=True, kw_only=True)
+class ModelSpec(Record):
     """One model: identity, shapes, native format and sources."""
 
-    id: str = Field(pattern=r"^[a-z0-9][a-z0-9.\-]*$")
+    id: str = field(metadata={"pattern": r"^[a-z0-9][a-z0-9.\-]*$"})
     name: str
     aliases: tuple[str, ...] = ()
     hf_id: str | None = None
-    architecture: str = Field(description="Hugging Face model_type, or the family name")
-    weights_dtype: str = Field(default="bf16", description="dtype of the unquantized tensors in the checkpoint")
-    native_quant: str | None = Field(
-        default=None, description="the checkpoint's own weight format when not plain weights_dtype"
+    architecture: str = field(metadata={"description": "Hugging Face model_type, or the family name"})
+    weights_dtype: str = field(
+        default="bf16", metadata={"description": "dtype of the unquantized tensors in the checkpoint"}
+    )
+    native_quant: str | None = field(
+        default=None, metadata={"description": "the checkpoint's own weight format when not plain weights_dtype"}
     )
     arch: ArchSpec
-    vision_params: int | None = Field(default=None, ge=0, description="vision tower, outside the total")
+    vision_params: int | None = field(
+        default=None, metadata={"ge": 0, "description": "vision tower, outside the total"}
+    )
     published: Published | None = None
-    sources: tuple[str, ...] = Field(default=(), description="where the shapes come from")
+    sources: tuple[str, ...] = field(default=(), metadata={"description": "where the shapes come from"})
     notes: str | None = None
-    origin: str = Field(default="catalogue", description="catalogue, config.json path, Hub id, ...")
-    checkpoint: CheckpointInfo | None = Field(
-        default=None, description="the real tensors, when the model was read from a checkpoint or GGUF file"
+    origin: str = field(default="catalogue", metadata={"description": "catalogue, config.json path, Hub id, ..."})
+    checkpoint: CheckpointInfo | None = field(
+        default=None,
+        metadata={"description": "the real tensors, when the model was read from a checkpoint or GGUF file"},
     )

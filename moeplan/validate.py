@@ -7,7 +7,7 @@ predicted (low, high) band; a fit statement by whether the verdict agrees.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -167,9 +167,9 @@ def _offload_check(r: dict[str, Any], rid: str, label: str, src: str) -> Check:
     else:
         cpu = resolve_cpu(str(host_name))
         if r.get("cores"):
-            cpu = cpu.model_copy(update={"cores": int(r["cores"])})
+            cpu = replace(cpu, cores=int(r["cores"]))
         if r.get("sockets"):
-            cpu = cpu.model_copy(update={"sockets": int(r["sockets"])})
+            cpu = replace(cpu, sockets=int(r["sockets"]))
     gpu = record_gpu(r) if (r.get("gpu") or r.get("gpu_figures")) and r.get("num_gpus", 1) else None
     spec = resolve_model(r["model"])
     host = Host(gpu, int(r.get("num_gpus") or 0) if gpu else 0, 4096.0, cpu)

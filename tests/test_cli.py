@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import subprocess
 import sys
@@ -279,7 +280,7 @@ def test_review_fixes_compare_stars_only_what_fits() -> None:
     reqs = compare_requests(
         ["llama-3.1-70b", "mixtral-8x7b"], ["h100"], ["bf16", "fp8"], [], EstimateRequest(model="x")
     )
-    reqs = [r.model_copy(update={"num_gpus": 1}) for r in reqs]
+    reqs = [dataclasses.replace(r, num_gpus=1) for r in reqs]
     results = compare(reqs)
     rows = {r.label: r for r in comparison_rows(results)}
     assert [r.fit.fits for r in results if r.fit] == [False, True]

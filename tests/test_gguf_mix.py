@@ -9,6 +9,8 @@ MXFP4 GGUF (59.02 GiB, NVIDIA developer forum, 2025-12-19); llama.cpp's loader f
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from moeplan.catalog import load_catalog, resolve_model
@@ -126,7 +128,7 @@ def test_output_head_and_tied_embedding_get_q6_k() -> None:
     assert gguf_type_for("Q4_K_M", embd, arch) == "Q4_K"
     assert gguf_type_for("Q8_0", out, arch) == "Q8_0"
     assert gguf_type_for("IQ2_XXS", out, arch) == "Q5_K"
-    tied = arch.model_copy(update={"tie_embeddings": True})
+    tied = dataclasses.replace(arch, tie_embeddings=True)
     embd_tied = next(t for t in model_tensors(tied) if t.role == "token_embd")
     assert gguf_type_for("Q4_K_M", embd_tied, tied) == "Q6_K"
 

@@ -20,6 +20,7 @@ from moeplan.gguf_io import read_gguf
 from moeplan.gguf_spec import spec_from_gguf
 from moeplan.params import count_params
 from moeplan.quant import named_scheme, quantized_tensors
+from moeplan.records import validate
 from moeplan.safetensors_io import read_file
 from moeplan.specs import ArchSpec
 
@@ -194,7 +195,8 @@ def test_bad_safetensors(tmp_path: Path, header: bytes, n: int | None, tail: int
 
 
 def _tiny_moe() -> ArchSpec:
-    return ArchSpec.model_validate(
+    return validate(
+        ArchSpec,
         {
             "vocab_size": 512,
             "hidden_size": 256,
@@ -202,7 +204,8 @@ def _tiny_moe() -> ArchSpec:
             "attention": {"num_heads": 4, "num_kv_heads": 2, "head_dim": 64, "qk_norm": "per_head"},
             "moe": {"num_experts": 8, "top_k": 2, "expert_intermediate_size": 256},
             "max_context": 4096,
-        }
+        },
+        "test",
     )
 
 
@@ -256,7 +259,8 @@ def test_gguf_mla_shared_experts_and_split_files(tmp_path: Path, parts: int) -> 
     pytest.importorskip("gguf")
     from gguf_fixtures import write_gguf
 
-    arch = ArchSpec.model_validate(
+    arch = validate(
+        ArchSpec,
         {
             "vocab_size": 512,
             "hidden_size": 256,
@@ -273,7 +277,8 @@ def test_gguf_mla_shared_experts_and_split_files(tmp_path: Path, parts: int) -> 
             "moe": {"num_experts": 8, "top_k": 2, "expert_intermediate_size": 256, "num_shared_experts": 1,
                     "shared_intermediate_size": 256, "dense_layers": [0], "router_correction_bias": True},
             "max_context": 4096,
-        }
+        },
+        "test",
     )  # fmt: skip
     paths = write_gguf(tmp_path / "tiny-ds.gguf", "deepseek2", arch, "Q4_K_M", parts=parts)
     spec = resolve_model(str(paths[-1]))  # any part finds the others
@@ -288,7 +293,8 @@ def test_gguf_gpt_oss_mxfp4_sinks_biases_windows(tmp_path: Path) -> None:
     pytest.importorskip("gguf")
     from gguf_fixtures import write_gguf
 
-    arch = ArchSpec.model_validate(
+    arch = validate(
+        ArchSpec,
         {
             "vocab_size": 512,
             "hidden_size": 256,
@@ -298,7 +304,8 @@ def test_gguf_gpt_oss_mxfp4_sinks_biases_windows(tmp_path: Path) -> None:
             "moe": {"num_experts": 8, "top_k": 2, "expert_intermediate_size": 256, "expert_bias": True,
                     "router_bias": True},
             "max_context": 4096,
-        }
+        },
+        "test",
     )  # fmt: skip
     path = write_gguf(tmp_path / "tiny-oss.gguf", "gpt-oss", arch, "MXFP4_MOE")[0]
     spec = spec_from_gguf(path)

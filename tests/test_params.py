@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 from typing import Any
@@ -116,10 +117,10 @@ def test_active_grows_with_top_k_and_total_with_experts(arch: ArchSpec) -> None:
     assert arch.moe is not None
     base = count_params(_spec(arch))
     if arch.moe.top_k < arch.moe.num_experts:
-        more_k = arch.model_copy(update={"moe": arch.moe.model_copy(update={"top_k": arch.moe.top_k + 1})})
+        more_k = dataclasses.replace(arch, moe=dataclasses.replace(arch.moe, top_k=arch.moe.top_k + 1))
         assert count_params(_spec(more_k)).active > base.active
         assert count_params(_spec(more_k)).total == base.total
-    more_e = arch.model_copy(update={"moe": arch.moe.model_copy(update={"num_experts": arch.moe.num_experts + 1})})
+    more_e = dataclasses.replace(arch, moe=dataclasses.replace(arch.moe, num_experts=arch.moe.num_experts + 1))
     bigger = count_params(_spec(more_e))
     assert bigger.total > base.total
     # One more expert a token does not use: only the router grows (one row of h per MoE layer).
