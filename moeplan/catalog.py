@@ -11,25 +11,24 @@ import difflib
 import functools
 from collections.abc import Iterable
 from dataclasses import replace
-from importlib import resources
 from pathlib import Path
-from typing import Any
-
-import yaml
+from typing import TYPE_CHECKING, Any
 
 from moeplan.errors import SpecError, UnknownModelError
 from moeplan.records import to_dict, validate
 from moeplan.specs import ModelSpec
+
+if TYPE_CHECKING:
+    import yaml
 
 MAX_SPEC_BYTES = 1024 * 1024
 
 
 def catalog_dir() -> Path:
     """The folder of catalogue specs: inside the installed package, else the source checkout's."""
-    packaged = resources.files("moeplan") / "model_specs"
-    if packaged.is_dir():
-        return Path(str(packaged))
-    return Path(__file__).resolve().parent.parent / "model_specs"
+    here = Path(__file__).resolve().parent
+    packaged = here / "model_specs"
+    return packaged if packaged.is_dir() else here.parent / "model_specs"
 
 
 def _yaml_error(path: Path, e: yaml.YAMLError) -> SpecError:
@@ -41,6 +40,8 @@ def _yaml_error(path: Path, e: yaml.YAMLError) -> SpecError:
 
 def read_yaml(path: Path) -> Any:
     """Safe-load a YAML file with a size bound; every failure is a SpecError naming the file."""
+    import yaml  # ~10 ms; catalogue commands read the cache's JSON instead
+
     try:
         size = path.stat().st_size
         if size > MAX_SPEC_BYTES:
@@ -222,5 +223,7 @@ def resolve_model(name: str) -> ModelSpec:
 
 def spec_to_yaml(spec: ModelSpec) -> str:
     """A spec as YAML in catalogue form (defaults left out); loading it gives the same spec back."""
+    import yaml
+
     data = to_dict(spec, exclude_defaults=True, exclude=frozenset({"origin", "checkpoint"}))
     return yaml.safe_dump(data, sort_keys=False, default_flow_style=None, width=100)

@@ -4,16 +4,18 @@ import contextlib
 import os
 import sys
 from collections.abc import Callable, Iterator
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.console import Console
 
 # moeplan uses no pydantic plugins; not scanning the installed packages for them saves start-up time.
 os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
 
 from moeplan import __version__
 from moeplan.errors import MoeplanError
+
+if TYPE_CHECKING:  # rich.console costs ~18 ms to import; --json and --format never need it
+    from rich.console import Console
 
 app = typer.Typer(
     name="moeplan",
@@ -50,11 +52,11 @@ def _emit(
     fmt: str,
     as_json: Callable[[], object],
     as_table: Callable[[], object] | None,
-    as_rich: Callable[[Console], None],
+    as_rich: "Callable[[Console], None]",
 ) -> None:
     """One result, three renderings: ``--json``, ``--format markdown|csv``, or rich tables."""
     if json_out:
-        from moeplan.render import to_json_text
+        from moeplan.reports import to_json_text
 
         typer.echo(to_json_text(as_json()))
     elif fmt != "table" and as_table is not None:
@@ -76,7 +78,9 @@ GpuOpt = Annotated[
 ]
 
 
-def _stdout() -> Console:
+def _stdout() -> "Console":
+    from rich.console import Console
+
     return Console(highlight=False, soft_wrap=False)
 
 
@@ -254,10 +258,11 @@ def estimate(
             calibration=calibration,
         )
         result = run_estimate(request)
-    from moeplan.render import print_estimate, print_explain
     from moeplan.reports import estimate_table
 
-    def rich(console: Console) -> None:
+    def rich(console: "Console") -> None:
+        from moeplan.render import print_estimate, print_explain
+
         print_estimate(console, result)
         if explain:
             print_explain(console, result)
@@ -313,16 +318,21 @@ def compare(
         )
         requests = compare_requests(models, gpu or [], quant or [], engine or [], base)
         results = run_compare(requests)
-    from moeplan.render import print_compare
     from moeplan.reports import compare_table
 
     rows = comparison_rows(results)
+
+    def rich(console: "Console") -> None:
+        from moeplan.render import print_compare
+
+        print_compare(console, results, rows)
+
     _emit(
         json_out,
         fmt,
         lambda: [r.to_json() for r in results],
         lambda: compare_table(results, rows),
-        lambda console: print_compare(console, results, rows),
+        rich,
     )
 
 
@@ -379,15 +389,19 @@ def recommend(
             kv_dtype,
             gpus=tuple(only_gpu or ()),
         )
-    from moeplan.render import print_recommend
     from moeplan.reports import recommend_table
+
+    def rich(console: "Console") -> None:
+        from moeplan.render import print_recommend
+
+        print_recommend(console, spec.name, candidates, sort, top)
 
     _emit(
         json_out,
         fmt,
         lambda: [c.to_json() for c in candidates],
         lambda: recommend_table(candidates[:top]),
-        lambda console: print_recommend(console, spec.name, candidates, sort, top),
+        rich,
     )
 
 
@@ -405,15 +419,19 @@ def gpus(gpu_file: GpuFileOpt = None, fmt: FormatOpt = "table", json_out: JsonOp
         _check_format(fmt)
         catalogue = list(load_gpus(gpu_file))
     from moeplan.records import to_dict
-    from moeplan.render import print_gpus
     from moeplan.reports import gpus_table
+
+    def rich(console: "Console") -> None:
+        from moeplan.render import print_gpus
+
+        print_gpus(console, catalogue)
 
     _emit(
         json_out,
         fmt,
         lambda: [to_dict(g) for g in catalogue],
         lambda: gpus_table(catalogue),
-        lambda console: print_gpus(console, catalogue),
+        rich,
     )
 
 
@@ -451,6 +469,8 @@ def calibrate(
     """
     from pathlib import Path
 
+    from rich.console import Console
+
     from moeplan.cache import profile_path
     from moeplan.calibrate import (
         DEFAULT_TOKENS,
@@ -486,7 +506,7 @@ def calibrate(
     for note in run.notices + run.skipped:
         err.print(f"[yellow]notice:[/yellow] {note}")
     if json_out:
-        from moeplan.render import to_json_text
+        from moeplan.reports import to_json_text
 
         typer.echo(to_json_text({**run.profile.model_dump(), "saved_to": str(written), "skipped": run.skipped}))
         return
@@ -552,10 +572,14 @@ def offload(
             gpu_file=gpu_file,
         )  # fmt: skip
         result = plan_offload(request)
-    from moeplan.render import print_offload
     from moeplan.reports import offload_table
 
-    _emit(json_out, fmt, result.to_json, lambda: offload_table(result), lambda console: print_offload(console, result))
+    def rich(console: "Console") -> None:
+        from moeplan.render import print_offload
+
+        print_offload(console, result)
+
+    _emit(json_out, fmt, result.to_json, lambda: offload_table(result), rich)
 
 
 @app.command()
@@ -572,15 +596,19 @@ def cpus(fmt: FormatOpt = "table", json_out: JsonOpt = False) -> None:
         _check_format(fmt)
         catalogue = list(load_cpus())
     from moeplan.records import to_dict
-    from moeplan.render import print_cpus
     from moeplan.reports import cpus_table
+
+    def rich(console: "Console") -> None:
+        from moeplan.render import print_cpus
+
+        print_cpus(console, catalogue)
 
     _emit(
         json_out,
         fmt,
         lambda: [to_dict(c) for c in catalogue],
         lambda: cpus_table(catalogue),
-        lambda console: print_cpus(console, catalogue),
+        rich,
     )
 
 
@@ -597,15 +625,19 @@ def models(fmt: FormatOpt = "table", json_out: JsonOpt = False) -> None:
     with handled_errors():
         _check_format(fmt)
         rows = catalog_rows()
-    from moeplan.render import print_models
     from moeplan.reports import models_table
+
+    def rich(console: "Console") -> None:
+        from moeplan.render import print_models
+
+        print_models(console, rows)
 
     _emit(
         json_out,
         fmt,
         lambda: [r.to_json() for r in rows],
         lambda: models_table(rows),
-        lambda console: print_models(console, rows),
+        rich,
     )
 
 
@@ -623,7 +655,7 @@ def quants(json_out: JsonOpt = False) -> None:
     rows = [{"name": n, "bits_per_weight_4096": round(b, 4), "description": d} for n, b, d in catalog_formats()]
     mixes = sorted(FTYPES)
     if json_out:
-        from moeplan.render import to_json_text
+        from moeplan.reports import to_json_text
 
         typer.echo(to_json_text({"formats": rows, "gguf_mixes": mixes}))
         return

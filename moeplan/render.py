@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from rich.console import Console
@@ -32,10 +31,6 @@ def fmt_count(n: int) -> str:
     if n >= 10**3:
         return f"{n / 1e3:,.1f}K"
     return str(n)
-
-
-def to_json_text(obj: Any) -> str:
-    return json.dumps(obj, indent=2, sort_keys=False)
 
 
 def print_estimate(console: Console, result: EstimateResult) -> None:

@@ -1,12 +1,10 @@
-"""Results as plain tables (headers + rows of text) for ``--format markdown`` and ``--format csv``.
+"""Results as plain text: tables (headers + rows) for ``--format markdown`` and ``--format csv``, and ``--json``.
 
 The same result objects feed the rich tables and the JSON; these functions only pick and format figures.
 """
 
 from __future__ import annotations
 
-import csv
-import io
 from collections.abc import Sequence
 from typing import Any
 
@@ -154,12 +152,22 @@ def to_markdown(table: Table) -> str:
 
 
 def to_csv(table: Table) -> str:
+    import csv
+    import io
+
     headers, rows = table
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerow(headers)
     writer.writerows(rows)
     return buf.getvalue()
+
+
+def to_json_text(obj: Any) -> str:
+    """``--json`` output: the result's JSON, indented, keys in the order the result gives them."""
+    import json
+
+    return json.dumps(obj, indent=2, sort_keys=False)
 
 
 def render_plain(table: Table, fmt: str) -> str:
