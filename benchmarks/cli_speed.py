@@ -25,7 +25,9 @@ import time
 from pathlib import Path
 
 BASELINE = [sys.executable, "-c", "import typer, rich, pydantic, yaml"]
-CLI = [sys.executable, "-m", "moeplan.cli"]
+# What users run: the console script pip installs beside the interpreter (`python -m` would add runpy).
+SCRIPT = Path(sys.executable).with_name("moeplan")
+CLI = [sys.executable, str(SCRIPT)] if SCRIPT.is_file() else [sys.executable, "-m", "moeplan.cli"]
 COMMANDS: list[tuple[str, list[str]]] = [
     ("baseline: import typer, rich, pydantic, yaml", BASELINE),
     ("moeplan --version", [*CLI, "--version"]),

@@ -35,6 +35,7 @@ from moeplan.calibration import CalibrationProfile, Measurement
 from moeplan.errors import InputError, MoeplanError
 from moeplan.hardware import GpuSpec, load_gpus
 from moeplan.perf import Efficiency
+from moeplan.records import Value
 
 DEFAULT_TOKENS = (1, 8, 64, 512, 4096)
 QUICK_TOKENS = (1, 64, 512)
@@ -45,8 +46,8 @@ class CalibrationError(MoeplanError):
     """torch missing, a device that is not there, a layer that computes the wrong thing."""
 
 
-@dataclass(frozen=True)
-class LayerShape:
+@dataclass(frozen=True, repr=False, eq=False)
+class LayerShape(Value):
     """One MoE layer: hidden size, expert width, experts, top-k, and the shared experts' total width."""
 
     hidden: int

@@ -10,12 +10,12 @@ from __future__ import annotations
 import difflib
 import functools
 from collections.abc import Iterable
-from dataclasses import replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from moeplan.errors import SpecError, UnknownModelError
-from moeplan.records import to_dict, validate
+from moeplan.records import Value, to_dict, validate
 from moeplan.specs import ModelSpec
 
 if TYPE_CHECKING:
@@ -227,3 +227,46 @@ def spec_to_yaml(spec: ModelSpec) -> str:
 
     data = to_dict(spec, exclude_defaults=True, exclude=frozenset({"origin", "checkpoint"}))
     return yaml.safe_dump(data, sort_keys=False, default_flow_style=None, width=100)
+
+
+@dataclass(frozen=True, repr=False, eq=False)
+class CatalogRow(Value):
+    """One line of ``moeplan models``."""
+
+    id: str
+    name: str
+    architecture: str
+    total: int
+    active: int
+    num_experts: int
+    top_k: int
+    source: str
+    aliases: tuple[str, ...] = ()
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def catalog_rows() -> list[CatalogRow]:
+    """Every catalogue model with its counts."""
+    from moeplan.params import count_params
+
+    rows = []
+    for spec in load_catalog():
+        p = count_params(spec)
+        moe = spec.arch.moe
+        source = spec.published.source if spec.published else (spec.sources[0] if spec.sources else "")
+        rows.append(
+            CatalogRow(
+                id=spec.id,
+                name=spec.name,
+                architecture=spec.architecture,
+                total=p.total,
+                active=p.active,
+                num_experts=moe.num_experts if moe else 0,
+                top_k=moe.top_k if moe else 0,
+                source=source,
+                aliases=spec.aliases,
+            )
+        )
+    return rows

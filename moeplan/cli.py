@@ -81,7 +81,7 @@ GpuOpt = Annotated[
 def _stdout() -> "Console":
     from rich.console import Console
 
-    return Console(highlight=False, soft_wrap=False)
+    return Console(highlight=False, soft_wrap=False, emoji=False)
 
 
 @contextlib.contextmanager
@@ -620,7 +620,7 @@ def models(fmt: FormatOpt = "table", json_out: JsonOpt = False) -> None:
 
       moeplan models --json
     """
-    from moeplan.plan import catalog_rows
+    from moeplan.catalog import catalog_rows
 
     with handled_errors():
         _check_format(fmt)

@@ -12,12 +12,13 @@ from typing import Literal
 
 from moeplan.errors import InputError
 from moeplan.plan import EstimateRequest, EstimateResult, estimate
+from moeplan.records import Value
 
 Better = Literal["min", "max"] | None
 
 
-@dataclass(frozen=True)
-class Row:
+@dataclass(frozen=True, repr=False, eq=False)
+class Row(Value):
     """One figure across the columns; ``better`` says which way wins (None: no winner)."""
 
     label: str

@@ -20,12 +20,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from moeplan.errors import InputError
+from moeplan.records import Value
 
 GIB = 1024**3
 
 
-@dataclass(frozen=True)
-class EngineProfile:
+@dataclass(frozen=True, repr=False, eq=False)
+class EngineProfile(Value):
     """Memory behaviour of one serving engine (per GPU)."""
 
     name: str

@@ -24,14 +24,15 @@ import functools
 from dataclasses import dataclass
 from typing import Literal
 
+from moeplan.records import Value
 from moeplan.specs import ArchSpec
 from moeplan.tensors import model_tensors
 
 Mode = Literal["decode", "prefill"]
 
 
-@dataclass(frozen=True)
-class Flops:
+@dataclass(frozen=True, repr=False, eq=False)
+class Flops(Value):
     """FLOPs for one token, by kind."""
 
     by_kind: dict[str, float]

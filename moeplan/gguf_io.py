@@ -21,6 +21,7 @@ from typing import Any, BinaryIO
 
 from moeplan.errors import SpecError
 from moeplan.gguf_types import GGML_TYPES
+from moeplan.records import Value
 
 MAGIC = b"GGUF"
 MAX_TENSORS = 1_000_000
@@ -55,8 +56,10 @@ _SCALARS = {0: "<B", 1: "<b", 2: "<H", 3: "<h", 4: "<I", 5: "<i", 6: "<f", 7: "<
 _SPLIT = re.compile(r"^(?P<stem>.*)-(?P<i>\d{5})-of-(?P<n>\d{5})\.gguf$")
 
 
-@dataclass(frozen=True)
-class GgufTensor:
+@dataclass(frozen=True, repr=False, eq=False)
+class GgufTensor(Value):
+    """One entry of a GGUF file's tensor table."""
+
     name: str
     shape: tuple[int, ...]
     """``ne``: ``ne[0]`` is the row length."""
@@ -66,8 +69,10 @@ class GgufTensor:
     file: str = ""
 
 
-@dataclass(frozen=True)
-class GgufFile:
+@dataclass(frozen=True, repr=False, eq=False)
+class GgufFile(Value):
+    """A parsed GGUF header: version, metadata and tensor table (no tensor data is read)."""
+
     path: Path
     version: int
     metadata: dict[str, Any]

@@ -30,6 +30,7 @@ import functools
 from dataclasses import dataclass
 
 from moeplan.gguf_types import GGML_TYPES, storable_type
+from moeplan.records import Value
 from moeplan.specs import ArchSpec
 from moeplan.tensors import Tensor
 
@@ -112,8 +113,8 @@ def _category(t: Tensor, tied: bool) -> str:
     return "other"
 
 
-@dataclass(frozen=True)
-class _Model:
+@dataclass(frozen=True, repr=False, eq=False)
+class _Model(Value):
     """The hyperparameters llama.cpp's rules look at."""
 
     n_layer: int

@@ -20,11 +20,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from moeplan.records import Value
 from moeplan.tensors import Tensor
 
 
-@dataclass(frozen=True)
-class GgmlType:
+@dataclass(frozen=True, repr=False, eq=False)
+class GgmlType(Value):
     """One ggml storage type: ``size`` bytes per ``block`` elements."""
 
     name: str

@@ -26,7 +26,7 @@ Dtype = Literal["fp32", "tf32", "bf16", "fp16", "fp8", "fp4", "int8"]
 GpuKind = Literal["datacenter", "workstation", "consumer", "apple", "tpu", "soc", "custom"]
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, repr=False, eq=False)
 class CloudPrice(Record):
     """Cloud price per GPU-hour: a range, an optional typical figure, its date and source."""
 
@@ -43,7 +43,7 @@ class CloudPrice(Record):
         return self.typical if self.typical is not None else (self.low + self.high) / 2
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, repr=False, eq=False)
 class PurchasePrice(Record):
     """Purchase price of one card (or one system share), USD."""
 
@@ -55,7 +55,7 @@ class PurchasePrice(Record):
     note: str | None = None
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, repr=False, eq=False)
 class GpuSpec(Record):
     """One accelerator.  ``usable_memory_gib`` is what one process can allocate (CUDA's total, Metal's limit)."""
 

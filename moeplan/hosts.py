@@ -18,8 +18,10 @@ from moeplan.errors import InputError, SpecError
 from moeplan.records import Record, validate
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, repr=False, eq=False)
 class Price(Record):
+    """Approximate purchase price of a host platform, USD, with its date and source."""
+
     __pydantic_config__: ClassVar[dict[str, Any]] = {"extra": "ignore"}
 
     approx: float = field(metadata={"gt": 0})
@@ -27,7 +29,7 @@ class Price(Record):
     source: str | None = None
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, repr=False, eq=False)
 class CpuSpec(Record):
     """One host platform (keys the catalogue adds for people, such as ``url``, are ignored)."""
 

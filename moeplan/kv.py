@@ -21,6 +21,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from moeplan.errors import InputError
+from moeplan.records import Value
 from moeplan.specs import ArchSpec
 
 KV_DTYPES: dict[str, float] = {
@@ -67,8 +68,8 @@ def layer_kv_elements(arch: ArchSpec) -> int:
     return att.num_kv_heads * (att.head_dim + att.value_dim)
 
 
-@dataclass(frozen=True)
-class KvLayout:
+@dataclass(frozen=True, repr=False, eq=False)
+class KvLayout(Value):
     """How many layers grow with the context, and how many keep a fixed window ring."""
 
     growing_layers: int

@@ -28,12 +28,13 @@ from moeplan.engines import GIB, EngineProfile
 from moeplan.errors import InputError
 from moeplan.kv import KV_DTYPES, LLAMA_CPP_UBATCH, layer_kv_elements, swa_ring_cells
 from moeplan.quant import Scheme, quantized_tensors
+from moeplan.records import Value
 from moeplan.specs import ArchSpec, ParamKind
 from moeplan.tensors import Tensor
 
 
-@dataclass(frozen=True)
-class Parallel:
+@dataclass(frozen=True, repr=False, eq=False)
+class Parallel(Value):
     """Tensor, expert and pipeline parallel sizes; GPUs = tp x pp."""
 
     tp: int = 1
@@ -161,8 +162,8 @@ def _stage_weights(
     return dict(whole), [dict(c) for c in per_stage]
 
 
-@dataclass(frozen=True)
-class MemoryRequest:
+@dataclass(frozen=True, repr=False, eq=False)
+class MemoryRequest(Value):
     """Everything the memory model needs besides the model."""
 
     scheme: Scheme
@@ -180,8 +181,8 @@ class MemoryRequest:
     """Checkpoint tensors outside the language model that engines load (a vision tower)."""
 
 
-@dataclass(frozen=True)
-class GpuMemory:
+@dataclass(frozen=True, repr=False, eq=False)
+class GpuMemory(Value):
     """One GPU's share (the largest pipeline stage)."""
 
     weights_by_kind: dict[ParamKind, int]

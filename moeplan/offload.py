@@ -41,6 +41,7 @@ from moeplan.memory import MemoryModel, MemoryRequest, Parallel
 from moeplan.perf import SPEEDS, distinct_experts, layer_kernels, peak_flops
 from moeplan.plan import checkpoint_scale
 from moeplan.quant import Scheme, quantized_tensors
+from moeplan.records import Value
 from moeplan.specs import ArchSpec, ModelSpec
 
 US = 1e-6
@@ -58,8 +59,8 @@ def usable_ram_bytes(ram_gib: float) -> float:
     return (ram_gib - max(4.0, 0.08 * ram_gib)) * GIB
 
 
-@dataclass(frozen=True)
-class Host:
+@dataclass(frozen=True, repr=False, eq=False)
+class Host(Value):
     """The machine: its GPUs (none: the CPU runs everything), RAM and CPU."""
 
     gpu: GpuSpec | None

@@ -10,10 +10,13 @@ from moeplan.errors import InputError
 from moeplan.hosts import CpuSpec, custom_host, resolve_cpu
 from moeplan.offload import CONTEXTS, Host, OffloadModel, Placement, commands
 from moeplan.plan import EstimateRequest, EstimateResult, estimate, gguf_equivalent
+from moeplan.records import Value
 
 
-@dataclass(frozen=True, kw_only=True)
-class OffloadRequest:
+@dataclass(frozen=True, kw_only=True, repr=False, eq=False)
+class OffloadRequest(Value):
+    """What the user asked for; every option of ``moeplan offload``."""
+
     model: str
     gpu: str | None = None
     gpu_memory_gib: float | None = None
@@ -49,6 +52,8 @@ def _host_cpu(req: OffloadRequest) -> CpuSpec:
 
 @dataclass
 class OffloadResult:
+    """The chosen placement with its estimate, the placements tried, the trade-off table."""
+
     estimate: EstimateResult
     host: Host
     quant: str

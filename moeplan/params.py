@@ -19,6 +19,7 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass
 
+from moeplan.records import Value
 from moeplan.specs import PARAM_KINDS, ArchSpec, MlpSpec, ModelSpec, ParamKind
 
 
@@ -134,8 +135,8 @@ def mtp_params(arch: ArchSpec) -> int:
     return arch.mtp_layers * one
 
 
-@dataclass(frozen=True, kw_only=True)
-class ParamCounts:
+@dataclass(frozen=True, kw_only=True, repr=False, eq=False)
+class ParamCounts(Value):
     """Parameter counts of one model, in elements."""
 
     total: int

@@ -43,13 +43,14 @@ from dataclasses import dataclass, field, replace
 from moeplan.flops import _mean_attended, flops_per_token
 from moeplan.hardware import GpuSpec
 from moeplan.memory import MemoryModel
+from moeplan.records import Value
 from moeplan.specs import ArchSpec
 
 US = 1e-6
 
 
-@dataclass(frozen=True)
-class Efficiency:
+@dataclass(frozen=True, repr=False, eq=False)
+class Efficiency(Value):
     """How close an engine gets to the hardware's peaks, and its fixed costs per step."""
 
     bw: tuple[float, float, float]
@@ -155,8 +156,8 @@ def distinct_experts(num_experts: int, top_k: int, batch: int, skew: float = 0.0
     return float(sum(1.0 - (1.0 - q) ** batch for q in selection_probabilities(e, k, skew)))
 
 
-@dataclass(frozen=True)
-class Step:
+@dataclass(frozen=True, repr=False, eq=False)
+class Step(Value):
     """One decode step (or prefill chunk), the whole deployment."""
 
     seconds: float
@@ -172,8 +173,8 @@ class Step:
         return "memory" if self.memory_s >= self.compute_s else "compute"
 
 
-@dataclass(frozen=True)
-class Speed:
+@dataclass(frozen=True, repr=False, eq=False)
+class Speed(Value):
     """Speed figures for one scenario of the band."""
 
     decode: Step
@@ -183,16 +184,18 @@ class Speed:
     time_to_first_token_s: float
 
 
-@dataclass(frozen=True)
-class SpeedBand:
+@dataclass(frozen=True, repr=False, eq=False)
+class SpeedBand(Value):
+    """Speeds at the low, expected and high efficiencies."""
+
     low: Speed
     expected: Speed
     high: Speed
     notes: tuple[str, ...] = field(default_factory=tuple)
 
 
-@dataclass(frozen=True)
-class PerfInputs:
+@dataclass(frozen=True, repr=False, eq=False)
+class PerfInputs(Value):
     """What the speed model needs beyond the memory model."""
 
     gpu: GpuSpec

@@ -9,14 +9,14 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from moeplan.catalog import load_catalog, resolve_model
+from moeplan.catalog import resolve_model
 from moeplan.engines import GIB, EngineProfile, engine_profile
 from moeplan.errors import InputError
 from moeplan.kv import kv_bytes_per_token, kv_dtype
 from moeplan.memory import MemoryModel, MemoryRequest, Parallel, default_parallel
 from moeplan.params import ParamCounts, count_params
 from moeplan.quant import Scheme, parse_scheme
-from moeplan.records import to_dict
+from moeplan.records import Value, to_dict
 from moeplan.specs import ArchSpec, ModelSpec
 
 if TYPE_CHECKING:
@@ -26,8 +26,8 @@ DEFAULT_CONTEXT = 8192
 GPU_COUNTS = (1, 2, 4, 8, 16, 32, 64)
 
 
-@dataclass(frozen=True, kw_only=True)
-class EstimateRequest:
+@dataclass(frozen=True, kw_only=True, repr=False, eq=False)
+class EstimateRequest(Value):
     """What the user asked for; every option of ``moeplan estimate``."""
 
     model: str
@@ -63,8 +63,8 @@ class EstimateRequest:
         return max(1, self.context - 512) if self.context > 1024 else max(1, self.context // 2)
 
 
-@dataclass(frozen=True)
-class MemoryResult:
+@dataclass(frozen=True, repr=False, eq=False)
+class MemoryResult(Value):
     """Memory of the deployment (sums over GPUs) and of its largest GPU."""
 
     scheme: str
@@ -88,8 +88,8 @@ class MemoryResult:
     """The storage formats each tensor class uses (llama.cpp mixes use several)."""
 
 
-@dataclass(frozen=True)
-class FitResult:
+@dataclass(frozen=True, repr=False, eq=False)
+class FitResult(Value):
     """Whether and how the model fits the chosen GPUs."""
 
     gpu: str
@@ -105,8 +105,8 @@ class FitResult:
     max_batch: int
 
 
-@dataclass(frozen=True)
-class FlopsResult:
+@dataclass(frozen=True, repr=False, eq=False)
+class FlopsResult(Value):
     """FLOPs per token (see :mod:`moeplan.flops`)."""
 
     prefill_per_token: float
@@ -115,8 +115,8 @@ class FlopsResult:
     prefill_by_kind: dict[str, float]
 
 
-@dataclass(frozen=True)
-class BatchRow:
+@dataclass(frozen=True, repr=False, eq=False)
+class BatchRow(Value):
     """Decode speed at one batch size (expected scenario)."""
 
     batch: int
@@ -126,8 +126,8 @@ class BatchRow:
     fits: bool
 
 
-@dataclass(frozen=True)
-class PerformanceResult:
+@dataclass(frozen=True, repr=False, eq=False)
+class PerformanceResult(Value):
     """Speed of the deployment: the expected figure and a (low, high) band."""
 
     decode_tokens_per_s: float
@@ -149,8 +149,8 @@ class PerformanceResult:
     by_batch: list[BatchRow]
 
 
-@dataclass(frozen=True)
-class CostResult:
+@dataclass(frozen=True, repr=False, eq=False)
+class CostResult(Value):
     """Money: per hour, per million tokens, to buy."""
 
     usd_per_hour: float | None
@@ -161,8 +161,8 @@ class CostResult:
     price_source: str | None
 
 
-@dataclass(frozen=True)
-class EstimateResult:
+@dataclass(frozen=True, repr=False, eq=False)
+class EstimateResult(Value):
     """One deployment's figures; ``to_json`` gives the public JSON contract."""
 
     spec: ModelSpec
@@ -513,44 +513,3 @@ def _memory_assumptions(
     if fit is not None:
         out.append(f"layout: TP {fit.tp} x PP {fit.pp}" + (f", EP {fit.ep}" if fit.ep > 1 else ""))
     return tuple(out)
-
-
-@dataclass(frozen=True)
-class CatalogRow:
-    """One line of ``moeplan models``."""
-
-    id: str
-    name: str
-    architecture: str
-    total: int
-    active: int
-    num_experts: int
-    top_k: int
-    source: str
-    aliases: tuple[str, ...] = ()
-
-    def to_json(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-def catalog_rows() -> list[CatalogRow]:
-    """Every catalogue model with its counts."""
-    rows = []
-    for spec in load_catalog():
-        p = count_params(spec)
-        moe = spec.arch.moe
-        source = spec.published.source if spec.published else (spec.sources[0] if spec.sources else "")
-        rows.append(
-            CatalogRow(
-                id=spec.id,
-                name=spec.name,
-                architecture=spec.architecture,
-                total=p.total,
-                active=p.active,
-                num_experts=moe.num_experts if moe else 0,
-                top_k=moe.top_k if moe else 0,
-                source=source,
-                aliases=spec.aliases,
-            )
-        )
-    return rows

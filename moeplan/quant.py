@@ -26,12 +26,13 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from moeplan.errors import InputError
+from moeplan.records import Value
 from moeplan.specs import ArchSpec, ParamKind
 from moeplan.tensors import Tensor, model_tensors
 
 
-@dataclass(frozen=True)
-class WeightFormat:
+@dataclass(frozen=True, repr=False, eq=False)
+class WeightFormat(Value):
     """Storage of one tensor; see the module docstring for the formula."""
 
     name: str
@@ -164,8 +165,8 @@ CLASSES: dict[str, ParamKind] = {
 _LINEAR: tuple[ParamKind, ...] = ("attention", "routed_experts", "shared_experts", "dense_mlp")
 
 
-@dataclass(frozen=True)
-class Scheme:
+@dataclass(frozen=True, repr=False, eq=False)
+class Scheme(Value):
     """Which format each tensor class gets.
 
     ``base`` applies to the classes in ``quantized`` (the others keep ``rest``); ``gguf`` names a llama.cpp

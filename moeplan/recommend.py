@@ -20,6 +20,7 @@ from moeplan.kv import kv_dtype as kv_name
 from moeplan.memory import MemoryModel, MemoryRequest, default_parallel
 from moeplan.perf import PerfInputs, SpeedModel
 from moeplan.quant import Scheme, parse_scheme
+from moeplan.records import Value
 from moeplan.specs import ModelSpec
 from moeplan.speed import compute_dtype, engine_efficiency
 
@@ -27,8 +28,8 @@ SortKey = Literal["cost", "purchase", "speed"]
 COUNTS = (1, 2, 4, 8, 16, 32)
 
 
-@dataclass(frozen=True)
-class Candidate:
+@dataclass(frozen=True, repr=False, eq=False)
+class Candidate(Value):
     """One configuration that fits."""
 
     gpu: GpuSpec

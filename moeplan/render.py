@@ -7,7 +7,8 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from moeplan.plan import CatalogRow, EstimateResult
+from moeplan.catalog import CatalogRow
+from moeplan.plan import EstimateResult
 
 _KIND_LABELS = {
     "attention": "attention",

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from moeplan.errors import SpecError
+from moeplan.records import Value
 
 MAX_HEADER_BYTES = 100 * 1024 * 1024
 MAX_INDEX_BYTES = 16 * 1024 * 1024
@@ -29,8 +30,8 @@ DTYPE_BITS: dict[str, int] = {
 }  # fmt: skip
 
 
-@dataclass(frozen=True)
-class TensorInfo:
+@dataclass(frozen=True, repr=False, eq=False)
+class TensorInfo(Value):
     """One stored tensor: its name, dtype, shape and bytes."""
 
     name: str

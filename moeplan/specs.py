@@ -48,7 +48,7 @@ VOCAB = 1 << 24
 TOKENS = 1 << 31
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, repr=False, eq=False)
 class MlaSpec(Record):
     """Multi-head latent attention (DeepSeek-V2/V3, Kimi K2).
 
@@ -65,7 +65,7 @@ class MlaSpec(Record):
     v_head_dim: int = field(metadata={"gt": 0, "le": DIM})
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, repr=False, eq=False)
 class AttentionSpec(Record):
     """Self-attention of one decoder layer: MHA, GQA and MQA (``kind: gqa``) or MLA."""
 
@@ -117,7 +117,7 @@ class AttentionSpec(Record):
         return kind  # type: ignore[return-value]
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, repr=False, eq=False)
 class MlpSpec(Record):
     """A dense feed-forward block: gated (gate, up, down: 3 matrices) or plain (up, down: 2)."""
 
@@ -126,7 +126,7 @@ class MlpSpec(Record):
     bias: bool = False
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, repr=False, eq=False)
 class MoeSpec(Record):
     """The mixture-of-experts feed-forward block and where it sits."""
 
@@ -172,7 +172,7 @@ class MoeSpec(Record):
             raise ValueError("dense_layers must be sorted and unique")
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, repr=False, eq=False)
 class ArchSpec(Record):
     """The language model's shapes: everything the parameter, memory and FLOP counts need."""
 
@@ -225,7 +225,7 @@ class ArchSpec(Record):
         return self.num_layers - len(self.moe.dense_layers)
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, repr=False, eq=False)
 class Published(Record):
     """What the model's authors state, with the source; publishers define "active" differently."""
 
@@ -248,7 +248,7 @@ class Published(Record):
             raise ValueError("a tolerance above 1% needs a note explaining the difference")
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, repr=False, eq=False)
 class CheckpointInfo(Record):
     """The figures of a real checkpoint (safetensors headers or a GGUF file)."""
 
@@ -268,7 +268,7 @@ class CheckpointInfo(Record):
         return sum(v for k, v in self.params_by_kind.items() if k not in ("mtp", "vision"))
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, repr=False, eq=False)
 class ModelSpec(Record):
     """One model: identity, shapes, native format and sources."""
 

@@ -19,13 +19,14 @@ from moeplan.kv import kv_bytes_per_token, kv_cache_bytes, kv_dtype
 from moeplan.memory import MemoryModel, MemoryRequest, Parallel, default_parallel
 from moeplan.perf import SPEEDS, PerfInputs, SpeedModel
 from moeplan.quant import parse_scheme, quantized_tensors
+from moeplan.records import Value
 from moeplan.speed import compute_dtype
 
 UNITS = {"B": 1.0, "GiB": 2.0**30, "MiB": 2.0**20, "GB": 1e9, "MB": 1e6, "tokens": 1.0, "tokens/s": 1.0}
 
 
-@dataclass(frozen=True)
-class Check:
+@dataclass(frozen=True, repr=False, eq=False)
+class Check(Value):
     """One record's outcome."""
 
     id: str
