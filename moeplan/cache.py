@@ -51,6 +51,9 @@ def cached_json(path: Path, tag: str, compute: Callable[[], Any]) -> Any:
         tmp = key.with_suffix(f".{os.getpid()}.tmp")
         tmp.write_text(json.dumps(data), encoding="utf-8")
         tmp.replace(key)
+        for old in key.parent.glob(f"{path.stem}-{tag}-*.json"):  # copies of earlier versions of the file
+            if old != key:
+                old.unlink(missing_ok=True)
     except OSError:
         pass
     return data

@@ -162,3 +162,13 @@ def test_value_methods_behave_as_the_generated_ones() -> None:
         with pytest.raises(dataclasses.FrozenInstanceError):
             x.a = 3  # type: ignore[misc]
     assert Inherited(1) != Generated(1)
+
+
+def test_a_changed_file_replaces_its_cached_copy(tmp_path: Path) -> None:
+    from moeplan.cache import cached_json
+
+    src = tmp_path / "cat.yaml"
+    for text in ("a: 1", "a: 22", "a: 333"):
+        src.write_text(text)
+        assert cached_json(src, "t", lambda: {"size": src.stat().st_size}) == {"size": len(text)}
+    assert len(list((cache_root() / "parsed").glob("cat-t-*.json"))) == 1
