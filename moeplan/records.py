@@ -17,6 +17,7 @@ about 60 ms, more than the rest of an ``estimate``.  So the catalogue path never
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import functools
 import sys
 import zlib
@@ -81,13 +82,25 @@ def _adapter(cls: type) -> TypeAdapter[Any]:
     return TypeAdapter(cls)
 
 
+_UNKNOWN = ("extra_forbidden", "unexpected_keyword_argument")
+
+
 def error_message(where: str, e: ValidationError) -> str:
-    """``where: field.path: message`` for the first error of a pydantic validation."""
-    err = e.errors()[0]
+    """``where: field.path: message`` for the first error of a pydantic validation.
+
+    An unknown key is reported before anything else, since it usually explains the rest: a misspelled
+    ``num_layer`` also leaves ``num_layers`` missing, which is then offered as the correction.
+    """
+    errors = e.errors()
+    unknown = [err for err in errors if err["type"] in _UNKNOWN]
+    err = unknown[0] if unknown else errors[0]
     loc = ".".join(str(p) for p in err["loc"])
     msg = err["msg"]
-    if err["type"] in ("extra_forbidden", "unexpected_keyword_argument"):
-        msg = "unknown field (misspelled?)"
+    if unknown:
+        parent, name = err["loc"][:-1], str(err["loc"][-1])
+        missing = [str(x["loc"][-1]) for x in errors if x["type"] == "missing" and x["loc"][:-1] == parent]
+        close = difflib.get_close_matches(name, missing, n=1, cutoff=0.6)
+        msg = f"unknown field (did you mean '{close[0]}'?)" if close else "unknown field (misspelled?)"
     return f"{where}: {loc}: {msg}" if loc else f"{where}: {msg}"
 
 

@@ -47,6 +47,10 @@ def test_limits_live_in_the_field_metadata() -> None:
         ({**ARCH, "hidden_size": 0}, "t: hidden_size: Input should be greater than 0"),
         ({**ARCH, "num_layers": 10_000}, "t: num_layers: Input should be less than or equal to 4096"),
         ({**ARCH, "hiden_size": 64}, "t: hiden_size: unknown field (misspelled?)"),
+        (
+            {**{k: v for k, v in ARCH.items() if k != "num_layers"}, "num_layer": 2},
+            "t: num_layer: unknown field (did you mean 'num_layers'?)",
+        ),
         ({**ARCH, "attention": {**ARCH["attention"], "layer_pattern": "FX"}}, "t: attention.layer_pattern: String"),
         ({**ARCH, "moe": {**ARCH["moe"], "top_k": 5}}, "t: moe: Value error, top_k (5) exceeds num_experts (4)"),
         ({**ARCH, "num_layers": "two"}, "t: num_layers: Input should be a valid integer"),
