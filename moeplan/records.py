@@ -12,6 +12,10 @@ about 60 ms, more than the rest of an ``estimate``.  So the catalogue path never
   ``TypeAdapter`` of the dataclass, built on first use, and turns a failure into one ``SpecError`` line;
 * :func:`build` rebuilds a record from data that :func:`validate` accepted before (the catalogue's cache);
 * :func:`to_dict` is the inverse of both: plain JSON/YAML-ready values (tuples become lists).
+
+A field holding another record is annotated ``Name`` or ``Name | None`` (that is how :func:`build` finds it).
+:class:`Value`, the base of records and of every other frozen dataclass in moeplan, supplies equality, hash
+and repr, which ``@dataclass`` would otherwise compile for each class at start-up.
 """
 
 from __future__ import annotations
