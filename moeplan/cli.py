@@ -70,6 +70,7 @@ ModelArg = Annotated[
     typer.Argument(
         help="A catalogue id or alias (mixtral-8x22b), a config.json, a model folder, a .gguf file, "
         "hf:ORG/NAME[@REV], or a YAML spec.",
+        metavar="MODEL",
         show_default=False,
     ),
 ]
@@ -233,6 +234,17 @@ def estimate(
         return
     with handled_errors():
         _check_format(fmt)
+        host = [
+            name for name, v in (("--ram", ram), ("--cpu", cpu), ("--ram-bandwidth", ram_bandwidth)) if v is not None
+        ]
+        if host:
+            from moeplan.errors import InputError
+
+            raise InputError(
+                f"{' and '.join(host)} describe{'s' if len(host) == 1 else ''} the host for expert offload, "
+                "which this estimate does not use",
+                "add --offload-experts auto or --offload-experts N, or use `moeplan offload`",
+            )
         request = EstimateRequest(
             model=model,
             gpu=gpu,
@@ -277,7 +289,9 @@ MultiEngineOpt = Annotated[list[str] | None, typer.Option("--engine", help="Engi
 
 @app.command()
 def compare(
-    models: Annotated[list[str], typer.Argument(help="Two or more models (or one, with several --quant/--gpu).")],
+    models: Annotated[
+        list[str], typer.Argument(help="Two or more models (or one, with several --quant/--gpu).", metavar="MODEL...")
+    ],
     gpu: MultiGpuOpt = None,
     quant: MultiQuantOpt = None,
     engine: MultiEngineOpt = None,
@@ -679,11 +693,22 @@ def spec(model: ModelArg) -> None:
 
 
 def main() -> None:
-    """Console-script entry point."""
+    """Console-script entry point: usage errors are one line too (typer would draw a box around them)."""
+    # click's base exception, found through typer's public BadParameter (typer vendors click from 0.27 on)
+    click_error: type[Exception] = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException")
     try:
-        app()
+        code = app(standalone_mode=False)
+    except click_error as e:
+        if type(e).__name__ != "NoArgsIsHelpError":  # that one has printed the help already
+            ctx = getattr(e, "ctx", None)
+            hint = f" (see `{ctx.command_path} --help`)" if ctx is not None else ""
+            print(f"error: {getattr(e, 'format_message', e.__str__)()}{hint}", file=sys.stderr)
+        sys.exit(getattr(e, "exit_code", 2))
+    except typer.Abort:  # pragma: no cover - interactive only
+        sys.exit(1)
     except KeyboardInterrupt:  # pragma: no cover - interactive only
         sys.exit(130)
+    sys.exit(code if isinstance(code, int) else 0)
 
 
 if __name__ == "__main__":

@@ -170,7 +170,13 @@ class Step(Value):
 
     @property
     def bound(self) -> str:
-        return "memory" if self.memory_s >= self.compute_s else "compute"
+        """The largest term of the step: ``memory``, ``compute``, ``overhead`` (fixed costs) or ``communication``.
+
+        Memory and compute overlap (the step takes the larger), so the smaller of the two never bounds it.
+        """
+        roofline = ("memory", self.memory_s) if self.memory_s >= self.compute_s else ("compute", self.compute_s)
+        terms = [roofline, ("overhead", self.fixed_s), ("communication", self.comm_s)]
+        return max(terms, key=lambda t: t[1])[0]
 
 
 @dataclass(frozen=True, repr=False, eq=False)

@@ -103,6 +103,9 @@ class FitResult(Value):
     headroom_bytes: int
     max_context: int
     max_batch: int
+    max_context_limit: str = "memory"
+    """What stops ``max_context``: ``memory``, ``model`` (its trained context) or ``search`` (1M tokens, for a
+    model that states none)."""
 
 
 @dataclass(frozen=True, repr=False, eq=False)
@@ -439,6 +442,7 @@ def estimate(request: EstimateRequest) -> EstimateResult:
     if gpu is not None:
         limit = arch.max_context or 1 << 20
         par = mm.req.parallel
+        max_context = mm.max_context(request.batch, limit)
         fit = FitResult(
             gpu=gpu[0],
             gpu_name=gpu[1],
@@ -449,8 +453,9 @@ def estimate(request: EstimateRequest) -> EstimateResult:
             ep=par.ep,
             pp=par.pp,
             headroom_bytes=round(usable - g.total_bytes),
-            max_context=mm.max_context(request.batch, limit),
+            max_context=max_context,
             max_batch=mm.max_batch(request.context),
+            max_context_limit="memory" if max_context < limit else "model" if arch.max_context else "search",
         )
     flops = _flops(arch, request)
     performance = cost = None

@@ -210,6 +210,9 @@ def fmt_gib(n: float) -> str:
     return f"{n / 1024**3:,.2f} GiB"
 
 
+_LIMITS = {"memory": "", "model": " (the model's trained limit)", "search": " (moeplan searches up to 1M)"}
+
+
 def _print_verdict(console: Console, result: EstimateResult) -> None:
     fit, mem = result.fit, result.memory
     req = result.request
@@ -225,7 +228,7 @@ def _print_verdict(console: Console, result: EstimateResult) -> None:
         console.print(
             f"[bold green]FITS[/bold green] on {gpus} ({where}): {fmt_gib(mem.per_gpu_bytes)} of "
             f"{fmt_gib(mem.usable_bytes_per_gpu or 0)} per GPU, {fmt_gib(fit.headroom_bytes)} headroom; "
-            f"longest context at batch {req.batch}: {fit.max_context:,} tokens"
+            f"longest context at batch {req.batch}: {fit.max_context:,} tokens{_LIMITS[fit.max_context_limit]}"
         )
     else:
         need = f"fewest that fit: {fit.min_gpus}" if fit.min_gpus else "does not fit on up to 64 of them"

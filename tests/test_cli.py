@@ -319,3 +319,42 @@ def test_review_fixes_llama_cpp_plans_gguf_and_f16_kv(tmp_path: Path) -> None:
     assert code == 1 and "not a file moeplan reads" in err
     code, out, _ = run("models")
     assert "deepseek-r1" in out  # aliases are listed
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["estimate", "mixtral-8x22b", "--batch", "abc"], "error: Invalid value for '--batch': 'abc' is not a valid"),
+        (["estimate"], "error: Missing argument"),
+        (["bogus"], "error: No such command 'bogus'"),
+        (["estimate", "mixtral-8x22b", "--nope"], "error: No such option: --nope"),
+    ],
+)
+def test_usage_errors_are_one_line_with_exit_2(args: list[str], message: str) -> None:
+    done = subprocess.run([sys.executable, "-m", "moeplan.cli", *args], capture_output=True, text=True)
+    assert done.returncode == 2 and done.stdout == ""
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(message) and "--help`)" in lines[0], done.stderr
+
+
+def test_entry_point_exit_codes() -> None:
+    def code(*args: str) -> int:
+        return subprocess.run([sys.executable, "-m", "moeplan.cli", *args], capture_output=True).returncode
+
+    assert code("--version") == 0 and code("estimate", "--help") == 0
+    assert code("estimate", "nope-model") == 1
+    assert code() == 2  # no arguments: the help, as a usage error
+
+
+def test_host_options_without_offload_are_refused() -> None:
+    code, _, err = run("estimate", "gpt-oss-120b", "--gpu", "4090", "--ram", "128", "--cpu", "9950x")
+    assert code == 1 and "--ram and --cpu describe the host for expert offload" in err and "--offload-experts" in err
+
+
+def test_longest_context_says_what_limits_it() -> None:
+    code, out, _ = run("estimate", "deepseek-r1", "--gpu", "h200", "--num-gpus", "8", "--quant", "fp8", "--json")
+    assert code == 0 and json.loads(out)["fit"]["max_context_limit"] == "model"
+    code, out, _ = run("estimate", "mixtral-8x22b", "--gpu", "a100", "--json")
+    assert json.loads(out)["fit"]["max_context_limit"] == "memory"
+    code, out, _ = run("estimate", "deepseek-r1", "--gpu", "h200", "--num-gpus", "8", "--quant", "fp8")
+    assert "163,840 tokens (the model's trained limit)" in " ".join(out.split())

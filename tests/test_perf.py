@@ -183,3 +183,15 @@ def test_recommend_uses_a_stored_calibration(tmp_path: Path, monkeypatch: pytest
     after = {(c.gpu.id, c.num_gpus, c.quant): c.tokens_per_s for c in recommend("mixtral-8x7b", gpus=("h100",))[1]}
     vllm = [k for k in before if not k[2].isupper()]
     assert vllm and all(after[k] < before[k] for k in vllm)
+
+
+def test_a_step_is_bound_by_its_largest_term() -> None:
+    from moeplan.perf import Step
+
+    def bound(memory: float, compute: float, fixed: float, comm: float) -> str:
+        return Step(max(memory, compute) + fixed + comm, memory, compute, fixed, comm, 0.0).bound
+
+    assert bound(12.5, 1.5, 5.2, 0.9) == "memory"
+    assert bound(1.7, 0.4, 7.4, 0.6) == "overhead"  # DeepSeek-R1 at batch 1 on 8 x H200
+    assert bound(1.0, 9.0, 2.0, 0.5) == "compute"
+    assert bound(1.0, 2.0, 1.0, 3.0) == "communication"
