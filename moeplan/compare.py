@@ -30,12 +30,17 @@ class Row(Value):
 
     @property
     def winners(self) -> set[int]:
+        """The best eligible columns; none for a tie of all, or when fewer than two columns have a value.
+
+        A column that may win beats those that may not: the one deployment that fits wins its speed row.
+        """
         ok = self.eligible or [True] * len(self.values)
+        present = sum(v is not None for v in self.values)
         known = [(v, i) for i, v in enumerate(self.values) if v is not None and ok[i]]
-        if self.better is None or len(known) < 2:
+        if self.better is None or present < 2 or not known:
             return set()
         best = min(v for v, _ in known) if self.better == "min" else max(v for v, _ in known)
-        if all(v == best for v, _ in known):
+        if len(known) == present and all(v == best for v, _ in known):
             return set()
         return {i for v, i in known if v == best}
 

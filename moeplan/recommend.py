@@ -196,6 +196,7 @@ def recommend(
     arch = spec.arch
     schemes = [(q, parse_scheme(q, spec.native_quant, spec.weights_dtype)) for q in candidate_formats(spec, quant)]
     out: list[Candidate] = []
+    fits_one: set[str] = set()  # GPUs one of which holds the model (before the budget and speed filters)
     from moeplan.hardware import resolve_gpu
 
     only = {resolve_gpu(g, gpu_file).id for g in gpus}
@@ -223,6 +224,8 @@ def recommend(
                 if g.total_bytes > usable:
                     continue
                 found = found or n
+                if n == 1:
+                    fits_one.add(gpu.id)
                 sm = SpeedModel(mm, PerfInputs(gpu, engine_efficiency(engine_name, gpu)[0], dtype))
                 steps = [sm.decode_step(context, batch, s) for s in ("low", "expected", "high")]
                 tps = 1 / steps[1].seconds
@@ -239,10 +242,9 @@ def recommend(
                 if min_tokens_per_s is not None and tps < min_tokens_per_s:
                     continue
                 out.append(cand)
-    if hybrid and spec.arch.moe is not None:
-        fitted = {c.gpu.id for c in out}
+    if hybrid and spec.arch.moe is not None:  # one GPU + RAM, wherever one GPU alone is too small
         for gpu in catalogue:
-            if gpu.kind in ("consumer", "workstation") and gpu.id not in fitted:
+            if gpu.kind in ("consumer", "workstation") and gpu.id not in fits_one:
                 box = hybrid_candidate(spec, gpu, context, batch)
                 if box is None:
                     continue

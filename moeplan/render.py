@@ -366,11 +366,17 @@ def print_compare(console: Console, results: list[EstimateResult], rows: list[An
         cells = []
         for i, v in enumerate(row.values):
             text = _fmt_value(v, row.unit)
-            cells.append(f"[bold green]★ {text}[/bold green]" if i in winners else text)
+            if i in winners:
+                text = f"[bold green]★ {text}[/bold green]"
+            elif row.eligible is not None and not row.eligible[i] and v is not None:
+                text = f"[dim]({text})[/dim]"
+            cells.append(text)
         table.add_row(row.label, *cells)
     console.print(table)
     req = results[0].request
     console.print(f"[dim]at {req.context:,} tokens x {req.batch} sequences; figures per column as `estimate`[/dim]")
+    if any(r.fit is not None and not r.fit.fits for r in results):
+        console.print("[dim](speed and cost in brackets: as if the deployment fitted, which it does not)[/dim]")
 
 
 def print_recommend(console: Console, model: str, candidates: list[Any], sort: str, limit: int) -> None:
@@ -385,7 +391,8 @@ def print_recommend(console: Console, model: str, candidates: list[Any], sort: s
     cheapest = min(with_cost, key=lambda c: c.usd_per_million_output_tokens) if with_cost else None
     fastest = max(candidates, key=lambda c: c.tokens_per_s)
     table = Table(
-        title=f"{model}: {len(candidates)} configurations fit; best {limit} by {sort}",
+        title=f"{model}: {len(candidates)} configuration{'s' if len(candidates) != 1 else ''} fit"
+        f"{'s' if len(candidates) == 1 else ''}; best {min(limit, len(candidates))} by {sort}",
         title_justify="left",
         expand=console.width < 120,
     )
@@ -565,7 +572,9 @@ def print_cpus(console: Console, cpus: list[Any]) -> None:
     for col in ("id", "name", "memory", "GB/s", "cores", "fp32 GFLOP/s", "aliases"):
         table.add_column(col, justify="right" if col in ("GB/s", "cores", "fp32 GFLOP/s") else "left")
     for c in cpus:
-        mem = f"{c.memory_type}-{c.memory_mt_s} x{c.memory_channels}" if c.memory_mt_s else c.memory_type
+        mem = f"{c.memory_type}-{c.memory_mt_s}" if c.memory_mt_s else c.memory_type
+        if c.memory_mt_s and c.memory_channels:
+            mem += f" x{c.memory_channels}"
         table.add_row(c.id, c.name, mem, f"{c.bandwidth_gb_s:,.0f}", str(c.cores), f"{c.fp32_gflops:,.0f}",
                       ", ".join(c.aliases[:3]))  # fmt: skip
     console.print(table)

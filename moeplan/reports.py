@@ -39,7 +39,7 @@ def estimate_table(result: Any) -> Table:
         rows += [
             ["GPU", f.get("gpu", ""), ""],
             ["GPUs", f.get("num_gpus", ""), "count"],
-            ["fits", f.get("fits", ""), ""],
+            ["fits", "" if f.get("fits") is None else "yes" if f["fits"] else "no", ""],
             ["fewest GPUs that fit", f.get("min_gpus", ""), "count"],
             ["longest context at this batch", f.get("max_context", ""), "tokens"],
         ]
@@ -64,14 +64,19 @@ def estimate_table(result: Any) -> Table:
     return ["figure", "value", "unit"], [[str(c) for c in r] for r in rows]
 
 
-_UNITS = {"bytes": "bytes", "kib": "bytes", "flops": "FLOP", "rate": "tokens/s", "s": "s", "usd": "USD"}
+_UNITS = {"bytes": "GiB", "kib": "bytes", "flops": "GFLOP", "rate": "tokens/s", "s": "s", "usd": "USD"}
 
 
 def _cell(v: float | None, unit: str) -> str:
+    """A compare figure in the unit :data:`_UNITS` names (the same units as ``estimate --format``)."""
     if v is None:
         return ""
     if unit == "bool":
-        return str(bool(v))
+        return "yes" if v else "no"
+    if unit == "bytes":
+        return _g(v / 2**30)
+    if unit == "flops":
+        return _g(v / 1e9)
     if float(v).is_integer():
         return str(int(v))
     return f"{v:.6g}" if unit == "ratio" else f"{v:.2f}"
@@ -133,7 +138,7 @@ def offload_table(result: Any) -> Table:
         ["experts on CPU (--n-cpu-moe)", str(pl["experts_on_cpu_layers"]), "layers"],
         ["VRAM per GPU", _g(pl["vram_bytes_per_gpu"] / 2**30), "GiB"],
         ["RAM", _g(pl["ram_bytes"] / 2**30), "GiB"],
-        ["fits", str(pl["fits"]), ""],
+        ["fits", "yes" if pl["fits"] else "no", ""],
         ["decode tokens/s", _g(perf["decode_tokens_per_s"], 1), "tokens/s"],
         ["prefill tokens/s", _g(perf["prefill_tokens_per_s"], 0), "tokens/s"],
     ]

@@ -284,7 +284,10 @@ def test_review_fixes_compare_stars_only_what_fits() -> None:
     results = compare(reqs)
     rows = {r.label: r for r in comparison_rows(results)}
     assert [r.fit.fits for r in results if r.fit] == [False, True]
-    assert rows["decode tokens/s per sequence"].winners <= {1}
+    assert rows["decode tokens/s per sequence"].winners == {1}  # the one that fits wins, however fast the other
+    assert rows["per million output tokens"].winners == {1}
+    code, out, _ = run("compare", "llama-3.1-70b", "mixtral-8x7b", "--gpu", "h100", "--num-gpus", "1")
+    assert code == 0 and "in brackets: as if the deployment fitted" in out and "★" in out
     mixed = compare(compare_requests(["mixtral-8x7b"], ["h100", "h200"], [], [], EstimateRequest(model="x")))
     assert {r.label: r for r in comparison_rows(mixed)}["memory per GPU"].winners == set()
 
@@ -358,3 +361,16 @@ def test_longest_context_says_what_limits_it() -> None:
     assert json.loads(out)["fit"]["max_context_limit"] == "memory"
     code, out, _ = run("estimate", "deepseek-r1", "--gpu", "h200", "--num-gpus", "8", "--quant", "fp8")
     assert "163,840 tokens (the model's trained limit)" in " ".join(out.split())
+
+
+def test_recommend_filters_only_remove_entries() -> None:
+    from moeplan.recommend import recommend
+
+    def keys(**kw: object) -> set[tuple[str, int, str, float | None]]:
+        cands = recommend("qwen3-235b-a22b", quant="Q4_K_M", **kw)[1]  # type: ignore[arg-type]
+        return {(c.gpu.id, c.num_gpus, c.quant, c.ram_gib) for c in cands}
+
+    everything = keys()
+    assert ("rtx-4090", 1, "Q4_K_M", 128.0) in {(g, n, q, r) for g, n, q, r in everything}
+    for kw in ({"budget_usd": 5000.0}, {"max_gpus": 1}, {"min_tokens_per_s": 20.0}):
+        assert keys(**kw) <= everything, kw
