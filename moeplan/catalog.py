@@ -188,7 +188,9 @@ def _from_path(path: Path) -> ModelSpec:
     if path.suffix == ".json":
         from moeplan.hf import read_config_file, spec_from_config
 
-        return spec_from_config(read_config_file(path), where=str(path), model_id=path.parent.name or None)
+        # a config.json is named by its folder (the checkpoint's name); any other JSON file by itself
+        name = path.parent.name if path.name == "config.json" else path.stem
+        return spec_from_config(read_config_file(path), where=str(path), model_id=name or None)
     if path.suffix == ".gguf":
         from moeplan.gguf_spec import spec_from_gguf
 

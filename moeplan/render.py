@@ -305,13 +305,14 @@ def _plot_memory_vs_context(console: Console, result: EstimateResult) -> None:
         return
     top = max(max(b for _, b in rows), usable or 0)
     console.print(f"memory per GPU vs context (batch {result.request.batch})" + (", | = usable" if usable else ""))
+    width = max(9, *(len(f"{c:,}") for c, _ in rows))
     for context, nbytes in rows:
         bar = _hbar(nbytes, top)
         if usable:
             mark = round(40 * usable / top)
             bar = bar[:mark] + "|" + bar[mark + 1 :] if mark < 40 else bar + "|"
         colour = "red" if usable and nbytes > usable else "green" if usable else "blue"
-        console.print(f"{context:>9,} [{colour}]{bar}[/{colour}] {fmt_gib(nbytes)}")
+        console.print(f"{context:>{width},} [{colour}]{bar}[/{colour}] {fmt_gib(nbytes)}")
 
 
 def print_quants(console: Console, rows: list[dict[str, Any]], mixes: list[str]) -> None:

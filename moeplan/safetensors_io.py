@@ -94,9 +94,15 @@ def read_file(path: Path) -> list[TensorInfo]:
                 raise SpecError(f"{path}: too short to be a safetensors file")
             (n,) = struct.unpack("<Q", head)
             if n > MAX_HEADER_BYTES:
-                raise SpecError(f"{path}: safetensors header of {n:,} bytes exceeds the 100 MB limit")
+                raise SpecError(
+                    f"{path}: not a safetensors file (its first 8 bytes declare a header of {n:,} bytes, "
+                    "beyond the format's 100 MB limit)"
+                )
             if n > size - 8:
-                raise SpecError(f"{path}: header length {n:,} is longer than the file ({size:,} bytes): truncated?")
+                raise SpecError(
+                    f"{path}: header length {n:,} is longer than the file ({size:,} bytes): "
+                    "truncated, or not a safetensors file"
+                )
             raw = f.read(n)
     except SpecError:
         raise

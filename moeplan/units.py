@@ -6,6 +6,9 @@ import re
 
 from moeplan.errors import InputError
 
+MAX_TOKENS = 1 << 31
+"""The longest context moeplan accepts, as for a model's ``max_context`` (no model comes within 100x of it)."""
+
 _TOKENS = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kKmM]?)\s*$")
 
 
@@ -20,4 +23,6 @@ def parse_tokens(text: str, what: str = "--context") -> int:
     value = float(m.group(1)) * {"": 1, "k": 1024, "m": 1024**2}[m.group(2).lower()]
     if value < 1 or value != int(value):
         raise InputError(f"{what} '{text}' must be a positive whole number of tokens")
+    if value > MAX_TOKENS:
+        raise InputError(f"{what} {int(value):,} tokens is beyond any model", f"at most {MAX_TOKENS:,} tokens")
     return int(value)

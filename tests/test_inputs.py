@@ -179,7 +179,7 @@ def _st(tmp: Path, header: bytes, n: int | None = None, tail: int = 0) -> Path:
 @pytest.mark.parametrize(
     ("header", "n", "tail", "message"),
     [
-        (b"{}", 2**40, 0, "exceeds"),
+        (b"{}", 2**40, 0, "not a safetensors file .its first 8 bytes declare a header of 1,099,511,627,776 bytes"),
         (b'{"a": 1}', 1000, 0, "longer than the file"),
         (b"{not json", None, 0, "corrupt"),
         (b"[" * 100000 + b"]" * 100000, None, 0, "nested too deeply"),
@@ -467,3 +467,15 @@ def test_hub_unreachable_fails_in_seconds(hub: Any, monkeypatch: pytest.MonkeyPa
     with serving(hub), pytest.raises(MoeplanError, match="cannot reach"):
         resolve_model("hf:mistralai/Mixtral-8x7B-v0.1")
     assert time.perf_counter() - start < 3  # no half-minute of retries
+
+
+def test_a_json_config_not_named_config_json_is_named_by_itself(tmp_path: Path) -> None:
+    src = Path(__file__).parent / "data" / "hf_configs"
+    first = sorted(src.glob("*.json"))[0]
+    (tmp_path / "my-model.json").write_text(first.read_text())
+    spec = resolve_model(str(tmp_path / "my-model.json"))
+    assert spec.id == "my-model" and spec.name == "my-model"
+    folder = tmp_path / "Some-Model"
+    folder.mkdir()
+    (folder / "config.json").write_text(first.read_text())
+    assert resolve_model(str(folder / "config.json")).id == "some-model"

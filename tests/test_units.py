@@ -19,3 +19,9 @@ def test_sizes(text: str, tokens: int) -> None:
 def test_bad_sizes(text: str) -> None:
     with pytest.raises(InputError):
         parse_tokens(text)
+
+
+def test_contexts_beyond_any_model_are_refused() -> None:
+    assert parse_tokens("2048M") == 1 << 31
+    with pytest.raises(InputError, match="beyond any model"):
+        parse_tokens("100000000000")
