@@ -101,3 +101,12 @@ def test_builtin_catalogue_is_cached_as_json_and_refreshed_when_the_file_changes
     assert list((cache_root() / "parsed").glob("gpus-*.json"))
     src.write_text("gpus: [{id: bb}]\n")
     assert cached_yaml(src) == {"gpus": [{"id": "bb"}]}
+
+
+def test_common_macs_are_in_the_catalogue() -> None:
+    from moeplan.hardware import resolve_gpu
+
+    for alias, bandwidth, usable in (("m4-pro", 273.0, 48.0), ("m4", 120.0, 21.33), ("m3-pro", 150.0, 24.0)):
+        gpu = resolve_gpu(alias)
+        assert gpu.kind == "apple" and gpu.bandwidth_gb_s == bandwidth and gpu.usable_memory_gib == usable
+        assert f"{gpu.memory_gib:g} GB" in gpu.name  # the memory size the entry assumes is in its name
