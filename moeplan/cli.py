@@ -1,9 +1,11 @@
 """The typer app: parse, call :mod:`moeplan.plan`, render.  The only module that prints or exits."""
 
 import contextlib
+import importlib.util
 import os
 import sys
 from collections.abc import Callable, Iterator
+from types import ModuleType
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -12,10 +14,26 @@ import typer
 os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
 
 from moeplan import __version__
-from moeplan.errors import MoeplanError
+from moeplan.errors import InputError, MoeplanError
 
-if TYPE_CHECKING:  # rich.console costs ~18 ms to import; --json and --format never need it
+
+def _lazy_module(name: str) -> ModuleType:
+    """``name`` imported on first attribute access (importlib's LazyLoader), not now."""
+    spec = importlib.util.find_spec(name)
+    assert spec is not None and spec.loader is not None
+    spec.loader = importlib.util.LazyLoader(spec.loader)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+if TYPE_CHECKING:
     from rich.console import Console
+
+    from moeplan import render
+else:  # the printers import rich's console and tables (~25 ms), which --json and --format never need
+    render = _lazy_module("moeplan.render")
 
 app = typer.Typer(
     name="moeplan",
@@ -36,8 +54,6 @@ def _check_format(fmt: str) -> None:
     from moeplan.reports import FORMATS
 
     if fmt not in FORMATS:
-        from moeplan.errors import InputError
-
         raise InputError(f"--format '{fmt}' is not one of {', '.join(FORMATS)}", "or use --json")
 
 
@@ -238,8 +254,6 @@ def estimate(
             name for name, v in (("--ram", ram), ("--cpu", cpu), ("--ram-bandwidth", ram_bandwidth)) if v is not None
         ]
         if host:
-            from moeplan.errors import InputError
-
             raise InputError(
                 f"{' and '.join(host)} describe{'s' if len(host) == 1 else ''} the host for expert offload, "
                 "which this estimate does not use",
@@ -273,11 +287,9 @@ def estimate(
     from moeplan.reports import estimate_table
 
     def rich(console: "Console") -> None:
-        from moeplan.render import print_estimate, print_explain
-
-        print_estimate(console, result)
+        render.print_estimate(console, result)
         if explain:
-            print_explain(console, result)
+            render.print_explain(console, result)
 
     _emit(json_out, fmt, result.to_json, lambda: estimate_table(result), rich)
 
@@ -336,17 +348,12 @@ def compare(
 
     rows = comparison_rows(results)
 
-    def rich(console: "Console") -> None:
-        from moeplan.render import print_compare
-
-        print_compare(console, results, rows)
-
     _emit(
         json_out,
         fmt,
         lambda: [r.to_json() for r in results],
         lambda: compare_table(results, rows),
-        rich,
+        lambda console: render.print_compare(console, results, rows),
     )
 
 
@@ -387,8 +394,6 @@ def recommend(
     with handled_errors():
         _check_format(fmt)
         if top < 1:
-            from moeplan.errors import InputError
-
             raise InputError(f"--top must be at least 1, not {top}")
         spec, candidates = run_recommend(
             model,
@@ -405,17 +410,12 @@ def recommend(
         )
     from moeplan.reports import recommend_table
 
-    def rich(console: "Console") -> None:
-        from moeplan.render import print_recommend
-
-        print_recommend(console, spec.name, candidates, sort, top)
-
     _emit(
         json_out,
         fmt,
         lambda: [c.to_json() for c in candidates],
         lambda: recommend_table(candidates[:top]),
-        rich,
+        lambda console: render.print_recommend(console, spec.name, candidates, sort, top),
     )
 
 
@@ -435,17 +435,12 @@ def gpus(gpu_file: GpuFileOpt = None, fmt: FormatOpt = "table", json_out: JsonOp
     from moeplan.records import to_dict
     from moeplan.reports import gpus_table
 
-    def rich(console: "Console") -> None:
-        from moeplan.render import print_gpus
-
-        print_gpus(console, catalogue)
-
     _emit(
         json_out,
         fmt,
         lambda: [to_dict(g) for g in catalogue],
         lambda: gpus_table(catalogue),
-        rich,
+        lambda console: render.print_gpus(console, catalogue),
     )
 
 
@@ -501,8 +496,6 @@ def calibrate(
         manual = (hidden, expert_ffn, experts, top_k)
         if any(v is not None for v in manual):
             if any(v is None for v in manual) or model is not None:
-                from moeplan.errors import InputError
-
                 raise InputError("give --hidden, --expert-ffn, --experts and --top-k together (or --model)")
             shape = LayerShape(hidden, expert_ffn, experts, top_k, shared_ffn)  # type: ignore[arg-type]
         else:
@@ -524,9 +517,7 @@ def calibrate(
 
         typer.echo(to_json_text({**run.profile.model_dump(), "saved_to": str(written), "skipped": run.skipped}))
         return
-    from moeplan.render import print_calibration
-
-    print_calibration(_stdout(), run, str(written))
+    render.print_calibration(_stdout(), run, str(written))
 
 
 def _slug(name: str) -> str:
@@ -575,8 +566,6 @@ def offload(
     with handled_errors():
         _check_format(fmt)
         if ram is None:
-            from moeplan.errors import InputError
-
             raise InputError("offload needs --ram GIB (the system RAM installed)")
         request = OffloadRequest(
             model=model, gpu=gpu, gpu_memory_gib=gpu_memory, gpu_bandwidth_gb_s=gpu_bandwidth, num_gpus=num_gpus,
@@ -588,12 +577,13 @@ def offload(
         result = plan_offload(request)
     from moeplan.reports import offload_table
 
-    def rich(console: "Console") -> None:
-        from moeplan.render import print_offload
-
-        print_offload(console, result)
-
-    _emit(json_out, fmt, result.to_json, lambda: offload_table(result), rich)
+    _emit(
+        json_out,
+        fmt,
+        result.to_json,
+        lambda: offload_table(result),
+        lambda console: render.print_offload(console, result),
+    )
 
 
 @app.command()
@@ -612,17 +602,12 @@ def cpus(fmt: FormatOpt = "table", json_out: JsonOpt = False) -> None:
     from moeplan.records import to_dict
     from moeplan.reports import cpus_table
 
-    def rich(console: "Console") -> None:
-        from moeplan.render import print_cpus
-
-        print_cpus(console, catalogue)
-
     _emit(
         json_out,
         fmt,
         lambda: [to_dict(c) for c in catalogue],
         lambda: cpus_table(catalogue),
-        rich,
+        lambda console: render.print_cpus(console, catalogue),
     )
 
 
@@ -641,17 +626,12 @@ def models(fmt: FormatOpt = "table", json_out: JsonOpt = False) -> None:
         rows = catalog_rows()
     from moeplan.reports import models_table
 
-    def rich(console: "Console") -> None:
-        from moeplan.render import print_models
-
-        print_models(console, rows)
-
     _emit(
         json_out,
         fmt,
         lambda: [r.to_json() for r in rows],
         lambda: models_table(rows),
-        rich,
+        lambda console: render.print_models(console, rows),
     )
 
 
@@ -673,9 +653,7 @@ def quants(json_out: JsonOpt = False) -> None:
 
         typer.echo(to_json_text({"formats": rows, "gguf_mixes": mixes}))
         return
-    from moeplan.render import print_quants
-
-    print_quants(_stdout(), rows, mixes)
+    render.print_quants(_stdout(), rows, mixes)
 
 
 @app.command()

@@ -139,10 +139,13 @@ def load_gpus(extra_file: str | None = None) -> tuple[GpuSpec, ...]:
     """The built-in catalogue, then the user's file (``extra_file``, else :func:`user_gpu_file`) merged by id."""
     builtin = _data_file()
     user = Path(extra_file).expanduser() if extra_file else user_gpu_file()
-    if user is None:
-        gpus = _builtin_gpus(builtin)
-        _check_unique(gpus)
-        return gpus
+    gpus = _builtin_gpus(builtin) if user is None else _merged_gpus(builtin, user)
+    _check_unique(gpus)
+    return gpus
+
+
+def _merged_gpus(builtin: Path, user: Path) -> tuple[GpuSpec, ...]:
+    """The packaged entries with the user's file applied: new ids added, fields of known ids overridden."""
     merged: dict[str, dict[str, Any]] = {str(g["id"]): dict(g) for g in _entries(builtin, builtin=True)}
     sources = {gid: builtin for gid in merged}
     if not user.is_file():
@@ -154,9 +157,7 @@ def load_gpus(extra_file: str | None = None) -> tuple[GpuSpec, ...]:
         else:
             merged[gid] = dict(raw)
         sources[gid] = user
-    gpus = tuple(_build(sources[gid], raw) for gid, raw in merged.items())
-    _check_unique(gpus)
-    return gpus
+    return tuple(_build(sources[gid], raw) for gid, raw in merged.items())
 
 
 def _check_unique(gpus: tuple[GpuSpec, ...]) -> None:

@@ -9,7 +9,7 @@ from typing import Any
 from moeplan.errors import InputError
 from moeplan.hosts import CpuSpec, custom_host, resolve_cpu
 from moeplan.offload import CONTEXTS, Host, OffloadModel, Placement, commands
-from moeplan.plan import EstimateRequest, EstimateResult, estimate, gguf_equivalent
+from moeplan.plan import CONTEXT_SEARCH_LIMIT, EstimateRequest, EstimateResult, estimate, gguf_equivalent
 from moeplan.records import Value
 
 
@@ -181,7 +181,7 @@ def plan_offload(req: OffloadRequest) -> OffloadResult:
             raise InputError(f"--offload-experts '{req.offload}' must be 'auto' or a layer count") from None
         chosen = model.evaluate(n, req.context, req.batch, prompt)
         tried = [chosen]
-    limit = spec.arch.max_context or 1 << 20
+    limit = spec.arch.max_context or CONTEXT_SEARCH_LIMIT
     rows = []
     for ctx in sorted({c for c in CONTEXTS if c <= limit} | {req.context}):
         best, _ = model.best(ctx, req.batch, min(prompt, ctx))

@@ -24,6 +24,8 @@ if TYPE_CHECKING:
 
 DEFAULT_CONTEXT = 8192
 GPU_COUNTS = (1, 2, 4, 8, 16, 32, 64)
+CONTEXT_SEARCH_LIMIT = 1 << 20
+"""The longest context searched (and plotted) for a model that states no maximum, tokens."""
 
 
 @dataclass(frozen=True, kw_only=True, repr=False, eq=False)
@@ -104,8 +106,15 @@ class FitResult(Value):
     max_context: int
     max_batch: int
     max_context_limit: str = "memory"
-    """What stops ``max_context``: ``memory``, ``model`` (its trained context) or ``search`` (1M tokens, for a
-    model that states none)."""
+    """What stops ``max_context``: ``memory``, ``model`` (its trained context) or ``search``
+    (:data:`CONTEXT_SEARCH_LIMIT`, for a model that states none)."""
+
+    @property
+    def fewest(self) -> str:
+        """``fewest that fit: 4``, or that none of the counts tried does."""
+        if self.min_gpus:
+            return f"fewest that fit: {self.min_gpus}"
+        return f"does not fit on up to {max(GPU_COUNTS)} of them"
 
 
 @dataclass(frozen=True, repr=False, eq=False)
@@ -435,12 +444,12 @@ def estimate(request: EstimateRequest) -> EstimateResult:
     )
     by_context = [
         (c, round(mm.gpu(c, request.batch).total_bytes))
-        for c in sorted({*(1 << i for i in range(10, 21)), request.context})
-        if c <= (arch.max_context or 1 << 20) or c == request.context
+        for c in sorted({*(1 << i for i in range(10, CONTEXT_SEARCH_LIMIT.bit_length())), request.context})
+        if c <= (arch.max_context or CONTEXT_SEARCH_LIMIT) or c == request.context
     ]
     fit = None
     if gpu is not None:
-        limit = arch.max_context or 1 << 20
+        limit = arch.max_context or CONTEXT_SEARCH_LIMIT
         par = mm.req.parallel
         max_context = mm.max_context(request.batch, limit)
         fit = FitResult(

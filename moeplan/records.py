@@ -40,6 +40,8 @@ _FIELD_NAMES: dict[type, tuple[str, ...]] = {}
 
 
 def _names(cls: type) -> tuple[str, ...]:
+    """The field names of dataclass ``cls``, cached (a dict: mypy takes a class with its own ``__hash__`` for
+    unhashable, so ``functools.cache`` cannot be used here)."""
     names = _FIELD_NAMES.get(cls)
     if names is None:
         names = _FIELD_NAMES[cls] = tuple(f.name for f in dataclasses.fields(cls))

@@ -8,7 +8,7 @@ from rich.console import Console
 from rich.table import Table
 
 from moeplan.catalog import CatalogRow
-from moeplan.plan import EstimateResult
+from moeplan.plan import CONTEXT_SEARCH_LIMIT, EstimateResult
 
 _KIND_LABELS = {
     "attention": "attention",
@@ -210,7 +210,11 @@ def fmt_gib(n: float) -> str:
     return f"{n / 1024**3:,.2f} GiB"
 
 
-_LIMITS = {"memory": "", "model": " (the model's trained limit)", "search": " (moeplan searches up to 1M)"}
+_LIMITS = {
+    "memory": "",
+    "model": " (the model's trained limit)",
+    "search": f" (moeplan searches up to {CONTEXT_SEARCH_LIMIT:,})",
+}
 
 
 def _print_verdict(console: Console, result: EstimateResult) -> None:
@@ -231,10 +235,9 @@ def _print_verdict(console: Console, result: EstimateResult) -> None:
             f"longest context at batch {req.batch}: {fit.max_context:,} tokens{_LIMITS[fit.max_context_limit]}"
         )
     else:
-        need = f"fewest that fit: {fit.min_gpus}" if fit.min_gpus else "does not fit on up to 64 of them"
         console.print(
             f"[bold red]DOES NOT FIT[/bold red] on {gpus} ({where}): {fmt_gib(mem.per_gpu_bytes)} needed of "
-            f"{fmt_gib(mem.usable_bytes_per_gpu or 0)} per GPU, short by {fmt_gib(-fit.headroom_bytes)}; {need}"
+            f"{fmt_gib(mem.usable_bytes_per_gpu or 0)} per GPU, short by {fmt_gib(-fit.headroom_bytes)}; {fit.fewest}"
         )
 
 

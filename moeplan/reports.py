@@ -16,13 +16,10 @@ def _g(x: float | None, digits: int = 2) -> str:
     return "" if x is None else f"{x:.{digits}f}"
 
 
-def _verdict(fit: dict[str, Any]) -> str:
+def _verdict(fit: Any) -> str:
     """``fits on 4 x a100-80gb-sxm`` or ``does not fit on 2 x a100-80gb-sxm; fewest that fit: 4``."""
-    where = f"{fit['num_gpus']} x {fit['gpu']}"
-    if fit["fits"]:
-        return f"fits on {where}"
-    fewest = f"fewest that fit: {fit['min_gpus']}" if fit.get("min_gpus") else "does not fit on up to 64 of them"
-    return f"does not fit on {where}; {fewest}"
+    where = f"{fit.num_gpus} x {fit.gpu}"
+    return f"fits on {where}" if fit.fits else f"does not fit on {where}; {fit.fewest}"
 
 
 def estimate_table(result: Any) -> Table:
@@ -30,7 +27,7 @@ def estimate_table(result: Any) -> Table:
     d = result.to_json()
     p, m, f, perf, cost = d["params"], d["memory"], d.get("fit") or {}, d.get("performance") or {}, d.get("cost") or {}
     gib = 2**30
-    rows: list[list[Any]] = [["verdict", _verdict(f), ""]] if f else []
+    rows: list[list[Any]] = [["verdict", _verdict(result.fit), ""]] if result.fit else []
     rows += [
         ["model", d["model"]["id"], ""],
         ["total parameters", p["total"], "count"],

@@ -5,9 +5,7 @@ from __future__ import annotations
 import re
 
 from moeplan.errors import InputError
-
-MAX_TOKENS = 1 << 31
-"""The longest context moeplan accepts, as for a model's ``max_context`` (no model comes within 100x of it)."""
+from moeplan.specs import TOKENS as MAX_TOKENS  # the bound of a model's max_context (no model is within 100x)
 
 _TOKENS = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kKmM]?)\s*$")
 

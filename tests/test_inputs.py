@@ -194,18 +194,17 @@ def test_bad_safetensors(tmp_path: Path, header: bytes, n: int | None, tail: int
         read_file(_st(tmp_path, header, n, tail))
 
 
-def _tiny_moe() -> ArchSpec:
+def _tiny(**fields: Any) -> ArchSpec:
+    """A 4-layer, 256-wide test model of 512 tokens' vocabulary; ``fields`` add the rest (attention, moe, ...)."""
     return validate(
-        ArchSpec,
-        {
-            "vocab_size": 512,
-            "hidden_size": 256,
-            "num_layers": 4,
-            "attention": {"num_heads": 4, "num_kv_heads": 2, "head_dim": 64, "qk_norm": "per_head"},
-            "moe": {"num_experts": 8, "top_k": 2, "expert_intermediate_size": 256},
-            "max_context": 4096,
-        },
-        "test",
+        ArchSpec, {"vocab_size": 512, "hidden_size": 256, "num_layers": 4, "max_context": 4096, **fields}, "test"
+    )
+
+
+def _tiny_moe() -> ArchSpec:
+    return _tiny(
+        attention={"num_heads": 4, "num_kv_heads": 2, "head_dim": 64, "qk_norm": "per_head"},
+        moe={"num_experts": 8, "top_k": 2, "expert_intermediate_size": 256},
     )
 
 
@@ -259,26 +258,13 @@ def test_gguf_mla_shared_experts_and_split_files(tmp_path: Path, parts: int) -> 
     pytest.importorskip("gguf")
     from gguf_fixtures import write_gguf
 
-    arch = validate(
-        ArchSpec,
-        {
-            "vocab_size": 512,
-            "hidden_size": 256,
-            "num_layers": 4,
-            "attention": {
-                "kind": "mla",
-                "num_heads": 4,
-                "num_kv_heads": 4,
-                "head_dim": 96,
-                "mla": {"q_lora_rank": 256, "kv_lora_rank": 256, "qk_nope_head_dim": 64, "qk_rope_head_dim": 32,
-                        "v_head_dim": 64},
-            },
-            "mlp": {"intermediate_size": 512},
-            "moe": {"num_experts": 8, "top_k": 2, "expert_intermediate_size": 256, "num_shared_experts": 1,
-                    "shared_intermediate_size": 256, "dense_layers": [0], "router_correction_bias": True},
-            "max_context": 4096,
-        },
-        "test",
+    arch = _tiny(
+        attention={"kind": "mla", "num_heads": 4, "num_kv_heads": 4, "head_dim": 96,
+                   "mla": {"q_lora_rank": 256, "kv_lora_rank": 256, "qk_nope_head_dim": 64, "qk_rope_head_dim": 32,
+                           "v_head_dim": 64}},
+        mlp={"intermediate_size": 512},
+        moe={"num_experts": 8, "top_k": 2, "expert_intermediate_size": 256, "num_shared_experts": 1,
+             "shared_intermediate_size": 256, "dense_layers": [0], "router_correction_bias": True},
     )  # fmt: skip
     paths = write_gguf(tmp_path / "tiny-ds.gguf", "deepseek2", arch, "Q4_K_M", parts=parts)
     spec = resolve_model(str(paths[-1]))  # any part finds the others
@@ -293,19 +279,10 @@ def test_gguf_gpt_oss_mxfp4_sinks_biases_windows(tmp_path: Path) -> None:
     pytest.importorskip("gguf")
     from gguf_fixtures import write_gguf
 
-    arch = validate(
-        ArchSpec,
-        {
-            "vocab_size": 512,
-            "hidden_size": 256,
-            "num_layers": 4,
-            "attention": {"num_heads": 4, "num_kv_heads": 2, "head_dim": 64, "qkv_bias": True, "o_bias": True,
-                          "sinks": True, "window_tokens": 128, "layer_pattern": "SF"},
-            "moe": {"num_experts": 8, "top_k": 2, "expert_intermediate_size": 256, "expert_bias": True,
-                    "router_bias": True},
-            "max_context": 4096,
-        },
-        "test",
+    arch = _tiny(
+        attention={"num_heads": 4, "num_kv_heads": 2, "head_dim": 64, "qkv_bias": True, "o_bias": True,
+                   "sinks": True, "window_tokens": 128, "layer_pattern": "SF"},
+        moe={"num_experts": 8, "top_k": 2, "expert_intermediate_size": 256, "expert_bias": True, "router_bias": True},
     )  # fmt: skip
     path = write_gguf(tmp_path / "tiny-oss.gguf", "gpt-oss", arch, "MXFP4_MOE")[0]
     spec = spec_from_gguf(path)
