@@ -12,7 +12,10 @@ from pathlib import Path
 
 import pytest
 
+from moeplan.compare import compare, compare_requests
+from moeplan.offload_plan import OffloadRequest, plan_offload
 from moeplan.plan import EstimateRequest, estimate
+from moeplan.recommend import recommend
 
 GOLDEN = Path(__file__).parent / "data" / "golden"
 CASES = {
@@ -30,6 +33,34 @@ def test_golden_json(name: str) -> None:
     if os.environ.get("MOEPLAN_UPDATE_GOLDEN") == "1":
         path.write_text(json.dumps(got, indent=1, sort_keys=True) + "\n")
     assert _same(got, json.loads(path.read_text())), f"{name} changed: review, then MOEPLAN_UPDATE_GOLDEN=1"
+
+
+def _check(name: str, got: object) -> None:
+    got = json.loads(json.dumps(got))
+    path = GOLDEN / f"{name}.json"
+    if os.environ.get("MOEPLAN_UPDATE_GOLDEN") == "1":
+        path.write_text(json.dumps(got, indent=1, sort_keys=True) + "\n")
+    assert _same(got, json.loads(path.read_text())), f"{name} changed: review, then MOEPLAN_UPDATE_GOLDEN=1"
+
+
+def test_golden_compare() -> None:
+    base = EstimateRequest(model="mixtral-8x7b")
+    results = compare(compare_requests(["mixtral-8x7b", "llama-3.1-70b"], ["h100"], [], [], base))
+    _check("compare-mixtral-llama70b-h100", [r.to_json() for r in results])
+
+
+def test_golden_recommend() -> None:
+    _, candidates = recommend("deepseek-v3", context=32768)
+    _check("recommend-deepseek-v3-32k", [c.to_json() for c in candidates[:12]])
+    _, candidates = recommend("qwen3-30b-a3b", context=8192, gpus=("rtx-4090", "rtx-3090", "h100"))
+    _check("recommend-qwen3-30b-consumer", [c.to_json() for c in candidates[:12]])
+
+
+def test_golden_offload() -> None:
+    req = OffloadRequest(model="gpt-oss-120b", gpu="4090", ram_gib=64, cpu="9950x")
+    _check("offload-gpt-oss-120b-4090", plan_offload(req).to_json())
+    req = OffloadRequest(model="qwen3-30b-a3b", gpu="3060", ram_gib=32, cpu="ddr4-3200x2", context=32768, offload="10")
+    _check("offload-qwen3-30b-3060-n10", plan_offload(req).to_json())
 
 
 def _same(a: object, b: object) -> bool:
