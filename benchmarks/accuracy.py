@@ -14,9 +14,9 @@ import sys
 from collections.abc import Iterable
 from pathlib import Path
 
-from moeplan.catalog import load_catalog
-from moeplan.params import count_params
-from moeplan.validate import Check, check, load_records
+from moeplan.model.params import count_params
+from moeplan.plans.accuracy import Check, check, load_records
+from moeplan.sources.catalog import load_catalog
 
 ROOT = Path(__file__).resolve().parent.parent
 SETS = [

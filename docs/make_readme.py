@@ -26,7 +26,7 @@ def run(command: str) -> str:
     from typer.testing import CliRunner
 
     from moeplan.cli import app
-    from moeplan.hardware import load_gpus
+    from moeplan.hardware.gpus import load_gpus
 
     args = shlex.split(command)
     assert args[0] == "moeplan"

@@ -1,4 +1,4 @@
-"""The typer app: parse, call :mod:`moeplan.plan`, render.  The only module that prints or exits."""
+"""The typer app: parse, call :mod:`moeplan.deploy.plan`, render.  The only module that prints or exits."""
 
 import contextlib
 import importlib.util
@@ -31,9 +31,9 @@ def _lazy_module(name: str) -> ModuleType:
 if TYPE_CHECKING:
     from rich.console import Console
 
-    from moeplan import render
+    from moeplan.output import rich as render
 else:  # the printers import rich's console and tables (~25 ms), which --json and --format never need
-    render = _lazy_module("moeplan.render")
+    render = _lazy_module("moeplan.output.rich")
 
 app = typer.Typer(
     name="moeplan",
@@ -51,14 +51,14 @@ FormatOpt = Annotated[
 
 
 def _check_format(fmt: str) -> None:
-    from moeplan.reports import FORMATS
+    from moeplan.output.plain import FORMATS
 
     if fmt not in FORMATS:
         raise InputError(f"--format '{fmt}' is not one of {', '.join(FORMATS)}", "or use --json")
 
 
 def _plain(table: object, fmt: str) -> None:
-    from moeplan.reports import render_plain
+    from moeplan.output.plain import render_plain
 
     typer.echo(render_plain(table, fmt), nl=False)  # type: ignore[arg-type]
 
@@ -72,7 +72,7 @@ def _emit(
 ) -> None:
     """One result, three renderings: ``--json``, ``--format markdown|csv``, or rich tables."""
     if json_out:
-        from moeplan.reports import to_json_text
+        from moeplan.output.plain import to_json_text
 
         typer.echo(to_json_text(as_json()))
     elif fmt != "table" and as_table is not None:
@@ -237,8 +237,8 @@ def estimate(
 
       moeplan estimate ./Qwen3-30B-A3B/config.json --gpu h100 --quant experts=fp8
     """
-    from moeplan.plan import EstimateRequest
-    from moeplan.plan import estimate as run_estimate
+    from moeplan.deploy.plan import EstimateRequest
+    from moeplan.deploy.plan import estimate as run_estimate
     from moeplan.units import parse_tokens
 
     if offload_experts is not None:
@@ -284,7 +284,7 @@ def estimate(
             calibration=calibration,
         )
         result = run_estimate(request)
-    from moeplan.reports import estimate_table
+    from moeplan.output.plain import estimate_table
 
     def rich(console: "Console") -> None:
         render.print_estimate(console, result)
@@ -326,9 +326,9 @@ def compare(
 
       moeplan compare deepseek-v3 --gpu h200 --gpu mi300x --num-gpus 8 --context 32k
     """
-    from moeplan.compare import compare as run_compare
-    from moeplan.compare import compare_requests, comparison_rows
-    from moeplan.plan import EstimateRequest
+    from moeplan.deploy.plan import EstimateRequest
+    from moeplan.plans.compare import compare as run_compare
+    from moeplan.plans.compare import compare_requests, comparison_rows
     from moeplan.units import parse_tokens
 
     with handled_errors():
@@ -344,7 +344,7 @@ def compare(
         )
         requests = compare_requests(models, gpu or [], quant or [], engine or [], base)
         results = run_compare(requests)
-    from moeplan.reports import compare_table
+    from moeplan.output.plain import compare_table
 
     rows = comparison_rows(results)
 
@@ -388,7 +388,7 @@ def recommend(
 
       moeplan recommend gpt-oss-120b --min-tokens-per-s 100 --sort speed
     """
-    from moeplan.recommend import recommend as run_recommend
+    from moeplan.plans.recommend import recommend as run_recommend
     from moeplan.units import parse_tokens
 
     with handled_errors():
@@ -408,7 +408,7 @@ def recommend(
             kv_dtype,
             gpus=tuple(only_gpu or ()),
         )
-    from moeplan.reports import recommend_table
+    from moeplan.output.plain import recommend_table
 
     _emit(
         json_out,
@@ -427,13 +427,13 @@ def gpus(gpu_file: GpuFileOpt = None, fmt: FormatOpt = "table", json_out: JsonOp
 
       moeplan gpus --json
     """
-    from moeplan.hardware import load_gpus
+    from moeplan.hardware.gpus import load_gpus
 
     with handled_errors():
         _check_format(fmt)
         catalogue = list(load_gpus(gpu_file))
+    from moeplan.output.plain import gpus_table
     from moeplan.records import to_dict
-    from moeplan.reports import gpus_table
 
     _emit(
         json_out,
@@ -481,7 +481,7 @@ def calibrate(
     from rich.console import Console
 
     from moeplan.cache import profile_path
-    from moeplan.calibrate import (
+    from moeplan.calibration.run import (
         DEFAULT_TOKENS,
         QUICK_TOKENS,
         LayerShape,
@@ -489,7 +489,7 @@ def calibrate(
         run_calibration,
         shape_from_model,
     )
-    from moeplan.calibration import save_profile
+    from moeplan.hardware.profiles import save_profile
 
     err = Console(stderr=True, no_color=None)
     with handled_errors():
@@ -513,7 +513,7 @@ def calibrate(
     for note in run.notices + run.skipped:
         err.print(f"[yellow]notice:[/yellow] {note}")
     if json_out:
-        from moeplan.reports import to_json_text
+        from moeplan.output.plain import to_json_text
 
         typer.echo(to_json_text({**run.profile.model_dump(), "saved_to": str(written), "skipped": run.skipped}))
         return
@@ -560,7 +560,7 @@ def offload(
 
       moeplan offload deepseek-r1 --gpu 4090 --ram 512 --cpu epyc-9654 --quant Q2_K --json
     """
-    from moeplan.offload_plan import OffloadRequest, plan_offload
+    from moeplan.plans.offload import OffloadRequest, plan_offload
     from moeplan.units import parse_tokens
 
     with handled_errors():
@@ -575,7 +575,7 @@ def offload(
             gpu_file=gpu_file,
         )  # fmt: skip
         result = plan_offload(request)
-    from moeplan.reports import offload_table
+    from moeplan.output.plain import offload_table
 
     _emit(
         json_out,
@@ -594,13 +594,13 @@ def cpus(fmt: FormatOpt = "table", json_out: JsonOpt = False) -> None:
 
       moeplan cpus --json
     """
-    from moeplan.hosts import load_cpus
+    from moeplan.hardware.hosts import load_cpus
 
     with handled_errors():
         _check_format(fmt)
         catalogue = list(load_cpus())
+    from moeplan.output.plain import cpus_table
     from moeplan.records import to_dict
-    from moeplan.reports import cpus_table
 
     _emit(
         json_out,
@@ -619,12 +619,12 @@ def models(fmt: FormatOpt = "table", json_out: JsonOpt = False) -> None:
 
       moeplan models --json
     """
-    from moeplan.catalog import catalog_rows
+    from moeplan.sources.catalog import catalog_rows
 
     with handled_errors():
         _check_format(fmt)
         rows = catalog_rows()
-    from moeplan.reports import models_table
+    from moeplan.output.plain import models_table
 
     _emit(
         json_out,
@@ -643,13 +643,13 @@ def quants(json_out: JsonOpt = False) -> None:
 
       moeplan quants --json
     """
-    from moeplan.gguf_mix import FTYPES
-    from moeplan.quant import catalog_formats
+    from moeplan.formats.gguf_mix import FTYPES
+    from moeplan.formats.schemes import catalog_formats
 
     rows = [{"name": n, "bits_per_weight_4096": round(b, 4), "description": d} for n, b, d in catalog_formats()]
     mixes = sorted(FTYPES)
     if json_out:
-        from moeplan.reports import to_json_text
+        from moeplan.output.plain import to_json_text
 
         typer.echo(to_json_text({"formats": rows, "gguf_mixes": mixes}))
         return
@@ -664,7 +664,7 @@ def spec(model: ModelArg) -> None:
 
       moeplan spec ./my-model/config.json > my-model.yaml
     """
-    from moeplan.catalog import resolve_model, spec_to_yaml
+    from moeplan.sources.catalog import resolve_model, spec_to_yaml
 
     with handled_errors():
         typer.echo(spec_to_yaml(resolve_model(model)), nl=False)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 from moeplan.errors import InputError
-from moeplan.specs import TOKENS as MAX_TOKENS  # the bound of a model's max_context (no model is within 100x)
+from moeplan.model.spec import TOKENS as MAX_TOKENS  # the bound of a model's max_context (no model is within 100x)
 
 _TOKENS = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kKmM]?)\s*$")
 

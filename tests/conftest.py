@@ -21,7 +21,7 @@ def _isolated_user_dirs(tmp_path_factory: pytest.TempPathFactory, monkeypatch: p
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.delenv("MOEPLAN_GPU_FILE", raising=False)
     monkeypatch.delenv("HF_TOKEN", raising=False)
-    from moeplan.hardware import load_gpus
+    from moeplan.hardware.gpus import load_gpus
 
     load_gpus.cache_clear()
     yield

@@ -7,10 +7,10 @@ from typing import Any
 
 import numpy as np
 
-from moeplan.gguf_io import FILE_TYPES
-from moeplan.gguf_mix import gguf_type_for
-from moeplan.specs import ArchSpec
-from moeplan.tensors import Tensor, model_tensors
+from moeplan.formats.gguf_mix import gguf_type_for
+from moeplan.model.spec import ArchSpec
+from moeplan.model.tensors import Tensor, model_tensors
+from moeplan.sources.gguf_file import FILE_TYPES
 
 _NORMS = ["attn_norm", "ffn_norm", "post_attention_norm", "post_ffw_norm"]
 

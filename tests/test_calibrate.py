@@ -15,7 +15,7 @@ from moeplan.errors import InputError
 
 torch = pytest.importorskip("torch", reason="calibration needs torch (the test extra installs it)")
 
-from moeplan import calibrate as cal  # noqa: E402
+from moeplan.calibration import run as cal  # noqa: E402
 
 SMALL = cal.LayerShape(hidden=64, expert_ffn=32, experts=8, top_k=2, shared_ffn=16)
 

@@ -8,7 +8,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from moeplan.catalog import (
+from moeplan.errors import SpecError, UnknownModelError
+from moeplan.model.params import count_params
+from moeplan.model.spec import ModelSpec
+from moeplan.sources.catalog import (
     catalog_dir,
     load_catalog,
     load_spec_file,
@@ -16,10 +19,7 @@ from moeplan.catalog import (
     spec_to_yaml,
     suggestions,
 )
-from moeplan.errors import SpecError, UnknownModelError
-from moeplan.hf import spec_from_config
-from moeplan.params import count_params
-from moeplan.specs import ModelSpec
+from moeplan.sources.config_json import spec_from_config
 
 CATALOG = load_catalog()
 CONFIGS = Path(__file__).parent / "data" / "hf_configs"

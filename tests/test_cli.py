@@ -274,8 +274,8 @@ def test_plots_in_the_terminal() -> None:
 
 
 def test_review_fixes_compare_stars_only_what_fits() -> None:
-    from moeplan.compare import compare, compare_requests, comparison_rows
-    from moeplan.plan import EstimateRequest
+    from moeplan.deploy.plan import EstimateRequest
+    from moeplan.plans.compare import compare, compare_requests, comparison_rows
 
     reqs = compare_requests(
         ["llama-3.1-70b", "mixtral-8x7b"], ["h100"], ["bf16", "fp8"], [], EstimateRequest(model="x")
@@ -296,9 +296,9 @@ def test_review_fixes_recommend_csv_and_engines() -> None:
     import csv
     import io
 
-    from moeplan.hardware import resolve_gpu
-    from moeplan.quant import parse_scheme
-    from moeplan.recommend import _engine_for
+    from moeplan.formats.schemes import parse_scheme
+    from moeplan.hardware.gpus import resolve_gpu
+    from moeplan.plans.recommend import _engine_for
 
     code, out, _ = run("recommend", "qwen3-235b-a22b", "--quant", "Q4_K_M", "--sort", "purchase", "--top", "3",
                        "--format", "csv")  # fmt: skip
@@ -364,7 +364,7 @@ def test_longest_context_says_what_limits_it() -> None:
 
 
 def test_recommend_filters_only_remove_entries() -> None:
-    from moeplan.recommend import recommend
+    from moeplan.plans.recommend import recommend
 
     def keys(**kw: object) -> set[tuple[str, int, str, float | None]]:
         cands = recommend("qwen3-235b-a22b", quant="Q4_K_M", **kw)[1]  # type: ignore[arg-type]

@@ -6,10 +6,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from moeplan.catalog import load_catalog, resolve_model
-from moeplan.flops import flops_per_token, prompt_flops
-from moeplan.params import count_params
-from moeplan.specs import ModelSpec
+from moeplan.model.flops import flops_per_token, prompt_flops
+from moeplan.model.params import count_params
+from moeplan.model.spec import ModelSpec
+from moeplan.sources.catalog import load_catalog, resolve_model
 
 CATALOG = load_catalog()
 

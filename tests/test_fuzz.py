@@ -17,12 +17,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from moeplan.catalog import load_spec_file
+from moeplan.deploy.plan import EstimateRequest, estimate
 from moeplan.errors import MoeplanError
-from moeplan.hf import SUPPORTED_MODEL_TYPES, spec_from_config
-from moeplan.params import count_params
-from moeplan.plan import EstimateRequest, estimate
-from moeplan.safetensors_io import parse_header
+from moeplan.model.params import count_params
+from moeplan.sources.catalog import load_spec_file
+from moeplan.sources.config_json import SUPPORTED_MODEL_TYPES, spec_from_config
+from moeplan.sources.safetensors_headers import parse_header
 
 SHAPE_KEYS = [
     "vocab_size", "hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads",
@@ -116,7 +116,7 @@ def gguf_bytes(tmp_path_factory: pytest.TempPathFactory) -> bytes:
 @settings(max_examples=1000, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(st.data())
 def test_gguf_mutations_never_crash(tmp_path: Path, gguf_bytes: bytes, data: st.DataObject) -> None:
-    from moeplan.gguf_spec import spec_from_gguf
+    from moeplan.sources.gguf_spec import spec_from_gguf
 
     buf = bytearray(gguf_bytes[:20000])  # the header lives here; the data after it is zeros
     for _ in range(data.draw(st.integers(1, 6))):

@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from moeplan.compare import compare, compare_requests
-from moeplan.offload_plan import OffloadRequest, plan_offload
-from moeplan.plan import EstimateRequest, estimate
-from moeplan.recommend import recommend
+from moeplan.deploy.plan import EstimateRequest, estimate
+from moeplan.plans.compare import compare, compare_requests
+from moeplan.plans.offload import OffloadRequest, plan_offload
+from moeplan.plans.recommend import recommend
 
 GOLDEN = Path(__file__).parent / "data" / "golden"
 CASES = {

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from moeplan.errors import InputError, SpecError, UnknownGpuError
-from moeplan.hardware import GpuSpec, custom_gpu, load_gpus, resolve_gpu
+from moeplan.hardware.gpus import GpuSpec, custom_gpu, load_gpus, resolve_gpu
 
 GPUS = load_gpus()
 
@@ -104,7 +104,7 @@ def test_builtin_catalogue_is_cached_as_json_and_refreshed_when_the_file_changes
 
 
 def test_common_macs_are_in_the_catalogue() -> None:
-    from moeplan.hardware import resolve_gpu
+    from moeplan.hardware.gpus import resolve_gpu
 
     for alias, bandwidth, usable in (("m4-pro", 273.0, 48.0), ("m4", 120.0, 21.33), ("m3-pro", 150.0, 24.0)):
         gpu = resolve_gpu(alias)

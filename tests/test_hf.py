@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from moeplan.errors import SpecError, UnsupportedArchitectureError
-from moeplan.hf import SUPPORTED_MODEL_TYPES, read_config_file, spec_from_config, weights_dtype
-from moeplan.params import count_params
+from moeplan.model.params import count_params
+from moeplan.sources.config_json import SUPPORTED_MODEL_TYPES, read_config_file, spec_from_config, weights_dtype
 
 DATA = Path(__file__).parent / "data" / "hf_configs"
 

@@ -12,17 +12,17 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from moeplan.catalog import resolve_model
-from moeplan.checkpoint import classify, native_format
 from moeplan.cli import app
 from moeplan.errors import MoeplanError, SpecError
-from moeplan.gguf_io import read_gguf
-from moeplan.gguf_spec import spec_from_gguf
-from moeplan.params import count_params
-from moeplan.quant import named_scheme, quantized_tensors
+from moeplan.formats.schemes import named_scheme, quantized_tensors
+from moeplan.model.params import count_params
+from moeplan.model.spec import ArchSpec
 from moeplan.records import validate
-from moeplan.safetensors_io import read_file
-from moeplan.specs import ArchSpec
+from moeplan.sources.catalog import resolve_model
+from moeplan.sources.checkpoint import classify, native_format
+from moeplan.sources.gguf_file import read_gguf
+from moeplan.sources.gguf_spec import spec_from_gguf
+from moeplan.sources.safetensors_headers import read_file
 
 CONFIGS = Path(__file__).parent / "data" / "hf_configs"
 runner = CliRunner()
@@ -151,8 +151,8 @@ def test_modelopt_hf_quant_config() -> None:
 
 
 def test_packed_and_scaled_tensors_count_logical_parameters() -> None:
-    from moeplan.checkpoint import summarize
-    from moeplan.safetensors_io import TensorInfo
+    from moeplan.sources.checkpoint import summarize
+    from moeplan.sources.safetensors_headers import TensorInfo
 
     tensors = [
         TensorInfo("model.layers.0.mlp.experts.gate_up_proj_blocks", "U8", (4, 64, 8, 16), 4 * 64 * 8 * 16),

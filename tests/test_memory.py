@@ -12,13 +12,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from test_params import DATA
 
-from moeplan.catalog import load_catalog, resolve_model
-from moeplan.engines import ENGINES, GIB
+from moeplan.deploy.engines import ENGINES, GIB
+from moeplan.deploy.memory import MemoryModel, MemoryRequest, Parallel, check_parallel
 from moeplan.errors import InputError
-from moeplan.kv import kv_bytes_per_token, kv_cache_bytes, kv_dtype
-from moeplan.memory import MemoryModel, MemoryRequest, Parallel, check_parallel
-from moeplan.quant import FORMATS, parse_scheme, weights_bytes_by_kind
-from moeplan.specs import ModelSpec
+from moeplan.formats.schemes import FORMATS, parse_scheme, weights_bytes_by_kind
+from moeplan.model.kv import kv_bytes_per_token, kv_cache_bytes, kv_dtype
+from moeplan.model.spec import ModelSpec
+from moeplan.sources.catalog import load_catalog, resolve_model
 
 H100 = 79.22 * GIB
 H200 = 139.8 * GIB  # 141 GB HBM3e less what the driver keeps (estimate, see hardware catalogue)

@@ -9,14 +9,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
-from moeplan.catalog import load_catalog, resolve_model
 from moeplan.cli import app
+from moeplan.deploy.offload import Host, OffloadModel, layer_regex, usable_ram_bytes
 from moeplan.errors import InputError
-from moeplan.hardware import resolve_gpu
-from moeplan.hosts import custom_host, memory_config
-from moeplan.offload import Host, OffloadModel, layer_regex, usable_ram_bytes
-from moeplan.offload_plan import OffloadRequest, plan_offload
-from moeplan.quant import parse_scheme
+from moeplan.formats.schemes import parse_scheme
+from moeplan.hardware.gpus import resolve_gpu
+from moeplan.hardware.hosts import custom_host, memory_config
+from moeplan.plans.offload import OffloadRequest, plan_offload
+from moeplan.sources.catalog import load_catalog, resolve_model
 
 runner = CliRunner()
 MOE = [s for s in load_catalog() if s.arch.moe is not None and s.arch.num_layers <= 64]
@@ -31,7 +31,7 @@ def _model(model: str, quant: str, gpu: str = "4090", ram: float = 256, bw: floa
 @settings(max_examples=30, deadline=None)
 @given(st.sampled_from(MOE), st.integers(0, 63), st.integers(1, 63))
 def test_moving_experts_to_ram_never_raises_vram_or_speed(spec: object, a: int, b: int) -> None:
-    from moeplan.specs import ModelSpec
+    from moeplan.model.spec import ModelSpec
 
     assert isinstance(spec, ModelSpec)
     m = _model(spec.id, "Q4_K_M")
@@ -46,7 +46,7 @@ def test_moving_experts_to_ram_never_raises_vram_or_speed(spec: object, a: int, 
 @settings(max_examples=30, deadline=None)
 @given(st.sampled_from(MOE), st.floats(20, 500), st.floats(20, 500))
 def test_more_ram_bandwidth_never_lowers_speed(spec: object, a: float, b: float) -> None:
-    from moeplan.specs import ModelSpec
+    from moeplan.model.spec import ModelSpec
 
     assert isinstance(spec, ModelSpec)
     lo, hi = sorted((a, b))
@@ -150,7 +150,7 @@ def test_gguf_checkpoint_bytes_drive_the_placement(tmp_path: object) -> None:
 
 
 def test_cpu_catalogue_is_sourced_and_consistent() -> None:
-    from moeplan.hosts import load_cpus, resolve_cpu
+    from moeplan.hardware.hosts import load_cpus, resolve_cpu
 
     cpus = load_cpus()
     assert len(cpus) >= 20
@@ -166,7 +166,7 @@ def test_cpu_catalogue_is_sourced_and_consistent() -> None:
 
 
 def test_recommend_offers_gpu_plus_ram_boxes_when_gpus_alone_do_not_fit() -> None:
-    from moeplan.recommend import recommend
+    from moeplan.plans.recommend import recommend
 
     _, cands = recommend("qwen3-235b-a22b", sort="purchase")
     boxes = [c for c in cands if c.ram_gib]

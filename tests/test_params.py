@@ -12,9 +12,9 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from moeplan.hf import spec_from_config
-from moeplan.params import count_params
-from moeplan.specs import ArchSpec, AttentionSpec, MlpSpec, ModelSpec, MoeSpec
+from moeplan.model.params import count_params
+from moeplan.model.spec import ArchSpec, AttentionSpec, MlpSpec, ModelSpec, MoeSpec
+from moeplan.sources.config_json import spec_from_config
 
 DATA = Path(__file__).parent / "data"
 GOLDEN = yaml.safe_load((DATA / "reference_param_counts.yaml").read_text())

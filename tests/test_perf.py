@@ -10,15 +10,15 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from moeplan.calibration import CalibrationProfile, efficiency_for, save_profile
-from moeplan.catalog import load_catalog
-from moeplan.compare import compare, compare_requests, comparison_rows
+from moeplan.deploy.plan import EstimateRequest, estimate
+from moeplan.deploy.speed import SPEEDS, distinct_experts
 from moeplan.errors import InputError
-from moeplan.hardware import resolve_gpu
-from moeplan.perf import SPEEDS, distinct_experts
-from moeplan.plan import EstimateRequest, estimate
-from moeplan.recommend import recommend
-from moeplan.specs import ModelSpec
+from moeplan.hardware.gpus import resolve_gpu
+from moeplan.hardware.profiles import CalibrationProfile, efficiency_for, save_profile
+from moeplan.model.spec import ModelSpec
+from moeplan.plans.compare import compare, compare_requests, comparison_rows
+from moeplan.plans.recommend import recommend
+from moeplan.sources.catalog import load_catalog
 
 MOE = [s for s in load_catalog() if s.arch.moe is not None and s.arch.num_layers <= 64]
 
@@ -186,7 +186,7 @@ def test_recommend_uses_a_stored_calibration(tmp_path: Path, monkeypatch: pytest
 
 
 def test_a_step_is_bound_by_its_largest_term() -> None:
-    from moeplan.perf import Step
+    from moeplan.deploy.speed import Step
 
     def bound(memory: float, compute: float, fixed: float, comm: float) -> str:
         return Step(max(memory, compute) + fixed + comm, memory, compute, fixed, comm, 0.0).bound

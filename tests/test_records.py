@@ -11,12 +11,12 @@ from pathlib import Path
 import pytest
 
 from moeplan.cache import cache_root, cached_records
-from moeplan.catalog import catalog_dir, load_catalog, load_spec_file
 from moeplan.errors import SpecError
-from moeplan.hardware import GpuSpec, load_gpus
-from moeplan.hosts import CpuSpec, load_cpus
+from moeplan.hardware.gpus import GpuSpec, load_gpus
+from moeplan.hardware.hosts import CpuSpec, load_cpus
+from moeplan.model.spec import ArchSpec, ModelSpec, MoeSpec
 from moeplan.records import build, checked, schema_tag, to_dict, validate
-from moeplan.specs import ArchSpec, ModelSpec, MoeSpec
+from moeplan.sources.catalog import catalog_dir, load_catalog, load_spec_file
 
 ARCH = {
     "vocab_size": 1000,
@@ -79,7 +79,9 @@ def test_to_dict_leaves_out_defaults_on_request() -> None:
 
 
 def test_schema_tag_is_the_same_in_every_process() -> None:
-    code = "from moeplan.records import schema_tag; from moeplan.specs import ModelSpec; print(schema_tag(ModelSpec))"
+    code = (
+        "from moeplan.records import schema_tag; from moeplan.model.spec import ModelSpec; print(schema_tag(ModelSpec))"
+    )
     tags = {subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout for _ in range(2)}
     assert tags == {schema_tag(ModelSpec) + "\n"}
 
@@ -126,8 +128,8 @@ def _moeplan_dataclasses() -> list[type]:
     import moeplan
 
     out = []
-    for info in pkgutil.iter_modules(moeplan.__path__):
-        module = importlib.import_module(f"moeplan.{info.name}")
+    for info in pkgutil.walk_packages(moeplan.__path__, "moeplan."):
+        module = importlib.import_module(info.name)
         out += [
             obj
             for obj in vars(module).values()

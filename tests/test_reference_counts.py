@@ -16,8 +16,8 @@ from typing import Any
 
 import pytest
 
-from moeplan.hf import SUPPORTED_MODEL_TYPES, spec_from_config
-from moeplan.params import count_params
+from moeplan.model.params import count_params
+from moeplan.sources.config_json import SUPPORTED_MODEL_TYPES, spec_from_config
 
 pytest.importorskip("transformers", reason="the reference implementation is a test dependency")
 

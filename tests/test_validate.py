@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from moeplan.validate import Check, check, load_records
+from moeplan.plans.accuracy import Check, check, load_records
 
 ROOT = Path(__file__).resolve().parent.parent
 DEV = load_records(ROOT / "benchmarks/measurements.yaml")

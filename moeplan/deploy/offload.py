@@ -1,0 +1,298 @@
+"""Expert offload: routed experts of some layers in system RAM, everything else on the GPUs (llama.cpp).
+
+Placement follows llama.cpp's ``--n-cpu-moe N``: the routed experts (``ffn_*_exps``) of layers ``0..N-1``
+stay in RAM; attention, shared experts, dense layers, routers, norms, the output head and the KV cache of
+every layer go to the GPUs (``-ngl 99``); the token embedding stays in RAM, as llama.cpp keeps it.
+
+    VRAM per GPU = (GPU weights + KV cache + compute buffer) / GPUs + CUDA context
+    RAM          = token embedding + CPU experts       (usable RAM = installed - max(4 GiB, 8%))
+
+Decode, one step of ``B`` tokens (llama.cpp runs the GPU and CPU parts in turn):
+
+    t = t_gpu + t_cpu,   t_gpu = GPU bytes read / (BW_gpu x eta_gpu) + kernels x 3 us
+    t_cpu = max(CPU expert bytes read / (BW_ram x eta_ram), CPU expert FLOPs / (CPU peak x eta_cpu))
+            + CPU layers x (hand-off to the CPU and back, 40 us)
+
+with the distinct-expert count of :func:`moeplan.deploy.speed.distinct_experts` deciding the expert bytes read on
+each side.  Without a GPU the CPU does all of it, with a thread barrier per kernel (15 us).  Hosts with
+several sockets use one socket's bandwidth plus 40% per extra socket (inference runs are not NUMA-local).
+RAM efficiency eta_ram = 0.45 / 0.60 / 0.75 (low / expected / high): llama.cpp's CPU
+mat-vec kernels reach 60-80% of a desktop's dual-channel bandwidth and less of a many-channel server's.
+CPU compute: the fp32 FMA peak stands for llama.cpp's int8 dot products (about twice the fp32 rate, reached
+at about half).
+
+Prefill of a ``P``-token prompt runs in ubatches of 512: the CPU experts of each ubatch are either computed
+on the CPU or copied over PCIe to the GPU and computed there (llama.cpp does the latter for batches of 32
+and more); the faster is taken.  ``auto`` evaluates every N that fits and keeps the fastest decode.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+from moeplan.deploy.engines import GIB, engine_profile
+from moeplan.deploy.memory import MemoryModel, MemoryRequest, Parallel
+from moeplan.deploy.plan import checkpoint_scale
+from moeplan.deploy.speed import SPEEDS, distinct_experts, layer_kernels, peak_flops
+from moeplan.errors import InputError
+from moeplan.formats.schemes import Scheme, quantized_tensors
+from moeplan.hardware.gpus import GpuSpec
+from moeplan.hardware.hosts import CpuSpec
+from moeplan.model.flops import flops_per_token
+from moeplan.model.kv import kv_bytes_per_token, kv_cache_bytes
+from moeplan.model.spec import ArchSpec, ModelSpec
+from moeplan.records import Value
+
+US = 1e-6
+PCIE_GB_S = {"gen3": 16.0, "gen4": 32.0, "gen5": 64.0}  # one direction, x16 (PCI-SIG: 8/16/32 GT/s per lane)
+RAM_EFF = (0.45, 0.60, 0.75)
+CPU_COMPUTE_EFF = 1.0  # llama.cpp's int8 dot products (q8 activations x k-quants) run ~2x the fp32 FMA rate, at ~half
+HANDOFF_S = 40 * US
+CPU_KERNEL_S = 15 * US  # a kernel on many CPU threads ends in a barrier: tens of microseconds, not a GPU launch
+UBATCH = 512
+CONTEXTS = (4096, 8192, 16384, 32768, 65536, 131072, 262144)
+
+
+def usable_ram_bytes(ram_gib: float) -> float:
+    """RAM a model may use: installed less what the OS and runtime keep (max 4 GiB, 8%)."""
+    return (ram_gib - max(4.0, 0.08 * ram_gib)) * GIB
+
+
+@dataclass(frozen=True, repr=False, eq=False)
+class Host(Value):
+    """The machine: its GPUs (none: the CPU runs everything), RAM and CPU."""
+
+    gpu: GpuSpec | None
+    num_gpus: int
+    ram_gib: float
+    cpu: CpuSpec
+    pcie: str = "gen4"
+
+
+@dataclass
+class Placement:
+    """One choice of N and what it costs."""
+
+    cpu_layers: int
+    """``--n-cpu-moe``: the experts of layers 0..N-1 are in RAM."""
+    cpu_moe_layers: list[int]
+    vram_bytes_per_gpu: float
+    vram_capacity_bytes: float
+    ram_bytes: float
+    ram_capacity_bytes: float
+    gpu_weights_bytes: float
+    cpu_expert_bytes: float
+    kv_bytes: float
+    decode_s: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    """(low, expected, high) seconds per step."""
+    decode_parts_s: dict[str, float] = field(default_factory=dict)
+    prefill_s: float = 0.0
+    prefill_path: str = ""
+
+    @property
+    def fits_vram(self) -> bool:
+        return self.vram_bytes_per_gpu <= self.vram_capacity_bytes
+
+    @property
+    def fits_ram(self) -> bool:
+        return self.ram_bytes <= self.ram_capacity_bytes
+
+    @property
+    def fits(self) -> bool:
+        return self.fits_vram and self.fits_ram
+
+
+class OffloadModel:
+    """Bytes by layer and side for one model, format and host; placements evaluated for any N."""
+
+    def __init__(self, spec: ModelSpec, scheme: Scheme, host: Host, kv_dtype: str = "f16") -> None:
+        if spec.arch.moe is None:
+            raise InputError(f"{spec.id} is dense: there are no experts to offload", "use `moeplan estimate`")
+        self.spec, self.arch, self.scheme, self.host, self.kv_dtype = spec, spec.arch, scheme, host, kv_dtype
+        arch = self.arch
+        self.expert_bytes = [0.0] * arch.num_layers
+        self.embedding_bytes = 0.0
+        stored = checkpoint_scale(spec, scheme)  # a real checkpoint's bytes, where it is served as stored
+        factors, extra = (dict(stored[0]), stored[1]) if stored else ({}, 0)
+        self.other_bytes = float(extra)  # everything on the GPU but the experts (a vision tower included)
+        for t, _, raw in quantized_tensors(arch, scheme):
+            nbytes = raw * factors.get(t.kind, 1.0)
+            if t.kind == "routed_experts" and t.layer is not None:
+                self.expert_bytes[t.layer] += nbytes
+            elif t.kind == "embedding":
+                self.embedding_bytes += nbytes
+            else:
+                self.other_bytes += nbytes
+        self.engine = engine_profile("llama.cpp")
+        self._buffer_cache: dict[tuple[int, int], float] = {}
+        self.cpu_only = host.gpu is None or host.num_gpus == 0
+        self.gpu_bw = host.gpu.bandwidth_gb_s * 1e9 if host.gpu else 1.0
+        self.gpu_peak = peak_flops(host.gpu, "bf16") if host.gpu else 1.0
+        self.kernels = sum(layer_kernels(arch, i) for i in range(arch.num_layers)) + 3
+        moe = arch.moe
+        assert moe is not None
+        self.moe = moe
+        per_expert_flops = 2 * (3 if moe.gated else 2) * arch.hidden_size * moe.expert_intermediate_size
+        self.expert_flops_per_token = per_expert_flops * moe.top_k  # per MoE layer
+
+    # -- memory ---------------------------------------------------------------------------------------
+
+    def _buffers(self, context: int, batch: int) -> float:
+        """llama.cpp's compute buffer and CUDA context on one GPU (cached per context and batch)."""
+        key = (context, batch)
+        if key not in self._buffer_cache:
+            req = MemoryRequest(self.scheme, self.engine, 0.0, Parallel(), context, batch, self.kv_dtype)
+            mm = MemoryModel(self.arch, req)
+            self._buffer_cache[key] = mm.activation_bytes(context, batch) + self.engine.context_bytes
+        return self._buffer_cache[key]
+
+    def placement(self, n_cpu: int, context: int, batch: int) -> Placement:
+        arch, host = self.arch, self.host
+        if not 0 <= n_cpu <= arch.num_layers:
+            raise InputError(f"--offload-experts {n_cpu} is outside 0..{arch.num_layers} (the model's layers)")
+        if self.cpu_only:
+            n_cpu = arch.num_layers
+        cpu_layers = [i for i in range(n_cpu) if arch.is_moe_layer(i)]
+        cpu_experts = sum(self.expert_bytes[i] for i in cpu_layers)
+        gpu_weights = self.other_bytes + sum(self.expert_bytes) - cpu_experts
+        kv = kv_cache_bytes(arch, context, batch, self.kv_dtype, "llama.cpp")
+        if self.cpu_only:  # everything in RAM: the non-expert weights and the KV cache too
+            return Placement(
+                cpu_layers=n_cpu, cpu_moe_layers=cpu_layers, vram_bytes_per_gpu=0.0, vram_capacity_bytes=0.0,
+                ram_bytes=self.embedding_bytes + self.other_bytes + cpu_experts + kv,
+                ram_capacity_bytes=usable_ram_bytes(host.ram_gib), gpu_weights_bytes=0.0,
+                cpu_expert_bytes=cpu_experts, kv_bytes=kv,
+            )  # fmt: skip
+        assert host.gpu is not None
+        g = host.num_gpus
+        vram = (gpu_weights + kv) / g + self._buffers(context, batch)
+        return Placement(
+            cpu_layers=n_cpu,
+            cpu_moe_layers=cpu_layers,
+            vram_bytes_per_gpu=vram,
+            vram_capacity_bytes=host.gpu.usable_memory_bytes,
+            ram_bytes=self.embedding_bytes + cpu_experts,
+            ram_capacity_bytes=usable_ram_bytes(host.ram_gib),
+            gpu_weights_bytes=gpu_weights,
+            cpu_expert_bytes=cpu_experts,
+            kv_bytes=kv,
+        )
+
+    # -- speed ----------------------------------------------------------------------------------------
+
+    def decode_seconds(
+        self, p: Placement, context: int, batch: int, scenario: int = 1
+    ) -> tuple[float, dict[str, float]]:
+        arch, moe, host = self.arch, self.moe, self.host
+        eff = SPEEDS["llama.cpp"]
+        used = distinct_experts(moe.num_experts, moe.top_k, batch) / moe.num_experts
+        gpu_expert_bytes = sum(self.expert_bytes) - p.cpu_expert_bytes
+        kv_read = kv_bytes_per_token(arch, self.kv_dtype, "llama.cpp") * batch * _attended_share(arch, context)
+        gpu_bytes = self.other_bytes + gpu_expert_bytes * used + kv_read
+        fixed = (1.5, 1.0, 0.6)[scenario]
+        flops = flops_per_token(arch, context).total * batch
+        cpu_flops = float(self.expert_flops_per_token * batch * len(p.cpu_moe_layers))
+        cpu_bytes = p.cpu_expert_bytes * used
+        if self.cpu_only:  # the CPU reads everything, computes everything, and syncs its threads per kernel
+            cpu_bytes += gpu_bytes
+            cpu_flops = flops
+            t_gpu = self.kernels * CPU_KERNEL_S * fixed
+        else:
+            t_gpu = gpu_bytes / (self.gpu_bw * eff.bw[scenario]) + self.kernels * eff.kernel_s * fixed
+            t_gpu = max(t_gpu, (flops - cpu_flops) / (self.gpu_peak * 0.5))
+        t_mem = cpu_bytes / (host.cpu.effective_bandwidth_gb_s * 1e9 * RAM_EFF[scenario])
+        t_comp = cpu_flops / (host.cpu.fp32_gflops * 1e9 * CPU_COMPUTE_EFF)
+        handoffs = 0 if self.cpu_only else len(p.cpu_moe_layers)
+        t_cpu = max(t_mem, t_comp) + handoffs * HANDOFF_S * fixed
+        return t_gpu + t_cpu, {"gpu": t_gpu, "cpu": t_cpu, "cpu_memory": t_mem, "cpu_compute": t_comp}
+
+    def prefill_seconds(self, p: Placement, prompt: int) -> tuple[float, str]:
+        """Seconds to prefill ``prompt`` tokens, and whether CPU experts ran on the CPU or were streamed."""
+        arch, host = self.arch, self.host
+        ub = max(1, min(UBATCH, prompt))
+        if self.cpu_only:
+            total = flops_per_token(arch, prompt, "prefill").total * prompt
+            return total / (host.cpu.fp32_gflops * 1e9 * CPU_COMPUTE_EFF), "computed on the CPU"
+        n_ub = math.ceil(prompt / ub)
+        f = flops_per_token(arch, prompt, "prefill").total * ub
+        cpu_flops = self.expert_flops_per_token * ub * len(p.cpu_moe_layers)
+        eff = SPEEDS["llama.cpp"]
+        t_gpu = max(
+            (f - cpu_flops) / (self.gpu_peak * eff.gemm(ub, 4 * arch.hidden_size, arch.hidden_size)),
+            p.gpu_weights_bytes / (self.gpu_bw * eff.bw[1]),
+        )
+        t_on_cpu = cpu_flops / (host.cpu.fp32_gflops * 1e9 * CPU_COMPUTE_EFF)
+        pcie = PCIE_GB_S.get(host.pcie, 32.0) * 1e9 * 0.8
+        t_stream = p.cpu_expert_bytes / pcie + cpu_flops / (self.gpu_peak * 0.3)
+        if not p.cpu_moe_layers:
+            return t_gpu * n_ub, "gpu"
+        path = "streamed to the GPU over PCIe" if t_stream < t_on_cpu else "computed on the CPU"
+        return (t_gpu + min(t_on_cpu, t_stream)) * n_ub, path
+
+    def evaluate(self, n_cpu: int, context: int, batch: int, prompt: int) -> Placement:
+        p = self.placement(n_cpu, context, batch)
+        steps = [self.decode_seconds(p, context, batch, s) for s in (0, 1, 2)]
+        p.decode_s = (steps[0][0], steps[1][0], steps[2][0])
+        p.decode_parts_s = steps[1][1]
+        p.prefill_s, p.prefill_path = self.prefill_seconds(p, prompt)
+        return p
+
+    def best(self, context: int, batch: int, prompt: int) -> tuple[Placement, list[Placement]]:
+        """The fastest placement that fits (or, when none does, the one closest to fitting), and all tried.
+
+        Only placements that fit are timed; the chosen one gets its band and prefill.
+        """
+        tried = [self.placement(n, context, batch) for n in range(self.arch.num_layers + 1)]
+        fitting = [p for p in tried if p.fits]
+        if fitting:
+            for p in fitting:
+                p.decode_s = (0.0, self.decode_seconds(p, context, batch)[0], 0.0)
+            choice = min(fitting, key=lambda p: p.decode_s[1])
+        elif not tried[-1].fits_vram:
+            # Even all experts in RAM overflow the GPU: that placement says by how much.
+            choice = tried[-1]
+        else:
+            # The placement with the fewest experts in RAM that fits the GPU says how much RAM is missing.
+            choice = min((p for p in tried if p.fits_vram), key=lambda p: p.ram_bytes)
+        return self.evaluate(choice.cpu_layers, context, batch, prompt), tried
+
+
+def _attended_share(arch: ArchSpec, context: int) -> float:
+    """Cached tokens the attention reads, averaged over the layers (windows cap sliding layers)."""
+    att = arch.attention
+    total = 0.0
+    for i in range(arch.num_layers):
+        kind = att.layer_kind(i)
+        total += context if kind == "F" or att.window_tokens is None else min(context, att.window_tokens)
+    return float(total / arch.num_layers)
+
+
+def layer_regex(layers: list[int]) -> str:
+    """``blk\\.(0|1|2)\\.ffn_.*_exps\\.=CPU`` for llama.cpp's ``-ot``."""
+    body = "|".join(str(i) for i in layers)
+    return f"blk\\.({body})\\.ffn_.*_exps\\.=CPU"
+
+
+def commands(spec: ModelSpec, quant: str, p: Placement, host: Host, context: int, kv_dtype: str) -> dict[str, str]:
+    """Command lines ready to paste for this placement."""
+    model_file = spec.origin if spec.origin.endswith(".gguf") else f"{spec.id}-{quant}.gguf"
+    kv = f" -ctk {kv_dtype} -ctv {kv_dtype}" if kv_dtype not in ("f16", "fp16", "bf16") else ""
+    split = f" -ts {','.join(['1'] * host.num_gpus)}" if host.num_gpus > 1 else ""
+    base = f"llama-server -m {model_file} -ngl 99 -c {context} -fa on{kv}{split}"
+    threads = f" -t {host.cpu.cores}" if p.cpu_moe_layers else ""
+    out = {"llama.cpp": f"{base} --n-cpu-moe {p.cpu_layers}{threads}" if p.cpu_layers else base}
+    if p.cpu_moe_layers:
+        out["llama.cpp (-ot)"] = f'{base} -ot "{layer_regex(p.cpu_moe_layers)}"{threads}'
+        gb = math.ceil((p.cpu_expert_bytes + 0.0) / 1e9)
+        hf = spec.hf_id or spec.id
+        out["vllm"] = (
+            f"vllm serve {hf} --cpu-offload-gb {gb} --max-model-len {context}"
+            + (f" --tensor-parallel-size {host.num_gpus}" if host.num_gpus > 1 else "")
+            + "  # offloads weights in general (not expert-aware) and streams them every step: much slower"
+        )
+        out["sglang"] = (
+            f"python -m sglang.launch_server --model-path {hf} --cpu-offload-gb {gb} --context-length {context}"
+            + "  # same caveat as vLLM"
+        )
+    return out

@@ -1,0 +1,333 @@
+"""Quantization schemes: the exact storage of every weight tensor, scales and zero points included.
+
+A *format* stores one tensor (``bf16``, ``fp8-block128``, ``gptq-int4``, ``mxfp4``, a GGUF block type such as
+``q4_k``...).  A *scheme* says which format each tensor class gets: named schemes follow what their toolchains
+do (GPTQ and AWQ leave the router, embedding and output head in 16-bit; llama.cpp's mixes give some tensors
+more bits by role and layer), and ``--quant experts=mxfp4,attention=bf16`` overrides per class, after an
+optional base scheme (``--quant fp8,experts=mxfp4``).  1-D tensors (norms, biases, sinks) always stay in the
+checkpoint dtype.
+
+Storage bits of one ``N x K`` matrix (K = row length = input features), ``c`` copies:
+
+    bits = c * (N*K*b + N*ceil(K/g)*s_g + N*s_row + K*s_col + s_tensor + ceil(N/B)*ceil(K/B)*s_tile)
+
+with b the payload bits and s_* the scale/zero/index bits per group g, row, column, tensor and BxB tile.
+Worked values (Mixtral-size K = 4096): GPTQ 4-bit g128 = 4 + 20/128 + 32/N = 4.164 bpw; AWQ 4.156; bnb nf4
+4.5 (4.127 with double quantization); MXFP4 4.25; NVFP4 4.5; fp8 128x128 blocks 8.002.  Sources:
+AutoGPTQ ``QuantLinear`` buffers, AutoAWQ ``WQLinear_GEMM``, bitsandbytes ``quantize_4bit``, OCP MX v1.0,
+NVIDIA's NVFP4 blog (2025-06-24), DeepSeek-V3 README_WEIGHTS.md.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from collections import Counter
+from dataclasses import dataclass, field
+
+from moeplan.errors import InputError
+from moeplan.model.spec import ArchSpec, ParamKind
+from moeplan.model.tensors import Tensor, model_tensors
+from moeplan.records import Value
+
+
+@dataclass(frozen=True, repr=False, eq=False)
+class WeightFormat(Value):
+    """Storage of one tensor; see the module docstring for the formula."""
+
+    name: str
+    bits: float
+    group: int | None = None
+    group_bits: float = 0.0
+    row_bits: float = 0.0
+    col_bits: float = 0.0
+    tensor_bits: float = 0.0
+    tile: int | None = None
+    tile_bits: float = 0.0
+    description: str = ""
+
+    def tensor_bytes(self, t: Tensor) -> int:
+        """Bytes of ``t`` in this format (1-D tensors: payload only)."""
+        if not t.is_matrix:
+            return math.ceil(t.elements * self.bits / 8)
+        n, k, c = t.rows // t.count, t.row_length, t.count
+        bits = n * k * self.bits + n * self.row_bits + k * self.col_bits + self.tensor_bits
+        if self.group:
+            bits += n * math.ceil(k / self.group) * self.group_bits
+        if self.tile:
+            bits += math.ceil(n / self.tile) * math.ceil(k / self.tile) * self.tile_bits
+        return math.ceil(c * bits / 8)
+
+    def nominal_bpw(self, k: int = 4096, n: int = 4096) -> float:
+        """Bits per weight of one ``n x k`` matrix, overheads included."""
+        return self.tensor_bytes(Tensor("other", "x", (n, k))) * 8 / (n * k)
+
+
+def _gptq(bits: int, group: int | None) -> WeightFormat:
+    # fp16 scale + b-bit packed zero per group (per column when group is None: g = K), int32 g_idx per column.
+    g = f"g{group}" if group else "per-channel"
+    return WeightFormat(
+        f"gptq-int{bits}" + (f"-g{group}" if group and group != 128 else "" if group else "-pc"),
+        bits,
+        group=group or 10**12,
+        group_bits=16 + bits,
+        col_bits=32,
+        description=f"GPTQ {bits}-bit {g}: fp16 scale and {bits}-bit zero per group, int32 g_idx per input column",
+    )
+
+
+FORMATS: dict[str, WeightFormat] = {
+    f.name: f
+    for f in [
+        WeightFormat("fp32", 32, description="IEEE float32"),
+        WeightFormat("bf16", 16, description="bfloat16"),
+        WeightFormat("fp16", 16, description="IEEE float16"),
+        WeightFormat("fp8", 8, tensor_bits=32, description="fp8 e4m3, one fp32 scale per tensor"),
+        WeightFormat("fp8-channel", 8, row_bits=32, description="fp8 e4m3, one fp32 scale per output row"),
+        WeightFormat(
+            "fp8-block128", 8, tile=128, tile_bits=32, description="fp8 e4m3, fp32 scale per 128x128 tile (DeepSeek-V3)"
+        ),
+        WeightFormat("int8", 8, row_bits=32, description="int8 weights, fp32 scale per output row (LLM.int8, W8A16)"),
+        WeightFormat("mxfp8", 8, group=32, group_bits=8, description="OCP MXFP8: e4m3 + e8m0 scale per 32"),
+        WeightFormat("mxfp6", 6, group=32, group_bits=8, description="OCP MXFP6: e2m3 + e8m0 scale per 32"),
+        WeightFormat("mxfp4", 4, group=32, group_bits=8, description="OCP MXFP4: e2m1 + e8m0 scale per 32 (gpt-oss)"),
+        WeightFormat(
+            "nvfp4",
+            4,
+            group=16,
+            group_bits=8,
+            tensor_bits=32,
+            description="NVFP4: e2m1, fp8 scale per 16, fp32 per tensor",
+        ),
+        WeightFormat("nf4", 4, group=64, group_bits=32, description="bitsandbytes NF4, fp32 absmax per 64"),
+        WeightFormat("fp4", 4, group=64, group_bits=32, description="bitsandbytes FP4, fp32 absmax per 64"),
+        WeightFormat(
+            "nf4-dq", 4, group=64, group_bits=8 + 32 / 256, description="bitsandbytes NF4 with double quantization"
+        ),
+        WeightFormat(
+            "fp4-dq", 4, group=64, group_bits=8 + 32 / 256, description="bitsandbytes FP4 with double quantization"
+        ),
+        _gptq(4, 128),
+        _gptq(4, 64),
+        _gptq(4, 32),
+        _gptq(4, None),
+        _gptq(8, 128),
+        _gptq(3, 128),
+        _gptq(2, 128),
+        WeightFormat("awq-int4", 4, group=128, group_bits=20, description="AWQ 4-bit g128: fp16 scale, 4-bit zero"),
+        WeightFormat("hqq-int4", 4, group=64, group_bits=32, description="HQQ 4-bit g64: fp16 scale and zero"),
+        WeightFormat("hqq-int3", 3, group=64, group_bits=32, description="HQQ 3-bit g64: fp16 scale and zero"),
+        WeightFormat("hqq-int2", 2, group=16, group_bits=32, description="HQQ 2-bit g16: fp16 scale and zero"),
+    ]
+}
+FORMAT_ALIASES = {
+    "float32": "fp32",
+    "f32": "fp32",
+    "bfloat16": "bf16",
+    "float16": "fp16",
+    "f16": "fp16",
+    "half": "fp16",
+    "fp8-e4m3": "fp8",
+    "fp8-tensor": "fp8",
+    "fp8-block": "fp8-block128",
+    "int8-weight-only": "int8",
+    "w8a16": "int8",
+    "llm.int8": "int8",
+    "gptq": "gptq-int4",
+    "gptq-int4-g128": "gptq-int4",
+    "gptq-int8-g128": "gptq-int8",
+    "awq": "awq-int4",
+    "bnb-nf4": "nf4",
+    "bnb-fp4": "fp4",
+    "hqq": "hqq-int4",
+}
+
+# Tensor classes a user can name in a per-class override, with their aliases.
+CLASSES: dict[str, ParamKind] = {
+    "experts": "routed_experts",
+    "routed_experts": "routed_experts",
+    "shared_experts": "shared_experts",
+    "shared": "shared_experts",
+    "attention": "attention",
+    "attn": "attention",
+    "dense_mlp": "dense_mlp",
+    "mlp": "dense_mlp",
+    "embedding": "embedding",
+    "embeddings": "embedding",
+    "lm_head": "lm_head",
+    "head": "lm_head",
+    "output": "lm_head",
+    "router": "router",
+    "norm": "norm",
+    "norms": "norm",
+}
+
+_LINEAR: tuple[ParamKind, ...] = ("attention", "routed_experts", "shared_experts", "dense_mlp")
+
+
+@dataclass(frozen=True, repr=False, eq=False)
+class Scheme(Value):
+    """Which format each tensor class gets.
+
+    ``base`` applies to the classes in ``quantized`` (the others keep ``rest``); ``gguf`` names a llama.cpp
+    mix that decides per tensor instead; ``overrides`` win over both.
+    """
+
+    name: str
+    base: str = "bf16"
+    quantized: tuple[ParamKind, ...] = _LINEAR
+    rest: str = "bf16"
+    gguf: str | None = None
+    overrides: dict[ParamKind, str] = field(default_factory=dict)
+
+    def __hash__(self) -> int:  # the overrides dict is part of the value: hash its items
+        return hash((self.name, self.base, self.quantized, self.rest, self.gguf, tuple(sorted(self.overrides.items()))))
+
+    @property
+    def is_gguf(self) -> bool:
+        """Whether llama.cpp types are involved (a mix, or a GGUF block type given for a class)."""
+        return self.gguf is not None or any(v.isupper() for v in self.overrides.values())
+
+
+# Named schemes: the format, and the classes its toolchain quantizes (quant.md section 5).
+_SCHEME_CLASSES: dict[str, tuple[ParamKind, ...]] = {
+    # bitsandbytes quantizes every nn.Linear but the output head: the router included.
+    "nf4": (*_LINEAR, "router"),
+    "fp4": (*_LINEAR, "router"),
+    "nf4-dq": (*_LINEAR, "router"),
+    "fp4-dq": (*_LINEAR, "router"),
+    "int8": (*_LINEAR, "router"),
+}
+
+
+def _format_name(raw: str) -> str:
+    key = raw.strip().lower().replace("_", "-")
+    return FORMAT_ALIASES.get(key, key)
+
+
+def weight_format(name: str) -> WeightFormat | None:
+    """A non-GGUF format by name or alias, or None."""
+    return FORMATS.get(_format_name(name))
+
+
+def _is_gguf_type(name: str) -> bool:
+    from moeplan.formats.ggml import GGML_TYPES
+
+    return name.strip().upper() in GGML_TYPES
+
+
+def _is_gguf_mix(name: str) -> bool:
+    from moeplan.formats.gguf_mix import ftype_name
+
+    return ftype_name(name) is not None
+
+
+def _check_format(name: str, where: str) -> str:
+    if weight_format(name) is not None:
+        return _format_name(name)
+    if _is_gguf_type(name):
+        return name.strip().upper()
+    raise InputError(f"unknown weight format '{name}' in {where}", "run `moeplan quants` for the list")
+
+
+def parse_scheme(text: str, native: str | None = None, dtype: str = "bf16") -> Scheme:
+    """``--quant`` -> Scheme.  ``native`` (the checkpoint's own scheme) applies when ``text`` names only overrides.
+
+    Forms: ``fp8``; ``Q4_K_M``; ``experts=mxfp4,attention=bf16``; ``fp8,experts=mxfp4``.
+    """
+    if not text or not text.strip():
+        raise InputError("empty --quant", "name a format such as bf16, fp8, gptq-int4 or Q4_K_M")
+    base_name: str | None = None
+    overrides: dict[ParamKind, str] = {}
+    for part in (p.strip() for p in text.split(",")):
+        if not part:
+            raise InputError(f"--quant '{text}' has an empty item")
+        if "=" in part:
+            cls, _, fmt = part.partition("=")
+            kind = CLASSES.get(cls.strip().lower().replace("-", "_"))
+            if kind is None:
+                raise InputError(
+                    f"--quant: '{cls.strip()}' is not a tensor class", f"one of: {', '.join(sorted(set(CLASSES)))}"
+                )
+            overrides[kind] = _check_format(fmt, f"--quant {cls.strip()}=")
+        elif base_name is not None:
+            raise InputError(f"--quant '{text}' names two base schemes", "give one, then class=format overrides")
+        else:
+            base_name = part
+    if base_name is None:
+        base = named_scheme(native, dtype) if native else named_scheme(dtype, dtype)
+    else:
+        base = named_scheme(base_name, dtype)
+    if not overrides:
+        return base
+    label = ",".join([base.name, *(f"{k}={v}" for k, v in overrides.items())])
+    return Scheme(label, base.base, base.quantized, base.rest, base.gguf, {**base.overrides, **overrides})
+
+
+def named_scheme(name: str, dtype: str = "bf16") -> Scheme:
+    """A scheme by name: a GGUF mix, ``mxfp4-experts`` (gpt-oss), or a format applied as its toolchain does."""
+    rest = _format_name(dtype) if weight_format(dtype) else "bf16"
+    key = _format_name(name)
+    if key == "mxfp4-experts":
+        return Scheme("mxfp4-experts", "mxfp4", ("routed_experts",), rest)
+    fmt = weight_format(key)
+    if fmt is None and _is_gguf_mix(name):
+        from moeplan.formats.gguf_mix import ftype_name
+
+        mix = ftype_name(name)
+        assert mix is not None
+        return Scheme(mix, gguf=mix)
+    if fmt is None:
+        raise InputError(f"unknown quantization '{name}'", "run `moeplan quants` for the formats and GGUF mixes")
+    if fmt.bits >= 16:  # an unquantized dtype: everything in it
+        return Scheme(fmt.name, fmt.name, (*_LINEAR, "router", "embedding", "lm_head"), fmt.name)
+    return Scheme(fmt.name, fmt.name, _SCHEME_CLASSES.get(fmt.name, _LINEAR), rest)
+
+
+def tensor_format(scheme: Scheme, t: Tensor, arch: ArchSpec) -> str:
+    """The format name one tensor is stored in under ``scheme``."""
+    if not t.is_matrix:
+        return scheme.rest if scheme.gguf is None else "F32"
+    if t.kind in scheme.overrides:
+        fmt = scheme.overrides[t.kind]
+        if weight_format(fmt) is None:  # a GGUF type: stored in llama.cpp's fallback where the row does not fit
+            from moeplan.formats.ggml import storable_type
+
+            return storable_type(fmt, t.row_length)
+        return fmt
+    if scheme.gguf is not None:
+        from moeplan.formats.gguf_mix import gguf_type_for
+
+        return gguf_type_for(scheme.gguf, t, arch)
+    return scheme.base if t.kind in scheme.quantized else scheme.rest
+
+
+def format_bytes(fmt: str, t: Tensor) -> int:
+    """Bytes of ``t`` in format ``fmt`` (a moeplan format or a GGUF block type)."""
+    wf = weight_format(fmt)
+    if wf is not None:
+        return wf.tensor_bytes(t)
+    from moeplan.formats.ggml import tensor_bytes
+
+    return tensor_bytes(t, fmt.upper())
+
+
+@functools.lru_cache(maxsize=512)
+def quantized_tensors(arch: ArchSpec, scheme: Scheme) -> tuple[tuple[Tensor, str, int], ...]:
+    """Every tensor with its format and bytes under ``scheme`` (cached per model and scheme)."""
+    return tuple(
+        (t, fmt, format_bytes(fmt, t)) for t in model_tensors(arch) for fmt in [tensor_format(scheme, t, arch)]
+    )
+
+
+def weights_bytes_by_kind(arch: ArchSpec, scheme: Scheme) -> dict[ParamKind, int]:
+    """Bytes of all weights under ``scheme``, by tensor class."""
+    c: Counter[ParamKind] = Counter()
+    for t, _, b in quantized_tensors(arch, scheme):
+        c[t.kind] += b
+    return dict(c)
+
+
+def catalog_formats() -> list[tuple[str, float, str]]:
+    """``(name, bits per weight of a 4096 x 4096 matrix, description)`` for every non-GGUF format."""
+    return [(f.name, f.nominal_bpw(), f.description) for f in FORMATS.values()]

@@ -1,0 +1,188 @@
+"""What a checkpoint's tensor list says: parameters and bytes by kind, the native format, and where it differs
+from the config.
+
+Tensors are classed by their names (Hugging Face and llama.cpp conventions): routed experts per expert
+(``experts.7.w1``) or fused (``experts.gate_up_proj``, ``ffn_up_exps``), shared experts, router, attention,
+dense MLP, embedding, output head, norms; multi-token-prediction layers (layer index past the config's layer
+count, or ``mtp``/``nextn`` in the name) and vision towers apart.  Quantization companions (scales, zero
+points, ``g_idx``) count as bytes of the weight they belong to but not as parameters; packed weights count
+their logical parameters (GPTQ/AWQ ``qweight``: 32/bits per int32; MXFP4 ``_blocks``: 2 per byte).
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from moeplan.model.spec import CheckpointInfo
+from moeplan.sources.safetensors_headers import TensorInfo
+
+_AUX = re.compile(
+    r"(weight_scale_inv|weight_scale|input_scale|_scales|scales|qzeros|g_idx|absmax|quant_map|SCB|zeros)$"
+)
+_LAYER = re.compile(r"(?:^|\.)(?:layers|blk|h|blocks)\.(\d+)\.")
+
+
+def classify(name: str, num_layers: int | None = None) -> str:
+    """The kind of a tensor from its name: a ParamKind, or ``mtp``, ``vision``."""
+    n = name.lower()
+    if any(k in n for k in ("vision", "visual", "multi_modal_projector", "mm_projector", "image_newline")):
+        return "vision"
+    if "mtp" in n or "nextn" in n:
+        return "mtp"
+    m = _LAYER.search(n)
+    if m and num_layers is not None and int(m.group(1)) >= num_layers:
+        return "mtp"
+    if any(k in n for k in ("embed_tokens", "token_embd", "wte.", "tok_embeddings", "word_embeddings")):
+        return "embedding"
+    if n.startswith(("lm_head", "output.", "embed_out")) or n == "output.weight":
+        return "lm_head"
+    last = n.rsplit(".", 2)
+    if "norm" in (last[-2] if len(last) > 1 else n) or n.endswith(("_norm.weight", "ln_f.weight")):
+        return "norm"
+    if any(k in n for k in ("shared_expert", "shared_experts", "_shexp")):
+        return "shared_experts"
+    if any(k in n for k in ("e_score_correction", "exp_probs_b", "ffn_gate_inp", ".router.", "router.weight")):
+        return "router"
+    if re.search(r"(mlp|block_sparse_moe|feed_forward|moe)\.gate\.(weight|bias)$", n):
+        return "router"
+    if any(k in n for k in (".experts.", "_exps", "input_linear", "output_linear")):
+        return "routed_experts"
+    if any(k in n for k in ("self_attn", "attention", "attn", "norm_attn_norm")):
+        return "attention"
+    if any(k in n for k in ("mlp", "feed_forward", "ffn")):
+        return "dense_mlp"
+    return "other"
+
+
+def _logical_params(t: TensorInfo, bits: int | None) -> int:
+    """Parameters a stored tensor holds (0 for quantization companions)."""
+    base = t.name.rsplit(".", 1)[-1]
+    if _AUX.search(base) or _AUX.search(t.name):
+        return 0
+    if base == "qweight" and t.dtype == "I32":
+        return t.elements * (32 // (bits or 4))
+    if t.name.endswith("_blocks") and t.dtype == "U8":
+        return t.elements * 2  # MXFP4: two e2m1 values per byte
+    return t.elements
+
+
+def native_format(config: Mapping[str, Any], hf_quant: Mapping[str, Any] | None = None) -> str | None:
+    """The checkpoint's own weight format from ``quantization_config`` or ModelOpt's ``hf_quant_config.json``."""
+    if hf_quant:
+        algo = str((hf_quant.get("quantization") or {}).get("quant_algo", "")).upper()
+        if "NVFP4" in algo:
+            return "nvfp4"
+        if "FP8" in algo:
+            return "fp8"
+    q = config.get("quantization_config")
+    if not isinstance(q, Mapping):
+        return None
+    method = str(q.get("quant_method", "")).lower()
+    if method == "fp8":
+        block = q.get("weight_block_size")
+        return "fp8-block128" if block == [128, 128] else "fp8"
+    if method == "fbgemm_fp8":
+        return "fp8-channel"
+    if method == "mxfp4":
+        return "mxfp4-experts"
+    if method in ("gptq", "gptqmodel"):
+        return _gptq_name(int(q.get("bits", 4)), int(q.get("group_size", 128)))
+    if method == "awq":
+        return "awq-int4"
+    if method == "bitsandbytes":
+        if q.get("load_in_8bit"):
+            return "int8"
+        kind = str(q.get("bnb_4bit_quant_type", "fp4"))
+        return kind + ("-dq" if q.get("bnb_4bit_use_double_quant") else "")
+    if method == "compressed-tensors":
+        return _compressed_tensors(q)
+    if method in ("modelopt",):
+        algo = str(q.get("quant_algo", "")).upper()
+        return "nvfp4" if "NVFP4" in algo else "fp8" if "FP8" in algo else None
+    return None
+
+
+def _gptq_name(bits: int, group: int) -> str:
+    from moeplan.formats.schemes import FORMATS
+
+    suffix = "-pc" if group <= 0 else "" if group == 128 else f"-g{group}"
+    name = f"gptq-int{bits}{suffix}"
+    return name if name in FORMATS else f"gptq-int{bits}"
+
+
+def _compressed_tensors(q: Mapping[str, Any]) -> str | None:
+    groups = q.get("config_groups")
+    if not isinstance(groups, Mapping):
+        return None
+    for group in groups.values():
+        w = group.get("weights") if isinstance(group, Mapping) else None
+        if not isinstance(w, Mapping):
+            continue
+        bits, kind, strategy = int(w.get("num_bits", 16)), str(w.get("type", "int")), str(w.get("strategy", ""))
+        if bits == 8 and kind == "float":
+            return {"channel": "fp8-channel", "block": "fp8-block128"}.get(strategy, "fp8")
+        if bits == 4 and kind == "float":
+            return "nvfp4"
+        if bits == 8:
+            return "int8"
+        if bits == 4:
+            return _gptq_name(4, int(w.get("group_size") or 128))
+    return None
+
+
+def summarize(
+    tensors: Iterable[TensorInfo],
+    config: Mapping[str, Any],
+    num_layers: int | None,
+    source: str,
+    hf_quant: Mapping[str, Any] | None = None,
+) -> CheckpointInfo:
+    """Bytes and parameters by kind of a checkpoint's tensors."""
+    q = config.get("quantization_config")
+    bits = int(q["bits"]) if isinstance(q, Mapping) and isinstance(q.get("bits"), int) else None
+    nbytes: Counter[str] = Counter()
+    params: Counter[str] = Counter()
+    dtypes: Counter[str] = Counter()
+    files: set[str] = set()
+    count = 0
+    for t in tensors:
+        kind = classify(t.name, num_layers)
+        nbytes[kind] += t.nbytes
+        params[kind] += _logical_params(t, bits)
+        dtypes[t.dtype] += t.elements
+        files.add(t.file)
+        count += 1
+    return CheckpointInfo(
+        source=source,
+        files=len(files),
+        total_bytes=sum(nbytes.values()),
+        bytes_by_kind=dict(nbytes),
+        params_by_kind=dict(params),
+        dtypes=dict(dtypes),
+        native_format=native_format(config, hf_quant),
+        tensor_count=count,
+    )
+
+
+def compare_with_spec(info: CheckpointInfo, breakdown: Mapping[Any, int], mtp: int, vision: int | None) -> list[str]:
+    """Notes where the checkpoint and the shapes from the config disagree."""
+    notes = []
+    spec_total = sum(breakdown.values())
+    file_total = info.language_params
+    if spec_total and abs(file_total - spec_total) > max(1, spec_total // 10000):
+        diff = file_total - spec_total
+        notes.append(
+            f"the checkpoint holds {file_total:,} language-model parameters, the config's shapes {spec_total:,} "
+            f"({diff:+,}); memory uses the checkpoint's bytes"
+        )
+    if info.params_by_kind.get("mtp") and not mtp:
+        notes.append(f"the checkpoint carries {info.params_by_kind['mtp']:,} multi-token-prediction parameters")
+    if info.params_by_kind.get("vision"):
+        notes.append(
+            f"the checkpoint carries a {info.params_by_kind['vision']:,}-parameter vision tower"
+            + ("" if vision else " the config does not describe")
+        )
+    return notes

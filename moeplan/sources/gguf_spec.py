@@ -1,0 +1,203 @@
+"""A ModelSpec from a GGUF file: shapes from its metadata and tensor table, bytes from its tensors.
+
+Keys read (``{arch}`` = ``general.architecture``): ``block_count``, ``embedding_length``,
+``feed_forward_length``, ``attention.head_count``, ``attention.head_count_kv``, ``attention.key_length``,
+``attention.value_length`` (or their ``_mla`` forms), ``attention.q_lora_rank``, ``attention.kv_lora_rank``,
+``rope.dimension_count``, ``attention.sliding_window``, ``expert_count``, ``expert_used_count``,
+``expert_shared_count``, ``expert_feed_forward_length``, ``leading_dense_block_count``,
+``nextn_predict_layers``, ``context_length``.  Biases, q/k norms, sinks, gating, shared experts, router
+terms, tied embeddings and which layers are dense are read from the tensors themselves (llama.cpp names:
+``blk.N.attn_q.bias``, ``ffn_gate_exps``, ``ffn_up_shexp``, ``ffn_gate_inp``, ``exp_probs_b``...).
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+from typing import Any, Literal
+
+from moeplan.errors import SpecError
+from moeplan.model.spec import ArchSpec, AttentionSpec, MlaSpec, MlpSpec, ModelSpec, MoeSpec
+from moeplan.records import checked
+from moeplan.sources.gguf_file import FILE_TYPES, GgufTensor, read_model
+
+_SINGLE_NORMS = ("attn_q_norm", "attn_k_norm", "attn_q_a_norm", "attn_kv_a_norm")
+
+
+def _int(meta: dict[str, Any], key: str, default: int | None = None, where: str = "") -> int:
+    v = meta.get(key, default)
+    if isinstance(v, list):  # per-layer arrays (head counts): the largest
+        v = max((x for x in v if isinstance(x, int)), default=default)
+    if not isinstance(v, int) or isinstance(v, bool) or v < 0:
+        if default is None:
+            raise SpecError(f"{where}: metadata {key} is missing or not a count")
+        return default
+    return v
+
+
+def spec_from_gguf(path: Path) -> ModelSpec:
+    """The spec of a GGUF file (or split set), with its exact tensor bytes attached."""
+    meta, tensors, parts = read_model(path)
+    where = str(path)
+    arch_name = meta.get("general.architecture")
+    if not isinstance(arch_name, str) or not arch_name:
+        raise SpecError(f"{where}: no general.architecture in its metadata")
+    by_name = {t.name: t for t in tensors}
+    try:
+        arch = checked(_arch(meta, by_name, arch_name, where), f"{where}: the metadata describes no valid model")
+    except ValueError as e:  # a rule between fields, checked on construction
+        raise SpecError(f"{where}: the metadata describes no valid model ({e})") from None
+    ftype = meta.get("general.file_type")
+    native = FILE_TYPES.get(ftype) if isinstance(ftype, int) else None
+    infos = [_as_info(t) for t in tensors]
+    from moeplan.sources.checkpoint import summarize
+    from moeplan.sources.gguf_file import split_parts
+
+    first = split_parts(path)[0].name
+    info = summarize(infos, {}, arch.num_layers, f"{first} ({parts} part{'s' if parts > 1 else ''}, GGUF)")
+    dtypes: dict[str, int] = {}
+    for t in tensors:
+        dtypes[t.type_name] = dtypes.get(t.type_name, 0) + _elements(t)
+    info = replace(info, dtypes=dtypes, native_format=native)
+    name = meta.get("general.name") if isinstance(meta.get("general.name"), str) else path.stem
+    ident = "".join(ch if ch.isalnum() or ch in ".-" else "-" for ch in path.stem.lower()).strip("-.") or "gguf"
+    spec = ModelSpec(
+        id=ident,
+        name=str(name),
+        architecture=f"gguf:{arch_name}",
+        weights_dtype="bf16",
+        native_quant=native if native not in (None, "F32", "F16", "BF16") else None,
+        arch=arch,
+        origin=where,
+        checkpoint=info,
+    )
+    return checked(spec, where)
+
+
+def _elements(t: GgufTensor) -> int:
+    n = 1
+    for d in t.shape:
+        n *= d
+    return n
+
+
+def _as_info(t: GgufTensor) -> Any:
+    from moeplan.sources.safetensors_headers import TensorInfo
+
+    return TensorInfo(t.name, t.type_name, t.shape, t.nbytes, t.file)
+
+
+def _arch(meta: dict[str, Any], by_name: dict[str, GgufTensor], a: str, where: str) -> ArchSpec:
+    def key(k: str, default: int | None = None) -> int:
+        return _int(meta, f"{a}.{k}", default, where)
+
+    blocks = key("block_count")
+    nextn = key("nextn_predict_layers", 0)
+    layers = blocks - nextn
+    if not 0 < layers <= 4096:
+        raise SpecError(f"{where}: {a}.block_count {blocks} (less {nextn} MTP layers) is not a plausible layer count")
+    hidden = key("embedding_length")
+    embd = by_name.get("token_embd.weight")
+    if embd is None:
+        raise SpecError(f"{where}: no token_embd.weight tensor")
+    vocab = embd.shape[1] if len(embd.shape) > 1 else _int(meta, f"{a}.vocab_size", None, where)
+    heads = key("attention.head_count")
+    kv_heads = key("attention.head_count_kv", heads) or heads
+
+    def has(name: str, layer: int = 0) -> bool:
+        return f"blk.{layer}.{name}" in by_name
+
+    def shape(name: str, layer: int = 0) -> tuple[int, ...] | None:
+        t = by_name.get(f"blk.{layer}.{name}")
+        return t.shape if t else None
+
+    kv_lora = key("attention.kv_lora_rank", 0)
+    mla = None
+    if kv_lora:
+        rope = key("rope.dimension_count")
+        k_len = key("attention.key_length_mla", 0) or key("attention.key_length")
+        v_len = key("attention.value_length_mla", 0) or key("attention.value_length")
+        mla = MlaSpec(
+            q_lora_rank=key("attention.q_lora_rank", 0) or None,
+            kv_lora_rank=kv_lora,
+            qk_nope_head_dim=k_len - rope,
+            qk_rope_head_dim=rope,
+            v_head_dim=v_len,
+        )
+        head_dim, kv_heads = k_len, heads
+    else:
+        head_dim = key("attention.key_length", hidden // heads)
+    value_len = key("attention.value_length", head_dim)
+    qn = shape("attn_q_norm.weight")
+    qk_norm: Literal["none", "per_head", "full"] = "none"
+    if qn is not None:
+        qk_norm = "per_head" if qn[0] == head_dim else "full"
+    window = key("attention.sliding_window", 0) or None
+    pattern = "F"
+    if window:
+        pattern = "SF" if a == "gpt-oss" else "S"
+    attention = AttentionSpec(
+        kind="mla" if mla else "gqa",
+        num_heads=heads,
+        num_kv_heads=kv_heads,
+        head_dim=head_dim,
+        v_head_dim=None if mla or value_len == head_dim else value_len,
+        qkv_bias=has("attn_q.bias") or has("attn_q_a.bias"),
+        o_bias=has("attn_output.bias"),
+        qk_norm=qk_norm,
+        sinks=has("attn_sinks.weight"),
+        mla=mla,
+        window_tokens=window,
+        layer_pattern=pattern,
+    )
+    experts = key("expert_count", 0)
+    moe = None
+    dense_layers = tuple(i for i in range(layers) if not has("ffn_gate_inp.weight", i))
+    first_moe = next((i for i in range(layers) if i not in dense_layers), None)
+    if experts and first_moe is not None:
+        up = shape("ffn_up_exps.weight", first_moe)
+        width = key("expert_feed_forward_length", 0) or (up[1] if up else 0)
+        shexp = shape("ffn_up_shexp.weight", first_moe)
+        moe = MoeSpec(
+            num_experts=experts,
+            top_k=key("expert_used_count"),
+            expert_intermediate_size=width,
+            gated=has("ffn_gate_exps.weight", first_moe),
+            expert_bias=has("ffn_up_exps.bias", first_moe),
+            router_bias=has("ffn_gate_inp.bias", first_moe),
+            router_correction_bias=has("exp_probs_b.bias", first_moe),
+            num_shared_experts=key("expert_shared_count", 1) if shexp else 0,
+            shared_intermediate_size=shexp[1] if shexp else None,
+            shared_expert_gate=has("ffn_gate_inp_shexp.weight", first_moe),
+            dense_layers=dense_layers,
+        )
+    mlp = None
+    dense = dense_layers[0] if dense_layers else None
+    if dense is not None:
+        up = shape("ffn_up.weight", dense)
+        mlp = MlpSpec(
+            intermediate_size=up[1] if up else key("feed_forward_length"),
+            gated=has("ffn_gate.weight", dense),
+            bias=has("ffn_up.bias", dense),
+        )
+    norms = sum(
+        1
+        for n in by_name
+        if n.startswith("blk.0.") and n.endswith("_norm.weight") and n.split(".")[2] not in _SINGLE_NORMS
+    )
+    norm_bias = "blk.0.attn_norm.bias" in by_name
+    return ArchSpec(
+        vocab_size=vocab,
+        hidden_size=hidden,
+        num_layers=layers,
+        tie_embeddings="output.weight" not in by_name,
+        lm_head_bias="output.bias" in by_name,
+        norm="layer" if norm_bias else "rms",
+        norm_bias=norm_bias,
+        norms_per_layer=norms,
+        attention=attention,
+        mlp=mlp,
+        moe=moe,
+        mtp_layers=nextn,
+        max_context=key("context_length", 0) or None,
+    )
