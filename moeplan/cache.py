@@ -61,7 +61,7 @@ def cached_json(path: Path, tag: str, compute: Callable[[], Any]) -> Any:
 
 def cached_yaml(path: Path) -> Any:
     """The YAML document at ``path`` (a trusted, packaged file), through a JSON copy in the cache."""
-    from moeplan.sources.catalog import read_yaml
+    from moeplan.files import read_yaml
 
     return cached_json(path, "yaml", lambda: read_yaml(path))
 

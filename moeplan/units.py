@@ -5,7 +5,10 @@ from __future__ import annotations
 import re
 
 from moeplan.errors import InputError
-from moeplan.model.spec import TOKENS as MAX_TOKENS  # the bound of a model's max_context (no model is within 100x)
+
+TOKENS = 1 << 31
+"""The bound of any token count (a model's max_context, a --context): no model is within 100x of it."""
+MAX_TOKENS = TOKENS
 
 _TOKENS = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kKmM]?)\s*$")
 

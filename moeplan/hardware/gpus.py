@@ -114,7 +114,7 @@ def user_gpu_file() -> Path | None:
 
 def _entries(path: Path, builtin: bool = False) -> list[Mapping[str, Any]]:
     from moeplan.cache import cached_yaml
-    from moeplan.sources.catalog import read_yaml
+    from moeplan.files import read_yaml
 
     data = cached_yaml(path) if builtin else read_yaml(path)
     gpus = data.get("gpus") if isinstance(data, dict) else None

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import Literal, get_args
 
 from moeplan.records import Record
+from moeplan.units import TOKENS
 
 ParamKind = Literal[
     "attention",
@@ -45,7 +46,6 @@ DIM = 1 << 20
 COUNT = 1 << 16
 LAYERS = 4096
 VOCAB = 1 << 24
-TOKENS = 1 << 31
 
 
 @dataclass(frozen=True, kw_only=True, repr=False, eq=False)

@@ -16,11 +16,12 @@ from moeplan.deploy.evaluate import compute_dtype
 from moeplan.deploy.memory import MemoryModel, MemoryRequest, Parallel, default_parallel
 from moeplan.deploy.speed import SPEEDS, PerfInputs, SpeedModel
 from moeplan.errors import MoeplanError, SpecError
+from moeplan.files import read_yaml
 from moeplan.formats.schemes import parse_scheme, quantized_tensors
 from moeplan.hardware.gpus import GpuSpec, resolve_gpu
 from moeplan.model.kv import kv_bytes_per_token, kv_cache_bytes, kv_dtype
 from moeplan.records import Value
-from moeplan.sources.catalog import read_yaml, resolve_model
+from moeplan.sources.catalog import resolve_model
 
 UNITS = {"B": 1.0, "GiB": 2.0**30, "MiB": 2.0**20, "GB": 1e9, "MB": 1e6, "tokens": 1.0, "tokens/s": 1.0}
 

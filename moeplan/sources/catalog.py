@@ -10,18 +10,14 @@ from __future__ import annotations
 import difflib
 import functools
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from moeplan.errors import SpecError, UnknownModelError
+from moeplan.files import read_yaml
 from moeplan.model.spec import ModelSpec
 from moeplan.records import Value, to_dict, validate
-
-if TYPE_CHECKING:
-    import yaml
-
-MAX_SPEC_BYTES = 1024 * 1024
 
 
 def catalog_dir() -> Path:
@@ -29,36 +25,6 @@ def catalog_dir() -> Path:
     here = Path(__file__).resolve().parent.parent
     packaged = here / "model_specs"
     return packaged if packaged.is_dir() else here.parent / "model_specs"
-
-
-def _yaml_error(path: Path, e: yaml.YAMLError) -> SpecError:
-    mark = getattr(e, "problem_mark", None)
-    where = f" at line {mark.line + 1} column {mark.column + 1}" if mark is not None else ""
-    problem = getattr(e, "problem", None) or str(e).splitlines()[0]
-    return SpecError(f"{path}: invalid YAML{where}: {problem}")
-
-
-def read_yaml(path: Path) -> Any:
-    """Safe-load a YAML file with a size bound; every failure is a SpecError naming the file."""
-    import yaml  # ~10 ms; catalogue commands read the cache's JSON instead
-
-    try:
-        size = path.stat().st_size
-        if size > MAX_SPEC_BYTES:
-            raise SpecError(f"{path}: {size:,} bytes is too large for a model spec")
-        text = path.read_text(encoding="utf-8")
-    except SpecError:
-        raise
-    except UnicodeDecodeError:
-        raise SpecError(f"{path}: not a text file; expected a YAML model spec") from None
-    except OSError as e:
-        raise SpecError(f"{path}: cannot read it ({e.strerror or e})") from None
-    try:
-        return yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
-    except yaml.YAMLError as e:
-        raise _yaml_error(path, e) from None
-    except RecursionError:
-        raise SpecError(f"{path}: YAML nested too deeply") from None
 
 
 def load_spec_file(path: Path, origin: str | None = None) -> ModelSpec:
@@ -144,19 +110,6 @@ def _optional_json(path: Path) -> dict[str, Any] | None:
     return read_config_file(path) if path.is_file() else None
 
 
-def with_checkpoint(
-    spec: ModelSpec, tensors: list[Any], config: dict[str, Any], source: str, hf_quant: dict[str, Any] | None
-) -> ModelSpec:
-    """``spec`` with the checkpoint's tensors summarised (and its native format, if the config missed it)."""
-    from moeplan.sources.checkpoint import summarize
-
-    info = summarize(tensors, config, spec.arch.num_layers, source, hf_quant)
-    update: dict[str, Any] = {"checkpoint": info}
-    if info.native_format and not spec.native_quant:
-        update["native_quant"] = info.native_format
-    return replace(spec, **update)
-
-
 def _from_folder(path: Path) -> ModelSpec:
     from moeplan.sources.config_json import read_config_file, spec_from_config
 
@@ -175,6 +128,8 @@ def _from_folder(path: Path) -> ModelSpec:
     from moeplan.sources.safetensors_headers import read_folder
 
     tensors = read_folder(path)
+    from moeplan.sources.checkpoint import with_checkpoint
+
     return with_checkpoint(
         spec, tensors, config, f"{path} (safetensors headers)", _optional_json(path / "hf_quant_config.json")
     )

@@ -14,9 +14,10 @@ from __future__ import annotations
 import re
 from collections import Counter
 from collections.abc import Iterable, Mapping
+from dataclasses import replace
 from typing import Any
 
-from moeplan.model.spec import CheckpointInfo
+from moeplan.model.spec import CheckpointInfo, ModelSpec
 from moeplan.sources.safetensors_headers import TensorInfo
 
 _AUX = re.compile(
@@ -186,3 +187,14 @@ def compare_with_spec(info: CheckpointInfo, breakdown: Mapping[Any, int], mtp: i
             + ("" if vision else " the config does not describe")
         )
     return notes
+
+
+def with_checkpoint(
+    spec: ModelSpec, tensors: list[Any], config: dict[str, Any], source: str, hf_quant: dict[str, Any] | None
+) -> ModelSpec:
+    """``spec`` with the checkpoint's tensors summarised (and its native format, if the config missed it)."""
+    info = summarize(tensors, config, spec.arch.num_layers, source, hf_quant)
+    update: dict[str, Any] = {"checkpoint": info}
+    if info.native_format and not spec.native_quant:
+        update["native_quant"] = info.native_format
+    return replace(spec, **update)

@@ -198,7 +198,7 @@ def spec_from_hub(text: str) -> ModelSpec:
     """The spec of ``hf:ORG/NAME[@REV]``, with its checkpoint's tensors when the Hub (or cache) has them."""
     from huggingface_hub.utils import logging as hub_logging
 
-    from moeplan.sources.catalog import with_checkpoint
+    from moeplan.sources.checkpoint import with_checkpoint
     from moeplan.sources.config_json import read_config_file, spec_from_config
 
     hub_logging.set_verbosity_error()  # type: ignore[no-untyped-call]  # retry warnings would bury our message

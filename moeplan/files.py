@@ -1,0 +1,43 @@
+"""Reading files from outside: bounded, and every failure one SpecError naming the file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from moeplan.errors import SpecError
+
+if TYPE_CHECKING:
+    import yaml
+
+MAX_SPEC_BYTES = 1024 * 1024
+
+
+def _yaml_error(path: Path, e: yaml.YAMLError) -> SpecError:
+    mark = getattr(e, "problem_mark", None)
+    where = f" at line {mark.line + 1} column {mark.column + 1}" if mark is not None else ""
+    problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+    return SpecError(f"{path}: invalid YAML{where}: {problem}")
+
+
+def read_yaml(path: Path) -> Any:
+    """Safe-load a YAML file with a size bound; every failure is a SpecError naming the file."""
+    import yaml  # ~10 ms; catalogue commands read the cache's JSON instead
+
+    try:
+        size = path.stat().st_size
+        if size > MAX_SPEC_BYTES:
+            raise SpecError(f"{path}: {size:,} bytes is too large for a model spec")
+        text = path.read_text(encoding="utf-8")
+    except SpecError:
+        raise
+    except UnicodeDecodeError:
+        raise SpecError(f"{path}: not a text file; expected a YAML model spec") from None
+    except OSError as e:
+        raise SpecError(f"{path}: cannot read it ({e.strerror or e})") from None
+    try:
+        return yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+    except yaml.YAMLError as e:
+        raise _yaml_error(path, e) from None
+    except RecursionError:
+        raise SpecError(f"{path}: YAML nested too deeply") from None
