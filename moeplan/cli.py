@@ -1,11 +1,9 @@
-"""The typer app: parse, call :mod:`moeplan.deploy.plan`, render.  The only module that prints or exits."""
+"""The typer app: parse, call one plan (:mod:`moeplan.plans`), render.  The only module that prints or exits."""
 
 import contextlib
-import importlib.util
 import os
 import sys
 from collections.abc import Callable, Iterator
-from types import ModuleType
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -16,24 +14,9 @@ os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
 from moeplan import __version__
 from moeplan.errors import InputError, MoeplanError
 
-
-def _lazy_module(name: str) -> ModuleType:
-    """``name`` imported on first attribute access (importlib's LazyLoader), not now."""
-    spec = importlib.util.find_spec(name)
-    assert spec is not None and spec.loader is not None
-    spec.loader = importlib.util.LazyLoader(spec.loader)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
 if TYPE_CHECKING:
     from rich.console import Console
 
-    from moeplan.output import rich as render
-else:  # the printers import rich's console and tables (~25 ms), which --json and --format never need
-    render = _lazy_module("moeplan.output.rich")
 
 app = typer.Typer(
     name="moeplan",
@@ -237,8 +220,8 @@ def estimate(
 
       moeplan estimate ./Qwen3-30B-A3B/config.json --gpu h100 --quant experts=fp8
     """
-    from moeplan.deploy.plan import EstimateRequest
-    from moeplan.deploy.plan import estimate as run_estimate
+    from moeplan.deploy.deployment import EstimateRequest
+    from moeplan.plans.estimate import estimate as run_estimate
     from moeplan.units import parse_tokens
 
     if offload_experts is not None:
@@ -287,9 +270,11 @@ def estimate(
     from moeplan.output.plain import estimate_table
 
     def rich(console: "Console") -> None:
-        render.print_estimate(console, result)
+        from moeplan.output.rich_estimate import print_estimate, print_explain
+
+        print_estimate(console, result)
         if explain:
-            render.print_explain(console, result)
+            print_explain(console, result)
 
     _emit(json_out, fmt, result.to_json, lambda: estimate_table(result), rich)
 
@@ -326,9 +311,9 @@ def compare(
 
       moeplan compare deepseek-v3 --gpu h200 --gpu mi300x --num-gpus 8 --context 32k
     """
-    from moeplan.deploy.plan import EstimateRequest
+    from moeplan.deploy.deployment import EstimateRequest
     from moeplan.plans.compare import compare as run_compare
-    from moeplan.plans.compare import compare_requests, comparison_rows
+    from moeplan.plans.compare import compare_requests
     from moeplan.units import parse_tokens
 
     with handled_errors():
@@ -343,17 +328,20 @@ def compare(
             gpu_file=gpu_file,
         )
         requests = compare_requests(models, gpu or [], quant or [], engine or [], base)
-        results = run_compare(requests)
+        comparison = run_compare(requests)
     from moeplan.output.plain import compare_table
 
-    rows = comparison_rows(results)
+    def rich(console: "Console") -> None:
+        from moeplan.output.rich_tables import print_compare
+
+        print_compare(console, comparison)
 
     _emit(
         json_out,
         fmt,
-        lambda: [r.to_json() for r in results],
-        lambda: compare_table(results, rows),
-        lambda console: render.print_compare(console, results, rows),
+        comparison.to_json,
+        lambda: compare_table(comparison),
+        rich,
     )
 
 
@@ -410,12 +398,17 @@ def recommend(
         )
     from moeplan.output.plain import recommend_table
 
+    def rich(console: "Console") -> None:
+        from moeplan.output.rich_tables import print_recommend
+
+        print_recommend(console, spec.name, candidates, sort, top)
+
     _emit(
         json_out,
         fmt,
         lambda: [c.to_json() for c in candidates],
         lambda: recommend_table(candidates[:top]),
-        lambda console: render.print_recommend(console, spec.name, candidates, sort, top),
+        rich,
     )
 
 
@@ -435,12 +428,17 @@ def gpus(gpu_file: GpuFileOpt = None, fmt: FormatOpt = "table", json_out: JsonOp
     from moeplan.output.plain import gpus_table
     from moeplan.records import to_dict
 
+    def rich(console: "Console") -> None:
+        from moeplan.output.rich_tables import print_gpus
+
+        print_gpus(console, catalogue)
+
     _emit(
         json_out,
         fmt,
         lambda: [to_dict(g) for g in catalogue],
         lambda: gpus_table(catalogue),
-        lambda console: render.print_gpus(console, catalogue),
+        rich,
     )
 
 
@@ -517,7 +515,9 @@ def calibrate(
 
         typer.echo(to_json_text({**run.profile.model_dump(), "saved_to": str(written), "skipped": run.skipped}))
         return
-    render.print_calibration(_stdout(), run, str(written))
+    from moeplan.output.rich_tables import print_calibration
+
+    print_calibration(_stdout(), run, str(written))
 
 
 def _slug(name: str) -> str:
@@ -577,12 +577,17 @@ def offload(
         result = plan_offload(request)
     from moeplan.output.plain import offload_table
 
+    def rich(console: "Console") -> None:
+        from moeplan.output.rich_tables import print_offload
+
+        print_offload(console, result)
+
     _emit(
         json_out,
         fmt,
         result.to_json,
         lambda: offload_table(result),
-        lambda console: render.print_offload(console, result),
+        rich,
     )
 
 
@@ -602,12 +607,17 @@ def cpus(fmt: FormatOpt = "table", json_out: JsonOpt = False) -> None:
     from moeplan.output.plain import cpus_table
     from moeplan.records import to_dict
 
+    def rich(console: "Console") -> None:
+        from moeplan.output.rich_tables import print_cpus
+
+        print_cpus(console, catalogue)
+
     _emit(
         json_out,
         fmt,
         lambda: [to_dict(c) for c in catalogue],
         lambda: cpus_table(catalogue),
-        lambda console: render.print_cpus(console, catalogue),
+        rich,
     )
 
 
@@ -626,12 +636,17 @@ def models(fmt: FormatOpt = "table", json_out: JsonOpt = False) -> None:
         rows = catalog_rows()
     from moeplan.output.plain import models_table
 
+    def rich(console: "Console") -> None:
+        from moeplan.output.rich_tables import print_models
+
+        print_models(console, rows)
+
     _emit(
         json_out,
         fmt,
         lambda: [r.to_json() for r in rows],
         lambda: models_table(rows),
-        lambda console: render.print_models(console, rows),
+        rich,
     )
 
 
@@ -653,7 +668,9 @@ def quants(json_out: JsonOpt = False) -> None:
 
         typer.echo(to_json_text({"formats": rows, "gguf_mixes": mixes}))
         return
-    render.print_quants(_stdout(), rows, mixes)
+    from moeplan.output.rich_tables import print_quants
+
+    print_quants(_stdout(), rows, mixes)
 
 
 @app.command()

@@ -8,8 +8,9 @@ from typing import Any
 import numpy as np
 
 from moeplan.formats.gguf_mix import gguf_type_for
+from moeplan.model.layers import model_tensors
 from moeplan.model.spec import ArchSpec
-from moeplan.model.tensors import Tensor, model_tensors
+from moeplan.model.tensors import Tensor
 from moeplan.sources.gguf_file import FILE_TYPES
 
 _NORMS = ["attn_norm", "ffn_norm", "post_attention_norm", "post_ffw_norm"]

@@ -274,22 +274,22 @@ def test_plots_in_the_terminal() -> None:
 
 
 def test_review_fixes_compare_stars_only_what_fits() -> None:
-    from moeplan.deploy.plan import EstimateRequest
-    from moeplan.plans.compare import compare, compare_requests, comparison_rows
+    from moeplan.deploy.deployment import EstimateRequest
+    from moeplan.plans.compare import compare, compare_requests
 
     reqs = compare_requests(
         ["llama-3.1-70b", "mixtral-8x7b"], ["h100"], ["bf16", "fp8"], [], EstimateRequest(model="x")
     )
     reqs = [dataclasses.replace(r, num_gpus=1) for r in reqs]
-    results = compare(reqs)
-    rows = {r.label: r for r in comparison_rows(results)}
-    assert [r.fit.fits for r in results if r.fit] == [False, True]
+    comparison = compare(reqs)
+    rows = {r.label: r for r in comparison.rows}
+    assert [r.fit.fits for r in comparison.results if r.fit] == [False, True]
     assert rows["decode tokens/s per sequence"].winners == {1}  # the one that fits wins, however fast the other
     assert rows["per million output tokens"].winners == {1}
     code, out, _ = run("compare", "llama-3.1-70b", "mixtral-8x7b", "--gpu", "h100", "--num-gpus", "1")
     assert code == 0 and "in brackets: as if the deployment fitted" in out and "★" in out
     mixed = compare(compare_requests(["mixtral-8x7b"], ["h100", "h200"], [], [], EstimateRequest(model="x")))
-    assert {r.label: r for r in comparison_rows(mixed)}["memory per GPU"].winners == set()
+    assert {r.label: r for r in mixed.rows}["memory per GPU"].winners == set()
 
 
 def test_review_fixes_recommend_csv_and_engines() -> None:
@@ -298,17 +298,24 @@ def test_review_fixes_recommend_csv_and_engines() -> None:
 
     from moeplan.formats.schemes import parse_scheme
     from moeplan.hardware.gpus import resolve_gpu
-    from moeplan.plans.recommend import _engine_for
+    from moeplan.plans.recommend import serving_engine
 
     code, out, _ = run("recommend", "qwen3-235b-a22b", "--quant", "Q4_K_M", "--sort", "purchase", "--top", "3",
                        "--format", "csv")  # fmt: skip
     rows = list(csv.DictReader(io.StringIO(out)))
     assert code == 0 and len(rows) == 3 and "ram_gib" in rows[0]
     assert all(r["ram_gib"] for r in rows if r["gpu"] in ("rtx-3060", "rtx-4060-ti-16gb"))
-    assert _engine_for(parse_scheme("fp8"), resolve_gpu("v100")) is None
-    assert _engine_for(parse_scheme("Q4_K_M"), resolve_gpu("gaudi3")) is None
-    assert _engine_for(parse_scheme("awq-int4"), resolve_gpu("t4")) == "vllm"
-    assert _engine_for(parse_scheme("fp8"), resolve_gpu("a100")) == "vllm"
+
+    def engine_for(quant: str, gpu: str) -> str | None:
+        eng = serving_engine(parse_scheme(quant), resolve_gpu(gpu))
+        return eng.name if eng else None
+
+    assert engine_for("fp8", "v100") is None
+    assert engine_for("Q4_K_M", "gaudi3") is None
+    assert engine_for("awq-int4", "t4") == "vllm"
+    assert engine_for("fp8", "a100") == "vllm"
+    assert engine_for("Q4_K_M", "apple-m3-ultra") == "llama.cpp"
+    assert engine_for("fp8", "apple-m3-ultra") is None
 
 
 def test_review_fixes_llama_cpp_plans_gguf_and_f16_kv(tmp_path: Path) -> None:

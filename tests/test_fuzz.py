@@ -17,7 +17,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from moeplan.deploy.plan import EstimateRequest, estimate
+from moeplan import EstimateRequest, estimate
 from moeplan.errors import MoeplanError
 from moeplan.model.params import count_params
 from moeplan.sources.catalog import load_spec_file

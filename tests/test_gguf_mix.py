@@ -17,9 +17,10 @@ from moeplan.errors import InputError
 from moeplan.formats.ggml import GGML_TYPES, storable_type, tensor_bytes
 from moeplan.formats.gguf_mix import FTYPES, ftype_name, gguf_type_for, use_more_bits
 from moeplan.formats.schemes import named_scheme, parse_scheme, quantized_tensors
+from moeplan.model.layers import model_tensors
 from moeplan.model.params import count_params
 from moeplan.model.spec import ModelSpec
-from moeplan.model.tensors import Tensor, model_tensors
+from moeplan.model.tensors import Tensor
 from moeplan.sources.catalog import load_catalog, resolve_model
 
 GIB = 2**30

@@ -12,10 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from moeplan.deploy.plan import EstimateRequest, estimate
-from moeplan.plans.compare import compare, compare_requests
-from moeplan.plans.offload import OffloadRequest, plan_offload
-from moeplan.plans.recommend import recommend
+from moeplan import EstimateRequest, OffloadRequest, compare, compare_requests, estimate, plan_offload, recommend
 
 GOLDEN = Path(__file__).parent / "data" / "golden"
 CASES = {
@@ -45,8 +42,8 @@ def _check(name: str, got: object) -> None:
 
 def test_golden_compare() -> None:
     base = EstimateRequest(model="mixtral-8x7b")
-    results = compare(compare_requests(["mixtral-8x7b", "llama-3.1-70b"], ["h100"], [], [], base))
-    _check("compare-mixtral-llama70b-h100", [r.to_json() for r in results])
+    comparison = compare(compare_requests(["mixtral-8x7b", "llama-3.1-70b"], ["h100"], [], [], base))
+    _check("compare-mixtral-llama70b-h100", comparison.to_json())
 
 
 def test_golden_recommend() -> None:

@@ -6,17 +6,23 @@ CUDA reports (vLLM logs): H100 80GB 79.22 GiB, A10 24GB and RTX 3090/4090 23.58 
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from test_params import DATA
 
+from moeplan.deploy.deployment import EstimateRequest, Layout, check_layout
 from moeplan.deploy.engines import ENGINES, GIB
-from moeplan.deploy.memory import MemoryModel, MemoryRequest, Parallel, check_parallel
+from moeplan.deploy.kv_cache import check_kv_dtype, kv_bytes_per_token, kv_cache_bytes
+from moeplan.deploy.memory import MemoryModel
+from moeplan.deploy.resolve import resolve
 from moeplan.errors import InputError
+from moeplan.formats.kv_formats import kv_dtype
 from moeplan.formats.schemes import FORMATS, parse_scheme, weights_bytes_by_kind
-from moeplan.model.kv import kv_bytes_per_token, kv_cache_bytes, kv_dtype
+from moeplan.hardware.gpus import resolve_gpu
 from moeplan.model.spec import ModelSpec
 from moeplan.sources.catalog import load_catalog, resolve_model
 
@@ -35,14 +41,17 @@ def model(
     spec: ModelSpec,
     quant: str,
     usable: float,
-    par: Parallel,
+    par: Layout,
     context: int = 8192,
     batch: int = 1,
     engine: str = "vllm",
     kv: str = "bf16",
 ) -> MemoryModel:
-    req = MemoryRequest(parse_scheme(quant, spec.native_quant), ENGINES[engine], usable, par, context, batch, kv)
-    return MemoryModel(spec.arch, req)
+    """The memory model of ``spec`` on GPUs of ``usable`` bytes (an H100 resized), as ``estimate`` resolves it."""
+    gpu = replace(resolve_gpu("h100"), memory_gib=usable / GIB, usable_memory_gib=usable / GIB)
+    request = EstimateRequest(model=spec.id, quant=quant, engine=engine, kv_dtype=kv, context=context, batch=batch,
+                              tp=par.tp, ep=par.ep, pp=par.pp)  # fmt: skip
+    return MemoryModel(resolve(request, spec=spec, gpu=gpu, fewest=False))
 
 
 # ---- weights against publishers and engine logs ---------------------------------------------------------
@@ -61,7 +70,7 @@ def test_dbrx_bf16_needs_about_264_gb() -> None:
 def test_qwen3_30b_tp4_rank_matches_vllm_log() -> None:
     # vLLM issue #17469: "Model loading took 14.2474 GiB" on each of 4 A10 ranks, bf16.
     spec = resolve_model("qwen3-30b-a3b")
-    g = model(spec, "bf16", 23.58 * GIB, Parallel(4, 1, 1), 1024).gpu(1024, 1)
+    g = model(spec, "bf16", 23.58 * GIB, Layout(4, 1, 1), 1024).gpu(1024, 1)
     assert g.weights_bytes / GIB == pytest.approx(14.2474, rel=0.02)
 
 
@@ -73,7 +82,7 @@ def test_qwen3_30b_single_gpu_matches_transformers_peak() -> None:
 def test_deepseek_v3_fp8_rank_matches_gaudi_log() -> None:
     # HabanaAI/vllm-fork issue #809: DeepSeek-R1 fp8, TP=8: 79.41 GiB weights per device (with the MTP module).
     spec = resolve_model("deepseek-r1")
-    g = model(spec, "fp8-block128", 94.6 * GIB, Parallel(8, 1, 1), 1024).gpu(1024, 1)
+    g = model(spec, "fp8-block128", 94.6 * GIB, Layout(8, 1, 1), 1024).gpu(1024, 1)
     assert g.weights_bytes / GIB == pytest.approx(79.41, rel=0.02)
 
 
@@ -107,35 +116,35 @@ def test_bad_quant_is_an_input_error(bad: str) -> None:
 
 @pytest.mark.parametrize("spec", [s for s in load_catalog() if s.hf_id in GOLDEN], ids=lambda s: s.id)
 def test_kv_per_token_matches_reference_for_full_context_engines(spec: ModelSpec) -> None:
-    assert kv_bytes_per_token(spec.arch, "bf16", "vllm") == GOLDEN[spec.hf_id]["kv_bytes_per_token_bf16"]
+    assert kv_bytes_per_token(spec.arch, "bf16", ENGINES["vllm"]) == GOLDEN[spec.hf_id]["kv_bytes_per_token_bf16"]
 
 
 def test_gpt_oss_120b_kv_under_both_engines() -> None:
     arch = resolve_model("gpt-oss-120b").arch
-    assert kv_bytes_per_token(arch, "bf16", "vllm") == 73_728
-    assert kv_bytes_per_token(arch, "bf16", "llama.cpp") == 36_864
+    assert kv_bytes_per_token(arch, "bf16", ENGINES["vllm"]) == 73_728
+    assert kv_bytes_per_token(arch, "bf16", ENGINES["llama.cpp"]) == 36_864
     # vLLM log (hf-mem issue #60): 5.38 GiB of KV holds 78,384 tokens.
-    assert 5.38 * GIB / kv_bytes_per_token(arch, "bf16", "vllm") == pytest.approx(78_384, rel=0.001)
+    assert 5.38 * GIB / kv_bytes_per_token(arch, "bf16", ENGINES["vllm"]) == pytest.approx(78_384, rel=0.001)
     # Ollama/llama.cpp log (ollama #16480): 262,144 cells over 2 sequences: 9216 MiB + SWA ring of 1280 cells
     # per sequence (window 128 + ubatch 1024, padded to 256): 90 MiB.
-    total = kv_cache_bytes(arch, 131_072, 2, "bf16", "llama.cpp", ubatch=1024)
+    total = kv_cache_bytes(arch, 131_072, 2, "bf16", ENGINES["llama.cpp"], ubatch=1024)
     assert total / 2**20 == pytest.approx(9216 + 90, abs=0.01)
 
 
 def test_mla_latent_is_replicated_and_matches_sglang_log() -> None:
     # ktransformers issue #1804 (SGLang, TP=2): 10,000 tokens of DeepSeek-V3 KV: 0.65 GB per rank.
     spec = resolve_model("deepseek-v3")
-    m = model(spec, "fp8-block128", 200 * GIB, Parallel(2, 1, 1), 10_000, engine="sglang")
+    m = model(spec, "fp8-block128", 200 * GIB, Layout(2, 1, 1), 10_000, engine="sglang")
     assert m.kv_gpu_bytes(0, 10_000, 1) / GIB == pytest.approx(0.654, rel=0.01)
 
 
 def test_llama_cpp_kv_formats_have_block_overheads() -> None:
     arch = resolve_model("mixtral-8x7b").arch
-    f16 = kv_bytes_per_token(arch, "fp16", "llama.cpp")
-    assert kv_bytes_per_token(arch, "q8_0", "llama.cpp") == pytest.approx(f16 / 2 * 34 / 32)
-    assert kv_bytes_per_token(arch, "q4_0", "llama.cpp") == pytest.approx(f16 / 2 * 18 / 32)
+    f16 = kv_bytes_per_token(arch, "fp16", ENGINES["llama.cpp"])
+    assert kv_bytes_per_token(arch, "q8_0", ENGINES["llama.cpp"]) == pytest.approx(f16 / 2 * 34 / 32)
+    assert kv_bytes_per_token(arch, "q4_0", ENGINES["llama.cpp"]) == pytest.approx(f16 / 2 * 18 / 32)
     with pytest.raises(InputError):
-        kv_bytes_per_token(arch, "q4_0", "vllm")
+        check_kv_dtype("q4_0", ENGINES["vllm"])
     with pytest.raises(InputError):
         kv_dtype("int3")
 
@@ -145,24 +154,24 @@ def test_llama_cpp_kv_formats_have_block_overheads() -> None:
 
 def test_deepseek_v3_fp8_needs_h200_not_h100() -> None:
     spec = resolve_model("deepseek-v3")
-    assert not model(spec, "fp8-block128", H100, Parallel(8, 1, 1)).fits(8192, 1)
-    assert model(spec, "fp8-block128", H200, Parallel(8, 1, 1)).fits(32768, 1)
+    assert not model(spec, "fp8-block128", H100, Layout(8, 1, 1)).fits(8192, 1)
+    assert model(spec, "fp8-block128", H200, Layout(8, 1, 1)).fits(32768, 1)
 
 
 def test_gpt_oss_120b_fits_one_80gb_gpu_at_short_context() -> None:
     spec = resolve_model("gpt-oss-120b")
-    assert model(spec, "mxfp4-experts", H100, Parallel(1, 1, 1)).fits(8192, 1)
+    assert model(spec, "mxfp4-experts", H100, Layout(1, 1, 1)).fits(8192, 1)
 
 
 def test_gpt_oss_20b_fits_16_gb() -> None:
     spec = resolve_model("gpt-oss-20b")  # "runs within 16GB of memory" (model card), as llama.cpp/Ollama run it
-    assert model(spec, "mxfp4-experts", 15.6 * GIB, Parallel(1, 1, 1), engine="llama.cpp").fits(8192, 1)
+    assert model(spec, "mxfp4-experts", 15.6 * GIB, Layout(1, 1, 1), engine="llama.cpp").fits(8192, 1)
 
 
 def test_mixtral_8x7b_bf16_needs_more_than_one_80gb_gpu() -> None:
     spec = resolve_model("mixtral-8x7b")
-    assert not model(spec, "bf16", H100, Parallel(1, 1, 1)).fits(1024, 1)
-    assert model(spec, "bf16", H100, Parallel(2, 1, 1)).fits(8192, 1)
+    assert not model(spec, "bf16", H100, Layout(1, 1, 1)).fits(1024, 1)
+    assert model(spec, "bf16", H100, Layout(2, 1, 1)).fits(8192, 1)
 
 
 # ---- properties ----------------------------------------------------------------------------------------
@@ -173,7 +182,7 @@ SPECS = [s for s in load_catalog()]
 @settings(max_examples=60, deadline=None)
 @given(st.sampled_from(SPECS), st.integers(1, 200_000), st.integers(1, 64))
 def test_memory_grows_with_context_and_batch(spec: ModelSpec, context: int, batch: int) -> None:
-    m = model(spec, "bf16", H100, Parallel(1, 1, 1), engine="vllm")
+    m = model(spec, "bf16", H100, Layout(1, 1, 1), engine="vllm")
     base = m.gpu(context, batch).total_bytes
     assert m.gpu(context + 1000, batch).total_bytes > base
     assert m.gpu(context, batch + 1).total_bytes > base
@@ -182,8 +191,10 @@ def test_memory_grows_with_context_and_batch(spec: ModelSpec, context: int, batc
 @settings(max_examples=40, deadline=None)
 @given(st.sampled_from(SPECS), st.integers(1, 100_000), st.integers(1, 16))
 def test_kv_is_linear_in_tokens(spec: ModelSpec, context: int, batch: int) -> None:
-    per_token = kv_bytes_per_token(spec.arch, "bf16", "vllm")
-    assert kv_cache_bytes(spec.arch, context, batch) == pytest.approx(per_token * context * batch)
+    per_token = kv_bytes_per_token(spec.arch, "bf16", ENGINES["vllm"])
+    assert kv_cache_bytes(spec.arch, context, batch, "bf16", ENGINES["vllm"]) == pytest.approx(
+        per_token * context * batch
+    )
 
 
 @pytest.mark.parametrize("spec", SPECS, ids=lambda s: s.id)
@@ -197,9 +208,9 @@ def test_memory_grows_with_bits(spec: ModelSpec) -> None:
 def test_adding_gpus_never_grows_per_gpu_memory_and_shards_add_up(spec: ModelSpec) -> None:
     prev = None
     for tp in (1, 2, 4, 8):
-        par = Parallel(tp, 1, 1)
+        par = Layout(tp, 1, 1)
         try:
-            check_parallel(spec.arch, par)
+            check_layout(spec.arch, par)
         except InputError:
             continue
         m = model(spec, "bf16", 1e15, par)
@@ -210,25 +221,25 @@ def test_adding_gpus_never_grows_per_gpu_memory_and_shards_add_up(spec: ModelSpe
         # Shards add back to the whole, up to what is replicated on every rank (norms, router, KV-head copies).
         assert g.weights_bytes * tp >= sum(m.weights_by_kind.values()) - tp
     for pp in (1, 2, 4):
-        m = model(spec, "bf16", 1e15, Parallel(1, 1, pp))
+        m = model(spec, "bf16", 1e15, Layout(1, 1, pp))
         assert sum(sum(w.values()) for w in m.stage_weights) == sum(m.weights_by_kind.values())
 
 
 def test_expert_parallel_holds_whole_experts() -> None:
     spec = resolve_model("deepseek-v3")
-    tp8 = model(spec, "fp8-block128", 1e15, Parallel(8, 1, 1)).gpu(1024, 1)
-    ep8 = model(spec, "fp8-block128", 1e15, Parallel(8, 8, 1)).gpu(1024, 1)
+    tp8 = model(spec, "fp8-block128", 1e15, Layout(8, 1, 1)).gpu(1024, 1)
+    ep8 = model(spec, "fp8-block128", 1e15, Layout(8, 8, 1)).gpu(1024, 1)
     assert ep8.weights_by_kind["routed_experts"] == pytest.approx(tp8.weights_by_kind["routed_experts"], rel=1e-6)
 
 
 @pytest.mark.parametrize(
     ("par", "why"),
     [
-        (Parallel(3, 1, 1), "divide"),
-        (Parallel(8, 3, 1), "--ep"),
-        (Parallel(1, 1, 1000), "--pp"),
+        (Layout(3, 1, 1), "divide"),
+        (Layout(8, 3, 1), "--ep"),
+        (Layout(1, 1, 1000), "--pp"),
     ],
 )
-def test_impossible_layouts(par: Parallel, why: str) -> None:
+def test_impossible_layouts(par: Layout, why: str) -> None:
     with pytest.raises(InputError, match=why):
-        check_parallel(resolve_model("mixtral-8x7b").arch, par)
+        check_layout(resolve_model("mixtral-8x7b").arch, par)

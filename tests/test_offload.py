@@ -10,9 +10,10 @@ from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from moeplan.cli import app
+from moeplan.deploy.deployment import EstimateRequest
 from moeplan.deploy.offload import Host, OffloadModel, layer_regex, usable_ram_bytes
+from moeplan.deploy.resolve import resolve
 from moeplan.errors import InputError
-from moeplan.formats.schemes import parse_scheme
 from moeplan.hardware.gpus import resolve_gpu
 from moeplan.hardware.hosts import custom_host, memory_config
 from moeplan.plans.offload import OffloadRequest, plan_offload
@@ -23,9 +24,9 @@ MOE = [s for s in load_catalog() if s.arch.moe is not None and s.arch.num_layers
 
 
 def _model(model: str, quant: str, gpu: str = "4090", ram: float = 256, bw: float = 89.6) -> OffloadModel:
-    spec = resolve_model(model)
-    host = Host(resolve_gpu(gpu), 1, ram, custom_host(bw))
-    return OffloadModel(spec, parse_scheme(quant), host, "fp16")
+    spec, card = resolve_model(model), resolve_gpu(gpu)
+    request = EstimateRequest(model=model, quant=quant, engine="llama.cpp", kv_dtype="f16", gpu=card.id, num_gpus=1)
+    return OffloadModel(resolve(request, spec=spec, gpu=card, fewest=False), Host(card, 1, ram, custom_host(bw)))
 
 
 @settings(max_examples=30, deadline=None)
@@ -69,22 +70,22 @@ def test_auto_picks_the_fastest_placement_that_fits() -> None:
 
 def test_tradeoff_longer_context_costs_speed() -> None:
     r = plan_offload(OffloadRequest(model="gpt-oss-120b", gpu="4090", ram_gib=128, cpu="ddr5-6000x2"))
-    rows = [row for row in r.tradeoff if row["fits"]]
-    speeds = [row["decode_tokens_per_s"] for row in rows]
-    assert speeds == sorted(speeds, reverse=True) and speeds[0] > speeds[-1]
-    layers = [row["experts_on_cpu_layers"] for row in rows]
+    rows = [row for row in r.tradeoff if row.fits]
+    speeds = [row.decode_tokens_per_s for row in rows]
+    assert speeds == sorted(speeds, reverse=True) and speeds[0] > speeds[-1]  # type: ignore[type-var]
+    layers = [row.experts_on_cpu_layers for row in rows]
     assert layers == sorted(layers)
 
 
 def test_impossible_boxes_say_what_is_short() -> None:
     ram = plan_offload(OffloadRequest(model="deepseek-r1", gpu="4090", ram_gib=64, cpu="ddr5-6000x2"))
-    assert not ram.fits and ram.shortfall()[0].startswith("RAM short by")
+    assert not ram.fits and ram.fit is not None and (ram.fit.shortfall or ("",))[0].startswith("RAM short by")
     vram = plan_offload(
         OffloadRequest(
             model="qwen3-235b-a22b", gpu_memory_gib=4, gpu_bandwidth_gb_s=200, ram_gib=256, cpu="ddr5-5600x8"
         )
     )
-    assert not vram.fits and vram.shortfall()[0].startswith("VRAM short by")
+    assert not vram.fits and vram.fit is not None and (vram.fit.shortfall or ("",))[0].startswith("VRAM short by")
     r = runner.invoke(app, ["offload", "deepseek-r1", "--gpu", "4090", "--ram", "64", "--cpu", "ddr5-6000x2", "--json"])
     assert r.exit_code == 0
     data = json.loads(r.stdout)

@@ -10,13 +10,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from moeplan.deploy.plan import EstimateRequest, estimate
-from moeplan.deploy.speed import SPEEDS, distinct_experts
+from moeplan.deploy.deployment import EstimateRequest
+from moeplan.deploy.speed import distinct_experts
 from moeplan.errors import InputError
 from moeplan.hardware.gpus import resolve_gpu
-from moeplan.hardware.profiles import CalibrationProfile, efficiency_for, save_profile
+from moeplan.hardware.profiles import CalibrationProfile, measured_for, save_profile
 from moeplan.model.spec import ModelSpec
-from moeplan.plans.compare import compare, compare_requests, comparison_rows
+from moeplan.plans.compare import compare, compare_requests
+from moeplan.plans.estimate import estimate
 from moeplan.plans.recommend import recommend
 from moeplan.sources.catalog import load_catalog
 
@@ -122,21 +123,21 @@ def test_stored_calibration_changes_speed_and_says_so(tmp_path: Path, monkeypatc
 def test_foreign_or_stale_calibration_is_not_applied_silently(tmp_path: Path) -> None:
     foreign = save_profile(_profile("a100-80gb-sxm"), tmp_path / "a100.json")
     with pytest.raises(InputError, match="measured on"):
-        efficiency_for(SPEEDS["vllm"], resolve_gpu("h100"), str(foreign))
+        measured_for(resolve_gpu("h100"), str(foreign))
     stale = save_profile(_profile("h100-sxm", days_old=400), tmp_path / "old.json")
     with pytest.raises(InputError, match="days old"):
-        efficiency_for(SPEEDS["vllm"], resolve_gpu("h100"), str(stale))
+        measured_for(resolve_gpu("h100"), str(stale))
     bad = tmp_path / "bad.json"
     bad.write_text(json.dumps({"device": 3}))
     with pytest.raises(InputError, match="not a calibration profile"):
-        efficiency_for(SPEEDS["vllm"], resolve_gpu("h100"), str(bad))
+        measured_for(resolve_gpu("h100"), str(bad))
 
 
 def test_dense_vs_moe_on_h100() -> None:
     base = EstimateRequest(model="mixtral-8x7b")
     reqs = compare_requests(["mixtral-8x7b", "llama-3.1-70b"], ["h100"], [], [], base)
-    results = compare(reqs)
-    rows = {r.label: r for r in comparison_rows(results)}
+    comparison = compare(reqs)
+    rows = {r.label: r for r in comparison.rows}
     moe, dense = rows["decode FLOPs per token"].values
     assert moe is not None and dense is not None and moe < dense / 4  # far less compute per token
     assert rows["bytes per parameter"].values[0] == pytest.approx(rows["bytes per parameter"].values[1], rel=0.01)

@@ -31,7 +31,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from moeplan.deploy.speed import Efficiency
+from moeplan.deploy.engines import Efficiency
 from moeplan.errors import InputError, MoeplanError
 from moeplan.hardware.gpus import GpuSpec, load_gpus
 from moeplan.hardware.profiles import CalibrationProfile, Measurement
@@ -397,7 +397,8 @@ def run_calibration(
     progress: Callable[[str], None] | None = None,
 ) -> CalibrationRun:
     """Measure the layer at each token count, the GEMM and copy microbenchmarks; fit and build the profile."""
-    from moeplan.deploy.speed import SPEEDS, peak_flops
+    from moeplan.deploy.engines import ENGINES
+    from moeplan.deploy.speed import peak_flops
     from moeplan.hardware.gpus import resolve_gpu
 
     torch = _torch()
@@ -444,7 +445,7 @@ def run_calibration(
             for t in (layer.router, layer.w_gate_up, layer.w_down, layer.shared_gate_up, layer.shared_down)
             if t is not None
         )
-    eff = SPEEDS["vllm"]
+    eff = ENGINES["vllm"].speed
     gen = torch.Generator().manual_seed(3)
     for n in tokens:
         try:

@@ -1,6 +1,8 @@
-"""Serving-engine memory profiles: what each engine reserves, allocates and leaves unused on a GPU.
+"""Serving engines, one record each: what an engine reserves and allocates on a GPU, how fast its kernels run,
+how it caches sliding-window layers, how it spreads a model over GPUs, which weights and GPUs it runs, and how
+it is launched.  Adding an engine is one entry in :data:`ENGINES` (and its tests); nothing else names engines.
 
-Figures from real logs (see docs/methodology.md for the full list):
+Memory figures from real logs (see docs/methodology.md for the full list):
 
 * CUDA context and kernels: ~0.5 GiB per GPU with lazy module loading (ml-engineering measurements on A100:
   0.47 GiB); NCCL and custom all-reduce buffers add 1-2 GiB when the model is sharded (vLLM PR #10511:
@@ -11,23 +13,66 @@ Figures from real logs (see docs/methodology.md for the full list):
 * SGLang: ``mem_fraction_static`` of usable memory for weights and KV (0.88 assumed here; SGLang picks it from
   the GPU size), CUDA graphs ~1 GiB.
 * llama.cpp: no fractional reserve; a compute buffer for one ubatch, which grows with the context when flash
-  attention is off (KQ scores ``n_ctx x n_ubatch x n_head x 4 B``).
+  attention is off (KQ scores ``n_ctx x n_ubatch x n_head x 4 B``).  It keeps a ring of ``window + n_ubatch``
+  cells for sliding-window layers, and splits a model over GPUs by layers.
 * transformers: eager PyTorch; activations for the whole prompt and a caching-allocator slack.
+
+Speed factors (:class:`Efficiency`) from published measurements, each named in its ``source``.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 from moeplan.errors import InputError
+from moeplan.formats.schemes import Scheme, kernel_needs
+from moeplan.hardware.gpus import GpuSpec
 from moeplan.records import Value
 
 GIB = 1024**3
+US = 1e-6
+LLAMA_CPP_UBATCH = 512
+"""llama.cpp's default ``--ubatch-size``."""
 
 
 @dataclass(frozen=True, repr=False, eq=False)
-class EngineProfile(Value):
-    """Memory behaviour of one serving engine (per GPU)."""
+class Efficiency(Value):
+    """How close an engine gets to the hardware's peaks, and its fixed costs per step."""
+
+    bw: tuple[float, float, float]
+    """Achieved share of peak memory bandwidth (low, expected, high)."""
+    compute_max: float
+    """``eta_max``: the best share of peak TFLOP/s a large GEMM reaches."""
+    kernel_s: float
+    """Fixed seconds per kernel of a step (launch and the small kernels' own latency), see ``Layer.kernels``."""
+    moe_layer_s: float
+    """Extra fixed seconds per MoE layer per step beyond its kernels (fused-MoE alignment and padding)."""
+    source: str = ""
+    calibrated: str | None = None
+    """The calibration profile these factors come from, if any."""
+
+    def gemm(self, m: float, n: float, k: float) -> float:
+        """Share of the tensor-core peak for an ``m x k`` by ``k x n`` GEMM:
+        ``eta_max x m/(m + 128) x n/(n + 1024) x k/(k + 1024)``; a 70B dense GEMM (8,192 x 8,192) at 8k tokens
+        under vLLM: 0.75 x 0.98 x 0.89 x 0.89 = 0.58."""
+        return self.compute_max * m / (m + 128) * n / (n + 1024) * k / (k + 1024)
+
+    def calibrated_with(self, bw: float | None, compute_max: float | None, label: str) -> Efficiency:
+        """These factors with measured ones: the band narrows to +-10% around the measured bandwidth efficiency."""
+        from dataclasses import replace
+
+        out = self
+        if bw is not None:
+            out = replace(out, bw=(bw * 0.9, bw, min(1.0, bw * 1.1)))
+        if compute_max is not None:
+            out = replace(out, compute_max=compute_max)
+        return replace(out, calibrated=label)
+
+
+@dataclass(frozen=True, repr=False, eq=False)
+class Engine(Value):
+    """One serving engine: its memory profile, speed factors, KV semantics, layout, what it runs, its command."""
 
     name: str
     reserve_fraction: float
@@ -40,64 +85,152 @@ class EngineProfile(Value):
     graph_bytes_moe: float
     batched_tokens: int
     """Tokens in the largest forward pass the engine plans for (vLLM max_num_batched_tokens, llama.cpp ubatch)."""
-    swa_ring: bool = False
-    """Windowed layers keep a ring of window-sized cache (llama.cpp) instead of the full context."""
+    activations: Literal["planned", "ubatch", "eager"]
+    """How working buffers are sized: for the planned batched tokens, one ubatch's compute buffer, or the prompt."""
+    speed: Efficiency
+    kv_default: str
+    """The KV cache format ``--kv-dtype auto`` means."""
+    window_cache: Literal["full", "ring"] = "full"
+    """Sliding-window layers: cached for the full context, or a ring of window + ubatch cells (llama.cpp)."""
+    split: Literal["tensor", "layers"] = "tensor"
+    """How the engine spreads a model over GPUs by default: tensor parallel up to a node, or by layers."""
+    runs: Literal["checkpoint", "gguf"] = "checkpoint"
+    """Weights it loads as stored: the checkpoint's formats (safetensors) or GGUF files."""
+    unified_memory: bool = False
+    """Runs on Apple silicon and unified-memory SoCs."""
+    vendors: tuple[str, ...] | None = None
+    """GPU vendors it runs on (None: any that is not unified memory)."""
     slack_fraction: float = 0.0
     """Allocator fragmentation on top of the live tensors (eager PyTorch)."""
+    launch: str = ""
+    """The serve command: ``{model}`` the checkpoint, ``{context}`` the context length, ``{options}`` more flags."""
     source: str = ""
 
+    def command(self, model: str, context: int, options: str = "") -> str:
+        """The launch command line: ``vllm serve ORG/NAME --max-model-len 8192``."""
+        return self.launch.format(model=model, context=context, options=options)
 
-ENGINES: dict[str, EngineProfile] = {
-    "vllm": EngineProfile(
+    def runs_on(self, gpu: GpuSpec) -> bool:
+        """Whether the engine runs on ``gpu`` at all."""
+        if gpu.unified_memory:
+            return self.unified_memory
+        return self.vendors is None or gpu.vendor in self.vendors
+
+    def serves(self, scheme: Scheme, gpu: GpuSpec) -> bool:
+        """Whether the engine runs ``scheme`` as stored on ``gpu``: its file kind, and kernels for its formats."""
+        if not self.runs_on(gpu) or (self.runs == "gguf") != scheme.is_gguf:
+            return False
+        return scheme.is_gguf or all(gpu.has_kernels(need) for need in kernel_needs(scheme))
+
+
+ENGINES: dict[str, Engine] = {
+    "vllm": Engine(
         "vllm",
-        1 - 0.92,
-        0.5 * GIB,
-        1.5 * GIB,
-        0.5 * GIB,
-        1.5 * GIB,
-        8192,
+        reserve_fraction=1 - 0.92,
+        context_bytes=0.5 * GIB,
+        sharded_extra_bytes=1.5 * GIB,
+        graph_bytes_dense=0.5 * GIB,
+        graph_bytes_moe=1.5 * GIB,
+        batched_tokens=8192,
+        activations="planned",
+        speed=Efficiency(
+            (0.60, 0.78, 0.90),
+            0.75,
+            2 * US,
+            55 * US,
+            "Qwen speed benchmark (Qwen3-30B-A3B, SGLang, H20: 137 tok/s bf16, 156 fp8); Baseten (Mixtral int8, "
+            "TensorRT-LLM, A100: 81 tok/s); VeOmni PR #460 (fused MoE 22-25% of H100 peak)",
+        ),
+        kv_default="bf16",
+        launch="vllm serve {model}{options} --max-model-len {context}",
         source="vLLM cache.py gpu_memory_utilization=0.92 (v0.21+); PRs #10511, #39559",
     ),
-    "sglang": EngineProfile(
+    "sglang": Engine(
         "sglang",
-        1 - 0.88,
-        0.5 * GIB,
-        1.5 * GIB,
-        1.0 * GIB,
-        1.0 * GIB,
-        8192,
+        reserve_fraction=1 - 0.88,
+        context_bytes=0.5 * GIB,
+        sharded_extra_bytes=1.5 * GIB,
+        graph_bytes_dense=1.0 * GIB,
+        graph_bytes_moe=1.0 * GIB,
+        batched_tokens=8192,
+        activations="planned",
+        speed=Efficiency(
+            (0.60, 0.78, 0.90), 0.75, 2 * US, 55 * US, "as vllm: Qwen speed benchmark (SGLang 0.4.6, H20)"
+        ),
+        kv_default="bf16",
+        launch="python -m sglang.launch_server --model-path {model}{options} --context-length {context}",
         source="SGLang mem_fraction_static (chosen by GPU size; 0.88 assumed), chunked_prefill_size 8192",
     ),
-    "llama.cpp": EngineProfile(
+    "llama.cpp": Engine(
         "llama.cpp",
-        0.0,
-        0.5 * GIB,
-        0.3 * GIB,
-        0.0,
-        0.0,
-        512,
-        swa_ring=True,
+        reserve_fraction=0.0,
+        context_bytes=0.5 * GIB,
+        sharded_extra_bytes=0.3 * GIB,
+        graph_bytes_dense=0.0,
+        graph_bytes_moe=0.0,
+        batched_tokens=LLAMA_CPP_UBATCH,
+        activations="ubatch",
+        speed=Efficiency(
+            (0.55, 0.72, 0.88),
+            0.55,
+            3 * US,
+            0.0,
+            "llama-bench: gpt-oss-120b MXFP4 on DGX Spark 59 tok/s (NVIDIA forum, 2025-12); Mixtral Q4_K_M/Q8_0 on "
+            "M2 Max 34.7/22.9 tok/s (llama.cpp PR #4406)",
+        ),
+        kv_default="fp16",
+        window_cache="ring",
+        split="layers",
+        runs="gguf",
+        unified_memory=True,
+        vendors=("nvidia", "amd"),
+        launch="llama-server -m {model} -ngl 99 -c {context} -fa on{options}",
         source="llama.cpp compute buffer logs (logdetective PR #106), n_ubatch 512",
     ),
-    "transformers": EngineProfile(
+    "transformers": Engine(
         "transformers",
-        0.0,
-        0.5 * GIB,
-        1.0 * GIB,
-        0.0,
-        0.0,
-        0,
+        reserve_fraction=0.0,
+        context_bytes=0.5 * GIB,
+        sharded_extra_bytes=1.0 * GIB,
+        graph_bytes_dense=0.0,
+        graph_bytes_moe=0.0,
+        batched_tokens=0,
+        activations="eager",
+        speed=Efficiency(
+            (0.30, 0.45, 0.60),
+            0.55,
+            10 * US,
+            400 * US,
+            "eager PyTorch: a Python loop over experts and no CUDA graphs (ml-engineering inference notes)",
+        ),
+        kv_default="bf16",
         slack_fraction=0.05,
+        launch="transformers serve {model}{options}",
         source="PyTorch caching allocator; ml-engineering debug/pytorch.md",
     ),
 }
 _ALIASES = {"llamacpp": "llama.cpp", "llama-cpp": "llama.cpp", "ollama": "llama.cpp", "hf": "transformers"}
+AUTO_ORDER = ("vllm", "llama.cpp")
+"""``--engine auto`` takes the first of these that runs the model's weights on the GPU."""
 
 
-def engine_profile(name: str) -> EngineProfile:
-    """The profile for ``--engine``; an unknown name is an InputError listing the known ones."""
+def engine(name: str) -> Engine:
+    """The engine ``--engine`` names; an unknown name is an InputError listing the known ones."""
     key = name.strip().lower()
     key = _ALIASES.get(key, key)
     if key not in ENGINES:
         raise InputError(f"unknown engine '{name}'", f"one of: {', '.join(ENGINES)}")
     return ENGINES[key]
+
+
+def auto_engine(scheme: Scheme, gpu: GpuSpec | None) -> Engine:
+    """``--engine auto``: the first engine of :data:`AUTO_ORDER` whose kind of weights (checkpoint formats, or
+    GGUF files, which llama.cpp also makes from any checkpoint) it runs on ``gpu``; llama.cpp when none does.
+
+    So GGUF mixes and Apple or unified-memory machines get llama.cpp, the rest vLLM.
+    """
+    for name in AUTO_ORDER:
+        e = ENGINES[name]
+        if (gpu is None or e.runs_on(gpu)) and (e.runs == "gguf" or not scheme.is_gguf):
+            return e
+    return ENGINES["llama.cpp"]

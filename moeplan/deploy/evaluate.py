@@ -1,69 +1,172 @@
-"""Speed and cost results of one deployment, from the speed model (:mod:`moeplan.deploy.speed`) and GPU prices.
+"""Evaluate a resolved :class:`Deployment`: the only code that calls the memory, speed and cost models.
 
-Cost: ``usd_per_hour = GPUs x price per GPU-hour (+ GPUs x TDP x energy price)``; per million output
-tokens ``usd_per_hour / (throughput x 3600) x 1e6`` at the chosen batch; per million input tokens the same
-with the prefill rate.  Prices are the catalogue's typical cloud price (or the middle of its range) unless
-``--price`` gives one.
+:func:`evaluate` gives the full :class:`EstimateResult` (memory by part, fit, longest context and largest batch,
+FLOPs, the speed band and the speed-vs-batch table, cost, the assumptions); :func:`headline` the few figures a
+sweep ranks by (fit, memory per GPU, the decode band, cost), at a fraction of the cost; :func:`fits` only the
+verdict.  ``estimate``, ``compare``, ``recommend``, ``offload`` and the accuracy harness all come through here.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from dataclasses import dataclass, replace
 
+from moeplan.deploy.cost import cost_result, per_million, purchase_usd, usd_per_hour
+from moeplan.deploy.deployment import CONTEXT_SEARCH_LIMIT, Deployment
+from moeplan.deploy.kv_cache import kv_bytes_per_token
 from moeplan.deploy.memory import MemoryModel
-from moeplan.deploy.speed import SPEEDS, Efficiency, PerfInputs, SpeedModel, distinct_experts
-from moeplan.formats.schemes import Scheme
-from moeplan.hardware.gpus import GpuSpec
+from moeplan.deploy.offload import CONTEXTS, Host, OffloadModel, Placement, commands
+from moeplan.deploy.results import (
+    BatchRow,
+    EstimateResult,
+    FitResult,
+    FlopsResult,
+    MemoryResult,
+    OffloadPerformance,
+    OffloadResult,
+    PerformanceResult,
+    TradeoffRow,
+)
+from moeplan.deploy.speed import SpeedModel, distinct_experts
+from moeplan.errors import InputError
+from moeplan.formats.schemes import quantized_tensors
+from moeplan.model.flops import flops_per_token
+from moeplan.model.params import ParamCounts, count_params
+from moeplan.model.spec import ModelSpec
+from moeplan.records import Value
 
-if TYPE_CHECKING:
-    from moeplan.deploy.plan import CostResult, EstimateRequest, PerformanceResult
-
-_FP8 = {"fp8", "fp8-channel", "fp8-block128"}
 BATCHES = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
+"""Batch sizes of the speed-vs-batch table (up to 256, or the deployment's batch)."""
 
 
-def engine_efficiency(engine: str, gpu: GpuSpec, calibration: str | None = None) -> tuple[Efficiency, str]:
-    """The engine's factors for ``gpu``, replaced by a calibration profile where one applies, and a note."""
-    from moeplan.cache import profile_path
+@dataclass(frozen=True, repr=False, eq=False)
+class Headline(Value):
+    """What a sweep ranks a deployment by."""
 
-    if calibration is None and not profile_path(gpu.id).is_file():
-        eff = SPEEDS[engine]  # no profile: the calibration module (and its pydantic models) is not needed
-        return eff, f"efficiency: {eff.source.split(';')[0]} (no calibration for {gpu.id})"
-    from moeplan.hardware.profiles import efficiency_for
-
-    return efficiency_for(SPEEDS[engine], gpu, calibration)
-
-
-def compute_dtype(scheme: Scheme, gpu: GpuSpec) -> str:
-    """The matmul dtype the engine runs: fp8 for fp8 checkpoints on GPUs with fp8 units, else bf16."""
-    if scheme.gguf is None and scheme.base in _FP8 and gpu.dense_tflops("fp8"):
-        return "fp8"
-    return "bf16"
+    fits: bool
+    per_gpu_bytes: float
+    usable_bytes: float
+    tokens_per_s: float
+    """Decode tokens/s per sequence, expected."""
+    tokens_per_s_range: tuple[float, float]
+    throughput_tokens_per_s: float
+    usd_per_hour: float | None
+    usd_per_million_output_tokens: float | None
+    purchase_usd: float | None
 
 
-def performance_result(
-    mm: MemoryModel, gpu: GpuSpec, request: EstimateRequest, scheme: Scheme, engine: str
-) -> tuple[PerformanceResult, tuple[str, ...]]:
-    """Speed band at the request's context and batch, and the speed-vs-batch table."""
-    from moeplan.deploy.plan import BatchRow, PerformanceResult
+def fits(d: Deployment) -> bool:
+    """Whether ``d`` holds its context and batch on its GPUs."""
+    return MemoryModel(d).fits(d.context, d.batch)
 
-    eff, cal_note = engine_efficiency(engine, gpu, request.calibration)
-    dtype = compute_dtype(scheme, gpu)
-    sm = SpeedModel(mm, PerfInputs(gpu, eff, dtype, request.routing_skew))
-    prompt = request.prompt_tokens()
-    band = sm.band(request.context, request.batch, prompt)
+
+def headline(d: Deployment, memory: MemoryModel | None = None) -> Headline:
+    """Fit, memory of the largest GPU, decode band and cost of ``d`` (which needs a GPU)."""
+    mm = memory or MemoryModel(d)
+    g = mm.gpu(d.context, d.batch)
+    sm = SpeedModel(mm)
+    low, mid, high = (sm.decode_step(d.context, d.batch, s).seconds for s in ("low", "expected", "high"))
+    n = d.layout.num_gpus
+    per_hour = usd_per_hour(d, n)
+    return Headline(
+        fits=g.total_bytes <= d.usable_bytes,
+        per_gpu_bytes=g.total_bytes,
+        usable_bytes=d.usable_bytes,
+        tokens_per_s=1 / mid,
+        tokens_per_s_range=(1 / low, 1 / high),
+        throughput_tokens_per_s=d.batch / mid,
+        usd_per_hour=per_hour,
+        usd_per_million_output_tokens=per_million(per_hour, d.batch / mid),
+        purchase_usd=purchase_usd(d.gpu, n),
+    )
+
+
+def _formats_by_kind(d: Deployment) -> dict[str, list[str]]:
+    out: dict[str, set[str]] = {}
+    for t, fmt, _ in quantized_tensors(d.spec.arch, d.scheme):
+        out.setdefault(t.kind, set()).add(fmt)
+    return {k: sorted(v) for k, v in out.items()}
+
+
+def memory_result(d: Deployment, mm: MemoryModel) -> MemoryResult:
+    """Memory of the whole deployment and of its largest GPU at ``d``'s context and batch."""
+    g = mm.gpu(d.context, d.batch)
+    n = d.layout.num_gpus
+    kv_deploy = mm.deployment_kv_bytes(d.context, d.batch)
+    weights = sum(mm.weights_by_kind.values())
+    return MemoryResult(
+        scheme=d.scheme.name,
+        kv_dtype=d.kv_dtype,
+        engine=d.engine.name,
+        weights_bytes=weights,
+        weights_by_kind={str(k): v for k, v in mm.weights_by_kind.items()},
+        formats_by_kind=_formats_by_kind(d),
+        kv_bytes_per_token=round(kv_bytes_per_token(d.spec.arch, d.kv_dtype, d.engine, d.mtp_layers)),
+        kv_cache_bytes=round(kv_deploy),
+        activation_bytes=round(g.activation_bytes * n),
+        overhead_bytes=round(g.overhead_bytes * n),
+        total_bytes=round(weights + kv_deploy + (g.activation_bytes + g.overhead_bytes) * n),
+        per_gpu_bytes=round(g.total_bytes),
+        per_gpu_weights_bytes=g.weights_bytes,
+        per_gpu_weights_by_kind={str(k): v for k, v in g.weights_by_kind.items()},
+        per_gpu_kv_cache_bytes=round(g.kv_bytes),
+        per_gpu_activation_bytes=round(g.activation_bytes),
+        per_gpu_overhead_bytes=round(g.overhead_bytes),
+        usable_bytes_per_gpu=round(d.usable_bytes) if d.gpu else None,
+    )
+
+
+def fit_result(d: Deployment, mm: MemoryModel) -> FitResult | None:
+    """Whether and how ``d`` fits its GPUs, its longest context and largest batch; None without a GPU."""
+    if d.gpu is None:
+        return None
+    arch, par = d.spec.arch, d.layout
+    g = mm.gpu(d.context, d.batch)
+    limit = arch.max_context or CONTEXT_SEARCH_LIMIT
+    max_context = mm.max_context(d.batch, limit)
+    return FitResult(
+        gpu=d.gpu.id,
+        gpu_name=d.gpu.name,
+        fits=g.total_bytes <= d.usable_bytes,
+        num_gpus=par.num_gpus,
+        min_gpus=d.min_gpus,
+        tp=par.tp,
+        ep=par.ep,
+        pp=par.pp,
+        headroom_bytes=round(d.usable_bytes - g.total_bytes),
+        max_context=max_context,
+        max_batch=mm.max_batch(d.context),
+        max_context_limit="memory" if max_context < limit else "model" if arch.max_context else "search",
+    )
+
+
+def flops_result(d: Deployment) -> FlopsResult:
+    arch = d.spec.arch
+    decode = flops_per_token(arch, d.context, "decode")
+    prefill = flops_per_token(arch, d.prompt, "prefill")
+    return FlopsResult(
+        prefill_per_token=prefill.total,
+        decode_per_token=decode.total,
+        decode_by_kind=decode.by_kind,
+        prefill_by_kind=prefill.by_kind,
+    )
+
+
+def performance_result(d: Deployment, mm: MemoryModel) -> tuple[PerformanceResult, tuple[str, ...]]:
+    """Speed band at ``d``'s context and batch, the speed-vs-batch table, and the notes they rest on."""
+    sm = SpeedModel(mm)
+    eff, moe = d.efficiency, d.spec.arch.moe
+    band = sm.band(d.context, d.batch, d.prompt)
     low, exp, high = band.low, band.expected, band.high
     rows = []
-    usable = mm.req.usable_bytes
-    for b in sorted({*BATCHES, request.batch}):
-        if b > max(request.batch, 256):
+    for b in sorted({*BATCHES, d.batch}):
+        if b > max(d.batch, 256):
             break
-        step = sm.decode_step(request.context, b)
-        fits = usable <= 0 or mm.fits(request.context, b)
+        step = sm.decode_step(d.context, b)
+        fit = d.usable_bytes <= 0 or mm.fits(d.context, b)
         rows.append(BatchRow(batch=b, tokens_per_s=1 / step.seconds, throughput_tokens_per_s=b / step.seconds,
-                             bound=step.bound, fits=fits))  # fmt: skip
-    moe = mm.arch.moe
-    d = exp.decode
+                             bound=step.bound, fits=fit))  # fmt: skip
+    s = exp.decode
+    distinct = distinct_experts(moe.num_experts, moe.top_k, d.batch, d.routing_skew) if moe else None
     result = PerformanceResult(
         decode_tokens_per_s=exp.tokens_per_s,
         decode_tokens_per_s_range=(low.tokens_per_s, high.tokens_per_s),
@@ -73,66 +176,189 @@ def performance_result(
         prefill_tokens_per_s_range=(low.prefill_tokens_per_s, high.prefill_tokens_per_s),
         time_to_first_token_s=exp.time_to_first_token_s,
         time_to_first_token_s_range=(high.time_to_first_token_s, low.time_to_first_token_s),
-        prompt_tokens=prompt,
-        bound=d.bound,
-        bytes_read_per_step_per_gpu=d.bytes_read,
+        prompt_tokens=d.prompt,
+        bound=s.bound,
+        bytes_read_per_step_per_gpu=s.bytes_read,
         step_seconds={
-            "total": d.seconds,
-            "memory": d.memory_s,
-            "compute": d.compute_s,
-            "fixed": d.fixed_s,
-            "communication": d.comm_s,
+            "total": s.seconds,
+            "memory": s.memory_s,
+            "compute": s.compute_s,
+            "fixed": s.fixed_s,
+            "communication": s.comm_s,
         },
-        distinct_experts_per_layer=(
-            distinct_experts(moe.num_experts, moe.top_k, request.batch, request.routing_skew) if moe else None
-        ),
-        compute_dtype=dtype,
+        distinct_experts_per_layer=distinct,
+        compute_dtype=d.compute_dtype,
         efficiency_source=eff.source,
         calibration=eff.calibrated,
         by_batch=rows,
     )
     notes = [
-        f"speed: roofline per decode step, {engine} efficiency {eff.bw[1]:.0%} of bandwidth "
+        f"speed: roofline per decode step, {d.engine.name} efficiency {eff.bw[1]:.0%} of bandwidth "
         f"(band {eff.bw[0]:.0%}-{eff.bw[2]:.0%}), {eff.kernel_s * 1e6:.0f} us per kernel"
         + (f" + {eff.moe_layer_s * 1e6:.0f} us per MoE layer" if moe and eff.moe_layer_s else "")
         + ("; the band's optimistic end assumes skewed routing" if moe else ""),
-        f"prompt: {prompt:,} tokens for prefill and time to first token",
+        f"prompt: {d.prompt:,} tokens for prefill and time to first token",
     ]
     if moe:
         notes.append(
-            f"routing: {'uniform' if request.routing_skew == 0 else f'Zipf skew {request.routing_skew:g}'}; "
-            f"{result.distinct_experts_per_layer:.1f} of {moe.num_experts} experts read per layer at batch "
-            f"{request.batch}"
+            f"routing: {'uniform' if d.routing_skew == 0 else f'Zipf skew {d.routing_skew:g}'}; "
+            f"{distinct:.1f} of {moe.num_experts} experts read per layer at batch {d.batch}"
         )
-    notes.append(cal_note)
+    notes.append(d.calibration_note)
     return result, tuple(notes)
 
 
-def cost_result(gpu: GpuSpec, num_gpus: int, perf: PerformanceResult, request: EstimateRequest) -> CostResult:
-    from moeplan.deploy.plan import CostResult
+def model_notes(spec: ModelSpec, params: ParamCounts) -> tuple[str, ...]:
+    """Where the shapes come from and how active parameters are counted."""
+    out = [f"shapes: {spec.origin if spec.origin != 'catalogue' else 'catalogue spec ' + spec.id}"]
+    if spec.sources:
+        out.append(f"source: {spec.sources[0]}")
+    if spec.origin != "catalogue" and spec.notes:
+        out.append(spec.notes)
+    if spec.arch.moe is not None:
+        moe = spec.arch.moe
+        out.append(
+            f"active = total - ({moe.num_experts} - {moe.top_k}) idle experts x {params.per_expert:,} params"
+            f" x {params.num_moe_layers} MoE layers"
+        )
+    if params.mtp:
+        out.append(f"{params.mtp:,} multi-token-prediction params are outside the total")
+    if params.vision:
+        out.append(f"{params.vision:,} vision-tower params are outside the total")
+    return tuple(out)
 
-    price: float | None
-    if request.price_usd_per_hour is not None:
-        price, source = request.price_usd_per_hour, "--price"
-    elif gpu.cloud_usd_per_hour is not None:
-        c = gpu.cloud_usd_per_hour
-        price = c.expected
-        how = "typical" if c.typical is not None else "middle of"
-        source = f"{how} ${c.low:g}-{c.high:g}/GPU-h ({c.as_of}): {c.source}"
-    else:
-        price, source = None, None
-    energy = None
-    if request.energy_usd_per_kwh is not None and gpu.tdp_w:
-        energy = num_gpus * gpu.tdp_w / 1000 * request.energy_usd_per_kwh
-    per_hour = None if price is None else num_gpus * price + (energy or 0.0)
-    out_m = None if per_hour is None else per_hour / (perf.throughput_tokens_per_s * 3600) * 1e6
-    in_m = None if per_hour is None else per_hour / (perf.prefill_tokens_per_s * 3600) * 1e6
-    purchase = num_gpus * gpu.purchase_usd.approx if gpu.purchase_usd else None
-    return CostResult(
-        usd_per_hour=per_hour,
-        usd_per_million_output_tokens=out_m,
-        usd_per_million_input_tokens=in_m,
-        purchase_usd=purchase,
-        energy_usd_per_hour=energy,
-        price_source=source,
+
+def memory_notes(d: Deployment, fit: FitResult | None) -> tuple[str, ...]:
+    eng = d.engine
+    out = [
+        f"weights: {d.scheme.name} (--quant; the checkpoint's own format by default)",
+        f"KV cache: {d.kv_dtype}, {d.context:,} tokens x {d.batch} sequences",
+        f"engine profile: {eng.name} ({eng.source})",
+    ]
+    if eng.reserve_fraction:
+        out.append(f"{eng.name} leaves {eng.reserve_fraction:.0%} of GPU memory unused (counted as overhead)")
+    if fit is not None:
+        out.append(f"layout: TP {fit.tp} x PP {fit.pp}" + (f", EP {fit.ep}" if fit.ep > 1 else ""))
+    return tuple(out)
+
+
+def memory_by_context(d: Deployment, mm: MemoryModel) -> list[tuple[int, int]]:
+    """(context, bytes on the largest GPU) at ``d``'s batch, doubling from 1,024 up to the model's maximum."""
+    arch = d.spec.arch
+    return [
+        (c, round(mm.gpu(c, d.batch).total_bytes))
+        for c in sorted({*(1 << i for i in range(10, CONTEXT_SEARCH_LIMIT.bit_length())), d.context})
+        if c <= (arch.max_context or CONTEXT_SEARCH_LIMIT) or c == d.context
+    ]
+
+
+def evaluate(d: Deployment) -> EstimateResult:
+    """Every figure of ``d``: parameters, memory, fit, FLOPs, speed and cost, with the assumptions."""
+    mm = MemoryModel(d)
+    params = count_params(d.spec)
+    fit = fit_result(d, mm)
+    performance = cost = None
+    speed_notes: tuple[str, ...] = ()
+    if d.gpu is not None:
+        performance, speed_notes = performance_result(d, mm)
+        cost = cost_result(d, performance.throughput_tokens_per_s, performance.prefill_tokens_per_s)
+    return EstimateResult(
+        spec=d.spec,
+        params=params,
+        request=d.request,
+        memory=memory_result(d, mm),
+        fit=fit,
+        flops=flops_result(d),
+        memory_by_context=memory_by_context(d, mm),
+        performance=performance,
+        cost=cost,
+        assumptions=model_notes(d.spec, params) + d.notes + memory_notes(d, fit) + speed_notes,
     )
+
+
+def evaluate_offload(d: Deployment, host: Host, offload: str) -> OffloadResult:
+    """``d`` (llama.cpp on ``host``'s GPUs) with routed experts in RAM: the placement ``offload`` asks for
+    (``auto``: the fastest that fits, else the closest to fitting), its memory, fit, speed and cost, the best
+    placement at each context of :data:`CONTEXTS`, and the command lines."""
+    model = OffloadModel(d, host)
+    context, batch, prompt = d.context, d.batch, d.prompt
+    if offload == "auto":
+        chosen, tried = model.best(context, batch, prompt)
+    else:
+        try:
+            n = int(offload)
+        except ValueError:
+            raise InputError(f"--offload-experts '{offload}' must be 'auto' or a layer count") from None
+        chosen = model.evaluate(n, context, batch, prompt)
+        tried = [chosen]
+    limit = d.spec.arch.max_context or CONTEXT_SEARCH_LIMIT
+    rows = []
+    for ctx in sorted({c for c in CONTEXTS if c <= limit} | {context}):
+        best, _ = model.best(ctx, batch, min(prompt, ctx))
+        tps = 1 / best.decode_s[1] if best.fits else None
+        rows.append(TradeoffRow(ctx, best.cpu_layers, best.fits, tps, round(best.vram_bytes_per_gpu),
+                                round(best.ram_bytes)))  # fmt: skip
+    base = evaluate(d)
+    g, p = host.num_gpus, chosen
+    low, mid, high = p.decode_s
+    gpu_kinds = dict(model.other_by_kind)
+    gpu_kinds["routed_experts"] = sum(model.expert_bytes) - p.cpu_expert_bytes
+    memory = replace(
+        base.memory,
+        per_gpu_bytes=round(p.vram_bytes_per_gpu),
+        per_gpu_weights_bytes=round(p.gpu_weights_bytes / g),
+        per_gpu_weights_by_kind={k: round(v / g) for k, v in gpu_kinds.items() if v},
+        per_gpu_kv_cache_bytes=round(p.kv_bytes / g),
+        usable_bytes_per_gpu=round(p.vram_capacity_bytes),
+        ram_bytes=round(p.ram_bytes),
+        usable_ram_bytes=round(p.ram_capacity_bytes),
+    )
+    fitting = [row.context for row in rows if row.fits]
+    assert base.fit is not None
+    fit = replace(
+        base.fit,
+        fits=p.fits,
+        num_gpus=g,
+        headroom_bytes=round(p.vram_capacity_bytes - p.vram_bytes_per_gpu),
+        ram_headroom_bytes=round(p.ram_capacity_bytes - p.ram_bytes),
+        max_context=max(fitting) if fitting else 0,
+        shortfall=tuple(shortfall(p)),
+    )
+    perf = OffloadPerformance(
+        decode_tokens_per_s=1 / mid,
+        decode_tokens_per_s_range=(1 / low, 1 / high),
+        throughput_tokens_per_s=batch / mid,
+        prefill_tokens_per_s=prompt / p.prefill_s,
+        time_to_first_token_s=p.prefill_s + mid,
+        prefill_path=p.prefill_path,
+        step_seconds=p.decode_parts_s,
+    )
+    cost = cost_result(d, perf.throughput_tokens_per_s, perf.prefill_tokens_per_s)
+    kv = {"fp16": "f16", "bf16": "bf16", "fp32": "f32"}.get(d.kv_dtype, d.kv_dtype)
+    cmds = commands(d, d.scheme.name, p, host, context, kv) if p.fits else {}
+    return OffloadResult(
+        spec=base.spec, params=base.params, request=base.request, memory=memory, fit=fit, flops=base.flops,
+        memory_by_context=base.memory_by_context, performance=None, cost=cost, assumptions=base.assumptions,
+        host=host, quant=d.scheme.name, chosen=p, tried=tuple(tried), tradeoff=tuple(rows), commands=cmds,
+        requested=offload, offload_performance=perf,
+    )  # fmt: skip
+
+
+def shortfall(p: Placement) -> list[str]:
+    """What is short, by how much, when a placement does not fit."""
+    out = []
+    if not p.fits_vram:
+        out.append(
+            f"VRAM short by {(p.vram_bytes_per_gpu - p.vram_capacity_bytes) / 2**30:,.2f} GiB per GPU even with "
+            f"{len(p.cpu_moe_layers)} layers' experts in RAM (the non-expert part and the KV cache need it)"
+        )
+    if not p.fits_ram:
+        out.append(f"RAM short by {(p.ram_bytes - p.ram_capacity_bytes) / 2**30:,.2f} GiB for the experts in RAM")
+    return out
+
+
+def offload_decode_seconds(d: Deployment, host: Host, cpu_layers: int) -> tuple[float, float, float]:
+    """Seconds per decode step (low, expected, high) of ``d`` on ``host`` with the experts of layers
+    ``0..cpu_layers-1`` in RAM (all of them on a host without a GPU)."""
+    p = OffloadModel(d, host).evaluate(cpu_layers, d.context, d.batch, d.prompt)
+    return p.decode_s

@@ -29,19 +29,20 @@ and more); the faster is taken.  ``auto`` evaluates every N that fits and keeps 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
-from moeplan.deploy.engines import GIB, engine_profile
-from moeplan.deploy.memory import MemoryModel, MemoryRequest, Parallel
-from moeplan.deploy.plan import checkpoint_scale
-from moeplan.deploy.speed import SPEEDS, distinct_experts, layer_kernels, peak_flops
+from moeplan.deploy.deployment import Deployment, Layout
+from moeplan.deploy.engines import GIB
+from moeplan.deploy.kv_cache import kv_bytes_per_token, kv_cache_bytes
+from moeplan.deploy.memory import MemoryModel
+from moeplan.deploy.speed import SCENARIOS, distinct_experts, peak_flops
 from moeplan.errors import InputError
-from moeplan.formats.schemes import Scheme, quantized_tensors
+from moeplan.formats.schemes import quantized_tensors
 from moeplan.hardware.gpus import GpuSpec
 from moeplan.hardware.hosts import CpuSpec
 from moeplan.model.flops import flops_per_token
-from moeplan.model.kv import kv_bytes_per_token, kv_cache_bytes
-from moeplan.model.spec import ArchSpec, ModelSpec
+from moeplan.model.layers import layers
+from moeplan.model.spec import ArchSpec
 from moeplan.records import Value
 
 US = 1e-6
@@ -50,7 +51,6 @@ RAM_EFF = (0.45, 0.60, 0.75)
 CPU_COMPUTE_EFF = 1.0  # llama.cpp's int8 dot products (q8 activations x k-quants) run ~2x the fp32 FMA rate, at ~half
 HANDOFF_S = 40 * US
 CPU_KERNEL_S = 15 * US  # a kernel on many CPU threads ends in a barrier: tens of microseconds, not a GPU launch
-UBATCH = 512
 CONTEXTS = (4096, 8192, 16384, 32768, 65536, 131072, 262144)
 
 
@@ -104,19 +104,21 @@ class Placement:
 
 
 class OffloadModel:
-    """Bytes by layer and side for one model, format and host; placements evaluated for any N."""
+    """Bytes by layer and side for one deployment (llama.cpp, its format and KV dtype) on a host; placements
+    evaluated for any N."""
 
-    def __init__(self, spec: ModelSpec, scheme: Scheme, host: Host, kv_dtype: str = "f16") -> None:
+    def __init__(self, d: Deployment, host: Host) -> None:
+        spec = d.spec
         if spec.arch.moe is None:
             raise InputError(f"{spec.id} is dense: there are no experts to offload", "use `moeplan estimate`")
-        self.spec, self.arch, self.scheme, self.host, self.kv_dtype = spec, spec.arch, scheme, host, kv_dtype
+        self.d, self.spec, self.arch, self.host = d, spec, spec.arch, host
         arch = self.arch
         self.expert_bytes = [0.0] * arch.num_layers
         self.embedding_bytes = 0.0
-        stored = checkpoint_scale(spec, scheme)  # a real checkpoint's bytes, where it is served as stored
-        factors, extra = (dict(stored[0]), stored[1]) if stored else ({}, 0)
-        self.other_bytes = float(extra)  # everything on the GPU but the experts (a vision tower included)
-        for t, _, raw in quantized_tensors(arch, scheme):
+        factors = dict(d.weights_scale)  # a real checkpoint's bytes, where it is served as stored
+        self.other_bytes = float(d.extra_weight_bytes)  # everything on the GPU but the experts (a vision tower too)
+        self.other_by_kind: dict[str, float] = {"other": self.other_bytes} if self.other_bytes else {}
+        for t, _, raw in quantized_tensors(arch, d.scheme):
             nbytes = raw * factors.get(t.kind, 1.0)
             if t.kind == "routed_experts" and t.layer is not None:
                 self.expert_bytes[t.layer] += nbytes
@@ -124,12 +126,14 @@ class OffloadModel:
                 self.embedding_bytes += nbytes
             else:
                 self.other_bytes += nbytes
-        self.engine = engine_profile("llama.cpp")
+                self.other_by_kind[t.kind] = self.other_by_kind.get(t.kind, 0.0) + nbytes
+        self.engine = d.engine
+        self._memory = MemoryModel(replace(d, layout=Layout()))
         self._buffer_cache: dict[tuple[int, int], float] = {}
         self.cpu_only = host.gpu is None or host.num_gpus == 0
         self.gpu_bw = host.gpu.bandwidth_gb_s * 1e9 if host.gpu else 1.0
         self.gpu_peak = peak_flops(host.gpu, "bf16") if host.gpu else 1.0
-        self.kernels = sum(layer_kernels(arch, i) for i in range(arch.num_layers)) + 3
+        self.kernels = sum(layer.kernels for layer in layers(arch)) + 3
         moe = arch.moe
         assert moe is not None
         self.moe = moe
@@ -142,9 +146,7 @@ class OffloadModel:
         """llama.cpp's compute buffer and CUDA context on one GPU (cached per context and batch)."""
         key = (context, batch)
         if key not in self._buffer_cache:
-            req = MemoryRequest(self.scheme, self.engine, 0.0, Parallel(), context, batch, self.kv_dtype)
-            mm = MemoryModel(self.arch, req)
-            self._buffer_cache[key] = mm.activation_bytes(context, batch) + self.engine.context_bytes
+            self._buffer_cache[key] = self._memory.activation_bytes(context, batch) + self.engine.context_bytes
         return self._buffer_cache[key]
 
     def placement(self, n_cpu: int, context: int, batch: int) -> Placement:
@@ -156,7 +158,7 @@ class OffloadModel:
         cpu_layers = [i for i in range(n_cpu) if arch.is_moe_layer(i)]
         cpu_experts = sum(self.expert_bytes[i] for i in cpu_layers)
         gpu_weights = self.other_bytes + sum(self.expert_bytes) - cpu_experts
-        kv = kv_cache_bytes(arch, context, batch, self.kv_dtype, "llama.cpp")
+        kv = kv_cache_bytes(arch, context, batch, self.d.kv_dtype, self.engine, ubatch=self.d.batched_tokens)
         if self.cpu_only:  # everything in RAM: the non-expert weights and the KV cache too
             return Placement(
                 cpu_layers=n_cpu, cpu_moe_layers=cpu_layers, vram_bytes_per_gpu=0.0, vram_capacity_bytes=0.0,
@@ -185,12 +187,13 @@ class OffloadModel:
         self, p: Placement, context: int, batch: int, scenario: int = 1
     ) -> tuple[float, dict[str, float]]:
         arch, moe, host = self.arch, self.moe, self.host
-        eff = SPEEDS["llama.cpp"]
+        eff = self.d.efficiency
         used = distinct_experts(moe.num_experts, moe.top_k, batch) / moe.num_experts
         gpu_expert_bytes = sum(self.expert_bytes) - p.cpu_expert_bytes
-        kv_read = kv_bytes_per_token(arch, self.kv_dtype, "llama.cpp") * batch * _attended_share(arch, context)
+        per_token = kv_bytes_per_token(arch, self.d.kv_dtype, self.engine)
+        kv_read = per_token * batch * _attended_share(arch, context)
         gpu_bytes = self.other_bytes + gpu_expert_bytes * used + kv_read
-        fixed = (1.5, 1.0, 0.6)[scenario]
+        fixed = next(s for s in SCENARIOS.values() if s.index == scenario).fixed_scale
         flops = flops_per_token(arch, context).total * batch
         cpu_flops = float(self.expert_flops_per_token * batch * len(p.cpu_moe_layers))
         cpu_bytes = p.cpu_expert_bytes * used
@@ -210,14 +213,14 @@ class OffloadModel:
     def prefill_seconds(self, p: Placement, prompt: int) -> tuple[float, str]:
         """Seconds to prefill ``prompt`` tokens, and whether CPU experts ran on the CPU or were streamed."""
         arch, host = self.arch, self.host
-        ub = max(1, min(UBATCH, prompt))
+        ub = max(1, min(self.d.batched_tokens, prompt))
         if self.cpu_only:
             total = flops_per_token(arch, prompt, "prefill").total * prompt
             return total / (host.cpu.fp32_gflops * 1e9 * CPU_COMPUTE_EFF), "computed on the CPU"
         n_ub = math.ceil(prompt / ub)
         f = flops_per_token(arch, prompt, "prefill").total * ub
         cpu_flops = self.expert_flops_per_token * ub * len(p.cpu_moe_layers)
-        eff = SPEEDS["llama.cpp"]
+        eff = self.d.efficiency
         t_gpu = max(
             (f - cpu_flops) / (self.gpu_peak * eff.gemm(ub, 4 * arch.hidden_size, arch.hidden_size)),
             p.gpu_weights_bytes / (self.gpu_bw * eff.bw[1]),
@@ -259,13 +262,8 @@ class OffloadModel:
 
 
 def _attended_share(arch: ArchSpec, context: int) -> float:
-    """Cached tokens the attention reads, averaged over the layers (windows cap sliding layers)."""
-    att = arch.attention
-    total = 0.0
-    for i in range(arch.num_layers):
-        kind = att.layer_kind(i)
-        total += context if kind == "F" or att.window_tokens is None else min(context, att.window_tokens)
-    return float(total / arch.num_layers)
+    """Cached tokens the attention reads per step, averaged over the layers (windows cap sliding layers)."""
+    return float(sum(layer.mixer.attended(context, "decode") for layer in layers(arch)) / arch.num_layers)
 
 
 def layer_regex(layers: list[int]) -> str:
@@ -274,25 +272,26 @@ def layer_regex(layers: list[int]) -> str:
     return f"blk\\.({body})\\.ffn_.*_exps\\.=CPU"
 
 
-def commands(spec: ModelSpec, quant: str, p: Placement, host: Host, context: int, kv_dtype: str) -> dict[str, str]:
-    """Command lines ready to paste for this placement."""
+def commands(d: Deployment, quant: str, p: Placement, host: Host, context: int, kv_dtype: str) -> dict[str, str]:
+    """Command lines ready to paste for this placement, from the engines' launch templates."""
+    from moeplan.deploy.engines import ENGINES
+
+    spec = d.spec
     model_file = spec.origin if spec.origin.endswith(".gguf") else f"{spec.id}-{quant}.gguf"
     kv = f" -ctk {kv_dtype} -ctv {kv_dtype}" if kv_dtype not in ("f16", "fp16", "bf16") else ""
     split = f" -ts {','.join(['1'] * host.num_gpus)}" if host.num_gpus > 1 else ""
-    base = f"llama-server -m {model_file} -ngl 99 -c {context} -fa on{kv}{split}"
+    base = d.engine.command(model_file, context, kv + split)
     threads = f" -t {host.cpu.cores}" if p.cpu_moe_layers else ""
-    out = {"llama.cpp": f"{base} --n-cpu-moe {p.cpu_layers}{threads}" if p.cpu_layers else base}
+    out = {d.engine.name: f"{base} --n-cpu-moe {p.cpu_layers}{threads}" if p.cpu_layers else base}
     if p.cpu_moe_layers:
-        out["llama.cpp (-ot)"] = f'{base} -ot "{layer_regex(p.cpu_moe_layers)}"{threads}'
+        out[f"{d.engine.name} (-ot)"] = f'{base} -ot "{layer_regex(p.cpu_moe_layers)}"{threads}'
         gb = math.ceil((p.cpu_expert_bytes + 0.0) / 1e9)
         hf = spec.hf_id or spec.id
+        tp = f" --tensor-parallel-size {host.num_gpus}" if host.num_gpus > 1 else ""
         out["vllm"] = (
-            f"vllm serve {hf} --cpu-offload-gb {gb} --max-model-len {context}"
-            + (f" --tensor-parallel-size {host.num_gpus}" if host.num_gpus > 1 else "")
+            ENGINES["vllm"].command(hf, context, f" --cpu-offload-gb {gb}")
+            + tp
             + "  # offloads weights in general (not expert-aware) and streams them every step: much slower"
         )
-        out["sglang"] = (
-            f"python -m sglang.launch_server --model-path {hf} --cpu-offload-gb {gb} --context-length {context}"
-            + "  # same caveat as vLLM"
-        )
+        out["sglang"] = ENGINES["sglang"].command(hf, context, f" --cpu-offload-gb {gb}") + "  # same caveat as vLLM"
     return out

@@ -18,9 +18,10 @@ summed over the stages (a step crosses them in turn):
   22-25% of H100's peak there, VeOmni PR #460) and a 70B dense GEMM at 8k tokens to 63%.  A few tokens
   run as matrix-vector products on the vector units instead: ``flops / (0.7 x fp32 peak)``; the faster of
   the two paths counts.
-* ``t_layer``/``t_moe``: fixed per-layer costs of a step (kernel launches, routing, top-k and token sorting)
-  that dominate small MoE models at batch 1 (Qwen3-30B-A3B bf16 on H20 runs at 23% of bandwidth in SGLang,
-  Qwen's speed benchmark); ``eta_bw`` and these per engine (:data:`SPEEDS`), from published measurements.
+* ``t_layer``/``t_moe``: fixed per-layer costs of a step (``Layer.kernels`` kernels of ``Efficiency.kernel_s``
+  each: kernel launches, routing, top-k and token sorting) that dominate small MoE models at batch 1
+  (Qwen3-30B-A3B bf16 on H20 runs at 23% of bandwidth in SGLang,
+  Qwen's speed benchmark); ``eta_bw`` and these per engine (``Engine.speed``), from published measurements.
 * ``t_comm``: tensor parallel: two all-reduces of ``B x h x 2`` bytes per layer, ring time
   ``alpha + 2 (tp-1)/tp x bytes / link``; expert parallel: dispatch and combine all-to-all of
   ``B x k x h x 2 x (ep-1)/ep`` bytes per MoE layer; pipeline: one hop per stage boundary.
@@ -29,80 +30,23 @@ summed over the stages (a step crosses them in turn):
 weights once (all experts once a chunk has ``E/k`` tokens) and is mostly compute-bound.  Time to first token
 = prefill + one decode step.
 
-The band: *low* and *high* take the engine's pessimistic and optimistic bandwidth efficiency, 1.5x and
-0.6x the fixed costs, and 0.8x / 1.15x the compute efficiency.  A calibration (``moeplan calibrate``)
-replaces the engine's factors for the GPU it measured.
+The band: *low* and *high* are the :data:`SCENARIOS`: the engine's pessimistic and optimistic bandwidth
+efficiency, 1.5x and 0.6x the fixed costs, and 0.8x / 1.15x the compute efficiency.  A calibration
+(``moeplan calibrate``) replaces the engine's factors for the GPU it measured.
 """
 
 from __future__ import annotations
 
 import functools
 import math
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
+from moeplan.deploy.engines import US, Efficiency
 from moeplan.deploy.memory import MemoryModel
 from moeplan.hardware.gpus import GpuSpec
-from moeplan.model.flops import _mean_attended, flops_per_token
+from moeplan.model.flops import flops_per_token
 from moeplan.model.spec import ArchSpec
 from moeplan.records import Value
-
-US = 1e-6
-
-
-@dataclass(frozen=True, repr=False, eq=False)
-class Efficiency(Value):
-    """How close an engine gets to the hardware's peaks, and its fixed costs per step."""
-
-    bw: tuple[float, float, float]
-    """Achieved share of peak memory bandwidth (low, expected, high)."""
-    compute_max: float
-    """``eta_max``: the best share of peak TFLOP/s a large GEMM reaches."""
-    kernel_s: float
-    """Fixed seconds per kernel of a step (launch and the small kernels' own latency), see :func:`layer_kernels`."""
-    moe_layer_s: float
-    """Extra fixed seconds per MoE layer per step beyond its kernels (fused-MoE alignment and padding)."""
-    source: str = ""
-    calibrated: str | None = None
-    """The calibration profile these factors come from, if any."""
-
-    def gemm(self, m: float, n: float, k: float) -> float:
-        """Share of the tensor-core peak for an ``m x k`` by ``k x n`` GEMM (see the module docstring)."""
-        return self.compute_max * m / (m + 128) * n / (n + 1024) * k / (k + 1024)
-
-
-SPEEDS: dict[str, Efficiency] = {
-    "vllm": Efficiency(
-        (0.60, 0.78, 0.90),
-        0.75,
-        2 * US,
-        55 * US,
-        "Qwen speed benchmark (Qwen3-30B-A3B, SGLang, H20: 137 tok/s bf16, 156 fp8); Baseten (Mixtral int8, "
-        "TensorRT-LLM, A100: 81 tok/s); VeOmni PR #460 (fused MoE 22-25% of H100 peak)",
-    ),
-    "sglang": Efficiency(
-        (0.60, 0.78, 0.90),
-        0.75,
-        2 * US,
-        55 * US,
-        "as vllm: Qwen speed benchmark (SGLang 0.4.6, H20)",
-    ),
-    "llama.cpp": Efficiency(
-        (0.55, 0.72, 0.88),
-        0.55,
-        3 * US,
-        0.0,
-        "llama-bench: gpt-oss-120b MXFP4 on DGX Spark 59 tok/s (NVIDIA forum, 2025-12); Mixtral Q4_K_M/Q8_0 on "
-        "M2 Max 34.7/22.9 tok/s (llama.cpp PR #4406)",
-    ),
-    "transformers": Efficiency(
-        (0.30, 0.45, 0.60),
-        0.55,
-        10 * US,
-        400 * US,
-        "eager PyTorch: a Python loop over experts and no CUDA graphs (ml-engineering inference notes)",
-    ),
-}
-
 
 # Metal dispatches cost more than CUDA graph replays (command encoding per kernel).
 LAUNCH_SCALE = {"apple": 2.5}
@@ -110,22 +54,26 @@ LAUNCH_SCALE = {"apple": 2.5}
 HIGH_SKEW = 1.0
 
 
-def layer_kernels(arch: ArchSpec, layer: int) -> int:
-    """Kernels one decoder layer runs per step (an engine's graph, fused where engines fuse).
+@dataclass(frozen=True, repr=False, eq=False)
+class Scenario(Value):
+    """One end (or the middle) of the speed band: which bandwidth efficiency, and factors on the others."""
 
-    Attention: norm, q/k/v, rope, attention, output, residual = 8 (+2 with q/k norms); MLA: norm, q_a,
-    q_norm, q_b, kv_a, kv_norm, rope, the absorbed k_b and v_b with their copies, attention, output,
-    residual = 20.  Dense MLP: norm, gate-up, activation, down, residual = 5.  MoE: norm, router, softmax,
-    top-k, sort, gather, gate-up, activation, down, weighted combine, residual = 11; shared experts +4.
-    """
-    att = arch.attention
-    n = 20 if att.mla is not None else 8 + (2 if att.qk_norm != "none" else 0)
-    moe = arch.moe
-    if moe is not None and arch.is_moe_layer(layer):
-        n += 11 + (4 if moe.shared_intermediate_size else 0) + (5 if moe.residual_mlp else 0)
-    else:
-        n += 5
-    return n
+    name: str
+    index: int
+    """Into ``Efficiency.bw``: 0 low, 1 expected, 2 high."""
+    fixed_scale: float
+    """On the fixed per-step costs (kernels, MoE layers, hand-offs)."""
+    compute_scale: float
+    """On the compute efficiency."""
+
+
+SCENARIOS = {
+    "low": Scenario("low", 0, 1.5, 0.8),
+    "expected": Scenario("expected", 1, 1.0, 1.0),
+    "high": Scenario("high", 2, 0.6, 1.15),
+}
+"""The band: pessimistic and optimistic bandwidth efficiency, 1.5x and 0.6x the fixed costs, 0.8x and 1.15x
+the compute efficiency (the offload model uses the same three)."""
 
 
 @functools.lru_cache(maxsize=256)
@@ -200,17 +148,6 @@ class SpeedBand(Value):
     notes: tuple[str, ...] = field(default_factory=tuple)
 
 
-@dataclass(frozen=True, repr=False, eq=False)
-class PerfInputs(Value):
-    """What the speed model needs beyond the memory model."""
-
-    gpu: GpuSpec
-    efficiency: Efficiency
-    compute_dtype: str = "bf16"
-    routing_skew: float = 0.0
-    num_nodes: int = 1
-
-
 def _link(gpu: GpuSpec, multi_node: bool) -> tuple[float, float]:
     """(bytes/s one way, latency s) between two GPUs of a deployment."""
     if multi_node:
@@ -234,16 +171,18 @@ def peak_flops(gpu: GpuSpec, dtype: str) -> float:
 class SpeedModel:
     """Decode and prefill time of one deployment (a MemoryModel on a GPU)."""
 
-    def __init__(self, mm: MemoryModel, inputs: PerfInputs) -> None:
-        self.mm, self.inp = mm, inputs
+    def __init__(self, mm: MemoryModel) -> None:
+        d = mm.d
+        assert d.gpu is not None, "speed needs a GPU"
+        self.mm, self.d, self.gpu = mm, d, d.gpu
         self.arch: ArchSpec = mm.arch
         arch = self.arch
         self.moe = arch.moe
-        par = mm.req.parallel
+        par = d.layout
         self.tp, self.ep, self.pp = par.tp, par.ep, par.pp
-        self.bw = inputs.gpu.bandwidth_gb_s * 1e9
-        self.peak = peak_flops(inputs.gpu, inputs.compute_dtype)
-        vec = inputs.gpu.dense_tflops("fp32")
+        self.bw = self.gpu.bandwidth_gb_s * 1e9
+        self.peak = peak_flops(self.gpu, d.compute_dtype)
+        vec = self.gpu.dense_tflops("fp32")
         self.vector_peak = 0.7 * (vec * 1e12 if vec else self.peak / 8)
         # Per stage: bytes of weights always read, and of routed experts (this GPU's share).
         self.stage_dense: list[float] = []
@@ -252,18 +191,25 @@ class SpeedModel:
             experts = float(weights.get("routed_experts", 0))
             self.stage_experts.append(experts)
             self.stage_dense.append(float(sum(weights.values())) - experts - weights.get("embedding", 0))
-        self.stage_moe_layers = [sum(1 for i in r if arch.is_moe_layer(i)) for r in mm.stage_layers]
-        self.stage_kernels = [sum(layer_kernels(arch, i) for i in r) for r in mm.stage_layers]
+        stage_layers = [
+            [layer for layer, _, _ in caches if layer.index < arch.num_layers] for caches in mm.stage_caches
+        ]
+        self.stage_moe_layers = [sum(1 for layer in ls if layer.is_moe) for ls in stage_layers]
+        self.stage_kernels = [sum(layer.kernels for layer in ls) for ls in stage_layers]
         self.stage_kernels[-1] += 3  # final norm, output head, sampling
-        self.launch_scale = LAUNCH_SCALE.get(inputs.gpu.kind, 1.0)
+        self.launch_scale = LAUNCH_SCALE.get(self.gpu.kind, 1.0)
 
     # -- pieces ---------------------------------------------------------------------------------------
 
     def _kv_read(self, stage: int, context: int, batch: int) -> float:
-        att = self.arch.attention
-        layers = self.mm.stage_layers[stage]
-        tokens = sum(_mean_attended(att.layer_kind(i), att.window_tokens, context, "decode") for i in layers)
-        return tokens * self.mm.kv_layer_bytes * batch
+        """KV bytes one decode step reads on one GPU of ``stage``: each layer's attended tokens x its cache."""
+        mm = self.mm
+        tokens = sum(
+            layer.mixer.attended(context, "decode") * c.elements * share
+            for layer, c, share in mm.stage_caches[stage]
+            if layer.index < self.arch.num_layers
+        )
+        return tokens * mm.kv_element_bytes * batch
 
     def _compute_s(
         self, flops_by_kind: dict[str, float], tokens: float, eff: Efficiency, scale: float, skew: float
@@ -291,8 +237,8 @@ class SpeedModel:
 
     def _comm_s(self, batch_tokens: float) -> float:
         arch, moe = self.arch, self.moe
-        multi = self.mm.req.parallel.num_gpus > 8 or self.inp.num_nodes > 1
-        link, alpha = _link(self.inp.gpu, multi and self.tp > 8)
+        multi = self.d.layout.num_gpus > 8 or self.d.num_nodes > 1
+        link, alpha = _link(self.gpu, multi and self.tp > 8)
         t = 0.0
         h = arch.hidden_size
         if self.tp > 1:
@@ -302,7 +248,7 @@ class SpeedModel:
             size = batch_tokens * moe.top_k * h * 2 * (self.ep - 1) / self.ep
             t += arch.num_moe_layers * 2 * (alpha + size / link)
         if self.pp > 1:
-            plink, palpha = _link(self.inp.gpu, multi)
+            plink, palpha = _link(self.gpu, multi)
             t += (self.pp - 1) * (palpha + batch_tokens * h * 2 / plink)
         return t
 
@@ -343,31 +289,30 @@ class SpeedModel:
 
     # -- public ---------------------------------------------------------------------------------------
 
-    def _skew(self, scenario: int) -> float:
+    def _skew(self, scenario: Scenario) -> float:
         """Routing skew of a scenario: the user's everywhere, and at least HIGH_SKEW at the optimistic end."""
-        skew = self.inp.routing_skew
-        return max(skew, HIGH_SKEW) if scenario == 2 else skew
+        skew = self.d.routing_skew
+        return max(skew, HIGH_SKEW) if scenario.name == "high" else skew
+
+    def _scales(self, scenario: Scenario) -> tuple[float, float, float, float]:
+        eff = self.d.efficiency
+        return eff.bw[scenario.index], scenario.fixed_scale, scenario.compute_scale, self._skew(scenario)
 
     def decode_step(self, context: int, batch: int, scenario: str = "expected") -> Step:
-        eff = self.inp.efficiency
-        i = {"low": 0, "expected": 1, "high": 2}[scenario]
-        fixed_scale = (1.5, 1.0, 0.6)[i]
-        compute_scale = (0.8, 1.0, 1.15)[i]
+        sc = SCENARIOS[scenario]
         f = flops_per_token(self.arch, context, "decode").by_kind
         flops = {k: v * batch for k, v in f.items()}
-        return self._step(batch, batch, context, eff, (eff.bw[i], fixed_scale, compute_scale, self._skew(i)), flops)
+        return self._step(batch, batch, context, self.d.efficiency, self._scales(sc), flops)
 
     def prefill_seconds(self, prompt: int, scenario: str = "expected") -> float:
         """Seconds to prefill one ``prompt``-token sequence, in chunks of the engine's batched tokens."""
-        eff = self.inp.efficiency
-        i = {"low": 0, "expected": 1, "high": 2}[scenario]
-        chunk = self.mm.req.engine.batched_tokens or prompt
+        sc = SCENARIOS[scenario]
+        chunk = self.d.batched_tokens or prompt
         chunk = max(1, min(chunk, prompt))
         n_chunks = math.ceil(prompt / chunk)
         f = flops_per_token(self.arch, prompt, "prefill").by_kind
         per_chunk = {k: v * chunk for k, v in f.items()}
-        scales = (eff.bw[i], (1.5, 1.0, 0.6)[i], (0.8, 1.0, 1.15)[i], self._skew(i))
-        step = self._step(chunk, chunk, None, eff, scales, per_chunk)
+        step = self._step(chunk, chunk, None, self.d.efficiency, self._scales(sc), per_chunk)
         return step.seconds * n_chunks
 
     def speed(self, context: int, batch: int, prompt: int, scenario: str = "expected") -> Speed:
@@ -384,13 +329,3 @@ class SpeedModel:
     def band(self, context: int, batch: int, prompt: int) -> SpeedBand:
         low, expected, high = (self.speed(context, batch, prompt, s) for s in ("low", "expected", "high"))
         return SpeedBand(low, expected, high)
-
-
-def with_calibration(eff: Efficiency, bw: float | None, compute_max: float | None, label: str) -> Efficiency:
-    """``eff`` with measured factors: the band narrows to +-10% around the measured bandwidth efficiency."""
-    out = eff
-    if bw is not None:
-        out = replace(out, bw=(bw * 0.9, bw, min(1.0, bw * 1.1)))
-    if compute_max is not None:
-        out = replace(out, compute_max=compute_max)
-    return replace(out, calibrated=label)

@@ -147,7 +147,7 @@ def _model(arch: ArchSpec) -> _Model:
 
 
 def _layer_tensors(arch: ArchSpec, layer: int) -> list[Tensor]:
-    from moeplan.model.tensors import layer_tensors
+    from moeplan.model.layers import layer_tensors
 
     return layer_tensors(arch, layer)
 

@@ -24,10 +24,12 @@ import functools
 import math
 from collections import Counter
 from dataclasses import dataclass, field
+from typing import Any
 
 from moeplan.errors import InputError
+from moeplan.model.layers import model_tensors
 from moeplan.model.spec import ArchSpec, ParamKind
-from moeplan.model.tensors import Tensor, model_tensors
+from moeplan.model.tensors import Tensor
 from moeplan.records import Value
 
 
@@ -45,6 +47,13 @@ class WeightFormat(Value):
     tile: int | None = None
     tile_bits: float = 0.0
     description: str = ""
+    matmul: str = "bf16"
+    """The dtype engines multiply in where the GPU has units for it (else bf16): fp8 checkpoints run fp8 GEMMs."""
+    kernels: str = "any"
+    """What a GPU needs to run it as stored: ``any``; ``fp8`` (fp8 units, or NVIDIA's W8A16 kernels);
+    ``packed4`` (GPTQ/AWQ/MXFP4/NVFP4 kernels: NVIDIA Turing or newer, AMD MI300 or newer)."""
+    gguf_equivalent: str = "Q4_K_M"
+    """The llama.cpp file type people make from a checkpoint in this format."""
 
     def tensor_bytes(self, t: Tensor) -> int:
         """Bytes of ``t`` in this format (1-D tensors: payload only)."""
@@ -63,6 +72,9 @@ class WeightFormat(Value):
         return self.tensor_bytes(Tensor("other", "x", (n, k))) * 8 / (n * k)
 
 
+_FP8: dict[str, Any] = {"matmul": "fp8", "kernels": "fp8", "gguf_equivalent": "Q8_0"}
+
+
 def _gptq(bits: int, group: int | None) -> WeightFormat:
     # fp16 scale + b-bit packed zero per group (per column when group is None: g = K), int32 g_idx per column.
     g = f"g{group}" if group else "per-channel"
@@ -73,24 +85,43 @@ def _gptq(bits: int, group: int | None) -> WeightFormat:
         group_bits=16 + bits,
         col_bits=32,
         description=f"GPTQ {bits}-bit {g}: fp16 scale and {bits}-bit zero per group, int32 g_idx per input column",
+        kernels="packed4",
     )
 
 
 FORMATS: dict[str, WeightFormat] = {
     f.name: f
     for f in [
-        WeightFormat("fp32", 32, description="IEEE float32"),
-        WeightFormat("bf16", 16, description="bfloat16"),
-        WeightFormat("fp16", 16, description="IEEE float16"),
-        WeightFormat("fp8", 8, tensor_bits=32, description="fp8 e4m3, one fp32 scale per tensor"),
-        WeightFormat("fp8-channel", 8, row_bits=32, description="fp8 e4m3, one fp32 scale per output row"),
+        WeightFormat("fp32", 32, description="IEEE float32", gguf_equivalent="F16"),
+        WeightFormat("bf16", 16, description="bfloat16", gguf_equivalent="BF16"),
+        WeightFormat("fp16", 16, description="IEEE float16", gguf_equivalent="F16"),
+        WeightFormat("fp8", 8, tensor_bits=32, description="fp8 e4m3, one fp32 scale per tensor", **_FP8),
+        WeightFormat("fp8-channel", 8, row_bits=32, description="fp8 e4m3, one fp32 scale per output row", **_FP8),
         WeightFormat(
-            "fp8-block128", 8, tile=128, tile_bits=32, description="fp8 e4m3, fp32 scale per 128x128 tile (DeepSeek-V3)"
+            "fp8-block128",
+            8,
+            tile=128,
+            tile_bits=32,
+            description="fp8 e4m3, fp32 scale per 128x128 tile (DeepSeek-V3)",
+            **_FP8,
         ),
-        WeightFormat("int8", 8, row_bits=32, description="int8 weights, fp32 scale per output row (LLM.int8, W8A16)"),
+        WeightFormat(
+            "int8",
+            8,
+            row_bits=32,
+            description="int8 weights, fp32 scale per output row (LLM.int8, W8A16)",
+            gguf_equivalent="Q8_0",
+        ),
         WeightFormat("mxfp8", 8, group=32, group_bits=8, description="OCP MXFP8: e4m3 + e8m0 scale per 32"),
         WeightFormat("mxfp6", 6, group=32, group_bits=8, description="OCP MXFP6: e2m3 + e8m0 scale per 32"),
-        WeightFormat("mxfp4", 4, group=32, group_bits=8, description="OCP MXFP4: e2m1 + e8m0 scale per 32 (gpt-oss)"),
+        WeightFormat(
+            "mxfp4",
+            4,
+            group=32,
+            group_bits=8,
+            description="OCP MXFP4: e2m1 + e8m0 scale per 32 (gpt-oss)",
+            kernels="packed4",
+        ),
         WeightFormat(
             "nvfp4",
             4,
@@ -98,6 +129,8 @@ FORMATS: dict[str, WeightFormat] = {
             group_bits=8,
             tensor_bits=32,
             description="NVFP4: e2m1, fp8 scale per 16, fp32 per tensor",
+            kernels="packed4",
+            gguf_equivalent="NVFP4",
         ),
         WeightFormat("nf4", 4, group=64, group_bits=32, description="bitsandbytes NF4, fp32 absmax per 64"),
         WeightFormat("fp4", 4, group=64, group_bits=32, description="bitsandbytes FP4, fp32 absmax per 64"),
@@ -114,7 +147,14 @@ FORMATS: dict[str, WeightFormat] = {
         _gptq(8, 128),
         _gptq(3, 128),
         _gptq(2, 128),
-        WeightFormat("awq-int4", 4, group=128, group_bits=20, description="AWQ 4-bit g128: fp16 scale, 4-bit zero"),
+        WeightFormat(
+            "awq-int4",
+            4,
+            group=128,
+            group_bits=20,
+            description="AWQ 4-bit g128: fp16 scale, 4-bit zero",
+            kernels="packed4",
+        ),
         WeightFormat("hqq-int4", 4, group=64, group_bits=32, description="HQQ 4-bit g64: fp16 scale and zero"),
         WeightFormat("hqq-int3", 3, group=64, group_bits=32, description="HQQ 3-bit g64: fp16 scale and zero"),
         WeightFormat("hqq-int2", 2, group=16, group_bits=32, description="HQQ 2-bit g16: fp16 scale and zero"),
@@ -331,3 +371,42 @@ def weights_bytes_by_kind(arch: ArchSpec, scheme: Scheme) -> dict[ParamKind, int
 def catalog_formats() -> list[tuple[str, float, str]]:
     """``(name, bits per weight of a 4096 x 4096 matrix, description)`` for every non-GGUF format."""
     return [(f.name, f.nominal_bpw(), f.description) for f in FORMATS.values()]
+
+
+def scheme_formats(scheme: Scheme) -> set[str]:
+    """The formats a (non-GGUF) scheme stores its quantized tensors in: its base and its overrides."""
+    return {scheme.base, *scheme.overrides.values()}
+
+
+def kernel_needs(scheme: Scheme) -> set[str]:
+    """What a GPU needs to run ``scheme`` as stored (see :attr:`WeightFormat.kernels`); GGUF types need nothing."""
+    return {f.kernels for name in scheme_formats(scheme) if (f := weight_format(name)) is not None} - {"any"}
+
+
+def matmul_dtype(scheme: Scheme, fp8_units: bool) -> str:
+    """The GEMM dtype: fp8 for an fp8 checkpoint on a GPU with fp8 units, else bf16 (GGUF mixes dequantize)."""
+    fmt = weight_format(scheme.base)
+    if scheme.gguf is None and fmt is not None and fmt.matmul == "fp8" and fp8_units:
+        return "fp8"
+    return "bf16"
+
+
+def gguf_equivalent(native: str) -> str:
+    """The llama.cpp file type people make from a checkpoint whose own format is ``native``.
+
+    gpt-oss's MXFP4 experts -> MXFP4_MOE; bf16 -> BF16; fp16/fp32 -> F16; fp8 and int8 -> Q8_0; NVFP4 -> NVFP4;
+    a GGUF mix stays itself; anything else -> Q4_K_M (what most published GGUF repositories lead with).
+    """
+    key = native.strip().lower()
+    if key in ("mxfp4-experts", "mxfp4_moe"):
+        return "MXFP4_MOE"
+    fmt = weight_format(key)
+    if fmt is not None:
+        return fmt.gguf_equivalent
+    return native.upper() if native.isupper() else "Q4_K_M"
+
+
+def offload_quant(native: str | None) -> str:
+    """What people offload with llama.cpp: a GGUF file's own mix, gpt-oss's 4-bit experts, else Q4_K_M."""
+    mix = gguf_equivalent(native) if native else "Q4_K_M"
+    return mix if mix == "MXFP4_MOE" or (native and native.isupper()) else "Q4_K_M"

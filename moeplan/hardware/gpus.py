@@ -97,6 +97,24 @@ class GpuSpec(Record):
     def usable_memory_bytes(self) -> float:
         return self.usable_memory_gib * 2**30
 
+    @property
+    def unified_memory(self) -> bool:
+        """Apple silicon and SoCs (DGX Spark, Strix Halo): one memory for CPU and GPU."""
+        return self.kind in ("apple", "soc") or self.vendor == "apple"
+
+    def has_kernels(self, need: str) -> bool:
+        """Whether engines have kernels for a weight format needing ``need`` on this GPU.
+
+        ``fp8``: fp8 units (H100, MI300, Gaudi) or an NVIDIA GPU with bf16 (Ampere's W8A16 Marlin kernels);
+        ``packed4`` (GPTQ, AWQ, MXFP4, NVFP4): NVIDIA Turing or newer (not V100) or AMD Instinct MI300 and later.
+        """
+        nvidia, has = self.vendor == "nvidia", set(self.tflops)
+        if need == "fp8":
+            return "fp8" in has or (nvidia and "bf16" in has)
+        if need == "packed4":
+            return (nvidia and not self.id.startswith("v100")) or (self.vendor == "amd" and "fp8" in has)
+        return True
+
 
 def _data_file() -> Path:
     return Path(__file__).resolve().parent.parent / "data" / "gpus.yaml"

@@ -1,4 +1,4 @@
-"""Calibration profiles: efficiency factors measured by ``moeplan calibrate`` on one device, and their use.
+"""Calibration profiles: efficiency factors measured by ``moeplan calibrate`` on one device.
 
 A profile is a JSON file holding the device it was measured on, when, and the fitted factors (achieved share
 of peak bandwidth, best share of peak compute).  Profiles live in the user's cache folder
@@ -11,14 +11,15 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from moeplan.cache import profile_path
-from moeplan.deploy.speed import Efficiency, with_calibration
 from moeplan.errors import InputError
 from moeplan.hardware.gpus import GpuSpec
+from moeplan.records import Value
 
 MAX_AGE_DAYS = 180
 MAX_PROFILE_BYTES = 1 << 20
@@ -103,32 +104,43 @@ def _age_days(profile: CalibrationProfile, now: dt.datetime | None = None) -> fl
     return ((now or dt.datetime.now(dt.UTC)) - created).total_seconds() / 86400
 
 
-def efficiency_for(base: Efficiency, gpu: GpuSpec, path: str | None) -> tuple[Efficiency, str]:
-    """``base`` with the calibration for ``gpu`` applied, and a note saying which (or why none).
+@dataclass(frozen=True, repr=False, eq=False)
+class Measured(Value):
+    """The factors a profile measured, ready to replace an engine's defaults (see ``deploy.resolve``)."""
+
+    bandwidth_efficiency: float | None
+    compute_efficiency: float | None
+    label: str
+    """``<file> (<date>)``: where the factors come from."""
+    note: str
+    """What was applied, for the assumptions."""
+
+
+def measured_for(gpu: GpuSpec, path: str | None) -> tuple[Measured | None, str | None]:
+    """The calibration for ``gpu``, or None with the reason it is not applied (None: there is no profile).
 
     ``path`` (``--calibration``) must match the GPU; without it the stored profile for the GPU is used if
-    there is one and it is fresh.
+    there is one and it is fresh.  An explicit profile that does not apply is an InputError.
     """
     explicit = path is not None
     file = Path(path).expanduser() if path else profile_path(gpu.id)
     if not explicit and not file.is_file():
-        return base, f"efficiency: {base.source.split(';')[0]} (no calibration for {gpu.id})"
+        return None, None
     profile = load_profile(file)
     if profile.gpu_id != gpu.id:
         msg = f"calibration {file} was measured on {profile.device} ({profile.gpu_id or 'no catalogue match'})"
         if explicit:
             raise InputError(f"{msg}, not on {gpu.id}", f"run `moeplan calibrate` on a {gpu.name}")
-        return base, f"{msg}; not applied to {gpu.id}"
+        return None, f"{msg}; not applied to {gpu.id}"
     age = _age_days(profile)
     if age > MAX_AGE_DAYS:
         note = f"calibration {file} is {age:.0f} days old (over {MAX_AGE_DAYS}); not applied, rerun calibrate"
         if explicit:
             raise InputError(note)
-        return base, note
-    eff = with_calibration(
-        base, profile.bandwidth_efficiency, profile.compute_efficiency, f"{file} ({profile.created[:10]})"
-    )
-    return eff, (
+        return None, note
+    note = (
         f"calibrated: {file} measured on {profile.device} {profile.created[:10]}: "
         f"bandwidth {profile.bandwidth_efficiency or 0:.0%}, compute {profile.compute_efficiency or 0:.0%} of peak"
     )
+    label = f"{file} ({profile.created[:10]})"
+    return Measured(profile.bandwidth_efficiency, profile.compute_efficiency, label, note), None

@@ -1,6 +1,7 @@
 """FLOPs per token, prefill and decode, split by kind.
 
-One multiply-add is 2 FLOPs.  For one token:
+One multiply-add is 2 FLOPs; the attention terms are sums over the layer list (:mod:`moeplan.model.layers`).
+For one token:
 
 * **matmuls**: 2 x (the weight matrices the token passes through): attention projections, the top-k routed
   experts, shared experts, dense MLPs, the router and the output head.  The embedding is a lookup (0 FLOPs);
@@ -22,13 +23,10 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
-from typing import Literal
 
+from moeplan.model.layers import Mode, layers, model_tensors
 from moeplan.model.spec import ArchSpec
-from moeplan.model.tensors import model_tensors
 from moeplan.records import Value
-
-Mode = Literal["decode", "prefill"]
 
 
 @dataclass(frozen=True, repr=False, eq=False)
@@ -45,33 +43,6 @@ class Flops(Value):
     def matmul(self) -> float:
         """Everything but the attention scores (the part weights-proportional kernels do)."""
         return self.total - self.by_kind.get("attention_scores", 0.0)
-
-
-def _mean_attended(kind: str, window: int | None, context: int, mode: Mode) -> float:
-    """Tokens one query attends to in a layer of ``kind`` (F full, S sliding, C chunked)."""
-    if mode == "decode":
-        return float(context if kind == "F" or window is None else min(context, window))
-    p = context
-    if kind == "F" or window is None:
-        return (p + 1) / 2
-    w = window
-    if kind == "S":  # mean over positions i of min(i, w)
-        if p <= w:
-            return (p + 1) / 2
-        return (w * (w + 1) / 2 + (p - w) * w) / p
-    full, rest = divmod(p, w)  # chunked: position inside the chunk
-    return (full * w * (w + 1) / 2 + rest * (rest + 1) / 2) / p
-
-
-def _scores_per_attended(arch: ArchSpec, mode: Mode) -> int:
-    """FLOPs of QK^T and AV per attended token, per layer."""
-    att = arch.attention
-    if att.mla is not None:
-        m = att.mla
-        if mode == "decode":
-            return 2 * att.num_heads * (2 * m.kv_lora_rank + m.qk_rope_head_dim)
-        return 2 * att.num_heads * (m.qk_nope_head_dim + m.qk_rope_head_dim + m.v_head_dim)
-    return 2 * att.num_heads * (att.head_dim + att.value_dim)
 
 
 @functools.lru_cache(maxsize=256)
@@ -94,10 +65,9 @@ def flops_per_token(arch: ArchSpec, context: int, mode: Mode = "decode") -> Flop
     if context < 1:
         raise ValueError("context must be at least 1")
     by_kind = dict(_matmul_per_token(arch))
-    att = arch.attention
-    per = _scores_per_attended(arch, mode)
-    attended = sum(_mean_attended(att.layer_kind(i), att.window_tokens, context, mode) for i in range(arch.num_layers))
-    by_kind["attention_scores"] = per * attended
+    by_kind["attention_scores"] = sum(
+        layer.mixer.score_flops_per_attended(mode) * layer.mixer.attended(context, mode) for layer in layers(arch)
+    )
     return Flops(by_kind)
 
 

@@ -1,4 +1,4 @@
-"""Parameter accounting: ArchSpec -> counts by kind, total and active.
+"""Parameter accounting: ArchSpec -> counts by kind, total and active, as sums over the layer list's tensors.
 
 Counts equal what the reference implementation builds (the ``transformers`` model classes on the meta
 device); ``tests/test_reference_counts.py`` checks that for every supported architecture.
@@ -17,108 +17,32 @@ Formulas, with h = hidden_size, V = vocab_size, n_h / n_kv heads of width d (val
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass
 
-from moeplan.model.spec import PARAM_KINDS, ArchSpec, MlpSpec, ModelSpec, ParamKind
+from moeplan.model.layers import MoeBlock, make_layer, model_tensors
+from moeplan.model.spec import PARAM_KINDS, ArchSpec, ModelSpec, ParamKind
+from moeplan.model.tensors import Tensor, mlp_tensors
 from moeplan.records import Value
 
 
-def mlp_params(hidden: int, mlp: MlpSpec) -> int:
-    """Elements of one dense MLP: gated ``3*h*I (+2I+h)``, plain ``2*h*I (+I+h)``."""
-    i = mlp.intermediate_size
-    if mlp.gated:
-        return 3 * hidden * i + ((2 * i + hidden) if mlp.bias else 0)
-    return 2 * hidden * i + ((i + hidden) if mlp.bias else 0)
+def _by_kind(tensors: Iterable[Tensor]) -> Counter[ParamKind]:
+    c: Counter[ParamKind] = Counter()
+    for t in tensors:
+        c[t.kind] += t.elements
+    return c
+
+
+def layer_params(arch: ArchSpec, layer: int) -> Counter[ParamKind]:
+    """Elements of decoder layer ``layer`` by kind (all experts counted): the sum of its tensors."""
+    return _by_kind(make_layer(arch, layer).tensors(arch.hidden_size))
 
 
 def expert_params(arch: ArchSpec) -> int:
     """Elements of one routed expert (an MLP of ``expert_intermediate_size``, biases if any)."""
     assert arch.moe is not None
-    moe = arch.moe
-    return mlp_params(
-        arch.hidden_size, MlpSpec(intermediate_size=moe.expert_intermediate_size, gated=moe.gated, bias=moe.expert_bias)
-    )
-
-
-def shared_expert_params(arch: ArchSpec) -> int:
-    """Elements of the shared-expert block of one MoE layer (and its gate, ``h`` elements)."""
-    moe = arch.moe
-    if moe is None or moe.shared_intermediate_size is None:
-        return 0
-    block = mlp_params(
-        arch.hidden_size,
-        MlpSpec(intermediate_size=moe.shared_intermediate_size, gated=moe.gated, bias=moe.shared_bias),
-    )
-    return block + (arch.hidden_size if moe.shared_expert_gate else 0)
-
-
-def router_params(arch: ArchSpec) -> int:
-    """Elements of one router: ``E*h`` (+``E`` with a bias)."""
-    assert arch.moe is not None
-    e = arch.moe.num_experts
-    return e * arch.hidden_size + (e if arch.moe.router_bias else 0)
-
-
-def attention_params(arch: ArchSpec) -> tuple[int, int]:
-    """Elements of one layer's attention, as ``(projections and sinks, their norms)``."""
-    att = arch.attention
-    h = arch.hidden_size
-    n_h = att.num_heads
-    if att.mla is not None:
-        m = att.mla
-        qk = m.qk_nope_head_dim + m.qk_rope_head_dim
-        bias = att.qkv_bias
-        norms = m.kv_lora_rank
-        if m.q_lora_rank is None:
-            q = h * n_h * qk
-        else:
-            q = h * m.q_lora_rank + (m.q_lora_rank if bias else 0) + m.q_lora_rank * n_h * qk
-            norms += m.q_lora_rank
-        kv_a_out = m.kv_lora_rank + m.qk_rope_head_dim
-        kv = h * kv_a_out + (kv_a_out if bias else 0) + m.kv_lora_rank * n_h * (m.qk_nope_head_dim + m.v_head_dim)
-        o = n_h * m.v_head_dim * h + (h if att.o_bias else 0)
-        proj = q + kv + o
-    else:
-        d, d_v, n_kv = att.head_dim, att.value_dim, att.num_kv_heads
-        q_out, k_out, v_out = n_h * d, n_kv * d, n_kv * d_v
-        proj = h * (q_out + k_out + v_out) + n_h * d_v * h
-        if att.qkv_bias:
-            proj += q_out + k_out + v_out
-        if att.o_bias:
-            proj += h
-        if att.qk_norm == "per_head":
-            norms = 2 * d
-        elif att.qk_norm == "full":
-            norms = q_out + k_out
-        else:
-            norms = 0
-    if att.sinks:
-        proj += n_h
-    return proj, norms
-
-
-def _hidden_norm(arch: ArchSpec) -> int:
-    """Elements of one hidden-size norm: ``h``, or ``2h`` with a bias."""
-    return arch.hidden_size * (2 if arch.norm_bias else 1)
-
-
-def layer_params(arch: ArchSpec, layer: int) -> Counter[ParamKind]:
-    """Elements of decoder layer ``layer`` by kind (all experts counted)."""
-    c: Counter[ParamKind] = Counter()
-    proj, qk_norms = attention_params(arch)
-    c["attention"] += proj
-    c["norm"] += qk_norms + arch.norms_per_layer * _hidden_norm(arch)
-    if arch.is_moe_layer(layer):
-        assert arch.moe is not None
-        c["routed_experts"] += arch.moe.num_experts * expert_params(arch)
-        c["router"] += router_params(arch)
-        c["shared_experts"] += shared_expert_params(arch)
-        if arch.moe.residual_mlp is not None:
-            c["dense_mlp"] += mlp_params(arch.hidden_size, arch.moe.residual_mlp)
-    else:
-        assert arch.mlp is not None
-        c["dense_mlp"] += mlp_params(arch.hidden_size, arch.mlp)
-    return c
+    block = MoeBlock(arch.moe)
+    return sum(t.elements for t in mlp_tensors("routed_experts", "", arch.hidden_size, block.expert, 0))
 
 
 def mtp_params(arch: ArchSpec) -> int:
@@ -131,7 +55,7 @@ def mtp_params(arch: ArchSpec) -> int:
     if arch.mtp_layers == 0:
         return 0
     h = arch.hidden_size
-    one = sum(layer_params(arch, arch.num_layers).values()) + 2 * h * h + 3 * _hidden_norm(arch)
+    one = sum(layer_params(arch, arch.num_layers).values()) + 2 * h * h + 3 * h * (2 if arch.norm_bias else 1)
     return arch.mtp_layers * one
 
 
@@ -161,13 +85,7 @@ def count_params(spec: ModelSpec) -> ParamCounts:
     Mixtral 8x7B: total 46,702,792,704; active 12,879,925,248 (2 of 8 experts in each of 32 layers).
     """
     arch = spec.arch
-    h, v = arch.hidden_size, arch.vocab_size
-    total: Counter[ParamKind] = Counter()
-    for layer in range(arch.num_layers):
-        total.update(layer_params(arch, layer))
-    total["embedding"] += v * h
-    total["lm_head"] += 0 if arch.tie_embeddings else v * h + (v if arch.lm_head_bias else 0)
-    total["norm"] += _hidden_norm(arch)
+    total = _by_kind(model_tensors(arch))
 
     active = Counter(total)
     per_expert = 0

@@ -7,6 +7,8 @@ of a layer are one entry with ``count = num_experts``).  Shapes follow PyTorch's
 ``(out_features, in_features)``: the last dimension is the row length that block formats group along (GGUF's
 ``ne[0]``).  The elements add up to :func:`moeplan.model.params.count_params` exactly (tested).
 
+The model's list is :func:`moeplan.model.layers.model_tensors`, built from these per layer.
+
 Roles use llama.cpp's tensor names where there is one (``attn_q``, ``attn_kv_b``, ``ffn_down_exps``,
 ``ffn_gate_inp`` for the router, ``output`` for the head) so its quantization rules can be applied by role.
 """
@@ -16,7 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from math import prod
 
-from moeplan.model.spec import ArchSpec, MlpSpec, ParamKind
+from moeplan.model.spec import AttentionSpec, MlpSpec, ParamKind
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,7 +50,7 @@ class Tensor:
         return len(self.shape) >= 2
 
 
-def _mlp(kind: ParamKind, suffix: str, h: int, mlp: MlpSpec, layer: int, count: int = 1) -> list[Tensor]:
+def mlp_tensors(kind: ParamKind, suffix: str, h: int, mlp: MlpSpec, layer: int, count: int = 1) -> list[Tensor]:
     i = mlp.intermediate_size
     out = [
         Tensor(kind, f"ffn_up{suffix}", (i, h), layer, count),
@@ -65,93 +67,61 @@ def _mlp(kind: ParamKind, suffix: str, h: int, mlp: MlpSpec, layer: int, count: 
     return out
 
 
-def _attention(arch: ArchSpec, layer: int) -> list[Tensor]:
-    att, h = arch.attention, arch.hidden_size
-    n_h = att.num_heads
+def gqa_tensors(att: AttentionSpec, h: int, layer: int) -> list[Tensor]:
+    """The projections of MHA/GQA/MQA attention: q, k, v, output (+ q/k/v biases, q/k norms)."""
+    n_h, d, d_v, n_kv = att.num_heads, att.head_dim, att.value_dim, att.num_kv_heads
+    out = [
+        Tensor("attention", "attn_q", (n_h * d, h), layer),
+        Tensor("attention", "attn_k", (n_kv * d, h), layer),
+        Tensor("attention", "attn_v", (n_kv * d_v, h), layer),
+        Tensor("attention", "attn_output", (h, n_h * d_v), layer),
+    ]
+    if att.qkv_bias:
+        out += [
+            Tensor("attention", "attn_q.bias", (n_h * d,), layer),
+            Tensor("attention", "attn_k.bias", (n_kv * d,), layer),
+            Tensor("attention", "attn_v.bias", (n_kv * d_v,), layer),
+        ]
+    if att.qk_norm == "per_head":
+        out += [Tensor("norm", "attn_q_norm", (d,), layer), Tensor("norm", "attn_k_norm", (d,), layer)]
+    elif att.qk_norm == "full":
+        out += [Tensor("norm", "attn_q_norm", (n_h * d,), layer), Tensor("norm", "attn_k_norm", (n_kv * d,), layer)]
+    return out
+
+
+def mla_tensors(att: AttentionSpec, h: int, layer: int) -> list[Tensor]:
+    """The projections of multi-head latent attention: q (low-rank or plain), kv_a, kv_b, output, their norms."""
+    m, n_h = att.mla, att.num_heads
+    assert m is not None
+    qk = m.qk_nope_head_dim + m.qk_rope_head_dim
     out: list[Tensor] = []
-    if att.mla is not None:
-        m = att.mla
-        qk = m.qk_nope_head_dim + m.qk_rope_head_dim
-        if m.q_lora_rank is None:
-            out.append(Tensor("attention", "attn_q", (n_h * qk, h), layer))
-        else:
-            out += [
-                Tensor("attention", "attn_q_a", (m.q_lora_rank, h), layer),
-                Tensor("norm", "attn_q_a_norm", (m.q_lora_rank,), layer),
-                Tensor("attention", "attn_q_b", (n_h * qk, m.q_lora_rank), layer),
-            ]
-            if att.qkv_bias:
-                out.append(Tensor("attention", "attn_q_a.bias", (m.q_lora_rank,), layer))
-        kv_a = m.kv_lora_rank + m.qk_rope_head_dim
-        out += [
-            Tensor("attention", "attn_kv_a_mqa", (kv_a, h), layer),
-            Tensor("norm", "attn_kv_a_norm", (m.kv_lora_rank,), layer),
-            Tensor("attention", "attn_kv_b", (n_h * (m.qk_nope_head_dim + m.v_head_dim), m.kv_lora_rank), layer),
-            Tensor("attention", "attn_output", (h, n_h * m.v_head_dim), layer),
-        ]
-        if att.qkv_bias:
-            out.append(Tensor("attention", "attn_kv_a_mqa.bias", (kv_a,), layer))
+    if m.q_lora_rank is None:
+        out.append(Tensor("attention", "attn_q", (n_h * qk, h), layer))
     else:
-        d, d_v, n_kv = att.head_dim, att.value_dim, att.num_kv_heads
         out += [
-            Tensor("attention", "attn_q", (n_h * d, h), layer),
-            Tensor("attention", "attn_k", (n_kv * d, h), layer),
-            Tensor("attention", "attn_v", (n_kv * d_v, h), layer),
-            Tensor("attention", "attn_output", (h, n_h * d_v), layer),
+            Tensor("attention", "attn_q_a", (m.q_lora_rank, h), layer),
+            Tensor("norm", "attn_q_a_norm", (m.q_lora_rank,), layer),
+            Tensor("attention", "attn_q_b", (n_h * qk, m.q_lora_rank), layer),
         ]
         if att.qkv_bias:
-            out += [
-                Tensor("attention", "attn_q.bias", (n_h * d,), layer),
-                Tensor("attention", "attn_k.bias", (n_kv * d,), layer),
-                Tensor("attention", "attn_v.bias", (n_kv * d_v,), layer),
-            ]
-        if att.qk_norm == "per_head":
-            out += [Tensor("norm", "attn_q_norm", (d,), layer), Tensor("norm", "attn_k_norm", (d,), layer)]
-        elif att.qk_norm == "full":
-            out += [Tensor("norm", "attn_q_norm", (n_h * d,), layer), Tensor("norm", "attn_k_norm", (n_kv * d,), layer)]
+            out.append(Tensor("attention", "attn_q_a.bias", (m.q_lora_rank,), layer))
+    kv_a = m.kv_lora_rank + m.qk_rope_head_dim
+    out += [
+        Tensor("attention", "attn_kv_a_mqa", (kv_a, h), layer),
+        Tensor("norm", "attn_kv_a_norm", (m.kv_lora_rank,), layer),
+        Tensor("attention", "attn_kv_b", (n_h * (m.qk_nope_head_dim + m.v_head_dim), m.kv_lora_rank), layer),
+        Tensor("attention", "attn_output", (h, n_h * m.v_head_dim), layer),
+    ]
+    if att.qkv_bias:
+        out.append(Tensor("attention", "attn_kv_a_mqa.bias", (kv_a,), layer))
+    return out
+
+
+def attention_tensors(att: AttentionSpec, h: int, layer: int) -> list[Tensor]:
+    """What every attention kind may add after its projections: the output bias and the sinks."""
+    out = []
     if att.o_bias:
         out.append(Tensor("attention", "attn_output.bias", (h,), layer))
     if att.sinks:
-        out.append(Tensor("attention", "attn_sinks", (n_h,), layer))
-    return out
-
-
-def layer_tensors(arch: ArchSpec, layer: int) -> list[Tensor]:
-    """Every tensor of decoder layer ``layer``."""
-    h = arch.hidden_size
-    norm_shape = (2 * h,) if arch.norm_bias else (h,)
-    out = [Tensor("norm", "layer_norm", norm_shape, layer, arch.norms_per_layer)] if arch.norms_per_layer else []
-    out += _attention(arch, layer)
-    moe = arch.moe
-    if moe is not None and arch.is_moe_layer(layer):
-        e = moe.num_experts
-        out.append(Tensor("router", "ffn_gate_inp", (e, h), layer))
-        if moe.router_bias:
-            out.append(Tensor("router", "ffn_gate_inp.bias", (e,), layer))
-        expert = MlpSpec(intermediate_size=moe.expert_intermediate_size, gated=moe.gated, bias=moe.expert_bias)
-        out += _mlp("routed_experts", "_exps", h, expert, layer, count=e)
-        if moe.shared_intermediate_size is not None:
-            shared = MlpSpec(intermediate_size=moe.shared_intermediate_size, gated=moe.gated, bias=moe.shared_bias)
-            out += _mlp("shared_experts", "_shexp", h, shared, layer)
-            if moe.shared_expert_gate:
-                out.append(Tensor("shared_experts", "ffn_gate_inp_shexp", (1, h), layer))
-        if moe.residual_mlp is not None:
-            out += _mlp("dense_mlp", "", h, moe.residual_mlp, layer)
-    else:
-        assert arch.mlp is not None
-        out += _mlp("dense_mlp", "", h, arch.mlp, layer)
-    return out
-
-
-def model_tensors(arch: ArchSpec) -> list[Tensor]:
-    """Every tensor of the language model (no MTP layers, no vision tower)."""
-    h, v = arch.hidden_size, arch.vocab_size
-    out = [Tensor("embedding", "token_embd", (v, h))]
-    for layer in range(arch.num_layers):
-        out += layer_tensors(arch, layer)
-    out.append(Tensor("norm", "output_norm", (2 * h,) if arch.norm_bias else (h,)))
-    if not arch.tie_embeddings:
-        out.append(Tensor("lm_head", "output", (v, h)))
-        if arch.lm_head_bias:
-            out.append(Tensor("lm_head", "output.bias", (v,)))
+        out.append(Tensor("attention", "attn_sinks", (att.num_heads,), layer))
     return out

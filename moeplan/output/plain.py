@@ -1,12 +1,18 @@
 """Results as plain text: tables (headers + rows) for ``--format markdown`` and ``--format csv``, and ``--json``.
 
-The same result objects feed the rich tables and the JSON; these functions only pick and format figures.
+The same typed result objects feed the rich tables and the JSON; these functions only pick and format figures.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import Any
+
+from moeplan.deploy.results import Candidate, EstimateResult, FitResult, OffloadResult
+from moeplan.hardware.gpus import GpuSpec
+from moeplan.hardware.hosts import CpuSpec
+from moeplan.plans.compare import Comparison
+from moeplan.sources.catalog import CatalogRow
 
 Table = tuple[list[str], list[list[str]]]
 FORMATS = ("table", "markdown", "csv")
@@ -16,57 +22,56 @@ def _g(x: float | None, digits: int = 2) -> str:
     return "" if x is None else f"{x:.{digits}f}"
 
 
-def _verdict(fit: Any) -> str:
+def _verdict(fit: FitResult) -> str:
     """``fits on 4 x a100-80gb-sxm`` or ``does not fit on 2 x a100-80gb-sxm; fewest that fit: 4``."""
     where = f"{fit.num_gpus} x {fit.gpu}"
     return f"fits on {where}" if fit.fits else f"does not fit on {where}; {fit.fewest}"
 
 
-def estimate_table(result: Any) -> Table:
+def estimate_table(result: EstimateResult) -> Table:
     """Figure, value, unit: one row per headline figure of an estimate."""
-    d = result.to_json()
-    p, m, f, perf, cost = d["params"], d["memory"], d.get("fit") or {}, d.get("performance") or {}, d.get("cost") or {}
+    m, f, perf, cost = result.memory, result.fit, result.performance, result.cost
     gib = 2**30
-    rows: list[list[Any]] = [["verdict", _verdict(result.fit), ""]] if result.fit else []
+    rows: list[list[Any]] = [["verdict", _verdict(f), ""]] if f else []
     rows += [
-        ["model", d["model"]["id"], ""],
-        ["total parameters", p["total"], "count"],
-        ["active parameters", p["active"], "count"],
-        ["context", d["request"]["context"], "tokens"],
-        ["batch", d["request"]["batch"], "sequences"],
-        ["weights format", m["scheme"], ""],
-        ["KV cache format", m["kv_dtype"], ""],
-        ["engine", m["engine"], ""],
-        ["weights", _g(m["weights_bytes"] / gib), "GiB"],
-        ["KV cache per token", m["kv_bytes_per_token"], "bytes"],
-        ["KV cache", _g(m["kv_cache_bytes"] / gib), "GiB"],
-        ["memory per GPU", _g(m["per_gpu_bytes"] / gib), "GiB"],
+        ["model", result.spec.id, ""],
+        ["total parameters", result.params.total, "count"],
+        ["active parameters", result.params.active, "count"],
+        ["context", result.request.context, "tokens"],
+        ["batch", result.request.batch, "sequences"],
+        ["weights format", m.scheme, ""],
+        ["KV cache format", m.kv_dtype, ""],
+        ["engine", m.engine, ""],
+        ["weights", _g(m.weights_bytes / gib), "GiB"],
+        ["KV cache per token", m.kv_bytes_per_token, "bytes"],
+        ["KV cache", _g(m.kv_cache_bytes / gib), "GiB"],
+        ["memory per GPU", _g(m.per_gpu_bytes / gib), "GiB"],
     ]
     if f:
         rows += [
-            ["GPU", f.get("gpu", ""), ""],
-            ["GPUs", f.get("num_gpus", ""), "count"],
-            ["fits", "" if f.get("fits") is None else "yes" if f["fits"] else "no", ""],
-            ["fewest GPUs that fit", f.get("min_gpus", ""), "count"],
-            ["longest context at this batch", f.get("max_context", ""), "tokens"],
+            ["GPU", f.gpu, ""],
+            ["GPUs", f.num_gpus, "count"],
+            ["fits", "yes" if f.fits else "no", ""],
+            ["fewest GPUs that fit", "" if f.min_gpus is None else f.min_gpus, "count"],
+            ["longest context at this batch", f.max_context, "tokens"],
         ]
-    if d.get("flops"):
-        rows.append(["decode FLOPs per token", _g(d["flops"]["decode_per_token"] / 1e9), "GFLOP"])
+    if result.flops:
+        rows.append(["decode FLOPs per token", _g(result.flops.decode_per_token / 1e9), "GFLOP"])
     if perf:
-        lo, hi = perf["decode_tokens_per_s_range"]
+        lo, hi = perf.decode_tokens_per_s_range
         rows += [
-            ["decode tokens/s per sequence", _g(perf["decode_tokens_per_s"], 1), "tokens/s"],
+            ["decode tokens/s per sequence", _g(perf.decode_tokens_per_s, 1), "tokens/s"],
             ["decode tokens/s, low", _g(lo, 1), "tokens/s"],
             ["decode tokens/s, high", _g(hi, 1), "tokens/s"],
-            ["decode tokens/s, all sequences", _g(perf["throughput_tokens_per_s"], 1), "tokens/s"],
-            ["prefill tokens/s", _g(perf["prefill_tokens_per_s"], 0), "tokens/s"],
-            ["time to first token", _g(perf["time_to_first_token_s"]), "s"],
+            ["decode tokens/s, all sequences", _g(perf.throughput_tokens_per_s, 1), "tokens/s"],
+            ["prefill tokens/s", _g(perf.prefill_tokens_per_s, 0), "tokens/s"],
+            ["time to first token", _g(perf.time_to_first_token_s), "s"],
         ]
     if cost:
         rows += [
-            ["cost per hour", _g(cost.get("usd_per_hour")), "USD"],
-            ["cost per million output tokens", _g(cost.get("usd_per_million_output_tokens")), "USD"],
-            ["purchase", _g(cost.get("purchase_usd"), 0), "USD"],
+            ["cost per hour", _g(cost.usd_per_hour), "USD"],
+            ["cost per million output tokens", _g(cost.usd_per_million_output_tokens), "USD"],
+            ["purchase", _g(cost.purchase_usd, 0), "USD"],
         ]
     return ["figure", "value", "unit"], [[str(c) for c in r] for r in rows]
 
@@ -89,7 +94,8 @@ def _cell(v: float | None, unit: str) -> str:
     return f"{v:.6g}" if unit == "ratio" else f"{v:.2f}"
 
 
-def compare_table(results: Sequence[Any], rows: Sequence[Any]) -> Table:
+def compare_table(comparison: Comparison) -> Table:
+    results, rows = comparison.results, comparison.rows
     headers = ["figure", *(f"{r.spec.id} ({r.memory.scheme}, {r.fit.gpu if r.fit else 'no GPU'})" for r in results)]
     out = []
     for row in rows:
@@ -98,27 +104,27 @@ def compare_table(results: Sequence[Any], rows: Sequence[Any]) -> Table:
     return headers, out
 
 
-def recommend_table(candidates: Sequence[Any]) -> Table:
+def recommend_table(candidates: Sequence[Candidate]) -> Table:
     headers = ["rank", "gpu", "num_gpus", "ram_gib", "host_cpu", "n_cpu_moe", "quant", "engine", "per_gpu_gib",
                "usable_gib", "tokens_per_s", "tokens_per_s_low", "tokens_per_s_high", "usd_per_hour",
-               "usd_per_million_output_tokens", "purchase_usd"]  # fmt: skip
+               "usd_per_million_output_tokens", "purchase_usd", "marks"]  # fmt: skip
     rows = []
     for i, c in enumerate(candidates, 1):
         lo, hi = c.tokens_per_s_range
         box = [_g(c.ram_gib, 0), c.host or "", str(c.experts_on_cpu_layers or "")] if c.ram_gib else ["", "", ""]
         rows.append([str(i), c.gpu.id, str(c.num_gpus), *box, c.quant, c.engine, _g(c.per_gpu_bytes / 2**30),
                      _g(c.usable_bytes / 2**30), _g(c.tokens_per_s, 1), _g(lo, 1), _g(hi, 1), _g(c.usd_per_hour),
-                     _g(c.usd_per_million_output_tokens), _g(c.purchase_usd, 0)])  # fmt: skip
+                     _g(c.usd_per_million_output_tokens), _g(c.purchase_usd, 0), " ".join(c.marks)])  # fmt: skip
     return headers, rows
 
 
-def models_table(rows: Sequence[Any]) -> Table:
+def models_table(rows: Sequence[CatalogRow]) -> Table:
     headers = ["id", "architecture", "total", "active", "num_experts", "top_k", "aliases", "source"]
     return headers, [[r.id, r.architecture, str(r.total), str(r.active), str(r.num_experts), str(r.top_k),
                       " ".join(r.aliases), r.source] for r in rows]  # fmt: skip
 
 
-def gpus_table(gpus: Sequence[Any]) -> Table:
+def gpus_table(gpus: Sequence[GpuSpec]) -> Table:
     headers = ["id", "name", "usable_memory_gib", "bandwidth_gb_s", "bf16_tflops", "fp8_tflops", "usd_per_hour",
                "purchase_usd"]  # fmt: skip
     rows = []
@@ -129,25 +135,24 @@ def gpus_table(gpus: Sequence[Any]) -> Table:
     return headers, rows
 
 
-def cpus_table(cpus: Sequence[Any]) -> Table:
+def cpus_table(cpus: Sequence[CpuSpec]) -> Table:
     headers = ["id", "name", "memory_type", "memory_channels", "memory_mt_s", "bandwidth_gb_s", "cores", "fp32_gflops"]
     rows = [[c.id, c.name, c.memory_type, str(c.memory_channels or ""), str(c.memory_mt_s or ""),
              _g(c.bandwidth_gb_s, 1), str(c.cores), _g(c.fp32_gflops, 0)] for c in cpus]  # fmt: skip
     return headers, rows
 
 
-def offload_table(result: Any) -> Table:
-    d = result.to_json()
-    headers, rows = estimate_table(result.estimate)
-    pl, perf = d["placement"], d["performance"]
+def offload_table(result: OffloadResult) -> Table:
+    headers, rows = estimate_table(result)
+    p, perf = result.chosen, result.offload_performance
     keep = [r for r in rows if r[0] in ("model", "total parameters", "active parameters", "weights format")]
     keep += [
-        ["experts on CPU (--n-cpu-moe)", str(pl["experts_on_cpu_layers"]), "layers"],
-        ["VRAM per GPU", _g(pl["vram_bytes_per_gpu"] / 2**30), "GiB"],
-        ["RAM", _g(pl["ram_bytes"] / 2**30), "GiB"],
-        ["fits", "yes" if pl["fits"] else "no", ""],
-        ["decode tokens/s", _g(perf["decode_tokens_per_s"], 1), "tokens/s"],
-        ["prefill tokens/s", _g(perf["prefill_tokens_per_s"], 0), "tokens/s"],
+        ["experts on CPU (--n-cpu-moe)", str(p.cpu_layers), "layers"],
+        ["VRAM per GPU", _g(round(p.vram_bytes_per_gpu) / 2**30), "GiB"],
+        ["RAM", _g(round(p.ram_bytes) / 2**30), "GiB"],
+        ["fits", "yes" if p.fits else "no", ""],
+        ["decode tokens/s", _g(perf.decode_tokens_per_s, 1), "tokens/s"],
+        ["prefill tokens/s", _g(perf.prefill_tokens_per_s, 0), "tokens/s"],
     ]
     return headers, keep
 

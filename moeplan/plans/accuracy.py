@@ -1,5 +1,8 @@
 """moeplan's estimates against real measurements: one record in, the prediction and its error out.
 
+Each record is resolved and evaluated by the same pipeline as ``moeplan estimate`` (and ``offload``), so the
+harness scores what users run.
+
 Records are YAML mappings (see ``benchmarks/measurements.yaml`` for the kinds and fields).  The error of a
 figure is ``predicted / measured - 1``; a speed is judged by whether the measurement falls inside the
 predicted (low, high) band; a fit statement by whether the verdict agrees.
@@ -11,17 +14,13 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from moeplan.deploy.engines import engine_profile
-from moeplan.deploy.evaluate import compute_dtype
-from moeplan.deploy.memory import MemoryModel, MemoryRequest, Parallel, default_parallel
-from moeplan.deploy.speed import SPEEDS, PerfInputs, SpeedModel
+from moeplan.deploy.deployment import Deployment, EstimateRequest
+from moeplan.deploy.evaluate import evaluate, fits, headline, offload_decode_seconds
+from moeplan.deploy.resolve import resolve
 from moeplan.errors import MoeplanError, SpecError
 from moeplan.files import read_yaml
-from moeplan.formats.schemes import parse_scheme, quantized_tensors
 from moeplan.hardware.gpus import GpuSpec, resolve_gpu
-from moeplan.model.kv import kv_bytes_per_token, kv_cache_bytes, kv_dtype
 from moeplan.records import Value
-from moeplan.sources.catalog import resolve_model
 
 UNITS = {"B": 1.0, "GiB": 2.0**30, "MiB": 2.0**20, "GB": 1e9, "MB": 1e6, "tokens": 1.0, "tokens/s": 1.0}
 
@@ -87,16 +86,22 @@ def record_gpu(r: dict[str, Any]) -> GpuSpec:
     )
 
 
-def _memory_model(r: dict[str, Any], gpu: GpuSpec | None) -> MemoryModel:
-    spec = resolve_model(r["model"])
-    engine = engine_profile(r.get("engine", "vllm"))
-    scheme = parse_scheme(r.get("quant") or spec.native_quant or spec.weights_dtype, spec.native_quant)
-    n = int(r.get("num_gpus", 1))
-    par = Parallel(int(r["tp"]), 1, n // int(r["tp"])) if r.get("tp") else default_parallel(spec.arch, n, engine)
-    usable = gpu.usable_memory_bytes if gpu else 0.0
-    ctx, batch = int(r.get("context") or 1024), int(r.get("batch") or 1)
-    req = MemoryRequest(scheme, engine, usable, par, ctx, batch, kv_dtype(r.get("kv_dtype", "bf16")))
-    return MemoryModel(spec.arch, req)
+def deployment(r: dict[str, Any], gpu: GpuSpec | None, **changes: Any) -> Deployment:
+    """The record's deployment, resolved as ``estimate`` resolves a request (the engine's published factors,
+    never a calibration profile on this machine)."""
+    request = EstimateRequest(
+        model=str(r["model"]),
+        engine=str(r.get("engine", "vllm")),
+        quant=r.get("quant"),
+        num_gpus=int(r.get("num_gpus") or 1),
+        tp=int(r["tp"]) if r.get("tp") else None,
+        kv_dtype=str(r.get("kv_dtype", "auto")),
+        context=int(r.get("context") or 1024),
+        batch=int(r.get("batch") or 1),
+        ubatch=int(r["ubatch"]) if r.get("ubatch") else None,
+        use_calibration=False,
+    )
+    return resolve(replace(request, **changes), gpu=gpu, fewest=False)
 
 
 _KINDS = {"weights_memory": "weights"}
@@ -110,35 +115,23 @@ def check(r: dict[str, Any]) -> Check:
     label = f"{r['model']} {r.get('quant', '')} {r.get('engine', '')}".strip()
     src = str(r.get("source", ""))
     if kind == "weights":
-        g = _memory_model(r, None).gpu(1, 1)
-        measured = _bytes(r["value"], r["unit"])
-        return Check(rid, kind, label, measured, float(g.weights_bytes), unit=r["unit"], source=src)
+        predicted = float(evaluate(deployment(r, None)).memory.per_gpu_weights_bytes)
+        return Check(rid, kind, label, _bytes(r["value"], r["unit"]), predicted, unit=r["unit"], source=src)
     if kind == "gguf_size":
-        spec = resolve_model(r["model"])
-        size = sum(b for _, _, b in quantized_tensors(spec.arch, parse_scheme(r["quant"])))
+        size = evaluate(deployment(r, None, engine="llama.cpp", num_gpus=1, tp=None)).memory.weights_bytes
         return Check(rid, kind, label, _bytes(r["value"], r["unit"]), float(size), unit=r["unit"], source=src)
     if kind == "kv_tokens":
-        spec = resolve_model(r["model"])
-        per = kv_bytes_per_token(spec.arch, kv_dtype(r.get("kv_dtype", "bf16")), r.get("engine", "vllm"))
+        per = evaluate(deployment(r, None)).memory.kv_bytes_per_token
         return Check(rid, kind, label, float(r["value"]), _bytes(r["kv_bytes"]) / per, unit="tokens", source=src)
     if kind == "kv_total":
-        spec = resolve_model(r["model"])
-        engine = r.get("engine", "vllm")
-        dtype = kv_dtype(r.get("kv_dtype", "bf16"))
-        ctx, batch = int(r["context"]), int(r.get("batch", 1))
-        if engine == "llama.cpp":
-            predicted = kv_cache_bytes(spec.arch, ctx, batch, dtype, engine, ubatch=int(r.get("ubatch", 512)))
-        else:
-            predicted = kv_bytes_per_token(spec.arch, dtype, engine) * ctx * batch
+        predicted = float(evaluate(deployment(r, None)).memory.kv_cache_bytes)
         return Check(rid, kind, label, _bytes(r["value"], r["unit"]), predicted, unit=r["unit"], source=src)
     if kind in ("decode_speed", "throughput"):
         gpu = record_gpu(r)
-        mm = _memory_model(r, gpu)
-        engine = r.get("engine", "vllm")
-        sm = SpeedModel(mm, PerfInputs(gpu, SPEEDS[engine], compute_dtype(mm.req.scheme, gpu)))
-        ctx, batch = int(r["context"]), int(r.get("batch", 1))
+        h = headline(deployment(r, gpu))
+        batch = int(r.get("batch", 1))
         per = batch if kind == "throughput" else 1  # throughput: all sequences; decode_speed: one sequence
-        lo, mid, hi = (per / sm.decode_step(ctx, batch, s).seconds for s in ("low", "expected", "high"))
+        lo, mid, hi = per * h.tokens_per_s_range[0], per * h.tokens_per_s, per * h.tokens_per_s_range[1]
         measured = float(r["value"])
         ok = lo <= measured <= hi
         label += f" on {gpu.name}" + (f" x{r['num_gpus']}" if int(r.get("num_gpus", 1)) > 1 else "")
@@ -146,11 +139,9 @@ def check(r: dict[str, Any]) -> Check:
         return Check(rid, kind, label, measured, mid, lo, hi, ok, "tokens/s", src)
     if kind == "fit":
         gpu = record_gpu(r)
-        mm = _memory_model(r, gpu)
-        ctx = int(r.get("context", 8192))
-        fits = mm.fits(ctx, int(r.get("batch", 1)))
+        ok = fits(deployment(r, gpu, context=int(r.get("context", 8192))))
         label += f" on {r.get('num_gpus', 1)} x {gpu.name}"
-        return Check(rid, kind, label, float(bool(r["value"])), float(fits), ok=fits == bool(r["value"]), source=src)
+        return Check(rid, kind, label, float(bool(r["value"])), float(ok), ok=ok == bool(r["value"]), source=src)
     if kind == "offload_speed":
         return _offload_check(r, rid, label, src)
     raise SpecError(f"record {rid}: unknown kind '{kind}'")
@@ -158,7 +149,7 @@ def check(r: dict[str, Any]) -> Check:
 
 def _offload_check(r: dict[str, Any], rid: str, label: str, src: str) -> Check:
     """Decode speed of a CPU+GPU (or CPU-only) run with experts in RAM, against the offload model's band."""
-    from moeplan.deploy.offload import Host, OffloadModel
+    from moeplan.deploy.offload import Host
     from moeplan.hardware.hosts import custom_host, resolve_cpu
 
     host_name = r.get("host")
@@ -173,13 +164,12 @@ def _offload_check(r: dict[str, Any], rid: str, label: str, src: str) -> Check:
         if r.get("sockets"):
             cpu = replace(cpu, sockets=int(r["sockets"]))
     gpu = record_gpu(r) if (r.get("gpu") or r.get("gpu_figures")) and r.get("num_gpus", 1) else None
-    spec = resolve_model(r["model"])
-    host = Host(gpu, int(r.get("num_gpus") or 0) if gpu else 0, 4096.0, cpu)
-    model = OffloadModel(spec, parse_scheme(r["quant"], spec.native_quant), host, "fp16")
-    n = spec.arch.num_layers if r.get("experts_on_cpu") in ("all", None) else int(r["experts_on_cpu"])
     ctx = max(1, int(r.get("context") or 128))
-    p = model.evaluate(n, ctx, int(r.get("batch") or 1), 512)
-    low, mid, high = (1 / t for t in p.decode_s)
+    d = deployment(r, gpu, engine="llama.cpp", kv_dtype="f16", context=ctx, prompt=min(512, ctx), tp=None,
+                   num_gpus=int(r.get("num_gpus") or 1) if gpu else None)  # fmt: skip
+    host = Host(gpu, int(r.get("num_gpus") or 0) if gpu else 0, 4096.0, cpu)
+    n = d.spec.arch.num_layers if r.get("experts_on_cpu") in ("all", None) else int(r["experts_on_cpu"])
+    low, mid, high = (1 / t for t in offload_decode_seconds(d, host, n))
     measured = float(r["value"])
     where = f"{r.get('num_gpus', 1)} x {gpu.name}" if gpu else "CPU only"
     label = f"{r['model']} {r['quant']} {r.get('engine', '')}, {where} + {cpu.name}, experts of {n} layers in RAM"

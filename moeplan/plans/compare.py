@@ -8,10 +8,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
-from typing import Literal
+from typing import Any, Literal
 
-from moeplan.deploy.plan import EstimateRequest, EstimateResult, estimate
+from moeplan.deploy.deployment import EstimateRequest
+from moeplan.deploy.results import EstimateResult
 from moeplan.errors import InputError
+from moeplan.plans.estimate import estimate
 from moeplan.records import Value
 
 Better = Literal["min", "max"] | None
@@ -81,8 +83,26 @@ def compare_requests(
     return out
 
 
-def compare(requests: Sequence[EstimateRequest]) -> list[EstimateResult]:
-    return [estimate(r) for r in requests]
+@dataclass(frozen=True, repr=False, eq=False)
+class Comparison(Value):
+    """The columns' estimates and the rows compared across them, each row's winners decided."""
+
+    results: list[EstimateResult]
+    rows: list[Row]
+
+    def wins(self, column: int) -> list[str]:
+        """The rows column ``column`` wins."""
+        return [row.label for row in self.rows if column in row.winners]
+
+    def to_json(self) -> list[dict[str, Any]]:
+        """One estimate object per column, with ``wins``: the rows it is best in."""
+        return [{**r.to_json(), "wins": self.wins(i)} for i, r in enumerate(self.results)]
+
+
+def compare(requests: Sequence[EstimateRequest]) -> Comparison:
+    """Every column estimated through the one pipeline, and the rows that compare them."""
+    results = [estimate(r) for r in requests]
+    return Comparison(results, comparison_rows(results))
 
 
 def _get(results: Sequence[EstimateResult], f: Callable[[EstimateResult], float | None]) -> list[float | None]:

@@ -1,0 +1,168 @@
+"""What the user asks for (:class:`EstimateRequest`) and the one fully decided deployment it resolves to.
+
+A :class:`Deployment` holds every choice an estimate rests on, each decided once by
+:func:`moeplan.deploy.resolve.resolve`: the model, its weight format, the engine, the GPU and how many, the
+layout over them, the KV and compute dtypes, the engine's efficiencies with any calibration applied, and the
+checkpoint's real bytes.  :func:`moeplan.deploy.evaluate.evaluate` turns it into figures; nothing downstream
+chooses a default again.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from moeplan.deploy.engines import Efficiency, Engine
+from moeplan.errors import InputError
+from moeplan.formats.schemes import Scheme
+from moeplan.hardware.gpus import GpuSpec
+from moeplan.model.spec import ArchSpec, ModelSpec
+from moeplan.records import Value
+
+DEFAULT_CONTEXT = 8192
+GPU_COUNTS = (1, 2, 4, 8, 16, 32, 64)
+"""The GPU counts tried for the fewest that fit."""
+CONTEXT_SEARCH_LIMIT = 1 << 20
+"""The longest context searched (and plotted) for a model that states no maximum, tokens."""
+
+
+@dataclass(frozen=True, kw_only=True, repr=False, eq=False)
+class EstimateRequest(Value):
+    """What the user asked for; every option of ``moeplan estimate``."""
+
+    model: str
+    gpu: str | None = None
+    gpu_memory_gib: float | None = None
+    gpu_bandwidth_gb_s: float | None = None
+    gpu_tflops: float | None = None
+    num_gpus: int | None = None
+    tp: int | None = None
+    ep: int | None = None
+    pp: int | None = None
+    quant: str | None = None
+    kv_dtype: str = "auto"
+    """KV cache format; ``auto``: the engine's default (bf16, or f16 under llama.cpp)."""
+    context: int = DEFAULT_CONTEXT
+    batch: int = 1
+    engine: str = "auto"
+    """A serving engine, or ``auto``: llama.cpp for GGUF formats and Apple/SoC machines, vLLM otherwise."""
+    flash_attention: bool = True
+    mtp: bool = False
+    prompt: int | None = None
+    """Prompt tokens for prefill and time to first token; default: the context less 512 output tokens."""
+    routing_skew: float = 0.0
+    price_usd_per_hour: float | None = None
+    energy_usd_per_kwh: float | None = None
+    gpu_file: str | None = None
+    calibration: str | None = None
+    use_calibration: bool = True
+    """False: the engine's published factors even where a stored profile exists (the accuracy harness)."""
+    ubatch: int | None = None
+    """Tokens per forward pass the engine plans (llama.cpp ``-ub``); None: the engine's default."""
+    speed_table: bool = True
+
+    def prompt_tokens(self) -> int:
+        if self.prompt is not None:
+            return self.prompt
+        return max(1, self.context - 512) if self.context > 1024 else max(1, self.context // 2)
+
+
+@dataclass(frozen=True, repr=False, eq=False)
+class Layout(Value):
+    """Tensor, expert and pipeline parallel sizes; GPUs = tp x pp (EP lives inside the TP group)."""
+
+    tp: int = 1
+    ep: int = 1
+    pp: int = 1
+
+    @property
+    def num_gpus(self) -> int:
+        return self.tp * self.pp
+
+
+def check_layout(arch: ArchSpec, layout: Layout) -> None:
+    """Reject layouts no engine can run, with the reason."""
+    att = arch.attention
+    if min(layout.tp, layout.ep, layout.pp) < 1:
+        raise InputError("--tp, --ep and --pp must be at least 1")
+    if att.num_heads % layout.tp:
+        raise InputError(f"--tp {layout.tp} does not divide the {att.num_heads} attention heads")
+    n_kv = att.num_kv_heads
+    if att.mla is None and n_kv % layout.tp and layout.tp % n_kv:
+        raise InputError(f"--tp {layout.tp} and the {n_kv} KV heads must divide one another")
+    if layout.pp > arch.num_layers:
+        raise InputError(f"--pp {layout.pp} exceeds the {arch.num_layers} layers")
+    if layout.ep > 1:
+        if arch.moe is None:
+            raise InputError("--ep needs an MoE model")
+        if layout.tp % layout.ep:
+            raise InputError(f"--ep {layout.ep} must divide --tp {layout.tp} (experts are spread over the TP ranks)")
+        if layout.ep > arch.moe.num_experts:
+            raise InputError(f"--ep {layout.ep} exceeds the {arch.moe.num_experts} experts")
+
+
+def default_layout(arch: ArchSpec, num_gpus: int, engine: Engine, max_tp: int = 8) -> Layout:
+    """The layout an engine uses for ``num_gpus``: by layers (llama.cpp), or the widest TP that divides the
+    model's heads up to a node of 8, with pipeline stages across nodes."""
+    if num_gpus < 1:
+        raise InputError("the number of GPUs must be at least 1")
+    if engine.split == "layers":
+        return Layout(1, 1, num_gpus)
+    tp = 1
+    for cand in range(min(num_gpus, max_tp), 0, -1):
+        if num_gpus % cand == 0:
+            try:
+                check_layout(arch, Layout(cand, 1, num_gpus // cand))
+            except InputError:
+                continue
+            tp = cand
+            break
+    return Layout(tp, 1, num_gpus // tp)
+
+
+@dataclass(frozen=True, repr=False, eq=False)
+class Price(Value):
+    """The price of one GPU-hour the cost rests on, and where it comes from."""
+
+    usd_per_hour: float | None
+    source: str | None
+    energy_usd_per_kwh: float | None = None
+
+
+@dataclass(frozen=True, kw_only=True, repr=False, eq=False)
+class Deployment(Value):
+    """One deployment, every choice decided (see the module docstring)."""
+
+    request: EstimateRequest
+    """What was asked, as given (the renderings quote it)."""
+    spec: ModelSpec
+    scheme: Scheme
+    engine: Engine
+    gpu: GpuSpec | None
+    layout: Layout
+    min_gpus: int | None = None
+    """The fewest GPUs of this kind that hold it (None: none of :data:`GPU_COUNTS`, or not searched)."""
+    kv_dtype: str
+    compute_dtype: str = "bf16"
+    efficiency: Efficiency
+    context: int
+    batch: int
+    prompt: int
+    batched_tokens: int
+    """Tokens in the largest forward pass the engine plans (vLLM max_num_batched_tokens, llama.cpp ubatch)."""
+    flash_attention: bool = True
+    mtp_layers: int = 0
+    routing_skew: float = 0.0
+    weights_scale: tuple[tuple[str, float], ...] = ()
+    """Per tensor class, a real checkpoint's bytes over the scheme's prediction (empty: the prediction)."""
+    extra_weight_bytes: int = 0
+    """Checkpoint tensors outside the language model that engines load (a vision tower)."""
+    price: Price = Price(None, None)
+    num_nodes: int = 1
+    notes: tuple[str, ...] = ()
+    """What resolving decided that the user should know (a format converted, a context past the model's)."""
+    calibration_note: str = ""
+
+    @property
+    def usable_bytes(self) -> float:
+        """Memory one GPU may use (0 without a GPU: nothing is checked against it)."""
+        return self.gpu.usable_memory_bytes if self.gpu is not None else 0.0

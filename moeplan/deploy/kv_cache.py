@@ -1,0 +1,90 @@
+"""KV cache as each engine allocates it: bytes per token and for batch x context, summed over the layer list.
+
+Per layer and token a mixer keeps ``Mixer.kv_elements_per_token`` elements (:mod:`moeplan.model.layers`) of
+``e`` bytes each (:mod:`moeplan.formats.kv_formats`).  Mixtral 8x7B in bf16: 32 layers x 2,048 x 2 B =
+131,072 B/token; DeepSeek-V3 (MLA): 61 x 576 x 2 = 70,272 B/token.
+
+Sliding-window and chunked layers are where engines differ (``Engine.window_cache``).  vLLM sizes every layer
+for the full context when it reports capacity (gpt-oss-120b: 73,728 B/token, vLLM "GPU KV cache size" logs);
+llama.cpp keeps a ring of ``window + n_ubatch`` cells per sequence for those layers, so only the
+full-attention layers grow with the context (gpt-oss-120b: 36,864 B/token, plus a fixed ring; llama.cpp
+``llama_kv_cache`` logs).  Multi-token-prediction layers (``--mtp``) cache like a full layer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from moeplan.deploy.engines import LLAMA_CPP_UBATCH, Engine
+from moeplan.errors import InputError
+from moeplan.formats.kv_formats import GGML_ONLY, KV_DTYPES
+from moeplan.model.layers import Layer, layers, make_layer
+from moeplan.model.spec import ArchSpec
+from moeplan.records import Value
+
+
+def swa_ring_cells(window: int, context: int, ubatch: int = LLAMA_CPP_UBATCH) -> int:
+    """Cells llama.cpp keeps per sequence for a sliding-window layer: ``pad256(window + n_ubatch)``, at most
+    the context (``llama_kv_cache_iswa``; Ollama's gpt-oss-120b log: window 128 + ubatch 1024 -> 1280 cells)."""
+    return min(context, -(-(window + ubatch) // 256) * 256)
+
+
+@dataclass(frozen=True, repr=False, eq=False)
+class LayerCache(Value):
+    """The cache of one layer under one engine: elements per token, and a ring window if it does not grow."""
+
+    layer: int
+    elements: int
+    ring: int | None
+    """Window of a ring that stops growing (llama.cpp's sliding layers); None: grows with the context."""
+
+    def cells(self, context: int, ubatch: int) -> int:
+        """Tokens cached per sequence at ``context``."""
+        return context if self.ring is None else swa_ring_cells(self.ring, context, ubatch)
+
+
+def layer_caches(arch: ArchSpec, engine: Engine, mtp_layers: int = 0) -> list[tuple[Layer, LayerCache]]:
+    """Every layer's cache under ``engine`` (MTP layers after the last), in layer order."""
+    out = []
+    for layer in layers(arch):
+        window = layer.mixer.window if engine.window_cache == "ring" else None
+        out.append((layer, LayerCache(layer.index, layer.mixer.kv_elements_per_token, window)))
+    for j in range(mtp_layers):
+        layer = make_layer(arch, arch.num_layers + j)
+        out.append((layer, LayerCache(layer.index, layer.mixer.kv_elements_per_token, None)))
+    return out
+
+
+def check_kv_dtype(dtype: str, engine: Engine) -> None:
+    """llama.cpp's block types (q8_0, q4_0, ...) exist only in llama.cpp."""
+    if dtype in GGML_ONLY and engine.runs != "gguf":
+        raise InputError(f"KV format '{dtype}' is a llama.cpp format", "use --engine llama.cpp, or fp8/bf16")
+
+
+def _bytes(caches: Iterable[tuple[Layer, LayerCache]], dtype: str, context: int, ubatch: int) -> float:
+    return sum(c.elements * c.cells(context, ubatch) for _, c in caches) * KV_DTYPES[dtype]
+
+
+def kv_bytes_per_token(arch: ArchSpec, dtype: str, engine: Engine, mtp_layers: int = 0) -> float:
+    """KV bytes one more token of one sequence costs, the whole model (windowed rings excluded)."""
+    caches = layer_caches(arch, engine, mtp_layers)
+    return sum(c.elements for _, c in caches if c.ring is None) * KV_DTYPES[dtype]
+
+
+def kv_cache_bytes(
+    arch: ArchSpec,
+    context: int,
+    batch: int,
+    dtype: str,
+    engine: Engine,
+    mtp_layers: int = 0,
+    ubatch: int = LLAMA_CPP_UBATCH,
+) -> float:
+    """KV cache for ``batch`` sequences of ``context`` tokens, the whole model (no sharding).
+
+    Windowed layers under llama.cpp add a ring of :func:`swa_ring_cells` cells per sequence.
+    """
+    if context <= 0 or batch <= 0:
+        raise InputError("context and batch must be positive")
+    return _bytes(layer_caches(arch, engine, mtp_layers), dtype, context, ubatch) * batch

@@ -1,0 +1,215 @@
+"""Resolve a request into one :class:`Deployment`: every default moeplan has is decided here, and only here.
+
+In order: the model (catalogue, file or Hub), its weight format (the checkpoint's own unless ``--quant``), the
+GPU (catalogue entry with the user's figures), the engine (``--engine auto``: :func:`auto_engine`), a GGUF
+file type for a checkpoint llama.cpp would convert, the KV dtype (the engine's default for ``auto``), the
+checkpoint's real bytes per tensor class, the engine's speed factors with the GPU's calibration profile, the
+GEMM dtype, the GPU-hour price, and the layout: the one asked for, else the engine's default for the fewest
+GPUs of :data:`GPU_COUNTS` that hold the model.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from moeplan.deploy.cost import price_for
+from moeplan.deploy.deployment import GPU_COUNTS, Deployment, EstimateRequest, Layout, check_layout, default_layout
+from moeplan.deploy.engines import Efficiency, Engine, auto_engine, engine
+from moeplan.deploy.kv_cache import check_kv_dtype
+from moeplan.errors import InputError
+from moeplan.formats.kv_formats import kv_dtype
+from moeplan.formats.schemes import Scheme, gguf_equivalent, matmul_dtype, parse_scheme, weights_bytes_by_kind
+from moeplan.hardware.gpus import GpuSpec
+from moeplan.model.spec import ArchSpec, ModelSpec
+
+
+def validate_request(request: EstimateRequest) -> None:
+    """Options that make no sense on their own, refused with the option named."""
+    if request.context < 1:
+        raise InputError(f"--context must be at least 1 token, not {request.context}")
+    if request.batch < 1:
+        raise InputError(f"--batch must be at least 1, not {request.batch}")
+    if request.prompt is not None and not 1 <= request.prompt <= request.context:
+        raise InputError(f"--prompt must be between 1 and the context ({request.context:,}), not {request.prompt}")
+    if not 0 <= request.routing_skew <= 4:
+        raise InputError(f"--routing-skew must be between 0 (uniform) and 4, not {request.routing_skew}")
+    for name in ("price_usd_per_hour", "energy_usd_per_kwh"):
+        value = getattr(request, name)
+        if value is not None and not value >= 0:
+            raise InputError(f"--{name.split('_usd')[0].replace('_', '-')} must be zero or more, not {value}")
+    for name in ("num_gpus", "tp", "ep", "pp"):
+        value = getattr(request, name)
+        if value is not None and value < 1:
+            raise InputError(f"--{name.replace('_', '-')} must be at least 1, not {value}")
+    if request.ubatch is not None and request.ubatch < 1:
+        raise InputError(f"--ubatch must be at least 1, not {request.ubatch}")
+
+
+def request_gpu(request: EstimateRequest) -> GpuSpec | None:
+    """The requested accelerator (catalogue entry, with the user's figures), or None without one."""
+    from moeplan.hardware.gpus import custom_gpu, resolve_gpu
+
+    custom = (request.gpu_memory_gib, request.gpu_bandwidth_gb_s, request.gpu_tflops)
+    if request.gpu is None and all(v is None for v in custom):
+        return None
+    base = resolve_gpu(request.gpu, request.gpu_file) if request.gpu is not None else None
+    return custom_gpu(base, *custom) if any(v is not None for v in custom) else base
+
+
+def checkpoint_scale(spec: ModelSpec, scheme: Scheme) -> tuple[tuple[tuple[str, float], ...], int] | None:
+    """Per tensor class, a real checkpoint's bytes over what ``scheme`` predicts, and the bytes of its tensors
+    outside the language model that engines load (a vision tower); None without a checkpoint, or when the
+    weights would not be served as stored (``scheme`` is not the checkpoint's own format)."""
+    info = spec.checkpoint
+    if info is None:
+        return None
+    native = info.native_format or spec.native_quant or spec.weights_dtype
+    if parse_scheme(native, spec.native_quant, spec.weights_dtype).name != scheme.name:
+        return None
+    scale = tuple(
+        (kind, info.bytes_by_kind[kind] / want)
+        for kind, want in sorted(weights_bytes_by_kind(spec.arch, scheme).items())
+        if want and info.bytes_by_kind.get(kind)
+    )
+    return scale, info.bytes_by_kind.get("vision", 0) + info.bytes_by_kind.get("other", 0)
+
+
+def _checkpoint_bytes(
+    spec: ModelSpec, scheme: Scheme, mtp: bool
+) -> tuple[tuple[tuple[str, float], ...], int, tuple[str, ...]]:
+    """:func:`checkpoint_scale` for the memory model (MTP bytes too with ``--mtp``), and notes."""
+    info = spec.checkpoint
+    if info is None:
+        return (), 0, ()
+    from moeplan.model.params import count_params
+    from moeplan.sources.checkpoint import compare_with_spec
+
+    params = count_params(spec)
+    notes = [f"checkpoint: {info.source}, {info.tensor_count:,} tensors, {info.total_bytes:,} bytes"]
+    notes += compare_with_spec(info, params.breakdown, params.mtp, params.vision)
+    stored = checkpoint_scale(spec, scheme)
+    if stored is None:
+        return (), 0, (*notes, f"weights as {scheme.name} would store them, not the checkpoint's bytes")
+    scale, extra = stored
+    if mtp:
+        extra += info.bytes_by_kind.get("mtp", 0)
+    notes.append("weights memory: the checkpoint's own bytes per tensor class")
+    return scale, extra, tuple(notes)
+
+
+def efficiency_for(eng: Engine, gpu: GpuSpec | None, request: EstimateRequest) -> tuple[Efficiency, str]:
+    """The engine's speed factors for ``gpu``, replaced by its calibration profile where one applies, and a note."""
+    base = eng.speed
+    if gpu is None:
+        return base, ""
+    default = f"efficiency: {base.source.split(';')[0]} (no calibration for {gpu.id})"
+    if not request.use_calibration:
+        return base, default
+    from moeplan.cache import profile_path
+
+    if request.calibration is None and not profile_path(gpu.id).is_file():
+        return base, default  # no profile: the profile module (and its pydantic models) is not needed
+    from moeplan.hardware.profiles import measured_for
+
+    measured, refused = measured_for(gpu, request.calibration)
+    if measured is None:
+        return base, refused or default
+    eff = base.calibrated_with(measured.bandwidth_efficiency, measured.compute_efficiency, measured.label)
+    return eff, measured.note
+
+
+def layout_for(arch: ArchSpec, request: EstimateRequest, eng: Engine, num_gpus: int) -> Layout:
+    """The asked layout, completed for ``num_gpus``, or the engine's default; checked."""
+    if request.tp is None and request.pp is None:
+        par = default_layout(arch, num_gpus, eng)
+        layout = Layout(par.tp, request.ep or 1, par.pp)
+    else:
+        tp = request.tp or max(1, num_gpus // (request.pp or 1))
+        pp = request.pp or max(1, num_gpus // tp)
+        if tp * pp != num_gpus:
+            raise InputError(f"--tp {tp} x --pp {pp} = {tp * pp} GPUs, but --num-gpus is {num_gpus}")
+        layout = Layout(tp, request.ep or 1, pp)
+    check_layout(arch, layout)
+    return layout
+
+
+def explicit_gpus(request: EstimateRequest) -> int | None:
+    """The GPU count the request fixes (``--num-gpus``, or ``--tp`` x ``--pp``), or None to search."""
+    if request.num_gpus:
+        return request.num_gpus
+    return (request.tp or 1) * (request.pp or 1) if (request.tp or request.pp) else None
+
+
+def resolve(
+    request: EstimateRequest, *, spec: ModelSpec | None = None, gpu: GpuSpec | None = None, fewest: bool = True
+) -> Deployment:
+    """The deployment ``request`` describes, every default decided.
+
+    ``spec`` and ``gpu`` skip their lookup when a caller sweeping many deployments has them already; with
+    ``fewest`` False and the GPU count given, the fewest GPUs that fit are not searched (``min_gpus`` None).
+    """
+    if spec is None:
+        from moeplan.sources.catalog import resolve_model
+
+        spec = resolve_model(request.model)
+    validate_request(request)
+    arch = spec.arch
+    native = spec.native_quant or spec.weights_dtype
+    scheme = parse_scheme(request.quant or native, spec.native_quant, spec.weights_dtype)
+    gpu = gpu if gpu is not None else request_gpu(request)
+    eng = auto_engine(scheme, gpu) if request.engine.strip().lower() == "auto" else engine(request.engine)
+    notes: tuple[str, ...] = ()
+    if eng.runs == "gguf" and request.quant is None and scheme.gguf is None:
+        mix = gguf_equivalent(native)
+        scheme = parse_scheme(mix, spec.native_quant, spec.weights_dtype)
+        notes = (f"{eng.name} runs GGUF files: {native} weights are planned as the {mix} mix (--quant to choose)",)
+    if arch.max_context and request.context > arch.max_context:
+        notes += (
+            f"warning: {request.context:,} tokens exceed the model's trained context of {arch.max_context:,} "
+            "(max_position_embeddings); figures assume it runs anyway (RoPE scaling)",
+        )
+    requested_kv = request.kv_dtype.strip().lower()
+    kv = kv_dtype(eng.kv_default if requested_kv == "auto" else requested_kv)
+    check_kv_dtype(kv, eng)
+    scale, extra, file_notes = _checkpoint_bytes(spec, scheme, request.mtp)
+    eff, cal_note = efficiency_for(eng, gpu, request)
+    base = Deployment(
+        request=request,
+        spec=spec,
+        scheme=scheme,
+        engine=eng,
+        gpu=gpu,
+        layout=Layout(),
+        kv_dtype=kv,
+        compute_dtype=matmul_dtype(scheme, gpu is not None and bool(gpu.dense_tflops("fp8"))),
+        efficiency=eff,
+        context=request.context,
+        batch=request.batch,
+        prompt=request.prompt_tokens(),
+        batched_tokens=request.ubatch or eng.batched_tokens,
+        flash_attention=request.flash_attention,
+        mtp_layers=arch.mtp_layers if request.mtp else 0,
+        routing_skew=request.routing_skew,
+        weights_scale=scale,
+        extra_weight_bytes=extra,
+        price=price_for(gpu, request.price_usd_per_hour, request.energy_usd_per_kwh),
+        notes=notes + file_notes,
+        calibration_note=cal_note,
+    )
+    explicit = explicit_gpus(request)
+    min_gpus = fewest_gpus(base) if gpu is not None and (fewest or explicit is None) else None
+    return replace(base, layout=layout_for(arch, request, eng, explicit or min_gpus or 1), min_gpus=min_gpus)
+
+
+def fewest_gpus(base: Deployment, counts: tuple[int, ...] = GPU_COUNTS) -> int | None:
+    """The fewest of ``counts`` GPUs on which ``base`` (its layout completed for each count) fits; None if none."""
+    from moeplan.deploy.evaluate import fits
+
+    for n in counts:
+        try:
+            layout = layout_for(base.spec.arch, base.request, base.engine, n)
+        except InputError:
+            continue
+        if fits(replace(base, layout=layout)):
+            return n
+    return None

@@ -1,0 +1,343 @@
+"""Results: the typed figures of an evaluated deployment, and their JSON (the public contract, docs/interface.md).
+
+Every rendering (rich tables, Markdown, CSV, ``--json``) reads these objects; nothing here computes a figure.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from moeplan.deploy.deployment import GPU_COUNTS, EstimateRequest
+from moeplan.deploy.offload import Host, Placement
+from moeplan.hardware.gpus import GpuSpec
+from moeplan.model.params import ParamCounts
+from moeplan.model.spec import ModelSpec
+from moeplan.records import Value, to_dict
+
+
+def _json(result: Any, optional: tuple[str, ...]) -> dict[str, Any]:
+    """``result``'s fields as JSON values, leaving out the ``optional`` ones that are None."""
+    return {k: v for k, v in asdict(result).items() if not (k in optional and v is None)}
+
+
+@dataclass(frozen=True, repr=False, eq=False)
+class MemoryResult(Value):
+    """Memory of the deployment (sums over GPUs) and of its largest GPU."""
+
+    scheme: str
+    kv_dtype: str
+    engine: str
+    weights_bytes: int
+    weights_by_kind: dict[str, int]
+    kv_bytes_per_token: int
+    kv_cache_bytes: int
+    activation_bytes: int
+    overhead_bytes: int
+    total_bytes: int
+    per_gpu_bytes: int
+    per_gpu_weights_bytes: int
+    per_gpu_weights_by_kind: dict[str, int]
+    per_gpu_kv_cache_bytes: int
+    per_gpu_activation_bytes: int
+    per_gpu_overhead_bytes: int
+    usable_bytes_per_gpu: int | None
+    formats_by_kind: dict[str, list[str]] = field(default_factory=dict)
+    """The storage formats each tensor class uses (llama.cpp mixes use several)."""
+    ram_bytes: int | None = None
+    """Expert offload: system RAM the placement uses (None: nothing in RAM)."""
+    usable_ram_bytes: int | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return _json(self, ("ram_bytes", "usable_ram_bytes"))
+
+
+@dataclass(frozen=True, repr=False, eq=False)
+class FitResult(Value):
+    """Whether and how the model fits the chosen GPUs."""
+
+    gpu: str
+    gpu_name: str
+    fits: bool
+    num_gpus: int
+    min_gpus: int | None
+    tp: int
+    ep: int
+    pp: int
+    headroom_bytes: int
+    max_context: int
+    max_batch: int
+    max_context_limit: str = "memory"
+    """What stops ``max_context``: ``memory``, ``model`` (its trained context) or ``search``
+    (:data:`CONTEXT_SEARCH_LIMIT`, for a model that states none)."""
+    ram_headroom_bytes: int | None = None
+    """Expert offload: RAM left over."""
+    shortfall: tuple[str, ...] | None = None
+    """Expert offload: what is short, by how much, when nothing fits."""
+
+    def to_json(self) -> dict[str, Any]:
+        return _json(self, ("ram_headroom_bytes", "shortfall"))
+
+    @property
+    def fewest(self) -> str:
+        """``fewest that fit: 4``, or that none of the counts tried does."""
+        if self.min_gpus:
+            return f"fewest that fit: {self.min_gpus}"
+        return f"does not fit on up to {max(GPU_COUNTS)} of them"
+
+
+@dataclass(frozen=True, repr=False, eq=False)
+class FlopsResult(Value):
+    """FLOPs per token (see :mod:`moeplan.model.flops`)."""
+
+    prefill_per_token: float
+    decode_per_token: float
+    decode_by_kind: dict[str, float]
+    prefill_by_kind: dict[str, float]
+
+
+@dataclass(frozen=True, repr=False, eq=False)
+class BatchRow(Value):
+    """Decode speed at one batch size (expected scenario)."""
+
+    batch: int
+    tokens_per_s: float
+    throughput_tokens_per_s: float
+    bound: str
+    fits: bool
+
+
+@dataclass(frozen=True, repr=False, eq=False)
+class PerformanceResult(Value):
+    """Speed of the deployment: the expected figure and a (low, high) band."""
+
+    decode_tokens_per_s: float
+    decode_tokens_per_s_range: tuple[float, float]
+    throughput_tokens_per_s: float
+    throughput_tokens_per_s_range: tuple[float, float]
+    prefill_tokens_per_s: float
+    prefill_tokens_per_s_range: tuple[float, float]
+    time_to_first_token_s: float
+    time_to_first_token_s_range: tuple[float, float]
+    prompt_tokens: int
+    bound: str
+    bytes_read_per_step_per_gpu: float
+    step_seconds: dict[str, float]
+    distinct_experts_per_layer: float | None
+    compute_dtype: str
+    efficiency_source: str
+    calibration: str | None
+    by_batch: list[BatchRow]
+
+
+@dataclass(frozen=True, repr=False, eq=False)
+class CostResult(Value):
+    """Money: per hour, per million tokens, to buy."""
+
+    usd_per_hour: float | None
+    usd_per_million_output_tokens: float | None
+    usd_per_million_input_tokens: float | None
+    purchase_usd: float | None
+    energy_usd_per_hour: float | None
+    price_source: str | None
+
+
+@dataclass(frozen=True, repr=False, eq=False)
+class EstimateResult(Value):
+    """One deployment's figures; ``to_json`` gives the public JSON contract."""
+
+    spec: ModelSpec
+    params: ParamCounts
+    request: EstimateRequest
+    memory: MemoryResult
+    fit: FitResult | None = None
+    flops: FlopsResult | None = None
+    memory_by_context: list[tuple[int, int]] = field(default_factory=list)
+    """(context, bytes on the largest GPU) at the request's batch, for contexts up to the model's maximum."""
+    performance: PerformanceResult | None = None
+    cost: CostResult | None = None
+    assumptions: tuple[str, ...] = ()
+
+    def performance_json(self) -> dict[str, Any] | None:
+        return asdict(self.performance) if self.performance else None
+
+    def to_json(self) -> dict[str, Any]:
+        spec, p = self.spec, self.params
+        breakdown: dict[str, int] = {k: v for k, v in p.breakdown.items()}
+        if p.mtp:
+            breakdown["mtp"] = p.mtp
+        if p.vision:
+            breakdown["vision"] = p.vision
+        arch = spec.arch
+        return {
+            "model": {
+                "id": spec.id,
+                "name": spec.name,
+                "architecture": spec.architecture,
+                "hf_id": spec.hf_id,
+                "origin": spec.origin,
+                "moe": arch.moe is not None,
+                "num_experts": arch.moe.num_experts if arch.moe else 0,
+                "top_k": arch.moe.top_k if arch.moe else 0,
+            },
+            "params": {
+                "total": p.total,
+                "active": p.active,
+                "active_share": p.active_share,
+                "embedding": p.embedding,
+                "lm_head": p.lm_head,
+                "breakdown": breakdown,
+                "active_breakdown": dict(p.active_breakdown),
+                "outside_total": [k for k in ("mtp", "vision") if k in breakdown],
+            },
+            "request": {
+                "context": self.request.context,
+                "batch": self.request.batch,
+                "engine": self.memory.engine,
+                "quant": self.memory.scheme,
+                "kv_dtype": self.memory.kv_dtype,
+            },
+            "memory": self.memory.to_json(),
+            "fit": self.fit.to_json() if self.fit else None,
+            "memory_by_context": [{"context": c, "per_gpu_bytes": b} for c, b in self.memory_by_context],
+            "checkpoint": to_dict(spec.checkpoint) if spec.checkpoint else None,
+            "flops": asdict(self.flops) if self.flops else None,
+            "performance": self.performance_json(),
+            "cost": asdict(self.cost) if self.cost else None,
+            "assumptions": list(self.assumptions),
+        }
+
+
+@dataclass(frozen=True, repr=False, eq=False)
+class OffloadPerformance(Value):
+    """Speed of a placement with experts in RAM: the band, prefill and how the step splits."""
+
+    decode_tokens_per_s: float
+    decode_tokens_per_s_range: tuple[float, float]
+    throughput_tokens_per_s: float
+    prefill_tokens_per_s: float
+    time_to_first_token_s: float
+    prefill_path: str
+    step_seconds: dict[str, float]
+
+
+@dataclass(frozen=True, repr=False, eq=False)
+class TradeoffRow(Value):
+    """The best placement at one context."""
+
+    context: int
+    experts_on_cpu_layers: int
+    fits: bool
+    decode_tokens_per_s: float | None
+    vram_bytes_per_gpu: int
+    ram_bytes: int
+
+
+@dataclass(frozen=True, kw_only=True, repr=False, eq=False)
+class OffloadResult(EstimateResult):
+    """An estimate whose memory, fit, speed and cost are those of the chosen expert placement."""
+
+    host: Host
+    quant: str
+    chosen: Placement
+    tried: tuple[Placement, ...]
+    tradeoff: tuple[TradeoffRow, ...]
+    commands: dict[str, str]
+    requested: str
+    """``auto`` or the layer count asked for."""
+    offload_performance: OffloadPerformance
+
+    @property
+    def fits(self) -> bool:
+        return self.chosen.fits
+
+    def performance_json(self) -> dict[str, Any] | None:
+        return asdict(self.offload_performance)
+
+    def to_json(self) -> dict[str, Any]:
+        p, host = self.chosen, self.host
+        return {
+            **super().to_json(),
+            "placement": {
+                "engine": self.memory.engine,
+                "quant": self.quant,
+                "requested": self.requested,
+                "experts_on_cpu_layers": p.cpu_layers,
+                "cpu_moe_layers": p.cpu_moe_layers,
+                "gpu_weights_bytes": round(p.gpu_weights_bytes),
+                "cpu_expert_bytes": round(p.cpu_expert_bytes),
+                "vram_bytes_per_gpu": round(p.vram_bytes_per_gpu),
+                "vram_capacity_bytes": round(p.vram_capacity_bytes),
+                "ram_bytes": round(p.ram_bytes),
+                "ram_capacity_bytes": round(p.ram_capacity_bytes),
+                "fits": p.fits,
+                "host": {
+                    "cpu": host.cpu.id,
+                    "ram_gib": host.ram_gib,
+                    "ram_bandwidth_gb_s": host.cpu.bandwidth_gb_s,
+                    "pcie": host.pcie,
+                },
+            },
+            "tradeoff": [asdict(row) for row in self.tradeoff],
+            "commands": self.commands,
+        }
+
+
+Mark = str
+"""``cheapest`` (lowest $ per million output tokens) or ``fastest`` (highest decode tokens/s per sequence)."""
+
+
+@dataclass(frozen=True, repr=False, eq=False)
+class Candidate(Value):
+    """One configuration of ``recommend`` that fits, with the marks the plan gave it."""
+
+    gpu: GpuSpec
+    num_gpus: int
+    quant: str
+    engine: str
+    tp: int
+    pp: int
+    per_gpu_bytes: float
+    usable_bytes: float
+    tokens_per_s: float
+    tokens_per_s_range: tuple[float, float]
+    throughput_tokens_per_s: float
+    usd_per_hour: float | None
+    usd_per_million_output_tokens: float | None
+    purchase_usd: float | None
+    ram_gib: float | None = None
+    """Hybrid boxes: system RAM holding the experts of ``experts_on_cpu_layers`` layers."""
+    host: str | None = None
+    experts_on_cpu_layers: int | None = None
+    marks: tuple[Mark, ...] = ()
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "gpu": self.gpu.id,
+            "gpu_name": self.gpu.name,
+            "num_gpus": self.num_gpus,
+            "quant": self.quant,
+            "engine": self.engine,
+            "fit": {
+                "fits": True,
+                "num_gpus": self.num_gpus,
+                "tp": self.tp,
+                "pp": self.pp,
+                "per_gpu_bytes": round(self.per_gpu_bytes),
+                "usable_bytes_per_gpu": round(self.usable_bytes),
+            },
+            "performance": {
+                "decode_tokens_per_s": self.tokens_per_s,
+                "decode_tokens_per_s_range": list(self.tokens_per_s_range),
+                "throughput_tokens_per_s": self.throughput_tokens_per_s,
+            },
+            "cost": {
+                "usd_per_hour": self.usd_per_hour,
+                "usd_per_million_output_tokens": self.usd_per_million_output_tokens,
+                "purchase_usd": self.purchase_usd,
+            },
+            "hybrid": None
+            if self.ram_gib is None
+            else {"ram_gib": self.ram_gib, "host": self.host, "experts_on_cpu_layers": self.experts_on_cpu_layers},
+            "marks": list(self.marks),
+        }

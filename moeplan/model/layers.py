@@ -1,0 +1,285 @@
+"""The layer list: one entry per decoder layer, with its token mixer and its feed-forward block.
+
+Everything moeplan counts per layer is a method of these entries, and every model-wide figure is a sum over
+:func:`layers`: the tensors (hence parameters and weight bytes), the cache one token keeps (KV), the state one
+sequence keeps whatever its length (recurrent mixers; none of today's kinds has one), the tokens attention
+reads and the FLOPs it spends on them, and the kernels one step runs.
+
+Mixers (``h`` hidden size, ``n_h``/``n_kv`` query/KV heads of width ``d``, values ``d_v``):
+
+* :class:`Attention` (MHA, GQA, MQA) over the full context (``F``), a sliding window (``S``) or chunks
+  (``C``).  Cache per token: ``n_kv x (d + d_v)`` elements; Mixtral 8x7B: 8 x (128 + 128) = 2,048 per layer.
+* :class:`LatentAttention` (MLA, DeepSeek-V2/V3, Kimi K2): the cache keeps the compressed latent and the
+  shared rotary key, ``kv_lora_rank + qk_rope_head_dim`` elements; DeepSeek-V3: 512 + 64 = 576 per layer.
+
+Feed-forward blocks: :class:`DenseMlp` (gated ``3hI`` or plain ``2hI``) and :class:`MoeBlock` (router ``E x h``,
+``E`` routed experts, shared experts, a residual dense MLP beside them for Arctic).
+
+A new kind of layer is a new subclass here with its tensors, cache, FLOPs and kernels; the sums pick it up.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+from typing import Literal
+
+from moeplan.model.spec import ArchSpec, AttentionSpec, MlpSpec, MoeSpec
+from moeplan.model.tensors import Tensor, attention_tensors, gqa_tensors, mla_tensors, mlp_tensors
+from moeplan.records import Value
+
+Mode = Literal["decode", "prefill"]
+Span = Literal["F", "S", "C"]
+
+
+@dataclass(frozen=True, repr=False, eq=False)
+class Mixer(Value):
+    """The token mixer of one layer: attention of some span, or (later) a recurrent mixer."""
+
+    spec: AttentionSpec
+    span: Span
+    """``F`` full context, ``S`` sliding window, ``C`` chunks of ``spec.window_tokens``."""
+
+    def tensors(self, h: int, layer: int) -> list[Tensor]:
+        raise NotImplementedError
+
+    @property
+    def kv_elements_per_token(self) -> int:
+        """Cache elements one token keeps in this layer (the whole width, before any sharding)."""
+        raise NotImplementedError
+
+    @property
+    def state_elements_per_sequence(self) -> int:
+        """Elements one sequence keeps whatever its length (recurrent state); none for attention."""
+        return 0
+
+    @property
+    def kernels(self) -> int:
+        raise NotImplementedError
+
+    def kv_share(self, tp: int) -> float:
+        """The share of this layer's cache one tensor-parallel rank keeps."""
+        raise NotImplementedError
+
+    def score_flops_per_attended(self, mode: Mode) -> int:
+        """FLOPs of QK^T and AV for one query against one attended token."""
+        raise NotImplementedError
+
+    @property
+    def window(self) -> int | None:
+        """Tokens a sliding or chunked layer attends to at most; None for full attention."""
+        return None if self.span == "F" else self.spec.window_tokens
+
+    def attended(self, context: int, mode: Mode) -> float:
+        """Tokens one query attends to: decode at ``context`` cached tokens, or the mean over a ``context``-token
+        prompt.  Full layers: ``c`` (decode), ``(P + 1) / 2`` (prefill); sliding layers cap each position at the
+        window ``w``; chunked layers attend within their chunk.  Llama 4 Scout, chunk 8,192, prefill of 16,384
+        tokens: 4,096.5 per query."""
+        w = self.window
+        if mode == "decode":
+            return float(context if w is None else min(context, w))
+        p = context
+        if w is None:
+            return (p + 1) / 2
+        if self.span == "S":  # mean over positions i of min(i, w)
+            if p <= w:
+                return (p + 1) / 2
+            return (w * (w + 1) / 2 + (p - w) * w) / p
+        full, rest = divmod(p, w)  # chunked: position inside the chunk
+        return (full * w * (w + 1) / 2 + rest * (rest + 1) / 2) / p
+
+
+@dataclass(frozen=True, repr=False, eq=False)
+class Attention(Mixer):
+    """MHA, GQA or MQA: ``n_kv x (d + d_v)`` cache elements per token, split over TP ranks down to one head."""
+
+    def tensors(self, h: int, layer: int) -> list[Tensor]:
+        return gqa_tensors(self.spec, h, layer) + attention_tensors(self.spec, h, layer)
+
+    @property
+    def kv_elements_per_token(self) -> int:
+        att = self.spec
+        return att.num_kv_heads * (att.head_dim + att.value_dim)
+
+    @property
+    def kernels(self) -> int:
+        """norm, q/k/v, rope, attention, output, residual = 8 (+2 with q/k norms)."""
+        return 8 + (2 if self.spec.qk_norm != "none" else 0)
+
+    def kv_share(self, tp: int) -> float:
+        n_kv = self.spec.num_kv_heads
+        return max(1, n_kv // tp) / n_kv
+
+    def score_flops_per_attended(self, mode: Mode) -> int:
+        """``2 x n_h x (d + d_v)``; Llama-3.1-8B: 2 x 32 x 256 = 16,384."""
+        att = self.spec
+        return 2 * att.num_heads * (att.head_dim + att.value_dim)
+
+
+@dataclass(frozen=True, repr=False, eq=False)
+class LatentAttention(Mixer):
+    """Multi-head latent attention: the latent and rotary key are cached whole on every TP rank."""
+
+    def tensors(self, h: int, layer: int) -> list[Tensor]:
+        return mla_tensors(self.spec, h, layer) + attention_tensors(self.spec, h, layer)
+
+    @property
+    def kv_elements_per_token(self) -> int:
+        m = self.spec.mla
+        assert m is not None
+        return m.kv_lora_rank + m.qk_rope_head_dim
+
+    @property
+    def kernels(self) -> int:
+        """norm, q_a, q_norm, q_b, kv_a, kv_norm, rope, the absorbed k_b and v_b with their copies, attention,
+        output, residual = 20."""
+        return 20
+
+    def kv_share(self, tp: int) -> float:
+        return 1.0
+
+    def score_flops_per_attended(self, mode: Mode) -> int:
+        """Decode runs the absorbed form against the latent, ``2 x n_h x (2 r_kv + d_rope)``; prefill the
+        expanded form, ``2 x n_h x (d_nope + d_rope + d_v)``.  DeepSeek-V3 decode: 2 x 128 x 1,088 = 278,528."""
+        m, n_h = self.spec.mla, self.spec.num_heads
+        assert m is not None
+        if mode == "decode":
+            return 2 * n_h * (2 * m.kv_lora_rank + m.qk_rope_head_dim)
+        return 2 * n_h * (m.qk_nope_head_dim + m.qk_rope_head_dim + m.v_head_dim)
+
+
+@dataclass(frozen=True, repr=False, eq=False)
+class FeedForward(Value):
+    """The feed-forward block of one layer."""
+
+    def tensors(self, h: int, layer: int) -> list[Tensor]:
+        raise NotImplementedError
+
+    @property
+    def kernels(self) -> int:
+        raise NotImplementedError
+
+    @property
+    def is_moe(self) -> bool:
+        return False
+
+
+@dataclass(frozen=True, repr=False, eq=False)
+class DenseMlp(FeedForward):
+    """A dense MLP: gated ``3hI`` or plain ``2hI`` elements (+ biases)."""
+
+    mlp: MlpSpec
+
+    def tensors(self, h: int, layer: int) -> list[Tensor]:
+        return mlp_tensors("dense_mlp", "", h, self.mlp, layer)
+
+    @property
+    def kernels(self) -> int:
+        """norm, gate-up, activation, down, residual = 5."""
+        return 5
+
+
+@dataclass(frozen=True, repr=False, eq=False)
+class MoeBlock(FeedForward):
+    """Router, ``E`` routed experts (one tensor entry of ``count = E``), shared experts, a residual MLP."""
+
+    moe: MoeSpec
+
+    @property
+    def is_moe(self) -> bool:
+        return True
+
+    @property
+    def expert(self) -> MlpSpec:
+        moe = self.moe
+        return MlpSpec(intermediate_size=moe.expert_intermediate_size, gated=moe.gated, bias=moe.expert_bias)
+
+    def tensors(self, h: int, layer: int) -> list[Tensor]:
+        moe = self.moe
+        e = moe.num_experts
+        out = [Tensor("router", "ffn_gate_inp", (e, h), layer)]
+        if moe.router_bias:
+            out.append(Tensor("router", "ffn_gate_inp.bias", (e,), layer))
+        out += mlp_tensors("routed_experts", "_exps", h, self.expert, layer, count=e)
+        if moe.shared_intermediate_size is not None:
+            shared = MlpSpec(intermediate_size=moe.shared_intermediate_size, gated=moe.gated, bias=moe.shared_bias)
+            out += mlp_tensors("shared_experts", "_shexp", h, shared, layer)
+            if moe.shared_expert_gate:
+                out.append(Tensor("shared_experts", "ffn_gate_inp_shexp", (1, h), layer))
+        if moe.residual_mlp is not None:
+            out += mlp_tensors("dense_mlp", "", h, moe.residual_mlp, layer)
+        return out
+
+    @property
+    def kernels(self) -> int:
+        """norm, router, softmax, top-k, sort, gather, gate-up, activation, down, weighted combine, residual = 11;
+        shared experts +4, a residual MLP +5."""
+        moe = self.moe
+        return 11 + (4 if moe.shared_intermediate_size else 0) + (5 if moe.residual_mlp else 0)
+
+
+@dataclass(frozen=True, repr=False, eq=False)
+class Layer(Value):
+    """Decoder layer ``index``: its norms, mixer and feed-forward block."""
+
+    index: int
+    mixer: Mixer
+    ffn: FeedForward
+    norms: int
+    norm_width: int
+    """Elements of one hidden-size norm: ``h``, or ``2h`` with a bias."""
+
+    def tensors(self, h: int) -> list[Tensor]:
+        i = self.index
+        out = [Tensor("norm", "layer_norm", (self.norm_width,), i, self.norms)] if self.norms else []
+        return out + self.mixer.tensors(h, i) + self.ffn.tensors(h, i)
+
+    @property
+    def kernels(self) -> int:
+        """Kernels one step runs in this layer (an engine's graph, fused where engines fuse)."""
+        return self.mixer.kernels + self.ffn.kernels
+
+    @property
+    def is_moe(self) -> bool:
+        return self.ffn.is_moe
+
+
+def make_layer(arch: ArchSpec, index: int) -> Layer:
+    """Layer ``index`` of ``arch`` (an index past the last builds the layer an MTP module repeats)."""
+    att = arch.attention
+    span = att.layer_kind(index)
+    mixer: Mixer = LatentAttention(att, span) if att.mla is not None else Attention(att, span)
+    ffn: FeedForward
+    if arch.moe is not None and arch.is_moe_layer(index):
+        ffn = MoeBlock(arch.moe)
+    else:
+        assert arch.mlp is not None
+        ffn = DenseMlp(arch.mlp)
+    width = arch.hidden_size * (2 if arch.norm_bias else 1)
+    return Layer(index, mixer, ffn, arch.norms_per_layer, width)
+
+
+@functools.lru_cache(maxsize=256)
+def layers(arch: ArchSpec) -> tuple[Layer, ...]:
+    """One entry per decoder layer."""
+    return tuple(make_layer(arch, i) for i in range(arch.num_layers))
+
+
+@functools.lru_cache(maxsize=256)
+def model_tensors(arch: ArchSpec) -> tuple[Tensor, ...]:
+    """Every tensor of the language model (no MTP layers, no vision tower), in checkpoint order."""
+    h, v = arch.hidden_size, arch.vocab_size
+    out = [Tensor("embedding", "token_embd", (v, h))]
+    for layer in layers(arch):
+        out += layer.tensors(h)
+    out.append(Tensor("norm", "output_norm", (2 * h,) if arch.norm_bias else (h,)))
+    if not arch.tie_embeddings:
+        out.append(Tensor("lm_head", "output", (v, h)))
+        if arch.lm_head_bias:
+            out.append(Tensor("lm_head", "output.bias", (v,)))
+    return tuple(out)
+
+
+def layer_tensors(arch: ArchSpec, index: int) -> list[Tensor]:
+    """Every tensor of decoder layer ``index``."""
+    return layers(arch)[index].tensors(arch.hidden_size)

@@ -1,0 +1,86 @@
+"""Number formats and text bars shared by the renderings (plain functions: no rich, no result types)."""
+
+from __future__ import annotations
+
+KIND_LABELS = {
+    "attention": "attention",
+    "routed_experts": "routed experts",
+    "shared_experts": "shared experts",
+    "dense_mlp": "dense MLP",
+    "router": "router",
+    "embedding": "embedding",
+    "lm_head": "output head",
+    "norm": "norms",
+    "other": "other",
+}
+
+
+def fmt_count(n: int) -> str:
+    """46702792704 -> '46.70B'; 882874368 -> '882.9M'."""
+    if n >= 10**9:
+        return f"{n / 1e9:,.2f}B"
+    if n >= 10**6:
+        return f"{n / 1e6:,.1f}M"
+    if n >= 10**3:
+        return f"{n / 1e3:,.1f}K"
+    return str(n)
+
+
+def fmt_rate(x: float) -> str:
+    """Tokens per second with sensible precision."""
+    return f"{x:,.0f}" if x >= 100 else f"{x:,.1f}" if x >= 10 else f"{x:,.2f}"
+
+
+def fmt_usd(x: float | None) -> str:
+    """$27,500; $499; $2.49; $0.0349."""
+    if x is None:
+        return "n/a"
+    return f"${x:,.0f}" if x >= 100 else f"${x:,.2f}" if x >= 0.1 else f"${x:,.4f}"
+
+
+def fmt_gib(n: float) -> str:
+    """Bytes -> GiB with two decimals."""
+    return f"{n / 1024**3:,.2f} GiB"
+
+
+def stacked_bar(parts: list[tuple[str, float, str]], capacity: float, width: int = 50) -> str:
+    """A stacked bar of ``parts`` (label, bytes, colour) against ``capacity``."""
+    total = sum(p[1] for p in parts)
+    scale = width / max(capacity, total, 1.0)
+    out = ""
+    for _, value, colour in parts:
+        n = round(value * scale)
+        out += f"[{colour}]" + "█" * n + f"[/{colour}]"
+    used = sum(round(p[1] * scale) for p in parts)
+    if capacity > total:
+        out += "[dim]" + "░" * max(0, round(capacity * scale) - used) + "[/dim]"
+    return out
+
+
+def hbar(value: float, top: float, width: int = 40) -> str:
+    n = 0 if top <= 0 else round(width * min(value, top) / top)
+    return "█" * n + "░" * (width - n)
+
+
+def fmt_value(value: float | None, unit: str) -> str:
+    if value is None:
+        return "n/a"
+    if unit == "count":
+        return fmt_count(int(value)) if value >= 1000 else f"{value:g}"
+    if unit == "bytes":
+        return fmt_gib(value)
+    if unit == "kib":
+        return f"{value / 1024:,.1f} KiB"
+    if unit == "ratio":
+        return f"{value:.3f}"
+    if unit == "bool":
+        return "yes" if value else "no"
+    if unit == "flops":
+        return f"{value / 1e9:,.1f} G"
+    if unit == "rate":
+        return fmt_rate(value)
+    if unit == "s":
+        return f"{value:,.2f} s"
+    if unit == "usd":
+        return fmt_usd(value)
+    return f"{value:g}"

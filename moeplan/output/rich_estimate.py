@@ -1,0 +1,316 @@
+"""``estimate`` as rich text: the verdict, parameters, memory with its bars and plot, speed, ``--explain``.
+
+Computes nothing: every figure comes from the :class:`EstimateResult`.
+"""
+
+from __future__ import annotations
+
+from rich.console import Console
+from rich.table import Table
+
+from moeplan.deploy.deployment import CONTEXT_SEARCH_LIMIT
+from moeplan.deploy.results import EstimateResult
+from moeplan.output.formatting import KIND_LABELS, fmt_count, fmt_gib, fmt_rate, fmt_usd, hbar, stacked_bar
+
+
+def print_estimate(console: Console, result: EstimateResult) -> None:
+    spec, p = result.spec, result.params
+    arch = spec.arch
+    kind = (
+        f"MoE, {arch.moe.num_experts} experts, top-{arch.moe.top_k}"
+        + (f", {arch.moe.num_shared_experts} shared" if arch.moe.num_shared_experts else "")
+        if arch.moe
+        else "dense"
+    )
+    asked = result.request.model
+    alias = (
+        f"  [dim]('{asked}' is an alias)[/dim]"
+        if asked.lower() not in (spec.id, spec.origin) and spec.origin == "catalogue"
+        else ""
+    )
+    console.print(f"[bold]{spec.name}[/bold]  ({spec.architecture}, {kind}, {arch.num_layers} layers){alias}")
+    console.print(
+        f"[bold]{fmt_count(p.total)}[/bold] parameters, [bold]{fmt_count(p.active)}[/bold] active per token "
+        f"({p.active_share:.1%})"
+    )
+    _print_verdict(console, result)
+    for note in result.assumptions:
+        if note.startswith("warning:"):
+            console.print(f"[yellow]{note}[/yellow]")
+    table = Table(title="Parameters by kind", title_justify="left")
+    table.add_column("kind")
+    table.add_column("total", justify="right")
+    table.add_column("active", justify="right")
+    table.add_column("share of total", justify="right")
+    for key, value in p.breakdown.items():
+        if not value:
+            continue
+        table.add_row(KIND_LABELS[key], fmt_count(value), fmt_count(p.active_breakdown[key]), f"{value / p.total:.1%}")
+    table.add_section()
+    table.add_row(
+        "[bold]total[/bold]", f"[bold]{fmt_count(p.total)}[/bold]", f"[bold]{fmt_count(p.active)}[/bold]", "100.0%"
+    )
+    if p.mtp:
+        table.add_row("[dim]MTP layers (outside total)[/dim]", f"[dim]{fmt_count(p.mtp)}[/dim]", "", "")
+    if p.vision:
+        table.add_row("[dim]vision tower (outside total)[/dim]", f"[dim]{fmt_count(p.vision)}[/dim]", "", "")
+    console.print(table)
+    if spec.published:
+        pub = spec.published
+        active = f", {pub.active_b:g}B active" if pub.active_b else ""
+        if pub.active_b and pub.excludes:
+            active += f" (without the {' and '.join(KIND_LABELS[k] for k in pub.excludes)})"
+        console.print(f"[dim]published: {pub.total_b:g}B total{active} ({pub.source})[/dim]")
+    ck = spec.checkpoint
+    if ck is not None:
+        mix = ", ".join(f"{k} {v / max(1, sum(ck.dtypes.values())):.0%}" for k, v in sorted(ck.dtypes.items()))
+        console.print(
+            f"checkpoint: {ck.source}: {ck.tensor_count:,} tensors in {ck.files} file(s), "
+            f"{fmt_gib(ck.total_bytes)} ({mix})" + (f"; native format {ck.native_format}" if ck.native_format else "")
+        )
+        for note in result.assumptions:
+            if note.startswith(("the checkpoint", "weights memory: the checkpoint")):
+                console.print(f"[yellow]note:[/yellow] {note}")
+    _print_memory(console, result)
+    _print_speed(console, result)
+
+
+def speed_line(result: EstimateResult) -> str | None:
+    """'~53 tok/s per sequence (40-67), 53 tok/s in total, $x/M output tokens' or None without a GPU."""
+    perf, cost = result.performance, result.cost
+    if perf is None:
+        return None
+    lo, hi = perf.decode_tokens_per_s_range
+    out = f"~{fmt_rate(perf.decode_tokens_per_s)} tok/s per sequence ({fmt_rate(lo)}-{fmt_rate(hi)})"
+    if result.request.batch > 1:
+        out += f", {fmt_rate(perf.throughput_tokens_per_s)} tok/s in total"
+    if cost is not None and cost.usd_per_million_output_tokens is not None:
+        out += f", {fmt_usd(cost.usd_per_million_output_tokens)} per million output tokens"
+    return out
+
+
+def _print_speed(console: Console, result: EstimateResult) -> None:
+    perf, cost, flops = result.performance, result.cost, result.flops
+    if flops is not None:
+        console.print(
+            f"FLOPs per token: decode {flops.decode_per_token / 1e9:,.1f} G at {result.request.context:,} tokens "
+            f"(attention scores {flops.decode_by_kind.get('attention_scores', 0) / 1e9:,.1f} G), "
+            f"prefill {flops.prefill_per_token / 1e9:,.1f} G"
+        )
+    if perf is None:
+        console.print("[dim]speed and cost need a GPU: add --gpu (or --gpu-memory/--gpu-bandwidth)[/dim]")
+        return
+    table = Table(title="Speed (expected, with the low-high band)", title_justify="left")
+    table.add_column("figure")
+    table.add_column("expected", justify="right")
+    table.add_column("band", justify="right")
+    lo, hi = perf.decode_tokens_per_s_range
+    table.add_row("decode, tokens/s per sequence", fmt_rate(perf.decode_tokens_per_s), f"{fmt_rate(lo)}-{fmt_rate(hi)}")
+    lo, hi = perf.throughput_tokens_per_s_range
+    table.add_row(
+        f"decode, tokens/s all {result.request.batch} sequences",
+        fmt_rate(perf.throughput_tokens_per_s),
+        f"{fmt_rate(lo)}-{fmt_rate(hi)}",
+    )
+    lo, hi = perf.prefill_tokens_per_s_range
+    table.add_row("prefill, tokens/s", fmt_rate(perf.prefill_tokens_per_s), f"{fmt_rate(lo)}-{fmt_rate(hi)}")
+    lo, hi = perf.time_to_first_token_s_range
+    table.add_row(
+        f"time to first token ({perf.prompt_tokens:,}-token prompt)",
+        f"{perf.time_to_first_token_s:,.2f} s",
+        f"{lo:,.2f}-{hi:,.2f} s",
+    )
+    if cost is not None:
+        table.add_section()
+        table.add_row("cost per hour", fmt_usd(cost.usd_per_hour), "")
+        table.add_row("per million output tokens", fmt_usd(cost.usd_per_million_output_tokens), "")
+        table.add_row("per million input tokens", fmt_usd(cost.usd_per_million_input_tokens), "")
+        table.add_row("to buy the GPUs", fmt_usd(cost.purchase_usd), "")
+    console.print(table)
+    step = perf.step_seconds
+    console.print(
+        f"[dim]decode step {step['total'] * 1e3:,.2f} ms: memory {step['memory'] * 1e3:,.2f}, compute "
+        f"{step['compute'] * 1e3:,.2f}, fixed {step['fixed'] * 1e3:,.2f}, communication "
+        f"{step['communication'] * 1e3:,.2f} ms ({perf.bound}-bound); "
+        + (f"calibrated: {perf.calibration}" if perf.calibration else "engine defaults, not calibrated")
+        + "[/dim]"
+    )
+    if perf.by_batch:
+        bt = Table(title="Decode speed vs batch", title_justify="left")
+        for col in ("batch", "tok/s per sequence", "tok/s total", "", "bound", "fits"):
+            bt.add_column(col, justify="right" if col else "left")
+        top = max(r.throughput_tokens_per_s for r in perf.by_batch)
+        for row in perf.by_batch:
+            colour = "" if row.fits else "[dim]"
+            end = "" if row.fits else "[/dim]"
+            bt.add_row(
+                f"{colour}{row.batch}{end}",
+                f"{colour}{fmt_rate(row.tokens_per_s)}{end}",
+                f"{colour}{fmt_rate(row.throughput_tokens_per_s)}{end}",
+                hbar(row.throughput_tokens_per_s, top, 24),
+                f"{colour}{row.bound}{end}",
+                "yes" if row.fits else "[red]no[/red]",
+            )
+        console.print(bt)
+
+
+_LIMITS = {
+    "memory": "",
+    "model": " (the model's trained limit)",
+    "search": f" (moeplan searches up to {CONTEXT_SEARCH_LIMIT:,})",
+}
+
+
+def _print_verdict(console: Console, result: EstimateResult) -> None:
+    fit, mem = result.fit, result.memory
+    req = result.request
+    where = f"{req.context:,} tokens x {req.batch}, {mem.scheme} weights, {mem.kv_dtype} KV, {mem.engine}"
+    if fit is None:
+        console.print(f"Memory for {where}: [bold]{fmt_gib(mem.per_gpu_bytes)}[/bold] on one GPU (no --gpu given)")
+        return
+    gpus = f"{fit.num_gpus} x {fit.gpu_name}"
+    speed = speed_line(result)
+    if speed is not None:
+        where += f"; {speed}"
+    if fit.fits:
+        console.print(
+            f"[bold green]FITS[/bold green] on {gpus} ({where}): {fmt_gib(mem.per_gpu_bytes)} of "
+            f"{fmt_gib(mem.usable_bytes_per_gpu or 0)} per GPU, {fmt_gib(fit.headroom_bytes)} headroom; "
+            f"longest context at batch {req.batch}: {fit.max_context:,} tokens{_LIMITS[fit.max_context_limit]}"
+        )
+    else:
+        console.print(
+            f"[bold red]DOES NOT FIT[/bold red] on {gpus} ({where}): {fmt_gib(mem.per_gpu_bytes)} needed of "
+            f"{fmt_gib(mem.usable_bytes_per_gpu or 0)} per GPU, short by {fmt_gib(-fit.headroom_bytes)}; {fit.fewest}"
+        )
+
+
+def _print_memory(console: Console, result: EstimateResult) -> None:
+    mem, fit = result.memory, result.fit
+    table = Table(title="Memory per GPU (the largest)", title_justify="left")
+    table.add_column("part")
+    table.add_column("per GPU", justify="right")
+    table.add_column("model / all GPUs", justify="right")
+    for key, whole in mem.weights_by_kind.items():
+        if whole:
+            table.add_row(
+                f"weights: {KIND_LABELS.get(key, key)}",
+                fmt_gib(mem.per_gpu_weights_by_kind.get(key, 0)),
+                fmt_gib(whole),
+            )
+    table.add_row("KV cache", fmt_gib(mem.per_gpu_kv_cache_bytes), fmt_gib(mem.kv_cache_bytes))
+    table.add_row("activations", fmt_gib(mem.per_gpu_activation_bytes), fmt_gib(mem.activation_bytes))
+    table.add_row("overhead and engine reserve", fmt_gib(mem.per_gpu_overhead_bytes), fmt_gib(mem.overhead_bytes))
+    table.caption = "model / all GPUs: weights counted once; KV, activations and overhead summed over the GPUs"
+    table.add_section()
+    table.add_row("[bold]total[/bold]", f"[bold]{fmt_gib(mem.per_gpu_bytes)}[/bold]", fmt_gib(mem.total_bytes))
+    if mem.usable_bytes_per_gpu:
+        table.add_row("usable GPU memory", fmt_gib(mem.usable_bytes_per_gpu), "")
+    console.print(table)
+    console.print(f"KV cache: {mem.kv_bytes_per_token:,} bytes per token ({mem.kv_dtype}, {mem.engine})")
+    if mem.usable_bytes_per_gpu:
+        parts = [
+            ("weights", float(mem.per_gpu_weights_bytes), "blue"),
+            ("KV", float(mem.per_gpu_kv_cache_bytes), "magenta"),
+            ("activations", float(mem.per_gpu_activation_bytes), "yellow"),
+            ("overhead", float(mem.per_gpu_overhead_bytes), "white"),
+        ]
+        console.print(
+            stacked_bar(parts, float(mem.usable_bytes_per_gpu)) + "  [blue]weights[/blue] [magenta]KV[/magenta] "
+            "[yellow]activations[/yellow] overhead"
+        )
+    _plot_memory_vs_context(console, result)
+    if fit is not None:
+        layout = f"TP {fit.tp} x PP {fit.pp}" + (f", EP {fit.ep}" if fit.ep > 1 else "")
+        console.print(f"[dim]layout: {layout}; largest batch at this context: {fit.max_batch:,}[/dim]")
+
+
+def _plot_memory_vs_context(console: Console, result: EstimateResult) -> None:
+    """Per-GPU memory as the context grows, against the usable memory (a bar per context)."""
+    rows = result.memory_by_context
+    usable = result.memory.usable_bytes_per_gpu
+    if len(rows) < 2:
+        return
+    top = max(max(b for _, b in rows), usable or 0)
+    console.print(f"memory per GPU vs context (batch {result.request.batch})" + (", | = usable" if usable else ""))
+    width = max(9, *(len(f"{c:,}") for c, _ in rows))
+    for context, nbytes in rows:
+        bar = hbar(nbytes, top)
+        if usable:
+            mark = round(40 * usable / top)
+            bar = bar[:mark] + "|" + bar[mark + 1 :] if mark < 40 else bar + "|"
+        colour = "red" if usable and nbytes > usable else "green" if usable else "blue"
+        console.print(f"{context:>{width},} [{colour}]{bar}[/{colour}] {fmt_gib(nbytes)}")
+
+
+def print_explain(console: Console, result: EstimateResult) -> None:
+    """Each headline figure with its formula, inputs and sources (``--explain``)."""
+    spec, p, m, f = result.spec, result.params, result.memory, result.fit
+    arch = spec.arch
+    gib = 2**30
+    console.rule("how each figure is computed")
+    if arch.moe is not None:
+        moe = arch.moe
+        console.print(
+            f"[bold]active parameters[/bold] = total - (experts - top-k) x per-expert x MoE layers = "
+            f"{p.total:,} - ({moe.num_experts} - {moe.top_k}) x {p.per_expert:,} x {p.num_moe_layers} = {p.active:,}"
+        )
+    table = Table(title="weights = sum over tensors of the format's bytes (scales included)", title_justify="left")
+    for col in ("class", "parameters", "format(s)", "bytes", "bits per weight"):
+        table.add_column(col, justify="right" if col in ("parameters", "bytes", "bits per weight") else "left")
+    for kind, nbytes in m.weights_by_kind.items():
+        n = p.breakdown.get(kind, 0)  # type: ignore[call-overload]
+        bpw = f"{nbytes * 8 / n:.3f}" if n else "-"
+        table.add_row(KIND_LABELS.get(kind, kind), f"{n:,}", ", ".join(m.formats_by_kind.get(kind, [])),
+                      f"{nbytes:,}", bpw)  # fmt: skip
+    console.print(table)
+    att = arch.attention
+    if att.mla is not None:
+        per_layer = f"(kv_lora_rank {att.mla.kv_lora_rank} + rope {att.mla.qk_rope_head_dim}) elements"
+    else:
+        per_layer = f"{att.num_kv_heads} KV heads x ({att.head_dim} + {att.value_dim}) elements"
+    console.print(
+        f"[bold]KV cache per token[/bold] = layers x {per_layer} x {m.kv_dtype} bytes = {m.kv_bytes_per_token:,} B "
+        f"({m.engine} semantics); x {result.request.context:,} tokens x {result.request.batch} = "
+        f"{m.kv_cache_bytes / gib:,.2f} GiB"
+    )
+    console.print(
+        f"[bold]memory per GPU[/bold] = weights {m.per_gpu_weights_bytes / gib:,.2f} + KV "
+        f"{m.per_gpu_kv_cache_bytes / gib:,.2f} + activations {m.per_gpu_activation_bytes / gib:,.2f} + overhead "
+        f"{m.per_gpu_overhead_bytes / gib:,.2f} = {m.per_gpu_bytes / gib:,.2f} GiB"
+        + (f" against {m.usable_bytes_per_gpu / gib:,.2f} GiB usable" if m.usable_bytes_per_gpu else "")
+    )
+    if result.flops is not None:
+        fl = result.flops
+        scores = fl.decode_by_kind.get("attention_scores", 0)
+        console.print(
+            f"[bold]decode FLOPs per token[/bold] = 2 x matmul weights a token passes "
+            f"{(fl.decode_per_token - scores) / 1e9:,.2f} G + attention scores {scores / 1e9:,.2f} G"
+        )
+    perf = result.performance
+    if perf is not None and f is not None:
+        s = perf.step_seconds
+        console.print(
+            f"[bold]decode step[/bold] = max(bytes read {perf.bytes_read_per_step_per_gpu / gib:,.2f} GiB per GPU / "
+            f"bandwidth x efficiency = {s['memory'] * 1e3:,.2f} ms, FLOPs / compute = {s['compute'] * 1e3:,.2f} ms) + "
+            f"fixed {s['fixed'] * 1e3:,.2f} ms + communication {s['communication'] * 1e3:,.2f} ms = "
+            f"{s['total'] * 1e3:,.2f} ms -> {perf.decode_tokens_per_s:,.1f} tok/s"
+        )
+        if perf.distinct_experts_per_layer is not None and arch.moe is not None:
+            console.print(
+                f"  experts read per MoE layer at batch {result.request.batch}: E x (1 - (1 - k/E)^B) = "
+                f"{perf.distinct_experts_per_layer:,.2f} of {arch.moe.num_experts}"
+            )
+        console.print(f"  efficiency factors: {perf.efficiency_source}")
+    cost = result.cost
+    if cost is not None and cost.usd_per_hour is not None and perf is not None:
+        console.print(
+            f"[bold]cost per million output tokens[/bold] = ${cost.usd_per_hour:,.2f}/hour / "
+            f"({perf.throughput_tokens_per_s:,.1f} tok/s x 3600) x 1e6 = {fmt_usd(cost.usd_per_million_output_tokens)}"
+            f"; price: {cost.price_source}"
+        )
+    console.print("[bold]sources and assumptions[/bold]")
+    for line in result.assumptions:
+        console.print(f"  - {line}", soft_wrap=True)
+    if spec.published:
+        console.print(f"  - published figures: {spec.published.source}", soft_wrap=True)
