@@ -1,9 +1,7 @@
 """The typer app: parse, call one plan (:mod:`moeplan.plans`), render.  The only module that prints or exits."""
 
-import contextlib
 import os
 import sys
-from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -11,8 +9,46 @@ import typer
 # moeplan uses no pydantic plugins; not scanning the installed packages for them saves start-up time.
 os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
 
-from moeplan import __version__
-from moeplan.errors import InputError, MoeplanError
+from moeplan.cli_options import (
+    BatchOpt,
+    CalibrationOpt,
+    ContextOpt,
+    CpuOpt,
+    EnergyOpt,
+    EngineOpt,
+    EpOpt,
+    FormatOpt,
+    GpuBandwidthOpt,
+    GpuFileOpt,
+    GpuMemoryOpt,
+    GpuOpt,
+    GpuTflopsOpt,
+    JsonOpt,
+    KvOpt,
+    ModelArg,
+    MtpOpt,
+    MultiEngineOpt,
+    MultiGpuOpt,
+    MultiQuantOpt,
+    NoFaOpt,
+    NumGpusOpt,
+    OffloadOpt,
+    PcieOpt,
+    PpOpt,
+    PriceOpt,
+    PromptOpt,
+    QuantOpt,
+    RamBwOpt,
+    RamOpt,
+    SkewOpt,
+    TpOpt,
+    check_format,
+    emit,
+    handled_errors,
+    stdout_console,
+)
+from moeplan.errors import InputError
+from moeplan.version import __version__
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -26,74 +62,6 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     rich_markup_mode="rich",
 )
-
-JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output on stdout, and nothing else.")]
-FormatOpt = Annotated[
-    str, typer.Option("--format", help="table (default), markdown or csv, for reports and spreadsheets.")
-]
-
-
-def _check_format(fmt: str) -> None:
-    from moeplan.output.plain import FORMATS
-
-    if fmt not in FORMATS:
-        raise InputError(f"--format '{fmt}' is not one of {', '.join(FORMATS)}", "or use --json")
-
-
-def _plain(table: object, fmt: str) -> None:
-    from moeplan.output.plain import render_plain
-
-    typer.echo(render_plain(table, fmt), nl=False)  # type: ignore[arg-type]
-
-
-def _emit(
-    json_out: bool,
-    fmt: str,
-    as_json: Callable[[], object],
-    as_table: Callable[[], object] | None,
-    as_rich: "Callable[[Console], None]",
-) -> None:
-    """One result, three renderings: ``--json``, ``--format markdown|csv``, or rich tables."""
-    if json_out:
-        from moeplan.output.plain import to_json_text
-
-        typer.echo(to_json_text(as_json()))
-    elif fmt != "table" and as_table is not None:
-        _plain(as_table(), fmt)
-    else:
-        as_rich(_stdout())
-
-
-ModelArg = Annotated[
-    str,
-    typer.Argument(
-        help="A catalogue id or alias (mixtral-8x22b), a config.json, a model folder, a .gguf file, "
-        "hf:ORG/NAME[@REV], or a YAML spec.",
-        metavar="MODEL",
-        show_default=False,
-    ),
-]
-GpuOpt = Annotated[
-    str | None, typer.Option("--gpu", help="An accelerator from the catalogue (a100, h100, rtx-4090, mi300x, ...).")
-]
-
-
-def _stdout() -> "Console":
-    from rich.console import Console
-
-    return Console(highlight=False, soft_wrap=False, emoji=False)
-
-
-@contextlib.contextmanager
-def handled_errors() -> Iterator[None]:
-    """Turn a MoeplanError into one line on stderr and exit 1 (the traceback only with MOEPLAN_DEBUG=1)."""
-    try:
-        yield
-    except MoeplanError as e:
-        if os.environ.get("MOEPLAN_DEBUG") == "1":
-            raise
-        typer.echo(f"error: {e}", err=True)
-        raise typer.Exit(code=1) from None
 
 
 def _version(value: bool) -> None:
@@ -109,67 +77,6 @@ def _main(
     ] = False,
 ) -> None:
     """VRAM, speed and cost planner for Mixture-of-Experts language models."""
-
-
-GpuMemoryOpt = Annotated[
-    float | None, typer.Option("--gpu-memory", help="GPU memory in GiB, for an accelerator not in the catalogue.")
-]
-GpuBandwidthOpt = Annotated[float | None, typer.Option("--gpu-bandwidth", help="Memory bandwidth in GB/s.")]
-GpuTflopsOpt = Annotated[float | None, typer.Option("--gpu-tflops", help="Dense bf16 TFLOP/s.")]
-NumGpusOpt = Annotated[int | None, typer.Option("--num-gpus", help="How many GPUs; without it, the fewest that fit.")]
-TpOpt = Annotated[int | None, typer.Option("--tp", help="Tensor-parallel size.")]
-EpOpt = Annotated[int | None, typer.Option("--ep", help="Expert-parallel size (within the TP group).")]
-PpOpt = Annotated[int | None, typer.Option("--pp", help="Pipeline-parallel size.")]
-QuantOpt = Annotated[
-    str | None,
-    typer.Option(
-        "--quant",
-        help="Weight format (bf16, fp8, gptq-int4, awq-int4, nf4, mxfp4, nvfp4, Q4_K_M, ...) or per class: "
-        "experts=mxfp4,attention=bf16. Default: the checkpoint's own.",
-    ),
-]
-KvOpt = Annotated[
-    str, typer.Option("--kv-dtype", help="KV cache format: auto (bf16; f16 under llama.cpp), fp8, q8_0, q4_0, ...")
-]
-ContextOpt = Annotated[str, typer.Option("--context", help="Tokens per sequence (prompt + output): 4096, 32k, 1M.")]
-BatchOpt = Annotated[int, typer.Option("--batch", help="Concurrent sequences.")]
-EngineOpt = Annotated[
-    str,
-    typer.Option(
-        "--engine", help="vllm, sglang, llama.cpp, transformers, or auto (llama.cpp for GGUF and Apple/SoC, else vllm)."
-    ),
-]
-NoFaOpt = Annotated[
-    bool, typer.Option("--no-flash-attention", help="llama.cpp without flash attention (compute buffer grows).")
-]
-MtpOpt = Annotated[bool, typer.Option("--mtp", help="Serve with the multi-token-prediction layers (their KV too).")]
-OffloadOpt = Annotated[
-    str | None,
-    typer.Option("--offload-experts", help="auto or N: keep routed experts of the first N layers in RAM (llama.cpp)."),
-]
-RamOpt = Annotated[float | None, typer.Option("--ram", help="System RAM installed, GiB.")]
-CpuOpt = Annotated[
-    str | None, typer.Option("--cpu", help="Host CPU (`moeplan cpus`) or memory config such as ddr5-5600x2.")
-]
-RamBwOpt = Annotated[float | None, typer.Option("--ram-bandwidth", help="RAM bandwidth, GB/s (instead of --cpu).")]
-PcieOpt = Annotated[str, typer.Option("--pcie", help="PCIe generation of the GPU slot: gen3, gen4, gen5.")]
-PromptOpt = Annotated[
-    str | None,
-    typer.Option("--prompt", help="Prompt tokens for prefill and time to first token (default: context - 512)."),
-]
-SkewOpt = Annotated[
-    float, typer.Option("--routing-skew", help="Zipf exponent of expert popularity; 0 = uniform routing.")
-]
-PriceOpt = Annotated[float | None, typer.Option("--price", help="USD per GPU-hour, overriding the catalogue's.")]
-EnergyOpt = Annotated[
-    float | None, typer.Option("--energy-price", help="USD per kWh: adds GPUs x TDP to the hourly cost.")
-]
-GpuFileOpt = Annotated[
-    str | None, typer.Option("--gpu-file", help="YAML adding or overriding GPUs (default ~/.config/moeplan/gpus.yaml).")
-]
-CalibrationOpt = Annotated[
-    str | None, typer.Option("--calibration", help="Profile from `moeplan calibrate` (default: the stored one).")
-]
 
 
 @app.command()
@@ -232,7 +139,7 @@ def estimate(
         )  # fmt: skip
         return
     with handled_errors():
-        _check_format(fmt)
+        check_format(fmt)
         host = [
             name for name, v in (("--ram", ram), ("--cpu", cpu), ("--ram-bandwidth", ram_bandwidth)) if v is not None
         ]
@@ -276,12 +183,7 @@ def estimate(
         if explain:
             print_explain(console, result)
 
-    _emit(json_out, fmt, result.to_json, lambda: estimate_table(result), rich)
-
-
-MultiGpuOpt = Annotated[list[str] | None, typer.Option("--gpu", help="Accelerator; repeat for one per column.")]
-MultiQuantOpt = Annotated[list[str] | None, typer.Option("--quant", help="Weight format; repeat for one per column.")]
-MultiEngineOpt = Annotated[list[str] | None, typer.Option("--engine", help="Engine; repeat for one per column.")]
+    emit(json_out, fmt, result.to_json, lambda: estimate_table(result), rich)
 
 
 @app.command()
@@ -317,7 +219,7 @@ def compare(
     from moeplan.units import parse_tokens
 
     with handled_errors():
-        _check_format(fmt)
+        check_format(fmt)
         base = EstimateRequest(
             model=models[0],
             num_gpus=num_gpus,
@@ -336,13 +238,7 @@ def compare(
 
         print_compare(console, comparison)
 
-    _emit(
-        json_out,
-        fmt,
-        comparison.to_json,
-        lambda: compare_table(comparison),
-        rich,
-    )
+    emit(json_out, fmt, comparison.to_json, lambda: compare_table(comparison), rich)
 
 
 @app.command()
@@ -380,7 +276,7 @@ def recommend(
     from moeplan.units import parse_tokens
 
     with handled_errors():
-        _check_format(fmt)
+        check_format(fmt)
         if top < 1:
             raise InputError(f"--top must be at least 1, not {top}")
         spec, candidates = run_recommend(
@@ -403,13 +299,7 @@ def recommend(
 
         print_recommend(console, spec.name, candidates, sort, top)
 
-    _emit(
-        json_out,
-        fmt,
-        lambda: [c.to_json() for c in candidates],
-        lambda: recommend_table(candidates[:top]),
-        rich,
-    )
+    emit(json_out, fmt, lambda: [c.to_json() for c in candidates], lambda: recommend_table(candidates[:top]), rich)
 
 
 @app.command()
@@ -423,7 +313,7 @@ def gpus(gpu_file: GpuFileOpt = None, fmt: FormatOpt = "table", json_out: JsonOp
     from moeplan.hardware.gpus import load_gpus
 
     with handled_errors():
-        _check_format(fmt)
+        check_format(fmt)
         catalogue = list(load_gpus(gpu_file))
     from moeplan.output.plain import gpus_table
     from moeplan.records import to_dict
@@ -433,13 +323,7 @@ def gpus(gpu_file: GpuFileOpt = None, fmt: FormatOpt = "table", json_out: JsonOp
 
         print_gpus(console, catalogue)
 
-    _emit(
-        json_out,
-        fmt,
-        lambda: [to_dict(g) for g in catalogue],
-        lambda: gpus_table(catalogue),
-        rich,
-    )
+    emit(json_out, fmt, lambda: [to_dict(g) for g in catalogue], lambda: gpus_table(catalogue), rich)
 
 
 @app.command()
@@ -517,7 +401,7 @@ def calibrate(
         return
     from moeplan.output.rich_tables import print_calibration
 
-    print_calibration(_stdout(), run, str(written))
+    print_calibration(stdout_console(), run, str(written))
 
 
 def _slug(name: str) -> str:
@@ -564,7 +448,7 @@ def offload(
     from moeplan.units import parse_tokens
 
     with handled_errors():
-        _check_format(fmt)
+        check_format(fmt)
         if ram is None:
             raise InputError("offload needs --ram GIB (the system RAM installed)")
         request = OffloadRequest(
@@ -582,13 +466,7 @@ def offload(
 
         print_offload(console, result)
 
-    _emit(
-        json_out,
-        fmt,
-        result.to_json,
-        lambda: offload_table(result),
-        rich,
-    )
+    emit(json_out, fmt, result.to_json, lambda: offload_table(result), rich)
 
 
 @app.command()
@@ -602,7 +480,7 @@ def cpus(fmt: FormatOpt = "table", json_out: JsonOpt = False) -> None:
     from moeplan.hardware.hosts import load_cpus
 
     with handled_errors():
-        _check_format(fmt)
+        check_format(fmt)
         catalogue = list(load_cpus())
     from moeplan.output.plain import cpus_table
     from moeplan.records import to_dict
@@ -612,13 +490,7 @@ def cpus(fmt: FormatOpt = "table", json_out: JsonOpt = False) -> None:
 
         print_cpus(console, catalogue)
 
-    _emit(
-        json_out,
-        fmt,
-        lambda: [to_dict(c) for c in catalogue],
-        lambda: cpus_table(catalogue),
-        rich,
-    )
+    emit(json_out, fmt, lambda: [to_dict(c) for c in catalogue], lambda: cpus_table(catalogue), rich)
 
 
 @app.command()
@@ -632,7 +504,7 @@ def models(fmt: FormatOpt = "table", json_out: JsonOpt = False) -> None:
     from moeplan.sources.catalog import catalog_rows
 
     with handled_errors():
-        _check_format(fmt)
+        check_format(fmt)
         rows = catalog_rows()
     from moeplan.output.plain import models_table
 
@@ -641,13 +513,7 @@ def models(fmt: FormatOpt = "table", json_out: JsonOpt = False) -> None:
 
         print_models(console, rows)
 
-    _emit(
-        json_out,
-        fmt,
-        lambda: [r.to_json() for r in rows],
-        lambda: models_table(rows),
-        rich,
-    )
+    emit(json_out, fmt, lambda: [r.to_json() for r in rows], lambda: models_table(rows), rich)
 
 
 @app.command()
@@ -670,7 +536,7 @@ def quants(json_out: JsonOpt = False) -> None:
         return
     from moeplan.output.rich_tables import print_quants
 
-    print_quants(_stdout(), rows, mixes)
+    print_quants(stdout_console(), rows, mixes)
 
 
 @app.command()

@@ -190,7 +190,7 @@ def _field_kinds(cls: type) -> dict[str, type | None]:
 def schema_tag(cls: type) -> str:
     """A short tag for the moeplan version and the fields (names, types, limits, defaults) of ``cls`` and the
     records it holds: a cached copy validated under other fields or limits is never read."""
-    from moeplan import __version__
+    from moeplan.version import __version__
 
     parts: list[str] = []
     todo: list[type] = [cls]

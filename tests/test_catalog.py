@@ -19,7 +19,7 @@ from moeplan.sources.catalog import (
     spec_to_yaml,
     suggestions,
 )
-from moeplan.sources.config_json import spec_from_config
+from moeplan.sources.config_adapters import spec_from_config
 
 CATALOG = load_catalog()
 CONFIGS = Path(__file__).parent / "data" / "hf_configs"

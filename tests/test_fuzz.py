@@ -21,7 +21,7 @@ from moeplan import EstimateRequest, estimate
 from moeplan.errors import MoeplanError
 from moeplan.model.params import count_params
 from moeplan.sources.catalog import load_spec_file
-from moeplan.sources.config_json import SUPPORTED_MODEL_TYPES, spec_from_config
+from moeplan.sources.config_adapters import SUPPORTED_MODEL_TYPES, spec_from_config
 from moeplan.sources.safetensors_headers import parse_header
 
 SHAPE_KEYS = [

@@ -9,7 +9,8 @@ import pytest
 
 from moeplan.errors import SpecError, UnsupportedArchitectureError
 from moeplan.model.params import count_params
-from moeplan.sources.config_json import SUPPORTED_MODEL_TYPES, read_config_file, spec_from_config, weights_dtype
+from moeplan.sources.config_adapters import SUPPORTED_MODEL_TYPES, spec_from_config
+from moeplan.sources.config_fields import read_config_file, weights_dtype
 
 DATA = Path(__file__).parent / "data" / "hf_configs"
 

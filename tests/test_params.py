@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from moeplan.model.params import count_params
 from moeplan.model.spec import ArchSpec, AttentionSpec, MlpSpec, ModelSpec, MoeSpec
-from moeplan.sources.config_json import spec_from_config
+from moeplan.sources.config_adapters import spec_from_config
 
 DATA = Path(__file__).parent / "data"
 GOLDEN = yaml.safe_load((DATA / "reference_param_counts.yaml").read_text())

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from moeplan.model.params import count_params
-from moeplan.sources.config_json import SUPPORTED_MODEL_TYPES, spec_from_config
+from moeplan.sources.config_adapters import SUPPORTED_MODEL_TYPES, spec_from_config
 
 pytest.importorskip("transformers", reason="the reference implementation is a test dependency")
 

@@ -105,13 +105,14 @@ def suggestions(name: str, limit: int = 3) -> list[str]:
 
 
 def _optional_json(path: Path) -> dict[str, Any] | None:
-    from moeplan.sources.config_json import read_config_file
+    from moeplan.sources.config_fields import read_config_file
 
     return read_config_file(path) if path.is_file() else None
 
 
 def _from_folder(path: Path) -> ModelSpec:
-    from moeplan.sources.config_json import read_config_file, spec_from_config
+    from moeplan.sources.config_adapters import spec_from_config
+    from moeplan.sources.config_fields import read_config_file
 
     config_path = path / "config.json"
     gguf = sorted(path.glob("*.gguf"))
@@ -141,7 +142,8 @@ def _from_path(path: Path) -> ModelSpec:
     if path.suffix in (".yaml", ".yml"):
         return load_spec_file(path, origin=str(path))
     if path.suffix == ".json":
-        from moeplan.sources.config_json import read_config_file, spec_from_config
+        from moeplan.sources.config_adapters import spec_from_config
+        from moeplan.sources.config_fields import read_config_file
 
         # a config.json is named by its folder (the checkpoint's name); any other JSON file by itself
         name = path.parent.name if path.name == "config.json" else path.stem

@@ -199,7 +199,8 @@ def spec_from_hub(text: str) -> ModelSpec:
     from huggingface_hub.utils import logging as hub_logging
 
     from moeplan.sources.checkpoint import with_checkpoint
-    from moeplan.sources.config_json import read_config_file, spec_from_config
+    from moeplan.sources.config_adapters import spec_from_config
+    from moeplan.sources.config_fields import read_config_file
 
     hub_logging.set_verbosity_error()  # type: ignore[no-untyped-call]  # retry warnings would bury our message
     repo, revision = parse_hub_id(text)

@@ -1,0 +1,146 @@
+"""What every command of the CLI shares: its options, declared once; one renderer switch; one error handler."""
+
+import contextlib
+import os
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from moeplan.errors import InputError, MoeplanError
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output on stdout, and nothing else.")]
+FormatOpt = Annotated[
+    str, typer.Option("--format", help="table (default), markdown or csv, for reports and spreadsheets.")
+]
+
+
+def check_format(fmt: str) -> None:
+    from moeplan.output.plain import FORMATS
+
+    if fmt not in FORMATS:
+        raise InputError(f"--format '{fmt}' is not one of {', '.join(FORMATS)}", "or use --json")
+
+
+def _plain(table: object, fmt: str) -> None:
+    from moeplan.output.plain import render_plain
+
+    typer.echo(render_plain(table, fmt), nl=False)  # type: ignore[arg-type]
+
+
+def emit(
+    json_out: bool,
+    fmt: str,
+    as_json: Callable[[], object],
+    as_table: Callable[[], object] | None,
+    as_rich: "Callable[[Console], None]",
+) -> None:
+    """One result, three renderings: ``--json``, ``--format markdown|csv``, or rich tables."""
+    if json_out:
+        from moeplan.output.plain import to_json_text
+
+        typer.echo(to_json_text(as_json()))
+    elif fmt != "table" and as_table is not None:
+        _plain(as_table(), fmt)
+    else:
+        as_rich(stdout_console())
+
+
+ModelArg = Annotated[
+    str,
+    typer.Argument(
+        help="A catalogue id or alias (mixtral-8x22b), a config.json, a model folder, a .gguf file, "
+        "hf:ORG/NAME[@REV], or a YAML spec.",
+        metavar="MODEL",
+        show_default=False,
+    ),
+]
+GpuOpt = Annotated[
+    str | None, typer.Option("--gpu", help="An accelerator from the catalogue (a100, h100, rtx-4090, mi300x, ...).")
+]
+
+
+def stdout_console() -> "Console":
+    from rich.console import Console
+
+    return Console(highlight=False, soft_wrap=False, emoji=False)
+
+
+@contextlib.contextmanager
+def handled_errors() -> Iterator[None]:
+    """Turn a MoeplanError into one line on stderr and exit 1 (the traceback only with MOEPLAN_DEBUG=1)."""
+    try:
+        yield
+    except MoeplanError as e:
+        if os.environ.get("MOEPLAN_DEBUG") == "1":
+            raise
+        typer.echo(f"error: {e}", err=True)
+        raise typer.Exit(code=1) from None
+
+
+GpuMemoryOpt = Annotated[
+    float | None, typer.Option("--gpu-memory", help="GPU memory in GiB, for an accelerator not in the catalogue.")
+]
+GpuBandwidthOpt = Annotated[float | None, typer.Option("--gpu-bandwidth", help="Memory bandwidth in GB/s.")]
+GpuTflopsOpt = Annotated[float | None, typer.Option("--gpu-tflops", help="Dense bf16 TFLOP/s.")]
+NumGpusOpt = Annotated[int | None, typer.Option("--num-gpus", help="How many GPUs; without it, the fewest that fit.")]
+TpOpt = Annotated[int | None, typer.Option("--tp", help="Tensor-parallel size.")]
+EpOpt = Annotated[int | None, typer.Option("--ep", help="Expert-parallel size (within the TP group).")]
+PpOpt = Annotated[int | None, typer.Option("--pp", help="Pipeline-parallel size.")]
+QuantOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--quant",
+        help="Weight format (bf16, fp8, gptq-int4, awq-int4, nf4, mxfp4, nvfp4, Q4_K_M, ...) or per class: "
+        "experts=mxfp4,attention=bf16. Default: the checkpoint's own.",
+    ),
+]
+KvOpt = Annotated[
+    str, typer.Option("--kv-dtype", help="KV cache format: auto (bf16; f16 under llama.cpp), fp8, q8_0, q4_0, ...")
+]
+ContextOpt = Annotated[str, typer.Option("--context", help="Tokens per sequence (prompt + output): 4096, 32k, 1M.")]
+BatchOpt = Annotated[int, typer.Option("--batch", help="Concurrent sequences.")]
+EngineOpt = Annotated[
+    str,
+    typer.Option(
+        "--engine", help="vllm, sglang, llama.cpp, transformers, or auto (llama.cpp for GGUF and Apple/SoC, else vllm)."
+    ),
+]
+NoFaOpt = Annotated[
+    bool, typer.Option("--no-flash-attention", help="llama.cpp without flash attention (compute buffer grows).")
+]
+MtpOpt = Annotated[bool, typer.Option("--mtp", help="Serve with the multi-token-prediction layers (their KV too).")]
+OffloadOpt = Annotated[
+    str | None,
+    typer.Option("--offload-experts", help="auto or N: keep routed experts of the first N layers in RAM (llama.cpp)."),
+]
+RamOpt = Annotated[float | None, typer.Option("--ram", help="System RAM installed, GiB.")]
+CpuOpt = Annotated[
+    str | None, typer.Option("--cpu", help="Host CPU (`moeplan cpus`) or memory config such as ddr5-5600x2.")
+]
+RamBwOpt = Annotated[float | None, typer.Option("--ram-bandwidth", help="RAM bandwidth, GB/s (instead of --cpu).")]
+PcieOpt = Annotated[str, typer.Option("--pcie", help="PCIe generation of the GPU slot: gen3, gen4, gen5.")]
+PromptOpt = Annotated[
+    str | None,
+    typer.Option("--prompt", help="Prompt tokens for prefill and time to first token (default: context - 512)."),
+]
+SkewOpt = Annotated[
+    float, typer.Option("--routing-skew", help="Zipf exponent of expert popularity; 0 = uniform routing.")
+]
+PriceOpt = Annotated[float | None, typer.Option("--price", help="USD per GPU-hour, overriding the catalogue's.")]
+EnergyOpt = Annotated[
+    float | None, typer.Option("--energy-price", help="USD per kWh: adds GPUs x TDP to the hourly cost.")
+]
+GpuFileOpt = Annotated[
+    str | None, typer.Option("--gpu-file", help="YAML adding or overriding GPUs (default ~/.config/moeplan/gpus.yaml).")
+]
+CalibrationOpt = Annotated[
+    str | None, typer.Option("--calibration", help="Profile from `moeplan calibrate` (default: the stored one).")
+]
+MultiGpuOpt = Annotated[list[str] | None, typer.Option("--gpu", help="Accelerator; repeat for one per column.")]
+MultiQuantOpt = Annotated[list[str] | None, typer.Option("--quant", help="Weight format; repeat for one per column.")]
+MultiEngineOpt = Annotated[list[str] | None, typer.Option("--engine", help="Engine; repeat for one per column.")]
