@@ -7,6 +7,7 @@ requests 400.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import struct
@@ -174,3 +175,56 @@ def test_estimates_are_finite_or_refused(
             assert x >= 0, x
 
     walk({k: d[k] for k in ("params", "memory", "fit", "flops", "performance", "cost")})
+
+
+def _gguf_u32_keys(raw: bytes, prefix: str) -> list[tuple[str, int]]:
+    """(key, offset of its uint32 value) for every ``prefix*`` key stored as a uint32 (GGUF type 4)."""
+    out = []
+    start = 0
+    while (i := raw.find(prefix.encode(), start)) >= 0:
+        start = i + 1
+        n = struct.unpack_from("<Q", raw, i - 8)[0]
+        if not 0 < n < 200:
+            continue
+        key = raw[i : i + n].decode(errors="replace")
+        if struct.unpack_from("<I", raw, i + n)[0] == 4:
+            out.append((key, i + n + 4))
+    return out
+
+
+@pytest.mark.parametrize("arch_name", ["qwen3moe", "deepseek2"])
+def test_every_gguf_count_at_zero_or_huge_is_refused_or_finite(tmp_path: Path, arch_name: str) -> None:
+    """Each architecture count of a real GGUF set to 0, 1 and 2^32-1 in turn: a clear refusal, or a spec whose
+    estimate is finite (``head_count = 0`` once divided by zero in the reader)."""
+    pytest.importorskip("gguf")
+    from gguf_fixtures import write_gguf
+    from test_inputs import _tiny_moe
+
+    from moeplan.sources.gguf_spec import spec_from_gguf
+
+    arch = _tiny_moe()
+    if arch_name == "deepseek2":
+        from moeplan.model.spec import MlaSpec
+
+        mla = MlaSpec(q_lora_rank=32, kv_lora_rank=16, qk_nope_head_dim=16, qk_rope_head_dim=8, v_head_dim=16)
+        att = dataclasses.replace(
+            arch.attention, kind="mla", mla=mla, head_dim=24, num_kv_heads=arch.attention.num_heads
+        )
+        arch = dataclasses.replace(arch, attention=att)
+    good = write_gguf(tmp_path / "good.gguf", arch_name, arch, "Q8_0")[0].read_bytes()
+    keys = _gguf_u32_keys(good, f"{arch_name}.")
+    assert len(keys) >= 8
+    for key, offset in keys:
+        for value in (0, 1, 2**32 - 1):
+            buf = bytearray(good)
+            struct.pack_into("<I", buf, offset, value)
+            path = tmp_path / "m.gguf"
+            path.write_bytes(bytes(buf))
+            try:
+                spec = spec_from_gguf(path)
+                r = estimate(EstimateRequest(model=str(path), gpu="h100", context=2048))
+            except MoeplanError as e:
+                assert "\n" not in str(e), (key, value)
+                continue
+            _finite_counts(spec)
+            assert r.memory.per_gpu_bytes > 0, (key, value)

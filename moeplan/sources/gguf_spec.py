@@ -91,17 +91,24 @@ def _arch(meta: dict[str, Any], by_name: dict[str, GgufTensor], a: str, where: s
     def key(k: str, default: int | None = None) -> int:
         return _int(meta, f"{a}.{k}", default, where)
 
+    def count(k: str) -> int:
+        """A count every model has at least one of (heads, width, experts used): zero is refused here."""
+        v = key(k)
+        if v <= 0:
+            raise SpecError(f"{where}: metadata {a}.{k} is {v}; a model needs at least one")
+        return v
+
     blocks = key("block_count")
     nextn = key("nextn_predict_layers", 0)
     layers = blocks - nextn
     if not 0 < layers <= 4096:
         raise SpecError(f"{where}: {a}.block_count {blocks} (less {nextn} MTP layers) is not a plausible layer count")
-    hidden = key("embedding_length")
+    hidden = count("embedding_length")
     embd = by_name.get("token_embd.weight")
     if embd is None:
         raise SpecError(f"{where}: no token_embd.weight tensor")
     vocab = embd.shape[1] if len(embd.shape) > 1 else _int(meta, f"{a}.vocab_size", None, where)
-    heads = key("attention.head_count")
+    heads = count("attention.head_count")
     kv_heads = key("attention.head_count_kv", heads) or heads
 
     def has(name: str, layer: int = 0) -> bool:
@@ -126,7 +133,7 @@ def _arch(meta: dict[str, Any], by_name: dict[str, GgufTensor], a: str, where: s
         )
         head_dim, kv_heads = k_len, heads
     else:
-        head_dim = key("attention.key_length", hidden // heads)
+        head_dim = key("attention.key_length", 0) or hidden // heads
     value_len = key("attention.value_length", head_dim)
     qn = shape("attn_q_norm.weight")
     qk_norm: Literal["none", "per_head", "full"] = "none"
@@ -160,7 +167,7 @@ def _arch(meta: dict[str, Any], by_name: dict[str, GgufTensor], a: str, where: s
         shexp = shape("ffn_up_shexp.weight", first_moe)
         moe = MoeSpec(
             num_experts=experts,
-            top_k=key("expert_used_count"),
+            top_k=count("expert_used_count"),
             expert_intermediate_size=width,
             gated=has("ffn_gate_exps.weight", first_moe),
             expert_bias=has("ffn_up_exps.bias", first_moe),

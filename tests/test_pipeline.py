@@ -1,0 +1,82 @@
+"""One pipeline: every command resolves Deployments and evaluates them the same way, and the Python API is it."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from test_inputs import model_folder, write_safetensors
+
+import moeplan
+from moeplan.deploy.deployment import EstimateRequest
+from moeplan.deploy.engines import ENGINES, auto_engine
+from moeplan.deploy.evaluate import evaluate
+from moeplan.deploy.resolve import resolve
+from moeplan.formats.schemes import parse_scheme
+from moeplan.hardware.gpus import resolve_gpu
+from moeplan.plans import accuracy
+from moeplan.plans.estimate import estimate
+from moeplan.plans.recommend import recommend
+
+VISION_BYTES = 128 * 2**20
+
+
+def _folder_with_vision(tmp_path: Path) -> Path:
+    from reference_impl import small_config
+
+    folder = model_folder(tmp_path, small_config("qwen3_moe"), shards=1)
+    index = json.loads((folder / "model.safetensors.index.json").read_text())
+    write_safetensors(folder / "vision.safetensors", [("visual.patch_embed.proj.weight", "BF16", (VISION_BYTES // 2,))])
+    index["weight_map"]["visual.patch_embed.proj.weight"] = "vision.safetensors"
+    (folder / "model.safetensors.index.json").write_text(json.dumps(index))
+    return folder
+
+
+def test_estimate_recommend_and_the_accuracy_harness_agree_on_a_checkpoint(tmp_path: Path) -> None:
+    """A folder whose safetensors hold a 128 MiB vision tensor: the same bytes per GPU from all three."""
+    folder = _folder_with_vision(tmp_path)
+    est = estimate(EstimateRequest(model=str(folder), gpu="h100", num_gpus=1))
+    _, candidates = recommend(str(folder), gpus=("h100",), quant="bf16", hybrid=False)
+    rec = next(c for c in candidates if c.num_gpus == 1)
+    record = {"id": "x", "kind": "fit", "model": str(folder), "gpu": "h100", "num_gpus": 1, "context": 8192}
+    harness = evaluate(accuracy.deployment(record, resolve_gpu("h100"), context=8192)).memory
+    assert est.memory.per_gpu_bytes == round(rec.per_gpu_bytes) == harness.per_gpu_bytes
+    assert est.memory.weights_by_kind["other"] == VISION_BYTES  # the vision tower is loaded, and counted
+    assert accuracy.check({**record, "value": True}).ok
+
+
+def test_every_default_is_decided_by_resolve() -> None:
+    h100, mac = resolve_gpu("h100"), resolve_gpu("apple-m3-ultra")
+    assert auto_engine(parse_scheme("fp8"), h100).name == "vllm"
+    assert auto_engine(parse_scheme("Q4_K_M"), h100).name == "llama.cpp"
+    assert auto_engine(parse_scheme("bf16"), mac).name == "llama.cpp"
+    d = resolve(EstimateRequest(model="gpt-oss-20b", gpu="apple-m3-ultra"))
+    assert d.engine is ENGINES["llama.cpp"] and d.kv_dtype == "fp16" and d.scheme.name == "MXFP4_MOE"
+    assert any("planned as the MXFP4_MOE mix" in n for n in d.notes)
+    d = resolve(EstimateRequest(model="deepseek-v3", gpu="h200"))
+    assert d.compute_dtype == "fp8" and d.kv_dtype == "bf16" and d.layout.num_gpus == d.min_gpus == 8
+    assert d.price.usd_per_hour is not None and d.price.source is not None
+    assert resolve(EstimateRequest(model="deepseek-v3", gpu="a100")).compute_dtype == "bf16"  # no fp8 units
+
+
+def test_the_python_api_is_the_pipeline() -> None:
+    result = moeplan.estimate(moeplan.EstimateRequest(model="mixtral-8x22b", gpu="a100"))
+    assert result.fit is not None and result.fit.fits and result.fit.num_gpus == 4
+    assert (
+        result.to_json()
+        == evaluate(moeplan.resolve(moeplan.EstimateRequest(model="mixtral-8x22b", gpu="a100"))).to_json()
+    )
+    assert moeplan.count_params(moeplan.resolve_model("mixtral-8x7b")).total == 46_702_792_704
+    assert len(moeplan.layers(moeplan.resolve_model("deepseek-v3").arch)) == 61
+    assert set(moeplan.__all__) <= set(dir(moeplan))
+    with pytest.raises(AttributeError):
+        moeplan.no_such_name  # noqa: B018
+
+
+def test_importing_moeplan_loads_nothing_heavy() -> None:
+    code = "import sys, moeplan; print(sorted(m for m in sys.modules if m.startswith('moeplan')))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "['moeplan', 'moeplan.version']"
