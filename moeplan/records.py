@@ -55,6 +55,8 @@ class Value:
     over the ~40 classes a command loads that is a sixth of its run time.  So a subclass is declared
     ``@dataclass(frozen=True, repr=False, eq=False)`` and inherits these three, which behave as the generated
     ones: equal when of the same class with equal fields, hashed by the fields, shown as ``Name(field=value)``.
+    The hash is computed once per object and kept (a record is frozen), since specs are hashed on every
+    cached lookup.
     """
 
     __slots__ = ()
@@ -63,12 +65,19 @@ class Value:
         return tuple(getattr(self, name) for name in _names(type(self)))
 
     def __eq__(self, other: object) -> bool:
+        if other is self:
+            return True
         if other.__class__ is not self.__class__ or not isinstance(other, Value):
             return NotImplemented
         return self._values() == other._values()
 
     def __hash__(self) -> int:
-        return hash(self._values())
+        # Frozen, so the hash never changes: computed once (a spec is hashed on every cached lookup).
+        cached: int | None = self.__dict__.get("_hash")
+        if cached is None:
+            cached = hash(self._values())
+            object.__setattr__(self, "_hash", cached)
+        return cached
 
     def __repr__(self) -> str:
         fields = ", ".join(f"{name}={getattr(self, name)!r}" for name in _names(type(self)))

@@ -80,3 +80,11 @@ def test_importing_moeplan_loads_nothing_heavy() -> None:
     code = "import sys, moeplan; print(sorted(m for m in sys.modules if m.startswith('moeplan')))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "['moeplan', 'moeplan.version']"
+
+
+def test_the_readme_python_example_runs(capsys: pytest.CaptureFixture[str]) -> None:
+    text = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    block = text.split("### From Python", 1)[1].split("```python\n", 1)[1].split("```", 1)[0]
+    exec(compile(block, "README.md", "exec"), {})
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith("4 ") and "vllm" in out[1] and "cheapest" in out[3]

@@ -9,12 +9,12 @@ verdict.  ``estimate``, ``compare``, ``recommend``, ``offload`` and the accuracy
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
 from moeplan.deploy.cost import cost_result, per_million, purchase_usd, usd_per_hour
 from moeplan.deploy.deployment import CONTEXT_SEARCH_LIMIT, Deployment
 from moeplan.deploy.kv_cache import kv_bytes_per_token
 from moeplan.deploy.memory import MemoryModel
-from moeplan.deploy.offload import CONTEXTS, Host, OffloadModel, Placement, commands
 from moeplan.deploy.results import (
     BatchRow,
     EstimateResult,
@@ -26,6 +26,9 @@ from moeplan.deploy.results import (
     PerformanceResult,
     TradeoffRow,
 )
+
+if TYPE_CHECKING:
+    from moeplan.deploy.offload import Host, Placement
 from moeplan.deploy.speed import SpeedModel, distinct_experts
 from moeplan.errors import InputError
 from moeplan.formats.schemes import quantized_tensors
@@ -279,7 +282,9 @@ def evaluate(d: Deployment) -> EstimateResult:
 def evaluate_offload(d: Deployment, host: Host, offload: str) -> OffloadResult:
     """``d`` (llama.cpp on ``host``'s GPUs) with routed experts in RAM: the placement ``offload`` asks for
     (``auto``: the fastest that fits, else the closest to fitting), its memory, fit, speed and cost, the best
-    placement at each context of :data:`CONTEXTS`, and the command lines."""
+    placement at each context of ``CONTEXTS``, and the command lines."""
+    from moeplan.deploy.offload import CONTEXTS, OffloadModel, commands  # only offload needs the host model
+
     model = OffloadModel(d, host)
     context, batch, prompt = d.context, d.batch, d.prompt
     if offload == "auto":
@@ -360,5 +365,7 @@ def shortfall(p: Placement) -> list[str]:
 def offload_decode_seconds(d: Deployment, host: Host, cpu_layers: int) -> tuple[float, float, float]:
     """Seconds per decode step (low, expected, high) of ``d`` on ``host`` with the experts of layers
     ``0..cpu_layers-1`` in RAM (all of them on a host without a GPU)."""
+    from moeplan.deploy.offload import OffloadModel
+
     p = OffloadModel(d, host).evaluate(cpu_layers, d.context, d.batch, d.prompt)
     return p.decode_s

@@ -13,7 +13,7 @@ full-attention layers grow with the context (gpt-oss-120b: 36,864 B/token, plus 
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import functools
 from dataclasses import dataclass
 
 from moeplan.deploy.engines import LLAMA_CPP_UBATCH, Engine
@@ -44,16 +44,22 @@ class LayerCache(Value):
         return context if self.ring is None else swa_ring_cells(self.ring, context, ubatch)
 
 
-def layer_caches(arch: ArchSpec, engine: Engine, mtp_layers: int = 0) -> list[tuple[Layer, LayerCache]]:
+def layer_caches(arch: ArchSpec, engine: Engine, mtp_layers: int = 0) -> tuple[tuple[Layer, LayerCache], ...]:
     """Every layer's cache under ``engine`` (MTP layers after the last), in layer order."""
+    return layer_caches_for(arch, engine.window_cache, mtp_layers)
+
+
+@functools.lru_cache(maxsize=256)
+def layer_caches_for(arch: ArchSpec, window_cache: str, mtp_layers: int) -> tuple[tuple[Layer, LayerCache], ...]:
+    """:func:`layer_caches` for an engine's ``window_cache`` semantics (cached per model)."""
     out = []
     for layer in layers(arch):
-        window = layer.mixer.window if engine.window_cache == "ring" else None
+        window = layer.mixer.window if window_cache == "ring" else None
         out.append((layer, LayerCache(layer.index, layer.mixer.kv_elements_per_token, window)))
     for j in range(mtp_layers):
         layer = make_layer(arch, arch.num_layers + j)
         out.append((layer, LayerCache(layer.index, layer.mixer.kv_elements_per_token, None)))
-    return out
+    return tuple(out)
 
 
 def check_kv_dtype(dtype: str, engine: Engine) -> None:
@@ -62,14 +68,21 @@ def check_kv_dtype(dtype: str, engine: Engine) -> None:
         raise InputError(f"KV format '{dtype}' is a llama.cpp format", "use --engine llama.cpp, or fp8/bf16")
 
 
-def _bytes(caches: Iterable[tuple[Layer, LayerCache]], dtype: str, context: int, ubatch: int) -> float:
-    return sum(c.elements * c.cells(context, ubatch) for _, c in caches) * KV_DTYPES[dtype]
+@functools.lru_cache(maxsize=256)
+def _elements(arch: ArchSpec, window_cache: str, mtp_layers: int) -> tuple[int, tuple[tuple[int, int], ...]]:
+    """Cache elements per token that grow with the context, and (window, elements) of the ring layers."""
+    growing, rings = 0, dict[int, int]()
+    for _, c in layer_caches_for(arch, window_cache, mtp_layers):
+        if c.ring is None:
+            growing += c.elements
+        else:
+            rings[c.ring] = rings.get(c.ring, 0) + c.elements
+    return growing, tuple(rings.items())
 
 
 def kv_bytes_per_token(arch: ArchSpec, dtype: str, engine: Engine, mtp_layers: int = 0) -> float:
     """KV bytes one more token of one sequence costs, the whole model (windowed rings excluded)."""
-    caches = layer_caches(arch, engine, mtp_layers)
-    return sum(c.elements for _, c in caches if c.ring is None) * KV_DTYPES[dtype]
+    return _elements(arch, engine.window_cache, mtp_layers)[0] * KV_DTYPES[dtype]
 
 
 def kv_cache_bytes(
@@ -87,4 +100,6 @@ def kv_cache_bytes(
     """
     if context <= 0 or batch <= 0:
         raise InputError("context and batch must be positive")
-    return _bytes(layer_caches(arch, engine, mtp_layers), dtype, context, ubatch) * batch
+    growing, rings = _elements(arch, engine.window_cache, mtp_layers)
+    cells = growing * context + sum(e * swa_ring_cells(w, context, ubatch) for w, e in rings)
+    return cells * KV_DTYPES[dtype] * batch

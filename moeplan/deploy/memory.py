@@ -28,10 +28,10 @@ from dataclasses import dataclass
 
 from moeplan.deploy.deployment import Deployment, Layout
 from moeplan.deploy.engines import GIB
-from moeplan.deploy.kv_cache import LayerCache, layer_caches
+from moeplan.deploy.kv_cache import layer_caches_for, swa_ring_cells
 from moeplan.formats.kv_formats import KV_DTYPES
 from moeplan.formats.schemes import Scheme, quantized_tensors
-from moeplan.model.layers import Layer
+from moeplan.model.layers import Layer, Mixer, layers
 from moeplan.model.spec import ArchSpec, ParamKind
 from moeplan.model.tensors import Tensor
 from moeplan.records import Value
@@ -132,6 +132,50 @@ class GpuMemory(Value):
         return self.weights_bytes + self.kv_bytes + self.activation_bytes + self.overhead_bytes
 
 
+@dataclass(frozen=True, repr=False, eq=False)
+class StagePlan(Value):
+    """What each pipeline stage holds of the layer list, summed once per model, engine and layout."""
+
+    layers: tuple[tuple[Layer, ...], ...]
+    """The decoder layers of each stage (MTP layers aside)."""
+    growing: tuple[float, ...]
+    """Cache elements per token (x this GPU's share) that grow with the context."""
+    rings: tuple[tuple[tuple[int, float], ...], ...]
+    """(window, cache elements x share) of the layers kept in rings."""
+    read: tuple[tuple[tuple[Mixer, float], ...], ...]
+    """Each distinct mixer's cache elements x share, for the tokens a decode step reads."""
+    kernels: tuple[int, ...]
+    moe_layers: tuple[int, ...]
+
+
+@functools.lru_cache(maxsize=1024)
+def stage_plan(arch: ArchSpec, window_cache: str, mtp_layers: int, tp: int, pp: int) -> StagePlan:
+    """Each stage's share of the layer list: its cache (MTP layers sit on the last stage), kernels, MoE layers."""
+    stages = _stage_layers(arch.num_layers, pp)
+    stage_of = [i for i, r in enumerate(stages) for _ in r]
+    growing = [0.0] * pp
+    rings: list[dict[int, float]] = [{} for _ in stages]
+    read: list[dict[Mixer, float]] = [{} for _ in stages]
+    for layer, cache in layer_caches_for(arch, window_cache, mtp_layers):
+        s = stage_of[min(layer.index, arch.num_layers - 1)]
+        e = cache.elements * layer.mixer.kv_share(tp)
+        if cache.ring is None:
+            growing[s] += e
+        else:
+            rings[s][cache.ring] = rings[s].get(cache.ring, 0.0) + e
+        if layer.index < arch.num_layers:
+            read[s][layer.mixer] = read[s].get(layer.mixer, 0.0) + e
+    by_stage = tuple(tuple(layers(arch)[i] for i in r) for r in stages)
+    return StagePlan(
+        layers=by_stage,
+        growing=tuple(growing),
+        rings=tuple(tuple(r.items()) for r in rings),
+        read=tuple(tuple(r.items()) for r in read),
+        kernels=tuple(sum(layer.kernels for layer in ls) for ls in by_stage),
+        moe_layers=tuple(sum(1 for layer in ls if layer.is_moe) for ls in by_stage),
+    )
+
+
 class MemoryModel:
     """The static part of one deployment (weights and cache per token of each stage), evaluated for any context
     and batch."""
@@ -145,13 +189,7 @@ class MemoryModel:
             arch, d.scheme, par, d.weights_scale, d.extra_weight_bytes
         )
         self.stage_layers = stages
-        # Each stage's caches with this GPU's share of them (MTP layers sit on the last stage).
-        caches = layer_caches(arch, d.engine, d.mtp_layers)
-        self.stage_caches: list[list[tuple[Layer, LayerCache, float]]] = [[] for _ in stages]
-        for layer, cache in caches:
-            stage = min(layer.index, arch.num_layers - 1)
-            s = next(i for i, r in enumerate(stages) if stage in r)
-            self.stage_caches[s].append((layer, cache, layer.mixer.kv_share(par.tp)))
+        self.stages = stage_plan(arch, d.engine.window_cache, d.mtp_layers, par.tp, par.pp)
         self.kv_element_bytes = KV_DTYPES[d.kv_dtype]
 
     # -- per token and per GPU ----------------------------------------------------------------------
@@ -159,8 +197,9 @@ class MemoryModel:
     def kv_gpu_bytes(self, stage: int, context: int, batch: int) -> float:
         """KV cache one GPU of ``stage`` holds: its layers' cached tokens x elements x its share x dtype bytes."""
         ub = self.d.batched_tokens
-        cells = sum(c.elements * share * c.cells(context, ub) for _, c, share in self.stage_caches[stage])
-        return cells * self.kv_element_bytes * batch
+        plan = self.stages
+        rings = sum(e * swa_ring_cells(w, context, ub) for w, e in plan.rings[stage])
+        return (plan.growing[stage] * context + rings) * self.kv_element_bytes * batch
 
     def activation_bytes(self, context: int, batch: int) -> float:
         """Peak working buffers of one forward pass on one GPU (bytes); see the formula per engine below.

@@ -6,14 +6,16 @@ Every rendering (rich tables, Markdown, CSV, ``--json``) reads these objects; no
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from moeplan.deploy.deployment import GPU_COUNTS, EstimateRequest
-from moeplan.deploy.offload import Host, Placement
-from moeplan.hardware.gpus import GpuSpec
-from moeplan.model.params import ParamCounts
-from moeplan.model.spec import ModelSpec
 from moeplan.records import Value, to_dict
+
+if TYPE_CHECKING:
+    from moeplan.deploy.offload import Host, Placement
+    from moeplan.hardware.gpus import GpuSpec
+    from moeplan.model.params import ParamCounts
+    from moeplan.model.spec import ModelSpec
 
 
 def _json(result: Any, optional: tuple[str, ...]) -> dict[str, Any]:

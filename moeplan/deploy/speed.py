@@ -191,25 +191,19 @@ class SpeedModel:
             experts = float(weights.get("routed_experts", 0))
             self.stage_experts.append(experts)
             self.stage_dense.append(float(sum(weights.values())) - experts - weights.get("embedding", 0))
-        stage_layers = [
-            [layer for layer, _, _ in caches if layer.index < arch.num_layers] for caches in mm.stage_caches
-        ]
-        self.stage_moe_layers = [sum(1 for layer in ls if layer.is_moe) for ls in stage_layers]
-        self.stage_kernels = [sum(layer.kernels for layer in ls) for ls in stage_layers]
+        plan = mm.stages
+        self.stage_moe_layers = list(plan.moe_layers)
+        self.stage_kernels = list(plan.kernels)
         self.stage_kernels[-1] += 3  # final norm, output head, sampling
         self.launch_scale = LAUNCH_SCALE.get(self.gpu.kind, 1.0)
+        self.stage_read = plan.read
 
     # -- pieces ---------------------------------------------------------------------------------------
 
     def _kv_read(self, stage: int, context: int, batch: int) -> float:
         """KV bytes one decode step reads on one GPU of ``stage``: each layer's attended tokens x its cache."""
-        mm = self.mm
-        tokens = sum(
-            layer.mixer.attended(context, "decode") * c.elements * share
-            for layer, c, share in mm.stage_caches[stage]
-            if layer.index < self.arch.num_layers
-        )
-        return tokens * mm.kv_element_bytes * batch
+        tokens = sum(mixer.attended(context, "decode") * e for mixer, e in self.stage_read[stage])
+        return tokens * self.mm.kv_element_bytes * batch
 
     def _compute_s(
         self, flops_by_kind: dict[str, float], tokens: float, eff: Efficiency, scale: float, skew: float

@@ -24,7 +24,7 @@ from __future__ import annotations
 import functools
 from dataclasses import dataclass
 
-from moeplan.model.layers import Mode, layers, model_tensors
+from moeplan.model.layers import Mode, mixer_counts, model_tensors
 from moeplan.model.spec import ArchSpec
 from moeplan.records import Value
 
@@ -66,7 +66,7 @@ def flops_per_token(arch: ArchSpec, context: int, mode: Mode = "decode") -> Flop
         raise ValueError("context must be at least 1")
     by_kind = dict(_matmul_per_token(arch))
     by_kind["attention_scores"] = sum(
-        layer.mixer.score_flops_per_attended(mode) * layer.mixer.attended(context, mode) for layer in layers(arch)
+        n * mixer.score_flops_per_attended(mode) * mixer.attended(context, mode) for mixer, n in mixer_counts(arch)
     )
     return Flops(by_kind)
 

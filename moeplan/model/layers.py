@@ -247,16 +247,30 @@ class Layer(Value):
 def make_layer(arch: ArchSpec, index: int) -> Layer:
     """Layer ``index`` of ``arch`` (an index past the last builds the layer an MTP module repeats)."""
     att = arch.attention
-    span = att.layer_kind(index)
-    mixer: Mixer = LatentAttention(att, span) if att.mla is not None else Attention(att, span)
     ffn: FeedForward
     if arch.moe is not None and arch.is_moe_layer(index):
-        ffn = MoeBlock(arch.moe)
+        ffn = _moe_block(arch.moe)
     else:
         assert arch.mlp is not None
-        ffn = DenseMlp(arch.mlp)
+        ffn = _dense_mlp(arch.mlp)
     width = arch.hidden_size * (2 if arch.norm_bias else 1)
-    return Layer(index, mixer, ffn, arch.norms_per_layer, width)
+    return Layer(index, _mixer(att, att.layer_kind(index)), ffn, arch.norms_per_layer, width)
+
+
+# Equal layers share one mixer and one feed-forward object, so sums grouped by them compare by identity.
+@functools.lru_cache(maxsize=1024)
+def _mixer(att: AttentionSpec, span: Span) -> Mixer:
+    return LatentAttention(att, span) if att.mla is not None else Attention(att, span)
+
+
+@functools.lru_cache(maxsize=1024)
+def _moe_block(moe: MoeSpec) -> MoeBlock:
+    return MoeBlock(moe)
+
+
+@functools.lru_cache(maxsize=1024)
+def _dense_mlp(mlp: MlpSpec) -> DenseMlp:
+    return DenseMlp(mlp)
 
 
 @functools.lru_cache(maxsize=256)
@@ -266,13 +280,31 @@ def layers(arch: ArchSpec) -> tuple[Layer, ...]:
 
 
 @functools.lru_cache(maxsize=256)
+def mixer_counts(arch: ArchSpec) -> tuple[tuple[Mixer, int], ...]:
+    """Each distinct mixer of the layer list and how many layers have it (sums over layers, done once each)."""
+    counts: dict[Mixer, int] = {}
+    for layer in layers(arch):
+        counts[layer.mixer] = counts.get(layer.mixer, 0) + 1
+    return tuple(counts.items())
+
+
+@functools.lru_cache(maxsize=256)
 def model_tensors(arch: ArchSpec) -> tuple[Tensor, ...]:
     """Every tensor of the language model (no MTP layers, no vision tower), in checkpoint order."""
-    h, v = arch.hidden_size, arch.vocab_size
-    out = [Tensor("embedding", "token_embd", (v, h))]
+    embedding, *rest = model_tensors_outside_layers(arch)
+    out = [embedding]
     for layer in layers(arch):
-        out += layer.tensors(h)
-    out.append(Tensor("norm", "output_norm", (2 * h,) if arch.norm_bias else (h,)))
+        out += layer.tensors(arch.hidden_size)
+    return (*out, *rest)
+
+
+def model_tensors_outside_layers(arch: ArchSpec) -> tuple[Tensor, ...]:
+    """The token embedding (first), the final norm and the output head: the tensors no layer holds."""
+    h, v = arch.hidden_size, arch.vocab_size
+    out = [
+        Tensor("embedding", "token_embd", (v, h)),
+        Tensor("norm", "output_norm", (2 * h,) if arch.norm_bias else (h,)),
+    ]
     if not arch.tie_embeddings:
         out.append(Tensor("lm_head", "output", (v, h)))
         if arch.lm_head_bias:

@@ -16,11 +16,12 @@ Formulas, with h = hidden_size, V = vocab_size, n_h / n_kv heads of width d (val
 
 from __future__ import annotations
 
+import functools
 from collections import Counter
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
-from moeplan.model.layers import MoeBlock, make_layer, model_tensors
+from moeplan.model.layers import FeedForward, Layer, Mixer, MoeBlock, layers, make_layer, model_tensors_outside_layers
 from moeplan.model.spec import PARAM_KINDS, ArchSpec, ModelSpec, ParamKind
 from moeplan.model.tensors import Tensor, mlp_tensors
 from moeplan.records import Value
@@ -35,7 +36,17 @@ def _by_kind(tensors: Iterable[Tensor]) -> Counter[ParamKind]:
 
 def layer_params(arch: ArchSpec, layer: int) -> Counter[ParamKind]:
     """Elements of decoder layer ``layer`` by kind (all experts counted): the sum of its tensors."""
-    return _by_kind(make_layer(arch, layer).tensors(arch.hidden_size))
+    return Counter(_layer_params(make_layer(arch, layer), arch.hidden_size))
+
+
+def _layer_params(layer: Layer, h: int) -> dict[ParamKind, int]:
+    """By kind, cached per kind of layer (a layer's index changes its tensors' names, never their sizes)."""
+    return _kind_params(replace(layer, index=0), h)
+
+
+@functools.lru_cache(maxsize=1024)
+def _kind_params(layer: Layer, h: int) -> dict[ParamKind, int]:
+    return dict(_by_kind(layer.tensors(h)))
 
 
 def expert_params(arch: ArchSpec) -> int:
@@ -85,7 +96,13 @@ def count_params(spec: ModelSpec) -> ParamCounts:
     Mixtral 8x7B: total 46,702,792,704; active 12,879,925,248 (2 of 8 experts in each of 32 layers).
     """
     arch = spec.arch
-    total = _by_kind(model_tensors(arch))
+    total: Counter[ParamKind] = Counter()
+    kinds: Counter[tuple[Mixer, FeedForward]] = Counter((layer.mixer, layer.ffn) for layer in layers(arch))
+    first = {(layer.mixer, layer.ffn): layer for layer in layers(arch)}
+    for key, n in kinds.items():
+        for kind, count in _layer_params(first[key], arch.hidden_size).items():
+            total[kind] += n * count
+    total.update(_by_kind(t for t in model_tensors_outside_layers(arch)))
 
     active = Counter(total)
     per_expert = 0

@@ -6,13 +6,15 @@ The same typed result objects feed the rich tables and the JSON; these functions
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from moeplan.deploy.results import Candidate, EstimateResult, FitResult, OffloadResult
-from moeplan.hardware.gpus import GpuSpec
-from moeplan.hardware.hosts import CpuSpec
-from moeplan.plans.compare import Comparison
-from moeplan.sources.catalog import CatalogRow
+if TYPE_CHECKING:
+    from moeplan.deploy.results import Candidate, EstimateResult, FitResult, OffloadResult
+    from moeplan.hardware.gpus import GpuSpec
+    from moeplan.hardware.hosts import CpuSpec
+    from moeplan.plans.compare import Comparison
+    from moeplan.sources.catalog import CatalogRow
+
 
 Table = tuple[list[str], list[list[str]]]
 FORMATS = ("table", "markdown", "csv")

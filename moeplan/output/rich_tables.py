@@ -10,14 +10,13 @@ from typing import TYPE_CHECKING, Any
 from rich.console import Console
 from rich.table import Table
 
-from moeplan.deploy.results import Candidate, OffloadResult
-from moeplan.hardware.gpus import GpuSpec
-from moeplan.hardware.hosts import CpuSpec
-from moeplan.plans.compare import Comparison
-from moeplan.sources.catalog import CatalogRow
-
 if TYPE_CHECKING:
     from moeplan.calibration.run import CalibrationRun
+    from moeplan.deploy.results import Candidate, OffloadResult
+    from moeplan.hardware.gpus import GpuSpec
+    from moeplan.hardware.hosts import CpuSpec
+    from moeplan.plans.compare import Comparison
+    from moeplan.sources.catalog import CatalogRow
 
 from moeplan.output.formatting import fmt_count, fmt_gib, fmt_rate, fmt_usd, fmt_value
 

@@ -37,8 +37,10 @@ def load_spec_file(path: Path, origin: str | None = None) -> ModelSpec:
     return validate(ModelSpec, data, str(path))
 
 
+@functools.lru_cache(maxsize=256)
 def catalogue_spec(path: Path) -> ModelSpec:
-    """A packaged catalogue spec: validated on first use, then rebuilt from the cache's copy (no pydantic)."""
+    """A packaged catalogue spec: validated on first use, then rebuilt from the cache's copy (no pydantic);
+    one object per file in a process, so every cached computation on the spec finds it by identity."""
     from moeplan.cache import cached_records
 
     return cached_records(path, ModelSpec, lambda: [load_spec_file(path)])[0]
