@@ -19,17 +19,33 @@ from typing import Any, TypeVar
 R = TypeVar("R")
 
 
-def cache_root() -> Path:
+def _root() -> str:
+    """``$MOEPLAN_CACHE``, else ``$XDG_CACHE_HOME/moeplan``, else ``~/.cache/moeplan`` (a string: sweeps ask often)."""
     explicit = os.environ.get("MOEPLAN_CACHE")
     if explicit:
-        return Path(explicit).expanduser()
-    xdg = os.environ.get("XDG_CACHE_HOME")
-    return (Path(xdg) if xdg else Path.home() / ".cache") / "moeplan"
+        return os.path.expanduser(explicit)
+    return os.path.join(os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"), "moeplan")
+
+
+def cache_root() -> Path:
+    return Path(_root())
 
 
 def profile_path(gpu_id: str) -> Path:
     """Where the calibration profile of catalogue GPU ``gpu_id`` is stored."""
     return cache_root() / "calibration" / f"{gpu_id}.json"
+
+
+def has_profile(gpu_id: str) -> bool:
+    """Whether a calibration profile is stored for ``gpu_id``; one ``stat`` (sweeps ask for every candidate)."""
+    explicit = os.environ.get("MOEPLAN_CACHE")
+    if explicit:
+        root = os.path.expanduser(explicit)
+    else:
+        root = os.path.join(
+            os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"), "moeplan"
+        )
+    return os.path.isfile(os.path.join(root, "calibration", f"{gpu_id}.json"))
 
 
 def cached_json(path: Path, tag: str, compute: Callable[[], Any]) -> Any:

@@ -527,16 +527,16 @@ def quants(json_out: JsonOpt = False) -> None:
     from moeplan.formats.gguf_mix import FTYPES
     from moeplan.formats.schemes import catalog_formats
 
-    rows = [{"name": n, "bits_per_weight_4096": round(b, 4), "description": d} for n, b, d in catalog_formats()]
-    mixes = sorted(FTYPES)
+    formats, mixes = catalog_formats(), sorted(FTYPES)
     if json_out:
         from moeplan.output.plain import to_json_text
 
+        rows = [{"name": n, "bits_per_weight_4096": round(b, 4), "description": d} for n, b, d in formats]
         typer.echo(to_json_text({"formats": rows, "gguf_mixes": mixes}))
         return
     from moeplan.output.rich_tables import print_quants
 
-    print_quants(stdout_console(), rows, mixes)
+    print_quants(stdout_console(), formats, mixes)
 
 
 @app.command()

@@ -14,6 +14,7 @@ full-attention layers grow with the context (gpt-oss-120b: 36,864 B/token, plus 
 from __future__ import annotations
 
 import functools
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from moeplan.deploy.engines import LLAMA_CPP_UBATCH, Engine
@@ -101,5 +102,15 @@ def kv_cache_bytes(
     if context <= 0 or batch <= 0:
         raise InputError("context and batch must be positive")
     growing, rings = _elements(arch, engine.window_cache, mtp_layers)
+    return cache_bytes(growing, rings, KV_DTYPES[dtype], context, batch, ubatch)
+
+
+def cache_bytes(
+    growing: float, rings: Iterable[tuple[int, float]], element_bytes: float, context: int, batch: int, ubatch: int
+) -> float:
+    """``(growing x context + sum of ring elements x ring cells) x element bytes x batch``: the one KV formula.
+
+    Mixtral 8x7B, bf16, 8,192 tokens x 4 sequences: 65,536 elements x 8,192 x 2 B x 4 = 4 GiB.
+    """
     cells = growing * context + sum(e * swa_ring_cells(w, context, ubatch) for w, e in rings)
-    return cells * KV_DTYPES[dtype] * batch
+    return cells * element_bytes * batch

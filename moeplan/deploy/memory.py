@@ -28,7 +28,7 @@ from dataclasses import dataclass
 
 from moeplan.deploy.deployment import Deployment, Layout
 from moeplan.deploy.engines import GIB
-from moeplan.deploy.kv_cache import layer_caches_for, swa_ring_cells
+from moeplan.deploy.kv_cache import cache_bytes, layer_caches_for
 from moeplan.formats.kv_formats import KV_DTYPES
 from moeplan.formats.schemes import Scheme, quantized_tensors
 from moeplan.model.layers import Layer, Mixer, layers
@@ -198,8 +198,7 @@ class MemoryModel:
         """KV cache one GPU of ``stage`` holds: its layers' cached tokens x elements x its share x dtype bytes."""
         ub = self.d.batched_tokens
         plan = self.stages
-        rings = sum(e * swa_ring_cells(w, context, ub) for w, e in plan.rings[stage])
-        return (plan.growing[stage] * context + rings) * self.kv_element_bytes * batch
+        return cache_bytes(plan.growing[stage], plan.rings[stage], self.kv_element_bytes, context, batch, ub)
 
     def activation_bytes(self, context: int, batch: int) -> float:
         """Peak working buffers of one forward pass on one GPU (bytes); see the formula per engine below.

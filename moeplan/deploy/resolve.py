@@ -105,9 +105,9 @@ def efficiency_for(eng: Engine, gpu: GpuSpec | None, request: EstimateRequest) -
     default = f"efficiency: {base.source.split(';')[0]} (no calibration for {gpu.id})"
     if not request.use_calibration:
         return base, default
-    from moeplan.cache import profile_path
+    from moeplan.cache import has_profile
 
-    if request.calibration is None and not profile_path(gpu.id).is_file():
+    if request.calibration is None and not has_profile(gpu.id):
         return base, default  # no profile: the profile module (and its pydantic models) is not needed
     from moeplan.hardware.profiles import measured_for
 

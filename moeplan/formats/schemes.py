@@ -270,6 +270,7 @@ def _check_format(name: str, where: str) -> str:
     raise InputError(f"unknown weight format '{name}' in {where}", "run `moeplan quants` for the list")
 
 
+@functools.lru_cache(maxsize=1024)
 def parse_scheme(text: str, native: str | None = None, dtype: str = "bf16") -> Scheme:
     """``--quant`` -> Scheme.  ``native`` (the checkpoint's own scheme) applies when ``text`` names only overrides.
 

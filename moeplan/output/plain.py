@@ -97,13 +97,15 @@ def _cell(v: float | None, unit: str) -> str:
 
 
 def compare_table(comparison: Comparison) -> Table:
+    """One row per figure, one column per estimate, and ``best``: the columns the plan found best in the row."""
     results, rows = comparison.results, comparison.rows
-    headers = ["figure", *(f"{r.spec.id} ({r.memory.scheme}, {r.fit.gpu if r.fit else 'no GPU'})" for r in results)]
+    columns = [f"{r.spec.id} ({r.memory.scheme}, {r.fit.gpu if r.fit else 'no GPU'})" for r in results]
     out = []
     for row in rows:
         unit = _UNITS.get(row.unit)
-        out.append([row.label + (f" ({unit})" if unit else ""), *(_cell(v, row.unit) for v in row.values)])
-    return headers, out
+        best = "; ".join(columns[i] for i in sorted(row.winners))
+        out.append([row.label + (f" ({unit})" if unit else ""), *(_cell(v, row.unit) for v in row.values), best])
+    return ["figure", *columns, "best"], out
 
 
 def recommend_table(candidates: Sequence[Candidate]) -> Table:

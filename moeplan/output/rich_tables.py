@@ -5,7 +5,7 @@ Computes nothing: every figure, and every mark such as "cheapest", comes from th
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.table import Table
@@ -39,15 +39,16 @@ def print_models(console: Console, rows: list[CatalogRow]) -> None:
     console.print("[dim]sources and published figures: moeplan models --json (or --format csv)[/dim]")
 
 
-def print_quants(console: Console, rows: list[dict[str, Any]], mixes: list[str]) -> None:
+def print_quants(console: Console, formats: list[tuple[str, float, str]], mixes: list[str]) -> None:
+    """``(name, bits per weight of a 4096 x 4096 matrix, description)`` per format, and the GGUF mixes."""
     table = Table(
         title="Weight formats (bits per weight of a 4096 x 4096 matrix, scales included)", title_justify="left"
     )
     table.add_column("format", no_wrap=True)
     table.add_column("bpw", justify="right")
     table.add_column("what is stored")
-    for r in rows:
-        table.add_row(r["name"], f"{r['bits_per_weight_4096']:.3f}", r["description"])
+    for name, bpw, description in formats:
+        table.add_row(name, f"{round(bpw, 4):.3f}", description)
     console.print(table)
     console.print("GGUF mixes (llama.cpp rules per tensor): " + ", ".join(mixes))
     console.print("Per class: --quant experts=mxfp4,attention=bf16 (or a base first: --quant fp8,experts=mxfp4)")
