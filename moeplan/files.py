@@ -20,21 +20,26 @@ def _yaml_error(path: Path, e: yaml.YAMLError) -> SpecError:
     return SpecError(f"{path}: invalid YAML{where}: {problem}")
 
 
+def read_text(path: Path, limit: int, what: str) -> str:
+    """The UTF-8 text of ``path``, at most ``limit`` bytes; SpecError naming the file and ``what`` it should be."""
+    try:
+        size = path.stat().st_size
+        if size > limit:
+            raise SpecError(f"{path}: {size:,} bytes is too large for {what}")
+        return path.read_text(encoding="utf-8")
+    except SpecError:
+        raise
+    except UnicodeDecodeError:
+        raise SpecError(f"{path}: not a text file; expected {what}") from None
+    except OSError as e:
+        raise SpecError(f"{path}: cannot read it ({e.strerror or e})") from None
+
+
 def read_yaml(path: Path) -> Any:
     """Safe-load a YAML file with a size bound; every failure is a SpecError naming the file."""
     import yaml  # ~10 ms; catalogue commands read the cache's JSON instead
 
-    try:
-        size = path.stat().st_size
-        if size > MAX_SPEC_BYTES:
-            raise SpecError(f"{path}: {size:,} bytes is too large for a model spec")
-        text = path.read_text(encoding="utf-8")
-    except SpecError:
-        raise
-    except UnicodeDecodeError:
-        raise SpecError(f"{path}: not a text file; expected a YAML model spec") from None
-    except OSError as e:
-        raise SpecError(f"{path}: cannot read it ({e.strerror or e})") from None
+    text = read_text(path, MAX_SPEC_BYTES, "a YAML model spec")
     try:
         return yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
     except yaml.YAMLError as e:

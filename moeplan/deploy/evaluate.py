@@ -8,7 +8,7 @@ verdict.  ``estimate``, ``compare``, ``recommend``, ``offload`` and the accuracy
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from moeplan.deploy.cost import cost_result, per_million, purchase_usd, usd_per_hour
@@ -20,6 +20,7 @@ from moeplan.deploy.results import (
     EstimateResult,
     FitResult,
     FlopsResult,
+    Headline,
     MemoryResult,
     OffloadPerformance,
     OffloadResult,
@@ -35,26 +36,9 @@ from moeplan.formats.schemes import quantized_tensors
 from moeplan.model.flops import flops_per_token
 from moeplan.model.params import ParamCounts, count_params
 from moeplan.model.spec import ModelSpec
-from moeplan.records import Value
 
 BATCHES = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
 """Batch sizes of the speed-vs-batch table (up to 256, or the deployment's batch)."""
-
-
-@dataclass(frozen=True, repr=False, eq=False)
-class Headline(Value):
-    """What a sweep ranks a deployment by."""
-
-    fits: bool
-    per_gpu_bytes: float
-    usable_bytes: float
-    tokens_per_s: float
-    """Decode tokens/s per sequence, expected."""
-    tokens_per_s_range: tuple[float, float]
-    throughput_tokens_per_s: float
-    usd_per_hour: float | None
-    usd_per_million_output_tokens: float | None
-    purchase_usd: float | None
 
 
 def fits(d: Deployment) -> bool:

@@ -1,12 +1,13 @@
-"""Results: the typed figures of an evaluated deployment, and their JSON (the public contract, docs/interface.md).
+"""Results: the typed figures of evaluated deployments (an estimate, an offload plan, a comparison, a
+recommendation), and their JSON (the public contract, docs/interface.md).
 
 Every rendering (rich tables, Markdown, CSV, ``--json``) reads these objects; nothing here computes a figure.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING, Any
+from dataclasses import asdict, dataclass, field, fields
+from typing import TYPE_CHECKING, Any, Literal
 
 from moeplan.deploy.deployment import GPU_COUNTS, EstimateRequest
 from moeplan.records import Value, to_dict
@@ -289,9 +290,25 @@ Mark = str
 """``cheapest`` (lowest $ per million output tokens) or ``fastest`` (highest decode tokens/s per sequence)."""
 
 
-@dataclass(frozen=True, repr=False, eq=False)
-class Candidate(Value):
-    """One configuration of ``recommend`` that fits, with the marks the plan gave it."""
+@dataclass(frozen=True, kw_only=True, repr=False, eq=False)
+class Headline(Value):
+    """What a sweep ranks a deployment by: fit, memory of the largest GPU, the decode band, cost."""
+
+    fits: bool
+    per_gpu_bytes: float
+    usable_bytes: float
+    tokens_per_s: float
+    """Decode tokens/s per sequence, expected."""
+    tokens_per_s_range: tuple[float, float]
+    throughput_tokens_per_s: float
+    usd_per_hour: float | None
+    usd_per_million_output_tokens: float | None
+    purchase_usd: float | None
+
+
+@dataclass(frozen=True, kw_only=True, repr=False, eq=False)
+class Candidate(Headline):
+    """One configuration of ``recommend`` that fits: its hardware and format, its headline, the plan's marks."""
 
     gpu: GpuSpec
     num_gpus: int
@@ -299,19 +316,16 @@ class Candidate(Value):
     engine: str
     tp: int
     pp: int
-    per_gpu_bytes: float
-    usable_bytes: float
-    tokens_per_s: float
-    tokens_per_s_range: tuple[float, float]
-    throughput_tokens_per_s: float
-    usd_per_hour: float | None
-    usd_per_million_output_tokens: float | None
-    purchase_usd: float | None
     ram_gib: float | None = None
     """Hybrid boxes: system RAM holding the experts of ``experts_on_cpu_layers`` layers."""
     host: str | None = None
     experts_on_cpu_layers: int | None = None
     marks: tuple[Mark, ...] = ()
+
+    @classmethod
+    def of(cls, headline: Headline, **where: Any) -> Candidate:
+        """The candidate with ``headline``'s figures and the hardware, format and layout in ``where``."""
+        return cls(**{f.name: getattr(headline, f.name) for f in fields(Headline)}, **where)
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -343,3 +357,50 @@ class Candidate(Value):
             else {"ram_gib": self.ram_gib, "host": self.host, "experts_on_cpu_layers": self.experts_on_cpu_layers},
             "marks": list(self.marks),
         }
+
+
+Better = Literal["min", "max"] | None
+
+
+@dataclass(frozen=True, repr=False, eq=False)
+class Row(Value):
+    """One figure across the columns; ``better`` says which way wins (None: no winner)."""
+
+    label: str
+    values: list[float | None]
+    unit: str
+    better: Better
+    eligible: list[bool] | None = None
+    """Columns that may win (a deployment that does not fit wins no speed or cost row)."""
+
+    @property
+    def winners(self) -> set[int]:
+        """The best eligible columns; none for a tie of all, or when fewer than two columns have a value.
+
+        A column that may win beats those that may not: the one deployment that fits wins its speed row.
+        """
+        ok = self.eligible or [True] * len(self.values)
+        present = sum(v is not None for v in self.values)
+        known = [(v, i) for i, v in enumerate(self.values) if v is not None and ok[i]]
+        if self.better is None or present < 2 or not known:
+            return set()
+        best = min(v for v, _ in known) if self.better == "min" else max(v for v, _ in known)
+        if len(known) == present and all(v == best for v, _ in known):
+            return set()
+        return {i for v, i in known if v == best}
+
+
+@dataclass(frozen=True, repr=False, eq=False)
+class Comparison(Value):
+    """The columns' estimates and the rows compared across them, each row's winners decided."""
+
+    results: list[EstimateResult]
+    rows: list[Row]
+
+    def wins(self, column: int) -> list[str]:
+        """The rows column ``column`` wins."""
+        return [row.label for row in self.rows if column in row.winners]
+
+    def to_json(self) -> list[dict[str, Any]]:
+        """One estimate object per column, with ``wins``: the rows it is best in."""
+        return [{**r.to_json(), "wins": self.wins(i)} for i, r in enumerate(self.results)]

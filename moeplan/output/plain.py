@@ -9,10 +9,9 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from moeplan.deploy.results import Candidate, EstimateResult, FitResult, OffloadResult
+    from moeplan.deploy.results import Candidate, Comparison, EstimateResult, FitResult, OffloadResult
     from moeplan.hardware.gpus import GpuSpec
     from moeplan.hardware.hosts import CpuSpec
-    from moeplan.plans.compare import Comparison
     from moeplan.sources.catalog import CatalogRow
 
 

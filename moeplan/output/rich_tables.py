@@ -12,10 +12,9 @@ from rich.table import Table
 
 if TYPE_CHECKING:
     from moeplan.calibration.run import CalibrationRun
-    from moeplan.deploy.results import Candidate, OffloadResult
+    from moeplan.deploy.results import Candidate, Comparison, OffloadResult
     from moeplan.hardware.gpus import GpuSpec
     from moeplan.hardware.hosts import CpuSpec
-    from moeplan.plans.compare import Comparison
     from moeplan.sources.catalog import CatalogRow
 
 from moeplan.output.formatting import fmt_count, fmt_gib, fmt_rate, fmt_usd, fmt_value

@@ -7,44 +7,12 @@ Columns come from the lists given (models, ``--quant``, ``--gpu``, ``--engine``)
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
-from typing import Any, Literal
+from dataclasses import replace
 
 from moeplan.deploy.deployment import EstimateRequest
-from moeplan.deploy.results import EstimateResult
+from moeplan.deploy.results import Comparison, EstimateResult, Row
 from moeplan.errors import InputError
 from moeplan.plans.estimate import estimate
-from moeplan.records import Value
-
-Better = Literal["min", "max"] | None
-
-
-@dataclass(frozen=True, repr=False, eq=False)
-class Row(Value):
-    """One figure across the columns; ``better`` says which way wins (None: no winner)."""
-
-    label: str
-    values: list[float | None]
-    unit: str
-    better: Better
-    eligible: list[bool] | None = None
-    """Columns that may win (a deployment that does not fit wins no speed or cost row)."""
-
-    @property
-    def winners(self) -> set[int]:
-        """The best eligible columns; none for a tie of all, or when fewer than two columns have a value.
-
-        A column that may win beats those that may not: the one deployment that fits wins its speed row.
-        """
-        ok = self.eligible or [True] * len(self.values)
-        present = sum(v is not None for v in self.values)
-        known = [(v, i) for i, v in enumerate(self.values) if v is not None and ok[i]]
-        if self.better is None or present < 2 or not known:
-            return set()
-        best = min(v for v, _ in known) if self.better == "min" else max(v for v, _ in known)
-        if len(known) == present and all(v == best for v, _ in known):
-            return set()
-        return {i for v, i in known if v == best}
 
 
 def _broadcast(name: str, values: Sequence[str | None], n: int) -> list[str | None]:
@@ -81,22 +49,6 @@ def compare_requests(
             raise InputError("compare needs a MODEL")
         out.append(replace(base, model=model, gpu=gpu, quant=quant, engine=engine or base.engine))
     return out
-
-
-@dataclass(frozen=True, repr=False, eq=False)
-class Comparison(Value):
-    """The columns' estimates and the rows compared across them, each row's winners decided."""
-
-    results: list[EstimateResult]
-    rows: list[Row]
-
-    def wins(self, column: int) -> list[str]:
-        """The rows column ``column`` wins."""
-        return [row.label for row in self.rows if column in row.winners]
-
-    def to_json(self) -> list[dict[str, Any]]:
-        """One estimate object per column, with ``wins``: the rows it is best in."""
-        return [{**r.to_json(), "wins": self.wins(i)} for i, r in enumerate(self.results)]
 
 
 def compare(requests: Sequence[EstimateRequest]) -> Comparison:

@@ -96,8 +96,11 @@ def hybrid_candidate(spec: ModelSpec, gpu: GpuSpec, context: int, batch: int) ->
         purchase = gpu.purchase_usd.approx + ram_cost + (cpu.price_usd.approx if cpu.price_usd else 0.0)
     low, mid, high = best.decode_s
     return Candidate(
-        gpu, 1, quant, d.engine.name, 1, 1, best.vram_bytes_per_gpu, gpu.usable_memory_bytes, 1 / mid,
-        (1 / low, 1 / high), batch / mid, None, None, purchase, float(ram), cpu.name, best.cpu_layers,
+        gpu=gpu, num_gpus=1, quant=quant, engine=d.engine.name, tp=1, pp=1, fits=True,
+        per_gpu_bytes=best.vram_bytes_per_gpu, usable_bytes=gpu.usable_memory_bytes, tokens_per_s=1 / mid,
+        tokens_per_s_range=(1 / low, 1 / high), throughput_tokens_per_s=batch / mid, usd_per_hour=None,
+        usd_per_million_output_tokens=None, purchase_usd=purchase, ram_gib=float(ram), host=cpu.name,
+        experts_on_cpu_layers=best.cpu_layers,
     )  # fmt: skip
 
 
@@ -160,24 +163,8 @@ def recommend(
                     continue
                 if min_tokens_per_s is not None and h.tokens_per_s < min_tokens_per_s:
                     continue
-                out.append(
-                    Candidate(
-                        gpu,
-                        n,
-                        label,
-                        eng.name,
-                        d.layout.tp,
-                        d.layout.pp,
-                        h.per_gpu_bytes,
-                        h.usable_bytes,
-                        h.tokens_per_s,
-                        h.tokens_per_s_range,
-                        h.throughput_tokens_per_s,
-                        h.usd_per_hour,
-                        h.usd_per_million_output_tokens,
-                        h.purchase_usd,
-                    )
-                )
+                where = {"gpu": gpu, "num_gpus": n, "quant": label, "engine": eng.name}
+                out.append(Candidate.of(h, **where, tp=d.layout.tp, pp=d.layout.pp))
     if hybrid and spec.arch.moe is not None:  # one GPU + RAM, wherever one GPU alone is too small
         for gpu in catalogue:
             if gpu.kind in ("consumer", "workstation") and gpu.id not in fits_one:

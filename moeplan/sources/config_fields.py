@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from moeplan.errors import SpecError
+from moeplan.files import read_text
 from moeplan.model.spec import AttentionSpec, MlpSpec
 
 MAX_CONFIG_BYTES = 4 * 1024 * 1024
@@ -210,17 +211,7 @@ def weights_dtype(config: Mapping[str, Any]) -> str:
 
 def read_config_file(path: Path) -> dict[str, Any]:
     """Parse a ``config.json`` with a size bound; every failure is a SpecError naming the file."""
-    try:
-        size = path.stat().st_size
-        if size > MAX_CONFIG_BYTES:
-            raise SpecError(f"{path}: {size:,} bytes is too large for a config.json")
-        text = path.read_text(encoding="utf-8")
-    except SpecError:
-        raise
-    except UnicodeDecodeError:
-        raise SpecError(f"{path}: not a text file; expected a JSON config.json") from None
-    except OSError as e:
-        raise SpecError(f"{path}: cannot read it ({e.strerror or e})") from None
+    text = read_text(path, MAX_CONFIG_BYTES, "a JSON config.json")
     try:
         data = json.loads(text)
     except json.JSONDecodeError as e:
