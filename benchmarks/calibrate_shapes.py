@@ -15,7 +15,7 @@ import argparse
 from rich.console import Console
 
 from moeplan.calibration.run import run_calibration, shape_from_model
-from moeplan.output.rich import print_calibration
+from moeplan.output.rich_tables import print_calibration
 
 MODELS = ("mixtral-8x7b", "qwen3-30b-a3b", "deepseek-v3")
 TOKENS = (1, 8, 64, 512, 4096)

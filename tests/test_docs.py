@@ -44,3 +44,19 @@ def test_interface_doc_is_the_contract() -> None:
     text = (ROOT / "docs/interface.md").read_text()
     for key in ("params.total", "memory.per_gpu_bytes", "fit.max_context", "performance.decode_tokens_per_s"):
         assert key in text
+
+
+def test_accuracy_doc_is_current() -> None:
+    """docs/accuracy.md is what the harness (the same pipeline as the commands) scores today."""
+    import subprocess
+    import sys
+
+    run = subprocess.run([sys.executable, str(ROOT / "benchmarks/accuracy.py"), "--check"], capture_output=True)
+    assert run.returncode == 0, run.stdout.decode() + run.stderr.decode()
+
+
+@pytest.mark.parametrize("script", sorted((ROOT / "benchmarks").glob("*.py")), ids=lambda p: p.name)
+def test_benchmark_scripts_import(script: Path) -> None:
+    spec = importlib.util.spec_from_file_location(f"bench_{script.stem}", script)
+    assert spec is not None and spec.loader is not None
+    spec.loader.exec_module(importlib.util.module_from_spec(spec))

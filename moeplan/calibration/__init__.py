@@ -1,1 +1,1 @@
-"""calibration"""
+"""The torch benchmarks behind ``moeplan calibrate``: a synthetic MoE layer timed on this machine."""

@@ -1,1 +1,1 @@
-"""deploy"""
+"""One deployment: engines, the Deployment and its resolution, memory, KV, speed, cost, offload, results, evaluate."""

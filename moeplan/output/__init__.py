@@ -1,1 +1,1 @@
-"""output"""
+"""Results -> rich tables and plots, Markdown and CSV; computes nothing."""

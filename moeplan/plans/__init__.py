@@ -1,1 +1,4 @@
-"""plans"""
+"""What each command computes, as Deployments resolved and evaluated.
+
+estimate, compare, recommend, offload, and the accuracy harness.
+"""

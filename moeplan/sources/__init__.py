@@ -1,1 +1,1 @@
-"""sources"""
+"""MODEL argument -> ModelSpec: the catalogue, config.json adapters, the Hub, safetensors headers, GGUF files."""
