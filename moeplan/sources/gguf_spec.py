@@ -21,6 +21,27 @@ from moeplan.model.spec import ArchSpec, AttentionSpec, MlaSpec, MlpSpec, ModelS
 from moeplan.records import checked
 from moeplan.sources.gguf_file import FILE_TYPES, GgufTensor, read_model
 
+_RECURRENT_ARCHS = frozenset(
+    {
+        "qwen3next",
+        "mamba",
+        "mamba2",
+        "jamba",
+        "nemotron_h",
+        "nemotron_h_moe",
+        "granitehybrid",
+        "falcon-h1",
+        "lfm2",
+        "lfm2moe",
+        "plamo2",
+        "rwkv6",
+        "rwkv7",
+        "arwkv7",
+        "rwkv6qwen2",
+        "kimi-linear",
+    }
+)
+"""llama.cpp architectures with linear-attention or state-space layers (src/llama-arch.cpp)."""
 _SINGLE_NORMS = ("attn_q_norm", "attn_k_norm", "attn_q_a_norm", "attn_kv_a_norm")
 
 
@@ -98,6 +119,15 @@ def _arch(meta: dict[str, Any], by_name: dict[str, GgufTensor], a: str, where: s
             raise SpecError(f"{where}: metadata {a}.{k} is {v}; a model needs at least one")
         return v
 
+    recurrent = sorted({k for k in meta if k.startswith((f"{a}.ssm.", f"{a}.wkv.", f"{a}.rwkv", f"{a}.shortconv"))})
+    recurrent += sorted({n.split(".")[2] for n in by_name if n.startswith("blk.") and ".ssm_" in n})[:1]
+    if recurrent or a in _RECURRENT_ARCHS:
+        what = recurrent[0] if recurrent else f"architecture {a}"
+        raise SpecError(
+            f"{where}: {a} has layers with a recurrent state ({what}), which moeplan does not read from GGUF "
+            "metadata yet; reading them as attention would misstate the KV cache",
+            "use the model's config.json (or hf:ORG/NAME) instead",
+        )
     blocks = key("block_count")
     nextn = key("nextn_predict_layers", 0)
     layers = blocks - nextn
