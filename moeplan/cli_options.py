@@ -102,6 +102,14 @@ QuantOpt = Annotated[
 KvOpt = Annotated[
     str, typer.Option("--kv-dtype", help="KV cache format: auto (bf16; f16 under llama.cpp), fp8, q8_0, q4_0, ...")
 ]
+StateOpt = Annotated[
+    str,
+    typer.Option(
+        "--state-dtype",
+        help="Recurrent state of linear-attention/SSM layers: auto (the engine's rule: llama.cpp fp32; vLLM the "
+        "checkpoint's mamba_ssm_dtype, else the model's), fp32, bf16.",
+    ),
+]
 ContextOpt = Annotated[str, typer.Option("--context", help="Tokens per sequence (prompt + output): 4096, 32k, 1M.")]
 BatchOpt = Annotated[int, typer.Option("--batch", help="Concurrent sequences.")]
 EngineOpt = Annotated[

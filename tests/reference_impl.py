@@ -18,7 +18,7 @@ _KIND_PATTERNS: list[tuple[str, re.Pattern[str]]] = [
     ("shared_experts", re.compile(r"shared_expert")),
     ("routed_experts", re.compile(r"\.experts\.|\.experts$|experts\.mlp\.")),
     ("router", re.compile(r"(\.gate\.(weight|bias)$|\.router\.|router\.layer\.)")),
-    ("attention", re.compile(r"(self_attn|\.attn\.|\.attention\.)")),
+    ("attention", re.compile(r"(self_attn|\.attn\.|\.attention\.|\.linear_attn\.)")),
     ("dense_mlp", re.compile(r"(\.mlp\.|feed_forward\.|block_sparse_moe\.)")),
 ]
 
@@ -80,12 +80,22 @@ def small_config(model_type: str) -> dict[str, Any]:
     }
     if model_type in ("mixtral", "phimoe", "granitemoe", "gpt_oss", "llama4_text", "olmoe", "qwen3_moe"):
         base.update(num_local_experts=6, num_experts_per_tok=2)
-    if model_type in ("olmoe", "qwen2_moe", "qwen3_moe"):
+    if model_type in ("olmoe", "qwen2_moe", "qwen3_moe", "qwen3_next"):
         base.update(num_experts=6, num_experts_per_tok=2)
-    if model_type in ("qwen2_moe", "qwen3_moe", "deepseek_v2", "deepseek_v3", "glm4_moe"):
+    if model_type in ("qwen2_moe", "qwen3_moe", "deepseek_v2", "deepseek_v3", "glm4_moe", "qwen3_next"):
         base.update(moe_intermediate_size=40)
-    if model_type == "qwen2_moe":
+    if model_type in ("qwen2_moe", "qwen3_next"):
         base.update(shared_expert_intermediate_size=80)
+    if model_type == "qwen3_next":
+        base.update(
+            head_dim=8,
+            linear_num_key_heads=4,
+            linear_num_value_heads=8,
+            linear_key_head_dim=8,
+            linear_value_head_dim=12,
+            linear_conv_kernel_dim=3,
+            full_attention_interval=2,
+        )
     if model_type in ("deepseek_v2", "deepseek_v3"):
         base.update(
             n_routed_experts=6,

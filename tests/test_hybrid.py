@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+import moeplan
+from moeplan import EstimateRequest, estimate
 from moeplan.errors import SpecError
 
 
@@ -24,3 +29,48 @@ def test_a_gguf_with_recurrent_layers_is_refused_not_misread(
     with pytest.raises(SpecError, match="recurrent state") as e:
         spec_from_gguf(path)
     assert "config.json" in str(e.value)
+
+
+def _next(context: int, batch: int, engine: str = "vllm") -> Any:
+    return estimate(EstimateRequest(model="qwen3-next", gpu="h200", num_gpus=4, context=context, batch=batch,
+                                    engine=engine, quant=None if engine == "vllm" else "Q4_K_M"))  # fmt: skip
+
+
+def test_qwen3_next_kv_grows_only_in_its_full_attention_layers() -> None:
+    """12 of 48 layers are full attention: KV per token is 12 x 2 KV heads x 256 x 2 (k, v) x 2 B = 24,576."""
+    r = _next(8192, 1)
+    assert r.memory.kv_bytes_per_token == 12 * 2 * 256 * 2 * 2
+    layers_ = moeplan.layers(r.spec.arch)
+    assert sum(layer.mixer.kv_elements_per_token > 0 for layer in layers_) == 12
+    assert sum(layer.mixer.state_elements_per_sequence > 0 for layer in layers_) == 36
+
+
+def test_state_bytes_by_engine_rule() -> None:
+    """vLLM keeps Qwen3-Next's states in bf16 (its config declares no mamba_ssm_dtype), llama.cpp in fp32."""
+    per_layer = 3 * 8192 + 32 * 128 * 128
+    assert _next(8192, 1).memory.state_bytes_per_sequence == 36 * per_layer * 2
+    assert _next(8192, 1, "llama.cpp").memory.state_bytes_per_sequence == 36 * per_layer * 4
+    forced = estimate(EstimateRequest(model="qwen3-next", gpu="h200", num_gpus=4, state_dtype="fp32"))
+    assert forced.memory.state_dtype == "fp32" and forced.memory.conv_state_dtype == "bf16"
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.integers(1024, 200_000), st.integers(1, 64))
+def test_state_grows_with_batch_not_context(context: int, batch: int) -> None:
+    a, b = _next(context, batch), _next(context * 2, batch)
+    assert a.memory.state_bytes == b.memory.state_bytes == a.memory.state_bytes_per_sequence * batch
+    # the memory grows with the context only through the attention layers' KV cache
+    grown = b.memory.per_gpu_bytes - a.memory.per_gpu_bytes
+    kv_grown = b.memory.per_gpu_kv_cache_bytes - a.memory.per_gpu_kv_cache_bytes
+    assert grown - kv_grown == pytest.approx(b.memory.per_gpu_activation_bytes - a.memory.per_gpu_activation_bytes,
+                                             abs=2)  # fmt: skip
+    assert _next(context, batch + 1).memory.state_bytes > a.memory.state_bytes
+
+
+def test_linear_attention_decode_cost_is_constant_in_the_context() -> None:
+    """Decode FLOPs grow with the context only in the 12 attention layers."""
+    short, long = _next(4096, 1), _next(131072, 1)
+    assert short.flops is not None and long.flops is not None
+    scores = long.flops.decode_by_kind["attention_scores"] - short.flops.decode_by_kind["attention_scores"]
+    per_token = 12 * 2 * 16 * (256 + 256)  # 12 layers x 2 x heads x (d_k + d_v)
+    assert scores == pytest.approx(per_token * (131072 - 4096))

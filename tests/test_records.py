@@ -51,7 +51,7 @@ def test_limits_live_in_the_field_metadata() -> None:
             {**{k: v for k, v in ARCH.items() if k != "num_layers"}, "num_layer": 2},
             "t: num_layer: unknown field (did you mean 'num_layers'?)",
         ),
-        ({**ARCH, "attention": {**ARCH["attention"], "layer_pattern": "FX"}}, "t: attention.layer_pattern: String"),
+        ({**ARCH, "attention": {**ARCH["attention"], "layer_pattern": "FQ"}}, "t: attention.layer_pattern: String"),
         ({**ARCH, "moe": {**ARCH["moe"], "top_k": 5}}, "t: moe: Value error, top_k (5) exceeds num_experts (4)"),
         ({**ARCH, "num_layers": "two"}, "t: num_layers: Input should be a valid integer"),
     ]

@@ -41,6 +41,9 @@ class EstimateRequest(Value):
     quant: str | None = None
     kv_dtype: str = "auto"
     """KV cache format; ``auto``: the engine's default (bf16, or f16 under llama.cpp)."""
+    state_dtype: str = "auto"
+    """Recurrent-state format of linear-attention and SSM layers; ``auto``: the engine's rule (llama.cpp fp32;
+    vLLM the checkpoint's declared ``mamba_ssm_dtype``, else the model dtype)."""
     context: int = DEFAULT_CONTEXT
     batch: int = 1
     engine: str = "auto"
@@ -89,6 +92,9 @@ def check_layout(arch: ArchSpec, layout: Layout) -> None:
     n_kv = att.num_kv_heads
     if att.mla is None and n_kv % layout.tp and layout.tp % n_kv:
         raise InputError(f"--tp {layout.tp} and the {n_kv} KV heads must divide one another")
+    la = arch.linear_attention
+    if la is not None and "L" in att.layer_pattern and la.num_key_heads % layout.tp:
+        raise InputError(f"--tp {layout.tp} does not divide the {la.num_key_heads} linear-attention key heads")
     if layout.pp > arch.num_layers:
         raise InputError(f"--pp {layout.pp} exceeds the {arch.num_layers} layers")
     if layout.ep > 1:
@@ -142,6 +148,10 @@ class Deployment(Value):
     min_gpus: int | None = None
     """The fewest GPUs of this kind that hold it (None: none of :data:`GPU_COUNTS`, or not searched)."""
     kv_dtype: str
+    state_dtype: str = "fp32"
+    """Recurrent state of linear-attention and SSM layers."""
+    conv_state_dtype: str = "fp32"
+    """Their convolution state."""
     compute_dtype: str = "bf16"
     efficiency: Efficiency
     context: int

@@ -90,6 +90,10 @@ class Engine(Value):
     speed: Efficiency
     kv_default: str
     """The KV cache format ``--kv-dtype auto`` means."""
+    state_default: Literal["fp32", "model"] = "model"
+    """The recurrent-state format ``--state-dtype auto`` means: ``fp32`` for both states (llama.cpp's recurrent
+    cells), or ``model``: the convolution state in the model's dtype and the recurrent state in the dtype the
+    checkpoint declares (``mamba_ssm_dtype``), else the model's (vLLM's ``mamba_ssm_cache_dtype=auto``)."""
     window_cache: Literal["full", "ring"] = "full"
     """Sliding-window layers: cached for the full context, or a ring of window + ubatch cells (llama.cpp)."""
     split: Literal["tensor", "layers"] = "tensor"
@@ -179,6 +183,7 @@ ENGINES: dict[str, Engine] = {
             "M2 Max 34.7/22.9 tok/s (llama.cpp PR #4406)",
         ),
         kv_default="fp16",
+        state_default="fp32",
         window_cache="ring",
         split="layers",
         runs="gguf",

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 from moeplan.deploy.cost import cost_result, per_million, purchase_usd, usd_per_hour
 from moeplan.deploy.deployment import CONTEXT_SEARCH_LIMIT, Deployment
-from moeplan.deploy.kv_cache import kv_bytes_per_token
+from moeplan.deploy.kv_cache import kv_bytes_per_token, state_bytes_per_sequence
 from moeplan.deploy.memory import MemoryModel
 from moeplan.deploy.results import (
     BatchRow,
@@ -79,6 +79,7 @@ def memory_result(d: Deployment, mm: MemoryModel) -> MemoryResult:
     g = mm.gpu(d.context, d.batch)
     n = d.layout.num_gpus
     kv_deploy = mm.deployment_kv_bytes(d.context, d.batch)
+    state_deploy = mm.deployment_state_bytes(d.batch)
     weights = sum(mm.weights_by_kind.values())
     return MemoryResult(
         scheme=d.scheme.name,
@@ -91,7 +92,7 @@ def memory_result(d: Deployment, mm: MemoryModel) -> MemoryResult:
         kv_cache_bytes=round(kv_deploy),
         activation_bytes=round(g.activation_bytes * n),
         overhead_bytes=round(g.overhead_bytes * n),
-        total_bytes=round(weights + kv_deploy + (g.activation_bytes + g.overhead_bytes) * n),
+        total_bytes=round(weights + kv_deploy + state_deploy + (g.activation_bytes + g.overhead_bytes) * n),
         per_gpu_bytes=round(g.total_bytes),
         per_gpu_weights_bytes=g.weights_bytes,
         per_gpu_weights_by_kind={str(k): v for k, v in g.weights_by_kind.items()},
@@ -99,6 +100,11 @@ def memory_result(d: Deployment, mm: MemoryModel) -> MemoryResult:
         per_gpu_activation_bytes=round(g.activation_bytes),
         per_gpu_overhead_bytes=round(g.overhead_bytes),
         usable_bytes_per_gpu=round(d.usable_bytes) if d.gpu else None,
+        state_dtype=d.state_dtype,
+        conv_state_dtype=d.conv_state_dtype,
+        state_bytes_per_sequence=round(state_bytes_per_sequence(d.spec.arch, d.state_dtype, d.conv_state_dtype)),
+        state_bytes=round(state_deploy),
+        per_gpu_state_bytes=round(g.state_bytes),
     )
 
 
@@ -220,6 +226,14 @@ def memory_notes(d: Deployment, fit: FitResult | None) -> tuple[str, ...]:
     out = [
         f"weights: {d.scheme.name} (--quant; the checkpoint's own format by default)",
         f"KV cache: {d.kv_dtype}, {d.context:,} tokens x {d.batch} sequences",
+    ]
+    state = state_bytes_per_sequence(d.spec.arch, d.state_dtype, d.conv_state_dtype)
+    if state:
+        out.append(
+            f"recurrent state: {d.state_dtype}, convolution state {d.conv_state_dtype} ({d.engine.name}'s rule; "
+            f"--state-dtype to change), {state / 2**20:,.1f} MiB per sequence whatever the context"
+        )
+    out += [
         f"engine profile: {eng.name} ({eng.source})",
     ]
     if eng.reserve_fraction:

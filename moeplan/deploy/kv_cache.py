@@ -1,4 +1,5 @@
-"""KV cache as each engine allocates it: bytes per token and for batch x context, summed over the layer list.
+"""KV cache as each engine allocates it (bytes per token and for batch x context, summed over the layer list), and
+the recurrent state of linear-attention and state-space layers (bytes per sequence, constant in the context).
 
 Per layer and token a mixer keeps ``Mixer.kv_elements_per_token`` elements (:mod:`moeplan.model.layers`) of
 ``e`` bytes each (:mod:`moeplan.formats.kv_formats`).  Mixtral 8x7B in bf16: 32 layers x 2,048 x 2 B =
@@ -19,7 +20,7 @@ from dataclasses import dataclass
 
 from moeplan.deploy.engines import LLAMA_CPP_UBATCH, Engine
 from moeplan.errors import InputError
-from moeplan.formats.kv_formats import GGML_ONLY, KV_DTYPES
+from moeplan.formats.kv_formats import GGML_ONLY, KV_DTYPES, STATE_DTYPES
 from moeplan.model.layers import Layer, layers, make_layer
 from moeplan.model.spec import ArchSpec
 from moeplan.records import Value
@@ -114,3 +115,13 @@ def cache_bytes(
     """
     cells = growing * context + sum(e * swa_ring_cells(w, context, ubatch) for w, e in rings)
     return cells * element_bytes * batch
+
+
+def state_bytes_per_sequence(arch: ArchSpec, state_dtype: str = "fp32", conv_dtype: str = "fp32") -> float:
+    """Recurrent state of one sequence, the whole model: each layer's convolution state in ``conv_dtype`` and
+    recurrent state in ``state_dtype``, whatever the context (0 for attention-only models).  Qwen3-Next-80B-A3B,
+    36 Gated DeltaNet layers: in fp32 (llama.cpp) 36 x 548,864 x 4 B = 75.4 MiB; in bf16 (vLLM's default for it)
+    37.7 MiB."""
+    conv = sum(layer.mixer.conv_state_elements for layer in layers(arch))
+    state = sum(layer.mixer.recurrent_state_elements for layer in layers(arch))
+    return conv * STATE_DTYPES[conv_dtype] + state * STATE_DTYPES[state_dtype]

@@ -13,9 +13,9 @@ Sharding rules (what vLLM and SGLang do; llama.cpp splits by layers, which is pi
 
 The layout itself (defaults and checks) is :mod:`moeplan.deploy.deployment`'s.
 
-Per GPU: ``total = weights + kv + activations + overhead``; it fits when ``total <= usable memory``, where the
-overhead holds the CUDA context, communication buffers, CUDA graphs, allocator slack and the share the engine
-leaves unused (vLLM: ``1 - gpu_memory_utilization``).
+Per GPU: ``total = weights + kv + recurrent state + activations + overhead``; it fits when
+``total <= usable memory``, where the overhead holds the CUDA context, communication buffers, CUDA graphs,
+allocator slack and the share the engine leaves unused (vLLM: ``1 - gpu_memory_utilization``).
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from moeplan.deploy.deployment import Deployment, Layout
 from moeplan.deploy.engines import GIB
 from moeplan.deploy.kv_cache import cache_bytes, layer_caches_for
-from moeplan.formats.kv_formats import KV_DTYPES
+from moeplan.formats.kv_formats import KV_DTYPES, STATE_DTYPES
 from moeplan.formats.schemes import Scheme, quantized_tensors
 from moeplan.model.layers import Layer, Mixer, layers
 from moeplan.model.spec import ArchSpec, ParamKind
@@ -122,6 +122,8 @@ class GpuMemory(Value):
     kv_bytes: float
     activation_bytes: float
     overhead_bytes: float
+    state_bytes: float = 0.0
+    """Recurrent state of the batch's sequences (linear-attention and SSM layers), constant in the context."""
 
     @property
     def weights_bytes(self) -> int:
@@ -129,7 +131,7 @@ class GpuMemory(Value):
 
     @property
     def total_bytes(self) -> float:
-        return self.weights_bytes + self.kv_bytes + self.activation_bytes + self.overhead_bytes
+        return self.weights_bytes + self.kv_bytes + self.state_bytes + self.activation_bytes + self.overhead_bytes
 
 
 @dataclass(frozen=True, repr=False, eq=False)
@@ -144,6 +146,10 @@ class StagePlan(Value):
     """(window, cache elements x share) of the layers kept in rings."""
     read: tuple[tuple[tuple[Mixer, float], ...], ...]
     """Each distinct mixer's cache elements x share, for the tokens a decode step reads."""
+    conv_state: tuple[float, ...]
+    """Convolution-state elements per sequence (x this GPU's share), whatever the context."""
+    state: tuple[float, ...]
+    """Recurrent-state elements per sequence (x this GPU's share), whatever the context."""
     kernels: tuple[int, ...]
     moe_layers: tuple[int, ...]
 
@@ -156,9 +162,12 @@ def stage_plan(arch: ArchSpec, window_cache: str, mtp_layers: int, tp: int, pp: 
     growing = [0.0] * pp
     rings: list[dict[int, float]] = [{} for _ in stages]
     read: list[dict[Mixer, float]] = [{} for _ in stages]
+    state, conv_state = [0.0] * pp, [0.0] * pp
     for layer, cache in layer_caches_for(arch, window_cache, mtp_layers):
         s = stage_of[min(layer.index, arch.num_layers - 1)]
         e = cache.elements * layer.mixer.kv_share(tp)
+        state[s] += layer.mixer.recurrent_state_elements * layer.mixer.kv_share(tp)
+        conv_state[s] += layer.mixer.conv_state_elements * layer.mixer.kv_share(tp)
         if cache.ring is None:
             growing[s] += e
         else:
@@ -171,6 +180,8 @@ def stage_plan(arch: ArchSpec, window_cache: str, mtp_layers: int, tp: int, pp: 
         growing=tuple(growing),
         rings=tuple(tuple(r.items()) for r in rings),
         read=tuple(tuple(r.items()) for r in read),
+        conv_state=tuple(conv_state),
+        state=tuple(state),
         kernels=tuple(sum(layer.kernels for layer in ls) for ls in by_stage),
         moe_layers=tuple(sum(1 for layer in ls if layer.is_moe) for ls in by_stage),
     )
@@ -191,8 +202,19 @@ class MemoryModel:
         self.stage_layers = stages
         self.stages = stage_plan(arch, d.engine.window_cache, d.mtp_layers, par.tp, par.pp)
         self.kv_element_bytes = KV_DTYPES[d.kv_dtype]
+        self.state_element_bytes = STATE_DTYPES[d.state_dtype]
+        self.conv_state_element_bytes = STATE_DTYPES[d.conv_state_dtype]
 
     # -- per token and per GPU ----------------------------------------------------------------------
+
+    def state_gpu_bytes(self, stage: int, batch: int) -> float:
+        """Recurrent state one GPU of ``stage`` holds: ``batch`` x its layers' state elements x share x dtype
+        bytes, the convolution state in its own dtype (Qwen3-Next-80B-A3B, 36 Gated DeltaNet layers, fp32, one GPU:
+        36 x 548,864 x 4 B = 75.4 MiB per sequence)."""
+        plan = self.stages
+        per_sequence = plan.state[stage] * self.state_element_bytes
+        per_sequence += plan.conv_state[stage] * self.conv_state_element_bytes
+        return per_sequence * batch
 
     def kv_gpu_bytes(self, stage: int, context: int, batch: int) -> float:
         """KV cache one GPU of ``stage`` holds: its layers' cached tokens x elements x its share x dtype bytes."""
@@ -241,12 +263,17 @@ class MemoryModel:
         for s in range(len(self.stage_layers)):
             weights = self.stage_weights[s]
             kv = self.kv_gpu_bytes(s, context, batch)
-            live = sum(weights.values()) + kv + act
-            g = GpuMemory(weights, kv, act, self.overhead_bytes(live))
+            state = self.state_gpu_bytes(s, batch)
+            live = sum(weights.values()) + kv + state + act
+            g = GpuMemory(weights, kv, act, self.overhead_bytes(live), state)
             if best is None or g.total_bytes > best.total_bytes:
                 best = g
         assert best is not None
         return best
+
+    def deployment_state_bytes(self, batch: int) -> float:
+        tp = self.d.layout.tp
+        return sum(self.state_gpu_bytes(s, batch) * tp for s in range(len(self.stage_layers)))
 
     def deployment_kv_bytes(self, context: int, batch: int) -> float:
         tp = self.d.layout.tp

@@ -33,7 +33,7 @@ from dataclasses import dataclass, field, replace
 
 from moeplan.deploy.deployment import Deployment, Layout
 from moeplan.deploy.engines import GIB
-from moeplan.deploy.kv_cache import kv_bytes_per_token, kv_cache_bytes
+from moeplan.deploy.kv_cache import kv_bytes_per_token, kv_cache_bytes, state_bytes_per_sequence
 from moeplan.deploy.memory import MemoryModel
 from moeplan.deploy.speed import SCENARIOS, distinct_experts, peak_flops
 from moeplan.errors import InputError
@@ -159,6 +159,9 @@ class OffloadModel:
         cpu_experts = sum(self.expert_bytes[i] for i in cpu_layers)
         gpu_weights = self.other_bytes + sum(self.expert_bytes) - cpu_experts
         kv = kv_cache_bytes(arch, context, batch, self.d.kv_dtype, self.engine, ubatch=self.d.batched_tokens)
+        kv += (
+            state_bytes_per_sequence(arch, self.d.state_dtype, self.d.conv_state_dtype) * batch
+        )  # recurrent state sits beside the KV
         if self.cpu_only:  # everything in RAM: the non-expert weights and the KV cache too
             return Placement(
                 cpu_layers=n_cpu, cpu_moe_layers=cpu_layers, vram_bytes_per_gpu=0.0, vram_capacity_bytes=0.0,

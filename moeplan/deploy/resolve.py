@@ -17,7 +17,7 @@ from moeplan.deploy.deployment import GPU_COUNTS, Deployment, EstimateRequest, L
 from moeplan.deploy.engines import Efficiency, Engine, auto_engine, engine
 from moeplan.deploy.kv_cache import check_kv_dtype
 from moeplan.errors import InputError
-from moeplan.formats.kv_formats import kv_dtype
+from moeplan.formats.kv_formats import kv_dtype, state_dtype
 from moeplan.formats.schemes import Scheme, gguf_equivalent, matmul_dtype, parse_scheme, weights_bytes_by_kind
 from moeplan.hardware.gpus import GpuSpec
 from moeplan.model.spec import ArchSpec, ModelSpec
@@ -118,6 +118,22 @@ def efficiency_for(eng: Engine, gpu: GpuSpec | None, request: EstimateRequest) -
     return eff, measured.note
 
 
+def state_dtypes(spec: ModelSpec, eng: Engine, requested: str) -> tuple[str, str]:
+    """(convolution state, recurrent state) dtypes: llama.cpp keeps both in fp32; vLLM the convolution state in
+    the model's dtype and the recurrent state in the checkpoint's declared ``mamba_ssm_dtype`` (Qwen3.5: fp32),
+    else the model's (Qwen3-Next: bf16).  ``--state-dtype`` sets the recurrent state's, as vLLM's
+    ``--mamba-ssm-cache-dtype`` does."""
+    model = spec.weights_dtype if spec.weights_dtype in ("fp16", "fp32") else "bf16"
+    conv = "fp32" if eng.state_default == "fp32" else model
+    if requested.strip().lower() != "auto":
+        return conv, state_dtype(requested)
+    if eng.state_default == "fp32":
+        return conv, "fp32"
+    la = spec.arch.linear_attention
+    declared = la.state_dtype if la is not None else None
+    return conv, declared or model
+
+
 def layout_for(arch: ArchSpec, request: EstimateRequest, eng: Engine, num_gpus: int) -> Layout:
     """The asked layout, completed for ``num_gpus``, or the engine's default; checked."""
     if request.tp is None and request.pp is None:
@@ -171,6 +187,7 @@ def resolve(
     requested_kv = request.kv_dtype.strip().lower()
     kv = kv_dtype(eng.kv_default if requested_kv == "auto" else requested_kv)
     check_kv_dtype(kv, eng)
+    conv_state, state = state_dtypes(spec, eng, request.state_dtype)
     scale, extra, file_notes = _checkpoint_bytes(spec, scheme, request.mtp)
     eff, cal_note = efficiency_for(eng, gpu, request)
     base = Deployment(
@@ -181,6 +198,8 @@ def resolve(
         gpu=gpu,
         layout=Layout(),
         kv_dtype=kv,
+        state_dtype=state,
+        conv_state_dtype=conv_state,
         compute_dtype=matmul_dtype(scheme, gpu is not None and bool(gpu.dense_tflops("fp8"))),
         efficiency=eff,
         context=request.context,

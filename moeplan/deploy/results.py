@@ -47,6 +47,13 @@ class MemoryResult(Value):
     usable_bytes_per_gpu: int | None
     formats_by_kind: dict[str, list[str]] = field(default_factory=dict)
     """The storage formats each tensor class uses (llama.cpp mixes use several)."""
+    state_dtype: str = "fp32"
+    conv_state_dtype: str = "fp32"
+    state_bytes_per_sequence: int = 0
+    """Recurrent state (linear-attention and SSM layers) of one sequence, the whole model; 0 for attention only."""
+    state_bytes: int = 0
+    """Recurrent state of ``batch`` sequences, the whole deployment."""
+    per_gpu_state_bytes: int = 0
     ram_bytes: int | None = None
     """Expert offload: system RAM the placement uses (None: nothing in RAM)."""
     usable_ram_bytes: int | None = None

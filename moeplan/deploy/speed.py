@@ -10,7 +10,8 @@ summed over the stages (a step crosses them in turn):
   layer under uniform routing (so batch 1 reads ``k`` experts and a batch of hundreds reads nearly all
   ``E``), or under Zipf-skewed routing ``sum_i 1 - (1 - q_i)^B`` with ``q_i = min(1, c / i^s)``,
   ``sum q_i = k``; and the
-  KV cache the attention reads: every cached token for full layers, the window for sliding ones.
+  KV cache the attention reads: every cached token for full layers, the window for sliding ones; and the
+  recurrent state of linear-attention layers, read and written once per step.
 * ``flops``: ``B`` x the decode FLOPs per token (:mod:`moeplan.model.flops`), this GPU's share.
 * ``eta_c``, the compute efficiency of a GEMM of ``m`` tokens, ``n`` outputs, ``k`` inputs:
   ``eta_max x m/(m + 128) x n/(n + 1024) x k/(k + 1024)``, so small experts get less of the peak: a
@@ -271,8 +272,8 @@ class SpeedModel:
             if moe is not None and self.stage_experts[s]:
                 used = distinct_experts(moe.num_experts, moe.top_k, max(1, round(read_experts_for)), skew)
                 read += self.stage_experts[s] * min(1.0, used / moe.num_experts)
-            if kv_context is not None:
-                read += self._kv_read(s, kv_context, round(tokens))
+            if kv_context is not None:  # decode: the KV cache, and each sequence's recurrent state read and written
+                read += self._kv_read(s, kv_context, round(tokens)) + 2 * self.mm.state_gpu_bytes(s, round(tokens))
             bytes_read += read
             mem += read / (self.bw * bw_eff)
             kernels = self.stage_kernels[s] * eff.kernel_s * self.launch_scale

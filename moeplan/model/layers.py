@@ -11,9 +11,12 @@ Mixers (``h`` hidden size, ``n_h``/``n_kv`` query/KV heads of width ``d``, value
   (``C``).  Cache per token: ``n_kv x (d + d_v)`` elements; Mixtral 8x7B: 8 x (128 + 128) = 2,048 per layer.
 * :class:`LatentAttention` (MLA, DeepSeek-V2/V3, Kimi K2): the cache keeps the compressed latent and the
   shared rotary key, ``kv_lora_rank + qk_rope_head_dim`` elements; DeepSeek-V3: 512 + 64 = 576 per layer.
+* :class:`LinearAttention` (Gated DeltaNet, Qwen3-Next): no cache per token; a state per sequence of
+  ``(K - 1) x conv channels + n_v x d_k x d_v`` elements whatever the context; Qwen3-Next: 548,864 per layer.
+* :class:`NoMixer`: a block with only a feed-forward part.
 
-Feed-forward blocks: :class:`DenseMlp` (gated ``3hI`` or plain ``2hI``) and :class:`MoeBlock` (router ``E x h``,
-``E`` routed experts, shared experts, a residual dense MLP beside them for Arctic).
+Feed-forward blocks: :class:`DenseMlp` (gated ``3hI`` or plain ``2hI``), :class:`MoeBlock` (router ``E x h``,
+``E`` routed experts, shared experts, a residual dense MLP beside them for Arctic) and :class:`NoFeedForward`.
 
 A new kind of layer is a new subclass here with its tensors, cache, FLOPs and kernels; the sums pick it up.
 """
@@ -24,50 +27,87 @@ import functools
 from dataclasses import dataclass
 from typing import Literal
 
-from moeplan.model.spec import ArchSpec, AttentionSpec, MlpSpec, MoeSpec
-from moeplan.model.tensors import Tensor, attention_tensors, gqa_tensors, mla_tensors, mlp_tensors
+from moeplan.model.spec import ArchSpec, AttentionSpec, LinearAttentionSpec, MlpSpec, MoeSpec
+from moeplan.model.tensors import (
+    Tensor,
+    attention_tensors,
+    gqa_tensors,
+    linear_attention_tensors,
+    mla_tensors,
+    mlp_tensors,
+)
 from moeplan.records import Value
 
 Mode = Literal["decode", "prefill"]
 Span = Literal["F", "S", "C"]
+LINEAR_CHUNK = 64
+"""Tokens per chunk of linear attention's chunked-scan prefill (flash-linear-attention ``chunk_gated_delta_rule``)."""
 
 
 @dataclass(frozen=True, repr=False, eq=False)
 class Mixer(Value):
-    """The token mixer of one layer: attention of some span, or (later) a recurrent mixer."""
+    """The token mixer of one layer.  The defaults describe a mixer with no cache, no state and no work."""
+
+    def tensors(self, h: int, layer: int) -> list[Tensor]:
+        return []
+
+    @property
+    def kv_elements_per_token(self) -> int:
+        """Cache elements one token keeps in this layer (the whole width, before any sharding)."""
+        return 0
+
+    @property
+    def conv_state_elements(self) -> int:
+        """Elements of the convolution state one sequence keeps (the last ``K - 1`` inputs); none for attention."""
+        return 0
+
+    @property
+    def recurrent_state_elements(self) -> int:
+        """Elements of the recurrent state one sequence keeps whatever its length; none for attention."""
+        return 0
+
+    @property
+    def state_elements_per_sequence(self) -> int:
+        """Convolution and recurrent state of one sequence."""
+        return self.conv_state_elements + self.recurrent_state_elements
+
+    @property
+    def kernels(self) -> int:
+        return 0
+
+    def kv_share(self, tp: int) -> float:
+        """The share of this layer's cache (and state) one tensor-parallel rank keeps."""
+        return 1.0 / tp
+
+    def score_flops_per_attended(self, mode: Mode) -> int:
+        """FLOPs of QK^T and AV (or a state update) for one query against one attended token."""
+        return 0
+
+    @property
+    def window(self) -> int | None:
+        """Tokens a sliding or chunked layer attends to at most; None for full attention (or no attention)."""
+        return None
+
+    def attended(self, context: int, mode: Mode) -> float:
+        """Tokens one query attends to (see :class:`AttentionMixer`)."""
+        return 0.0
+
+
+@dataclass(frozen=True, repr=False, eq=False)
+class NoMixer(Mixer):
+    """A block without a token mixer (a feed-forward-only block of Nemotron-H-style patterns)."""
+
+
+@dataclass(frozen=True, repr=False, eq=False)
+class AttentionMixer(Mixer):
+    """Softmax attention over the full context, a sliding window or chunks."""
 
     spec: AttentionSpec
     span: Span
     """``F`` full context, ``S`` sliding window, ``C`` chunks of ``spec.window_tokens``."""
 
-    def tensors(self, h: int, layer: int) -> list[Tensor]:
-        raise NotImplementedError
-
-    @property
-    def kv_elements_per_token(self) -> int:
-        """Cache elements one token keeps in this layer (the whole width, before any sharding)."""
-        raise NotImplementedError
-
-    @property
-    def state_elements_per_sequence(self) -> int:
-        """Elements one sequence keeps whatever its length (recurrent state); none for attention."""
-        return 0
-
-    @property
-    def kernels(self) -> int:
-        raise NotImplementedError
-
-    def kv_share(self, tp: int) -> float:
-        """The share of this layer's cache one tensor-parallel rank keeps."""
-        raise NotImplementedError
-
-    def score_flops_per_attended(self, mode: Mode) -> int:
-        """FLOPs of QK^T and AV for one query against one attended token."""
-        raise NotImplementedError
-
     @property
     def window(self) -> int | None:
-        """Tokens a sliding or chunked layer attends to at most; None for full attention."""
         return None if self.span == "F" else self.spec.window_tokens
 
     def attended(self, context: int, mode: Mode) -> float:
@@ -90,7 +130,7 @@ class Mixer(Value):
 
 
 @dataclass(frozen=True, repr=False, eq=False)
-class Attention(Mixer):
+class Attention(AttentionMixer):
     """MHA, GQA or MQA: ``n_kv x (d + d_v)`` cache elements per token, split over TP ranks down to one head."""
 
     def tensors(self, h: int, layer: int) -> list[Tensor]:
@@ -103,8 +143,8 @@ class Attention(Mixer):
 
     @property
     def kernels(self) -> int:
-        """norm, q/k/v, rope, attention, output, residual = 8 (+2 with q/k norms)."""
-        return 8 + (2 if self.spec.qk_norm != "none" else 0)
+        """norm, q/k/v, rope, attention, output, residual = 8 (+2 with q/k norms, +2 with a gated output)."""
+        return 8 + (2 if self.spec.qk_norm != "none" else 0) + (2 if self.spec.gated_output else 0)
 
     def kv_share(self, tp: int) -> float:
         n_kv = self.spec.num_kv_heads
@@ -117,7 +157,7 @@ class Attention(Mixer):
 
 
 @dataclass(frozen=True, repr=False, eq=False)
-class LatentAttention(Mixer):
+class LatentAttention(AttentionMixer):
     """Multi-head latent attention: the latent and rotary key are cached whole on every TP rank."""
 
     def tensors(self, h: int, layer: int) -> list[Tensor]:
@@ -149,6 +189,50 @@ class LatentAttention(Mixer):
 
 
 @dataclass(frozen=True, repr=False, eq=False)
+class LinearAttention(Mixer):
+    """Gated DeltaNet: a causal convolution over q, k, v, then a gated delta-rule recurrence whose state, one
+    ``d_k x d_v`` matrix per value head, replaces the KV cache (see :class:`LinearAttentionSpec`)."""
+
+    spec: LinearAttentionSpec
+
+    def tensors(self, h: int, layer: int) -> list[Tensor]:
+        return linear_attention_tensors(self.spec, h, layer)
+
+    @property
+    def conv_dim(self) -> int:
+        """Channels the convolution runs over: ``2 n_k d_k + n_v d_v`` (q, k and v)."""
+        la = self.spec
+        return 2 * la.num_key_heads * la.key_head_dim + la.num_value_heads * la.value_head_dim
+
+    @property
+    def conv_state_elements(self) -> int:
+        """``(K - 1) x conv_dim`` (vLLM and llama.cpp keep K - 1 columns); Qwen3-Next-80B-A3B: 3 x 8,192 = 24,576."""
+        return (self.spec.conv_kernel - 1) * self.conv_dim
+
+    @property
+    def recurrent_state_elements(self) -> int:
+        """``n_v x d_k x d_v``; Qwen3-Next-80B-A3B: 32 x 128 x 128 = 524,288."""
+        la = self.spec
+        return la.num_value_heads * la.key_head_dim * la.value_head_dim
+
+    @property
+    def kernels(self) -> int:
+        """norm, in-projections, convolution, gates (beta, g), the recurrence, gated norm, output, residual = 9."""
+        return 9
+
+    def score_flops_per_attended(self, mode: Mode) -> int:
+        """The recurrence per token: decay, delta (``S^T k``), rank-1 update and readout (``S^T q``), about
+        ``7 x n_v x d_k x d_v`` FLOPs whatever the context; prefill in chunks of :data:`LINEAR_CHUNK` adds the
+        intra-chunk attention, ``2 x n_v x C x (d_k + d_v)``.  Qwen3-Next: 3.67 M per layer per decoded token."""
+        la = self.spec
+        n, dk, dv = la.num_value_heads, la.key_head_dim, la.value_head_dim
+        return 7 * n * dk * dv + (2 * n * LINEAR_CHUNK * (dk + dv) if mode == "prefill" else 0)
+
+    def attended(self, context: int, mode: Mode) -> float:
+        return 1.0  # the state stands for the whole context: constant work per token
+
+
+@dataclass(frozen=True, repr=False, eq=False)
 class FeedForward(Value):
     """The feed-forward block of one layer."""
 
@@ -177,6 +261,18 @@ class DenseMlp(FeedForward):
     def kernels(self) -> int:
         """norm, gate-up, activation, down, residual = 5."""
         return 5
+
+
+@dataclass(frozen=True, repr=False, eq=False)
+class NoFeedForward(FeedForward):
+    """A block without a feed-forward part (a mixer-only block of Nemotron-H-style patterns)."""
+
+    def tensors(self, h: int, layer: int) -> list[Tensor]:
+        return []
+
+    @property
+    def kernels(self) -> int:
+        return 0
 
 
 @dataclass(frozen=True, repr=False, eq=False)
@@ -246,20 +342,38 @@ class Layer(Value):
 
 def make_layer(arch: ArchSpec, index: int) -> Layer:
     """Layer ``index`` of ``arch`` (an index past the last builds the layer an MTP module repeats)."""
-    att = arch.attention
     ffn: FeedForward
-    if arch.moe is not None and arch.is_moe_layer(index):
+    kind = arch.ffn_kind(index)
+    if kind == "E":
+        assert arch.moe is not None
         ffn = _moe_block(arch.moe)
-    else:
+    elif kind == "D":
         assert arch.mlp is not None
         ffn = _dense_mlp(arch.mlp)
+    else:
+        ffn = _NO_FFN
     width = arch.hidden_size * (2 if arch.norm_bias else 1)
-    return Layer(index, _mixer(att, att.layer_kind(index)), ffn, arch.norms_per_layer, width)
+    mixer_kind = arch.attention.layer_kind(index)
+    if index >= arch.num_layers and mixer_kind in ("L", "X"):
+        mixer_kind = "F"  # an MTP module repeats a full-attention layer (Qwen3-Next, DeepSeek-V3)
+    mixer = _mixer(arch.attention, mixer_kind, arch.linear_attention)
+    # A block with only a mixer or only a feed-forward part has one norm before it.
+    norms = arch.norms_per_layer if kind != "X" and not isinstance(mixer, NoMixer) else 1
+    return Layer(index, mixer, ffn, norms, width)
+
+
+_NO_FFN = NoFeedForward()
 
 
 # Equal layers share one mixer and one feed-forward object, so sums grouped by them compare by identity.
 @functools.lru_cache(maxsize=1024)
-def _mixer(att: AttentionSpec, span: Span) -> Mixer:
+def _mixer(att: AttentionSpec, kind: str, linear: LinearAttentionSpec | None) -> Mixer:
+    if kind == "X":
+        return NoMixer()
+    if kind == "L":
+        assert linear is not None
+        return LinearAttention(linear)
+    span: Span = kind  # type: ignore[assignment]
     return LatentAttention(att, span) if att.mla is not None else Attention(att, span)
 
 

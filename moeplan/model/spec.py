@@ -14,8 +14,11 @@ Conventions (all counts are elements, never bytes):
   ``n_shared_experts`` shared experts as one MLP of ``n_shared x moe_intermediate_size``).
 * ``dense_layers`` lists the decoder layers (0-based) whose feed-forward is the dense MLP instead of the
   MoE block; every other layer is an MoE layer.
-* ``layer_pattern`` is repeated cyclically over the layers: ``F`` full attention, ``S`` sliding window of
-  ``window_tokens``, ``C`` chunked attention in chunks of ``window_tokens``.
+* ``layer_pattern`` is repeated cyclically over the layers and names each layer's token mixer: ``F`` full
+  attention, ``S`` sliding window of ``window_tokens``, ``C`` chunked attention in chunks of ``window_tokens``,
+  ``L`` linear attention (:class:`LinearAttentionSpec`), ``X`` no mixer (a feed-forward-only block).
+* ``ffn_pattern`` (optional, cyclic) names each layer's feed-forward block: ``E`` the MoE block, ``D`` the
+  dense MLP, ``X`` none (a mixer-only block); without it, ``moe.dense_layers`` decides.
 """
 
 from __future__ import annotations
@@ -91,7 +94,11 @@ class AttentionSpec(Record):
     window_tokens: int | None = field(
         default=None, metadata={"gt": 0, "le": TOKENS, "description": "sliding window or chunk, tokens"}
     )
-    layer_pattern: str = field(default="F", metadata={"pattern": r"^[FSC]+$", "max_length": LAYERS})
+    layer_pattern: str = field(default="F", metadata={"pattern": r"^[FSCLX]+$", "max_length": LAYERS})
+    gated_output: bool = field(
+        default=False,
+        metadata={"description": "a sigmoid gate on the output from a second query-width projection (Qwen3-Next)"},
+    )
 
     def __post_init__(self) -> None:
         if self.kind == "mla" and self.mla is None:
@@ -110,11 +117,38 @@ class AttentionSpec(Record):
             return self.mla.v_head_dim
         return self.v_head_dim or self.head_dim
 
-    def layer_kind(self, layer: int) -> Literal["F", "S", "C"]:
-        """``F``, ``S`` or ``C`` for decoder layer ``layer`` (0-based)."""
+    def layer_kind(self, layer: int) -> Literal["F", "S", "C", "L", "X"]:
+        """The mixer letter of decoder layer ``layer`` (0-based): ``F``, ``S``, ``C``, ``L`` or ``X``."""
         kind = self.layer_pattern[layer % len(self.layer_pattern)]
-        assert kind in ("F", "S", "C")
+        assert kind in ("F", "S", "C", "L", "X")
         return kind  # type: ignore[return-value]
+
+
+@dataclass(frozen=True, kw_only=True, repr=False, eq=False)
+class LinearAttentionSpec(Record):
+    """Linear attention whose per-sequence state does not grow with the context: Gated DeltaNet (Qwen3-Next,
+    Qwen3.5).  Queries and keys have ``num_key_heads`` heads of ``key_head_dim``, values ``num_value_heads`` of
+    ``value_head_dim``; a causal depthwise convolution of ``conv_kernel`` taps runs over q, k and v.
+
+    State per sequence and layer: the convolution's last ``conv_kernel - 1`` inputs, ``(K - 1) x (2 n_k d_k +
+    n_v d_v)``, and the recurrent state, ``n_v x d_k x d_v``.  Qwen3-Next-80B-A3B: 3 x 8,192 + 32 x 128 x 128 =
+    548,864 elements.
+    """
+
+    kind: Literal["gated_deltanet"] = "gated_deltanet"
+    num_key_heads: int = field(metadata={"gt": 0, "le": COUNT})
+    num_value_heads: int = field(metadata={"gt": 0, "le": COUNT})
+    key_head_dim: int = field(metadata={"gt": 0, "le": DIM})
+    value_head_dim: int = field(metadata={"gt": 0, "le": DIM})
+    conv_kernel: int = field(default=4, metadata={"gt": 0, "le": 64})
+    state_dtype: Literal["fp32", "bf16", "fp16"] | None = field(
+        default=None,
+        metadata={"description": "the recurrent state's dtype the checkpoint declares (mamba_ssm_dtype), if any"},
+    )
+
+    def __post_init__(self) -> None:
+        if self.num_value_heads % self.num_key_heads:
+            raise ValueError("linear_attention.num_value_heads must be a multiple of num_key_heads")
 
 
 @dataclass(frozen=True, kw_only=True, repr=False, eq=False)
@@ -191,6 +225,17 @@ class ArchSpec(Record):
         default=None, metadata={"description": "dense feed-forward (dense models, dense layers)"}
     )
     moe: MoeSpec | None = None
+    linear_attention: LinearAttentionSpec | None = field(
+        default=None, metadata={"description": "the linear-attention mixer of the L layers of attention.layer_pattern"}
+    )
+    ffn_pattern: str | None = field(
+        default=None,
+        metadata={
+            "pattern": r"^[EDX]+$",
+            "max_length": LAYERS,
+            "description": "feed-forward per layer, cyclic: E MoE, D dense MLP, X none (default: moe.dense_layers)",
+        },
+    )
     mtp_layers: int = field(
         default=0, metadata={"ge": 0, "le": 64, "description": "multi-token-prediction layers (outside the total)"}
     )
@@ -201,6 +246,15 @@ class ArchSpec(Record):
     def __post_init__(self) -> None:
         if self.moe is None and self.mlp is None:
             raise ValueError("a model needs 'mlp' (dense) or 'moe' (or both)")
+        if "L" in self.attention.layer_pattern and self.linear_attention is None:
+            raise ValueError("attention.layer_pattern has linear-attention (L) layers but no 'linear_attention'")
+        if self.ffn_pattern is not None:
+            if "E" in self.ffn_pattern and self.moe is None:
+                raise ValueError("ffn_pattern has MoE (E) layers but there is no 'moe'")
+            if "D" in self.ffn_pattern and self.mlp is None:
+                raise ValueError("ffn_pattern has dense (D) layers but there is no 'mlp'")
+            if self.moe is not None and self.moe.dense_layers:
+                raise ValueError("give ffn_pattern or moe.dense_layers, not both")
         if self.moe is not None:
             if self.moe.dense_layers and self.mlp is None:
                 raise ValueError("moe.dense_layers needs the dense 'mlp' they use")
@@ -214,15 +268,23 @@ class ArchSpec(Record):
     def is_moe(self) -> bool:
         return self.moe is not None
 
+    def ffn_kind(self, layer: int) -> Literal["E", "D", "X"]:
+        """The feed-forward block of decoder layer ``layer`` (0-based): ``E`` MoE, ``D`` dense MLP, ``X`` none."""
+        if self.ffn_pattern is not None:
+            kind = self.ffn_pattern[layer % len(self.ffn_pattern)]
+            assert kind in ("E", "D", "X")
+            return kind  # type: ignore[return-value]
+        return "E" if self.moe is not None and layer not in self.moe.dense_layers else "D"
+
     def is_moe_layer(self, layer: int) -> bool:
         """Whether decoder layer ``layer`` (0-based) has the MoE block."""
-        return self.moe is not None and layer not in self.moe.dense_layers
+        return self.ffn_kind(layer) == "E"
 
     @property
     def num_moe_layers(self) -> int:
         if self.moe is None:
             return 0
-        return self.num_layers - len(self.moe.dense_layers)
+        return sum(1 for i in range(self.num_layers) if self.is_moe_layer(i))
 
 
 @dataclass(frozen=True, kw_only=True, repr=False, eq=False)

@@ -18,7 +18,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from math import prod
 
-from moeplan.model.spec import AttentionSpec, MlpSpec, ParamKind
+from moeplan.model.spec import AttentionSpec, LinearAttentionSpec, MlpSpec, ParamKind
+
+UNQUANTIZED_ROLES = frozenset({"ssm_conv1d"})
+"""Tensors of two or more dimensions that no toolchain quantizes (llama-quantize keeps ``ssm_conv1d`` in F32)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,7 +50,8 @@ class Tensor:
 
     @property
     def is_matrix(self) -> bool:
-        return len(self.shape) >= 2
+        """A weight matrix that formats quantize (a convolution's taps are not: engines keep them as they are)."""
+        return len(self.shape) >= 2 and self.role not in UNQUANTIZED_ROLES
 
 
 def mlp_tensors(kind: ParamKind, suffix: str, h: int, mlp: MlpSpec, layer: int, count: int = 1) -> list[Tensor]:
@@ -70,15 +74,16 @@ def mlp_tensors(kind: ParamKind, suffix: str, h: int, mlp: MlpSpec, layer: int, 
 def gqa_tensors(att: AttentionSpec, h: int, layer: int) -> list[Tensor]:
     """The projections of MHA/GQA/MQA attention: q, k, v, output (+ q/k/v biases, q/k norms)."""
     n_h, d, d_v, n_kv = att.num_heads, att.head_dim, att.value_dim, att.num_kv_heads
+    q_width = n_h * d * (2 if att.gated_output else 1)  # a gated output doubles the query projection
     out = [
-        Tensor("attention", "attn_q", (n_h * d, h), layer),
+        Tensor("attention", "attn_q", (q_width, h), layer),
         Tensor("attention", "attn_k", (n_kv * d, h), layer),
         Tensor("attention", "attn_v", (n_kv * d_v, h), layer),
         Tensor("attention", "attn_output", (h, n_h * d_v), layer),
     ]
     if att.qkv_bias:
         out += [
-            Tensor("attention", "attn_q.bias", (n_h * d,), layer),
+            Tensor("attention", "attn_q.bias", (q_width,), layer),
             Tensor("attention", "attn_k.bias", (n_kv * d,), layer),
             Tensor("attention", "attn_v.bias", (n_kv * d_v,), layer),
         ]
@@ -125,3 +130,21 @@ def attention_tensors(att: AttentionSpec, h: int, layer: int) -> list[Tensor]:
     if att.sinks:
         out.append(Tensor("attention", "attn_sinks", (att.num_heads,), layer))
     return out
+
+
+def linear_attention_tensors(la: LinearAttentionSpec, h: int, layer: int) -> list[Tensor]:
+    """Gated DeltaNet (transformers ``Qwen3NextGatedDeltaNet``): ``in_proj_qkvz`` (h -> 2 n_k d_k + 2 n_v d_v),
+    ``in_proj_ba`` (h -> 2 n_v), a depthwise ``conv1d`` over ``2 n_k d_k + n_v d_v`` channels of ``K`` taps,
+    ``dt_bias`` and ``A_log`` (n_v each), a gated RMSNorm of ``d_v`` and ``out_proj`` (n_v d_v -> h).  Roles are
+    llama.cpp's (``ssm_in``, ``ssm_conv1d``, ...)."""
+    key, value = la.num_key_heads * la.key_head_dim, la.num_value_heads * la.value_head_dim
+    conv = 2 * key + value
+    return [
+        Tensor("attention", "ssm_in", (2 * key + 2 * value, h), layer),
+        Tensor("attention", "ssm_beta_alpha", (2 * la.num_value_heads, h), layer),
+        Tensor("attention", "ssm_conv1d", (conv, 1, la.conv_kernel), layer),
+        Tensor("attention", "ssm_dt.bias", (la.num_value_heads,), layer),
+        Tensor("attention", "ssm_a", (la.num_value_heads,), layer),
+        Tensor("norm", "ssm_norm", (la.value_head_dim,), layer),
+        Tensor("attention", "ssm_out", (h, value), layer),
+    ]

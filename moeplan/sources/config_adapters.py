@@ -10,11 +10,12 @@ equal the reference implementation's; ``tests/test_reference_counts.py`` checks 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from moeplan.errors import SpecError, UnsupportedArchitectureError
-from moeplan.model.spec import ArchSpec, AttentionSpec, MlaSpec, MlpSpec, ModelSpec, MoeSpec
+from moeplan.model.spec import ArchSpec, AttentionSpec, LinearAttentionSpec, MlaSpec, MlpSpec, ModelSpec, MoeSpec
 from moeplan.records import checked
 from moeplan.sources.checkpoint import native_format
 from moeplan.sources.config_fields import (
@@ -134,6 +135,44 @@ def _qwen_moe_layers(c: Config, num_layers: int) -> tuple[int, ...]:
     step = c.integer("decoder_sparse_step", 1)
     only = set(c.int_list("mlp_only_layers") or [])
     return tuple(i for i in range(num_layers) if i in only or (i + 1) % step != 0)
+
+
+def _qwen3_next(c: Config) -> ArchSpec:
+    """Qwen3-Next: Gated DeltaNet layers with full attention every ``full_attention_interval`` (gated output,
+    per-head q/k norms), and a MoE block with one gated shared expert in every layer on the sparse grid."""
+    common = common_fields(c)
+    n = common["num_layers"]
+    types = c.str_list("layer_types")
+    if not types:
+        interval = c.integer("full_attention_interval", 4)
+        types = ["linear_attention" if (i + 1) % interval else "full_attention" for i in range(n)]
+    dense = _qwen_moe_layers(c, n)
+    bias = c.flag("attention_bias", False)
+    attention = gqa_attention(c, qkv_bias=bias, o_bias=bias, qk_norm="per_head", kv_default=2, head_dim_default=256,
+                              pattern=layer_pattern_of(types, n, c.where))  # fmt: skip
+    return ArchSpec(
+        **common,
+        attention=replace(attention, gated_output=True),
+        linear_attention=LinearAttentionSpec(
+            num_key_heads=c.integer("linear_num_key_heads", 16),
+            num_value_heads=c.integer("linear_num_value_heads", 32),
+            key_head_dim=c.integer("linear_key_head_dim", 128),
+            value_head_dim=c.integer("linear_value_head_dim", 128),
+            conv_kernel=c.integer("linear_conv_kernel_dim", 4),
+        ),
+        mlp=dense_mlp(c) if dense else None,
+        moe=MoeSpec(
+            num_experts=c.integer("num_experts", 512),
+            top_k=c.integer("num_experts_per_tok", 10),
+            expert_intermediate_size=c.integer("moe_intermediate_size", 512),
+            num_shared_experts=1,
+            shared_intermediate_size=c.integer("shared_expert_intermediate_size", 512),
+            shared_expert_gate=True,
+            dense_layers=dense,
+        ),
+        # the checkpoint's mtp.* block (transformers builds none; vLLM reads num_nextn_predict_layers, default 1)
+        mtp_layers=c.integer("num_nextn_predict_layers", 1, positive=False),
+    )
 
 
 def _qwen2_moe(c: Config) -> ArchSpec:
@@ -373,6 +412,7 @@ ADAPTERS: dict[str, Callable[[Config], ArchSpec]] = {
     "granitemoe": _granitemoe,
     "qwen2_moe": _qwen2_moe,
     "qwen3_moe": _qwen3_moe,
+    "qwen3_next": _qwen3_next,
     "deepseek_v2": lambda c: _deepseek(c, v3=False),
     "deepseek_v3": lambda c: _deepseek(c, v3=True),
     "kimi_k2": lambda c: _deepseek(c, v3=True),

@@ -120,10 +120,10 @@ def kv_heads_of(c: Config, default: int | None = None) -> int:
 
 
 def layer_pattern_of(types: list[str] | None, num_layers: int, where: str) -> str:
-    """Shortest cyclic F/S/C pattern that reproduces ``layer_types`` over ``num_layers`` layers."""
+    """Shortest cyclic mixer pattern (F/S/C/L) that reproduces ``layer_types`` over ``num_layers`` layers."""
     if not types:
         return "F"
-    codes = {"full_attention": "F", "sliding_attention": "S", "chunked_attention": "C"}
+    codes = {"full_attention": "F", "sliding_attention": "S", "chunked_attention": "C", "linear_attention": "L"}
     try:
         letters = "".join(codes[t] for t in types[:num_layers])
     except KeyError as e:
