@@ -17,7 +17,7 @@ _KIND_PATTERNS: list[tuple[str, re.Pattern[str]]] = [
     ("norm", re.compile(r"(norm|layernorm|ln_\w+|norm_\d|norm_f)\.(weight|bias)$")),
     ("shared_experts", re.compile(r"shared_expert")),
     ("routed_experts", re.compile(r"\.experts\.|\.experts$|experts\.mlp\.")),
-    ("router", re.compile(r"(\.gate\.(weight|bias)$|\.router\.|router\.layer\.)")),
+    ("router", re.compile(r"(\.gate\.(weight|bias)$|\.router\.|router\.layer\.|\.gate\.moe_statics\.)")),
     ("attention", re.compile(r"(self_attn|\.attn\.|\.attention\.|\.linear_attn\.)")),
     ("dense_mlp", re.compile(r"(\.mlp\.|feed_forward\.|block_sparse_moe\.)")),
 ]
@@ -82,6 +82,10 @@ def small_config(model_type: str) -> dict[str, Any]:
         base.update(num_local_experts=6, num_experts_per_tok=2)
     if model_type in ("olmoe", "qwen2_moe", "qwen3_moe", "qwen3_next"):
         base.update(num_experts=6, num_experts_per_tok=2)
+    if model_type == "minimax_m2":
+        base.update(num_local_experts=6, num_experts_per_tok=2, head_dim=8)
+    if model_type == "ernie4_5_moe":
+        base.update(moe_num_experts=6, moe_k=2, moe_intermediate_size=40, moe_num_shared_experts=1)
     if model_type in ("qwen2_moe", "qwen3_moe", "deepseek_v2", "deepseek_v3", "glm4_moe", "qwen3_next"):
         base.update(moe_intermediate_size=40)
     if model_type in ("qwen2_moe", "qwen3_next"):

@@ -175,6 +175,54 @@ def _qwen3_next(c: Config) -> ArchSpec:
     )
 
 
+def _minimax_m2(c: Config) -> ArchSpec:
+    """MiniMax-M2: GQA with q/k RMSNorms over all heads jointly, a sigmoid router with a score-correction buffer,
+    every layer MoE, no shared expert."""
+    common = common_fields(c)
+    return ArchSpec(
+        **common,
+        attention=gqa_attention(c, qk_norm="full", kv_default=8, head_dim_default=128),
+        moe=MoeSpec(
+            num_experts=c.integer("num_local_experts", 256),
+            top_k=c.integer("num_experts_per_tok", 8),
+            expert_intermediate_size=c.integer("intermediate_size", 1536),
+            router_correction_bias=c.flag("use_routing_bias", True),
+        ),
+    )
+
+
+def _ernie4_5_moe(c: Config) -> ArchSpec:
+    """ERNIE 4.5 MoE: MoE layers from ``moe_layer_start_index`` to ``moe_layer_end_index`` every
+    ``moe_layer_interval``, the others dense; ``moe_num_shared_experts`` shared experts as one MLP; the router's
+    score-correction bias is a parameter; ``use_bias`` puts biases on attention, MLPs and the output head."""
+    common = common_fields(c, tie_default=True)
+    n = common["num_layers"]
+    start = c.integer("moe_layer_start_index", 1, positive=False)
+    end_raw = c.data.get("moe_layer_end_index", -1)
+    end = n - 1 if end_raw in (-1, None) else c.integer("moe_layer_end_index", positive=False)
+    interval = c.integer("moe_layer_interval", 1)
+    dense = tuple(i for i in range(n) if not ((i + 1) % interval == 0 and start <= i <= end))
+    bias = c.flag("use_bias", False)
+    shared = c.integer("moe_num_shared_experts", 2, positive=False)
+    width = c.integer("moe_intermediate_size")
+    return ArchSpec(
+        **common,
+        lm_head_bias=bias,
+        attention=gqa_attention(c, qkv_bias=bias, o_bias=bias, kv_default=4),
+        mlp=dense_mlp(c, bias=bias) if dense else None,
+        moe=MoeSpec(
+            num_experts=c.integer("moe_num_experts", 64),
+            top_k=c.integer("moe_k", 6),
+            expert_intermediate_size=width,
+            router_bias=True,
+            num_shared_experts=shared,
+            shared_intermediate_size=width * shared if shared else None,
+            shared_bias=bias,
+            dense_layers=dense,
+        ),
+    )
+
+
 def _qwen2_moe(c: Config) -> ArchSpec:
     common = common_fields(c)
     pattern, window = sliding_pattern(c)
@@ -413,6 +461,8 @@ ADAPTERS: dict[str, Callable[[Config], ArchSpec]] = {
     "qwen2_moe": _qwen2_moe,
     "qwen3_moe": _qwen3_moe,
     "qwen3_next": _qwen3_next,
+    "minimax_m2": _minimax_m2,
+    "ernie4_5_moe": _ernie4_5_moe,
     "deepseek_v2": lambda c: _deepseek(c, v3=False),
     "deepseek_v3": lambda c: _deepseek(c, v3=True),
     "kimi_k2": lambda c: _deepseek(c, v3=True),
