@@ -100,7 +100,9 @@ def small_config(model_type: str) -> dict[str, Any]:
             linear_conv_kernel_dim=3,
             full_attention_interval=2,
         )
-    if model_type in ("deepseek_v2", "deepseek_v3"):
+    if model_type in ("deepseek_v32", "glm_moe_dsa"):
+        base.update(index_n_heads=4, index_head_dim=8, index_topk=16, moe_intermediate_size=40)
+    if model_type in ("deepseek_v2", "deepseek_v3", "deepseek_v32", "glm_moe_dsa"):
         base.update(
             n_routed_experts=6,
             num_experts_per_tok=2,

@@ -145,7 +145,7 @@ class StagePlan(Value):
     rings: tuple[tuple[tuple[int, float], ...], ...]
     """(window, cache elements x share) of the layers kept in rings."""
     read: tuple[tuple[tuple[Mixer, float], ...], ...]
-    """Each distinct mixer's cache elements x share, for the tokens a decode step reads."""
+    """Each distinct mixer with its layers on the stage x this GPU's share, for the cache a decode step reads."""
     conv_state: tuple[float, ...]
     """Convolution-state elements per sequence (x this GPU's share), whatever the context."""
     state: tuple[float, ...]
@@ -173,7 +173,7 @@ def stage_plan(arch: ArchSpec, window_cache: str, mtp_layers: int, tp: int, pp: 
         else:
             rings[s][cache.ring] = rings[s].get(cache.ring, 0.0) + e
         if layer.index < arch.num_layers:
-            read[s][layer.mixer] = read[s].get(layer.mixer, 0.0) + e
+            read[s][layer.mixer] = read[s].get(layer.mixer, 0.0) + layer.mixer.kv_share(tp)
     by_stage = tuple(tuple(layers(arch)[i] for i in r) for r in stages)
     return StagePlan(
         layers=by_stage,

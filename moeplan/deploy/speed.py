@@ -203,7 +203,7 @@ class SpeedModel:
 
     def _kv_read(self, stage: int, context: int, batch: int) -> float:
         """KV bytes one decode step reads on one GPU of ``stage``: each layer's attended tokens x its cache."""
-        tokens = sum(mixer.attended(context, "decode") * e for mixer, e in self.stage_read[stage])
+        tokens = sum(mixer.kv_read_elements(context) * share for mixer, share in self.stage_read[stage])
         return tokens * self.mm.kv_element_bytes * batch
 
     def _compute_s(

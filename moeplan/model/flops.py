@@ -65,9 +65,7 @@ def flops_per_token(arch: ArchSpec, context: int, mode: Mode = "decode") -> Flop
     if context < 1:
         raise ValueError("context must be at least 1")
     by_kind = dict(_matmul_per_token(arch))
-    by_kind["attention_scores"] = sum(
-        n * mixer.score_flops_per_attended(mode) * mixer.attended(context, mode) for mixer, n in mixer_counts(arch)
-    )
+    by_kind["attention_scores"] = sum(n * mixer.score_flops(context, mode) for mixer, n in mixer_counts(arch))
     return Flops(by_kind)
 
 

@@ -11,6 +11,8 @@ Mixers (``h`` hidden size, ``n_h``/``n_kv`` query/KV heads of width ``d``, value
   (``C``).  Cache per token: ``n_kv x (d + d_v)`` elements; Mixtral 8x7B: 8 x (128 + 128) = 2,048 per layer.
 * :class:`LatentAttention` (MLA, DeepSeek-V2/V3, Kimi K2): the cache keeps the compressed latent and the
   shared rotary key, ``kv_lora_rank + qk_rope_head_dim`` elements; DeepSeek-V3: 512 + 64 = 576 per layer.
+* :class:`SparseLatentAttention` (MLA with DeepSeek Sparse Attention, DeepSeek-V3.2, GLM-5): the indexer keeps
+  one more key per token (128 elements) and decode attention reads its top 2,048 tokens, not the context.
 * :class:`LinearAttention` (Gated DeltaNet, Qwen3-Next): no cache per token; a state per sequence of
   ``(K - 1) x conv channels + n_v x d_k x d_v`` elements whatever the context; Qwen3-Next: 548,864 per layer.
 * :class:`NoMixer`: a block with only a feed-forward part.
@@ -27,7 +29,7 @@ import functools
 from dataclasses import dataclass
 from typing import Literal
 
-from moeplan.model.spec import ArchSpec, AttentionSpec, LinearAttentionSpec, MlpSpec, MoeSpec
+from moeplan.model.spec import ArchSpec, AttentionSpec, IndexerSpec, LinearAttentionSpec, MlpSpec, MoeSpec
 from moeplan.model.tensors import (
     Tensor,
     attention_tensors,
@@ -91,6 +93,14 @@ class Mixer(Value):
     def attended(self, context: int, mode: Mode) -> float:
         """Tokens one query attends to (see :class:`AttentionMixer`)."""
         return 0.0
+
+    def score_flops(self, context: int, mode: Mode) -> float:
+        """FLOPs per token beyond the weights: attention scores (or a state update) at ``context``."""
+        return self.score_flops_per_attended(mode) * self.attended(context, mode)
+
+    def kv_read_elements(self, context: int) -> float:
+        """Cache elements one decode step reads per sequence at ``context`` (the whole width)."""
+        return self.attended(context, "decode") * self.kv_elements_per_token
 
 
 @dataclass(frozen=True, repr=False, eq=False)
@@ -186,6 +196,52 @@ class LatentAttention(AttentionMixer):
         if mode == "decode":
             return 2 * n_h * (2 * m.kv_lora_rank + m.qk_rope_head_dim)
         return 2 * n_h * (m.qk_nope_head_dim + m.qk_rope_head_dim + m.v_head_dim)
+
+
+@dataclass(frozen=True, repr=False, eq=False)
+class SparseLatentAttention(LatentAttention):
+    """MLA with DeepSeek Sparse Attention: the indexer scores every cached token against its own key cache,
+    and the attention reads only the ``topk`` tokens it picks (see :class:`IndexerSpec`)."""
+
+    @property
+    def indexer(self) -> IndexerSpec:
+        assert self.spec.indexer is not None
+        return self.spec.indexer
+
+    @property
+    def kv_elements_per_token(self) -> int:
+        """The latent and rotary key, and the indexer's key: DeepSeek-V3.2: 512 + 64 + 128 = 704."""
+        return super().kv_elements_per_token + self.indexer.head_dim
+
+    @property
+    def kernels(self) -> int:
+        """MLA's 20, and the indexer's projections, norm, rope, scores, weighting and top-k: 8."""
+        return 28
+
+    def attended(self, context: int, mode: Mode) -> float:
+        """The ``topk`` tokens the indexer picks (all of them while the context is shorter)."""
+        k = self.indexer.topk
+        if mode == "decode":
+            return float(min(context, k))
+        full = (context + 1) / 2
+        if context <= k:
+            return full
+        return (k * (k + 1) / 2 + (context - k) * k) / context
+
+    def indexer_flops_per_token(self, context: int, mode: Mode) -> float:
+        """``2 x H_I x (D_I + 1)`` per scored token (q.k, ReLU-weighted sum); the indexer scores them all.
+        DeepSeek-V3.2 (64 heads of 128): 16,512 x T; at 128k tokens 2.2 GFLOP per layer per token."""
+        ix = self.indexer
+        scored = float(context) if mode == "decode" else (context + 1) / 2
+        return 2 * ix.num_heads * (ix.head_dim + 1) * scored
+
+    def score_flops(self, context: int, mode: Mode) -> float:
+        return super().score_flops(context, mode) + self.indexer_flops_per_token(context, mode)
+
+    def kv_read_elements(self, context: int) -> float:
+        """The picked tokens' latents, and every cached token's indexer key."""
+        latent = super().kv_elements_per_token
+        return min(context, self.indexer.topk) * latent + context * self.indexer.head_dim
 
 
 @dataclass(frozen=True, repr=False, eq=False)
@@ -374,7 +430,9 @@ def _mixer(att: AttentionSpec, kind: str, linear: LinearAttentionSpec | None) ->
         assert linear is not None
         return LinearAttention(linear)
     span: Span = kind  # type: ignore[assignment]
-    return LatentAttention(att, span) if att.mla is not None else Attention(att, span)
+    if att.mla is not None:
+        return SparseLatentAttention(att, span) if att.indexer is not None else LatentAttention(att, span)
+    return Attention(att, span)
 
 
 @functools.lru_cache(maxsize=1024)

@@ -69,6 +69,17 @@ class MlaSpec(Record):
 
 
 @dataclass(frozen=True, kw_only=True, repr=False, eq=False)
+class IndexerSpec(Record):
+    """DeepSeek Sparse Attention's lightning indexer (DeepSeek-V3.2, GLM-5): ``num_heads`` query heads of
+    ``head_dim`` against one key of ``head_dim`` per token, which the indexer caches beside the MLA latent; each
+    query then attends to the ``topk`` tokens it scores highest (2,048), not the whole context."""
+
+    num_heads: int = field(metadata={"gt": 0, "le": COUNT})
+    head_dim: int = field(metadata={"gt": 0, "le": DIM})
+    topk: int = field(metadata={"gt": 0, "le": TOKENS})
+
+
+@dataclass(frozen=True, kw_only=True, repr=False, eq=False)
 class AttentionSpec(Record):
     """Self-attention of one decoder layer: MHA, GQA and MQA (``kind: gqa``) or MLA."""
 
@@ -95,6 +106,9 @@ class AttentionSpec(Record):
         default=None, metadata={"gt": 0, "le": TOKENS, "description": "sliding window or chunk, tokens"}
     )
     layer_pattern: str = field(default="F", metadata={"pattern": r"^[FSCLX]+$", "max_length": LAYERS})
+    indexer: IndexerSpec | None = field(
+        default=None, metadata={"description": "DeepSeek Sparse Attention's indexer (MLA layers only)"}
+    )
     gated_output: bool = field(
         default=False,
         metadata={"description": "a sigmoid gate on the output from a second query-width projection (Qwen3-Next)"},
@@ -107,6 +121,8 @@ class AttentionSpec(Record):
             raise ValueError("attention.mla is given but attention.kind is not 'mla'")
         if self.num_kv_heads > 0 and self.num_heads % self.num_kv_heads:
             raise ValueError(f"num_heads ({self.num_heads}) must be a multiple of num_kv_heads ({self.num_kv_heads})")
+        if self.indexer is not None and self.mla is None:
+            raise ValueError("attention.indexer (DeepSeek Sparse Attention) needs MLA")
         if any(c in self.layer_pattern for c in "SC") and self.window_tokens is None:
             raise ValueError("a layer_pattern with sliding (S) or chunked (C) layers needs window_tokens")
 

@@ -119,6 +119,15 @@ def mla_tensors(att: AttentionSpec, h: int, layer: int) -> list[Tensor]:
     ]
     if att.qkv_bias:
         out.append(Tensor("attention", "attn_kv_a_mqa.bias", (kv_a,), layer))
+    ix = att.indexer
+    if ix is not None:  # transformers DeepseekV32Indexer: wq_b, wk, k_norm (a LayerNorm), weights_proj
+        q_in = m.q_lora_rank or h
+        out += [
+            Tensor("attention", "indexer.attn_q_b", (ix.num_heads * ix.head_dim, q_in), layer),
+            Tensor("attention", "indexer.attn_k", (ix.head_dim, h), layer),
+            Tensor("norm", "indexer.k_norm", (2 * ix.head_dim,), layer),
+            Tensor("attention", "indexer.proj", (ix.num_heads, h), layer),
+        ]
     return out
 
 
