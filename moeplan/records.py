@@ -13,7 +13,8 @@ about 60 ms, more than the rest of an ``estimate``.  So the catalogue path never
 * :func:`build` rebuilds a record from data that :func:`validate` accepted before (the catalogue's cache);
 * :func:`to_dict` is the inverse of both: plain JSON/YAML-ready values (tuples become lists).
 
-A field holding another record is annotated ``Name`` or ``Name | None`` (that is how :func:`build` finds it).
+A field holding another record is annotated ``Name``, ``Name | None`` or ``tuple[Name, ...]`` (that is how
+:func:`build` finds it).
 :class:`Value`, the base of records and of every other frozen dataclass in moeplan, supplies equality, hash
 and repr, which ``@dataclass`` would otherwise compile for each class at start-up.
 """
@@ -187,13 +188,21 @@ def _field_kinds(cls: type) -> dict[str, type | None]:
         text = f.type if isinstance(f.type, str) else getattr(f.type, "__name__", "")
         head = text.replace(" | None", "").strip()
         target = module.get(head)
+        inner = module.get(head.removeprefix("tuple[").split(",")[0].strip()) if head.startswith("tuple[") else None
         if isinstance(target, type) and issubclass(target, Record):
             kinds[f.name] = target
+        elif isinstance(inner, type) and issubclass(inner, Record):
+            _RECORD_TUPLES[(cls, f.name)] = inner
+            kinds[f.name] = tuple
         elif head.startswith("tuple"):
             kinds[f.name] = tuple
         else:
             kinds[f.name] = None
     return kinds
+
+
+_RECORD_TUPLES: dict[tuple[type, str], type] = {}
+"""(record class, field) -> the record class a ``tuple[Name, ...]`` field holds."""
 
 
 def schema_tag(cls: type) -> str:
@@ -210,6 +219,7 @@ def schema_tag(cls: type) -> str:
             default = "" if f.default is dataclasses.MISSING else repr(f.default)
             parts.append(f"{f.name}:{f.type}:{dict(f.metadata)}:{default}")
         todo.extend(k for k in _field_kinds(current).values() if k is not None and k is not tuple)
+        todo.extend(inner for (owner, _), inner in _RECORD_TUPLES.items() if owner is current)
     return f"{cls.__name__}-{__version__}-{zlib.crc32(' '.join(parts).encode()):08x}"
 
 
@@ -222,7 +232,8 @@ def build(cls: type[R], data: Mapping[str, Any]) -> R:
         if value is None or kind is None:
             kwargs[name] = value
         elif kind is tuple:
-            kwargs[name] = _tuples(value)
+            inner = _RECORD_TUPLES.get((cast(type, cls), name))
+            kwargs[name] = tuple(build(inner, v) for v in value) if inner else _tuples(value)
         else:
             kwargs[name] = build(kind, value)
     return cls(**kwargs)

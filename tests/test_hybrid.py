@@ -74,3 +74,16 @@ def test_linear_attention_decode_cost_is_constant_in_the_context() -> None:
     scores = long.flops.decode_by_kind["attention_scores"] - short.flops.decode_by_kind["attention_scores"]
     per_token = 12 * 2 * 16 * (256 + 256)  # 12 layers x 2 x heads x (d_k + d_v)
     assert scores == pytest.approx(per_token * (131072 - 4096))
+
+
+@pytest.mark.parametrize(
+    ("alias", "trained"),
+    [("qwen3-30b-a3b", 40_960), ("qwen3-30b-a3b-instruct-2507", 262_144), ("glm-4.5", 131_072), ("glm-4.6", 202_752)],
+)
+def test_every_alias_carries_its_own_context_limit(alias: str, trained: int) -> None:
+    """The -2507 Qwen3 releases and GLM-4.6 share their shapes with an earlier release, not its context."""
+    spec = moeplan.resolve_model(alias)
+    assert spec.arch.max_context == trained
+    r = estimate(EstimateRequest(model=alias, gpu="h200", num_gpus=8, context=150_000))
+    warned = any(a.startswith("warning:") for a in r.assumptions)
+    assert warned == (trained < 150_000)

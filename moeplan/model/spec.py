@@ -347,12 +347,24 @@ class CheckpointInfo(Record):
 
 
 @dataclass(frozen=True, kw_only=True, repr=False, eq=False)
+class AliasContext(Record):
+    """A release sold under an alias with its own trained context (Qwen3's -2507 updates: 262,144 tokens)."""
+
+    alias: str
+    max_context: int = field(metadata={"gt": 0, "le": TOKENS})
+    source: str = field(metadata={"min_length": 8})
+
+
+@dataclass(frozen=True, kw_only=True, repr=False, eq=False)
 class ModelSpec(Record):
     """One model: identity, shapes, native format and sources."""
 
     id: str = field(metadata={"pattern": r"^[a-z0-9][a-z0-9.\-]*$"})
     name: str
     aliases: tuple[str, ...] = ()
+    alias_contexts: tuple[AliasContext, ...] = field(
+        default=(), metadata={"description": "aliases whose release has another trained context than the id's"}
+    )
     hf_id: str | None = None
     architecture: str = field(metadata={"description": "Hugging Face model_type, or the family name"})
     weights_dtype: str = field(

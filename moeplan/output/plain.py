@@ -46,6 +46,11 @@ def estimate_table(result: EstimateResult) -> Table:
         ["weights", _g(m.weights_bytes / gib), "GiB"],
         ["KV cache per token", m.kv_bytes_per_token, "bytes"],
         ["KV cache", _g(m.kv_cache_bytes / gib), "GiB"],
+        *(
+            [["recurrent state per sequence", _g(m.state_bytes_per_sequence / 2**20, 1), "MiB"]]
+            if m.state_bytes
+            else []
+        ),
         ["memory per GPU", _g(m.per_gpu_bytes / gib), "GiB"],
     ]
     if f:

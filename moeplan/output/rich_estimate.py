@@ -199,6 +199,8 @@ def _print_memory(console: Console, result: EstimateResult) -> None:
                 fmt_gib(whole),
             )
     table.add_row("KV cache", fmt_gib(mem.per_gpu_kv_cache_bytes), fmt_gib(mem.kv_cache_bytes))
+    if mem.state_bytes:
+        table.add_row("recurrent state", fmt_gib(mem.per_gpu_state_bytes), fmt_gib(mem.state_bytes))
     table.add_row("activations", fmt_gib(mem.per_gpu_activation_bytes), fmt_gib(mem.activation_bytes))
     table.add_row("overhead and engine reserve", fmt_gib(mem.per_gpu_overhead_bytes), fmt_gib(mem.overhead_bytes))
     table.caption = "model / all GPUs: weights counted once; KV, activations and overhead summed over the GPUs"
@@ -208,6 +210,11 @@ def _print_memory(console: Console, result: EstimateResult) -> None:
         table.add_row("usable GPU memory", fmt_gib(mem.usable_bytes_per_gpu), "")
     console.print(table)
     console.print(f"KV cache: {mem.kv_bytes_per_token:,} bytes per token ({mem.kv_dtype}, {mem.engine})")
+    if mem.state_bytes_per_sequence:
+        console.print(
+            f"recurrent state: {mem.state_bytes_per_sequence / 2**20:,.1f} MiB per sequence whatever the context "
+            f"({mem.state_dtype}, convolution state {mem.conv_state_dtype}; --state-dtype to change)"
+        )
     if mem.usable_bytes_per_gpu:
         parts = [
             ("weights", float(mem.per_gpu_weights_bytes), "blue"),

@@ -10,7 +10,7 @@ from __future__ import annotations
 import difflib
 import functools
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -85,8 +85,20 @@ def _catalog_lookup(name: str) -> ModelSpec | None:
             return spec
     for spec in load_catalog():
         if key in _keys(spec):
-            return spec
+            return as_alias(spec, key)
     return None
+
+
+@functools.lru_cache(maxsize=256)
+def as_alias(spec: ModelSpec, key: str) -> ModelSpec:
+    """``spec`` as the release ``key`` names: with that release's own trained context where it has one."""
+    for entry in spec.alias_contexts:
+        if _norm(entry.alias) == key:
+            arch = replace(spec.arch, max_context=entry.max_context)
+            return replace(
+                spec, arch=arch, notes=f"{entry.alias}: {entry.max_context:,}-token context ({entry.source})"
+            )
+    return spec
 
 
 def suggestions(name: str, limit: int = 3) -> list[str]:
