@@ -185,3 +185,18 @@ def test_yaml_is_loaded_safely(tmp_path: Path) -> None:
     path.write_text("!!python/object/apply:os.system ['echo pwned']\n")
     with pytest.raises(SpecError, match="invalid YAML"):
         resolve_model(str(path))
+
+
+@pytest.mark.parametrize(
+    ("name", "suggested"),
+    [
+        ("mixtrall-8x22b", ["mixtral-8x22b"]),
+        ("deepseekv3", ["deepseek-v3"]),
+        ("gpt-oss", ["gpt-oss-120b", "gpt-oss-20b"]),
+        ("kimi-linear", []),  # another model, not a misspelt kimi-k2
+        ("qwen3.5", []),
+        ("granite-4.0-h-small", []),
+    ],
+)
+def test_did_you_mean_offers_only_close_names(name: str, suggested: list[str]) -> None:
+    assert sorted(suggestions(name)) == sorted(suggested)

@@ -102,15 +102,17 @@ def as_alias(spec: ModelSpec, key: str) -> ModelSpec:
 
 
 def suggestions(name: str, limit: int = 3) -> list[str]:
-    """The catalogue ids closest to ``name`` (by id, alias or Hub id)."""
+    """The catalogue ids ``name`` most likely misspells (by id, alias or Hub id), or the ids it is the leading
+    part of ("mixtral" -> mixtral-8x7b, mixtral-8x22b); never merely similar models of another family or size
+    ("kimi-linear" is not kimi-k2, "qwen3.5" not qwen3-235b-a22b)."""
     key = _norm(name)
     index: dict[str, str] = {}
     for spec in load_catalog():
         for k in _keys(spec):
             index.setdefault(k, spec.id)
-    close = difflib.get_close_matches(key, list(index), n=limit * 3, cutoff=0.5)
-    if not close:  # a fragment such as "mixtral" or "qwen3"
-        close = [k for k in index if key and key in k]
+    close = difflib.get_close_matches(key, list(index), n=limit * 3, cutoff=0.9)
+    if not close and key:  # a leading fragment such as "mixtral" or "qwen3"
+        close = [k for k in index if k.startswith(key) and k[len(key) : len(key) + 1] in ("", "-", "/")]
     out: list[str] = []
     for k in close:
         if index[k] not in out:
@@ -190,7 +192,11 @@ def resolve_model(name: str) -> ModelSpec:
     if looks_like_path:
         raise UnknownModelError(f"{name}: no such file")
     close = suggestions(name)
-    hint = f"did you mean {', '.join(close)}?" if close else "run `moeplan models` for the catalogue"
+    hint = (
+        f"did you mean {', '.join(close)}?"
+        if close
+        else "run `moeplan models` for the catalogue, or give the model's config.json, folder or hf:ORG/NAME"
+    )
     raise UnknownModelError(f"unknown model '{name}'", hint)
 
 
