@@ -43,6 +43,10 @@ def build_meta_model(config: dict[str, Any]) -> Any:
             from transformers import Llama4ForConditionalGeneration
 
             return Llama4ForConditionalGeneration(cfg)
+        if model_type in ("qwen3_vl_moe", "qwen3_5_moe", "kimi_k25"):
+            from transformers import AutoModelForImageTextToText
+
+            return AutoModelForImageTextToText.from_config(cfg)
         return AutoModelForCausalLM.from_config(cfg)
 
 
@@ -57,7 +61,17 @@ def reference_counts(config: dict[str, Any]) -> tuple[Counter[str], int]:
             continue
         seen.add(id(p))
         if name.startswith(
-            ("model.vision_model.", "model.multi_modal_projector.", "vision_model.", "multi_modal_projector.")
+            (
+                "model.vision_model.",
+                "model.multi_modal_projector.",
+                "vision_model.",
+                "multi_modal_projector.",
+                "model.visual.",
+                "visual.",
+                "model.vision_tower.",
+                "vision_tower.",
+                "model.mm_projector.",
+            )
         ):
             vision += p.numel()
             continue

@@ -507,6 +507,26 @@ def llama4_vision_params(v: Config, text_hidden: int) -> int:
     return tower + adapter + projector
 
 
+def qwen3_vl_vision_params(v: Config, text_hidden: int) -> int:
+    """Qwen3-VL's vision tower (transformers ``Qwen3VLMoeVisionModel``), outside the language model's total.
+
+    ``w`` width, ``I`` MLP width, ``M = w x s^2`` (the 2x2 patch merge), ``out`` the text width: a Conv3d patch
+    embedding ``c x t x p^2 x w + w``; ``n_pos x w`` position embeddings; per block q/k/v ``3w^2 + 3w``, output
+    ``w^2 + w``, MLP ``2wI + I + w``, two LayerNorms ``4w``; the merger ``2w + M^2 + M + M x out + out``; each
+    deepstack merger ``2M + M^2 + M + M x out + out``.  Qwen3-VL-30B-A3B: 538,631,408.
+    """
+    w, inter = v.integer("hidden_size", 1152), v.integer("intermediate_size", 4304)
+    depth, s = v.integer("depth", 27), v.integer("spatial_merge_size", 2)
+    p, t, ch = v.integer("patch_size", 16), v.integer("temporal_patch_size", 2), v.integer("in_channels", 3)
+    out = v.integer("out_hidden_size", text_hidden)
+    deepstack = len(v.int_list("deepstack_visual_indexes") or [8, 16, 24])
+    m = w * s * s
+    patch = ch * t * p * p * w + w + v.integer("num_position_embeddings", 2304) * w
+    block = 3 * w * w + 3 * w + w * w + w + 2 * w * inter + inter + w + 4 * w
+    merger = m * m + m + m * out + out
+    return patch + depth * block + (2 * w + merger) + deepstack * (2 * m + merger)
+
+
 # ---- dispatch ---------------------------------------------------------------------------------------
 
 ADAPTERS: dict[str, Callable[[Config], ArchSpec]] = {
@@ -520,6 +540,7 @@ ADAPTERS: dict[str, Callable[[Config], ArchSpec]] = {
     "granitemoe": _granitemoe,
     "qwen2_moe": _qwen2_moe,
     "qwen3_moe": _qwen3_moe,
+    "qwen3_vl_moe": _qwen3_moe,
     "qwen3_next": _qwen3_next,
     "minimax_m2": _minimax_m2,
     "deepseek_v32": lambda c: _deepseek_dsa(c, glm=False),
@@ -536,6 +557,13 @@ ADAPTERS: dict[str, Callable[[Config], ArchSpec]] = {
 }
 SUPPORTED_MODEL_TYPES = tuple(sorted(ADAPTERS))
 
+VISION_TOWERS: dict[str, Callable[[Config, int], int]] = {
+    "llama4": llama4_vision_params,
+    "qwen3_vl_moe": qwen3_vl_vision_params,
+}
+"""Families whose config nests the language model in ``text_config`` beside a ``vision_config``: the formula
+of their vision tower's parameters (outside the total)."""
+
 
 def arch_from_config(config: Mapping[str, Any], where: str = "config.json") -> tuple[str, ArchSpec, int | None]:
     """``(model_type, ArchSpec, vision params or None)`` for a parsed ``config.json``."""
@@ -551,10 +579,12 @@ def arch_from_config(config: Mapping[str, Any], where: str = "config.json") -> t
         )
     text = c
     vision: int | None = None
-    if model_type == "llama4":
-        text = c.sub("text_config")
+    if model_type in VISION_TOWERS:
+        sub = c.sub("text_config")
+        tie = config.get("tie_word_embeddings")  # the top-level flag wins over the text config's default
+        text = Config({**sub.data, **({"tie_word_embeddings": tie} if tie is not None else {})}, sub.where)
         if "vision_config" in config:
-            vision = llama4_vision_params(c.sub("vision_config"), text.integer("hidden_size"))
+            vision = VISION_TOWERS[model_type](c.sub("vision_config"), text.integer("hidden_size"))
     try:
         arch = adapter(text)
     except ValueError as e:  # a rule between fields (ArchSpec and its parts check them on construction)
