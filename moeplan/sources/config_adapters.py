@@ -146,16 +146,18 @@ def _qwen_moe_layers(c: Config, num_layers: int) -> tuple[int, ...]:
     return tuple(i for i in range(num_layers) if i in only or (i + 1) % step != 0)
 
 
-def _qwen3_next(c: Config) -> ArchSpec:
-    """Qwen3-Next: Gated DeltaNet layers with full attention every ``full_attention_interval`` (gated output,
-    per-head q/k norms), and a MoE block with one gated shared expert in every layer on the sparse grid."""
+def _qwen3_next(c: Config, *, v35: bool = False) -> ArchSpec:
+    """Qwen3-Next and Qwen3.5 (its ``text_config``): Gated DeltaNet layers with full attention every
+    ``full_attention_interval`` (gated output, per-head q/k norms), and a MoE block with one gated shared expert
+    in every layer on the sparse grid (Qwen3.5: every layer; transformers 5.23.0 reads no ``mlp_only_layers``)."""
     common = common_fields(c)
     n = common["num_layers"]
     types = c.str_list("layer_types")
     if not types:
         interval = c.integer("full_attention_interval", 4)
         types = ["linear_attention" if (i + 1) % interval else "full_attention" for i in range(n)]
-    dense = _qwen_moe_layers(c, n)
+    dense = () if v35 else _qwen_moe_layers(c, n)
+    declared = {"float32": "fp32", "bfloat16": "bf16", "float16": "fp16"}.get(str(c.data.get("mamba_ssm_dtype")))
     bias = c.flag("attention_bias", False)
     attention = gqa_attention(c, qkv_bias=bias, o_bias=bias, qk_norm="per_head", kv_default=2, head_dim_default=256,
                               pattern=layer_pattern_of(types, n, c.where))  # fmt: skip
@@ -168,6 +170,7 @@ def _qwen3_next(c: Config) -> ArchSpec:
             key_head_dim=c.integer("linear_key_head_dim", 128),
             value_head_dim=c.integer("linear_value_head_dim", 128),
             conv_kernel=c.integer("linear_conv_kernel_dim", 4),
+            state_dtype=declared,  # type: ignore[arg-type]
         ),
         mlp=dense_mlp(c) if dense else None,
         moe=MoeSpec(
@@ -180,7 +183,7 @@ def _qwen3_next(c: Config) -> ArchSpec:
             dense_layers=dense,
         ),
         # the checkpoint's mtp.* block (transformers builds none; vLLM reads num_nextn_predict_layers, default 1)
-        mtp_layers=c.integer("num_nextn_predict_layers", 1, positive=False),
+        mtp_layers=c.integer("mtp_num_hidden_layers" if v35 else "num_nextn_predict_layers", 1, positive=False),
     )
 
 
@@ -519,7 +522,8 @@ def qwen3_vl_vision_params(v: Config, text_hidden: int) -> int:
     depth, s = v.integer("depth", 27), v.integer("spatial_merge_size", 2)
     p, t, ch = v.integer("patch_size", 16), v.integer("temporal_patch_size", 2), v.integer("in_channels", 3)
     out = v.integer("out_hidden_size", text_hidden)
-    deepstack = len(v.int_list("deepstack_visual_indexes") or [8, 16, 24])
+    listed = v.int_list("deepstack_visual_indexes")
+    deepstack = 3 if listed is None else len(listed)
     m = w * s * s
     patch = ch * t * p * p * w + w + v.integer("num_position_embeddings", 2304) * w
     block = 3 * w * w + 3 * w + w * w + w + 2 * w * inter + inter + w + 4 * w
@@ -542,6 +546,7 @@ ADAPTERS: dict[str, Callable[[Config], ArchSpec]] = {
     "qwen3_moe": _qwen3_moe,
     "qwen3_vl_moe": _qwen3_moe,
     "qwen3_next": _qwen3_next,
+    "qwen3_5_moe": lambda c: _qwen3_next(c, v35=True),
     "minimax_m2": _minimax_m2,
     "deepseek_v32": lambda c: _deepseek_dsa(c, glm=False),
     "glm_moe_dsa": lambda c: _deepseek_dsa(c, glm=True),
@@ -560,6 +565,7 @@ SUPPORTED_MODEL_TYPES = tuple(sorted(ADAPTERS))
 VISION_TOWERS: dict[str, Callable[[Config, int], int]] = {
     "llama4": llama4_vision_params,
     "qwen3_vl_moe": qwen3_vl_vision_params,
+    "qwen3_5_moe": qwen3_vl_vision_params,
 }
 """Families whose config nests the language model in ``text_config`` beside a ``vision_config``: the formula
 of their vision tower's parameters (outside the total)."""
