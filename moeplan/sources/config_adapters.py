@@ -10,7 +10,6 @@ equal the reference implementation's; ``tests/test_reference_counts.py`` checks 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -18,14 +17,13 @@ from moeplan.errors import SpecError, UnsupportedArchitectureError
 from moeplan.model.spec import (
     ArchSpec,
     AttentionSpec,
-    IndexerSpec,
-    LinearAttentionSpec,
-    MlaSpec,
     MlpSpec,
     ModelSpec,
     MoeSpec,
 )
 from moeplan.records import checked
+from moeplan.sources.adapters_hybrid import qwen3_next, qwen_moe_layers
+from moeplan.sources.adapters_mla import deepseek, deepseek_dsa
 from moeplan.sources.checkpoint import native_format
 from moeplan.sources.config_fields import (
     Config,
@@ -37,6 +35,7 @@ from moeplan.sources.config_fields import (
     sliding_pattern,
     weights_dtype,
 )
+from moeplan.sources.vision_towers import llama4_vision_params, qwen3_vl_vision_params
 
 
 def _llama(c: Config) -> ArchSpec:
@@ -139,54 +138,6 @@ def _granitemoe(c: Config) -> ArchSpec:
     )
 
 
-def _qwen_moe_layers(c: Config, num_layers: int) -> tuple[int, ...]:
-    """Layers without experts: listed in ``mlp_only_layers`` or off the ``decoder_sparse_step`` grid."""
-    step = c.integer("decoder_sparse_step", 1)
-    only = set(c.int_list("mlp_only_layers") or [])
-    return tuple(i for i in range(num_layers) if i in only or (i + 1) % step != 0)
-
-
-def _qwen3_next(c: Config, *, v35: bool = False) -> ArchSpec:
-    """Qwen3-Next and Qwen3.5 (its ``text_config``): Gated DeltaNet layers with full attention every
-    ``full_attention_interval`` (gated output, per-head q/k norms), and a MoE block with one gated shared expert
-    in every layer on the sparse grid (Qwen3.5: every layer; transformers 5.23.0 reads no ``mlp_only_layers``)."""
-    common = common_fields(c)
-    n = common["num_layers"]
-    types = c.str_list("layer_types")
-    if not types:
-        interval = c.integer("full_attention_interval", 4)
-        types = ["linear_attention" if (i + 1) % interval else "full_attention" for i in range(n)]
-    dense = () if v35 else _qwen_moe_layers(c, n)
-    declared = {"float32": "fp32", "bfloat16": "bf16", "float16": "fp16"}.get(str(c.data.get("mamba_ssm_dtype")))
-    bias = c.flag("attention_bias", False)
-    attention = gqa_attention(c, qkv_bias=bias, o_bias=bias, qk_norm="per_head", kv_default=2, head_dim_default=256,
-                              pattern=layer_pattern_of(types, n, c.where))  # fmt: skip
-    return ArchSpec(
-        **common,
-        attention=replace(attention, gated_output=True),
-        linear_attention=LinearAttentionSpec(
-            num_key_heads=c.integer("linear_num_key_heads", 16),
-            num_value_heads=c.integer("linear_num_value_heads", 32),
-            key_head_dim=c.integer("linear_key_head_dim", 128),
-            value_head_dim=c.integer("linear_value_head_dim", 128),
-            conv_kernel=c.integer("linear_conv_kernel_dim", 4),
-            state_dtype=declared,  # type: ignore[arg-type]
-        ),
-        mlp=dense_mlp(c) if dense else None,
-        moe=MoeSpec(
-            num_experts=c.integer("num_experts", 512),
-            top_k=c.integer("num_experts_per_tok", 10),
-            expert_intermediate_size=c.integer("moe_intermediate_size", 512),
-            num_shared_experts=1,
-            shared_intermediate_size=c.integer("shared_expert_intermediate_size", 512),
-            shared_expert_gate=True,
-            dense_layers=dense,
-        ),
-        # the checkpoint's mtp.* block (transformers builds none; vLLM reads num_nextn_predict_layers, default 1)
-        mtp_layers=c.integer("mtp_num_hidden_layers" if v35 else "num_nextn_predict_layers", 1, positive=False),
-    )
-
-
 def _minimax_m2(c: Config) -> ArchSpec:
     """MiniMax-M2: GQA with q/k RMSNorms over all heads jointly, a sigmoid router with a score-correction buffer,
     every layer MoE, no shared expert."""
@@ -238,7 +189,7 @@ def _ernie4_5_moe(c: Config) -> ArchSpec:
 def _qwen2_moe(c: Config) -> ArchSpec:
     common = common_fields(c)
     pattern, window = sliding_pattern(c)
-    dense = _qwen_moe_layers(c, common["num_layers"])
+    dense = qwen_moe_layers(c, common["num_layers"])
     shared = c.integer("shared_expert_intermediate_size", 0, positive=False)
     return ArchSpec(
         **common,
@@ -260,7 +211,7 @@ def _qwen3_moe(c: Config) -> ArchSpec:
     common = common_fields(c)
     bias = c.flag("attention_bias", False)
     pattern, window = sliding_pattern(c)
-    dense = _qwen_moe_layers(c, common["num_layers"])
+    dense = qwen_moe_layers(c, common["num_layers"])
     experts = c.integer("num_experts", c.integer("num_local_experts", 128))
     return ArchSpec(
         **common,
@@ -274,104 +225,6 @@ def _qwen3_moe(c: Config) -> ArchSpec:
             expert_intermediate_size=c.integer("moe_intermediate_size"),
             dense_layers=dense,
         ),
-    )
-
-
-def _mla(c: Config, q_lora_default: int = 1536) -> AttentionSpec:
-    heads = c.integer("num_attention_heads")
-    bias = c.flag("attention_bias", False)
-    nope, rope = c.integer("qk_nope_head_dim"), c.integer("qk_rope_head_dim")
-    return AttentionSpec(
-        kind="mla",
-        num_heads=heads,
-        num_kv_heads=heads,
-        head_dim=nope + rope,
-        qkv_bias=bias,
-        o_bias=bias,
-        mla=MlaSpec(
-            # absent: the class default 1536; null: no query bottleneck (DeepSeek-V2-Lite)
-            q_lora_rank=c.opt_int("q_lora_rank") if "q_lora_rank" in c.data else q_lora_default,
-            kv_lora_rank=c.integer("kv_lora_rank"),
-            qk_nope_head_dim=nope,
-            qk_rope_head_dim=rope,
-            v_head_dim=c.integer("v_head_dim"),
-        ),
-    )
-
-
-def _deepseek(c: Config, *, v3: bool) -> ArchSpec:
-    common = common_fields(c)
-    first_dense = c.integer("first_k_dense_replace", 3 if v3 else 0, positive=False)
-    dense = tuple(range(min(first_dense, common["num_layers"])))
-    n_shared = c.integer("n_shared_experts", 1 if v3 else 2, positive=False)
-    moe_width = c.integer("moe_intermediate_size")
-    mlp_bias = False if v3 else c.flag("mlp_bias", False)
-    return ArchSpec(
-        **common,
-        attention=_mla(c),
-        mlp=MlpSpec(intermediate_size=c.integer("intermediate_size"), bias=mlp_bias) if dense else None,
-        moe=MoeSpec(
-            num_experts=c.integer("n_routed_experts", 256 if v3 else 64),
-            top_k=c.integer("num_experts_per_tok"),
-            expert_intermediate_size=moe_width,
-            num_shared_experts=n_shared,
-            shared_intermediate_size=moe_width * n_shared if n_shared else None,
-            shared_bias=mlp_bias,
-            router_correction_bias=v3,
-            dense_layers=dense,
-        ),
-        mtp_layers=c.integer("num_nextn_predict_layers", 1 if v3 else 0, positive=False),
-    )
-
-
-def _indexer(c: Config, heads: int) -> IndexerSpec:
-    """DeepSeek Sparse Attention's indexer; a per-layer pattern of shared indexers is refused, not guessed."""
-    types = c.str_list("indexer_types")
-    freq = c.data.get("index_topk_freq")
-    if (types and any(t != "full" for t in types)) or (isinstance(freq, int) and freq > 1):
-        raise SpecError(
-            f"{c.where}: layers that reuse another layer's top-k (indexer_types / index_topk_freq) are not "
-            "expressible yet",
-            "describe the model in a YAML spec with an indexer in every layer, or use a model without them",
-        )
-    return IndexerSpec(
-        num_heads=c.integer("index_n_heads", heads),
-        head_dim=c.integer("index_head_dim", 128),
-        topk=c.integer("index_topk", 2048),
-    )
-
-
-def _dense_first(c: Config, default: int, num_layers: int) -> tuple[int, ...]:
-    """Dense layers from ``mlp_layer_types`` ("dense"/"sparse"), else the first ``first_k_dense_replace``."""
-    types = c.str_list("mlp_layer_types")
-    if types:
-        return tuple(i for i, t in enumerate(types[:num_layers]) if t == "dense")
-    first = c.integer("first_k_dense_replace", default, positive=False)
-    return tuple(range(min(first, num_layers)))
-
-
-def _deepseek_dsa(c: Config, *, glm: bool) -> ArchSpec:
-    """DeepSeek-V3.2 and GLM-5: MLA with DeepSeek Sparse Attention's indexer in every layer, the DeepSeek-V3
-    MoE (shared expert, score-correction buffer), dense first layers, MTP modules."""
-    common = common_fields(c)
-    dense = _dense_first(c, 3, common["num_layers"])
-    n_shared = c.integer("n_shared_experts", 1, positive=False)
-    moe_width = c.integer("moe_intermediate_size", 2048)
-    mla = _mla(c, q_lora_default=2048 if glm else 1536)
-    return ArchSpec(
-        **common,
-        attention=replace(mla, indexer=_indexer(c, 32 if glm else 64)),
-        mlp=MlpSpec(intermediate_size=c.integer("intermediate_size")) if dense else None,
-        moe=MoeSpec(
-            num_experts=c.integer("n_routed_experts", 256),
-            top_k=c.integer("num_experts_per_tok", 8),
-            expert_intermediate_size=moe_width,
-            num_shared_experts=n_shared,
-            shared_intermediate_size=moe_width * n_shared if n_shared else None,
-            router_correction_bias=True,
-            dense_layers=dense,
-        ),
-        mtp_layers=c.integer("num_nextn_predict_layers", 1, positive=False),
     )
 
 
@@ -489,48 +342,6 @@ def _llama4_text(c: Config) -> ArchSpec:
     )
 
 
-def llama4_vision_params(v: Config, text_hidden: int) -> int:
-    """Elements of the Llama 4 vision tower, adapter and projector (outside the language model).
-
-    ViT of L layers, width w, MLP I: ``L*(4*(w^2+w) + 2*w*I + I + w + 4w)`` + patch linear ``C*p^2*w`` +
-    class and position embeddings ``(patches+2)*w`` + two LayerNorms ``4w`` + pixel-shuffle MLP
-    ``I*d_in + d_out^2`` + projector ``d_vis*h_text``.  Scout: 871,932,416.
-    """
-    w, inter, layers = (
-        v.integer("hidden_size", 768),
-        v.integer("intermediate_size", 5632),
-        v.integer("num_hidden_layers", 34),
-    )
-    patch, image, channels = v.integer("patch_size", 14), v.integer("image_size", 448), v.integer("num_channels", 3)
-    patches = (image // patch) ** 2 + 1
-    per_layer = 4 * (w * w + w) + (w * inter + inter) + (inter * w + w) + 2 * 2 * w
-    tower = channels * patch * patch * w + w + patches * w + 2 * 2 * w + layers * per_layer
-    adapter = inter * v.integer("projector_input_dim", 4096) + v.integer("projector_output_dim", 4096) ** 2
-    projector = v.integer("vision_output_dim", 7680) * text_hidden
-    return tower + adapter + projector
-
-
-def qwen3_vl_vision_params(v: Config, text_hidden: int) -> int:
-    """Qwen3-VL's vision tower (transformers ``Qwen3VLMoeVisionModel``), outside the language model's total.
-
-    ``w`` width, ``I`` MLP width, ``M = w x s^2`` (the 2x2 patch merge), ``out`` the text width: a Conv3d patch
-    embedding ``c x t x p^2 x w + w``; ``n_pos x w`` position embeddings; per block q/k/v ``3w^2 + 3w``, output
-    ``w^2 + w``, MLP ``2wI + I + w``, two LayerNorms ``4w``; the merger ``2w + M^2 + M + M x out + out``; each
-    deepstack merger ``2M + M^2 + M + M x out + out``.  Qwen3-VL-30B-A3B: 538,631,408.
-    """
-    w, inter = v.integer("hidden_size", 1152), v.integer("intermediate_size", 4304)
-    depth, s = v.integer("depth", 27), v.integer("spatial_merge_size", 2)
-    p, t, ch = v.integer("patch_size", 16), v.integer("temporal_patch_size", 2), v.integer("in_channels", 3)
-    out = v.integer("out_hidden_size", text_hidden)
-    listed = v.int_list("deepstack_visual_indexes")
-    deepstack = 3 if listed is None else len(listed)
-    m = w * s * s
-    patch = ch * t * p * p * w + w + v.integer("num_position_embeddings", 2304) * w
-    block = 3 * w * w + 3 * w + w * w + w + 2 * w * inter + inter + w + 4 * w
-    merger = m * m + m + m * out + out
-    return patch + depth * block + (2 * w + merger) + deepstack * (2 * m + merger)
-
-
 # ---- dispatch ---------------------------------------------------------------------------------------
 
 ADAPTERS: dict[str, Callable[[Config], ArchSpec]] = {
@@ -545,15 +356,15 @@ ADAPTERS: dict[str, Callable[[Config], ArchSpec]] = {
     "qwen2_moe": _qwen2_moe,
     "qwen3_moe": _qwen3_moe,
     "qwen3_vl_moe": _qwen3_moe,
-    "qwen3_next": _qwen3_next,
-    "qwen3_5_moe": lambda c: _qwen3_next(c, v35=True),
+    "qwen3_next": qwen3_next,
+    "qwen3_5_moe": lambda c: qwen3_next(c, v35=True),
     "minimax_m2": _minimax_m2,
-    "deepseek_v32": lambda c: _deepseek_dsa(c, glm=False),
-    "glm_moe_dsa": lambda c: _deepseek_dsa(c, glm=True),
+    "deepseek_v32": lambda c: deepseek_dsa(c, glm=False),
+    "glm_moe_dsa": lambda c: deepseek_dsa(c, glm=True),
     "ernie4_5_moe": _ernie4_5_moe,
-    "deepseek_v2": lambda c: _deepseek(c, v3=False),
-    "deepseek_v3": lambda c: _deepseek(c, v3=True),
-    "kimi_k2": lambda c: _deepseek(c, v3=True),
+    "deepseek_v2": lambda c: deepseek(c, v3=False),
+    "deepseek_v3": lambda c: deepseek(c, v3=True),
+    "kimi_k2": lambda c: deepseek(c, v3=True),
     "glm4_moe": _glm4_moe,
     "gpt_oss": _gpt_oss,
     "dbrx": _dbrx,

@@ -1,0 +1,108 @@
+"""``config.json`` adapters of the multi-head latent attention families: DeepSeek-V2/V3 (Kimi K2), and
+DeepSeek Sparse Attention's DeepSeek-V3.2 and GLM-5 (an indexer in every layer)."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from moeplan.errors import SpecError
+from moeplan.model.spec import ArchSpec, AttentionSpec, IndexerSpec, MlaSpec, MlpSpec, MoeSpec
+from moeplan.sources.config_fields import Config, common_fields
+
+
+def mla_attention(c: Config, q_lora_default: int = 1536) -> AttentionSpec:
+    heads = c.integer("num_attention_heads")
+    bias = c.flag("attention_bias", False)
+    nope, rope = c.integer("qk_nope_head_dim"), c.integer("qk_rope_head_dim")
+    return AttentionSpec(
+        kind="mla",
+        num_heads=heads,
+        num_kv_heads=heads,
+        head_dim=nope + rope,
+        qkv_bias=bias,
+        o_bias=bias,
+        mla=MlaSpec(
+            # absent: the class default 1536; null: no query bottleneck (DeepSeek-V2-Lite)
+            q_lora_rank=c.opt_int("q_lora_rank") if "q_lora_rank" in c.data else q_lora_default,
+            kv_lora_rank=c.integer("kv_lora_rank"),
+            qk_nope_head_dim=nope,
+            qk_rope_head_dim=rope,
+            v_head_dim=c.integer("v_head_dim"),
+        ),
+    )
+
+
+def deepseek(c: Config, *, v3: bool) -> ArchSpec:
+    common = common_fields(c)
+    first_dense = c.integer("first_k_dense_replace", 3 if v3 else 0, positive=False)
+    dense = tuple(range(min(first_dense, common["num_layers"])))
+    n_shared = c.integer("n_shared_experts", 1 if v3 else 2, positive=False)
+    moe_width = c.integer("moe_intermediate_size")
+    mlp_bias = False if v3 else c.flag("mlp_bias", False)
+    return ArchSpec(
+        **common,
+        attention=mla_attention(c),
+        mlp=MlpSpec(intermediate_size=c.integer("intermediate_size"), bias=mlp_bias) if dense else None,
+        moe=MoeSpec(
+            num_experts=c.integer("n_routed_experts", 256 if v3 else 64),
+            top_k=c.integer("num_experts_per_tok"),
+            expert_intermediate_size=moe_width,
+            num_shared_experts=n_shared,
+            shared_intermediate_size=moe_width * n_shared if n_shared else None,
+            shared_bias=mlp_bias,
+            router_correction_bias=v3,
+            dense_layers=dense,
+        ),
+        mtp_layers=c.integer("num_nextn_predict_layers", 1 if v3 else 0, positive=False),
+    )
+
+
+def _indexer(c: Config, heads: int) -> IndexerSpec:
+    """DeepSeek Sparse Attention's indexer; a per-layer pattern of shared indexers is refused, not guessed."""
+    types = c.str_list("indexer_types")
+    freq = c.data.get("index_topk_freq")
+    if (types and any(t != "full" for t in types)) or (isinstance(freq, int) and freq > 1):
+        raise SpecError(
+            f"{c.where}: layers that reuse another layer's top-k (indexer_types / index_topk_freq) are not "
+            "expressible yet",
+            "describe the model in a YAML spec with an indexer in every layer, or use a model without them",
+        )
+    return IndexerSpec(
+        num_heads=c.integer("index_n_heads", heads),
+        head_dim=c.integer("index_head_dim", 128),
+        topk=c.integer("index_topk", 2048),
+    )
+
+
+def _dense_first(c: Config, default: int, num_layers: int) -> tuple[int, ...]:
+    """Dense layers from ``mlp_layer_types`` ("dense"/"sparse"), else the first ``first_k_dense_replace``."""
+    types = c.str_list("mlp_layer_types")
+    if types:
+        return tuple(i for i, t in enumerate(types[:num_layers]) if t == "dense")
+    first = c.integer("first_k_dense_replace", default, positive=False)
+    return tuple(range(min(first, num_layers)))
+
+
+def deepseek_dsa(c: Config, *, glm: bool) -> ArchSpec:
+    """DeepSeek-V3.2 and GLM-5: MLA with DeepSeek Sparse Attention's indexer in every layer, the DeepSeek-V3
+    MoE (shared expert, score-correction buffer), dense first layers, MTP modules."""
+    common = common_fields(c)
+    dense = _dense_first(c, 3, common["num_layers"])
+    n_shared = c.integer("n_shared_experts", 1, positive=False)
+    moe_width = c.integer("moe_intermediate_size", 2048)
+    mla = mla_attention(c, q_lora_default=2048 if glm else 1536)
+    return ArchSpec(
+        **common,
+        attention=replace(mla, indexer=_indexer(c, 32 if glm else 64)),
+        mlp=MlpSpec(intermediate_size=c.integer("intermediate_size")) if dense else None,
+        moe=MoeSpec(
+            num_experts=c.integer("n_routed_experts", 256),
+            top_k=c.integer("num_experts_per_tok", 8),
+            expert_intermediate_size=moe_width,
+            num_shared_experts=n_shared,
+            shared_intermediate_size=moe_width * n_shared if n_shared else None,
+            router_correction_bias=True,
+            dense_layers=dense,
+        ),
+        mtp_layers=c.integer("num_nextn_predict_layers", 1, positive=False),
+    )

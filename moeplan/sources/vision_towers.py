@@ -1,0 +1,48 @@
+"""Vision towers outside the language model's total, by formula from a ``vision_config`` (so a multimodal
+checkpoint's memory counts them while its parameter counts stay those of the language model)."""
+
+from __future__ import annotations
+
+from moeplan.sources.config_fields import Config
+
+
+def llama4_vision_params(v: Config, text_hidden: int) -> int:
+    """Elements of the Llama 4 vision tower, adapter and projector (outside the language model).
+
+    ViT of L layers, width w, MLP I: ``L*(4*(w^2+w) + 2*w*I + I + w + 4w)`` + patch linear ``C*p^2*w`` +
+    class and position embeddings ``(patches+2)*w`` + two LayerNorms ``4w`` + pixel-shuffle MLP
+    ``I*d_in + d_out^2`` + projector ``d_vis*h_text``.  Scout: 871,932,416.
+    """
+    w, inter, layers = (
+        v.integer("hidden_size", 768),
+        v.integer("intermediate_size", 5632),
+        v.integer("num_hidden_layers", 34),
+    )
+    patch, image, channels = v.integer("patch_size", 14), v.integer("image_size", 448), v.integer("num_channels", 3)
+    patches = (image // patch) ** 2 + 1
+    per_layer = 4 * (w * w + w) + (w * inter + inter) + (inter * w + w) + 2 * 2 * w
+    tower = channels * patch * patch * w + w + patches * w + 2 * 2 * w + layers * per_layer
+    adapter = inter * v.integer("projector_input_dim", 4096) + v.integer("projector_output_dim", 4096) ** 2
+    projector = v.integer("vision_output_dim", 7680) * text_hidden
+    return tower + adapter + projector
+
+
+def qwen3_vl_vision_params(v: Config, text_hidden: int) -> int:
+    """Qwen3-VL's vision tower (transformers ``Qwen3VLMoeVisionModel``), outside the language model's total.
+
+    ``w`` width, ``I`` MLP width, ``M = w x s^2`` (the 2x2 patch merge), ``out`` the text width: a Conv3d patch
+    embedding ``c x t x p^2 x w + w``; ``n_pos x w`` position embeddings; per block q/k/v ``3w^2 + 3w``, output
+    ``w^2 + w``, MLP ``2wI + I + w``, two LayerNorms ``4w``; the merger ``2w + M^2 + M + M x out + out``; each
+    deepstack merger ``2M + M^2 + M + M x out + out``.  Qwen3-VL-30B-A3B: 538,631,408.
+    """
+    w, inter = v.integer("hidden_size", 1152), v.integer("intermediate_size", 4304)
+    depth, s = v.integer("depth", 27), v.integer("spatial_merge_size", 2)
+    p, t, ch = v.integer("patch_size", 16), v.integer("temporal_patch_size", 2), v.integer("in_channels", 3)
+    out = v.integer("out_hidden_size", text_hidden)
+    listed = v.int_list("deepstack_visual_indexes")
+    deepstack = 3 if listed is None else len(listed)
+    m = w * s * s
+    patch = ch * t * p * p * w + w + v.integer("num_position_embeddings", 2304) * w
+    block = 3 * w * w + 3 * w + w * w + w + 2 * w * inter + inter + w + 4 * w
+    merger = m * m + m + m * out + out
+    return patch + depth * block + (2 * w + merger) + deepstack * (2 * m + merger)
