@@ -12,13 +12,14 @@ from typing import Any
 
 # Order matters: the first pattern that matches a parameter's name decides its kind.
 _KIND_PATTERNS: list[tuple[str, re.Pattern[str]]] = [
-    ("embedding", re.compile(r"(embed_tokens|wte)\.weight$")),
+    ("embedding", re.compile(r"(embed_tokens|wte|backbone\.embeddings|model\.embeddings)\.weight$")),
     ("lm_head", re.compile(r"^lm_head\.")),
     ("norm", re.compile(r"(norm|layernorm|ln_\w+|norm_\d|norm_f)\.(weight|bias)$")),
-    ("shared_experts", re.compile(r"shared_expert")),
+    ("shared_experts", re.compile(r"shared_expert|shared_mlp")),
     ("routed_experts", re.compile(r"\.experts\.|\.experts$|experts\.mlp\.")),
     ("router", re.compile(r"(\.gate\.(weight|bias)$|\.router\.|router\.layer\.|\.gate\.moe_statics\.)")),
-    ("attention", re.compile(r"(self_attn|\.attn\.|\.attention\.|\.linear_attn\.)")),
+    ("dense_mlp", re.compile(r"\.mixer\.(up_proj|down_proj|gate_proj)\.")),  # Nemotron-H's MLP blocks
+    ("attention", re.compile(r"(self_attn|\.attn\.|\.attention\.|\.linear_attn\.|\.mixer\.|\.mamba\.)")),
     ("dense_mlp", re.compile(r"(\.mlp\.|feed_forward\.|block_sparse_moe\.)")),
 ]
 
@@ -96,6 +97,18 @@ def small_config(model_type: str) -> dict[str, Any]:
         base.update(num_local_experts=6, num_experts_per_tok=2)
     if model_type in ("olmoe", "qwen2_moe", "qwen3_moe", "qwen3_next"):
         base.update(num_experts=6, num_experts_per_tok=2)
+    if model_type == "nemotron_h":
+        base.update(hybrid_override_pattern="M*EM-E", mamba_num_heads=8, mamba_head_dim=16, n_groups=2,
+                    ssm_state_size=8, head_dim=8, n_routed_experts=6, num_experts_per_tok=2,
+                    moe_intermediate_size=40, moe_shared_expert_intermediate_size=48)  # fmt: skip
+    if model_type == "granitemoehybrid":
+        base.update(layer_types=["mamba", "attention", "mamba", "mamba"], mamba_n_heads=8, mamba_d_head=32,
+                    mamba_n_groups=2, mamba_d_state=8, num_local_experts=6, num_experts_per_tok=2,
+                    shared_intermediate_size=48)  # fmt: skip
+    if model_type == "jamba":
+        base.update(num_hidden_layers=8, attn_layer_period=4, attn_layer_offset=1, expert_layer_period=2,
+                    expert_layer_offset=1, num_experts=6, num_experts_per_tok=2, mamba_d_state=8,
+                    mamba_dt_rank=12)  # fmt: skip
     if model_type == "minimax_m2":
         base.update(num_local_experts=6, num_experts_per_tok=2, head_dim=8)
     if model_type == "ernie4_5_moe":

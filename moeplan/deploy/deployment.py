@@ -92,6 +92,9 @@ def check_layout(arch: ArchSpec, layout: Layout) -> None:
     n_kv = att.num_kv_heads
     if att.mla is None and n_kv % layout.tp and layout.tp % n_kv:
         raise InputError(f"--tp {layout.tp} and the {n_kv} KV heads must divide one another")
+    ssm = arch.ssm
+    if ssm is not None and "M" in att.layer_pattern and ssm.num_heads is not None and ssm.num_heads % layout.tp:
+        raise InputError(f"--tp {layout.tp} does not divide the {ssm.num_heads} state-space heads")
     la = arch.linear_attention
     if la is not None and "L" in att.layer_pattern and la.num_key_heads % layout.tp:
         raise InputError(f"--tp {layout.tp} does not divide the {la.num_key_heads} linear-attention key heads")

@@ -129,8 +129,8 @@ def state_dtypes(spec: ModelSpec, eng: Engine, requested: str) -> tuple[str, str
         return conv, state_dtype(requested)
     if eng.state_default == "fp32":
         return conv, "fp32"
-    la = spec.arch.linear_attention
-    declared = la.state_dtype if la is not None else None
+    la, ssm = spec.arch.linear_attention, spec.arch.ssm
+    declared = (la.state_dtype if la is not None else None) or (ssm.state_dtype if ssm is not None else None)
     return conv, declared or model
 
 

@@ -15,6 +15,8 @@ Mixers (``h`` hidden size, ``n_h``/``n_kv`` query/KV heads of width ``d``, value
   one more key per token (128 elements) and decode attention reads its top 2,048 tokens, not the context.
 * :class:`LinearAttention` (Gated DeltaNet, Qwen3-Next): no cache per token; a state per sequence of
   ``(K - 1) x conv channels + n_v x d_k x d_v`` elements whatever the context; Qwen3-Next: 548,864 per layer.
+* :class:`StateSpace` (Mamba2: Nemotron-H, Granite 4.0-H; Mamba1: Jamba): no cache per token; a state per
+  sequence of ``(d_conv - 1) x channels + d_inner x d_state``; Nemotron 3 Nano: 542,720 elements per layer.
 * :class:`NoMixer`: a block with only a feed-forward part.
 
 Feed-forward blocks: :class:`DenseMlp` (gated ``3hI`` or plain ``2hI``), :class:`MoeBlock` (router ``E x h``,
@@ -29,7 +31,7 @@ import functools
 from dataclasses import dataclass
 from typing import Literal
 
-from moeplan.model.spec import ArchSpec, AttentionSpec, IndexerSpec, LinearAttentionSpec, MlpSpec, MoeSpec
+from moeplan.model.spec import ArchSpec, AttentionSpec, IndexerSpec, LinearAttentionSpec, MlpSpec, MoeSpec, SsmSpec
 from moeplan.model.tensors import (
     Tensor,
     attention_tensors,
@@ -37,6 +39,7 @@ from moeplan.model.tensors import (
     linear_attention_tensors,
     mla_tensors,
     mlp_tensors,
+    ssm_tensors,
 )
 from moeplan.records import Value
 
@@ -289,6 +292,47 @@ class LinearAttention(Mixer):
 
 
 @dataclass(frozen=True, repr=False, eq=False)
+class StateSpace(Mixer):
+    """A Mamba mixer: a causal convolution and a selective scan whose state replaces the KV cache
+    (see :class:`SsmSpec`)."""
+
+    spec: SsmSpec
+
+    def tensors(self, h: int, layer: int) -> list[Tensor]:
+        return ssm_tensors(self.spec, h, layer)
+
+    @property
+    def conv_state_elements(self) -> int:
+        """``(d_conv - 1) x channels``: Mamba2 ``d_in + 2 g d_s``, Mamba1 ``d_in``; Nemotron 3 Nano: 18,432."""
+        ssm = self.spec
+        channels = ssm.d_inner + (2 * ssm.n_groups * ssm.d_state if ssm.kind == "mamba2" else 0)
+        return (ssm.d_conv - 1) * channels
+
+    @property
+    def recurrent_state_elements(self) -> int:
+        """``d_in x d_s``; Nemotron 3 Nano: 4,096 x 128 = 524,288; Jamba 1.5 Mini: 8,192 x 16 = 131,072."""
+        return self.spec.d_inner * self.spec.d_state
+
+    @property
+    def kernels(self) -> int:
+        """norm, in-projection, convolution, dt, the scan, gated norm, output, residual = 8."""
+        return 8
+
+    def score_flops_per_attended(self, mode: Mode) -> int:
+        """The selective scan per token, about ``7 x d_in x d_s`` (Megatron-LM's ``mamba_layer_flops``) whatever
+        the context; Mamba2's chunked prefill (chunk ``Q``) adds ``2 Q (g d_s + d_in)`` (the intra-chunk terms of
+        transformers' SSD scan).  Nemotron 3 Nano decode: 3.67 M per layer per token."""
+        ssm = self.spec
+        scan = 7 * ssm.d_inner * ssm.d_state
+        if mode == "prefill" and ssm.kind == "mamba2":
+            scan += 2 * ssm.chunk_size * (ssm.n_groups * ssm.d_state + ssm.d_inner)
+        return scan
+
+    def attended(self, context: int, mode: Mode) -> float:
+        return 1.0  # the state stands for the whole context: constant work per token
+
+
+@dataclass(frozen=True, repr=False, eq=False)
 class FeedForward(Value):
     """The feed-forward block of one layer."""
 
@@ -410,9 +454,9 @@ def make_layer(arch: ArchSpec, index: int) -> Layer:
         ffn = _NO_FFN
     width = arch.hidden_size * (2 if arch.norm_bias else 1)
     mixer_kind = arch.attention.layer_kind(index)
-    if index >= arch.num_layers and mixer_kind in ("L", "X"):
+    if index >= arch.num_layers and mixer_kind in ("L", "M", "X"):
         mixer_kind = "F"  # an MTP module repeats a full-attention layer (Qwen3-Next, DeepSeek-V3)
-    mixer = _mixer(arch.attention, mixer_kind, arch.linear_attention)
+    mixer = _mixer(arch.attention, mixer_kind, arch.linear_attention, arch.ssm)
     # A block with only a mixer or only a feed-forward part has one norm before it.
     norms = arch.norms_per_layer if kind != "X" and not isinstance(mixer, NoMixer) else 1
     return Layer(index, mixer, ffn, norms, width)
@@ -423,12 +467,15 @@ _NO_FFN = NoFeedForward()
 
 # Equal layers share one mixer and one feed-forward object, so sums grouped by them compare by identity.
 @functools.lru_cache(maxsize=1024)
-def _mixer(att: AttentionSpec, kind: str, linear: LinearAttentionSpec | None) -> Mixer:
+def _mixer(att: AttentionSpec, kind: str, linear: LinearAttentionSpec | None, ssm: SsmSpec | None) -> Mixer:
     if kind == "X":
         return NoMixer()
     if kind == "L":
         assert linear is not None
         return LinearAttention(linear)
+    if kind == "M":
+        assert ssm is not None
+        return StateSpace(ssm)
     span: Span = kind  # type: ignore[assignment]
     if att.mla is not None:
         return SparseLatentAttention(att, span) if att.indexer is not None else LatentAttention(att, span)

@@ -16,7 +16,8 @@ Conventions (all counts are elements, never bytes):
   MoE block; every other layer is an MoE layer.
 * ``layer_pattern`` is repeated cyclically over the layers and names each layer's token mixer: ``F`` full
   attention, ``S`` sliding window of ``window_tokens``, ``C`` chunked attention in chunks of ``window_tokens``,
-  ``L`` linear attention (:class:`LinearAttentionSpec`), ``X`` no mixer (a feed-forward-only block).
+  ``L`` linear attention (:class:`LinearAttentionSpec`), ``M`` a state-space mixer (:class:`SsmSpec`), ``X`` no
+  mixer (a feed-forward-only block).
 * ``ffn_pattern`` (optional, cyclic) names each layer's feed-forward block: ``E`` the MoE block, ``D`` the
   dense MLP, ``X`` none (a mixer-only block); without it, ``moe.dense_layers`` decides.
 """
@@ -105,7 +106,7 @@ class AttentionSpec(Record):
     window_tokens: int | None = field(
         default=None, metadata={"gt": 0, "le": TOKENS, "description": "sliding window or chunk, tokens"}
     )
-    layer_pattern: str = field(default="F", metadata={"pattern": r"^[FSCLX]+$", "max_length": LAYERS})
+    layer_pattern: str = field(default="F", metadata={"pattern": r"^[FSCLMX]+$", "max_length": LAYERS})
     indexer: IndexerSpec | None = field(
         default=None, metadata={"description": "DeepSeek Sparse Attention's indexer (MLA layers only)"}
     )
@@ -133,10 +134,10 @@ class AttentionSpec(Record):
             return self.mla.v_head_dim
         return self.v_head_dim or self.head_dim
 
-    def layer_kind(self, layer: int) -> Literal["F", "S", "C", "L", "X"]:
-        """The mixer letter of decoder layer ``layer`` (0-based): ``F``, ``S``, ``C``, ``L`` or ``X``."""
+    def layer_kind(self, layer: int) -> Literal["F", "S", "C", "L", "M", "X"]:
+        """The mixer letter of decoder layer ``layer`` (0-based): ``F``, ``S``, ``C``, ``L``, ``M`` or ``X``."""
         kind = self.layer_pattern[layer % len(self.layer_pattern)]
-        assert kind in ("F", "S", "C", "L", "X")
+        assert kind in ("F", "S", "C", "L", "M", "X")
         return kind  # type: ignore[return-value]
 
 
@@ -244,6 +245,9 @@ class ArchSpec(Record):
     linear_attention: LinearAttentionSpec | None = field(
         default=None, metadata={"description": "the linear-attention mixer of the L layers of attention.layer_pattern"}
     )
+    ssm: SsmSpec | None = field(
+        default=None, metadata={"description": "the state-space mixer of the M layers of attention.layer_pattern"}
+    )
     ffn_pattern: str | None = field(
         default=None,
         metadata={
@@ -264,6 +268,8 @@ class ArchSpec(Record):
             raise ValueError("a model needs 'mlp' (dense) or 'moe' (or both)")
         if "L" in self.attention.layer_pattern and self.linear_attention is None:
             raise ValueError("attention.layer_pattern has linear-attention (L) layers but no 'linear_attention'")
+        if "M" in self.attention.layer_pattern and self.ssm is None:
+            raise ValueError("attention.layer_pattern has state-space (M) layers but no 'ssm'")
         if self.ffn_pattern is not None:
             if "E" in self.ffn_pattern and self.moe is None:
                 raise ValueError("ffn_pattern has MoE (E) layers but there is no 'moe'")
@@ -344,6 +350,39 @@ class CheckpointInfo(Record):
     @property
     def language_params(self) -> int:
         return sum(v for k, v in self.params_by_kind.items() if k not in ("mtp", "vision"))
+
+
+@dataclass(frozen=True, kw_only=True, repr=False, eq=False)
+class SsmSpec(Record):
+    """A state-space (Mamba) mixer, whose per-sequence state does not grow with the context.
+
+    ``mamba2`` (Nemotron-H, Granite 4.0-H): ``num_heads`` heads of ``head_dim`` (``d_inner`` in all), B and C in
+    ``n_groups`` groups of ``d_state``; ``mamba1`` (Jamba): ``d_inner`` channels, a ``dt_rank`` projection.
+    State per sequence and layer: the convolution's last ``d_conv - 1`` inputs (Mamba2: ``d_inner + 2 n_groups
+    d_state`` channels; Mamba1: ``d_inner``) and the SSM state, ``d_inner x d_state``.  Nemotron 3 Nano:
+    3 x 6,144 + 64 x 64 x 128 = 542,720 elements.
+    """
+
+    kind: Literal["mamba2", "mamba1"] = "mamba2"
+    d_inner: int = field(metadata={"gt": 0, "le": DIM})
+    d_state: int = field(metadata={"gt": 0, "le": DIM})
+    d_conv: int = field(default=4, metadata={"gt": 0, "le": 64})
+    num_heads: int | None = field(default=None, metadata={"gt": 0, "le": COUNT, "description": "Mamba2 heads"})
+    n_groups: int = field(default=1, metadata={"ge": 1, "le": COUNT, "description": "Mamba2 groups of B and C"})
+    dt_rank: int | None = field(default=None, metadata={"gt": 0, "le": DIM, "description": "Mamba1 dt rank"})
+    conv_bias: bool = True
+    proj_bias: bool = False
+    inner_norms: bool = field(default=False, metadata={"description": "Jamba's RMSNorms on dt, B and C"})
+    chunk_size: int = field(default=256, metadata={"gt": 0, "le": 1 << 16, "description": "chunked scan, tokens"})
+    state_dtype: Literal["fp32", "bf16", "fp16"] | None = field(
+        default=None, metadata={"description": "the SSM state's dtype the checkpoint declares, if any"}
+    )
+
+    def __post_init__(self) -> None:
+        if self.kind == "mamba2" and (self.num_heads is None or self.d_inner % self.num_heads):
+            raise ValueError("a mamba2 ssm needs num_heads dividing d_inner")
+        if self.kind == "mamba1" and self.dt_rank is None:
+            raise ValueError("a mamba1 ssm needs dt_rank")
 
 
 @dataclass(frozen=True, kw_only=True, repr=False, eq=False)

@@ -18,9 +18,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from math import prod
 
-from moeplan.model.spec import AttentionSpec, LinearAttentionSpec, MlpSpec, ParamKind
+from moeplan.model.spec import AttentionSpec, LinearAttentionSpec, MlpSpec, ParamKind, SsmSpec
 
-UNQUANTIZED_ROLES = frozenset({"ssm_conv1d"})
+UNQUANTIZED_ROLES = frozenset({"ssm_conv1d", "ssm_a"})
 """Tensors of two or more dimensions that no toolchain quantizes (llama-quantize keeps ``ssm_conv1d`` in F32)."""
 
 
@@ -157,3 +157,53 @@ def linear_attention_tensors(la: LinearAttentionSpec, h: int, layer: int) -> lis
         Tensor("norm", "ssm_norm", (la.value_head_dim,), layer),
         Tensor("attention", "ssm_out", (h, value), layer),
     ]
+
+
+def ssm_tensors(ssm: SsmSpec, h: int, layer: int) -> list[Tensor]:
+    """A Mamba mixer (transformers ``NemotronHMamba2Mixer``, ``GraniteMoeHybridMambaLayer``, ``JambaMambaMixer``).
+
+    Mamba2: ``in_proj`` (h -> 2 d_in + 2 g d_s + n_h), a depthwise ``conv1d`` over ``d_in + 2 g d_s`` channels,
+    ``dt_bias``, ``A_log`` and ``D`` (n_h each), a gated RMSNorm of ``d_in``, ``out_proj`` (d_in -> h).
+    Mamba1: ``in_proj`` (h -> 2 d_in), ``conv1d`` over ``d_in``, ``x_proj`` (d_in -> R + 2 d_s), ``dt_proj``
+    (R -> d_in, with a bias), ``A_log`` (d_in x d_s), ``D`` (d_in), Jamba's dt/B/C norms, ``out_proj``.
+    """
+    di, ds, dc = ssm.d_inner, ssm.d_state, ssm.d_conv
+    out: list[Tensor] = []
+    if ssm.kind == "mamba2":
+        assert ssm.num_heads is not None
+        nh, conv = ssm.num_heads, di + 2 * ssm.n_groups * ds
+        width = 2 * di + 2 * ssm.n_groups * ds + nh
+        out += [
+            Tensor("attention", "ssm_in", (width, h), layer),
+            Tensor("attention", "ssm_conv1d", (conv, 1, dc), layer),
+            Tensor("attention", "ssm_dt.bias", (nh,), layer),
+            Tensor("attention", "ssm_a", (nh,), layer),
+            Tensor("attention", "ssm_d", (nh,), layer),
+            Tensor("norm", "ssm_norm", (di,), layer),
+        ]
+    else:
+        assert ssm.dt_rank is not None
+        r, conv, width = ssm.dt_rank, di, 2 * di
+        out += [
+            Tensor("attention", "ssm_in", (width, h), layer),
+            Tensor("attention", "ssm_conv1d", (conv, 1, dc), layer),
+            Tensor("attention", "ssm_x", (r + 2 * ds, di), layer),
+            Tensor("attention", "ssm_dt", (di, r), layer),
+            Tensor("attention", "ssm_dt.bias", (di,), layer),
+            Tensor("attention", "ssm_a", (di, ds), layer),
+            Tensor("attention", "ssm_d", (di,), layer),
+        ]
+        if ssm.inner_norms:
+            out += [
+                Tensor("norm", "ssm_dt_norm", (r,), layer),
+                Tensor("norm", "ssm_b_norm", (ds,), layer),
+                Tensor("norm", "ssm_c_norm", (ds,), layer),
+            ]
+    if ssm.proj_bias:
+        out.append(Tensor("attention", "ssm_in.bias", (width,), layer))
+    if ssm.conv_bias:
+        out.append(Tensor("attention", "ssm_conv1d.bias", (conv,), layer))
+    out.append(Tensor("attention", "ssm_out", (h, di), layer))
+    if ssm.proj_bias:
+        out.append(Tensor("attention", "ssm_out.bias", (h,), layer))
+    return out

@@ -22,7 +22,7 @@ from moeplan.model.spec import (
     MoeSpec,
 )
 from moeplan.records import checked
-from moeplan.sources.adapters_hybrid import qwen3_next, qwen_moe_layers
+from moeplan.sources.adapters_hybrid import granite_moe_hybrid, jamba, nemotron_h, qwen3_next, qwen_moe_layers
 from moeplan.sources.adapters_mla import deepseek, deepseek_dsa
 from moeplan.sources.checkpoint import native_format
 from moeplan.sources.config_fields import (
@@ -358,6 +358,9 @@ ADAPTERS: dict[str, Callable[[Config], ArchSpec]] = {
     "qwen3_vl_moe": _qwen3_moe,
     "qwen3_next": qwen3_next,
     "qwen3_5_moe": lambda c: qwen3_next(c, v35=True),
+    "nemotron_h": nemotron_h,
+    "granitemoehybrid": granite_moe_hybrid,
+    "jamba": jamba,
     "minimax_m2": _minimax_m2,
     "deepseek_v32": lambda c: deepseek_dsa(c, glm=False),
     "glm_moe_dsa": lambda c: deepseek_dsa(c, glm=True),
