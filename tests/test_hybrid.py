@@ -87,3 +87,23 @@ def test_every_alias_carries_its_own_context_limit(alias: str, trained: int) -> 
     r = estimate(EstimateRequest(model=alias, gpu="h200", num_gpus=8, context=150_000))
     warned = any(a.startswith("warning:") for a in r.assumptions)
     assert warned == (trained < 150_000)
+
+
+def test_compressed_tensors_ignore_list_quantizes_only_what_it_leaves() -> None:
+    """Kimi K2 Thinking: int4 (symmetric, a bf16 scale per 32) routed experts only; the ``ignore`` list keeps
+    attention, shared experts, the dense layer and the output head in bf16.  Its safetensors hold 594 GB
+    (https://huggingface.co/moonshotai/Kimi-K2-Thinking, files total)."""
+    from moeplan.sources.checkpoint import native_format
+
+    q = {
+        "quant_method": "compressed-tensors",
+        "config_groups": {"g": {"targets": ["Linear"], "weights": {"num_bits": 4, "type": "int", "group_size": 32,
+                                                                    "symmetric": True}}},
+        "ignore": ["lm_head", "re:.*self_attn.*", "re:.*shared_experts.*", "re:.*mlp\\.(gate|up|gate_up|down)_proj.*"],
+    }  # fmt: skip
+    assert native_format({"quantization_config": q}) == "experts=int4-g32"
+    assert native_format({"quantization_config": {**q, "ignore": ["lm_head"]}}) == "int4-g32"
+    r = estimate(EstimateRequest(model="kimi-k2-thinking", gpu="h200"))
+    assert r.memory.formats_by_kind["routed_experts"] == ["int4-g32"]
+    assert r.memory.formats_by_kind["attention"] == ["bf16"]
+    assert r.memory.weights_bytes / 1e9 == pytest.approx(594, rel=0.005)

@@ -156,6 +156,17 @@ FORMATS: dict[str, WeightFormat] = {
             kernels="packed4",
         ),
         WeightFormat("hqq-int4", 4, group=64, group_bits=32, description="HQQ 4-bit g64: fp16 scale and zero"),
+        *(
+            WeightFormat(
+                f"int4-g{g}",
+                4,
+                group=g,
+                group_bits=16,
+                description=f"int4 symmetric, one 16-bit scale per {g} (compressed-tensors pack-quantized, W4A16)",
+                kernels="packed4",
+            )
+            for g in (32, 64, 128)
+        ),
         WeightFormat("hqq-int3", 3, group=64, group_bits=32, description="HQQ 3-bit g64: fp16 scale and zero"),
         WeightFormat("hqq-int2", 2, group=16, group_bits=32, description="HQQ 2-bit g16: fp16 scale and zero"),
     ]
@@ -295,14 +306,17 @@ def parse_scheme(text: str, native: str | None = None, dtype: str = "bf16") -> S
             raise InputError(f"--quant '{text}' names two base schemes", "give one, then class=format overrides")
         else:
             base_name = part
-    if base_name is None:
+    if base_name is None and native and "=" in native:  # a per-class native scheme (Kimi K2 Thinking's)
+        base = parse_scheme(native, None, dtype)
+    elif base_name is None:
         base = named_scheme(native, dtype) if native else named_scheme(dtype, dtype)
     else:
         base = named_scheme(base_name, dtype)
     if not overrides:
         return base
-    label = ",".join([base.name, *(f"{k}={v}" for k, v in overrides.items())])
-    return Scheme(label, base.base, base.quantized, base.rest, base.gguf, {**base.overrides, **overrides})
+    merged = {**base.overrides, **overrides}
+    label = ",".join([base.name.split(",")[0], *(f"{k}={v}" for k, v in merged.items())])
+    return Scheme(label, base.base, base.quantized, base.rest, base.gguf, merged)
 
 
 def named_scheme(name: str, dtype: str = "bf16") -> Scheme:

@@ -114,24 +114,74 @@ def _gptq_name(bits: int, group: int) -> str:
     return name if name in FORMATS else f"gptq-int{bits}"
 
 
+# One module name of each tensor class, as Hugging Face checkpoints name them (DeepSeek/Kimi/Qwen layouts), to
+# test a compressed-tensors ``ignore`` list against.
+_CLASS_PROBES = {
+    "attention": ("model.layers.1.self_attn.q_proj", "model.layers.1.self_attn.kv_b_proj"),
+    "shared_experts": ("model.layers.1.mlp.shared_experts.gate_proj", "model.layers.1.mlp.shared_expert.up_proj"),
+    "dense_mlp": ("model.layers.0.mlp.gate_proj", "model.layers.0.mlp.down_proj"),
+    "experts": ("model.layers.1.mlp.experts.0.gate_proj", "model.layers.1.mlp.experts.7.down_proj"),
+    "lm_head": ("lm_head",),
+}
+
+
+def _ignored(name: str, ignore: list[Any]) -> bool:
+    """Whether a compressed-tensors ``ignore`` entry (a module name, or ``re:`` and a regular expression)
+    covers ``name``."""
+    for entry in ignore:
+        text = str(entry)
+        if text.startswith("re:"):
+            try:
+                if re.fullmatch(text[3:], name) or re.match(text[3:], name):
+                    return True
+            except re.error:
+                continue
+        elif text == name:
+            return True
+    return False
+
+
 def _compressed_tensors(q: Mapping[str, Any]) -> str | None:
+    """The format of a compressed-tensors checkpoint; with an ``ignore`` list that leaves some linear classes
+    unquantized, a per-class scheme (Kimi K2 Thinking: ``experts=int4-g32``, the rest as the checkpoint's dtype)."""
     groups = q.get("config_groups")
     if not isinstance(groups, Mapping):
         return None
+    fmt = None
     for group in groups.values():
         w = group.get("weights") if isinstance(group, Mapping) else None
         if not isinstance(w, Mapping):
             continue
         bits, kind, strategy = int(w.get("num_bits", 16)), str(w.get("type", "int")), str(w.get("strategy", ""))
         if bits == 8 and kind == "float":
-            return {"channel": "fp8-channel", "block": "fp8-block128"}.get(strategy, "fp8")
-        if bits == 4 and kind == "float":
-            return "nvfp4"
-        if bits == 8:
-            return "int8"
-        if bits == 4:
-            return _gptq_name(4, int(w.get("group_size") or 128))
-    return None
+            fmt = {"channel": "fp8-channel", "block": "fp8-block128"}.get(strategy, "fp8")
+        elif bits == 4 and kind == "float":
+            fmt = "nvfp4"
+        elif bits == 8:
+            fmt = "int8"
+        elif bits == 4:
+            group_size = int(w.get("group_size") or 128)
+            symmetric = w.get("symmetric") is True and f"int4-g{group_size}" in _int4_groups()
+            fmt = f"int4-g{group_size}" if symmetric else _gptq_name(4, group_size)
+        if fmt is not None:
+            break
+    ignore = q.get("ignore")
+    if fmt is None or not isinstance(ignore, list) or not ignore:
+        return fmt
+    kept = [
+        cls
+        for cls, probes in _CLASS_PROBES.items()
+        if cls != "lm_head" and not any(_ignored(n, ignore) for n in probes)
+    ]
+    if len(kept) == len(_CLASS_PROBES) - 1:
+        return fmt
+    return ",".join(f"{cls}={fmt}" for cls in kept) or None
+
+
+def _int4_groups() -> set[str]:
+    from moeplan.formats.schemes import FORMATS
+
+    return {name for name in FORMATS if name.startswith("int4-g")}
 
 
 def summarize(
