@@ -17,7 +17,7 @@ _KIND_PATTERNS: list[tuple[str, re.Pattern[str]]] = [
     ("norm", re.compile(r"(norm|layernorm|ln_\w+|norm_\d|norm_f)\.(weight|bias)$")),
     ("shared_experts", re.compile(r"shared_expert|shared_mlp")),
     ("routed_experts", re.compile(r"\.experts\.|\.experts$|experts\.mlp\.")),
-    ("router", re.compile(r"(\.gate\.(weight|bias)$|\.router\.|router\.layer\.|\.gate\.moe_statics\.)")),
+    ("router", re.compile(r"(\.gate\.(weight|bias)$|\.router\.|router\.layer\.|\.gate\.moe_statics\.|\.gate\.wg\.)")),
     ("dense_mlp", re.compile(r"\.mixer\.(up_proj|down_proj|gate_proj)\.")),  # Nemotron-H's MLP blocks
     ("attention", re.compile(r"(self_attn|\.attn\.|\.attention\.|\.linear_attn\.|\.mixer\.|\.mamba\.)")),
     ("dense_mlp", re.compile(r"(\.mlp\.|feed_forward\.|block_sparse_moe\.)")),
@@ -109,6 +109,8 @@ def small_config(model_type: str) -> dict[str, Any]:
         base.update(num_hidden_layers=8, attn_layer_period=4, attn_layer_offset=1, expert_layer_period=2,
                     expert_layer_offset=1, num_experts=6, num_experts_per_tok=2, mamba_d_state=8,
                     mamba_dt_rank=12)  # fmt: skip
+    if model_type == "hunyuan_v1_moe":
+        base.update(num_experts=6, moe_topk=2, head_dim=8)
     if model_type == "minimax_m2":
         base.update(num_local_experts=6, num_experts_per_tok=2, head_dim=8)
     if model_type == "ernie4_5_moe":

@@ -10,6 +10,7 @@ equal the reference implementation's; ``tests/test_reference_counts.py`` checks 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -182,6 +183,39 @@ def _ernie4_5_moe(c: Config) -> ArchSpec:
             shared_intermediate_size=width * shared if shared else None,
             shared_bias=bias,
             dense_layers=dense,
+        ),
+    )
+
+
+def _per_layer(c: Config, key: str, default: int) -> int:
+    """A count Hunyuan may give per layer (``moe_topk: [8, 8, ...]``): one value, or the same in every layer."""
+    value = c.data.get(key, default)
+    if isinstance(value, list):
+        if not value or any(v != value[0] for v in value) or not isinstance(value[0], int) or value[0] < 1:
+            raise SpecError(f"{c.where}: field '{key}' differs between layers, which is not expressible yet")
+        return int(value[0])
+    return c.integer(key, default)
+
+
+def _hunyuan_moe(c: Config) -> ArchSpec:
+    """Hunyuan-A13B: every layer MoE with a shared MLP; the routed and shared experts both take
+    ``intermediate_size`` (transformers 5.23.0 reads no ``moe_intermediate_size``); per-head q/k norms."""
+    common = common_fields(c)
+    width = c.integer("intermediate_size")
+    head_dim = c.integer(
+        "head_dim", c.integer("attention_head_dim", common["hidden_size"] // c.integer("num_attention_heads"))
+    )
+    bias = c.flag("attention_bias", False)
+    attention = gqa_attention(c, qkv_bias=bias, o_bias=bias, qk_norm="per_head")
+    return ArchSpec(
+        **common,
+        attention=replace(attention, head_dim=head_dim),
+        moe=MoeSpec(
+            num_experts=_per_layer(c, "num_experts", 1),
+            top_k=_per_layer(c, "moe_topk", 1),
+            expert_intermediate_size=width,
+            num_shared_experts=1,
+            shared_intermediate_size=width,
         ),
     )
 
@@ -365,6 +399,8 @@ ADAPTERS: dict[str, Callable[[Config], ArchSpec]] = {
     "deepseek_v32": lambda c: deepseek_dsa(c, glm=False),
     "glm_moe_dsa": lambda c: deepseek_dsa(c, glm=True),
     "ernie4_5_moe": _ernie4_5_moe,
+    "hunyuan_v1_moe": _hunyuan_moe,
+    "hunyuan": _hunyuan_moe,  # Tencent's own model_type for the same checkpoint (remote code)
     "deepseek_v2": lambda c: deepseek(c, v3=False),
     "deepseek_v3": lambda c: deepseek(c, v3=True),
     "kimi_k2": lambda c: deepseek(c, v3=True),
