@@ -111,6 +111,11 @@ def small_config(model_type: str) -> dict[str, Any]:
                     mamba_dt_rank=12)  # fmt: skip
     if model_type == "hunyuan_v1_moe":
         base.update(num_experts=6, moe_topk=2, head_dim=8)
+    if model_type == "kimi_linear":
+        base.update(num_local_experts=6, num_experts_per_tok=2, moe_intermediate_size=40, kv_lora_rank=16,
+                    qk_nope_head_dim=8, qk_rope_head_dim=4, v_head_dim=8, linear_head_dim=8, linear_num_heads=4,
+                    num_key_value_heads=32, layer_types=["linear_attention", "full_attention"] * 2,
+                    pad_token_id=0)  # fmt: skip
     if model_type == "minimax_m2":
         base.update(num_local_experts=6, num_experts_per_tok=2, head_dim=8)
     if model_type == "ernie4_5_moe":

@@ -201,7 +201,7 @@ def test_yaml_is_loaded_safely(tmp_path: Path) -> None:
         ("mixtrall-8x22b", ["mixtral-8x22b"]),
         ("deepseekv3", ["deepseek-v3"]),
         ("gpt-oss", ["gpt-oss-120b", "gpt-oss-20b"]),
-        ("kimi-linear", []),  # another model, not a misspelt kimi-k2
+        ("kimi-k3", []),  # another model, not a misspelt kimi-k2
         ("qwen3.7", []),  # a release the catalogue does not have
         ("falcon-h1-34b", []),
     ],

@@ -152,7 +152,9 @@ class LinearAttentionSpec(Record):
     548,864 elements.
     """
 
-    kind: Literal["gated_deltanet"] = "gated_deltanet"
+    kind: Literal["gated_deltanet", "kda"] = "gated_deltanet"
+    """``gated_deltanet`` (Qwen3-Next, Qwen3.5) or ``kda``, Kimi Delta Attention (Kimi-Linear: per-channel gates,
+    separate q, k and v projections and convolutions; key and value heads equal)."""
     num_key_heads: int = field(metadata={"gt": 0, "le": COUNT})
     num_value_heads: int = field(metadata={"gt": 0, "le": COUNT})
     key_head_dim: int = field(metadata={"gt": 0, "le": DIM})
@@ -166,6 +168,10 @@ class LinearAttentionSpec(Record):
     def __post_init__(self) -> None:
         if self.num_value_heads % self.num_key_heads:
             raise ValueError("linear_attention.num_value_heads must be a multiple of num_key_heads")
+        if self.kind == "kda" and (
+            self.num_key_heads != self.num_value_heads or self.key_head_dim != self.value_head_dim
+        ):
+            raise ValueError("Kimi Delta Attention has as many key as value heads, of one width")
 
 
 @dataclass(frozen=True, kw_only=True, repr=False, eq=False)

@@ -148,6 +148,25 @@ def linear_attention_tensors(la: LinearAttentionSpec, h: int, layer: int) -> lis
     llama.cpp's (``ssm_in``, ``ssm_conv1d``, ...)."""
     key, value = la.num_key_heads * la.key_head_dim, la.num_value_heads * la.value_head_dim
     conv = 2 * key + value
+    if la.kind == "kda":
+        # transformers KimiDeltaAttention: q/k/v projections and convolutions, low-rank forget gate (f_a, f_b)
+        # and output gate (g_a, g_b), a per-channel dt bias, A_log per head, beta, gated norm, output
+        d, hk, heads = key, la.key_head_dim, la.num_key_heads
+        return [
+            Tensor("attention", "attn_q", (d, h), layer),
+            Tensor("attention", "attn_k", (d, h), layer),
+            Tensor("attention", "attn_v", (d, h), layer),
+            Tensor("attention", "ssm_conv1d", (3 * d, 1, la.conv_kernel), layer),
+            Tensor("attention", "ssm_f_a", (hk, h), layer),
+            Tensor("attention", "ssm_f_b", (d, hk), layer),
+            Tensor("attention", "ssm_dt.bias", (d,), layer),
+            Tensor("attention", "ssm_a", (heads,), layer),
+            Tensor("attention", "ssm_beta", (heads, h), layer),
+            Tensor("attention", "ssm_g_a", (hk, h), layer),
+            Tensor("attention", "ssm_g_b", (d, hk), layer),
+            Tensor("norm", "ssm_norm", (hk,), layer),
+            Tensor("attention", "ssm_out", (h, d), layer),
+        ]
     return [
         Tensor("attention", "ssm_in", (2 * key + 2 * value, h), layer),
         Tensor("attention", "ssm_beta_alpha", (2 * la.num_value_heads, h), layer),

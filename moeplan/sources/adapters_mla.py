@@ -1,16 +1,17 @@
 """``config.json`` adapters of the multi-head latent attention families: DeepSeek-V2/V3 (Kimi K2), and
-DeepSeek Sparse Attention's DeepSeek-V3.2 and GLM-5 (an indexer in every layer)."""
+DeepSeek Sparse Attention's DeepSeek-V3.2 and GLM-5 (an indexer in every layer), and Kimi-Linear (MLA beside Kimi
+Delta Attention)."""
 
 from __future__ import annotations
 
 from dataclasses import replace
 
 from moeplan.errors import SpecError
-from moeplan.model.spec import ArchSpec, AttentionSpec, IndexerSpec, MlaSpec, MlpSpec, MoeSpec
+from moeplan.model.spec import ArchSpec, AttentionSpec, IndexerSpec, LinearAttentionSpec, MlaSpec, MlpSpec, MoeSpec
 from moeplan.sources.config_fields import Config, common_fields
 
 
-def mla_attention(c: Config, q_lora_default: int = 1536) -> AttentionSpec:
+def mla_attention(c: Config, q_lora_default: int | None = 1536) -> AttentionSpec:
     heads = c.integer("num_attention_heads")
     bias = c.flag("attention_bias", False)
     nope, rope = c.integer("qk_nope_head_dim"), c.integer("qk_rope_head_dim")
@@ -105,4 +106,52 @@ def deepseek_dsa(c: Config, *, glm: bool) -> ArchSpec:
             dense_layers=dense,
         ),
         mtp_layers=c.integer("num_nextn_predict_layers", 1, positive=False),
+    )
+
+
+def kimi_linear(c: Config) -> ArchSpec:
+    """Kimi-Linear: Kimi Delta Attention in most layers and MLA (no query bottleneck) in the layers
+    ``linear_attn_config.full_attn_layers`` lists (1-based); the DeepSeek-V3 MoE after ``first_k_dense_replace``
+    dense layers.  vLLM keeps KDA's recurrent state in fp32 always."""
+    common = {**common_fields(c), "tie_embeddings": False}  # transformers 5.23.0 builds the head regardless
+    if common["max_context"] is None:  # Moonshot's key, which transformers maps to max_position_embeddings
+        common["max_context"] = c.opt_int("model_max_length")
+    n = common["num_layers"]
+    la = c.sub("linear_attn_config")
+    types = c.str_list("layer_types")
+    if types:
+        full = {i for i, t in enumerate(types[:n]) if t == "full_attention"}
+    elif "linear_attn_config" in c.data:
+        full = {i - 1 for i in la.int_list("full_attn_layers") or []}
+    else:
+        full = {i for i in range(n) if i and i % 4 == 0}
+    heads = la.integer("num_heads", c.integer("linear_num_heads", 32))
+    head_dim = la.integer("head_dim", c.integer("linear_head_dim", 128))
+    mla = mla_attention(c, q_lora_default=None)
+    dense = _dense_first(c, 1, n)
+    n_shared = c.integer("num_shared_experts", c.integer("n_shared_experts", 1, positive=False), positive=False)
+    width = c.integer("moe_intermediate_size", 1024)
+    return ArchSpec(
+        **common,
+        attention=replace(mla, layer_pattern="".join("F" if i in full else "L" for i in range(n))),
+        linear_attention=LinearAttentionSpec(
+            kind="kda",
+            num_key_heads=heads,
+            num_value_heads=heads,
+            key_head_dim=head_dim,
+            value_head_dim=head_dim,
+            conv_kernel=la.integer("short_conv_kernel_size", c.integer("linear_conv_kernel_dim", 4)),
+            state_dtype="fp32",
+        ),
+        mlp=MlpSpec(intermediate_size=c.integer("intermediate_size", 9216)) if dense else None,
+        moe=MoeSpec(
+            num_experts=c.integer("num_experts", c.integer("num_local_experts", 256)),
+            top_k=c.integer("num_experts_per_token", c.integer("num_experts_per_tok", 8)),
+            expert_intermediate_size=width,
+            num_shared_experts=n_shared,
+            shared_intermediate_size=width * n_shared if n_shared else None,
+            router_correction_bias=True,
+            dense_layers=dense,
+        ),
+        mtp_layers=c.integer("num_nextn_predict_layers", 0, positive=False),
     )
