@@ -14,11 +14,12 @@ from typing import Any
 _KIND_PATTERNS: list[tuple[str, re.Pattern[str]]] = [
     ("embedding", re.compile(r"(embed_tokens|wte|backbone\.embeddings|model\.embeddings)\.weight$")),
     ("lm_head", re.compile(r"^lm_head\.")),
-    ("norm", re.compile(r"(norm|layernorm|ln_\w+|norm_\d|norm_f)\.(weight|bias)$")),
+    ("norm", re.compile(r"(norm|layernorm|ln_\w+|norm_\d|norm_f)(\.\d+)?\.(weight|bias)$")),
     ("shared_experts", re.compile(r"shared_expert|shared_mlp")),
     ("routed_experts", re.compile(r"\.experts\.|\.experts$|experts\.mlp\.")),
     ("router", re.compile(r"(\.gate\.(weight|bias)$|\.router\.|router\.layer\.|\.gate\.moe_statics\.|\.gate\.wg\.)")),
     ("dense_mlp", re.compile(r"\.mixer\.(up_proj|down_proj|gate_proj)\.")),  # Nemotron-H's MLP blocks
+    ("dense_mlp", re.compile(r"\.mlps\.\d+\.")),  # LongCat-Flash's two dense MLPs per layer
     ("attention", re.compile(r"(self_attn|\.attn\.|\.attention\.|\.linear_attn\.|\.mixer\.|\.mamba\.)")),
     ("dense_mlp", re.compile(r"(\.mlp\.|feed_forward\.|block_sparse_moe\.)")),
 ]
@@ -77,7 +78,12 @@ def reference_counts(config: dict[str, Any]) -> tuple[Counter[str], int]:
             vision += p.numel()
             continue
         name = name.replace("model.language_model.", "model.").replace("language_model.", "")
-        counts[kind_of(name)] += p.numel()
+        n = p.numel()
+        if config["model_type"] == "longcat_flash" and name.endswith("experts.gate_up_proj"):
+            # transformers 5.23.0 sizes gate_up_proj for the identity experts too ([E + Z, 2F, h]); they have no
+            # weights (down_proj is [E, h, F], and the checkpoint holds E experts), so count the E real ones.
+            n = n * config["n_routed_experts"] // (config["n_routed_experts"] + config["zero_expert_num"])
+        counts[kind_of(name)] += n
     return counts, vision
 
 
@@ -116,6 +122,10 @@ def small_config(model_type: str) -> dict[str, Any]:
                     qk_nope_head_dim=8, qk_rope_head_dim=4, v_head_dim=8, linear_head_dim=8, linear_num_heads=4,
                     num_key_value_heads=32, layer_types=["linear_attention", "full_attention"] * 2,
                     pad_token_id=0)  # fmt: skip
+    if model_type == "longcat_flash":
+        base.update(n_routed_experts=6, zero_expert_num=3, moe_topk=2, expert_ffn_hidden_size=40, ffn_hidden_size=96,
+                    q_lora_rank=24, kv_lora_rank=16, qk_nope_head_dim=8, qk_rope_head_dim=4, v_head_dim=8,
+                    num_key_value_heads=32)  # fmt: skip
     if model_type == "minimax_m2":
         base.update(num_local_experts=6, num_experts_per_tok=2, head_dim=8)
     if model_type == "ernie4_5_moe":

@@ -107,3 +107,44 @@ def test_compressed_tensors_ignore_list_quantizes_only_what_it_leaves() -> None:
     assert r.memory.formats_by_kind["routed_experts"] == ["int4-g32"]
     assert r.memory.formats_by_kind["attention"] == ["bf16"]
     assert r.memory.weights_bytes / 1e9 == pytest.approx(594, rel=0.005)
+
+
+def test_identity_experts_make_the_active_count_a_range() -> None:
+    """LongCat-Flash: top-12 over 512 experts + 256 identity experts reaches 0-12 real experts, 8 on average.
+
+    Published (arXiv 2509.01322): 18.6B-31.3B activated, without the 0.81B embedding.
+    """
+    from moeplan.model.params import count_params
+    from moeplan.sources.catalog import resolve_model
+
+    spec = resolve_model("longcat-flash")
+    p = count_params(spec)
+    emb = p.embedding
+    assert p.total == 560_664_958_976
+    assert (p.active_min - emb) / 1e9 == pytest.approx(18.6, rel=0.01)
+    assert (p.active_max - emb) / 1e9 == pytest.approx(31.3, rel=0.01)
+    # each real pick is one expert in each of the 28 MoE layers; the average sits 8/12 of the way up
+    assert p.active_max - p.active_min == 12 * p.per_expert * p.num_moe_layers
+    assert p.active == p.active_min + 8 * p.per_expert * p.num_moe_layers
+    result = estimate(EstimateRequest(model="longcat-flash", gpu="h200", num_gpus=8, quant="fp8", batch=1))
+    assert result.performance is not None
+    assert result.performance.distinct_experts_per_layer == pytest.approx(8.0)
+    data = result.to_json()
+    assert data["params"]["active_range"] == [p.active_min, p.active_max]
+    assert data["model"]["zero_experts"] == 256
+
+
+def test_models_without_identity_experts_have_a_point_active_count() -> None:
+    from moeplan.model.params import count_params
+    from moeplan.sources.catalog import resolve_model
+
+    p = count_params(resolve_model("mixtral-8x7b"))
+    assert p.active_min == p.active == p.active_max == 12_879_925_248
+
+
+def test_top_k_beyond_real_and_identity_experts_is_refused() -> None:
+    from moeplan.model.spec import MoeSpec
+
+    with pytest.raises(ValueError, match=r"exceeds num_experts \(4\) \+ zero_experts \(2\)"):
+        MoeSpec(num_experts=4, top_k=7, expert_intermediate_size=8, zero_experts=2)
+    assert MoeSpec(num_experts=4, top_k=6, expert_intermediate_size=8, zero_experts=2).pick_range == (4, 4)

@@ -159,7 +159,7 @@ def performance_result(d: Deployment, mm: MemoryModel) -> tuple[PerformanceResul
         rows.append(BatchRow(batch=b, tokens_per_s=1 / step.seconds, throughput_tokens_per_s=b / step.seconds,
                              bound=step.bound, fits=fit))  # fmt: skip
     s = exp.decode
-    distinct = distinct_experts(moe.num_experts, moe.top_k, d.batch, d.routing_skew) if moe else None
+    distinct = distinct_experts(moe.num_experts, moe.expected_picks, d.batch, d.routing_skew) if moe else None
     result = PerformanceResult(
         decode_tokens_per_s=exp.tokens_per_s,
         decode_tokens_per_s_range=(low.tokens_per_s, high.tokens_per_s),
@@ -210,10 +210,18 @@ def model_notes(spec: ModelSpec, params: ParamCounts) -> tuple[str, ...]:
         out.append(spec.notes)
     if spec.arch.moe is not None:
         moe = spec.arch.moe
-        out.append(
-            f"active = total - ({moe.num_experts} - {moe.top_k}) idle experts x {params.per_expert:,} params"
-            f" x {params.num_moe_layers} MoE layers"
-        )
+        if moe.zero_experts:
+            out.append(
+                f"active = total - ({moe.num_experts} - {moe.expected_picks:g}) idle experts x "
+                f"{params.per_expert:,} params x {params.num_moe_layers} MoE layers: top-{moe.top_k} of "
+                f"{moe.num_experts} experts and {moe.zero_experts} identity experts reaches {moe.expected_picks:g} "
+                f"real experts on average (uniform routing), {params.active_min:,} to {params.active_max:,} per token"
+            )
+        else:
+            out.append(
+                f"active = total - ({moe.num_experts} - {moe.top_k}) idle experts x {params.per_expert:,} params"
+                f" x {params.num_moe_layers} MoE layers"
+            )
     if params.mtp:
         out.append(f"{params.mtp:,} multi-token-prediction params are outside the total")
     if params.vision:

@@ -237,7 +237,7 @@ class MemoryModel:
         qkv = att.num_heads * att.head_dim + 2 * att.num_kv_heads * att.value_dim
         ffn = 2 * arch.mlp.intermediate_size if arch.mlp else 0
         if arch.moe is not None:
-            ffn = max(ffn, arch.moe.top_k * (2 * arch.moe.expert_intermediate_size + h))
+            ffn = max(ffn, arch.moe.pick_range[1] * (2 * arch.moe.expert_intermediate_size + h))
         per_token = 2 * (4 * h + (qkv + ffn) / tp)
         if eng.activations == "ubatch":
             ub = d.batched_tokens

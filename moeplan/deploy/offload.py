@@ -138,7 +138,7 @@ class OffloadModel:
         assert moe is not None
         self.moe = moe
         per_expert_flops = 2 * (3 if moe.gated else 2) * arch.hidden_size * moe.expert_intermediate_size
-        self.expert_flops_per_token = per_expert_flops * moe.top_k  # per MoE layer
+        self.expert_flops_per_token = per_expert_flops * moe.expected_picks  # per MoE layer
 
     # -- memory ---------------------------------------------------------------------------------------
 
@@ -191,7 +191,7 @@ class OffloadModel:
     ) -> tuple[float, dict[str, float]]:
         arch, moe, host = self.arch, self.moe, self.host
         eff = self.d.efficiency
-        used = distinct_experts(moe.num_experts, moe.top_k, batch) / moe.num_experts
+        used = distinct_experts(moe.num_experts, moe.expected_picks, batch) / moe.num_experts
         gpu_expert_bytes = sum(self.expert_bytes) - p.cpu_expert_bytes
         per_token = kv_bytes_per_token(arch, self.d.kv_dtype, self.engine)
         kv_read = per_token * batch * _attended_share(arch, context)

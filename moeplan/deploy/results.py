@@ -189,11 +189,13 @@ class EstimateResult(Value):
                 "moe": arch.moe is not None,
                 "num_experts": arch.moe.num_experts if arch.moe else 0,
                 "top_k": arch.moe.top_k if arch.moe else 0,
+                "zero_experts": arch.moe.zero_experts if arch.moe else 0,
             },
             "params": {
                 "total": p.total,
                 "active": p.active,
                 "active_share": p.active_share,
+                "active_range": [p.active_min, p.active_max],
                 "embedding": p.embedding,
                 "lm_head": p.lm_head,
                 "breakdown": breakdown,

@@ -78,7 +78,7 @@ the compute efficiency (the offload model uses the same three)."""
 
 
 @functools.lru_cache(maxsize=256)
-def selection_probabilities(num_experts: int, top_k: int, skew: float) -> tuple[float, ...]:
+def selection_probabilities(num_experts: int, top_k: float, skew: float) -> tuple[float, ...]:
     """Probability that one token picks each expert: ``q_i = min(1, c / i^s)`` with ``sum q_i = k``."""
     weights = [float(i) ** -skew for i in range(1, num_experts + 1)]
     capped: set[int] = set()
@@ -92,7 +92,7 @@ def selection_probabilities(num_experts: int, top_k: int, skew: float) -> tuple[
 
 
 @functools.lru_cache(maxsize=4096)
-def distinct_experts(num_experts: int, top_k: int, batch: int, skew: float = 0.0) -> float:
+def distinct_experts(num_experts: int, top_k: float, batch: int, skew: float = 0.0) -> float:
     """Expected number of distinct experts ``batch`` tokens route to in one layer.
 
     Uniform (``skew`` 0): ``E x (1 - (1 - k/E)^B)``; Mixtral (8, top-2) at B=1: 2, B=8: 7.2, B=64: 8.0.
@@ -217,8 +217,8 @@ class SpeedModel:
             if f <= 0:
                 continue
             if kind == "routed_experts" and moe is not None:
-                used = distinct_experts(moe.num_experts, moe.top_k, max(1, round(tokens)), skew)
-                m = tokens * moe.top_k / max(used, 1e-9)
+                used = distinct_experts(moe.num_experts, moe.expected_picks, max(1, round(tokens)), skew)
+                m = tokens * moe.expected_picks / max(used, 1e-9)
                 eta = eff.gemm(m, 2 * moe.expert_intermediate_size / self.tp * self.ep, h)
             elif kind == "attention_scores":
                 eta = eff.compute_max * 0.6  # flash attention kernels
@@ -240,7 +240,7 @@ class SpeedModel:
             size = batch_tokens * h * 2
             t += arch.num_layers * 2 * (alpha + 2 * (self.tp - 1) / self.tp * size / link)
         if self.ep > 1 and moe is not None:
-            size = batch_tokens * moe.top_k * h * 2 * (self.ep - 1) / self.ep
+            size = batch_tokens * moe.expected_picks * h * 2 * (self.ep - 1) / self.ep
             t += arch.num_moe_layers * 2 * (alpha + size / link)
         if self.pp > 1:
             plink, palpha = _link(self.gpu, multi)
@@ -270,7 +270,7 @@ class SpeedModel:
         for s in range(self.pp):
             read = self.stage_dense[s]
             if moe is not None and self.stage_experts[s]:
-                used = distinct_experts(moe.num_experts, moe.top_k, max(1, round(read_experts_for)), skew)
+                used = distinct_experts(moe.num_experts, moe.expected_picks, max(1, round(read_experts_for)), skew)
                 read += self.stage_experts[s] * min(1.0, used / moe.num_experts)
             if kv_context is not None:  # decode: the KV cache, and each sequence's recurrent state read and written
                 read += self._kv_read(s, kv_context, round(tokens)) + 2 * self.mm.state_gpu_bytes(s, round(tokens))

@@ -53,9 +53,9 @@ def _matmul_per_token(arch: ArchSpec) -> dict[str, float]:
     for t in model_tensors(arch):
         if not t.is_matrix or t.kind == "embedding":
             continue
-        elements = t.elements
+        elements: float = t.elements
         if t.kind == "routed_experts" and moe is not None:
-            elements = elements * moe.top_k // moe.num_experts
+            elements = elements * moe.expected_picks / moe.num_experts
         out[t.kind] = out.get(t.kind, 0.0) + 2.0 * elements
     return out
 

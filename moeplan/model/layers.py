@@ -393,9 +393,9 @@ class MoeBlock(FeedForward):
     def tensors(self, h: int, layer: int) -> list[Tensor]:
         moe = self.moe
         e = moe.num_experts
-        out = [Tensor("router", "ffn_gate_inp", (e, h), layer)]
+        out = [Tensor("router", "ffn_gate_inp", (moe.router_width, h), layer)]
         if moe.router_bias:
-            out.append(Tensor("router", "ffn_gate_inp.bias", (e,), layer))
+            out.append(Tensor("router", "ffn_gate_inp.bias", (moe.router_width,), layer))
         out += mlp_tensors("routed_experts", "_exps", h, self.expert, layer, count=e)
         if moe.shared_intermediate_size is not None:
             shared = MlpSpec(intermediate_size=moe.shared_intermediate_size, gated=moe.gated, bias=moe.shared_bias)

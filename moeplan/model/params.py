@@ -11,7 +11,9 @@ Formulas, with h = hidden_size, V = vocab_size, n_h / n_kv heads of width d (val
   + n_h*d_v*h`` (+ the r_q and r_kv norms).  DeepSeek-V3: 187,105,280.
 * Gated MLP: ``3*h*I``; plain: ``2*h*I`` (+ biases 2I+h or I+h).
 * Router: ``E*h`` (+E with a bias).  Norms: ``norms_per_layer*h`` per layer plus the final ``h``.
-* Active = total - (E - k) * (one expert) * (MoE layers): the experts a token is not sent to.
+* Active = total - (E - k) * (one expert) * (MoE layers): the experts a token is not sent to.  With ``Z``
+  identity experts (LongCat-Flash) a token reaches between ``max(0, k - Z)`` and ``min(k, E)`` real experts,
+  ``k x E / (E + Z)`` on average: active is that average and ``active_min``/``active_max`` the range.
 """
 
 from __future__ import annotations
@@ -84,6 +86,10 @@ class ParamCounts(Value):
     num_moe_layers: int
     mtp: int
     vision: int | None
+    active_min: int
+    """Active with the fewest real experts a token can reach (equal to ``active`` without identity experts)."""
+    active_max: int
+    """Active with the most real experts a token can reach."""
 
     @property
     def active_share(self) -> float:
@@ -106,16 +112,24 @@ def count_params(spec: ModelSpec) -> ParamCounts:
 
     active = Counter(total)
     per_expert = 0
+    low = high = 0
     if arch.moe is not None:
+        moe = arch.moe
         per_expert = expert_params(arch)
-        idle = (arch.moe.num_experts - arch.moe.top_k) * per_expert * arch.num_moe_layers
-        active["routed_experts"] -= idle
+        per_pick = per_expert * arch.num_moe_layers
+        active["routed_experts"] -= round((moe.num_experts - moe.expected_picks) * per_pick)
+        fewest, most = moe.pick_range
+        low = round((fewest - moe.expected_picks) * per_pick)
+        high = round((most - moe.expected_picks) * per_pick)
 
     breakdown = {k: total[k] for k in PARAM_KINDS}
     active_breakdown = {k: active[k] for k in PARAM_KINDS}
+    active_sum = sum(active_breakdown.values())
     return ParamCounts(
         total=sum(breakdown.values()),
-        active=sum(active_breakdown.values()),
+        active=active_sum,
+        active_min=active_sum + low,
+        active_max=active_sum + high,
         embedding=breakdown["embedding"],
         lm_head=breakdown["lm_head"],
         breakdown=breakdown,

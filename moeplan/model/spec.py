@@ -217,16 +217,41 @@ class MoeSpec(Record):
         default=None,
         metadata={"description": "a dense MLP run beside the experts in every MoE layer (Snowflake Arctic)"},
     )
+    zero_experts: int = field(
+        default=0,
+        metadata={
+            "ge": 0,
+            "le": COUNT,
+            "description": "identity experts the router may also pick: no weights, no compute (LongCat-Flash)",
+        },
+    )
 
     def __post_init__(self) -> None:
-        if self.top_k > self.num_experts:
-            raise ValueError(f"top_k ({self.top_k}) exceeds num_experts ({self.num_experts})")
+        if self.top_k > self.num_experts + self.zero_experts:
+            extra = f" + zero_experts ({self.zero_experts})" if self.zero_experts else ""
+            raise ValueError(f"top_k ({self.top_k}) exceeds num_experts ({self.num_experts}){extra}")
         if (self.num_shared_experts > 0) != (self.shared_intermediate_size is not None):
             raise ValueError("num_shared_experts and shared_intermediate_size go together")
         if self.shared_expert_gate and not self.num_shared_experts:
             raise ValueError("shared_expert_gate without shared experts")
         if list(self.dense_layers) != sorted(set(self.dense_layers)):
             raise ValueError("dense_layers must be sorted and unique")
+
+    @property
+    def router_width(self) -> int:
+        """Candidates the router scores: real experts plus identity experts (LongCat-Flash: 512 + 256 = 768)."""
+        return self.num_experts + self.zero_experts
+
+    @property
+    def expected_picks(self) -> float:
+        """Real experts one token reaches on average: ``k x E / (E + Z)`` with uniform routing over the
+        ``E + Z`` candidates, else ``k``.  LongCat-Flash: 12 x 512 / 768 = 8."""
+        return self.top_k * self.num_experts / self.router_width
+
+    @property
+    def pick_range(self) -> tuple[int, int]:
+        """Fewest and most real experts one token can reach: ``(max(0, k - Z), min(k, E))``; LongCat-Flash (0, 12)."""
+        return max(0, self.top_k - self.zero_experts), min(self.top_k, self.num_experts)
 
 
 @dataclass(frozen=True, kw_only=True, repr=False, eq=False)

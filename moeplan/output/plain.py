@@ -38,6 +38,14 @@ def estimate_table(result: EstimateResult) -> Table:
         ["model", result.spec.id, ""],
         ["total parameters", result.params.total, "count"],
         ["active parameters", result.params.active, "count"],
+        *(
+            [
+                ["active parameters, fewest", result.params.active_min, "count"],
+                ["active parameters, most", result.params.active_max, "count"],
+            ]
+            if result.params.active_min != result.params.active_max
+            else []
+        ),
         ["context", result.request.context, "tokens"],
         ["batch", result.request.batch, "sequences"],
         ["weights format", m.scheme, ""],

@@ -18,6 +18,7 @@ def print_estimate(console: Console, result: EstimateResult) -> None:
     arch = spec.arch
     kind = (
         f"MoE, {arch.moe.num_experts} experts, top-{arch.moe.top_k}"
+        + (f" (with {arch.moe.zero_experts} identity experts)" if arch.moe.zero_experts else "")
         + (f", {arch.moe.num_shared_experts} shared" if arch.moe.num_shared_experts else "")
         if arch.moe
         else "dense"
@@ -32,6 +33,11 @@ def print_estimate(console: Console, result: EstimateResult) -> None:
     console.print(
         f"[bold]{fmt_count(p.total)}[/bold] parameters, [bold]{fmt_count(p.active)}[/bold] active per token "
         f"({p.active_share:.1%})"
+        + (
+            f", {fmt_count(p.active_min)} to {fmt_count(p.active_max)} as routing varies"
+            if p.active_min != p.active_max
+            else ""
+        )
     )
     _print_verdict(console, result)
     for note in result.assumptions:
@@ -260,8 +266,14 @@ def print_explain(console: Console, result: EstimateResult) -> None:
         moe = arch.moe
         console.print(
             f"[bold]active parameters[/bold] = total - (experts - top-k) x per-expert x MoE layers = "
-            f"{p.total:,} - ({moe.num_experts} - {moe.top_k}) x {p.per_expert:,} x {p.num_moe_layers} = {p.active:,}"
+            f"{p.total:,} - ({moe.num_experts} - {moe.expected_picks:g}) x {p.per_expert:,} x {p.num_moe_layers} "
+            f"= {p.active:,}"
         )
+        if moe.zero_experts:
+            console.print(
+                f"  top-{moe.top_k} over {moe.num_experts} experts + {moe.zero_experts} identity experts: "
+                f"{moe.expected_picks:g} real experts on average; {p.active_min:,} to {p.active_max:,} per token"
+            )
     table = Table(title="weights = sum over tensors of the format's bytes (scales included)", title_justify="left")
     for col in ("class", "parameters", "format(s)", "bytes", "bits per weight"):
         table.add_column(col, justify="right" if col in ("parameters", "bytes", "bits per weight") else "left")

@@ -1,6 +1,6 @@
 """``config.json`` adapters of the multi-head latent attention families: DeepSeek-V2/V3 (Kimi K2), and
-DeepSeek Sparse Attention's DeepSeek-V3.2 and GLM-5 (an indexer in every layer), and Kimi-Linear (MLA beside Kimi
-Delta Attention)."""
+DeepSeek Sparse Attention's DeepSeek-V3.2 and GLM-5 (an indexer in every layer), Kimi-Linear (MLA beside Kimi
+Delta Attention) and LongCat-Flash (two MLA sublayers per layer, identity experts)."""
 
 from __future__ import annotations
 
@@ -154,4 +154,49 @@ def kimi_linear(c: Config) -> ArchSpec:
             dense_layers=dense,
         ),
         mtp_layers=c.integer("num_nextn_predict_layers", 0, positive=False),
+    )
+
+
+def longcat_flash(c: Config) -> ArchSpec:
+    """LongCat-Flash: each of ``num_layers`` layers runs MLA, a dense MLP, MLA, a dense MLP, and beside them one
+    shortcut-connected MoE block whose router also picks among ``zero_expert_num`` identity experts.
+
+    Written as ``2 x num_layers`` sublayers of one mixer each: even ones MLA + the MoE block with the first dense
+    MLP as its residual MLP, odd ones MLA + the second dense MLP (two norms each, four per layer, as the
+    checkpoint has).  The MLA latent scaling (``mla_scale_q_lora``) has no parameters.  LongCat-Flash-Chat:
+    560,664,958,976 parameters, 8 of 12 picks real on average (12 x 512 / 768).
+    """
+    if c.opt_int("num_layers") is not None:
+        num_layers = c.layers("num_layers")
+    else:
+        sublayers = c.layers("num_hidden_layers")
+        if sublayers % 2:
+            why = f"must be even (two sublayers per layer), not {sublayers}"
+            raise SpecError(f"{c.where}: field 'num_hidden_layers' {why}")
+        num_layers = sublayers // 2
+    zero_type = c.data.get("zero_expert_type", "identity")
+    if zero_type != "identity":
+        raise SpecError(f"{c.where}: zero_expert_type {zero_type!r} is not supported (only identity experts)")
+    dense = MlpSpec(intermediate_size=c.integer("ffn_hidden_size", 12288))
+    heads = c.integer("num_attention_heads")
+    if c.opt_int("num_key_value_heads") not in (None, heads):
+        raise SpecError(f"{c.where}: field 'num_key_value_heads' must equal num_attention_heads (MLA)")
+    return ArchSpec(
+        vocab_size=c.integer("vocab_size"),
+        hidden_size=c.integer("hidden_size"),
+        num_layers=2 * num_layers,
+        tie_embeddings=c.flag("tie_word_embeddings", False),
+        max_context=c.opt_int("max_position_embeddings"),
+        attention=mla_attention(c),
+        mlp=dense,
+        moe=MoeSpec(
+            num_experts=c.integer("n_routed_experts", 512),
+            top_k=c.integer("moe_topk", 12),
+            expert_intermediate_size=c.integer("expert_ffn_hidden_size", 2048),
+            zero_experts=c.integer("zero_expert_num", 0, positive=False),
+            router_bias=c.flag("router_bias", False),
+            router_correction_bias=True,
+            residual_mlp=dense,
+        ),
+        ffn_pattern="ED",
     )

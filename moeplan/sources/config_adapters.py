@@ -24,7 +24,7 @@ from moeplan.model.spec import (
 )
 from moeplan.records import checked
 from moeplan.sources.adapters_hybrid import granite_moe_hybrid, jamba, nemotron_h, qwen3_next, qwen_moe_layers
-from moeplan.sources.adapters_mla import deepseek, deepseek_dsa, kimi_linear
+from moeplan.sources.adapters_mla import deepseek, deepseek_dsa, kimi_linear, longcat_flash
 from moeplan.sources.checkpoint import native_format
 from moeplan.sources.config_fields import (
     Config,
@@ -396,6 +396,7 @@ ADAPTERS: dict[str, Callable[[Config], ArchSpec]] = {
     "granitemoehybrid": granite_moe_hybrid,
     "jamba": jamba,
     "kimi_linear": kimi_linear,
+    "longcat_flash": longcat_flash,
     "minimax_m2": _minimax_m2,
     "deepseek_v32": lambda c: deepseek_dsa(c, glm=False),
     "glm_moe_dsa": lambda c: deepseek_dsa(c, glm=True),
