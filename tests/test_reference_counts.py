@@ -113,7 +113,9 @@ def _variant(model_type: str, change: dict[str, Any]) -> dict[str, Any]:
 
 # Nested (text_config) families are covered by their text model's variants and by their real configs.
 _SYNTHETIC_TYPES = [
-    t for t in SUPPORTED_MODEL_TYPES if t not in ("llama4", "kimi_k2", "qwen3_vl_moe", "qwen3_5_moe", "hunyuan")
+    t
+    for t in SUPPORTED_MODEL_TYPES
+    if t not in ("llama4", "kimi_k2", "kimi_k25", "qwen3_vl_moe", "qwen3_5_moe", "hunyuan")
 ]
 
 
@@ -137,3 +139,27 @@ def test_kimi_k2_type_is_deepseek_v3() -> None:
     cfg = _small("deepseek_v3")
     cfg["model_type"] = "kimi_k2"
     _check(cfg, "kimi_k2")
+
+
+@pytest.mark.parametrize("tied", [False, True])
+def test_kimi_k25_text_and_moonvit_tower_on_a_small_config(tied: bool) -> None:
+    """The vision formula on shapes unlike the real ones, in transformers' own key names."""
+    text = _small("deepseek_v3")
+    text["model_type"] = "kimi_k2"
+    cfg = {
+        "model_type": "kimi_k25",
+        "tie_word_embeddings": tied,
+        "projection_hidden_size": 32,
+        "text_config": text,
+        "vision_config": {
+            "hidden_size": 32,
+            "num_hidden_layers": 3,
+            "intermediate_size": 48,
+            "patch_size": 4,
+            "pos_emb_height": 8,
+            "pos_emb_width": 6,
+            "num_attention_heads": 4,
+            "merge_kernel_size": [2, 3],
+        },
+    }
+    _check(cfg, f"kimi_k25/tied={tied}")

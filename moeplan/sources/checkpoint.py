@@ -79,6 +79,9 @@ def native_format(config: Mapping[str, Any], hf_quant: Mapping[str, Any] | None 
         if "FP8" in algo:
             return "fp8"
     q = config.get("quantization_config")
+    text = config.get("text_config")
+    if q is None and isinstance(text, Mapping):  # Kimi K2.5 keeps it with the language model
+        q = text.get("quantization_config")
     if not isinstance(q, Mapping):
         return None
     method = str(q.get("quant_method", "")).lower()

@@ -36,7 +36,7 @@ from moeplan.sources.config_fields import (
     sliding_pattern,
     weights_dtype,
 )
-from moeplan.sources.vision_towers import llama4_vision_params, qwen3_vl_vision_params
+from moeplan.sources.vision_towers import kimi_k25_vision_params, llama4_vision_params, qwen3_vl_vision_params
 
 
 def _llama(c: Config) -> ArchSpec:
@@ -406,6 +406,7 @@ ADAPTERS: dict[str, Callable[[Config], ArchSpec]] = {
     "deepseek_v2": lambda c: deepseek(c, v3=False),
     "deepseek_v3": lambda c: deepseek(c, v3=True),
     "kimi_k2": lambda c: deepseek(c, v3=True),
+    "kimi_k25": lambda c: deepseek(c, v3=True),  # its text_config is Kimi K2's (DeepSeek-V3 shapes)
     "glm4_moe": _glm4_moe,
     "gpt_oss": _gpt_oss,
     "dbrx": _dbrx,
@@ -418,6 +419,7 @@ VISION_TOWERS: dict[str, Callable[[Config, int], int]] = {
     "llama4": llama4_vision_params,
     "qwen3_vl_moe": qwen3_vl_vision_params,
     "qwen3_5_moe": qwen3_vl_vision_params,
+    "kimi_k25": kimi_k25_vision_params,
 }
 """Families whose config nests the language model in ``text_config`` beside a ``vision_config``: the formula
 of their vision tower's parameters (outside the total)."""
@@ -439,6 +441,11 @@ def arch_from_config(config: Mapping[str, Any], where: str = "config.json") -> t
     vision: int | None = None
     if model_type in VISION_TOWERS:
         sub = c.sub("text_config")
+        inner = sub.data.get("model_type")
+        if model_type == "kimi_k25" and inner not in (None, "kimi_k2", "deepseek_v3"):
+            raise UnsupportedArchitectureError(
+                f"{where}: a kimi_k25 text_config of model_type {inner!r} is not supported (only kimi_k2/deepseek_v3)"
+            )
         tie = config.get("tie_word_embeddings")  # the top-level flag wins over the text config's default
         text = Config({**sub.data, **({"tie_word_embeddings": tie} if tie is not None else {})}, sub.where)
         if "vision_config" in config:

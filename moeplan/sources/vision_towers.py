@@ -3,6 +3,7 @@ checkpoint's memory counts them while its parameter counts stay those of the lan
 
 from __future__ import annotations
 
+from moeplan.errors import SpecError
 from moeplan.sources.config_fields import Config
 
 
@@ -46,3 +47,34 @@ def qwen3_vl_vision_params(v: Config, text_hidden: int) -> int:
     block = 3 * w * w + 3 * w + w * w + w + 2 * w * inter + inter + w + 4 * w
     merger = m * m + m + m * out + out
     return patch + depth * block + (2 * w + merger) + deepstack * (2 * m + merger)
+
+
+def kimi_k25_vision_params(v: Config, text_hidden: int) -> int:
+    """Kimi K2.5's MoonViT tower and patch-merger projector (transformers ``Kimi_K25VisionModel`` and
+    ``Kimi_K25MultimodalProjection``), outside the language model's total.
+
+    ``w`` width, ``I`` MLP width, ``M = w x k_h x k_w`` (the merge kernel), ``out`` the text width: a Conv2d patch
+    embedding ``3 p^2 w + w`` and a learned ``H x W x w`` position grid; per block q/k/v and output
+    ``4(w^2 + w)``, MLP ``2wI + I + w``, two LayerNorms ``4w``; a final LayerNorm ``2w``; the projector's
+    LayerNorm ``2w``, ``M^2 + M`` and ``M x out + out``.  Moonshot's checkpoints spell the keys ``vt_*`` and
+    ``init_pos_emb_*``; transformers' names are read too.  Kimi K2.5: 471,143,920.
+    """
+
+    def key(moonshot: str, hf: str, default: int) -> int:
+        return v.integer(moonshot) if v.opt_int(moonshot) is not None else v.integer(hf, default)
+
+    w = key("vt_hidden_size", "hidden_size", 1152)
+    inter = key("vt_intermediate_size", "intermediate_size", 4304)
+    depth = key("vt_num_hidden_layers", "num_hidden_layers", 27)
+    height = key("init_pos_emb_height", "pos_emb_height", 64)
+    width = key("init_pos_emb_width", "pos_emb_width", 64)
+    p = v.integer("patch_size", 14)
+    kernel = v.int_list("merge_kernel_size") or [2, 2]
+    if len(kernel) != 2:
+        raise SpecError(f"{v.where}: field 'merge_kernel_size' must hold two sizes, not {kernel}")
+    m = w * kernel[0] * kernel[1]
+    out = v.integer("text_hidden_size", text_hidden)
+    patch = 3 * p * p * w + w + height * width * w
+    block = 4 * (w * w + w) + 2 * w * inter + inter + w + 4 * w
+    projector = 2 * key("mm_hidden_size", "projection_hidden_size", w) + m * m + m + m * out + out
+    return patch + depth * block + 2 * w + projector
