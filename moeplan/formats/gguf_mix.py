@@ -20,7 +20,10 @@ llama.cpp ``src/llama-quant.cpp`` (007dbbf, 2026).  The main rules:
 the layers.  Checked against real files: Llama-3.1-8B at ten mixes to 4 decimals of bpw (llama.cpp
 ``tools/quantize/README.md``), Mixtral 8x7B and 8x22B GGUF sizes within 0.1% (tests/test_gguf_mix.py).
 
-Not modelled: Falcon's own rules, fused ``attn_qkv`` tensors, ``--tensor-type``/``--pure`` overrides, and
+* ``attn_qkv`` (Gated DeltaNet's fused q/k/v): Q4_K in Q3_K_M/Q3_K_L/IQ3_M, Q5_K in Q4_K_M, Q6_K in Q5_K_M;
+  ``attn_v`` counts its layers among the attention tensors only (``i_attention_wv`` of ``n_attention_wv``).
+
+Not modelled: Falcon's own rules, ``--tensor-type``/``--pure`` overrides, and
 current DeepSeek files that split ``attn_kv_b`` into ``attn_k_b``/``attn_v_b`` (about 0.1% of the weights).
 """
 
@@ -103,8 +106,10 @@ def _category(t: Tensor, tied: bool) -> str:
         return "output"
     if role == "token_embd":
         return "token_embd"
-    if role in ("attn_v", "attn_kv_b", "attn_qkv"):
+    if role in ("attn_v", "attn_kv_b"):
         return "attn_v"
+    if role == "attn_qkv":
+        return "attn_qkv"
     if role in ("attn_k", "attn_q", "attn_output"):
         return role
     for prefix in ("ffn_up", "ffn_gate", "ffn_down"):
@@ -123,6 +128,11 @@ class _Model(Value):
     is_70b: bool
     tied: bool
     ffn_down_order: dict[tuple[int, str], int]
+    attn_v_order: dict[int, int]
+    """Layer -> its index among the attn_v tensors (``qs.i_attention_wv``): equal unless some layers have none."""
+    n_attention_wv: int
+    """attn_v, attn_qkv and attn_kv_b tensors in the model (``qs.n_attention_wv``): ``n_layer`` unless a layer has
+    none or two (Qwen3-Next: 12 attn_v + 36 attn_qkv = 48)."""
 
 
 @functools.lru_cache(maxsize=64)
@@ -136,8 +146,17 @@ def _model(arch: ArchSpec) -> _Model:
         for t in _layer_tensors(arch, layer)
         if t.is_matrix and t.role.startswith("ffn_down")
     )
+    wv = [
+        (t.layer or 0, t.role)
+        for layer in range(arch.num_layers)
+        for t in _layer_tensors(arch, layer)
+        if t.role in ("attn_v", "attn_qkv", "attn_kv_b")
+    ]
+    v_layers = sorted({layer for layer, role in wv if role in ("attn_v", "attn_kv_b")})
     return _Model(
         n_layer=arch.num_layers,
+        attn_v_order={layer: i for i, layer in enumerate(v_layers)},
+        n_attention_wv=len(wv) or arch.num_layers,
         n_expert=n_expert,
         n_gqa=att.num_heads // att.num_kv_heads,
         is_70b=arch.moe is None and arch.num_layers == 80,  # llama.cpp's LLM_TYPE_70B: 80-layer dense models
@@ -212,7 +231,9 @@ def _impl(ftype: str, new: str, t: Tensor, m: _Model, has_imatrix: bool) -> str:
                 return "IQ3_S"
         return new
     if cat == "attn_v":
-        return _attn_v(ftype, new, layer, m, has_imatrix)
+        return _attn_v(ftype, new, m.attn_v_order.get(layer, layer), m, has_imatrix)
+    if cat == "attn_qkv":  # fused q/k/v (Gated DeltaNet's attn_qkv): a fixed step up in the K mixes
+        return {"Q3_K_M": "Q4_K", "Q3_K_L": "Q4_K", "IQ3_M": "Q4_K", "Q4_K_M": "Q5_K", "Q5_K_M": "Q6_K"}.get(ftype, new)
     if cat == "attn_k":
         if m.n_expert == 8:
             return "Q8_0"
@@ -248,7 +269,7 @@ def _attn_v(ftype: str, new: str, i: int, m: _Model, has_imatrix: bool) -> str:
         new = "Q5_K" if i < 2 else "Q4_K"
     elif ftype == "Q3_K_L" or (ftype in ("IQ4_NL", "IQ4_XS") and gqa4):
         new = "Q5_K"
-    elif ftype in ("Q4_K_M", "Q5_K_M") and use_more_bits(i, m.n_layer):
+    elif ftype in ("Q4_K_M", "Q5_K_M") and use_more_bits(i, m.n_attention_wv):
         new = "Q6_K"
     elif ftype == "Q4_K_S" and i < 4:
         new = "Q5_K"

@@ -145,7 +145,8 @@ def linear_attention_tensors(la: LinearAttentionSpec, h: int, layer: int) -> lis
     """Gated DeltaNet (transformers ``Qwen3NextGatedDeltaNet``): ``in_proj_qkvz`` (h -> 2 n_k d_k + 2 n_v d_v),
     ``in_proj_ba`` (h -> 2 n_v), a depthwise ``conv1d`` over ``2 n_k d_k + n_v d_v`` channels of ``K`` taps,
     ``dt_bias`` and ``A_log`` (n_v each), a gated RMSNorm of ``d_v`` and ``out_proj`` (n_v d_v -> h).  Roles are
-    llama.cpp's (``ssm_in``, ``ssm_conv1d``, ...)."""
+    llama.cpp's (``attn_qkv``, ``attn_gate``, ``ssm_ba``, ``ssm_conv1d``, ...).  Qwen3-Next-80B-A3B (16 key heads
+    of 128, 32 value heads of 128, K = 4): 2048 x 8192 + 2048 x 4096 (... 4096 wide q/k/v and z) per layer."""
     key, value = la.num_key_heads * la.key_head_dim, la.num_value_heads * la.value_head_dim
     conv = 2 * key + value
     if la.kind == "kda":
@@ -167,9 +168,11 @@ def linear_attention_tensors(la: LinearAttentionSpec, h: int, layer: int) -> lis
             Tensor("norm", "ssm_norm", (hk,), layer),
             Tensor("attention", "ssm_out", (h, d), layer),
         ]
+    # llama.cpp splits in_proj_qkvz into attn_qkv and attn_gate (z) and keeps in_proj_ba as ssm_ba
     return [
-        Tensor("attention", "ssm_in", (2 * key + 2 * value, h), layer),
-        Tensor("attention", "ssm_beta_alpha", (2 * la.num_value_heads, h), layer),
+        Tensor("attention", "attn_qkv", (2 * key + value, h), layer),
+        Tensor("attention", "attn_gate", (value, h), layer),
+        Tensor("attention", "ssm_ba", (2 * la.num_value_heads, h), layer),
         Tensor("attention", "ssm_conv1d", (conv, 1, la.conv_kernel), layer),
         Tensor("attention", "ssm_dt.bias", (la.num_value_heads,), layer),
         Tensor("attention", "ssm_a", (la.num_value_heads,), layer),
