@@ -110,6 +110,16 @@ def _metadata(w: Any, a: str, arch: ArchSpec, ftype: int, extra: dict[str, Any])
             w.add_uint32(f"{a}.leading_dense_block_count", len(moe.dense_layers))
     if arch.mtp_layers:
         w.add_uint32(f"{a}.nextn_predict_layers", arch.mtp_layers)
+    la = arch.linear_attention
+    if la is not None:  # llama.cpp's converter (Qwen3NextModel.set_gguf_parameters)
+        w.add_uint32(f"{a}.ssm.conv_kernel", la.conv_kernel)
+        w.add_uint32(f"{a}.ssm.state_size", la.key_head_dim)
+        w.add_uint32(f"{a}.ssm.group_count", la.num_key_heads)
+        w.add_uint32(f"{a}.ssm.time_step_rank", la.num_value_heads)
+        w.add_uint32(f"{a}.ssm.inner_size", la.num_value_heads * la.value_head_dim)
+        pattern = att.layer_pattern
+        if "F" in pattern:
+            w.add_uint32(f"{a}.full_attention_interval", pattern.index("F") + 1)
     w.add_array("tokenizer.ggml.tokens", [f"t{i}" for i in range(arch.vocab_size)])
     for key, value in extra.items():
         w.add_string(key, value) if isinstance(value, str) else w.add_uint32(key, value)

@@ -14,11 +14,14 @@ from moeplan import EstimateRequest, estimate
 from moeplan.errors import SpecError
 
 
-@pytest.mark.parametrize(("arch_name", "extra"), [("qwen3next", {}), ("llama", {"llama.ssm.conv_kernel": 4})])
+@pytest.mark.parametrize(
+    ("arch_name", "extra"), [("nemotron_h_moe", {}), ("jamba", {}), ("llama", {"llama.ssm.conv_kernel": 4})]
+)
 def test_a_gguf_with_recurrent_layers_is_refused_not_misread(
     tmp_path: Path, arch_name: str, extra: dict[str, int]
 ) -> None:
-    """A qwen3next GGUF was once read as full attention in every layer: KV and context 4x wrong, silently."""
+    """A recurrent GGUF moeplan cannot read is refused (a qwen3next GGUF was once read as full attention in every
+    layer: KV and context 4x wrong, silently)."""
     pytest.importorskip("gguf")
     from gguf_fixtures import write_gguf
     from test_inputs import _tiny_moe
@@ -148,3 +151,58 @@ def test_top_k_beyond_real_and_identity_experts_is_refused() -> None:
     with pytest.raises(ValueError, match=r"exceeds num_experts \(4\) \+ zero_experts \(2\)"):
         MoeSpec(num_experts=4, top_k=7, expert_intermediate_size=8, zero_experts=2)
     assert MoeSpec(num_experts=4, top_k=6, expert_intermediate_size=8, zero_experts=2).pick_range == (4, 4)
+
+
+def _tiny_next() -> Any:
+    """Qwen3-Next's layer list at a small size: Gated DeltaNet with full attention every 4th layer."""
+    from dataclasses import replace
+
+    from moeplan.model.spec import LinearAttentionSpec
+
+    arch = moeplan.resolve_model("qwen3-next").arch
+    att = replace(arch.attention, num_heads=4, num_kv_heads=2, head_dim=32)
+    assert arch.moe is not None
+    moe = replace(arch.moe, num_experts=8, top_k=2, expert_intermediate_size=64, shared_intermediate_size=64)
+    linear = LinearAttentionSpec(num_key_heads=2, num_value_heads=4, key_head_dim=32, value_head_dim=32)
+    return replace(arch, vocab_size=256, hidden_size=128, num_layers=8, attention=att, moe=moe,
+                   linear_attention=linear, mtp_layers=0, max_context=4096)  # fmt: skip
+
+
+@pytest.mark.parametrize("arch_name", ["qwen3next", "qwen35moe"])
+def test_a_gated_deltanet_gguf_is_read_layer_by_layer(tmp_path: Path, arch_name: str) -> None:
+    """The GGUF's tensors and ssm.* metadata give back the layer list: KV only in its full-attention layers,
+    the recurrent state of the others, the same parameters by kind as the config's spec."""
+    pytest.importorskip("gguf")
+    from gguf_fixtures import write_gguf
+
+    from moeplan.model.params import count_params
+    from moeplan.model.spec import ModelSpec
+    from moeplan.sources.gguf_spec import spec_from_gguf
+
+    arch = _tiny_next()
+    path = write_gguf(tmp_path / "next.gguf", arch_name, arch, "Q4_K_M")[0]
+    got = spec_from_gguf(path)
+    assert got.arch.attention.layer_pattern == "LLLFLLLF"
+    assert got.arch.linear_attention == arch.linear_attention
+    assert got.arch.attention.gated_output
+    want = count_params(ModelSpec(id="x", name="x", architecture="qwen3_next", arch=arch))
+    assert count_params(got).breakdown == want.breakdown
+    assert got.checkpoint is not None
+    assert sum(got.checkpoint.params_by_kind.values()) == want.total
+    memory = estimate(EstimateRequest(model=str(path), gpu="rtx-4090", context=4096, batch=2)).memory
+    # KV: 2 full-attention layers x 2 KV heads x 32 x (k, v) x 2 B; state (llama.cpp, F32): 6 Gated DeltaNet
+    # layers x (3 x (2 x 64 + 128) conv + 4 x 32 x 32 recurrent) x 4 B
+    assert memory.kv_bytes_per_token == 2 * 2 * 32 * 2 * 2
+    assert memory.state_bytes_per_sequence == 6 * (3 * 256 + 4 * 32 * 32) * 4
+
+
+def test_a_gated_deltanet_gguf_whose_tensors_disagree_with_its_interval_is_refused(tmp_path: Path) -> None:
+    pytest.importorskip("gguf")
+    from gguf_fixtures import write_gguf
+
+    from moeplan.sources.gguf_spec import spec_from_gguf
+
+    path = write_gguf(tmp_path / "next.gguf", "qwen3next", _tiny_next(), "Q8_0",
+                      extra_meta={"qwen3next.full_attention_interval": 2})[0]  # fmt: skip
+    with pytest.raises(SpecError, match="full_attention_interval"):
+        spec_from_gguf(path)

@@ -5,7 +5,8 @@ Keys read (``{arch}`` = ``general.architecture``): ``block_count``, ``embedding_
 ``attention.value_length`` (or their ``_mla`` forms), ``attention.q_lora_rank``, ``attention.kv_lora_rank``,
 ``rope.dimension_count``, ``attention.sliding_window``, ``expert_count``, ``expert_used_count``,
 ``expert_shared_count``, ``expert_feed_forward_length``, ``leading_dense_block_count``,
-``nextn_predict_layers``, ``context_length``.  Biases, q/k norms, sinks, gating, shared experts, router
+``nextn_predict_layers``, ``context_length``; for Gated DeltaNet (``qwen3next``, ``qwen35moe``) ``ssm.*`` and
+``full_attention_interval``.  Biases, q/k norms, sinks, gating, shared experts, router
 terms, tied embeddings and which layers are dense are read from the tensors themselves (llama.cpp names:
 ``blk.N.attn_q.bias``, ``ffn_gate_exps``, ``ffn_up_shexp``, ``ffn_gate_inp``, ``exp_probs_b``...).
 """
@@ -17,13 +18,12 @@ from pathlib import Path
 from typing import Any, Literal
 
 from moeplan.errors import SpecError
-from moeplan.model.spec import ArchSpec, AttentionSpec, MlaSpec, MlpSpec, ModelSpec, MoeSpec
+from moeplan.model.spec import ArchSpec, AttentionSpec, LinearAttentionSpec, MlaSpec, MlpSpec, ModelSpec, MoeSpec
 from moeplan.records import checked
 from moeplan.sources.gguf_file import FILE_TYPES, GgufTensor, read_model
 
 _RECURRENT_ARCHS = frozenset(
     {
-        "qwen3next",
         "mamba",
         "mamba2",
         "jamba",
@@ -41,8 +41,11 @@ _RECURRENT_ARCHS = frozenset(
         "kimi-linear",
     }
 )
-"""llama.cpp architectures with linear-attention or state-space layers (src/llama-arch.cpp)."""
-_SINGLE_NORMS = ("attn_q_norm", "attn_k_norm", "attn_q_a_norm", "attn_kv_a_norm")
+"""llama.cpp architectures with linear-attention or state-space layers (src/llama-arch.cpp) that moeplan does not
+read from GGUF yet (their config.json is read)."""
+_GATED_DELTANET_ARCHS = frozenset({"qwen3next", "qwen35moe"})
+"""llama.cpp architectures of Gated DeltaNet layers beside full attention, read here."""
+_SINGLE_NORMS = ("attn_q_norm", "attn_k_norm", "attn_q_a_norm", "attn_kv_a_norm", "ssm_norm")
 
 
 def _int(meta: dict[str, Any], key: str, default: int | None = None, where: str = "") -> int:
@@ -121,7 +124,7 @@ def _arch(meta: dict[str, Any], by_name: dict[str, GgufTensor], a: str, where: s
 
     recurrent = sorted({k for k in meta if k.startswith((f"{a}.ssm.", f"{a}.wkv.", f"{a}.rwkv", f"{a}.shortconv"))})
     recurrent += sorted({n.split(".")[2] for n in by_name if n.startswith("blk.") and ".ssm_" in n})[:1]
-    if recurrent or a in _RECURRENT_ARCHS:
+    if (recurrent and a not in _GATED_DELTANET_ARCHS) or a in _RECURRENT_ARCHS:
         what = recurrent[0] if recurrent else f"architecture {a}"
         raise SpecError(
             f"{where}: {a} has layers with a recurrent state ({what}), which moeplan does not read from GGUF "
@@ -148,6 +151,11 @@ def _arch(meta: dict[str, Any], by_name: dict[str, GgufTensor], a: str, where: s
         t = by_name.get(f"blk.{layer}.{name}")
         return t.shape if t else None
 
+    linear = None
+    att_layer = 0  # the layer whose attention tensors tell biases, norms and sinks
+    if a in _GATED_DELTANET_ARCHS:
+        linear, linear_pattern = _gated_deltanet(meta, by_name, a, layers, where)
+        att_layer = linear_pattern.index("F") if "F" in linear_pattern else 0
     kv_lora = key("attention.kv_lora_rank", 0)
     mla = None
     if kv_lora:
@@ -165,7 +173,7 @@ def _arch(meta: dict[str, Any], by_name: dict[str, GgufTensor], a: str, where: s
     else:
         head_dim = key("attention.key_length", 0) or hidden // heads
     value_len = key("attention.value_length", head_dim)
-    qn = shape("attn_q_norm.weight")
+    qn = shape("attn_q_norm.weight", att_layer)
     qk_norm: Literal["none", "per_head", "full"] = "none"
     if qn is not None:
         qk_norm = "per_head" if qn[0] == head_dim else "full"
@@ -173,19 +181,25 @@ def _arch(meta: dict[str, Any], by_name: dict[str, GgufTensor], a: str, where: s
     pattern = "F"
     if window:
         pattern = "SF" if a == "gpt-oss" else "S"
+    gated = False
+    if linear is not None:
+        pattern = linear_pattern
+        q = shape("attn_q.weight", att_layer)
+        gated = q is not None and q[1] == 2 * heads * head_dim  # the output gate rides in attn_q
     attention = AttentionSpec(
         kind="mla" if mla else "gqa",
         num_heads=heads,
         num_kv_heads=kv_heads,
         head_dim=head_dim,
         v_head_dim=None if mla or value_len == head_dim else value_len,
-        qkv_bias=has("attn_q.bias") or has("attn_q_a.bias"),
-        o_bias=has("attn_output.bias"),
+        qkv_bias=has("attn_q.bias", att_layer) or has("attn_q_a.bias", att_layer),
+        o_bias=has("attn_output.bias", att_layer),
         qk_norm=qk_norm,
-        sinks=has("attn_sinks.weight"),
+        sinks=has("attn_sinks.weight", att_layer),
         mla=mla,
         window_tokens=window,
         layer_pattern=pattern,
+        gated_output=gated,
     )
     experts = key("expert_count", 0)
     moe = None
@@ -233,8 +247,54 @@ def _arch(meta: dict[str, Any], by_name: dict[str, GgufTensor], a: str, where: s
         norm_bias=norm_bias,
         norms_per_layer=norms,
         attention=attention,
+        linear_attention=linear,
         mlp=mlp,
         moe=moe,
         mtp_layers=nextn,
         max_context=key("context_length", 0) or None,
     )
+
+
+def _gated_deltanet(
+    meta: dict[str, Any], by_name: dict[str, GgufTensor], a: str, layers: int, where: str
+) -> tuple[LinearAttentionSpec, str]:
+    """Qwen3-Next / Qwen3.5 GGUF: the Gated DeltaNet shapes and which layers are full attention.
+
+    llama.cpp's converter writes ``ssm.group_count`` = key heads, ``ssm.time_step_rank`` = value heads,
+    ``ssm.state_size`` = key head width, ``ssm.inner_size`` = value heads x value head width and
+    ``ssm.conv_kernel``; a layer with ``attn_q`` is full attention, one with ``ssm_conv1d`` is Gated DeltaNet
+    (the tensors decide, ``full_attention_interval`` must agree).  Qwen3-Next-80B-A3B: 16, 32, 128, 4096, 4.
+    """
+
+    def ssm(k: str) -> int:
+        v = _int(meta, f"{a}.ssm.{k}", None, where)
+        if v <= 0:
+            raise SpecError(f"{where}: metadata {a}.ssm.{k} is {v}; Gated DeltaNet needs at least one")
+        return v
+
+    value_heads, inner = ssm("time_step_rank"), ssm("inner_size")
+    if inner % value_heads:
+        raise SpecError(f"{where}: {a}.ssm.inner_size {inner} is not a multiple of ssm.time_step_rank {value_heads}")
+    letters = []
+    for i in range(layers):
+        attn, conv = f"blk.{i}.attn_q.weight" in by_name, f"blk.{i}.ssm_conv1d.weight" in by_name
+        if attn == conv:
+            raise SpecError(f"{where}: layer {i} has {'both' if attn else 'neither'} attn_q and ssm_conv1d")
+        letters.append("F" if attn else "L")
+    pattern = "".join(letters)
+    interval = meta.get(f"{a}.full_attention_interval")
+    if isinstance(interval, int) and interval > 0:
+        expected = "".join("F" if (i + 1) % interval == 0 else "L" for i in range(layers))
+        if expected != pattern:
+            raise SpecError(f"{where}: its tensors place full attention unlike {a}.full_attention_interval {interval}")
+    try:
+        linear = LinearAttentionSpec(
+            num_key_heads=ssm("group_count"),
+            num_value_heads=value_heads,
+            key_head_dim=ssm("state_size"),
+            value_head_dim=inner // value_heads,
+            conv_kernel=ssm("conv_kernel"),
+        )
+    except ValueError as e:
+        raise SpecError(f"{where}: the ssm metadata describes no Gated DeltaNet ({e})") from None
+    return linear, pattern
