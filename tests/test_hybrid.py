@@ -206,3 +206,38 @@ def test_a_gated_deltanet_gguf_whose_tensors_disagree_with_its_interval_is_refus
                       extra_meta={"qwen3next.full_attention_interval": 2})[0]  # fmt: skip
     with pytest.raises(SpecError, match="full_attention_interval"):
         spec_from_gguf(path)
+
+
+@pytest.mark.parametrize(
+    ("model", "engine", "kv", "per_token"),
+    [
+        # vLLM FlashMLASparseBackend fp8_ds_mla (656 B) + fp8 indexer key with its scale (132 B), 61 layers
+        ("deepseek-v3.2", "vllm", "fp8", 61 * (656 + 132)),
+        ("deepseek-v3.2", "sglang", "fp8", 61 * (656 + 132)),
+        ("deepseek-v3.2", "vllm", "bf16", 61 * (1152 + 132)),
+        ("glm-5", "vllm", "fp8", 78 * (656 + 132)),  # 61,464 B
+        # llama.cpp keeps every element in the KV format: (512 + 64 + 128) x 2 B
+        ("deepseek-v3.2", "llama.cpp", "bf16", 61 * 704 * 2),
+    ],
+)
+def test_sparse_attention_cache_in_each_engines_layout(model: str, engine: str, kv: str, per_token: int) -> None:
+    quant = "Q4_K_M" if engine == "llama.cpp" else "fp8"
+    r = estimate(EstimateRequest(model=model, gpu="h200", num_gpus=8, engine=engine, kv_dtype=kv, quant=quant))
+    assert r.memory.kv_bytes_per_token == per_token
+
+
+@pytest.mark.parametrize(
+    ("model", "vllm", "llama_cpp"),
+    [
+        # worked numbers from each engine's sizing code (docs/families/linear_attention.md, state_space.md)
+        ("qwen3-next", 39_518_208, 79_036_416),  # bf16 both / F32 (MambaStateDtypeCalculator, n_embd_r/s)
+        ("kimi-linear-48b-a3b", 43_417_600, 44_892_160),  # KDA recurrent always fp32 in vLLM
+        ("nemotron-3-nano-30b-a3b", 49_082_368, 49_930_240),  # config mamba_ssm_cache_dtype float32
+        ("jamba-1.5-mini", 8_716_288, 17_432_576),
+    ],
+)
+def test_state_per_sequence_equals_each_engines_sizing(model: str, vllm: int, llama_cpp: int) -> None:
+    for engine, expected in (("vllm", vllm), ("llama.cpp", llama_cpp)):
+        quant = "Q4_K_M" if engine == "llama.cpp" else None
+        r = estimate(EstimateRequest(model=model, gpu="h200", engine=engine, quant=quant))
+        assert r.memory.state_bytes_per_sequence == expected, engine

@@ -96,6 +96,10 @@ class Engine(Value):
     checkpoint declares (``mamba_ssm_dtype``), else the model's (vLLM's ``mamba_ssm_cache_dtype=auto``)."""
     window_cache: Literal["full", "ring"] = "full"
     """Sliding-window layers: cached for the full context, or a ring of window + ubatch cells (llama.cpp)."""
+    sparse_cache: Literal["elements", "fp8_indexer"] = "elements"
+    """DeepSeek Sparse Attention's caches: every element in the KV format, or vLLM's and SGLang's layout (the
+    indexer keys in fp8 with an fp32 scale per 128, an fp8 latent as ``fp8_ds_mla``); see
+    :meth:`moeplan.model.layers.SparseLatentAttention.cache_bytes_per_token`."""
     split: Literal["tensor", "layers"] = "tensor"
     """How the engine spreads a model over GPUs by default: tensor parallel up to a node, or by layers."""
     runs: Literal["checkpoint", "gguf"] = "checkpoint"
@@ -146,6 +150,7 @@ ENGINES: dict[str, Engine] = {
             "TensorRT-LLM, A100: 81 tok/s); VeOmni PR #460 (fused MoE 22-25% of H100 peak)",
         ),
         kv_default="bf16",
+        sparse_cache="fp8_indexer",
         launch="vllm serve {model}{options} --max-model-len {context}",
         source="vLLM cache.py gpu_memory_utilization=0.92 (v0.21+); PRs #10511, #39559",
     ),
@@ -162,6 +167,7 @@ ENGINES: dict[str, Engine] = {
             (0.60, 0.78, 0.90), 0.75, 2 * US, 55 * US, "as vllm: Qwen speed benchmark (SGLang 0.4.6, H20)"
         ),
         kv_default="bf16",
+        sparse_cache="fp8_indexer",
         launch="python -m sglang.launch_server --model-path {model}{options} --context-length {context}",
         source="SGLang mem_fraction_static (chosen by GPU size; 0.88 assumed), chunked_prefill_size 8192",
     ),

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from moeplan.deploy.engines import LLAMA_CPP_UBATCH, Engine
 from moeplan.errors import InputError
 from moeplan.formats.kv_formats import GGML_ONLY, KV_DTYPES, STATE_DTYPES
-from moeplan.model.layers import Layer, layers, make_layer
+from moeplan.model.layers import Layer, SparseLatentAttention, layers, make_layer
 from moeplan.model.spec import ArchSpec
 from moeplan.records import Value
 
@@ -37,7 +37,8 @@ class LayerCache(Value):
     """The cache of one layer under one engine: elements per token, and a ring window if it does not grow."""
 
     layer: int
-    elements: int
+    elements: float
+    """Elements per token in the KV format (a layout with other formats inside, in equivalent elements)."""
     ring: int | None
     """Window of a ring that stops growing (llama.cpp's sliding layers); None: grows with the context."""
 
@@ -46,21 +47,38 @@ class LayerCache(Value):
         return context if self.ring is None else swa_ring_cells(self.ring, context, ubatch)
 
 
-def layer_caches(arch: ArchSpec, engine: Engine, mtp_layers: int = 0) -> tuple[tuple[Layer, LayerCache], ...]:
+def sparse_layout(engine: Engine, dtype: str) -> float:
+    """The KV element bytes when ``engine`` keeps sparse attention in its own layout (vLLM, SGLang), else 0."""
+    return KV_DTYPES[dtype] if engine.sparse_cache == "fp8_indexer" else 0.0
+
+
+def layer_caches(
+    arch: ArchSpec, engine: Engine, mtp_layers: int = 0, dtype: str = "bf16"
+) -> tuple[tuple[Layer, LayerCache], ...]:
     """Every layer's cache under ``engine`` (MTP layers after the last), in layer order."""
-    return layer_caches_for(arch, engine.window_cache, mtp_layers)
+    return layer_caches_for(arch, engine.window_cache, mtp_layers, sparse_layout(engine, dtype))
+
+
+def _cache_elements(layer: Layer, sparse: float) -> float:
+    mixer = layer.mixer
+    if sparse and isinstance(mixer, SparseLatentAttention):
+        return mixer.cache_bytes_per_token(sparse) / sparse
+    return mixer.kv_elements_per_token
 
 
 @functools.lru_cache(maxsize=256)
-def layer_caches_for(arch: ArchSpec, window_cache: str, mtp_layers: int) -> tuple[tuple[Layer, LayerCache], ...]:
-    """:func:`layer_caches` for an engine's ``window_cache`` semantics (cached per model)."""
+def layer_caches_for(
+    arch: ArchSpec, window_cache: str, mtp_layers: int, sparse: float = 0.0
+) -> tuple[tuple[Layer, LayerCache], ...]:
+    """:func:`layer_caches` for an engine's ``window_cache`` semantics and sparse-attention layout (``sparse``:
+    the KV element bytes under vLLM's layout, 0 for plain elements), cached per model."""
     out = []
     for layer in layers(arch):
         window = layer.mixer.window if window_cache == "ring" else None
-        out.append((layer, LayerCache(layer.index, layer.mixer.kv_elements_per_token, window)))
+        out.append((layer, LayerCache(layer.index, _cache_elements(layer, sparse), window)))
     for j in range(mtp_layers):
         layer = make_layer(arch, arch.num_layers + j)
-        out.append((layer, LayerCache(layer.index, layer.mixer.kv_elements_per_token, None)))
+        out.append((layer, LayerCache(layer.index, _cache_elements(layer, sparse), None)))
     return tuple(out)
 
 
@@ -71,10 +89,12 @@ def check_kv_dtype(dtype: str, engine: Engine) -> None:
 
 
 @functools.lru_cache(maxsize=256)
-def _elements(arch: ArchSpec, window_cache: str, mtp_layers: int) -> tuple[int, tuple[tuple[int, int], ...]]:
+def _elements(
+    arch: ArchSpec, window_cache: str, mtp_layers: int, sparse: float = 0.0
+) -> tuple[float, tuple[tuple[int, float], ...]]:
     """Cache elements per token that grow with the context, and (window, elements) of the ring layers."""
-    growing, rings = 0, dict[int, int]()
-    for _, c in layer_caches_for(arch, window_cache, mtp_layers):
+    growing, rings = 0.0, dict[int, float]()
+    for _, c in layer_caches_for(arch, window_cache, mtp_layers, sparse):
         if c.ring is None:
             growing += c.elements
         else:
@@ -84,7 +104,7 @@ def _elements(arch: ArchSpec, window_cache: str, mtp_layers: int) -> tuple[int, 
 
 def kv_bytes_per_token(arch: ArchSpec, dtype: str, engine: Engine, mtp_layers: int = 0) -> float:
     """KV bytes one more token of one sequence costs, the whole model (windowed rings excluded)."""
-    return _elements(arch, engine.window_cache, mtp_layers)[0] * KV_DTYPES[dtype]
+    return _elements(arch, engine.window_cache, mtp_layers, sparse_layout(engine, dtype))[0] * KV_DTYPES[dtype]
 
 
 def kv_cache_bytes(
@@ -102,7 +122,7 @@ def kv_cache_bytes(
     """
     if context <= 0 or batch <= 0:
         raise InputError("context and batch must be positive")
-    growing, rings = _elements(arch, engine.window_cache, mtp_layers)
+    growing, rings = _elements(arch, engine.window_cache, mtp_layers, sparse_layout(engine, dtype))
     return cache_bytes(growing, rings, KV_DTYPES[dtype], context, batch, ubatch)
 
 

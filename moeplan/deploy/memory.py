@@ -28,7 +28,7 @@ from dataclasses import dataclass
 
 from moeplan.deploy.deployment import Deployment, Layout
 from moeplan.deploy.engines import GIB
-from moeplan.deploy.kv_cache import cache_bytes, layer_caches_for
+from moeplan.deploy.kv_cache import cache_bytes, layer_caches_for, sparse_layout
 from moeplan.formats.kv_formats import KV_DTYPES, STATE_DTYPES
 from moeplan.formats.schemes import Scheme, quantized_tensors
 from moeplan.model.layers import Layer, Mixer, layers
@@ -155,7 +155,7 @@ class StagePlan(Value):
 
 
 @functools.lru_cache(maxsize=1024)
-def stage_plan(arch: ArchSpec, window_cache: str, mtp_layers: int, tp: int, pp: int) -> StagePlan:
+def stage_plan(arch: ArchSpec, window_cache: str, mtp_layers: int, tp: int, pp: int, sparse: float = 0.0) -> StagePlan:
     """Each stage's share of the layer list: its cache (MTP layers sit on the last stage), kernels, MoE layers."""
     stages = _stage_layers(arch.num_layers, pp)
     stage_of = [i for i, r in enumerate(stages) for _ in r]
@@ -163,7 +163,7 @@ def stage_plan(arch: ArchSpec, window_cache: str, mtp_layers: int, tp: int, pp: 
     rings: list[dict[int, float]] = [{} for _ in stages]
     read: list[dict[Mixer, float]] = [{} for _ in stages]
     state, conv_state = [0.0] * pp, [0.0] * pp
-    for layer, cache in layer_caches_for(arch, window_cache, mtp_layers):
+    for layer, cache in layer_caches_for(arch, window_cache, mtp_layers, sparse):
         s = stage_of[min(layer.index, arch.num_layers - 1)]
         e = cache.elements * layer.mixer.kv_share(tp)
         state[s] += layer.mixer.recurrent_state_elements * layer.mixer.kv_share(tp)
@@ -200,7 +200,8 @@ class MemoryModel:
             arch, d.scheme, par, d.weights_scale, d.extra_weight_bytes
         )
         self.stage_layers = stages
-        self.stages = stage_plan(arch, d.engine.window_cache, d.mtp_layers, par.tp, par.pp)
+        sparse = sparse_layout(d.engine, d.kv_dtype)
+        self.stages = stage_plan(arch, d.engine.window_cache, d.mtp_layers, par.tp, par.pp, sparse)
         self.kv_element_bytes = KV_DTYPES[d.kv_dtype]
         self.state_element_bytes = STATE_DTYPES[d.state_dtype]
         self.conv_state_element_bytes = STATE_DTYPES[d.conv_state_dtype]

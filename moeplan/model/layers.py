@@ -241,6 +241,22 @@ class SparseLatentAttention(LatentAttention):
     def score_flops(self, context: int, mode: Mode) -> float:
         return super().score_flops(context, mode) + self.indexer_flops_per_token(context, mode)
 
+    def cache_bytes_per_token(self, element_bytes: float) -> float:
+        """vLLM's and SGLang's sparse-attention caches per token: the indexer key in fp8 with one fp32 scale per
+        128 (``D_I + D_I/128 x 4``), and the latent in the KV format, as ``fp8_ds_mla`` when that is fp8 (the
+        ``r_kv`` latent in fp8 with an fp32 scale per 128, the rotary key in bf16).  DeepSeek-V3.2: bf16
+        1,152 + 132 = 1,284 B; fp8 512 + 16 + 128 + 132 = 788 B (vLLM ``FlashMLASparseBackend``,
+        ``cp_gather_indexer_k_quant_cache``; SGLang ``NSATokenToKVPool``)."""
+        mla = self.spec.mla
+        assert mla is not None
+        d_i = self.indexer.head_dim
+        indexer = d_i + -(-d_i // 128) * 4
+        if element_bytes >= 2:
+            latent = (mla.kv_lora_rank + mla.qk_rope_head_dim) * element_bytes
+        else:
+            latent = mla.kv_lora_rank + -(-mla.kv_lora_rank // 128) * 4 + mla.qk_rope_head_dim * 2
+        return latent + indexer
+
     def kv_read_elements(self, context: int) -> float:
         """The picked tokens' latents, and every cached token's indexer key."""
         latent = super().kv_elements_per_token
