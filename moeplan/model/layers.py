@@ -156,8 +156,10 @@ class Attention(AttentionMixer):
 
     @property
     def kernels(self) -> int:
-        """norm, q/k/v, rope, attention, output, residual = 8 (+2 with q/k norms, +2 with a gated output)."""
-        return 8 + (2 if self.spec.qk_norm != "none" else 0) + (2 if self.spec.gated_output else 0)
+        """norm, q/k/v, rope, attention, output, residual = 8 (+2 with q/k norms, +2 with a gated output, +2 with a
+        low-rank query)."""
+        att = self.spec
+        return 8 + 2 * ((att.qk_norm != "none") + att.gated_output + (att.q_lora_rank is not None))
 
     def kv_share(self, tp: int) -> float:
         n_kv = self.spec.num_kv_heads

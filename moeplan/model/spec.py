@@ -114,8 +114,18 @@ class AttentionSpec(Record):
         default=False,
         metadata={"description": "a sigmoid gate on the output from a second query-width projection (Qwen3-Next)"},
     )
+    q_lora_rank: int | None = field(
+        default=None,
+        metadata={
+            "gt": 0,
+            "le": DIM,
+            "description": "a low-rank query for GQA/MQA: h -> rank, RMSNorm, rank -> heads x head_dim (Step3's MFA)",
+        },
+    )
 
     def __post_init__(self) -> None:
+        if self.q_lora_rank is not None and self.mla is not None:
+            raise ValueError("attention.q_lora_rank is for GQA/MQA; MLA gives its own in attention.mla")
         if self.kind == "mla" and self.mla is None:
             raise ValueError("attention.kind 'mla' needs the 'mla' ranks")
         if self.kind == "gqa" and self.mla is not None:

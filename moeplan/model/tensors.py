@@ -72,18 +72,30 @@ def mlp_tensors(kind: ParamKind, suffix: str, h: int, mlp: MlpSpec, layer: int, 
 
 
 def gqa_tensors(att: AttentionSpec, h: int, layer: int) -> list[Tensor]:
-    """The projections of MHA/GQA/MQA attention: q, k, v, output (+ q/k/v biases, q/k norms)."""
+    """The projections of MHA/GQA/MQA attention: q (or a low-rank q_a, its norm and q_b), k, v, output (+ q/k/v
+    biases, q/k norms).  Step3 (7168 wide, query rank 2048, 64 heads and one KV head of 256): 7168 x 2048 + 2048 +
+    2048 x 16384 + 2 x 7168 x 256 + 16384 x 7168 = 169,347,072 per layer."""
     n_h, d, d_v, n_kv = att.num_heads, att.head_dim, att.value_dim, att.num_kv_heads
     q_width = n_h * d * (2 if att.gated_output else 1)  # a gated output doubles the query projection
+    r = att.q_lora_rank
+    query = (
+        [Tensor("attention", "attn_q", (q_width, h), layer)]
+        if r is None
+        else [
+            Tensor("attention", "attn_q_a", (r, h), layer),
+            Tensor("norm", "attn_q_a_norm", (r,), layer),
+            Tensor("attention", "attn_q_b", (q_width, r), layer),
+        ]
+    )
     out = [
-        Tensor("attention", "attn_q", (q_width, h), layer),
+        *query,
         Tensor("attention", "attn_k", (n_kv * d, h), layer),
         Tensor("attention", "attn_v", (n_kv * d_v, h), layer),
         Tensor("attention", "attn_output", (h, n_h * d_v), layer),
     ]
     if att.qkv_bias:
         out += [
-            Tensor("attention", "attn_q.bias", (q_width,), layer),
+            Tensor("attention", "attn_q.bias" if r is None else "attn_q_b.bias", (q_width,), layer),
             Tensor("attention", "attn_k.bias", (n_kv * d,), layer),
             Tensor("attention", "attn_v.bias", (n_kv * d_v,), layer),
         ]

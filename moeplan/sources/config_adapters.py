@@ -36,7 +36,12 @@ from moeplan.sources.config_fields import (
     sliding_pattern,
     weights_dtype,
 )
-from moeplan.sources.vision_towers import kimi_k25_vision_params, llama4_vision_params, qwen3_vl_vision_params
+from moeplan.sources.vision_towers import (
+    kimi_k25_vision_params,
+    llama4_vision_params,
+    qwen3_vl_vision_params,
+    step3_vision_params,
+)
 
 
 def _llama(c: Config) -> ArchSpec:
@@ -220,6 +225,54 @@ def _hunyuan_moe(c: Config) -> ArchSpec:
     )
 
 
+def _step3_text(c: Config) -> ArchSpec:
+    """Step3 (``step3_text``, the text model of ``step3_vl``): multi-matrix factorization attention, a low-rank
+    query (``share_q_dim``, RMSNorm, then every head) beside ``num_attention_groups`` KV heads (one: MQA) of
+    ``head_dim``; MoE in ``moe_layers_enum`` (a comma-separated string or a list) with one shared expert of
+    ``share_expert_dim``, dense MLPs elsewhere.  Counted from vLLM ``step3_text.py`` (transformers has no
+    class): Step3 316.3B, 38.9B active."""
+    n = c.layers("num_hidden_layers")
+    raw = c.data.get("moe_layers_enum")
+    if raw is None:
+        moe_layers = set(range(4, n - 1))  # vLLM's Step3TextConfig default: layers 4..59 of 61
+    else:
+        try:
+            items = raw.split(",") if isinstance(raw, str) else list(raw)
+            moe_layers = {int(x) for x in items}
+        except (TypeError, ValueError):
+            raise SpecError(f"{c.where}: field 'moe_layers_enum' must list layer numbers, not {raw!r}") from None
+    if any(not 0 <= i < n for i in moe_layers):
+        raise SpecError(f"{c.where}: field 'moe_layers_enum' names layers beyond num_hidden_layers ({n})")
+    dense = tuple(i for i in range(n) if i not in moe_layers)
+    shared = c.integer("share_expert_dim", 5120, positive=False)
+    context = c.opt_int("max_position_embedding") or c.opt_int("max_position_embeddings")
+    return ArchSpec(
+        vocab_size=c.integer("vocab_size"),
+        hidden_size=c.integer("hidden_size"),
+        num_layers=n,
+        tie_embeddings=c.flag("tie_word_embeddings", False),
+        max_context=context,
+        attention=AttentionSpec(
+            kind="gqa",
+            num_heads=c.integer("num_attention_heads"),
+            num_kv_heads=c.integer("num_attention_groups", 1),
+            head_dim=c.integer("head_dim", 256),
+            q_lora_rank=c.integer("share_q_dim", 2048),
+        ),
+        mlp=MlpSpec(intermediate_size=c.integer("intermediate_size")) if dense else None,
+        moe=MoeSpec(
+            num_experts=c.integer("moe_num_experts", 48),
+            top_k=c.integer("moe_top_k", 3),
+            expert_intermediate_size=c.integer("moe_intermediate_size", 5120),
+            num_shared_experts=1 if shared else 0,
+            shared_intermediate_size=shared or None,
+            dense_layers=dense,
+        )
+        if moe_layers
+        else None,
+    )
+
+
 def _qwen2_moe(c: Config) -> ArchSpec:
     common = common_fields(c)
     pattern, window = sliding_pattern(c)
@@ -396,6 +449,8 @@ ADAPTERS: dict[str, Callable[[Config], ArchSpec]] = {
     "granitemoehybrid": granite_moe_hybrid,
     "jamba": jamba,
     "kimi_linear": kimi_linear,
+    "step3_text": _step3_text,
+    "step3_vl": _step3_text,  # its text_config is step3_text
     "longcat_flash": longcat_flash,
     "minimax_m2": _minimax_m2,
     "deepseek_v32": lambda c: deepseek_dsa(c, glm=False),
@@ -420,6 +475,7 @@ VISION_TOWERS: dict[str, Callable[[Config, int], int]] = {
     "qwen3_vl_moe": qwen3_vl_vision_params,
     "qwen3_5_moe": qwen3_vl_vision_params,
     "kimi_k25": kimi_k25_vision_params,
+    "step3_vl": step3_vision_params,
 }
 """Families whose config nests the language model in ``text_config`` beside a ``vision_config``: the formula
 of their vision tower's parameters (outside the total)."""
@@ -449,7 +505,10 @@ def arch_from_config(config: Mapping[str, Any], where: str = "config.json") -> t
         tie = config.get("tie_word_embeddings")  # the top-level flag wins over the text config's default
         text = Config({**sub.data, **({"tie_word_embeddings": tie} if tie is not None else {})}, sub.where)
         if "vision_config" in config:
-            vision = VISION_TOWERS[model_type](c.sub("vision_config"), text.integer("hidden_size"))
+            v = c.sub("vision_config")
+            if model_type == "step3_vl":  # its projector's bias flag sits beside the vision config
+                v = Config({**v.data, "projector_bias": c.flag("projector_bias", False)}, v.where)
+            vision = VISION_TOWERS[model_type](v, text.integer("hidden_size"))
     try:
         arch = adapter(text)
     except ValueError as e:  # a rule between fields (ArchSpec and its parts check them on construction)

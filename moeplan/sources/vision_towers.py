@@ -78,3 +78,25 @@ def kimi_k25_vision_params(v: Config, text_hidden: int) -> int:
     block = 4 * (w * w + w) + 2 * w * inter + inter + w + 4 * w
     projector = 2 * key("mm_hidden_size", "projection_hidden_size", w) + m * m + m + m * out + out
     return patch + depth * block + 2 * w + projector
+
+
+def step3_vision_params(v: Config, text_hidden: int) -> int:
+    """Step3's vision encoder and projector (vLLM ``Step3VisionTransformer``, ``vit_downsampler``,
+    ``vit_downsampler2``, ``vit_large_projector``), outside the language model's total.
+
+    ``w`` width, ``I`` MLP width, ``o`` the output width, ``N = (image / p)^2`` patches: a class embedding
+    ``w``, a Conv2d patch embedding ``3 p^2 w + w``, ``(N + 1) x w`` position embeddings; per block q/k/v and
+    output ``4(w^2 + w)``, MLP ``2wI + I + w``, two LayerNorms ``4w``; a 2x2 Conv2d ``4 w o + o``, a 3x3 Conv2d
+    ``9 o 2o + 2o`` and the projector ``2o x out`` (+ ``out`` with ``projector_bias``).  With the configuration
+    defaults (1792 wide, 63 blocks, MLP 3072, output 4096, 728-pixel images of 14-pixel patches): 1,900,068,352.
+    """
+    w, inter = v.integer("hidden_size", 1792), v.integer("intermediate_size", 3072)
+    depth, o = v.integer("num_hidden_layers", 63), v.integer("output_hidden_size", 4096)
+    p, image, ch = v.integer("patch_size", 14), v.integer("image_size", 728), v.integer("num_channels", 3)
+    patches = (image // p) ** 2
+    embeddings = w + ch * p * p * w + w + (patches + 1) * w
+    block = 4 * (w * w + w) + 2 * w * inter + inter + w + 4 * w
+    projector = 4 * w * o + o + 9 * o * 2 * o + 2 * o + 2 * o * text_hidden
+    if v.flag("projector_bias", False):
+        projector += text_hidden
+    return embeddings + depth * block + projector
