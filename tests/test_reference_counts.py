@@ -39,7 +39,7 @@ def _type(path: Path) -> str:
 
 
 # transformers 5.23.0 has no class for these; they are counted from their published modeling code below
-_NO_REFERENCE_CLASS = ("step3_vl", "step3_text")
+_NO_REFERENCE_CLASS = ("step3_vl", "step3_text", "bailing_moe")
 SUPPORTED = [p for p in CONFIGS if _type(p) in SUPPORTED_MODEL_TYPES and _type(p) not in _NO_REFERENCE_CLASS]
 NOT_YET = [p for p in CONFIGS if _type(p) not in SUPPORTED_MODEL_TYPES]
 _REFERENCE_TYPES = {"kimi_k2": "deepseek_v3", "hunyuan": "hunyuan_v1_moe"}  # model types transformers names differently
@@ -198,3 +198,39 @@ def test_step3_counts_equal_its_modeling_code_and_the_published_figures() -> Non
     assert counts.total / 1e9 == pytest.approx(316, rel=0.002)
     assert (counts.total + tower) / 1e9 == pytest.approx(321, rel=0.002)
     assert (counts.active - counts.embedding) / 1e9 == pytest.approx(38, rel=0.01)
+
+
+def _ling_v2_by_modules(c: dict[str, Any]) -> tuple[int, int]:
+    """Ling 2.0 counted module by module as inclusionAI's ``modeling_bailing_moe_v2.py`` builds it:
+    ``(decoder layers + embeddings + norm, MTP layers)``."""
+    h, v, heads, kv, d = (c["hidden_size"], c["vocab_size"], c["num_attention_heads"], c["num_key_value_heads"],
+                          c["head_dim"])  # fmt: skip
+    attention = h * (heads + 2 * kv) * d + heads * d * h + 2 * d  # query_key_value, dense, q/k layernorms
+    e, f = c["num_experts"], c["moe_intermediate_size"]
+    moe = e * h + e * 3 * h * f + 3 * h * f * c["num_shared_experts"]  # gate.weight, experts, shared_experts
+    dense = 3 * h * c["intermediate_size"]
+    main = c["num_hidden_layers"] - c["num_nextn_predict_layers"]
+    layers = sum(attention + 2 * h + (moe if i >= c["first_k_dense_replace"] else dense) for i in range(main))
+    mtp = c["num_nextn_predict_layers"] * (attention + moe + 2 * h + 3 * h + 2 * h * h)
+    return layers + h + 2 * v * h, mtp
+
+
+@pytest.mark.parametrize("nextn", [0, 1])
+def test_ling_2_counts_equal_its_modeling_code_and_the_published_figures(nextn: int) -> None:
+    path = DATA / "hf_configs_2026" / "inclusionAI__Ling-mini-2.0.json"
+    config = {**_load(path), "num_nextn_predict_layers": nextn}
+    counts = count_params(spec_from_config(config, where=path.name))
+    assert (counts.total, counts.mtp) == _ling_v2_by_modules(config)
+    if nextn == 0:  # model card: 16.26B total, 1.43B activated (789M without the embeddings)
+        assert counts.total / 1e9 == pytest.approx(16.26, abs=0.005)
+        assert counts.active / 1e9 == pytest.approx(1.43, abs=0.005)
+        assert (counts.active - counts.embedding - counts.lm_head) / 1e6 == pytest.approx(789, abs=1)
+
+
+def test_ling_1_is_refused_not_read_as_ling_2() -> None:
+    from moeplan.errors import UnsupportedArchitectureError
+
+    config = {**_load(DATA / "hf_configs_2026" / "inclusionAI__Ling-mini-2.0.json")}
+    config["architectures"] = ["BailingMoeForCausalLM"]
+    with pytest.raises(UnsupportedArchitectureError, match="BailingMoeV2ForCausalLM"):
+        spec_from_config(config)

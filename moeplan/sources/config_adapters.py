@@ -273,6 +273,55 @@ def _step3_text(c: Config) -> ArchSpec:
     )
 
 
+def _bailing_moe_v2(c: Config) -> ArchSpec:
+    """Ling 2.0 (``bailing_moe`` configs of ``BailingMoeV2ForCausalLM``, inclusionAI's modeling code): fused q/k/v
+    with per-head q/k norms, dense first ``first_k_dense_replace`` layers, then MoE with
+    ``num_shared_experts x moe_intermediate_size`` of shared expert; the last ``num_nextn_predict_layers`` of
+    ``num_hidden_layers`` are MTP layers.  Ling-mini-2.0: 16.26B, 1.43B active."""
+    names = c.data.get("architectures") or ["BailingMoeV2ForCausalLM"]
+    if "BailingMoeV2ForCausalLM" not in names:
+        raise UnsupportedArchitectureError(
+            f"{c.where}: bailing_moe architecture {names} is not supported (only BailingMoeV2ForCausalLM, Ling 2.0)",
+            "describe the model in a YAML spec instead",
+        )
+    total = c.layers("num_hidden_layers")
+    nextn = c.integer("num_nextn_predict_layers", 0, positive=False)
+    n = total - nextn
+    if n < 1:
+        raise SpecError(f"{c.where}: num_nextn_predict_layers ({nextn}) leaves no decoder layer of {total}")
+    experts = c.opt_int("num_experts")
+    first_dense = min(c.integer("first_k_dense_replace", 1, positive=False), n) if experts else n
+    dense = tuple(range(first_dense))
+    width = c.integer("moe_intermediate_size", 512)
+    shared = c.opt_int("num_shared_experts") or 0
+    return ArchSpec(
+        vocab_size=c.integer("vocab_size"),
+        hidden_size=c.integer("hidden_size"),
+        num_layers=n,
+        tie_embeddings=c.flag("tie_word_embeddings", False),
+        max_context=c.opt_int("max_position_embeddings"),
+        attention=gqa_attention(
+            c,
+            qkv_bias=c.flag("use_qkv_bias", False),
+            o_bias=c.flag("use_bias", False),
+            qk_norm="per_head" if c.flag("use_qk_norm", True) else "none",
+        ),
+        mlp=dense_mlp(c) if dense else None,
+        moe=MoeSpec(
+            num_experts=experts,
+            top_k=c.integer("num_experts_per_tok"),
+            expert_intermediate_size=width,
+            num_shared_experts=shared,
+            shared_intermediate_size=width * shared if shared else None,
+            router_correction_bias=c.flag("moe_router_enable_expert_bias", True),
+            dense_layers=dense,
+        )
+        if experts
+        else None,
+        mtp_layers=nextn,
+    )
+
+
 def _qwen2_moe(c: Config) -> ArchSpec:
     common = common_fields(c)
     pattern, window = sliding_pattern(c)
@@ -450,6 +499,7 @@ ADAPTERS: dict[str, Callable[[Config], ArchSpec]] = {
     "jamba": jamba,
     "kimi_linear": kimi_linear,
     "step3_text": _step3_text,
+    "bailing_moe": _bailing_moe_v2,
     "step3_vl": _step3_text,  # its text_config is step3_text
     "longcat_flash": longcat_flash,
     "minimax_m2": _minimax_m2,
