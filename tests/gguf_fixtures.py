@@ -22,7 +22,7 @@ def gguf_names(arch: ArchSpec) -> list[tuple[str, Tensor, tuple[int, ...]]]:
     for t in model_tensors(arch):
         shape = (t.count, *t.shape) if t.count > 1 else t.shape
         if t.layer is None:
-            name = t.role if "." in t.role else f"{t.role}.weight"
+            name = t.role if t.role.endswith(".bias") else f"{t.role}.weight"
             out.append((name, t, shape))
             continue
         prefix = f"blk.{t.layer}."
@@ -30,7 +30,7 @@ def gguf_names(arch: ArchSpec) -> list[tuple[str, Tensor, tuple[int, ...]]]:
             for i in range(t.count):
                 out.append((prefix + _NORMS[i] + ".weight", Tensor(t.kind, _NORMS[i], t.shape, t.layer), t.shape))
             continue
-        name = prefix + (t.role if "." in t.role else f"{t.role}.weight")
+        name = prefix + (t.role if t.role.endswith(".bias") else f"{t.role}.weight")
         out.append((name, t, shape))
         if t.role == "ffn_gate_inp" and arch.moe is not None and arch.moe.router_correction_bias:
             bias = Tensor("router", "exp_probs_b", (arch.moe.num_experts,), t.layer)
@@ -95,6 +95,10 @@ def _metadata(w: Any, a: str, arch: ArchSpec, ftype: int, extra: dict[str, Any])
         if m.q_lora_rank:
             w.add_uint32(f"{a}.attention.q_lora_rank", m.q_lora_rank)
         w.add_uint32(f"{a}.rope.dimension_count", m.qk_rope_head_dim)
+        if att.indexer is not None:  # llama.cpp LLM_KV_ATTENTION_INDEXER_*
+            w.add_uint32(f"{a}.attention.indexer.head_count", att.indexer.num_heads)
+            w.add_uint32(f"{a}.attention.indexer.key_length", att.indexer.head_dim)
+            w.add_uint32(f"{a}.attention.indexer.top_k", att.indexer.topk)
     else:
         w.add_uint32(f"{a}.attention.key_length", att.head_dim)
         w.add_uint32(f"{a}.attention.value_length", att.value_dim)

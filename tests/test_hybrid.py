@@ -241,3 +241,36 @@ def test_state_per_sequence_equals_each_engines_sizing(model: str, vllm: int, ll
         quant = "Q4_K_M" if engine == "llama.cpp" else None
         r = estimate(EstimateRequest(model=model, gpu="h200", engine=engine, quant=quant))
         assert r.memory.state_bytes_per_sequence == expected, engine
+
+
+def _tiny_dsa() -> Any:
+    """DeepSeek-V3.2's layer list at a small size: MLA with an indexer in every layer."""
+    from dataclasses import replace
+
+    from moeplan.model.spec import IndexerSpec, MlaSpec
+
+    arch = moeplan.resolve_model("deepseek-v3.2").arch
+    mla = MlaSpec(q_lora_rank=64, kv_lora_rank=32, qk_nope_head_dim=16, qk_rope_head_dim=16, v_head_dim=16)
+    att = replace(arch.attention, num_heads=4, num_kv_heads=4, head_dim=32, mla=mla,
+                  indexer=IndexerSpec(num_heads=4, head_dim=32, topk=64))  # fmt: skip
+    assert arch.moe is not None and arch.mlp is not None
+    moe = replace(arch.moe, num_experts=8, top_k=2, expert_intermediate_size=64, shared_intermediate_size=64,
+                  dense_layers=(0,))  # fmt: skip
+    return replace(arch, vocab_size=256, hidden_size=128, num_layers=4, attention=att, moe=moe,
+                   mlp=replace(arch.mlp, intermediate_size=96), mtp_layers=0, max_context=4096)  # fmt: skip
+
+
+def test_a_sparse_attention_gguf_keeps_its_indexer(tmp_path: Path) -> None:
+    """A deepseek32 GGUF read without its indexer would cache 18% too little and attend to the whole context."""
+    pytest.importorskip("gguf")
+    from gguf_fixtures import write_gguf
+
+    from moeplan.model.params import count_params
+    from moeplan.model.spec import ModelSpec
+    from moeplan.sources.gguf_spec import spec_from_gguf
+
+    arch = _tiny_dsa()
+    got = spec_from_gguf(write_gguf(tmp_path / "dsa.gguf", "deepseek32", arch, "Q8_0")[0])
+    assert got.arch.attention.indexer == arch.attention.indexer
+    want = count_params(ModelSpec(id="x", name="x", architecture="deepseek_v32", arch=arch))
+    assert count_params(got).breakdown == want.breakdown

@@ -18,7 +18,16 @@ from pathlib import Path
 from typing import Any, Literal
 
 from moeplan.errors import SpecError
-from moeplan.model.spec import ArchSpec, AttentionSpec, LinearAttentionSpec, MlaSpec, MlpSpec, ModelSpec, MoeSpec
+from moeplan.model.spec import (
+    ArchSpec,
+    AttentionSpec,
+    IndexerSpec,
+    LinearAttentionSpec,
+    MlaSpec,
+    MlpSpec,
+    ModelSpec,
+    MoeSpec,
+)
 from moeplan.records import checked
 from moeplan.sources.gguf_file import FILE_TYPES, GgufTensor, read_model
 
@@ -45,7 +54,7 @@ _RECURRENT_ARCHS = frozenset(
 read from GGUF yet (their config.json is read)."""
 _GATED_DELTANET_ARCHS = frozenset({"qwen3next", "qwen35moe"})
 """llama.cpp architectures of Gated DeltaNet layers beside full attention, read here."""
-_SINGLE_NORMS = ("attn_q_norm", "attn_k_norm", "attn_q_a_norm", "attn_kv_a_norm", "ssm_norm")
+_SINGLE_NORMS = ("attn_q_norm", "attn_k_norm", "attn_q_a_norm", "attn_kv_a_norm", "ssm_norm", "indexer")
 
 
 def _int(meta: dict[str, Any], key: str, default: int | None = None, where: str = "") -> int:
@@ -158,6 +167,7 @@ def _arch(meta: dict[str, Any], by_name: dict[str, GgufTensor], a: str, where: s
         att_layer = linear_pattern.index("F") if "F" in linear_pattern else 0
     kv_lora = key("attention.kv_lora_rank", 0)
     mla = None
+    indexer = None
     if kv_lora:
         rope = key("rope.dimension_count")
         k_len = key("attention.key_length_mla", 0) or key("attention.key_length")
@@ -170,6 +180,7 @@ def _arch(meta: dict[str, Any], by_name: dict[str, GgufTensor], a: str, where: s
             v_head_dim=v_len,
         )
         head_dim, kv_heads = k_len, heads
+        indexer = _indexer(meta, by_name, a, layers, where)
     else:
         head_dim = key("attention.key_length", 0) or hidden // heads
     value_len = key("attention.value_length", head_dim)
@@ -200,6 +211,7 @@ def _arch(meta: dict[str, Any], by_name: dict[str, GgufTensor], a: str, where: s
         window_tokens=window,
         layer_pattern=pattern,
         gated_output=gated,
+        indexer=indexer,
     )
     experts = key("expert_count", 0)
     moe = None
@@ -298,3 +310,28 @@ def _gated_deltanet(
     except ValueError as e:
         raise SpecError(f"{where}: the ssm metadata describes no Gated DeltaNet ({e})") from None
     return linear, pattern
+
+
+def _indexer(
+    meta: dict[str, Any], by_name: dict[str, GgufTensor], a: str, layers: int, where: str
+) -> IndexerSpec | None:
+    """DeepSeek Sparse Attention (``deepseek32``, ``glm-dsa``): ``attention.indexer.{head_count,key_length,top_k}``
+    and an ``indexer.*`` tensor set in every layer (a file whose layers differ is refused, not guessed)."""
+    present = [f"blk.{i}.indexer.attn_k.weight" in by_name for i in range(layers)]
+    keys = [f"{a}.attention.indexer.{k}" for k in ("head_count", "key_length", "top_k")]
+    if not any(present) and not any(k in meta for k in keys):
+        return None
+    if not all(present):
+        raise SpecError(
+            f"{where}: only {sum(present)} of {layers} layers carry indexer tensors; layers that share another "
+            "layer's top-k are not expressible yet",
+            "use the model's config.json (or hf:ORG/NAME) instead",
+        )
+    try:
+        return IndexerSpec(
+            num_heads=_int(meta, keys[0], None, where),
+            head_dim=_int(meta, keys[1], None, where),
+            topk=_int(meta, keys[2], None, where),
+        )
+    except ValueError as e:
+        raise SpecError(f"{where}: the indexer metadata describes no indexer ({e})") from None
