@@ -81,7 +81,15 @@ def test_linear_attention_decode_cost_is_constant_in_the_context() -> None:
 
 @pytest.mark.parametrize(
     ("alias", "trained"),
-    [("qwen3-30b-a3b", 40_960), ("qwen3-30b-a3b-instruct-2507", 262_144), ("glm-4.5", 131_072), ("glm-4.6", 202_752)],
+    [
+        ("qwen3-30b-a3b", 40_960),
+        ("qwen3-30b-a3b-instruct-2507", 262_144),
+        ("glm-4.5", 131_072),
+        ("glm-4.6", 202_752),
+        ("glm-4.7", 202_752),
+        ("kimi-k2", 131_072),
+        ("kimi-k2-instruct-0905", 262_144),
+    ],
 )
 def test_every_alias_carries_its_own_context_limit(alias: str, trained: int) -> None:
     """The -2507 Qwen3 releases and GLM-4.6 share their shapes with an earlier release, not its context."""
