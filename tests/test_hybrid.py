@@ -282,3 +282,19 @@ def test_a_sparse_attention_gguf_keeps_its_indexer(tmp_path: Path) -> None:
     assert got.arch.attention.indexer == arch.attention.indexer
     want = count_params(ModelSpec(id="x", name="x", architecture="deepseek_v32", arch=arch))
     assert count_params(got).breakdown == want.breakdown
+
+
+def test_counts_a_config_leaves_out_are_named_with_the_default_taken(tmp_path: Path) -> None:
+    """transformers fills a missing count from the family's defaults; moeplan does too, and says which."""
+    import json
+
+    from moeplan.sources.config_adapters import spec_from_config
+
+    path = Path(__file__).parent / "data" / "hf_configs_2026" / "Qwen__Qwen3-Next-80B-A3B-Instruct.json"
+    config = {k: v for k, v in json.loads(path.read_text()).items() if not k.startswith("_")}
+    del config["linear_num_key_heads"]
+    spec = spec_from_config(config, where="config.json")
+    assert spec.notes is not None and "linear_num_key_heads=16" in spec.notes
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    r = estimate(EstimateRequest(model=str(tmp_path / "config.json"), gpu="h200"))
+    assert any("linear_num_key_heads=16" in note for note in r.assumptions)

@@ -25,6 +25,7 @@ from moeplan.model.spec import (
 from moeplan.records import checked
 from moeplan.sources.adapters_hybrid import granite_moe_hybrid, jamba, nemotron_h, qwen3_next, qwen_moe_layers
 from moeplan.sources.adapters_mla import deepseek, deepseek_dsa, kimi_linear, longcat_flash
+from moeplan.sources.adapters_remote_code import bailing_moe_v2, step3_text
 from moeplan.sources.checkpoint import native_format
 from moeplan.sources.config_fields import (
     Config,
@@ -225,103 +226,6 @@ def _hunyuan_moe(c: Config) -> ArchSpec:
     )
 
 
-def _step3_text(c: Config) -> ArchSpec:
-    """Step3 (``step3_text``, the text model of ``step3_vl``): multi-matrix factorization attention, a low-rank
-    query (``share_q_dim``, RMSNorm, then every head) beside ``num_attention_groups`` KV heads (one: MQA) of
-    ``head_dim``; MoE in ``moe_layers_enum`` (a comma-separated string or a list) with one shared expert of
-    ``share_expert_dim``, dense MLPs elsewhere.  Counted from vLLM ``step3_text.py`` (transformers has no
-    class): Step3 316.3B, 38.9B active."""
-    n = c.layers("num_hidden_layers")
-    raw = c.data.get("moe_layers_enum")
-    if raw is None:
-        moe_layers = set(range(4, n - 1))  # vLLM's Step3TextConfig default: layers 4..59 of 61
-    else:
-        try:
-            items = raw.split(",") if isinstance(raw, str) else list(raw)
-            moe_layers = {int(x) for x in items}
-        except (TypeError, ValueError):
-            raise SpecError(f"{c.where}: field 'moe_layers_enum' must list layer numbers, not {raw!r}") from None
-    if any(not 0 <= i < n for i in moe_layers):
-        raise SpecError(f"{c.where}: field 'moe_layers_enum' names layers beyond num_hidden_layers ({n})")
-    dense = tuple(i for i in range(n) if i not in moe_layers)
-    shared = c.integer("share_expert_dim", 5120, positive=False)
-    context = c.opt_int("max_position_embedding") or c.opt_int("max_position_embeddings")
-    return ArchSpec(
-        vocab_size=c.integer("vocab_size"),
-        hidden_size=c.integer("hidden_size"),
-        num_layers=n,
-        tie_embeddings=c.flag("tie_word_embeddings", False),
-        max_context=context,
-        attention=AttentionSpec(
-            kind="gqa",
-            num_heads=c.integer("num_attention_heads"),
-            num_kv_heads=c.integer("num_attention_groups", 1),
-            head_dim=c.integer("head_dim", 256),
-            q_lora_rank=c.integer("share_q_dim", 2048),
-        ),
-        mlp=MlpSpec(intermediate_size=c.integer("intermediate_size")) if dense else None,
-        moe=MoeSpec(
-            num_experts=c.integer("moe_num_experts", 48),
-            top_k=c.integer("moe_top_k", 3),
-            expert_intermediate_size=c.integer("moe_intermediate_size", 5120),
-            num_shared_experts=1 if shared else 0,
-            shared_intermediate_size=shared or None,
-            dense_layers=dense,
-        )
-        if moe_layers
-        else None,
-    )
-
-
-def _bailing_moe_v2(c: Config) -> ArchSpec:
-    """Ling 2.0 (``bailing_moe`` configs of ``BailingMoeV2ForCausalLM``, inclusionAI's modeling code): fused q/k/v
-    with per-head q/k norms, dense first ``first_k_dense_replace`` layers, then MoE with
-    ``num_shared_experts x moe_intermediate_size`` of shared expert; the last ``num_nextn_predict_layers`` of
-    ``num_hidden_layers`` are MTP layers.  Ling-mini-2.0: 16.26B, 1.43B active."""
-    names = c.data.get("architectures") or ["BailingMoeV2ForCausalLM"]
-    if "BailingMoeV2ForCausalLM" not in names:
-        raise UnsupportedArchitectureError(
-            f"{c.where}: bailing_moe architecture {names} is not supported (only BailingMoeV2ForCausalLM, Ling 2.0)",
-            "describe the model in a YAML spec instead",
-        )
-    total = c.layers("num_hidden_layers")
-    nextn = c.integer("num_nextn_predict_layers", 0, positive=False)
-    n = total - nextn
-    if n < 1:
-        raise SpecError(f"{c.where}: num_nextn_predict_layers ({nextn}) leaves no decoder layer of {total}")
-    experts = c.opt_int("num_experts")
-    first_dense = min(c.integer("first_k_dense_replace", 1, positive=False), n) if experts else n
-    dense = tuple(range(first_dense))
-    width = c.integer("moe_intermediate_size", 512)
-    shared = c.opt_int("num_shared_experts") or 0
-    return ArchSpec(
-        vocab_size=c.integer("vocab_size"),
-        hidden_size=c.integer("hidden_size"),
-        num_layers=n,
-        tie_embeddings=c.flag("tie_word_embeddings", False),
-        max_context=c.opt_int("max_position_embeddings"),
-        attention=gqa_attention(
-            c,
-            qkv_bias=c.flag("use_qkv_bias", False),
-            o_bias=c.flag("use_bias", False),
-            qk_norm="per_head" if c.flag("use_qk_norm", True) else "none",
-        ),
-        mlp=dense_mlp(c) if dense else None,
-        moe=MoeSpec(
-            num_experts=experts,
-            top_k=c.integer("num_experts_per_tok"),
-            expert_intermediate_size=width,
-            num_shared_experts=shared,
-            shared_intermediate_size=width * shared if shared else None,
-            router_correction_bias=c.flag("moe_router_enable_expert_bias", True),
-            dense_layers=dense,
-        )
-        if experts
-        else None,
-        mtp_layers=nextn,
-    )
-
-
 def _qwen2_moe(c: Config) -> ArchSpec:
     common = common_fields(c)
     pattern, window = sliding_pattern(c)
@@ -498,9 +402,9 @@ ADAPTERS: dict[str, Callable[[Config], ArchSpec]] = {
     "granitemoehybrid": granite_moe_hybrid,
     "jamba": jamba,
     "kimi_linear": kimi_linear,
-    "step3_text": _step3_text,
-    "bailing_moe": _bailing_moe_v2,
-    "step3_vl": _step3_text,  # its text_config is step3_text
+    "step3_text": step3_text,
+    "bailing_moe": bailing_moe_v2,
+    "step3_vl": step3_text,  # its text_config is step3_text
     "longcat_flash": longcat_flash,
     "minimax_m2": _minimax_m2,
     "deepseek_v32": lambda c: deepseek_dsa(c, glm=False),
@@ -531,9 +435,12 @@ VISION_TOWERS: dict[str, Callable[[Config, int], int]] = {
 of their vision tower's parameters (outside the total)."""
 
 
-def arch_from_config(config: Mapping[str, Any], where: str = "config.json") -> tuple[str, ArchSpec, int | None]:
-    """``(model_type, ArchSpec, vision params or None)`` for a parsed ``config.json``."""
-    c = Config(config, where)
+def arch_from_config(
+    config: Mapping[str, Any], where: str = "config.json", defaulted: dict[str, int] | None = None
+) -> tuple[str, ArchSpec, int | None]:
+    """``(model_type, ArchSpec, vision params or None)`` for a parsed ``config.json``; the counts it did not
+    state and took from the family's defaults go into ``defaulted``."""
+    c = Config(config, where, defaulted)
     model_type = config.get("model_type")
     if not isinstance(model_type, str) or not model_type:
         raise SpecError(f"{where}: field 'model_type' is missing; this does not look like a model config.json")
@@ -553,11 +460,11 @@ def arch_from_config(config: Mapping[str, Any], where: str = "config.json") -> t
                 f"{where}: a kimi_k25 text_config of model_type {inner!r} is not supported (only kimi_k2/deepseek_v3)"
             )
         tie = config.get("tie_word_embeddings")  # the top-level flag wins over the text config's default
-        text = Config({**sub.data, **({"tie_word_embeddings": tie} if tie is not None else {})}, sub.where)
+        text = Config({**sub.data, **({"tie_word_embeddings": tie} if tie is not None else {})}, sub.where, c.defaulted)
         if "vision_config" in config:
             v = c.sub("vision_config")
             if model_type == "step3_vl":  # its projector's bias flag sits beside the vision config
-                v = Config({**v.data, "projector_bias": c.flag("projector_bias", False)}, v.where)
+                v = Config({**v.data, "projector_bias": c.flag("projector_bias", False)}, v.where, c.defaulted)
             vision = VISION_TOWERS[model_type](v, text.integer("hidden_size"))
     try:
         arch = adapter(text)
@@ -572,8 +479,13 @@ def spec_from_config(
     """A ModelSpec for a parsed ``config.json``; ``where`` names it in errors and in ``origin``."""
     if not isinstance(config, Mapping):
         raise SpecError(f"{where}: a config.json must hold a JSON object")
-    model_type, arch, vision = arch_from_config(config, where)
+    defaulted: dict[str, int] = {}
+    model_type, arch, vision = arch_from_config(config, where, defaulted)
     label = name or model_id or where
+    notes = None
+    if defaulted:
+        stated = ", ".join(f"{k}={v}" for k, v in sorted(defaulted.items()))
+        notes = f"not in the config, so the family's defaults (as transformers takes them): {stated}"
     ident = _slug(model_id or Path(where).parent.name or model_type)
     spec = ModelSpec(
         id=ident,
@@ -584,6 +496,7 @@ def spec_from_config(
         arch=arch,
         vision_params=vision,
         origin=where,
+        notes=notes,
     )
     return checked(spec, where)
 

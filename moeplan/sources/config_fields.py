@@ -27,9 +27,11 @@ _MAX_INT = 1 << 31  # no shape of a real model comes near; larger values are cor
 class Config:
     """A config dict with typed, error-reporting access; ``where`` names the file in messages."""
 
-    def __init__(self, data: Mapping[str, Any], where: str) -> None:
+    def __init__(self, data: Mapping[str, Any], where: str, defaulted: dict[str, int] | None = None) -> None:
         self.data = data
         self.where = where
+        self.defaulted: dict[str, int] = {} if defaulted is None else defaulted
+        """Counts this config (and its sub-configs) did not state and got from the family's defaults."""
 
     def _fail(self, key: str, why: str) -> SpecError:
         return SpecError(f"{self.where}: field '{key}' {why}")
@@ -44,6 +46,7 @@ class Config:
             if default is _MISSING:
                 raise self._fail(key, "is missing")
             assert isinstance(default, int)
+            self.defaulted[key] = default
             return default
         if isinstance(value, bool) or not isinstance(value, int):
             if isinstance(value, float) and value.is_integer():
@@ -97,10 +100,10 @@ class Config:
     def sub(self, key: str) -> Config:
         value = self._raw(key)
         if value is _MISSING:
-            return Config({}, f"{self.where} [{key}]")
+            return Config({}, f"{self.where} [{key}]", self.defaulted)
         if not isinstance(value, dict):
             raise self._fail(key, "must be an object")
-        return Config(value, f"{self.where} [{key}]")
+        return Config(value, f"{self.where} [{key}]", self.defaulted)
 
 
 def head_dim_of(c: Config, default: int | None = None) -> int:
