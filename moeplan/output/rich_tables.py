@@ -59,7 +59,9 @@ def print_compare(console: Console, comparison: Comparison) -> None:
     table = Table(title="Comparison (★ = best in the row)", title_justify="left")
     table.add_column("")
     for r in results:
-        head = f"{r.spec.name}\n{r.memory.scheme}, {r.memory.engine}"
+        asked = r.request.model
+        named = f" ({asked})" if r.spec.origin == "catalogue" and asked.lower() != r.spec.id else ""
+        head = f"{r.spec.name}{named}\n{r.memory.scheme}, {r.memory.engine}"
         if r.fit is not None:
             head += f"\n{r.fit.num_gpus} x {r.fit.gpu}"
         table.add_column(head, justify="right")
@@ -79,6 +81,10 @@ def print_compare(console: Console, comparison: Comparison) -> None:
     console.print(f"[dim]at {req.context:,} tokens x {req.batch} sequences; figures per column as `estimate`[/dim]")
     if any(r.fit is not None and not r.fit.fits for r in results):
         console.print("[dim](speed and cost in brackets: as if the deployment fitted, which it does not)[/dim]")
+    for r in results:
+        for note in r.assumptions:
+            if note.startswith("warning:"):
+                console.print(f"[yellow]{r.request.model}: {note}[/yellow]")
 
 
 def print_recommend(console: Console, model: str, candidates: list[Candidate], sort: str, limit: int) -> None:
