@@ -114,6 +114,13 @@ def _metadata(w: Any, a: str, arch: ArchSpec, ftype: int, extra: dict[str, Any])
             w.add_uint32(f"{a}.leading_dense_block_count", len(moe.dense_layers))
     if arch.mtp_layers:
         w.add_uint32(f"{a}.nextn_predict_layers", arch.mtp_layers)
+    sm = arch.ssm
+    if sm is not None:  # llama.cpp's converter (Mamba2Model / JambaModel / NemotronHModel set_gguf_parameters)
+        w.add_uint32(f"{a}.ssm.conv_kernel", sm.d_conv)
+        w.add_uint32(f"{a}.ssm.inner_size", sm.d_inner)
+        w.add_uint32(f"{a}.ssm.state_size", sm.d_state)
+        w.add_uint32(f"{a}.ssm.group_count", sm.n_groups)
+        w.add_uint32(f"{a}.ssm.time_step_rank", sm.num_heads if sm.kind == "mamba2" else sm.dt_rank or 0)
     la = arch.linear_attention
     if la is not None:  # llama.cpp's converter (Qwen3NextModel.set_gguf_parameters)
         w.add_uint32(f"{a}.ssm.conv_kernel", la.conv_kernel)

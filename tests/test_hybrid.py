@@ -15,7 +15,7 @@ from moeplan.errors import SpecError
 
 
 @pytest.mark.parametrize(
-    ("arch_name", "extra"), [("nemotron_h_moe", {}), ("jamba", {}), ("llama", {"llama.ssm.conv_kernel": 4})]
+    ("arch_name", "extra"), [("falcon-h1", {}), ("kimi-linear", {}), ("llama", {"llama.ssm.conv_kernel": 4})]
 )
 def test_a_gguf_with_recurrent_layers_is_refused_not_misread(
     tmp_path: Path, arch_name: str, extra: dict[str, int]
@@ -298,3 +298,32 @@ def test_counts_a_config_leaves_out_are_named_with_the_default_taken(tmp_path: P
     (tmp_path / "config.json").write_text(json.dumps(config))
     r = estimate(EstimateRequest(model=str(tmp_path / "config.json"), gpu="h200"))
     assert any("linear_num_key_heads=16" in note for note in r.assumptions)
+
+
+@pytest.mark.parametrize(
+    ("model_type", "arch_name"),
+    [("nemotron_h", "nemotron_h_moe"), ("granitemoehybrid", "granitehybrid"), ("jamba", "jamba")],
+)
+def test_a_mamba_hybrid_gguf_is_read_layer_by_layer(tmp_path: Path, model_type: str, arch_name: str) -> None:
+    """Jamba, Nemotron-H and Granite 4.0-H GGUF files give back their mixers, feed-forward blocks, Mamba shapes and
+    parameters by kind; KV only in attention layers."""
+    pytest.importorskip("gguf")
+    from dataclasses import replace
+
+    from gguf_fixtures import write_gguf
+    from reference_impl import small_config
+
+    from moeplan.model.params import count_params
+    from moeplan.model.spec import ModelSpec
+    from moeplan.sources.config_adapters import spec_from_config
+    from moeplan.sources.gguf_spec import spec_from_gguf
+
+    arch = spec_from_config(small_config(model_type)).arch
+    got = spec_from_gguf(write_gguf(tmp_path / "m.gguf", arch_name, arch, "Q8_0")[0])
+    layers_ = moeplan.layers(arch)
+    assert [type(x.mixer) for x in moeplan.layers(got.arch)] == [type(x.mixer) for x in layers_]
+    assert [x.ffn.is_moe for x in moeplan.layers(got.arch)] == [x.ffn.is_moe for x in layers_]
+    assert got.arch.ssm is not None and arch.ssm is not None
+    assert replace(got.arch.ssm, chunk_size=arch.ssm.chunk_size) == arch.ssm  # a GGUF states no scan chunk
+    want = count_params(ModelSpec(id="x", name="x", architecture=model_type, arch=arch))
+    assert count_params(got).breakdown == want.breakdown

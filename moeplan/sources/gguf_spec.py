@@ -5,8 +5,9 @@ Keys read (``{arch}`` = ``general.architecture``): ``block_count``, ``embedding_
 ``attention.value_length`` (or their ``_mla`` forms), ``attention.q_lora_rank``, ``attention.kv_lora_rank``,
 ``rope.dimension_count``, ``attention.sliding_window``, ``expert_count``, ``expert_used_count``,
 ``expert_shared_count``, ``expert_feed_forward_length``, ``leading_dense_block_count``,
-``nextn_predict_layers``, ``context_length``; for Gated DeltaNet (``qwen3next``, ``qwen35moe``) ``ssm.*`` and
-``full_attention_interval``.  Biases, q/k norms, sinks, gating, shared experts, router
+``nextn_predict_layers``, ``context_length``; for Gated DeltaNet (``qwen3next``, ``qwen35moe``) and Mamba
+hybrids (``jamba``, ``nemotron_h(_moe)``, ``granitehybrid``) ``ssm.*`` (and ``full_attention_interval``);
+for DeepSeek Sparse Attention ``attention.indexer.*``.  Biases, q/k norms, sinks, gating, shared experts, router
 terms, tied embeddings and which layers are dense are read from the tensors themselves (llama.cpp names:
 ``blk.N.attn_q.bias``, ``ffn_gate_exps``, ``ffn_up_shexp``, ``ffn_gate_inp``, ``exp_probs_b``...).
 """
@@ -27,6 +28,7 @@ from moeplan.model.spec import (
     MlpSpec,
     ModelSpec,
     MoeSpec,
+    SsmSpec,
 )
 from moeplan.records import checked
 from moeplan.sources.gguf_file import FILE_TYPES, GgufTensor, read_model
@@ -35,10 +37,6 @@ _RECURRENT_ARCHS = frozenset(
     {
         "mamba",
         "mamba2",
-        "jamba",
-        "nemotron_h",
-        "nemotron_h_moe",
-        "granitehybrid",
         "falcon-h1",
         "lfm2",
         "lfm2moe",
@@ -54,6 +52,8 @@ _RECURRENT_ARCHS = frozenset(
 read from GGUF yet (their config.json is read)."""
 _GATED_DELTANET_ARCHS = frozenset({"qwen3next", "qwen35moe"})
 """llama.cpp architectures of Gated DeltaNet layers beside full attention, read here."""
+_MAMBA_HYBRID_ARCHS = frozenset({"jamba", "nemotron_h", "nemotron_h_moe", "granitehybrid"})
+"""llama.cpp architectures of Mamba layers beside attention (and MoE or MLP blocks), read here."""
 _SINGLE_NORMS = ("attn_q_norm", "attn_k_norm", "attn_q_a_norm", "attn_kv_a_norm", "ssm_norm", "indexer")
 
 
@@ -133,7 +133,7 @@ def _arch(meta: dict[str, Any], by_name: dict[str, GgufTensor], a: str, where: s
 
     recurrent = sorted({k for k in meta if k.startswith((f"{a}.ssm.", f"{a}.wkv.", f"{a}.rwkv", f"{a}.shortconv"))})
     recurrent += sorted({n.split(".")[2] for n in by_name if n.startswith("blk.") and ".ssm_" in n})[:1]
-    if (recurrent and a not in _GATED_DELTANET_ARCHS) or a in _RECURRENT_ARCHS:
+    if (recurrent and a not in _GATED_DELTANET_ARCHS | _MAMBA_HYBRID_ARCHS) or a in _RECURRENT_ARCHS:
         what = recurrent[0] if recurrent else f"architecture {a}"
         raise SpecError(
             f"{where}: {a} has layers with a recurrent state ({what}), which moeplan does not read from GGUF "
@@ -161,9 +161,14 @@ def _arch(meta: dict[str, Any], by_name: dict[str, GgufTensor], a: str, where: s
         return t.shape if t else None
 
     linear = None
+    ssm = None
+    ffn_pattern = None
     att_layer = 0  # the layer whose attention tensors tell biases, norms and sinks
     if a in _GATED_DELTANET_ARCHS:
         linear, linear_pattern = _gated_deltanet(meta, by_name, a, layers, where)
+        att_layer = linear_pattern.index("F") if "F" in linear_pattern else 0
+    elif a in _MAMBA_HYBRID_ARCHS:
+        ssm, linear_pattern, ffn_pattern = _mamba(meta, by_name, a, layers, where)
         att_layer = linear_pattern.index("F") if "F" in linear_pattern else 0
     kv_lora = key("attention.kv_lora_rank", 0)
     mla = None
@@ -197,6 +202,8 @@ def _arch(meta: dict[str, Any], by_name: dict[str, GgufTensor], a: str, where: s
         pattern = linear_pattern
         q = shape("attn_q.weight", att_layer)
         gated = q is not None and q[1] == 2 * heads * head_dim  # the output gate rides in attn_q
+    elif ssm is not None:
+        pattern = linear_pattern
     attention = AttentionSpec(
         kind="mla" if mla else "gqa",
         num_heads=heads,
@@ -216,7 +223,9 @@ def _arch(meta: dict[str, Any], by_name: dict[str, GgufTensor], a: str, where: s
     experts = key("expert_count", 0)
     moe = None
     dense_layers = tuple(i for i in range(layers) if not has("ffn_gate_inp.weight", i))
-    first_moe = next((i for i in range(layers) if i not in dense_layers), None)
+    if ffn_pattern is not None:  # hybrids: which layers are MoE, dense or neither comes from ffn_pattern
+        dense_layers = tuple(i for i, k in enumerate(ffn_pattern) if k == "D")
+    first_moe = next((i for i in range(layers) if has("ffn_gate_inp.weight", i)), None)
     if experts and first_moe is not None:
         up = shape("ffn_up_exps.weight", first_moe)
         width = key("expert_feed_forward_length", 0) or (up[1] if up else 0)
@@ -232,7 +241,7 @@ def _arch(meta: dict[str, Any], by_name: dict[str, GgufTensor], a: str, where: s
             num_shared_experts=key("expert_shared_count", 1) if shexp else 0,
             shared_intermediate_size=shexp[1] if shexp else None,
             shared_expert_gate=has("ffn_gate_inp_shexp.weight", first_moe),
-            dense_layers=dense_layers,
+            dense_layers=dense_layers if ffn_pattern is None else (),
         )
     mlp = None
     dense = dense_layers[0] if dense_layers else None
@@ -243,10 +252,17 @@ def _arch(meta: dict[str, Any], by_name: dict[str, GgufTensor], a: str, where: s
             gated=has("ffn_gate.weight", dense),
             bias=has("ffn_up.bias", dense),
         )
+    # a layer with both a mixer and a feed-forward block tells the norms per layer (one-block layers have one)
+    norm_layer = 0
+    if ffn_pattern is not None:
+        norm_layer = next((i for i, k in enumerate(ffn_pattern) if k != "X" and pattern[i] != "X"), 0)
     norms = sum(
         1
         for n in by_name
-        if n.startswith("blk.0.") and n.endswith("_norm.weight") and n.split(".")[2] not in _SINGLE_NORMS
+        if n.startswith(f"blk.{norm_layer}.")
+        and n.endswith("_norm.weight")
+        and n.split(".")[2] not in _SINGLE_NORMS
+        and not n.split(".")[2].startswith("ssm_")
     )
     norm_bias = "blk.0.attn_norm.bias" in by_name
     return ArchSpec(
@@ -260,6 +276,8 @@ def _arch(meta: dict[str, Any], by_name: dict[str, GgufTensor], a: str, where: s
         norms_per_layer=norms,
         attention=attention,
         linear_attention=linear,
+        ssm=ssm,
+        ffn_pattern=ffn_pattern,
         mlp=mlp,
         moe=moe,
         mtp_layers=nextn,
@@ -335,3 +353,51 @@ def _indexer(
         )
     except ValueError as e:
         raise SpecError(f"{where}: the indexer metadata describes no indexer ({e})") from None
+
+
+def _mamba(
+    meta: dict[str, Any], by_name: dict[str, GgufTensor], a: str, layers: int, where: str
+) -> tuple[SsmSpec, str, str]:
+    """Jamba, Nemotron-H and Granite 4.0-H GGUF: the Mamba shapes from ``ssm.*`` and each layer's blocks from its
+    tensors: ``ssm_in`` a Mamba mixer (M), ``attn_q`` attention (F), neither none (X); ``ffn_gate_inp`` the MoE
+    block (E), ``ffn_up`` a dense MLP (D), neither none (X, Nemotron-H's one-block layers).
+
+    llama.cpp writes ``ssm.inner_size`` = d_inner, ``ssm.state_size`` = d_state, ``ssm.conv_kernel``,
+    ``ssm.group_count`` = Mamba2 groups and ``ssm.time_step_rank`` = Mamba2 heads or Mamba1's dt rank; Mamba1
+    carries ``ssm_x`` (Jamba), Mamba2 a 1-D ``ssm_d`` per head.  Nemotron 3 Nano: 4096, 128, 4, 8, 64.
+    """
+
+    def ssm(k: str, default: int | None = None) -> int:
+        v = _int(meta, f"{a}.ssm.{k}", default, where)
+        if v <= 0:
+            raise SpecError(f"{where}: metadata {a}.ssm.{k} is {v}; a Mamba layer needs at least one")
+        return v
+
+    mixers, ffns = [], []
+    for i in range(layers):
+        has = [f"blk.{i}.{n}.weight" in by_name for n in ("ssm_in", "attn_q", "ffn_gate_inp", "ffn_up", "ffn_up_exps")]
+        if has[0] and has[1]:
+            raise SpecError(f"{where}: layer {i} has both a Mamba mixer and attention")
+        mixers.append("M" if has[0] else "F" if has[1] else "X")
+        ffns.append("E" if has[2] else "D" if has[3] else "X")
+    mixer_pattern, ffn_pattern = "".join(mixers), "".join(ffns)
+    first = mixer_pattern.find("M")
+    if first < 0:
+        raise SpecError(f"{where}: {a} declares Mamba layers but no layer has an ssm_in tensor")
+    mamba1 = f"blk.{first}.ssm_x.weight" in by_name
+    try:
+        spec = SsmSpec(
+            kind="mamba1" if mamba1 else "mamba2",
+            d_inner=ssm("inner_size"),
+            d_state=ssm("state_size"),
+            d_conv=ssm("conv_kernel", 4),
+            num_heads=None if mamba1 else ssm("time_step_rank"),
+            n_groups=1 if mamba1 else ssm("group_count", 1),
+            dt_rank=ssm("time_step_rank") if mamba1 else None,
+            conv_bias=f"blk.{first}.ssm_conv1d.bias" in by_name,
+            proj_bias=f"blk.{first}.ssm_in.bias" in by_name,
+            inner_norms=f"blk.{first}.ssm_dt_norm.weight" in by_name,
+        )
+    except ValueError as e:
+        raise SpecError(f"{where}: the ssm metadata describes no Mamba layer ({e})") from None
+    return spec, mixer_pattern, ffn_pattern
