@@ -15,7 +15,7 @@ from moeplan.errors import SpecError
 
 
 @pytest.mark.parametrize(
-    ("arch_name", "extra"), [("falcon-h1", {}), ("kimi-linear", {}), ("llama", {"llama.ssm.conv_kernel": 4})]
+    ("arch_name", "extra"), [("falcon-h1", {}), ("rwkv7", {}), ("llama", {"llama.ssm.conv_kernel": 4})]
 )
 def test_a_gguf_with_recurrent_layers_is_refused_not_misread(
     tmp_path: Path, arch_name: str, extra: dict[str, int]
@@ -302,9 +302,14 @@ def test_counts_a_config_leaves_out_are_named_with_the_default_taken(tmp_path: P
 
 @pytest.mark.parametrize(
     ("model_type", "arch_name"),
-    [("nemotron_h", "nemotron_h_moe"), ("granitemoehybrid", "granitehybrid"), ("jamba", "jamba")],
+    [
+        ("nemotron_h", "nemotron_h_moe"),
+        ("granitemoehybrid", "granitehybrid"),
+        ("jamba", "jamba"),
+        ("kimi_linear", "kimi-linear"),
+    ],
 )
-def test_a_mamba_hybrid_gguf_is_read_layer_by_layer(tmp_path: Path, model_type: str, arch_name: str) -> None:
+def test_a_recurrent_hybrid_gguf_is_read_layer_by_layer(tmp_path: Path, model_type: str, arch_name: str) -> None:
     """Jamba, Nemotron-H and Granite 4.0-H GGUF files give back their mixers, feed-forward blocks, Mamba shapes and
     parameters by kind; KV only in attention layers."""
     pytest.importorskip("gguf")
@@ -323,7 +328,9 @@ def test_a_mamba_hybrid_gguf_is_read_layer_by_layer(tmp_path: Path, model_type: 
     layers_ = moeplan.layers(arch)
     assert [type(x.mixer) for x in moeplan.layers(got.arch)] == [type(x.mixer) for x in layers_]
     assert [x.ffn.is_moe for x in moeplan.layers(got.arch)] == [x.ffn.is_moe for x in layers_]
-    assert got.arch.ssm is not None and arch.ssm is not None
-    assert replace(got.arch.ssm, chunk_size=arch.ssm.chunk_size) == arch.ssm  # a GGUF states no scan chunk
+    if arch.ssm is not None:
+        assert got.arch.ssm is not None
+        assert replace(got.arch.ssm, chunk_size=arch.ssm.chunk_size) == arch.ssm  # a GGUF states no scan chunk
+    assert got.arch.linear_attention == arch.linear_attention
     want = count_params(ModelSpec(id="x", name="x", architecture=model_type, arch=arch))
     assert count_params(got).breakdown == want.breakdown

@@ -45,13 +45,12 @@ _RECURRENT_ARCHS = frozenset(
         "rwkv7",
         "arwkv7",
         "rwkv6qwen2",
-        "kimi-linear",
     }
 )
 """llama.cpp architectures with linear-attention or state-space layers (src/llama-arch.cpp) that moeplan does not
 read from GGUF yet (their config.json is read)."""
-_GATED_DELTANET_ARCHS = frozenset({"qwen3next", "qwen35moe"})
-"""llama.cpp architectures of Gated DeltaNet layers beside full attention, read here."""
+_GATED_DELTANET_ARCHS = frozenset({"qwen3next", "qwen35moe", "kimi-linear"})
+"""llama.cpp architectures of linear attention (Gated DeltaNet; Kimi Delta Attention) beside full attention."""
 _MAMBA_HYBRID_ARCHS = frozenset({"jamba", "nemotron_h", "nemotron_h_moe", "granitehybrid"})
 """llama.cpp architectures of Mamba layers beside attention (and MoE or MLP blocks), read here."""
 _SINGLE_NORMS = ("attn_q_norm", "attn_k_norm", "attn_q_a_norm", "attn_kv_a_norm", "ssm_norm", "indexer")
@@ -164,7 +163,10 @@ def _arch(meta: dict[str, Any], by_name: dict[str, GgufTensor], a: str, where: s
     ssm = None
     ffn_pattern = None
     att_layer = 0  # the layer whose attention tensors tell biases, norms and sinks
-    if a in _GATED_DELTANET_ARCHS:
+    if a == "kimi-linear":
+        linear, linear_pattern = _kimi_delta(meta, by_name, a, layers, heads, where)
+        att_layer = linear_pattern.index("F") if "F" in linear_pattern else 0
+    elif a in _GATED_DELTANET_ARCHS:
         linear, linear_pattern = _gated_deltanet(meta, by_name, a, layers, where)
         att_layer = linear_pattern.index("F") if "F" in linear_pattern else 0
     elif a in _MAMBA_HYBRID_ARCHS:
@@ -401,3 +403,35 @@ def _mamba(
     except ValueError as e:
         raise SpecError(f"{where}: the ssm metadata describes no Mamba layer ({e})") from None
     return spec, mixer_pattern, ffn_pattern
+
+
+def _kimi_delta(
+    meta: dict[str, Any], by_name: dict[str, GgufTensor], a: str, layers: int, heads: int, where: str
+) -> tuple[LinearAttentionSpec, str]:
+    """Kimi-Linear GGUF: Kimi Delta Attention layers (with ``ssm_beta``; ``attention.head_count_kv`` 0) beside
+    MLA layers; ``kda.head_dim`` and ``ssm.conv_kernel`` give the KDA shapes, ``ssm_beta`` its head count.
+    Kimi-Linear-48B-A3B: 32 heads of 128, 4 taps, MLA in layers 3, 7, ..., 26."""
+    letters = []
+    for i in range(layers):
+        kda = f"blk.{i}.ssm_beta.weight" in by_name
+        mla = f"blk.{i}.attn_kv_a_mqa.weight" in by_name
+        if kda == mla:
+            raise SpecError(f"{where}: layer {i} has {'both' if kda else 'neither'} ssm_beta and attn_kv_a_mqa")
+        letters.append("L" if kda else "F")
+    d = _int(meta, f"{a}.kda.head_dim", None, where)
+    conv = _int(meta, f"{a}.ssm.conv_kernel", 4, where)
+    beta = by_name.get(f"blk.{letters.index('L')}.ssm_beta.weight") if "L" in letters else None
+    n = beta.shape[1] if beta is not None and len(beta.shape) > 1 else heads  # ssm_beta: h -> one beta per head
+    try:
+        spec = LinearAttentionSpec(
+            kind="kda",
+            num_key_heads=n,
+            num_value_heads=n,
+            key_head_dim=d,
+            value_head_dim=d,
+            conv_kernel=conv,
+            state_dtype="fp32",  # KDA's recurrent state is fp32 by design (vLLM kda_state_dtype)
+        )
+    except ValueError as e:
+        raise SpecError(f"{where}: the kda metadata describes no Kimi Delta Attention ({e})") from None
+    return spec, "".join(letters)
