@@ -44,6 +44,15 @@ COMMANDS: list[tuple[str, list[str]]] = [
     ),
     ("moeplan recommend deepseek-v3 --context 32k", [*CLI, "recommend", "deepseek-v3", "--context", "32k"]),
     ("moeplan recommend qwen3-30b-a3b (every GPU x format)", [*CLI, "recommend", "qwen3-30b-a3b"]),
+    (
+        "moeplan estimate qwen3-next --gpu h100 --json (hybrid)",
+        [*CLI, "estimate", "qwen3-next", "--gpu", "h100", "--json"],
+    ),
+    (
+        "moeplan estimate longcat-flash --gpu h200 --num-gpus 8",
+        [*CLI, "estimate", "longcat-flash", "--gpu", "h200", "--num-gpus", "8"],
+    ),
+    ("moeplan recommend nemotron-3-nano-30b-a3b", [*CLI, "recommend", "nemotron-3-nano-30b-a3b"]),
     ("moeplan models", [*CLI, "models"]),
     ("moeplan gpus", [*CLI, "gpus"]),
 ]
