@@ -177,7 +177,7 @@ def _print_verdict(console: Console, result: EstimateResult) -> None:
     gpus = f"{fit.num_gpus} x {fit.gpu_name}"
     speed = speed_line(result)
     if speed is not None:
-        where += f"; {speed}"
+        where += f"; {speed}" if fit.fits else f"; as if it fitted: {speed}"
     if fit.fits:
         console.print(
             f"[bold green]FITS[/bold green] on {gpus} ({where}): {fmt_gib(mem.per_gpu_bytes)} of "
