@@ -199,6 +199,7 @@ def compare(
     engine: MultiEngineOpt = None,
     num_gpus: NumGpusOpt = None,
     kv_dtype: KvOpt = "auto",
+    state_dtype: StateOpt = "auto",
     context: ContextOpt = "8k",
     batch: BatchOpt = 1,
     price: PriceOpt = None,
@@ -227,6 +228,7 @@ def compare(
             model=models[0],
             num_gpus=num_gpus,
             kv_dtype=kv_dtype,
+            state_dtype=state_dtype,
             context=parse_tokens(context),
             batch=batch,
             price_usd_per_hour=price,
@@ -261,6 +263,7 @@ def recommend(
         list[str] | None, typer.Option("--gpu", help="Only these accelerators (repeat the option).")
     ] = None,
     kv_dtype: KvOpt = "auto",
+    state_dtype: StateOpt = "auto",
     gpu_file: GpuFileOpt = None,
     fmt: FormatOpt = "table",
     json_out: JsonOpt = False,
@@ -294,6 +297,7 @@ def recommend(
             gpu_file,
             kv_dtype,
             gpus=tuple(only_gpu or ()),
+            state_dtype=state_dtype,
         )
     from moeplan.output.plain import recommend_table
 

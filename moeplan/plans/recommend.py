@@ -117,6 +117,7 @@ def recommend(
     kv_dtype: str = "auto",
     hybrid: bool = True,
     gpus: tuple[str, ...] = (),
+    state_dtype: str = "auto",
 ) -> tuple[ModelSpec, list[Candidate]]:
     """Every fitting configuration, best first by ``sort``."""
     if context < 1 or batch < 1:
@@ -129,6 +130,10 @@ def recommend(
         from moeplan.formats.kv_formats import kv_dtype as kv_format
 
         kv_format(kv_dtype)  # an unknown name is refused here, not skipped candidate by candidate
+    if state_dtype.strip().lower() != "auto":
+        from moeplan.formats.kv_formats import state_dtype as state_format
+
+        state_format(state_dtype)
     from moeplan.hardware.gpus import resolve_gpu
     from moeplan.sources.catalog import resolve_model
 
@@ -143,8 +148,9 @@ def recommend(
             eng = serving_engine(scheme, gpu)
             if eng is None:
                 continue
-            request = EstimateRequest(model=spec.id, gpu=gpu.id, quant=label, kv_dtype=kv_dtype, context=context,
-                                      batch=batch, engine=eng.name, gpu_file=gpu_file)  # fmt: skip
+            request = EstimateRequest(model=spec.id, gpu=gpu.id, quant=label, kv_dtype=kv_dtype,
+                                      state_dtype=state_dtype, context=context, batch=batch, engine=eng.name,
+                                      gpu_file=gpu_file)  # fmt: skip
             found = 0
             for n in COUNTS:
                 if n > min(max_gpus, max_count(gpu)) or (found and n > 2 * found):
