@@ -334,3 +334,15 @@ def test_a_recurrent_hybrid_gguf_is_read_layer_by_layer(tmp_path: Path, model_ty
     assert got.arch.linear_attention == arch.linear_attention
     want = count_params(ModelSpec(id="x", name="x", architecture=model_type, arch=arch))
     assert count_params(got).breakdown == want.breakdown
+
+
+def test_an_engine_without_the_architecture_is_refused_and_skipped() -> None:
+    """llama.cpp has no LongCat-Flash or Step3: a plan on it is refused, and recommend leaves it out."""
+    from moeplan import recommend
+    from moeplan.errors import InputError
+
+    for model in ("longcat-flash", "step3"):
+        with pytest.raises(InputError, match=r"llama\.cpp has no implementation"):
+            estimate(EstimateRequest(model=model, gpu="h200", quant="Q4_K_M", engine="llama.cpp"))
+    _, candidates = recommend("step3", context=8192)
+    assert candidates and all(c.engine != "llama.cpp" for c in candidates)

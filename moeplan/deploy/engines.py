@@ -110,6 +110,8 @@ class Engine(Value):
     """GPU vendors it runs on (None: any that is not unified memory)."""
     slack_fraction: float = 0.0
     """Allocator fragmentation on top of the live tensors (eager PyTorch)."""
+    missing_architectures: frozenset[str] = frozenset()
+    """Model families (``architecture``) the engine has no implementation of."""
     launch: str = ""
     """The serve command: ``{model}`` the checkpoint, ``{context}`` the context length, ``{options}`` more flags."""
     source: str = ""
@@ -195,6 +197,8 @@ ENGINES: dict[str, Engine] = {
         runs="gguf",
         unified_memory=True,
         vendors=("nvidia", "amd"),
+        # src/llama-arch.cpp @ 00395eb2 has no LongCat-Flash and no Step3 (only Step-3.5's step35)
+        missing_architectures=frozenset({"longcat_flash", "step3_vl", "step3_text"}),
         launch="llama-server -m {model} -ngl 99 -c {context} -fa on{options}",
         source="llama.cpp compute buffer logs (logdetective PR #106), n_ubatch 512",
     ),

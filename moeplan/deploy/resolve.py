@@ -174,6 +174,12 @@ def resolve(
     scheme = parse_scheme(request.quant or native, spec.native_quant, spec.weights_dtype)
     gpu = gpu if gpu is not None else request_gpu(request)
     eng = auto_engine(scheme, gpu) if request.engine.strip().lower() == "auto" else engine(request.engine)
+    if spec.architecture in eng.missing_architectures:
+        raise InputError(
+            f"{eng.name} has no implementation of {spec.name} ({spec.architecture})",
+            "plan it on vLLM or SGLang with a checkpoint format (--engine vllm); llama.cpp's GGUF mixes and expert "
+            "offload need llama.cpp",
+        )
     notes: tuple[str, ...] = ()
     if eng.runs == "gguf" and request.quant is None and scheme.gguf is None:
         mix = gguf_equivalent(native)

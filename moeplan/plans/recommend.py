@@ -14,7 +14,7 @@ from dataclasses import replace
 from typing import Literal
 
 from moeplan.deploy.deployment import EstimateRequest
-from moeplan.deploy.engines import Engine
+from moeplan.deploy.engines import ENGINES, Engine
 from moeplan.deploy.evaluate import headline
 from moeplan.deploy.resolve import resolve
 from moeplan.deploy.results import Candidate
@@ -146,7 +146,7 @@ def recommend(
     for gpu in catalogue:
         for label, scheme in schemes:
             eng = serving_engine(scheme, gpu)
-            if eng is None:
+            if eng is None or spec.architecture in eng.missing_architectures:
                 continue
             request = EstimateRequest(model=spec.id, gpu=gpu.id, quant=label, kv_dtype=kv_dtype,
                                       state_dtype=state_dtype, context=context, batch=batch, engine=eng.name,
@@ -171,7 +171,8 @@ def recommend(
                     continue
                 where = {"gpu": gpu, "num_gpus": n, "quant": label, "engine": eng.name}
                 out.append(Candidate.of(h, **where, tp=d.layout.tp, pp=d.layout.pp))
-    if hybrid and spec.arch.moe is not None:  # one GPU + RAM, wherever one GPU alone is too small
+    offloads = spec.architecture not in ENGINES["llama.cpp"].missing_architectures
+    if hybrid and offloads and spec.arch.moe is not None:  # one GPU + RAM, wherever one GPU alone is too small
         for gpu in catalogue:
             if gpu.kind in ("consumer", "workstation") and gpu.id not in fits_one:
                 box = hybrid_candidate(spec, gpu, context, batch)
