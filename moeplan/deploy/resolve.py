@@ -194,6 +194,8 @@ def resolve(
     kv = kv_dtype(eng.kv_default if requested_kv == "auto" else requested_kv)
     check_kv_dtype(kv, eng)
     conv_state, state = state_dtypes(spec, eng, request.state_dtype)
+    if request.state_dtype.strip().lower() != "auto" and arch.linear_attention is None and arch.ssm is None:
+        notes += (f"--state-dtype has no effect: {spec.name} has no linear-attention or state-space layers",)
     scale, extra, file_notes = _checkpoint_bytes(spec, scheme, request.mtp)
     eff, cal_note = efficiency_for(eng, gpu, request)
     base = Deployment(
