@@ -11,6 +11,7 @@ from typer.testing import CliRunner
 
 from moeplan.cli import app
 from moeplan.deploy.deployment import EstimateRequest
+from moeplan.deploy.engines import ENGINES
 from moeplan.deploy.offload import Host, OffloadModel, layer_regex, usable_ram_bytes
 from moeplan.deploy.resolve import resolve
 from moeplan.errors import InputError
@@ -20,7 +21,11 @@ from moeplan.plans.offload import OffloadRequest, plan_offload
 from moeplan.sources.catalog import load_catalog, resolve_model
 
 runner = CliRunner()
-MOE = [s for s in load_catalog() if s.arch.moe is not None and s.arch.num_layers <= 64]
+# expert offload runs on llama.cpp: the MoE models it implements
+_MISSING = ENGINES["llama.cpp"].missing_architectures
+MOE = [
+    s for s in load_catalog() if s.arch.moe is not None and s.arch.num_layers <= 64 and s.architecture not in _MISSING
+]
 
 
 def _model(model: str, quant: str, gpu: str = "4090", ram: float = 256, bw: float = 89.6) -> OffloadModel:
