@@ -23,6 +23,7 @@ SETS = [
     ("development set", ROOT / "benchmarks/measurements.yaml"),
     ("held-out set", ROOT / "benchmarks/measurements_extra.yaml"),
     ("expert offload", ROOT / "benchmarks/offload_measurements.yaml"),
+    ("prefill", ROOT / "benchmarks/prefill_measurements.yaml"),
 ]
 OUT = ROOT / "docs/accuracy.md"
 KIND_TITLES = {
@@ -33,6 +34,7 @@ KIND_TITLES = {
     "decode_speed": "Decode speed per sequence (measured inside the predicted band?)",
     "throughput": "Decode throughput, all sequences together (measured inside the predicted band?)",
     "offload_speed": "Decode speed with experts in system RAM (measured inside the predicted band?)",
+    "prefill_speed": "Prefill (prompt processing) speed (measured inside the predicted band?)",
     "fit": "Fit verdicts",
 }
 
@@ -82,7 +84,7 @@ def checks_table(title: str, checks: Iterable[Check]) -> list[str]:
         return []
     kind = checks[0].kind
     lines = [f"### {title}", ""]
-    if kind in ("decode_speed", "throughput", "offload_speed"):
+    if kind in ("decode_speed", "throughput", "offload_speed", "prefill_speed"):
         lines += [
             "| id | what | measured tok/s | predicted (low - high) | error of expected | in band |",
             "| --- | --- | ---: | ---: | ---: | :---: |",

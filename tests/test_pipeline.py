@@ -88,3 +88,16 @@ def test_the_readme_python_example_runs(capsys: pytest.CaptureFixture[str]) -> N
     exec(compile(block, "README.md", "exec"), {})
     out = capsys.readouterr().out.splitlines()
     assert out[0].startswith("4 ") and "vllm" in out[1] and "cheapest" in out[3]
+
+
+def test_the_harness_scores_a_prefill_record_against_the_estimates_prefill_band() -> None:
+    """A prefill record (llama-bench pp512) is checked against the same prefill band `estimate` reports."""
+    record = {"id": "p", "kind": "prefill_speed", "model": "qwen3-30b-a3b", "quant": "Q4_K_M", "engine": "llama.cpp",
+              "gpu": "rtx-4090", "num_gpus": 1, "prompt": 512, "value": 1.0, "source": "test"}  # fmt: skip
+    c = accuracy.check(record)
+    est = estimate(EstimateRequest(model="qwen3-30b-a3b", quant="Q4_K_M", engine="llama.cpp", gpu="rtx-4090",
+                                   num_gpus=1, context=512, prompt=512, use_calibration=False))  # fmt: skip
+    assert est.performance is not None
+    assert c.predicted == est.performance.prefill_tokens_per_s
+    assert (c.low, c.high) == est.performance.prefill_tokens_per_s_range
+    assert not c.ok and accuracy.check({**record, "value": c.predicted}).ok

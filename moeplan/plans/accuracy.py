@@ -137,6 +137,8 @@ def check(r: dict[str, Any]) -> Check:
         label += f" on {gpu.name}" + (f" x{r['num_gpus']}" if int(r.get("num_gpus", 1)) > 1 else "")
         label += f", batch {batch}" if batch > 1 else ""
         return Check(rid, kind, label, measured, mid, lo, hi, ok, "tokens/s", src)
+    if kind == "prefill_speed":
+        return _prefill_check(r, rid, label, src)
     if kind == "fit":
         gpu = record_gpu(r)
         ok = fits(deployment(r, gpu, context=int(r.get("context", 8192))))
@@ -174,3 +176,21 @@ def _offload_check(r: dict[str, Any], rid: str, label: str, src: str) -> Check:
     where = f"{r.get('num_gpus', 1)} x {gpu.name}" if gpu else "CPU only"
     label = f"{r['model']} {r['quant']} {r.get('engine', '')}, {where} + {cpu.name}, experts of {n} layers in RAM"
     return Check(rid, "offload_speed", label, measured, mid, low, high, low <= measured <= high, "tokens/s", src)
+
+
+def _prefill_check(r: dict[str, Any], rid: str, label: str, src: str) -> Check:
+    """Prompt processing of ``prompt`` tokens (llama-bench ``pp512``, an engine's prefill or time to first
+    token), against the predicted prefill band."""
+    gpu = record_gpu(r)
+    prompt = int(r["prompt"])
+    d = deployment(r, gpu, context=max(prompt, int(r.get("context") or 0)), prompt=prompt)
+    perf = evaluate(d).performance
+    if perf is None:
+        raise SpecError(f"record {rid}: no prefill prediction for it")
+    low, high = perf.prefill_tokens_per_s_range
+    measured = float(r["value"])
+    backend = f" {r['backend']}" if r.get("backend") else ""
+    label += f"{backend} on {gpu.name}" + (f" x{r['num_gpus']}" if int(r.get("num_gpus", 1)) > 1 else "")
+    label += f", {prompt:,}-token prompt" + (f", ubatch {r['ubatch']}" if r.get("ubatch") else "")
+    ok = low <= measured <= high
+    return Check(rid, "prefill_speed", label, measured, perf.prefill_tokens_per_s, low, high, ok, "tokens/s", src)
