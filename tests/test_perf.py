@@ -196,3 +196,31 @@ def test_a_step_is_bound_by_its_largest_term() -> None:
     assert bound(1.7, 0.4, 7.4, 0.6) == "overhead"  # DeepSeek-R1 at batch 1 on 8 x H200
     assert bound(1.0, 9.0, 2.0, 0.5) == "compute"
     assert bound(1.0, 2.0, 1.0, 3.0) == "communication"
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.sampled_from(MOE), st.sampled_from(["h100", "rtx-4090", "h200", "mi300x"]), st.integers(64, 32_768))
+def test_prefill_is_never_faster_than_the_compute_roofline(spec: ModelSpec, gpu: str, prompt: int) -> None:
+    """A prompt's FLOPs over all GPUs' peak (the compute dtype's, the larger of it and bf16) bound prefill."""
+    from moeplan.deploy.resolve import resolve
+    from moeplan.deploy.speed import peak_flops
+    from moeplan.model.flops import prompt_flops
+
+    d = resolve(EstimateRequest(model=spec.id, gpu=gpu, context=prompt, prompt=prompt, use_calibration=False))
+    r = estimate(EstimateRequest(model=spec.id, gpu=gpu, context=prompt, prompt=prompt, use_calibration=False))
+    assert r.performance is not None and d.gpu is not None
+    peak = max(peak_flops(d.gpu, d.compute_dtype), peak_flops(d.gpu, "bf16")) * d.layout.num_gpus
+    fastest = prompt / (prompt_flops(spec.arch, prompt) / peak)
+    assert r.performance.prefill_tokens_per_s_range[1] <= fastest * (1 + 1e-9)
+
+
+@settings(max_examples=20, deadline=None)
+@given(st.sampled_from(MOE))
+def test_more_gpus_at_batch_1_never_reduce_communication_time(spec: ModelSpec) -> None:
+    """Splitting one sequence over more GPUs adds collectives; it never makes them cheaper."""
+    times = []
+    for n in (1, 2, 4, 8):
+        r = estimate(EstimateRequest(model=spec.id, gpu="h200", num_gpus=n, context=4096, use_calibration=False))
+        assert r.performance is not None
+        times.append(r.performance.step_seconds["communication"])
+    assert times == sorted(times)
