@@ -137,3 +137,16 @@ def test_bad_calibrate_options(args: list[str]) -> None:
 def test_layer_shape_rejects_nonsense() -> None:
     with pytest.raises(InputError):
         cal.LayerShape(0, 8, 8, 2)
+
+
+def test_a_timing_is_repeated_until_it_settles(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Noisy runs (a busy CPU) bring more runs, up to a limit; a timing that never settles says so."""
+    assert cal.steady([1.0, 1.01, 1.02, 0.99]) and not cal.steady([1.0, 2.0, 1.0, 3.0]) and not cal.steady([1.0])
+    noisy = iter([1.0, 3.0, 1.0, 2.5, 1.0, 1.0, 1.01, 1.0, 0.99, 1.0, 1.0, 1.0])
+    monkeypatch.setattr(cal, "time_call", lambda fn, dev, w, r: [next(noisy) for _ in range(r)])
+    samples, settled = cal.time_until_steady(lambda: None, "cpu", 0, 4, 40)
+    assert settled and len(samples) == 12
+    wild = iter([1.0, 5.0] * 50)
+    monkeypatch.setattr(cal, "time_call", lambda fn, dev, w, r: [next(wild) for _ in range(r)])
+    samples, settled = cal.time_until_steady(lambda: None, "cpu", 0, 3, 9)
+    assert not settled and len(samples) == 9

@@ -6,7 +6,9 @@ has ``torch._grouped_mm`` (else a loop over the experts that received tokens), w
 shared experts when the spec has them.  Its output is checked against a naive per-token implementation on a
 small case before anything is timed.
 
-Per token count: warm-up, repeats, device synchronisation (CUDA events on GPUs), median and spread; FLOPs
+Per token count: warm-up, repeats until the timing is steady (the middle half of the runs within +-5% of the
+median, at most five times the repeats; a count that never settles is named), device synchronisation (CUDA
+events on GPUs), median and spread; FLOPs
 ``2 x tokens x (k x 3hF + E h) (+ 2 x tokens x 3 h F_shared)`` and bytes (the experts that received tokens,
 router, shared experts, activations in and out) give achieved TFLOP/s and GB/s, set beside moeplan's
 prediction for the same layer.  A dense GEMM and a memory copy measure what the device itself reaches.
@@ -304,6 +306,32 @@ def time_call(fn: Callable[[], Any], device: str, warmup: int, repeats: int) -> 
     return out
 
 
+STEADY = 0.05
+"""A timing is steady when the middle half of its runs lies within +-5% of their median."""
+
+
+def steady(samples: list[float], target: float = STEADY) -> bool:
+    """Whether ``(q3 - q1) / 2 <= target x median``: the middle half of the runs within ``+-target``.
+
+    ``[1.00, 1.01, 1.02, 0.99]`` is steady; ``[1, 2, 1, 3]`` (a busy CPU) is not.
+    """
+    if len(samples) < 2:
+        return False
+    q1, _, q3 = statistics.quantiles(samples, n=4)
+    return (q3 - q1) / 2 <= target * statistics.median(samples)
+
+
+def time_until_steady(
+    fn: Callable[[], Any], device: str, warmup: int, repeats: int, max_repeats: int
+) -> tuple[list[float], bool]:
+    """:func:`time_call`, then ``repeats`` more runs at a time until the timing is :func:`steady` or
+    ``max_repeats`` runs are in; returns the runs and whether they settled."""
+    samples = time_call(fn, device, warmup, repeats)
+    while not steady(samples) and len(samples) < max_repeats:
+        samples += time_call(fn, device, 0, repeats)
+    return samples, steady(samples)
+
+
 def gemm_tflops(device: str, dtype: str, n: int, warmup: int, repeats: int) -> float:
     torch = _torch()
     a = torch.randn(n, n, device=device, dtype=_dtype(torch, dtype))
@@ -414,6 +442,7 @@ def run_calibration(
     if gpu_id and dev == "cpu":
         notices.append(f"measuring the CPU but keying the profile to {gpu.id if gpu else gpu_id} as asked")
     warmup, repeats = (1, 3) if quick else (3, 10)
+    max_repeats = repeats * (2 if quick else 5)  # more runs while the timings have not settled
     grouped = _grouped_ok(torch, dev, _dtype(torch, dtype))
     err = check_against_reference(dtype, dev, grouped)
     tick = progress or (lambda _msg: None)
@@ -454,7 +483,15 @@ def run_calibration(
             if dev == "cuda":
                 torch.cuda.reset_peak_memory_stats()
                 before = torch.cuda.memory_allocated()
-            secs = time_call(functools.partial(moe_forward, x, layer, grouped), dev, warmup, repeats)
+            secs, settled = time_until_steady(
+                functools.partial(moe_forward, x, layer, grouped), dev, warmup, repeats, max_repeats
+            )
+            if not settled:
+                q1, _, q3 = statistics.quantiles(secs, n=4)
+                run.notices.append(
+                    f"{n} tokens: timings still vary +-{(q3 - q1) / 2 / statistics.median(secs):.0%} after "
+                    f"{len(secs)} runs (a busy machine?); its figure is the median, treat it with care"
+                )
             peak = int(torch.cuda.max_memory_allocated() - before) if dev == "cuda" else None
         except Exception as e:
             if _is_oom(e):
