@@ -8,7 +8,7 @@ from dataclasses import replace
 
 from moeplan.errors import SpecError
 from moeplan.model.spec import ArchSpec, AttentionSpec, IndexerSpec, LinearAttentionSpec, MlaSpec, MlpSpec, MoeSpec
-from moeplan.sources.config_fields import Config, common_fields
+from moeplan.sources.config_fields import Config, common_fields, shared_expert_moe
 
 
 def mla_attention(c: Config, q_lora_default: int | None = 1536) -> AttentionSpec:
@@ -44,15 +44,14 @@ def deepseek(c: Config, *, v3: bool) -> ArchSpec:
         **common,
         attention=mla_attention(c),
         mlp=MlpSpec(intermediate_size=c.integer("intermediate_size"), bias=mlp_bias) if dense else None,
-        moe=MoeSpec(
-            num_experts=c.integer("n_routed_experts", 256 if v3 else 64),
+        moe=shared_expert_moe(
+            experts=c.integer("n_routed_experts", 256 if v3 else 64),
             top_k=c.integer("num_experts_per_tok"),
-            expert_intermediate_size=moe_width,
-            num_shared_experts=n_shared,
-            shared_intermediate_size=moe_width * n_shared if n_shared else None,
+            width=moe_width,
+            n_shared=n_shared,
+            dense=dense,
+            correction=v3,
             shared_bias=mlp_bias,
-            router_correction_bias=v3,
-            dense_layers=dense,
         ),
         mtp_layers=c.integer("num_nextn_predict_layers", 1 if v3 else 0, positive=False),
     )
@@ -96,14 +95,12 @@ def deepseek_dsa(c: Config, *, glm: bool) -> ArchSpec:
         **common,
         attention=replace(mla, indexer=_indexer(c, 32 if glm else 64)),
         mlp=MlpSpec(intermediate_size=c.integer("intermediate_size")) if dense else None,
-        moe=MoeSpec(
-            num_experts=c.integer("n_routed_experts", 256),
+        moe=shared_expert_moe(
+            experts=c.integer("n_routed_experts", 256),
             top_k=c.integer("num_experts_per_tok", 8),
-            expert_intermediate_size=moe_width,
-            num_shared_experts=n_shared,
-            shared_intermediate_size=moe_width * n_shared if n_shared else None,
-            router_correction_bias=True,
-            dense_layers=dense,
+            width=moe_width,
+            n_shared=n_shared,
+            dense=dense,
         ),
         mtp_layers=c.integer("num_nextn_predict_layers", 1, positive=False),
     )
@@ -144,14 +141,12 @@ def kimi_linear(c: Config) -> ArchSpec:
             state_dtype="fp32",
         ),
         mlp=MlpSpec(intermediate_size=c.integer("intermediate_size", 9216)) if dense else None,
-        moe=MoeSpec(
-            num_experts=c.integer("num_experts", c.integer("num_local_experts", 256)),
+        moe=shared_expert_moe(
+            experts=c.integer("num_experts", c.integer("num_local_experts", 256)),
             top_k=c.integer("num_experts_per_token", c.integer("num_experts_per_tok", 8)),
-            expert_intermediate_size=width,
-            num_shared_experts=n_shared,
-            shared_intermediate_size=width * n_shared if n_shared else None,
-            router_correction_bias=True,
-            dense_layers=dense,
+            width=width,
+            n_shared=n_shared,
+            dense=dense,
         ),
         mtp_layers=c.integer("num_nextn_predict_layers", 0, positive=False),
     )

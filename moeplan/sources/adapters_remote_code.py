@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from moeplan.errors import SpecError, UnsupportedArchitectureError
 from moeplan.model.spec import ArchSpec, AttentionSpec, MlpSpec, MoeSpec
-from moeplan.sources.config_fields import Config, dense_mlp, gqa_attention
+from moeplan.sources.config_fields import Config, dense_mlp, gqa_attention, shared_expert_moe
 
 
 def step3_text(c: Config) -> ArchSpec:
@@ -91,14 +91,13 @@ def bailing_moe_v2(c: Config) -> ArchSpec:
             qk_norm="per_head" if c.flag("use_qk_norm", True) else "none",
         ),
         mlp=dense_mlp(c) if dense else None,
-        moe=MoeSpec(
-            num_experts=experts,
+        moe=shared_expert_moe(
+            experts=experts,
             top_k=c.integer("num_experts_per_tok"),
-            expert_intermediate_size=width,
-            num_shared_experts=shared,
-            shared_intermediate_size=width * shared if shared else None,
-            router_correction_bias=c.flag("moe_router_enable_expert_bias", True),
-            dense_layers=dense,
+            width=width,
+            n_shared=shared,
+            dense=dense,
+            correction=c.flag("moe_router_enable_expert_bias", True),
         )
         if experts
         else None,

@@ -34,6 +34,7 @@ from moeplan.sources.config_fields import (
     gqa_attention,
     head_dim_of,
     layer_pattern_of,
+    shared_expert_moe,
     sliding_pattern,
     weights_dtype,
 )
@@ -283,14 +284,12 @@ def _glm4_moe(c: Config) -> ArchSpec:
             kv_default=8,
         ),
         mlp=dense_mlp(c) if dense else None,
-        moe=MoeSpec(
-            num_experts=c.integer("n_routed_experts", 128),
+        moe=shared_expert_moe(
+            experts=c.integer("n_routed_experts", 128),
             top_k=c.integer("num_experts_per_tok", 8),
-            expert_intermediate_size=moe_width,
-            num_shared_experts=n_shared,
-            shared_intermediate_size=moe_width * n_shared if n_shared else None,
-            router_correction_bias=True,
-            dense_layers=dense,
+            width=moe_width,
+            n_shared=n_shared,
+            dense=dense,
         ),
         mtp_layers=c.integer("num_nextn_predict_layers", 1, positive=False),
     )

@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 from moeplan.errors import SpecError
 from moeplan.files import read_text
-from moeplan.model.spec import AttentionSpec, MlpSpec
+from moeplan.model.spec import AttentionSpec, MlpSpec, MoeSpec
 
 MAX_CONFIG_BYTES = 4 * 1024 * 1024
 """A config.json larger than this is not a config (the largest real ones are a few tens of KB)."""
@@ -169,6 +169,30 @@ def gqa_attention(
         sinks=sinks,
         window_tokens=window,
         layer_pattern=pattern,
+    )
+
+
+def shared_expert_moe(
+    *,
+    experts: int,
+    top_k: int,
+    width: int,
+    n_shared: int,
+    dense: tuple[int, ...],
+    correction: bool = True,
+    shared_bias: bool = False,
+) -> MoeSpec:
+    """The DeepSeek-style MoE block: ``experts`` routed experts of ``width``, ``n_shared`` shared experts held as
+    one MLP of ``n_shared x width``, the router's score-correction buffer, ``dense`` first layers."""
+    return MoeSpec(
+        num_experts=experts,
+        top_k=top_k,
+        expert_intermediate_size=width,
+        num_shared_experts=n_shared,
+        shared_intermediate_size=width * n_shared if n_shared else None,
+        shared_bias=shared_bias,
+        router_correction_bias=correction,
+        dense_layers=dense,
     )
 
 
