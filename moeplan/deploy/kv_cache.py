@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from moeplan.deploy.engines import LLAMA_CPP_UBATCH, Engine
 from moeplan.errors import InputError
 from moeplan.formats.kv_formats import GGML_ONLY, KV_DTYPES, STATE_DTYPES
-from moeplan.model.layers import Layer, SparseLatentAttention, layers, make_layer
+from moeplan.model.layers import Layer, layers, make_layer
 from moeplan.model.spec import ArchSpec
 from moeplan.records import Value
 
@@ -52,33 +52,20 @@ def sparse_layout(engine: Engine, dtype: str) -> float:
     return KV_DTYPES[dtype] if engine.sparse_cache == "fp8_indexer" else 0.0
 
 
-def layer_caches(
-    arch: ArchSpec, engine: Engine, mtp_layers: int = 0, dtype: str = "bf16"
-) -> tuple[tuple[Layer, LayerCache], ...]:
-    """Every layer's cache under ``engine`` (MTP layers after the last), in layer order."""
-    return layer_caches_for(arch, engine.window_cache, mtp_layers, sparse_layout(engine, dtype))
-
-
-def _cache_elements(layer: Layer, sparse: float) -> float:
-    mixer = layer.mixer
-    if sparse and isinstance(mixer, SparseLatentAttention):
-        return mixer.cache_bytes_per_token(sparse) / sparse
-    return mixer.kv_elements_per_token
-
-
 @functools.lru_cache(maxsize=256)
 def layer_caches_for(
     arch: ArchSpec, window_cache: str, mtp_layers: int, sparse: float = 0.0
 ) -> tuple[tuple[Layer, LayerCache], ...]:
-    """:func:`layer_caches` for an engine's ``window_cache`` semantics and sparse-attention layout (``sparse``:
-    the KV element bytes under vLLM's layout, 0 for plain elements), cached per model."""
+    """Every layer's cache (MTP layers after the last), in layer order, for an engine's ``window_cache``
+    semantics and sparse-attention layout (``sparse``: the KV element bytes under vLLM's layout, 0 for plain
+    elements), cached per model."""
     out = []
     for layer in layers(arch):
         window = layer.mixer.window if window_cache == "ring" else None
-        out.append((layer, LayerCache(layer.index, _cache_elements(layer, sparse), window)))
+        out.append((layer, LayerCache(layer.index, layer.mixer.cache_elements(sparse), window)))
     for j in range(mtp_layers):
         layer = make_layer(arch, arch.num_layers + j)
-        out.append((layer, LayerCache(layer.index, _cache_elements(layer, sparse), None)))
+        out.append((layer, LayerCache(layer.index, layer.mixer.cache_elements(sparse), None)))
     return tuple(out)
 
 

@@ -80,6 +80,11 @@ class Mixer(Value):
     def kernels(self) -> int:
         return 0
 
+    def cache_elements(self, sparse_element_bytes: float) -> float:
+        """Cache elements per token in an engine's layout: the plain elements, unless the engine keeps sparse
+        attention its own way (``sparse_element_bytes`` > 0, see :class:`SparseLatentAttention`)."""
+        return self.kv_elements_per_token
+
     def kv_share(self, tp: int) -> float:
         """The share of this layer's cache (and state) one tensor-parallel rank keeps."""
         return 1.0 / tp
@@ -258,6 +263,12 @@ class SparseLatentAttention(LatentAttention):
         else:
             latent = mla.kv_lora_rank + -(-mla.kv_lora_rank // 128) * 4 + mla.qk_rope_head_dim * 2
         return latent + indexer
+
+    def cache_elements(self, sparse_element_bytes: float) -> float:
+        """:meth:`cache_bytes_per_token` in elements of ``sparse_element_bytes`` when the engine uses that layout."""
+        if not sparse_element_bytes:
+            return self.kv_elements_per_token
+        return self.cache_bytes_per_token(sparse_element_bytes) / sparse_element_bytes
 
     def kv_read_elements(self, context: int) -> float:
         """The picked tokens' latents, and every cached token's indexer key."""

@@ -49,7 +49,7 @@ _RECURRENT_ARCHS = frozenset(
 )
 """llama.cpp architectures with linear-attention or state-space layers (src/llama-arch.cpp) that moeplan does not
 read from GGUF yet (their config.json is read)."""
-_GATED_DELTANET_ARCHS = frozenset({"qwen3next", "qwen35moe", "kimi-linear"})
+_LINEAR_ATTENTION_ARCHS = frozenset({"qwen3next", "qwen35moe", "kimi-linear"})
 """llama.cpp architectures of linear attention (Gated DeltaNet; Kimi Delta Attention) beside full attention."""
 _MAMBA_HYBRID_ARCHS = frozenset({"jamba", "nemotron_h", "nemotron_h_moe", "granitehybrid"})
 """llama.cpp architectures of Mamba layers beside attention (and MoE or MLP blocks), read here."""
@@ -132,7 +132,7 @@ def _arch(meta: dict[str, Any], by_name: dict[str, GgufTensor], a: str, where: s
 
     recurrent = sorted({k for k in meta if k.startswith((f"{a}.ssm.", f"{a}.wkv.", f"{a}.rwkv", f"{a}.shortconv"))})
     recurrent += sorted({n.split(".")[2] for n in by_name if n.startswith("blk.") and ".ssm_" in n})[:1]
-    if (recurrent and a not in _GATED_DELTANET_ARCHS | _MAMBA_HYBRID_ARCHS) or a in _RECURRENT_ARCHS:
+    if (recurrent and a not in _LINEAR_ATTENTION_ARCHS | _MAMBA_HYBRID_ARCHS) or a in _RECURRENT_ARCHS:
         what = recurrent[0] if recurrent else f"architecture {a}"
         raise SpecError(
             f"{where}: {a} has layers with a recurrent state ({what}), which moeplan does not read from GGUF "
@@ -166,7 +166,7 @@ def _arch(meta: dict[str, Any], by_name: dict[str, GgufTensor], a: str, where: s
     if a == "kimi-linear":
         linear, linear_pattern = _kimi_delta(meta, by_name, a, layers, heads, where)
         att_layer = linear_pattern.index("F") if "F" in linear_pattern else 0
-    elif a in _GATED_DELTANET_ARCHS:
+    elif a in _LINEAR_ATTENTION_ARCHS:
         linear, linear_pattern = _gated_deltanet(meta, by_name, a, layers, where)
         att_layer = linear_pattern.index("F") if "F" in linear_pattern else 0
     elif a in _MAMBA_HYBRID_ARCHS:
