@@ -198,6 +198,9 @@ def test_step3_counts_equal_its_modeling_code_and_the_published_figures() -> Non
     assert counts.total / 1e9 == pytest.approx(316, rel=0.002)
     assert (counts.total + tower) / 1e9 == pytest.approx(321, rel=0.002)
     assert (counts.active - counts.embedding) / 1e9 == pytest.approx(38, rel=0.01)
+    # projector_bias sits beside vision_config; with it the projector gains one bias of the text width
+    biased = count_params(spec_from_config({**config, "projector_bias": True}, where=path.name))
+    assert biased.vision == tower + config["text_config"]["hidden_size"]
 
 
 def _ling_v2_by_modules(c: dict[str, Any]) -> tuple[int, int]:

@@ -423,7 +423,7 @@ ADAPTERS: dict[str, Callable[[Config], ArchSpec]] = {
 }
 SUPPORTED_MODEL_TYPES = tuple(sorted(ADAPTERS))
 
-VISION_TOWERS: dict[str, Callable[[Config, int], int]] = {
+VISION_TOWERS: dict[str, Callable[[Config, int, Config], int]] = {
     "llama4": llama4_vision_params,
     "qwen3_vl_moe": qwen3_vl_vision_params,
     "qwen3_5_moe": qwen3_vl_vision_params,
@@ -461,10 +461,7 @@ def arch_from_config(
         tie = config.get("tie_word_embeddings")  # the top-level flag wins over the text config's default
         text = Config({**sub.data, **({"tie_word_embeddings": tie} if tie is not None else {})}, sub.where, c.defaulted)
         if "vision_config" in config:
-            v = c.sub("vision_config")
-            if model_type == "step3_vl":  # its projector's bias flag sits beside the vision config
-                v = Config({**v.data, "projector_bias": c.flag("projector_bias", False)}, v.where, c.defaulted)
-            vision = VISION_TOWERS[model_type](v, text.integer("hidden_size"))
+            vision = VISION_TOWERS[model_type](c.sub("vision_config"), text.integer("hidden_size"), c)
     try:
         arch = adapter(text)
     except ValueError as e:  # a rule between fields (ArchSpec and its parts check them on construction)

@@ -1,5 +1,6 @@
 """Vision towers outside the language model's total, by formula from a ``vision_config`` (so a multimodal
-checkpoint's memory counts them while its parameter counts stay those of the language model)."""
+checkpoint's memory counts them while its parameter counts stay those of the language model).  Each formula
+gets the vision config, the text model's width and the whole config (for keys beside ``vision_config``)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from moeplan.errors import SpecError
 from moeplan.sources.config_fields import Config
 
 
-def llama4_vision_params(v: Config, text_hidden: int) -> int:
+def llama4_vision_params(v: Config, text_hidden: int, top: Config) -> int:
     """Elements of the Llama 4 vision tower, adapter and projector (outside the language model).
 
     ViT of L layers, width w, MLP I: ``L*(4*(w^2+w) + 2*w*I + I + w + 4w)`` + patch linear ``C*p^2*w`` +
@@ -28,7 +29,7 @@ def llama4_vision_params(v: Config, text_hidden: int) -> int:
     return tower + adapter + projector
 
 
-def qwen3_vl_vision_params(v: Config, text_hidden: int) -> int:
+def qwen3_vl_vision_params(v: Config, text_hidden: int, top: Config) -> int:
     """Qwen3-VL's vision tower (transformers ``Qwen3VLMoeVisionModel``), outside the language model's total.
 
     ``w`` width, ``I`` MLP width, ``M = w x s^2`` (the 2x2 patch merge), ``out`` the text width: a Conv3d patch
@@ -49,7 +50,7 @@ def qwen3_vl_vision_params(v: Config, text_hidden: int) -> int:
     return patch + depth * block + (2 * w + merger) + deepstack * (2 * m + merger)
 
 
-def kimi_k25_vision_params(v: Config, text_hidden: int) -> int:
+def kimi_k25_vision_params(v: Config, text_hidden: int, top: Config) -> int:
     """Kimi K2.5's MoonViT tower and patch-merger projector (transformers ``Kimi_K25VisionModel`` and
     ``Kimi_K25MultimodalProjection``), outside the language model's total.
 
@@ -80,7 +81,7 @@ def kimi_k25_vision_params(v: Config, text_hidden: int) -> int:
     return patch + depth * block + 2 * w + projector
 
 
-def step3_vision_params(v: Config, text_hidden: int) -> int:
+def step3_vision_params(v: Config, text_hidden: int, top: Config) -> int:
     """Step3's vision encoder and projector (vLLM ``Step3VisionTransformer``, ``vit_downsampler``,
     ``vit_downsampler2``, ``vit_large_projector``), outside the language model's total.
 
@@ -97,6 +98,6 @@ def step3_vision_params(v: Config, text_hidden: int) -> int:
     embeddings = w + ch * p * p * w + w + (patches + 1) * w
     block = 4 * (w * w + w) + 2 * w * inter + inter + w + 4 * w
     projector = 4 * w * o + o + 9 * o * 2 * o + 2 * o + 2 * o * text_hidden
-    if v.flag("projector_bias", False):
+    if top.flag("projector_bias", False):  # the projector's flag sits beside vision_config
         projector += text_hidden
     return embeddings + depth * block + projector
