@@ -127,10 +127,6 @@ def nemotron_h(c: Config) -> ArchSpec:
     )
 
 
-def _relu2_mlp(c: Config) -> MlpSpec:
-    return MlpSpec(intermediate_size=c.integer("intermediate_size", 21504), gated=False, bias=c.flag("mlp_bias", False))
-
-
 def granite_moe_hybrid(c: Config) -> ArchSpec:
     """Granite 4.0-H: Mamba2 layers and attention layers (``layer_types``: mamba / attention), each followed by
     a SwiGLU MoE block (``num_local_experts``, 0: none) and a shared MLP that is always there."""
