@@ -48,6 +48,8 @@ class EstimateRequest(Value):
     batch: int = 1
     engine: str = "auto"
     """A serving engine, or ``auto``: llama.cpp for GGUF formats and Apple/SoC machines, vLLM otherwise."""
+    backend: str = "auto"
+    """llama.cpp's GPU backend (cuda, rocm, vulkan, metal, sycl), or ``auto``: the GPU vendor's usual one."""
     flash_attention: bool = True
     mtp: bool = False
     prompt: int | None = None
@@ -156,6 +158,11 @@ class Deployment(Value):
     conv_state_dtype: str = "fp32"
     """Their convolution state."""
     compute_dtype: str = "bf16"
+    """The tensor dtype whose peak the GEMMs run at (the kernel path's)."""
+    kernel_path: str = "bf16"
+    """The GEMM kernels the engine runs for these weights on this GPU (:mod:`moeplan.deploy.kernels`)."""
+    backend: str | None = None
+    """llama.cpp's GPU backend (None for other engines)."""
     efficiency: Efficiency
     context: int
     batch: int

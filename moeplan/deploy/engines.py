@@ -32,6 +32,8 @@ from moeplan.records import Value
 
 GIB = 1024**3
 US = 1e-6
+TILE_ROWS = 16
+"""Rows of one tensor-core tile (mma m16): fewer rows than this run a padded tile."""
 LLAMA_CPP_UBATCH = 512
 """llama.cpp's default ``--ubatch-size``."""
 
@@ -51,12 +53,26 @@ class Efficiency(Value):
     source: str = ""
     calibrated: str | None = None
     """The calibration profile these factors come from, if any."""
+    m_half: float = 128.0
+    """GEMM rows (tokens per expert) at which a GEMM reaches half of ``compute_max`` (see
+    :class:`moeplan.deploy.kernels.KernelPath`)."""
+    nk_half: float = 1024.0
+    """Output and input width at which a GEMM reaches half its peak (0: kernels with no such penalty)."""
+    compute_spread: tuple[float, float] = (0.8, 1.15)
+    """Factors on the compute efficiency at the band's low and high ends."""
 
     def gemm(self, m: float, n: float, k: float) -> float:
         """Share of the tensor-core peak for an ``m x k`` by ``k x n`` GEMM:
-        ``eta_max x m/(m + 128) x n/(n + 1024) x k/(k + 1024)``; a 70B dense GEMM (8,192 x 8,192) at 8k tokens
-        under vLLM: 0.75 x 0.98 x 0.89 x 0.89 = 0.58."""
-        return self.compute_max * m / (m + 128) * n / (n + 1024) * k / (k + 1024)
+
+            eta_max x m / (m + m_half x min(1, m / 16)) x n/(n + nk_half) x k/(k + nk_half)
+
+        ``m`` rows saturate at ``m_half``; below one 16-row tensor-core tile the kernel runs a padded tile, so
+        the share stays at its 16-row value (a constant cost per row, never a cliff).  A 70B dense GEMM
+        (8,192 x 8,192) at 8k tokens under vLLM (m_half 128, nk_half 1024): 0.75 x 0.98 x 0.89 x 0.89 = 0.58;
+        one token: 0.75 x 1/9 x 0.79 = 0.066."""
+        nk = self.nk_half
+        rows = m / (m + self.m_half * min(1.0, m / TILE_ROWS))
+        return self.compute_max * rows * n / (n + nk) * k / (k + nk)
 
     def calibrated_with(self, bw: float | None, compute_max: float | None, label: str) -> Efficiency:
         """These factors with measured ones: the band narrows to +-10% around the measured bandwidth efficiency."""

@@ -132,7 +132,7 @@ class OffloadModel:
         self._buffer_cache: dict[tuple[int, int], float] = {}
         self.cpu_only = host.gpu is None or host.num_gpus == 0
         self.gpu_bw = host.gpu.bandwidth_gb_s * 1e9 if host.gpu else 1.0
-        self.gpu_peak = peak_flops(host.gpu, "bf16") if host.gpu else 1.0
+        self.gpu_peak = peak_flops(host.gpu, d.compute_dtype) if host.gpu else 1.0
         self.kernels = sum(layer.kernels for layer in layers(arch)) + 3
         moe = arch.moe
         assert moe is not None

@@ -15,10 +15,11 @@ from dataclasses import replace
 from moeplan.deploy.cost import price_for
 from moeplan.deploy.deployment import GPU_COUNTS, Deployment, EstimateRequest, Layout, check_layout, default_layout
 from moeplan.deploy.engines import Efficiency, Engine, auto_engine, engine
+from moeplan.deploy.kernels import KernelPath, backend_for, kernel_path, tensor_peak
 from moeplan.deploy.kv_cache import check_kv_dtype
 from moeplan.errors import InputError
 from moeplan.formats.kv_formats import kv_dtype, state_dtype
-from moeplan.formats.schemes import Scheme, gguf_equivalent, matmul_dtype, parse_scheme, weights_bytes_by_kind
+from moeplan.formats.schemes import Scheme, gguf_equivalent, parse_scheme, weights_bytes_by_kind
 from moeplan.hardware.gpus import GpuSpec
 from moeplan.model.spec import ArchSpec, ModelSpec
 
@@ -97,9 +98,12 @@ def _checkpoint_bytes(
     return scale, extra, tuple(notes)
 
 
-def efficiency_for(eng: Engine, gpu: GpuSpec | None, request: EstimateRequest) -> tuple[Efficiency, str]:
-    """The engine's speed factors for ``gpu``, replaced by its calibration profile where one applies, and a note."""
-    base = eng.speed
+def efficiency_for(
+    eng: Engine, gpu: GpuSpec | None, request: EstimateRequest, path: KernelPath | None = None
+) -> tuple[Efficiency, str]:
+    """The engine's speed factors on its kernel ``path`` for ``gpu``, replaced by the GPU's calibration profile
+    where one applies, and a note."""
+    base = path.apply(eng.speed) if path is not None else eng.speed
     if gpu is None:
         return base, ""
     default = f"efficiency: {base.source.split(';')[0]} (no calibration for {gpu.id})"
@@ -197,7 +201,14 @@ def resolve(
     if request.state_dtype.strip().lower() != "auto" and arch.linear_attention is None and arch.ssm is None:
         notes += (f"--state-dtype has no effect: {spec.name} has no linear-attention or state-space layers",)
     scale, extra, file_notes = _checkpoint_bytes(spec, scheme, request.mtp)
-    eff, cal_note = efficiency_for(eng, gpu, request)
+    if eng.runs != "gguf" and request.backend.strip().lower() not in ("", "auto"):
+        raise InputError(f"--backend chooses llama.cpp's GPU backend; {eng.name} has none", "drop --backend")
+    backend = backend_for(gpu, request.backend) if eng.runs == "gguf" else None
+    path = kernel_path(eng, scheme, gpu, backend)
+    if gpu is not None:
+        peak_note = tensor_peak(gpu, path.peak_dtype)[1]
+        notes += (f"kernels: {path.name}; " + peak_note,) if peak_note else ()
+    eff, cal_note = efficiency_for(eng, gpu, request, path)
     base = Deployment(
         request=request,
         spec=spec,
@@ -208,7 +219,9 @@ def resolve(
         kv_dtype=kv,
         state_dtype=state,
         conv_state_dtype=conv_state,
-        compute_dtype=matmul_dtype(scheme, gpu is not None and bool(gpu.dense_tflops("fp8"))),
+        compute_dtype=path.peak_dtype,
+        kernel_path=path.name,
+        backend=backend.name if backend else None,
         efficiency=eff,
         context=request.context,
         batch=request.batch,

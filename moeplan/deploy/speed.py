@@ -13,12 +13,13 @@ summed over the stages (a step crosses them in turn):
   KV cache the attention reads: every cached token for full layers, the window for sliding ones; and the
   recurrent state of linear-attention layers, read and written once per step.
 * ``flops``: ``B`` x the decode FLOPs per token (:mod:`moeplan.model.flops`), this GPU's share.
-* ``eta_c``, the compute efficiency of a GEMM of ``m`` tokens, ``n`` outputs, ``k`` inputs:
-  ``eta_max x m/(m + 128) x n/(n + 1024) x k/(k + 1024)``, so small experts get less of the peak: a
-  Qwen3-30B-A3B expert (2048 -> 768) at 2,048 tokens per expert comes to 26% (fused MoE kernels measure
-  22-25% of H100's peak there, VeOmni PR #460) and a 70B dense GEMM at 8k tokens to 63%.  A few tokens
-  run as matrix-vector products on the vector units instead: ``flops / (0.7 x fp32 peak)``; the faster of
-  the two paths counts.
+* ``peak`` and ``eta_c`` follow the kernel path (:mod:`moeplan.deploy.kernels`): the tensor dtype the GEMMs
+  run in (fp8 for fp8 weights on fp8 units, int8 for llama.cpp's CUDA MMQ, bf16 for weight-only kernels) and
+  the efficiency of a GEMM of ``m`` tokens, ``n`` outputs, ``k`` inputs
+  (:meth:`~moeplan.deploy.engines.Efficiency.gemm`): ``eta_max x m/(m + m_half) x n/(n + nk_half) x
+  k/(k + nk_half)``, constant per row below a 16-row tile.  For vLLM a Qwen3-30B-A3B expert (2048 -> 768) at
+  2,048 tokens per expert comes to 26% (fused MoE kernels measure 22-25% of H100's peak there, VeOmni PR
+  #460) and a 70B dense GEMM at 8k tokens to 58%; routed experts take ``m`` = tokens x k / distinct experts.
 * ``t_layer``/``t_moe``: fixed per-layer costs of a step (``Layer.kernels`` kernels of ``Efficiency.kernel_s``
   each: kernel launches, routing, top-k and token sorting) that dominate small MoE models at batch 1
   (Qwen3-30B-A3B bf16 on H20 runs at 23% of bandwidth in SGLang,
@@ -32,7 +33,8 @@ weights once (all experts once a chunk has ``E/k`` tokens) and is mostly compute
 = prefill + one decode step.
 
 The band: *low* and *high* are the :data:`SCENARIOS`: the engine's pessimistic and optimistic bandwidth
-efficiency, 1.5x and 0.6x the fixed costs, and 0.8x / 1.15x the compute efficiency.  A calibration
+efficiency, 1.5x and 0.6x the fixed costs, and the kernel path's spread of compute efficiency (0.8x / 1.15x for
+checkpoint engines, 0.65x / 1.3x for llama.cpp's backends).  A calibration
 (``moeplan calibrate``) replaces the engine's factors for the GPU it measured.
 """
 
@@ -43,14 +45,13 @@ import math
 from dataclasses import dataclass, field
 
 from moeplan.deploy.engines import US, Efficiency
+from moeplan.deploy.kernels import tensor_peak
 from moeplan.deploy.memory import MemoryModel
 from moeplan.hardware.gpus import GpuSpec
 from moeplan.model.flops import flops_per_token
 from moeplan.model.spec import ArchSpec
 from moeplan.records import Value
 
-# Metal dispatches cost more than CUDA graph replays (command encoding per kernel).
-LAUNCH_SCALE = {"apple": 2.5}
 # The optimistic end of the band assumes real, skewed routing (a few popular experts) when none is given.
 HIGH_SKEW = 1.0
 
@@ -64,17 +65,15 @@ class Scenario(Value):
     """Into ``Efficiency.bw``: 0 low, 1 expected, 2 high."""
     fixed_scale: float
     """On the fixed per-step costs (kernels, MoE layers, hand-offs)."""
-    compute_scale: float
-    """On the compute efficiency."""
 
 
 SCENARIOS = {
-    "low": Scenario("low", 0, 1.5, 0.8),
-    "expected": Scenario("expected", 1, 1.0, 1.0),
-    "high": Scenario("high", 2, 0.6, 1.15),
+    "low": Scenario("low", 0, 1.5),
+    "expected": Scenario("expected", 1, 1.0),
+    "high": Scenario("high", 2, 0.6),
 }
-"""The band: pessimistic and optimistic bandwidth efficiency, 1.5x and 0.6x the fixed costs, 0.8x and 1.15x
-the compute efficiency (the offload model uses the same three)."""
+"""The band: pessimistic and optimistic bandwidth efficiency, 1.5x and 0.6x the fixed costs, and the kernel
+path's spread of compute efficiency (``Efficiency.compute_spread``; the offload model uses the same three)."""
 
 
 @functools.lru_cache(maxsize=256)
@@ -161,12 +160,9 @@ def _link(gpu: GpuSpec, multi_node: bool) -> tuple[float, float]:
 
 
 def peak_flops(gpu: GpuSpec, dtype: str) -> float:
-    """Dense peak FLOP/s for ``dtype``, falling back to bf16/fp16, then fp32."""
-    for d in (dtype, "bf16", "fp32"):
-        v = gpu.dense_tflops(d)
-        if v:
-            return v * 1e12
-    return 1e12
+    """Dense peak FLOP/s for ``dtype`` (derived from another tensor dtype where unpublished, see
+    :func:`moeplan.deploy.kernels.tensor_peak`)."""
+    return tensor_peak(gpu, dtype)[0]
 
 
 class SpeedModel:
@@ -183,8 +179,6 @@ class SpeedModel:
         self.tp, self.ep, self.pp = par.tp, par.ep, par.pp
         self.bw = self.gpu.bandwidth_gb_s * 1e9
         self.peak = peak_flops(self.gpu, d.compute_dtype)
-        vec = self.gpu.dense_tflops("fp32")
-        self.vector_peak = 0.7 * (vec * 1e12 if vec else self.peak / 8)
         # Per stage: bytes of weights always read, and of routed experts (this GPU's share).
         self.stage_dense: list[float] = []
         self.stage_experts: list[float] = []
@@ -196,7 +190,6 @@ class SpeedModel:
         self.stage_moe_layers = list(plan.moe_layers)
         self.stage_kernels = list(plan.kernels)
         self.stage_kernels[-1] += 3  # final norm, output head, sampling
-        self.launch_scale = LAUNCH_SCALE.get(self.gpu.kind, 1.0)
         self.stage_read = plan.read
 
     # -- pieces ---------------------------------------------------------------------------------------
@@ -226,8 +219,7 @@ class SpeedModel:
                 eta = eff.gemm(tokens, arch.vocab_size / self.tp, h)
             else:
                 eta = eff.gemm(tokens, max(h / self.tp, 256), h)
-            tensor_path = f / (self.peak * min(0.95, eta * scale))
-            total += min(tensor_path, f / (self.vector_peak * scale))
+            total += f / (self.peak * min(0.95, eta * scale))
         return total
 
     def _comm_s(self, batch_tokens: float) -> float:
@@ -276,7 +268,7 @@ class SpeedModel:
                 read += self._kv_read(s, kv_context, round(tokens)) + 2 * self.mm.state_gpu_bytes(s, round(tokens))
             bytes_read += read
             mem += read / (self.bw * bw_eff)
-            kernels = self.stage_kernels[s] * eff.kernel_s * self.launch_scale
+            kernels = self.stage_kernels[s] * eff.kernel_s
             fixed += (kernels + self.stage_moe_layers[s] * eff.moe_layer_s) * fixed_scale
         comp = self._compute_s(per_gpu_flops, tokens, eff, compute_scale, skew) * self.pp
         comm = self._comm_s(tokens)
@@ -291,7 +283,8 @@ class SpeedModel:
 
     def _scales(self, scenario: Scenario) -> tuple[float, float, float, float]:
         eff = self.d.efficiency
-        return eff.bw[scenario.index], scenario.fixed_scale, scenario.compute_scale, self._skew(scenario)
+        compute = (eff.compute_spread[0], 1.0, eff.compute_spread[1])[scenario.index]
+        return eff.bw[scenario.index], scenario.fixed_scale, compute, self._skew(scenario)
 
     def decode_step(self, context: int, batch: int, scenario: str = "expected") -> Step:
         sc = SCENARIOS[scenario]

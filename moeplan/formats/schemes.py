@@ -398,14 +398,6 @@ def kernel_needs(scheme: Scheme) -> set[str]:
     return {f.kernels for name in scheme_formats(scheme) if (f := weight_format(name)) is not None} - {"any"}
 
 
-def matmul_dtype(scheme: Scheme, fp8_units: bool) -> str:
-    """The GEMM dtype: fp8 for an fp8 checkpoint on a GPU with fp8 units, else bf16 (GGUF mixes dequantize)."""
-    fmt = weight_format(scheme.base)
-    if scheme.gguf is None and fmt is not None and fmt.matmul == "fp8" and fp8_units:
-        return "fp8"
-    return "bf16"
-
-
 def gguf_equivalent(native: str) -> str:
     """The llama.cpp file type people make from a checkpoint whose own format is ``native``.
 

@@ -99,6 +99,7 @@ def deployment(r: dict[str, Any], gpu: GpuSpec | None, **changes: Any) -> Deploy
         context=int(r.get("context") or 1024),
         batch=int(r.get("batch") or 1),
         ubatch=int(r["ubatch"]) if r.get("ubatch") else None,
+        backend=str(r.get("backend") or "auto").lower() if r.get("engine") == "llama.cpp" else "auto",
         use_calibration=False,
     )
     return resolve(replace(request, **changes), gpu=gpu, fewest=False)

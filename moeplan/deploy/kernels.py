@@ -1,0 +1,224 @@
+"""Kernel paths: which GEMM kernels an engine runs for a weight format on a GPU, and what they reach.
+
+The same engine runs very different kernels for different formats and GPU generations, and the fixed cost of a
+step, the bandwidth reached and the compute peak all follow the kernels, not the engine alone:
+
+* **native** low precision: the weights' own dtype on tensor cores that have it (fp8 on Hopper, Ada, MI300;
+  fp4 on Blackwell) -- the peak of that dtype;
+* **weight-only** (W4A16/W8A16): GPTQ/AWQ int4, MXFP4 or NVFP4 on a GPU without fp4 units, fp8 on Ampere --
+  Marlin-style kernels that dequantize in the inner loop and multiply in bf16: bf16 peak, more fixed work per
+  MoE layer (Marlin MoE's alignment, dequantization and scale handling) and a lower share of bandwidth;
+* **bf16/fp16**: the checkpoint as stored;
+* **llama.cpp** per backend (:data:`BACKENDS`): CUDA and ROCm multiply quantized blocks with int8 dot products
+  against 8-bit activations (MMQ; int8 tensor cores where the GPU has them), Vulkan with fp16 cooperative
+  matrices, Metal with fp16 simdgroup matrices, SYCL with XMX through oneMKL.
+
+A path scales an engine's :class:`~moeplan.deploy.engines.Efficiency`: ``compute_max`` replaced, the fixed
+costs and bandwidth multiplied, and ``m_half`` -- the tokens per expert at which a GEMM reaches half its
+``eta_max`` (vLLM's Triton fused MoE uses 16-128-token tiles and saturates late; llama.cpp's MMQ picks its token
+tile from 8 to 128 to fit the batch and saturates early).
+
+The tensor peak a path needs may be missing from the catalogue (vendors publish some dtypes only): it is then
+derived from a published one by the tensor-core rule that halving the bits doubles the rate
+(:func:`tensor_peak`), and the deployment says so.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+from moeplan.deploy.engines import Efficiency, Engine
+from moeplan.errors import InputError
+from moeplan.formats.schemes import Scheme, weight_format
+from moeplan.hardware.gpus import GpuSpec
+from moeplan.records import Value
+
+BITS = {"fp4": 4, "int8": 8, "fp8": 8, "bf16": 16, "fp16": 16}
+"""Operand bits of the tensor dtypes (int8 and fp8 run at the same rate on every GPU that has both)."""
+
+
+def tensor_peak(gpu: GpuSpec, dtype: str) -> tuple[float, str | None]:
+    """Dense peak FLOP/s (or OP/s) of ``dtype`` on ``gpu``, and a note when it was derived.
+
+    The catalogue's figure where it has one; else the nearest published tensor dtype scaled by 2 per halving of
+    bits (``fp4`` 500 published on DGX Spark gives ``int8`` 250 and ``bf16`` 125); else bf16/fp16, then fp32.
+    RTX 5090: int8 is not in the catalogue, fp4 1,676 -> int8 838 TOPS (NVIDIA's Blackwell GeForce sheet: 838).
+    """
+    own = gpu.dense_tflops(dtype)
+    if own:
+        return own * 1e12, None
+    if dtype in BITS:
+        known = [(d, v) for d in BITS if (v := gpu.dense_tflops(d)) and d != dtype]
+        if known:
+            d, v = min(known, key=lambda dv: abs(BITS[dv[0]] - BITS[dtype]))
+            derived = v * BITS[d] / BITS[dtype]
+            return derived * 1e12, f"{dtype} peak of {gpu.id} derived from its {d} {v:g} TFLOP/s: {derived:g}"
+    for d in ("bf16", "fp16", "fp32"):
+        v = gpu.dense_tflops(d)
+        if v:
+            return v * 1e12, f"{gpu.id} publishes no {dtype} peak: its {d} {v:g} TFLOP/s is used"
+    return 1e12, f"{gpu.id} publishes no compute peak: 1 TFLOP/s assumed"
+
+
+@dataclass(frozen=True, repr=False, eq=False)
+class KernelPath(Value):
+    """The GEMM kernels of one (engine, weight format, GPU), and how they change the engine's factors."""
+
+    name: str
+    peak_dtype: str
+    """The tensor dtype whose peak the GEMMs run at."""
+    compute_max: float
+    """``eta_max`` of a large GEMM on this path."""
+    m_half: float
+    """Tokens per expert (GEMM rows) at which the GEMM reaches half of ``eta_max``."""
+    nk_half: float = 1024.0
+    """Output and input width at which a GEMM reaches half its peak (tiles per wave; 0: no penalty)."""
+    fixed_scale: float = 1.0
+    """On the engine's per-kernel and per-MoE-layer fixed costs."""
+    bw_scale: float = 1.0
+    """On the engine's achieved share of bandwidth (dequantization in the inner loop reads less effectively)."""
+    launch_scale: float = 1.0
+    """On the per-kernel cost (Metal's command encoding costs more than CUDA graph replays)."""
+    compute_spread: tuple[float, float] = (0.8, 1.15)
+    """Factors on the compute efficiency at the band's low and high ends: how far measured kernels scatter."""
+    source: str = ""
+
+    def apply(self, eff: Efficiency) -> Efficiency:
+        """``eff`` with this path's compute, fixed costs and bandwidth."""
+        return replace(
+            eff,
+            bw=(eff.bw[0] * self.bw_scale, eff.bw[1] * self.bw_scale, min(1.0, eff.bw[2] * self.bw_scale)),
+            compute_max=self.compute_max,
+            kernel_s=eff.kernel_s * self.fixed_scale * self.launch_scale,
+            moe_layer_s=eff.moe_layer_s * self.fixed_scale,
+            m_half=self.m_half,
+            nk_half=self.nk_half,
+            compute_spread=self.compute_spread,
+        )
+
+
+@dataclass(frozen=True, repr=False, eq=False)
+class Backend(Value):
+    """One llama.cpp GPU backend: per GPU vendor, the tensor dtype its mat-mat kernels for quantized blocks
+    multiply in and the share of that peak they reach (``eta_max``)."""
+
+    name: str
+    paths: dict[str, tuple[str, float]]
+    """GPU vendor -> (peak dtype, eta_max)."""
+    m_half: float
+    launch_scale: float
+    source: str
+
+    @property
+    def vendors(self) -> tuple[str, ...]:
+        return tuple(self.paths)
+
+
+# llama.cpp's mat-mat kernels for quantized blocks batch all experts of a layer in one launch (mul_mat_id) and
+# pick their token tile (8-128) to fit the rows: no tile-size or wave penalty (``nk_half`` 0), saturating by
+# ~16 tokens per expert.  eta_max per backend and vendor from llama-bench pp rows across models and GPUs
+# (benchmarks/prefill_measurements.yaml): implied share of the int8 peak on CUDA 0.10-0.15 over six rows
+# (RTX 3090, 4090, DGX Spark; gpt-oss, Qwen3, DeepSeek-V2-Lite), Vulkan on NVIDIA 0.08-0.15 (RTX 3090, 5090),
+# Metal 0.53-0.65 of the M2 Ultra's ALU peak (two rows; no tensor cores through M4), ROCm 0.36 of Strix Halo's
+# fp16 WMMA peak (one row; the same box's Vulkan runs 1.7x slower, lhl/strix-halo-testing), Vulkan on AMD
+# 0.09 (two rows, one of them float weights, one first-day Qwen3-Next support).
+BACKENDS: dict[str, Backend] = {
+    "cuda": Backend(
+        "cuda", {"nvidia": ("int8", 0.12)}, 16, 1.0,
+        "ggml-cuda mmq.cuh: int8 mma (Turing+) on q8_1 activations; llama-bench pp on RTX 3090/4090, DGX Spark",
+    ),
+    "rocm": Backend(
+        "rocm", {"amd": ("fp16", 0.36)}, 16, 1.0,
+        "ggml-cuda via HIP: MMQ with dp4a / WMMA; llama-bench pp on Strix Halo (lhl/strix-halo-testing)",
+    ),
+    "vulkan": Backend(
+        "vulkan", {"nvidia": ("int8", 0.11), "amd": ("fp16", 0.12), "intel": ("fp16", 0.12)}, 16, 1.0,
+        "ggml-vulkan: integer-dot and cooperative-matrix mat-mat; llama-bench pp on RTX 3090/5090, Strix Halo",
+    ),
+    "metal": Backend(
+        "metal", {"apple": ("fp16", 0.6)}, 16, 2.5,
+        "ggml-metal: simdgroup-matrix mat-mat on the ALUs; llama-bench pp on M2 Ultra (llama.cpp PR #15616)",
+    ),
+    "sycl": Backend(
+        "sycl", {"intel": ("fp16", 0.12)}, 16, 1.0,
+        "ggml-sycl: oneMKL/oneDNN GEMM on XMX after dequantization (no measurement yet: Vulkan's figure)",
+    ),
+}  # fmt: skip
+LLAMA_CPP_SPREAD = (0.65, 1.3)
+"""The implied eta_max of llama.cpp's mat-mat kernels scatters 0.63x-1.25x around each backend's figure over
+builds, models and GPUs (the rows cited above): the prefill band spans it."""
+BACKEND_DEFAULT = {"nvidia": "cuda", "amd": "rocm", "apple": "metal", "intel": "sycl"}
+
+
+def backend_for(gpu: GpuSpec | None, requested: str | None) -> Backend | None:
+    """The llama.cpp backend ``--backend`` names (checked against the GPU's vendor), or the vendor's usual one."""
+    if requested is None or requested.strip().lower() in ("", "auto"):
+        if gpu is None:
+            return None
+        name = BACKEND_DEFAULT.get(gpu.vendor)
+        return BACKENDS[name] if name else BACKENDS["vulkan"]
+    key = requested.strip().lower()
+    if key not in BACKENDS:
+        raise InputError(f"unknown backend '{requested}'", f"one of: {', '.join(BACKENDS)} (or auto)")
+    b = BACKENDS[key]
+    if gpu is not None and gpu.vendor not in b.vendors:
+        usable = ", ".join(n for n, x in BACKENDS.items() if gpu.vendor in x.vendors)
+        raise InputError(f"llama.cpp's {b.name} backend does not run on {gpu.name} ({gpu.vendor})",
+                         f"for {gpu.vendor} GPUs: {usable or 'none'}")  # fmt: skip
+    return b
+
+
+def expert_format(scheme: Scheme) -> str:
+    """The format the routed experts are stored in (they dominate the bytes and FLOPs of an MoE step)."""
+    if "routed_experts" in scheme.overrides:
+        return scheme.overrides["routed_experts"]
+    return scheme.base if "routed_experts" in scheme.quantized else scheme.rest
+
+
+# Checkpoint engines' paths.  compute_max 0.75 for bf16 and native fp8 (cuBLAS/CUTLASS grouped GEMMs), m_half 128:
+# the calibration of the earlier single-path model (VeOmni PR #460: fused MoE 22-25% of H100 peak at Qwen3-30B-A3B
+# shapes).  Weight-only: Marlin MoE reaches ~80% of the bandwidth the bf16 kernels reach at batch 1 and adds its
+# own alignment/permute kernels per layer (vLLM fused_marlin_moe: moe_align_block_size, two Marlin GEMMs, the
+# activation, a sum) -- 1.6x the fixed cost per MoE step; measured vLLM gpt-oss MXFP4 on A100 and AWQ DeepSeek on
+# H100 both run ~1.7x slower than the bf16-path prediction.
+_NATIVE = KernelPath("native", "fp8", 0.75, 128, source="CUTLASS/DeepGEMM fp8 grouped GEMM")
+_WEIGHT_ONLY = KernelPath(
+    "weight-only (Marlin W4A16/W8A16)", "bf16", 0.6, 128, fixed_scale=1.6, bw_scale=0.8,
+    source="vLLM fused_marlin_moe / gptq_marlin: dequantize in the GEMM, bf16 tensor cores",
+)  # fmt: skip
+_BF16 = KernelPath("bf16", "bf16", 0.75, 128, source="cuBLAS / Triton fused MoE, bf16")
+
+
+def kernel_path(engine: Engine, scheme: Scheme, gpu: GpuSpec | None, backend: Backend | None) -> KernelPath:
+    """The GEMM path ``engine`` takes for ``scheme``'s routed experts (the bulk of an MoE step) on ``gpu``."""
+    if engine.runs == "gguf":
+        b = backend or BACKENDS["cuda"]
+        vendor = gpu.vendor if gpu is not None and gpu.vendor in b.paths else next(iter(b.paths))
+        peak, eta = b.paths[vendor]
+        if (scheme.gguf or "").upper() in ("F16", "BF16", "F32"):
+            peak = "fp16"  # float weights: the backend's float GEMM (cuBLAS, rocBLAS, coopmat)
+        return KernelPath(
+            f"llama.cpp {b.name} ({peak} mat-mat)", peak, eta, b.m_half, nk_half=0.0, launch_scale=b.launch_scale,
+            compute_spread=LLAMA_CPP_SPREAD, source=b.source,
+        )  # fmt: skip
+    fmt = weight_format(expert_format(scheme))
+    matmul = fmt.matmul if fmt is not None else "bf16"
+    kernels = fmt.kernels if fmt is not None else "any"
+
+    def has(dtype: str) -> bool:
+        return gpu is not None and bool(gpu.dense_tflops(dtype))
+
+    if matmul == "fp8" or kernels == "fp8":
+        weight_only = replace(_WEIGHT_ONLY, name="fp8 weight-only (Marlin W8A16)")
+        path = replace(_NATIVE, name="native fp8") if has("fp8") else weight_only
+    elif kernels == "packed4":
+        fp4 = fmt is not None and fmt.name in ("mxfp4", "nvfp4")
+        if fp4 and has("fp4"):
+            path = replace(_NATIVE, name=f"native {fmt.name if fmt else 'fp4'}", peak_dtype="fp4", compute_max=0.6)
+        else:
+            path = _WEIGHT_ONLY
+    elif fmt is not None and fmt.name == "int8" and has("int8"):
+        path = _WEIGHT_ONLY if engine.name != "tensorrt-llm" else replace(_NATIVE, peak_dtype="int8")
+    else:
+        path = _BF16
+    return path
