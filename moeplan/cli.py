@@ -353,9 +353,21 @@ def calibrate(
         str | None, typer.Option("--gpu", help="Catalogue id of this device when its name is not recognised.")
     ] = None,
     save: Annotated[str | None, typer.Option("--save", help="Write the profile here (default: the cache).")] = None,
+    host: Annotated[
+        bool, typer.Option("--host/--no-host", help="Also time the host's RAM and CPU expert GEMM (always on a CPU).")
+    ] = True,
+    collectives: Annotated[
+        bool, typer.Option("--collectives", help="Time all-reduce and all-to-all across this box's devices.")
+    ] = False,
+    world_size: Annotated[int | None, typer.Option("--world-size", help="Collective ranks (GPUs; CPU: 2).")] = None,
+    full_step: Annotated[bool, typer.Option("--full-step", help="Time a decode step through whole layers.")] = False,
+    layers: Annotated[int | None, typer.Option("--layers", help="Layers of --full-step (default 4).")] = None,
+    context: Annotated[str | None, typer.Option("--context", help="Cached tokens per layer (default 1024).")] = None,
     json_out: JsonOpt = False,
 ) -> None:
     """Run a synthetic MoE layer on this machine and store the efficiencies later estimates use.
+
+    Also times the host's RAM and CPU experts (a CPU's profile is cpu.json), on request collectives and a full step.
 
     Examples:
 
@@ -364,6 +376,8 @@ def calibrate(
       moeplan calibrate --model mixtral-8x7b --tokens 1,64,4096
 
       moeplan calibrate --device cpu --hidden 512 --expert-ffn 256 --experts 16 --top-k 2 --quick
+
+      moeplan calibrate --collectives --full-step --model deepseek-v3
     """
     from pathlib import Path
 
@@ -378,6 +392,7 @@ def calibrate(
         run_calibration,
         shape_from_model,
     )
+    from moeplan.calibration.suite import Extras, describe, profile_key, run_extras
     from moeplan.hardware.profiles import save_profile
 
     err = Console(stderr=True, no_color=None)
@@ -390,14 +405,18 @@ def calibrate(
         else:
             shape = shape_from_model(model or "qwen3-30b-a3b")
         counts = parse_token_list(tokens) if tokens else (QUICK_TOKENS if quick else DEFAULT_TOKENS)
+        extras = Extras.from_options(
+            device, shape, None if hidden else model or "qwen3-30b-a3b", model is not None or hidden is not None,
+            host, collectives, world_size, full_step, layers, context,
+        )  # fmt: skip
         from rich.progress import Progress
 
         with Progress(console=err, transient=True, disable=json_out or not err.is_terminal) as bar:
-            task = bar.add_task("calibrating", total=3 + len(counts))
+            task = bar.add_task("calibrating", total=3 + len(counts) + extras.ticks())
             run = run_calibration(shape, counts, device, dtype, quick, gpu, lambda msg: bar.advance(task))
+            run = run_extras(run, extras, quick, lambda msg: bar.advance(task))
         assert run.profile is not None
-        key = run.profile.gpu_id or _slug(run.device_name)
-        target = Path(save).expanduser() if save else profile_path(key)
+        target = Path(save).expanduser() if save else profile_path(profile_key(run))
         written = save_profile(run.profile, target)
     for note in run.notices + run.skipped:
         err.print(f"[yellow]notice:[/yellow] {note}")
@@ -408,13 +427,9 @@ def calibrate(
         return
     from moeplan.output.rich_tables import print_calibration
 
-    print_calibration(stdout_console(), run, str(written))
-
-
-def _slug(name: str) -> str:
-    import re
-
-    return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-") or "device"
+    print_calibration(out := stdout_console(), run, str(written))
+    for line in describe(run.profile):
+        out.print(line, markup=False)
 
 
 @app.command()

@@ -150,3 +150,156 @@ def test_a_timing_is_repeated_until_it_settles(monkeypatch: pytest.MonkeyPatch) 
     monkeypatch.setattr(cal, "time_call", lambda fn, dev, w, r: [next(wild) for _ in range(r)])
     samples, settled = cal.time_until_steady(lambda: None, "cpu", 0, 3, 9)
     assert not settled and len(samples) == 9
+
+
+# The host, the full decode step, and the profile fields they fill.
+
+from moeplan.calibration import host as host_cal  # noqa: E402
+from moeplan.calibration import step as step_cal  # noqa: E402
+from moeplan.hardware import profiles  # noqa: E402
+
+OLD_PROFILE = {
+    "schema_version": 1, "device": "NVIDIA H100 80GB HBM3", "gpu_id": "h100-sxm", "backend": "cuda",
+    "dtype": "bf16", "created": "2025-06-01T00:00:00+00:00", "torch_version": "2.7.0", "bandwidth_gb_s": 2900.0,
+    "gemm_tflops": 700.0, "bandwidth_efficiency": 0.87, "compute_efficiency": 0.7, "moe_efficiency": {"512": 0.4},
+    "layer": {"hidden": 2048}, "measurements": [],
+}  # fmt: skip
+
+
+def _profile(created: str = "2099-01-01T00:00:00+00:00", **extra: Any) -> profiles.CalibrationProfile:
+    return profiles.CalibrationProfile.model_validate({**OLD_PROFILE, "created": created, **extra})
+
+
+def test_a_profile_written_before_the_new_fields_still_loads(tmp_path: Path) -> None:
+    path = tmp_path / "old.json"
+    path.write_text(json.dumps(OLD_PROFILE))
+    prof = profiles.load_profile(path)
+    assert prof.host is None and prof.collectives is None and prof.step is None and prof.notes == []
+    assert prof.moe_efficiency == {512: 0.4}
+
+
+def test_the_host_is_measured_on_the_cpu(tmp_path: Path) -> None:
+    host, notes = host_cal.measure_host(SMALL, quick=True)
+    assert host.ram_gb_s > 0 and host.ram_gb_s_per_socket == pytest.approx(host.ram_gb_s / host.sockets, rel=1e-3)
+    assert host.sockets >= 1 and host.threads == torch.get_num_threads() and host.cpu
+    assert set(host.expert_gflops_decode) == {1, 8} and all(v > 0 for v in host.expert_gflops_decode.values())
+    assert host.expert_gflops_prefill > 0 and host.ram_buffer_bytes >= 64 << 20
+    assert [(t.kind, t.tokens) for t in host.timings] == [
+        ("ram_read", None), ("expert_gemm", 1), ("expert_gemm", 8), ("expert_gemm", 512)
+    ]  # fmt: skip
+    assert host.timings[1].flops == 2 * 1 * 3 * 64 * 32 * host.expert_shape["experts_cycled"]
+    assert host.expert_seconds(1) == pytest.approx(2 * 3 * 64 * 32 / (host.expert_gflops_decode[1] * 1e9))
+    prof = _profile(host=host, notes=notes)
+    back = profiles.load_profile(profiles.save_profile(prof, tmp_path / "p.json"))
+    assert back == prof and back.host == host
+
+
+def test_sockets_and_cache_come_from_sys(tmp_path: Path) -> None:
+    """Two packages of two cores; an L3 per package shared by its cores, private L2s: 2 sockets, 2 x 32 MiB."""
+    for cpu in range(4):
+        base = tmp_path / f"cpu/cpu{cpu}"
+        (base / "topology").mkdir(parents=True)
+        (base / "topology/physical_package_id").write_text(f"{cpu // 2}\n")
+        for i, (level, kind, size, shared) in enumerate(
+            [(1, "Instruction", "32K", str(cpu)), (2, "Unified", "1024K", str(cpu)),
+             (3, "Unified", "32768K", "0-1" if cpu < 2 else "2-3")]
+        ):  # fmt: skip
+            d = base / f"cache/index{i}"
+            d.mkdir(parents=True)
+            for name, value in (("level", level), ("type", kind), ("size", size), ("shared_cpu_list", shared)):
+                (d / name).write_text(f"{value}\n")
+    assert host_cal.socket_count(tmp_path) == 2
+    assert host_cal.last_level_cache_bytes(tmp_path) == 64 << 20
+    nodes = tmp_path / "bare"
+    for n in range(4):
+        (nodes / f"node/node{n}").mkdir(parents=True)
+    assert host_cal.socket_count(nodes) == 4 and host_cal.socket_count(tmp_path / "none") == 1
+    assert host_cal.last_level_cache_bytes(tmp_path / "none") is None
+    assert host_cal.ram_buffer_bytes(32 << 20, 64 << 30, quick=False) == 1 << 30
+    assert host_cal.ram_buffer_bytes(512 << 20, 64 << 30, quick=True) == 2 << 30
+    assert host_cal.ram_buffer_bytes(512 << 20, 1 << 30, quick=False) == 256 << 20
+
+
+def test_the_cpu_name_comes_from_cpuinfo(tmp_path: Path) -> None:
+    info = tmp_path / "cpuinfo"
+    info.write_text("processor\t: 0\nvendor_id\t: AuthenticAMD\nmodel name\t: AMD EPYC 9654 96-Core Processor\n")
+    assert host_cal.cpu_name(info) == "AMD EPYC 9654 96-Core Processor"
+    assert host_cal.cpu_name(tmp_path / "missing")
+
+
+@pytest.mark.parametrize(
+    "attn",
+    [step_cal.attention_for_hidden(64), step_cal.AttentionShape(4, 2, 16, 16),
+     step_cal.AttentionShape(4, 1, 48 + 16, 48, step_cal.MlaShape(32, 48, 16, 16, 16))],
+    ids=["mha", "gqa", "mla"],
+)  # fmt: skip
+def test_a_full_decode_step_of_tiny_layers(attn: step_cal.AttentionShape) -> None:
+    s, _ = step_cal.measure_step(SMALL, attn, 10.0, layers=2, context=32, batches=(8, 1), quick=True)
+    assert s.layers == 2 and s.context == 32 and [p.batch for p in s.points] == [1, 8]
+    for p in s.points:
+        assert p.seconds_per_layer == pytest.approx(p.seconds / 2)
+        assert p.overhead_s_per_layer == pytest.approx(max(0.0, p.seconds_per_layer - p.bytes_per_layer / 10e9))
+    one, eight = s.points
+    kv = 32 * attn.kv_elements_per_token() * 4
+    assert eight.bytes_per_layer - one.bytes_per_layer >= 7 * kv  # eight sequences' caches
+    assert s.overhead_s_per_layer == one.overhead_s_per_layer and s.attention["heads"] == attn.heads
+
+
+def test_attention_shapes_of_catalogue_models() -> None:
+    qwen = step_cal.attention_from_model("qwen3-30b-a3b")
+    assert (qwen.heads, qwen.kv_heads, qwen.head_dim) == (32, 4, 128)
+    assert qwen.weight_elements(2048) == 18_874_368 and qwen.kv_elements_per_token() == 1024
+    ds = step_cal.attention_from_model("deepseek-v3")
+    assert ds.mla is not None and ds.kv_elements_per_token() == 576
+    assert ds.weight_elements(7168) == pytest.approx(187.1e6, rel=1e-3)
+    assert step_cal.attention_for_hidden(4096) == step_cal.AttentionShape(32, 32, 128, 128)
+
+
+def test_a_full_step_too_big_for_memory_is_refused() -> None:
+    with pytest.raises(cal.CalibrationError, match="GiB"):
+        step_cal.measure_step(SMALL, step_cal.attention_for_hidden(64), 10.0, layers=4, available_bytes=1 << 20)
+
+
+def test_the_host_profile_is_found_and_refused_when_stale(tmp_path: Path) -> None:
+    host, _ = host_cal.measure_host(cal.LayerShape(16, 8, 2, 1), quick=True)
+    assert profiles.host_measured_for(None) == (None, None)
+    profiles.save_profile(_profile(host=host), profiles.profile_path(profiles.HOST_PROFILE_ID))
+    found, note = profiles.host_measured_for(None)
+    assert found == host and note is not None and "host calibrated" in note
+    assert profiles.load_host_profile(None) == host
+    stale = profiles.save_profile(_profile("2020-01-01T00:00:00+00:00", host=host), tmp_path / "stale.json")
+    with pytest.raises(InputError, match="days old"):
+        profiles.load_host_profile(str(stale))
+    profiles.save_profile(_profile("2020-01-01T00:00:00+00:00", host=host), profiles.profile_path("cpu"))
+    found, note = profiles.host_measured_for(None)
+    assert found is None and note is not None and "not applied" in note
+    with pytest.raises(InputError, match="no host measurement"):
+        profiles.load_host_profile(str(profiles.save_profile(_profile(), tmp_path / "gpu.json")))
+
+
+def test_cli_cpu_calibration_measures_the_host_and_a_full_step() -> None:
+    args = ["calibrate", "--device", "cpu", "--quick", "--hidden", "64", "--expert-ffn", "32", "--experts", "8",
+            "--top-k", "2", "--tokens", "1,64", "--no-host", "--full-step", "--layers", "2",
+            "--context", "64"]  # fmt: skip
+    r = CliRunner().invoke(app, args, env={"COLUMNS": "160", "NO_COLOR": "1"})
+    assert r.exit_code == 0, r.output
+    assert "host: " in r.stdout and "RAM read" in r.stdout and "host expert GEMM (64 x 32, fp32)" in r.stdout
+    assert "full step (2 layers, 64-token cache, vs host RAM read" in r.stdout
+    assert "cpu.json" in r.stdout and "measured anyway" in r.stderr
+    data = json.loads(profiles.profile_path(profiles.HOST_PROFILE_ID).read_text())
+    assert data["host"]["ram_gb_s"] > 0 and data["step"]["layers"] == 2 and data["collectives"] is None
+    assert any("measured anyway" in n for n in data["notes"])
+    assert profiles.load_host_profile(None) is not None  # the CPU profile is usable: offload finds its host
+    r = CliRunner().invoke(app, [*args[:-6], "--json"])
+    assert r.exit_code == 0 and json.loads(r.stdout)["host"]["expert_gflops_prefill"] > 0
+
+
+@pytest.mark.parametrize(
+    "args",
+    [["--layers", "2"], ["--context", "1k"], ["--full-step", "--layers", "0"], ["--full-step", "--context", "0"]],
+)
+def test_bad_full_step_options(args: list[str]) -> None:
+    r = CliRunner().invoke(app, ["calibrate", "--device", "cpu", "--quick", "--hidden", "64", "--expert-ffn", "32",
+                                 "--experts", "8", "--top-k", "2", *args])  # fmt: skip
+    assert r.exit_code == 1, r.output
+    assert r.stderr.startswith("error:") and "Traceback" not in r.stderr

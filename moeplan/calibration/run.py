@@ -215,8 +215,12 @@ def _grouped_ok(torch: Any, device: str, dtype: Any) -> bool:
     return True
 
 
-def moe_forward(x: Any, layer: Layer, grouped: bool | None = None) -> tuple[Any, int]:
-    """The layer's output for tokens ``x`` [T, h], and the number of experts that received tokens."""
+def moe_forward(x: Any, layer: Layer, grouped: bool | None = None, count_used: bool = True) -> tuple[Any, int]:
+    """The layer's output for tokens ``x`` [T, h], and the number of experts that received tokens.
+
+    ``count_used=False`` returns 0 for the count, sparing a GPU the device-to-host sync it costs (the full
+    decode step runs layers back to back, as an engine does).
+    """
     torch = _torch()
     s = layer.shape
     weights, idx = _route(torch, x, layer)
@@ -243,7 +247,7 @@ def moe_forward(x: Any, layer: Layer, grouped: bool | None = None) -> tuple[Any,
     out = torch.zeros_like(x).index_add_(0, token_of, ys)
     if layer.shared_gate_up is not None:
         out = out + _swiglu(torch, x @ layer.shared_gate_up) @ layer.shared_down
-    return out, int((counts > 0).sum().item())
+    return out, int((counts > 0).sum().item()) if count_used else 0
 
 
 def naive_forward(x: Any, layer: Layer) -> Any:

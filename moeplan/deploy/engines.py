@@ -128,6 +128,18 @@ class Engine(Value):
     """Allocator fragmentation on top of the live tensors (eager PyTorch)."""
     missing_architectures: frozenset[str] = frozenset()
     """Model families (``architecture``) the engine has no implementation of."""
+    offload_prefill: Literal["ubatch", "layerwise"] = "ubatch"
+    """With experts in RAM, how prefill reaches them: streamed to the GPU once per ubatch (llama.cpp), or layer
+    by layer once per prompt while the previous layer computes (KTransformers' layer-wise prefill)."""
+    cpu_kernel_scale: float = 1.0
+    """Speed of its CPU expert kernels relative to llama.cpp's (on the RAM efficiency and the CPU compute)."""
+    numa_replicated: bool = False
+    """Experts copied into each socket's memory (KTransformers' NUMA mode): every socket reads locally."""
+    llama_cpp_kernels: bool = False
+    """Its GPU GEMMs are llama.cpp's per-backend kernels (else the checkpoint engines' kernel paths)."""
+    collective_scale: float = 1.0
+    """On the latency of its collectives: TensorRT-LLM fuses the all-reduce with the next norm (one-shot over
+    NVLink, MNNVL on GB200) and dispatches experts with its own low-latency all-to-all."""
     launch: str = ""
     """The serve command: ``{model}`` the checkpoint, ``{context}`` the context length, ``{options}`` more flags."""
     source: str = ""
@@ -138,8 +150,8 @@ class Engine(Value):
 
     def runs_on(self, gpu: GpuSpec) -> bool:
         """Whether the engine runs on ``gpu`` at all."""
-        if gpu.unified_memory:
-            return self.unified_memory
+        if gpu.unified_memory and not self.unified_memory:
+            return False
         return self.vendors is None or gpu.vendor in self.vendors
 
     def serves(self, scheme: Scheme, gpu: GpuSpec) -> bool:
@@ -209,10 +221,11 @@ ENGINES: dict[str, Engine] = {
         kv_default="fp16",
         state_default="fp32",
         window_cache="ring",
+        llama_cpp_kernels=True,
         split="layers",
         runs="gguf",
         unified_memory=True,
-        vendors=("nvidia", "amd"),
+        vendors=("nvidia", "amd", "apple"),
         # src/llama-arch.cpp @ 00395eb2 has no LongCat-Flash and no Step3 (only Step-3.5's step35)
         missing_architectures=frozenset({"longcat_flash", "step3_vl", "step3_text"}),
         launch="llama-server -m {model} -ngl 99 -c {context} -fa on{options}",
@@ -239,8 +252,84 @@ ENGINES: dict[str, Engine] = {
         launch="transformers serve {model}{options}",
         source="PyTorch caching allocator; ml-engineering debug/pytorch.md",
     ),
+    "tensorrt-llm": Engine(
+        "tensorrt-llm",
+        reserve_fraction=1 - 0.92,
+        context_bytes=0.5 * GIB,
+        sharded_extra_bytes=1.5 * GIB,
+        graph_bytes_dense=0.5 * GIB,
+        graph_bytes_moe=1.0 * GIB,
+        batched_tokens=8192,
+        activations="planned",
+        speed=Efficiency(
+            (0.65, 0.80, 0.92),
+            0.8,
+            1 * US,
+            15 * US,
+            "TensorRT-LLM blogs (DeepSeek-R1 min-latency on B200: CUDA graphs with programmatic dependent launch, "
+            "fused routing and MoE kernels); see docs/methodology.md",
+        ),
+        kv_default="bf16",
+        vendors=("nvidia",),
+        collective_scale=0.4,
+        launch="trtllm-serve {model}{options} --max_seq_len {context}",
+        source="TensorRT-LLM KvCacheConfig.free_gpu_memory_fraction 0.9 of the memory left after weights; "
+        "max_num_tokens 8192",
+    ),
+    "ktransformers": Engine(
+        "ktransformers",
+        reserve_fraction=0.0,
+        context_bytes=0.5 * GIB,
+        sharded_extra_bytes=0.5 * GIB,
+        graph_bytes_dense=0.0,
+        graph_bytes_moe=0.5 * GIB,
+        batched_tokens=LLAMA_CPP_UBATCH,
+        activations="ubatch",
+        speed=Efficiency(
+            (0.55, 0.72, 0.88), 0.55, 3 * US, 0.0, "as llama.cpp on the GPU side (Marlin attention and shared experts)"
+        ),
+        kv_default="bf16",
+        split="layers",
+        runs="gguf",
+        vendors=("nvidia",),
+        offload_prefill="layerwise",
+        cpu_kernel_scale=1.25,
+        numa_replicated=True,
+        launch="python -m ktransformers.server.main --model_path {model} --gguf_path {model} --cache_lens {context}"
+        "{options}",
+        source="kvcache-ai/ktransformers docs (DeepseekR1_V3_tutorial.md: NUMA mode copies experts per socket; "
+        "AMX/AVX-512 expert kernels; layer-wise prefill for long prompts)",
+    ),
+    "mlx": Engine(
+        "mlx",
+        reserve_fraction=0.0,
+        context_bytes=0.2 * GIB,
+        sharded_extra_bytes=0.0,
+        graph_bytes_dense=0.0,
+        graph_bytes_moe=0.0,
+        batched_tokens=2048,
+        activations="planned",
+        speed=Efficiency(
+            (0.60, 0.75, 0.88),
+            0.6,
+            3 * US,
+            10 * US,
+            "mlx-lm 0.28 on M4 Max, Qwen3-30B-A3B at 4, 6 and 8 bits (ml-explore/mlx-lm; 113/94/83 tok/s): the "
+            "step grows 3.9 ms for 1.6 GB more weights (75% of 546 GB/s) and keeps ~3.5 ms fixed over 48 layers "
+            "(21 Metal dispatches of ~3 us and ~10 us of routing per layer)",
+        ),
+        kv_default="fp16",
+        unified_memory=True,
+        vendors=("apple",),
+        launch="mlx_lm.server --model {model}{options}",
+        source="mlx-lm generate.py prefill_step_size 2048; Metal wired limit = recommendedMaxWorkingSetSize",
+    ),
 }
-_ALIASES = {"llamacpp": "llama.cpp", "llama-cpp": "llama.cpp", "ollama": "llama.cpp", "hf": "transformers"}
+_ALIASES = {
+    "llamacpp": "llama.cpp", "llama-cpp": "llama.cpp", "ollama": "llama.cpp", "hf": "transformers",
+    "trtllm": "tensorrt-llm", "trt-llm": "tensorrt-llm", "tensorrt_llm": "tensorrt-llm", "kt": "ktransformers",
+    "mlx-lm": "mlx", "mlx_lm": "mlx",
+}  # fmt: skip
 AUTO_ORDER = ("vllm", "llama.cpp")
 """``--engine auto`` takes the first of these that runs the model's weights on the GPU."""
 

@@ -375,3 +375,14 @@ def offload_decode_seconds(d: Deployment, host: Host, cpu_layers: int) -> tuple[
 
     p = OffloadModel(d, host).evaluate(cpu_layers, d.context, d.batch, d.prompt)
     return p.decode_s
+
+
+def offload_prefill_seconds(d: Deployment, host: Host, cpu_layers: int) -> tuple[float, float, float]:
+    """Seconds to prefill ``d.prompt`` tokens (slow, expected, fast) of ``d`` on ``host`` with the experts of
+    layers ``0..cpu_layers-1`` in RAM."""
+    from moeplan.deploy.offload import OffloadModel
+
+    model = OffloadModel(d, host)
+    p = model.placement(cpu_layers, d.context, d.batch)
+    slow, mid, fast = (model.prefill_seconds(p, d.prompt, s)[0] for s in (0, 1, 2))
+    return slow, mid, fast

@@ -161,7 +161,7 @@ def backend_for(gpu: GpuSpec | None, requested: str | None) -> Backend | None:
     if key not in BACKENDS:
         raise InputError(f"unknown backend '{requested}'", f"one of: {', '.join(BACKENDS)} (or auto)")
     b = BACKENDS[key]
-    if gpu is not None and gpu.vendor not in b.vendors:
+    if gpu is not None and gpu.vendor in BACKEND_DEFAULT and gpu.vendor not in b.vendors:
         usable = ", ".join(n for n, x in BACKENDS.items() if gpu.vendor in x.vendors)
         raise InputError(f"llama.cpp's {b.name} backend does not run on {gpu.name} ({gpu.vendor})",
                          f"for {gpu.vendor} GPUs: {usable or 'none'}")  # fmt: skip
@@ -187,11 +187,16 @@ _WEIGHT_ONLY = KernelPath(
     source="vLLM fused_marlin_moe / gptq_marlin: dequantize in the GEMM, bf16 tensor cores",
 )  # fmt: skip
 _BF16 = KernelPath("bf16", "bf16", 0.75, 128, source="cuBLAS / Triton fused MoE, bf16")
+_APPLE = KernelPath(
+    "Metal (simdgroup matrix on the ALUs)", "fp16", 0.6, 16, nk_half=0.0,
+    source="Apple GPUs through M4 have no tensor cores: GEMMs run on the ALUs at their fp16 rate, no tile padding "
+    "(Metal backend's figure, benchmarks/prefill_measurements.yaml P10/P11)",
+)  # fmt: skip
 
 
 def kernel_path(engine: Engine, scheme: Scheme, gpu: GpuSpec | None, backend: Backend | None) -> KernelPath:
     """The GEMM path ``engine`` takes for ``scheme``'s routed experts (the bulk of an MoE step) on ``gpu``."""
-    if engine.runs == "gguf":
+    if engine.llama_cpp_kernels:
         b = backend or BACKENDS["cuda"]
         vendor = gpu.vendor if gpu is not None and gpu.vendor in b.paths else next(iter(b.paths))
         peak, eta = b.paths[vendor]
@@ -201,6 +206,8 @@ def kernel_path(engine: Engine, scheme: Scheme, gpu: GpuSpec | None, backend: Ba
             f"llama.cpp {b.name} ({peak} mat-mat)", peak, eta, b.m_half, nk_half=0.0, launch_scale=b.launch_scale,
             compute_spread=LLAMA_CPP_SPREAD, source=b.source,
         )  # fmt: skip
+    if gpu is not None and gpu.vendor == "apple":
+        return _APPLE
     fmt = weight_format(expert_format(scheme))
     matmul = fmt.matmul if fmt is not None else "bf16"
     kernels = fmt.kernels if fmt is not None else "any"

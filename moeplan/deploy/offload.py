@@ -48,10 +48,39 @@ from moeplan.records import Value
 US = 1e-6
 PCIE_GB_S = {"gen3": 16.0, "gen4": 32.0, "gen5": 64.0}  # one direction, x16 (PCI-SIG: 8/16/32 GT/s per lane)
 RAM_EFF = (0.45, 0.60, 0.75)
-CPU_COMPUTE_EFF = 1.0  # llama.cpp's int8 dot products (q8 activations x k-quants) run ~2x the fp32 FMA rate, at ~half
+INT8_PER_FP32 = {"amx_int8": 2.0, "avx512_vnni": 1.5}
+"""int8 dot-product rate over the fp32 FMA rate by ISA: AVX-512 VNNI (vpdpbusd) 4x the MACs per instruction,
+AMX tiles 16x; reached at well under half (VNNI) and an eighth (AMX) in llama.cpp's and KTransformers' kernels.
+Without either (AVX2, NEON) the int8 dot products run at about the fp32 rate."""
+CPU_KERNEL_EFF = 1.0
+"""Share of that int8 rate llama.cpp's CPU mat-vec kernels reach at decode, relative to the factor above."""
+CPU_GEMM_MAX, CPU_GEMM_M_HALF = 0.8, 10.0
+"""Prefill on the CPU: mat-mat kernels reach ``0.8 x m/(m + 10)`` of the int8 rate at ``m`` tokens per expert
+(ik_llama.cpp: Kimi-K2 Q2_K on an EPYC 9965, pp 108 tok/s at ubatch 512 and 238 at 4,096 -- m 10.7 and 85;
+DeepSeek-R1 on two Xeon E5-2690 v3, AVX2, pp512 10.3 tok/s: 66% of the fp32 peak at m 16)."""
 HANDOFF_S = 40 * US
 CPU_KERNEL_S = 15 * US  # a kernel on many CPU threads ends in a barrier: tens of microseconds, not a GPU launch
 CONTEXTS = (4096, 8192, 16384, 32768, 65536, 131072, 262144)
+
+
+def cpu_ops_per_s(cpu: CpuSpec) -> float:
+    """The CPU's rate for quantized expert GEMMs, op/s: ``fp32 GFLOP/s x int8 factor of its best ISA``; a
+    96-core EPYC 9654 (AVX-512 VNNI): 11,980 x 1.5 = 17,970 GOP/s."""
+    factor = max((INT8_PER_FP32.get(isa, 1.0) for isa in cpu.isa), default=1.0)
+    return cpu.fp32_gflops * 1e9 * factor * CPU_KERNEL_EFF
+
+
+def ram_bytes_per_s(cpu: CpuSpec, numa_replicated: bool) -> float:
+    """RAM bandwidth one inference process reaches across sockets, bytes/s.
+
+    Engines that copy the experts into each socket's memory (KTransformers' NUMA mode) read locally on every
+    socket: one socket's bandwidth plus 40% per extra socket (KTransformers' DeepSeek-R1 on one and two Xeon
+    6454S: 8.73 and 12.21 tok/s).  llama.cpp keeps one copy; half its reads cross the socket link, so a second
+    socket adds nothing: one socket's bandwidth (:attr:`CpuSpec.effective_bandwidth_gb_s` is the replicated case).
+    """
+    if numa_replicated or cpu.sockets == 1:
+        return cpu.effective_bandwidth_gb_s * 1e9
+    return cpu.bandwidth_gb_s / cpu.sockets * 1e9
 
 
 def usable_ram_bytes(ram_gib: float) -> float:
@@ -134,6 +163,8 @@ class OffloadModel:
         self.gpu_bw = host.gpu.bandwidth_gb_s * 1e9 if host.gpu else 1.0
         self.gpu_peak = peak_flops(host.gpu, d.compute_dtype) if host.gpu else 1.0
         self.kernels = sum(layer.kernels for layer in layers(arch)) + 3
+        self.ram_bw = ram_bytes_per_s(host.cpu, self.engine.numa_replicated)
+        self.cpu_ops = cpu_ops_per_s(host.cpu)
         moe = arch.moe
         assert moe is not None
         self.moe = moe
@@ -189,7 +220,7 @@ class OffloadModel:
     def decode_seconds(
         self, p: Placement, context: int, batch: int, scenario: int = 1
     ) -> tuple[float, dict[str, float]]:
-        arch, moe, host = self.arch, self.moe, self.host
+        arch, moe = self.arch, self.moe
         eff = self.d.efficiency
         used = distinct_experts(moe.num_experts, moe.expected_picks, batch) / moe.num_experts
         gpu_expert_bytes = sum(self.expert_bytes) - p.cpu_expert_bytes
@@ -207,32 +238,47 @@ class OffloadModel:
         else:
             t_gpu = gpu_bytes / (self.gpu_bw * eff.bw[scenario]) + self.kernels * eff.kernel_s * fixed
             t_gpu = max(t_gpu, (flops - cpu_flops) / (self.gpu_peak * 0.5))
-        t_mem = cpu_bytes / (host.cpu.effective_bandwidth_gb_s * 1e9 * RAM_EFF[scenario])
-        t_comp = cpu_flops / (host.cpu.fp32_gflops * 1e9 * CPU_COMPUTE_EFF)
+        t_mem = cpu_bytes / (self.ram_bw * min(0.9, RAM_EFF[scenario] * self.engine.cpu_kernel_scale))
+        t_comp = cpu_flops / self.cpu_ops
         handoffs = 0 if self.cpu_only else len(p.cpu_moe_layers)
         t_cpu = max(t_mem, t_comp) + handoffs * HANDOFF_S * fixed
         return t_gpu + t_cpu, {"gpu": t_gpu, "cpu": t_cpu, "cpu_memory": t_mem, "cpu_compute": t_comp}
 
-    def prefill_seconds(self, p: Placement, prompt: int) -> tuple[float, str]:
-        """Seconds to prefill ``prompt`` tokens, and whether CPU experts ran on the CPU or were streamed."""
-        arch, host = self.arch, self.host
-        ub = max(1, min(self.d.batched_tokens, prompt))
-        if self.cpu_only:
-            total = flops_per_token(arch, prompt, "prefill").total * prompt
-            return total / (host.cpu.fp32_gflops * 1e9 * CPU_COMPUTE_EFF), "computed on the CPU"
-        n_ub = math.ceil(prompt / ub)
-        f = flops_per_token(arch, prompt, "prefill").total * ub
-        cpu_flops = self.expert_flops_per_token * ub * len(p.cpu_moe_layers)
+    def prefill_seconds(self, p: Placement, prompt: int, scenario: int = 1) -> tuple[float, str]:
+        """Seconds to prefill ``prompt`` tokens, and where the CPU experts ran.
+
+        In ubatches of ``ub`` tokens (``--ubatch``): the GPU part of each ubatch, plus its CPU experts either
+        computed on the CPU or streamed over PCIe to the GPU and computed there (llama.cpp streams them for
+        every ubatch of 32 tokens or more; the faster counts).  Engines with layer-wise prefill
+        (KTransformers) stream each layer's experts once per prompt while the previous layer computes:
+        ``max(stream, GPU compute)``.  A larger ubatch streams less and never slows prefill.
+        """
+        arch = self.arch
         eff = self.d.efficiency
-        t_gpu = max(
-            (f - cpu_flops) / (self.gpu_peak * eff.gemm(ub, 4 * arch.hidden_size, arch.hidden_size)),
-            p.gpu_weights_bytes / (self.gpu_bw * eff.bw[1]),
-        )
-        t_on_cpu = cpu_flops / (host.cpu.fp32_gflops * 1e9 * CPU_COMPUTE_EFF)
-        pcie = PCIE_GB_S.get(host.pcie, 32.0) * 1e9 * 0.8
-        t_stream = p.cpu_expert_bytes / pcie + cpu_flops / (self.gpu_peak * 0.3)
+        compute_scale = (eff.compute_spread[0], 1.0, eff.compute_spread[1])[scenario]
+        ub = max(1, min(self.d.batched_tokens, prompt))
+        n_ub = math.ceil(prompt / ub)
+        per_token = flops_per_token(arch, prompt, "prefill").total
+        cpu_per_token = self.expert_flops_per_token * len(p.cpu_moe_layers)
+        moe = self.moe
+        m = ub * moe.expected_picks / distinct_experts(moe.num_experts, moe.expected_picks, ub)
+        cpu_rate = self.cpu_ops * CPU_GEMM_MAX * m / (m + CPU_GEMM_M_HALF) * compute_scale
+        if self.cpu_only:
+            return per_token * prompt / cpu_rate, "computed on the CPU"
+        eta = eff.gemm(ub, 4 * arch.hidden_size, arch.hidden_size) * compute_scale
+        t_gpu = max((per_token - cpu_per_token) * ub / (self.gpu_peak * eta),
+                    p.gpu_weights_bytes / (self.gpu_bw * eff.bw[scenario]))  # fmt: skip
         if not p.cpu_moe_layers:
             return t_gpu * n_ub, "gpu"
+        eta_exp = eff.gemm(m, 2 * moe.expert_intermediate_size, arch.hidden_size) * compute_scale
+        on_gpu = cpu_per_token * ub / (self.gpu_peak * eta_exp)
+        pcie = PCIE_GB_S.get(self.host.pcie, 32.0) * 1e9 * 0.8
+        t_on_cpu = cpu_per_token * ub / cpu_rate
+        t_stream = p.cpu_expert_bytes / pcie + on_gpu
+        if self.engine.offload_prefill == "layerwise":
+            whole = max(p.cpu_expert_bytes / pcie, (on_gpu + t_gpu) * n_ub)
+            if whole < (t_gpu + min(t_on_cpu, t_stream)) * n_ub:
+                return whole, "streamed to the GPU layer by layer, once per prompt"
         path = "streamed to the GPU over PCIe" if t_stream < t_on_cpu else "computed on the CPU"
         return (t_gpu + min(t_on_cpu, t_stream)) * n_ub, path
 

@@ -201,9 +201,9 @@ def resolve(
     if request.state_dtype.strip().lower() != "auto" and arch.linear_attention is None and arch.ssm is None:
         notes += (f"--state-dtype has no effect: {spec.name} has no linear-attention or state-space layers",)
     scale, extra, file_notes = _checkpoint_bytes(spec, scheme, request.mtp)
-    if eng.runs != "gguf" and request.backend.strip().lower() not in ("", "auto"):
+    if not eng.llama_cpp_kernels and request.backend.strip().lower() not in ("", "auto"):
         raise InputError(f"--backend chooses llama.cpp's GPU backend; {eng.name} has none", "drop --backend")
-    backend = backend_for(gpu, request.backend) if eng.runs == "gguf" else None
+    backend = backend_for(gpu, request.backend) if eng.llama_cpp_kernels else None
     path = kernel_path(eng, scheme, gpu, backend)
     if gpu is not None:
         peak_note = tensor_peak(gpu, path.peak_dtype)[1]

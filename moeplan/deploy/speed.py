@@ -24,9 +24,9 @@ summed over the stages (a step crosses them in turn):
   each: kernel launches, routing, top-k and token sorting) that dominate small MoE models at batch 1
   (Qwen3-30B-A3B bf16 on H20 runs at 23% of bandwidth in SGLang,
   Qwen's speed benchmark); ``eta_bw`` and these per engine (``Engine.speed``), from published measurements.
-* ``t_comm``: tensor parallel: two all-reduces of ``B x h x 2`` bytes per layer, ring time
-  ``alpha + 2 (tp-1)/tp x bytes / link``; expert parallel: dispatch and combine all-to-all of
-  ``B x k x h x 2 x (ep-1)/ep`` bytes per MoE layer; pipeline: one hop per stage boundary.
+* ``t_comm``: the collectives of :mod:`moeplan.deploy.comm` per interconnect and group size: tensor parallel
+  all-reduces of ``B x h x 2`` bytes (one after attention, one after a dense MLP), expert-parallel dispatch and
+  combine in place of the MoE layer's all-reduce, one hand-off per pipeline stage boundary.
 
 **Prefill** of a ``P``-token prompt runs in chunks of the engine's batched tokens; each chunk reads the
 weights once (all experts once a chunk has ``E/k`` tokens) and is mostly compute-bound.  Time to first token
@@ -44,7 +44,8 @@ import functools
 import math
 from dataclasses import dataclass, field
 
-from moeplan.deploy.engines import US, Efficiency
+from moeplan.deploy.comm import step_comm_s
+from moeplan.deploy.engines import Efficiency
 from moeplan.deploy.kernels import tensor_peak
 from moeplan.deploy.memory import MemoryModel
 from moeplan.hardware.gpus import GpuSpec
@@ -148,17 +149,6 @@ class SpeedBand(Value):
     notes: tuple[str, ...] = field(default_factory=tuple)
 
 
-def _link(gpu: GpuSpec, multi_node: bool) -> tuple[float, float]:
-    """(bytes/s one way, latency s) between two GPUs of a deployment."""
-    if multi_node:
-        return 50e9, 20 * US  # a 400 Gb/s NIC per GPU (InfiniBand / RoCE)
-    if gpu.nvlink_gb_s:
-        return gpu.nvlink_gb_s / 2 * 1e9, 8 * US
-    if gpu.pcie_gb_s:
-        return gpu.pcie_gb_s / 2 * 1e9, 25 * US
-    return 16e9, 25 * US
-
-
 def peak_flops(gpu: GpuSpec, dtype: str) -> float:
     """Dense peak FLOP/s for ``dtype`` (derived from another tensor dtype where unpublished, see
     :func:`moeplan.deploy.kernels.tensor_peak`)."""
@@ -222,22 +212,13 @@ class SpeedModel:
             total += f / (self.peak * min(0.95, eta * scale))
         return total
 
-    def _comm_s(self, batch_tokens: float) -> float:
+    def _comm_s(self, batch_tokens: float, alpha_scale: float) -> float:
         arch, moe = self.arch, self.moe
-        multi = self.d.layout.num_gpus > 8 or self.d.num_nodes > 1
-        link, alpha = _link(self.gpu, multi and self.tp > 8)
-        t = 0.0
-        h = arch.hidden_size
-        if self.tp > 1:
-            size = batch_tokens * h * 2
-            t += arch.num_layers * 2 * (alpha + 2 * (self.tp - 1) / self.tp * size / link)
-        if self.ep > 1 and moe is not None:
-            size = batch_tokens * moe.expected_picks * h * 2 * (self.ep - 1) / self.ep
-            t += arch.num_moe_layers * 2 * (alpha + size / link)
-        if self.pp > 1:
-            plink, palpha = _link(self.gpu, multi)
-            t += (self.pp - 1) * (palpha + batch_tokens * h * 2 / plink)
-        return t
+        return step_comm_s(
+            self.gpu, tp=self.tp, ep=self.ep, pp=self.pp, num_nodes=self.d.num_nodes, tokens=batch_tokens,
+            hidden=arch.hidden_size, top_k=moe.expected_picks if moe else 0.0, layers=arch.num_layers,
+            moe_layers=arch.num_moe_layers, alpha_scale=alpha_scale * self.d.engine.collective_scale,
+        )  # fmt: skip
 
     def _step(
         self,
@@ -271,7 +252,7 @@ class SpeedModel:
             kernels = self.stage_kernels[s] * eff.kernel_s
             fixed += (kernels + self.stage_moe_layers[s] * eff.moe_layer_s) * fixed_scale
         comp = self._compute_s(per_gpu_flops, tokens, eff, compute_scale, skew) * self.pp
-        comm = self._comm_s(tokens)
+        comm = self._comm_s(tokens, fixed_scale)
         return Step(max(mem, comp) + fixed + comm, mem, comp, fixed, comm, bytes_read)
 
     # -- public ---------------------------------------------------------------------------------------

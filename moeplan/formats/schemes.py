@@ -51,7 +51,8 @@ class WeightFormat(Value):
     """The dtype engines multiply in where the GPU has units for it (else bf16): fp8 checkpoints run fp8 GEMMs."""
     kernels: str = "any"
     """What a GPU needs to run it as stored: ``any``; ``fp8`` (fp8 units, or NVIDIA's W8A16 kernels);
-    ``packed4`` (GPTQ/AWQ/MXFP4/NVFP4 kernels: NVIDIA Turing or newer, AMD MI300 or newer)."""
+    ``packed4`` (GPTQ/AWQ/MXFP4/NVFP4 kernels: NVIDIA Turing or newer, AMD MI300 or newer); ``apple`` (MLX's
+    quantized kernels: Apple silicon only)."""
     gguf_equivalent: str = "Q4_K_M"
     """The llama.cpp file type people make from a checkpoint in this format."""
 
@@ -156,6 +157,18 @@ FORMATS: dict[str, WeightFormat] = {
             kernels="packed4",
         ),
         WeightFormat("hqq-int4", 4, group=64, group_bits=32, description="HQQ 4-bit g64: fp16 scale and zero"),
+        *(
+            WeightFormat(
+                f"mlx-{b}bit",
+                b,
+                group=64,
+                group_bits=32,
+                kernels="apple",
+                gguf_equivalent=mix,
+                description=f"MLX affine {b}-bit g64: fp16 scale and bias (mlx.core.quantize)",
+            )
+            for b, mix in ((3, "Q3_K_M"), (4, "Q4_K_M"), (6, "Q6_K"), (8, "Q8_0"))
+        ),
         *(
             WeightFormat(
                 f"int4-g{g}",

@@ -106,11 +106,14 @@ class GpuSpec(Record):
         """Whether engines have kernels for a weight format needing ``need`` on this GPU.
 
         ``fp8``: fp8 units (H100, MI300, Gaudi) or an NVIDIA GPU with bf16 (Ampere's W8A16 Marlin kernels);
-        ``packed4`` (GPTQ, AWQ, MXFP4, NVFP4): NVIDIA Turing or newer (not V100) or AMD Instinct MI300 and later.
+        ``packed4`` (GPTQ, AWQ, MXFP4, NVFP4): NVIDIA Turing or newer (not V100) or AMD Instinct MI300 and later;
+        ``apple`` (MLX's quantized formats): Apple silicon.
         """
         nvidia, has = self.vendor == "nvidia", set(self.tflops)
         if need == "fp8":
             return "fp8" in has or (nvidia and "bf16" in has)
+        if need == "apple":
+            return self.vendor == "apple"
         if need == "packed4":
             return (nvidia and not self.id.startswith("v100")) or (self.vendor == "amd" and "fp8" in has)
         return True

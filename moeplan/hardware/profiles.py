@@ -5,6 +5,13 @@ of peak bandwidth, best share of peak compute).  Profiles live in the user's cac
 (``$MOEPLAN_CACHE/calibration/<gpu-id>.json``, by default under ``~/.cache/moeplan``) or wherever ``--save`` put them.
 ``estimate`` applies the stored profile of its GPU automatically and says so; a profile measured on another
 device, or older than :data:`MAX_AGE_DAYS`, is never applied silently: it is refused with the reason.
+
+Beside the device's factors a profile may carry (all optional, so profiles written before them still load):
+``host`` (:class:`HostMeasurement`: the CPU's RAM bandwidth and expert GEMM, which the offload model wants),
+``collectives`` (:class:`CollectivesMeasurement`: all-reduce and all-to-all latency and bus bandwidth across
+the box's devices), ``step`` (:class:`StepMeasurement`: a full decode step of several layers and the fixed cost
+per layer it reveals) and ``notes`` (what the run could not measure, and why).  ``calibrate --device cpu``
+saves its profile as ``cpu.json`` (:data:`HOST_PROFILE_ID`); :func:`load_host_profile` finds it.
 """
 
 from __future__ import annotations
@@ -13,16 +20,19 @@ import datetime as dt
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from moeplan.cache import profile_path
+from moeplan.cache import cache_root, profile_path
 from moeplan.errors import InputError
 from moeplan.hardware.gpus import GpuSpec
 from moeplan.records import Value
 
 MAX_AGE_DAYS = 180
 MAX_PROFILE_BYTES = 1 << 20
+HOST_PROFILE_ID = "cpu"
+"""The cache name of the profile ``calibrate --device cpu`` writes: ``$MOEPLAN_CACHE/calibration/cpu.json``."""
 
 
 class Measurement(BaseModel):
@@ -40,6 +50,166 @@ class Measurement(BaseModel):
     predicted_seconds: float | None = None
     peak_memory_bytes: int | None = None
     predicted_memory_bytes: int | None = None
+
+
+class HostTiming(BaseModel):
+    """One timed host kernel: a read over the RAM buffer (``ram_read``) or one expert's MLP (``expert_gemm``)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    kind: Literal["ram_read", "expert_gemm"]
+    tokens: int | None = Field(default=None, gt=0)
+    """Rows of the expert GEMM (None for the RAM read)."""
+    bytes: float = Field(ge=0)
+    """Bytes one call reads (the buffer; the experts' weights)."""
+    flops: float = Field(ge=0)
+    seconds: float = Field(gt=0)
+    """Median of the runs, one call."""
+    seconds_spread: float = Field(ge=0)
+    runs: int = Field(gt=0)
+    steady: bool = True
+
+
+class HostMeasurement(BaseModel):
+    """What ``calibrate`` measured on the host CPU: RAM bandwidth and one expert's MLP in torch.
+
+    ``ram_gb_s`` is the read bandwidth of a sum over a buffer several times the last-level cache, run on
+    ``threads`` threads across all ``sockets``; ``ram_gb_s_per_socket = ram_gb_s / sockets`` (a two-socket
+    box reading 300 GB/s: 150 GB/s per socket).  ``expert_gflops_decode`` maps tokens (1, 8) to the GFLOP/s of
+    one expert's gate, up and down projections, ``2 x tokens x 3 x hidden x expert_ffn`` FLOPs per call, with
+    the weights cycled through enough experts to come from RAM; ``expert_gflops_prefill`` is the same at 512 tokens.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    cpu: str
+    sockets: int = Field(ge=1)
+    threads: int = Field(ge=1)
+    dtype: str = "fp32"
+    ram_gb_s: float = Field(gt=0)
+    ram_gb_s_per_socket: float = Field(gt=0)
+    ram_buffer_bytes: int = Field(gt=0)
+    last_level_cache_bytes: int | None = Field(default=None, gt=0)
+    expert_shape: dict[str, int] = Field(default_factory=dict)
+    """``hidden`` and ``expert_ffn`` of the expert timed."""
+    expert_gflops_decode: dict[int, float] = Field(default_factory=dict)
+    """Tokens (1, 8) -> GFLOP/s of one expert's MLP."""
+    expert_gflops_prefill: float = Field(gt=0)
+    """GFLOP/s of one expert's MLP at 512 tokens."""
+    timings: list[HostTiming] = Field(default_factory=list)
+
+    def expert_seconds(self, tokens: int) -> float:
+        """Seconds of one expert's MLP for ``tokens`` tokens at the measured rate nearest in tokens.
+
+        ``2 x tokens x 3 x hidden x expert_ffn / (GFLOP/s x 1e9)``: Qwen3-30B-A3B's expert (2048 x 768) at
+        1 token and 2.0 GFLOP/s is 9.4 MFLOP / 2.0e9 = 4.7 ms.
+        """
+        rates = {**self.expert_gflops_decode, 512: self.expert_gflops_prefill}
+        nearest = min(rates, key=lambda t: (abs(t - tokens), t))
+        flops = 2.0 * tokens * 3 * self.expert_shape.get("hidden", 0) * self.expert_shape.get("expert_ffn", 0)
+        return flops / (rates[nearest] * 1e9)
+
+
+CollectiveOp = Literal["all_reduce", "all_to_all"]
+
+
+class CollectivePoint(BaseModel):
+    """One collective at one message size: the slowest rank's median seconds per call."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    op: CollectiveOp
+    tokens: int = Field(gt=0)
+    bytes: int = Field(gt=0)
+    """Bytes of each rank's buffer (``tokens x hidden x 2``)."""
+    seconds: float = Field(gt=0)
+    seconds_spread: float = Field(ge=0)
+    runs: int = Field(gt=0)
+    steady: bool = True
+
+
+class CollectiveFit(BaseModel):
+    """``t = alpha_s + factor x bytes / (bus_gb_s x 1e9)``, least squares over the measured sizes.
+
+    ``factor`` is ``2 (n - 1) / n`` for a ring all-reduce and ``(n - 1) / n`` for an all-to-all (the share of
+    the buffer each rank sends).  8 ranks, alpha 20 us, 100 GB/s bus, a 1 MiB all-reduce:
+    20e-6 + 1.75 x 1,048,576 / 100e9 = 38.4 us.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    alpha_s: float = Field(gt=0)
+    bus_gb_s: float = Field(gt=0)
+    factor: float = Field(gt=0, le=2)
+    method: str = "least squares"
+    """How the fit was reached (``least squares``, or the fallback used when noise made it unphysical)."""
+
+    def seconds(self, nbytes: float) -> float:
+        """Predicted seconds of one collective of ``nbytes`` per rank."""
+        return self.alpha_s + self.factor * nbytes / (self.bus_gb_s * 1e9)
+
+
+class CollectivesMeasurement(BaseModel):
+    """All-reduce and all-to-all across ``world_size`` processes of this box (NCCL on GPUs, gloo on the CPU)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    backend: Literal["nccl", "gloo"]
+    world_size: int = Field(ge=2)
+    device: str
+    dtype: str = "bf16"
+    hidden: int = Field(gt=0)
+    all_reduce: CollectiveFit | None = None
+    all_to_all: CollectiveFit | None = None
+    """None when it could not be measured (the profile's ``notes`` say why)."""
+    all_to_all_emulated: bool = False
+    """True when this torch's backend had no all-to-all and it was timed as point-to-point sends and receives."""
+    points: list[CollectivePoint] = Field(default_factory=list)
+
+    def seconds(self, op: CollectiveOp, nbytes: float) -> float | None:
+        """Predicted seconds of ``op`` on ``nbytes`` per rank (None if that op was not measured)."""
+        fit = self.all_reduce if op == "all_reduce" else self.all_to_all
+        return fit.seconds(nbytes) if fit else None
+
+
+class StepPoint(BaseModel):
+    """One decode step of the layer stack at one batch size."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    batch: int = Field(gt=0)
+    seconds: float = Field(gt=0)
+    """The whole step (all layers), median."""
+    seconds_spread: float = Field(ge=0)
+    seconds_per_layer: float = Field(gt=0)
+    bytes_per_layer: float = Field(ge=0)
+    """Weights read (attention, the experts used, norms) plus the KV cache read, per layer."""
+    overhead_s_per_layer: float = Field(ge=0)
+    """``max(0, seconds_per_layer - bytes_per_layer / bandwidth)``: what the bytes do not explain."""
+    runs: int = Field(gt=0)
+    steady: bool = True
+
+
+class StepMeasurement(BaseModel):
+    """A full decode step: ``layers`` decoder layers (norm, attention over ``context`` cached tokens, norm, MoE).
+
+    The fixed cost per layer is ``seconds per layer - bytes per layer / bandwidth`` (floor 0): 60 us per layer
+    measured for 50 MB at 2,000 GB/s (25 us) leaves 35 us of launches, synchronisation and small kernels.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    layers: int = Field(gt=0)
+    context: int = Field(gt=0)
+    attention: dict[str, int] = Field(default_factory=dict)
+    """``heads``, ``kv_heads``, ``head_dim``, ``v_head_dim`` of the attention timed."""
+    bandwidth_gb_s: float = Field(gt=0)
+    """The bandwidth the bytes are divided by."""
+    bandwidth_source: str = "copy"
+    """Which measurement that is (``copy``: the device's memory copy; ``host RAM read`` on a CPU)."""
+    points: list[StepPoint] = Field(default_factory=list)
+    overhead_s_per_layer: float = Field(ge=0)
+    """The smallest batch's fixed cost per layer (batch 1: the least compute beside it)."""
 
 
 class CalibrationProfile(BaseModel):
@@ -69,6 +239,14 @@ class CalibrationProfile(BaseModel):
     """Tokens -> achieved MoE-layer TFLOP/s / catalogue peak."""
     layer: dict[str, int] = Field(default_factory=dict)
     measurements: list[Measurement] = Field(default_factory=list)
+    host: HostMeasurement | None = None
+    """The host CPU and RAM (always on ``--device cpu``; on GPUs unless ``--no-host``)."""
+    collectives: CollectivesMeasurement | None = None
+    """All-reduce and all-to-all across the box's devices (``--collectives``)."""
+    step: StepMeasurement | None = None
+    """A full decode step of several layers (``--full-step``)."""
+    notes: list[str] = Field(default_factory=list)
+    """What the run could not measure or measured with a caveat."""
 
 
 def load_profile(path: Path) -> CalibrationProfile:
@@ -144,3 +322,61 @@ def measured_for(gpu: GpuSpec, path: str | None) -> tuple[Measured | None, str |
     )
     label = f"{file} ({profile.created[:10]})"
     return Measured(profile.bandwidth_efficiency, profile.compute_efficiency, label, note), None
+
+
+def _host_candidates() -> list[Path]:
+    """The cached profiles that may hold a host measurement: ``cpu.json`` first, then the others, newest first."""
+    folder = cache_root() / "calibration"
+    first = profile_path(HOST_PROFILE_ID)
+    try:
+        others = sorted((p for p in folder.glob("*.json") if p != first), key=lambda p: p.stat().st_mtime, reverse=True)
+    except OSError:
+        others = []
+    return [first, *others]
+
+
+def host_measured_for(path: str | None) -> tuple[HostMeasurement | None, str | None]:
+    """The host measurement to use, and a note: what was applied, or why nothing was (None, None: no profile).
+
+    ``path`` (a profile file) must hold a fresh host measurement, else InputError.  Without it the cache's
+    ``cpu.json`` is used, else the newest cached profile that measured the host (a GPU run measures its host
+    too); one older than :data:`MAX_AGE_DAYS` is refused with the reason.
+    """
+    explicit = path is not None
+    if path is not None:
+        file = Path(path).expanduser()
+        profile = load_profile(file)
+    else:
+        for file in _host_candidates():
+            if not file.is_file():
+                continue
+            try:
+                profile = load_profile(file)
+            except InputError:
+                continue
+            if profile.host is not None:
+                break
+        else:
+            return None, None
+    host = profile.host
+    if host is None:
+        raise InputError(f"calibration {file} holds no host measurement", "run `moeplan calibrate --device cpu`")
+    age = _age_days(profile)
+    if age > MAX_AGE_DAYS:
+        note = f"host calibration {file} is {age:.0f} days old (over {MAX_AGE_DAYS}); not applied, rerun calibrate"
+        if explicit:
+            raise InputError(note)
+        return None, note
+    decode = host.expert_gflops_decode.get(1) or next(iter(host.expert_gflops_decode.values()), None)
+    note = (
+        f"host calibrated: {file} measured on {host.cpu} {profile.created[:10]}: RAM {host.ram_gb_s:,.1f} GB/s "
+        f"({host.ram_gb_s_per_socket:,.1f} per socket x {host.sockets}), expert GEMM "
+        + (f"{decode:,.1f} GFLOP/s at 1 token, " if decode else "")
+        + f"{host.expert_gflops_prefill:,.1f} at 512"
+    )
+    return host, note
+
+
+def load_host_profile(path: str | None) -> HostMeasurement | None:
+    """:func:`host_measured_for` without its note (None when there is none, or the stored one is stale)."""
+    return host_measured_for(path)[0]

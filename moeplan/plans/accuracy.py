@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from moeplan.deploy.deployment import Deployment, EstimateRequest
-from moeplan.deploy.evaluate import evaluate, fits, headline, offload_decode_seconds
+from moeplan.deploy.evaluate import evaluate, fits, headline, offload_decode_seconds, offload_prefill_seconds
 from moeplan.deploy.resolve import resolve
 from moeplan.errors import MoeplanError, SpecError
 from moeplan.files import read_yaml
@@ -39,6 +39,13 @@ class Check(Value):
     ok: bool = True
     unit: str = ""
     source: str = ""
+    stage: str = ""
+    """The stage the record scores (see :data:`STAGES`)."""
+
+    @property
+    def within_1_5x(self) -> bool:
+        """Inside the band, or the expected value within 1.5x of the measurement either way."""
+        return self.ok or (self.measured > 0 and 1 / 1.5 <= self.predicted / self.measured <= 1.5)
 
     @property
     def error(self) -> float:
@@ -86,20 +93,39 @@ def record_gpu(r: dict[str, Any]) -> GpuSpec:
     )
 
 
+ENGINE_OF_RECORD = {"ik_llama.cpp": "llama.cpp"}
+"""Engines moeplan scores as another: ik_llama.cpp is a llama.cpp fork with the same file types and layout."""
+STAGES = {
+    "decode_speed": "decode", "throughput": "decode", "prefill_speed": "prefill", "ttft": "time to first token",
+    "offload_speed": "offload decode", "offload_prefill": "offload prefill",
+}  # fmt: skip
+
+
+def stage_of(r: dict[str, Any]) -> str:
+    """The stage a speed record scores: decode on one GPU or several, prefill, TTFT, offload decode or prefill."""
+    stage = STAGES.get(str(r["kind"]), "")
+    if stage == "decode" and int(r.get("num_gpus") or 1) > 1:
+        return "decode, several GPUs"
+    return "decode, one GPU" if stage == "decode" else stage
+
+
 def deployment(r: dict[str, Any], gpu: GpuSpec | None, **changes: Any) -> Deployment:
     """The record's deployment, resolved as ``estimate`` resolves a request (the engine's published factors,
     never a calibration profile on this machine)."""
+    eng = str(r.get("engine", "vllm"))
+    eng = ENGINE_OF_RECORD.get(eng, eng)
     request = EstimateRequest(
         model=str(r["model"]),
-        engine=str(r.get("engine", "vllm")),
+        engine=eng,
         quant=r.get("quant"),
         num_gpus=int(r.get("num_gpus") or 1),
         tp=int(r["tp"]) if r.get("tp") else None,
+        ep=int(r["ep"]) if r.get("ep") else None,
         kv_dtype=str(r.get("kv_dtype", "auto")),
         context=int(r.get("context") or 1024),
         batch=int(r.get("batch") or 1),
         ubatch=int(r["ubatch"]) if r.get("ubatch") else None,
-        backend=str(r.get("backend") or "auto").lower() if r.get("engine") == "llama.cpp" else "auto",
+        backend=str(r.get("backend") or "auto").lower() if eng == "llama.cpp" and r.get("backend") != "CPU" else "auto",
         use_calibration=False,
     )
     return resolve(replace(request, **changes), gpu=gpu, fewest=False)
@@ -109,7 +135,12 @@ _KINDS = {"weights_memory": "weights"}
 
 
 def check(r: dict[str, Any]) -> Check:
-    """Evaluate one record."""
+    """Evaluate one record (speed records carry their stage)."""
+    c = _check(r)
+    return replace(c, stage=stage_of(r)) if r["kind"] in STAGES else c
+
+
+def _check(r: dict[str, Any]) -> Check:
     kind, rid = _KINDS.get(r["kind"], r["kind"]), str(r["id"])
     if kind == "weights" and r.get("engine") == "llama.cpp":
         kind = "gguf_size"  # llama.cpp prints the model's tensor bytes: the whole file, on any number of GPUs
@@ -138,8 +169,12 @@ def check(r: dict[str, Any]) -> Check:
         label += f" on {gpu.name}" + (f" x{r['num_gpus']}" if int(r.get("num_gpus", 1)) > 1 else "")
         label += f", batch {batch}" if batch > 1 else ""
         return Check(rid, kind, label, measured, mid, lo, hi, ok, "tokens/s", src)
-    if kind == "prefill_speed":
+    if kind == "prefill_speed" and r.get("backend") == "CPU":
+        return _offload_check(r, rid, label, src, prefill=True)
+    if kind in ("prefill_speed", "ttft"):
         return _prefill_check(r, rid, label, src)
+    if kind == "offload_prefill":
+        return _offload_check(r, rid, label, src, prefill=True)
     if kind == "fit":
         gpu = record_gpu(r)
         ok = fits(deployment(r, gpu, context=int(r.get("context", 8192))))
@@ -150,8 +185,9 @@ def check(r: dict[str, Any]) -> Check:
     raise SpecError(f"record {rid}: unknown kind '{kind}'")
 
 
-def _offload_check(r: dict[str, Any], rid: str, label: str, src: str) -> Check:
-    """Decode speed of a CPU+GPU (or CPU-only) run with experts in RAM, against the offload model's band."""
+def _offload_check(r: dict[str, Any], rid: str, label: str, src: str, prefill: bool = False) -> Check:
+    """Decode (or, with ``prefill``, prompt processing) speed of a CPU+GPU (or CPU-only) run with experts in RAM,
+    against the offload model's band."""
     from moeplan.deploy.offload import Host
     from moeplan.hardware.hosts import custom_host, resolve_cpu
 
@@ -166,17 +202,32 @@ def _offload_check(r: dict[str, Any], rid: str, label: str, src: str) -> Check:
             cpu = replace(cpu, cores=int(r["cores"]))
         if r.get("sockets"):
             cpu = replace(cpu, sockets=int(r["sockets"]))
+    figures = r.get("cpu_figures") or {}  # the stated CPU model's spec, for a host given as a memory configuration
+    if figures:
+        cores = int(r.get("cores") or figures["cores"])
+        per_cycle, isa = float(figures["fp32_per_cycle"]), tuple(figures.get("isa", ()))
+        ghz = float(figures["ghz"])
+        cpu = replace(cpu, cores=cores, all_core_ghz=ghz, fp32_gflops_per_core_cycle=per_cycle, isa=isa)
     gpu = record_gpu(r) if (r.get("gpu") or r.get("gpu_figures")) and r.get("num_gpus", 1) else None
     ctx = max(1, int(r.get("context") or 128))
-    d = deployment(r, gpu, engine="llama.cpp", kv_dtype="f16", context=ctx, prompt=min(512, ctx), tp=None,
+    engine = "ktransformers" if r.get("engine") == "ktransformers" else "llama.cpp"
+    prompt = int(r.get("prompt") or min(512, ctx))
+    ctx = max(ctx, prompt)
+    d = deployment(r, gpu, engine=engine, kv_dtype="auto", context=ctx, prompt=prompt, tp=None,
                    num_gpus=int(r.get("num_gpus") or 1) if gpu else None)  # fmt: skip
-    host = Host(gpu, int(r.get("num_gpus") or 0) if gpu else 0, 4096.0, cpu)
+    host = Host(gpu, int(r.get("num_gpus") or 0) if gpu else 0, 4096.0, cpu, str(r.get("pcie") or "gen4"))
     n = d.spec.arch.num_layers if r.get("experts_on_cpu") in ("all", None) else int(r["experts_on_cpu"])
-    low, mid, high = (1 / t for t in offload_decode_seconds(d, host, n))
+    if prefill:
+        low, mid, high = (prompt / t for t in offload_prefill_seconds(d, host, n))
+    else:
+        low, mid, high = (1 / t for t in offload_decode_seconds(d, host, n))
     measured = float(r["value"])
     where = f"{r.get('num_gpus', 1)} x {gpu.name}" if gpu else "CPU only"
     label = f"{r['model']} {r['quant']} {r.get('engine', '')}, {where} + {cpu.name}, experts of {n} layers in RAM"
-    return Check(rid, "offload_speed", label, measured, mid, low, high, low <= measured <= high, "tokens/s", src)
+    if prefill:
+        label += f", {prompt:,}-token prompt" + (f", ubatch {r['ubatch']}" if r.get("ubatch") else "")
+    kind = "offload_prefill" if prefill else "offload_speed"
+    return Check(rid, kind, label, measured, mid, low, high, low <= measured <= high, "tokens/s", src)
 
 
 def _prefill_check(r: dict[str, Any], rid: str, label: str, src: str) -> Check:
@@ -189,9 +240,13 @@ def _prefill_check(r: dict[str, Any], rid: str, label: str, src: str) -> Check:
     if perf is None:
         raise SpecError(f"record {rid}: no prefill prediction for it")
     low, high = perf.prefill_tokens_per_s_range
+    mid = perf.prefill_tokens_per_s
+    if r["kind"] == "ttft":  # seconds: the band's slow end is the long time
+        mid, (low, high) = perf.time_to_first_token_s, perf.time_to_first_token_s_range
     measured = float(r["value"])
     backend = f" {r['backend']}" if r.get("backend") else ""
     label += f"{backend} on {gpu.name}" + (f" x{r['num_gpus']}" if int(r.get("num_gpus", 1)) > 1 else "")
     label += f", {prompt:,}-token prompt" + (f", ubatch {r['ubatch']}" if r.get("ubatch") else "")
     ok = low <= measured <= high
-    return Check(rid, "prefill_speed", label, measured, perf.prefill_tokens_per_s, low, high, ok, "tokens/s", src)
+    unit = "s" if r["kind"] == "ttft" else "tokens/s"
+    return Check(rid, str(r["kind"]), label, measured, mid, low, high, ok, unit, src)

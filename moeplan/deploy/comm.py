@@ -1,0 +1,126 @@
+"""Communication of one step: collectives per interconnect, group size and message size.
+
+Each collective costs a latency and a transfer (the alpha-beta model of NCCL's own performance notes):
+
+    all-reduce (ring)   t = alpha_ar(n) + 2 (n-1)/n x bytes / bus
+    all-to-all          t = alpha_a2a(n) + (n-1)/n x bytes / bus
+    pipeline hand-off   t = alpha_p2p + bytes / bus
+
+with ``alpha(n) = alpha_2 x (1 + 0.25 log2(n/2))`` (a ring or tree grows its hops with the group; NCCL's
+small-message all-reduce on 8 NVLink GPUs takes ~1.5x its 2-GPU time) and ``bus`` the one-way bandwidth per
+GPU.  Per interconnect (:data:`LINKS`):
+
+* NVLink/NVSwitch: bus = half the NVLink figure (it is quoted both ways); alpha 10 us -- vLLM's one-shot
+  custom all-reduce answers small messages in 5-10 us and NCCL in 10-20 us; all-to-all (DeepEP low-latency
+  dispatch or combine inside a node) ~25 us.
+* PCIe (no NVLink): bus = 80% of the PCIe figure's one direction; alpha 25 us: NCCL through the host bridge.
+* xGMI (MI300-class Infinity Fabric, 7 links per GPU): bus 50 GB/s per peer; alpha 15 us.
+* InfiniBand/RoCE between nodes (one 400 Gb/s NIC per GPU): bus 40 GB/s; alpha 60 us for an all-reduce that
+  crosses nodes (tens to 100+ us measured), 80 us for an all-to-all (DeepEP low-latency across nodes: 80-160
+  us per dispatch at 128 tokens on H800 clusters).
+
+A step of a TP group with ``ep`` experts spread over it (EP inside TP, as vLLM and SGLang run it) charges each
+layer one all-reduce after attention and, after the MLP, an all-reduce for a dense layer or a dispatch and a
+combine for an MoE layer -- never both.  The band scales every alpha like the other fixed costs (1.5x / 0.6x).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from moeplan.deploy.engines import US
+from moeplan.hardware.gpus import GpuSpec
+from moeplan.records import Value
+
+GPUS_PER_NODE = 8
+
+
+@dataclass(frozen=True, repr=False, eq=False)
+class Link(Value):
+    """One interconnect: one-way bus bandwidth per GPU and the latency of small collectives on 2 GPUs."""
+
+    name: str
+    bus_bytes_s: float
+    alpha_s: float
+    """All-reduce of a small message between 2 GPUs."""
+    a2a_alpha_s: float
+    """All-to-all (expert dispatch or combine) of a small message between 2 GPUs."""
+    p2p_alpha_s: float
+    """One send/receive (a pipeline hand-off)."""
+
+    def alpha(self, n: int, base: float) -> float:
+        """Latency of a collective over ``n`` GPUs: ``base x (1 + 0.25 log2(n/2))``; 8 NVLink GPUs: 15 us."""
+        return base * (1 + 0.25 * math.log2(max(n, 2) / 2))
+
+    def all_reduce_s(self, n: int, nbytes: float) -> float:
+        """Ring all-reduce of ``nbytes`` over ``n`` GPUs; 8 H100s, 7,168 x 2 B: 15 us + 0.03 us."""
+        if n <= 1:
+            return 0.0
+        return self.alpha(n, self.alpha_s) + 2 * (n - 1) / n * nbytes / self.bus_bytes_s
+
+    def all_to_all_s(self, n: int, nbytes: float) -> float:
+        """All-to-all of ``nbytes`` per GPU over ``n`` GPUs (each sends ``(n-1)/n`` of it)."""
+        if n <= 1:
+            return 0.0
+        return self.alpha(n, self.a2a_alpha_s) + (n - 1) / n * nbytes / self.bus_bytes_s
+
+    def scaled(self, factor: float) -> Link:
+        """This link with every latency times ``factor`` (the band's ends)."""
+        a = self.alpha_s * factor, self.a2a_alpha_s * factor, self.p2p_alpha_s * factor
+        return Link(self.name, self.bus_bytes_s, *a)
+
+    def send_s(self, nbytes: float) -> float:
+        """One pipeline hand-off of ``nbytes``."""
+        return self.p2p_alpha_s + nbytes / self.bus_bytes_s
+
+
+def link_for(gpu: GpuSpec, across_nodes: bool) -> Link:
+    """The interconnect between two GPUs of a deployment on ``gpu``: InfiniBand/RoCE across nodes, else NVLink,
+    xGMI (AMD Instinct) or PCIe."""
+    if across_nodes:
+        return Link("InfiniBand/RoCE (400 Gb/s per GPU)", 40e9, 60 * US, 80 * US, 15 * US)
+    if gpu.nvlink_gb_s:
+        return Link(f"NVLink ({gpu.nvlink_gb_s:g} GB/s)", gpu.nvlink_gb_s / 2 * 1e9, 10 * US, 25 * US, 8 * US)
+    if gpu.vendor == "amd" and gpu.kind == "datacenter":
+        return Link("xGMI (Infinity Fabric)", 50e9, 15 * US, 30 * US, 10 * US)
+    pcie = (gpu.pcie_gb_s or 32.0) / 2 * 0.8 * 1e9
+    return Link("PCIe", pcie, 25 * US, 40 * US, 15 * US)
+
+
+def step_comm_s(
+    gpu: GpuSpec,
+    *,
+    tp: int,
+    ep: int,
+    pp: int,
+    num_nodes: int,
+    tokens: float,
+    hidden: int,
+    top_k: float,
+    layers: int,
+    moe_layers: int,
+    alpha_scale: float = 1.0,
+) -> float:
+    """Seconds of communication in one forward pass of ``tokens`` tokens (activations in 2-byte dtypes).
+
+    TP (with EP inside it): per layer one all-reduce of ``tokens x h x 2`` bytes after attention, and after the
+    MLP an all-reduce (dense layers; MoE layers without EP) or a dispatch and a combine of
+    ``tokens x k x h x 2`` bytes (MoE layers with EP).  Pipeline: ``pp - 1`` hand-offs.  TP groups span nodes
+    when ``tp`` exceeds a node's 8 GPUs; pipeline stages do when the deployment has several nodes.
+    """
+    gpus = tp * pp
+    nodes = max(num_nodes, math.ceil(gpus / GPUS_PER_NODE))
+    act = tokens * hidden * 2
+    t = 0.0
+    if tp > 1:
+        scaled = link_for(gpu, tp > GPUS_PER_NODE).scaled(alpha_scale)
+        ar = scaled.all_reduce_s(tp, act)
+        t += layers * ar  # after attention
+        ep_layers = moe_layers if ep > 1 else 0
+        t += (layers - ep_layers) * ar  # after the MLP: dense layers, and MoE layers without EP
+        if ep_layers:
+            t += ep_layers * 2 * scaled.all_to_all_s(ep, act * top_k)
+    if pp > 1:
+        t += (pp - 1) * link_for(gpu, nodes > 1).scaled(alpha_scale).send_s(act)
+    return t
