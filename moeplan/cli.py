@@ -9,7 +9,9 @@ import typer
 # moeplan uses no pydantic plugins; not scanning the installed packages for them saves start-up time.
 os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
 
+from moeplan.cli_calibrate import calibrate
 from moeplan.cli_options import (
+    BackendOpt,
     BatchOpt,
     CalibrationOpt,
     ContextOpt,
@@ -43,6 +45,7 @@ from moeplan.cli_options import (
     SkewOpt,
     StateOpt,
     TpOpt,
+    UbatchOpt,
     check_format,
     emit,
     handled_errors,
@@ -97,6 +100,8 @@ def estimate(
     context: ContextOpt = "8k",
     batch: BatchOpt = 1,
     engine: EngineOpt = "auto",
+    backend: BackendOpt = "auto",
+    ubatch: UbatchOpt = None,
     no_flash_attention: NoFaOpt = False,
     mtp: MtpOpt = False,
     prompt: PromptOpt = None,
@@ -136,8 +141,8 @@ def estimate(
     if offload_experts is not None:
         offload(
             model, gpu, gpu_memory, gpu_bandwidth, num_gpus or 1, ram, cpu, ram_bandwidth, pcie, context, batch,
-            quant, kv_dtype if kv_dtype != "auto" else "f16", offload_experts, prompt, price, gpu_file, fmt,
-            json_out,
+            quant, kv_dtype if kv_dtype != "auto" else "f16", offload_experts, prompt, price=price, gpu_file=gpu_file,
+            fmt=fmt, json_out=json_out, backend=backend, ubatch=ubatch,
         )  # fmt: skip
         return
     with handled_errors():
@@ -167,6 +172,8 @@ def estimate(
             context=parse_tokens(context),
             batch=batch,
             engine=engine,
+            backend=backend,
+            ubatch=ubatch,
             flash_attention=not no_flash_attention,
             mtp=mtp,
             prompt=parse_tokens(prompt, "--prompt") if prompt is not None else None,
@@ -333,103 +340,7 @@ def gpus(gpu_file: GpuFileOpt = None, fmt: FormatOpt = "table", json_out: JsonOp
     emit(json_out, fmt, lambda: [to_dict(g) for g in catalogue], lambda: gpus_table(catalogue), rich)
 
 
-@app.command()
-def calibrate(
-    device: Annotated[str, typer.Option("--device", help="auto, cuda, mps or cpu.")] = "auto",
-    dtype: Annotated[
-        str | None, typer.Option("--dtype", help="bf16, fp16 or fp32 (default: bf16 on GPUs, fp32 on CPUs).")
-    ] = None,
-    model: Annotated[
-        str | None, typer.Option("--model", help="Take the layer's shapes from this model (default qwen3-30b-a3b).")
-    ] = None,
-    hidden: Annotated[int | None, typer.Option("--hidden", help="Hidden size (instead of --model).")] = None,
-    expert_ffn: Annotated[int | None, typer.Option("--expert-ffn", help="Width of one expert.")] = None,
-    experts: Annotated[int | None, typer.Option("--experts", help="Routed experts.")] = None,
-    top_k: Annotated[int | None, typer.Option("--top-k", help="Experts per token.")] = None,
-    shared_ffn: Annotated[int, typer.Option("--shared-ffn", help="Total width of shared experts.")] = 0,
-    tokens: Annotated[str | None, typer.Option("--tokens", help="Token counts to time, e.g. 1,8,64,512,4096.")] = None,
-    quick: Annotated[bool, typer.Option("--quick", help="Fewer token counts and repeats.")] = False,
-    gpu: Annotated[
-        str | None, typer.Option("--gpu", help="Catalogue id of this device when its name is not recognised.")
-    ] = None,
-    save: Annotated[str | None, typer.Option("--save", help="Write the profile here (default: the cache).")] = None,
-    host: Annotated[
-        bool, typer.Option("--host/--no-host", help="Also time the host's RAM and CPU expert GEMM (always on a CPU).")
-    ] = True,
-    collectives: Annotated[
-        bool, typer.Option("--collectives", help="Time all-reduce and all-to-all across this box's devices.")
-    ] = False,
-    world_size: Annotated[int | None, typer.Option("--world-size", help="Collective ranks (GPUs; CPU: 2).")] = None,
-    full_step: Annotated[bool, typer.Option("--full-step", help="Time a decode step through whole layers.")] = False,
-    layers: Annotated[int | None, typer.Option("--layers", help="Layers of --full-step (default 4).")] = None,
-    context: Annotated[str | None, typer.Option("--context", help="Cached tokens per layer (default 1024).")] = None,
-    json_out: JsonOpt = False,
-) -> None:
-    """Run a synthetic MoE layer on this machine and store the efficiencies later estimates use.
-
-    Also times the host's RAM and CPU experts (a CPU's profile is cpu.json), on request collectives and a full step.
-
-    Examples:
-
-      moeplan calibrate
-
-      moeplan calibrate --model mixtral-8x7b --tokens 1,64,4096
-
-      moeplan calibrate --device cpu --hidden 512 --expert-ffn 256 --experts 16 --top-k 2 --quick
-
-      moeplan calibrate --collectives --full-step --model deepseek-v3
-    """
-    from pathlib import Path
-
-    from rich.console import Console
-
-    from moeplan.cache import profile_path
-    from moeplan.calibration.run import (
-        DEFAULT_TOKENS,
-        QUICK_TOKENS,
-        LayerShape,
-        parse_token_list,
-        run_calibration,
-        shape_from_model,
-    )
-    from moeplan.calibration.suite import Extras, describe, profile_key, run_extras
-    from moeplan.hardware.profiles import save_profile
-
-    err = Console(stderr=True, no_color=None)
-    with handled_errors():
-        manual = (hidden, expert_ffn, experts, top_k)
-        if any(v is not None for v in manual):
-            if any(v is None for v in manual) or model is not None:
-                raise InputError("give --hidden, --expert-ffn, --experts and --top-k together (or --model)")
-            shape = LayerShape(hidden, expert_ffn, experts, top_k, shared_ffn)  # type: ignore[arg-type]
-        else:
-            shape = shape_from_model(model or "qwen3-30b-a3b")
-        counts = parse_token_list(tokens) if tokens else (QUICK_TOKENS if quick else DEFAULT_TOKENS)
-        extras = Extras.from_options(
-            device, shape, None if hidden else model or "qwen3-30b-a3b", model is not None or hidden is not None,
-            host, collectives, world_size, full_step, layers, context,
-        )  # fmt: skip
-        from rich.progress import Progress
-
-        with Progress(console=err, transient=True, disable=json_out or not err.is_terminal) as bar:
-            task = bar.add_task("calibrating", total=3 + len(counts) + extras.ticks())
-            run = run_calibration(shape, counts, device, dtype, quick, gpu, lambda msg: bar.advance(task))
-            run = run_extras(run, extras, quick, lambda msg: bar.advance(task))
-        assert run.profile is not None
-        target = Path(save).expanduser() if save else profile_path(profile_key(run))
-        written = save_profile(run.profile, target)
-    for note in run.notices + run.skipped:
-        err.print(f"[yellow]notice:[/yellow] {note}")
-    if json_out:
-        from moeplan.output.plain import to_json_text
-
-        typer.echo(to_json_text({**run.profile.model_dump(), "saved_to": str(written), "skipped": run.skipped}))
-        return
-    from moeplan.output.rich_tables import print_calibration
-
-    print_calibration(out := stdout_console(), run, str(written))
-    for line in describe(run.profile):
-        out.print(line, markup=False)
+app.command()(calibrate)
 
 
 @app.command()
@@ -451,6 +362,15 @@ def offload(
         str, typer.Option("--offload-experts", help="auto (fastest that fits) or N: experts of layers 0..N-1 in RAM.")
     ] = "auto",
     prompt: PromptOpt = None,
+    engine: Annotated[
+        str, typer.Option("--engine", help="llama.cpp, or ktransformers (experts per socket, layer-wise prefill).")
+    ] = "llama.cpp",
+    backend: BackendOpt = "auto",
+    ubatch: UbatchOpt = None,
+    host_profile: Annotated[
+        str | None,
+        typer.Option("--host-profile", help="Calibrated host (file, or auto: `moeplan calibrate --device cpu`)."),
+    ] = None,
     price: PriceOpt = None,
     gpu_file: GpuFileOpt = None,
     fmt: FormatOpt = "table",
@@ -478,7 +398,7 @@ def offload(
             ram_gib=ram, cpu=cpu, ram_bandwidth_gb_s=ram_bandwidth, pcie=pcie, context=parse_tokens(context),
             batch=batch, quant=quant, kv_dtype=kv_dtype, offload=offload_experts,
             prompt=parse_tokens(prompt, "--prompt") if prompt is not None else None, price_usd_per_hour=price,
-            gpu_file=gpu_file,
+            gpu_file=gpu_file, engine=engine, backend=backend, ubatch=ubatch, host_profile=host_profile,
         )  # fmt: skip
         result = plan_offload(request)
     from moeplan.output.plain import offload_table

@@ -130,6 +130,13 @@ RamOpt = Annotated[float | None, typer.Option("--ram", help="System RAM installe
 CpuOpt = Annotated[
     str | None, typer.Option("--cpu", help="Host CPU (`moeplan cpus`) or memory config such as ddr5-5600x2.")
 ]
+BackendOpt = Annotated[
+    str,
+    typer.Option("--backend", help="llama.cpp's GPU backend: cuda, rocm, vulkan, metal, sycl, or auto (by vendor)."),
+]
+UbatchOpt = Annotated[
+    int | None, typer.Option("--ubatch", help="Tokens per prefill pass (llama.cpp -ub; default 512).", min=1)
+]
 RamBwOpt = Annotated[float | None, typer.Option("--ram-bandwidth", help="RAM bandwidth, GB/s (instead of --cpu).")]
 PcieOpt = Annotated[str, typer.Option("--pcie", help="PCIe generation of the GPU slot: gen3, gen4, gen5.")]
 PromptOpt = Annotated[

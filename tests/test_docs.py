@@ -60,3 +60,12 @@ def test_benchmark_scripts_import(script: Path) -> None:
     spec = importlib.util.spec_from_file_location(f"bench_{script.stem}", script)
     assert spec is not None and spec.loader is not None
     spec.loader.exec_module(importlib.util.module_from_spec(spec))
+
+
+def test_gguf_label_spread_is_current() -> None:
+    """moeplan/data/gguf_label_spread.yaml is what benchmarks/gguf_spread.py derives from the published files."""
+    import subprocess
+    import sys
+
+    run = subprocess.run([sys.executable, str(ROOT / "benchmarks/gguf_spread.py"), "--check"], capture_output=True)
+    assert run.returncode == 0, run.stderr.decode()

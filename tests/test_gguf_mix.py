@@ -174,4 +174,12 @@ def test_per_class_gguf_override_falls_back_where_rows_do_not_fit() -> None:
 
 def test_unknown_mix_is_an_input_error() -> None:
     with pytest.raises(InputError):
-        parse_scheme("Q4_K_XL")
+        parse_scheme("Q4_K_XXL")
+    with pytest.raises(InputError):
+        parse_scheme("UD-Q4_K_ZZ")
+
+
+def test_publisher_labels_start_from_a_default_mix() -> None:
+    assert (parse_scheme("UD-Q4_K_XL").name, parse_scheme("UD-Q4_K_XL").gguf) == ("UD-Q4_K_XL", "Q4_K_M")
+    assert parse_scheme("q2_k_xl").gguf == "Q2_K" and parse_scheme("UD-IQ1_S").gguf == "IQ1_S"
+    assert parse_scheme("Q3_K_L").gguf == "Q3_K_L"  # a real llama.cpp mix stays itself

@@ -131,6 +131,9 @@ class Engine(Value):
     offload_prefill: Literal["ubatch", "layerwise"] = "ubatch"
     """With experts in RAM, how prefill reaches them: streamed to the GPU once per ubatch (llama.cpp), or layer
     by layer once per prompt while the previous layer computes (KTransformers' layer-wise prefill)."""
+    experts_in_ram: Literal["choose", "all"] = "choose"
+    """With offload: the experts of any first N layers in RAM (llama.cpp ``--n-cpu-moe``), or all of them
+    (KTransformers' CPU experts)."""
     cpu_kernel_scale: float = 1.0
     """Speed of its CPU expert kernels relative to llama.cpp's (on the RAM efficiency and the CPU compute)."""
     numa_replicated: bool = False
@@ -293,10 +296,10 @@ ENGINES: dict[str, Engine] = {
         runs="gguf",
         vendors=("nvidia",),
         offload_prefill="layerwise",
+        experts_in_ram="all",
         cpu_kernel_scale=1.25,
         numa_replicated=True,
-        launch="python -m ktransformers.server.main --model_path {model} --gguf_path {model} --cache_lens {context}"
-        "{options}",
+        launch="python -m ktransformers.server.main --model_path {model}{options} --cache_lens {context}",
         source="kvcache-ai/ktransformers docs (DeepseekR1_V3_tutorial.md: NUMA mode copies experts per socket; "
         "AMX/AVX-512 expert kernels; layer-wise prefill for long prompts)",
     ),

@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from moeplan.deploy.offload import Host, Placement
 from moeplan.deploy.speed import SpeedModel, distinct_experts
 from moeplan.errors import InputError
+from moeplan.formats.gguf_labels import Spread
 from moeplan.formats.schemes import quantized_tensors
 from moeplan.model.flops import flops_per_token
 from moeplan.model.params import ParamCounts, count_params
@@ -105,7 +106,27 @@ def memory_result(d: Deployment, mm: MemoryModel) -> MemoryResult:
         state_bytes_per_sequence=round(state_bytes_per_sequence(d.spec.arch, d.state_dtype, d.conv_state_dtype)),
         state_bytes=round(state_deploy),
         per_gpu_state_bytes=round(g.state_bytes),
+        weights_range_bytes=_label_range(d, weights),
     )
+
+
+def label_spread_for(d: Deployment) -> Spread | None:
+    """The spread of published files for ``d``'s GGUF label, or None when the weights are exact (a checkpoint
+    format, a float file, or the ``.gguf`` itself read)."""
+    if d.scheme.gguf is None or d.spec.origin.endswith(".gguf"):
+        return None
+    from moeplan.formats.gguf_labels import label_spread, publisher_label
+
+    pub = publisher_label(d.scheme.name)
+    spread = label_spread(d.scheme.gguf, pub[2] if pub else False)
+    return spread if spread.basis != "none" else None
+
+
+def _label_range(d: Deployment, weights: int) -> tuple[int, int] | None:
+    spread = label_spread_for(d)
+    if spread is None:
+        return None
+    return round(weights * (1 + spread.low)), round(weights * (1 + spread.high))
 
 
 def fit_result(d: Deployment, mm: MemoryModel) -> FitResult | None:
@@ -158,6 +179,15 @@ def performance_result(d: Deployment, mm: MemoryModel) -> tuple[PerformanceResul
         fit = d.usable_bytes <= 0 or mm.fits(d.context, b)
         rows.append(BatchRow(batch=b, tokens_per_s=1 / step.seconds, throughput_tokens_per_s=b / step.seconds,
                              bound=step.bound, fits=fit))  # fmt: skip
+    spread = label_spread_for(d)
+    if spread is not None:  # heavier files read more bytes per step: the band spans the published files
+        low = replace(
+            low,
+            tokens_per_s=low.tokens_per_s / (1 + max(0.0, spread.high)),
+            throughput_tokens_per_s=low.throughput_tokens_per_s / (1 + max(0.0, spread.high)),
+        )
+        high = replace(high, tokens_per_s=high.tokens_per_s / (1 + min(0.0, spread.low)),
+                       throughput_tokens_per_s=high.throughput_tokens_per_s / (1 + min(0.0, spread.low)))  # fmt: skip
     s = exp.decode
     distinct = distinct_experts(moe.num_experts, moe.expected_picks, d.batch, d.routing_skew) if moe else None
     result = PerformanceResult(
@@ -196,6 +226,12 @@ def performance_result(d: Deployment, mm: MemoryModel) -> tuple[PerformanceResul
         notes.append(
             f"routing: {'uniform' if d.routing_skew == 0 else f'Zipf skew {d.routing_skew:g}'}; "
             f"{distinct:.1f} of {moe.num_experts} experts read per layer at batch {d.batch}"
+        )
+    if spread is not None:
+        notes.append(
+            f"weights: {d.scheme.name} is a label, not a file: published files under it lie {spread.low:+.1%} to "
+            f"{spread.high:+.1%} from llama.cpp's default rules ({spread.files} files, by {spread.basis}); the "
+            "decode band spans them (give the .gguf for exact figures)"
         )
     notes.append(d.calibration_note)
     return result, tuple(notes)

@@ -295,7 +295,8 @@ class OffloadModel:
 
         Only placements that fit are timed; the chosen one gets its band and prefill.
         """
-        tried = [self.placement(n, context, batch) for n in range(self.arch.num_layers + 1)]
+        choices = range(self.arch.num_layers + 1) if self.engine.experts_in_ram == "choose" else [self.arch.num_layers]
+        tried = [self.placement(n, context, batch) for n in choices]
         fitting = [p for p in tried if p.fits]
         if fitting:
             for p in fitting:
@@ -329,6 +330,11 @@ def commands(d: Deployment, quant: str, p: Placement, host: Host, context: int, 
     model_file = spec.origin if spec.origin.endswith(".gguf") else f"{spec.id}-{quant}.gguf"
     kv = f" -ctk {kv_dtype} -ctv {kv_dtype}" if kv_dtype not in ("f16", "fp16", "bf16") else ""
     split = f" -ts {','.join(['1'] * host.num_gpus)}" if host.num_gpus > 1 else ""
+    if d.engine.name == "ktransformers":  # every routed expert in RAM, its CPU kernels on all cores
+        hf = spec.hf_id or spec.id
+        return {
+            "ktransformers": d.engine.command(hf, context, f" --gguf_path {model_file} --cpu_infer {host.cpu.cores}")
+        }
     base = d.engine.command(model_file, context, kv + split)
     threads = f" -t {host.cpu.cores}" if p.cpu_moe_layers else ""
     out = {d.engine.name: f"{base} --n-cpu-moe {p.cpu_layers}{threads}" if p.cpu_layers else base}

@@ -56,6 +56,9 @@ class MemoryResult(Value):
     per_gpu_state_bytes: int = 0
     ram_bytes: int | None = None
     """Expert offload: system RAM the placement uses (None: nothing in RAM)."""
+    weights_range_bytes: tuple[int, int] | None = None
+    """A GGUF label without its file: the weights of the files published under it (low, high); None when the
+    figure is exact (a checkpoint format, or the ``.gguf`` read)."""
     usable_ram_bytes: int | None = None
 
     def to_json(self) -> dict[str, Any]:

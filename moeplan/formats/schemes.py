@@ -346,6 +346,11 @@ def named_scheme(name: str, dtype: str = "bf16") -> Scheme:
         assert mix is not None
         return Scheme(mix, gguf=mix)
     if fmt is None:
+        from moeplan.formats.gguf_labels import publisher_label
+
+        pub = publisher_label(name)
+        if pub is not None:  # UD-Q4_K_XL, Q2_K_L: the default mix it starts from, named as published
+            return Scheme(pub[0], gguf=pub[1])
         raise InputError(f"unknown quantization '{name}'", "run `moeplan quants` for the formats and GGUF mixes")
     if fmt.bits >= 16:  # an unquantized dtype: everything in it
         return Scheme(fmt.name, fmt.name, (*_LINEAR, "router", "embedding", "lm_head"), fmt.name)

@@ -175,3 +175,28 @@ def custom_host(bandwidth_gb_s: float, cores: int | None = None) -> CpuSpec:
         bandwidth_gb_s=bandwidth_gb_s,
         sources=("given by the user",),
     )
+
+
+MEASURED_READ_SHARE = 0.85
+"""A streaming read over a large buffer reaches ~85% of the DIMMs' theoretical rate (STREAM on DDR4/DDR5
+servers and desktops): a measured read bandwidth stands for ``measured / 0.85`` of theoretical, the figure the
+offload model's RAM efficiencies are shares of."""
+MEASURED_GEMM_SHARE = 0.8
+"""A torch fp32 GEMM of 512 rows reaches ~80% of the CPU's fp32 peak (MKL/oneDNN SGEMM)."""
+
+
+def measured_host(name: str, sockets: int, threads: int, ram_gb_s: float, gemm_gflops: float) -> CpuSpec:
+    """A host from ``moeplan calibrate``'s measurement: theoretical RAM bandwidth ``ram_gb_s / 0.85`` and fp32
+    peak ``gemm_gflops / 0.8`` over ``threads`` cores (120 GB/s read, 2,000 GFLOP/s on 16 threads: 141 GB/s,
+    2,500 GFLOP/s peak)."""
+    peak = gemm_gflops / MEASURED_GEMM_SHARE
+    return CpuSpec(
+        id="measured-host",
+        name=f"{name} (calibrated: {ram_gb_s:,.0f} GB/s read, {gemm_gflops:,.0f} GFLOP/s fp32 GEMM)",
+        cores=threads,
+        sockets=max(1, min(8, sockets)),
+        bandwidth_gb_s=ram_gb_s / MEASURED_READ_SHARE,
+        fp32_gflops_per_core_cycle=peak / threads,
+        all_core_ghz=1.0,
+        sources=("moeplan calibrate",),
+    )

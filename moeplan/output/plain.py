@@ -52,6 +52,11 @@ def estimate_table(result: EstimateResult) -> Table:
         ["KV cache format", m.kv_dtype, ""],
         ["engine", m.engine, ""],
         ["weights", _g(m.weights_bytes / gib), "GiB"],
+        *(
+            [["weights of published files", f"{_g(r[0] / gib)}-{_g(r[1] / gib)}", "GiB"]]
+            if (r := m.weights_range_bytes)
+            else []
+        ),
         ["KV cache per token", m.kv_bytes_per_token, "bytes"],
         ["KV cache", _g(m.kv_cache_bytes / gib), "GiB"],
         *(

@@ -299,6 +299,12 @@ def print_explain(console: Console, result: EstimateResult) -> None:
         f"{m.per_gpu_overhead_bytes / gib:,.2f} = {m.per_gpu_bytes / gib:,.2f} GiB"
         + (f" against {m.usable_bytes_per_gpu / gib:,.2f} GiB usable" if m.usable_bytes_per_gpu else "")
     )
+    if m.weights_range_bytes:
+        lo, hi = m.weights_range_bytes
+        console.print(
+            f"[bold]weights of published {m.scheme} files[/bold] = {lo / gib:,.2f}-{hi / gib:,.2f} GiB (the "
+            f"default rules give {m.weights_bytes / gib:,.2f}; a .gguf file gives the exact figure)"
+        )
     if result.flops is not None:
         fl = result.flops
         scores = fl.decode_by_kind.get("attention_scores", 0)

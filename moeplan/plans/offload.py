@@ -3,7 +3,7 @@ of some layers in system RAM (the placement, its speed, the trade-off table, the
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from moeplan.deploy.deployment import EstimateRequest
 from moeplan.deploy.evaluate import evaluate_offload
@@ -37,15 +37,35 @@ class OffloadRequest(Value):
     prompt: int | None = None
     price_usd_per_hour: float | None = None
     gpu_file: str | None = None
+    engine: str = "llama.cpp"
+    """llama.cpp (``--n-cpu-moe``) or KTransformers (experts per socket, layer-wise prefill)."""
+    backend: str = "auto"
+    ubatch: int | None = None
+    """Tokens per prefill forward pass (llama.cpp ``-ub``): each streams the RAM experts to the GPU once."""
+    host_profile: str | None = None
+    """A calibration profile whose host measurement replaces the catalogue's CPU (``auto``: the stored one)."""
 
 
-def host_cpu(req: OffloadRequest) -> CpuSpec:
-    """The host's CPU and memory: ``--ram-bandwidth`` alone, or a catalogue CPU or memory configuration."""
+def host_cpu(req: OffloadRequest) -> tuple[CpuSpec, str | None]:
+    """The host's CPU and memory, and a note: ``--host-profile`` (a calibration of this machine; ``auto``: the
+    stored one), ``--ram-bandwidth`` alone, or a catalogue CPU or memory configuration."""
+    if req.host_profile is not None:
+        from moeplan.hardware.hosts import measured_host
+        from moeplan.hardware.profiles import host_measured_for
+
+        h, note = host_measured_for(None if req.host_profile == "auto" else req.host_profile)
+        if h is None:
+            raise InputError(note or "no host calibration stored", "run `moeplan calibrate --device cpu` first")
+        gemm = h.expert_gflops_prefill
+        return measured_host(h.cpu, h.sockets, h.threads, h.ram_gb_s, gemm), note
     if req.ram_bandwidth_gb_s is not None:
-        return custom_host(req.ram_bandwidth_gb_s)
+        return custom_host(req.ram_bandwidth_gb_s), None
     if req.cpu is None:
-        raise InputError("offload needs the host's memory: --cpu ID (see `moeplan cpus`) or --ram-bandwidth GB_S")
-    return resolve_cpu(req.cpu)
+        raise InputError(
+            "offload needs the host's memory: --cpu ID (see `moeplan cpus`), --ram-bandwidth GB_S, or "
+            "--host-profile auto after `moeplan calibrate --device cpu`"
+        )
+    return resolve_cpu(req.cpu), None
 
 
 def plan_offload(req: OffloadRequest) -> OffloadResult:
@@ -58,15 +78,20 @@ def plan_offload(req: OffloadRequest) -> OffloadResult:
         raise InputError(f"--num-gpus must be at least 1, not {req.num_gpus}")
     if req.pcie not in ("gen3", "gen4", "gen5"):
         raise InputError(f"--pcie '{req.pcie}' is not one of gen3, gen4, gen5")
+    engine = req.engine.strip().lower()
+    if engine not in ("llama.cpp", "llamacpp", "ollama", "ktransformers", "kt"):
+        raise InputError(f"offload runs on llama.cpp or ktransformers, not '{req.engine}'")
     spec = resolve_model(req.model)
     request = EstimateRequest(
         model=req.model, gpu=req.gpu, gpu_memory_gib=req.gpu_memory_gib, gpu_bandwidth_gb_s=req.gpu_bandwidth_gb_s,
         num_gpus=req.num_gpus, quant=req.quant or offload_quant(spec.native_quant), kv_dtype=req.kv_dtype,
-        context=req.context, batch=req.batch, engine="llama.cpp", prompt=req.prompt,
-        price_usd_per_hour=req.price_usd_per_hour, gpu_file=req.gpu_file, speed_table=False,
+        context=req.context, batch=req.batch, engine=engine, prompt=req.prompt, backend=req.backend,
+        ubatch=req.ubatch, price_usd_per_hour=req.price_usd_per_hour, gpu_file=req.gpu_file, speed_table=False,
     )  # fmt: skip
     d = resolve(request, spec=spec)
     if d.gpu is None:
         raise InputError("offload needs a GPU: --gpu ID (or --gpu-memory and --gpu-bandwidth)")
-    host = Host(d.gpu, req.num_gpus, req.ram_gib, host_cpu(req), req.pcie)
-    return evaluate_offload(d, host, req.offload)
+    cpu, note = host_cpu(req)
+    host = Host(d.gpu, req.num_gpus, req.ram_gib, cpu, req.pcie)
+    result = evaluate_offload(d, host, req.offload)
+    return replace(result, assumptions=(*result.assumptions, note)) if note else result
