@@ -75,6 +75,13 @@ class Link(Value):
         return self.p2p_alpha_s + nbytes / self.bus_bytes_s
 
 
+def measured_collective_link(world: int, ar_alpha_s: float, bus_gb_s: float, a2a_alpha_s: float, name: str) -> Link:
+    """A link from ``calibrate --collectives``: the latencies measured over ``world`` ranks brought back to 2
+    GPUs by :meth:`Link.alpha`'s group-size rule (8 ranks measuring 15 us: 10 us at 2), the fitted bus bandwidth."""
+    grow = 1 + 0.25 * math.log2(max(world, 2) / 2)
+    return Link(name, bus_gb_s * 1e9, ar_alpha_s / grow, a2a_alpha_s / grow, ar_alpha_s / grow / 2)
+
+
 def link_for(gpu: GpuSpec, across_nodes: bool) -> Link:
     """The interconnect between two GPUs of a deployment on ``gpu``: InfiniBand/RoCE across nodes, else NVLink,
     xGMI (AMD Instinct) or PCIe."""
@@ -101,20 +108,23 @@ def step_comm_s(
     layers: int,
     moe_layers: int,
     alpha_scale: float = 1.0,
+    measured: Link | None = None,
 ) -> float:
     """Seconds of communication in one forward pass of ``tokens`` tokens (activations in 2-byte dtypes).
 
     TP (with EP inside it): per layer one all-reduce of ``tokens x h x 2`` bytes after attention, and after the
     MLP an all-reduce (dense layers; MoE layers without EP) or a dispatch and a combine of
     ``tokens x k x h x 2`` bytes (MoE layers with EP).  Pipeline: ``pp - 1`` hand-offs.  TP groups span nodes
-    when ``tp`` exceeds a node's 8 GPUs; pipeline stages do when the deployment has several nodes.
+    when ``tp`` exceeds a node's 8 GPUs; pipeline stages do when the deployment has several nodes.  A
+    ``measured`` link (this box's calibration) replaces the interconnect's figures inside a node.
     """
     gpus = tp * pp
     nodes = max(num_nodes, math.ceil(gpus / GPUS_PER_NODE))
     act = tokens * hidden * 2
     t = 0.0
     if tp > 1:
-        scaled = link_for(gpu, tp > GPUS_PER_NODE).scaled(alpha_scale)
+        inside = measured if measured is not None and tp <= GPUS_PER_NODE else None
+        scaled = (inside or link_for(gpu, tp > GPUS_PER_NODE)).scaled(alpha_scale)
         ar = scaled.all_reduce_s(tp, act)
         t += layers * ar  # after attention
         ep_layers = moe_layers if ep > 1 else 0

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from moeplan.deploy.comm import Link
 from moeplan.deploy.engines import Efficiency, Engine
 from moeplan.errors import InputError
 from moeplan.formats.schemes import Scheme
@@ -164,6 +165,8 @@ class Deployment(Value):
     backend: str | None = None
     """llama.cpp's GPU backend (None for other engines)."""
     efficiency: Efficiency
+    link: Link | None = None
+    """The GPU-to-GPU link ``calibrate --collectives`` measured on this box (None: the interconnect's figures)."""
     context: int
     batch: int
     prompt: int

@@ -60,6 +60,9 @@ class Efficiency(Value):
     """Output and input width at which a GEMM reaches half its peak (0: kernels with no such penalty)."""
     compute_spread: tuple[float, float] = (0.8, 1.15)
     """Factors on the compute efficiency at the band's low and high ends."""
+    layer_s: float | None = None
+    """Measured fixed seconds per decoder layer (``calibrate --full-step``), in place of kernels x ``kernel_s``
+    plus ``moe_layer_s``."""
 
     def gemm(self, m: float, n: float, k: float) -> float:
         """Share of the tensor-core peak for an ``m x k`` by ``k x n`` GEMM:
@@ -74,11 +77,14 @@ class Efficiency(Value):
         rows = m / (m + self.m_half * min(1.0, m / TILE_ROWS))
         return self.compute_max * rows * n / (n + nk) * k / (k + nk)
 
-    def calibrated_with(self, bw: float | None, compute_max: float | None, label: str) -> Efficiency:
-        """These factors with measured ones: the band narrows to +-10% around the measured bandwidth efficiency."""
+    def calibrated_with(
+        self, bw: float | None, compute_max: float | None, label: str, layer_s: float | None = None
+    ) -> Efficiency:
+        """These factors with measured ones: the band narrows to +-10% around the measured bandwidth efficiency;
+        a measured per-layer overhead replaces the kernel-count estimate."""
         from dataclasses import replace
 
-        out = self
+        out = replace(self, layer_s=layer_s) if layer_s is not None else self
         if bw is not None:
             out = replace(out, bw=(bw * 0.9, bw, min(1.0, bw * 1.1)))
         if compute_max is not None:

@@ -200,7 +200,7 @@ def kernel_path(engine: Engine, scheme: Scheme, gpu: GpuSpec | None, backend: Ba
         b = backend or BACKENDS["cuda"]
         vendor = gpu.vendor if gpu is not None and gpu.vendor in b.paths else next(iter(b.paths))
         peak, eta = b.paths[vendor]
-        if (scheme.gguf or "").upper() in ("F16", "BF16", "F32"):
+        if (scheme.gguf or expert_format(scheme)).upper() in ("F16", "BF16", "F32", "FP16", "FP32"):
             peak = "fp16"  # float weights: the backend's float GEMM (cuBLAS, rocBLAS, coopmat)
         return KernelPath(
             f"llama.cpp {b.name} ({peak} mat-mat)", peak, eta, b.m_half, nk_half=0.0, launch_scale=b.launch_scale,

@@ -247,7 +247,7 @@ class OffloadModel:
     def prefill_seconds(self, p: Placement, prompt: int, scenario: int = 1) -> tuple[float, str]:
         """Seconds to prefill ``prompt`` tokens, and where the CPU experts ran.
 
-        In ubatches of ``ub`` tokens (``--ubatch``): the GPU part of each ubatch, plus its CPU experts either
+        In ``n = ceil(P / ub)`` equal ubatches (``--ubatch``): the GPU part of each ubatch, plus its CPU experts either
         computed on the CPU or streamed over PCIe to the GPU and computed there (llama.cpp streams them for
         every ubatch of 32 tokens or more; the faster counts).  Engines with layer-wise prefill
         (KTransformers) stream each layer's experts once per prompt while the previous layer computes:
@@ -256,12 +256,12 @@ class OffloadModel:
         arch = self.arch
         eff = self.d.efficiency
         compute_scale = (eff.compute_spread[0], 1.0, eff.compute_spread[1])[scenario]
-        ub = max(1, min(self.d.batched_tokens, prompt))
-        n_ub = math.ceil(prompt / ub)
+        n_ub = math.ceil(prompt / max(1, min(self.d.batched_tokens, prompt)))
+        ub = prompt / n_ub  # n equal ubatches (llama.cpp's last is shorter: the same streams, nearly the same work)
         per_token = flops_per_token(arch, prompt, "prefill").total
         cpu_per_token = self.expert_flops_per_token * len(p.cpu_moe_layers)
         moe = self.moe
-        m = ub * moe.expected_picks / distinct_experts(moe.num_experts, moe.expected_picks, ub)
+        m = ub * moe.expected_picks / distinct_experts(moe.num_experts, moe.expected_picks, max(1, round(ub)))
         cpu_rate = self.cpu_ops * CPU_GEMM_MAX * m / (m + CPU_GEMM_M_HALF) * compute_scale
         if self.cpu_only:
             return per_token * prompt / cpu_rate, "computed on the CPU"

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+from moeplan.deploy.comm import Link, measured_collective_link
 from moeplan.deploy.cost import price_for
 from moeplan.deploy.deployment import GPU_COUNTS, Deployment, EstimateRequest, Layout, check_layout, default_layout
 from moeplan.deploy.engines import Efficiency, Engine, auto_engine, engine
@@ -118,8 +119,32 @@ def efficiency_for(
     measured, refused = measured_for(gpu, request.calibration)
     if measured is None:
         return base, refused or default
-    eff = base.calibrated_with(measured.bandwidth_efficiency, measured.compute_efficiency, measured.label)
+    eff = base.calibrated_with(
+        measured.bandwidth_efficiency, measured.compute_efficiency, measured.label, measured.layer_overhead_s
+    )
     return eff, measured.note
+
+
+def measured_link(gpu: GpuSpec | None, request: EstimateRequest) -> Link | None:
+    """The GPU-to-GPU link measured by ``calibrate --collectives`` on this box, if its profile has one."""
+    if gpu is None or not request.use_calibration:
+        return None
+    from moeplan.cache import has_profile
+
+    if request.calibration is None and not has_profile(gpu.id):
+        return None
+    from moeplan.hardware.profiles import measured_for
+
+    try:
+        measured, _ = measured_for(gpu, request.calibration)
+    except InputError:
+        return None  # efficiency_for has already said why
+    c = measured.collectives if measured is not None else None
+    if c is None or c.all_reduce is None:
+        return None
+    a2a = c.all_to_all or c.all_reduce
+    return measured_collective_link(c.world_size, c.all_reduce.alpha_s, c.all_reduce.bus_gb_s, a2a.alpha_s,
+                                    f"measured ({c.backend}, {c.world_size} ranks)")  # fmt: skip
 
 
 def state_dtypes(spec: ModelSpec, eng: Engine, requested: str) -> tuple[str, str]:
@@ -223,6 +248,7 @@ def resolve(
         kernel_path=path.name,
         backend=backend.name if backend else None,
         efficiency=eff,
+        link=measured_link(gpu, request),
         context=request.context,
         batch=request.batch,
         prompt=request.prompt_tokens(),

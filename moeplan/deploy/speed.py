@@ -178,6 +178,7 @@ class SpeedModel:
             self.stage_dense.append(float(sum(weights.values())) - experts - weights.get("embedding", 0))
         plan = mm.stages
         self.stage_moe_layers = list(plan.moe_layers)
+        self.stage_layers = plan.layers
         self.stage_kernels = list(plan.kernels)
         self.stage_kernels[-1] += 3  # final norm, output head, sampling
         self.stage_read = plan.read
@@ -218,6 +219,7 @@ class SpeedModel:
             self.gpu, tp=self.tp, ep=self.ep, pp=self.pp, num_nodes=self.d.num_nodes, tokens=batch_tokens,
             hidden=arch.hidden_size, top_k=moe.expected_picks if moe else 0.0, layers=arch.num_layers,
             moe_layers=arch.num_moe_layers, alpha_scale=alpha_scale * self.d.engine.collective_scale,
+            measured=self.d.link,
         )  # fmt: skip
 
     def _step(
@@ -249,8 +251,11 @@ class SpeedModel:
                 read += self._kv_read(s, kv_context, round(tokens)) + 2 * self.mm.state_gpu_bytes(s, round(tokens))
             bytes_read += read
             mem += read / (self.bw * bw_eff)
-            kernels = self.stage_kernels[s] * eff.kernel_s
-            fixed += (kernels + self.stage_moe_layers[s] * eff.moe_layer_s) * fixed_scale
+            if eff.layer_s is not None:  # measured in a full decode step on this GPU
+                fixed += len(self.stage_layers[s]) * eff.layer_s * fixed_scale
+            else:
+                kernels = self.stage_kernels[s] * eff.kernel_s
+                fixed += (kernels + self.stage_moe_layers[s] * eff.moe_layer_s) * fixed_scale
         comp = self._compute_s(per_gpu_flops, tokens, eff, compute_scale, skew) * self.pp
         comm = self._comm_s(tokens, fixed_scale)
         return Step(max(mem, comp) + fixed + comm, mem, comp, fixed, comm, bytes_read)
@@ -274,11 +279,10 @@ class SpeedModel:
         return self._step(batch, batch, context, self.d.efficiency, self._scales(sc), flops)
 
     def prefill_seconds(self, prompt: int, scenario: str = "expected") -> float:
-        """Seconds to prefill one ``prompt``-token sequence, in chunks of the engine's batched tokens."""
+        """Seconds to prefill one ``prompt``-token sequence in ``ceil(P / batched tokens)`` equal chunks."""
         sc = SCENARIOS[scenario]
-        chunk = self.d.batched_tokens or prompt
-        chunk = max(1, min(chunk, prompt))
-        n_chunks = math.ceil(prompt / chunk)
+        n_chunks = math.ceil(prompt / max(1, min(self.d.batched_tokens or prompt, prompt)))
+        chunk = prompt / n_chunks  # n equal chunks: a larger chunk never means more passes or smaller ones
         f = flops_per_token(self.arch, prompt, "prefill").by_kind
         per_chunk = {k: v * chunk for k, v in f.items()}
         step = self._step(chunk, chunk, None, self.d.efficiency, self._scales(sc), per_chunk)

@@ -292,6 +292,10 @@ class Measured(Value):
     """``<file> (<date>)``: where the factors come from."""
     note: str
     """What was applied, for the assumptions."""
+    collectives: CollectivesMeasurement | None = None
+    """All-reduce and all-to-all measured on this box (``calibrate --collectives``)."""
+    layer_overhead_s: float | None = None
+    """Fixed seconds per decoder layer of a decode step (``calibrate --full-step``, batch 1)."""
 
 
 def measured_for(gpu: GpuSpec, path: str | None) -> tuple[Measured | None, str | None]:
@@ -321,7 +325,16 @@ def measured_for(gpu: GpuSpec, path: str | None) -> tuple[Measured | None, str |
         f"bandwidth {profile.bandwidth_efficiency or 0:.0%}, compute {profile.compute_efficiency or 0:.0%} of peak"
     )
     label = f"{file} ({profile.created[:10]})"
-    return Measured(profile.bandwidth_efficiency, profile.compute_efficiency, label, note), None
+    step = profile.step.overhead_s_per_layer if profile.step is not None else None
+    if profile.collectives is not None:
+        c = profile.collectives
+        note += f"; collectives measured over {c.world_size} ranks ({c.backend})"
+    if step is not None:
+        note += f"; {step * 1e6:.0f} us fixed per layer measured in a full decode step"
+    measured = Measured(
+        profile.bandwidth_efficiency, profile.compute_efficiency, label, note, profile.collectives, step
+    )
+    return measured, None
 
 
 def _host_candidates() -> list[Path]:

@@ -1,0 +1,245 @@
+"""Kernel paths, llama.cpp backends, communication, the new engines, offload prefill and GGUF label ranges
+(issue 16), and calibrations feeding the estimates they were measured for."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from typer.testing import CliRunner
+
+from moeplan.cli import app
+from moeplan.deploy.comm import link_for, step_comm_s
+from moeplan.deploy.deployment import EstimateRequest
+from moeplan.deploy.engines import ENGINES, engine
+from moeplan.deploy.evaluate import evaluate, offload_prefill_seconds
+from moeplan.deploy.kernels import BACKENDS, backend_for, kernel_path, tensor_peak
+from moeplan.deploy.offload import Host
+from moeplan.deploy.resolve import resolve
+from moeplan.errors import InputError
+from moeplan.formats.schemes import parse_scheme
+from moeplan.hardware.gpus import resolve_gpu
+from moeplan.hardware.hosts import resolve_cpu
+from moeplan.hardware.profiles import (
+    CalibrationProfile,
+    CollectiveFit,
+    CollectivesMeasurement,
+    HostMeasurement,
+    StepMeasurement,
+    save_profile,
+)
+
+runner = CliRunner()
+
+
+def run(*args: str) -> tuple[int, str, str]:
+    result = runner.invoke(app, list(args), env={"COLUMNS": "120", "NO_COLOR": "1"})
+    return result.exit_code, result.stdout, result.stderr
+
+
+# -- kernel paths ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("quant", "gpu", "name", "peak"),
+    [
+        ("fp8", "h100", "native fp8", "fp8"),
+        ("fp8", "a100", "fp8 weight-only (Marlin W8A16)", "bf16"),
+        ("mxfp4", "b200", "native mxfp4", "fp4"),
+        ("mxfp4", "h100", "weight-only (Marlin W4A16/W8A16)", "bf16"),
+        ("awq-int4", "h100", "weight-only (Marlin W4A16/W8A16)", "bf16"),
+        ("bf16", "h100", "bf16", "bf16"),
+    ],
+)
+def test_checkpoint_engines_take_the_path_the_gpu_has_units_for(quant: str, gpu: str, name: str, peak: str) -> None:
+    path = kernel_path(ENGINES["vllm"], parse_scheme(quant), resolve_gpu(gpu), None)
+    assert (path.name, path.peak_dtype) == (name, peak)
+
+
+def test_weight_only_kernels_cost_more_fixed_time_and_bandwidth_than_native() -> None:
+    native = resolve(EstimateRequest(model="qwen3-30b-a3b", gpu="h100", quant="fp8", use_calibration=False))
+    marlin = resolve(EstimateRequest(model="qwen3-30b-a3b", gpu="a100", quant="fp8", use_calibration=False))
+    assert marlin.efficiency.moe_layer_s > native.efficiency.moe_layer_s
+    assert marlin.efficiency.bw[1] < native.efficiency.bw[1]
+
+
+def test_llama_cpp_backends_by_vendor_and_refusals() -> None:
+    assert backend_for(resolve_gpu("rtx-4090"), None) is BACKENDS["cuda"]
+    assert backend_for(resolve_gpu("rx-7900-xtx"), "auto") is BACKENDS["rocm"]
+    assert backend_for(resolve_gpu("apple-m2-ultra"), None) is BACKENDS["metal"]
+    with pytest.raises(InputError, match="does not run on"):
+        backend_for(resolve_gpu("rtx-4090"), "metal")
+    with pytest.raises(InputError, match="unknown backend"):
+        backend_for(resolve_gpu("rtx-4090"), "opencl2")
+    cuda = kernel_path(ENGINES["llama.cpp"], parse_scheme("Q4_K_M"), resolve_gpu("rtx-3090"), BACKENDS["cuda"])
+    assert cuda.peak_dtype == "int8"  # MMQ: int8 tensor cores on q8_1 activations
+    f16 = kernel_path(ENGINES["llama.cpp"], parse_scheme("F16"), resolve_gpu("rtx-3090"), BACKENDS["cuda"])
+    assert f16.peak_dtype == "fp16"
+
+
+def test_backend_changes_prefill_and_is_refused_where_it_means_nothing() -> None:
+    def prefill(backend: str) -> float:
+        req = EstimateRequest(model="qwen3-30b-a3b", gpu="rtx-3090", quant="Q4_K_M", engine="llama.cpp",
+                              backend=backend, prompt=2048, use_calibration=False)  # fmt: skip
+        perf = evaluate(resolve(req)).performance
+        assert perf is not None
+        return perf.prefill_tokens_per_s
+
+    assert prefill("cuda") != prefill("vulkan")
+    code, _, err = run("estimate", "qwen3-30b-a3b", "--gpu", "h100", "--backend", "cuda")
+    assert code != 0 and "--backend" in err and "Traceback" not in err
+
+
+def test_an_unpublished_tensor_peak_is_derived_and_said() -> None:
+    peak, note = tensor_peak(resolve_gpu("dgx-spark"), "int8")
+    assert peak == pytest.approx(250e12) and note is not None and "derived" in note
+    assert tensor_peak(resolve_gpu("h100"), "fp8") == (pytest.approx(1978.9e12), None)
+
+
+# -- communication ---------------------------------------------------------------------------------------------
+
+
+def test_expert_parallel_replaces_the_moe_all_reduce_never_adds_to_it() -> None:
+    gpu = resolve_gpu("h100")
+    kw = {"tp": 8, "pp": 1, "num_nodes": 1, "tokens": 1.0, "hidden": 7168, "top_k": 8.0, "layers": 61}
+    tp_only = step_comm_s(gpu, ep=1, moe_layers=58, **kw)  # type: ignore[arg-type]
+    link = link_for(gpu, False)
+    ar = link.all_reduce_s(8, 7168 * 2)
+    assert tp_only == pytest.approx(61 * 2 * ar)
+    with_ep = step_comm_s(gpu, ep=8, moe_layers=58, **kw)  # type: ignore[arg-type]
+    a2a = link.all_to_all_s(8, 7168 * 2 * 8)
+    assert with_ep == pytest.approx(61 * ar + 3 * ar + 58 * 2 * a2a)
+
+
+def test_collectives_across_nodes_cost_more_than_inside_one() -> None:
+    gpu = resolve_gpu("h100")
+    kw = {"ep": 1, "pp": 1, "num_nodes": 2, "tokens": 1.0, "hidden": 7168, "top_k": 8.0, "layers": 61}
+    inside = step_comm_s(gpu, tp=8, moe_layers=58, **kw)  # type: ignore[arg-type]
+    across = step_comm_s(gpu, tp=16, moe_layers=58, **kw)  # type: ignore[arg-type]
+    assert across > 3 * inside
+
+
+# -- engines ---------------------------------------------------------------------------------------------------
+
+
+def test_new_engines_resolve_and_refuse_what_they_do_not_run() -> None:
+    assert engine("trtllm").name == "tensorrt-llm" and engine("mlx-lm").name == "mlx"
+    d = resolve(EstimateRequest(model="deepseek-v3", gpu="b200", num_gpus=8, engine="tensorrt-llm"))
+    assert d.engine.name == "tensorrt-llm" and d.kernel_path == "native fp8"
+    assert not ENGINES["tensorrt-llm"].runs_on(resolve_gpu("mi300x"))
+    assert not ENGINES["mlx"].runs_on(resolve_gpu("rtx-4090"))
+    mlx = resolve(EstimateRequest(model="qwen3-30b-a3b", gpu="apple-m4-max", engine="mlx", quant="mlx-4bit"))
+    assert mlx.scheme.name == "mlx-4bit" and mlx.compute_dtype == "fp16"
+
+
+# -- offload ---------------------------------------------------------------------------------------------------
+
+
+def _offload_deployment(ubatch: int, engine_name: str = "llama.cpp") -> tuple[object, Host]:
+    req = EstimateRequest(model="gpt-oss-120b", gpu="rtx-3090", quant="MXFP4_MOE", engine=engine_name,
+                          context=16384, prompt=8192, ubatch=ubatch, use_calibration=False)  # fmt: skip
+    d = resolve(req, fewest=False)
+    return d, Host(d.gpu, 1, 128.0, resolve_cpu("ddr4-3200x2"))
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.integers(16, 8192), st.integers(16, 8192), st.integers(0, 36))
+def test_a_larger_ubatch_never_slows_offload_prefill(a: int, b: int, cpu_layers: int) -> None:
+    small, large = sorted((a, b))
+    d_small, host = _offload_deployment(small)
+    d_large, _ = _offload_deployment(large)
+    slow = offload_prefill_seconds(d_small, host, cpu_layers)[1]  # type: ignore[arg-type]
+    fast = offload_prefill_seconds(d_large, host, cpu_layers)[1]  # type: ignore[arg-type]
+    assert fast <= slow * (1 + 1e-9)
+
+
+def test_ubatch_sweep_follows_the_measured_shape() -> None:
+    """A public RTX 3090 run: 380 tok/s at -ub 512, 2,091 at 8,192 (benchmarks/offload_measurements.yaml Q02/Q05)."""
+    rates = []
+    for ub in (512, 8192):
+        d, host = _offload_deployment(ub)
+        rates.append(8192 / offload_prefill_seconds(d, host, 26)[1])  # type: ignore[arg-type]
+    assert 3 < rates[1] / rates[0] < 9
+
+
+def test_offload_cli_options_and_refusals() -> None:
+    base = ("offload", "gpt-oss-120b", "--gpu", "3090", "--ram", "128", "--cpu", "ddr4-3200x2", "--json")
+    code, out, _ = run(*base, "--ubatch", "4096", "--prompt", "4096")
+    assert code == 0 and '"prefill_path": "streamed to the GPU over PCIe"' in out
+    code, out, _ = run(*base, "--engine", "ktransformers")
+    assert code == 0 and "ktransformers.server.main" in out and "--cpu_infer" in out
+    code, _, err = run(*base, "--engine", "vllm")
+    assert code != 0 and "llama.cpp or ktransformers" in err and "Traceback" not in err
+    code, _, err = run(*base, "--ubatch", "0")
+    assert code != 0 and "Traceback" not in err
+
+
+# -- GGUF labels -----------------------------------------------------------------------------------------------
+
+
+def test_a_label_without_its_file_is_a_range_and_a_file_is_exact() -> None:
+    d = resolve(EstimateRequest(model="deepseek-v3", gpu="h100", num_gpus=2, quant="UD-IQ1_S", engine="llama.cpp"))
+    m = evaluate(d).memory
+    assert m.weights_range_bytes is not None
+    lo, hi = m.weights_range_bytes
+    assert lo < m.weights_bytes < hi and hi > 1.3 * m.weights_bytes  # unsloth's dynamic IQ1_S files are heavier
+    exact = resolve(EstimateRequest(model="qwen3-30b-a3b", quant="bf16"))
+    assert evaluate(exact).memory.weights_range_bytes is None
+
+
+# -- calibrations feed the estimates --------------------------------------------------------------------------
+
+
+def _profile(tmp_path: Path, **extra: object) -> Path:
+    profile = CalibrationProfile(
+        device="NVIDIA H100 80GB HBM3", gpu_id="h100-sxm", backend="cuda", dtype="bf16",
+        created=dt.datetime.now(dt.UTC).isoformat(), torch_version="2.13.0", bandwidth_gb_s=2600.0,
+        gemm_tflops=700.0, bandwidth_efficiency=0.78, compute_efficiency=0.7, **extra,  # type: ignore[arg-type]
+    )  # fmt: skip
+    return save_profile(profile, tmp_path / "h100.json")
+
+
+def test_measured_collectives_and_full_step_replace_the_defaults(tmp_path: Path) -> None:
+    slow_link = CollectivesMeasurement(
+        backend="nccl", world_size=8, device="H100", hidden=7168,
+        all_reduce=CollectiveFit(alpha_s=100e-6, bus_gb_s=100.0, factor=1.75),
+        all_to_all=CollectiveFit(alpha_s=150e-6, bus_gb_s=100.0, factor=0.875),
+    )  # fmt: skip
+    step = StepMeasurement(layers=4, context=1024, bandwidth_gb_s=2600.0, overhead_s_per_layer=200e-6)
+    path = _profile(tmp_path, collectives=slow_link, step=step)
+    base = EstimateRequest(model="deepseek-v3", gpu="h100", num_gpus=8)
+    plain = evaluate(resolve(base))
+    measured = evaluate(resolve(EstimateRequest(model="deepseek-v3", gpu="h100", num_gpus=8, calibration=str(path))))
+    assert plain.performance is not None and measured.performance is not None
+    comm = measured.performance.step_seconds["communication"]
+    assert comm > 3 * plain.performance.step_seconds["communication"]
+    assert measured.performance.step_seconds["fixed"] == pytest.approx(61 * 200e-6)
+    assert any("collectives measured" in a for a in measured.assumptions)
+
+
+def test_a_cpu_profile_feeds_offload(tmp_path: Path) -> None:
+    host = HostMeasurement(cpu="Test CPU", sockets=1, threads=16, ram_gb_s=60.0, ram_gb_s_per_socket=60.0,
+                           ram_buffer_bytes=1 << 30, expert_gflops_prefill=800.0)  # fmt: skip
+    path = save_profile(
+        CalibrationProfile(
+            device="Test CPU",
+            gpu_id=None,
+            backend="cpu",
+            dtype="fp32",
+            created=dt.datetime.now(dt.UTC).isoformat(),
+            torch_version="2.13.0",
+            bandwidth_gb_s=50.0,
+            gemm_tflops=0.8,
+            host=host,
+        ),
+        tmp_path / "cpu.json",
+    )
+    args = ("offload", "qwen3-30b-a3b", "--gpu", "3060", "--ram", "64", "--json")
+    code, out, err = run(*args, "--host-profile", str(path))
+    assert code == 0, err
+    assert "calibrated" in out and "Test CPU" in out
+    code, _, err = run(*args, "--host-profile", str(tmp_path / "missing.json"))
+    assert code != 0 and "Traceback" not in err
