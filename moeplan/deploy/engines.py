@@ -140,6 +140,8 @@ class Engine(Value):
     experts_in_ram: Literal["choose", "all"] = "choose"
     """With offload: the experts of any first N layers in RAM (llama.cpp ``--n-cpu-moe``), or all of them
     (KTransformers' CPU experts)."""
+    pcie_share: float = 0.8
+    """Share of the PCIe link's one-way rate its expert streams reach (llama.cpp's copies of pinned buffers: 0.8)."""
     cpu_kernel_scale: float = 1.0
     """Speed of its CPU expert kernels relative to llama.cpp's (on the RAM efficiency and the CPU compute)."""
     numa_replicated: bool = False
@@ -292,8 +294,8 @@ ENGINES: dict[str, Engine] = {
         sharded_extra_bytes=0.5 * GIB,
         graph_bytes_dense=0.0,
         graph_bytes_moe=0.5 * GIB,
-        batched_tokens=LLAMA_CPP_UBATCH,
-        activations="ubatch",
+        batched_tokens=16384,
+        activations="planned",
         speed=Efficiency(
             (0.55, 0.72, 0.88), 0.55, 3 * US, 0.0, "as llama.cpp on the GPU side (Marlin attention and shared experts)"
         ),
@@ -303,11 +305,14 @@ ENGINES: dict[str, Engine] = {
         vendors=("nvidia",),
         offload_prefill="layerwise",
         experts_in_ram="all",
+        pcie_share=0.45,
         cpu_kernel_scale=1.25,
         numa_replicated=True,
         launch="python -m ktransformers.server.main --model_path {model}{options} --cache_lens {context}",
         source="kvcache-ai/ktransformers docs (DeepseekR1_V3_tutorial.md: NUMA mode copies experts per socket; "
-        "AMX/AVX-512 expert kernels; layer-wise prefill for long prompts)",
+        "AMX/AVX-512 expert kernels; kt-kernel launches: --chunked-prefill-size 16384, layer-wise prefill above "
+        "--kt-gpu-prefill-token-threshold; its published prefill tables imply 11-25 GB/s of expert streaming on "
+        "PCIe 4.0/5.0 x16, 0.45 of the link)",
     ),
     "mlx": Engine(
         "mlx",

@@ -1,4 +1,5 @@
-"""Expert offload: routed experts of some layers in system RAM, everything else on the GPUs (llama.cpp).
+"""Expert offload: routed experts of some layers in system RAM, everything else on the GPUs (llama.cpp, or
+KTransformers with every routed expert in RAM).
 
 Placement follows llama.cpp's ``--n-cpu-moe N``: the routed experts (``ffn_*_exps``) of layers ``0..N-1``
 stay in RAM; attention, shared experts, dense layers, routers, norms, the output head and the KV cache of
@@ -14,16 +15,19 @@ Decode, one step of ``B`` tokens (llama.cpp runs the GPU and CPU parts in turn):
             + CPU layers x (hand-off to the CPU and back, 40 us)
 
 with the distinct-expert count of :func:`moeplan.deploy.speed.distinct_experts` deciding the expert bytes read on
-each side.  Without a GPU the CPU does all of it, with a thread barrier per kernel (15 us).  Hosts with
-several sockets use one socket's bandwidth plus 40% per extra socket (inference runs are not NUMA-local).
-RAM efficiency eta_ram = 0.45 / 0.60 / 0.75 (low / expected / high): llama.cpp's CPU
-mat-vec kernels reach 60-80% of a desktop's dual-channel bandwidth and less of a many-channel server's.
-CPU compute: the fp32 FMA peak stands for llama.cpp's int8 dot products (about twice the fp32 rate, reached
-at about half).
+each side.  Without a GPU the CPU does all of it, with a thread barrier per kernel (15 us).
 
-Prefill of a ``P``-token prompt runs in ubatches of 512: the CPU experts of each ubatch are either computed
-on the CPU or copied over PCIe to the GPU and computed there (llama.cpp does the latter for batches of 32
-and more); the faster is taken.  ``auto`` evaluates every N that fits and keeps the fastest decode.
+RAM: llama.cpp keeps one copy of the experts, so a second socket adds no bandwidth (half the reads cross the
+socket link); KTransformers copies them into each socket's memory: one socket's bandwidth plus 40% per extra
+socket (:func:`ram_bytes_per_s`).  eta_ram = 0.40 / 0.52 / 0.66 (low / expected / high) of the theoretical
+bandwidth: the median over the 45 scored offload decode runs of benchmarks/offload_measurements.yaml (desktop
+dual-channel to 12-channel servers) lies at about half; KTransformers' kernels reach 1.25x llama.cpp's.
+CPU compute: the fp32 FMA peak times the int8 factor of the CPU's best ISA (:data:`INT8_PER_FP32`).
+
+Prefill of a ``P``-token prompt runs in ``ceil(P / ub)`` ubatches (``--ubatch``, 512 by default): the CPU experts
+of each are either computed on the CPU or streamed over PCIe to the GPU (llama.cpp does the latter for batches of
+32 and more; the faster counts); KTransformers streams each layer's experts once per prompt.  ``auto`` evaluates
+every N that fits and keeps the fastest decode.
 """
 
 from __future__ import annotations
@@ -47,18 +51,28 @@ from moeplan.records import Value
 
 US = 1e-6
 PCIE_GB_S = {"gen3": 16.0, "gen4": 32.0, "gen5": 64.0}  # one direction, x16 (PCI-SIG: 8/16/32 GT/s per lane)
-RAM_EFF = (0.45, 0.60, 0.75)
-INT8_PER_FP32 = {"amx_int8": 2.0, "avx512_vnni": 1.5}
+RAM_EFF = (0.40, 0.52, 0.66)
+INT8_PER_FP32 = {"amx_int8": 1.5, "avx512_vnni": 1.5}
 """int8 dot-product rate over the fp32 FMA rate by ISA: AVX-512 VNNI (vpdpbusd) 4x the MACs per instruction,
-AMX tiles 16x; reached at well under half (VNNI) and an eighth (AMX) in llama.cpp's and KTransformers' kernels.
+AMX tiles 16x; reached at well under half in llama.cpp's and KTransformers' kernels (AMX no faster than VNNI in
+KTransformers' Sapphire Rapids prefill runs, benchmarks/offload_measurements.yaml Q12/Q20).
 Without either (AVX2, NEON) the int8 dot products run at about the fp32 rate."""
 CPU_KERNEL_EFF = 1.0
 """Share of that int8 rate llama.cpp's CPU mat-vec kernels reach at decode, relative to the factor above."""
+CPU_GEMM_SPREAD = (0.5, 1.6)
+"""CPU prefill scatters more than GPU kernels do (0.3-2x around the figure below over five hosts from Haswell to
+Zen 5): the band's low and high ends."""
 CPU_GEMM_MAX, CPU_GEMM_M_HALF = 0.8, 10.0
 """Prefill on the CPU: mat-mat kernels reach ``0.8 x m/(m + 10)`` of the int8 rate at ``m`` tokens per expert
 (ik_llama.cpp: Kimi-K2 Q2_K on an EPYC 9965, pp 108 tok/s at ubatch 512 and 238 at 4,096 -- m 10.7 and 85;
 DeepSeek-R1 on two Xeon E5-2690 v3, AVX2, pp512 10.3 tok/s: 66% of the fp32 peak at m 16)."""
 HANDOFF_S = 40 * US
+STREAM_SPREAD = (0.6, 1.0, 1.3)
+"""Factors on the expert-streaming rate at the band's low, expected and high ends: measured streams scatter
+0.6-1.3x around each engine's share (driver, pinned memory, the PCIe switch of the slot)."""
+LAYERWISE_MIN_TOKENS = 400
+"""KTransformers streams experts layer by layer for prompts of at least ``--kt-gpu-prefill-token-threshold``
+tokens (400 in its kt-kernel launch examples); shorter prompts compute their experts on the CPU."""
 CPU_KERNEL_S = 15 * US  # a kernel on many CPU threads ends in a barrier: tens of microseconds, not a GPU launch
 CONTEXTS = (4096, 8192, 16384, 32768, 65536, 131072, 262144)
 
@@ -262,7 +276,8 @@ class OffloadModel:
         cpu_per_token = self.expert_flops_per_token * len(p.cpu_moe_layers)
         moe = self.moe
         m = ub * moe.expected_picks / distinct_experts(moe.num_experts, moe.expected_picks, max(1, round(ub)))
-        cpu_rate = self.cpu_ops * CPU_GEMM_MAX * m / (m + CPU_GEMM_M_HALF) * compute_scale
+        cpu_spread = (CPU_GEMM_SPREAD[0], 1.0, CPU_GEMM_SPREAD[1])[scenario]
+        cpu_rate = self.cpu_ops * CPU_GEMM_MAX * m / (m + CPU_GEMM_M_HALF) * cpu_spread
         if self.cpu_only:
             return per_token * prompt / cpu_rate, "computed on the CPU"
         eta = eff.gemm(ub, 4 * arch.hidden_size, arch.hidden_size) * compute_scale
@@ -272,13 +287,15 @@ class OffloadModel:
             return t_gpu * n_ub, "gpu"
         eta_exp = eff.gemm(m, 2 * moe.expert_intermediate_size, arch.hidden_size) * compute_scale
         on_gpu = cpu_per_token * ub / (self.gpu_peak * eta_exp)
-        pcie = PCIE_GB_S.get(self.host.pcie, 32.0) * 1e9 * 0.8
+        link = PCIE_GB_S.get(self.host.pcie, 32.0) * 1e9
+        pcie = link * min(0.95, self.engine.pcie_share * STREAM_SPREAD[scenario])
         t_on_cpu = cpu_per_token * ub / cpu_rate
         t_stream = p.cpu_expert_bytes / pcie + on_gpu
-        if self.engine.offload_prefill == "layerwise":
-            whole = max(p.cpu_expert_bytes / pcie, (on_gpu + t_gpu) * n_ub)
-            if whole < (t_gpu + min(t_on_cpu, t_stream)) * n_ub:
+        if self.engine.offload_prefill == "layerwise":  # KTransformers: by prompt length, not by speed
+            if prompt >= LAYERWISE_MIN_TOKENS:
+                whole = max(p.cpu_expert_bytes / pcie, (on_gpu + t_gpu) * n_ub)
                 return whole, "streamed to the GPU layer by layer, once per prompt"
+            return (t_gpu + t_on_cpu) * n_ub, "computed on the CPU"
         path = "streamed to the GPU over PCIe" if t_stream < t_on_cpu else "computed on the CPU"
         return (t_gpu + min(t_on_cpu, t_stream)) * n_ub, path
 
