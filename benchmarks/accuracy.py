@@ -177,6 +177,11 @@ def render() -> str:
         "judged against the band moeplan reports (low, expected, high); the error column is that of the",
         "expected value.",
         "",
+        "Speed is scored per stage below (all files together), then per file. Stages at or above 80% inside",
+        "the band or within 1.5x: decode on one GPU and offload decode. Below it: decode on several GPUs (old",
+        "builds of DeepSeek's MLA kernels), prefill and time to first token (engine- and build-specific costs),",
+        "offload prefill (KTransformers' placements); each file's notes say which records and why.",
+        "",
         "The held-out set was gathered after the speed model was built, and first scored 11 of 18 decode",
         "records inside the band. Its misses showed fixed per-step costs that grow with the number of kernels a",
         "layer runs (MLA and shared experts add kernels; Metal dispatches cost more than CUDA graph replays) and",
@@ -203,20 +208,45 @@ def render() -> str:
             lines += [f"Not scored (the source does not state the RAM): {', '.join(skipped)}.", ""]
         if "offload" in name:
             lines += [
-                "Gathered after the offload model was built; it first scored 11 of 20 inside the band. The misses",
-                "on CPU-only and two-socket runs led to two changes: a thread barrier per kernel when the CPU runs",
-                "everything (15 us), and one socket's bandwidth plus 40% per extra socket (from KTransformers' own",
-                "one- and two-socket runs, O13/O14). KTransformers and ik_llama.cpp have faster CPU kernels than the",
-                "llama.cpp the model describes; O03 is flagged in its record as suspect (64 GB of RAM for a 60 GB",
-                "model: probably paging).",
+                "O01-O22 were gathered after the offload model was built; it first scored 11 of 20 inside the band,",
+                "and a thread barrier per kernel on CPU-only runs followed. Q01-Q65 (issue 16) added offload prefill",
+                "at several ubatch sizes, KTransformers' layer-wise prefill, contexts up to 32K, two-socket and old",
+                "server hosts; over all 44 decode runs the RAM efficiency moved from 0.60 to 0.52 of theoretical (the",
+                "median), two-socket llama.cpp hosts now get one socket's bandwidth (KTransformers, which copies the",
+                "experts per socket, keeps +40% per socket), and the CPU rate follows its ISA. Left: old Xeons under",
+                "KTransformers (Q64, Q65: 2.7x and 5.7x slower than predicted; its kernels need AVX-512), O03 (64 GB",
+                "of RAM for a 60 GB model: probably paging), and KTransformers' prefill with some experts on the GPU",
+                "(Q16, Q22), which the model does not place.",
                 "",
             ]
         if name == "prefill":
             lines += [
-                "Gathered before any change to the prefill model, so this is its score as built. The misses are not",
-                "one factor: llama.cpp's CUDA kernels run gpt-oss's MXFP4 experts 1.3-1.5x faster than predicted,",
-                "while Vulkan on some models, first-day support of new architectures (Qwen3-Next's Gated DeltaNet)",
-                "and early Metal builds run 2-6x slower. The backend is not yet part of the model (issue 16).",
+                "P01-P26 were gathered before the prefill model changed and scored 6 of 20 inside the band: each",
+                "FLOP class took the better of the tensor path and a vector path at 70% of the fp32 peak, and the",
+                "vector path won for experts of a few dozen tokens. Prefill now follows the kernel path (int8 MMQ on",
+                "CUDA, per-backend figures for Vulkan, ROCm, Metal and SYCL; docs/methodology.md). Q30-Q66 were",
+                "added after that change, not tuned to. The misses left: builds older than the kernels moeplan",
+                "describes (P22 Vulkan DeepSeek-V2-Lite before coopmat MoE, P23 Qwen3-Next's first-day Gated",
+                "DeltaNet, P24 December-2023 Metal), ROCm at ubatch 64 (Q48), and CPU-only prompt processing",
+                "(Q39, Q43, Q44: ik_llama.cpp's CPU GEMMs scatter 0.3-2x over hosts). Time to first token of short",
+                "prompts carries costs beyond the roofline: SGLang's fp8 and NVFP4 TTFT on B200 (Q56, Q57) is",
+                "slower than its bf16 (activation quantization), ROCm's MoE kernels (Q59), GLM-5's sparse-attention",
+                "indexer (Q61); Q51/Q52 imply 78% of an A100's peak for a 3B-active MoE, which suggests prefix",
+                "caching in that harness.",
+                "",
+            ]
+        if name == "several GPUs and engines":
+            lines += [
+                "Gathered after the kernel-path change and scored against communication and engine records set",
+                "from first principles and the engines' own notes. DeepSeek-V3/R1 under vLLM and SGLang builds of",
+                "December 2024 to March 2025 ran 2-3.4x slower than predicted at TP-8 on H200 and MI300X (X26-X28",
+                "in the held-out set, M08, M46-M49); the same engines' builds from October 2025 on land within",
+                "1.5x (M07, X29-X32). llama.cpp's January-2025 DeepSeek-R1 (before its MLA support) ran 8x slower",
+                "(M37). gpt-oss-120b with vLLM on A100s: TP2 is still predicted 17% faster than TP1, measured 15%",
+                "slower (M01/M02): a per-step cost of the multi-GPU executor that moeplan does not model. TensorRT-",
+                "LLM lands on both sides (M22 1.7x slower, M26 1.7x faster than predicted). Not scored, with the",
+                "reason in the file's header: runs with speculative decoding, maximum-throughput runs without a",
+                "stated concurrency, and disaggregated serving over many nodes.",
                 "",
             ]
         for kind, title in KIND_TITLES.items():

@@ -211,6 +211,8 @@ def performance_result(d: Deployment, mm: MemoryModel) -> tuple[PerformanceResul
         },
         distinct_experts_per_layer=distinct,
         compute_dtype=d.compute_dtype,
+        kernel_path=d.kernel_path,
+        backend=d.backend,
         efficiency_source=eff.source,
         calibration=eff.calibrated,
         by_batch=rows,
@@ -220,6 +222,9 @@ def performance_result(d: Deployment, mm: MemoryModel) -> tuple[PerformanceResul
         f"(band {eff.bw[0]:.0%}-{eff.bw[2]:.0%}), {eff.kernel_s * 1e6:.0f} us per kernel"
         + (f" + {eff.moe_layer_s * 1e6:.0f} us per MoE layer" if moe and eff.moe_layer_s else "")
         + ("; the band's optimistic end assumes skewed routing" if moe else ""),
+        f"kernels: {d.kernel_path}"
+        + (f" (llama.cpp {d.backend} backend)" if d.backend else "")
+        + f", GEMMs at the {d.compute_dtype} peak",
         f"prompt: {d.prompt:,} tokens for prefill and time to first token",
     ]
     if moe:

@@ -141,6 +141,10 @@ class PerformanceResult(Value):
     efficiency_source: str
     calibration: str | None
     by_batch: list[BatchRow]
+    kernel_path: str = ""
+    """The GEMM kernels the engine runs for these weights on this GPU (:mod:`moeplan.deploy.kernels`)."""
+    backend: str | None = None
+    """llama.cpp's GPU backend (None for other engines)."""
 
 
 @dataclass(frozen=True, repr=False, eq=False)
