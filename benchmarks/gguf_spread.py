@@ -4,28 +4,27 @@
     python benchmarks/gguf_spread.py --check    # exit 1 if it is out of date
 
 For every file in benchmarks/gguf_publisher_sizes.yaml: ``published bytes / default-mix bytes - 1`` for the mix
-its label starts from (:func:`moeplan.formats.gguf_labels.publisher_label`), grouped by label (``UD Q4_K_M`` for
-unsloth's dynamic ``UD-Q4_K_XL``) and by family (K, IQ, dynamic K, dynamic IQ).  Left out: models whose own
-format is MXFP4 (gpt-oss: publishers keep the experts in MXFP4 under every label, so the label says nothing
-about them), float files, and types only ik_llama.cpp has.
+its label starts from (:func:`moeplan.formats.gguf_labels.publisher_label`); low, median and high, grouped by
+label (``UD Q4_K_M`` for unsloth's dynamic ``UD-Q4_K_XL``) and by family (K, IQ, dynamic K, dynamic IQ).
+Left out: models whose own format is MXFP4 (gpt-oss: publishers keep the experts in MXFP4 under every label, so
+the label says nothing about them), float files, and types only ik_llama.cpp has.
 """
 
 from __future__ import annotations
 
 import argparse
+import statistics
 import sys
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from moeplan.deploy.deployment import EstimateRequest
-from moeplan.deploy.evaluate import evaluate
-from moeplan.deploy.resolve import resolve
 from moeplan.errors import MoeplanError
 from moeplan.files import read_yaml
 from moeplan.formats.gguf_labels import _family, publisher_label, spread_key
 from moeplan.formats.gguf_mix import ftype_name
+from moeplan.formats.schemes import parse_scheme, weights_bytes_by_kind
 from moeplan.sources.catalog import resolve_model
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -59,9 +58,8 @@ def ratios() -> list[tuple[str, str, float]]:
             continue
         if (spec.native_quant or "").lower() in ("mxfp4", "mxfp4-experts"):
             continue
-        if (model, mix) not in sizes:
-            d = resolve(EstimateRequest(model=model, quant=mix, engine="llama.cpp"), spec=spec, fewest=False)
-            sizes[(model, mix)] = evaluate(d).memory.weights_bytes
+        if (model, mix) not in sizes:  # llama.cpp's default rules for the mix, before any label spread
+            sizes[(model, mix)] = sum(weights_bytes_by_kind(spec.arch, parse_scheme(mix)).values())
         published = float(r["value"]) * UNIT[str(r.get("unit") or "GB")]
         out.append(
             (spread_key(mix, dynamic) + "|" + _family(mix, dynamic), str(r["id"]), published / sizes[(model, mix)] - 1)
@@ -72,14 +70,18 @@ def ratios() -> list[tuple[str, str, float]]:
 def table() -> dict[str, Any]:
     labels: dict[str, dict[str, Any]] = {}
     families: dict[str, dict[str, Any]] = {}
+    values: dict[tuple[int, str], list[float]] = {}
     for key, rid, ratio in ratios():
         label, fam = key.split("|")
-        for group, name in ((labels, label), (families, fam)):
-            e = group.setdefault(name, {"low": ratio, "high": ratio, "files": 0, "ids": []})
+        for i, (group, name) in enumerate(((labels, label), (families, fam))):
+            e = group.setdefault(name, {"low": ratio, "high": ratio, "median": 0.0, "files": 0, "ids": []})
             e["low"], e["high"] = round(min(e["low"], ratio), 4), round(max(e["high"], ratio), 4)
             e["files"] += 1
+            values.setdefault((i, name), []).append(ratio)
             if group is labels:
                 e["ids"].append(rid)
+    for (i, name), v in values.items():
+        (labels, families)[i][name]["median"] = round(statistics.median(v), 4)
     for e in families.values():
         e.pop("ids")
     return {"source": "benchmarks/gguf_publisher_sizes.yaml via benchmarks/gguf_spread.py",

@@ -185,9 +185,27 @@ def test_a_label_without_its_file_is_a_range_and_a_file_is_exact() -> None:
     m = evaluate(d).memory
     assert m.weights_range_bytes is not None
     lo, hi = m.weights_range_bytes
-    assert lo < m.weights_bytes < hi and hi > 1.3 * m.weights_bytes  # unsloth's dynamic IQ1_S files are heavier
+    assert lo < m.weights_bytes < hi and hi > 1.5 * lo  # unsloth's DeepSeek IQ1_S files: 131 GB (R1) to 204 GB (V3)
+    default = resolve(EstimateRequest(model="deepseek-v3", quant="IQ1_S", engine="llama.cpp"))
+    assert m.weights_bytes > 1.2 * evaluate(default).memory.weights_bytes  # planned at the middle published file
     exact = resolve(EstimateRequest(model="qwen3-30b-a3b", quant="bf16"))
     assert evaluate(exact).memory.weights_range_bytes is None
+    oss = evaluate(resolve(EstimateRequest(model="gpt-oss-20b", quant="Q4_K_M", engine="llama.cpp"))).memory
+    assert "MXFP4" in oss.formats_by_kind["routed_experts"]  # publishers keep gpt-oss's experts in MXFP4
+    assert 11.0e9 < oss.weights_bytes < 12.2e9  # unsloth's Q4_K_M file: 11.6 GB
+
+
+def test_engines_refuse_what_they_do_not_run() -> None:
+    for args, words in (
+        (("--engine", "mlx", "--gpu", "h100"), "does not run on"),
+        (("--engine", "tensorrt-llm", "--gpu", "mi300x"), "does not run on"),
+        (("--engine", "vllm", "--gpu", "apple-m4-max"), "does not run on"),
+        (("--engine", "llama.cpp", "--gpu", "tpu-v5e"), "does not run on"),
+        (("--engine", "vllm", "--gpu", "h100", "--quant", "Q4_K_M"), "GGUF"),
+        (("--engine", "vllm", "--gpu", "v100", "--quant", "gptq-int4"), "no vllm kernels"),
+    ):
+        code, _, err = run("estimate", "qwen3-30b-a3b", *args)
+        assert code == 1 and words in err and "Traceback" not in err, (args, err)
 
 
 # -- calibrations feed the estimates --------------------------------------------------------------------------

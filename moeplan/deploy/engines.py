@@ -163,11 +163,20 @@ class Engine(Value):
         """Whether the engine runs on ``gpu`` at all."""
         if gpu.unified_memory and not self.unified_memory:
             return False
-        return self.vendors is None or gpu.vendor in self.vendors
+        return self.can_run(gpu)
+
+    def can_run(self, gpu: GpuSpec) -> bool:
+        """Whether the engine runs on ``gpu`` at all when asked for by name: Apple GPUs only for engines built for
+        them (llama.cpp, MLX); other unified-memory SoCs (DGX Spark, Strix Halo) by vendor, as discrete GPUs
+        (``--engine auto`` still prefers llama.cpp there, :meth:`runs_on`); a custom GPU for any engine."""
+        if gpu.vendor == "apple":
+            return self.unified_memory
+        known = gpu.vendor in ("nvidia", "amd", "intel", "google")
+        return self.vendors is None or gpu.vendor in self.vendors or not known
 
     def serves(self, scheme: Scheme, gpu: GpuSpec) -> bool:
         """Whether the engine runs ``scheme`` as stored on ``gpu``: its file kind, and kernels for its formats."""
-        if not self.runs_on(gpu) or (self.runs == "gguf") != scheme.is_gguf:
+        if not self.can_run(gpu) or (self.runs == "gguf") != scheme.is_gguf:
             return False
         return scheme.is_gguf or all(gpu.has_kernels(need) for need in kernel_needs(scheme))
 
@@ -240,7 +249,7 @@ ENGINES: dict[str, Engine] = {
         # src/llama-arch.cpp @ 00395eb2 has no LongCat-Flash and no Step3 (only Step-3.5's step35)
         missing_architectures=frozenset({"longcat_flash", "step3_vl", "step3_text"}),
         launch="llama-server -m {model} -ngl 99 -c {context} -fa on{options}",
-        source="llama.cpp compute buffer logs (logdetective PR #106), n_ubatch 512",
+        source="llama.cpp compute buffer logs (logdetective PR #106), n_ubatch 512 by default (--ubatch)",
     ),
     "transformers": Engine(
         "transformers",

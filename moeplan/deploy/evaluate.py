@@ -123,10 +123,13 @@ def label_spread_for(d: Deployment) -> Spread | None:
 
 
 def _label_range(d: Deployment, weights: int) -> tuple[int, int] | None:
+    """The published files' weights.  A label is planned at its middle file, so the default rules' size is
+    ``weights / (1 + median)`` and the range that times ``1 + low`` .. ``1 + high``."""
     spread = label_spread_for(d)
     if spread is None:
         return None
-    return round(weights * (1 + spread.low)), round(weights * (1 + spread.high))
+    default = weights / (1 + spread.median) if d.weights_scale else weights
+    return round(default * (1 + spread.low)), round(default * (1 + spread.high))
 
 
 def fit_result(d: Deployment, mm: MemoryModel) -> FitResult | None:
@@ -181,13 +184,13 @@ def performance_result(d: Deployment, mm: MemoryModel) -> tuple[PerformanceResul
                              bound=step.bound, fits=fit))  # fmt: skip
     spread = label_spread_for(d)
     if spread is not None:  # heavier files read more bytes per step: the band spans the published files
+        base = 1 + spread.median if d.weights_scale else 1.0
+        slower, faster = max(1.0, (1 + spread.high) / base), min(1.0, (1 + spread.low) / base)
         low = replace(
-            low,
-            tokens_per_s=low.tokens_per_s / (1 + max(0.0, spread.high)),
-            throughput_tokens_per_s=low.throughput_tokens_per_s / (1 + max(0.0, spread.high)),
+            low, tokens_per_s=low.tokens_per_s / slower, throughput_tokens_per_s=low.throughput_tokens_per_s / slower
         )
-        high = replace(high, tokens_per_s=high.tokens_per_s / (1 + min(0.0, spread.low)),
-                       throughput_tokens_per_s=high.throughput_tokens_per_s / (1 + min(0.0, spread.low)))  # fmt: skip
+        high = replace(high, tokens_per_s=high.tokens_per_s / faster,
+                       throughput_tokens_per_s=high.throughput_tokens_per_s / faster)  # fmt: skip
     s = exp.decode
     distinct = distinct_experts(moe.num_experts, moe.expected_picks, d.batch, d.routing_skew) if moe else None
     result = PerformanceResult(
@@ -235,8 +238,8 @@ def performance_result(d: Deployment, mm: MemoryModel) -> tuple[PerformanceResul
     if spread is not None:
         notes.append(
             f"weights: {d.scheme.name} is a label, not a file: published files under it lie {spread.low:+.1%} to "
-            f"{spread.high:+.1%} from llama.cpp's default rules ({spread.files} files, by {spread.basis}); the "
-            "decode band spans them (give the .gguf for exact figures)"
+            f"{spread.high:+.1%} from llama.cpp's default rules ({spread.files} files, by {spread.basis}); planned at "
+            f"the middle one ({spread.median:+.1%}); the decode band spans them (give the .gguf for exact figures)"
         )
     notes.append(d.calibration_note)
     return result, tuple(notes)

@@ -167,6 +167,8 @@ def layout_for(arch: ArchSpec, request: EstimateRequest, eng: Engine, num_gpus: 
     """The asked layout, completed for ``num_gpus``, or the engine's default; checked."""
     if request.tp is None and request.pp is None:
         par = default_layout(arch, num_gpus, eng)
+        if request.ep and request.ep > par.tp and num_gpus % request.ep == 0:  # EP across the GPUs asked for
+            par = Layout(request.ep, 1, num_gpus // request.ep)
         layout = Layout(par.tp, request.ep or 1, par.pp)
     else:
         tp = request.tp or max(1, num_gpus // (request.pp or 1))
@@ -209,11 +211,24 @@ def resolve(
             "plan it on vLLM or SGLang with a checkpoint format (--engine vllm); llama.cpp's GGUF mixes and expert "
             "offload need llama.cpp",
         )
+    if gpu is not None:
+        check_engine(eng, scheme, gpu)
     notes: tuple[str, ...] = ()
     if eng.runs == "gguf" and request.quant is None and scheme.gguf is None:
         mix = gguf_equivalent(native)
         scheme = parse_scheme(mix, spec.native_quant, spec.weights_dtype)
         notes = (f"{eng.name} runs GGUF files: {native} weights are planned as the {mix} mix (--quant to choose)",)
+    if (
+        scheme.gguf
+        and (spec.native_quant or "").lower() in ("mxfp4", "mxfp4-experts")
+        and "routed_experts" not in (scheme.overrides)
+        and scheme.gguf not in ("F16", "BF16", "F32", "MXFP4_MOE")
+    ):
+        # gpt-oss: GGUF files under any label keep the experts in their native MXFP4 (unsloth's Q2_K..Q5_K_M
+        # gpt-oss-20b files are 11.5-11.7 GB, its MXFP4_MOE file 11.3 GB)
+        scheme = replace(scheme, overrides={**scheme.overrides, "routed_experts": "MXFP4"})
+        notes += (f"{spec.name}: GGUF files keep the routed experts in MXFP4 whatever the label ({scheme.gguf} for the "
+                  "rest)",)  # fmt: skip
     if arch.max_context and request.context > arch.max_context:
         notes += (
             f"warning: {request.context:,} tokens exceed the model's trained context of {arch.max_context:,} "
@@ -226,6 +241,8 @@ def resolve(
     if request.state_dtype.strip().lower() != "auto" and arch.linear_attention is None and arch.ssm is None:
         notes += (f"--state-dtype has no effect: {spec.name} has no linear-attention or state-space layers",)
     scale, extra, file_notes = _checkpoint_bytes(spec, scheme, request.mtp)
+    if not scale and scheme.gguf and not spec.origin.endswith(".gguf"):
+        scale = label_scale(spec.arch, scheme)
     if not eng.llama_cpp_kernels and request.backend.strip().lower() not in ("", "auto"):
         raise InputError(f"--backend chooses llama.cpp's GPU backend; {eng.name} has none", "drop --backend")
     backend = backend_for(gpu, request.backend) if eng.llama_cpp_kernels else None
@@ -252,7 +269,7 @@ def resolve(
         context=request.context,
         batch=request.batch,
         prompt=request.prompt_tokens(),
-        batched_tokens=request.ubatch or eng.batched_tokens,
+        batched_tokens=batched_tokens(eng, request),
         flash_attention=request.flash_attention,
         mtp_layers=arch.mtp_layers if request.mtp else 0,
         routing_skew=request.routing_skew,
@@ -265,6 +282,38 @@ def resolve(
     explicit = explicit_gpus(request)
     min_gpus = fewest_gpus(base) if gpu is not None and (fewest or explicit is None) else None
     return replace(base, layout=layout_for(arch, request, eng, explicit or min_gpus or 1), min_gpus=min_gpus)
+
+
+def label_scale(arch: ArchSpec, scheme: Scheme) -> tuple[tuple[str, float], ...]:
+    """A GGUF label without its file is planned at its middle published file: every tensor class of the default
+    mix times ``1 + median`` (:func:`moeplan.formats.gguf_labels.label_spread`); empty when that is 0."""
+    from moeplan.formats.gguf_labels import label_spread, publisher_label
+
+    assert scheme.gguf is not None
+    pub = publisher_label(scheme.name.split(",")[0])
+    spread = label_spread(scheme.gguf, pub[2] if pub else False)
+    if spread.basis == "none" or not spread.median:
+        return ()
+    return tuple((kind, 1 + spread.median) for kind in sorted(weights_bytes_by_kind(arch, scheme)))
+
+
+def check_engine(eng: Engine, scheme: Scheme, gpu: GpuSpec) -> None:
+    """Refuse an engine that does not run on ``gpu``, or not these weights there, with what would."""
+    if not eng.can_run(gpu):
+        where = f"{gpu.vendor} GPUs"
+        raise InputError(f"{eng.name} does not run on {gpu.name} ({where})", "--engine auto picks one that does")
+    if eng.runs == "checkpoint" and scheme.is_gguf:
+        raise InputError(f"{eng.name} runs checkpoints, not GGUF mixes like {scheme.name}", "use --engine llama.cpp")
+    if eng.runs == "checkpoint" and not eng.serves(scheme, gpu):
+        raise InputError(f"{gpu.name} has no {eng.name} kernels for {scheme.name} weights",
+                         "choose another --quant (bf16, or fp8 where the GPU has fp8 units)")  # fmt: skip
+
+
+def batched_tokens(eng: Engine, request: EstimateRequest) -> int:
+    """Tokens in the largest forward pass: ``--ubatch`` or the engine's default; llama.cpp caps its ubatch at the
+    context (``n_ubatch <= n_batch <= n_ctx``)."""
+    tokens = request.ubatch or eng.batched_tokens
+    return min(tokens, request.context) if eng.llama_cpp_kernels else tokens
 
 
 def fewest_gpus(base: Deployment, counts: tuple[int, ...] = GPU_COUNTS) -> int | None:

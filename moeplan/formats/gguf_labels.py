@@ -3,9 +3,10 @@
 llama.cpp's default rules for a mix (:mod:`moeplan.formats.gguf_mix`) reproduce files made with them to 0.1%,
 but the files published under a label differ: imatrix builds, older llama.cpp versions with other rules, and
 "dynamic" quants (unsloth's ``UD-Q4_K_XL``, ``UD-IQ1_S``) that keep chosen tensors at more bits.  So a label given
-without its file is a size *range*: the default mix's size times the spread of the published files carrying
-that label, measured over ``benchmarks/gguf_publisher_sizes.yaml`` by ``benchmarks/gguf_spread.py`` and stored
-in ``moeplan/data/gguf_label_spread.yaml`` (per label where several files were found, else per family).
+without its file is a size *range*, planned at its middle published file: the default mix's size times the spread
+of the published files carrying that label, measured over ``benchmarks/gguf_publisher_sizes.yaml`` by
+``benchmarks/gguf_spread.py`` and stored in ``moeplan/data/gguf_label_spread.yaml`` (per label where several
+files were found, else per family).
 
 Publisher labels map onto the default mix they start from: ``UD-Q4_K_XL`` and ``Q4_K_XL`` -> ``Q4_K_M``;
 ``Q2_K_XL``/``Q2_K_L`` -> ``Q2_K``; ``Q3_K_XL`` -> ``Q3_K_M``; ``Q5_K_XL`` -> ``Q5_K_M``; ``Q6_K_XL`` -> ``Q6_K``;
@@ -36,6 +37,8 @@ class Spread(Value):
     files: int
     basis: str
     """``label`` (files of this label), ``family`` (its kind of label) or ``none`` (no published file)."""
+    median: float = 0.0
+    """The middle published file: the size an estimate plans with (UD-Q8_K_XL's files lie +9.7% to +10.8%)."""
 
 
 def publisher_label(name: str) -> tuple[str, str, bool] | None:
@@ -86,9 +89,10 @@ def label_spread(mix: str, dynamic: bool = False) -> Spread:
     key = spread_key(mix, dynamic)
     own = table["labels"].get(key)
     if own and own["files"] >= 2:
-        return Spread(key, own["low"], own["high"], own["files"], "label")
+        return Spread(key, own["low"], own["high"], own["files"], "label", own.get("median", 0.0))
     fam = _family(mix, dynamic)
     f = table["families"][fam]
-    if own:  # one file of the label: the family's spread, stretched to cover it
-        return Spread(fam, min(f["low"], own["low"]), max(f["high"], own["high"]), f["files"], "family")
-    return Spread(fam, f["low"], f["high"], f["files"], "family")
+    if own:  # one file of the label: the family's spread, stretched to cover it, centred on that file
+        low, high = min(f["low"], own["low"]), max(f["high"], own["high"])
+        return Spread(fam, low, high, f["files"], "family", own.get("median", 0.0))
+    return Spread(fam, f["low"], f["high"], f["files"], "family", f.get("median", 0.0))
