@@ -143,6 +143,7 @@ def estimate(
             model, gpu, gpu_memory, gpu_bandwidth, num_gpus or 1, ram, cpu, ram_bandwidth, pcie, context, batch,
             quant, kv_dtype if kv_dtype != "auto" else "f16", offload_experts, prompt, price=price, gpu_file=gpu_file,
             fmt=fmt, json_out=json_out, backend=backend, ubatch=ubatch,
+            engine=engine if engine.strip().lower() != "auto" else "llama.cpp",
         )  # fmt: skip
         return
     with handled_errors():

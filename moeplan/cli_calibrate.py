@@ -69,7 +69,7 @@ def calibrate(
         shape_from_model,
     )
     from moeplan.calibration.suite import Extras, describe, profile_key, run_extras
-    from moeplan.hardware.profiles import save_profile
+    from moeplan.hardware.profiles import merged_with_stored, save_profile
 
     err = Console(stderr=True, no_color=None)
     with handled_errors():
@@ -93,7 +93,7 @@ def calibrate(
             run = run_extras(run, extras, quick, lambda msg: bar.advance(task))
         assert run.profile is not None
         target = Path(save).expanduser() if save else profile_path(profile_key(run))
-        written = save_profile(run.profile, target)
+        written = save_profile(merged_with_stored(run.profile, target), target)
     for note in run.notices + run.skipped:
         err.print(f"[yellow]notice:[/yellow] {note}")
     if json_out:

@@ -115,7 +115,9 @@ BatchOpt = Annotated[int, typer.Option("--batch", help="Concurrent sequences.")]
 EngineOpt = Annotated[
     str,
     typer.Option(
-        "--engine", help="vllm, sglang, llama.cpp, transformers, or auto (llama.cpp for GGUF and Apple/SoC, else vllm)."
+        "--engine",
+        help="vllm, sglang, tensorrt-llm, llama.cpp (ollama), mlx, transformers, or auto (llama.cpp for GGUF and "
+        "Apple/SoC, else vllm).",
     ),
 ]
 NoFaOpt = Annotated[
@@ -135,7 +137,12 @@ BackendOpt = Annotated[
     typer.Option("--backend", help="llama.cpp's GPU backend: cuda, rocm, vulkan, metal, sycl, or auto (by vendor)."),
 ]
 UbatchOpt = Annotated[
-    int | None, typer.Option("--ubatch", help="Tokens per prefill pass (llama.cpp -ub; default 512).", min=1)
+    int | None,
+    typer.Option(
+        "--ubatch",
+        min=1,
+        help="Tokens per prefill pass: llama.cpp -ub (default 512), vLLM/SGLang max-num-batched-tokens (8192).",
+    ),
 ]
 RamBwOpt = Annotated[float | None, typer.Option("--ram-bandwidth", help="RAM bandwidth, GB/s (instead of --cpu).")]
 PcieOpt = Annotated[str, typer.Option("--pcie", help="PCIe generation of the GPU slot: gen3, gen4, gen5.")]

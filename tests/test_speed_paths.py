@@ -49,7 +49,9 @@ def run(*args: str) -> tuple[int, str, str]:
         ("fp8", "h100", "native fp8", "fp8"),
         ("fp8", "a100", "fp8 weight-only (Marlin W8A16)", "bf16"),
         ("mxfp4", "b200", "native mxfp4", "fp4"),
-        ("mxfp4", "h100", "weight-only (Marlin W4A16/W8A16)", "bf16"),
+        ("mxfp4", "h100", "weight-only MXFP4 (Triton matmul_ogs)", "bf16"),
+        ("mxfp4", "a100", "weight-only (Marlin W4A16/W8A16)", "bf16"),
+        ("fp8-block128", "mi300x", "fp8 128x128 blocks on AMD Instinct (AITER block-scale MoE)", "fp8"),
         ("awq-int4", "h100", "weight-only (Marlin W4A16/W8A16)", "bf16"),
         ("bf16", "h100", "bf16", "bf16"),
     ],
@@ -261,3 +263,22 @@ def test_a_cpu_profile_feeds_offload(tmp_path: Path) -> None:
     assert "calibrated" in out and "Test CPU" in out
     code, _, err = run(*args, "--host-profile", str(tmp_path / "missing.json"))
     assert code != 0 and "Traceback" not in err
+
+
+def test_a_calibration_run_keeps_what_the_stored_profile_measured_and_it_did_not(tmp_path: Path) -> None:
+    from moeplan.hardware.profiles import load_profile, merged_with_stored
+
+    link = CollectivesMeasurement(backend="gloo", world_size=2, device="cpu", hidden=64,
+                                  all_reduce=CollectiveFit(alpha_s=1e-4, bus_gb_s=1.0, factor=1.0))  # fmt: skip
+    stored = _profile(tmp_path, collectives=link)
+    step = StepMeasurement(layers=2, context=256, bandwidth_gb_s=100.0, overhead_s_per_layer=1e-4)
+    new = CalibrationProfile.model_validate({**load_profile(stored).model_dump(), "collectives": None, "step": step})
+    merged = merged_with_stored(new, stored)
+    assert merged.collectives == link and merged.step == step
+
+
+def test_multi_gpu_estimates_name_the_links_they_cross() -> None:
+    two_nodes = evaluate(resolve(EstimateRequest(model="deepseek-v3", gpu="h100", num_gpus=16, tp=16)))
+    assert any("TP 16 (across nodes)" in a and "InfiniBand" in a for a in two_nodes.assumptions)
+    ep = resolve(EstimateRequest(model="deepseek-v3", gpu="h100", num_gpus=16, ep=16))
+    assert (ep.layout.tp, ep.layout.ep) == (16, 16)  # --ep wider than the default TP widens it

@@ -235,6 +235,18 @@ def performance_result(d: Deployment, mm: MemoryModel) -> tuple[PerformanceResul
             f"routing: {'uniform' if d.routing_skew == 0 else f'Zipf skew {d.routing_skew:g}'}; "
             f"{distinct:.1f} of {moe.num_experts} experts read per layer at batch {d.batch}"
         )
+    par = d.layout
+    if par.num_gpus > 1 and d.gpu is not None:
+        from moeplan.deploy.comm import GPUS_PER_NODE, link_for
+
+        nodes = max(d.num_nodes, -(-par.num_gpus // GPUS_PER_NODE))
+        inside = d.link.name if d.link is not None else link_for(d.gpu, False).name
+        across = f"; {link_for(d.gpu, True).name} between the {nodes} nodes" if nodes > 1 else ""
+        tp_where = "across nodes" if par.tp > GPUS_PER_NODE else "inside a node"
+        notes.append(
+            f"communication: TP {par.tp} ({tp_where})" + (f", EP {par.ep} inside it" if par.ep > 1 else "")
+            + (f", {par.pp} pipeline stages" if par.pp > 1 else "") + f"; {inside} inside a node{across}"
+        )  # fmt: skip
     if spread is not None:
         notes.append(
             f"weights: {d.scheme.name} is a label, not a file: published files under it lie {spread.low:+.1%} to "

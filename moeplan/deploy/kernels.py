@@ -116,24 +116,24 @@ class Backend(Value):
 
 # llama.cpp's mat-mat kernels for quantized blocks batch all experts of a layer in one launch (mul_mat_id) and
 # pick their token tile (8-128) to fit the rows: no tile-size or wave penalty (``nk_half`` 0), saturating by
-# ~16 tokens per expert.  eta_max per backend and vendor from llama-bench pp rows across models and GPUs
-# (benchmarks/prefill_measurements.yaml): implied share of the int8 peak on CUDA 0.10-0.15 over six rows
-# (RTX 3090, 4090, DGX Spark; gpt-oss, Qwen3, DeepSeek-V2-Lite), Vulkan on NVIDIA 0.08-0.15 (RTX 3090, 5090),
-# Metal 0.53-0.65 of the M2 Ultra's ALU peak (two rows; no tensor cores through M4), ROCm 0.36 of Strix Halo's
-# fp16 WMMA peak (one row; the same box's Vulkan runs 1.7x slower, lhl/strix-halo-testing), Vulkan on AMD
-# 0.09 (two rows, one of them float weights, one first-day Qwen3-Next support).
+# ~16 tokens per expert.  eta_max per backend and vendor: the median share of the peak implied by llama-bench pp
+# rows across models and GPUs (benchmarks/prefill_measurements.yaml): CUDA 0.12 of the int8 peak (RTX 3090, 4090,
+# DGX Spark; gpt-oss, Qwen3, DeepSeek-V2-Lite), Vulkan on NVIDIA 0.13 (RTX 3090, 5090), Metal 0.6 of the M2
+# Ultra's ALU peak (no tensor cores through M4), ROCm 0.20 of the fp16 WMMA peak (29 rows on Strix Halo and RX 7900
+# XTX, builds of 2025-09 on), Vulkan on AMD 0.095 (21 rows, the same machines: ROCm prefills ~2x faster there).
 BACKENDS: dict[str, Backend] = {
     "cuda": Backend(
         "cuda", {"nvidia": ("int8", 0.12)}, 16, 1.0,
         "ggml-cuda mmq.cuh: int8 mma (Turing+) on q8_1 activations; llama-bench pp on RTX 3090/4090, DGX Spark",
     ),
     "rocm": Backend(
-        "rocm", {"amd": ("fp16", 0.36)}, 16, 1.0,
-        "ggml-cuda via HIP: MMQ with dp4a / WMMA; llama-bench pp on Strix Halo (lhl/strix-halo-testing)",
+        "rocm", {"amd": ("fp16", 0.20)}, 16, 1.0,
+        "ggml-cuda via HIP: MMQ with dp4a / WMMA; llama-bench pp on Strix Halo and RX 7900 XTX (kyuz0 toolboxes, "
+        "lhl/strix-halo-testing, llama.cpp PR #18537)",
     ),
     "vulkan": Backend(
-        "vulkan", {"nvidia": ("int8", 0.11), "amd": ("fp16", 0.12), "intel": ("fp16", 0.12)}, 16, 1.0,
-        "ggml-vulkan: integer-dot and cooperative-matrix mat-mat; llama-bench pp on RTX 3090/5090, Strix Halo",
+        "vulkan", {"nvidia": ("int8", 0.13), "amd": ("fp16", 0.095), "intel": ("fp16", 0.12)}, 16, 1.0,
+        "ggml-vulkan: integer-dot and cooperative-matrix mat-mat; llama-bench pp on RTX 3090/5090 and Strix Halo",
     ),
     "metal": Backend(
         "metal", {"apple": ("fp16", 0.6)}, 16, 2.5,
@@ -192,6 +192,19 @@ _WEIGHT_ONLY = KernelPath(
     source="vLLM fused_marlin_moe / gptq_marlin: dequantize in the GEMM, bf16 tensor cores",
 )  # fmt: skip
 _BF16 = KernelPath("bf16", "bf16", 0.75, 128, source="cuBLAS / Triton fused MoE, bf16")
+_TRITON_MXFP4 = KernelPath(
+    "weight-only MXFP4 (Triton matmul_ogs)", "bf16", 0.6, 128,
+    source="vLLM's gpt-oss recipe: Hopper (and MI300 through AITER/Triton) run MXFP4 experts with Triton's "
+    "matmul_ogs, Ampere with Marlin; InferenceX gpt-oss-120b on H100 and MI300X (vLLM 0.17): 3.7-4.3 ms per step at "
+    "TP8, no Marlin-sized fixed cost (benchmarks/multi_gpu_measurements.yaml M06, N95, N96)",
+)  # fmt: skip
+_AMD_BLOCK_FP8 = KernelPath(
+    "fp8 128x128 blocks on AMD Instinct (AITER block-scale MoE)", "fp8", 0.6, 128, fixed_scale=2.2,
+    source="SGLang 0.5.7 on 8x MI300X: DeepSeek-R1/V3.1, Qwen3-Coder-480B and MiniMax-M2 in fp8 blocks decode "
+    "1.3-2.6x slower than the native-fp8 path predicts, while bf16 models on the same machines land within 10% "
+    "(benchmarks/multi_gpu_measurements.yaml N28-N89): more fixed work per layer (e4m3fn->fnuz scales, block-scale "
+    "MoE and GEMM kernels)",
+)  # fmt: skip
 _APPLE = KernelPath(
     "Metal (simdgroup matrix on the ALUs)", "fp16", 0.6, 16, nk_half=0.0,
     source="Apple GPUs through M4 have no tensor cores: GEMMs run on the ALUs at their fp16 rate, no tile padding "
@@ -220,14 +233,19 @@ def kernel_path(engine: Engine, scheme: Scheme, gpu: GpuSpec | None, backend: Ba
     def has(dtype: str) -> bool:
         return gpu is not None and bool(gpu.dense_tflops(dtype))
 
+    amd = gpu is not None and gpu.vendor == "amd"
     if matmul == "fp8" or kernels == "fp8":
         weight_only = replace(_WEIGHT_ONLY, name="fp8 weight-only (Marlin W8A16)")
         path = replace(_NATIVE, name="native fp8") if has("fp8") else weight_only
+        if has("fp8") and amd and fmt is not None and fmt.tile:
+            path = _AMD_BLOCK_FP8
     elif kernels == "packed4":
         fp4 = fmt is not None and fmt.name in ("mxfp4", "nvfp4")
         if fp4 and has("fp4"):
             # fp4 GEMMs reach a smaller share of their 4x peak (vLLM MXFP4 prefill on DGX Spark: 10-13%)
             path = replace(_NATIVE, name=f"native {fmt.name if fmt else 'fp4'}", peak_dtype="fp4", compute_max=0.4)
+        elif fmt is not None and fmt.name == "mxfp4" and has("fp8"):
+            path = _TRITON_MXFP4  # Hopper, Ada, MI300: weight-only MXFP4 through Triton's matmul_ogs, not Marlin
         else:
             path = _WEIGHT_ONLY
     elif fmt is not None and fmt.name == "int8" and has("int8"):

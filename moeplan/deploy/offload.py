@@ -36,7 +36,7 @@ import math
 from dataclasses import dataclass, field, replace
 
 from moeplan.deploy.deployment import Deployment, Layout
-from moeplan.deploy.engines import GIB
+from moeplan.deploy.engines import GIB, LLAMA_CPP_UBATCH
 from moeplan.deploy.kv_cache import kv_bytes_per_token, kv_cache_bytes, state_bytes_per_sequence
 from moeplan.deploy.memory import MemoryModel
 from moeplan.deploy.speed import SCENARIOS, distinct_experts, peak_flops
@@ -67,6 +67,8 @@ CPU_GEMM_MAX, CPU_GEMM_M_HALF = 0.8, 10.0
 (ik_llama.cpp: Kimi-K2 Q2_K on an EPYC 9965, pp 108 tok/s at ubatch 512 and 238 at 4,096 -- m 10.7 and 85;
 DeepSeek-R1 on two Xeon E5-2690 v3, AVX2, pp512 10.3 tok/s: 66% of the fp32 peak at m 16)."""
 HANDOFF_S = 40 * US
+LLAMA_CPP_BATCH = 2048
+"""llama.cpp's default logical batch (``-b``); ``-ub`` above it needs ``-b`` raised too."""
 STREAM_SPREAD = (0.6, 1.0, 1.3)
 """Factors on the expert-streaming rate at the band's low, expected and high ends: measured streams scatter
 0.6-1.3x around each engine's share (driver, pinned memory, the PCIe switch of the slot)."""
@@ -202,6 +204,7 @@ class OffloadModel:
             n_cpu = arch.num_layers
         cpu_layers = [i for i in range(n_cpu) if arch.is_moe_layer(i)]
         cpu_experts = sum(self.expert_bytes[i] for i in cpu_layers)
+        copies = host.cpu.sockets if self.engine.numa_replicated else 1  # KTransformers: a copy per socket
         gpu_weights = self.other_bytes + sum(self.expert_bytes) - cpu_experts
         kv = kv_cache_bytes(arch, context, batch, self.d.kv_dtype, self.engine, ubatch=self.d.batched_tokens)
         kv += (
@@ -210,7 +213,7 @@ class OffloadModel:
         if self.cpu_only:  # everything in RAM: the non-expert weights and the KV cache too
             return Placement(
                 cpu_layers=n_cpu, cpu_moe_layers=cpu_layers, vram_bytes_per_gpu=0.0, vram_capacity_bytes=0.0,
-                ram_bytes=self.embedding_bytes + self.other_bytes + cpu_experts + kv,
+                ram_bytes=self.embedding_bytes + self.other_bytes + cpu_experts * copies + kv,
                 ram_capacity_bytes=usable_ram_bytes(host.ram_gib), gpu_weights_bytes=0.0,
                 cpu_expert_bytes=cpu_experts, kv_bytes=kv,
             )  # fmt: skip
@@ -222,7 +225,7 @@ class OffloadModel:
             cpu_moe_layers=cpu_layers,
             vram_bytes_per_gpu=vram,
             vram_capacity_bytes=host.gpu.usable_memory_bytes,
-            ram_bytes=self.embedding_bytes + cpu_experts,
+            ram_bytes=self.embedding_bytes + cpu_experts * copies,
             ram_capacity_bytes=usable_ram_bytes(host.ram_gib),
             gpu_weights_bytes=gpu_weights,
             cpu_expert_bytes=cpu_experts,
@@ -347,6 +350,9 @@ def commands(d: Deployment, quant: str, p: Placement, host: Host, context: int, 
     model_file = spec.origin if spec.origin.endswith(".gguf") else f"{spec.id}-{quant}.gguf"
     kv = f" -ctk {kv_dtype} -ctv {kv_dtype}" if kv_dtype not in ("f16", "fp16", "bf16") else ""
     split = f" -ts {','.join(['1'] * host.num_gpus)}" if host.num_gpus > 1 else ""
+    ub = d.batched_tokens
+    if ub != LLAMA_CPP_UBATCH:  # llama.cpp needs the logical batch at least as large as the ubatch
+        split += f" -ub {ub} -b {max(ub, LLAMA_CPP_BATCH)}"
     if d.engine.name == "ktransformers":  # every routed expert in RAM, its CPU kernels on all cores
         hf = spec.hf_id or spec.id
         return {

@@ -269,6 +269,22 @@ def load_profile(path: Path) -> CalibrationProfile:
         raise InputError(f"{path}: not a calibration profile ({loc}: {err['msg']})") from None
 
 
+def merged_with_stored(profile: CalibrationProfile, path: Path) -> CalibrationProfile:
+    """``profile`` with the host, collectives and step measurements of the profile stored at ``path`` that this
+    run did not take (same device only; an unreadable or foreign file is simply replaced)."""
+    if not path.is_file():
+        return profile
+    try:
+        old = load_profile(path)
+    except InputError:
+        return profile
+    if old.device != profile.device:
+        return profile
+    keep = {k: getattr(old, k) for k in ("host", "collectives", "step") if getattr(profile, k) is None}
+    keep = {k: v for k, v in keep.items() if v is not None}
+    return profile.model_copy(update=keep) if keep else profile
+
+
 def save_profile(profile: CalibrationProfile, path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(profile.model_dump_json(indent=2) + "\n", encoding="utf-8")

@@ -215,6 +215,12 @@ def _print_memory(console: Console, result: EstimateResult) -> None:
     if mem.usable_bytes_per_gpu:
         table.add_row("usable GPU memory", fmt_gib(mem.usable_bytes_per_gpu), "")
     console.print(table)
+    if mem.weights_range_bytes:
+        lo, hi = mem.weights_range_bytes
+        console.print(
+            f"weights: {mem.scheme} is a label, not a file: its published files hold {lo / 2**30:,.2f}-"
+            f"{hi / 2**30:,.2f} GiB (planned at {mem.weights_bytes / 2**30:,.2f}; give the .gguf for the exact figure)"
+        )
     console.print(f"KV cache: {mem.kv_bytes_per_token:,} bytes per token ({mem.kv_dtype}, {mem.engine})")
     if mem.state_bytes_per_sequence:
         console.print(

@@ -50,6 +50,10 @@ def print_quants(console: Console, formats: list[tuple[str, float, str]], mixes:
         table.add_row(name, f"{round(bpw, 4):.3f}", description)
     console.print(table)
     console.print("GGUF mixes (llama.cpp rules per tensor): " + ", ".join(mixes))
+    console.print(
+        "Publisher labels (UD-Q4_K_XL, Q4_K_XL, Q2_K_L, UD-IQ1_S, ...) are read as the mix they start from; a label "
+        "without its .gguf gives its weights as the range of the files published under it"
+    )
     console.print("Per class: --quant experts=mxfp4,attention=bf16 (or a base first: --quant fp8,experts=mxfp4)")
 
 

@@ -91,6 +91,9 @@ def plan_offload(req: OffloadRequest) -> OffloadResult:
     d = resolve(request, spec=spec)
     if d.gpu is None:
         raise InputError("offload needs a GPU: --gpu ID (or --gpu-memory and --gpu-bandwidth)")
+    if d.gpu.unified_memory:
+        raise InputError(f"{d.gpu.name} shares one memory between CPU and GPU: there is nothing to offload",
+                         f"plan it with `moeplan estimate {req.model} --gpu {d.gpu.id}`")  # fmt: skip
     cpu, note = host_cpu(req)
     host = Host(d.gpu, req.num_gpus, req.ram_gib, cpu, req.pcie)
     result = evaluate_offload(d, host, req.offload)
