@@ -180,7 +180,7 @@ def render() -> str:
         "Speed is scored per stage below (all files together), then per file. Stages at or above 80% inside",
         "the band or within 1.5x: decode on one GPU and offload decode. Below it: decode on several GPUs (old",
         "builds of DeepSeek's MLA kernels, prefill interference in serving benchmarks), prefill (AMD Vulkan",
-        "outliers, CPU-only prompt processing), time to first token (a per-request cost of multi-GPU serving),",
+        "outliers, CPU-only prompt processing), time to first token (host-bound prefill of hybrid models),",
         "offload prefill (KTransformers' placements); each file's notes say which records and why.",
         "",
         "The held-out set was gathered after the speed model was built, and first scored 11 of 18 decode",
@@ -236,9 +236,10 @@ def render() -> str:
                 "roofline: SGLang's fp8 and NVFP4 TTFT on B200 (Q56, Q57) is",
                 "slower than its bf16 (activation quantization), ROCm's MoE kernels (Q59), GLM-5's sparse-attention",
                 "indexer (Q61); Q51/Q52 imply 78% of an A100's peak for a 3B-active MoE, which suggests prefix",
-                "caching in that harness. SGLang's cookbook TTFT at TP 2-8 (N02-N85) runs 40-120 ms above the",
-                "prefill roofline at 610-token prompts while single-GPU runs do not: a per-request cost of",
-                "multi-GPU serving that moeplan does not model yet.",
+                "caching in that harness. The N-records' TTFT at 610-token prompts sits on the host's kernel-issue",
+                "floor of eager prefill (40 us per kernel, docs/methodology.md), not on the GPU roofline; hybrid",
+                "linear-attention models (N38-N44, N80) and MiniMax-M2 (N56-N62) issue more host work per layer",
+                "than their kernel counts say.",
                 "",
             ]
         if name == "several GPUs and engines":

@@ -32,6 +32,12 @@ from moeplan.records import Value
 
 GIB = 1024**3
 US = 1e-6
+PYTHON_DISPATCH_S = 40 * US
+"""Host time per kernel of an eager (no CUDA graph) prefill pass in the Python engines: PyTorch's per-op dispatch
+(~10 us) times the two to four ops around each counted kernel.  SGLang's single-request TTFT at 610-token
+prompts sits at this floor, not at the GPU roofline: ERNIE-4.5-21B on one MI300X 33 ms (28 layers of ~23
+kernels), DeepSeek-R1 at TP8 on B200 126-153 ms (61 layers of ~35), while 8,192-token prompts stay GPU-bound
+(benchmarks/prefill_measurements.yaml N- and Q-records)."""
 TILE_ROWS = 16
 """Rows of one tensor-core tile (mma m16): fewer rows than this run a padded tile."""
 LLAMA_CPP_UBATCH = 512
@@ -146,6 +152,9 @@ class Engine(Value):
     """Speed of its CPU expert kernels relative to llama.cpp's (on the RAM efficiency and the CPU compute)."""
     numa_replicated: bool = False
     """Experts copied into each socket's memory (KTransformers' NUMA mode): every socket reads locally."""
+    prefill_dispatch_s: float = 0.0
+    """Host time per kernel of a prefill pass, which runs outside CUDA graphs (Python engines: PyTorch dispatch and
+    the model code around each kernel); a prefill chunk takes at least kernels x this."""
     llama_cpp_kernels: bool = False
     """Its GPU GEMMs are llama.cpp's per-backend kernels (else the checkpoint engines' kernel paths)."""
     collective_scale: float = 1.0
@@ -201,6 +210,7 @@ ENGINES: dict[str, Engine] = {
         ),
         kv_default="bf16",
         sparse_cache="fp8_indexer",
+        prefill_dispatch_s=PYTHON_DISPATCH_S,
         launch="vllm serve {model}{options} --max-model-len {context}",
         source="vLLM cache.py gpu_memory_utilization=0.92 (v0.21+); PRs #10511, #39559",
     ),
@@ -218,6 +228,7 @@ ENGINES: dict[str, Engine] = {
         ),
         kv_default="bf16",
         sparse_cache="fp8_indexer",
+        prefill_dispatch_s=PYTHON_DISPATCH_S,
         launch="python -m sglang.launch_server --model-path {model}{options} --context-length {context}",
         source="SGLang mem_fraction_static (chosen by GPU size; 0.88 assumed), chunked_prefill_size 8192",
     ),
@@ -269,6 +280,7 @@ ENGINES: dict[str, Engine] = {
         ),
         kv_default="bf16",
         slack_fraction=0.05,
+        prefill_dispatch_s=PYTHON_DISPATCH_S,
         launch="transformers serve {model}{options}",
         source="PyTorch caching allocator; ml-engineering debug/pytorch.md",
     ),
@@ -292,6 +304,7 @@ ENGINES: dict[str, Engine] = {
         kv_default="bf16",
         vendors=("nvidia",),
         collective_scale=0.4,
+        prefill_dispatch_s=PYTHON_DISPATCH_S,
         launch="trtllm-serve {model}{options} --max_seq_len {context}",
         source="TensorRT-LLM KvCacheConfig.free_gpu_memory_fraction 0.9 of the memory left after weights; "
         "max_num_tokens 8192",
@@ -317,6 +330,7 @@ ENGINES: dict[str, Engine] = {
         pcie_share=0.45,
         cpu_kernel_scale=1.25,
         numa_replicated=True,
+        prefill_dispatch_s=PYTHON_DISPATCH_S,
         launch="python -m ktransformers.server.main --model_path {model}{options} --cache_lens {context}",
         source="kvcache-ai/ktransformers docs (DeepseekR1_V3_tutorial.md: NUMA mode copies experts per socket; "
         "AMX/AVX-512 expert kernels; kt-kernel launches: --chunked-prefill-size 16384, layer-wise prefill above "

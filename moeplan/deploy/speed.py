@@ -29,7 +29,8 @@ summed over the stages (a step crosses them in turn):
   combine in place of the MoE layer's all-reduce, one hand-off per pipeline stage boundary.
 
 **Prefill** of a ``P``-token prompt runs in chunks of the engine's batched tokens; each chunk reads the
-weights once (all experts once a chunk has ``E/k`` tokens) and is mostly compute-bound.  Time to first token
+weights once (all experts once a chunk has ``E/k`` tokens) and is mostly compute-bound, but never faster than the
+host can issue its kernels outside CUDA graphs (``Engine.prefill_dispatch_s`` per kernel).  Time to first token
 = prefill + one decode step.
 
 The band: *low* and *high* are the :data:`SCENARIOS`: the engine's pessimistic and optimistic bandwidth
@@ -286,7 +287,9 @@ class SpeedModel:
         f = flops_per_token(self.arch, prompt, "prefill").by_kind
         per_chunk = {k: v * chunk for k, v in f.items()}
         step = self._step(chunk, chunk, None, self.d.efficiency, self._scales(sc), per_chunk)
-        return step.seconds * n_chunks
+        # Prefill runs outside CUDA graphs: the host must issue every kernel, and a short chunk waits on it.
+        dispatch = sum(self.stage_kernels) * self.d.engine.prefill_dispatch_s * sc.fixed_scale
+        return max(step.seconds, dispatch) * n_chunks
 
     def speed(self, context: int, batch: int, prompt: int, scenario: str = "expected") -> Speed:
         step = self.decode_step(context, batch, scenario)
