@@ -222,10 +222,10 @@ def resolve(
         scheme.gguf
         and (spec.native_quant or "").lower() in ("mxfp4", "mxfp4-experts")
         and "routed_experts" not in (scheme.overrides)
-        and scheme.gguf not in ("F16", "BF16", "F32", "MXFP4_MOE")
+        and scheme.gguf != "MXFP4_MOE"
     ):
-        # gpt-oss: GGUF files under any label keep the experts in their native MXFP4 (unsloth's Q2_K..Q5_K_M
-        # gpt-oss-20b files are 11.5-11.7 GB, its MXFP4_MOE file 11.3 GB)
+        # gpt-oss: GGUF files under any label keep the experts in their native MXFP4 (llama.cpp's converter writes
+        # them so even for F16/BF16; unsloth's Q2_K..Q5_K_M gpt-oss-20b files are 11.5-11.7 GB, F16 13.8 GB)
         scheme = replace(scheme, overrides={**scheme.overrides, "routed_experts": "MXFP4"})
         notes += (f"{spec.name}: GGUF files keep the routed experts in MXFP4 whatever the label ({scheme.gguf} for the "
                   "rest)",)  # fmt: skip
