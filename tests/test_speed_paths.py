@@ -282,3 +282,52 @@ def test_multi_gpu_estimates_name_the_links_they_cross() -> None:
     assert any("TP 16 (across nodes)" in a and "InfiniBand" in a for a in two_nodes.assumptions)
     ep = resolve(EstimateRequest(model="deepseek-v3", gpu="h100", num_gpus=16, ep=16))
     assert (ep.layout.tp, ep.layout.ep) == (16, 16)  # --ep wider than the default TP widens it
+
+
+def test_llama_cpp_efficiency_follows_the_experts_type() -> None:
+    from moeplan.deploy.kernels import TYPE_FACTOR, expert_type_class
+
+    assert expert_type_class(parse_scheme("Q4_K_M")) == "k-quant"
+    assert expert_type_class(parse_scheme("MXFP4_MOE")) == "mxfp4"
+    assert expert_type_class(parse_scheme("BF16")) == "float"
+    gpu = resolve_gpu("rtx-3090")
+    k = kernel_path(ENGINES["llama.cpp"], parse_scheme("Q4_K_M"), gpu, BACKENDS["cuda"])
+    m = kernel_path(ENGINES["llama.cpp"], parse_scheme("MXFP4_MOE"), gpu, BACKENDS["cuda"])
+    assert m.compute_max == pytest.approx(k.compute_max * TYPE_FACTOR["mxfp4"])
+
+
+def test_short_prefill_waits_on_the_host_issuing_kernels() -> None:
+    """Eager prefill: a 610-token prompt of DeepSeek at TP8 on B200 is host-bound, an 8k prompt is not."""
+
+    def ttft(prompt: int) -> float:
+        req = EstimateRequest(model="deepseek-v3", gpu="b200", num_gpus=8, engine="sglang", context=prompt,
+                              prompt=prompt, use_calibration=False)  # fmt: skip
+        perf = evaluate(resolve(req)).performance
+        assert perf is not None
+        return perf.time_to_first_token_s
+
+    short = ttft(610)
+    assert 0.06 < short < 0.2  # measured 126-153 ms (SGLang cookbook)
+    assert short < ttft(8192) < 4 * short  # 13x the tokens, far from 13x the time: the short one waits on the host
+
+
+def test_offload_commands_carry_the_ubatch_and_refuse_unified_memory() -> None:
+    base = ("offload", "qwen3-30b-a3b", "--gpu", "3060", "--ram", "64", "--cpu", "ddr4-3200x2", "--json")
+    code, out, _ = run(*base, "--ubatch", "4096")
+    assert code == 0 and "-ub 4096 -b 4096" in out
+    code, _, err = run("offload", "qwen3-30b-a3b", "--gpu", "apple-m4-max", "--ram", "64", "--cpu", "ddr5-5600x2")
+    assert code == 1 and "nothing to offload" in err
+
+
+def test_ktransformers_counts_a_copy_of_the_experts_per_socket() -> None:
+    req = EstimateRequest(model="deepseek-v3", gpu="rtx-4090", quant="Q4_K_M", engine="ktransformers",
+                          use_calibration=False)  # fmt: skip
+    d = resolve(req, fewest=False)
+    one = Host(d.gpu, 1, 2048.0, resolve_cpu("epyc-9654"))
+    two = Host(d.gpu, 1, 2048.0, resolve_cpu("2x-epyc-9654"))
+    from moeplan.deploy.offload import OffloadModel
+
+    n = d.spec.arch.num_layers
+    p1 = OffloadModel(d, one).placement(n, 8192, 1)
+    p2 = OffloadModel(d, two).placement(n, 8192, 1)
+    assert p2.ram_bytes > 1.9 * p1.ram_bytes - 2 * 2**30
