@@ -64,7 +64,7 @@ class Efficiency(Value):
     :class:`moeplan.deploy.kernels.KernelPath`)."""
     nk_half: float = 1024.0
     """Output and input width at which a GEMM reaches half its peak (0: kernels with no such penalty)."""
-    compute_spread: tuple[float, float] = (0.8, 1.15)
+    compute_spread: tuple[float, float] = (0.7, 1.3)
     """Factors on the compute efficiency at the band's low and high ends."""
     layer_s: float | None = None
     """Measured fixed seconds per decoder layer (``calibrate --full-step``), in place of kernels x ``kernel_s``

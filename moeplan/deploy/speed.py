@@ -34,7 +34,7 @@ host can issue its kernels outside CUDA graphs (``Engine.prefill_dispatch_s`` pe
 = prefill + one decode step.
 
 The band: *low* and *high* are the :data:`SCENARIOS`: the engine's pessimistic and optimistic bandwidth
-efficiency, 1.5x and 0.6x the fixed costs, and the kernel path's spread of compute efficiency (0.8x / 1.15x for
+efficiency, 1.5x and 0.6x the fixed costs, and the kernel path's spread of compute efficiency (0.7x / 1.3x for
 checkpoint engines, 0.65x / 1.3x for llama.cpp's backends).  A calibration
 (``moeplan calibrate``) replaces the engine's factors for the GPU it measured.
 """
