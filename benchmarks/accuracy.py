@@ -238,9 +238,9 @@ def render() -> str:
                 "slower than its bf16 (activation quantization), ROCm's MoE kernels (Q59), GLM-5's sparse-attention",
                 "indexer (Q61); Q51/Q52 imply 78% of an A100's peak for a 3B-active MoE, which suggests prefix",
                 "caching in that harness. The N-records' TTFT at 610-token prompts sits on the host's kernel-issue",
-                "floor of eager prefill (40 us per kernel, docs/methodology.md), not on the GPU roofline; hybrid",
-                "linear-attention models (N38-N44, N80) and MiniMax-M2 (N56-N62) issue more host work per layer",
-                "than their kernel counts say.",
+                "floor of eager prefill (40 us per kernel, 1.75x at TP; docs/methodology.md), not on the GPU",
+                "roofline; Kimi-Linear (N80), GLM-5's sparse attention (Q61) and DeepSeek on MI300X (N29, N35) issue",
+                "more host work per layer than their kernel counts say.",
                 "",
             ]
         if name == "several GPUs and engines":
