@@ -331,3 +331,18 @@ def test_ktransformers_counts_a_copy_of_the_experts_per_socket() -> None:
     p1 = OffloadModel(d, one).placement(n, 8192, 1)
     p2 = OffloadModel(d, two).placement(n, 8192, 1)
     assert p2.ram_bytes > 1.9 * p1.ram_bytes - 2 * 2**30
+
+
+def test_llama_cpp_decode_attention_slows_with_context_on_the_vector_units() -> None:
+    """ik_llama.cpp DeepSeek-V3 on an RTX 5090 with every expert in RAM: 17.95 tok/s empty, 12.54 at 32K (Q27-Q29)."""
+    from moeplan.deploy.evaluate import offload_decode_seconds
+
+    def tps(context: int) -> float:
+        req = EstimateRequest(model="deepseek-v3", gpu="rtx-5090", quant="Q2_K", engine="llama.cpp",
+                              context=max(context, 128), use_calibration=False)  # fmt: skip
+        d = resolve(req, fewest=False)
+        host = Host(d.gpu, 1, 1024.0, resolve_cpu("ddr5-5600x8"))
+        return 1 / offload_decode_seconds(d, host, d.spec.arch.num_layers)[1]
+
+    short, long = tps(128), tps(32256)
+    assert 0.6 < long / short < 0.85  # measured 0.70

@@ -147,6 +147,19 @@ BACKENDS: dict[str, Backend] = {
         "'[SYCL] improve MoE prefill throughput', 688 tok/s unpatched, +70% patched): 3-5% of the XMX peak",
     ),
 }  # fmt: skip
+DECODE_ATTENTION_VECTOR = 0.3
+"""llama.cpp's decode attention (batch <= 8: the FlashAttention "vec" kernels) runs on the vector units, not the
+tensor cores, at about this share of the fp32 peak: DeepSeek-V3 in ik_llama.cpp on an RTX 5090 slows from 17.95 to
+12.54 tok/s between 0 and 32K tokens of context (benchmarks/offload_measurements.yaml Q27-Q29), 24 ms more per
+token for 544 GFLOP of absorbed-MLA scores: 22 TFLOP/s, 21% of the card's 104.8 fp32 TFLOP/s."""
+
+
+def vector_peak(gpu: GpuSpec) -> float:
+    """The fp32 vector peak, FLOP/s (the bf16 tensor peak / 4 where none is published)."""
+    v = gpu.dense_tflops("fp32")
+    return v * 1e12 if v else tensor_peak(gpu, "bf16")[0] / 4
+
+
 LLAMA_CPP_SPREAD = (0.65, 1.3)
 """The implied eta_max of llama.cpp's mat-mat kernels scatters 0.63x-1.25x around each backend's figure over
 builds, models and GPUs (the rows cited above): the prefill band spans it."""

@@ -37,9 +37,10 @@ from dataclasses import dataclass, field, replace
 
 from moeplan.deploy.deployment import Deployment, Layout
 from moeplan.deploy.engines import GIB, LLAMA_CPP_UBATCH
+from moeplan.deploy.kernels import DECODE_ATTENTION_VECTOR, vector_peak
 from moeplan.deploy.kv_cache import kv_bytes_per_token, kv_cache_bytes, state_bytes_per_sequence
 from moeplan.deploy.memory import MemoryModel
-from moeplan.deploy.speed import SCENARIOS, distinct_experts, peak_flops
+from moeplan.deploy.speed import SCENARIOS, VEC_BATCH, distinct_experts, peak_flops
 from moeplan.errors import InputError
 from moeplan.formats.schemes import quantized_tensors
 from moeplan.hardware.gpus import GpuSpec
@@ -178,6 +179,7 @@ class OffloadModel:
         self.cpu_only = host.gpu is None or host.num_gpus == 0
         self.gpu_bw = host.gpu.bandwidth_gb_s * 1e9 if host.gpu else 1.0
         self.gpu_peak = peak_flops(host.gpu, d.compute_dtype) if host.gpu else 1.0
+        self.gpu_vector = vector_peak(host.gpu) if host.gpu else 1.0
         self.kernels = sum(layer.kernels for layer in layers(arch)) + 3
         self.ram_bw = ram_bytes_per_s(host.cpu, self.engine.numa_replicated)
         self.cpu_ops = cpu_ops_per_s(host.cpu)
@@ -254,7 +256,10 @@ class OffloadModel:
             t_gpu = self.kernels * CPU_KERNEL_S * fixed
         else:
             t_gpu = gpu_bytes / (self.gpu_bw * eff.bw[scenario]) + self.kernels * eff.kernel_s * fixed
-            t_gpu = max(t_gpu, (flops - cpu_flops) / (self.gpu_peak * 0.5))
+            attention = flops_per_token(arch, context).by_kind.get("attention_scores", 0.0) * batch
+            t_gpu = max(t_gpu, (flops - attention - cpu_flops) / (self.gpu_peak * 0.5))
+            if batch <= VEC_BATCH and self.engine.llama_cpp_kernels:  # llama.cpp's "vec" attention kernels
+                t_gpu += attention / (self.gpu_vector * DECODE_ATTENTION_VECTOR)
         t_mem = cpu_bytes / (self.ram_bw * min(0.9, RAM_EFF[scenario] * self.engine.cpu_kernel_scale))
         t_comp = cpu_flops / self.cpu_ops
         handoffs = 0 if self.cpu_only else len(p.cpu_moe_layers)

@@ -47,13 +47,15 @@ from dataclasses import dataclass, field
 
 from moeplan.deploy.comm import step_comm_s
 from moeplan.deploy.engines import Efficiency
-from moeplan.deploy.kernels import tensor_peak
+from moeplan.deploy.kernels import DECODE_ATTENTION_VECTOR, tensor_peak, vector_peak
 from moeplan.deploy.memory import MemoryModel
 from moeplan.hardware.gpus import GpuSpec
 from moeplan.model.flops import flops_per_token
 from moeplan.model.spec import ArchSpec
 from moeplan.records import Value
 
+VEC_BATCH = 8
+"""llama.cpp runs decode attention of up to this many sequences with its vector FlashAttention kernels."""
 TP_HOST_WAIT = 1.75
 """Host time per kernel of eager prefill with tensor parallelism, relative to one GPU: every rank's host issues
 every kernel and the ranks meet at each all-reduce, so the slowest host sets the pace (SGLang's 610-token TTFT at
@@ -174,6 +176,7 @@ class SpeedModel:
         self.tp, self.ep, self.pp = par.tp, par.ep, par.pp
         self.bw = self.gpu.bandwidth_gb_s * 1e9
         self.peak = peak_flops(self.gpu, d.compute_dtype)
+        self.vector = vector_peak(self.gpu)
         # Per stage: bytes of weights always read, and of routed experts (this GPU's share).
         self.stage_dense: list[float] = []
         self.stage_experts: list[float] = []
@@ -196,7 +199,13 @@ class SpeedModel:
         return tokens * self.mm.kv_element_bytes * batch
 
     def _compute_s(
-        self, flops_by_kind: dict[str, float], tokens: float, eff: Efficiency, scale: float, skew: float
+        self,
+        flops_by_kind: dict[str, float],
+        tokens: float,
+        eff: Efficiency,
+        scale: float,
+        skew: float,
+        decode: bool = False,
     ) -> float:
         """Seconds for ``flops_by_kind`` (this GPU's share) done for ``tokens`` tokens at once."""
         arch, moe = self.arch, self.moe
@@ -209,6 +218,10 @@ class SpeedModel:
                 used = distinct_experts(moe.num_experts, moe.expected_picks, max(1, round(tokens)), skew)
                 m = tokens * moe.expected_picks / max(used, 1e-9)
                 eta = eff.gemm(m, 2 * moe.expert_intermediate_size / self.tp * self.ep, h)
+            elif kind == "attention_scores" and decode and self.d.engine.llama_cpp_kernels and tokens <= VEC_BATCH:
+                # llama.cpp's decode attention of a few sequences runs on the vector units ("vec" kernels)
+                total += f / (self.vector * DECODE_ATTENTION_VECTOR * scale)
+                continue
             elif kind == "attention_scores":
                 eta = eff.compute_max * 0.6  # flash attention kernels
             elif kind == "lm_head":
@@ -261,7 +274,7 @@ class SpeedModel:
             else:
                 kernels = self.stage_kernels[s] * eff.kernel_s
                 fixed += (kernels + self.stage_moe_layers[s] * eff.moe_layer_s) * fixed_scale
-        comp = self._compute_s(per_gpu_flops, tokens, eff, compute_scale, skew) * self.pp
+        comp = self._compute_s(per_gpu_flops, tokens, eff, compute_scale, skew, kv_context is not None) * self.pp
         comm = self._comm_s(tokens, fixed_scale)
         return Step(max(mem, comp) + fixed + comm, mem, comp, fixed, comm, bytes_read)
 
