@@ -240,9 +240,10 @@ def print_offload(console: Console, result: OffloadResult) -> None:
     if p.fits:
         lo, hi = perf.decode_tokens_per_s_range
         n = len(p.cpu_moe_layers)
+        flag = f" (--n-cpu-moe {p.cpu_layers})" if result.memory.engine == "llama.cpp" else ""
         console.print(
             f"[bold green]FITS[/bold green] ({where}) with the experts of {n} of {spec.arch.num_moe_layers} MoE "
-            f"layers in RAM (--n-cpu-moe {p.cpu_layers}): ~{fmt_rate(perf.decode_tokens_per_s)} tok/s "
+            f"layers in RAM{flag}: ~{fmt_rate(perf.decode_tokens_per_s)} tok/s "
             f"({fmt_rate(lo)}-{fmt_rate(hi)}), prefill {fmt_rate(perf.prefill_tokens_per_s)} tok/s "
             f"({p.prefill_path}), first token in {perf.time_to_first_token_s:,.1f} s"
         )
