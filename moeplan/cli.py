@@ -51,6 +51,7 @@ from moeplan.cli_options import (
     handled_errors,
     stdout_console,
 )
+from moeplan.cli_serve import serve
 from moeplan.errors import InputError
 from moeplan.version import __version__
 
@@ -342,6 +343,7 @@ def gpus(gpu_file: GpuFileOpt = None, fmt: FormatOpt = "table", json_out: JsonOp
 
 
 app.command()(calibrate)
+app.command()(serve)
 
 
 @app.command()

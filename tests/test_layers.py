@@ -24,7 +24,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("moeplan.plans",),
     ("moeplan.calibration",),
     ("moeplan.output",),
-    ("moeplan.cli", "moeplan.cli_options", "moeplan.cli_calibrate", "moeplan", "moeplan.__main__"),
+    ("moeplan.cli", "moeplan.cli_options", "moeplan.cli_calibrate", "moeplan.cli_serve", "moeplan", "moeplan.__main__"),
 ]
 MAX_LINES = 600
 

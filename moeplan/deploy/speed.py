@@ -309,6 +309,17 @@ class SpeedModel:
         dispatch = sum(self.stage_kernels) * self.d.engine.prefill_dispatch_s * ranks * sc.fixed_scale
         return max(step.seconds, dispatch) * n_chunks
 
+    def prefill_token_seconds(self, chunk: int, prompt: int, scenario: str = "expected") -> float:
+        """Compute seconds per prompt token when ``chunk`` tokens of ``prompt``-token prompts ride in a step (the
+        weights are read for the step's decode anyway, so only the compute counts): used by the serving model."""
+        sc = SCENARIOS[scenario]
+        f = flops_per_token(self.arch, prompt, "prefill").by_kind
+        per_chunk = {k: v * chunk for k, v in f.items()}
+        share = 1.0 / (self.tp * self.pp)
+        compute = self._compute_s({k: v * share for k, v in per_chunk.items()}, chunk, self.d.efficiency,
+                                  self._scales(sc)[2], self._skew(sc)) * self.pp  # fmt: skip
+        return compute / chunk
+
     def speed(self, context: int, batch: int, prompt: int, scenario: str = "expected") -> Speed:
         step = self.decode_step(context, batch, scenario)
         pre = self.prefill_seconds(prompt, scenario)

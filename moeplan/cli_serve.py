@@ -1,0 +1,72 @@
+"""``moeplan serve``: the command's options and flow (the model is :mod:`moeplan.deploy.serving`, the search
+:mod:`moeplan.plans.serve`)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from moeplan.cli_options import FormatOpt, GpuFileOpt, JsonOpt, ModelArg, check_format, emit, handled_errors
+
+
+def serve(
+    model: ModelArg,
+    isl: Annotated[str, typer.Option("--isl", help="Prompt tokens per request (1k, 8k accepted).")] = "1k",
+    osl: Annotated[str, typer.Option("--osl", help="Output tokens per request.")] = "1k",
+    concurrency: Annotated[
+        int | None, typer.Option("--concurrency", help="Requests in flight (closed loop); or --rate.")
+    ] = None,
+    rate: Annotated[float | None, typer.Option("--rate", help="Requests per second (open loop).")] = None,
+    prefix_hit: Annotated[float, typer.Option("--prefix-hit", help="Share of prompt tokens cached (0-1).")] = 0.0,
+    ttft: Annotated[float | None, typer.Option("--ttft", help="Target time to first token, seconds.")] = None,
+    tpot: Annotated[float | None, typer.Option("--tpot", help="Target time per output token, milliseconds.")] = None,
+    e2e: Annotated[float | None, typer.Option("--e2e", help="Target end-to-end latency, seconds.")] = None,
+    gpu: Annotated[list[str] | None, typer.Option("--gpu", help="Only these GPU kinds (repeat).")] = None,
+    quant: Annotated[list[str] | None, typer.Option("--quant", help="Only these formats (repeat).")] = None,
+    engine: Annotated[
+        list[str] | None, typer.Option("--engine", help="vllm (default), sglang, tensorrt-llm (repeat).")
+    ] = None,
+    max_gpus: Annotated[int, typer.Option("--max-gpus", help="The most GPUs one deployment may use.")] = 16,
+    top: Annotated[int, typer.Option("--top", help="Rows to show.", min=1)] = 10,
+    gpu_file: GpuFileOpt = None,
+    fmt: FormatOpt = "table",
+    json_out: JsonOpt = False,
+) -> None:
+    """The cheapest deployments that serve a traffic load within latency targets, and the Pareto front.
+
+    Examples:
+
+      moeplan serve qwen3-30b-a3b --isl 1k --osl 1k --concurrency 64 --tpot 50 --ttft 1
+
+      moeplan serve deepseek-v3 --isl 2k --osl 1k --rate 4 --gpu h200 --gpu b200 --gpu mi300x
+
+      moeplan serve gpt-oss-120b --concurrency 32 --engine vllm --engine sglang --json
+    """
+    from moeplan.deploy.serving import Traffic
+    from moeplan.plans.serve import ServeRequest, plan_serve
+    from moeplan.units import parse_tokens
+
+    with handled_errors():
+        check_format(fmt)
+        traffic = Traffic(parse_tokens(isl, "--isl"), parse_tokens(osl, "--osl"), concurrency, rate, prefix_hit)
+        req = ServeRequest(
+            model=model, traffic=traffic, ttft_s=ttft, tpot_s=tpot / 1e3 if tpot is not None else None, e2e_s=e2e,
+            gpus=tuple(gpu or ()), quants=tuple(quant or ()), engines=tuple(engine or ("vllm",)), max_gpus=max_gpus,
+            gpu_file=gpu_file,
+        )  # fmt: skip
+        from rich.console import Console
+        from rich.progress import Progress
+
+        err = Console(stderr=True)
+        with Progress(console=err, transient=True, disable=json_out or not err.is_terminal) as bar:
+            task = bar.add_task("serving configurations", total=1)
+
+            def tick(done: int, total: int) -> None:
+                bar.update(task, completed=done, total=total)
+
+            result = plan_serve(req, tick)
+    from moeplan.output.serving import print_serve, serve_json, serve_table
+
+    emit(json_out, fmt, lambda: serve_json(result, top), lambda: serve_table(result, top),
+         lambda console: print_serve(console, result, top))  # fmt: skip

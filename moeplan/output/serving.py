@@ -1,0 +1,115 @@
+"""``moeplan serve`` rendered: the configurations table (rich, Markdown/CSV), the Pareto plot, and the JSON."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from moeplan.records import to_dict
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from moeplan.plans.serve import ServeCandidate, ServeResult
+
+Table = tuple[list[str], list[list[str]]]
+PLOT_W, PLOT_H = 60, 14
+
+
+def _point(p: Any) -> dict[str, Any]:
+    return to_dict(p)
+
+
+def serve_json(result: ServeResult, top: int) -> dict[str, Any]:
+    """The request, the ranked configurations (each with its point and launch command) and the Pareto front."""
+    t = result.request.traffic
+    rows = []
+    for c in result.candidates[:top]:
+        rows.append({
+            "gpu": c.gpu.id, "num_gpus": c.num_gpus, "tp": c.tp, "ep": c.ep, "pp": c.pp, "quant": c.quant,
+            "engine": c.engine, "meets_targets": c.meets, "misses": list(c.misses), "point": _point(c.point),
+            "usd_per_hour": c.usd_per_hour, "usd_per_million_output_tokens": c.usd_per_million_output_tokens,
+            "joules_per_output_token": c.joules_per_output_token, "command": c.command,
+        })  # fmt: skip
+    return {
+        "model": {"id": result.spec.id, "name": result.spec.name},
+        "traffic": to_dict(t),
+        "targets": {"ttft_s": result.request.ttft_s, "tpot_s": result.request.tpot_s, "e2e_s": result.request.e2e_s},
+        "configurations_tried": len(result.candidates),
+        "configurations": rows,
+        "pareto": [{"configuration": label, **_point(p)} for label, p in result.pareto],
+    }
+
+
+def serve_table(result: ServeResult, top: int) -> Table:
+    headers = ["#", "configuration", "meets", "tok/s/GPU", "tok/s/user", "TTFT s", "TTFT p90 s", "TPOT ms",
+               "$/M out", "J/token", "misses"]  # fmt: skip
+    rows = []
+    for i, c in enumerate(result.candidates[:top], 1):
+        p = c.point
+        rows.append([
+            str(i), c.label, "yes" if c.meets else "no", f"{p.output_tokens_per_s_per_gpu:.0f}",
+            f"{p.tokens_per_s_per_user:.1f}", f"{p.ttft_s:.3f}", f"{p.ttft_p90_s:.3f}", f"{p.tpot_s * 1e3:.1f}",
+            f"{c.usd_per_million_output_tokens:.3f}" if c.usd_per_million_output_tokens is not None else "",
+            f"{c.joules_per_output_token:.2f}" if c.joules_per_output_token is not None else "", "; ".join(c.misses),
+        ])  # fmt: skip
+    return headers, rows
+
+
+def pareto_plot(result: ServeResult) -> list[str]:
+    """A text scatter of the front: tokens/s per user across, output tokens/s per GPU up."""
+    pts = [(p.tokens_per_s_per_user, p.output_tokens_per_s_per_gpu) for _, p in result.pareto]
+    if not pts:
+        return []
+    xmax, ymax = max(x for x, _ in pts), max(y for _, y in pts)
+    grid = [[" "] * PLOT_W for _ in range(PLOT_H)]
+    for x, y in pts:
+        col = min(PLOT_W - 1, int(x / xmax * (PLOT_W - 1)))
+        row = min(PLOT_H - 1, int(y / ymax * (PLOT_H - 1)))
+        grid[PLOT_H - 1 - row][col] = "*"
+    lines = [f"output tok/s per GPU (max {ymax:,.0f})"]
+    lines += ["|" + "".join(r) for r in grid]
+    lines.append("+" + "-" * PLOT_W + f"> tok/s per user (max {xmax:,.0f})")
+    return lines
+
+
+def print_serve(console: Console, result: ServeResult, top: int) -> None:
+    from rich.table import Table as RichTable
+
+    t, req = result.request.traffic, result.request
+    load = f"concurrency {t.concurrency}" if t.concurrency is not None else f"{t.rate:g} requests/s"
+    goals = [
+        f"TTFT <= {req.ttft_s:g} s" if req.ttft_s else "",
+        f"TPOT <= {req.tpot_s * 1e3:g} ms" if req.tpot_s else "",
+        f"E2E <= {req.e2e_s:g} s" if req.e2e_s else "",
+    ]
+    meeting = [c for c in result.candidates if c.meets]
+    console.print(
+        f"[bold]{result.spec.name}[/bold]: {t.isl:,} in / {t.osl:,} out, {load}"
+        + (f"; targets {', '.join(g for g in goals if g)}" if any(goals) else "")
+        + f": {len(meeting)} of {len(result.candidates)} configurations meet them"
+    )
+    table = RichTable(title="Cheapest first, those meeting the targets on top", title_justify="left")
+    one_engine = len(set(result.request.engines)) == 1
+    table.caption = "tok/s per GPU and per user; TTFT s; TPOT ms; $ per million output tokens"
+    for h in ("#", "configuration", "GPU", "user", "TTFT", "TPOT", "$/M"):
+        table.add_column(h, justify="left" if h == "configuration" else "right", no_wrap=True)
+    for i, c in enumerate(result.candidates[:top], 1):
+        p = c.point
+        usd = c.usd_per_million_output_tokens
+        name = c.label.removesuffix(f" {c.engine}") if one_engine else c.label
+        label = name if c.meets else f"[dim]{name} (misses)[/dim]"
+        table.add_row(str(i), label, f"{p.output_tokens_per_s_per_gpu:.0f}", f"{p.tokens_per_s_per_user:.1f}",
+                      f"{p.ttft_s:.2f}", f"{p.tpot_s * 1e3:.1f}", f"{usd:.3f}" if usd is not None else "")  # fmt: skip
+    console.print(table)
+    best: ServeCandidate | None = meeting[0] if meeting else None
+    if best is not None:
+        console.print(f"launch: {best.command}", markup=False, soft_wrap=True)
+    else:
+        console.print("[yellow]no configuration meets the targets[/yellow]; the first rows say what each misses")
+    console.print("")
+    for line in pareto_plot(result):
+        console.print(line, markup=False, highlight=False)
+    console.print(
+        "[dim]serving model: continuous batching with chunked prefill in steady state (docs/methodology.md); "
+        "$ at the catalogue's GPU-hour prices[/dim]"
+    )

@@ -1,0 +1,246 @@
+"""``moeplan serve``: from a traffic load and latency targets to the cheapest deployments that meet them.
+
+For each GPU kind (every vendor the serving engines run on), format (the checkpoint's own, fp8, NVFP4 where the
+GPU has fp4 units, AWQ 4-bit), GPU count (the fewest that hold the model at ``isl + osl`` tokens, and two
+doublings) and layout (tensor parallel; for MoE models also expert parallel inside it; across nodes TP 8 x
+pipeline stages and wide EP), the steady state of :mod:`moeplan.deploy.serving` at the load gives TTFT, TPOT and
+end-to-end latency (mean and p90) and output tokens per second per GPU and per user.  Configurations that meet
+the targets are ranked by dollars per million output tokens at the catalogue's GPU-hour price; each comes with
+its launch command.  A sweep of concurrency (1 to 1,024 requests) per configuration gives the Pareto front of
+throughput per GPU against tokens per second per user.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+
+from moeplan.deploy.deployment import Deployment, EstimateRequest
+from moeplan.deploy.engines import ENGINES, engine
+from moeplan.deploy.resolve import resolve
+from moeplan.deploy.serving import ServingModel, ServingPoint, Traffic
+from moeplan.errors import InputError, MoeplanError
+from moeplan.formats.schemes import parse_scheme
+from moeplan.hardware.gpus import GpuSpec, load_gpus
+from moeplan.model.spec import ModelSpec
+from moeplan.records import Value
+
+COUNTS = (1, 2, 4, 8, 16, 32, 64)
+SWEEP = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
+
+
+@dataclass(frozen=True, kw_only=True, repr=False, eq=False)
+class ServeRequest(Value):
+    """Every option of ``moeplan serve``."""
+
+    model: str
+    traffic: Traffic
+    ttft_s: float | None = None
+    tpot_s: float | None = None
+    e2e_s: float | None = None
+    gpus: tuple[str, ...] = ()
+    quants: tuple[str, ...] = ()
+    engines: tuple[str, ...] = ("vllm",)
+    max_gpus: int = 16
+    gpu_file: str | None = None
+
+
+@dataclass(frozen=True, repr=False, eq=False)
+class ServeCandidate(Value):
+    """One configuration at the load, its cost and whether it meets the targets."""
+
+    gpu: GpuSpec
+    num_gpus: int
+    tp: int
+    ep: int
+    pp: int
+    quant: str
+    engine: str
+    point: ServingPoint
+    meets: bool
+    misses: tuple[str, ...]
+    """The targets it misses (or why it cannot serve the load)."""
+    usd_per_hour: float | None
+    usd_per_million_output_tokens: float | None
+    joules_per_output_token: float | None
+    command: str
+    sweep: tuple[ServingPoint, ...] = ()
+
+    @property
+    def label(self) -> str:
+        ep = f" EP{self.ep}" if self.ep > 1 else ""
+        pp = f" PP{self.pp}" if self.pp > 1 else ""
+        return f"{self.num_gpus}x {self.gpu.id} TP{self.tp}{ep}{pp} {self.quant} {self.engine}"
+
+
+@dataclass(frozen=True, repr=False, eq=False)
+class ServeResult(Value):
+    """Every configuration tried, best first, and the Pareto front of the concurrency sweeps."""
+
+    spec: ModelSpec
+    request: ServeRequest
+    candidates: tuple[ServeCandidate, ...]
+    pareto: tuple[tuple[str, ServingPoint], ...]
+    """(configuration label, point) on the front of throughput per GPU vs tokens/s per user, by user speed."""
+
+
+def candidate_formats(spec: ModelSpec, gpu: GpuSpec, quants: tuple[str, ...]) -> list[str]:
+    """The checkpoint's own format, fp8, NVFP4 on GPUs with fp4 units, AWQ 4-bit (or the formats asked for)."""
+    if quants:
+        return list(quants)
+    native = spec.native_quant or spec.weights_dtype
+    out = [native, "fp8", "awq-int4"]
+    if gpu.dense_tflops("fp4"):
+        out.insert(2, "nvfp4")
+    return list(dict.fromkeys(out))
+
+
+def layouts(spec: ModelSpec, n: int) -> list[tuple[int, int, int]]:
+    """(tp, ep, pp) for ``n`` GPUs: TP (with EP inside it for MoE); beyond a node TP 8 x PP, or wide EP."""
+    moe = spec.arch.moe is not None
+    if n <= 8:
+        return [(n, 1, 1)] + ([(n, n, 1)] if moe and n > 1 else [])
+    return [(8, 1, n // 8)] + ([(n, n, 1)] if moe else [])
+
+
+def launch(d: Deployment, n: int) -> str:
+    """The engine's serve command with its parallel flags."""
+    lay, name = d.layout, d.engine.name
+    model = d.spec.hf_id or d.spec.id
+    if name == "sglang":
+        opts = f" --tp {lay.tp}" + (f" --ep {lay.ep}" if lay.ep > 1 else "") + (f" --pp {lay.pp}" if lay.pp > 1 else "")
+    elif name == "tensorrt-llm":
+        opts = f" --tp_size {lay.tp}" + (f" --ep_size {lay.ep}" if lay.ep > 1 else "")
+        opts += f" --pp_size {lay.pp}" if lay.pp > 1 else ""
+    else:
+        opts = f" --tensor-parallel-size {lay.tp}" + (" --enable-expert-parallel" if lay.ep > 1 else "")
+        opts += f" --pipeline-parallel-size {lay.pp}" if lay.pp > 1 else ""
+    cmd = d.engine.command(model, d.context, opts)
+    if d.request.quant and d.scheme.name != (d.spec.native_quant or d.spec.weights_dtype):
+        cmd += f"  # with a {d.scheme.name} checkpoint of {model}"
+    return cmd
+
+
+def _targets(req: ServeRequest, p: ServingPoint) -> tuple[str, ...]:
+    misses = []
+    if not p.stable:
+        misses.append("cannot keep up with the load")
+    if req.ttft_s is not None and p.ttft_s > req.ttft_s:
+        misses.append(f"TTFT {p.ttft_s:.2f} s > {req.ttft_s:g} s")
+    if req.tpot_s is not None and p.tpot_s > req.tpot_s:
+        misses.append(f"TPOT {p.tpot_s * 1e3:.0f} ms > {req.tpot_s * 1e3:g} ms")
+    if req.e2e_s is not None and p.e2e_s > req.e2e_s:
+        misses.append(f"E2E {p.e2e_s:.1f} s > {req.e2e_s:g} s")
+    return tuple(misses)
+
+
+def evaluate_config(d: Deployment, req: ServeRequest, sweep: bool = True) -> ServeCandidate:
+    """One configuration at the load (and its concurrency sweep)."""
+    assert d.gpu is not None
+    point = ServingModel(d, req.traffic).point()
+    n = d.layout.num_gpus
+    misses = _targets(req, point)
+    price = d.price.usd_per_hour
+    usd = price * n / (point.output_tokens_per_s * 3600) * 1e6 if price and point.stable else None
+    joules = d.gpu.tdp_w * n / point.output_tokens_per_s if d.gpu.tdp_w else None
+    points: tuple[ServingPoint, ...] = ()
+    if sweep:
+        cap = max(1, point.max_running)
+        loads = [c for c in SWEEP if c <= 2 * cap] or [1]
+        t = req.traffic
+        points = tuple(
+            ServingModel(d, Traffic(t.isl, t.osl, concurrency=c, prefix_hit=t.prefix_hit)).point() for c in loads
+        )
+    return ServeCandidate(
+        gpu=d.gpu, num_gpus=n, tp=d.layout.tp, ep=d.layout.ep, pp=d.layout.pp, quant=d.scheme.name,
+        engine=d.engine.name, point=point, meets=not misses, misses=misses, usd_per_hour=price * n if price else None,
+        usd_per_million_output_tokens=usd, joules_per_output_token=joules, command=launch(d, n), sweep=points,
+    )  # fmt: skip
+
+
+def check_request(req: ServeRequest) -> None:
+    req.traffic.check()
+    for name, v in (("--ttft", req.ttft_s), ("--tpot", req.tpot_s), ("--e2e", req.e2e_s)):
+        if v is not None and not v > 0:
+            raise InputError(f"{name} must be a positive latency, not {v}")
+    if req.max_gpus < 1:
+        raise InputError(f"--max-gpus must be at least 1, not {req.max_gpus}")
+    for name in req.engines:
+        eng = engine(name)
+        if eng.runs == "gguf":
+            raise InputError(f"serve plans the serving engines (vllm, sglang, tensorrt-llm), not {eng.name}")
+
+
+def plan_serve(req: ServeRequest, progress: Callable[[int, int], None] | None = None) -> ServeResult:
+    """Every configuration that can serve the model, at the load, best first; and the Pareto front."""
+    from moeplan.hardware.gpus import resolve_gpu
+    from moeplan.sources.catalog import resolve_model
+
+    check_request(req)
+    spec = resolve_model(req.model)
+    only = {resolve_gpu(g, req.gpu_file).id for g in req.gpus}
+    catalogue = [g for g in load_gpus(req.gpu_file) if (g.id in only if only else not g.unified_memory)]
+    engines = [engine(e) for e in req.engines]
+    context = req.traffic.isl + req.traffic.osl
+    out: list[ServeCandidate] = []
+    for i, gpu in enumerate(catalogue):
+        if progress:
+            progress(i, len(catalogue))
+        for eng in engines:
+            if not eng.can_run(gpu) or spec.architecture in eng.missing_architectures:
+                continue
+            for label in candidate_formats(spec, gpu, req.quants):
+                try:
+                    scheme = parse_scheme(label, spec.native_quant, spec.weights_dtype)
+                except MoeplanError:
+                    continue
+                if scheme.is_gguf or not eng.serves(scheme, gpu):
+                    continue
+                base = EstimateRequest(model=spec.id, gpu=gpu.id, quant=label, engine=eng.name, context=context,
+                                       prompt=req.traffic.isl, gpu_file=req.gpu_file)  # fmt: skip
+                found = 0
+                for n in COUNTS:
+                    if n > req.max_gpus or (found and n > 4 * found):
+                        break
+                    for tp, ep, pp in layouts(spec, n):
+                        try:
+                            d = resolve(replace(base, num_gpus=n, tp=tp, ep=ep, pp=pp), spec=spec, gpu=gpu,
+                                        fewest=False)  # fmt: skip
+                        except MoeplanError:
+                            continue
+                        if d.gpu is None or ServingModel(d, req.traffic).max_running < 1:
+                            continue
+                        found = found or n
+                        out.append(evaluate_config(d, req))
+    if progress:
+        progress(len(catalogue), len(catalogue))
+    inf = float("inf")
+    out.sort(key=lambda c: (not c.meets, c.usd_per_million_output_tokens or inf, -c.point.tokens_per_s_per_user))
+    return ServeResult(spec, req, tuple(out), pareto(out))
+
+
+def best_throughput_per_gpu(result: ServeResult, ttft_s: float | None, tpot_s: float | None) -> float:
+    """The most output tokens/s per GPU any configuration reaches at any swept concurrency while meeting the
+    targets (0 when none does): the planner's answer to "how much can a GPU serve at this interactivity"."""
+    best = 0.0
+    for c in result.candidates:
+        for p in c.sweep:
+            if p.stable and (ttft_s is None or p.ttft_s <= ttft_s) and (tpot_s is None or p.tpot_s <= tpot_s):
+                best = max(best, p.output_tokens_per_s_per_gpu)
+    return best
+
+
+def pareto(candidates: list[ServeCandidate]) -> tuple[tuple[str, ServingPoint], ...]:
+    """The points of all sweeps no other point beats on both tokens/s per user and throughput per GPU."""
+    pts = [(c.label, p) for c in candidates for p in c.sweep if p.stable]
+    pts.sort(key=lambda lp: (-lp[1].tokens_per_s_per_user, -lp[1].output_tokens_per_s_per_gpu))
+    front: list[tuple[str, ServingPoint]] = []
+    best = -1.0
+    for label, p in pts:
+        if p.output_tokens_per_s_per_gpu > best:
+            front.append((label, p))
+            best = p.output_tokens_per_s_per_gpu
+    return tuple(front)
+
+
+__all__ = ["ENGINES", "ServeCandidate", "ServeRequest", "ServeResult", "plan_serve"]

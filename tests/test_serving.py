@@ -1,0 +1,103 @@
+"""The serving model and planner (issue 17): steady state under a load, targets, the search and its outputs."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from typer.testing import CliRunner
+
+from moeplan.cli import app
+from moeplan.deploy.deployment import EstimateRequest
+from moeplan.deploy.resolve import resolve
+from moeplan.deploy.serving import ServingModel, Traffic
+from moeplan.errors import InputError
+from moeplan.plans.serve import ServeRequest, best_throughput_per_gpu, plan_serve
+
+runner = CliRunner()
+H100 = resolve(EstimateRequest(model="qwen3-30b-a3b", gpu="h100", num_gpus=1, context=2048, use_calibration=False))
+DSV3 = resolve(EstimateRequest(model="deepseek-v3", gpu="h200", num_gpus=8, context=3072, use_calibration=False))
+
+
+def run(*args: str) -> tuple[int, str, str]:
+    result = runner.invoke(app, list(args), env={"COLUMNS": "100", "NO_COLOR": "1"})
+    return result.exit_code, result.stdout, result.stderr
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.integers(1, 400), st.integers(1, 400), st.sampled_from([H100, DSV3]))
+def test_more_traffic_never_lowers_latency(a: int, b: int, d: object) -> None:
+    lo, hi = sorted((a, b))
+    light = ServingModel(d, Traffic(1000, 1000, concurrency=lo)).point()  # type: ignore[arg-type]
+    heavy = ServingModel(d, Traffic(1000, 1000, concurrency=hi)).point()  # type: ignore[arg-type]
+    assert heavy.tpot_s >= light.tpot_s * (1 - 1e-6)
+    assert heavy.ttft_s >= light.ttft_s * (1 - 1e-6)
+    assert heavy.e2e_s >= light.e2e_s * (1 - 1e-6)
+    assert heavy.output_tokens_per_s >= light.output_tokens_per_s * (1 - 1e-6)  # and never serves less
+
+
+@settings(max_examples=20, deadline=None)
+@given(st.floats(0.1, 30.0), st.floats(0.1, 30.0))
+def test_a_higher_rate_never_lowers_latency(a: float, b: float) -> None:
+    lo, hi = sorted((a, b))
+    light = ServingModel(H100, Traffic(1000, 500, rate=lo)).point()
+    heavy = ServingModel(H100, Traffic(1000, 500, rate=hi)).point()
+    if heavy.stable:
+        assert heavy.tpot_s >= light.tpot_s * (1 - 1e-6) and heavy.ttft_s >= light.ttft_s * (1 - 1e-6)
+
+
+RESULT = plan_serve(ServeRequest(model="qwen3-30b-a3b", traffic=Traffic(1000, 1000, concurrency=32),
+                                 gpus=("h100", "rtx-4090", "mi300x")))  # fmt: skip
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.floats(0.005, 0.2), st.floats(0.005, 0.2))
+def test_a_tighter_latency_target_never_yields_more_throughput_per_gpu(a: float, b: float) -> None:
+    tight, loose = sorted((a, b))
+    assert best_throughput_per_gpu(RESULT, None, tight) <= best_throughput_per_gpu(RESULT, None, loose)
+
+
+def test_steady_state_is_physical() -> None:
+    one = ServingModel(H100, Traffic(1000, 1000, concurrency=1)).point()
+    assert one.decode_batch == pytest.approx(1.0) and one.prefill_share < 0.05
+    assert one.tokens_per_s_per_user == pytest.approx(1 / one.tpot_s)
+    busy = ServingModel(H100, Traffic(1000, 1000, concurrency=1000)).point()
+    assert busy.kv_limited and busy.decode_batch <= busy.max_running + 1e-9 and busy.ttft_s > 10 * one.ttft_s
+    over = ServingModel(H100, Traffic(8000, 100, rate=1000.0)).point()
+    assert not over.stable
+
+
+def test_bad_loads_are_refused() -> None:
+    for t in (Traffic(0, 10, concurrency=1), Traffic(10, 10), Traffic(10, 10, concurrency=2, rate=1.0),
+              Traffic(10, 10, rate=float("nan")), Traffic(10, 10, concurrency=1, prefix_hit=1.0)):  # fmt: skip
+        with pytest.raises(InputError):
+            t.check()
+
+
+def test_the_planner_ranks_what_meets_the_targets_first() -> None:
+    r = plan_serve(ServeRequest(model="qwen3-30b-a3b", traffic=Traffic(1000, 1000, concurrency=64), tpot_s=0.05,
+                                gpus=("h100", "rtx-4090")))  # fmt: skip
+    meets = [c.meets for c in r.candidates]
+    assert meets == sorted(meets, reverse=True) and any(meets)
+    costs = [c.usd_per_million_output_tokens for c in r.candidates if c.meets]
+    assert costs == sorted(costs)  # type: ignore[type-var]
+    assert all("vllm serve" in c.command for c in r.candidates)
+    assert r.pareto and all(p.stable for _, p in r.pareto)
+
+
+def test_serve_cli_outputs() -> None:
+    code, out, err = run("serve", "qwen3-30b-a3b", "--concurrency", "16", "--tpot", "60", "--gpu", "h100", "--json")
+    assert code == 0, err
+    data = json.loads(out)
+    assert data["traffic"]["concurrency"] == 16 and data["configurations"][0]["command"].startswith("vllm serve")
+    assert {"tpot_s", "ttft_s", "ttft_p90_s", "output_tokens_per_s_per_gpu"} <= set(data["configurations"][0]["point"])
+    code, out, _ = run("serve", "qwen3-30b-a3b", "--concurrency", "16", "--gpu", "h100", "--format", "csv")
+    assert code == 0 and out.startswith("#,configuration")
+    code, out, _ = run("serve", "qwen3-30b-a3b", "--concurrency", "16", "--gpu", "h100")
+    assert code == 0 and "launch:" in out and "tok/s per user" in out
+    for bad in (("--rate", "0"), ("--concurrency", "4", "--rate", "1"), ("--engine", "llama.cpp", "--concurrency", "4"),
+                ("--concurrency", "4", "--tpot", "-1")):  # fmt: skip
+        code, _, err = run("serve", "qwen3-30b-a3b", *bad)
+        assert code == 1 and "Traceback" not in err and err.count("\n") == 1, (bad, err)
