@@ -14,7 +14,8 @@ GPU.  Per interconnect (:data:`LINKS`):
   custom all-reduce answers small messages in 5-10 us and NCCL in 10-20 us; all-to-all (DeepEP low-latency
   dispatch or combine inside a node) ~25 us.
 * PCIe (no NVLink): bus = 80% of the PCIe figure's one direction; alpha 25 us: NCCL through the host bridge.
-* xGMI (MI300-class Infinity Fabric, 7 links per GPU): bus 50 GB/s per peer; alpha 15 us.
+* xGMI (MI300-class Infinity Fabric, fully connected: 7 links of 64 GB/s per direction to the peers): bus 300 GB/s
+  per GPU, what RCCL's all-reduce reaches of the 448; alpha 15 us.
 * InfiniBand/RoCE between nodes (one 400 Gb/s NIC per GPU): bus 40 GB/s; alpha 60 us for an all-reduce that
   crosses nodes (tens to 100+ us measured), 80 us for an all-to-all (DeepEP low-latency across nodes: 80-160
   us per dispatch at 128 tokens on H800 clusters).
@@ -90,7 +91,7 @@ def link_for(gpu: GpuSpec, across_nodes: bool) -> Link:
     if gpu.nvlink_gb_s:
         return Link(f"NVLink ({gpu.nvlink_gb_s:g} GB/s)", gpu.nvlink_gb_s / 2 * 1e9, 10 * US, 25 * US, 8 * US)
     if gpu.vendor == "amd" and gpu.kind == "datacenter":
-        return Link("xGMI (Infinity Fabric)", 50e9, 15 * US, 30 * US, 10 * US)
+        return Link("xGMI (Infinity Fabric)", 300e9, 15 * US, 30 * US, 10 * US)
     pcie = (gpu.pcie_gb_s or 32.0) / 2 * 0.8 * 1e9
     return Link("PCIe", pcie, 25 * US, 40 * US, 15 * US)
 

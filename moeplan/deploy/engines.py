@@ -309,6 +309,29 @@ ENGINES: dict[str, Engine] = {
         source="TensorRT-LLM KvCacheConfig.free_gpu_memory_fraction 0.9 of the memory left after weights; "
         "max_num_tokens 8192",
     ),
+    "atom": Engine(
+        "atom",
+        reserve_fraction=1 - 0.92,
+        context_bytes=0.5 * GIB,
+        sharded_extra_bytes=1.5 * GIB,
+        graph_bytes_dense=0.5 * GIB,
+        graph_bytes_moe=1.5 * GIB,
+        batched_tokens=16384,
+        activations="planned",
+        speed=Efficiency(
+            (0.60, 0.78, 0.90),
+            0.75,
+            2 * US,
+            55 * US,
+            "as vLLM: ATOM serves like vLLM (continuous batching, CUDA-graph-style decode) with AMD's own AITER "
+            "kernels, block-scaled fp8 included (ROCm/ATOM recipes on MI300X and MI355X)",
+        ),
+        kv_default="bf16",
+        vendors=("amd",),
+        prefill_dispatch_s=PYTHON_DISPATCH_S,
+        launch="python -m atom.entrypoints.openai_server --model {model}{options} --max-model-len {context}",
+        source="ROCm/ATOM recipes (DeepSeek-R1, Qwen3-235B, Kimi-K2-Thinking on MI300X and MI355X)",
+    ),
     "ktransformers": Engine(
         "ktransformers",
         reserve_fraction=0.0,

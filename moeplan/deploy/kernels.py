@@ -272,7 +272,7 @@ def kernel_path(engine: Engine, scheme: Scheme, gpu: GpuSpec | None, backend: Ba
     if matmul == "fp8" or kernels == "fp8":
         weight_only = replace(_WEIGHT_ONLY, name="fp8 weight-only (Marlin W8A16)")
         path = replace(_NATIVE, name="native fp8") if has("fp8") else weight_only
-        if has("fp8") and amd and fmt is not None and fmt.tile:
+        if has("fp8") and amd and fmt is not None and fmt.tile and engine.name != "atom":
             path = _AMD_BLOCK_FP8
     elif kernels == "packed4":
         fp4 = fmt is not None and fmt.name in ("mxfp4", "nvfp4")

@@ -44,8 +44,10 @@ class Check(Value):
 
     @property
     def within_1_5x(self) -> bool:
-        """Inside the band, or the expected value within 1.5x of the measurement either way."""
-        return self.ok or (self.measured > 0 and 1 / 1.5 <= self.predicted / self.measured <= 1.5)
+        """Inside the band, or the expected value within 1.5x of the measurement either way (2x for serving
+        TTFT, :data:`TOLERANCE`)."""
+        f = TOLERANCE.get(self.kind, 1.5)
+        return self.ok or (self.measured > 0 and 1 / f <= self.predicted / self.measured <= f)
 
     @property
     def error(self) -> float:
@@ -93,12 +95,16 @@ def record_gpu(r: dict[str, Any]) -> GpuSpec:
     )
 
 
-ENGINE_OF_RECORD = {"ik_llama.cpp": "llama.cpp"}
-"""Engines moeplan scores as another: ik_llama.cpp is a llama.cpp fork with the same file types and layout."""
+ENGINE_OF_RECORD = {"ik_llama.cpp": "llama.cpp", "tensorrt-llm+dynamo": "tensorrt-llm"}
+"""Engines moeplan scores as another: ik_llama.cpp is a llama.cpp fork with the same file types and layout, and
+Dynamo runs TensorRT-LLM workers."""
 STAGES = {
     "decode_speed": "decode", "throughput": "decode", "prefill_speed": "prefill", "ttft": "time to first token",
     "offload_speed": "offload decode", "offload_prefill": "offload prefill",
+    "serving_throughput": "serving throughput per GPU", "serving_ttft": "serving TTFT",
 }  # fmt: skip
+TOLERANCE = {"serving_ttft": 2.0}
+"""The factor within which an expected value counts as close (1.5 unless named here)."""
 
 
 def stage_of(r: dict[str, Any]) -> str:
@@ -250,3 +256,56 @@ def _prefill_check(r: dict[str, Any], rid: str, label: str, src: str) -> Check:
     ok = low <= measured <= high
     unit = "s" if r["kind"] == "ttft" else "tokens/s"
     return Check(rid, str(r["kind"]), label, measured, mid, low, high, ok, unit, src)
+
+
+def serving_skip(r: dict[str, Any]) -> str | None:
+    """Why a serving record cannot be scored, or None."""
+    if r.get("speculative") is True:
+        return "speculative decoding (MTP) on"
+    if not r.get("num_gpus"):
+        return "GPU count and layout not stated"
+    if not r.get("concurrency"):
+        return "a request-rate burst, not a steady load"
+    if r.get("disaggregated"):
+        return "disaggregated prefill/decode"
+    if r.get("dp_attention") or "dep8" in str(r.get("notes", "")):
+        return "data-parallel attention"
+    if "not part of the official" in str(r.get("notes", "")):
+        return "an experimental sweep its publisher keeps out of its official results"
+    return None
+
+
+def serving_checks(r: dict[str, Any]) -> list[Check]:
+    """A serving run (fixed input/output lengths at a concurrency) against the serving model: output (or total)
+    tokens/s per GPU and TTFT, each with the band of the low and high scenarios."""
+    from moeplan.deploy.serving import ServingModel, Traffic
+
+    gpu = record_gpu(r)
+    isl, osl, conc = int(r["isl"]), int(r["osl"]), int(r["concurrency"])
+    d = deployment(r, gpu, context=isl + osl, prompt=isl, batch=1)
+    traffic = Traffic(isl, osl, concurrency=conc, arrivals="waves")  # load generators: fixed lengths, closed loop
+    low, mid, high = (ServingModel(d, traffic, s).point() for s in ("low", "expected", "high"))
+    rid, src = str(r["id"]), str(r.get("source", ""))
+    label = f"{r['model']} {r.get('quant') or ''} {r.get('engine', '')} on {r['num_gpus']} x {gpu.name}, "
+    label += f"{isl:,}/{osl:,} at concurrency {conc}"
+    out = []
+    n = int(r["num_gpus"])
+    per_gpu: float | None = r.get("output_tps_per_gpu") or (
+        r["output_tps_total"] / n if r.get("output_tps_total") else None
+    )
+    total: float | None = r.get("total_tps_per_gpu") or (r["total_tps_total"] / n if r.get("total_tps_total") else None)
+    value = per_gpu or total
+    if value:
+        scale = 1.0 if per_gpu else (isl + osl) / osl  # input and output tokens together
+        measured = float(value)
+        lo, m, hi = (p.output_tokens_per_s_per_gpu * scale for p in (low, mid, high))
+        what = label + ("" if per_gpu else " (input + output tok/s)")
+        out.append(Check(rid, "serving_throughput", what, measured, m, lo, hi, lo <= measured <= hi, "tokens/s",
+                         src, stage=STAGES["serving_throughput"]))  # fmt: skip
+    ttft_ms = r.get("ttft_mean_ms") or r.get("ttft_median_ms")
+    if ttft_ms:
+        measured = float(ttft_ms) / 1e3
+        lo, m, hi = high.ttft_s, mid.ttft_s, low.ttft_s
+        out.append(Check(rid, "serving_ttft", label, measured, m, lo, hi, lo <= measured <= hi, "s", src,
+                         stage=STAGES["serving_ttft"]))  # fmt: skip
+    return out
