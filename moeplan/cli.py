@@ -14,6 +14,7 @@ from moeplan.cli_options import (
     BackendOpt,
     BatchOpt,
     CalibrationOpt,
+    ConcurrencyOpt,
     ContextOpt,
     CpuOpt,
     EnergyOpt,
@@ -25,6 +26,7 @@ from moeplan.cli_options import (
     GpuMemoryOpt,
     GpuOpt,
     GpuTflopsOpt,
+    IslOpt,
     JsonOpt,
     KvOpt,
     ModelArg,
@@ -35,6 +37,7 @@ from moeplan.cli_options import (
     NoFaOpt,
     NumGpusOpt,
     OffloadOpt,
+    OslOpt,
     PcieOpt,
     PpOpt,
     PriceOpt,
@@ -42,6 +45,7 @@ from moeplan.cli_options import (
     QuantOpt,
     RamBwOpt,
     RamOpt,
+    RateOpt,
     SkewOpt,
     StateOpt,
     TpOpt,
@@ -103,6 +107,10 @@ def estimate(
     engine: EngineOpt = "auto",
     backend: BackendOpt = "auto",
     ubatch: UbatchOpt = None,
+    isl: IslOpt = "1k",
+    osl: OslOpt = "1k",
+    concurrency: ConcurrencyOpt = None,
+    rate: RateOpt = None,
     no_flash_attention: NoFaOpt = False,
     mtp: MtpOpt = False,
     prompt: PromptOpt = None,
@@ -135,7 +143,7 @@ def estimate(
 
       moeplan estimate ./Qwen3-30B-A3B/config.json --gpu h100 --quant experts=fp8
     """
-    from moeplan.deploy.deployment import EstimateRequest
+    from moeplan.deploy.deployment import EstimateRequest, Traffic
     from moeplan.plans.estimate import estimate as run_estimate
     from moeplan.units import parse_tokens
 
@@ -176,6 +184,9 @@ def estimate(
             engine=engine,
             backend=backend,
             ubatch=ubatch,
+            traffic=Traffic(parse_tokens(isl, "--isl"), parse_tokens(osl, "--osl"), concurrency, rate)
+            if concurrency is not None or rate is not None
+            else None,
             flash_attention=not no_flash_attention,
             mtp=mtp,
             prompt=parse_tokens(prompt, "--prompt") if prompt is not None else None,

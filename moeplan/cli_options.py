@@ -132,6 +132,14 @@ RamOpt = Annotated[float | None, typer.Option("--ram", help="System RAM installe
 CpuOpt = Annotated[
     str | None, typer.Option("--cpu", help="Host CPU (`moeplan cpus`) or memory config such as ddr5-5600x2.")
 ]
+IslOpt = Annotated[str, typer.Option("--isl", help="Serving: prompt tokens per request (with --concurrency/--rate).")]
+OslOpt = Annotated[str, typer.Option("--osl", help="Serving: output tokens per request.")]
+ConcurrencyOpt = Annotated[
+    int | None, typer.Option("--concurrency", help="Serving: requests in flight; adds the steady state under load.")
+]
+RateOpt = Annotated[
+    float | None, typer.Option("--rate", help="Serving: requests per second (instead of --concurrency).")
+]
 BackendOpt = Annotated[
     str,
     typer.Option("--backend", help="llama.cpp's GPU backend: cuda, rocm, vulkan, metal, sycl, or auto (by vendor)."),

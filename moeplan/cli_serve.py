@@ -43,7 +43,7 @@ def serve(
 
       moeplan serve gpt-oss-120b --concurrency 32 --engine vllm --engine sglang --json
     """
-    from moeplan.deploy.serving import Traffic
+    from moeplan.deploy.deployment import Traffic
     from moeplan.plans.serve import ServeRequest, plan_serve
     from moeplan.units import parse_tokens
 

@@ -10,9 +10,9 @@ from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from moeplan.cli import app
-from moeplan.deploy.deployment import EstimateRequest
+from moeplan.deploy.deployment import EstimateRequest, Traffic
 from moeplan.deploy.resolve import resolve
-from moeplan.deploy.serving import ServingModel, Traffic
+from moeplan.deploy.serving import ServingModel
 from moeplan.errors import InputError
 from moeplan.plans.serve import ServeRequest, best_throughput_per_gpu, plan_serve
 
@@ -101,3 +101,18 @@ def test_serve_cli_outputs() -> None:
                 ("--concurrency", "4", "--tpot", "-1")):  # fmt: skip
         code, _, err = run("serve", "qwen3-30b-a3b", *bad)
         assert code == 1 and "Traceback" not in err and err.count("\n") == 1, (bad, err)
+
+
+def test_estimate_carries_the_steady_state_when_traffic_is_given() -> None:
+    code, out, err = run("estimate", "qwen3-30b-a3b", "--gpu", "h100", "--concurrency", "32", "--json")
+    assert code == 0, err
+    sv = json.loads(out)["serving"]
+    load = Traffic(1024, 1024, concurrency=32)
+    direct = ServingModel(resolve(EstimateRequest(model="qwen3-30b-a3b", gpu="h100", traffic=load)), load).point()
+    assert sv["tpot_s"] == pytest.approx(direct.tpot_s) and sv["stable"]
+    code, out, _ = run("estimate", "qwen3-30b-a3b", "--gpu", "h100", "--json")
+    assert "serving" not in json.loads(out)
+    code, out, _ = run("estimate", "qwen3-30b-a3b", "--gpu", "h100", "--concurrency", "32")
+    assert code == 0 and "serving 1,024 in / 1,024 out at concurrency 32" in out
+    code, _, err = run("estimate", "qwen3-30b-a3b", "--gpu", "h100", "--rate", "-1")
+    assert code == 1 and "--rate" in err

@@ -9,6 +9,7 @@ chooses a default again.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from moeplan.deploy.comm import Link
@@ -24,6 +25,44 @@ GPU_COUNTS = (1, 2, 4, 8, 16, 32, 64)
 """The GPU counts tried for the fewest that fit."""
 CONTEXT_SEARCH_LIMIT = 1 << 20
 """The longest context searched (and plotted) for a model that states no maximum, tokens."""
+
+
+@dataclass(frozen=True, repr=False, eq=False)
+class Traffic(Value):
+    """The load: prompt and output tokens per request, and concurrency or a request rate."""
+
+    isl: int
+    osl: int
+    concurrency: int | None = None
+    rate: float | None = None
+    """Requests per second (open loop)."""
+    prefix_hit: float = 0.0
+    """Share of prompt tokens found in the prefix cache (not prefilled again)."""
+    arrivals: str = "poisson"
+    """``poisson``: requests arrive independently (real traffic, varied lengths); ``waves``: a closed loop of
+    fixed-length requests, as load generators run them (``--ignore-eos``, fixed ISL/OSL): all clients finish
+    together and send their next prompts at once, so each wave starts with a burst of ``C`` prefills."""
+
+    def check(self) -> None:
+        """Refuse a load that means nothing, naming the option."""
+        if self.isl < 1 or self.osl < 1:
+            raise InputError("--isl and --osl must be at least 1 token")
+        if (self.concurrency is None) == (self.rate is None):
+            raise InputError("give the load as --concurrency C or --rate R (requests per second), one of them")
+        if self.concurrency is not None and self.concurrency < 1:
+            raise InputError(f"--concurrency must be at least 1, not {self.concurrency}")
+        if self.rate is not None and not (self.rate > 0 and math.isfinite(self.rate)):
+            raise InputError(f"--rate must be a positive number of requests per second, not {self.rate}")
+        if not 0 <= self.prefix_hit < 1:
+            raise InputError(f"--prefix-hit must be at least 0 and below 1, not {self.prefix_hit}")
+        if self.arrivals not in ("poisson", "waves"):
+            raise InputError(f"--arrivals must be poisson or waves, not '{self.arrivals}'")
+        if self.arrivals == "waves" and self.concurrency is None:
+            raise InputError("--arrivals waves needs --concurrency (a closed loop of fixed-length requests)")
+
+    @property
+    def mean_context(self) -> int:
+        return self.isl + self.osl // 2
 
 
 @dataclass(frozen=True, kw_only=True, repr=False, eq=False)
@@ -65,6 +104,8 @@ class EstimateRequest(Value):
     ubatch: int | None = None
     """Tokens per forward pass the engine plans (llama.cpp ``-ub``); None: the engine's default."""
     speed_table: bool = True
+    traffic: Traffic | None = None
+    """A serving load: the estimate then carries its steady state (:mod:`moeplan.deploy.serving`)."""
 
     def prompt_tokens(self) -> int:
         if self.prompt is not None:

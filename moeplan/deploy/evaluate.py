@@ -327,6 +327,11 @@ def evaluate(d: Deployment) -> EstimateResult:
     if d.gpu is not None:
         performance, speed_notes = performance_result(d, mm)
         cost = cost_result(d, performance.throughput_tokens_per_s, performance.prefill_tokens_per_s)
+    serving = None
+    if d.gpu is not None and d.request.traffic is not None:
+        from moeplan.deploy.serving import ServingModel
+
+        serving = ServingModel(d, d.request.traffic).point()
     return EstimateResult(
         spec=d.spec,
         params=params,
@@ -338,6 +343,7 @@ def evaluate(d: Deployment) -> EstimateResult:
         performance=performance,
         cost=cost,
         assumptions=model_notes(d.spec, params) + d.notes + memory_notes(d, fit) + speed_notes,
+        serving=serving,
     )
 
 

@@ -45,6 +45,8 @@ def validate_request(request: EstimateRequest) -> None:
             raise InputError(f"--{name.replace('_', '-')} must be at least 1, not {value}")
     if request.ubatch is not None and request.ubatch < 1:
         raise InputError(f"--ubatch must be at least 1, not {request.ubatch}")
+    if request.traffic is not None:
+        request.traffic.check()
 
 
 def request_gpu(request: EstimateRequest) -> GpuSpec | None:

@@ -160,6 +160,31 @@ class CostResult(Value):
 
 
 @dataclass(frozen=True, repr=False, eq=False)
+class ServingPoint(Value):
+    """Steady state of one deployment under one load."""
+
+    concurrency: float
+    """Requests in the system (running and waiting)."""
+    decode_batch: float
+    """Sequences decoding in an iteration."""
+    max_running: int
+    """Sequences the KV cache holds at the mean context."""
+    tpot_s: float
+    tpot_p90_s: float
+    ttft_s: float
+    ttft_p90_s: float
+    e2e_s: float
+    request_rate: float
+    output_tokens_per_s: float
+    output_tokens_per_s_per_gpu: float
+    tokens_per_s_per_user: float
+    prefill_share: float
+    """``u``: the share of GPU time spent on prefill."""
+    stable: bool = True
+    kv_limited: bool = False
+
+
+@dataclass(frozen=True, repr=False, eq=False)
 class EstimateResult(Value):
     """One deployment's figures; ``to_json`` gives the public JSON contract."""
 
@@ -174,6 +199,8 @@ class EstimateResult(Value):
     performance: PerformanceResult | None = None
     cost: CostResult | None = None
     assumptions: tuple[str, ...] = ()
+    serving: ServingPoint | None = None
+    """The steady state under the request's traffic, when one was given."""
 
     def performance_json(self) -> dict[str, Any] | None:
         return asdict(self.performance) if self.performance else None
@@ -223,6 +250,7 @@ class EstimateResult(Value):
             "flops": asdict(self.flops) if self.flops else None,
             "performance": self.performance_json(),
             "cost": asdict(self.cost) if self.cost else None,
+            **({"serving": asdict(self.serving)} if self.serving is not None else {}),
             "assumptions": list(self.assumptions),
         }
 

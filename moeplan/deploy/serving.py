@@ -33,79 +33,15 @@ the p90 of an exponential wait (2.3 x the mean wait).  Worked figure: Qwen3-30B-
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
-from moeplan.deploy.deployment import Deployment
+from moeplan.deploy.deployment import Deployment, Traffic
 from moeplan.deploy.memory import MemoryModel
+from moeplan.deploy.results import ServingPoint
 from moeplan.deploy.speed import SpeedModel
 from moeplan.errors import InputError
-from moeplan.records import Value
 
 ITERATIONS = 60
 DAMPING = 0.5
-
-
-@dataclass(frozen=True, repr=False, eq=False)
-class Traffic(Value):
-    """The load: prompt and output tokens per request, and concurrency or a request rate."""
-
-    isl: int
-    osl: int
-    concurrency: int | None = None
-    rate: float | None = None
-    """Requests per second (open loop)."""
-    prefix_hit: float = 0.0
-    """Share of prompt tokens found in the prefix cache (not prefilled again)."""
-    arrivals: str = "poisson"
-    """``poisson``: requests arrive independently (real traffic, varied lengths); ``waves``: a closed loop of
-    fixed-length requests, as load generators run them (``--ignore-eos``, fixed ISL/OSL): all clients finish
-    together and send their next prompts at once, so each wave starts with a burst of ``C`` prefills."""
-
-    def check(self) -> None:
-        """Refuse a load that means nothing, naming the option."""
-        if self.isl < 1 or self.osl < 1:
-            raise InputError("--isl and --osl must be at least 1 token")
-        if (self.concurrency is None) == (self.rate is None):
-            raise InputError("give the load as --concurrency C or --rate R (requests per second), one of them")
-        if self.concurrency is not None and self.concurrency < 1:
-            raise InputError(f"--concurrency must be at least 1, not {self.concurrency}")
-        if self.rate is not None and not (self.rate > 0 and math.isfinite(self.rate)):
-            raise InputError(f"--rate must be a positive number of requests per second, not {self.rate}")
-        if not 0 <= self.prefix_hit < 1:
-            raise InputError(f"--prefix-hit must be at least 0 and below 1, not {self.prefix_hit}")
-        if self.arrivals not in ("poisson", "waves"):
-            raise InputError(f"--arrivals must be poisson or waves, not '{self.arrivals}'")
-        if self.arrivals == "waves" and self.concurrency is None:
-            raise InputError("--arrivals waves needs --concurrency (a closed loop of fixed-length requests)")
-
-    @property
-    def mean_context(self) -> int:
-        return self.isl + self.osl // 2
-
-
-@dataclass(frozen=True, repr=False, eq=False)
-class ServingPoint(Value):
-    """Steady state of one deployment under one load."""
-
-    concurrency: float
-    """Requests in the system (running and waiting)."""
-    decode_batch: float
-    """Sequences decoding in an iteration."""
-    max_running: int
-    """Sequences the KV cache holds at the mean context."""
-    tpot_s: float
-    tpot_p90_s: float
-    ttft_s: float
-    ttft_p90_s: float
-    e2e_s: float
-    request_rate: float
-    output_tokens_per_s: float
-    output_tokens_per_s_per_gpu: float
-    tokens_per_s_per_user: float
-    prefill_share: float
-    """``u``: the share of GPU time spent on prefill."""
-    stable: bool = True
-    kv_limited: bool = False
 
 
 class ServingModel:

@@ -278,7 +278,8 @@ def serving_skip(r: dict[str, Any]) -> str | None:
 def serving_checks(r: dict[str, Any]) -> list[Check]:
     """A serving run (fixed input/output lengths at a concurrency) against the serving model: output (or total)
     tokens/s per GPU and TTFT, each with the band of the low and high scenarios."""
-    from moeplan.deploy.serving import ServingModel, Traffic
+    from moeplan.deploy.deployment import Traffic
+    from moeplan.deploy.serving import ServingModel
 
     gpu = record_gpu(r)
     isl, osl, conc = int(r["isl"]), int(r["osl"]), int(r["concurrency"])

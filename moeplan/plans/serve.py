@@ -15,10 +15,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
-from moeplan.deploy.deployment import Deployment, EstimateRequest
+from moeplan.deploy.deployment import Deployment, EstimateRequest, Traffic
 from moeplan.deploy.engines import ENGINES, engine
 from moeplan.deploy.resolve import resolve
-from moeplan.deploy.serving import ServingModel, ServingPoint, Traffic
+from moeplan.deploy.results import ServingPoint
+from moeplan.deploy.serving import ServingModel
 from moeplan.errors import InputError, MoeplanError
 from moeplan.formats.schemes import parse_scheme
 from moeplan.hardware.gpus import GpuSpec, load_gpus
