@@ -19,6 +19,7 @@ from moeplan.cli_options import (
     CpuOpt,
     EnergyOpt,
     EngineOpt,
+    EplbOpt,
     EpOpt,
     FormatOpt,
     GpuBandwidthOpt,
@@ -107,6 +108,7 @@ def estimate(
     engine: EngineOpt = "auto",
     backend: BackendOpt = "auto",
     ubatch: UbatchOpt = None,
+    eplb: EplbOpt = False,
     isl: IslOpt = "1k",
     osl: OslOpt = "1k",
     concurrency: ConcurrencyOpt = None,
@@ -184,6 +186,7 @@ def estimate(
             engine=engine,
             backend=backend,
             ubatch=ubatch,
+            eplb=eplb,
             traffic=Traffic(parse_tokens(isl, "--isl"), parse_tokens(osl, "--osl"), concurrency, rate)
             if concurrency is not None or rate is not None
             else None,

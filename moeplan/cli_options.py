@@ -132,6 +132,9 @@ RamOpt = Annotated[float | None, typer.Option("--ram", help="System RAM installe
 CpuOpt = Annotated[
     str | None, typer.Option("--cpu", help="Host CPU (`moeplan cpus`) or memory config such as ddr5-5600x2.")
 ]
+EplbOpt = Annotated[
+    bool, typer.Option("--eplb", help="With --ep: redundant experts balance the ranks (12.5% more expert memory).")
+]
 IslOpt = Annotated[str, typer.Option("--isl", help="Serving: prompt tokens per request (with --concurrency/--rate).")]
 OslOpt = Annotated[str, typer.Option("--osl", help="Serving: output tokens per request.")]
 ConcurrencyOpt = Annotated[

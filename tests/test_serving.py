@@ -116,3 +116,23 @@ def test_estimate_carries_the_steady_state_when_traffic_is_given() -> None:
     assert code == 0 and "serving 1,024 in / 1,024 out at concurrency 32" in out
     code, _, err = run("estimate", "qwen3-30b-a3b", "--gpu", "h100", "--rate", "-1")
     assert code == 1 and "--rate" in err
+
+
+def test_expert_parallel_load_imbalance_and_eplb() -> None:
+    from moeplan.deploy.memory import MemoryModel
+    from moeplan.deploy.speed import SpeedModel
+
+    def model(eplb: bool, skew: float = 0.0) -> SpeedModel:
+        req = EstimateRequest(model="deepseek-v3", gpu="h200", num_gpus=8, ep=8, eplb=eplb, routing_skew=skew,
+                              use_calibration=False)  # fmt: skip
+        return SpeedModel(MemoryModel(resolve(req)))
+
+    plain, balanced = model(False), model(True)
+    assert plain.ep_imbalance(64, 0.0) == pytest.approx(1 + (2 * 2.0794 * 7 / 512) ** 0.5, rel=1e-3)
+    assert plain.ep_imbalance(4096, 0.0) < plain.ep_imbalance(64, 0.0)  # large batches even out
+    assert model(False, 1.2).ep_imbalance(4096, 1.2) > plain.ep_imbalance(4096, 0.0)  # hot experts do not
+    assert 1 < balanced.ep_imbalance(64, 0.0) < plain.ep_imbalance(64, 0.0)
+    assert balanced.decode_step(2048, 64).seconds < plain.decode_step(2048, 64).seconds
+    assert MemoryModel(resolve(EstimateRequest(model="deepseek-v3", gpu="h200", num_gpus=8, ep=8, eplb=True))).gpu(
+        2048, 1).weights_bytes > MemoryModel(resolve(EstimateRequest(model="deepseek-v3", gpu="h200", num_gpus=8,
+                                                                      ep=8))).gpu(2048, 1).weights_bytes  # fmt: skip

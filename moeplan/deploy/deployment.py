@@ -21,6 +21,9 @@ from moeplan.model.spec import ArchSpec, ModelSpec
 from moeplan.records import Value
 
 DEFAULT_CONTEXT = 8192
+EPLB_REDUNDANT = 0.125
+"""Redundant experts of EPLB-style balancing, per GPU, relative to its share: DeepSeek-V3 serves 256 experts with 32
+redundant copies over 32 decode GPUs (DeepSeek-V3 technical report, section 3.4)."""
 GPU_COUNTS = (1, 2, 4, 8, 16, 32, 64)
 """The GPU counts tried for the fewest that fit."""
 CONTEXT_SEARCH_LIMIT = 1 << 20
@@ -103,6 +106,8 @@ class EstimateRequest(Value):
     """False: the engine's published factors even where a stored profile exists (the accuracy harness)."""
     ubatch: int | None = None
     """Tokens per forward pass the engine plans (llama.cpp ``-ub``); None: the engine's default."""
+    eplb: bool = False
+    """With ``--ep``: redundant experts balance the load across the EP ranks (more expert memory per GPU)."""
     speed_table: bool = True
     traffic: Traffic | None = None
     """A serving load: the estimate then carries its steady state (:mod:`moeplan.deploy.serving`)."""
@@ -120,6 +125,9 @@ class Layout(Value):
     tp: int = 1
     ep: int = 1
     pp: int = 1
+    eplb: bool = False
+    """Expert-parallel load balancing: redundant copies of the busiest experts (:data:`EPLB_REDUNDANT` more expert
+    memory per GPU) even out the load across the EP ranks."""
 
     @property
     def num_gpus(self) -> int:
@@ -144,6 +152,8 @@ def check_layout(arch: ArchSpec, layout: Layout) -> None:
         raise InputError(f"--tp {layout.tp} does not divide the {la.num_key_heads} linear-attention key heads")
     if layout.pp > arch.num_layers:
         raise InputError(f"--pp {layout.pp} exceeds the {arch.num_layers} layers")
+    if layout.eplb and layout.ep <= 1:
+        raise InputError("--eplb balances experts across expert-parallel ranks: give --ep too")
     if layout.ep > 1:
         if arch.moe is None:
             raise InputError("--ep needs an MoE model")

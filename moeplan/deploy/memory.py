@@ -26,7 +26,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from moeplan.deploy.deployment import Deployment, Layout
+from moeplan.deploy.deployment import EPLB_REDUNDANT, Deployment, Layout
 from moeplan.deploy.engines import GIB
 from moeplan.deploy.kv_cache import cache_bytes, layer_caches_for, sparse_layout
 from moeplan.formats.kv_formats import KV_DTYPES, STATE_DTYPES
@@ -72,7 +72,8 @@ def _class_share(cls: str, arch: ArchSpec, par: Layout) -> float:
     if cls == "exp":
         assert arch.moe is not None
         e = arch.moe.num_experts
-        return math.ceil(e / par.ep) / e / (tp // par.ep)
+        redundant = 1 + EPLB_REDUNDANT if par.eplb and par.ep > 1 else 1.0
+        return math.ceil(e / par.ep) * redundant / e / (tp // par.ep)
     return 1.0 / tp
 
 

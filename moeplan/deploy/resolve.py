@@ -171,13 +171,13 @@ def layout_for(arch: ArchSpec, request: EstimateRequest, eng: Engine, num_gpus: 
         par = default_layout(arch, num_gpus, eng)
         if request.ep and request.ep > par.tp and num_gpus % request.ep == 0:  # EP across the GPUs asked for
             par = Layout(request.ep, 1, num_gpus // request.ep)
-        layout = Layout(par.tp, request.ep or 1, par.pp)
+        layout = Layout(par.tp, request.ep or 1, par.pp, request.eplb)
     else:
         tp = request.tp or max(1, num_gpus // (request.pp or 1))
         pp = request.pp or max(1, num_gpus // tp)
         if tp * pp != num_gpus:
             raise InputError(f"--tp {tp} x --pp {pp} = {tp * pp} GPUs, but --num-gpus is {num_gpus}")
-        layout = Layout(tp, request.ep or 1, pp)
+        layout = Layout(tp, request.ep or 1, pp, request.eplb)
     check_layout(arch, layout)
     return layout
 

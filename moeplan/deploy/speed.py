@@ -46,6 +46,7 @@ import math
 from dataclasses import dataclass, field
 
 from moeplan.deploy.comm import step_comm_s
+from moeplan.deploy.deployment import EPLB_REDUNDANT
 from moeplan.deploy.engines import Efficiency
 from moeplan.deploy.kernels import DECODE_ATTENTION_VECTOR, tensor_peak, vector_peak
 from moeplan.deploy.memory import MemoryModel
@@ -54,6 +55,10 @@ from moeplan.model.flops import flops_per_token
 from moeplan.model.spec import ArchSpec
 from moeplan.records import Value
 
+EPLB_LEFT = 0.2
+"""Share of the expert-parallel load imbalance left after EPLB's redundant experts, assumed: copies of the
+hottest experts placed by observed load remove most of the excess (the DeepSeek-V3 report, section 3.4, describes
+the mechanism and publishes no residual; moeplan has no measurement of one yet)."""
 VEC_BATCH = 8
 """llama.cpp runs decode attention of up to this many sequences with its vector FlashAttention kernels."""
 TP_HOST_WAIT = 1.75
@@ -184,6 +189,8 @@ class SpeedModel:
             experts = float(weights.get("routed_experts", 0))
             self.stage_experts.append(experts)
             self.stage_dense.append(float(sum(weights.values())) - experts - weights.get("embedding", 0))
+        if par.eplb and par.ep > 1:  # redundant copies are memory, not extra reads: a step reads the experts it uses
+            self.stage_experts = [x / (1 + EPLB_REDUNDANT) for x in self.stage_experts]
         plan = mm.stages
         self.stage_moe_layers = list(plan.moe_layers)
         self.stage_layers = plan.layers
@@ -231,6 +238,26 @@ class SpeedModel:
             total += f / (self.peak * min(0.95, eta * scale))
         return total
 
+    def ep_imbalance(self, tokens: float, skew: float) -> float:
+        """Expert load on the busiest expert-parallel rank over the mean (1 without EP).
+
+        Uniform routing spreads ``tokens x k`` picks over ``ep`` ranks: the largest of ``ep`` binomials is about
+        ``1 + sqrt(2 ln(ep) (ep - 1) / (tokens x k))`` times the mean (8 ranks, 64 tokens x 8 picks: 1.19).
+        Skewed routing puts the hottest expert's share ``q_1`` on one rank: ``ep x (q_1 + (k - q_1)/ep) / k``.
+        EPLB's redundant experts take four fifths of the excess away."""
+        moe = self.moe
+        if self.ep <= 1 or moe is None:
+            return 1.0
+        n, k = self.ep, moe.expected_picks
+        picks = max(1.0, tokens * k)
+        statistical = 1 + math.sqrt(2 * math.log(n) * (n - 1) / picks)
+        hot = 1.0
+        if skew > 0:
+            q1 = selection_probabilities(moe.num_experts, k, skew)[0]
+            hot = n * (q1 + (k - q1) / n) / k
+        f = min(float(n), max(statistical, hot))
+        return 1 + (f - 1) * EPLB_LEFT if self.d.layout.eplb else f
+
     def _comm_s(self, batch_tokens: float, alpha_scale: float) -> float:
         arch, moe = self.arch, self.moe
         return step_comm_s(
@@ -260,11 +287,14 @@ class SpeedModel:
         bytes_read = 0.0
         share = 1.0 / (self.tp * self.pp)  # this GPU's share of the FLOPs (each stage does 1/pp)
         per_gpu_flops = {k: v * share for k, v in flops_tokens.items()}
+        if "routed_experts" in per_gpu_flops:  # the busiest EP rank sets the step
+            per_gpu_flops["routed_experts"] *= self.ep_imbalance(tokens, skew)
         for s in range(self.pp):
             read = self.stage_dense[s]
             if moe is not None and self.stage_experts[s]:
                 used = distinct_experts(moe.num_experts, moe.expected_picks, max(1, round(read_experts_for)), skew)
-                read += self.stage_experts[s] * min(1.0, used / moe.num_experts)
+                busiest = self.ep_imbalance(read_experts_for, skew)
+                read += self.stage_experts[s] * min(1.0, used / moe.num_experts * busiest)
             if kv_context is not None:  # decode: the KV cache, and each sequence's recurrent state read and written
                 read += self._kv_read(s, kv_context, round(tokens)) + 2 * self.mm.state_gpu_bytes(s, round(tokens))
             bytes_read += read

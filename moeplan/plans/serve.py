@@ -67,9 +67,11 @@ class ServeCandidate(Value):
     command: str
     sweep: tuple[ServingPoint, ...] = ()
 
+    eplb: bool = False
+
     @property
     def label(self) -> str:
-        ep = f" EP{self.ep}" if self.ep > 1 else ""
+        ep = f" EP{self.ep}" + ("+EPLB" if self.eplb else "") if self.ep > 1 else ""
         pp = f" PP{self.pp}" if self.pp > 1 else ""
         return f"{self.num_gpus}x {self.gpu.id} TP{self.tp}{ep}{pp} {self.quant} {self.engine}"
 
@@ -96,12 +98,14 @@ def candidate_formats(spec: ModelSpec, gpu: GpuSpec, quants: tuple[str, ...]) ->
     return list(dict.fromkeys(out))
 
 
-def layouts(spec: ModelSpec, n: int) -> list[tuple[int, int, int]]:
-    """(tp, ep, pp) for ``n`` GPUs: TP (with EP inside it for MoE); beyond a node TP 8 x PP, or wide EP."""
+def layouts(spec: ModelSpec, n: int) -> list[tuple[int, int, int, bool]]:
+    """(tp, ep, pp, eplb) for ``n`` GPUs: TP (with EP inside it for MoE, and EPLB from 8 ranks); beyond a node
+    TP 8 x PP, or wide EP with EPLB."""
     moe = spec.arch.moe is not None
     if n <= 8:
-        return [(n, 1, 1)] + ([(n, n, 1)] if moe and n > 1 else [])
-    return [(8, 1, n // 8)] + ([(n, n, 1)] if moe else [])
+        out = [(n, 1, 1, False)] + ([(n, n, 1, False)] if moe and n > 1 else [])
+        return out + ([(n, n, 1, True)] if moe and n >= 8 else [])
+    return [(8, 1, n // 8, False)] + ([(n, n, 1, True)] if moe else [])
 
 
 def launch(d: Deployment, n: int) -> str:
@@ -110,11 +114,13 @@ def launch(d: Deployment, n: int) -> str:
     model = d.spec.hf_id or d.spec.id
     if name == "sglang":
         opts = f" --tp {lay.tp}" + (f" --ep {lay.ep}" if lay.ep > 1 else "") + (f" --pp {lay.pp}" if lay.pp > 1 else "")
+        opts += " --enable-eplb" if lay.eplb else ""
     elif name == "tensorrt-llm":
         opts = f" --tp_size {lay.tp}" + (f" --ep_size {lay.ep}" if lay.ep > 1 else "")
         opts += f" --pp_size {lay.pp}" if lay.pp > 1 else ""
     else:
         opts = f" --tensor-parallel-size {lay.tp}" + (" --enable-expert-parallel" if lay.ep > 1 else "")
+        opts += " --enable-eplb" if lay.eplb else ""
         opts += f" --pipeline-parallel-size {lay.pp}" if lay.pp > 1 else ""
     cmd = d.engine.command(model, d.context, opts)
     if d.request.quant and d.scheme.name != (d.spec.native_quant or d.spec.weights_dtype):
@@ -154,8 +160,9 @@ def evaluate_config(d: Deployment, req: ServeRequest, sweep: bool = True) -> Ser
         )
     return ServeCandidate(
         gpu=d.gpu, num_gpus=n, tp=d.layout.tp, ep=d.layout.ep, pp=d.layout.pp, quant=d.scheme.name,
-        engine=d.engine.name, point=point, meets=not misses, misses=misses, usd_per_hour=price * n if price else None,
-        usd_per_million_output_tokens=usd, joules_per_output_token=joules, command=launch(d, n), sweep=points,
+        engine=d.engine.name, eplb=d.layout.eplb, point=point, meets=not misses, misses=misses,
+        usd_per_hour=price * n if price else None, usd_per_million_output_tokens=usd, joules_per_output_token=joules,
+        command=launch(d, n), sweep=points,
     )  # fmt: skip
 
 
@@ -203,10 +210,10 @@ def plan_serve(req: ServeRequest, progress: Callable[[int, int], None] | None = 
                 for n in COUNTS:
                     if n > req.max_gpus or (found and n > 4 * found):
                         break
-                    for tp, ep, pp in layouts(spec, n):
+                    for tp, ep, pp, eplb in layouts(spec, n):
                         try:
-                            d = resolve(replace(base, num_gpus=n, tp=tp, ep=ep, pp=pp), spec=spec, gpu=gpu,
-                                        fewest=False)  # fmt: skip
+                            d = resolve(replace(base, num_gpus=n, tp=tp, ep=ep, pp=pp, eplb=eplb), spec=spec,
+                                        gpu=gpu, fewest=False)  # fmt: skip
                         except MoeplanError:
                             continue
                         if d.gpu is None or ServingModel(d, req.traffic).max_running < 1:
