@@ -31,6 +31,7 @@ from moeplan.cli_options import (
     JsonOpt,
     KvOpt,
     ModelArg,
+    MtpAcceptOpt,
     MtpOpt,
     MultiEngineOpt,
     MultiGpuOpt,
@@ -109,6 +110,7 @@ def estimate(
     backend: BackendOpt = "auto",
     ubatch: UbatchOpt = None,
     eplb: EplbOpt = False,
+    mtp_accept: MtpAcceptOpt = None,
     isl: IslOpt = "1k",
     osl: OslOpt = "1k",
     concurrency: ConcurrencyOpt = None,
@@ -187,6 +189,7 @@ def estimate(
             backend=backend,
             ubatch=ubatch,
             eplb=eplb,
+            mtp_accept=mtp_accept,
             traffic=Traffic(parse_tokens(isl, "--isl"), parse_tokens(osl, "--osl"), concurrency, rate)
             if concurrency is not None or rate is not None
             else None,

@@ -123,7 +123,10 @@ EngineOpt = Annotated[
 NoFaOpt = Annotated[
     bool, typer.Option("--no-flash-attention", help="llama.cpp without flash attention (compute buffer grows).")
 ]
-MtpOpt = Annotated[bool, typer.Option("--mtp", help="Serve with the multi-token-prediction layers (their KV too).")]
+MtpOpt = Annotated[
+    bool,
+    typer.Option("--mtp", help="Serve with the multi-token-prediction layers: their memory, and drafts they verify."),
+]
 OffloadOpt = Annotated[
     str | None,
     typer.Option("--offload-experts", help="auto or N: keep routed experts of the first N layers in RAM (llama.cpp)."),
@@ -131,6 +134,9 @@ OffloadOpt = Annotated[
 RamOpt = Annotated[float | None, typer.Option("--ram", help="System RAM installed, GiB.")]
 CpuOpt = Annotated[
     str | None, typer.Option("--cpu", help="Host CPU (`moeplan cpus`) or memory config such as ddr5-5600x2.")
+]
+MtpAcceptOpt = Annotated[
+    float | None, typer.Option("--mtp-accept", help="With --mtp: acceptance of each draft token (default 0.85).")
 ]
 EplbOpt = Annotated[
     bool, typer.Option("--eplb", help="With --ep: redundant experts balance the ranks (12.5% more expert memory).")

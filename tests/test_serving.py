@@ -136,3 +136,20 @@ def test_expert_parallel_load_imbalance_and_eplb() -> None:
     assert MemoryModel(resolve(EstimateRequest(model="deepseek-v3", gpu="h200", num_gpus=8, ep=8, eplb=True))).gpu(
         2048, 1).weights_bytes > MemoryModel(resolve(EstimateRequest(model="deepseek-v3", gpu="h200", num_gpus=8,
                                                                       ep=8))).gpu(2048, 1).weights_bytes  # fmt: skip
+
+
+def test_mtp_drafts_are_verified_with_more_experts_and_pay_by_acceptance() -> None:
+    from moeplan.deploy.memory import MemoryModel
+    from moeplan.deploy.speed import SpeedModel
+
+    def step(mtp: bool, accept: float | None = None, batch: int = 1) -> object:
+        req = EstimateRequest(model="deepseek-v3", gpu="b200", num_gpus=8, mtp=mtp, mtp_accept=accept,
+                              use_calibration=False)  # fmt: skip
+        return SpeedModel(MemoryModel(resolve(req))).decode_step(4096, batch)
+
+    plain, mtp = step(False), step(True)
+    assert mtp.tokens == pytest.approx(1.85)  # type: ignore[attr-defined]  # one draft at 85%
+    assert mtp.seconds > plain.seconds and mtp.per_token_s < plain.per_token_s  # type: ignore[attr-defined]
+    assert step(True, 0.0).per_token_s > plain.per_token_s  # type: ignore[attr-defined]  # drafts never accepted
+    big = step(True, batch=64)
+    assert big.bytes_read > step(False, batch=64).bytes_read  # type: ignore[attr-defined]  # 2x tokens, more experts

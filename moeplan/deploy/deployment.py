@@ -21,6 +21,9 @@ from moeplan.model.spec import ArchSpec, ModelSpec
 from moeplan.records import Value
 
 DEFAULT_CONTEXT = 8192
+MTP_ACCEPT = 0.85
+"""Default acceptance of an MTP draft token: the DeepSeek-V3 technical report (section 5.4.3) measures 85-90% for
+the second token its MTP module predicts."""
 EPLB_REDUNDANT = 0.125
 """Redundant experts of EPLB-style balancing, per GPU, relative to its share: DeepSeek-V3 serves 256 experts with 32
 redundant copies over 32 decode GPUs (DeepSeek-V3 technical report, section 3.4)."""
@@ -95,6 +98,8 @@ class EstimateRequest(Value):
     """llama.cpp's GPU backend (cuda, rocm, vulkan, metal, sycl), or ``auto``: the GPU vendor's usual one."""
     flash_attention: bool = True
     mtp: bool = False
+    mtp_accept: float | None = None
+    """Acceptance rate of each MTP draft token (``--mtp``); None: :data:`MTP_ACCEPT`."""
     prompt: int | None = None
     """Prompt tokens for prefill and time to first token; default: the context less 512 output tokens."""
     routing_skew: float = 0.0
@@ -225,6 +230,10 @@ class Deployment(Value):
     """Tokens in the largest forward pass the engine plans (vLLM max_num_batched_tokens, llama.cpp ubatch)."""
     flash_attention: bool = True
     mtp_layers: int = 0
+    draft_tokens: int = 0
+    """Tokens the MTP modules draft per step (speculative decoding with ``--mtp``; 0: plain decode)."""
+    accept_rate: float = 0.0
+    """Acceptance rate of each draft token."""
     routing_skew: float = 0.0
     weights_scale: tuple[tuple[str, float], ...] = ()
     """Per tensor class, a real checkpoint's bytes over the scheme's prediction (empty: the prediction)."""

@@ -52,7 +52,7 @@ def headline(d: Deployment, memory: MemoryModel | None = None) -> Headline:
     mm = memory or MemoryModel(d)
     g = mm.gpu(d.context, d.batch)
     sm = SpeedModel(mm)
-    low, mid, high = (sm.decode_step(d.context, d.batch, s).seconds for s in ("low", "expected", "high"))
+    low, mid, high = (sm.decode_step(d.context, d.batch, s).per_token_s for s in ("low", "expected", "high"))
     n = d.layout.num_gpus
     per_hour = usd_per_hour(d, n)
     return Headline(
@@ -180,7 +180,7 @@ def performance_result(d: Deployment, mm: MemoryModel) -> tuple[PerformanceResul
             break
         step = sm.decode_step(d.context, b)
         fit = d.usable_bytes <= 0 or mm.fits(d.context, b)
-        rows.append(BatchRow(batch=b, tokens_per_s=1 / step.seconds, throughput_tokens_per_s=b / step.seconds,
+        rows.append(BatchRow(batch=b, tokens_per_s=1 / step.per_token_s, throughput_tokens_per_s=b / step.per_token_s,
                              bound=step.bound, fits=fit))  # fmt: skip
     spread = label_spread_for(d)
     if spread is not None:  # heavier files read more bytes per step: the band spans the published files

@@ -14,7 +14,15 @@ from dataclasses import replace
 
 from moeplan.deploy.comm import Link, measured_collective_link
 from moeplan.deploy.cost import price_for
-from moeplan.deploy.deployment import GPU_COUNTS, Deployment, EstimateRequest, Layout, check_layout, default_layout
+from moeplan.deploy.deployment import (
+    GPU_COUNTS,
+    MTP_ACCEPT,
+    Deployment,
+    EstimateRequest,
+    Layout,
+    check_layout,
+    default_layout,
+)
 from moeplan.deploy.engines import Efficiency, Engine, auto_engine, engine
 from moeplan.deploy.kernels import KernelPath, backend_for, kernel_path, tensor_peak
 from moeplan.deploy.kv_cache import check_kv_dtype
@@ -47,6 +55,8 @@ def validate_request(request: EstimateRequest) -> None:
         raise InputError(f"--ubatch must be at least 1, not {request.ubatch}")
     if request.traffic is not None:
         request.traffic.check()
+    if request.mtp_accept is not None and not 0 <= request.mtp_accept < 1:
+        raise InputError(f"--mtp-accept must be at least 0 and below 1, not {request.mtp_accept}")
 
 
 def request_gpu(request: EstimateRequest) -> GpuSpec | None:
@@ -274,6 +284,8 @@ def resolve(
         batched_tokens=batched_tokens(eng, request),
         flash_attention=request.flash_attention,
         mtp_layers=arch.mtp_layers if request.mtp else 0,
+        draft_tokens=arch.mtp_layers if request.mtp else 0,
+        accept_rate=(request.mtp_accept if request.mtp_accept is not None else MTP_ACCEPT) if request.mtp else 0.0,
         routing_skew=request.routing_skew,
         weights_scale=scale,
         extra_weight_bytes=extra,

@@ -68,7 +68,7 @@ class ServingModel:
         hi = lo + 1
         for b in (lo, hi):
             if b not in self._steps:
-                self._steps[b] = self.sm.decode_step(self.context, b, self.scenario).seconds
+                self._steps[b] = self.sm.decode_step(self.context, b, self.scenario).per_token_s
         w = min(1.0, max(0.0, batch - lo))
         return self._steps[lo] * (1 - w) + self._steps[hi] * w
 

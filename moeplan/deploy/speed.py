@@ -43,7 +43,7 @@ from __future__ import annotations
 
 import functools
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from moeplan.deploy.comm import step_comm_s
 from moeplan.deploy.deployment import EPLB_REDUNDANT
@@ -128,6 +128,13 @@ class Step(Value):
     comm_s: float
     bytes_read: float
     """Bytes one GPU reads, summed over pipeline stages."""
+    tokens: float = 1.0
+    """Tokens each sequence gains per step: 1, or with MTP drafts the expected accepted drafts plus one."""
+
+    @property
+    def per_token_s(self) -> float:
+        """Seconds per output token of one sequence: ``seconds / tokens``."""
+        return self.seconds / self.tokens
 
     @property
     def bound(self) -> str:
@@ -321,10 +328,20 @@ class SpeedModel:
         return eff.bw[scenario.index], scenario.fixed_scale, compute, self._skew(scenario)
 
     def decode_step(self, context: int, batch: int, scenario: str = "expected") -> Step:
+        """One decode step of ``batch`` sequences.  With MTP drafts (``k`` per sequence, each accepted with
+        probability ``a``) the step verifies ``k + 1`` tokens per sequence -- ``k + 1`` times the FLOPs, and the
+        distinct experts of ``batch x (k + 1)`` tokens, the KV cache read once -- plus ``k`` draft passes of one
+        layer each, and yields ``(1 - a^(k+1)) / (1 - a)`` tokens: DeepSeek-V3's one draft at 85% gives 1.85."""
         sc = SCENARIOS[scenario]
+        k, a = self.d.draft_tokens, self.d.accept_rate
         f = flops_per_token(self.arch, context, "decode").by_kind
-        flops = {k: v * batch for k, v in f.items()}
-        return self._step(batch, batch, context, self.d.efficiency, self._scales(sc), flops)
+        flops = {name: v * batch * (k + 1) for name, v in f.items()}
+        step = self._step(batch, batch * (k + 1), context, self.d.efficiency, self._scales(sc), flops)
+        if not k:
+            return step
+        draft = step.seconds * k / self.arch.num_layers
+        tokens = (1 - a ** (k + 1)) / (1 - a) if a < 1 else float(k + 1)
+        return replace(step, seconds=step.seconds + draft, fixed_s=step.fixed_s + draft, tokens=tokens)
 
     def prefill_seconds(self, prompt: int, scenario: str = "expected") -> float:
         """Seconds to prefill one ``prompt``-token sequence in ``ceil(P / batched tokens)`` equal chunks."""
@@ -355,8 +372,8 @@ class SpeedModel:
         pre = self.prefill_seconds(prompt, scenario)
         return Speed(
             decode=step,
-            tokens_per_s=1.0 / step.seconds,
-            throughput_tokens_per_s=batch / step.seconds,
+            tokens_per_s=1.0 / step.per_token_s,
+            throughput_tokens_per_s=batch / step.per_token_s,
             prefill_tokens_per_s=prompt / pre,
             time_to_first_token_s=pre + step.seconds,
         )
