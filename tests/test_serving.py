@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import pytest
 from hypothesis import given, settings
@@ -153,3 +154,23 @@ def test_mtp_drafts_are_verified_with_more_experts_and_pay_by_acceptance() -> No
     assert step(True, 0.0).per_token_s > plain.per_token_s  # type: ignore[attr-defined]  # drafts never accepted
     big = step(True, batch=64)
     assert big.bytes_read > step(False, batch=64).bytes_read  # type: ignore[attr-defined]  # 2x tokens, more experts
+
+
+def test_disaggregation_removes_prefill_from_the_decode_steps_and_wins_only_on_cost() -> None:
+    from moeplan.deploy.serving import DisaggregatedServingModel
+
+    base = EstimateRequest(model="deepseek-v3", gpu="b200", context=9216, prompt=8192, use_calibration=False)
+    dp = resolve(replace(base, num_gpus=4, tp=4), fewest=False)
+    dd = resolve(replace(base, num_gpus=4, tp=4, ep=4), fewest=False)
+    load = Traffic(8192, 1024, concurrency=64)
+    split = DisaggregatedServingModel(dp, dd, 1, load).point()
+    together = ServingModel(dd, load).point()
+    assert split.tpot_s < together.tpot_s  # no prompt chunks in the decode steps
+    assert split.output_tokens_per_s_per_gpu < together.output_tokens_per_s * 2 / 8 * 10  # sane scale
+    short = plan_serve(ServeRequest(model="qwen3-30b-a3b", traffic=Traffic(128, 2048, concurrency=32),
+                                    gpus=("h100",)))  # fmt: skip
+    first = next(c for c in short.candidates if c.meets)
+    assert first.disaggregated is None  # decode-heavy traffic: splitting off prefill GPUs does not pay
+    for r in (short, RESULT):
+        costs = [c.usd_per_million_output_tokens for c in r.candidates if c.meets and c.usd_per_million_output_tokens]
+        assert costs == sorted(costs)  # a disaggregated row ranks where its cost puts it, no earlier

@@ -33,6 +33,7 @@ the p90 of an exponential wait (2.3 x the mean wait).  Worked figure: Qwen3-30B-
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 from moeplan.deploy.deployment import Deployment, Traffic
 from moeplan.deploy.memory import MemoryModel
@@ -177,3 +178,77 @@ class ServingModel:
     def chunk_iterations(self, b: float) -> int:
         """Iterations one prompt's prefill spans: ``ceil(I / (B - b))``."""
         return math.ceil(self.prompt / max(1.0, self.chunk - b))
+
+
+class DisaggregatedServingModel:
+    """Prefill and decode on separate GPUs: ``n_p`` prefill instances (each ``dp``) hand the KV cache of every prompt
+    to one decode instance (``dd``).
+
+        S_p   = prefill of I tokens on a prefill instance (no decode beside it)
+        KV    = I x KV bytes per token / link   (NVLink inside a node of 8, else InfiniBand: 40 GB/s per GPU)
+        TTFT  = S_p x (1 + queue ahead / n_p) + KV + t_decode(b),     TPOT = t_decode(b)   (no prefill in the step)
+        out/s = lambda x O over n_p x |dp| + |dd| GPUs
+
+    Worth it where prefill would slow the decode steps (long prompts) and the prefill GPUs keep busy; the planner
+    keeps a disaggregated configuration only where it beats the aggregated ones on cost at the targets."""
+
+    def __init__(self, dp: Deployment, dd: Deployment, n_prefill: int, traffic: Traffic) -> None:
+        from moeplan.deploy.comm import GPUS_PER_NODE, link_for
+        from moeplan.deploy.kv_cache import kv_bytes_per_token
+
+        if dp.gpu is None or dd.gpu is None:
+            raise InputError("serving needs a GPU: --gpu ID")
+        traffic.check()
+        self.t, self.n_p, self.dd = traffic, n_prefill, dd
+        self.decode = ServingModel(dd, replace(traffic, prefix_hit=traffic.prefix_hit))
+        prompt = self.decode.prompt
+        self.s_p = SpeedModel(MemoryModel(dp)).prefill_seconds(prompt)
+        gpus = n_prefill * dp.layout.num_gpus + dd.layout.num_gpus
+        self.gpus = gpus
+        kv = kv_bytes_per_token(dd.spec.arch, dd.kv_dtype, dd.engine) * prompt
+        across = gpus > GPUS_PER_NODE
+        link = link_for(dd.gpu, across)
+        self.kv_s = link.send_s(kv / (dp.layout.num_gpus if across else 1))
+
+    def point(self) -> ServingPoint:
+        t, osl, n_p = self.t, self.t.osl, self.n_p
+        cap = max(1, self.decode.max_running)
+        conc = min(t.concurrency, cap) if t.concurrency is not None else None
+        b = float(min(cap, conc or 1))
+        tpot = self.decode.decode_s(b)
+        ttft = self.s_p + self.kv_s + tpot
+        lam, stable = 0.0, True
+        for _ in range(ITERATIONS):
+            e2e = ttft + (osl - 1) * tpot
+            lam = t.rate if t.rate is not None else (conc or 1) / e2e
+            want = lam * max(osl - 1, 0) * tpot
+            if t.rate is not None and want > cap * 1.0001:
+                stable = False
+            b = b + DAMPING * (min(float(cap), max(1.0, want)) - b)
+            tpot_new = self.decode.decode_s(b)
+            rho = lam * self.s_p / n_p
+            if conc is not None:
+                ahead = (conc - 1) / conc * min(lam * max(ttft - tpot - self.kv_s, 0.0), conc - 1.0) / n_p
+                ttft_new = self.s_p * (1 + ahead) + self.kv_s + tpot_new
+            else:
+                if rho >= 0.98:
+                    stable, rho = False, 0.98
+                ttft_new = self.s_p * (1 + rho / (2 * (1 - rho))) + self.kv_s + tpot_new
+            tpot = tpot + DAMPING * (tpot_new - tpot)
+            ttft = ttft + DAMPING * (ttft_new - ttft)
+        e2e = ttft + (osl - 1) * tpot
+        if conc is not None:
+            lam = conc / e2e
+            if t.concurrency is not None and t.concurrency > conc:
+                ttft += (t.concurrency - conc) / lam
+                e2e = ttft + (osl - 1) * tpot
+        out = lam * osl
+        wait = max(0.0, ttft - self.s_p - self.kv_s - tpot)
+        return ServingPoint(
+            concurrency=t.concurrency if t.concurrency is not None else lam * e2e, decode_batch=b,
+            max_running=self.decode.max_running, tpot_s=tpot, tpot_p90_s=tpot, ttft_s=ttft,
+            ttft_p90_s=ttft + 1.3 * wait, e2e_s=e2e, request_rate=lam, output_tokens_per_s=out,
+            output_tokens_per_s_per_gpu=out / self.gpus, tokens_per_s_per_user=1 / tpot,
+            prefill_share=min(1.0, lam * self.s_p / n_p), stable=stable,
+            kv_limited=t.concurrency is not None and t.concurrency > cap,
+        )  # fmt: skip

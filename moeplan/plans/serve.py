@@ -68,11 +68,16 @@ class ServeCandidate(Value):
     sweep: tuple[ServingPoint, ...] = ()
 
     eplb: bool = False
+    disaggregated: str | None = None
+    """``2x4P:8D``: two prefill instances of 4 GPUs and a decode instance of 8 (None: aggregated)."""
 
     @property
     def label(self) -> str:
         ep = f" EP{self.ep}" + ("+EPLB" if self.eplb else "") if self.ep > 1 else ""
         pp = f" PP{self.pp}" if self.pp > 1 else ""
+        if self.disaggregated:
+            split = f"{self.disaggregated} (decode TP{self.tp}{ep})"
+            return f"{self.num_gpus}x {self.gpu.id} {split} {self.quant} {self.engine}"
         return f"{self.num_gpus}x {self.gpu.id} TP{self.tp}{ep}{pp} {self.quant} {self.engine}"
 
 
@@ -166,6 +171,48 @@ def evaluate_config(d: Deployment, req: ServeRequest, sweep: bool = True) -> Ser
     )  # fmt: skip
 
 
+def disaggregated(
+    base: EstimateRequest, spec: ModelSpec, gpu: GpuSpec, p: int, req: ServeRequest
+) -> list[ServeCandidate]:
+    """Prefill on ``n_p`` instances of ``p`` GPUs (TP), decode on one of ``d`` (EP): 1-2 prefill instances, the
+    decode instance as large as one or two prefill instances."""
+    from moeplan.deploy.serving import DisaggregatedServingModel
+
+    out = []
+    for n_p in (1, 2):
+        for d in (p, 2 * p):
+            total = n_p * p + d
+            if total > req.max_gpus:
+                continue
+            try:
+                dp = resolve(replace(base, num_gpus=p, tp=p), spec=spec, gpu=gpu, fewest=False)
+                dd = resolve(replace(base, num_gpus=d, tp=d, ep=d if d > 1 else None), spec=spec, gpu=gpu,
+                             fewest=False)  # fmt: skip
+            except MoeplanError:
+                continue
+            if ServingModel(dd, req.traffic).max_running < 1:
+                continue
+            point = DisaggregatedServingModel(dp, dd, n_p, req.traffic).point()
+            t = req.traffic
+            loads = [c for c in SWEEP if c <= 2 * max(1, point.max_running)] or [1]
+            sweep = tuple(
+                DisaggregatedServingModel(dp, dd, n_p, Traffic(t.isl, t.osl, concurrency=c, prefix_hit=t.prefix_hit))
+                .point() for c in loads
+            )  # fmt: skip
+            misses = _targets(req, point)
+            price = dd.price.usd_per_hour
+            usd = price * total / (point.output_tokens_per_s * 3600) * 1e6 if price and point.stable else None
+            joules = gpu.tdp_w * total / point.output_tokens_per_s if gpu.tdp_w else None
+            command = f"{launch(dp, p)}  # prefill x{n_p}; then {launch(dd, d)}  # decode; KV over NIXL (Dynamo/PD)"
+            out.append(ServeCandidate(
+                gpu=gpu, num_gpus=total, tp=dd.layout.tp, ep=dd.layout.ep, pp=1, quant=dd.scheme.name,
+                engine=dd.engine.name, point=point, meets=not misses, misses=misses,
+                usd_per_hour=price * total if price else None, usd_per_million_output_tokens=usd,
+                joules_per_output_token=joules, command=command, sweep=sweep, disaggregated=f"{n_p}x{p}P:{d}D",
+            ))  # fmt: skip
+    return out
+
+
 def check_request(req: ServeRequest) -> None:
     req.traffic.check()
     for name, v in (("--ttft", req.ttft_s), ("--tpot", req.tpot_s), ("--e2e", req.e2e_s)):
@@ -210,6 +257,8 @@ def plan_serve(req: ServeRequest, progress: Callable[[int, int], None] | None = 
                 for n in COUNTS:
                     if n > req.max_gpus or (found and n > 4 * found):
                         break
+                    if found and n == found * 2 and spec.arch.moe is not None:
+                        out += disaggregated(base, spec, gpu, found, req)
                     for tp, ep, pp, eplb in layouts(spec, n):
                         try:
                             d = resolve(replace(base, num_gpus=n, tp=tp, ep=ep, pp=pp, eplb=eplb), spec=spec,
