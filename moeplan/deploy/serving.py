@@ -93,7 +93,9 @@ class ServingModel:
         cap = max(1, self.max_running)
         conc = min(t.concurrency, cap)
         tokens = conc * self.prompt
-        burst = tokens * self.c_p + math.ceil(tokens / self.chunk) * self.decode_s(1)
+        # the burst runs in full chunks of B tokens (several prompts each): their GEMMs are as large as B allows
+        c_p = self.sm.prefill_token_seconds(min(self.chunk, tokens), self.t.isl, self.scenario)
+        burst = tokens * c_p + math.ceil(tokens / self.chunk) * self.decode_s(1)
         tpot = self.decode_s(conc)
         ttft = tpot + burst * (conc + 1) / (2 * conc)
         period = burst + (t.osl - 1) * tpot
