@@ -28,6 +28,10 @@ def serve(
         list[str] | None, typer.Option("--engine", help="vllm (default), sglang, tensorrt-llm (repeat).")
     ] = None,
     max_gpus: Annotated[int, typer.Option("--max-gpus", help="The most GPUs one deployment may use.")] = 16,
+    mtp: Annotated[bool, typer.Option("--mtp", help="Decode speculatively with the model's MTP layers.")] = False,
+    mtp_accept: Annotated[
+        float | None, typer.Option("--mtp-accept", help="With --mtp: acceptance of each draft (default 0.85).")
+    ] = None,
     top: Annotated[int, typer.Option("--top", help="Rows to show.", min=1)] = 10,
     gpu_file: GpuFileOpt = None,
     fmt: FormatOpt = "table",
@@ -53,7 +57,7 @@ def serve(
         req = ServeRequest(
             model=model, traffic=traffic, ttft_s=ttft, tpot_s=tpot / 1e3 if tpot is not None else None, e2e_s=e2e,
             gpus=tuple(gpu or ()), quants=tuple(quant or ()), engines=tuple(engine or ("vllm",)), max_gpus=max_gpus,
-            gpu_file=gpu_file,
+            gpu_file=gpu_file, mtp=mtp, mtp_accept=mtp_accept,
         )  # fmt: skip
         from rich.console import Console
         from rich.progress import Progress

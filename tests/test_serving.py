@@ -174,3 +174,12 @@ def test_disaggregation_removes_prefill_from_the_decode_steps_and_wins_only_on_c
     for r in (short, RESULT):
         costs = [c.usd_per_million_output_tokens for c in r.candidates if c.meets and c.usd_per_million_output_tokens]
         assert costs == sorted(costs)  # a disaggregated row ranks where its cost puts it, no earlier
+
+
+def test_serve_with_mtp_decodes_faster_and_says_how_to_launch_it() -> None:
+    args = ("serve", "deepseek-v3", "--concurrency", "32", "--gpu", "b200", "--json")
+    code, plain, _ = run(*args)
+    code2, mtp, _ = run(*args, "--mtp")
+    assert code == code2 == 0
+    a, b = json.loads(plain)["configurations"][0], json.loads(mtp)["configurations"][0]
+    assert b["point"]["tpot_s"] < a["point"]["tpot_s"] and "speculative" in b["command"]

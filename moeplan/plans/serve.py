@@ -44,6 +44,9 @@ class ServeRequest(Value):
     engines: tuple[str, ...] = ("vllm",)
     max_gpus: int = 16
     gpu_file: str | None = None
+    mtp: bool = False
+    """Decode speculatively with the model's MTP layers (acceptance ``mtp_accept``, default 0.85)."""
+    mtp_accept: float | None = None
 
 
 @dataclass(frozen=True, repr=False, eq=False)
@@ -127,6 +130,13 @@ def launch(d: Deployment, n: int) -> str:
         opts = f" --tensor-parallel-size {lay.tp}" + (" --enable-expert-parallel" if lay.ep > 1 else "")
         opts += " --enable-eplb" if lay.eplb else ""
         opts += f" --pipeline-parallel-size {lay.pp}" if lay.pp > 1 else ""
+    if d.draft_tokens:
+        k = d.draft_tokens
+        opts += {
+            "sglang": f" --speculative-algorithm EAGLE --speculative-num-steps {k}"
+            f" --speculative-num-draft-tokens {k + 1}",
+            "tensorrt-llm": " --extra_llm_api_options mtp.yaml",
+        }.get(name, f' --speculative-config \'{{"method": "mtp", "num_speculative_tokens": {k}}}\'')
     cmd = d.engine.command(model, d.context, opts)
     if d.request.quant and d.scheme.name != (d.spec.native_quant or d.spec.weights_dtype):
         cmd += f"  # with a {d.scheme.name} checkpoint of {model}"
@@ -220,6 +230,8 @@ def check_request(req: ServeRequest) -> None:
             raise InputError(f"{name} must be a positive latency, not {v}")
     if req.max_gpus < 1:
         raise InputError(f"--max-gpus must be at least 1, not {req.max_gpus}")
+    if req.mtp_accept is not None and not 0 <= req.mtp_accept < 1:
+        raise InputError(f"--mtp-accept must be at least 0 and below 1, not {req.mtp_accept}")
     for name in req.engines:
         eng = engine(name)
         if eng.runs == "gguf":
@@ -252,7 +264,8 @@ def plan_serve(req: ServeRequest, progress: Callable[[int, int], None] | None = 
                 if scheme.is_gguf or not eng.serves(scheme, gpu):
                     continue
                 base = EstimateRequest(model=spec.id, gpu=gpu.id, quant=label, engine=eng.name, context=context,
-                                       prompt=req.traffic.isl, gpu_file=req.gpu_file)  # fmt: skip
+                                       prompt=req.traffic.isl, gpu_file=req.gpu_file, mtp=req.mtp,
+                                       mtp_accept=req.mtp_accept)  # fmt: skip
                 found = 0
                 for n in COUNTS:
                     if n > req.max_gpus or (found and n > 4 * found):
