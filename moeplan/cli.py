@@ -290,11 +290,15 @@ def recommend(
     ] = None,
     kv_dtype: KvOpt = "auto",
     state_dtype: StateOpt = "auto",
+    isl: IslOpt = "1k",
+    osl: OslOpt = "1k",
+    concurrency: ConcurrencyOpt = None,
+    rate: RateOpt = None,
     gpu_file: GpuFileOpt = None,
     fmt: FormatOpt = "table",
     json_out: JsonOpt = False,
 ) -> None:
-    """What to rent or buy: every GPU kind x count x format that fits, ranked.
+    """What to rent or buy: every GPU kind x count x format that fits, ranked (under a load with --concurrency).
 
     Examples:
 
@@ -304,6 +308,7 @@ def recommend(
 
       moeplan recommend gpt-oss-120b --min-tokens-per-s 100 --sort speed
     """
+    from moeplan.deploy.deployment import Traffic
     from moeplan.plans.recommend import recommend as run_recommend
     from moeplan.units import parse_tokens
 
@@ -324,6 +329,9 @@ def recommend(
             kv_dtype,
             gpus=tuple(only_gpu or ()),
             state_dtype=state_dtype,
+            traffic=Traffic(parse_tokens(isl, "--isl"), parse_tokens(osl, "--osl"), concurrency, rate)
+            if concurrency is not None or rate is not None
+            else None,
         )
     from moeplan.output.plain import recommend_table
 

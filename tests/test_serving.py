@@ -183,3 +183,17 @@ def test_serve_with_mtp_decodes_faster_and_says_how_to_launch_it() -> None:
     assert code == code2 == 0
     a, b = json.loads(plain)["configurations"][0], json.loads(mtp)["configurations"][0]
     assert b["point"]["tpot_s"] < a["point"]["tpot_s"] and "speculative" in b["command"]
+
+
+def test_recommend_under_a_load_ranks_by_the_steady_state() -> None:
+    from moeplan.plans.recommend import recommend
+
+    _, plain = recommend("qwen3-30b-a3b", gpus=("h100", "rtx-4090"))
+    _, loaded = recommend("qwen3-30b-a3b", gpus=("h100", "rtx-4090"), traffic=Traffic(1024, 1024, concurrency=64))
+    assert all(c.serving is not None for c in loaded) and all(c.serving is None for c in plain)
+    costs = [c.usd_per_million_output_tokens for c in loaded if c.usd_per_million_output_tokens is not None]
+    assert costs == sorted(costs)
+    h100 = next(c for c in loaded if c.gpu.id == "h100-sxm" and c.num_gpus == 1 and c.quant == "bf16")
+    assert h100.throughput_tokens_per_s == pytest.approx(h100.serving.output_tokens_per_s)  # type: ignore[union-attr]
+    code, out, _ = run("recommend", "qwen3-30b-a3b", "--gpu", "h100", "--concurrency", "64", "--json")
+    assert code == 0 and "serving" in json.loads(out)[0]

@@ -365,6 +365,8 @@ class Candidate(Headline):
     host: str | None = None
     experts_on_cpu_layers: int | None = None
     marks: tuple[Mark, ...] = ()
+    serving: ServingPoint | None = None
+    """With a traffic load: the steady state, whose speeds and cost the candidate then carries."""
 
     @classmethod
     def of(cls, headline: Headline, **where: Any) -> Candidate:
@@ -400,6 +402,7 @@ class Candidate(Headline):
             if self.ram_gib is None
             else {"ram_gib": self.ram_gib, "host": self.host, "experts_on_cpu_layers": self.experts_on_cpu_layers},
             "marks": list(self.marks),
+            **({"serving": asdict(self.serving)} if self.serving is not None else {}),
         }
 
 

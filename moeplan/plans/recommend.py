@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Literal
 
-from moeplan.deploy.deployment import EstimateRequest
+from moeplan.deploy.deployment import Deployment, EstimateRequest, Traffic
 from moeplan.deploy.engines import ENGINES, Engine
 from moeplan.deploy.evaluate import headline
 from moeplan.deploy.resolve import resolve
@@ -118,8 +118,10 @@ def recommend(
     hybrid: bool = True,
     gpus: tuple[str, ...] = (),
     state_dtype: str = "auto",
+    traffic: Traffic | None = None,
 ) -> tuple[ModelSpec, list[Candidate]]:
-    """Every fitting configuration, best first by ``sort``."""
+    """Every fitting configuration, best first by ``sort``; with ``traffic``, their speeds and cost are those of
+    the steady state under that load (:mod:`moeplan.deploy.serving`)."""
     if context < 1 or batch < 1:
         raise InputError("--context and --batch must be at least 1")
     if max_gpus < 1:
@@ -170,9 +172,12 @@ def recommend(
                 if min_tokens_per_s is not None and h.tokens_per_s < min_tokens_per_s:
                     continue
                 where = {"gpu": gpu, "num_gpus": n, "quant": label, "engine": eng.name}
-                out.append(Candidate.of(h, **where, tp=d.layout.tp, pp=d.layout.pp))
+                cand = Candidate.of(h, **where, tp=d.layout.tp, pp=d.layout.pp)
+                out.append(under_load(cand, d, traffic) if traffic is not None else cand)
     offloads = spec.architecture not in ENGINES["llama.cpp"].missing_architectures
-    if hybrid and offloads and spec.arch.moe is not None:  # one GPU + RAM, wherever one GPU alone is too small
+    if (
+        hybrid and offloads and spec.arch.moe is not None and traffic is None
+    ):  # one GPU + RAM, wherever one GPU alone is too small
         for gpu in catalogue:
             if gpu.kind in ("consumer", "workstation") and gpu.id not in fits_one:
                 box = hybrid_candidate(spec, gpu, context, batch)
@@ -191,6 +196,17 @@ def recommend(
     else:
         out.sort(key=lambda c: -c.tokens_per_s)
     return spec, mark(out)
+
+
+def under_load(c: Candidate, d: Deployment, traffic: Traffic) -> Candidate:
+    """``c`` with the speeds and cost of its steady state under ``traffic`` (no cost when it cannot keep up)."""
+    from moeplan.deploy.serving import ServingModel
+
+    low, p, high = (ServingModel(d, traffic, s).point() for s in ("low", "expected", "high"))
+    usd = c.usd_per_hour * 1e6 / (p.output_tokens_per_s * 3600) if c.usd_per_hour and p.stable else None
+    band = (low.tokens_per_s_per_user, high.tokens_per_s_per_user)
+    return replace(c, serving=p, tokens_per_s=p.tokens_per_s_per_user, tokens_per_s_range=band,
+                   throughput_tokens_per_s=p.output_tokens_per_s, usd_per_million_output_tokens=usd)  # fmt: skip
 
 
 def mark(candidates: list[Candidate]) -> list[Candidate]:
