@@ -264,13 +264,14 @@ def render() -> str:
             ]
         if name == "serving":
             lines += [
-                "Issue 17: load-generator runs (fixed input and output lengths, a closed loop of clients), scored",
-                "against the steady-state serving model in its `waves` mode: every client sends its next request",
-                "when the last finished, so each wave starts with a burst of prefills. Every qualifying row of",
-                "the sources read was taken. Throughput per GPU lands within 1.5x for most runs; TTFT, judged",
-                "within 2x, is the weak figure: a wave's burst is prefill-bound, and the prefill efficiency of",
-                "ATOM on MI355X (Qwen3-235B, 2.5x slower than predicted) and of its MXFP4 path (Kimi-K2, faster)",
-                "scatter more than the band allows.",
+                "Issue 17: load-generator runs (fixed input and output lengths, a closed loop of clients) on AMD",
+                "(ATOM, SGLang: MI300X, MI355X) and NVIDIA (SGLang, TensorRT-LLM, vLLM: B200, H200, H100, H20),",
+                "scored against the steady-state serving model in its `waves` mode: every client sends its next",
+                "request when the last finished, so each wave starts with a burst of prefills. Every qualifying row",
+                "of the sources read was taken. Throughput per GPU lands within 1.5x for most runs. TTFT, judged",
+                "within 2x, is the weak figure: a full wave's burst overstates it for 8K prompts (clients whose",
+                "lengths vary 10-20% fall out of step, the bursts smear) and understates it for 1K prompts; ATOM on",
+                "MI355X prefills Qwen3-235B 2.5x slower than predicted.",
                 "",
             ]
         if name == "several GPUs and engines":
