@@ -28,6 +28,7 @@ def serve_json(result: ServeResult, top: int) -> dict[str, Any]:
             "gpu": c.gpu.id, "num_gpus": c.num_gpus, "tp": c.tp, "ep": c.ep, "pp": c.pp, "quant": c.quant,
             "engine": c.engine, "meets_targets": c.meets, "misses": list(c.misses), "point": _point(c.point),
             "usd_per_hour": c.usd_per_hour, "usd_per_million_output_tokens": c.usd_per_million_output_tokens,
+            "usd_per_million_input_tokens": c.usd_per_million_input_tokens,
             "joules_per_output_token": c.joules_per_output_token, "command": c.command,
         })  # fmt: skip
     return {

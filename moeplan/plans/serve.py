@@ -66,9 +66,13 @@ class ServeCandidate(Value):
     """The targets it misses (or why it cannot serve the load)."""
     usd_per_hour: float | None
     usd_per_million_output_tokens: float | None
+    """All GPU time charged to the output tokens (the blended price)."""
     joules_per_output_token: float | None
     command: str
     sweep: tuple[ServingPoint, ...] = ()
+    usd_per_million_input_tokens: float | None = None
+    """The split price: GPU time spent prefilling (``prefill_share``) charged to input tokens, the rest to output
+    (``usd_per_million_output_tokens`` keeps the blended figure)."""
 
     eplb: bool = False
     disaggregated: str | None = None
@@ -173,7 +177,12 @@ def evaluate_config(d: Deployment, req: ServeRequest, sweep: bool = True) -> Ser
         points = tuple(
             ServingModel(d, Traffic(t.isl, t.osl, concurrency=c, prefix_hit=t.prefix_hit)).point() for c in loads
         )
+    input_usd = None
+    if price and point.stable and point.request_rate > 0:
+        prompt_tokens = point.request_rate * req.traffic.isl * (1 - req.traffic.prefix_hit)
+        input_usd = price * n * point.prefill_share / (prompt_tokens * 3600) * 1e6 if prompt_tokens else None
     return ServeCandidate(
+        usd_per_million_input_tokens=input_usd,
         gpu=d.gpu, num_gpus=n, tp=d.layout.tp, ep=d.layout.ep, pp=d.layout.pp, quant=d.scheme.name,
         engine=d.engine.name, eplb=d.layout.eplb, point=point, meets=not misses, misses=misses,
         usd_per_hour=price * n if price else None, usd_per_million_output_tokens=usd, joules_per_output_token=joules,
