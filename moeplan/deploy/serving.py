@@ -61,6 +61,7 @@ class ServingModel:
         self.prompt = max(1, round(traffic.isl * (1 - traffic.prefix_hit)))
         self.chunk = max(1, d.batched_tokens or 8192)
         self.c_p = self.sm.prefill_token_seconds(min(self.chunk, max(self.prompt, 1)), traffic.isl, scenario)
+        self.floor = self.sm.prefill_dispatch_s(scenario)
         self._steps: dict[int, float] = {}
 
     def decode_s(self, batch: float) -> float:
@@ -75,9 +76,10 @@ class ServingModel:
 
     def prefill_service_s(self, b: float) -> float:
         """Seconds the GPU needs for one prompt while ``b`` sequences decode: its ``I`` tokens ride ``B - b`` per
-        iteration, each iteration also carrying the decode step: ``I x (t_decode(b) + (B - b) c_p) / (B - b)``."""
+        iteration, each iteration also carrying the decode step: ``I x (t_decode(b) + (B - b) c_p) / (B - b)``,
+        and never less than one eager prefill pass of the host (:meth:`SpeedModel.prefill_dispatch_s`)."""
         room = max(1.0, self.chunk - b)
-        return self.prompt * (self.decode_s(b) + room * self.c_p) / room
+        return max(self.prompt * (self.decode_s(b) + room * self.c_p) / room, self.floor)
 
     def waves(self) -> ServingPoint:
         """A closed loop of fixed-length requests: each wave prefills ``C`` prompts back to back (in chunks of
@@ -95,7 +97,8 @@ class ServingModel:
         tokens = conc * self.prompt
         # the burst runs in full chunks of B tokens (several prompts each): their GEMMs are as large as B allows
         c_p = self.sm.prefill_token_seconds(min(self.chunk, tokens), self.t.isl, self.scenario)
-        burst = tokens * c_p + math.ceil(tokens / self.chunk) * self.decode_s(1)
+        passes = math.ceil(tokens / self.chunk)
+        burst = max(tokens * c_p + passes * self.decode_s(1), passes * self.floor)
         tpot = self.decode_s(conc)
         ttft = tpot + burst * (conc + 1) / (2 * conc)
         period = burst + (t.osl - 1) * tpot

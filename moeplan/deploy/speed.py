@@ -351,10 +351,14 @@ class SpeedModel:
         f = flops_per_token(self.arch, prompt, "prefill").by_kind
         per_chunk = {k: v * chunk for k, v in f.items()}
         step = self._step(chunk, chunk, None, self.d.efficiency, self._scales(sc), per_chunk)
-        # Prefill runs outside CUDA graphs: the host must issue every kernel, and a short chunk waits on it.
-        ranks = TP_HOST_WAIT if self.tp > 1 else 1.0  # every rank issues the kernels; all-reduces wait for the slowest
-        dispatch = sum(self.stage_kernels) * self.d.engine.prefill_dispatch_s * ranks * sc.fixed_scale
-        return max(step.seconds, dispatch) * n_chunks
+        return max(step.seconds, self.prefill_dispatch_s(scenario)) * n_chunks
+
+    def prefill_dispatch_s(self, scenario: str = "expected") -> float:
+        """The host's time to issue one eager prefill pass (outside CUDA graphs): kernels x the engine's dispatch
+        cost, x :data:`TP_HOST_WAIT` under tensor parallelism (every rank issues them; all-reduces wait for the
+        slowest); a pass carrying prompt tokens never takes less."""
+        ranks = TP_HOST_WAIT if self.tp > 1 else 1.0
+        return sum(self.stage_kernels) * self.d.engine.prefill_dispatch_s * ranks * SCENARIOS[scenario].fixed_scale
 
     def prefill_token_seconds(self, chunk: int, prompt: int, scenario: str = "expected") -> float:
         """Compute seconds per prompt token when ``chunk`` tokens of ``prompt``-token prompts ride in a step (the
