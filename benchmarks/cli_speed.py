@@ -53,6 +53,14 @@ COMMANDS: list[tuple[str, list[str]]] = [
         [*CLI, "estimate", "longcat-flash", "--gpu", "h200", "--num-gpus", "8"],
     ),
     ("moeplan recommend nemotron-3-nano-30b-a3b", [*CLI, "recommend", "nemotron-3-nano-30b-a3b"]),
+    (
+        "moeplan serve deepseek-v3 --concurrency 64 --gpu h200 --gpu b200",
+        [*CLI, "serve", "deepseek-v3", "--concurrency", "64", "--gpu", "h200", "--gpu", "b200", "--json"],
+    ),
+    (
+        "moeplan serve qwen3-30b-a3b --concurrency 64 (every GPU)",
+        [*CLI, "serve", "qwen3-30b-a3b", "--concurrency", "64", "--json"],
+    ),
     ("moeplan models", [*CLI, "models"]),
     ("moeplan gpus", [*CLI, "gpus"]),
 ]

@@ -32,6 +32,7 @@ the p90 of an exponential wait (2.3 x the mean wait).  Worked figure: Qwen3-30B-
 
 from __future__ import annotations
 
+import copy
 import math
 from dataclasses import replace
 
@@ -63,6 +64,15 @@ class ServingModel:
         self.c_p = self.sm.prefill_token_seconds(min(self.chunk, max(self.prompt, 1)), traffic.isl, scenario)
         self.floor = self.sm.prefill_dispatch_s(scenario)
         self._steps: dict[int, float] = {}
+
+    def at(self, traffic: Traffic) -> ServingModel:
+        """This model under another load of the same lengths (the models and the step cache are shared)."""
+        traffic.check()
+        if (traffic.isl, traffic.osl, traffic.prefix_hit) != (self.t.isl, self.t.osl, self.t.prefix_hit):
+            return ServingModel(self.d, traffic, self.scenario)
+        other = copy.copy(self)
+        other.t = traffic
+        return other
 
     def decode_s(self, batch: float) -> float:
         """Decode step at ``batch`` running sequences (interpolated between integers, cached)."""
@@ -214,6 +224,12 @@ class DisaggregatedServingModel:
         across = gpus > GPUS_PER_NODE
         link = link_for(dd.gpu, across)
         self.kv_s = link.send_s(kv / (dp.layout.num_gpus if across else 1))
+
+    def at(self, traffic: Traffic) -> DisaggregatedServingModel:
+        """This split under another load of the same lengths."""
+        other = copy.copy(self)
+        other.t, other.decode = traffic, self.decode.at(traffic)
+        return other
 
     def point(self) -> ServingPoint:
         t, osl, n_p = self.t, self.t.osl, self.n_p

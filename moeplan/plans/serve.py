@@ -160,10 +160,13 @@ def _targets(req: ServeRequest, p: ServingPoint) -> tuple[str, ...]:
     return tuple(misses)
 
 
-def evaluate_config(d: Deployment, req: ServeRequest, sweep: bool = True) -> ServeCandidate:
+def evaluate_config(
+    d: Deployment, req: ServeRequest, sweep: bool = True, model: ServingModel | None = None
+) -> ServeCandidate:
     """One configuration at the load (and its concurrency sweep)."""
     assert d.gpu is not None
-    point = ServingModel(d, req.traffic).point()
+    model = model or ServingModel(d, req.traffic)
+    point = model.point()
     n = d.layout.num_gpus
     misses = _targets(req, point)
     price = d.price.usd_per_hour
@@ -174,9 +177,7 @@ def evaluate_config(d: Deployment, req: ServeRequest, sweep: bool = True) -> Ser
         cap = max(1, point.max_running)
         loads = [c for c in SWEEP if c <= 2 * cap] or [1]
         t = req.traffic
-        points = tuple(
-            ServingModel(d, Traffic(t.isl, t.osl, concurrency=c, prefix_hit=t.prefix_hit)).point() for c in loads
-        )
+        points = tuple(model.at(replace(t, concurrency=c, rate=None, arrivals="poisson")).point() for c in loads)
     input_usd = None
     if price and point.stable and point.request_rate > 0:
         prompt_tokens = point.request_rate * req.traffic.isl * (1 - req.traffic.prefix_hit)
@@ -211,13 +212,13 @@ def disaggregated(
                 continue
             if ServingModel(dd, req.traffic).max_running < 1:
                 continue
-            point = DisaggregatedServingModel(dp, dd, n_p, req.traffic).point()
+            split = DisaggregatedServingModel(dp, dd, n_p, req.traffic)
+            point = split.point()
             t = req.traffic
             loads = [c for c in SWEEP if c <= 2 * max(1, point.max_running)] or [1]
             sweep = tuple(
-                DisaggregatedServingModel(dp, dd, n_p, Traffic(t.isl, t.osl, concurrency=c, prefix_hit=t.prefix_hit))
-                .point() for c in loads
-            )  # fmt: skip
+                split.at(Traffic(t.isl, t.osl, concurrency=c, prefix_hit=t.prefix_hit)).point() for c in loads
+            )
             misses = _targets(req, point)
             price = dd.price.usd_per_hour
             usd = price * total / (point.output_tokens_per_s * 3600) * 1e6 if price and point.stable else None
@@ -287,10 +288,11 @@ def plan_serve(req: ServeRequest, progress: Callable[[int, int], None] | None = 
                                         gpu=gpu, fewest=False)  # fmt: skip
                         except MoeplanError:
                             continue
-                        if d.gpu is None or ServingModel(d, req.traffic).max_running < 1:
+                        model = ServingModel(d, req.traffic) if d.gpu is not None else None
+                        if model is None or model.max_running < 1:
                             continue
                         found = found or n
-                        out.append(evaluate_config(d, req))
+                        out.append(evaluate_config(d, req, model=model))
     if progress:
         progress(len(catalogue), len(catalogue))
     inf = float("inf")
