@@ -275,6 +275,15 @@ def serving_skip(r: dict[str, Any]) -> str | None:
     return None
 
 
+def serving_arrivals(r: dict[str, Any]) -> str:
+    """How a load generator's clients arrive: ``waves`` for fixed lengths (``--random-range-ratio 1``, or a ratio
+    not stated: the generators' fixed ISL/OSL with ``--ignore-eos``), ``poisson`` where lengths vary (a ratio
+    below 1): each client's cycle then differs from the others' by up to ``(1 - ratio) x O`` decode steps, the
+    waves drift apart over the run and prompts arrive spread out as in a steady closed loop."""
+    ratio = r.get("range_ratio")
+    return "waves" if ratio is None or float(ratio) >= 1.0 else "poisson"
+
+
 def serving_checks(r: dict[str, Any]) -> list[Check]:
     """A serving run (fixed input/output lengths at a concurrency) against the serving model: output (or total)
     tokens/s per GPU and TTFT, each with the band of the low and high scenarios."""
@@ -284,7 +293,7 @@ def serving_checks(r: dict[str, Any]) -> list[Check]:
     gpu = record_gpu(r)
     isl, osl, conc = int(r["isl"]), int(r["osl"]), int(r["concurrency"])
     d = deployment(r, gpu, context=isl + osl, prompt=isl, batch=1)
-    traffic = Traffic(isl, osl, concurrency=conc, arrivals="waves")  # load generators: fixed lengths, closed loop
+    traffic = Traffic(isl, osl, concurrency=conc, arrivals=serving_arrivals(r))
     low, mid, high = (ServingModel(d, traffic, s).point() for s in ("low", "expected", "high"))
     rid, src = str(r["id"]), str(r.get("source", ""))
     label = f"{r['model']} {r.get('quant') or ''} {r.get('engine', '')} on {r['num_gpus']} x {gpu.name}, "
