@@ -11,6 +11,7 @@ os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
 
 from moeplan.cli_calibrate import calibrate
 from moeplan.cli_options import (
+    MAX_GPUS,
     BackendOpt,
     BatchOpt,
     CalibrationOpt,
@@ -55,7 +56,9 @@ from moeplan.cli_options import (
     check_format,
     emit,
     handled_errors,
+    number,
     stdout_console,
+    whole,
 )
 from moeplan.cli_serve import serve
 from moeplan.errors import InputError
@@ -278,13 +281,16 @@ def recommend(
     context: ContextOpt = "8k",
     batch: BatchOpt = 1,
     quant: Annotated[str, typer.Option("--quant", help="'any' tries several formats; or one scheme.")] = "any",
-    max_gpus: Annotated[int, typer.Option("--max-gpus", help="At most this many GPUs.")] = 32,
-    budget: Annotated[float | None, typer.Option("--budget", help="Purchase budget, USD.")] = None,
+    max_gpus: Annotated[int, typer.Option("--max-gpus", help="At most this many GPUs.", **whole(1, MAX_GPUS))] = 32,
+    budget: Annotated[
+        float | None, typer.Option("--budget", help="Purchase budget, USD.", callback=number(0, 1e15, above=True))
+    ] = None,
     min_tokens_per_s: Annotated[
-        float | None, typer.Option("--min-tokens-per-s", help="Decode speed per sequence at least this.")
+        float | None,
+        typer.Option("--min-tokens-per-s", help="Decode speed per sequence at least this.", callback=number(0, 1e9)),
     ] = None,
     sort: Annotated[str, typer.Option("--sort", help="cost ($ per million tokens), purchase, or speed.")] = "cost",
-    top: Annotated[int, typer.Option("--top", help="Rows to show.")] = 15,
+    top: Annotated[int, typer.Option("--top", help="Rows to show.", **whole(1, 100_000))] = 15,
     only_gpu: Annotated[
         list[str] | None, typer.Option("--gpu", help="Only these accelerators (repeat the option).")
     ] = None,
@@ -377,7 +383,7 @@ def offload(
     gpu: GpuOpt = None,
     gpu_memory: GpuMemoryOpt = None,
     gpu_bandwidth: GpuBandwidthOpt = None,
-    num_gpus: Annotated[int, typer.Option("--num-gpus", help="GPUs in the box.")] = 1,
+    num_gpus: Annotated[int, typer.Option("--num-gpus", help="GPUs in the box.", **whole(1, 64))] = 1,
     ram: RamOpt = None,
     cpu: CpuOpt = None,
     ram_bandwidth: RamBwOpt = None,

@@ -18,11 +18,17 @@ def calibrate(
     model: Annotated[
         str | None, typer.Option("--model", help="Take the layer's shapes from this model (default qwen3-30b-a3b).")
     ] = None,
-    hidden: Annotated[int | None, typer.Option("--hidden", help="Hidden size (instead of --model).")] = None,
-    expert_ffn: Annotated[int | None, typer.Option("--expert-ffn", help="Width of one expert.")] = None,
-    experts: Annotated[int | None, typer.Option("--experts", help="Routed experts.")] = None,
-    top_k: Annotated[int | None, typer.Option("--top-k", help="Experts per token.")] = None,
-    shared_ffn: Annotated[int, typer.Option("--shared-ffn", help="Total width of shared experts.")] = 0,
+    hidden: Annotated[
+        int | None, typer.Option("--hidden", help="Hidden size (instead of --model).", min=1, max=1048576)
+    ] = None,
+    expert_ffn: Annotated[
+        int | None, typer.Option("--expert-ffn", help="Width of one expert.", min=1, max=1048576)
+    ] = None,
+    experts: Annotated[int | None, typer.Option("--experts", help="Routed experts.", min=1, max=65536)] = None,
+    top_k: Annotated[int | None, typer.Option("--top-k", help="Experts per token.", min=1, max=65536)] = None,
+    shared_ffn: Annotated[
+        int, typer.Option("--shared-ffn", help="Total width of shared experts.", min=0, max=1048576)
+    ] = 0,
     tokens: Annotated[str | None, typer.Option("--tokens", help="Token counts to time, e.g. 1,8,64,512,4096.")] = None,
     quick: Annotated[bool, typer.Option("--quick", help="Fewer token counts and repeats.")] = False,
     gpu: Annotated[
@@ -35,9 +41,13 @@ def calibrate(
     collectives: Annotated[
         bool, typer.Option("--collectives", help="Time all-reduce and all-to-all across this box's devices.")
     ] = False,
-    world_size: Annotated[int | None, typer.Option("--world-size", help="Collective ranks (GPUs; CPU: 2).")] = None,
+    world_size: Annotated[
+        int | None, typer.Option("--world-size", help="Collective ranks (GPUs; CPU: 2).", min=1, max=1024)
+    ] = None,
     full_step: Annotated[bool, typer.Option("--full-step", help="Time a decode step through whole layers.")] = False,
-    layers: Annotated[int | None, typer.Option("--layers", help="Layers of --full-step (default 4).")] = None,
+    layers: Annotated[
+        int | None, typer.Option("--layers", help="Layers of --full-step (default 4).", min=1, max=1024)
+    ] = None,
     context: Annotated[str | None, typer.Option("--context", help="Cached tokens per layer (default 1024).")] = None,
     json_out: JsonOpt = False,
 ) -> None:
@@ -69,10 +79,12 @@ def calibrate(
         shape_from_model,
     )
     from moeplan.calibration.suite import Extras, describe, profile_key, run_extras
-    from moeplan.hardware.profiles import merged_with_stored, save_profile
+    from moeplan.hardware.profiles import check_writable, merged_with_stored, save_profile
 
     err = Console(stderr=True, no_color=None)
     with handled_errors():
+        if save:
+            check_writable(Path(save).expanduser())
         manual = (hidden, expert_ffn, experts, top_k)
         if any(v is not None for v in manual):
             if any(v is None for v in manual) or model is not None:

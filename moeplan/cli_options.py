@@ -1,6 +1,7 @@
 """What every command of the CLI shares: its options, declared once; one renderer switch; one error handler."""
 
 import contextlib
+import math
 import os
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Annotated
@@ -82,15 +83,55 @@ def handled_errors() -> Iterator[None]:
         raise typer.Exit(code=1) from None
 
 
+def number(low: float, high: float, *, above: bool = False) -> Callable[[float | None], float | None]:
+    """An option callback that refuses what is not a finite number in ``[low, high]`` (``(low, high]`` with
+    ``above``): ``inf`` and ``nan`` parse as floats, and ``nan`` passes every comparison, so a range alone lets it
+    through to switch filters off or to print ``NaN`` in a table."""
+
+    def check(value: float | None) -> float | None:
+        if value is None:
+            return None
+        if not math.isfinite(value) or value < low or value > high or (above and value <= low):
+            sign = ">" if above else ">="
+            raise typer.BadParameter(f"{value} is not a finite number {sign} {low:g} and <= {high:g}")
+        return value
+
+    return check
+
+
+def whole(low: int, high: int) -> dict[str, int]:
+    """Bounds of a count option (typer's ``min``/``max``): ``--batch 2**63`` is refused, not priced."""
+    return {"min": low, "max": high}
+
+
+# The upper bounds are far beyond any machine (a million GiB of GPU memory, a million GPUs); they only stop
+# numbers that overflow the arithmetic or are typing slips.
+MAX_GPUS = 1_000_000
+MAX_SEQUENCES = 10_000_000
+
 GpuMemoryOpt = Annotated[
-    float | None, typer.Option("--gpu-memory", help="GPU memory in GiB, for an accelerator not in the catalogue.")
+    float | None,
+    typer.Option(
+        "--gpu-memory",
+        help="GPU memory in GiB, for an accelerator not in the catalogue.",
+        callback=number(0, 1e6, above=True),
+    ),
 ]
-GpuBandwidthOpt = Annotated[float | None, typer.Option("--gpu-bandwidth", help="Memory bandwidth in GB/s.")]
-GpuTflopsOpt = Annotated[float | None, typer.Option("--gpu-tflops", help="Dense bf16 TFLOP/s.")]
-NumGpusOpt = Annotated[int | None, typer.Option("--num-gpus", help="How many GPUs; without it, the fewest that fit.")]
-TpOpt = Annotated[int | None, typer.Option("--tp", help="Tensor-parallel size.")]
-EpOpt = Annotated[int | None, typer.Option("--ep", help="Expert-parallel size (within the TP group).")]
-PpOpt = Annotated[int | None, typer.Option("--pp", help="Pipeline-parallel size.")]
+GpuBandwidthOpt = Annotated[
+    float | None, typer.Option("--gpu-bandwidth", help="Memory bandwidth in GB/s.", callback=number(0, 1e7, above=True))
+]
+GpuTflopsOpt = Annotated[
+    float | None, typer.Option("--gpu-tflops", help="Dense bf16 TFLOP/s.", callback=number(0, 1e7, above=True))
+]
+NumGpusOpt = Annotated[
+    int | None,
+    typer.Option("--num-gpus", help="How many GPUs; without it, the fewest that fit.", **whole(1, MAX_GPUS)),
+]
+TpOpt = Annotated[int | None, typer.Option("--tp", help="Tensor-parallel size.", **whole(1, MAX_GPUS))]
+EpOpt = Annotated[
+    int | None, typer.Option("--ep", help="Expert-parallel size (within the TP group).", **whole(1, MAX_GPUS))
+]
+PpOpt = Annotated[int | None, typer.Option("--pp", help="Pipeline-parallel size.", **whole(1, MAX_GPUS))]
 QuantOpt = Annotated[
     str | None,
     typer.Option(
@@ -111,7 +152,7 @@ StateOpt = Annotated[
     ),
 ]
 ContextOpt = Annotated[str, typer.Option("--context", help="Tokens per sequence (prompt + output): 4096, 32k, 1M.")]
-BatchOpt = Annotated[int, typer.Option("--batch", help="Concurrent sequences.")]
+BatchOpt = Annotated[int, typer.Option("--batch", help="Concurrent sequences.", **whole(1, MAX_SEQUENCES))]
 EngineOpt = Annotated[
     str,
     typer.Option(
@@ -131,12 +172,17 @@ OffloadOpt = Annotated[
     str | None,
     typer.Option("--offload-experts", help="auto or N: keep routed experts of the first N layers in RAM (llama.cpp)."),
 ]
-RamOpt = Annotated[float | None, typer.Option("--ram", help="System RAM installed, GiB.")]
+RamOpt = Annotated[
+    float | None, typer.Option("--ram", help="System RAM installed, GiB.", callback=number(0, 1e6, above=True))
+]
 CpuOpt = Annotated[
     str | None, typer.Option("--cpu", help="Host CPU (`moeplan cpus`) or memory config such as ddr5-5600x2.")
 ]
 MtpAcceptOpt = Annotated[
-    float | None, typer.Option("--mtp-accept", help="With --mtp: acceptance of each draft token (default 0.85).")
+    float | None,
+    typer.Option(
+        "--mtp-accept", help="With --mtp: acceptance of each draft token (default 0.85).", callback=number(0, 0.999)
+    ),
 ]
 EplbOpt = Annotated[
     bool, typer.Option("--eplb", help="With --ep: redundant experts balance the ranks (12.5% more expert memory).")
@@ -144,10 +190,18 @@ EplbOpt = Annotated[
 IslOpt = Annotated[str, typer.Option("--isl", help="Serving: prompt tokens per request (with --concurrency/--rate).")]
 OslOpt = Annotated[str, typer.Option("--osl", help="Serving: output tokens per request.")]
 ConcurrencyOpt = Annotated[
-    int | None, typer.Option("--concurrency", help="Serving: requests in flight; adds the steady state under load.")
+    int | None,
+    typer.Option(
+        "--concurrency",
+        help="Serving: requests in flight; adds the steady state under load.",
+        **whole(1, MAX_SEQUENCES),
+    ),
 ]
 RateOpt = Annotated[
-    float | None, typer.Option("--rate", help="Serving: requests per second (instead of --concurrency).")
+    float | None,
+    typer.Option(
+        "--rate", help="Serving: requests per second (instead of --concurrency).", callback=number(0, 1e7, above=True)
+    ),
 ]
 BackendOpt = Annotated[
     str,
@@ -157,22 +211,34 @@ UbatchOpt = Annotated[
     int | None,
     typer.Option(
         "--ubatch",
-        min=1,
+        **whole(1, 10_000_000),
         help="Tokens per prefill pass: llama.cpp -ub (default 512), vLLM/SGLang max-num-batched-tokens (8192).",
     ),
 ]
-RamBwOpt = Annotated[float | None, typer.Option("--ram-bandwidth", help="RAM bandwidth, GB/s (instead of --cpu).")]
+RamBwOpt = Annotated[
+    float | None,
+    typer.Option(
+        "--ram-bandwidth", help="RAM bandwidth, GB/s (instead of --cpu).", callback=number(0, 1e6, above=True)
+    ),
+]
 PcieOpt = Annotated[str, typer.Option("--pcie", help="PCIe generation of the GPU slot: gen3, gen4, gen5.")]
 PromptOpt = Annotated[
     str | None,
     typer.Option("--prompt", help="Prompt tokens for prefill and time to first token (default: context - 512)."),
 ]
 SkewOpt = Annotated[
-    float, typer.Option("--routing-skew", help="Zipf exponent of expert popularity; 0 = uniform routing.")
+    float,
+    typer.Option(
+        "--routing-skew", help="Zipf exponent of expert popularity; 0 = uniform routing.", callback=number(0, 10)
+    ),
 ]
-PriceOpt = Annotated[float | None, typer.Option("--price", help="USD per GPU-hour, overriding the catalogue's.")]
+PriceOpt = Annotated[
+    float | None,
+    typer.Option("--price", help="USD per GPU-hour, overriding the catalogue's.", callback=number(0, 1e6, above=True)),
+]
 EnergyOpt = Annotated[
-    float | None, typer.Option("--energy-price", help="USD per kWh: adds GPUs x TDP to the hourly cost.")
+    float | None,
+    typer.Option("--energy-price", help="USD per kWh: adds GPUs x TDP to the hourly cost.", callback=number(0, 1e4)),
 ]
 GpuFileOpt = Annotated[
     str | None, typer.Option("--gpu-file", help="YAML adding or overriding GPUs (default ~/.config/moeplan/gpus.yaml).")

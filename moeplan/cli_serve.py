@@ -7,7 +7,19 @@ from typing import Annotated
 
 import typer
 
-from moeplan.cli_options import FormatOpt, GpuFileOpt, JsonOpt, ModelArg, check_format, emit, handled_errors
+from moeplan.cli_options import (
+    MAX_GPUS,
+    MAX_SEQUENCES,
+    FormatOpt,
+    GpuFileOpt,
+    JsonOpt,
+    ModelArg,
+    check_format,
+    emit,
+    handled_errors,
+    number,
+    whole,
+)
 
 
 def serve(
@@ -15,24 +27,44 @@ def serve(
     isl: Annotated[str, typer.Option("--isl", help="Prompt tokens per request (1k, 8k accepted).")] = "1k",
     osl: Annotated[str, typer.Option("--osl", help="Output tokens per request.")] = "1k",
     concurrency: Annotated[
-        int | None, typer.Option("--concurrency", help="Requests in flight (closed loop); or --rate.")
+        int | None,
+        typer.Option("--concurrency", help="Requests in flight (closed loop); or --rate.", **whole(1, MAX_SEQUENCES)),
     ] = None,
-    rate: Annotated[float | None, typer.Option("--rate", help="Requests per second (open loop).")] = None,
-    prefix_hit: Annotated[float, typer.Option("--prefix-hit", help="Share of prompt tokens cached (0-1).")] = 0.0,
-    ttft: Annotated[float | None, typer.Option("--ttft", help="Target time to first token, seconds.")] = None,
-    tpot: Annotated[float | None, typer.Option("--tpot", help="Target time per output token, milliseconds.")] = None,
-    e2e: Annotated[float | None, typer.Option("--e2e", help="Target end-to-end latency, seconds.")] = None,
+    rate: Annotated[
+        float | None,
+        typer.Option("--rate", help="Requests per second (open loop).", callback=number(0, 1e7, above=True)),
+    ] = None,
+    prefix_hit: Annotated[
+        float, typer.Option("--prefix-hit", help="Share of prompt tokens cached (0-1).", callback=number(0, 0.999))
+    ] = 0.0,
+    ttft: Annotated[
+        float | None,
+        typer.Option("--ttft", help="Target time to first token, seconds.", callback=number(0, 1e6, above=True)),
+    ] = None,
+    tpot: Annotated[
+        float | None,
+        typer.Option("--tpot", help="Target time per output token, milliseconds.", callback=number(0, 1e7, above=True)),
+    ] = None,
+    e2e: Annotated[
+        float | None,
+        typer.Option("--e2e", help="Target end-to-end latency, seconds.", callback=number(0, 1e7, above=True)),
+    ] = None,
     gpu: Annotated[list[str] | None, typer.Option("--gpu", help="Only these GPU kinds (repeat).")] = None,
     quant: Annotated[list[str] | None, typer.Option("--quant", help="Only these formats (repeat).")] = None,
     engine: Annotated[
         list[str] | None, typer.Option("--engine", help="vllm (default), sglang, tensorrt-llm (repeat).")
     ] = None,
-    max_gpus: Annotated[int, typer.Option("--max-gpus", help="The most GPUs one deployment may use.")] = 16,
+    max_gpus: Annotated[
+        int, typer.Option("--max-gpus", help="The most GPUs one deployment may use.", **whole(1, MAX_GPUS))
+    ] = 16,
     mtp: Annotated[bool, typer.Option("--mtp", help="Decode speculatively with the model's MTP layers.")] = False,
     mtp_accept: Annotated[
-        float | None, typer.Option("--mtp-accept", help="With --mtp: acceptance of each draft (default 0.85).")
+        float | None,
+        typer.Option(
+            "--mtp-accept", help="With --mtp: acceptance of each draft (default 0.85).", callback=number(0, 0.999)
+        ),
     ] = None,
-    top: Annotated[int, typer.Option("--top", help="Rows to show.", min=1)] = 10,
+    top: Annotated[int, typer.Option("--top", help="Rows to show.", **whole(1, 100_000))] = 10,
     gpu_file: GpuFileOpt = None,
     fmt: FormatOpt = "table",
     json_out: JsonOpt = False,

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import stat
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, BinaryIO, cast
 
 from moeplan.errors import SpecError
 
@@ -20,19 +22,58 @@ def _yaml_error(path: Path, e: yaml.YAMLError) -> SpecError:
     return SpecError(f"{path}: invalid YAML{where}: {problem}")
 
 
+def open_regular(path: Path, what: str) -> BinaryIO:
+    """``path`` opened for binary reading, if it is a regular file (links followed); SpecError otherwise.
+
+    The file is opened without blocking and checked on the open descriptor: opening a FIFO for reading would
+    wait for a writer forever, and a link to ``/dev/zero`` or a terminal never ends.  A folder, a FIFO, a
+    device or a socket is refused by name, before a byte is read."""
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
+    except IsADirectoryError:
+        raise SpecError(f"{path}: a folder, not {what}") from None
+    except OSError as e:
+        raise SpecError(f"{path}: cannot read it ({e.strerror or e})") from None
+    try:
+        mode = os.fstat(fd).st_mode
+        if stat.S_ISDIR(mode):
+            raise SpecError(f"{path}: a folder, not {what}")
+        if not stat.S_ISREG(mode):
+            kind = (
+                "a FIFO"
+                if stat.S_ISFIFO(mode)
+                else "a device"
+                if stat.S_ISCHR(mode) or stat.S_ISBLK(mode)
+                else "a socket"
+            )
+            raise SpecError(f"{path}: {kind}, not a regular file; expected {what}")
+        if hasattr(os, "set_blocking"):
+            os.set_blocking(fd, True)
+        return cast(BinaryIO, os.fdopen(fd, "rb"))
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def read_bytes(path: Path, limit: int, what: str) -> bytes:
+    """At most ``limit`` bytes of the regular file ``path`` (its size is checked on what was read, not only on
+    ``stat``, which /proc and growing files misreport); SpecError naming the file and ``what`` it should be."""
+    with open_regular(path, what) as f:
+        try:
+            data = f.read(limit + 1)
+        except OSError as e:
+            raise SpecError(f"{path}: cannot read it ({e.strerror or e})") from None
+    if len(data) > limit:
+        raise SpecError(f"{path}: larger than {limit:,} bytes, too large for {what}")
+    return data
+
+
 def read_text(path: Path, limit: int, what: str) -> str:
     """The UTF-8 text of ``path``, at most ``limit`` bytes; SpecError naming the file and ``what`` it should be."""
     try:
-        size = path.stat().st_size
-        if size > limit:
-            raise SpecError(f"{path}: {size:,} bytes is too large for {what}")
-        return path.read_text(encoding="utf-8")
-    except SpecError:
-        raise
+        return read_bytes(path, limit, what).decode("utf-8")
     except UnicodeDecodeError:
         raise SpecError(f"{path}: not a text file; expected {what}") from None
-    except OSError as e:
-        raise SpecError(f"{path}: cannot read it ({e.strerror or e})") from None
 
 
 def read_yaml(path: Path) -> Any:

@@ -16,8 +16,10 @@ saves its profile as ``cpu.json`` (:data:`HOST_PROFILE_ID`); :func:`load_host_pr
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -25,12 +27,14 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from moeplan.cache import cache_root, profile_path
-from moeplan.errors import InputError
+from moeplan.errors import InputError, SpecError
 from moeplan.hardware.gpus import GpuSpec
 from moeplan.records import Value
 
 MAX_AGE_DAYS = 180
 MAX_PROFILE_BYTES = 1 << 20
+PROFILE_SCHEMA_VERSION = 1
+"""The layout of calibration profiles this moeplan writes and reads."""
 HOST_PROFILE_ID = "cpu"
 """The cache name of the profile ``calibrate --device cpu`` writes: ``$MOEPLAN_CACHE/calibration/cpu.json``."""
 
@@ -38,7 +42,7 @@ HOST_PROFILE_ID = "cpu"
 class Measurement(BaseModel):
     """One token count of the synthetic MoE layer."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
     tokens: int = Field(gt=0)
     seconds: float = Field(gt=0)
@@ -55,7 +59,7 @@ class Measurement(BaseModel):
 class HostTiming(BaseModel):
     """One timed host kernel: a read over the RAM buffer (``ram_read``) or one expert's MLP (``expert_gemm``)."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
     kind: Literal["ram_read", "expert_gemm"]
     tokens: int | None = Field(default=None, gt=0)
@@ -80,7 +84,7 @@ class HostMeasurement(BaseModel):
     the weights cycled through enough experts to come from RAM; ``expert_gflops_prefill`` is the same at 512 tokens.
     """
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
     cpu: str
     sockets: int = Field(ge=1)
@@ -116,7 +120,7 @@ CollectiveOp = Literal["all_reduce", "all_to_all"]
 class CollectivePoint(BaseModel):
     """One collective at one message size: the slowest rank's median seconds per call."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
     op: CollectiveOp
     tokens: int = Field(gt=0)
@@ -136,7 +140,7 @@ class CollectiveFit(BaseModel):
     20e-6 + 1.75 x 1,048,576 / 100e9 = 38.4 us.
     """
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
     alpha_s: float = Field(gt=0)
     bus_gb_s: float = Field(gt=0)
@@ -152,7 +156,7 @@ class CollectiveFit(BaseModel):
 class CollectivesMeasurement(BaseModel):
     """All-reduce and all-to-all across ``world_size`` processes of this box (NCCL on GPUs, gloo on the CPU)."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
     backend: Literal["nccl", "gloo"]
     world_size: int = Field(ge=2)
@@ -175,7 +179,7 @@ class CollectivesMeasurement(BaseModel):
 class StepPoint(BaseModel):
     """One decode step of the layer stack at one batch size."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
     batch: int = Field(gt=0)
     seconds: float = Field(gt=0)
@@ -197,7 +201,7 @@ class StepMeasurement(BaseModel):
     measured for 50 MB at 2,000 GB/s (25 us) leaves 35 us of launches, synchronisation and small kernels.
     """
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
     layers: int = Field(gt=0)
     context: int = Field(gt=0)
@@ -215,9 +219,10 @@ class StepMeasurement(BaseModel):
 class CalibrationProfile(BaseModel):
     """Measured efficiencies of one device."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
     schema_version: int = 1
+    """The layout of this file (:data:`PROFILE_SCHEMA_VERSION`); a profile of another layout is refused."""
     device: str
     """The device's own name (``torch.cuda.get_device_name``, or the CPU's)."""
     gpu_id: str | None
@@ -251,22 +256,45 @@ class CalibrationProfile(BaseModel):
 
 def load_profile(path: Path) -> CalibrationProfile:
     """Read a profile; a missing, oversized or malformed file is an InputError naming it."""
+    from moeplan.files import read_text
+
     try:
-        if path.stat().st_size > MAX_PROFILE_BYTES:
-            raise InputError(f"{path}: too large for a calibration profile")
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except InputError:
-        raise
-    except (OSError, UnicodeDecodeError) as e:
-        raise InputError(f"cannot read calibration profile {path}: {getattr(e, 'strerror', None) or e}") from None
+        text = read_text(path, MAX_PROFILE_BYTES, "a calibration profile")
+        data = json.loads(text, parse_constant=_no_constant)
+    except SpecError as e:
+        raise InputError(str(e)) from None
     except (json.JSONDecodeError, RecursionError) as e:
         raise InputError(f"{path}: not a calibration profile (invalid JSON: {e})") from None
+    except ValueError as e:
+        raise InputError(f"{path}: not a calibration profile ({e})") from None
+    if not isinstance(data, dict):
+        raise InputError(f"{path}: not a calibration profile (a JSON object expected, not {type(data).__name__})")
+    version = data.get("schema_version", 1)
+    if version != PROFILE_SCHEMA_VERSION:
+        raise InputError(
+            f"{path}: calibration profile schema_version {version!r}; this moeplan reads {PROFILE_SCHEMA_VERSION}",
+            "run `moeplan calibrate` again with this version",
+        )
     try:
-        return CalibrationProfile.model_validate(data)
+        profile = CalibrationProfile.model_validate(data)
     except ValidationError as e:
         err = e.errors()[0]
         loc = ".".join(str(p) for p in err["loc"])
         raise InputError(f"{path}: not a calibration profile ({loc}: {err['msg']})") from None
+    try:
+        age = _age_days(profile)
+    except ValueError:
+        raise InputError(f"{path}: its date '{profile.created}' is not an ISO date-time", "calibrate again") from None
+    if age < -1 / 24:  # an hour of clock skew is forgiven
+        raise InputError(
+            f"{path}: dated {profile.created}, in the future (this machine's clock says otherwise)", "calibrate again"
+        )
+    return profile
+
+
+def _no_constant(name: str) -> float:
+    """``json.loads`` accepts ``NaN`` and ``Infinity``; a profile holding them is refused."""
+    raise ValueError(f"{name} is not a number a profile may hold")
 
 
 def merged_with_stored(profile: CalibrationProfile, path: Path) -> CalibrationProfile:
@@ -285,9 +313,33 @@ def merged_with_stored(profile: CalibrationProfile, path: Path) -> CalibrationPr
     return profile.model_copy(update=keep) if keep else profile
 
 
+def check_writable(path: Path) -> None:
+    """Refuse, before a calibration runs for minutes, a ``--save`` target that cannot be written: its folder
+    cannot be made (a path under a file, no permission), or the target is a folder."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if path.is_dir():
+            raise InputError(f"--save {path}: a folder; give a file name such as {path / 'profile.json'}")
+        probe = path.parent / f".{path.name}.{os.getpid()}.probe"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except InputError:
+        raise
+    except OSError as e:
+        raise InputError(f"cannot write the profile to {path}: {e.strerror or e}") from None
+
+
 def save_profile(profile: CalibrationProfile, path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(profile.model_dump_json(indent=2) + "\n", encoding="utf-8")
+    """Write ``profile`` to ``path`` (through a temporary file, so a full disk leaves no half-written profile)."""
+    tmp = path.parent / f".{path.name}.{os.getpid()}.tmp"
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp.write_text(profile.model_dump_json(indent=2) + "\n", encoding="utf-8")
+        tmp.replace(path)
+    except OSError as e:
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
+        raise InputError(f"cannot write the profile to {path}: {e.strerror or e}") from None
     return path
 
 
@@ -324,7 +376,12 @@ def measured_for(gpu: GpuSpec, path: str | None) -> tuple[Measured | None, str |
     file = Path(path).expanduser() if path else profile_path(gpu.id)
     if not explicit and not file.is_file():
         return None, None
-    profile = load_profile(file)
+    try:
+        profile = load_profile(file)
+    except InputError as e:
+        if explicit:
+            raise
+        return None, f"stored calibration not applied: {e}"
     if profile.gpu_id != gpu.id:
         msg = f"calibration {file} was measured on {profile.device} ({profile.gpu_id or 'no catalogue match'})"
         if explicit:

@@ -123,7 +123,7 @@ def suggestions(name: str, limit: int = 3) -> list[str]:
 def _optional_json(path: Path) -> dict[str, Any] | None:
     from moeplan.sources.config_fields import read_config_file
 
-    return read_config_file(path) if path.is_file() else None
+    return read_config_file(path) if path.exists() else None
 
 
 def _from_folder(path: Path) -> ModelSpec:
@@ -132,7 +132,7 @@ def _from_folder(path: Path) -> ModelSpec:
 
     config_path = path / "config.json"
     gguf = sorted(path.glob("*.gguf"))
-    if not config_path.is_file():
+    if not config_path.exists():  # a FIFO or a link to a device is there: read_config_file refuses it by name
         if gguf:
             from moeplan.sources.gguf_spec import spec_from_gguf
 

@@ -13,6 +13,7 @@ hostile file fails fast with one message.  Split files (``-00001-of-00003.gguf``
 from __future__ import annotations
 
 import math
+import os
 import re
 import struct
 from dataclasses import dataclass
@@ -20,6 +21,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from moeplan.errors import SpecError
+from moeplan.files import open_regular
 from moeplan.formats.ggml import GGML_TYPES
 from moeplan.records import Value
 
@@ -145,8 +147,8 @@ def read_gguf(path: Path) -> GgufFile:
     """One GGUF file's metadata and tensor table."""
     where = str(path)
     try:
-        size = path.stat().st_size
-        with path.open("rb") as f:
+        with open_regular(path, "a GGUF file") as f:
+            size = os.fstat(f.fileno()).st_size
             r = _Reader(f, size, where)
             if r.take(4) != MAGIC:
                 raise r.fail("not a GGUF file (wrong magic)")

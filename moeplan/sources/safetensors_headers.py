@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import struct
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from moeplan.errors import SpecError
+from moeplan.files import open_regular, read_text
 from moeplan.records import Value
 
 MAX_HEADER_BYTES = 100 * 1024 * 1024
@@ -87,8 +89,8 @@ def _entry(name: str, entry: Any, data_len: int | None, where: str) -> TensorInf
 def read_file(path: Path) -> list[TensorInfo]:
     """The tensors of one ``.safetensors`` file, from its header alone."""
     try:
-        size = path.stat().st_size
-        with path.open("rb") as f:
+        with open_regular(path, "a safetensors file") as f:
+            size = os.fstat(f.fileno()).st_size
             head = f.read(8)
             if len(head) < 8:
                 raise SpecError(f"{path}: too short to be a safetensors file")
@@ -115,16 +117,15 @@ def read_file(path: Path) -> list[TensorInfo]:
 def read_folder(folder: Path) -> list[TensorInfo]:
     """Every tensor of a model folder: through ``model.safetensors.index.json`` if present, else ``*.safetensors``."""
     index = folder / "model.safetensors.index.json"
-    if index.is_file():
-        if index.stat().st_size > MAX_INDEX_BYTES:
-            raise SpecError(f"{index}: too large for an index")
+    if index.exists():
+        text = read_text(index, MAX_INDEX_BYTES, "a safetensors index")
         try:
-            data = json.loads(index.read_text(encoding="utf-8"))
+            data = json.loads(text)
             files = sorted(set(data["weight_map"].values()))
-        except (OSError, ValueError, KeyError, TypeError, AttributeError, RecursionError):
+        except (ValueError, KeyError, TypeError, AttributeError, RecursionError):
             raise SpecError(f"{index}: not a safetensors index (needs a weight_map)") from None
         paths = [folder / str(f) for f in files]
-        missing = [p.name for p in paths if not p.is_file()]
+        missing = [p.name for p in paths if not p.exists()]
         if missing:
             raise SpecError(f"{index}: lists {missing[0]}, which is not in the folder ({len(missing)} missing)")
     else:
