@@ -179,11 +179,17 @@ def default_layout(arch: ArchSpec, num_gpus: int, engine: Engine, max_tp: int = 
     for cand in range(min(num_gpus, max_tp), 0, -1):
         if num_gpus % cand == 0:
             try:
-                check_layout(arch, Layout(cand, 1, num_gpus // cand))
+                check_layout(arch, Layout(cand, 1, min(num_gpus // cand, arch.num_layers)))
             except InputError:
                 continue
             tp = cand
             break
+    if num_gpus // tp > arch.num_layers:
+        raise InputError(
+            f"{num_gpus:,} GPUs would need {num_gpus // tp:,} pipeline stages of TP {tp}, more than the model's "
+            f"{arch.num_layers} layers",
+            f"use at most {tp * arch.num_layers:,} GPUs, or give --tp/--ep/--pp yourself",
+        )
     return Layout(tp, 1, num_gpus // tp)
 
 

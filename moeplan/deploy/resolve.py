@@ -311,11 +311,23 @@ def label_scale(arch: ArchSpec, scheme: Scheme) -> tuple[tuple[str, float], ...]
     return tuple((kind, 1 + spread.median) for kind in sorted(weights_bytes_by_kind(arch, scheme)))
 
 
+GGUF_FLOATS = frozenset({"bf16", "fp16", "f16", "fp32", "f32", "mxfp4"})
+"""Lower-case formats a GGUF file holds as they are (gpt-oss's GGUF keeps its MXFP4 experts); llama.cpp's block
+types (Q8_0, Q4_K, ...) are upper case."""
+
+
 def check_engine(eng: Engine, scheme: Scheme, gpu: GpuSpec) -> None:
     """Refuse an engine that does not run on ``gpu``, or not these weights there, with what would."""
     if not eng.can_run(gpu):
         where = f"{gpu.vendor} GPUs"
         raise InputError(f"{eng.name} does not run on {gpu.name} ({where})", "--engine auto picks one that does")
+    if eng.name == "llama.cpp":
+        foreign = sorted({f for f in (scheme.base, scheme.rest, *scheme.overrides.values()) if f not in GGUF_FLOATS})
+        if scheme.gguf is None and foreign:
+            raise InputError(
+                f"llama.cpp reads GGUF types, and {foreign[0]} weights are not one",
+                "use a GGUF mix (--quant Q8_0, Q4_K_M, ...) or bf16, or --engine vllm/sglang for the checkpoint",
+            )
     if eng.runs == "checkpoint" and scheme.is_gguf:
         raise InputError(f"{eng.name} runs checkpoints, not GGUF mixes like {scheme.name}", "use --engine llama.cpp")
     if eng.runs == "checkpoint" and not eng.serves(scheme, gpu):

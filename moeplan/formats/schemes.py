@@ -314,6 +314,8 @@ def parse_scheme(text: str, native: str | None = None, dtype: str = "bf16") -> S
                 raise InputError(
                     f"--quant: '{cls.strip()}' is not a tensor class", f"one of: {', '.join(sorted(set(CLASSES)))}"
                 )
+            if kind in overrides:
+                raise InputError(f"--quant '{text}' gives the class '{cls.strip()}' twice", "give each class once")
             overrides[kind] = _check_format(fmt, f"--quant {cls.strip()}=")
         elif base_name is not None:
             raise InputError(f"--quant '{text}' names two base schemes", "give one, then class=format overrides")

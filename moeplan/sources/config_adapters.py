@@ -447,7 +447,7 @@ def arch_from_config(
     if adapter is None:
         raise UnsupportedArchitectureError(
             f"{where}: model_type '{model_type}' is not supported; supported: {', '.join(SUPPORTED_MODEL_TYPES)}",
-            "describe the model in a YAML spec instead: see `moeplan models --help` and model_specs/ for examples",
+            "describe it in a YAML spec instead: `moeplan spec mixtral-8x7b > my-model.yaml` prints one to edit",
         )
     text = c
     vision: int | None = None

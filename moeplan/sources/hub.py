@@ -10,6 +10,7 @@ by commit, so ``HF_HUB_OFFLINE=1`` with a warm cache works offline.  ``HF_TOKEN`
 from __future__ import annotations
 
 import json
+import os
 import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -84,10 +85,21 @@ def hub_errors(repo: str, revision: str | None) -> Iterator[None]:
 
 
 def _unreachable() -> HubError:
+    """No answer from the Hub: with ``HF_HUB_OFFLINE`` set the cache is all there is, so say that it lacks the
+    model (telling the user to set the variable they have set would mislead); otherwise the network."""
+    if _offline():
+        return HubError(
+            "HF_HUB_OFFLINE is set and the local Hugging Face cache lacks this model",
+            "unset HF_HUB_OFFLINE and connect once to fill the cache, or pass a local model folder",
+        )
     return HubError(
         "cannot reach the Hugging Face Hub (no network?)",
-        "check the connection, or set HF_HUB_OFFLINE=1 to use the local cache",
+        "check the connection; a model read once before is used from the cache with HF_HUB_OFFLINE=1",
     )
+
+
+def _offline() -> bool:
+    return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
 
 
 def _root_cause(err: BaseException) -> HubError | None:
