@@ -44,7 +44,8 @@ def per_million(per_hour: float | None, tokens_per_s: float) -> float | None:
 
 
 def purchase_usd(gpu: GpuSpec | None, num_gpus: int) -> float | None:
-    return num_gpus * gpu.purchase_usd.approx if gpu is not None and gpu.purchase_usd else None
+    price = gpu.buy_price if gpu is not None else None
+    return num_gpus * price[0] if price else None
 
 
 def cost_result(d: Deployment, throughput_tokens_per_s: float, prefill_tokens_per_s: float) -> CostResult:
@@ -58,4 +59,5 @@ def cost_result(d: Deployment, throughput_tokens_per_s: float, prefill_tokens_pe
         purchase_usd=purchase_usd(d.gpu, n),
         energy_usd_per_hour=energy_usd_per_hour(d, n),
         price_source=d.price.source,
+        purchase_basis=d.gpu.buy_price[1] if d.gpu is not None and d.gpu.buy_price else None,
     )

@@ -9,7 +9,10 @@ Memory figures from real logs (see docs/methodology.md for the full list):
   non-torch memory 1.79 GiB on 1 GPU... 3.58 GiB at TP=2 on H100).
 * vLLM: a budget of ``gpu_memory_utilization`` x usable memory (0.92 by default since v0.21, which also counts
   CUDA-graph memory: ~0.5 GiB dense, ~1.5 GiB MoE, vLLM PR #39559); the peak activation of the profiling run at
-  ``max_num_batched_tokens``; the rest becomes KV cache.
+  ``max_num_batched_tokens``; the rest becomes KV cache.  Its hybrid KV cache manager keeps a sliding-window or
+  chunked layer's last ``window + max_num_batched_tokens`` tokens only (see :mod:`moeplan.deploy.kv_cache`).
+* SGLang: sliding-window layers of the models on its hybrid-SWA list (gpt-oss) in a pool of 0.8 x the
+  full-attention tokens (``--swa-full-tokens-ratio``).
 * SGLang: ``mem_fraction_static`` of usable memory for weights and KV (0.88 assumed here; SGLang picks it from
   the GPU size), CUDA graphs ~1 GiB.
 * llama.cpp: no fractional reserve; a compute buffer for one ubatch, which grows with the context when flash
@@ -122,8 +125,10 @@ class Engine(Value):
     """The recurrent-state format ``--state-dtype auto`` means: ``fp32`` for both states (llama.cpp's recurrent
     cells), or ``model``: the convolution state in the model's dtype and the recurrent state in the dtype the
     checkpoint declares (``mamba_ssm_dtype``), else the model's (vLLM's ``mamba_ssm_cache_dtype=auto``)."""
-    window_cache: Literal["full", "ring"] = "full"
-    """Sliding-window layers: cached for the full context, or a ring of window + ubatch cells (llama.cpp)."""
+    window_cache: Literal["full", "ring", "paged", "pool"] = "full"
+    """Sliding-window and chunked layers: cached for the full context (``full``); a ring of window + ubatch cells
+    (``ring``, llama.cpp); window - 1 + max_num_batched_tokens tokens in blocks (``paged``, vLLM's hybrid KV
+    cache manager); or a pool of 0.8 x the full layers' tokens for sliding layers (``pool``, SGLang)."""
     sparse_cache: Literal["elements", "fp8_indexer"] = "elements"
     """DeepSeek Sparse Attention's caches: every element in the KV format, or vLLM's and SGLang's layout (the
     indexer keys in fp8 with an fp32 scale per 128, an fp8 latent as ``fp8_ds_mla``); see
@@ -209,10 +214,15 @@ ENGINES: dict[str, Engine] = {
             "TensorRT-LLM, A100: 81 tok/s); VeOmni PR #460 (fused MoE 22-25% of H100 peak)",
         ),
         kv_default="bf16",
+        window_cache="paged",
         sparse_cache="fp8_indexer",
         prefill_dispatch_s=PYTHON_DISPATCH_S,
         launch="vllm serve {model}{options} --max-model-len {context}",
-        source="vLLM cache.py gpu_memory_utilization=0.92 (v0.21+); PRs #10511, #39559",
+        # Hybrid KV cache manager (vllm/v1/kv_cache_interface.py SlidingWindowSpec): default for sliding windows
+        # since v0.10, for chunked local attention since PR #29627; --disable-hybrid-kv-cache-manager caches every
+        # layer in full.
+        source="vLLM cache.py gpu_memory_utilization=0.92 (v0.21+); PRs #10511, #39559; windows cached by window "
+        "(hybrid KV cache manager)",
     ),
     "sglang": Engine(
         "sglang",
@@ -227,10 +237,13 @@ ENGINES: dict[str, Engine] = {
             (0.60, 0.78, 0.90), 0.75, 2 * US, 55 * US, "as vllm: Qwen speed benchmark (SGLang 0.4.6, H20)"
         ),
         kv_default="bf16",
+        window_cache="pool",
         sparse_cache="fp8_indexer",
         prefill_dispatch_s=PYTHON_DISPATCH_S,
         launch="python -m sglang.launch_server --model-path {model}{options} --context-length {context}",
-        source="SGLang mem_fraction_static (chosen by GPU size; 0.88 assumed), chunked_prefill_size 8192",
+        # Hybrid SWA pool: server_args.py swa_full_tokens_ratio 0.8; PR #22389 (cell size F*nf + r*S*ns).
+        source="SGLang mem_fraction_static (chosen by GPU size; 0.88 assumed), chunked_prefill_size 8192; SWA pool "
+        "0.8 x full tokens",
     ),
     "llama.cpp": Engine(
         "llama.cpp",

@@ -222,7 +222,8 @@ class MemoryModel:
         """KV cache one GPU of ``stage`` holds: its layers' cached tokens x elements x its share x dtype bytes."""
         ub = self.d.batched_tokens
         plan = self.stages
-        return cache_bytes(plan.growing[stage], plan.rings[stage], self.kv_element_bytes, context, batch, ub)
+        mode = self.d.engine.window_cache
+        return cache_bytes(plan.growing[stage], plan.rings[stage], self.kv_element_bytes, context, batch, ub, mode)
 
     def activation_bytes(self, context: int, batch: int) -> float:
         """Peak working buffers of one forward pass on one GPU (bytes); see the formula per engine below.

@@ -157,6 +157,8 @@ class CostResult(Value):
     purchase_usd: float | None
     energy_usd_per_hour: float | None
     price_source: str | None
+    purchase_basis: str | None = None
+    """What ``purchase_usd`` rests on: "street, YYYY-MM" (a dated street price) or "list, <dates>"."""
 
 
 @dataclass(frozen=True, repr=False, eq=False)

@@ -75,6 +75,10 @@ class GpuSpec(Record):
     tdp_w: float | None = field(default=None, metadata={"gt": 0})
     cloud_usd_per_hour: CloudPrice | None = None
     purchase_usd: PurchasePrice | None = None
+    street_price_usd: float | None = field(default=None, metadata={"gt": 0})
+    """What one card sells for now (dealers, spot market), when a dated source gives it; beats ``purchase_usd``."""
+    street_price_date: str | None = field(default=None, metadata={"pattern": r"^\d{4}-\d{2}$"})
+    street_price_source: str | None = None
     notes: str | None = None
     sources: tuple[str, ...] = field(metadata={"min_length": 1})
 
@@ -83,6 +87,16 @@ class GpuSpec(Record):
             raise ValueError(f"usable_memory_gib {self.usable_memory_gib} exceeds memory_gib {self.memory_gib}")
         if any(v <= 0 for v in self.tflops.values()):
             raise ValueError("tflops must be positive")
+
+    @property
+    def buy_price(self) -> tuple[float, str] | None:
+        """USD to buy one card and its basis: the dated street price when known ("street, 2026-05"), else the
+        catalogue's purchase estimate with its date ("list, 2024-2026")."""
+        if self.street_price_usd is not None:
+            return self.street_price_usd, f"street, {self.street_price_date}"
+        if self.purchase_usd is not None:
+            return self.purchase_usd.approx, f"list, {self.purchase_usd.as_of}"
+        return None
 
     def dense_tflops(self, dtype: str) -> float | None:
         """Peak dense TFLOP/s for ``dtype`` (bf16, fp8, ...), falling back to fp16/bf16 twins; None if unknown."""

@@ -140,7 +140,8 @@ def _print_speed(console: Console, result: EstimateResult) -> None:
         table.add_row("cost per hour", fmt_usd(cost.usd_per_hour), "")
         table.add_row("per million output tokens", fmt_usd(cost.usd_per_million_output_tokens), "")
         table.add_row("per million input tokens", fmt_usd(cost.usd_per_million_input_tokens), "")
-        table.add_row("to buy the GPUs", fmt_usd(cost.purchase_usd), "")
+        basis = f" ({cost.purchase_basis})" if cost.purchase_usd is not None and cost.purchase_basis else ""
+        table.add_row("to buy the GPUs", fmt_usd(cost.purchase_usd) + basis, "")
     console.print(table)
     step = perf.step_seconds
     console.print(

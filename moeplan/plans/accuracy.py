@@ -158,9 +158,13 @@ def _check(r: dict[str, Any]) -> Check:
     if kind == "gguf_size":
         size = evaluate(deployment(r, None, engine="llama.cpp", num_gpus=1, tp=None)).memory.weights_bytes
         return Check(rid, kind, label, _bytes(r["value"], r["unit"]), float(size), unit=r["unit"], source=src)
-    if kind == "kv_tokens":
-        per = evaluate(deployment(r, None)).memory.kv_bytes_per_token
-        return Check(rid, kind, label, float(r["value"]), _bytes(r["kv_bytes"]) / per, unit="tokens", source=src)
+    if kind == "kv_tokens":  # the token count the engine's log states (`log`: how it computes it)
+        from moeplan.deploy.kv_cache import logged_kv_tokens
+
+        d = deployment(r, None)
+        log, ctx = str(r.get("log", "per_token")), int(r.get("context") or 0)
+        tokens = logged_kv_tokens(d.spec.arch, d.kv_dtype, d.engine, _bytes(r["kv_bytes"]), log, ctx, d.batched_tokens)
+        return Check(rid, kind, label, float(r["value"]), tokens, unit="tokens", source=src)
     if kind == "kv_total":
         predicted = float(evaluate(deployment(r, None)).memory.kv_cache_bytes)
         return Check(rid, kind, label, _bytes(r["value"], r["unit"]), predicted, unit=r["unit"], source=src)

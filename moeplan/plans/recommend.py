@@ -92,8 +92,8 @@ def hybrid_candidate(spec: ModelSpec, gpu: GpuSpec, context: int, batch: int) ->
     price = ram_usd_per_gb("DDR5-RDIMM" if ram > 192 else "DDR5-UDIMM")
     ram_cost = ram * 2**30 / 1e9 * price[0] if price else None  # GiB -> GB
     purchase = None
-    if gpu.purchase_usd is not None and ram_cost is not None:
-        purchase = gpu.purchase_usd.approx + ram_cost + (cpu.price_usd.approx if cpu.price_usd else 0.0)
+    if gpu.buy_price is not None and ram_cost is not None:
+        purchase = gpu.buy_price[0] + ram_cost + (cpu.price_usd.approx if cpu.price_usd else 0.0)
     low, mid, high = best.decode_s
     return Candidate(
         gpu=gpu, num_gpus=1, quant=quant, engine=d.engine.name, tp=1, pp=1, fits=True,
