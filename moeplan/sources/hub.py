@@ -98,9 +98,6 @@ def _unreachable() -> HubError:
     )
 
 
-def _offline() -> bool:
-    return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
-
 
 def _root_cause(err: BaseException) -> HubError | None:
     """A precise HubError for what made huggingface_hub fall back to its (empty) cache, if it says."""
