@@ -10,7 +10,6 @@ by commit, so ``HF_HUB_OFFLINE=1`` with a warm cache works offline.  ``HF_TOKEN`
 from __future__ import annotations
 
 import json
-import os
 import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
