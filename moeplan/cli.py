@@ -156,9 +156,9 @@ def estimate(
 
     if offload_experts is not None:
         offload(
-            model, gpu, gpu_memory, gpu_bandwidth, num_gpus or 1, ram, cpu, ram_bandwidth, pcie, context, batch,
-            quant, kv_dtype if kv_dtype != "auto" else "f16", offload_experts, prompt, price=price, gpu_file=gpu_file,
-            fmt=fmt, json_out=json_out, backend=backend, ubatch=ubatch,
+            model, gpu, gpu_memory, gpu_bandwidth, gpu_tflops, num_gpus or 1, ram, cpu, ram_bandwidth, pcie, context,
+            batch, quant, kv_dtype if kv_dtype != "auto" else "f16", offload_experts, prompt, price=price,
+            gpu_file=gpu_file, fmt=fmt, json_out=json_out, backend=backend, ubatch=ubatch,
             engine=engine if engine.strip().lower() != "auto" else "llama.cpp",
         )  # fmt: skip
         return
@@ -383,6 +383,7 @@ def offload(
     gpu: GpuOpt = None,
     gpu_memory: GpuMemoryOpt = None,
     gpu_bandwidth: GpuBandwidthOpt = None,
+    gpu_tflops: GpuTflopsOpt = None,
     num_gpus: Annotated[int, typer.Option("--num-gpus", help="GPUs in the box.", **whole(1, 64))] = 1,
     ram: RamOpt = None,
     cpu: CpuOpt = None,
@@ -428,7 +429,8 @@ def offload(
         if ram is None:
             raise InputError("offload needs --ram GIB (the system RAM installed)")
         request = OffloadRequest(
-            model=model, gpu=gpu, gpu_memory_gib=gpu_memory, gpu_bandwidth_gb_s=gpu_bandwidth, num_gpus=num_gpus,
+            model=model, gpu=gpu, gpu_memory_gib=gpu_memory, gpu_bandwidth_gb_s=gpu_bandwidth, gpu_tflops=gpu_tflops,
+            num_gpus=num_gpus,
             ram_gib=ram, cpu=cpu, ram_bandwidth_gb_s=ram_bandwidth, pcie=pcie, context=parse_tokens(context),
             batch=batch, quant=quant, kv_dtype=kv_dtype, offload=offload_experts,
             prompt=parse_tokens(prompt, "--prompt") if prompt is not None else None, price_usd_per_hour=price,

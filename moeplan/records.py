@@ -86,9 +86,10 @@ class Value:
 
 
 class Record(Value):
-    """Base of every record dataclass: pydantic validation refuses keys the record does not have."""
+    """Base of every record dataclass: pydantic validation refuses keys the record does not have, and numbers
+    that are not finite (YAML's ``.inf`` and ``.nan`` parse as floats, and ``nan`` passes every ``gt`` limit)."""
 
-    __pydantic_config__: ClassVar[dict[str, Any]] = {"extra": "forbid"}
+    __pydantic_config__: ClassVar[dict[str, Any]] = {"extra": "forbid", "allow_inf_nan": False}
 
 
 @functools.cache

@@ -87,7 +87,12 @@ def test_impossible_boxes_say_what_is_short() -> None:
     assert not ram.fits and ram.fit is not None and (ram.fit.shortfall or ("",))[0].startswith("RAM short by")
     vram = plan_offload(
         OffloadRequest(
-            model="qwen3-235b-a22b", gpu_memory_gib=4, gpu_bandwidth_gb_s=200, ram_gib=256, cpu="ddr5-5600x8"
+            model="qwen3-235b-a22b",
+            gpu_memory_gib=4,
+            gpu_bandwidth_gb_s=200,
+            gpu_tflops=20,
+            ram_gib=256,
+            cpu="ddr5-5600x8",
         )
     )
     assert not vram.fits and vram.fit is not None and (vram.fit.shortfall or ("",))[0].startswith("VRAM short by")
@@ -150,7 +155,7 @@ def test_gguf_checkpoint_bytes_drive_the_placement(tmp_path: object) -> None:
 
     assert isinstance(tmp_path, Path)
     path = write_gguf(tmp_path / "t.gguf", "qwen3moe", _tiny_moe(), "Q4_K_M")[0]
-    r = plan_offload(OffloadRequest(model=str(path), gpu_memory_gib=2, gpu_bandwidth_gb_s=100, ram_gib=8,
+    r = plan_offload(OffloadRequest(model=str(path), gpu_memory_gib=2, gpu_bandwidth_gb_s=100, gpu_tflops=10, ram_gib=8,
                                     cpu="ddr5-5600x2", context=1024))  # fmt: skip
     assert r.quant == "Q4_K_M" and r.commands["llama.cpp"].startswith(f"llama-server -m {path}")
 

@@ -324,11 +324,14 @@ def evaluate(d: Deployment) -> EstimateResult:
     fit = fit_result(d, mm)
     performance = cost = None
     speed_notes: tuple[str, ...] = ()
-    if d.gpu is not None:
+    timed = d.gpu is not None and d.gpu.speed_known
+    if d.gpu is not None and not d.gpu.speed_known:
+        speed_notes = ("speed and cost not computed: a custom GPU needs --gpu-bandwidth (GB/s) and --gpu-tflops too",)
+    if timed:
         performance, speed_notes = performance_result(d, mm)
         cost = cost_result(d, performance.throughput_tokens_per_s, performance.prefill_tokens_per_s)
     serving = None
-    if d.gpu is not None and d.request.traffic is not None:
+    if timed and d.request.traffic is not None:
         from moeplan.deploy.serving import ServingModel
 
         serving = ServingModel(d, d.request.traffic).point()

@@ -81,6 +81,9 @@ class GpuSpec(Record):
     street_price_source: str | None = None
     notes: str | None = None
     sources: tuple[str, ...] = field(metadata={"min_length": 1})
+    speed_known: bool = True
+    """False for a custom GPU given without its bandwidth or compute: the missing figure would be a placeholder,
+    so no speed or cost is computed for it (``--gpu-bandwidth`` and ``--gpu-tflops`` make it known)."""
 
     def __post_init__(self) -> None:
         if self.usable_memory_gib > self.memory_gib:
@@ -258,6 +261,7 @@ def custom_gpu(
             "usable_memory_note": "given by the user",
             "bandwidth_gb_s": bandwidth_gb_s or 1000.0,
             "sources": ("given on the command line",),
+            "speed_known": bandwidth_gb_s is not None and tflops is not None,
         }
     )
     if memory_gib is not None:

@@ -113,7 +113,12 @@ def _print_speed(console: Console, result: EstimateResult) -> None:
             f"prefill {flops.prefill_per_token / 1e9:,.1f} G"
         )
     if perf is None:
-        console.print("[dim]speed and cost need a GPU: add --gpu (or --gpu-memory/--gpu-bandwidth)[/dim]")
+        if any(a.startswith("speed and cost not computed") for a in result.assumptions):
+            console.print("[dim]speed and cost need the custom GPU's --gpu-bandwidth and --gpu-tflops too[/dim]")
+        else:
+            console.print(
+                "[dim]speed and cost need a GPU: add --gpu (or --gpu-memory, --gpu-bandwidth, --gpu-tflops)[/dim]"
+            )
         return
     table = Table(title="Speed (expected, with the low-high band)", title_justify="left")
     table.add_column("figure")

@@ -24,6 +24,7 @@ class OffloadRequest(Value):
     gpu: str | None = None
     gpu_memory_gib: float | None = None
     gpu_bandwidth_gb_s: float | None = None
+    gpu_tflops: float | None = None
     num_gpus: int = 1
     ram_gib: float
     cpu: str | None = None
@@ -84,13 +85,19 @@ def plan_offload(req: OffloadRequest) -> OffloadResult:
     spec = resolve_model(req.model)
     request = EstimateRequest(
         model=req.model, gpu=req.gpu, gpu_memory_gib=req.gpu_memory_gib, gpu_bandwidth_gb_s=req.gpu_bandwidth_gb_s,
-        num_gpus=req.num_gpus, quant=req.quant or offload_quant(spec.native_quant), kv_dtype=req.kv_dtype,
+        gpu_tflops=req.gpu_tflops, num_gpus=req.num_gpus, quant=req.quant or offload_quant(spec.native_quant),
+        kv_dtype=req.kv_dtype,
         context=req.context, batch=req.batch, engine=engine, prompt=req.prompt, backend=req.backend,
         ubatch=req.ubatch, price_usd_per_hour=req.price_usd_per_hour, gpu_file=req.gpu_file, speed_table=False,
     )  # fmt: skip
     d = resolve(request, spec=spec)
     if d.gpu is None:
-        raise InputError("offload needs a GPU: --gpu ID (or --gpu-memory and --gpu-bandwidth)")
+        raise InputError("offload needs a GPU: --gpu ID (or --gpu-memory, --gpu-bandwidth and --gpu-tflops)")
+    if not d.gpu.speed_known:
+        raise InputError(
+            "offload plans by speed: a custom GPU needs --gpu-bandwidth (GB/s) and --gpu-tflops beside --gpu-memory",
+            "or name a catalogue GPU of the same class with --gpu",
+        )
     if d.gpu.unified_memory:
         raise InputError(f"{d.gpu.name} shares one memory between CPU and GPU: there is nothing to offload",
                          f"plan it with `moeplan estimate {req.model} --gpu {d.gpu.id}`")  # fmt: skip

@@ -97,7 +97,6 @@ def _unreachable() -> HubError:
     )
 
 
-
 def _root_cause(err: BaseException) -> HubError | None:
     """A precise HubError for what made huggingface_hub fall back to its (empty) cache, if it says."""
     from huggingface_hub import errors as e
