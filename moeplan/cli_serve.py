@@ -7,7 +7,16 @@ from typing import Annotated
 
 import typer
 
-from moeplan.cli_options import FormatOpt, GpuFileOpt, JsonOpt, ModelArg, check_format, emit, handled_errors
+from moeplan.cli_options import (
+    DetailOpt,
+    FormatOpt,
+    GpuFileOpt,
+    JsonOpt,
+    ModelArg,
+    check_format,
+    emit,
+    handled_errors,
+)
 
 
 def serve(
@@ -34,6 +43,7 @@ def serve(
     ] = None,
     top: Annotated[int, typer.Option("--top", help="Rows to show.", min=1)] = 10,
     gpu_file: GpuFileOpt = None,
+    detail: DetailOpt = False,
     fmt: FormatOpt = "table",
     json_out: JsonOpt = False,
 ) -> None:
@@ -73,4 +83,4 @@ def serve(
     from moeplan.output.serving import print_serve, serve_json, serve_table
 
     emit(json_out, fmt, lambda: serve_json(result, top), lambda: serve_table(result, top),
-         lambda console: print_serve(console, result, top))  # fmt: skip
+         lambda console: print_serve(console, result, top, detail))  # fmt: skip
