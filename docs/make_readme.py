@@ -3,7 +3,7 @@
     python docs/make_readme.py           # rewrite the blocks between <!-- tour:NAME --> and <!-- /tour -->
     python docs/make_readme.py --check   # exit 1 if README.md is out of date (tests/test_docs.py runs this)
 
-Each block names a command; its output is captured through typer's runner at 110 columns, without colour.
+Each block names a command; its output is captured through typer's runner at 80 columns (a terminal's usual width), without colour.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ def run(command: str) -> str:
     args = shlex.split(command)
     assert args[0] == "moeplan"
     with tempfile.TemporaryDirectory() as tmp:
-        env = {"COLUMNS": "110", "NO_COLOR": "1", "TERM": "dumb", "MOEPLAN_CACHE": tmp, "XDG_CONFIG_HOME": tmp,
+        env = {"COLUMNS": "80", "NO_COLOR": "1", "TERM": "dumb", "MOEPLAN_CACHE": tmp, "XDG_CONFIG_HOME": tmp,
                "MOEPLAN_GPU_FILE": ""}  # fmt: skip
         load_gpus.cache_clear()
         result = CliRunner().invoke(app, args[1:], env=env)

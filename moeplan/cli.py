@@ -18,6 +18,7 @@ from moeplan.cli_options import (
     ConcurrencyOpt,
     ContextOpt,
     CpuOpt,
+    DetailOpt,
     EnergyOpt,
     EngineOpt,
     EplbOpt,
@@ -132,6 +133,7 @@ def estimate(
     ram_bandwidth: RamBwOpt = None,
     pcie: PcieOpt = "gen4",
     explain: Annotated[bool, typer.Option("--explain", help="Show each figure's formula, inputs and sources.")] = False,
+    detail: DetailOpt = False,
     fmt: FormatOpt = "table",
     json_out: JsonOpt = False,
 ) -> None:
@@ -158,7 +160,7 @@ def estimate(
         offload(
             model, gpu, gpu_memory, gpu_bandwidth, gpu_tflops, num_gpus or 1, ram, cpu, ram_bandwidth, pcie, context,
             batch, quant, kv_dtype if kv_dtype != "auto" else "f16", offload_experts, prompt, price=price,
-            gpu_file=gpu_file, fmt=fmt, json_out=json_out, backend=backend, ubatch=ubatch,
+            gpu_file=gpu_file, fmt=fmt, json_out=json_out, backend=backend, ubatch=ubatch, detail=detail,
             engine=engine if engine.strip().lower() != "auto" else "llama.cpp",
         )  # fmt: skip
         return
@@ -211,7 +213,7 @@ def estimate(
     def rich(console: "Console") -> None:
         from moeplan.output.rich_estimate import print_estimate, print_explain
 
-        print_estimate(console, result)
+        print_estimate(console, result, detail)
         if explain:
             print_explain(console, result)
 
@@ -301,6 +303,7 @@ def recommend(
     concurrency: ConcurrencyOpt = None,
     rate: RateOpt = None,
     gpu_file: GpuFileOpt = None,
+    detail: DetailOpt = False,
     fmt: FormatOpt = "table",
     json_out: JsonOpt = False,
 ) -> None:
@@ -344,13 +347,15 @@ def recommend(
     def rich(console: "Console") -> None:
         from moeplan.output.rich_tables import print_recommend
 
-        print_recommend(console, spec.name, candidates, sort, top)
+        print_recommend(console, spec.name, candidates, sort, top, detail)
 
     emit(json_out, fmt, lambda: [c.to_json() for c in candidates], lambda: recommend_table(candidates[:top]), rich)
 
 
 @app.command()
-def gpus(gpu_file: GpuFileOpt = None, fmt: FormatOpt = "table", json_out: JsonOpt = False) -> None:
+def gpus(
+    gpu_file: GpuFileOpt = None, detail: DetailOpt = False, fmt: FormatOpt = "table", json_out: JsonOpt = False
+) -> None:
     """The accelerator catalogue: usable memory, bandwidth, dense TFLOP/s, prices, aliases.
 
     Example:
@@ -368,7 +373,7 @@ def gpus(gpu_file: GpuFileOpt = None, fmt: FormatOpt = "table", json_out: JsonOp
     def rich(console: "Console") -> None:
         from moeplan.output.rich_tables import print_gpus
 
-        print_gpus(console, catalogue)
+        print_gpus(console, catalogue, detail)
 
     emit(json_out, fmt, lambda: [to_dict(g) for g in catalogue], lambda: gpus_table(catalogue), rich)
 
@@ -408,6 +413,7 @@ def offload(
     ] = None,
     price: PriceOpt = None,
     gpu_file: GpuFileOpt = None,
+    detail: DetailOpt = False,
     fmt: FormatOpt = "table",
     json_out: JsonOpt = False,
 ) -> None:
@@ -442,13 +448,13 @@ def offload(
     def rich(console: "Console") -> None:
         from moeplan.output.rich_tables import print_offload
 
-        print_offload(console, result)
+        print_offload(console, result, detail)
 
     emit(json_out, fmt, result.to_json, lambda: offload_table(result), rich)
 
 
 @app.command()
-def cpus(fmt: FormatOpt = "table", json_out: JsonOpt = False) -> None:
+def cpus(detail: DetailOpt = False, fmt: FormatOpt = "table", json_out: JsonOpt = False) -> None:
     """Host platforms for expert offload: CPUs with memory channels, speed and bandwidth.
 
     Example:
@@ -466,13 +472,13 @@ def cpus(fmt: FormatOpt = "table", json_out: JsonOpt = False) -> None:
     def rich(console: "Console") -> None:
         from moeplan.output.rich_tables import print_cpus
 
-        print_cpus(console, catalogue)
+        print_cpus(console, catalogue, detail)
 
     emit(json_out, fmt, lambda: [to_dict(c) for c in catalogue], lambda: cpus_table(catalogue), rich)
 
 
 @app.command()
-def models(fmt: FormatOpt = "table", json_out: JsonOpt = False) -> None:
+def models(detail: DetailOpt = False, fmt: FormatOpt = "table", json_out: JsonOpt = False) -> None:
     """The model catalogue: id, total and active parameters, experts, top-k and source.
 
     Example:
@@ -489,7 +495,7 @@ def models(fmt: FormatOpt = "table", json_out: JsonOpt = False) -> None:
     def rich(console: "Console") -> None:
         from moeplan.output.rich_tables import print_models
 
-        print_models(console, rows)
+        print_models(console, rows, detail)
 
     emit(json_out, fmt, lambda: [r.to_json() for r in rows], lambda: models_table(rows), rich)
 

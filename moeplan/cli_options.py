@@ -15,6 +15,9 @@ if TYPE_CHECKING:
 
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output on stdout, and nothing else.")]
+DetailOpt = Annotated[
+    bool, typer.Option("--detail", help="Every table and plot after the verdict (the default is a short summary).")
+]
 FormatOpt = Annotated[
     str, typer.Option("--format", help="table (default), markdown or csv, for reports and spreadsheets.")
 ]
@@ -66,9 +69,10 @@ GpuOpt = Annotated[
 
 
 def stdout_console() -> "Console":
-    from rich.console import Console
+    """Rich output on stdout; ASCII bars and borders where stdout cannot encode UTF-8."""
+    from moeplan.output.terminal import make_console
 
-    return Console(highlight=False, soft_wrap=False, emoji=False)
+    return make_console()
 
 
 @contextlib.contextmanager

@@ -10,6 +10,7 @@ import typer
 from moeplan.cli_options import (
     MAX_GPUS,
     MAX_SEQUENCES,
+    DetailOpt,
     FormatOpt,
     GpuFileOpt,
     JsonOpt,
@@ -66,6 +67,7 @@ def serve(
     ] = None,
     top: Annotated[int, typer.Option("--top", help="Rows to show.", **whole(1, 100_000))] = 10,
     gpu_file: GpuFileOpt = None,
+    detail: DetailOpt = False,
     fmt: FormatOpt = "table",
     json_out: JsonOpt = False,
 ) -> None:
@@ -105,4 +107,4 @@ def serve(
     from moeplan.output.serving import print_serve, serve_json, serve_table
 
     emit(json_out, fmt, lambda: serve_json(result, top), lambda: serve_table(result, top),
-         lambda console: print_serve(console, result, top))  # fmt: skip
+         lambda console: print_serve(console, result, top, detail))  # fmt: skip

@@ -22,7 +22,7 @@ def run(*args: str) -> tuple[int, str, str]:
 
 
 def test_estimate_prints_parameter_table() -> None:
-    code, out, _ = run("estimate", "mixtral-8x22b", "--gpu", "a100")
+    code, out, _ = run("estimate", "mixtral-8x22b", "--gpu", "a100", "--detail")
     assert code == 0
     assert "Mixtral 8x22B" in out and "140.63B" in out and "39.16B" in out and "routed experts" in out
 
@@ -128,10 +128,10 @@ def test_estimate_memory_and_fit_json() -> None:
 
 
 def test_estimate_human_output_has_verdict_breakdown_and_bar() -> None:
-    code, out, _ = run("estimate", "deepseek-r1", "--gpu", "h100", "--num-gpus", "8")
+    code, out, _ = run("estimate", "deepseek-r1", "--gpu", "h100", "--num-gpus", "8", "--detail")
     assert code == 0
-    first = out.splitlines()[2]
-    assert "DOES NOT FIT" in first and "8 x NVIDIA H100" in first
+    first = out.splitlines()[0]  # the verdict comes first, in one line
+    assert "DOES NOT FIT" in first and "8 x h100-sxm" in first and "8 x NVIDIA H100" in out
     assert "weights: routed experts" in out and "KV cache" in out and "usable GPU memory" in out
     assert "█" in out
 
@@ -265,7 +265,7 @@ def test_explain_shows_formulas_and_sources() -> None:
 
 
 def test_plots_in_the_terminal() -> None:
-    code, out, _ = run("estimate", "qwen3-30b-a3b", "--gpu", "4090", "--quant", "Q4_K_M")
+    code, out, _ = run("estimate", "qwen3-30b-a3b", "--gpu", "4090", "--quant", "Q4_K_M", "--detail")
     assert code == 0 and "memory per GPU vs context" in out and "░" in out
     code, out, _ = run("estimate", "qwen3-30b-a3b", "--gpu", "4090", "--json")
     rows = json.loads(out)["memory_by_context"]
@@ -327,7 +327,7 @@ def test_review_fixes_llama_cpp_plans_gguf_and_f16_kv(tmp_path: Path) -> None:
     bad.write_bytes(bytes(range(256)))
     code, _, err = run("estimate", str(bad))
     assert code == 1 and "not a file moeplan reads" in err
-    code, out, _ = run("models")
+    code, out, _ = run("models", "--detail")
     assert "deepseek-r1" in out  # aliases are listed
 
 

@@ -43,23 +43,29 @@ def fmt_gib(n: float) -> str:
     return f"{n / 1024**3:,.2f} GiB"
 
 
-def stacked_bar(parts: list[tuple[str, float, str]], capacity: float, width: int = 50) -> str:
-    """A stacked bar of ``parts`` (label, bytes, colour) against ``capacity``."""
+def stacked_bar(
+    parts: list[tuple[str, float, str]],
+    capacity: float,
+    width: int = 50,
+    chars: tuple[str, ...] = ("█",),
+    empty: str = "░",
+) -> str:
+    """A stacked bar of ``parts`` (label, bytes, colour) against ``capacity``; part i is drawn with ``chars[i]``."""
     total = sum(p[1] for p in parts)
     scale = width / max(capacity, total, 1.0)
     out = ""
-    for _, value, colour in parts:
+    for i, (_, value, colour) in enumerate(parts):
         n = round(value * scale)
-        out += f"[{colour}]" + "█" * n + f"[/{colour}]"
+        out += f"[{colour}]" + chars[min(i, len(chars) - 1)] * n + f"[/{colour}]"
     used = sum(round(p[1] * scale) for p in parts)
     if capacity > total:
-        out += "[dim]" + "░" * max(0, round(capacity * scale) - used) + "[/dim]"
+        out += "[dim]" + empty * max(0, round(capacity * scale) - used) + "[/dim]"
     return out
 
 
-def hbar(value: float, top: float, width: int = 40) -> str:
+def hbar(value: float, top: float, width: int = 40, full: str = "█", empty: str = "░") -> str:
     n = 0 if top <= 0 else round(width * min(value, top) / top)
-    return "█" * n + "░" * (width - n)
+    return full * n + empty * (width - n)
 
 
 def fmt_value(value: float | None, unit: str) -> str:

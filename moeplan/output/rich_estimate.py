@@ -5,17 +5,22 @@ Computes nothing: every figure comes from the :class:`EstimateResult`.
 
 from __future__ import annotations
 
+from rich.cells import cell_len
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from moeplan.deploy.deployment import CONTEXT_SEARCH_LIMIT
 from moeplan.deploy.results import EstimateResult
 from moeplan.output.formatting import KIND_LABELS, fmt_count, fmt_gib, fmt_rate, fmt_usd, hbar, stacked_bar
+from moeplan.output.terminal import NARROW, first_fitting, glyphs, headline, table_box
 
 
-def print_estimate(console: Console, result: EstimateResult) -> None:
+def print_estimate(console: Console, result: EstimateResult, detail: bool = False) -> None:
+    """The one-line verdict first; then a short summary, or with ``detail`` every table and plot."""
     spec, p = result.spec, result.params
     arch = spec.arch
+    print_verdict_line(console, result)
     kind = (
         f"MoE, {arch.moe.num_experts} experts, top-{arch.moe.top_k}"
         + (f" (with {arch.moe.zero_experts} identity experts)" if arch.moe.zero_experts else "")
@@ -52,7 +57,15 @@ def print_estimate(console: Console, result: EstimateResult) -> None:
     for note in result.assumptions:
         if note.startswith("warning:"):
             console.print(f"[yellow]{note}[/yellow]")
-    table = Table(title="Parameters by kind", title_justify="left")
+    if not detail:
+        for note in result.assumptions:
+            if note.startswith(("the checkpoint", "weights memory: the checkpoint")):
+                console.print(f"[yellow]note:[/yellow] {note}")
+        _print_memory_summary(console, result)
+        _print_speed_summary(console, result)
+        console.print("[dim]--detail: every table and plot; --explain: each figure's formula and sources[/dim]")
+        return
+    table = Table(title="Parameters by kind", title_justify="left", box=table_box(console))
     table.add_column("kind")
     table.add_column("total", justify="right")
     table.add_column("active", justify="right")
@@ -90,6 +103,121 @@ def print_estimate(console: Console, result: EstimateResult) -> None:
     _print_speed(console, result)
 
 
+def print_verdict_line(console: Console, result: EstimateResult) -> None:
+    """The answer in one line: fits or not, on what, memory per GPU against usable, and the decode speed."""
+    fit, mem, perf = result.fit, result.memory, result.performance
+    name = result.spec.id
+    if fit is None:
+        one = f"{mem.per_gpu_bytes / 2**30:,.2f} GiB"
+        headline(
+            console,
+            f"[bold]{name}[/bold] {mem.scheme}: {one} on one GPU (add --gpu for fit, speed and cost)",
+            f"[bold]{name}[/bold] {mem.scheme}: {one} on one GPU (add --gpu)",
+            f"[bold]{name}[/bold]: {one} on one GPU",
+        )
+        return
+    gib = 2**30
+    used, usable = mem.per_gpu_bytes / gib, (mem.usable_bytes_per_gpu or 0) / gib
+    where = f"{fit.num_gpus} x {fit.gpu}"
+    speed = f", ~{fmt_rate(perf.decode_tokens_per_s)} tok/s" if perf is not None else ""
+    if fit.fits:
+        word = "[bold green]FITS[/bold green]"
+        headline(
+            console,
+            f"{word} [bold]{name}[/bold] {mem.scheme} on {where}: {used:,.2f} of {usable:,.2f} GiB per GPU{speed}",
+            f"{word} [bold]{name}[/bold] {mem.scheme} on {where}: {used:,.1f}/{usable:,.1f} GiB/GPU{speed}",
+            f"{word} [bold]{name}[/bold] on {where}: {used:,.1f}/{usable:,.1f} GiB/GPU{speed}",
+            f"{word} [bold]{name}[/bold] on {where}{speed}",
+        )
+    else:
+        word = "[bold red]DOES NOT FIT[/bold red]"
+        short = f"short by {-fit.headroom_bytes / gib:,.2f} GiB per GPU"
+        headline(
+            console,
+            f"{word} [bold]{name}[/bold] {mem.scheme} on {where}: {used:,.2f} of {usable:,.2f} GiB per GPU; "
+            f"{fit.fewest}",
+            f"{word} [bold]{name}[/bold] {mem.scheme} on {where}: {short}; {fit.fewest}",
+            f"{word} [bold]{name}[/bold] on {where}: {short}; {fit.fewest}",
+            f"{word} [bold]{name}[/bold] on {where}: short {-fit.headroom_bytes / gib:,.1f} GiB/GPU; {fit.fewest}",
+            *(
+                [
+                    f"{word} [bold]{name}[/bold] on {where}: short {-fit.headroom_bytes / gib:,.1f} GiB/GPU; "
+                    f"fits on {fit.min_gpus}"
+                ]
+                if fit.min_gpus is not None
+                else []
+            ),
+            f"{word} [bold]{name}[/bold] on {where}: {used:,.1f}/{usable:,.1f} GiB/GPU",
+            f"{word} [bold]{name}[/bold] on {where}",
+        )
+
+
+def _print_memory_summary(console: Console, result: EstimateResult) -> None:
+    """Memory per GPU by part, in one short table (the weights as one row; --detail splits them)."""
+    mem = result.memory
+    g = glyphs(console)
+    table = Table(box=table_box(console, light=True), show_edge=False, pad_edge=False)
+    table.add_column("memory per GPU")
+    table.add_column("GiB", justify="right", no_wrap=True)
+    table.add_column("", no_wrap=True)
+    top = max(float(mem.per_gpu_bytes), float(mem.usable_bytes_per_gpu or 0), 1.0)
+    width = max(8, min(30, console.width - 40))
+    rows = [
+        ("weights", mem.per_gpu_weights_bytes),
+        ("KV cache", mem.per_gpu_kv_cache_bytes),
+        *([("recurrent state", mem.per_gpu_state_bytes)] if mem.state_bytes else []),
+        ("activations", mem.per_gpu_activation_bytes),
+        ("overhead and engine reserve", mem.per_gpu_overhead_bytes),
+    ]
+    for label, nbytes in rows:
+        table.add_row(label, f"{nbytes / 2**30:,.2f}", hbar(nbytes, top, width, g.full, " ").rstrip())
+    usable = mem.usable_bytes_per_gpu
+    total = "[bold]total[/bold]" + (f" of {usable / 2**30:,.2f} usable" if usable else "")
+    bar = hbar(mem.per_gpu_bytes, top, width, g.full, g.empty) if usable else ""
+    table.add_row(total, f"[bold]{mem.per_gpu_bytes / 2**30:,.2f}[/bold]", bar)
+    console.print(table)
+
+
+def _print_speed_summary(console: Console, result: EstimateResult) -> None:
+    perf, cost = result.performance, result.cost
+    if perf is None:
+        console.print("[dim]speed and cost need a GPU: add --gpu (or --gpu-memory/--gpu-bandwidth)[/dim]")
+        return
+    table = Table(box=table_box(console, light=True), show_edge=False, pad_edge=False)
+    table.add_column("speed")
+    table.add_column("expected", justify="right", no_wrap=True)
+    table.add_column("band", justify="right", no_wrap=True)
+    lo, hi = perf.decode_tokens_per_s_range
+    table.add_row("decode, tok/s per sequence", fmt_rate(perf.decode_tokens_per_s), f"{fmt_rate(lo)}-{fmt_rate(hi)}")
+    if result.request.batch > 1:
+        lo, hi = perf.throughput_tokens_per_s_range
+        table.add_row(
+            f"decode, tok/s all {result.request.batch} sequences",
+            fmt_rate(perf.throughput_tokens_per_s),
+            f"{fmt_rate(lo)}-{fmt_rate(hi)}",
+        )
+    lo, hi = perf.prefill_tokens_per_s_range
+    table.add_row("prefill, tok/s", fmt_rate(perf.prefill_tokens_per_s), f"{fmt_rate(lo)}-{fmt_rate(hi)}")
+    lo, hi = perf.time_to_first_token_s_range
+    table.add_row(
+        f"first token ({perf.prompt_tokens:,}-token prompt)",
+        f"{perf.time_to_first_token_s:,.2f} s",
+        f"{lo:,.2f}-{hi:,.2f} s",
+    )
+    console.print(table)
+    if cost is not None:
+        console.print(
+            f"cost: {fmt_usd(cost.usd_per_hour)} per hour, {fmt_usd(cost.usd_per_million_output_tokens)} per "
+            f"million output tokens, {fmt_usd(cost.usd_per_million_input_tokens)} per million input; "
+            f"to buy: {fmt_usd(cost.purchase_usd)}"
+        )
+    console.print(
+        f"[dim]{perf.bound}-bound; "
+        + (f"calibrated: {perf.calibration}" if perf.calibration else "engine defaults, not calibrated")
+        + "[/dim]"
+    )
+
+
 def speed_line(result: EstimateResult) -> str | None:
     """'~53 tok/s per sequence (40-67), 53 tok/s in total, $x/M output tokens' or None without a GPU."""
     perf, cost = result.performance, result.cost
@@ -120,7 +248,7 @@ def _print_speed(console: Console, result: EstimateResult) -> None:
                 "[dim]speed and cost need a GPU: add --gpu (or --gpu-memory, --gpu-bandwidth, --gpu-tflops)[/dim]"
             )
         return
-    table = Table(title="Speed (expected, with the low-high band)", title_justify="left")
+    table = Table(title="Speed (expected, with the low-high band)", title_justify="left", box=table_box(console))
     table.add_column("figure")
     table.add_column("expected", justify="right")
     table.add_column("band", justify="right")
@@ -157,9 +285,12 @@ def _print_speed(console: Console, result: EstimateResult) -> None:
         + "[/dim]"
     )
     if perf.by_batch:
-        bt = Table(title="Decode speed vs batch", title_justify="left")
-        for col in ("batch", "tok/s per sequence", "tok/s total", "", "bound", "fits"):
-            bt.add_column(col, justify="right" if col else "left")
+        bt = Table(title="Decode speed vs batch", title_justify="left", box=table_box(console))
+        narrow = console.width < NARROW
+        for col in ("batch", "tok/s per seq" if narrow else "tok/s per sequence", "tok/s total", "", "bound", "fits"):
+            bt.add_column(col, justify="right" if col else "left", no_wrap=True)
+        g = glyphs(console)
+        bar_w = max(8, min(24, console.width - 58))
         top = max(r.throughput_tokens_per_s for r in perf.by_batch)
         for row in perf.by_batch:
             colour = "" if row.fits else "[dim]"
@@ -168,7 +299,7 @@ def _print_speed(console: Console, result: EstimateResult) -> None:
                 f"{colour}{row.batch}{end}",
                 f"{colour}{fmt_rate(row.tokens_per_s)}{end}",
                 f"{colour}{fmt_rate(row.throughput_tokens_per_s)}{end}",
-                hbar(row.throughput_tokens_per_s, top, 24),
+                hbar(row.throughput_tokens_per_s, top, bar_w, g.full, g.empty),
                 f"{colour}{row.bound}{end}",
                 "yes" if row.fits else "[red]no[/red]",
             )
@@ -183,32 +314,32 @@ _LIMITS = {
 
 
 def _print_verdict(console: Console, result: EstimateResult) -> None:
+    """The rest of the verdict: the GPU's name, the layout and the settings, the headroom and the limits."""
     fit, mem = result.fit, result.memory
     req = result.request
     where = f"{req.context:,} tokens x {req.batch}, {mem.scheme} weights, {mem.kv_dtype} KV, {mem.engine}"
     if fit is None:
         console.print(f"Memory for {where}: [bold]{fmt_gib(mem.per_gpu_bytes)}[/bold] on one GPU (no --gpu given)")
         return
-    gpus = f"{fit.num_gpus} x {fit.gpu_name}"
-    speed = speed_line(result)
-    if speed is not None:
-        where += f"; {speed}" if fit.fits else f"; as if it fitted: {speed}"
+    layout = f"TP {fit.tp} x PP {fit.pp}" + (f", EP {fit.ep}" if fit.ep > 1 else "")
+    gpus = f"{fit.num_gpus} x {fit.gpu_name} ({layout})"
     if fit.fits:
         console.print(
-            f"[bold green]FITS[/bold green] on {gpus} ({where}): {fmt_gib(mem.per_gpu_bytes)} of "
-            f"{fmt_gib(mem.usable_bytes_per_gpu or 0)} per GPU, {fmt_gib(fit.headroom_bytes)} headroom; "
-            f"longest context at batch {req.batch}: {fit.max_context:,} tokens{_LIMITS[fit.max_context_limit]}"
+            f"on {gpus}, {where}: {fmt_gib(fit.headroom_bytes)} headroom per GPU; longest context at batch "
+            f"{req.batch}: {fit.max_context:,} tokens{_LIMITS[fit.max_context_limit]}; largest batch at this "
+            f"context: {fit.max_batch:,}"
         )
     else:
+        speed = "; speed and cost as if it fitted" if result.performance is not None else ""
         console.print(
-            f"[bold red]DOES NOT FIT[/bold red] on {gpus} ({where}): {fmt_gib(mem.per_gpu_bytes)} needed of "
-            f"{fmt_gib(mem.usable_bytes_per_gpu or 0)} per GPU, short by {fmt_gib(-fit.headroom_bytes)}; {fit.fewest}"
+            f"on {gpus}, {where}: {fmt_gib(mem.per_gpu_bytes)} needed of {fmt_gib(mem.usable_bytes_per_gpu or 0)} "
+            f"per GPU, short by {fmt_gib(-fit.headroom_bytes)}; {fit.fewest}{speed}"
         )
 
 
 def _print_memory(console: Console, result: EstimateResult) -> None:
-    mem, fit = result.memory, result.fit
-    table = Table(title="Memory per GPU (the largest)", title_justify="left")
+    mem = result.memory
+    table = Table(title="Memory per GPU (the largest)", title_justify="left", box=table_box(console))
     table.add_column("part")
     table.add_column("per GPU", justify="right")
     table.add_column("model / all GPUs", justify="right")
@@ -249,14 +380,15 @@ def _print_memory(console: Console, result: EstimateResult) -> None:
             ("activations", float(mem.per_gpu_activation_bytes), "yellow"),
             ("overhead", float(mem.per_gpu_overhead_bytes), "white"),
         ]
-        console.print(
-            stacked_bar(parts, float(mem.usable_bytes_per_gpu)) + "  [blue]weights[/blue] [magenta]KV[/magenta] "
-            "[yellow]activations[/yellow] overhead"
+        g = glyphs(console)
+        legend = (
+            "[blue]weights[/blue] [magenta]KV[/magenta] [yellow]activations[/yellow] overhead"
+            if g.parts[0] == g.parts[-1]
+            else " ".join(f"{c} {label}" for c, (label, _, _) in zip(g.parts, parts, strict=True))
         )
+        bar_width = max(10, min(50, console.width - cell_len(Text.from_markup(legend).plain) - 3))
+        console.print(stacked_bar(parts, float(mem.usable_bytes_per_gpu), bar_width, g.parts, g.empty) + "  " + legend)
     _plot_memory_vs_context(console, result)
-    if fit is not None:
-        layout = f"TP {fit.tp} x PP {fit.pp}" + (f", EP {fit.ep}" if fit.ep > 1 else "")
-        console.print(f"[dim]layout: {layout}; largest batch at this context: {fit.max_batch:,}[/dim]")
 
 
 def _plot_memory_vs_context(console: Console, result: EstimateResult) -> None:
@@ -268,11 +400,13 @@ def _plot_memory_vs_context(console: Console, result: EstimateResult) -> None:
     top = max(max(b for _, b in rows), usable or 0)
     console.print(f"memory per GPU vs context (batch {result.request.batch})" + (", | = usable" if usable else ""))
     width = max(9, *(len(f"{c:,}") for c, _ in rows))
+    g = glyphs(console)
+    bar_w = max(10, min(40, console.width - width - 16))
     for context, nbytes in rows:
-        bar = hbar(nbytes, top)
+        bar = hbar(nbytes, top, bar_w, g.full, g.empty)
         if usable:
-            mark = round(40 * usable / top)
-            bar = bar[:mark] + "|" + bar[mark + 1 :] if mark < 40 else bar + "|"
+            mark = round(bar_w * usable / top)
+            bar = bar[:mark] + "|" + bar[mark + 1 :] if mark < bar_w else bar + "|"
         colour = "red" if usable and nbytes > usable else "green" if usable else "blue"
         console.print(f"{context:>{width},} [{colour}]{bar}[/{colour}] {fmt_gib(nbytes)}")
 
@@ -295,14 +429,26 @@ def print_explain(console: Console, result: EstimateResult) -> None:
                 f"  top-{moe.top_k} over {moe.num_experts} experts + {moe.zero_experts} identity experts: "
                 f"{moe.expected_picks:g} real experts on average; {p.active_min:,} to {p.active_max:,} per token"
             )
-    table = Table(title="weights = sum over tensors of the format's bytes (scales included)", title_justify="left")
-    for col in ("class", "parameters", "format(s)", "bytes", "bits per weight"):
-        table.add_column(col, justify="right" if col in ("parameters", "bytes", "bits per weight") else "left")
-    for kind, nbytes in m.weights_by_kind.items():
-        n = p.breakdown.get(kind, 0)  # type: ignore[call-overload]
-        bpw = f"{nbytes * 8 / n:.3f}" if n else "-"
-        table.add_row(KIND_LABELS.get(kind, kind), f"{n:,}", ", ".join(m.formats_by_kind.get(kind, [])),
-                      f"{nbytes:,}", bpw)  # fmt: skip
+
+    def weights_table(exact: bool) -> Table:
+        table = Table(
+            title="weights = sum over tensors of the format's bytes (scales included)",
+            title_justify="left",
+            box=table_box(console),
+        )
+        for col in ("class", "parameters", "format(s)", "bytes" if exact else "GiB", "bits per weight"):
+            table.add_column(
+                col, justify="left" if col in ("class", "format(s)") else "right", no_wrap=col != "format(s)"
+            )
+        for kind, nbytes in m.weights_by_kind.items():
+            n = p.breakdown.get(kind, 0)  # type: ignore[call-overload]
+            bpw = f"{nbytes * 8 / n:.3f}" if n else "-"
+            size = f"{nbytes:,}" if exact else f"{nbytes / gib:,.2f}"
+            table.add_row(KIND_LABELS.get(kind, kind), f"{n:,}" if exact else fmt_count(n),
+                          ", ".join(m.formats_by_kind.get(kind, [])), size, bpw)  # fmt: skip
+        return table
+
+    table = first_fitting(console, lambda: weights_table(True), lambda: weights_table(False))
     console.print(table)
     att = arch.attention
     if att.mla is not None:
@@ -357,6 +503,6 @@ def print_explain(console: Console, result: EstimateResult) -> None:
         )
     console.print("[bold]sources and assumptions[/bold]")
     for line in result.assumptions:
-        console.print(f"  - {line}", soft_wrap=True)
+        console.print(f"  - {line}")
     if spec.published:
-        console.print(f"  - published figures: {spec.published.source}", soft_wrap=True)
+        console.print(f"  - published figures: {spec.published.source}")

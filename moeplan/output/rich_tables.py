@@ -12,39 +12,73 @@ from rich.table import Table
 
 if TYPE_CHECKING:
     from moeplan.calibration.run import CalibrationRun
-    from moeplan.deploy.results import Candidate, Comparison, OffloadResult
+    from moeplan.deploy.results import Candidate, Comparison, EstimateResult, OffloadResult
     from moeplan.hardware.gpus import GpuSpec
     from moeplan.hardware.hosts import CpuSpec
     from moeplan.sources.catalog import CatalogRow
 
 from moeplan.output.formatting import fmt_count, fmt_gib, fmt_rate, fmt_usd, fmt_value
+from moeplan.output.terminal import NARROW, first_fitting, glyphs, headline, shell_lines, table_box
 
 
-def print_models(console: Console, rows: list[CatalogRow]) -> None:
-    table = Table(title=f"{len(rows)} models in the catalogue", title_justify="left")
-    for col in ("id", "total", "active", "experts", "top-k"):
-        table.add_column(col, justify="left" if col == "id" else "right", no_wrap=True)
-    table.add_column("also known as", overflow="fold")
-    for r in rows:
-        table.add_row(
-            r.id,
-            fmt_count(r.total),
-            fmt_count(r.active),
-            str(r.num_experts) if r.num_experts else "dense",
-            str(r.top_k) if r.top_k else "",
-            ", ".join(r.aliases[:3]),
-        )
-    console.print(table)
-    console.print("[dim]sources and published figures: moeplan models --json (or --format csv)[/dim]")
+def _names_table(console: Console, rows: list[tuple[str, str, list[str]]], with_name: bool) -> Table:
+    """id, name and aliases: the detail that the figures table leaves out at narrow widths (words wrap, ids not)."""
+    table = Table(box=table_box(console, light=True), show_edge=False, pad_edge=False)
+    table.add_column("id", no_wrap=True)
+    if with_name:
+        table.add_column("name")
+    longest = max((len(a) for _, _, aliases in rows for a in aliases), default=8)
+    table.add_column("also known as", min_width=min(longest, max(8, console.width // 2)))
+    for id_, name, aliases in rows:
+        table.add_row(id_, *([name] if with_name else []), ", ".join(aliases))
+    return table
+
+
+def print_models(console: Console, rows: list[CatalogRow], detail: bool = False) -> None:
+    moe = sum(1 for r in rows if r.num_experts)
+    headline(console, f"{len(rows)} models in the catalogue: {moe} MoE, {len(rows) - moe} dense")
+
+    def figures(aliases: bool) -> Table:
+        table = Table(box=table_box(console))
+        for col in ("id", "total", "active", "experts", "top-k"):
+            table.add_column(col, justify="left" if col == "id" else "right", no_wrap=True)
+        if aliases:
+            table.add_column("also known as", no_wrap=True)
+        for r in rows:
+            table.add_row(
+                r.id,
+                fmt_count(r.total),
+                fmt_count(r.active),
+                str(r.num_experts) if r.num_experts else "dense",
+                str(r.top_k) if r.top_k else "",
+                *([", ".join(r.aliases[:3])] if aliases else []),
+            )
+        return table
+
+    if detail:
+        table = first_fitting(console, lambda: figures(True), lambda: figures(False))
+        console.print(table)
+        if len(table.columns) == 5:
+            console.print(_names_table(console, [(r.id, "", list(r.aliases)) for r in rows], with_name=False))
+    else:
+        console.print(figures(False))
+    console.print(
+        "[dim]"
+        + ("" if detail else "aliases: --detail; ")
+        + "sources and published figures: moeplan models --json (or --format csv)[/dim]"
+    )
 
 
 def print_quants(console: Console, formats: list[tuple[str, float, str]], mixes: list[str]) -> None:
     """``(name, bits per weight of a 4096 x 4096 matrix, description)`` per format, and the GGUF mixes."""
+    headline(console, f"{len(formats)} weight formats and {len(mixes)} llama.cpp GGUF mixes")
     table = Table(
-        title="Weight formats (bits per weight of a 4096 x 4096 matrix, scales included)", title_justify="left"
+        title="Weight formats (bits per weight of a 4096 x 4096 matrix, scales included)",
+        title_justify="left",
+        box=table_box(console),
     )
     table.add_column("format", no_wrap=True)
-    table.add_column("bpw", justify="right")
+    table.add_column("bpw", justify="right", no_wrap=True)
     table.add_column("what is stored")
     for name, bpw, description in formats:
         table.add_row(name, f"{round(bpw, 4):.3f}", description)
@@ -57,30 +91,72 @@ def print_quants(console: Console, formats: list[tuple[str, float, str]], mixes:
     console.print("Per class: --quant experts=mxfp4,attention=bf16 (or a base first: --quant fp8,experts=mxfp4)")
 
 
+def _short_labels(results: list[EstimateResult]) -> list[str]:
+    """What tells the columns apart: the model, format, engine or GPU, whichever differ."""
+    parts = [
+        [r.spec.id for r in results],
+        [r.memory.scheme for r in results],
+        [r.memory.engine for r in results],
+        [f"{r.fit.num_gpus} x {r.fit.gpu}" if r.fit else "no GPU" for r in results],
+    ]
+    differing = [p for p in parts if len(set(p)) > 1] or parts[:1]
+    labels = [" ".join(p[i] for p in differing) for i in range(len(results))]
+    return labels if len(set(labels)) == len(labels) else [f"{i + 1}: {x}" for i, x in enumerate(labels)]
+
+
 def print_compare(console: Console, comparison: Comparison) -> None:
     """The comparison table: one column per estimate, the winner of each row in green with a star."""
     results, rows = comparison.results, comparison.rows
-    table = Table(title="Comparison (★ = best in the row)", title_justify="left")
-    table.add_column("")
-    for r in results:
-        asked = r.request.model
-        named = f" ({asked})" if r.spec.origin == "catalogue" and asked.lower() != r.spec.id else ""
-        head = f"{r.spec.name}{named}\n{r.memory.scheme}, {r.memory.engine}"
-        if r.fit is not None:
-            head += f"\n{r.fit.num_gpus} x {r.fit.gpu}"
-        table.add_column(head, justify="right")
-    for row in rows:
-        winners = row.winners
-        cells = []
-        for i, v in enumerate(row.values):
-            text = fmt_value(v, row.unit)
-            if i in winners:
-                text = f"[bold green]★ {text}[/bold green]"
-            elif row.eligible is not None and not row.eligible[i] and v is not None:
-                text = f"[dim]({text})[/dim]"
-            cells.append(text)
-        table.add_row(row.label, *cells)
-    console.print(table)
+    star = glyphs(console).star
+    short = _short_labels(results)
+    by_label = {row.label: row for row in rows}
+    said = []
+    picks = (("decode tokens/s per sequence", "fastest"), ("per million output tokens", "cheapest per token"),
+             ("memory per GPU", "least memory per GPU"))  # fmt: skip
+    for label, what in picks:
+        row = by_label.get(label)
+        if row is not None and len(row.winners) == 1:
+            (i,) = row.winners
+            said.append((what, short[i], fmt_value(row.values[i], row.unit)))
+    groups: dict[str, list[tuple[str, str]]] = {}
+    for what, who, value in said:
+        groups.setdefault(who, []).append((what, value))
+    if groups:
+        headline(
+            console,
+            "; ".join(f"[bold]{who}[/bold]: " + ", ".join(f"{w} ({v})" for w, v in g) for who, g in groups.items()),
+            "; ".join(f"[bold]{who}[/bold]: " + ", ".join(w for w, _ in g) for who, g in groups.items()),
+            *(f"[bold]{who}[/bold]: " + ", ".join(w for w, _ in g) for who, g in list(groups.items())[:1]),
+        )
+    else:
+        headline(console, f"{len(results)} deployments compared: no row has a single best")
+
+    def table(full_heads: bool) -> Table:
+        t = Table(title=f"Comparison ({star} = best in the row)", title_justify="left", box=table_box(console))
+        t.add_column("")
+        for i, r in enumerate(results):
+            if full_heads:
+                asked = r.request.model
+                named = f" ({asked})" if r.spec.origin == "catalogue" and asked.lower() != r.spec.id else ""
+                head = f"{r.spec.name}{named}\n{r.memory.scheme}, {r.memory.engine}"
+                if r.fit is not None:
+                    head += f"\n{r.fit.num_gpus} x {r.fit.gpu}"
+            else:
+                head = "\n".join(short[i].split(" ", 2 if short[i].count(" x ") else 1))
+            t.add_column(head, justify="right", no_wrap=True)
+        for row in rows:
+            cells = []
+            for i, v in enumerate(row.values):
+                text = fmt_value(v, row.unit)
+                if i in row.winners:
+                    text = f"[bold green]{star} {text}[/bold green]"
+                elif row.eligible is not None and not row.eligible[i] and v is not None:
+                    text = f"[dim]({text})[/dim]"
+                cells.append(text)
+            t.add_row(row.label, *cells)
+        return t
+
+    console.print(first_fitting(console, lambda: table(True), lambda: table(False)))
     req = results[0].request
     console.print(f"[dim]at {req.context:,} tokens x {req.batch} sequences; figures per column as `estimate`[/dim]")
     if any(r.fit is not None and not r.fit.fits for r in results):
@@ -91,7 +167,9 @@ def print_compare(console: Console, comparison: Comparison) -> None:
                 console.print(f"[yellow]{r.request.model}: {note}[/yellow]")
 
 
-def print_recommend(console: Console, model: str, candidates: list[Candidate], sort: str, limit: int) -> None:
+def print_recommend(
+    console: Console, model: str, candidates: list[Candidate], sort: str, limit: int, detail: bool = False
+) -> None:
     """Ranked configurations with the plan's marks (cheapest per token, fastest)."""
     if not candidates:
         console.print(
@@ -101,79 +179,153 @@ def print_recommend(console: Console, model: str, candidates: list[Candidate], s
         return
     cheapest = next((c for c in candidates if "cheapest" in c.marks), None)
     fastest = next((c for c in candidates if "fastest" in c.marks), None)
-    table = Table(
-        title=f"{model}: {len(candidates)} configuration{'s' if len(candidates) != 1 else ''} fit"
-        f"{'s' if len(candidates) == 1 else ''}; best {min(limit, len(candidates))} by {sort}",
-        title_justify="left",
-        expand=console.width < 120,
+    best = candidates[0]
+
+    def hardware(c: Candidate, full: bool) -> str:
+        if not c.ram_gib:
+            return f"{c.num_gpus} x {c.gpu.id}"
+        if full:
+            return f"{c.num_gpus} x {c.gpu.id} + {c.ram_gib:g} GiB RAM, {c.host}, --n-cpu-moe {c.experts_on_cpu_layers}"
+        return f"{c.num_gpus} x {c.gpu.id} + {c.ram_gib:g}G RAM"
+
+    n = len(candidates)
+    fit_word = f"{n} configuration{'s' if n != 1 else ''} fit{'s' if n == 1 else ''}"
+    what = f"{hardware(best, False)} {best.quant} {best.engine}"
+    rate, usd = fmt_rate(best.tokens_per_s), fmt_usd(best.usd_per_million_output_tokens)
+    headline(
+        console,
+        f"Best by {sort} for {model}: [bold]{what}[/bold], ~{rate} tok/s, {usd}/M out ({fit_word})",
+        f"Best by {sort} for {model}: [bold]{what}[/bold], ~{rate} tok/s, {usd}/M out",
+        f"Best by {sort}: [bold]{what}[/bold], ~{rate} tok/s, {usd}/M out",
+        f"Best by {sort}: [bold]{what}[/bold]",
     )
-    narrow = console.width < 120
-    cols = ["#", "hardware", "format / engine", "GiB/GPU", "tok/s (band)", "$/h", "$/M out", "buy"]
-    if narrow:
-        cols.remove("$/h")
-        cols.remove("GiB/GPU")
-    for col in cols:
-        left = col in ("hardware", "format / engine")
-        width = {"hardware": 16, "format / engine": 9}.get(col)
-        table.add_column(col, justify="left" if left else "right", overflow="fold", no_wrap=col == "#", min_width=width)
     shown = candidates[:limit]
     for extra in (cheapest, fastest):
         if extra is not None and extra not in shown:
             shown.append(extra)
-    for c in shown:
-        mark = ""
-        if c is cheapest:
-            mark += " [green]cheapest/token[/green]"
-        if c is fastest:
-            mark += " [cyan]fastest[/cyan]"
-        lo, hi = c.tokens_per_s_range
-        box = f" + {c.ram_gib:g} GiB RAM, {c.host}, --n-cpu-moe {c.experts_on_cpu_layers}" if c.ram_gib else ""
-        cells = [
-            str(candidates.index(c) + 1),
-            f"{c.num_gpus} x {c.gpu.id}{box}{mark}",
-            f"{c.quant} {c.engine}",
-            f"{c.per_gpu_bytes / 2**30:,.0f}/{c.usable_bytes / 2**30:,.0f}",
-            f"{fmt_rate(c.tokens_per_s)} ({fmt_rate(lo)}-{fmt_rate(hi)})",
-            fmt_usd(c.usd_per_hour),
-            fmt_usd(c.usd_per_million_output_tokens),
-            fmt_usd(c.purchase_usd),
+
+    def table(cols: tuple[str, ...], full: bool) -> Table:
+        t = Table(
+            title=f"{model}: {fit_word}; best {min(limit, n)} by {sort}",
+            title_justify="left",
+            box=table_box(console, light=console.width < NARROW),
+            show_edge=console.width >= NARROW,
+        )
+        for col in cols:
+            t.add_column(col, justify="left" if col in ("hardware", "format / engine", "marks") else "right",
+                         no_wrap=True)  # fmt: skip
+        for c in shown:
+            lo, hi = c.tokens_per_s_range
+            marks = " ".join(
+                m
+                for m, is_it in (
+                    ("[green]cheapest/token[/green]", c is cheapest),
+                    ("[cyan]fastest[/cyan]", c is fastest),
+                )
+                if is_it
+            )
+            cells = {
+                "#": str(candidates.index(c) + 1),
+                "hardware": hardware(c, full),
+                "format / engine": f"{c.quant} {c.engine}",
+                "GiB/GPU": f"{c.per_gpu_bytes / 2**30:,.0f}/{c.usable_bytes / 2**30:,.0f}",
+                "tok/s": fmt_rate(c.tokens_per_s),
+                "band": f"{fmt_rate(lo)}-{fmt_rate(hi)}",
+                "$/h": fmt_usd(c.usd_per_hour),
+                "$/M out": fmt_usd(c.usd_per_million_output_tokens),
+                "buy": fmt_usd(c.purchase_usd),
+                "marks": marks,
+            }
+            t.add_row(*(cells[col] for col in cols))
+        return t
+
+    full_cols = ("#", "hardware", "format / engine", "GiB/GPU", "tok/s", "band", "$/h", "$/M out", "buy", "marks")
+    variants: list[tuple[str, ...]] = [full_cols]
+    for drop in ("marks", "$/h", "GiB/GPU", "band", "buy"):
+        variants.append(tuple(c for c in variants[-1] if c != drop))
+    tried = variants if detail else variants[1:]  # by default the marks go below the table
+    builders = [(lambda cols=cols, full=full: table(cols, full)) for full in (True, False) for cols in tried]
+    chosen = first_fitting(console, *builders)
+    console.print(chosen)
+    if "marks" not in [col.header for col in chosen.columns]:
+        said = [
+            f"{what} #{candidates.index(c) + 1} ({c.num_gpus} x {c.gpu.id} {c.quant})"
+            for what, c in (("cheapest per token:", cheapest), ("fastest:", fastest))
+            if c is not None
         ]
-        if narrow:
-            del cells[5]
-            del cells[3]
-        table.add_row(*cells)
-    console.print(table)
+        console.print("; ".join(said))
+    shown_cols = {str(col.header) for col in chosen.columns}
+    left_out = [c for c in ("GiB/GPU", "band", "$/h", "buy") if c not in shown_cols]
+    if left_out:
+        console.print(f"[dim]left out at this width: {', '.join(left_out)} (a wider terminal, or --format csv)[/dim]")
     console.print(
         "[dim]prices: catalogue cloud price per GPU-hour (typical, else the middle of its range) and purchase "
         "price; override with --gpu-file. $/M out at the given batch. GPU + RAM boxes (llama.cpp, experts in RAM): "
         "GPU, RAM at the catalogue's dated $/GB and the CPU where its price is known; board and PSU not "
         "counted.[/dim]"
+        if detail
+        else "[dim]prices: the catalogue's GPU-hour and purchase prices (--gpu-file to override); --detail for "
+        "how they are counted[/dim]"
     )
 
 
-def print_gpus(console: Console, gpus: list[GpuSpec]) -> None:
-    table = Table(title=f"{len(gpus)} accelerators", title_justify="left")
-    for col in ("id", "name", "usable GiB", "GB/s", "bf16 TFLOP/s", "fp8", "$/GPU-h", "buy", "aliases"):
-        table.add_column(col, justify="left" if col in ("id", "name", "aliases") else "right", overflow="fold")
-    for g in gpus:
-        fp8 = g.dense_tflops("fp8")
-        table.add_row(
-            g.id,
-            g.name,
-            f"{g.usable_memory_gib:,.1f}",
-            f"{g.bandwidth_gb_s:,.0f}",
-            f"{g.dense_tflops('bf16'):,.0f}" if g.dense_tflops("bf16") else "-",
-            f"{fp8:,.0f}" if fp8 else "-",
-            fmt_usd(g.cloud_usd_per_hour.expected) if g.cloud_usd_per_hour else "-",
-            fmt_usd(g.purchase_usd.approx) if g.purchase_usd else "-",
-            ", ".join(g.aliases[:3]),
-        )
-    console.print(table)
+def print_gpus(console: Console, gpus: list[GpuSpec], detail: bool = False) -> None:
+    priced = sum(1 for g in gpus if g.cloud_usd_per_hour)
+    headline(console, f"{len(gpus)} accelerators in the catalogue, {priced} with a cloud price")
+
+    short = {"usable GiB": "GiB", "bf16 TFLOP/s": "bf16", "$/GPU-h": "$/h"}
+
+    def table(cols: tuple[str, ...], brief: bool = False) -> Table:
+        t = Table(box=table_box(console))
+        if brief:
+            t.caption = "GiB usable; bf16 and fp8: dense TFLOP/s; $/h: cloud price per GPU-hour; buy: purchase"
+        for col in cols:
+            head = short.get(col, col) if brief else col
+            t.add_column(head, justify="left" if col in ("id", "name", "aliases") else "right", no_wrap=True)
+        for g in gpus:
+            fp8 = g.dense_tflops("fp8")
+            cells = {
+                "id": g.id,
+                "name": g.name,
+                "usable GiB": f"{g.usable_memory_gib:,.1f}",
+                "GB/s": f"{g.bandwidth_gb_s:,.0f}",
+                "bf16 TFLOP/s": f"{g.dense_tflops('bf16'):,.0f}" if g.dense_tflops("bf16") else "-",
+                "fp8": f"{fp8:,.0f}" if fp8 else "-",
+                "$/GPU-h": fmt_usd(g.cloud_usd_per_hour.expected) if g.cloud_usd_per_hour else "-",
+                "buy": fmt_usd(g.purchase_usd.approx) if g.purchase_usd else "-",
+                "aliases": ", ".join(g.aliases[:3]),
+            }
+            t.add_row(*(cells[c] for c in cols))
+        return t
+
+    full = ("id", "name", "usable GiB", "GB/s", "bf16 TFLOP/s", "fp8", "$/GPU-h", "buy", "aliases")
+    figures = ("id", "usable GiB", "GB/s", "bf16 TFLOP/s", "fp8", "$/GPU-h", "buy")
+    chosen = first_fitting(
+        console,
+        *([lambda: table(full)] if detail else []),
+        lambda: table(figures),
+        lambda: table(figures, brief=True),
+        lambda: table(tuple(c for c in figures if c != "fp8"), brief=True),
+    )
+    console.print(chosen)
+    if detail and len(chosen.columns) < len(full):
+        console.print(_names_table(console, [(g.id, g.name, list(g.aliases)) for g in gpus], with_name=True))
+    elif not detail:
+        console.print("[dim]names and aliases: --detail[/dim]")
 
 
 def print_calibration(console: Console, run: CalibrationRun, saved_to: str) -> None:
     """The calibration report: device, microbenchmarks, per-token-count table, fitted factors."""
     s, gpu, prof = run.shape, run.gpu, run.profile
+    if prof is not None:
+        bw = f"{prof.bandwidth_efficiency:.0%}" if prof.bandwidth_efficiency else "n/a"
+        ce = f"{prof.compute_efficiency:.0%}" if prof.compute_efficiency else "n/a"
+        headline(
+            console,
+            f"Calibrated [bold]{gpu.id if gpu else run.device}[/bold]: bandwidth efficiency {bw}, compute efficiency "
+            f"{ce}",
+            f"Calibrated [bold]{gpu.id if gpu else run.device}[/bold]: bandwidth {bw}, compute {ce}",
+        )
     console.print(
         f"[bold]{run.device_name}[/bold] ({run.device}, {run.dtype})"
         + (f" = catalogue [bold]{gpu.id}[/bold]" if gpu else " (no catalogue entry: figures without peaks)")
@@ -187,9 +339,12 @@ def print_calibration(console: Console, run: CalibrationRun, saved_to: str) -> N
     peak_tf = gpu.dense_tflops(run.dtype if run.dtype != "fp32" else "fp32") if gpu else None
     tf = f" of {peak_tf:,.0f} ({run.gemm_tflops / peak_tf:.0%})" if peak_tf else ""
     console.print(f"memory copy {run.copy_gb_s:,.1f} GB/s{peak_bw}; dense GEMM {run.gemm_tflops:,.2f} TFLOP/s{tf}")
-    table = Table(title="MoE layer", title_justify="left")
-    for col in ("tokens", "time", "± spread", "TFLOP/s", "GB/s", "of peak", "moeplan predicted", "error"):
-        table.add_column(col, justify="right")
+    table = Table(title="MoE layer", title_justify="left", box=table_box(console))
+    narrow = console.width < NARROW
+    spread = "+/- spread" if console.options.ascii_only else "± spread"
+    for col in ("tokens", "time", spread, "TFLOP/s", "GB/s", "of peak", "predicted" if narrow else "moeplan predicted",
+                "error"):  # fmt: skip
+        table.add_column(col, justify="right", no_wrap=True)
     for m in run.measurements:
         share = prof.moe_efficiency.get(m.tokens) if prof else None
         pred = m.predicted_seconds
@@ -224,14 +379,33 @@ def print_calibration(console: Console, run: CalibrationRun, saved_to: str) -> N
         bw = f"{prof.bandwidth_efficiency:.0%}" if prof.bandwidth_efficiency else "n/a"
         ce = f"{prof.compute_efficiency:.0%}" if prof.compute_efficiency else "n/a"
         console.print(f"fitted: bandwidth efficiency {bw}, compute efficiency (eta_max) {ce}")
-    console.print(f"profile saved to {saved_to}" + ("" if gpu else " (not applied to estimates: no catalogue GPU)"))
+    console.print("profile saved to" + ("" if gpu else " (not applied to estimates: no catalogue GPU)") + ":")
+    console.print(saved_to, markup=False, highlight=False, soft_wrap=True)
 
 
-def print_offload(console: Console, result: OffloadResult) -> None:
+def print_offload(console: Console, result: OffloadResult, detail: bool = False) -> None:
     """Offload plan: verdict, placement, memory on both sides, speed, trade-off table and command lines."""
     p, host, perf = result.chosen, result.host, result.offload_performance
     spec = result.spec
     assert host.gpu is not None
+    box_ = f"{host.num_gpus} x {host.gpu.id} + {host.ram_gib:g} GiB RAM"
+    if p.fits:
+        flag = f"--n-cpu-moe {p.cpu_layers}" if result.memory.engine == "llama.cpp" else f"{p.cpu_layers} layers in RAM"
+        rate = f"~{fmt_rate(perf.decode_tokens_per_s)} tok/s"
+        word = "[bold green]FITS[/bold green]"
+        headline(
+            console,
+            f"{word} [bold]{spec.id}[/bold] {result.quant} on {box_}: {flag}, {rate}",
+            f"{word} [bold]{spec.id}[/bold] on {box_}: {flag}, {rate}",
+            f"{word} [bold]{spec.id}[/bold] on {box_}: {rate}",
+        )
+    else:
+        word = "[bold red]DOES NOT FIT[/bold red]"
+        headline(
+            console,
+            f"{word} [bold]{spec.id}[/bold] {result.quant} on {box_}",
+            f"{word} [bold]{spec.id}[/bold] on {box_}",
+        )
     console.print(
         f"[bold]{spec.name}[/bold] {result.quant} on {host.num_gpus} x {host.gpu.name} + {host.ram_gib:g} GiB RAM "
         f"({host.cpu.name}, {host.cpu.bandwidth_gb_s:,.0f} GB/s)"
@@ -242,17 +416,17 @@ def print_offload(console: Console, result: OffloadResult) -> None:
         n = len(p.cpu_moe_layers)
         flag = f" (--n-cpu-moe {p.cpu_layers})" if result.memory.engine == "llama.cpp" else ""
         console.print(
-            f"[bold green]FITS[/bold green] ({where}) with the experts of {n} of {spec.arch.num_moe_layers} MoE "
+            f"{where}: the experts of {n} of {spec.arch.num_moe_layers} MoE "
             f"layers in RAM{flag}: ~{fmt_rate(perf.decode_tokens_per_s)} tok/s "
             f"({fmt_rate(lo)}-{fmt_rate(hi)}), prefill {fmt_rate(perf.prefill_tokens_per_s)} tok/s "
             f"({p.prefill_path}), first token in {perf.time_to_first_token_s:,.1f} s"
         )
     else:
         shortfall = result.fit.shortfall if result.fit is not None and result.fit.shortfall else ()
-        console.print(f"[bold red]DOES NOT FIT[/bold red] ({where}): " + "; ".join(shortfall))
-    table = Table(title="Memory", title_justify="left")
+        console.print(f"{where}: " + "; ".join(shortfall))
+    table = Table(title="Memory", title_justify="left", box=table_box(console))
     for col in ("", "used", "capacity", "holds"):
-        table.add_column(col, justify="right" if col in ("used", "capacity") else "left")
+        table.add_column(col, justify="right" if col in ("used", "capacity") else "left", no_wrap=col != "holds")
     table.add_row(
         "VRAM per GPU", fmt_gib(p.vram_bytes_per_gpu), fmt_gib(p.vram_capacity_bytes),
         f"weights {fmt_gib(p.gpu_weights_bytes / host.num_gpus)}, KV {fmt_gib(p.kv_bytes / host.num_gpus)}, buffers",
@@ -268,9 +442,17 @@ def print_offload(console: Console, result: OffloadResult) -> None:
             f"[dim]decode step: GPU {parts['gpu'] * 1e3:,.1f} ms + CPU {parts['cpu'] * 1e3:,.1f} ms (RAM "
             f"{parts['cpu_memory'] * 1e3:,.1f}, compute {parts['cpu_compute'] * 1e3:,.1f})[/dim]"
         )
-    trade = Table(title="Context vs experts in RAM vs speed (best placement at each context)", title_justify="left")
+    commands = list(result.commands.items())
+    if not detail:
+        for engine, cmd in commands[:1]:
+            console.print(f"[bold]{engine}[/bold]:")
+            for line in shell_lines(cmd, console.width):
+                console.print(line, markup=False, highlight=False, soft_wrap=not line.startswith("# "))
+        console.print("[dim]--detail: speed by context, and the commands for the other engines[/dim]")
+        return
+    trade = Table(title="Context vs experts in RAM vs speed", title_justify="left", box=table_box(console))
     for col in ("context", "--n-cpu-moe", "VRAM / GPU", "RAM", "tok/s"):
-        trade.add_column(col, justify="right")
+        trade.add_column(col, justify="right", no_wrap=True)
     for row in result.tradeoff:
         tps = row.decode_tokens_per_s
         trade.add_row(
@@ -278,19 +460,35 @@ def print_offload(console: Console, result: OffloadResult) -> None:
             fmt_gib(row.ram_bytes), fmt_rate(tps) if tps else "[red]does not fit[/red]",
         )  # fmt: skip
     console.print(trade)
-    for engine, cmd in result.commands.items():
-        console.print(f"[bold]{engine}[/bold]: {cmd}", soft_wrap=True)
+    console.print("[dim](the best placement at each context)[/dim]")
+    for engine, cmd in commands:
+        console.print(f"[bold]{engine}[/bold]:")
+        for line in shell_lines(cmd, console.width):
+            console.print(line, markup=False, highlight=False, soft_wrap=not line.startswith("# "))
 
 
-def print_cpus(console: Console, cpus: list[CpuSpec]) -> None:
-    table = Table(title=f"{len(cpus)} host platforms", title_justify="left")
-    for col in ("id", "name", "memory", "GB/s", "cores", "fp32 GFLOP/s", "aliases"):
-        table.add_column(col, justify="right" if col in ("GB/s", "cores", "fp32 GFLOP/s") else "left")
-    for c in cpus:
-        mem = f"{c.memory_type}-{c.memory_mt_s}" if c.memory_mt_s else c.memory_type
-        if c.memory_mt_s and c.memory_channels:
-            mem += f" x{c.memory_channels}"
-        table.add_row(c.id, c.name, mem, f"{c.bandwidth_gb_s:,.0f}", str(c.cores), f"{c.fp32_gflops:,.0f}",
-                      ", ".join(c.aliases[:3]))  # fmt: skip
-    console.print(table)
-    console.print("[dim]or give a memory configuration: --cpu ddr5-5600x2 (type-speed x channels)[/dim]")
+def print_cpus(console: Console, cpus: list[CpuSpec], detail: bool = False) -> None:
+    headline(console, f"{len(cpus)} host platforms for expert offload (or --cpu ddr5-5600x2: type-speed x channels)")
+
+    def table(cols: tuple[str, ...]) -> Table:
+        t = Table(box=table_box(console))
+        for col in cols:
+            t.add_column(col, justify="right" if col in ("GB/s", "cores", "fp32 GFLOP/s") else "left", no_wrap=True)
+        for c in cpus:
+            mem = f"{c.memory_type}-{c.memory_mt_s}" if c.memory_mt_s else c.memory_type
+            if c.memory_mt_s and c.memory_channels:
+                mem += f" x{c.memory_channels}"
+            cells = {"id": c.id, "name": c.name, "memory": mem, "GB/s": f"{c.bandwidth_gb_s:,.0f}",
+                     "cores": str(c.cores), "fp32 GFLOP/s": f"{c.fp32_gflops:,.0f}",
+                     "aliases": ", ".join(c.aliases[:3])}  # fmt: skip
+            t.add_row(*(cells[col] for col in cols))
+        return t
+
+    full = ("id", "name", "memory", "GB/s", "cores", "fp32 GFLOP/s", "aliases")
+    figures = ("id", "memory", "GB/s", "cores", "fp32 GFLOP/s")
+    chosen = first_fitting(console, *([lambda: table(full)] if detail else []), lambda: table(figures))
+    console.print(chosen)
+    if detail and len(chosen.columns) < len(full):
+        console.print(_names_table(console, [(c.id, c.name, list(c.aliases)) for c in cpus], with_name=True))
+    elif not detail:
+        console.print("[dim]names and aliases: --detail[/dim]")

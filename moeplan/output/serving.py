@@ -69,12 +69,15 @@ def pareto_plot(result: ServeResult) -> list[str]:
         grid[PLOT_H - 1 - row][col] = "*"
     lines = [f"output tok/s per GPU (max {ymax:,.0f})"]
     lines += ["|" + "".join(r) for r in grid]
-    lines.append("+" + "-" * PLOT_W + f"> tok/s per user (max {xmax:,.0f})")
+    lines.append("+" + "-" * PLOT_W + ">")
+    lines.append(f"{'tok/s per user (max ' + f'{xmax:,.0f}' + ')':>{PLOT_W + 1}}")
     return lines
 
 
-def print_serve(console: Console, result: ServeResult, top: int) -> None:
+def print_serve(console: Console, result: ServeResult, top: int, detail: bool = False) -> None:
     from rich.table import Table as RichTable
+
+    from moeplan.output.terminal import first_fitting, headline, shell_lines, table_box
 
     t, req = result.request.traffic, result.request
     load = f"concurrency {t.concurrency}" if t.concurrency is not None else f"{t.rate:g} requests/s"
@@ -84,33 +87,65 @@ def print_serve(console: Console, result: ServeResult, top: int) -> None:
         f"E2E <= {req.e2e_s:g} s" if req.e2e_s else "",
     ]
     meeting = [c for c in result.candidates if c.meets]
+    tried = len(result.candidates)
+    best: ServeCandidate | None = meeting[0] if meeting else None
+    if best is not None:
+        usd = best.usd_per_million_output_tokens
+        price = f", ${usd:.3f}/M out" if usd is not None else ""
+        headline(
+            console,
+            f"Cheapest that meets the targets: [bold]{best.label}[/bold]{price} ({len(meeting):,} of {tried:,} do)",
+            f"Cheapest that meets the targets: [bold]{best.label}[/bold]{price}",
+            f"Cheapest meeting the targets: [bold]{best.label}[/bold]",
+            f"Cheapest: [bold]{best.label}[/bold]",
+        )
+    else:
+        headline(console, f"[bold red]None of {tried:,} configurations meets the targets[/bold red]")
     console.print(
         f"[bold]{result.spec.name}[/bold]: {t.isl:,} in / {t.osl:,} out, {load}"
         + (f"; targets {', '.join(g for g in goals if g)}" if any(goals) else "")
-        + f": {len(meeting)} of {len(result.candidates)} configurations meet them"
+        + f": {len(meeting):,} of {tried:,} configurations meet them"
     )
-    table = RichTable(title="Cheapest first, those meeting the targets on top", title_justify="left")
     one_engine = len(set(result.request.engines)) == 1
-    table.caption = "tok/s per GPU and per user; TTFT s; TPOT ms; $ per million output tokens"
-    for h in ("#", "configuration", "GPU", "user", "TTFT", "TPOT", "$/M"):
-        table.add_column(h, justify="left" if h == "configuration" else "right", no_wrap=True)
-    for i, c in enumerate(result.candidates[:top], 1):
-        p = c.point
-        usd = c.usd_per_million_output_tokens
-        name = c.label.removesuffix(f" {c.engine}") if one_engine else c.label
-        label = name if c.meets else f"[dim]{name} (misses)[/dim]"
-        table.add_row(str(i), label, f"{p.output_tokens_per_s_per_gpu:.0f}", f"{p.tokens_per_s_per_user:.1f}",
-                      f"{p.ttft_s:.2f}", f"{p.tpot_s * 1e3:.1f}", f"{usd:.3f}" if usd is not None else "")  # fmt: skip
-    console.print(table)
-    best: ServeCandidate | None = meeting[0] if meeting else None
+
+    def table(compact: bool) -> RichTable:
+        tb = RichTable(
+            title="Cheapest first, those meeting the targets on top",
+            title_justify="left",
+            box=table_box(console, light=compact),
+            show_edge=not compact,
+            pad_edge=not compact,
+        )
+        tb.caption = "tok/s per GPU and per user; TTFT s; TPOT ms; $ per million output tokens"
+        heads = ("configuration", "GPU", "user", "TTFT", "TPOT", "$/M")
+        for h in heads if compact else ("#", *heads):
+            tb.add_column(h, justify="left" if h == "configuration" else "right", no_wrap=True)
+        for i, c in enumerate(result.candidates[:top], 1):
+            p = c.point
+            usd = c.usd_per_million_output_tokens
+            name = c.label.removesuffix(f" {c.engine}") if one_engine else c.label
+            if compact:
+                name = name.replace(" (decode ", " (d ")
+            label = name if c.meets else f"[dim]{name} ({'x' if compact else 'misses'})[/dim]"
+            tb.add_row(*([] if compact else [str(i)]), label, f"{p.output_tokens_per_s_per_gpu:.0f}",
+                       f"{p.tokens_per_s_per_user:.1f}", f"{p.ttft_s:.2f}", f"{p.tpot_s * 1e3:.1f}",
+                       f"{usd:.3f}" if usd is not None else "")  # fmt: skip
+        if compact:
+            tb.caption += "; (x): misses the targets"
+        return tb
+
+    console.print(first_fitting(console, lambda: table(False), lambda: table(True)))
     if best is not None:
-        console.print(f"launch: {best.command}", markup=False, soft_wrap=True)
+        console.print("launch:")
+        for line in shell_lines(best.command, console.width):
+            console.print(line, markup=False, highlight=False, soft_wrap=not line.startswith("# "))
     else:
         console.print("[yellow]no configuration meets the targets[/yellow]; the first rows say what each misses")
-    console.print("")
-    for line in pareto_plot(result):
-        console.print(line, markup=False, highlight=False)
+    if detail:
+        console.print("")
+        for line in pareto_plot(result):
+            console.print(line, markup=False, highlight=False)
     console.print(
         "[dim]serving model: continuous batching with chunked prefill in steady state (docs/methodology.md); "
-        "$ at the catalogue's GPU-hour prices[/dim]"
+        "$ at the catalogue's GPU-hour prices" + ("" if detail else "; --detail: the Pareto front") + "[/dim]"
     )
