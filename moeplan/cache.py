@@ -58,14 +58,16 @@ def cached_json(path: Path, tag: str, compute: Callable[[], Any]) -> Any:
         st = path.stat()
         key = cache_root() / "parsed" / f"{path.stem}-{tag}-{st.st_size}-{st.st_mtime_ns}.json"
         if key.is_file():
-            return json.loads(key.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+            entry = _unwrap(json.loads(key.read_text(encoding="utf-8")), tag)
+            if entry is not None:
+                return entry[0]
+    except (OSError, ValueError, RecursionError):
         return compute()
     data = compute()
     try:
         key.parent.mkdir(parents=True, exist_ok=True)
         tmp = key.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(data), encoding="utf-8")
+        tmp.write_text(json.dumps(_wrap(data, tag)), encoding="utf-8")
         tmp.replace(key)
         for old in key.parent.glob(f"{path.stem}-{tag}-*.json"):  # copies of earlier versions of the file
             if old != key:
@@ -73,6 +75,30 @@ def cached_json(path: Path, tag: str, compute: Callable[[], Any]) -> Any:
     except OSError:
         pass
     return data
+
+
+CACHE_FORMAT = 1
+"""The layout of a cache entry: ``{"moeplan_cache": 1, "tag": ..., "sha256": ..., "data": ...}``."""
+
+
+def _digest(data: Any) -> str:
+    import hashlib
+
+    return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
+
+
+def _wrap(data: Any, tag: str) -> dict[str, Any]:
+    return {"moeplan_cache": CACHE_FORMAT, "tag": tag, "sha256": _digest(data), "data": data}
+
+
+def _unwrap(entry: Any, tag: str) -> tuple[Any] | None:
+    """``(data,)`` of a cache entry that is whole: this layout, this tag and a payload matching its digest (an
+    entry truncated, edited or written by something else is ignored and rewritten); None otherwise."""
+    if not isinstance(entry, dict) or entry.get("moeplan_cache") != CACHE_FORMAT or entry.get("tag") != tag:
+        return None
+    if "data" not in entry or entry.get("sha256") != _digest(entry["data"]):
+        return None
+    return (entry["data"],)
 
 
 def cached_yaml(path: Path) -> Any:

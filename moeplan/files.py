@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import stat
 from pathlib import Path
@@ -33,6 +34,8 @@ def open_regular(path: Path, what: str) -> BinaryIO:
     except IsADirectoryError:
         raise SpecError(f"{path}: a folder, not {what}") from None
     except OSError as e:
+        if e.errno == errno.ENXIO:  # opening a Unix socket
+            raise SpecError(f"{path}: a socket, not a regular file; expected {what}") from None
         raise SpecError(f"{path}: cannot read it ({e.strerror or e})") from None
     try:
         mode = os.fstat(fd).st_mode

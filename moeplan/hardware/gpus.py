@@ -186,7 +186,7 @@ def _merged_gpus(builtin: Path, user: Path) -> tuple[GpuSpec, ...]:
     """The packaged entries with the user's file applied: new ids added, fields of known ids overridden."""
     merged: dict[str, dict[str, Any]] = {str(g["id"]): dict(g) for g in _entries(builtin, builtin=True)}
     sources = {gid: builtin for gid in merged}
-    if not user.is_file():
+    if not user.exists():
         raise InputError(f"GPU file {user} does not exist")
     for raw in _entries(user):
         gid = str(raw.get("id", "")).lower()
