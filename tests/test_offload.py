@@ -191,3 +191,25 @@ def test_recommend_offers_gpu_plus_ram_boxes_when_gpus_alone_do_not_fit() -> Non
     assert any(c.purchase_usd for c in boxes)
     _, small = recommend("qwen3-30b-a3b", sort="purchase")
     assert not [c for c in small if c.ram_gib and c.gpu.id == "rtx-4090"]  # fits the 4090 alone
+
+
+def test_a_box_that_falls_short_says_what_would_fit() -> None:
+    """The RAM advice is the smallest usual size that fits (the one below does not); the format advice is the
+    mix of most bits this RAM holds (the next mix up does not fit); each is checked by evaluating it."""
+    from dataclasses import replace as swap
+
+    from moeplan.plans.offload import GGUF_LADDER, RAM_SIZES_GIB, evaluate_box
+
+    req = OffloadRequest(model="qwen3-235b-a22b", gpu="rtx-4090", ram_gib=64, cpu="ddr5-5600x2")
+    r = plan_offload(req)
+    assert not r.fits and len(r.advice) == 2
+    ram, mix = r.advice
+    assert ram.quant == "Q4_K_M" and evaluate_box(swap(req, ram_gib=ram.ram_gib)).fits
+    below = RAM_SIZES_GIB[RAM_SIZES_GIB.index(int(ram.ram_gib)) - 1]
+    assert not evaluate_box(swap(req, ram_gib=float(below))).fits
+    assert mix.ram_gib == 64 and evaluate_box(swap(req, quant=mix.quant)).fits
+    up = GGUF_LADDER[GGUF_LADDER.index(mix.quant) - 1]
+    assert up == "Q4_K_M" or not evaluate_box(swap(req, quant=up)).fits
+    data = r.to_json()["advice"]
+    assert [a["quant"] for a in data] == ["Q4_K_M", mix.quant] and data[0]["ram_gib"] == ram.ram_gib
+    assert plan_offload(swap(req, ram_gib=256)).advice == ()  # a box that fits needs no advice

@@ -283,6 +283,16 @@ class TradeoffRow(Value):
 
 
 @dataclass(frozen=True, kw_only=True, repr=False, eq=False)
+class OffloadAdvice(Value):
+    """One change that makes an offload box fit: more RAM, or a smaller GGUF mix (or both)."""
+
+    ram_gib: float
+    quant: str
+    text: str
+    decode_tokens_per_s: float | None = None
+
+
+@dataclass(frozen=True, kw_only=True, repr=False, eq=False)
 class OffloadResult(EstimateResult):
     """An estimate whose memory, fit, speed and cost are those of the chosen expert placement."""
 
@@ -295,6 +305,8 @@ class OffloadResult(EstimateResult):
     requested: str
     """``auto`` or the layer count asked for."""
     offload_performance: OffloadPerformance
+    advice: tuple[OffloadAdvice, ...] = ()
+    """When the box falls short: the RAM that would hold this format, and the best GGUF mix this RAM holds."""
 
     @property
     def fits(self) -> bool:
@@ -329,6 +341,7 @@ class OffloadResult(EstimateResult):
             },
             "tradeoff": [asdict(row) for row in self.tradeoff],
             "commands": self.commands,
+            "advice": [asdict(a) for a in self.advice],
         }
 
 

@@ -176,6 +176,7 @@ def offload_table(result: OffloadResult) -> Table:
         ["decode tokens/s", _g(perf.decode_tokens_per_s, 1), "tokens/s"],
         ["prefill tokens/s", _g(perf.prefill_tokens_per_s, 0), "tokens/s"],
     ]
+    keep += [[f"to fit ({i})", a.text, ""] for i, a in enumerate(result.advice, 1)]
     return headers, keep
 
 

@@ -424,6 +424,8 @@ def print_offload(console: Console, result: OffloadResult, detail: bool = False)
     else:
         shortfall = result.fit.shortfall if result.fit is not None and result.fit.shortfall else ()
         console.print(f"{where}: " + "; ".join(shortfall))
+        for advice in result.advice:
+            console.print(f"  - {advice.text}")
     table = Table(title="Memory", title_justify="left", box=table_box(console))
     for col in ("", "used", "capacity", "holds"):
         table.add_column(col, justify="right" if col in ("used", "capacity") else "left", no_wrap=col != "holds")

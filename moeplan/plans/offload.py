@@ -3,13 +3,14 @@ of some layers in system RAM (the placement, its speed, the trade-off table, the
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 from moeplan.deploy.deployment import EstimateRequest
 from moeplan.deploy.evaluate import evaluate_offload
 from moeplan.deploy.offload import Host
 from moeplan.deploy.resolve import resolve
-from moeplan.deploy.results import OffloadResult
+from moeplan.deploy.results import OffloadAdvice, OffloadResult
 from moeplan.errors import InputError
 from moeplan.formats.schemes import offload_quant
 from moeplan.hardware.hosts import CpuSpec, custom_host, resolve_cpu
@@ -69,7 +70,92 @@ def host_cpu(req: OffloadRequest) -> tuple[CpuSpec, str | None]:
     return resolve_cpu(req.cpu), None
 
 
+RAM_SIZES_GIB = (16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512, 768, 1024, 1536, 2048, 3072, 4096, 6144)
+"""RAM a desktop or server is sold with (2-12 channels of 8-128 GiB modules, one or two sockets)."""
+GGUF_LADDER = ("Q8_0", "Q6_K", "Q5_K_M", "Q4_K_M", "Q3_K_M", "Q2_K", "IQ2_XXS", "IQ1_M", "IQ1_S")
+"""llama.cpp mixes from most to fewest bits per weight: the formats offload advice steps down through."""
+
+
 def plan_offload(req: OffloadRequest) -> OffloadResult:
+    """The box evaluated (:func:`evaluate_box`); when it falls short, with the changes that would make it fit."""
+    result = evaluate_box(req)
+    if result.fits:
+        return result
+    return replace(result, advice=offload_advice(req, result))
+
+
+def _fits(req: OffloadRequest) -> OffloadResult | None:
+    try:
+        r = evaluate_box(req)
+    except InputError:
+        return None
+    return r if r.fits else None
+
+
+def _first_fit(
+    options: tuple[object, ...], make: Callable[[object], OffloadRequest]
+) -> tuple[object, OffloadResult] | None:
+    """The first of ``options`` (ordered so that fitting is monotone: once one fits, all later ones do) that fits,
+    by bisection: a handful of evaluations at ~15 ms each."""
+    lo, hi, found = 0, len(options) - 1, None
+    while lo <= hi:
+        mid = (lo + hi) // 2
+        r = _fits(make(options[mid]))
+        if r is not None:
+            found, hi = (options[mid], r), mid - 1
+        else:
+            lo = mid + 1
+    return found
+
+
+def offload_advice(req: OffloadRequest, result: OffloadResult) -> tuple[OffloadAdvice, ...]:
+    """What would make a box that falls short fit: the smallest usual RAM size for this format, and the GGUF mix
+    of the most bits per weight that this RAM holds (each checked by evaluating the changed box)."""
+    out: list[OffloadAdvice] = []
+    quant = result.quant
+    if req.offload != "auto":  # the layer count asked for may be what falls short
+        placed = _fits(replace(req, offload="auto"))
+        if placed is not None:
+            n, tps = placed.chosen.cpu_layers, placed.offload_performance.decode_tokens_per_s
+            text = f"fits with the experts of {n} layers in RAM (--offload-experts auto) at {quant} (~{tps:.3g} tok/s)"
+            return (OffloadAdvice(ram_gib=req.ram_gib, quant=quant, decode_tokens_per_s=tps, text=text),)
+    more_ram = tuple(g for g in RAM_SIZES_GIB if g > req.ram_gib)
+    ram_fit = _first_fit(more_ram, lambda g: replace(req, ram_gib=float(g)))  # type: ignore[arg-type]
+    if ram_fit is not None:
+        gib, r = ram_fit
+        tps = r.offload_performance.decode_tokens_per_s
+        out.append(OffloadAdvice(ram_gib=float(gib), quant=quant, decode_tokens_per_s=tps,  # type: ignore[arg-type]
+                                 text=f"fits with {gib} GiB of RAM at {quant} (~{tps:.3g} tok/s)"))  # fmt: skip
+    bits = _mix_bits(quant)
+    smaller = tuple(q for q in GGUF_LADDER if bits is None or (_mix_bits(q) or 99) < bits)
+    mix_fit = _first_fit(smaller, lambda q: replace(req, quant=str(q)))
+    if mix_fit is not None:
+        q, r = mix_fit
+        tps = r.offload_performance.decode_tokens_per_s
+        out.append(OffloadAdvice(ram_gib=req.ram_gib, quant=str(q), decode_tokens_per_s=tps,
+                                 text=f"fits in {req.ram_gib:g} GiB of RAM at {q} (fewer bits per weight: "
+                                 f"lower quality; ~{tps:.3g} tok/s)"))  # fmt: skip
+    if not out:
+        out.append(OffloadAdvice(ram_gib=req.ram_gib, quant=quant,
+                                 text=f"neither {RAM_SIZES_GIB[-1]:,} GiB of RAM nor a mix down to {GGUF_LADDER[-1]} "
+                                 "makes it fit: the GPU side (attention, KV cache, buffers) is too large; fewer "
+                                 "--context tokens or more GPUs"))  # fmt: skip
+    return tuple(out)
+
+
+def _mix_bits(quant: str) -> float | None:
+    """Bits per weight of a GGUF mix's expert type, for ordering (None when ``quant`` is not a known mix)."""
+    from moeplan.formats.ggml import GGML_TYPES
+    from moeplan.formats.gguf_mix import FTYPES, ftype_name
+
+    if quant.upper() == "MXFP4_MOE":
+        return GGML_TYPES["MXFP4"].bits_per_weight if "MXFP4" in GGML_TYPES else 4.25
+    name = ftype_name(quant)
+    base = GGML_TYPES.get(FTYPES[name]) if name is not None else None
+    return base.bits_per_weight if base is not None else None
+
+
+def evaluate_box(req: OffloadRequest) -> OffloadResult:
     """Resolve the box to a llama.cpp deployment and evaluate it with experts in RAM."""
     from moeplan.sources.catalog import resolve_model
 
