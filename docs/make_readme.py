@@ -3,7 +3,8 @@
     python docs/make_readme.py           # rewrite the blocks between <!-- tour:NAME --> and <!-- /tour -->
     python docs/make_readme.py --check   # exit 1 if README.md is out of date (tests/test_docs.py runs this)
 
-Each block names a command; its output is captured through typer's runner at 80 columns (a terminal's usual width), without colour.
+Each block names a command; its output is captured through typer's runner at 80 columns (a terminal's usual
+width), without colour.
 """
 
 from __future__ import annotations

@@ -56,6 +56,7 @@ from moeplan.cli_options import (
     UbatchOpt,
     check_format,
     emit,
+    emit_json,
     handled_errors,
     number,
     stdout_console,
@@ -217,7 +218,7 @@ def estimate(
         if explain:
             print_explain(console, result)
 
-    emit(json_out, fmt, result.to_json, lambda: estimate_table(result), rich)
+    emit(json_out, fmt, result.to_json, lambda: estimate_table(result), rich, "estimate")
 
 
 @app.command()
@@ -274,7 +275,7 @@ def compare(
 
         print_compare(console, comparison)
 
-    emit(json_out, fmt, comparison.to_json, lambda: compare_table(comparison), rich)
+    emit(json_out, fmt, comparison.to_json, lambda: compare_table(comparison), rich, "compare")
 
 
 @app.command()
@@ -349,7 +350,14 @@ def recommend(
 
         print_recommend(console, spec.name, candidates, sort, top, detail)
 
-    emit(json_out, fmt, lambda: [c.to_json() for c in candidates], lambda: recommend_table(candidates[:top]), rich)
+    emit(
+        json_out,
+        fmt,
+        lambda: [c.to_json() for c in candidates],
+        lambda: recommend_table(candidates[:top]),
+        rich,
+        "recommend",
+    )
 
 
 @app.command()
@@ -375,7 +383,7 @@ def gpus(
 
         print_gpus(console, catalogue, detail)
 
-    emit(json_out, fmt, lambda: [to_dict(g) for g in catalogue], lambda: gpus_table(catalogue), rich)
+    emit(json_out, fmt, lambda: [to_dict(g) for g in catalogue], lambda: gpus_table(catalogue), rich, "gpus")
 
 
 app.command()(calibrate)
@@ -450,7 +458,7 @@ def offload(
 
         print_offload(console, result, detail)
 
-    emit(json_out, fmt, result.to_json, lambda: offload_table(result), rich)
+    emit(json_out, fmt, result.to_json, lambda: offload_table(result), rich, "offload")
 
 
 @app.command()
@@ -474,7 +482,7 @@ def cpus(detail: DetailOpt = False, fmt: FormatOpt = "table", json_out: JsonOpt 
 
         print_cpus(console, catalogue, detail)
 
-    emit(json_out, fmt, lambda: [to_dict(c) for c in catalogue], lambda: cpus_table(catalogue), rich)
+    emit(json_out, fmt, lambda: [to_dict(c) for c in catalogue], lambda: cpus_table(catalogue), rich, "cpus")
 
 
 @app.command()
@@ -497,7 +505,7 @@ def models(detail: DetailOpt = False, fmt: FormatOpt = "table", json_out: JsonOp
 
         print_models(console, rows, detail)
 
-    emit(json_out, fmt, lambda: [r.to_json() for r in rows], lambda: models_table(rows), rich)
+    emit(json_out, fmt, lambda: [r.to_json() for r in rows], lambda: models_table(rows), rich, "models")
 
 
 @app.command()
@@ -513,10 +521,8 @@ def quants(json_out: JsonOpt = False) -> None:
 
     formats, mixes = catalog_formats(), sorted(FTYPES)
     if json_out:
-        from moeplan.output.plain import to_json_text
-
         rows = [{"name": n, "bits_per_weight_4096": round(b, 4), "description": d} for n, b, d in formats]
-        typer.echo(to_json_text({"formats": rows, "gguf_mixes": mixes}))
+        emit_json("quants", {"formats": rows, "gguf_mixes": mixes})
         return
     from moeplan.output.rich_tables import print_quants
 

@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from moeplan.cli_options import JsonOpt, handled_errors, stdout_console
+from moeplan.cli_options import JsonOpt, emit_json, handled_errors, stdout_console
 from moeplan.errors import InputError
 
 
@@ -109,9 +109,7 @@ def calibrate(
     for note in run.notices + run.skipped:
         err.print(f"[yellow]notice:[/yellow] {note}")
     if json_out:
-        from moeplan.output.plain import to_json_text
-
-        typer.echo(to_json_text({**run.profile.model_dump(), "saved_to": str(written), "skipped": run.skipped}))
+        emit_json("calibrate", {"profile": run.profile.model_dump(), "saved_to": str(written), "skipped": run.skipped})
         return
     from moeplan.output.rich_tables import print_calibration
 

@@ -42,16 +42,26 @@ def emit(
     as_json: Callable[[], object],
     as_table: Callable[[], object] | None,
     as_rich: "Callable[[Console], None]",
+    command: str,
 ) -> None:
-    """One result, three renderings: ``--json``, ``--format markdown|csv``, or rich tables."""
+    """One result, three renderings: ``--json`` (inside the versioned envelope of
+    :mod:`moeplan.output.json_schema`), ``--format markdown|csv``, or rich tables."""
     if json_out:
-        from moeplan.output.plain import to_json_text
-
-        typer.echo(to_json_text(as_json()))
+        emit_json(command, as_json())
     elif fmt != "table" and as_table is not None:
         _plain(as_table(), fmt)
     else:
         as_rich(stdout_console())
+
+
+def emit_json(command: str, data: object) -> None:
+    """``data`` as ``command``'s ``--json`` output: enveloped, and strict JSON (a non-finite number is an error,
+    never ``NaN`` or ``Infinity`` on stdout)."""
+    from moeplan.output.json_schema import envelope
+    from moeplan.output.plain import to_json_text
+
+    with handled_errors():
+        typer.echo(to_json_text(envelope(command, data)))
 
 
 ModelArg = Annotated[

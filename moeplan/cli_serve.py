@@ -107,4 +107,4 @@ def serve(
     from moeplan.output.serving import print_serve, serve_json, serve_table
 
     emit(json_out, fmt, lambda: serve_json(result, top), lambda: serve_table(result, top),
-         lambda console: print_serve(console, result, top, detail))  # fmt: skip
+         lambda console: print_serve(console, result, top, detail), "serve")  # fmt: skip

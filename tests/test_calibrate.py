@@ -105,7 +105,7 @@ def test_cli_profile_is_written_and_changes_estimates(tmp_path: Path) -> None:
     # A CPU's copy bandwidth is a sliver of an H100's: the calibrated estimate is much slower.
     assert tuned["decode_tokens_per_s"] < plain["decode_tokens_per_s"] / 2
     r = runner.invoke(app, [*args[:-2], "--json"])  # saved to the cache this time
-    assert r.exit_code == 0 and json.loads(r.stdout)["gpu_id"] == "h100-sxm"
+    assert r.exit_code == 0 and json.loads(r.stdout)["profile"]["gpu_id"] == "h100-sxm"
 
 
 def test_without_torch_the_command_says_how_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -294,7 +294,7 @@ def test_cli_cpu_calibration_measures_the_host_and_a_full_step() -> None:
     assert any("measured anyway" in n for n in data["notes"])
     assert profiles.load_host_profile(None) is not None  # the CPU profile is usable: offload finds its host
     r = CliRunner().invoke(app, [*args[:-6], "--json"])
-    assert r.exit_code == 0 and json.loads(r.stdout)["host"]["expert_gflops_prefill"] > 0
+    assert r.exit_code == 0 and json.loads(r.stdout)["profile"]["host"]["expert_gflops_prefill"] > 0
 
 
 @pytest.mark.parametrize(

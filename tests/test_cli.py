@@ -56,7 +56,7 @@ def test_models_lists_catalogue() -> None:
     code, out, _ = run("models")
     assert code == 0 and "mixtral-8x22b" in out and "deepseek-v3" in out
     code, out, _ = run("models", "--json")
-    rows = json.loads(out)
+    rows = json.loads(out)["models"]
     assert {"id", "total", "active", "num_experts", "top_k", "source"} <= set(rows[0])
 
 
@@ -170,16 +170,16 @@ def test_compare_recommend_and_gpus_commands() -> None:
     code, out, _ = run("compare", "mixtral-8x7b", "llama-3.1-70b", "--gpu", "h100")
     assert code == 0 and "★" in out and "decode FLOPs per token" in out
     code, out, _ = run("compare", "mixtral-8x7b", "llama-3.1-70b", "--gpu", "h100", "--json")
-    assert code == 0 and len(json.loads(out)) == 2
+    assert code == 0 and len(json.loads(out)["columns"]) == 2
     code, out, _ = run("recommend", "deepseek-v3", "--context", "32k", "--top", "5")
     assert code == 0 and "cheapest" in out and "fastest" in out
     code, out, _ = run("recommend", "deepseek-v3", "--context", "32k", "--json")
-    first = json.loads(out)[0]
+    first = json.loads(out)["candidates"][0]
     assert {"gpu", "num_gpus", "quant", "fit", "performance", "cost"} <= set(first)
     code, out, _ = run("gpus")
     assert code == 0 and "h100-sxm" in out
     code, out, _ = run("gpus", "--json")
-    assert len(json.loads(out)) >= 40
+    assert len(json.loads(out)["gpus"]) >= 40
 
 
 def test_estimate_speed_and_cost_json() -> None:

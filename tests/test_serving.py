@@ -197,4 +197,4 @@ def test_recommend_under_a_load_ranks_by_the_steady_state() -> None:
     h100 = next(c for c in loaded if c.gpu.id == "h100-sxm" and c.num_gpus == 1 and c.quant == "bf16")
     assert h100.throughput_tokens_per_s == pytest.approx(h100.serving.output_tokens_per_s)  # type: ignore[union-attr]
     code, out, _ = run("recommend", "qwen3-30b-a3b", "--gpu", "h100", "--concurrency", "64", "--json")
-    assert code == 0 and "serving" in json.loads(out)[0]
+    assert code == 0 and "serving" in json.loads(out)["candidates"][0]

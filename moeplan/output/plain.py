@@ -8,6 +8,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from moeplan.errors import InputError
+
 if TYPE_CHECKING:
     from moeplan.deploy.results import Candidate, Comparison, EstimateResult, FitResult, OffloadResult
     from moeplan.hardware.gpus import GpuSpec
@@ -204,10 +206,28 @@ def to_csv(table: Table) -> str:
 
 
 def to_json_text(obj: Any) -> str:
-    """``--json`` output: the result's JSON, indented, keys in the order the result gives them."""
+    """``--json`` output: the result's JSON, indented, keys in the order the result gives them.  Strict JSON: a
+    figure that came out infinite or NaN is an error naming it, never ``Infinity`` in the output."""
     import json
 
-    return json.dumps(obj, indent=2, sort_keys=False)
+    try:
+        return json.dumps(obj, indent=2, sort_keys=False, allow_nan=False)
+    except ValueError:
+        raise InputError(f"a figure is not finite: {_first_non_finite(obj) or 'unknown'}",
+                         "check the numbers given; this is a bug if they are ordinary") from None  # fmt: skip
+
+
+def _first_non_finite(obj: Any, path: str = "") -> str | None:
+    import math
+
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return f"{path or 'the result'} = {obj}"
+    items = obj.items() if isinstance(obj, dict) else enumerate(obj) if isinstance(obj, list | tuple) else ()
+    for k, v in items:
+        found = _first_non_finite(v, f"{path}.{k}" if path else str(k))
+        if found:
+            return found
+    return None
 
 
 def render_plain(table: Table, fmt: str) -> str:
