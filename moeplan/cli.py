@@ -284,6 +284,14 @@ def recommend(
     context: ContextOpt = "8k",
     batch: BatchOpt = 1,
     quant: Annotated[str, typer.Option("--quant", help="'any' tries several formats; or one scheme.")] = "any",
+    min_bits: Annotated[
+        float | None,
+        typer.Option(
+            "--min-bits",
+            help="Only formats whose routed experts keep at least this many bits per weight (8: fp8, Q8_0 and up).",
+            callback=number(0, 64, above=True),
+        ),
+    ] = None,
     max_gpus: Annotated[int, typer.Option("--max-gpus", help="At most this many GPUs.", **whole(1, MAX_GPUS))] = 32,
     budget: Annotated[
         float | None, typer.Option("--budget", help="Purchase budget, USD.", callback=number(0, 1e15, above=True))
@@ -342,6 +350,7 @@ def recommend(
             traffic=Traffic(parse_tokens(isl, "--isl"), parse_tokens(osl, "--osl"), concurrency, rate)
             if concurrency is not None or rate is not None
             else None,
+            min_bits=min_bits,
         )
     from moeplan.output.plain import recommend_table
 

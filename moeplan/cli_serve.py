@@ -52,6 +52,14 @@ def serve(
     ] = None,
     gpu: Annotated[list[str] | None, typer.Option("--gpu", help="Only these GPU kinds (repeat).")] = None,
     quant: Annotated[list[str] | None, typer.Option("--quant", help="Only these formats (repeat).")] = None,
+    min_bits: Annotated[
+        float | None,
+        typer.Option(
+            "--min-bits",
+            help="Only formats whose routed experts keep at least this many bits per weight (8: fp8 and up).",
+            callback=number(0, 64, above=True),
+        ),
+    ] = None,
     engine: Annotated[
         list[str] | None, typer.Option("--engine", help="vllm (default), sglang, tensorrt-llm (repeat).")
     ] = None,
@@ -91,7 +99,7 @@ def serve(
         req = ServeRequest(
             model=model, traffic=traffic, ttft_s=ttft, tpot_s=tpot / 1e3 if tpot is not None else None, e2e_s=e2e,
             gpus=tuple(gpu or ()), quants=tuple(quant or ()), engines=tuple(engine or ("vllm",)), max_gpus=max_gpus,
-            gpu_file=gpu_file, mtp=mtp, mtp_accept=mtp_accept,
+            gpu_file=gpu_file, mtp=mtp, mtp_accept=mtp_accept, min_bits=min_bits,
         )  # fmt: skip
         from rich.console import Console
         from rich.progress import Progress

@@ -22,6 +22,7 @@ from typer.testing import CliRunner
 
 from moeplan.cli import app
 from moeplan.hardware.gpus import load_gpus
+from moeplan.output.formatting import fmt_buy
 from moeplan.sources.catalog import catalog_rows
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -111,8 +112,8 @@ def test_ids_and_prices_are_whole(rendered: dict[str, str]) -> None:
     gpus = list(load_gpus(None))
     for g in gpus:
         assert re.search(rf"^\S*\s*{re.escape(g.id)}\s", rendered["gpus"], re.M), g.id
-        if g.purchase_usd:
-            price = f"${g.purchase_usd.approx:,.0f}"
+        if g.buy_price:  # the compact cell: "$27.5k '26-05" (a dated street price) or "~$8.0k" (a list estimate)
+            price = fmt_buy(g.buy_price)
             assert re.search(rf"^.*{re.escape(g.id)} .*{re.escape(price)}", rendered["gpus"], re.M), (g.id, price)
     for r in catalog_rows():
         assert re.search(rf"^\S*\s*{re.escape(r.id)}\s", rendered["models"], re.M), r.id

@@ -14,6 +14,7 @@ from moeplan.records import Value, to_dict
 
 if TYPE_CHECKING:
     from moeplan.deploy.offload import Host, Placement
+    from moeplan.formats.quality import Quality
     from moeplan.hardware.gpus import GpuSpec
     from moeplan.model.params import ParamCounts
     from moeplan.model.spec import ModelSpec
@@ -346,7 +347,8 @@ class OffloadResult(EstimateResult):
 
 
 Mark = str
-"""``cheapest`` (lowest $ per million output tokens) or ``fastest`` (highest decode tokens/s per sequence)."""
+"""``cheapest`` (lowest $ per million output tokens), ``fastest`` (highest decode tokens/s per sequence), or
+``lower-quality`` (a format with a larger typical quality cost ranked above one with a smaller cost)."""
 
 
 @dataclass(frozen=True, kw_only=True, repr=False, eq=False)
@@ -382,11 +384,24 @@ class Candidate(Headline):
     marks: tuple[Mark, ...] = ()
     serving: ServingPoint | None = None
     """With a traffic load: the steady state, whose speeds and cost the candidate then carries."""
+    quality: Quality | None = None
+    """The typical quality cost of the format (:mod:`moeplan.formats.quality`), None where no figure is stored."""
+    expert_bits: float | None = None
+    """Bits per weight of the routed experts (a dense model: its MLP and attention), scales included."""
 
     @classmethod
     def of(cls, headline: Headline, **where: Any) -> Candidate:
         """The candidate with ``headline``'s figures and the hardware, format and layout in ``where``."""
         return cls(**{f.name: getattr(headline, f.name) for f in fields(Headline)}, **where)
+
+    @property
+    def purchase_basis(self) -> str | None:
+        """What the purchase price rests on, as ``estimate`` gives it ("street, 2026-05"; GPU + RAM boxes add
+        "+ RAM, CPU")."""
+        price = self.gpu.buy_price if self.purchase_usd is not None else None
+        if price is None:
+            return None
+        return price[1] + (" + RAM, CPU" if self.ram_gib else "")
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -412,6 +427,16 @@ class Candidate(Headline):
                 "usd_per_hour": self.usd_per_hour,
                 "usd_per_million_output_tokens": self.usd_per_million_output_tokens,
                 "purchase_usd": self.purchase_usd,
+                "purchase_basis": self.purchase_basis,
+            },
+            "quality": None
+            if self.quality is None
+            else {
+                "label": self.quality.label,
+                "note": self.quality.note,
+                "source": self.quality.source,
+                "expert_bits_per_weight": self.expert_bits,
+                "ranked_above_better_quality": "lower-quality" in self.marks,
             },
             "hybrid": None
             if self.ram_gib is None

@@ -38,6 +38,21 @@ def fmt_usd(x: float | None) -> str:
     return f"${x:,.0f}" if x >= 100 else f"${x:,.2f}" if x >= 0.1 else f"${x:,.4f}"
 
 
+def fmt_buy(price: tuple[float, str] | None, full: bool = False) -> str:
+    """A purchase price with its basis (:attr:`GpuSpec.buy_price`): ``$27.5k '26-05`` for a dated street price,
+    ``~$8.0k`` for a list estimate; ``full``: ``$27,500 (street, 2026-05)``."""
+    if price is None:
+        return "-"
+    usd, basis = price
+    if full:
+        return f"{fmt_usd(usd)} ({basis})"
+    short = f"${usd / 1000:,.1f}k" if usd >= 1000 else fmt_usd(usd)
+    if basis.startswith("street, "):
+        month = basis.removeprefix("street, ")
+        return f"{short} '{month[2:]}"
+    return f"~{short}"
+
+
 def fmt_gib(n: float) -> str:
     """Bytes -> GiB with two decimals."""
     return f"{n / 1024**3:,.2f} GiB"

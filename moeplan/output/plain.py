@@ -130,14 +130,16 @@ def compare_table(comparison: Comparison) -> Table:
 def recommend_table(candidates: Sequence[Candidate]) -> Table:
     headers = ["rank", "gpu", "num_gpus", "ram_gib", "host_cpu", "n_cpu_moe", "quant", "engine", "per_gpu_gib",
                "usable_gib", "tokens_per_s", "tokens_per_s_low", "tokens_per_s_high", "usd_per_hour",
-               "usd_per_million_output_tokens", "purchase_usd", "marks"]  # fmt: skip
+               "usd_per_million_output_tokens", "purchase_usd", "purchase_basis", "quality", "expert_bits",
+               "marks"]  # fmt: skip
     rows = []
     for i, c in enumerate(candidates, 1):
         lo, hi = c.tokens_per_s_range
         box = [_g(c.ram_gib, 0), c.host or "", str(c.experts_on_cpu_layers or "")] if c.ram_gib else ["", "", ""]
         rows.append([str(i), c.gpu.id, str(c.num_gpus), *box, c.quant, c.engine, _g(c.per_gpu_bytes / 2**30),
                      _g(c.usable_bytes / 2**30), _g(c.tokens_per_s, 1), _g(lo, 1), _g(hi, 1), _g(c.usd_per_hour),
-                     _g(c.usd_per_million_output_tokens), _g(c.purchase_usd, 0), " ".join(c.marks)])  # fmt: skip
+                     _g(c.usd_per_million_output_tokens), _g(c.purchase_usd, 0), c.purchase_basis or "",
+                     c.quality.label if c.quality else "", _g(c.expert_bits), " ".join(c.marks)])  # fmt: skip
     return headers, rows
 
 
@@ -149,12 +151,13 @@ def models_table(rows: Sequence[CatalogRow]) -> Table:
 
 def gpus_table(gpus: Sequence[GpuSpec]) -> Table:
     headers = ["id", "name", "usable_memory_gib", "bandwidth_gb_s", "bf16_tflops", "fp8_tflops", "usd_per_hour",
-               "purchase_usd"]  # fmt: skip
+               "purchase_usd", "purchase_basis"]  # fmt: skip
     rows = []
     for g in gpus:
         rows.append([g.id, g.name, _g(g.usable_memory_gib), _g(g.bandwidth_gb_s, 0), _g(g.dense_tflops("bf16"), 1),
                      _g(g.dense_tflops("fp8"), 1), _g(g.cloud_usd_per_hour.expected if g.cloud_usd_per_hour else None),
-                     _g(g.purchase_usd.approx if g.purchase_usd else None, 0)])  # fmt: skip
+                     _g(g.buy_price[0] if g.buy_price else None, 0),
+                     g.buy_price[1] if g.buy_price else ""])  # fmt: skip
     return headers, rows
 
 

@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from moeplan.hardware.hosts import CpuSpec
     from moeplan.sources.catalog import CatalogRow
 
-from moeplan.output.formatting import fmt_count, fmt_gib, fmt_rate, fmt_usd, fmt_value
+from moeplan.output.formatting import fmt_buy, fmt_count, fmt_gib, fmt_rate, fmt_usd, fmt_value
 from moeplan.output.terminal import NARROW, first_fitting, glyphs, headline, shell_lines, table_box
 
 
@@ -161,6 +161,13 @@ def print_compare(console: Console, comparison: Comparison) -> None:
     console.print(f"[dim]at {req.context:,} tokens x {req.batch} sequences; figures per column as `estimate`[/dim]")
     if any(r.fit is not None and not r.fit.fits for r in results):
         console.print("[dim](speed and cost in brackets: as if the deployment fitted, which it does not)[/dim]")
+    bases = {
+        f"{r.fit.gpu}: {r.cost.purchase_basis}": None
+        for r in results
+        if r.cost is not None and r.cost.purchase_usd is not None and r.cost.purchase_basis and r.fit is not None
+    }
+    if bases:
+        console.print(f"[dim]to buy: {'; '.join(bases)}[/dim]")
     for r in results:
         for note in r.assumptions:
             if note.startswith("warning:"):
@@ -181,9 +188,9 @@ def print_recommend(
     fastest = next((c for c in candidates if "fastest" in c.marks), None)
     best = candidates[0]
 
-    def hardware(c: Candidate, full: bool) -> str:
+    def hardware(c: Candidate, full: bool, sep: str = " x ") -> str:
         if not c.ram_gib:
-            return f"{c.num_gpus} x {c.gpu.id}"
+            return f"{c.num_gpus}{sep}{c.gpu.id}"
         if full:
             return f"{c.num_gpus} x {c.gpu.id} + {c.ram_gib:g} GiB RAM, {c.host}, --n-cpu-moe {c.experts_on_cpu_layers}"
         return f"{c.num_gpus} x {c.gpu.id} + {c.ram_gib:g}G RAM"
@@ -226,8 +233,8 @@ def print_recommend(
             )
             cells = {
                 "#": str(candidates.index(c) + 1),
-                "hardware": hardware(c, full),
-                "format / engine": f"{c.quant} {c.engine}",
+                "hardware": hardware(c, full, "x "),
+                "format / engine": f"{c.quant}{'*' if 'lower-quality' in c.marks else ''} {c.engine}",
                 "GiB/GPU": f"{c.per_gpu_bytes / 2**30:,.0f}/{c.usable_bytes / 2**30:,.0f}",
                 "tok/s": fmt_rate(c.tokens_per_s),
                 "band": f"{fmt_rate(lo)}-{fmt_rate(hi)}",
@@ -241,7 +248,8 @@ def print_recommend(
 
     full_cols = ("#", "hardware", "format / engine", "GiB/GPU", "tok/s", "band", "$/h", "$/M out", "buy", "marks")
     variants: list[tuple[str, ...]] = [full_cols]
-    for drop in ("marks", "$/h", "GiB/GPU", "band", "buy"):
+    last = "$/M out" if sort == "purchase" else "buy"  # the column the ranking is by goes last
+    for drop in ("marks", "$/h", "GiB/GPU", "band", last):
         variants.append(tuple(c for c in variants[-1] if c != drop))
     tried = variants if detail else variants[1:]  # by default the marks go below the table
     builders = [(lambda cols=cols, full=full: table(cols, full)) for full in (True, False) for cols in tried]
@@ -255,7 +263,11 @@ def print_recommend(
         ]
         console.print("; ".join(said))
     shown_cols = {str(col.header) for col in chosen.columns}
-    left_out = [c for c in ("GiB/GPU", "band", "$/h", "buy") if c not in shown_cols]
+    for line in _quality_lines(shown, detail):
+        console.print(line, markup=False, highlight=False)
+    if "buy" in shown_cols and (sort == "purchase" or detail):
+        console.print(f"[dim]{_buy_basis(shown)}[/dim]")
+    left_out = [c for c in ("GiB/GPU", "band", "$/h", "$/M out", "buy") if c not in shown_cols]
     if left_out:
         console.print(f"[dim]left out at this width: {', '.join(left_out)} (a wider terminal, or --format csv)[/dim]")
     console.print(
@@ -269,16 +281,50 @@ def print_recommend(
     )
 
 
+def _quality_lines(shown: list[Candidate], detail: bool) -> list[str]:
+    """The footnote of the ``*`` mark (rows ranked above a format of better quality); with ``detail``, each
+    shown format's typical quality cost and its figure."""
+    if not any("lower-quality" in c.marks for c in shown):
+        return []
+    lines = ["* loses more quality than a lower-ranked format (--detail; --min-bits 8)"]
+    if detail:
+        seen: dict[str, str] = {}
+        for c in shown:
+            if c.quality is not None and c.quant not in seen:
+                seen[c.quant] = f"  {c.quant}: {c.quality.label}; {c.quality.note}"
+        lines += list(seen.values())
+    return lines
+
+
+def _buy_basis(shown: list[Candidate]) -> str:
+    """``buy: street prices of 2026-05 (mi300x, b200); list estimates (rtx-3090)``: what each price rests on."""
+    groups: dict[str, list[str]] = {}
+    for c in shown:
+        basis = c.gpu.buy_price[1] if c.gpu.buy_price is not None and c.purchase_usd is not None else None
+        if basis is not None and c.gpu.id not in groups.setdefault(basis, []):
+            groups[basis].append(c.gpu.id)
+    street = [f"{b.removeprefix('street, ')} ({', '.join(ids)})" for b, ids in groups.items() if b.startswith("street")]
+    listed = [i for b, ids in groups.items() if not b.startswith("street") for i in ids]
+    parts = ([f"street prices of {'; '.join(street)}"] if street else []) + (
+        [f"list estimates ({', '.join(listed)})"] if listed else []
+    )
+    boxes = "; GPU + RAM boxes add RAM and CPU" if any(c.ram_gib for c in shown) else ""
+    return "buy: " + ("; ".join(parts) if parts else "no purchase price") + boxes
+
+
 def print_gpus(console: Console, gpus: list[GpuSpec], detail: bool = False) -> None:
     priced = sum(1 for g in gpus if g.cloud_usd_per_hour)
     headline(console, f"{len(gpus)} accelerators in the catalogue, {priced} with a cloud price")
 
     short = {"usable GiB": "GiB", "bf16 TFLOP/s": "bf16", "$/GPU-h": "$/h"}
 
-    def table(cols: tuple[str, ...], brief: bool = False) -> Table:
+    def table(cols: tuple[str, ...], brief: bool = False, full_buy: bool = False) -> Table:
         t = Table(box=table_box(console))
         if brief:
-            t.caption = "GiB usable; bf16 and fp8: dense TFLOP/s; $/h: cloud price per GPU-hour; buy: purchase"
+            t.caption = (
+                "GiB usable; bf16 and fp8: dense TFLOP/s; $/h: cloud price per GPU-hour; buy: street price and "
+                "its month ('26-05), ~ a list estimate; whole machine for Apple, DGX Spark, Strix Halo"
+            )
         for col in cols:
             head = short.get(col, col) if brief else col
             t.add_column(head, justify="left" if col in ("id", "name", "aliases") else "right", no_wrap=True)
@@ -292,7 +338,7 @@ def print_gpus(console: Console, gpus: list[GpuSpec], detail: bool = False) -> N
                 "bf16 TFLOP/s": f"{g.dense_tflops('bf16'):,.0f}" if g.dense_tflops("bf16") else "-",
                 "fp8": f"{fp8:,.0f}" if fp8 else "-",
                 "$/GPU-h": fmt_usd(g.cloud_usd_per_hour.expected) if g.cloud_usd_per_hour else "-",
-                "buy": fmt_usd(g.purchase_usd.approx) if g.purchase_usd else "-",
+                "buy": fmt_buy(g.buy_price, full=full_buy),
                 "aliases": ", ".join(g.aliases[:3]),
             }
             t.add_row(*(cells[c] for c in cols))
@@ -302,7 +348,7 @@ def print_gpus(console: Console, gpus: list[GpuSpec], detail: bool = False) -> N
     figures = ("id", "usable GiB", "GB/s", "bf16 TFLOP/s", "fp8", "$/GPU-h", "buy")
     chosen = first_fitting(
         console,
-        *([lambda: table(full)] if detail else []),
+        *([lambda: table(full, full_buy=True), lambda: table(figures, full_buy=True)] if detail else []),
         lambda: table(figures),
         lambda: table(figures, brief=True),
         lambda: table(tuple(c for c in figures if c != "fp8"), brief=True),

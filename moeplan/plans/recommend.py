@@ -6,6 +6,10 @@ decode speed (the band of :mod:`moeplan.deploy.speed`), dollars per million outp
 price, and the purchase price.  GGUF mixes run under llama.cpp (which splits layers over GPUs), the others
 under vLLM; Apple and other unified-memory machines only run llama.cpp, and TPUs only the vLLM formats.
 Each configuration is resolved and evaluated (its headline) by the same pipeline as ``estimate``.
+
+Every configuration carries the typical quality cost of its format (:mod:`moeplan.formats.quality`); one that
+ranks above a configuration whose format costs less quality is marked ``lower-quality``.  ``min_bits`` keeps
+only formats whose routed experts have at least that many bits per weight.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from moeplan.deploy.evaluate import headline
 from moeplan.deploy.resolve import resolve
 from moeplan.deploy.results import Candidate
 from moeplan.errors import InputError
+from moeplan.formats.quality import config_quality, expert_bits
 from moeplan.formats.schemes import Scheme, offload_quant, parse_scheme
 from moeplan.hardware.gpus import GpuSpec, load_gpus
 from moeplan.model.spec import ModelSpec
@@ -119,6 +124,7 @@ def recommend(
     gpus: tuple[str, ...] = (),
     state_dtype: str = "auto",
     traffic: Traffic | None = None,
+    min_bits: float | None = None,
 ) -> tuple[ModelSpec, list[Candidate]]:
     """Every fitting configuration, best first by ``sort``; with ``traffic``, their speeds and cost are those of
     the steady state under that load (:mod:`moeplan.deploy.serving`)."""
@@ -141,6 +147,18 @@ def recommend(
 
     spec = resolve_model(model)
     schemes = [(q, parse_scheme(q, spec.native_quant, spec.weights_dtype)) for q in candidate_formats(spec, quant)]
+    if min_bits is not None:
+        if not min_bits > 0:
+            raise InputError(f"--min-bits must be a positive number, not {min_bits}")
+        kept = [(q, s) for q, s in schemes if expert_bits(spec.arch, s) >= min_bits]
+        if not kept and quant != "any":
+            bits = expert_bits(spec.arch, schemes[0][1])
+            raise InputError(
+                f"--quant {quant} stores the experts in {bits:.2f} bits per weight, under --min-bits {min_bits:g}",
+                "lower --min-bits, or drop --quant to try several formats",
+            )
+        schemes = kept
+    quality = {q: (config_quality(spec, q), expert_bits(spec.arch, s)) for q, s in schemes}
     out: list[Candidate] = []
     fits_one: set[str] = set()  # GPUs one of which holds the model (before the budget and speed filters)
     only = {resolve_gpu(g, gpu_file).id for g in gpus}
@@ -172,7 +190,8 @@ def recommend(
                 if min_tokens_per_s is not None and h.tokens_per_s < min_tokens_per_s:
                     continue
                 where = {"gpu": gpu, "num_gpus": n, "quant": label, "engine": eng.name}
-                cand = Candidate.of(h, **where, tp=d.layout.tp, pp=d.layout.pp)
+                q, bits = quality[label]
+                cand = Candidate.of(h, **where, tp=d.layout.tp, pp=d.layout.pp, quality=q, expert_bits=bits)
                 out.append(under_load(cand, d, traffic) if traffic is not None else cand)
     offloads = spec.architecture not in ENGINES["llama.cpp"].missing_architectures
     if (
@@ -183,6 +202,11 @@ def recommend(
                 box = hybrid_candidate(spec, gpu, context, batch)
                 if box is None:
                     continue
+                box_scheme = parse_scheme(box.quant, spec.native_quant, spec.weights_dtype)
+                box_bits = expert_bits(spec.arch, box_scheme)
+                if min_bits is not None and box_bits < min_bits:
+                    continue
+                box = replace(box, quality=config_quality(spec, box.quant), expert_bits=box_bits)
                 if budget_usd is not None and (box.purchase_usd is None or box.purchase_usd > budget_usd):
                     continue
                 if min_tokens_per_s is not None and box.tokens_per_s < min_tokens_per_s:
@@ -209,13 +233,30 @@ def under_load(c: Candidate, d: Deployment, traffic: Traffic) -> Candidate:
                    throughput_tokens_per_s=p.output_tokens_per_s, usd_per_million_output_tokens=usd)  # fmt: skip
 
 
+def outranks_better_quality(candidates: list[Candidate]) -> list[bool]:
+    """For each of ``candidates`` (best first): whether a configuration ranked below it has a format with a
+    smaller typical quality cost (configurations without a stored figure take no part)."""
+    out = [False] * len(candidates)
+    best_below = 99
+    for i in range(len(candidates) - 1, -1, -1):
+        q = candidates[i].quality
+        if q is None:
+            continue
+        out[i] = q.rank > best_below
+        best_below = min(best_below, q.rank)
+    return out
+
+
 def mark(candidates: list[Candidate]) -> list[Candidate]:
-    """``candidates`` with the cheapest per output token and the fastest per sequence marked."""
+    """``candidates`` with the cheapest per output token and the fastest per sequence marked, and each one
+    ranked above a format of better quality marked ``lower-quality``."""
+    worse = outranks_better_quality(candidates)
     with_cost = [c for c in candidates if c.usd_per_million_output_tokens is not None]
     cheapest = min(with_cost, key=lambda c: c.usd_per_million_output_tokens or 0.0) if with_cost else None
     fastest = max(candidates, key=lambda c: c.tokens_per_s) if candidates else None
     out = []
-    for c in candidates:
+    for c, lower in zip(candidates, worse, strict=True):
         marks = tuple(m for m, pick in (("cheapest", cheapest), ("fastest", fastest)) if c is pick)
+        marks += ("lower-quality",) if lower else ()
         out.append(replace(c, marks=marks) if marks else c)
     return out

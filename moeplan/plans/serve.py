@@ -21,6 +21,7 @@ from moeplan.deploy.resolve import resolve
 from moeplan.deploy.results import ServingPoint
 from moeplan.deploy.serving import ServingModel
 from moeplan.errors import InputError, MoeplanError
+from moeplan.formats.quality import expert_bits
 from moeplan.formats.schemes import parse_scheme
 from moeplan.hardware.gpus import GpuSpec, load_gpus
 from moeplan.model.spec import ModelSpec
@@ -47,6 +48,8 @@ class ServeRequest(Value):
     mtp: bool = False
     """Decode speculatively with the model's MTP layers (acceptance ``mtp_accept``, default 0.85)."""
     mtp_accept: float | None = None
+    min_bits: float | None = None
+    """Only formats whose routed experts keep at least this many bits per weight."""
 
 
 @dataclass(frozen=True, repr=False, eq=False)
@@ -240,6 +243,8 @@ def check_request(req: ServeRequest) -> None:
             raise InputError(f"{name} must be a positive latency, not {v}")
     if req.max_gpus < 1:
         raise InputError(f"--max-gpus must be at least 1, not {req.max_gpus}")
+    if req.min_bits is not None and not req.min_bits > 0:
+        raise InputError(f"--min-bits must be a positive number, not {req.min_bits}")
     if req.mtp_accept is not None and not 0 <= req.mtp_accept < 1:
         raise InputError(f"--mtp-accept must be at least 0 and below 1, not {req.mtp_accept}")
     for name in req.engines:
@@ -272,6 +277,8 @@ def plan_serve(req: ServeRequest, progress: Callable[[int, int], None] | None = 
                 except MoeplanError:
                     continue
                 if scheme.is_gguf or not eng.serves(scheme, gpu):
+                    continue
+                if req.min_bits is not None and expert_bits(spec.arch, scheme) < req.min_bits:
                     continue
                 base = EstimateRequest(model=spec.id, gpu=gpu.id, quant=label, engine=eng.name, context=context,
                                        prompt=req.traffic.isl, gpu_file=req.gpu_file, mtp=req.mtp,
