@@ -88,7 +88,7 @@ def test_min_bits_keeps_only_wide_enough_experts() -> None:
 def test_min_bits_option() -> None:
     code, out = run("recommend", "qwen3-30b-a3b", "--gpu", "h100", "--min-bits", "8", "--json")
     assert code == 0
-    rows = json.loads(out)
+    rows = json.loads(out)["candidates"]
     assert rows and all(r["quality"]["expert_bits_per_weight"] >= 8 for r in rows)
     code, out = run("recommend", "qwen3-30b-a3b", "--gpu", "h100", "--quant", "Q4_K_M", "--min-bits", "8")
     assert code != 0
@@ -112,7 +112,7 @@ def test_recommend_text_marks_rows_and_explains_the_mark_in_80_columns() -> None
 def test_recommend_json_carries_quality_and_purchase_basis() -> None:
     code, out = run("recommend", "qwen3-30b-a3b", "--gpu", "h100", "--json")
     assert code == 0
-    for row in json.loads(out):
+    for row in json.loads(out)["candidates"]:
         q = row["quality"]
         assert q["label"] in LABELS and q["source"] and q["note"]
         assert q["ranked_above_better_quality"] == ("lower-quality" in row["marks"])
