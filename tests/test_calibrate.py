@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 from moeplan.cli import app
 from moeplan.errors import InputError
 
-torch = pytest.importorskip("torch", reason="calibration needs torch (the test extra installs it)")
+torch = pytest.importorskip("torch", reason="calibration needs torch (the reference dependency group installs it)")
 
 from moeplan.calibration import run as cal  # noqa: E402
 

@@ -337,7 +337,7 @@ def test_review_fixes_llama_cpp_plans_gguf_and_f16_kv(tmp_path: Path) -> None:
         (["estimate", "mixtral-8x22b", "--batch", "abc"], "error: Invalid value for '--batch': 'abc' is not a valid"),
         (["estimate"], "error: Missing argument"),
         (["bogus"], "error: No such command 'bogus'"),
-        (["estimate", "mixtral-8x22b", "--nope"], "error: No such option: --nope"),
+        (["estimate", "mixtral-8x22b", "--nope"], "error: No such option"),  # click's wording varies by version
     ],
 )
 def test_usage_errors_are_one_line_with_exit_2(args: list[str], message: str) -> None:
@@ -345,6 +345,7 @@ def test_usage_errors_are_one_line_with_exit_2(args: list[str], message: str) ->
     assert done.returncode == 2 and done.stdout == ""
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith(message) and "--help`)" in lines[0], done.stderr
+    assert args[-1] in lines[0]  # the word at fault is named
 
 
 def test_entry_point_exit_codes() -> None:

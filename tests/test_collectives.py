@@ -14,7 +14,7 @@ from moeplan.cli import app
 from moeplan.errors import InputError
 from moeplan.hardware.profiles import CalibrationProfile, load_profile, save_profile
 
-torch = pytest.importorskip("torch", reason="calibration needs torch (the test extra installs it)")
+torch = pytest.importorskip("torch", reason="calibration needs torch (the reference dependency group installs it)")
 
 from moeplan.calibration import collectives as coll  # noqa: E402
 from moeplan.calibration.run import CalibrationError  # noqa: E402

@@ -310,7 +310,6 @@ def test_missing_split_part_is_named(tmp_path: Path) -> None:
 
 @pytest.fixture
 def hub(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    pytest.importorskip("httpx2")
     import huggingface_hub.constants as c
     from fake_hub import FakeHub, serving
 
@@ -387,9 +386,9 @@ def test_hub_rate_limit_and_no_network(hub: Any, monkeypatch: pytest.MonkeyPatch
     hub.rate_limited = False
 
     def refuse(request: Any) -> Any:
-        import httpx2
+        from fake_hub import http_client
 
-        raise httpx2.ConnectError("no route to host", request=request)
+        raise http_client().ConnectError("no route to host", request=request)
 
     monkeypatch.setattr(hub, "handle", refuse)
     from fake_hub import serving
@@ -433,9 +432,9 @@ def test_absurd_layer_counts_are_refused_quickly(tmp_path: Path) -> None:
 
 def test_hub_unreachable_fails_in_seconds(hub: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     def refuse(request: Any) -> Any:
-        import httpx2
+        from fake_hub import http_client
 
-        raise httpx2.ConnectError("no route to host", request=request)
+        raise http_client().ConnectError("no route to host", request=request)
 
     monkeypatch.setattr(hub, "handle", refuse)
     from fake_hub import serving

@@ -94,7 +94,7 @@ def test_cost_uses_price_override_and_energy() -> None:
 
 
 def _profile(gpu_id: str, days_old: float = 1.0, bw: float = 0.5) -> CalibrationProfile:
-    created = (dt.datetime.now(dt.UTC) - dt.timedelta(days=days_old)).isoformat()
+    created = (dt.datetime.now(dt.timezone.utc) - dt.timedelta(days=days_old)).isoformat()
     return CalibrationProfile(
         device="NVIDIA H100 80GB HBM3",
         gpu_id=gpu_id,

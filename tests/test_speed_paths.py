@@ -216,7 +216,7 @@ def test_engines_refuse_what_they_do_not_run() -> None:
 def _profile(tmp_path: Path, **extra: object) -> Path:
     profile = CalibrationProfile(
         device="NVIDIA H100 80GB HBM3", gpu_id="h100-sxm", backend="cuda", dtype="bf16",
-        created=dt.datetime.now(dt.UTC).isoformat(), torch_version="2.13.0", bandwidth_gb_s=2600.0,
+        created=dt.datetime.now(dt.timezone.utc).isoformat(), torch_version="2.13.0", bandwidth_gb_s=2600.0,
         gemm_tflops=700.0, bandwidth_efficiency=0.78, compute_efficiency=0.7, **extra,  # type: ignore[arg-type]
     )  # fmt: skip
     return save_profile(profile, tmp_path / "h100.json")
@@ -249,7 +249,7 @@ def test_a_cpu_profile_feeds_offload(tmp_path: Path) -> None:
             gpu_id=None,
             backend="cpu",
             dtype="fp32",
-            created=dt.datetime.now(dt.UTC).isoformat(),
+            created=dt.datetime.now(dt.timezone.utc).isoformat(),
             torch_version="2.13.0",
             bandwidth_gb_s=50.0,
             gemm_tflops=0.8,

@@ -552,7 +552,7 @@ def _profile(run: CalibrationRun, peak: float | None) -> CalibrationProfile:
         gpu_id=gpu.id if gpu else None,
         backend=run.device,
         dtype=run.dtype,
-        created=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        created=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         torch_version=str(_torch().__version__),
         bandwidth_gb_s=run.copy_gb_s,
         gemm_tflops=run.gemm_tflops,

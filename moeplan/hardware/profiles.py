@@ -344,10 +344,13 @@ def save_profile(profile: CalibrationProfile, path: Path) -> Path:
 
 
 def _age_days(profile: CalibrationProfile, now: dt.datetime | None = None) -> float:
-    created = dt.datetime.fromisoformat(profile.created)
+    text = profile.created
+    if text.endswith(("Z", "z")):  # Python 3.10's fromisoformat reads only what isoformat() writes
+        text = text[:-1] + "+00:00"
+    created = dt.datetime.fromisoformat(text)
     if created.tzinfo is None:
-        created = created.replace(tzinfo=dt.UTC)
-    return ((now or dt.datetime.now(dt.UTC)) - created).total_seconds() / 86400
+        created = created.replace(tzinfo=dt.timezone.utc)
+    return ((now or dt.datetime.now(dt.timezone.utc)) - created).total_seconds() / 86400
 
 
 @dataclass(frozen=True, repr=False, eq=False)
