@@ -43,6 +43,8 @@ def test_the_published_schema_is_current() -> None:
 
 @pytest.mark.parametrize("args", RUNS, ids=lambda a: " ".join(a[:2]))
 def test_every_command_json_matches_the_schema(args: list[str], tmp_path: Path) -> None:
+    if args[0] == "calibrate":
+        pytest.importorskip("torch", reason="calibration needs torch (the reference dependency group installs it)")
     extra = ["--save", str(tmp_path / "p.json")] if args[0] == "calibrate" else []
     r = CliRunner().invoke(app, [*args, *extra, "--json"], env={"MOEPLAN_CACHE": str(tmp_path)})
     assert r.exit_code == 0, r.output

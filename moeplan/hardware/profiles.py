@@ -321,7 +321,7 @@ def check_writable(path: Path) -> None:
         if path.is_dir():
             raise InputError(f"--save {path}: a folder; give a file name such as {path / 'profile.json'}")
         probe = path.parent / f".{path.name}.{os.getpid()}.probe"
-        probe.write_bytes(b"")
+        probe.write_bytes(b"{}\n")  # a byte or more: a full disk or a file-size limit shows now, not after
         probe.unlink()
     except InputError:
         raise
