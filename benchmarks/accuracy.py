@@ -16,7 +16,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from moeplan.model.params import count_params
-from moeplan.plans.accuracy import Check, check, load_records, serving_checks, serving_skip
+from moeplan.plans.accuracy import Check, beyond_roofline, check, load_records, serving_checks, serving_skip
 from moeplan.sources.catalog import load_catalog
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -137,6 +137,7 @@ def _scored(path: Path) -> tuple[list[Check], list[str]]:
     records = load_records(path)
     skipped = [str(r["id"]) for r in records if r.get("kind") in OFFLOAD_KINDS and not r.get("host")]
     skipped += [str(r["id"]) for r in records if r.get("kind") == "serving" and serving_skip(r)]
+    skipped += [str(r["id"]) for r in records if beyond_roofline(r)]
     checks: list[Check] = []
     for r in records:
         if str(r["id"]) in skipped:
@@ -247,7 +248,9 @@ def render() -> str:
                 "",
             ]
         elif skipped:
-            lines += [f"Not scored (the source does not state the RAM): {', '.join(skipped)}.", ""]
+            records = {str(r["id"]): r for r in load_records(path)}
+            why = [f"{i} ({beyond_roofline(records[i]) or 'the source does not state the RAM'})" for i in skipped]
+            lines += [f"Not scored: {'; '.join(why)}.", ""]
         if "offload" in name:
             lines += [
                 "O01-O22 were gathered after the offload model was built; it first scored 11 of 20 inside the band,",

@@ -262,6 +262,31 @@ def _prefill_check(r: dict[str, Any], rid: str, label: str, src: str) -> Check:
     return Check(rid, str(r["kind"]), label, measured, mid, low, high, ok, unit, src)
 
 
+def beyond_roofline(r: dict[str, Any]) -> str | None:
+    """Why a prefill or TTFT record cannot be what it says, or None: a prompt processed faster than the stated
+    GPUs' dense peak at the compute dtype allows (``prompt x FLOPs per token / (GPUs x peak)``, attention
+    included) was run on more GPUs than stated, or with cached prefixes -- a misstated layout, not a speed."""
+    if r.get("kind") not in ("prefill_speed", "ttft") or r.get("backend") == "CPU" or not r.get("gpu"):
+        return None
+    from moeplan.deploy.kernels import tensor_peak
+
+    gpu = record_gpu(r)
+    prompt = int(r["prompt"])
+    d = deployment(r, gpu, context=max(prompt, int(r.get("context") or 0)), prompt=prompt)
+    result = evaluate(d)
+    if result.flops is None or result.performance is None:
+        return None
+    peak = tensor_peak(gpu, result.performance.compute_dtype)[0] * int(r.get("num_gpus") or 1)
+    fastest_s = prompt * result.flops.prefill_per_token / peak
+    measured_s = float(r["value"]) if r["kind"] == "ttft" else prompt / float(r["value"])
+    if measured_s < fastest_s:
+        where = f"{r.get('num_gpus') or 1} x {gpu.id}'s {result.performance.compute_dtype} peak"
+        return (
+            f"{prompt:,} tokens in {measured_s * 1e3:.0f} ms is faster than {where} allows ({fastest_s * 1e3:.0f} ms)"
+        )
+    return None
+
+
 def serving_skip(r: dict[str, Any]) -> str | None:
     """Why a serving record cannot be scored, or None."""
     if r.get("speculative") is True:
