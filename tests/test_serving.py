@@ -198,3 +198,18 @@ def test_recommend_under_a_load_ranks_by_the_steady_state() -> None:
     assert h100.throughput_tokens_per_s == pytest.approx(h100.serving.output_tokens_per_s)  # type: ignore[union-attr]
     code, out, _ = run("recommend", "qwen3-30b-a3b", "--gpu", "h100", "--concurrency", "64", "--json")
     assert code == 0 and "serving" in json.loads(out)["candidates"][0]
+
+
+def test_mtp_layers_add_their_weights_and_need_a_model_that_has_them() -> None:
+    """--mtp serves the MTP layers: their parameters at the model's bytes per parameter join the weights (DeepSeek-V3:
+    11.6B parameters, about 1.4 GiB per GPU at TP 8); a model without MTP layers refuses the option."""
+    base = ["estimate", "deepseek-v3", "--gpu", "h200", "--num-gpus", "8", "--json"]
+    plain, mtp = (json.loads(run(*base, *extra)[1]) for extra in ((), ("--mtp",)))
+    added = mtp["memory"]["weights_bytes"] - plain["memory"]["weights_bytes"]
+    per_param = plain["memory"]["weights_bytes"] / plain["params"]["total"]
+    assert added == pytest.approx(plain["params"]["breakdown"].get("mtp", 11_610_067_968) * per_param, rel=0.02)
+    assert mtp["memory"]["per_gpu_weights_bytes"] - plain["memory"]["per_gpu_weights_bytes"] == pytest.approx(
+        added / 8, rel=0.02
+    )
+    code, _, err = run("estimate", "mixtral-8x7b", "--gpu", "h200", "--mtp")
+    assert code == 1 and "no multi-token-prediction layers" in err

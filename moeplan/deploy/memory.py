@@ -115,6 +115,12 @@ def _stage_weights(
     return dict(whole), [dict(c) for c in per_stage]
 
 
+def model_weight_bytes(arch: ArchSpec, scheme: Scheme) -> int:
+    """Bytes of the whole model's weights in ``scheme`` (one GPU, no checkpoint scaling)."""
+    whole, _ = _stage_weights(arch, scheme, Layout(1, 1, 1))
+    return sum(whole.values())
+
+
 @dataclass(frozen=True, repr=False, eq=False)
 class GpuMemory(Value):
     """One GPU's share (the largest pipeline stage)."""

@@ -111,6 +111,17 @@ def _checkpoint_bytes(
     return scale, extra, tuple(notes)
 
 
+def _mtp_bytes(spec: ModelSpec, scheme: Scheme) -> int:
+    """Bytes of the MTP layers (served with ``--mtp``, never counted in the model's own weights): their
+    parameters at the bytes per parameter of the rest of the model in ``scheme`` (DeepSeek-V3's one MTP layer:
+    11.6B parameters, ~10.8 GiB in fp8 blocks)."""
+    from moeplan.deploy.memory import model_weight_bytes
+    from moeplan.model.params import count_params
+
+    params = count_params(spec)  # its total leaves the MTP layers out, as model_weight_bytes does
+    return round(params.mtp * model_weight_bytes(spec.arch, scheme) / max(1, params.total))
+
+
 def efficiency_for(
     eng: Engine, gpu: GpuSpec | None, request: EstimateRequest, path: KernelPath | None = None
 ) -> tuple[Efficiency, str]:
@@ -252,7 +263,15 @@ def resolve(
     conv_state, state = state_dtypes(spec, eng, request.state_dtype)
     if request.state_dtype.strip().lower() != "auto" and arch.linear_attention is None and arch.ssm is None:
         notes += (f"--state-dtype has no effect: {spec.name} has no linear-attention or state-space layers",)
+    if request.mtp and arch.mtp_layers == 0:
+        raise InputError(f"{spec.name} has no multi-token-prediction layers for --mtp to serve",
+                         "drop --mtp (DeepSeek-V3/R1, GLM-4.5, Qwen3-Next, MiMo and LongCat carry them)")  # fmt: skip
     scale, extra, file_notes = _checkpoint_bytes(spec, scheme, request.mtp)
+    if request.mtp and spec.checkpoint is None:
+        mtp_bytes = _mtp_bytes(spec, scheme)
+        extra += mtp_bytes
+        notes += (f"--mtp: the {arch.mtp_layers} MTP layer(s) add {mtp_bytes / 2**30:,.2f} GiB of weights at the "
+                  "model's mean bytes per parameter",)  # fmt: skip
     if not scale and scheme.gguf and not spec.origin.endswith(".gguf"):
         scale = label_scale(spec.arch, scheme)
     if not eng.llama_cpp_kernels and request.backend.strip().lower() not in ("", "auto"):
