@@ -23,6 +23,7 @@ from moeplan.errors import InputError
 from moeplan.formats.kv_formats import kv_dtype
 from moeplan.formats.schemes import FORMATS, parse_scheme, weights_bytes_by_kind
 from moeplan.hardware.gpus import resolve_gpu
+from moeplan.model.layers import layers
 from moeplan.model.spec import ModelSpec
 from moeplan.sources.catalog import load_catalog, resolve_model
 
@@ -186,9 +187,15 @@ SPECS = [s for s in load_catalog()]
 @settings(max_examples=60, deadline=None)
 @given(st.sampled_from(SPECS), st.integers(1, 200_000), st.integers(1, 64))
 def test_memory_grows_with_context_and_batch(spec: ModelSpec, context: int, batch: int) -> None:
+    """More context never needs less memory, and more only while some layer still caches it: a model whose
+    every layer has a sliding window (Mistral 7B) stops growing once vLLM's windowed cache is full."""
     m = model(spec, "bf16", H100, Layout(1, 1, 1), engine="vllm")
     base = m.gpu(context, batch).total_bytes
-    assert m.gpu(context + 1000, batch).total_bytes > base
+    longer = m.gpu(context + 1000, batch).total_bytes
+    assert longer >= base
+    windows = [w for w in (getattr(layer.mixer, "window", None) for layer in layers(spec.arch)) if w is not None]
+    bounded = windows and len(windows) == spec.arch.num_layers and context > max(windows) + 16384
+    assert longer > base or bounded
     assert m.gpu(context, batch + 1).total_bytes > base
 
 

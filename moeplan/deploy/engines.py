@@ -72,6 +72,10 @@ class Efficiency(Value):
     layer_s: float | None = None
     """Measured fixed seconds per decoder layer (``calibrate --full-step``), in place of kernels x ``kernel_s``
     plus ``moe_layer_s``."""
+    expert_traffic: tuple[float, float] = (1.0, 0.0)
+    """Bytes moved per stored byte of routed experts: (of the experts a step uses, of every expert each step).
+    (1, 0) for kernels that read the stored weights; bitsandbytes under vLLM dequantizes every expert to bf16 each
+    forward pass, then reads the used ones in bf16: (4, 5) for 4-bit weights (see ``deploy.kernels``)."""
 
     def gemm(self, m: float, n: float, k: float) -> float:
         """Share of the tensor-core peak for an ``m x k`` by ``k x n`` GEMM:

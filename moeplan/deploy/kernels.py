@@ -42,7 +42,9 @@ def tensor_peak(gpu: GpuSpec, dtype: str) -> tuple[float, str | None]:
 
     The catalogue's figure where it has one; else the nearest published tensor dtype scaled by 2 per halving of
     bits (``fp4`` 500 published on DGX Spark gives ``int8`` 250 and ``bf16`` 125); else bf16/fp16, then fp32.
-    RTX 5090: int8 is not in the catalogue, fp4 1,676 -> int8 838 TOPS (NVIDIA's Blackwell GeForce sheet: 838).
+    RTX 5090: int8 is not in the catalogue, its fp8 (the fp32-accumulate rate, 419) gives int8 419; NVIDIA's
+    Blackwell GeForce sheet gives 838, but llama.cpp's Vulkan prefill on the card (benchmarks/prefill_measurements.yaml
+    P12, P13, L12-L16) lands at the 419 figure's prediction, 2x below the 838 one, so the catalogue keeps it out.
     """
     own = gpu.dense_tflops(dtype)
     if own:
@@ -83,6 +85,8 @@ class KernelPath(Value):
     """Factors on the compute efficiency at the band's low and high ends: how far measured kernels scatter (the
     checkpoint engines' prefill and TTFT runs scatter 0.7-1.3x around their path's figure, llama.cpp's about as
     much)."""
+    expert_traffic: tuple[float, float] = (1.0, 0.0)
+    """Bytes moved per stored byte of routed experts (:attr:`Efficiency.expert_traffic`)."""
     source: str = ""
 
     def apply(self, eff: Efficiency) -> Efficiency:
@@ -96,6 +100,7 @@ class KernelPath(Value):
             m_half=self.m_half,
             nk_half=self.nk_half,
             compute_spread=self.compute_spread,
+            expert_traffic=self.expert_traffic,
         )
 
 
@@ -239,11 +244,21 @@ _AMD_BLOCK_FP8 = KernelPath(
     "(benchmarks/multi_gpu_measurements.yaml N28-N89): more fixed work per layer (e4m3fn->fnuz scales, block-scale "
     "MoE and GEMM kernels)",
 )  # fmt: skip
+_BNB_DEQUANT = KernelPath(
+    "bitsandbytes 4-bit (dequantized to bf16 each pass)", "bf16", 0.75, 128, expert_traffic=(4.0, 5.0),
+    source="vLLM's BitsAndBytesMoEMethod dequantizes every expert's w13 and w2 to the activation dtype on each "
+    "forward pass (_apply_4bit_dequnt over all experts of the layer), then runs fused_experts on the bf16 copies: "
+    "per stored byte of 4-bit experts, 1 read + 4 written for all of them and 4 read for those used",
+)  # fmt: skip
 _APPLE = KernelPath(
     "Metal (simdgroup matrix on the ALUs)", "fp16", 0.6, 16, nk_half=0.0,
     source="Apple GPUs through M4 have no tensor cores: GEMMs run on the ALUs at their fp16 rate, no tile padding "
     "(Metal backend's figure, benchmarks/prefill_measurements.yaml P10/P11)",
 )  # fmt: skip
+
+
+BITSANDBYTES_4BIT = frozenset({"nf4", "fp4", "fp4-dq", "nf4-dq"})
+"""bitsandbytes' 4-bit formats (``--quant nf4``, ``fp4``: bitsandbytes FP4, not NVFP4 or MXFP4)."""
 
 
 def kernel_path(engine: Engine, scheme: Scheme, gpu: GpuSpec | None, backend: Backend | None) -> KernelPath:
@@ -283,6 +298,8 @@ def kernel_path(engine: Engine, scheme: Scheme, gpu: GpuSpec | None, backend: Ba
             path = _TRITON_MXFP4  # Hopper, Ada, MI300: weight-only MXFP4 through Triton's matmul_ogs, not Marlin
         else:
             path = _WEIGHT_ONLY
+    elif fmt is not None and fmt.name in BITSANDBYTES_4BIT and not engine.llama_cpp_kernels:
+        path = _BNB_DEQUANT
     elif fmt is not None and fmt.name == "int8" and has("int8"):
         path = _WEIGHT_ONLY if engine.name != "tensorrt-llm" else replace(_NATIVE, peak_dtype="int8")
     else:

@@ -28,7 +28,7 @@ from moeplan.deploy.kernels import KernelPath, backend_for, kernel_path, tensor_
 from moeplan.deploy.kv_cache import check_kv_dtype
 from moeplan.errors import InputError
 from moeplan.formats.kv_formats import kv_dtype, state_dtype
-from moeplan.formats.schemes import Scheme, gguf_equivalent, parse_scheme, weights_bytes_by_kind
+from moeplan.formats.schemes import Scheme, gguf_equivalent, parse_scheme, stored_scheme, weights_bytes_by_kind
 from moeplan.hardware.gpus import GpuSpec
 from moeplan.model.spec import ArchSpec, ModelSpec
 
@@ -241,15 +241,9 @@ def resolve(
         mix = gguf_equivalent(native)
         scheme = parse_scheme(mix, spec.native_quant, spec.weights_dtype)
         notes = (f"{eng.name} runs GGUF files: {native} weights are planned as the {mix} mix (--quant to choose)",)
-    if (
-        scheme.gguf
-        and (spec.native_quant or "").lower() in ("mxfp4", "mxfp4-experts")
-        and "routed_experts" not in (scheme.overrides)
-        and scheme.gguf != "MXFP4_MOE"
-    ):
-        # gpt-oss: GGUF files under any label keep the experts in their native MXFP4 (llama.cpp's converter writes
-        # them so even for F16/BF16; unsloth's Q2_K..Q5_K_M gpt-oss-20b files are 11.5-11.7 GB, F16 13.8 GB)
-        scheme = replace(scheme, overrides={**scheme.overrides, "routed_experts": "MXFP4"})
+    stored = stored_scheme(spec.native_quant, scheme)
+    if stored is not scheme:
+        scheme = stored
         notes += (f"{spec.name}: GGUF files keep the routed experts in MXFP4 whatever the label ({scheme.gguf} for the "
                   "rest)",)  # fmt: skip
     if arch.max_context and request.context > arch.max_context:

@@ -301,7 +301,9 @@ class SpeedModel:
             if moe is not None and self.stage_experts[s]:
                 used = distinct_experts(moe.num_experts, moe.expected_picks, max(1, round(read_experts_for)), skew)
                 busiest = self.ep_imbalance(read_experts_for, skew)
-                read += self.stage_experts[s] * min(1.0, used / moe.num_experts * busiest)
+                used_traffic, all_traffic = eff.expert_traffic
+                share = min(1.0, used / moe.num_experts * busiest)
+                read += self.stage_experts[s] * (share * used_traffic + all_traffic)
             if kv_context is not None:  # decode: the KV cache, and each sequence's recurrent state read and written
                 read += self._kv_read(s, kv_context, round(tokens)) + 2 * self.mm.state_gpu_bytes(s, round(tokens))
             bytes_read += read

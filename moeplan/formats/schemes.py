@@ -23,7 +23,7 @@ from __future__ import annotations
 import functools
 import math
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from moeplan.errors import InputError
@@ -437,3 +437,17 @@ def offload_quant(native: str | None) -> str:
     """What people offload with llama.cpp: a GGUF file's own mix, gpt-oss's 4-bit experts, else Q4_K_M."""
     mix = gguf_equivalent(native) if native else "Q4_K_M"
     return mix if mix == "MXFP4_MOE" or (native and native.isupper()) else "Q4_K_M"
+
+
+def stored_scheme(native_quant: str | None, scheme: Scheme) -> Scheme:
+    """``scheme`` as a file of it really stores a model whose checkpoint is ``native_quant``: gpt-oss's GGUF files,
+    under any label, keep the routed experts in their native MXFP4 (llama.cpp's converter writes them so even for
+    F16/BF16; unsloth's Q2_K..Q5_K_M gpt-oss-20b files are 11.5-11.7 GB, F16 13.8 GB)."""
+    if (
+        scheme.gguf
+        and (native_quant or "").lower() in ("mxfp4", "mxfp4-experts")
+        and "routed_experts" not in scheme.overrides
+        and scheme.gguf != "MXFP4_MOE"
+    ):
+        return replace(scheme, overrides={**scheme.overrides, "routed_experts": "MXFP4"})
+    return scheme

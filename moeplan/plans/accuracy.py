@@ -115,6 +115,16 @@ def stage_of(r: dict[str, Any]) -> str:
     return "decode, one GPU" if stage == "decode" else stage
 
 
+def record_quant(r: dict[str, Any], gpu: GpuSpec | None) -> str | None:
+    """The record's weight format as moeplan names it: serving benchmarks (InferenceX) label both NVFP4 and
+    MXFP4 checkpoints ``fp4`` -- NVFP4 on NVIDIA GPUs (DeepSeek-R1-0528-FP4), MXFP4 on AMD ones (Kimi-K2.5-MXFP4,
+    AMD's own checkpoints) -- while moeplan's ``fp4`` is bitsandbytes' FP4."""
+    quant = r.get("quant")
+    if quant is not None and str(quant).lower() == "fp4" and r.get("kind") == "serving":
+        return "mxfp4" if gpu is not None and gpu.vendor == "amd" else "nvfp4"
+    return None if quant is None else str(quant)
+
+
 def deployment(r: dict[str, Any], gpu: GpuSpec | None, **changes: Any) -> Deployment:
     """The record's deployment, resolved as ``estimate`` resolves a request (the engine's published factors,
     never a calibration profile on this machine)."""
@@ -123,7 +133,7 @@ def deployment(r: dict[str, Any], gpu: GpuSpec | None, **changes: Any) -> Deploy
     request = EstimateRequest(
         model=str(r["model"]),
         engine=eng,
-        quant=r.get("quant"),
+        quant=record_quant(r, gpu),
         num_gpus=int(r.get("num_gpus") or 1),
         tp=int(r["tp"]) if r.get("tp") else None,
         ep=int(r["ep"]) if r.get("ep") else None,

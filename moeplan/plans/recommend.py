@@ -24,7 +24,7 @@ from moeplan.deploy.resolve import resolve
 from moeplan.deploy.results import Candidate
 from moeplan.errors import InputError
 from moeplan.formats.quality import config_quality, expert_bits
-from moeplan.formats.schemes import Scheme, offload_quant, parse_scheme
+from moeplan.formats.schemes import Scheme, offload_quant, parse_scheme, stored_scheme
 from moeplan.hardware.gpus import GpuSpec, load_gpus
 from moeplan.model.spec import ModelSpec
 
@@ -32,14 +32,17 @@ SortKey = Literal["cost", "purchase", "speed"]
 COUNTS = (1, 2, 4, 8, 16, 32)
 
 
-def candidate_formats(spec: ModelSpec, quant: str) -> list[str]:
-    """The formats to try: ``any`` = the checkpoint's own, fp8, AWQ 4-bit and two GGUF mixes."""
+def candidate_formats(spec: ModelSpec, quant: str, min_bits: float | None = None) -> list[str]:
+    """The formats to try: ``any`` = the checkpoint's own, fp8, AWQ 4-bit and two GGUF mixes; with ``--min-bits``
+    above 8, the 16-bit weights too (for a checkpoint published in fp8 or MXFP4, its only format that many bits)."""
     if quant != "any":
         return [quant]
     native = spec.native_quant or spec.weights_dtype
     out = [native, "awq-int4", "Q8_0", "Q4_K_M"]
     if not native.startswith("fp8"):
         out.insert(1, "fp8")
+    if min_bits is not None and min_bits > 8:
+        out.insert(1, spec.weights_dtype if spec.weights_dtype in ("bf16", "fp16") else "bf16")
     return list(dict.fromkeys(out))
 
 
@@ -146,7 +149,10 @@ def recommend(
     from moeplan.sources.catalog import resolve_model
 
     spec = resolve_model(model)
-    schemes = [(q, parse_scheme(q, spec.native_quant, spec.weights_dtype)) for q in candidate_formats(spec, quant)]
+    schemes = [
+        (q, stored_scheme(spec.native_quant, parse_scheme(q, spec.native_quant, spec.weights_dtype)))
+        for q in candidate_formats(spec, quant, min_bits)
+    ]
     if min_bits is not None:
         if not min_bits > 0:
             raise InputError(f"--min-bits must be a positive number, not {min_bits}")
