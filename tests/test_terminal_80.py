@@ -49,6 +49,9 @@ DETAIL = {
     "gpus-detail": "gpus --detail",
     "models-detail": "models --detail",
     "cpus-detail": "cpus --detail",
+    "estimate-hybrid-detail": "estimate qwen3-next --gpu h100 --context 256k --batch 4 --detail",
+    "serve-long-labels": "serve deepseek-v3 --concurrency 64 --isl 8k --osl 1k",
+    "offload-short": "offload qwen3-235b-a22b --gpu 4090 --ram 64 --cpu ddr5-5600x2",
 }
 FIRST_LINE = {
     "estimate": r"^FITS mixtral-8x22b .* on 4 x a100-80gb-sxm: .*GiB.*tok/s$",

@@ -290,7 +290,7 @@ def _print_speed(console: Console, result: EstimateResult) -> None:
         for col in ("batch", "tok/s per seq" if narrow else "tok/s per sequence", "tok/s total", "", "bound", "fits"):
             bt.add_column(col, justify="right" if col else "left", no_wrap=True)
         g = glyphs(console)
-        bar_w = max(8, min(24, console.width - 58))
+        bar_w = max(6, min(24, console.width - 62))  # the other five columns and the borders take 62
         top = max(r.throughput_tokens_per_s for r in perf.by_batch)
         for row in perf.by_batch:
             colour = "" if row.fits else "[dim]"

@@ -89,7 +89,13 @@ def print_serve(console: Console, result: ServeResult, top: int, detail: bool = 
     meeting = [c for c in result.candidates if c.meets]
     tried = len(result.candidates)
     best: ServeCandidate | None = meeting[0] if meeting else None
-    if best is not None:
+    targeted = any(goals)
+    if best is not None and not targeted:
+        usd = best.usd_per_million_output_tokens
+        price = f", ${usd:.3f}/M out" if usd is not None else ""
+        headline(console, f"Cheapest: [bold]{best.label}[/bold]{price} (of {tried:,}; no latency targets given)",
+                 f"Cheapest: [bold]{best.label}[/bold]{price}", f"Cheapest: [bold]{best.label}[/bold]")  # fmt: skip
+    elif best is not None:
         usd = best.usd_per_million_output_tokens
         price = f", ${usd:.3f}/M out" if usd is not None else ""
         headline(
@@ -103,8 +109,11 @@ def print_serve(console: Console, result: ServeResult, top: int, detail: bool = 
         headline(console, f"[bold red]None of {tried:,} configurations meets the targets[/bold red]")
     console.print(
         f"[bold]{result.spec.name}[/bold]: {t.isl:,} in / {t.osl:,} out, {load}"
-        + (f"; targets {', '.join(g for g in goals if g)}" if any(goals) else "")
-        + f": {len(meeting):,} of {tried:,} configurations meet them"
+        + (
+            f"; targets {', '.join(g for g in goals if g)}: {len(meeting):,} of {tried:,} configurations meet them"
+            if targeted
+            else f": {tried:,} configurations (no --ttft, --tpot or --e2e targets)"
+        )
     )
     one_engine = len(set(result.request.engines)) == 1
 
@@ -118,9 +127,14 @@ def print_serve(console: Console, result: ServeResult, top: int, detail: bool = 
         )
         tb.caption = "tok/s per GPU and per user; TTFT s; TPOT ms; $ per million output tokens"
         heads = ("configuration", "GPU", "user", "TTFT", "TPOT", "$/M")
+        rows = result.candidates[:top]
+        widest = max((len(f"{c.usd_per_million_output_tokens or 0:.3f}") for c in rows), default=4)
         for h in heads if compact else ("#", *heads):
-            tb.add_column(h, justify="left" if h == "configuration" else "right", no_wrap=True)
-        for i, c in enumerate(result.candidates[:top], 1):
+            # numbers never shrink; in the compact table the configuration wraps at its spaces (never inside an id)
+            wrap = compact and h == "configuration"
+            tb.add_column(h, justify="left" if h == "configuration" else "right", no_wrap=not wrap,
+                          min_width=widest if h == "$/M" else None)  # fmt: skip
+        for i, c in enumerate(rows, 1):
             p = c.point
             usd = c.usd_per_million_output_tokens
             name = c.label.removesuffix(f" {c.engine}") if one_engine else c.label

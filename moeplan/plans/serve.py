@@ -253,6 +253,13 @@ def check_request(req: ServeRequest) -> None:
             raise InputError(f"serve plans the serving engines (vllm, sglang, tensorrt-llm), not {eng.name}")
 
 
+def _is_gguf(label: str, spec: ModelSpec) -> bool:
+    try:
+        return parse_scheme(label, spec.native_quant, spec.weights_dtype).is_gguf
+    except MoeplanError:
+        return False
+
+
 def plan_serve(req: ServeRequest, progress: Callable[[int, int], None] | None = None) -> ServeResult:
     """Every configuration that can serve the model, at the load, best first; and the Pareto front."""
     from moeplan.hardware.gpus import resolve_gpu
@@ -264,6 +271,17 @@ def plan_serve(req: ServeRequest, progress: Callable[[int, int], None] | None = 
     catalogue = [g for g in load_gpus(req.gpu_file) if (g.id in only if only else not g.unified_memory)]
     engines = [engine(e) for e in req.engines]
     context = req.traffic.isl + req.traffic.osl
+    limit = spec.arch.max_context
+    if limit and context > limit:
+        raise InputError(
+            f"{context:,} tokens per request (--isl + --osl) exceed {spec.name}'s trained context of {limit:,}",
+            "the serving engines refuse a --max-model-len beyond it; shorten the request",
+        )
+    if req.quants and all(_is_gguf(q, spec) for q in req.quants):
+        raise InputError(
+            f"serve plans vLLM, SGLang and TensorRT-LLM, which serve checkpoints, not GGUF mixes like {req.quants[0]}",
+            "give a checkpoint format (bf16, fp8, awq-int4, nvfp4), or plan llama.cpp with `moeplan estimate`",
+        )
     out: list[ServeCandidate] = []
     for i, gpu in enumerate(catalogue):
         if progress:
@@ -302,6 +320,12 @@ def plan_serve(req: ServeRequest, progress: Callable[[int, int], None] | None = 
                         out.append(evaluate_config(d, req, model=model))
     if progress:
         progress(len(catalogue), len(catalogue))
+    if not out:
+        raise InputError(
+            f"no configuration of {spec.name} serves {context:,}-token requests within --max-gpus {req.max_gpus} "
+            "on the GPUs, formats and engines asked for",
+            "raise --max-gpus, or allow more --gpu, --quant or --engine choices",
+        )
     inf = float("inf")
     out.sort(key=lambda c: (not c.meets, c.usd_per_million_output_tokens or inf, -c.point.tokens_per_s_per_user))
     return ServeResult(spec, req, tuple(out), pareto(out))
