@@ -69,3 +69,18 @@ def test_gguf_label_spread_is_current() -> None:
 
     run = subprocess.run([sys.executable, str(ROOT / "benchmarks/gguf_spread.py"), "--check"], capture_output=True)
     assert run.returncode == 0, run.stderr.decode()
+
+
+def test_readme_counts_and_model_types_follow_the_code() -> None:
+    """The README's catalogue sizes and its list of supported config.json model types are those of the code."""
+    import re
+
+    from moeplan.hardware.gpus import load_gpus
+    from moeplan.sources.catalog import load_catalog
+    from moeplan.sources.config_adapters import SUPPORTED_MODEL_TYPES
+
+    text = (ROOT / "README.md").read_text()
+    m = re.search(r"the catalogues: (\d+) models, (\d+) accelerators", text)
+    assert m is not None and (int(m[1]), int(m[2])) == (len(load_catalog()), len(load_gpus()))
+    section = text.split("### Supported `config.json` model types", 1)[1].split("###", 1)[0]
+    assert set(re.findall(r"`([a-z0-9_]+)`", section.split("For anything else", 1)[0])) == set(SUPPORTED_MODEL_TYPES)
