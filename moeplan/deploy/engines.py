@@ -426,6 +426,9 @@ def auto_engine(scheme: Scheme, gpu: GpuSpec | None) -> Engine:
 
     So GGUF mixes and Apple or unified-memory machines get llama.cpp, the rest vLLM.
     """
+    mlx = ENGINES.get("mlx")
+    if mlx is not None and (gpu is None or mlx.runs_on(gpu)) and scheme.base.startswith("mlx"):
+        return mlx  # MLX's own formats (mlx-4bit, mlx-8bit) run on MLX
     for name in AUTO_ORDER:
         e = ENGINES[name]
         if (gpu is None or e.runs_on(gpu)) and (e.runs == "gguf" or not scheme.is_gguf):

@@ -234,13 +234,13 @@ def resolve(
             "plan it on vLLM or SGLang with a checkpoint format (--engine vllm); llama.cpp's GGUF mixes and expert "
             "offload need llama.cpp",
         )
-    if gpu is not None:
-        check_engine(eng, scheme, gpu)
     notes: tuple[str, ...] = ()
     if eng.runs == "gguf" and request.quant is None and scheme.gguf is None:
         mix = gguf_equivalent(native)
         scheme = parse_scheme(mix, spec.native_quant, spec.weights_dtype)
         notes = (f"{eng.name} runs GGUF files: {native} weights are planned as the {mix} mix (--quant to choose)",)
+    if gpu is not None:  # after the conversion: llama.cpp converts a checkpoint given without --quant
+        check_engine(eng, scheme, gpu)
     stored = stored_scheme(spec.native_quant, scheme)
     if stored is not scheme:
         scheme = stored
@@ -337,9 +337,10 @@ def check_engine(eng: Engine, scheme: Scheme, gpu: GpuSpec) -> None:
     if eng.name == "llama.cpp":
         foreign = sorted({f for f in (scheme.base, scheme.rest, *scheme.overrides.values()) if f not in GGUF_FLOATS})
         if scheme.gguf is None and foreign:
+            other = "--engine mlx" if gpu.vendor == "apple" else "--engine vllm/sglang"
             raise InputError(
                 f"llama.cpp reads GGUF types, and {foreign[0]} weights are not one",
-                "use a GGUF mix (--quant Q8_0, Q4_K_M, ...) or bf16, or --engine vllm/sglang for the checkpoint",
+                f"use a GGUF mix (--quant Q8_0, Q4_K_M, ...) or bf16, or {other} for these weights",
             )
     if eng.runs == "checkpoint" and scheme.is_gguf:
         raise InputError(f"{eng.name} runs checkpoints, not GGUF mixes like {scheme.name}", "use --engine llama.cpp")
