@@ -46,6 +46,9 @@ def emit(
 ) -> None:
     """One result, three renderings: ``--json`` (inside the versioned envelope of
     :mod:`moeplan.output.json_schema`), ``--format markdown|csv``, or rich tables."""
+    if json_out and fmt != "table":
+        with handled_errors():
+            raise InputError(f"--json and --format {fmt} ask for two outputs", "give one of them")
     if json_out:
         emit_json(command, as_json())
     elif fmt != "table" and as_table is not None:

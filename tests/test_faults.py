@@ -616,6 +616,22 @@ CASES: list[Case] = [
     Case("unknown GPU", ["estimate", *M, "--gpu", "h1000000"], "refused", None, "unknown GPU"),
     Case("--gpu-memory alone prints no speed", ["estimate", *M, "--gpu-memory", "80", "--json"], "works"),
     Case("--price in JSON stays finite", ["estimate", *M, *H100, "--price", "1e5", "--json"], "works"),
+    Case("--json with --format csv", ["estimate", *M, *H100, "--json", "--format", "csv"], "refused", None, "two"),
+    Case(
+        "serve a GGUF mix",
+        ["serve", "qwen3-30b-a3b", "--concurrency", "8", "--quant", "Q4_K_M"],
+        "refused",
+        None,
+        "GGUF",
+    ),
+    Case(
+        "serve beyond the trained context",
+        ["serve", "qwen3-30b-a3b", "--isl", "1M", "--concurrency", "8"],
+        "refused",
+        None,
+        "trained context",
+    ),
+    Case("--mtp on a model without MTP layers", ["estimate", *M, *H100, "--mtp"], "refused", None, "multi-token"),
 ]
 
 

@@ -253,9 +253,22 @@ class EstimateResult(Value):
             "flops": asdict(self.flops) if self.flops else None,
             "performance": self.performance_json(),
             "cost": asdict(self.cost) if self.cost else None,
-            **({"serving": asdict(self.serving)} if self.serving is not None else {}),
+            **(
+                {"serving": {**asdict(self.serving), "usd_per_million_output_tokens": self.serving_usd_per_million}}
+                if self.serving is not None
+                else {}
+            ),
             "assumptions": list(self.assumptions),
         }
+
+    @property
+    def serving_usd_per_million(self) -> float | None:
+        """$ per million output tokens under the traffic: the deployment's hourly price over the output tokens the
+        steady state produces in an hour (``cost`` is that of the request's own batch); None when unstable."""
+        sv, cost = self.serving, self.cost
+        if sv is None or cost is None or cost.usd_per_hour is None or not sv.stable or sv.output_tokens_per_s <= 0:
+            return None
+        return cost.usd_per_hour / (sv.output_tokens_per_s * 3600) * 1e6
 
 
 @dataclass(frozen=True, repr=False, eq=False)
