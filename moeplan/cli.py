@@ -59,6 +59,7 @@ from moeplan.cli_options import (
     emit_json,
     handled_errors,
     number,
+    serving_load,
     stdout_console,
     whole,
 )
@@ -116,8 +117,8 @@ def estimate(
     ubatch: UbatchOpt = None,
     eplb: EplbOpt = False,
     mtp_accept: MtpAcceptOpt = None,
-    isl: IslOpt = "1k",
-    osl: OslOpt = "1k",
+    isl: IslOpt = None,
+    osl: OslOpt = None,
     concurrency: ConcurrencyOpt = None,
     rate: RateOpt = None,
     no_flash_attention: NoFaOpt = False,
@@ -153,7 +154,7 @@ def estimate(
 
       moeplan estimate ./Qwen3-30B-A3B/config.json --gpu h100 --quant experts=fp8
     """
-    from moeplan.deploy.deployment import EstimateRequest, Traffic
+    from moeplan.deploy.deployment import EstimateRequest
     from moeplan.plans.estimate import estimate as run_estimate
     from moeplan.units import parse_tokens
 
@@ -196,9 +197,7 @@ def estimate(
             ubatch=ubatch,
             eplb=eplb,
             mtp_accept=mtp_accept,
-            traffic=Traffic(parse_tokens(isl, "--isl"), parse_tokens(osl, "--osl"), concurrency, rate)
-            if concurrency is not None or rate is not None
-            else None,
+            traffic=serving_load(isl, osl, concurrency, rate),
             flash_attention=not no_flash_attention,
             mtp=mtp,
             prompt=parse_tokens(prompt, "--prompt") if prompt is not None else None,
@@ -307,8 +306,8 @@ def recommend(
     ] = None,
     kv_dtype: KvOpt = "auto",
     state_dtype: StateOpt = "auto",
-    isl: IslOpt = "1k",
-    osl: OslOpt = "1k",
+    isl: IslOpt = None,
+    osl: OslOpt = None,
     concurrency: ConcurrencyOpt = None,
     rate: RateOpt = None,
     gpu_file: GpuFileOpt = None,
@@ -326,7 +325,6 @@ def recommend(
 
       moeplan recommend gpt-oss-120b --min-tokens-per-s 100 --sort speed
     """
-    from moeplan.deploy.deployment import Traffic
     from moeplan.plans.recommend import recommend as run_recommend
     from moeplan.units import parse_tokens
 
@@ -347,9 +345,7 @@ def recommend(
             kv_dtype,
             gpus=tuple(only_gpu or ()),
             state_dtype=state_dtype,
-            traffic=Traffic(parse_tokens(isl, "--isl"), parse_tokens(osl, "--osl"), concurrency, rate)
-            if concurrency is not None or rate is not None
-            else None,
+            traffic=serving_load(isl, osl, concurrency, rate),
             min_bits=min_bits,
         )
     from moeplan.output.plain import recommend_table

@@ -13,6 +13,8 @@ from moeplan.errors import InputError, MoeplanError
 if TYPE_CHECKING:
     from rich.console import Console
 
+    from moeplan.deploy.deployment import Traffic
+
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output on stdout, and nothing else.")]
 DetailOpt = Annotated[
@@ -204,8 +206,25 @@ MtpAcceptOpt = Annotated[
 EplbOpt = Annotated[
     bool, typer.Option("--eplb", help="With --ep: redundant experts balance the ranks (12.5% more expert memory).")
 ]
-IslOpt = Annotated[str, typer.Option("--isl", help="Serving: prompt tokens per request (with --concurrency/--rate).")]
-OslOpt = Annotated[str, typer.Option("--osl", help="Serving: output tokens per request.")]
+IslOpt = Annotated[
+    str | None, typer.Option("--isl", help="Serving: prompt tokens per request (with --concurrency/--rate; 1k).")
+]
+OslOpt = Annotated[str | None, typer.Option("--osl", help="Serving: output tokens per request (1k).")]
+
+
+def serving_load(isl: str | None, osl: str | None, concurrency: int | None, rate: float | None) -> "Traffic | None":
+    """The serving load of ``--isl --osl --concurrency|--rate`` (lengths 1k by default), or None without one;
+    lengths given without a load are refused rather than ignored."""
+    from moeplan.deploy.deployment import Traffic
+    from moeplan.units import parse_tokens
+
+    if concurrency is None and rate is None:
+        if isl is not None or osl is not None:
+            raise InputError("--isl and --osl describe a serving load", "add --concurrency C or --rate R")
+        return None
+    return Traffic(parse_tokens(isl or "1k", "--isl"), parse_tokens(osl or "1k", "--osl"), concurrency, rate)
+
+
 ConcurrencyOpt = Annotated[
     int | None,
     typer.Option(

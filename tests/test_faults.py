@@ -133,6 +133,13 @@ def _setups() -> dict[str, Callable[[Path], dict[str, str]]]:
         _fifo(d / "m" / "hf_quant_config.json")
         return {}
 
+    def missing_shard(d: Path) -> dict[str, str]:
+        _config_folder(d / "m")
+        header = json.dumps({"w": {"dtype": "BF16", "shape": [2, 2], "data_offsets": [0, 8]}}).encode()
+        data = len(header).to_bytes(8, "little") + header + bytes(8)
+        (d / "m" / "model-00001-of-00003.safetensors").write_bytes(data)
+        return {}
+
     def fifo_yaml(d: Path) -> dict[str, str]:
         _fifo(d / "spec.yaml")
         return {}
@@ -616,6 +623,8 @@ CASES: list[Case] = [
     Case("unknown GPU", ["estimate", *M, "--gpu", "h1000000"], "refused", None, "unknown GPU"),
     Case("--gpu-memory alone prints no speed", ["estimate", *M, "--gpu-memory", "80", "--json"], "works"),
     Case("--price in JSON stays finite", ["estimate", *M, *H100, "--price", "1e5", "--json"], "works"),
+    Case("a folder missing shards", ["estimate", "{d}/m", *H100], "refused", S["missing_shard"], "1 of the 3 shards"),
+    Case("--isl without a load", ["estimate", *M, *H100, "--isl", "4k"], "refused", None, "--concurrency"),
     Case("--json with --format csv", ["estimate", *M, *H100, "--json", "--format", "csv"], "refused", None, "two"),
     Case(
         "serve a GGUF mix",

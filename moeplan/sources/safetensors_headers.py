@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import struct
 from dataclasses import dataclass
 from pathlib import Path
@@ -114,6 +115,29 @@ def read_file(path: Path) -> list[TensorInfo]:
     return [TensorInfo(t.name, t.dtype, t.shape, t.nbytes, path.name) for t in tensors]
 
 
+_SHARD = re.compile(r"^(?P<stem>.+)-(?P<i>\d+)-of-(?P<n>\d+)\.safetensors$")
+
+
+def check_shards(folder: Path, names: list[str]) -> None:
+    """Refuse a folder whose shard names (``model-00001-of-00004.safetensors``) announce more shards than it holds:
+    a partial download would be sized as the whole model from the shards present."""
+    groups: dict[tuple[str, str], set[int]] = {}
+    for name in names:
+        m = _SHARD.match(name)
+        if m:
+            groups.setdefault((m["stem"], m["n"]), set()).add(int(m["i"]))
+    for (stem, total), have in groups.items():
+        n = int(total)
+        missing = [i for i in range(1, n + 1) if i not in have]
+        if missing:
+            first = f"{stem}-{missing[0]:0{len(total)}d}-of-{total}.safetensors"
+            more = f" and {len(missing) - 1} more" if len(missing) > 1 else ""
+            raise SpecError(
+                f"{folder}: holds {len(have)} of the {n} shards its file names announce ({first}{more} missing)",
+                "finish the download, or give the config.json alone for the model's shapes",
+            )
+
+
 def read_folder(folder: Path) -> list[TensorInfo]:
     """Every tensor of a model folder: through ``model.safetensors.index.json`` if present, else ``*.safetensors``."""
     index = folder / "model.safetensors.index.json"
@@ -130,6 +154,7 @@ def read_folder(folder: Path) -> list[TensorInfo]:
             raise SpecError(f"{index}: lists {missing[0]}, which is not in the folder ({len(missing)} missing)")
     else:
         paths = sorted(folder.glob("*.safetensors"))
+        check_shards(folder, [p.name for p in paths])
     if len(paths) > MAX_FILES:
         raise SpecError(f"{folder}: {len(paths)} safetensors files is more than {MAX_FILES}")
     for p in paths:
