@@ -110,3 +110,22 @@ def test_common_macs_are_in_the_catalogue() -> None:
         gpu = resolve_gpu(alias)
         assert gpu.kind == "apple" and gpu.bandwidth_gb_s == bandwidth and gpu.usable_memory_gib == usable
         assert f"{gpu.memory_gib:g} GB" in gpu.name  # the memory size the entry assumes is in its name
+
+
+def test_a_gpu_file_overrides_nested_fields_and_adds_cards(tmp_path: Path) -> None:
+    """The example of docs/interface.md: a price override keeps the catalogue's other price fields, and a new card
+    given with the required fields is usable."""
+    from moeplan.hardware.gpus import load_gpus, resolve_gpu
+
+    text = (Path(__file__).resolve().parent.parent / "docs" / "interface.md").read_text()
+    example = text.split("## Your own GPUs and prices", 1)[1].split("```yaml\n", 1)[1].split("```", 1)[0]
+    path = tmp_path / "gpus.yaml"
+    path.write_text(example)
+    load_gpus.cache_clear()
+    try:
+        h100 = resolve_gpu("h100", str(path))
+        assert h100.cloud_usd_per_hour is not None and h100.cloud_usd_per_hour.typical == 1.5
+        assert h100.cloud_usd_per_hour.low is not None
+        assert resolve_gpu("my-card", str(path)).bandwidth_gb_s == 960
+    finally:
+        load_gpus.cache_clear()

@@ -190,8 +190,16 @@ def _merged_gpus(builtin: Path, user: Path) -> tuple[GpuSpec, ...]:
         raise InputError(f"GPU file {user} does not exist")
     for raw in _entries(user):
         gid = str(raw.get("id", "")).lower()
-        if gid in merged:  # an override of some fields of a built-in entry
-            merged[gid] = {**merged[gid], **raw, "id": gid}
+        if gid in merged:  # an override of some fields of a built-in entry (of a nested price or peak table too)
+            old = merged[gid]
+            merged[gid] = {
+                **old,
+                **{
+                    k: {**old[k], **v} if isinstance(v, dict) and isinstance(old.get(k), dict) else v
+                    for k, v in raw.items()
+                },
+                "id": gid,
+            }
         else:
             merged[gid] = dict(raw)
         sources[gid] = user

@@ -12,6 +12,7 @@ from rich.table import Table
 
 if TYPE_CHECKING:
     from moeplan.calibration.run import CalibrationRun
+    from moeplan.deploy.offload import Placement
     from moeplan.deploy.results import Candidate, Comparison, EstimateResult, OffloadResult
     from moeplan.hardware.gpus import GpuSpec
     from moeplan.hardware.hosts import CpuSpec
@@ -447,8 +448,11 @@ def print_offload(console: Console, result: OffloadResult, detail: bool = False)
         )
     else:
         word = "[bold red]DOES NOT FIT[/bold red]"
+        short = _short_by(p)
         headline(
             console,
+            f"{word} [bold]{spec.id}[/bold] {result.quant} on {box_}: {short}",
+            f"{word} [bold]{spec.id}[/bold] on {box_}: {short}",
             f"{word} [bold]{spec.id}[/bold] {result.quant} on {box_}",
             f"{word} [bold]{spec.id}[/bold] on {box_}",
         )
@@ -540,3 +544,13 @@ def print_cpus(console: Console, cpus: list[CpuSpec], detail: bool = False) -> N
         console.print(_names_table(console, [(c.id, c.name, list(c.aliases)) for c in cpus], with_name=True))
     elif not detail:
         console.print("[dim]names and aliases: --detail[/dim]")
+
+
+def _short_by(p: Placement) -> str:
+    """What a placement that does not fit lacks, shortest first: ``RAM short 53.3 GiB``, ``VRAM short 2.1 GiB``."""
+    parts = []
+    if p.ram_bytes > p.ram_capacity_bytes:
+        parts.append(f"RAM short {fmt_gib(p.ram_bytes - p.ram_capacity_bytes)}")
+    if p.vram_bytes_per_gpu > p.vram_capacity_bytes:
+        parts.append(f"VRAM short {fmt_gib(p.vram_bytes_per_gpu - p.vram_capacity_bytes)}")
+    return ", ".join(parts) or "does not fit"
