@@ -124,8 +124,8 @@ def test_a_gpu_file_overrides_nested_fields_and_adds_cards(tmp_path: Path) -> No
     load_gpus.cache_clear()
     try:
         h100 = resolve_gpu("h100", str(path))
-        assert h100.cloud_usd_per_hour is not None and h100.cloud_usd_per_hour.typical == 1.5
-        assert h100.cloud_usd_per_hour.low is not None
+        assert h100.cloud_usd_per_hour is not None and h100.cloud_usd_per_hour.expected == 1.5
+        assert h100.cloud_usd_per_hour.source == "--gpu-file" and h100.usable_memory_gib == 79.22
         assert resolve_gpu("my-card", str(path)).bandwidth_gb_s == 960
     finally:
         load_gpus.cache_clear()

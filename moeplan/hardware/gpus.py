@@ -182,6 +182,22 @@ def load_gpus(extra_file: str | None = None) -> tuple[GpuSpec, ...]:
     return gpus
 
 
+def _override(old: dict[str, Any], raw: Mapping[str, Any]) -> dict[str, Any]:
+    """A user entry's fields over a catalogue entry: ``tflops`` dtype by dtype; a price table whole (its figures go
+    together), dated and sourced as the user's when they do not say (``{typical: 1.5}`` alone is a price of 1.5)."""
+    out = dict(raw)
+    if isinstance(raw.get("tflops"), dict) and isinstance(old.get("tflops"), dict):
+        out["tflops"] = {**old["tflops"], **raw["tflops"]}
+    cloud = raw.get("cloud_usd_per_hour")
+    if isinstance(cloud, dict):
+        figure = cloud.get("typical", cloud.get("low", cloud.get("high")))
+        out["cloud_usd_per_hour"] = {"low": figure, "high": figure, "as_of": "user", "source": "--gpu-file", **cloud}
+    buy = raw.get("purchase_usd")
+    if isinstance(buy, dict):
+        out["purchase_usd"] = {"as_of": "user", "source": "--gpu-file", **buy}
+    return out
+
+
 def _merged_gpus(builtin: Path, user: Path) -> tuple[GpuSpec, ...]:
     """The packaged entries with the user's file applied: new ids added, fields of known ids overridden."""
     merged: dict[str, dict[str, Any]] = {str(g["id"]): dict(g) for g in _entries(builtin, builtin=True)}
@@ -190,16 +206,8 @@ def _merged_gpus(builtin: Path, user: Path) -> tuple[GpuSpec, ...]:
         raise InputError(f"GPU file {user} does not exist")
     for raw in _entries(user):
         gid = str(raw.get("id", "")).lower()
-        if gid in merged:  # an override of some fields of a built-in entry (of a nested price or peak table too)
-            old = merged[gid]
-            merged[gid] = {
-                **old,
-                **{
-                    k: {**old[k], **v} if isinstance(v, dict) and isinstance(old.get(k), dict) else v
-                    for k, v in raw.items()
-                },
-                "id": gid,
-            }
+        if gid in merged:  # an override of some fields of a built-in entry
+            merged[gid] = {**merged[gid], **_override(merged[gid], raw), "id": gid}
         else:
             merged[gid] = dict(raw)
         sources[gid] = user
