@@ -309,7 +309,11 @@ def _buy_basis(shown: list[Candidate]) -> str:
     parts = ([f"street prices of {'; '.join(street)}"] if street else []) + (
         [f"list estimates ({', '.join(listed)})"] if listed else []
     )
-    boxes = "; GPU + RAM boxes add RAM and CPU" if any(c.ram_gib for c in shown) else ""
+    boxes = (
+        "; GPU + RAM boxes add RAM and CPU, other rows count the GPUs alone (no host)"
+        if any(c.ram_gib for c in shown)
+        else "; the GPUs alone (no host server)"
+    )
     return "buy: " + ("; ".join(parts) if parts else "no purchase price") + boxes
 
 
