@@ -198,7 +198,9 @@ def _print_speed_summary(console: Console, result: EstimateResult) -> None:
     if result.request.batch > 1:
         lo, hi = perf.throughput_tokens_per_s_range
         table.add_row(
-            f"decode, tok/s all {result.request.batch} sequences",
+            f"decode, tok/s all {result.request.batch} sequences"
+            if result.request.batch > 1
+            else "decode, tok/s (one sequence)",
             fmt_rate(perf.throughput_tokens_per_s),
             f"{fmt_rate(lo)}-{fmt_rate(hi)}",
         )
@@ -262,7 +264,9 @@ def _print_speed(console: Console, result: EstimateResult) -> None:
     table.add_row("decode, tokens/s per sequence", fmt_rate(perf.decode_tokens_per_s), f"{fmt_rate(lo)}-{fmt_rate(hi)}")
     lo, hi = perf.throughput_tokens_per_s_range
     table.add_row(
-        f"decode, tokens/s all {result.request.batch} sequences",
+        f"decode, tokens/s all {result.request.batch} sequences"
+        if result.request.batch > 1
+        else "decode, tokens/s (one sequence)",
         fmt_rate(perf.throughput_tokens_per_s),
         f"{fmt_rate(lo)}-{fmt_rate(hi)}",
     )

@@ -146,7 +146,7 @@ def launch(d: Deployment, n: int) -> str:
         }.get(name, f' --speculative-config \'{{"method": "mtp", "num_speculative_tokens": {k}}}\'')
     cmd = d.engine.command(model, d.context, opts)
     if d.request.quant and d.scheme.name != (d.spec.native_quant or d.spec.weights_dtype):
-        cmd += f"  # with a {d.scheme.name} checkpoint of {model}"
+        cmd += f"  # with {_article(d.scheme.name)} {d.scheme.name} checkpoint of {model}"
     return cmd
 
 
@@ -251,6 +251,12 @@ def check_request(req: ServeRequest) -> None:
         eng = engine(name)
         if eng.runs == "gguf":
             raise InputError(f"serve plans the serving engines (vllm, sglang, tensorrt-llm), not {eng.name}")
+
+
+def _article(word: str) -> str:
+    """``a`` or ``an`` before a format name read letter by letter: an nvfp4, an fp8, an mxfp4, an awq-int4, a bf16
+    (a letter whose name starts with a vowel sound: a, e, f, h, i, l, m, n, o, r, s, x)."""
+    return "an" if word[:1].lower() in "aefhilmnorsx" else "a"
 
 
 def _is_gguf(label: str, spec: ModelSpec) -> bool:
