@@ -233,9 +233,7 @@ class SpeedModel:
                 m = tokens * moe.expected_picks / max(used, 1e-9)
                 eta = eff.gemm(m, 2 * moe.expert_intermediate_size / self.tp * self.ep, h)
             elif kind == "attention_scores" and decode and self.d.engine.llama_cpp_kernels and tokens <= VEC_BATCH:
-                # llama.cpp's decode attention of a few sequences runs on the vector units ("vec" kernels)
-                total += f / (self.vector * DECODE_ATTENTION_VECTOR * scale)
-                continue
+                continue  # llama.cpp's "vec" attention kernels run apart from the weights' reads: _serial_s
             elif kind == "attention_scores":
                 eta = eff.compute_max * 0.6  # flash attention kernels
             elif kind == "lm_head":
@@ -244,6 +242,15 @@ class SpeedModel:
                 eta = eff.gemm(tokens, max(h / self.tp, 256), h)
             total += f / (self.peak * min(0.95, eta * scale))
         return total
+
+    def _serial_s(self, flops_by_kind: dict[str, float], tokens: float, scale: float, decode: bool) -> float:
+        """Seconds of work that overlaps nothing else in the step: llama.cpp's decode attention of a few sequences
+        on the vector units ("vec" kernels), which run after the layer's weight GEMVs, so their time adds to the
+        step rather than hiding under its memory time (as :data:`DECODE_ATTENTION_VECTOR` was measured)."""
+        f = flops_by_kind.get("attention_scores", 0.0)
+        if f <= 0 or not decode or not self.d.engine.llama_cpp_kernels or tokens > VEC_BATCH:
+            return 0.0
+        return f / (self.vector * DECODE_ATTENTION_VECTOR * scale)
 
     def ep_imbalance(self, tokens: float, skew: float) -> float:
         """Expert load on the busiest expert-parallel rank over the mean (1 without EP).
@@ -313,9 +320,11 @@ class SpeedModel:
             else:
                 kernels = self.stage_kernels[s] * eff.kernel_s
                 fixed += (kernels + self.stage_moe_layers[s] * eff.moe_layer_s) * fixed_scale
-        comp = self._compute_s(per_gpu_flops, tokens, eff, compute_scale, skew, kv_context is not None) * self.pp
+        decode = kv_context is not None
+        comp = self._compute_s(per_gpu_flops, tokens, eff, compute_scale, skew, decode) * self.pp
+        serial = self._serial_s(per_gpu_flops, tokens, compute_scale, decode) * self.pp
         comm = self._comm_s(tokens, fixed_scale)
-        return Step(max(mem, comp) + fixed + comm, mem, comp, fixed, comm, bytes_read)
+        return Step(max(mem, comp) + serial + fixed + comm, mem, comp + serial, fixed, comm, bytes_read)
 
     # -- public ---------------------------------------------------------------------------------------
 
