@@ -101,3 +101,18 @@ def test_the_harness_scores_a_prefill_record_against_the_estimates_prefill_band(
     assert c.predicted == est.performance.prefill_tokens_per_s
     assert (c.low, c.high) == est.performance.prefill_tokens_per_s_range
     assert not c.ok and accuracy.check({**record, "value": c.predicted}).ok
+
+
+def test_offload_with_no_experts_in_ram_is_the_estimate() -> None:
+    """A box whose GPU holds every expert (--n-cpu-moe 0) decodes as `estimate` says the same llama.cpp
+    deployment does: one speed model for the GPU's share, whatever the command."""
+    from moeplan import EstimateRequest, estimate
+    from moeplan.plans.offload import OffloadRequest, plan_offload
+
+    box = plan_offload(OffloadRequest(model="qwen3-235b-a22b", gpu="h200", ram_gib=128, cpu="ddr5-5600x2"))
+    assert box.fits and box.chosen.cpu_layers == 0
+    alone = estimate(
+        EstimateRequest(model="qwen3-235b-a22b", gpu="h200", num_gpus=1, quant="Q4_K_M", engine="llama.cpp")
+    )
+    assert alone.performance is not None
+    assert box.offload_performance.decode_tokens_per_s == pytest.approx(alone.performance.decode_tokens_per_s, rel=0.01)
