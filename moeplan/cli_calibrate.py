@@ -99,7 +99,7 @@ def calibrate(
         )  # fmt: skip
         from rich.progress import Progress
 
-        with Progress(console=err, transient=True, disable=json_out or not err.is_terminal) as bar:
+        with Progress(console=err, transient=True, disable=not err.is_terminal) as bar:
             task = bar.add_task("calibrating", total=3 + len(counts) + extras.ticks())
             run = run_calibration(shape, counts, device, dtype, quick, gpu, lambda msg: bar.advance(task))
             run = run_extras(run, extras, quick, lambda msg: bar.advance(task))

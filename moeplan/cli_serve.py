@@ -105,7 +105,7 @@ def serve(
         from rich.progress import Progress
 
         err = Console(stderr=True)
-        with Progress(console=err, transient=True, disable=json_out or not err.is_terminal) as bar:
+        with Progress(console=err, transient=True, disable=not err.is_terminal) as bar:
             task = bar.add_task("serving configurations", total=1)
 
             def tick(done: int, total: int) -> None:
