@@ -33,12 +33,12 @@ COUNTS = (1, 2, 4, 8, 16, 32)
 
 
 def candidate_formats(spec: ModelSpec, quant: str, min_bits: float | None = None) -> list[str]:
-    """The formats to try: ``any`` = the checkpoint's own, fp8, AWQ 4-bit and two GGUF mixes; with ``--min-bits``
+    """The formats to try: ``any`` = the checkpoint's own, fp8, AWQ 4-bit, NVFP4 and two GGUF mixes; with ``--min-bits``
     above 8, the 16-bit weights too (for a checkpoint published in fp8 or MXFP4, its only format that many bits)."""
     if quant != "any":
         return [quant]
     native = spec.native_quant or spec.weights_dtype
-    out = [native, "awq-int4", "Q8_0", "Q4_K_M"]
+    out = [native, "awq-int4", "nvfp4", "Q8_0", "Q4_K_M"]  # nvfp4: Blackwell's fp4 (engines refuse it elsewhere)
     if not native.startswith("fp8"):
         out.insert(1, "fp8")
     if min_bits is not None and min_bits > 8:
