@@ -217,6 +217,10 @@ def estimate(
         if explain:
             print_explain(console, result)
 
+    if fmt != "table" and not json_out:  # a report or spreadsheet carries no notes: the warnings go to stderr
+        for note in result.assumptions:
+            if note.startswith("warning:"):
+                typer.echo(note, err=True)
     emit(json_out, fmt, result.to_json, lambda: estimate_table(result), rich, "estimate")
 
 
@@ -348,6 +352,10 @@ def recommend(
             traffic=serving_load(isl, osl, concurrency, rate),
             min_bits=min_bits,
         )
+    limit = spec.arch.max_context
+    if limit and parse_tokens(context) > limit:
+        typer.echo(f"warning: {parse_tokens(context):,} tokens exceed {spec.name}'s trained context of {limit:,} "
+                   "(max_position_embeddings); figures assume it runs anyway (RoPE scaling)", err=True)  # fmt: skip
     from moeplan.output.plain import recommend_table
 
     def rich(console: "Console") -> None:
