@@ -25,5 +25,5 @@ def parse_tokens(text: str, what: str = "--context") -> int:
     if value < 1 or value != int(value):
         raise InputError(f"{what} '{text}' must be a positive whole number of tokens")
     if value > MAX_TOKENS:
-        raise InputError(f"{what} {int(value):,} tokens is beyond any model", f"at most {MAX_TOKENS:,} tokens")
+        raise InputError(f"{what} '{text}' is beyond any model", f"at most {MAX_TOKENS:,} tokens")
     return int(value)
