@@ -16,6 +16,7 @@ from moeplan.deploy.deployment import CONTEXT_SEARCH_LIMIT, Deployment
 from moeplan.deploy.kv_cache import kv_bytes_per_token, state_bytes_per_sequence
 from moeplan.deploy.memory import MemoryModel
 from moeplan.deploy.results import (
+    NO_SPEED_NOTE,
     BatchRow,
     EstimateResult,
     FitResult,
@@ -326,7 +327,7 @@ def evaluate(d: Deployment) -> EstimateResult:
     speed_notes: tuple[str, ...] = ()
     timed = d.gpu is not None and d.gpu.speed_known
     if d.gpu is not None and not d.gpu.speed_known:
-        speed_notes = ("speed and cost not computed: a custom GPU needs --gpu-bandwidth (GB/s) and --gpu-tflops too",)
+        speed_notes = (f"{NO_SPEED_NOTE}: a custom GPU needs --gpu-bandwidth (GB/s) and --gpu-tflops too",)
     if timed:
         performance, speed_notes = performance_result(d, mm)
         cost = cost_result(d, performance.throughput_tokens_per_s, performance.prefill_tokens_per_s)

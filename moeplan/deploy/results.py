@@ -121,6 +121,10 @@ class BatchRow(Value):
     fits: bool
 
 
+NO_SPEED_NOTE = "speed and cost not computed"
+"""How the assumption starts that says why an estimate on a GPU carries no speed (a custom GPU lacking figures)."""
+
+
 @dataclass(frozen=True, repr=False, eq=False)
 class PerformanceResult(Value):
     """Speed of the deployment: the expected figure and a (low, high) band."""

@@ -11,7 +11,7 @@ from rich.table import Table
 from rich.text import Text
 
 from moeplan.deploy.deployment import CONTEXT_SEARCH_LIMIT
-from moeplan.deploy.results import EstimateResult
+from moeplan.deploy.results import NO_SPEED_NOTE, EstimateResult, PerformanceResult
 from moeplan.output.formatting import KIND_LABELS, fmt_count, fmt_gib, fmt_rate, fmt_usd, hbar, stacked_bar
 from moeplan.output.terminal import NARROW, first_fitting, glyphs, headline, table_box
 
@@ -184,34 +184,44 @@ def _print_memory_summary(console: Console, result: EstimateResult) -> None:
     console.print(table)
 
 
+def _no_speed(result: EstimateResult) -> str:
+    """Why an estimate has no speed: no GPU, or a custom GPU whose bandwidth or compute was not given."""
+    if any(a.startswith(NO_SPEED_NOTE) for a in result.assumptions):
+        return "speed and cost need the custom GPU's --gpu-bandwidth and --gpu-tflops too"
+    return "speed and cost need a GPU: add --gpu (or --gpu-memory, --gpu-bandwidth, --gpu-tflops)"
+
+
+def _speed_rows(perf: PerformanceResult, batch: int, short: bool) -> list[tuple[str, str, str]]:
+    """(figure, expected, band) rows of the speed table: decode per sequence, in total (only above batch 1 in the
+    short table), prefill and time to first token."""
+    unit = "tok/s" if short else "tokens/s"
+
+    def band(value: float, rng: tuple[float, float]) -> tuple[str, str]:
+        return fmt_rate(value), f"{fmt_rate(rng[0])}-{fmt_rate(rng[1])}"
+
+    rows = [(f"decode, {unit} per sequence", *band(perf.decode_tokens_per_s, perf.decode_tokens_per_s_range))]
+    if batch > 1 or not short:
+        label = f"decode, {unit} all {batch} sequences" if batch > 1 else f"decode, {unit} (one sequence)"
+        rows.append((label, *band(perf.throughput_tokens_per_s, perf.throughput_tokens_per_s_range)))
+    rows.append((f"prefill, {unit}", *band(perf.prefill_tokens_per_s, perf.prefill_tokens_per_s_range)))
+    lo, hi = perf.time_to_first_token_s_range
+    first = "first token" if short else "time to first token"
+    rows.append((f"{first} ({perf.prompt_tokens:,}-token prompt)", f"{perf.time_to_first_token_s:,.2f} s",
+                 f"{lo:,.2f}-{hi:,.2f} s"))  # fmt: skip
+    return rows
+
+
 def _print_speed_summary(console: Console, result: EstimateResult) -> None:
     perf, cost = result.performance, result.cost
     if perf is None:
-        console.print("[dim]speed and cost need a GPU: add --gpu (or --gpu-memory/--gpu-bandwidth)[/dim]")
+        console.print(f"[dim]{_no_speed(result)}[/dim]")
         return
     table = Table(box=table_box(console, light=True), show_edge=False, pad_edge=False)
     table.add_column("speed")
     table.add_column("expected", justify="right", no_wrap=True)
     table.add_column("band", justify="right", no_wrap=True)
-    lo, hi = perf.decode_tokens_per_s_range
-    table.add_row("decode, tok/s per sequence", fmt_rate(perf.decode_tokens_per_s), f"{fmt_rate(lo)}-{fmt_rate(hi)}")
-    if result.request.batch > 1:
-        lo, hi = perf.throughput_tokens_per_s_range
-        table.add_row(
-            f"decode, tok/s all {result.request.batch} sequences"
-            if result.request.batch > 1
-            else "decode, tok/s (one sequence)",
-            fmt_rate(perf.throughput_tokens_per_s),
-            f"{fmt_rate(lo)}-{fmt_rate(hi)}",
-        )
-    lo, hi = perf.prefill_tokens_per_s_range
-    table.add_row("prefill, tok/s", fmt_rate(perf.prefill_tokens_per_s), f"{fmt_rate(lo)}-{fmt_rate(hi)}")
-    lo, hi = perf.time_to_first_token_s_range
-    table.add_row(
-        f"first token ({perf.prompt_tokens:,}-token prompt)",
-        f"{perf.time_to_first_token_s:,.2f} s",
-        f"{lo:,.2f}-{hi:,.2f} s",
-    )
+    for figure in _speed_rows(perf, result.request.batch, short=True):
+        table.add_row(*figure)
     console.print(table)
     if cost is not None:
         console.print(
@@ -249,35 +259,14 @@ def _print_speed(console: Console, result: EstimateResult) -> None:
             f"prefill {flops.prefill_per_token / 1e9:,.1f} G"
         )
     if perf is None:
-        if any(a.startswith("speed and cost not computed") for a in result.assumptions):
-            console.print("[dim]speed and cost need the custom GPU's --gpu-bandwidth and --gpu-tflops too[/dim]")
-        else:
-            console.print(
-                "[dim]speed and cost need a GPU: add --gpu (or --gpu-memory, --gpu-bandwidth, --gpu-tflops)[/dim]"
-            )
+        console.print(f"[dim]{_no_speed(result)}[/dim]")
         return
     table = Table(title="Speed (expected, with the low-high band)", title_justify="left", box=table_box(console))
     table.add_column("figure")
     table.add_column("expected", justify="right")
     table.add_column("band", justify="right")
-    lo, hi = perf.decode_tokens_per_s_range
-    table.add_row("decode, tokens/s per sequence", fmt_rate(perf.decode_tokens_per_s), f"{fmt_rate(lo)}-{fmt_rate(hi)}")
-    lo, hi = perf.throughput_tokens_per_s_range
-    table.add_row(
-        f"decode, tokens/s all {result.request.batch} sequences"
-        if result.request.batch > 1
-        else "decode, tokens/s (one sequence)",
-        fmt_rate(perf.throughput_tokens_per_s),
-        f"{fmt_rate(lo)}-{fmt_rate(hi)}",
-    )
-    lo, hi = perf.prefill_tokens_per_s_range
-    table.add_row("prefill, tokens/s", fmt_rate(perf.prefill_tokens_per_s), f"{fmt_rate(lo)}-{fmt_rate(hi)}")
-    lo, hi = perf.time_to_first_token_s_range
-    table.add_row(
-        f"time to first token ({perf.prompt_tokens:,}-token prompt)",
-        f"{perf.time_to_first_token_s:,.2f} s",
-        f"{lo:,.2f}-{hi:,.2f} s",
-    )
+    for figure in _speed_rows(perf, result.request.batch, short=False):
+        table.add_row(*figure)
     if cost is not None:
         table.add_section()
         table.add_row("cost per hour", fmt_usd(cost.usd_per_hour), "")
