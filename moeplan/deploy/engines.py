@@ -25,7 +25,7 @@ Speed factors (:class:`Efficiency`) from published measurements, each named in i
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
 from moeplan.errors import InputError
@@ -199,35 +199,38 @@ class Engine(Value):
         return scheme.is_gguf or all(gpu.has_kernels(need) for need in kernel_needs(scheme))
 
 
-ENGINES: dict[str, Engine] = {
-    "vllm": Engine(
-        "vllm",
-        reserve_fraction=1 - 0.92,
-        context_bytes=0.5 * GIB,
-        sharded_extra_bytes=1.5 * GIB,
-        graph_bytes_dense=0.5 * GIB,
-        graph_bytes_moe=1.5 * GIB,
-        batched_tokens=8192,
-        activations="planned",
-        speed=Efficiency(
-            (0.60, 0.78, 0.90),
-            0.75,
-            2 * US,
-            55 * US,
-            "Qwen speed benchmark (Qwen3-30B-A3B, SGLang, H20: 137 tok/s bf16, 156 fp8); Baseten (Mixtral int8, "
-            "TensorRT-LLM, A100: 81 tok/s); VeOmni PR #460 (fused MoE 22-25% of H100 peak)",
-        ),
-        kv_default="bf16",
-        window_cache="paged",
-        sparse_cache="fp8_indexer",
-        prefill_dispatch_s=PYTHON_DISPATCH_S,
-        launch="vllm serve {model}{options} --max-model-len {context}",
-        # Hybrid KV cache manager (vllm/v1/kv_cache_interface.py SlidingWindowSpec): default for sliding windows
-        # since v0.10, for chunked local attention since PR #29627; --disable-hybrid-kv-cache-manager caches every
-        # layer in full.
-        source="vLLM cache.py gpu_memory_utilization=0.92 (v0.21+); PRs #10511, #39559; windows cached by window "
-        "(hybrid KV cache manager)",
+_VLLM = Engine(
+    "vllm",
+    reserve_fraction=1 - 0.92,
+    context_bytes=0.5 * GIB,
+    sharded_extra_bytes=1.5 * GIB,
+    graph_bytes_dense=0.5 * GIB,
+    graph_bytes_moe=1.5 * GIB,
+    batched_tokens=8192,
+    activations="planned",
+    speed=Efficiency(
+        (0.60, 0.78, 0.90),
+        0.75,
+        2 * US,
+        55 * US,
+        "Qwen speed benchmark (Qwen3-30B-A3B, SGLang, H20: 137 tok/s bf16, 156 fp8); Baseten (Mixtral int8, "
+        "TensorRT-LLM, A100: 81 tok/s); VeOmni PR #460 (fused MoE 22-25% of H100 peak)",
     ),
+    kv_default="bf16",
+    window_cache="paged",
+    sparse_cache="fp8_indexer",
+    prefill_dispatch_s=PYTHON_DISPATCH_S,
+    launch="vllm serve {model}{options} --max-model-len {context}",
+    # Hybrid KV cache manager (vllm/v1/kv_cache_interface.py SlidingWindowSpec): default for sliding windows
+    # since v0.10, for chunked local attention since PR #29627; --disable-hybrid-kv-cache-manager caches every
+    # layer in full.
+    source="vLLM cache.py gpu_memory_utilization=0.92 (v0.21+); PRs #10511, #39559; windows cached by window "
+    "(hybrid KV cache manager)",
+)
+
+
+ENGINES: dict[str, Engine] = {
+    "vllm": _VLLM,
     "sglang": Engine(
         "sglang",
         reserve_fraction=1 - 0.88,
@@ -326,26 +329,18 @@ ENGINES: dict[str, Engine] = {
         source="TensorRT-LLM KvCacheConfig.free_gpu_memory_fraction 0.9 of the memory left after weights; "
         "max_num_tokens 8192",
     ),
-    "atom": Engine(
-        "atom",
-        reserve_fraction=1 - 0.92,
-        context_bytes=0.5 * GIB,
-        sharded_extra_bytes=1.5 * GIB,
-        graph_bytes_dense=0.5 * GIB,
-        graph_bytes_moe=1.5 * GIB,
+    "atom": replace(  # ATOM serves as vLLM does, with AMD's own AITER kernels; it caches every layer in full
+        _VLLM,
+        name="atom",
         batched_tokens=16384,
-        activations="planned",
-        speed=Efficiency(
-            (0.60, 0.78, 0.90),
-            0.75,
-            2 * US,
-            55 * US,
-            "as vLLM: ATOM serves like vLLM (continuous batching, CUDA-graph-style decode) with AMD's own AITER "
-            "kernels, block-scaled fp8 included (ROCm/ATOM recipes on MI300X and MI355X)",
+        speed=replace(
+            _VLLM.speed,
+            source="as vLLM: ATOM serves like vLLM (continuous batching, CUDA-graph-style decode) with AMD's own "
+            "AITER kernels, block-scaled fp8 included (ROCm/ATOM recipes on MI300X and MI355X)",
         ),
-        kv_default="bf16",
+        window_cache="full",
+        sparse_cache="elements",
         vendors=("amd",),
-        prefill_dispatch_s=PYTHON_DISPATCH_S,
         launch="python -m atom.entrypoints.openai_server --model {model}{options} --max-model-len {context}",
         source="ROCm/ATOM recipes (DeepSeek-R1, Qwen3-235B, Kimi-K2-Thinking on MI300X and MI355X)",
     ),
