@@ -39,10 +39,14 @@ HOST_PROFILE_ID = "cpu"
 """The cache name of the profile ``calibrate --device cpu`` writes: ``$MOEPLAN_CACHE/calibration/cpu.json``."""
 
 
-class Measurement(BaseModel):
-    """One token count of the synthetic MoE layer."""
+class _Record(BaseModel):
+    """Base of a profile's parts: frozen, no unknown keys, and only finite numbers (a profile is JSON from disk)."""
 
     model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
+
+
+class Measurement(_Record):
+    """One token count of the synthetic MoE layer."""
 
     tokens: int = Field(gt=0)
     seconds: float = Field(gt=0)
@@ -56,10 +60,8 @@ class Measurement(BaseModel):
     predicted_memory_bytes: int | None = None
 
 
-class HostTiming(BaseModel):
+class HostTiming(_Record):
     """One timed host kernel: a read over the RAM buffer (``ram_read``) or one expert's MLP (``expert_gemm``)."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
     kind: Literal["ram_read", "expert_gemm"]
     tokens: int | None = Field(default=None, gt=0)
@@ -74,7 +76,7 @@ class HostTiming(BaseModel):
     steady: bool = True
 
 
-class HostMeasurement(BaseModel):
+class HostMeasurement(_Record):
     """What ``calibrate`` measured on the host CPU: RAM bandwidth and one expert's MLP in torch.
 
     ``ram_gb_s`` is the read bandwidth of a sum over a buffer several times the last-level cache, run on
@@ -83,8 +85,6 @@ class HostMeasurement(BaseModel):
     one expert's gate, up and down projections, ``2 x tokens x 3 x hidden x expert_ffn`` FLOPs per call, with
     the weights cycled through enough experts to come from RAM; ``expert_gflops_prefill`` is the same at 512 tokens.
     """
-
-    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
     cpu: str
     sockets: int = Field(ge=1)
@@ -117,10 +117,8 @@ class HostMeasurement(BaseModel):
 CollectiveOp = Literal["all_reduce", "all_to_all"]
 
 
-class CollectivePoint(BaseModel):
+class CollectivePoint(_Record):
     """One collective at one message size: the slowest rank's median seconds per call."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
     op: CollectiveOp
     tokens: int = Field(gt=0)
@@ -132,15 +130,13 @@ class CollectivePoint(BaseModel):
     steady: bool = True
 
 
-class CollectiveFit(BaseModel):
+class CollectiveFit(_Record):
     """``t = alpha_s + factor x bytes / (bus_gb_s x 1e9)``, least squares over the measured sizes.
 
     ``factor`` is ``2 (n - 1) / n`` for a ring all-reduce and ``(n - 1) / n`` for an all-to-all (the share of
     the buffer each rank sends).  8 ranks, alpha 20 us, 100 GB/s bus, a 1 MiB all-reduce:
     20e-6 + 1.75 x 1,048,576 / 100e9 = 38.4 us.
     """
-
-    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
     alpha_s: float = Field(gt=0)
     bus_gb_s: float = Field(gt=0)
@@ -153,10 +149,8 @@ class CollectiveFit(BaseModel):
         return self.alpha_s + self.factor * nbytes / (self.bus_gb_s * 1e9)
 
 
-class CollectivesMeasurement(BaseModel):
+class CollectivesMeasurement(_Record):
     """All-reduce and all-to-all across ``world_size`` processes of this box (NCCL on GPUs, gloo on the CPU)."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
     backend: Literal["nccl", "gloo"]
     world_size: int = Field(ge=2)
@@ -176,10 +170,8 @@ class CollectivesMeasurement(BaseModel):
         return fit.seconds(nbytes) if fit else None
 
 
-class StepPoint(BaseModel):
+class StepPoint(_Record):
     """One decode step of the layer stack at one batch size."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
     batch: int = Field(gt=0)
     seconds: float = Field(gt=0)
@@ -194,14 +186,12 @@ class StepPoint(BaseModel):
     steady: bool = True
 
 
-class StepMeasurement(BaseModel):
+class StepMeasurement(_Record):
     """A full decode step: ``layers`` decoder layers (norm, attention over ``context`` cached tokens, norm, MoE).
 
     The fixed cost per layer is ``seconds per layer - bytes per layer / bandwidth`` (floor 0): 60 us per layer
     measured for 50 MB at 2,000 GB/s (25 us) leaves 35 us of launches, synchronisation and small kernels.
     """
-
-    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
     layers: int = Field(gt=0)
     context: int = Field(gt=0)
@@ -216,10 +206,8 @@ class StepMeasurement(BaseModel):
     """The smallest batch's fixed cost per layer (batch 1: the least compute beside it)."""
 
 
-class CalibrationProfile(BaseModel):
+class CalibrationProfile(_Record):
     """Measured efficiencies of one device."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
     schema_version: int = 1
     """The layout of this file (:data:`PROFILE_SCHEMA_VERSION`); a profile of another layout is refused."""
