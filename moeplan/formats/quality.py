@@ -102,49 +102,43 @@ _UNQUANTIZED = frozenset({"bf16", "fp16", "fp32", "F16", "BF16", "F32"})
 
 _FP8 = ("near-lossless", "W8A8 fp8: effectively lossless on Llama 3.1 8B-405B (over 500,000 evaluations)", _RED_HAT)
 _INT4 = ("small loss", "W4A16 int4 (GPTQ): about 98-99% of bf16 accuracy on Llama 3.1 8B-405B", _RED_HAT)
+_INT8_WEIGHTS = ("near-lossless", "8-bit weight-only: no more loss than W8A8 fp8 (effectively lossless)", _RED_HAT)
+_SIX = ("near-lossless", "6-bit, placed with Q6_K: " + _ppl("+0.16%"), _LLAMA_CPP)
+_NF4 = ("small loss", "NF4: 16-bit parity on MMLU after QLoRA tuning of LLaMA 7B-65B; plain PTQ as int4", _QLORA)
+_BNB_FP4 = ("noticeable loss", "bitsandbytes FP4: below NF4 in the QLoRA paper's comparison", _QLORA)
+_THREE = ("noticeable loss", "3-bit, placed with Q3_K_M: " + _ppl("+4.72%"), _LLAMA_CPP)
+_TWO = ("large loss", "2-bit, below Q2_K: " + _ppl("+8.82%") + " for Q2_K", _LLAMA_CPP)
 _FORMATS: dict[str, tuple[str, str, str]] = {
-    "fp8": _FP8,
-    "fp8-channel": _FP8,
-    "fp8-block128": _FP8,
-    "mxfp8": _FP8,
-    "int8": (
-        "small loss",
-        "W8A8 int8: 1-3% accuracy drop on Llama 3.1 (weight-only int8 loses no more)",
-        _RED_HAT,
-    ),
-    "gptq-int8": ("near-lossless", "8-bit weight-only: no more loss than W8A8 fp8 (effectively lossless)", _RED_HAT),
-    "mlx-8bit": ("near-lossless", "8-bit weight-only: no more loss than W8A8 fp8 (effectively lossless)", _RED_HAT),
+    **dict.fromkeys(("fp8", "fp8-channel", "fp8-block128", "mxfp8"), _FP8),
+    "int8": ("small loss", "W8A8 int8: 1-3% accuracy drop on Llama 3.1 (weight-only int8 loses no more)", _RED_HAT),
+    **dict.fromkeys(("gptq-int8", "mlx-8bit"), _INT8_WEIGHTS),
     "mlx-6bit": ("near-lossless", "6-bit affine g64, placed with Q6_K: " + _ppl("+0.16%"), _LLAMA_CPP),
-    "mxfp6": ("near-lossless", "6-bit, placed with Q6_K: " + _ppl("+0.16%"), _LLAMA_CPP),
+    "mxfp6": _SIX,
     "nvfp4": ("small loss", "DeepSeek-R1-0528: within about 1% of fp8 on NVIDIA's benchmarks", _NVIDIA),
     "mxfp4": (
         "noticeable loss",
         "post-training MXFP4 (power-of-two scales per 32) loses clearly more than NVFP4",
         _MXFP4,
     ),
-    "awq-int4": _INT4,
-    "gptq-int4": _INT4,
-    "gptq-int4-g64": _INT4,
-    "gptq-int4-g32": _INT4,
-    "gptq-int4-pc": ("noticeable loss", "per-channel int4 without groups: worse than the g128 W4A16 figure", _RED_HAT),
-    "int4-g32": _INT4,
-    "int4-g64": _INT4,
-    "int4-g128": _INT4,
-    "hqq-int4": _INT4,
-    "mlx-4bit": _INT4,
-    "nf4": ("small loss", "NF4: 16-bit parity on MMLU after QLoRA tuning of LLaMA 7B-65B; plain PTQ as int4", _QLORA),
-    "nf4-dq": (
-        "small loss",
-        "NF4: 16-bit parity on MMLU after QLoRA tuning of LLaMA 7B-65B; plain PTQ as int4",
-        _QLORA,
+    **dict.fromkeys(
+        (
+            "awq-int4",
+            "gptq-int4",
+            "gptq-int4-g64",
+            "gptq-int4-g32",
+            "int4-g32",
+            "int4-g64",
+            "int4-g128",
+            "hqq-int4",
+            "mlx-4bit",
+        ),
+        _INT4,
     ),
-    "fp4": ("noticeable loss", "bitsandbytes FP4: below NF4 in the QLoRA paper's comparison", _QLORA),
-    "fp4-dq": ("noticeable loss", "bitsandbytes FP4: below NF4 in the QLoRA paper's comparison", _QLORA),
-    "gptq-int3": ("noticeable loss", "3-bit, placed with Q3_K_M: " + _ppl("+4.72%"), _LLAMA_CPP),
-    "hqq-int3": ("noticeable loss", "3-bit, placed with Q3_K_M: " + _ppl("+4.72%"), _LLAMA_CPP),
-    "mlx-3bit": ("noticeable loss", "3-bit, placed with Q3_K_M: " + _ppl("+4.72%"), _LLAMA_CPP),
-    "gptq-int2": ("large loss", "2-bit, below Q2_K: " + _ppl("+8.82%") + " for Q2_K", _LLAMA_CPP),
-    "hqq-int2": ("large loss", "2-bit, below Q2_K: " + _ppl("+8.82%") + " for Q2_K", _LLAMA_CPP),
+    "gptq-int4-pc": ("noticeable loss", "per-channel int4 without groups: worse than the g128 W4A16 figure", _RED_HAT),
+    **dict.fromkeys(("nf4", "nf4-dq"), _NF4),
+    **dict.fromkeys(("fp4", "fp4-dq"), _BNB_FP4),
+    **dict.fromkeys(("gptq-int3", "hqq-int3", "mlx-3bit"), _THREE),
+    **dict.fromkeys(("gptq-int2", "hqq-int2"), _TWO),
 }
 
 AS_PUBLISHED = Quality("as published", "the checkpoint's own format: the weights as released", "the model's checkpoint")
