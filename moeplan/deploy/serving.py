@@ -46,6 +46,17 @@ ITERATIONS = 60
 DAMPING = 0.5
 
 
+def running(t: Traffic, conc: int | None, cap: int, ttft: float, tpot: float, b: float) -> tuple[float, float, bool]:
+    """One damped step of the fixed point: the arrival rate (``C / E2E`` in a closed loop, else the rate), the
+    running batch moved halfway to Little's ``lambda x (O - 1) x TPOT`` (capped by the KV cache's ``cap``), and
+    whether a rate asks for more running sequences than the cache holds."""
+    osl = t.osl
+    lam = t.rate if t.rate is not None else (conc or 1) / (ttft + (osl - 1) * tpot)
+    want = lam * max(osl - 1, 0) * tpot
+    overflow = t.rate is not None and want > cap * 1.0001
+    return lam, b + DAMPING * (min(float(cap), max(1.0, want)) - b), overflow
+
+
 class ServingModel:
     """Steady-state serving of one deployment (a resolved :class:`Deployment` on a GPU), at one end of the speed
     band (``scenario``: low, expected, high)."""
@@ -138,12 +149,8 @@ class ServingModel:
         ttft = self.prefill_service_s(b) + tpot
         lam, u, stable = 0.0, 0.0, True
         for _ in range(ITERATIONS):
-            e2e = ttft + (osl - 1) * tpot
-            lam = t.rate if t.rate is not None else (conc or 1) / e2e
-            want = lam * max(osl - 1, 0) * tpot
-            if t.rate is not None and want > cap * 1.0001:
-                stable = False
-            b = b + DAMPING * (min(float(cap), max(1.0, want)) - b)
+            lam, b, overflow = running(t, conc, cap, ttft, tpot, b)
+            stable = stable and not overflow
             u = lam * self.prompt * self.c_p
             if u >= 0.98:
                 stable, u = False, 0.98
@@ -240,12 +247,8 @@ class DisaggregatedServingModel:
         ttft = self.s_p + self.kv_s + tpot
         lam, stable = 0.0, True
         for _ in range(ITERATIONS):
-            e2e = ttft + (osl - 1) * tpot
-            lam = t.rate if t.rate is not None else (conc or 1) / e2e
-            want = lam * max(osl - 1, 0) * tpot
-            if t.rate is not None and want > cap * 1.0001:
-                stable = False
-            b = b + DAMPING * (min(float(cap), max(1.0, want)) - b)
+            lam, b, overflow = running(t, conc, cap, ttft, tpot, b)
+            stable = stable and not overflow
             tpot_new = self.decode.decode_s(b)
             rho = lam * self.s_p / n_p
             if conc is not None:
