@@ -32,6 +32,7 @@ from moeplan.cli_options import (
     IslOpt,
     JsonOpt,
     KvOpt,
+    MinBitsOpt,
     ModelArg,
     MtpAcceptOpt,
     MtpOpt,
@@ -287,14 +288,7 @@ def recommend(
     context: ContextOpt = "8k",
     batch: BatchOpt = 1,
     quant: Annotated[str, typer.Option("--quant", help="'any' tries several formats; or one scheme.")] = "any",
-    min_bits: Annotated[
-        float | None,
-        typer.Option(
-            "--min-bits",
-            help="Only formats whose routed experts keep at least this many bits per weight (8: fp8, Q8_0 and up).",
-            callback=number(0, 64, above=True),
-        ),
-    ] = None,
+    min_bits: MinBitsOpt = None,
     max_gpus: Annotated[int, typer.Option("--max-gpus", help="At most this many GPUs.", **whole(1, MAX_GPUS))] = 32,
     budget: Annotated[
         float | None, typer.Option("--budget", help="Purchase budget, USD.", callback=number(0, 1e15, above=True))

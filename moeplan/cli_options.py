@@ -203,6 +203,14 @@ MtpAcceptOpt = Annotated[
         "--mtp-accept", help="With --mtp: acceptance of each draft token (default 0.85).", callback=number(0, 0.999)
     ),
 ]
+MinBitsOpt = Annotated[
+    float | None,
+    typer.Option(
+        "--min-bits",
+        help="Only formats whose routed experts keep at least this many bits per weight (8: fp8, Q8_0 and up).",
+        callback=number(0, 64, above=True),
+    ),
+]
 EplbOpt = Annotated[
     bool, typer.Option("--eplb", help="With --ep: redundant experts balance the ranks (12.5% more expert memory).")
 ]

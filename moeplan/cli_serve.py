@@ -14,7 +14,9 @@ from moeplan.cli_options import (
     FormatOpt,
     GpuFileOpt,
     JsonOpt,
+    MinBitsOpt,
     ModelArg,
+    MtpAcceptOpt,
     check_format,
     emit,
     handled_errors,
@@ -52,14 +54,7 @@ def serve(
     ] = None,
     gpu: Annotated[list[str] | None, typer.Option("--gpu", help="Only these GPU kinds (repeat).")] = None,
     quant: Annotated[list[str] | None, typer.Option("--quant", help="Only these formats (repeat).")] = None,
-    min_bits: Annotated[
-        float | None,
-        typer.Option(
-            "--min-bits",
-            help="Only formats whose routed experts keep at least this many bits per weight (8: fp8 and up).",
-            callback=number(0, 64, above=True),
-        ),
-    ] = None,
+    min_bits: MinBitsOpt = None,
     engine: Annotated[
         list[str] | None, typer.Option("--engine", help="vllm (default), sglang, tensorrt-llm (repeat).")
     ] = None,
@@ -67,12 +62,7 @@ def serve(
         int, typer.Option("--max-gpus", help="The most GPUs one deployment may use.", **whole(1, MAX_GPUS))
     ] = 16,
     mtp: Annotated[bool, typer.Option("--mtp", help="Decode speculatively with the model's MTP layers.")] = False,
-    mtp_accept: Annotated[
-        float | None,
-        typer.Option(
-            "--mtp-accept", help="With --mtp: acceptance of each draft (default 0.85).", callback=number(0, 0.999)
-        ),
-    ] = None,
+    mtp_accept: MtpAcceptOpt = None,
     top: Annotated[int, typer.Option("--top", help="Rows to show.", **whole(1, 100_000))] = 10,
     gpu_file: GpuFileOpt = None,
     detail: DetailOpt = False,
