@@ -10,6 +10,7 @@ development set) and benchmarks/measurements_extra.yaml (gathered afterwards; no
 from __future__ import annotations
 
 import argparse
+import functools
 import sys
 import textwrap
 from collections.abc import Iterable
@@ -131,18 +132,21 @@ def checks_table(title: str, checks: Iterable[Check]) -> list[str]:
     return [*lines, ""]
 
 
-def _scored(path: Path) -> tuple[list[Check], list[str]]:
-    """The checks of one measurement file, and the ids not scored (offload records without the host's RAM;
-    serving runs the serving model cannot express, :func:`serving_skip`)."""
-    records = load_records(path)
-    skipped = [str(r["id"]) for r in records if r.get("kind") in OFFLOAD_KINDS and not r.get("host")]
-    skipped += [str(r["id"]) for r in records if r.get("kind") == "serving" and serving_skip(r)]
-    skipped += [str(r["id"]) for r in records if beyond_roofline(r)]
+@functools.cache
+def _scored(path: Path) -> tuple[list[Check], dict[str, str]]:
+    """The checks of one measurement file (scored once, for the stage table and the file's own table), and the
+    records not scored with the reason: offload records without the host's RAM, serving runs the serving model
+    cannot express (:func:`serving_skip`), and prefill faster than the stated GPUs allow (:func:`beyond_roofline`)."""
+    skipped: dict[str, str] = {}
     checks: list[Check] = []
-    for r in records:
-        if str(r["id"]) in skipped:
-            continue
-        checks += serving_checks(r) if r.get("kind") == "serving" else [check(r)]
+    for r in load_records(path):
+        rid = str(r["id"])
+        if r.get("kind") in OFFLOAD_KINDS and not r.get("host"):
+            skipped[rid] = "the source does not state the RAM"
+        elif (r.get("kind") == "serving" and (why := serving_skip(r))) or (why := beyond_roofline(r)):
+            skipped[rid] = why
+        else:
+            checks += serving_checks(r) if r.get("kind") == "serving" else [check(r)]
     return checks, skipped
 
 
@@ -248,9 +252,7 @@ def render() -> str:
                 "",
             ]
         elif skipped:
-            records = {str(r["id"]): r for r in load_records(path)}
-            why = [f"{i} ({beyond_roofline(records[i]) or 'the source does not state the RAM'})" for i in skipped]
-            lines += [f"Not scored: {'; '.join(why)}.", ""]
+            lines += [f"Not scored: {'; '.join(f'{i} ({why})' for i, why in skipped.items())}.", ""]
         if "offload" in name:
             lines += [
                 "O01-O22 were gathered after the offload model was built; it first scored 11 of 20 inside the band,",
