@@ -207,7 +207,8 @@ def test_mtp_layers_add_their_weights_and_need_a_model_that_has_them() -> None:
     plain, mtp = (json.loads(run(*base, *extra)[1]) for extra in ((), ("--mtp",)))
     added = mtp["memory"]["weights_bytes"] - plain["memory"]["weights_bytes"]
     per_param = plain["memory"]["weights_bytes"] / plain["params"]["total"]
-    assert added == pytest.approx(plain["params"]["breakdown"].get("mtp", 11_610_067_968) * per_param, rel=0.02)
+    assert plain["params"]["breakdown"]["mtp"] > 0
+    assert added == pytest.approx(plain["params"]["breakdown"]["mtp"] * per_param, rel=0.02)
     assert mtp["memory"]["per_gpu_weights_bytes"] - plain["memory"]["per_gpu_weights_bytes"] == pytest.approx(
         added / 8, rel=0.02
     )
