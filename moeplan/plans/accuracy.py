@@ -10,7 +10,6 @@ predicted (low, high) band; a fit statement by whether the verdict agrees.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -325,16 +324,14 @@ def serving_arrivals(r: dict[str, Any]) -> str:
 
 
 def prompts_per_client(r: dict[str, Any]) -> float | None:
-    """Requests each client of a load generator sends in the run (``num_prompts / concurrency``), from the record
-    or from its client command in the notes (InferenceX and ATOM scripts: ``--num-prompts $((CONC * 10))``)."""
+    """Requests each client of a load generator sends in the run: ``num_prompts / concurrency``, else the record's
+    ``prompts_per_client`` (from its client script: InferenceX's ``--num-prompts $((CONC * 10))``)."""
     conc = r.get("concurrency")
     if not conc:
         return None
     if r.get("num_prompts"):
         return max(1.0, float(r["num_prompts"]) / float(conc))
-    notes = str(r.get("notes", ""))
-    m = re.search(r"CONC \* (\d+)|~?(\d+)\*conc", notes)
-    return float(m.group(1) or m.group(2)) if m else None
+    return float(r["prompts_per_client"]) if r.get("prompts_per_client") else None
 
 
 def serving_checks(r: dict[str, Any]) -> list[Check]:
