@@ -186,7 +186,7 @@ BELOW_WHY = {
     "prefill": "AMD Vulkan outliers, CPU-only prompt processing",
     "time to first token": "fp8/fp4 activation quantization, AMD and sparse-attention host work",
     "offload prefill": "KTransformers' placements",
-    "serving TTFT": "ATOM's Qwen3-235B prefill on MI355X, SGLang's DeepSeek-V3 on B200 at short prompts",
+    "serving TTFT": "ATOM's Qwen3-235B waves on MI355X, means far above their medians",
 }
 
 
@@ -301,11 +301,18 @@ def render() -> str:
                 "A mean TTFT also counts the run's first wave, when every client sends at once: with K requests per",
                 "client (`--num-prompts` = K x concurrency, 10 in InferenceX's scripts) the mean is (first wave's",
                 "burst TTFT + (K - 1) x steady TTFT) / K.",
+                "InferenceX launches SGLang on B200 with `--scheduler-recv-interval` 30 (10 below 16 clients), so a",
+                "request waits (N - 1)/2 decode steps for the scheduler's next poll (the records' field",
+                "`scheduler_recv_interval`, quoted from the launch scripts): 12 of those 15 runs land inside the",
+                "band, 2 did before the poll was modelled.",
                 "Every qualifying row of the sources read was taken. Throughput per GPU lands within 1.5x for most",
-                "runs. TTFT, judged within 2x, is the weak figure: ATOM on MI355X prefills Qwen3-235B 2-3x slower",
-                "than predicted (all twelve of its fixed-length runs), SGLang's DeepSeek-V3 on B200 at 1K prompts",
-                "takes 2-3x the predicted TTFT, and three runs (S503, S506, S542) report TTFTs of 3-8 s that no",
-                "other run at their lengths shows.",
+                "runs. TTFT, judged within 2x, is the weak figure: ATOM's fixed-length Qwen3-235B runs on MI355X",
+                "report a mean TTFT equal to the whole prefill burst of a wave (S007: 1.33 s, the burst its",
+                "throughput implies 1.35 s), twice the model's burst x (C + 1)/2C, as though every first token",
+                "waited for the last prompt of the wave; ATOM's scheduler (January 2026) emits each prefill",
+                "batch's tokens as it ends, so the cause is not found and the model is left as it is. Two runs",
+                "(S503, S506) report mean TTFTs of 7.5-8.5 s, 7-9x their own medians; S542 (gpt-oss-20b on one",
+                "H100 in a Modal image) 3.7 s, 19x the predicted 0.19 s.",
                 "",
             ]
         if name == "several GPUs and engines":

@@ -51,6 +51,7 @@ from moeplan.cli_options import (
     RamBwOpt,
     RamOpt,
     RateOpt,
+    RecvIntervalOpt,
     SkewOpt,
     StateOpt,
     TpOpt,
@@ -122,6 +123,7 @@ def estimate(
     osl: OslOpt = None,
     concurrency: ConcurrencyOpt = None,
     rate: RateOpt = None,
+    recv_interval: RecvIntervalOpt = 1,
     no_flash_attention: NoFaOpt = False,
     mtp: MtpOpt = False,
     prompt: PromptOpt = None,
@@ -160,6 +162,10 @@ def estimate(
     from moeplan.units import parse_tokens
 
     if offload_experts is not None:
+        if recv_interval != 1:
+            with handled_errors():
+                raise InputError("--recv-interval is a serving engine's setting; expert offload plans llama.cpp or "
+                                 "KTransformers", "drop --recv-interval")  # fmt: skip
         offload(
             model, gpu, gpu_memory, gpu_bandwidth, gpu_tflops, num_gpus or 1, ram, cpu, ram_bandwidth, pcie, context,
             batch, quant, kv_dtype if kv_dtype != "auto" else "f16", offload_experts, prompt, price=price,
@@ -198,7 +204,8 @@ def estimate(
             ubatch=ubatch,
             eplb=eplb,
             mtp_accept=mtp_accept,
-            traffic=serving_load(isl, osl, concurrency, rate),
+            traffic=serving_load(isl, osl, concurrency, rate, recv_interval),
+            recv_interval=recv_interval,
             flash_attention=not no_flash_attention,
             mtp=mtp,
             prompt=parse_tokens(prompt, "--prompt") if prompt is not None else None,

@@ -127,6 +127,9 @@ def whole(low: int, high: int) -> dict[str, int]:
 # numbers that overflow the arithmetic or are typing slips.
 MAX_GPUS = 1_000_000
 MAX_SEQUENCES = 10_000_000
+MAX_RECV_INTERVAL = 1000
+"""The largest ``--recv-interval``: SGLang counts a prefill step as 1,000 decode steps towards its next poll, so a
+longer interval would stop it taking requests right after a prefill."""
 
 GpuMemoryOpt = Annotated[
     float | None,
@@ -220,15 +223,19 @@ IslOpt = Annotated[
 OslOpt = Annotated[str | None, typer.Option("--osl", help="Serving: output tokens per request (1k).")]
 
 
-def serving_load(isl: str | None, osl: str | None, concurrency: int | None, rate: float | None) -> "Traffic | None":
+def serving_load(
+    isl: str | None, osl: str | None, concurrency: int | None, rate: float | None, recv_interval: int = 1
+) -> "Traffic | None":
     """The serving load of ``--isl --osl --concurrency|--rate`` (lengths 1k by default), or None without one;
-    lengths given without a load are refused rather than ignored."""
+    lengths (or a scheduler poll interval) given without a load are refused rather than ignored."""
     from moeplan.deploy.deployment import Traffic
     from moeplan.units import parse_tokens
 
     if concurrency is None and rate is None:
         if isl is not None or osl is not None:
             raise InputError("--isl and --osl describe a serving load", "add --concurrency C or --rate R")
+        if recv_interval != 1:
+            raise InputError("--recv-interval changes serving latency under a load", "add --concurrency C or --rate R")
         return None
     return Traffic(parse_tokens(isl or "1k", "--isl"), parse_tokens(osl or "1k", "--osl"), concurrency, rate)
 
@@ -239,6 +246,14 @@ ConcurrencyOpt = Annotated[
         "--concurrency",
         help="Serving: requests in flight; adds the steady state under load.",
         **whole(1, MAX_SEQUENCES),
+    ),
+]
+RecvIntervalOpt = Annotated[
+    int,
+    typer.Option(
+        "--recv-interval",
+        help="Serving with SGLang: decode steps between polls for new requests (--scheduler-recv-interval; 1).",
+        **whole(1, MAX_RECV_INTERVAL),
     ),
 ]
 RateOpt = Annotated[

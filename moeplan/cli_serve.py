@@ -17,6 +17,7 @@ from moeplan.cli_options import (
     MinBitsOpt,
     ModelArg,
     MtpAcceptOpt,
+    RecvIntervalOpt,
     check_format,
     emit,
     handled_errors,
@@ -63,6 +64,7 @@ def serve(
     ] = 16,
     mtp: Annotated[bool, typer.Option("--mtp", help="Decode speculatively with the model's MTP layers.")] = False,
     mtp_accept: MtpAcceptOpt = None,
+    recv_interval: RecvIntervalOpt = 1,
     top: Annotated[int, typer.Option("--top", help="Rows to show.", **whole(1, 100_000))] = 10,
     gpu_file: GpuFileOpt = None,
     detail: DetailOpt = False,
@@ -89,7 +91,7 @@ def serve(
         req = ServeRequest(
             model=model, traffic=traffic, ttft_s=ttft, tpot_s=tpot / 1e3 if tpot is not None else None, e2e_s=e2e,
             gpus=tuple(gpu or ()), quants=tuple(quant or ()), engines=tuple(engine or ("vllm",)), max_gpus=max_gpus,
-            gpu_file=gpu_file, mtp=mtp, mtp_accept=mtp_accept, min_bits=min_bits,
+            gpu_file=gpu_file, mtp=mtp, mtp_accept=mtp_accept, min_bits=min_bits, recv_interval=recv_interval,
         )  # fmt: skip
         from rich.console import Console
         from rich.progress import Progress

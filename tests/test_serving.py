@@ -214,3 +214,39 @@ def test_mtp_layers_add_their_weights_and_need_a_model_that_has_them() -> None:
     )
     code, _, err = run("estimate", "mixtral-8x7b", "--gpu", "h200", "--mtp")
     assert code == 1 and "no multi-token-prediction layers" in err
+
+
+def test_a_scheduler_that_polls_every_n_steps_holds_new_requests_half_an_interval() -> None:
+    """SGLang's --scheduler-recv-interval N: a request arriving while the engine decodes waits for the next poll,
+    (N - 1) / 2 decode steps on average; fixed-length waves arrive at an idle engine and wait for nothing."""
+    base = EstimateRequest(model="deepseek-v3", gpu="b200", num_gpus=8, context=2048, engine="sglang",
+                           quant="fp8", use_calibration=False)  # fmt: skip
+    every, thirty = (resolve(replace(base, recv_interval=n)) for n in (1, 30))
+    load = Traffic(1024, 1024, concurrency=16)
+    a, b = ServingModel(every, load).point(), ServingModel(thirty, load).point()
+    assert b.ttft_s - a.ttft_s == pytest.approx(14.5 * b.tpot_s, rel=0.1)
+    assert b.ttft_p90_s - a.ttft_p90_s > b.ttft_s - a.ttft_s  # the wait is uniform: its p90 is 1.8x its mean
+    assert b.tpot_s == pytest.approx(a.tpot_s, rel=0.02)
+    waves = replace(load, arrivals="waves")
+    assert ServingModel(thirty, waves).point().ttft_s == pytest.approx(ServingModel(every, waves).point().ttft_s)
+    with pytest.raises(InputError, match="vllm polls every step"):
+        resolve(replace(base, engine="vllm", recv_interval=30))
+    with pytest.raises(InputError, match="at least 1"):
+        resolve(replace(base, recv_interval=0))
+
+
+def test_recv_interval_on_the_command_line() -> None:
+    code, out, err = run("serve", "deepseek-v3", "--concurrency", "16", "--gpu", "b200", "--engine", "sglang",
+                         "--quant", "fp8", "--max-gpus", "8", "--recv-interval", "30", "--json")  # fmt: skip
+    assert code == 0, err
+    assert "--scheduler-recv-interval 30" in json.loads(out)["configurations"][0]["command"]
+    for bad, why in (
+        (("serve", "deepseek-v3", "--concurrency", "16", "--recv-interval", "30"), "none of the engines"),
+        (("estimate", "deepseek-v3", "--gpu", "b200", "--num-gpus", "8", "--recv-interval", "30"), "under a load"),
+        (("estimate", "deepseek-v3", "--gpu", "b200", "--num-gpus", "8", "--concurrency", "8", "--recv-interval",
+          "30"), "vllm polls every step"),
+    ):  # fmt: skip
+        code, _, err = run(*bad)
+        assert code == 1 and why in err and err.count("\n") == 1, (bad, err)
+    code, _, err = run("serve", "deepseek-v3", "--concurrency", "16", "--engine", "sglang", "--recv-interval", "0")
+    assert code == 2 and "--recv-interval" in err

@@ -113,6 +113,8 @@ class EstimateRequest(Value):
     """Tokens per forward pass the engine plans (llama.cpp ``-ub``); None: the engine's default."""
     eplb: bool = False
     """With ``--ep``: redundant experts balance the load across the EP ranks (more expert memory per GPU)."""
+    recv_interval: int = 1
+    """Decode steps between the scheduler's polls for new requests (SGLang ``--scheduler-recv-interval``)."""
     speed_table: bool = True
     traffic: Traffic | None = None
     """A serving load: the estimate then carries its steady state (:mod:`moeplan.deploy.serving`)."""
@@ -234,6 +236,9 @@ class Deployment(Value):
     prompt: int
     batched_tokens: int
     """Tokens in the largest forward pass the engine plans (vLLM max_num_batched_tokens, llama.cpp ubatch)."""
+    recv_interval: int = 1
+    """Decode steps between the scheduler's polls for new requests (SGLang ``--scheduler-recv-interval``): a
+    request arriving while the engine decodes waits ``(N - 1) / 2`` steps more on average before its prefill."""
     flash_attention: bool = True
     mtp_layers: int = 0
     draft_tokens: int = 0

@@ -169,6 +169,9 @@ class Engine(Value):
     collective_scale: float = 1.0
     """On the latency of its collectives: TensorRT-LLM fuses the all-reduce with the next norm (one-shot over
     NVLink, MNNVL on GB200) and dispatches experts with its own low-latency all-to-all."""
+    recv_interval_flag: str = ""
+    """The launch flag that makes the scheduler take new requests only every N decode steps (SGLang's
+    ``--scheduler-recv-interval``; empty: the engine takes them every step)."""
     launch: str = ""
     """The serve command: ``{model}`` the checkpoint, ``{context}`` the context length, ``{options}`` more flags."""
     source: str = ""
@@ -247,6 +250,9 @@ ENGINES: dict[str, Engine] = {
         window_cache="pool",
         sparse_cache="fp8_indexer",
         prefill_dispatch_s=PYTHON_DISPATCH_S,
+        # SchedulerRecvSkipper (managers/scheduler_recv_skipper.py): a decode step adds 1 to a counter, a prefill
+        # 1000; the scheduler polls the tokenizer for new requests when the counter reaches the interval.
+        recv_interval_flag="--scheduler-recv-interval",
         launch="python -m sglang.launch_server --model-path {model}{options} --context-length {context}",
         # Hybrid SWA pool: server_args.py swa_full_tokens_ratio 0.8; PR #22389 (cell size F*nf + r*S*ns).
         source="SGLang mem_fraction_static (chosen by GPU size; 0.88 assumed), chunked_prefill_size 8192; SWA pool "

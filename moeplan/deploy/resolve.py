@@ -23,7 +23,7 @@ from moeplan.deploy.deployment import (
     check_layout,
     default_layout,
 )
-from moeplan.deploy.engines import Efficiency, Engine, auto_engine, engine
+from moeplan.deploy.engines import ENGINES, Efficiency, Engine, auto_engine, engine
 from moeplan.deploy.kernels import KernelPath, backend_for, kernel_path, tensor_peak
 from moeplan.deploy.kv_cache import check_kv_dtype
 from moeplan.errors import InputError
@@ -53,6 +53,8 @@ def validate_request(request: EstimateRequest) -> None:
             raise InputError(f"--{name.replace('_', '-')} must be at least 1, not {value}")
     if request.ubatch is not None and request.ubatch < 1:
         raise InputError(f"--ubatch must be at least 1, not {request.ubatch}")
+    if request.recv_interval < 1:
+        raise InputError(f"--recv-interval must be at least 1, not {request.recv_interval}")
     if request.traffic is not None:
         request.traffic.check()
     if request.mtp_accept is not None and not 0 <= request.mtp_accept < 1:
@@ -271,6 +273,10 @@ def resolve(
     if not eng.llama_cpp_kernels and request.backend.strip().lower() not in ("", "auto"):
         raise InputError(f"--backend chooses llama.cpp's GPU backend; {eng.name} has none", "drop --backend")
     backend = backend_for(gpu, request.backend) if eng.llama_cpp_kernels else None
+    if request.recv_interval > 1 and not eng.recv_interval_flag:
+        with_flag = ", ".join(e.name for e in ENGINES.values() if e.recv_interval_flag)
+        raise InputError(f"--recv-interval sets how often the scheduler polls for requests; {eng.name} polls every "
+                         f"step and has no such setting", f"engines with one: {with_flag}")  # fmt: skip
     path = kernel_path(eng, scheme, gpu, backend)
     if gpu is not None:
         peak_note = tensor_peak(gpu, path.peak_dtype)[1]
@@ -295,6 +301,7 @@ def resolve(
         batch=request.batch,
         prompt=request.prompt_tokens(),
         batched_tokens=batched_tokens(eng, request),
+        recv_interval=request.recv_interval,
         flash_attention=request.flash_attention,
         mtp_layers=arch.mtp_layers if request.mtp else 0,
         draft_tokens=arch.mtp_layers if request.mtp else 0,

@@ -141,6 +141,7 @@ def deployment(r: dict[str, Any], gpu: GpuSpec | None, **changes: Any) -> Deploy
         context=int(r.get("context") or 1024),
         batch=int(r.get("batch") or 1),
         ubatch=int(r["ubatch"]) if r.get("ubatch") else None,
+        recv_interval=int(r.get("scheduler_recv_interval") or 1),
         backend=str(r.get("backend") or "auto").lower() if eng == "llama.cpp" and r.get("backend") != "CPU" else "auto",
         use_calibration=False,
     )

@@ -50,6 +50,9 @@ class ServeRequest(Value):
     mtp_accept: float | None = None
     min_bits: float | None = None
     """Only formats whose routed experts keep at least this many bits per weight."""
+    recv_interval: int = 1
+    """Decode steps between the scheduler's polls for new requests, on the engines that have the setting (SGLang's
+    ``--scheduler-recv-interval``); the others poll every step."""
 
 
 @dataclass(frozen=True, repr=False, eq=False)
@@ -137,6 +140,8 @@ def launch(d: Deployment, n: int) -> str:
         opts = f" --tensor-parallel-size {lay.tp}" + (" --enable-expert-parallel" if lay.ep > 1 else "")
         opts += " --enable-eplb" if lay.eplb else ""
         opts += f" --pipeline-parallel-size {lay.pp}" if lay.pp > 1 else ""
+    if d.recv_interval > 1 and d.engine.recv_interval_flag:
+        opts += f" {d.engine.recv_interval_flag} {d.recv_interval}"
     if d.draft_tokens:
         k = d.draft_tokens
         opts += {
@@ -251,6 +256,12 @@ def check_request(req: ServeRequest) -> None:
         eng = engine(name)
         if eng.runs == "gguf":
             raise InputError(f"serve plans the serving engines (vllm, sglang, tensorrt-llm), not {eng.name}")
+    if req.recv_interval < 1:
+        raise InputError(f"--recv-interval must be at least 1, not {req.recv_interval}")
+    if req.recv_interval > 1 and not any(engine(name).recv_interval_flag for name in req.engines):
+        with_flag = ", ".join(e.name for e in ENGINES.values() if e.recv_interval_flag)
+        raise InputError("--recv-interval sets how often the scheduler polls for requests; none of the engines "
+                         "searched has that setting", f"add --engine {with_flag}")  # fmt: skip
 
 
 def _article(word: str) -> str:
@@ -306,7 +317,8 @@ def plan_serve(req: ServeRequest, progress: Callable[[int, int], None] | None = 
                     continue
                 base = EstimateRequest(model=spec.id, gpu=gpu.id, quant=label, engine=eng.name, context=context,
                                        prompt=req.traffic.isl, gpu_file=req.gpu_file, mtp=req.mtp,
-                                       mtp_accept=req.mtp_accept)  # fmt: skip
+                                       mtp_accept=req.mtp_accept,
+                                       recv_interval=req.recv_interval if eng.recv_interval_flag else 1)  # fmt: skip
                 found = 0
                 for n in COUNTS:
                     if n > req.max_gpus or (found and n > 4 * found):
