@@ -323,6 +323,13 @@ def test_review_fixes_llama_cpp_plans_gguf_and_f16_kv(tmp_path: Path) -> None:
     data = json.loads(out)
     assert code == 0 and data["memory"]["scheme"] == "MXFP4_MOE" and data["memory"]["kv_dtype"] == "fp16"
     assert abs(data["memory"]["weights_bytes"] / 2**30 - 11.27) < 0.01  # the real GGUF: 11.27 GiB
+    # an F16 GGUF of gpt-oss keeps the MXFP4 experts too (ggml-org's gpt-oss-20b-F16.gguf: 12.83 GiB, not 39)
+    code, out, _ = run(
+        "estimate", "gpt-oss-20b", "--gpu", "4060ti", "--engine", "llama.cpp", "--quant", "F16", "--json"
+    )
+    assert code == 0 and abs(json.loads(out)["memory"]["weights_bytes"] / 2**30 - 12.83) < 0.05
+    code, out, _ = run("estimate", "gpt-oss-20b", "--gpu", "h100", "--engine", "vllm", "--quant", "bf16", "--json")
+    assert code == 0 and json.loads(out)["memory"]["weights_bytes"] / 2**30 > 35  # a bf16 checkpoint is bf16
     bad = tmp_path / "model.bin"
     bad.write_bytes(bytes(range(256)))
     code, _, err = run("estimate", str(bad))

@@ -243,11 +243,11 @@ def resolve(
         notes = (f"{eng.name} runs GGUF files: {native} weights are planned as the {mix} mix (--quant to choose)",)
     if gpu is not None:  # after the conversion: llama.cpp converts a checkpoint given without --quant
         check_engine(eng, scheme, gpu)
-    stored = stored_scheme(spec.native_quant, scheme)
+    stored = stored_scheme(spec.native_quant, scheme, gguf_file=eng.runs == "gguf")
     if stored is not scheme:
         scheme = stored
-        notes += (f"{spec.name}: GGUF files keep the routed experts in MXFP4 whatever the label ({scheme.gguf} for the "
-                  "rest)",)  # fmt: skip
+        notes += (f"{spec.name}: GGUF files keep the routed experts in MXFP4 whatever the label "
+                  f"({scheme.gguf or scheme.name} for the rest)",)  # fmt: skip
     if arch.max_context and request.context > arch.max_context:
         notes += (
             f"warning: {request.context:,} tokens exceed the model's trained context of {arch.max_context:,} "

@@ -439,12 +439,14 @@ def offload_quant(native: str | None) -> str:
     return mix if mix == "MXFP4_MOE" or (native and native.isupper()) else "Q4_K_M"
 
 
-def stored_scheme(native_quant: str | None, scheme: Scheme) -> Scheme:
+def stored_scheme(native_quant: str | None, scheme: Scheme, gguf_file: bool = False) -> Scheme:
     """``scheme`` as a file of it really stores a model whose checkpoint is ``native_quant``: gpt-oss's GGUF files,
     under any label, keep the routed experts in their native MXFP4 (llama.cpp's converter writes them so even for
-    F16/BF16; unsloth's Q2_K..Q5_K_M gpt-oss-20b files are 11.5-11.7 GB, F16 13.8 GB)."""
+    F16/BF16; unsloth's Q2_K..Q5_K_M gpt-oss-20b files are 11.5-11.7 GB, F16 13.8 GB).  ``gguf_file``: the engine
+    loads GGUF files, so a float label (``F16``, ``bf16``) names such a file too (ggml-org's gpt-oss-20b-F16.gguf:
+    12.83 GiB, not the 39 GiB of every weight in fp16)."""
     if (
-        scheme.gguf
+        (scheme.gguf or (gguf_file and scheme.base == scheme.rest and scheme.base in ("bf16", "fp16", "fp32")))
         and (native_quant or "").lower() in ("mxfp4", "mxfp4-experts")
         and "routed_experts" not in scheme.overrides
         and scheme.gguf != "MXFP4_MOE"
