@@ -277,6 +277,10 @@ def resolve(
         with_flag = ", ".join(e.name for e in ENGINES.values() if e.recv_interval_flag)
         raise InputError(f"--recv-interval sets how often the scheduler polls for requests; {eng.name} polls every "
                          f"step and has no such setting", f"engines with one: {with_flag}")  # fmt: skip
+    if request.recv_interval > 1:
+        notes += (f"{eng.name} takes new requests every {request.recv_interval} decode steps "
+                  f"({eng.recv_interval_flag} {request.recv_interval}): under a load a request waits "
+                  f"{(request.recv_interval - 1) / 2:g} steps more on average before its prefill",)  # fmt: skip
     path = kernel_path(eng, scheme, gpu, backend)
     if gpu is not None:
         peak_note = tensor_peak(gpu, path.peak_dtype)[1]
