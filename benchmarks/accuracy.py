@@ -9,7 +9,6 @@ development set) and benchmarks/measurements_extra.yaml (gathered afterwards; no
 
 from __future__ import annotations
 
-import argparse
 import functools
 import sys
 import textwrap
@@ -339,18 +338,9 @@ def render() -> str:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--check", action="store_true", help="fail if docs/accuracy.md is out of date")
-    args = parser.parse_args()
-    text = render()
-    if args.check:
-        if not OUT.exists() or OUT.read_text() != text:
-            print("docs/accuracy.md is out of date: run python benchmarks/accuracy.py", file=sys.stderr)
-            return 1
-        return 0
-    OUT.write_text(text)
-    print(f"wrote {OUT.relative_to(ROOT)}")
-    return 0
+    from generated import write_or_check  # this folder, on the path when run as a script
+
+    return write_or_check(OUT, render, "benchmarks/accuracy.py", __doc__)
 
 
 if __name__ == "__main__":

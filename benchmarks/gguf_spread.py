@@ -12,7 +12,6 @@ the label says nothing about them), float files, and types only ik_llama.cpp has
 
 from __future__ import annotations
 
-import argparse
 import statistics
 import sys
 from pathlib import Path
@@ -95,18 +94,9 @@ def render() -> str:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--check", action="store_true", help="fail if the table is out of date")
-    args = parser.parse_args()
-    text = render()
-    if args.check:
-        if not OUT.exists() or OUT.read_text() != text:
-            print(f"{OUT.relative_to(ROOT)} is out of date: run python benchmarks/gguf_spread.py", file=sys.stderr)
-            return 1
-        return 0
-    OUT.write_text(text)
-    print(f"wrote {OUT.relative_to(ROOT)}")
-    return 0
+    from generated import write_or_check  # this folder, on the path when run as a script
+
+    return write_or_check(OUT, render, "benchmarks/gguf_spread.py", __doc__)
 
 
 if __name__ == "__main__":

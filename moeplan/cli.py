@@ -54,6 +54,7 @@ from moeplan.cli_options import (
     RecvIntervalOpt,
     SkewOpt,
     StateOpt,
+    TopOpt,
     TpOpt,
     UbatchOpt,
     check_format,
@@ -305,7 +306,7 @@ def recommend(
         typer.Option("--min-tokens-per-s", help="Decode speed per sequence at least this.", callback=number(0, 1e9)),
     ] = None,
     sort: Annotated[str, typer.Option("--sort", help="cost ($ per million tokens), purchase, or speed.")] = "cost",
-    top: Annotated[int, typer.Option("--top", help="Rows to show.", **whole(1, 100_000))] = 15,
+    top: TopOpt = 15,
     only_gpu: Annotated[
         list[str] | None, typer.Option("--gpu", help="Only these accelerators (repeat the option).")
     ] = None,

@@ -244,10 +244,11 @@ ConcurrencyOpt = Annotated[
     int | None,
     typer.Option(
         "--concurrency",
-        help="Serving: requests in flight; adds the steady state under load.",
+        help="Serving load: requests in flight (closed loop); or --rate.",
         **whole(1, MAX_SEQUENCES),
     ),
 ]
+TopOpt = Annotated[int, typer.Option("--top", help="Rows to show.", **whole(1, 100_000))]
 RecvIntervalOpt = Annotated[
     int,
     typer.Option(
@@ -258,9 +259,7 @@ RecvIntervalOpt = Annotated[
 ]
 RateOpt = Annotated[
     float | None,
-    typer.Option(
-        "--rate", help="Serving: requests per second (instead of --concurrency).", callback=number(0, 1e7, above=True)
-    ),
+    typer.Option("--rate", help="Serving load: requests per second (open loop).", callback=number(0, 1e7, above=True)),
 ]
 BackendOpt = Annotated[
     str,

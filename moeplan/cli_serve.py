@@ -9,7 +9,7 @@ import typer
 
 from moeplan.cli_options import (
     MAX_GPUS,
-    MAX_SEQUENCES,
+    ConcurrencyOpt,
     DetailOpt,
     FormatOpt,
     GpuFileOpt,
@@ -17,7 +17,9 @@ from moeplan.cli_options import (
     MinBitsOpt,
     ModelArg,
     MtpAcceptOpt,
+    RateOpt,
     RecvIntervalOpt,
+    TopOpt,
     check_format,
     emit,
     handled_errors,
@@ -30,14 +32,8 @@ def serve(
     model: ModelArg,
     isl: Annotated[str, typer.Option("--isl", help="Prompt tokens per request (1k, 8k accepted).")] = "1k",
     osl: Annotated[str, typer.Option("--osl", help="Output tokens per request.")] = "1k",
-    concurrency: Annotated[
-        int | None,
-        typer.Option("--concurrency", help="Requests in flight (closed loop); or --rate.", **whole(1, MAX_SEQUENCES)),
-    ] = None,
-    rate: Annotated[
-        float | None,
-        typer.Option("--rate", help="Requests per second (open loop).", callback=number(0, 1e7, above=True)),
-    ] = None,
+    concurrency: ConcurrencyOpt = None,
+    rate: RateOpt = None,
     prefix_hit: Annotated[
         float, typer.Option("--prefix-hit", help="Share of prompt tokens cached (0-1).", callback=number(0, 0.999))
     ] = 0.0,
@@ -65,7 +61,7 @@ def serve(
     mtp: Annotated[bool, typer.Option("--mtp", help="Decode speculatively with the model's MTP layers.")] = False,
     mtp_accept: MtpAcceptOpt = None,
     recv_interval: RecvIntervalOpt = 1,
-    top: Annotated[int, typer.Option("--top", help="Rows to show.", **whole(1, 100_000))] = 10,
+    top: TopOpt = 10,
     gpu_file: GpuFileOpt = None,
     detail: DetailOpt = False,
     fmt: FormatOpt = "table",

@@ -221,16 +221,17 @@ def test_a_scheduler_that_polls_every_n_steps_holds_new_requests_half_an_interva
     (N - 1) / 2 decode steps on average; fixed-length waves arrive at an idle engine and wait for nothing."""
     base = EstimateRequest(model="deepseek-v3", gpu="b200", num_gpus=8, context=2048, engine="sglang",
                            quant="fp8", use_calibration=False)  # fmt: skip
-    every, thirty = (resolve(replace(base, recv_interval=n)) for n in (1, 30))
+    n = 30
+    every, polled = (resolve(replace(base, recv_interval=k)) for k in (1, n))
     load = Traffic(1024, 1024, concurrency=16)
-    a, b = ServingModel(every, load).point(), ServingModel(thirty, load).point()
-    assert b.ttft_s - a.ttft_s == pytest.approx(14.5 * b.tpot_s, rel=0.1)
+    a, b = ServingModel(every, load).point(), ServingModel(polled, load).point()
+    assert b.ttft_s - a.ttft_s == pytest.approx((n - 1) / 2 * b.tpot_s, rel=0.1)
     assert b.ttft_p90_s - a.ttft_p90_s > b.ttft_s - a.ttft_s  # the wait is uniform: its p90 is 1.8x its mean
     assert b.tpot_s == pytest.approx(a.tpot_s, rel=0.02)
     waves = replace(load, arrivals="waves")
-    assert ServingModel(thirty, waves).point().ttft_s == pytest.approx(ServingModel(every, waves).point().ttft_s)
+    assert ServingModel(polled, waves).point().ttft_s == pytest.approx(ServingModel(every, waves).point().ttft_s)
     with pytest.raises(InputError, match="vllm polls every step"):
-        resolve(replace(base, engine="vllm", recv_interval=30))
+        resolve(replace(base, engine="vllm", recv_interval=n))
     with pytest.raises(InputError, match="at least 1"):
         resolve(replace(base, recv_interval=0))
 

@@ -421,6 +421,11 @@ def engine(name: str) -> Engine:
     return ENGINES[key]
 
 
+def polling_engines() -> str:
+    """The engines whose scheduler can poll for new requests every N decode steps, for a refusal's hint."""
+    return ", ".join(e.name for e in ENGINES.values() if e.recv_interval_flag)
+
+
 def auto_engine(scheme: Scheme, gpu: GpuSpec | None) -> Engine:
     """``--engine auto``: the first engine of :data:`AUTO_ORDER` whose kind of weights (checkpoint formats, or
     GGUF files, which llama.cpp also makes from any checkpoint) it runs on ``gpu``; llama.cpp when none does.

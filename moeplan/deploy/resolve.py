@@ -23,7 +23,7 @@ from moeplan.deploy.deployment import (
     check_layout,
     default_layout,
 )
-from moeplan.deploy.engines import ENGINES, Efficiency, Engine, auto_engine, engine
+from moeplan.deploy.engines import Efficiency, Engine, auto_engine, engine, polling_engines
 from moeplan.deploy.kernels import KernelPath, backend_for, kernel_path, tensor_peak
 from moeplan.deploy.kv_cache import check_kv_dtype
 from moeplan.errors import InputError
@@ -273,11 +273,13 @@ def resolve(
     if not eng.llama_cpp_kernels and request.backend.strip().lower() not in ("", "auto"):
         raise InputError(f"--backend chooses llama.cpp's GPU backend; {eng.name} has none", "drop --backend")
     backend = backend_for(gpu, request.backend) if eng.llama_cpp_kernels else None
-    if request.recv_interval > 1 and not eng.recv_interval_flag:
-        with_flag = ", ".join(e.name for e in ENGINES.values() if e.recv_interval_flag)
-        raise InputError(f"--recv-interval sets how often the scheduler polls for requests; {eng.name} polls every "
-                         f"step and has no such setting", f"engines with one: {with_flag}")  # fmt: skip
     if request.recv_interval > 1:
+        if not eng.recv_interval_flag:
+            raise InputError(
+                f"--recv-interval sets how often the scheduler polls for requests; {eng.name} polls every step and "
+                "has no such setting",
+                f"engines with one: {polling_engines()}",
+            )
         notes += (f"{eng.name} takes new requests every {request.recv_interval} decode steps "
                   f"({eng.recv_interval_flag} {request.recv_interval}): under a load a request waits "
                   f"{(request.recv_interval - 1) / 2:g} steps more on average before its prefill",)  # fmt: skip

@@ -175,6 +175,13 @@ class LinearAttentionSpec(Record):
         metadata={"description": "the recurrent state's dtype the checkpoint declares (mamba_ssm_dtype), if any"},
     )
 
+    @classmethod
+    def kda(cls, heads: int, head_dim: int, conv_kernel: int) -> LinearAttentionSpec:
+        """Kimi Delta Attention: ``heads`` key and value heads of one width, its recurrent state in fp32 by design
+        (vLLM's ``kda_state_dtype``)."""
+        return cls(kind="kda", num_key_heads=heads, num_value_heads=heads, key_head_dim=head_dim,
+                   value_head_dim=head_dim, conv_kernel=conv_kernel, state_dtype="fp32")  # fmt: skip
+
     def __post_init__(self) -> None:
         if self.num_value_heads % self.num_key_heads:
             raise ValueError("linear_attention.num_value_heads must be a multiple of num_key_heads")

@@ -236,20 +236,6 @@ def _print_speed_summary(console: Console, result: EstimateResult) -> None:
     )
 
 
-def speed_line(result: EstimateResult) -> str | None:
-    """'~53 tok/s per sequence (40-67), 53 tok/s in total, $x/M output tokens' or None without a GPU."""
-    perf, cost = result.performance, result.cost
-    if perf is None:
-        return None
-    lo, hi = perf.decode_tokens_per_s_range
-    out = f"~{fmt_rate(perf.decode_tokens_per_s)} tok/s per sequence ({fmt_rate(lo)}-{fmt_rate(hi)})"
-    if result.request.batch > 1:
-        out += f", {fmt_rate(perf.throughput_tokens_per_s)} tok/s in total"
-    if cost is not None and cost.usd_per_million_output_tokens is not None:
-        out += f", {fmt_usd(cost.usd_per_million_output_tokens)} per million output tokens"
-    return out
-
-
 def _print_speed(console: Console, result: EstimateResult) -> None:
     perf, cost, flops = result.performance, result.cost, result.flops
     if flops is not None:

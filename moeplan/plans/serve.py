@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 from moeplan.deploy.deployment import Deployment, EstimateRequest, Traffic
-from moeplan.deploy.engines import ENGINES, engine
+from moeplan.deploy.engines import ENGINES, engine, polling_engines
 from moeplan.deploy.resolve import resolve
 from moeplan.deploy.results import ServingPoint
 from moeplan.deploy.serving import ServingModel
@@ -140,7 +140,7 @@ def launch(d: Deployment, n: int) -> str:
         opts = f" --tensor-parallel-size {lay.tp}" + (" --enable-expert-parallel" if lay.ep > 1 else "")
         opts += " --enable-eplb" if lay.eplb else ""
         opts += f" --pipeline-parallel-size {lay.pp}" if lay.pp > 1 else ""
-    if d.recv_interval > 1 and d.engine.recv_interval_flag:
+    if d.recv_interval > 1:  # resolve refuses an interval for an engine without the flag
         opts += f" {d.engine.recv_interval_flag} {d.recv_interval}"
     if d.draft_tokens:
         k = d.draft_tokens
@@ -259,9 +259,8 @@ def check_request(req: ServeRequest) -> None:
     if req.recv_interval < 1:
         raise InputError(f"--recv-interval must be at least 1, not {req.recv_interval}")
     if req.recv_interval > 1 and not any(engine(name).recv_interval_flag for name in req.engines):
-        with_flag = ", ".join(e.name for e in ENGINES.values() if e.recv_interval_flag)
         raise InputError("--recv-interval sets how often the scheduler polls for requests; none of the engines "
-                         "searched has that setting", f"add --engine {with_flag}")  # fmt: skip
+                         "searched has that setting", f"add --engine {polling_engines()}")  # fmt: skip
 
 
 def _article(word: str) -> str:

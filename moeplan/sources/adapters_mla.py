@@ -131,14 +131,8 @@ def kimi_linear(c: Config) -> ArchSpec:
     return ArchSpec(
         **common,
         attention=replace(mla, layer_pattern="".join("F" if i in full else "L" for i in range(n))),
-        linear_attention=LinearAttentionSpec(
-            kind="kda",
-            num_key_heads=heads,
-            num_value_heads=heads,
-            key_head_dim=head_dim,
-            value_head_dim=head_dim,
-            conv_kernel=la.integer("short_conv_kernel_size", c.integer("linear_conv_kernel_dim", 4)),
-            state_dtype="fp32",
+        linear_attention=LinearAttentionSpec.kda(
+            heads, head_dim, la.integer("short_conv_kernel_size", c.integer("linear_conv_kernel_dim", 4))
         ),
         mlp=MlpSpec(intermediate_size=c.integer("intermediate_size", 9216)) if dense else None,
         moe=shared_expert_moe(

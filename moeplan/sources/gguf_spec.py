@@ -423,15 +423,7 @@ def _kimi_delta(
     beta = by_name.get(f"blk.{letters.index('L')}.ssm_beta.weight") if "L" in letters else None
     n = beta.shape[1] if beta is not None and len(beta.shape) > 1 else heads  # ssm_beta: h -> one beta per head
     try:
-        spec = LinearAttentionSpec(
-            kind="kda",
-            num_key_heads=n,
-            num_value_heads=n,
-            key_head_dim=d,
-            value_head_dim=d,
-            conv_kernel=conv,
-            state_dtype="fp32",  # KDA's recurrent state is fp32 by design (vLLM kda_state_dtype)
-        )
+        spec = LinearAttentionSpec.kda(n, d, conv)
     except ValueError as e:
         raise SpecError(f"{where}: the kda metadata describes no Kimi Delta Attention ({e})") from None
     return spec, "".join(letters)
