@@ -68,6 +68,22 @@ def test_weight_only_kernels_cost_more_fixed_time_and_bandwidth_than_native() ->
     assert marlin.efficiency.bw[1] < native.efficiency.bw[1]
 
 
+def test_fp4_experts_on_nvidia_blackwell_run_a_fused_moe_with_its_fixed_cost() -> None:
+    """FlashInfer's fused fp4 MoE on Blackwell: TensorRT-LLM's per-MoE-layer cost, not Triton fused_moe's; AMD's
+    AITER MoE (MI355X) keeps the engine's."""
+    sglang = ENGINES["sglang"]
+    b200 = resolve(EstimateRequest(model="gpt-oss-120b", gpu="b200", quant="mxfp4", engine="sglang",
+                                   use_calibration=False))  # fmt: skip
+    mi355x = resolve(EstimateRequest(model="gpt-oss-120b", gpu="mi355x", quant="mxfp4", engine="sglang",
+                                     use_calibration=False))  # fmt: skip
+    h100 = resolve(EstimateRequest(model="gpt-oss-120b", gpu="h100", quant="mxfp4", engine="sglang",
+                                   use_calibration=False))  # fmt: skip
+    assert b200.efficiency.moe_layer_s == ENGINES["tensorrt-llm"].speed.moe_layer_s < sglang.speed.moe_layer_s
+    assert mi355x.efficiency.moe_layer_s == sglang.speed.moe_layer_s
+    assert h100.efficiency.moe_layer_s == sglang.speed.moe_layer_s  # no fp4 units: Triton matmul_ogs
+    assert b200.efficiency.kernel_s == sglang.speed.kernel_s  # the engine's launches stay its own
+
+
 def test_llama_cpp_backends_by_vendor_and_refusals() -> None:
     assert backend_for(resolve_gpu("rtx-4090"), None) is BACKENDS["cuda"]
     assert backend_for(resolve_gpu("rx-7900-xtx"), "auto") is BACKENDS["rocm"]

@@ -45,6 +45,10 @@ TILE_ROWS = 16
 """Rows of one tensor-core tile (mma m16): fewer rows than this run a padded tile."""
 LLAMA_CPP_UBATCH = 512
 """llama.cpp's default ``--ubatch-size``."""
+FUSED_MOE_LAYER_S = 15 * US
+"""Fixed seconds per MoE layer of a step whose routing, permutation and expert GEMMs run as fused kernels
+(TensorRT-LLM's fused MoE; FlashInfer's TensorRT-LLM-gen and CUTLASS MoE runners that vLLM and SGLang call for
+fp4 experts on Blackwell): no Triton alignment and sorting pass (docs/methodology.md)."""
 
 
 @dataclass(frozen=True, repr=False, eq=False)
@@ -323,7 +327,7 @@ ENGINES: dict[str, Engine] = {
             (0.65, 0.80, 0.92),
             0.8,
             1 * US,
-            15 * US,
+            FUSED_MOE_LAYER_S,
             "TensorRT-LLM blogs (DeepSeek-R1 min-latency on B200: CUDA graphs with programmatic dependent launch, "
             "fused routing and MoE kernels); see docs/methodology.md",
         ),

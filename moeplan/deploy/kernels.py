@@ -27,7 +27,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from moeplan.deploy.engines import Efficiency, Engine
+from moeplan.deploy.engines import FUSED_MOE_LAYER_S, Efficiency, Engine
 from moeplan.errors import InputError
 from moeplan.formats.schemes import Scheme, weight_format
 from moeplan.hardware.gpus import GpuSpec
@@ -87,6 +87,9 @@ class KernelPath(Value):
     much)."""
     expert_traffic: tuple[float, float] = (1.0, 0.0)
     """Bytes moved per stored byte of routed experts (:attr:`Efficiency.expert_traffic`)."""
+    moe_layer_s: float | None = None
+    """The MoE layer's own fixed seconds in place of the engine's (fused MoE kernels, :data:`FUSED_MOE_LAYER_S`);
+    None keeps the engine's."""
     source: str = ""
 
     def apply(self, eff: Efficiency) -> Efficiency:
@@ -96,7 +99,7 @@ class KernelPath(Value):
             bw=(eff.bw[0] * self.bw_scale, eff.bw[1] * self.bw_scale, min(1.0, eff.bw[2] * self.bw_scale)),
             compute_max=self.compute_max,
             kernel_s=eff.kernel_s * self.fixed_scale * self.launch_scale,
-            moe_layer_s=eff.moe_layer_s * self.fixed_scale,
+            moe_layer_s=(eff.moe_layer_s if self.moe_layer_s is None else self.moe_layer_s) * self.fixed_scale,
             m_half=self.m_half,
             nk_half=self.nk_half,
             compute_spread=self.compute_spread,
@@ -226,6 +229,11 @@ _NATIVE = KernelPath(
     source="CUTLASS/DeepGEMM fp8 grouped GEMM with per-token activation quantization: SGLang's fp8 prefill of "
     "Qwen3.5-35B-A3B runs 1.3x its bf16 on H200, not 2x (benchmarks/prefill_measurements.yaml Q53/Q54)",
 )  # fmt: skip
+_FUSED_FP4_SOURCE = (
+    "SGLang's server_args on SM100: GPT-OSS MXFP4 -> moe_runner_backend flashinfer_mxfp4, DeepSeek-V3/Qwen3-Next "
+    "modelopt_fp4 -> flashinfer_trtllm, other NVFP4 -> flashinfer_cutlass (SM120: CUTLASS or Marlin); vLLM runs "
+    "fp4 MoE through FlashInfer's TensorRT-LLM-gen or CUTLASS kernels: the fused MoE's fixed cost, as TensorRT-LLM's"
+)
 _WEIGHT_ONLY = KernelPath(
     "weight-only (Marlin W4A16/W8A16)", "bf16", 0.6, 128, fixed_scale=1.6, bw_scale=0.8,
     source="vLLM fused_marlin_moe / gptq_marlin: dequantize in the GEMM, bf16 tensor cores",
@@ -292,8 +300,11 @@ def kernel_path(engine: Engine, scheme: Scheme, gpu: GpuSpec | None, backend: Ba
     elif kernels == "packed4":
         fp4 = fmt is not None and fmt.name in ("mxfp4", "nvfp4")
         if fp4 and has("fp4"):
-            # fp4 GEMMs reach a smaller share of their 4x peak (vLLM MXFP4 prefill on DGX Spark: 10-13%)
+            # fp4 GEMMs reach a smaller share of their 4x peak (vLLM MXFP4 prefill on DGX Spark: 10-13%); on NVIDIA
+            # the engines run fp4 experts through FlashInfer's fused MoE (no Triton fused_moe path for fp4)
             path = replace(_NATIVE, name=f"native {fmt.name if fmt else 'fp4'}", peak_dtype="fp4", compute_max=0.4)
+            if gpu is not None and gpu.vendor == "nvidia":  # AMD's AITER MoE keeps its sorting pass
+                path = replace(path, moe_layer_s=FUSED_MOE_LAYER_S, source=_FUSED_FP4_SOURCE)
         elif fmt is not None and fmt.name == "mxfp4" and has("fp8"):
             path = _TRITON_MXFP4  # Hopper, Ada, MI300: weight-only MXFP4 through Triton's matmul_ogs, not Marlin
         else:
