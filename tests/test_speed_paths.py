@@ -120,16 +120,21 @@ def test_an_unpublished_tensor_peak_is_derived_and_said() -> None:
 # -- communication ---------------------------------------------------------------------------------------------
 
 
-def test_expert_parallel_replaces_the_moe_all_reduce_never_adds_to_it() -> None:
+def test_expert_parallel_inside_a_node_combines_with_the_all_reduce_across_nodes_with_all_to_all() -> None:
+    """EP inside the TP group of a node: the tokens are on every rank already, each rank runs its own experts and
+    one all-reduce combines them (vLLM runs all-to-all kernels only with data parallelism): the same collectives as
+    TP alone.  A wide EP group across nodes dispatches and combines with all-to-all instead of that all-reduce."""
     gpu = resolve_gpu("h100")
-    kw = {"tp": 8, "pp": 1, "num_nodes": 1, "tokens": 1.0, "hidden": 7168, "top_k": 8.0, "layers": 61}
-    tp_only = step_comm_s(gpu, ep=1, moe_layers=58, **kw)  # type: ignore[arg-type]
+    kw = {"pp": 1, "tokens": 1.0, "hidden": 7168, "top_k": 8.0, "layers": 61}
     link = link_for(gpu, False)
     ar = link.all_reduce_s(8, 7168 * 2)
+    tp_only = step_comm_s(gpu, tp=8, ep=1, num_nodes=1, moe_layers=58, **kw)  # type: ignore[arg-type]
     assert tp_only == pytest.approx(61 * 2 * ar)
-    with_ep = step_comm_s(gpu, ep=8, moe_layers=58, **kw)  # type: ignore[arg-type]
-    a2a = link.all_to_all_s(8, 7168 * 2 * 8)
-    assert with_ep == pytest.approx(61 * ar + 3 * ar + 58 * 2 * a2a)
+    assert step_comm_s(gpu, tp=8, ep=8, num_nodes=1, moe_layers=58, **kw) == pytest.approx(tp_only)  # type: ignore[arg-type]
+    ib = link_for(gpu, True)
+    wide = step_comm_s(gpu, tp=16, ep=16, num_nodes=2, moe_layers=58, **kw)  # type: ignore[arg-type]
+    ar16 = ib.all_reduce_s(16, 7168 * 2)
+    assert wide == pytest.approx(61 * ar16 + 3 * ar16 + 58 * 2 * ib.all_to_all_s(16, 7168 * 2 * 8))
 
 
 def test_collectives_across_nodes_cost_more_than_inside_one() -> None:
