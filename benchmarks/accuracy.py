@@ -331,9 +331,9 @@ def render() -> str:
                 "min-latency blog (M22, 2x), whose MTP steps imply the same ~9 ms per step of that early build.",
                 "EP inside a node's TP group is charged the all-reduce the engines run (not an all-to-all): MiniMax-M2",
                 "at TP8/EP8 on H100 moved inside the band, at batch 16 on B200 (N57, N60) 1.51x too fast; fp4 on",
-                "NVIDIA Blackwell runs FlashInfer's fused MoE (gpt-oss-120b at TP8 on B200, N91, inside). Not scored, with the",
-                "reason in the file's header: speculative decoding, maximum-throughput runs without a stated",
-                "concurrency, DP attention, and disaggregated serving over many nodes.",
+                "NVIDIA Blackwell runs FlashInfer's fused MoE (gpt-oss-120b at TP8 on B200, N91, inside). Not",
+                "scored, with the reason in the file's header: speculative decoding, maximum-throughput runs",
+                "without a stated concurrency, DP attention, and disaggregated serving over many nodes.",
                 "",
             ]
         for kind, title in KIND_TITLES.items():
