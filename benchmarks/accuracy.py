@@ -287,6 +287,14 @@ def render() -> str:
                 "floor of eager prefill (40 us per kernel, 1.75x at TP; docs/methodology.md), not on the GPU",
                 "roofline; Kimi-Linear (N80), GLM-5's sparse attention (Q61) and DeepSeek on MI300X (N29, N35) issue",
                 "more host work per layer than their kernel counts say.",
+                "R01-R19 (single-request TTFT, every row of three sources, added last and scored as they came):",
+                "Qwen3.5-397B on 4x RTX PRO 6000 under vLLM 0.17 measures the same TTFT in AWQ and NVFP4 at 8K-128K",
+                "prompts, as if both ran one kernel (weight-only Marlin, which vLLM and SGLang fall back to for some",
+                "fp4 MoE on SM120); moeplan plans NVFP4 on the fp4 tensor cores within 1.4x and AWQ through Marlin",
+                "2.6-3x too slow, and counting a grouped MoE GEMM's width over all its experts (not per expert)",
+                "fixed the first and broke DeepSeek-V3's 8K TTFT on H200 (S518-S524), so the width rule stays.",
+                "gpt-oss-20b on one B200 and MI300X (R03, R04) measure 2x the predicted 1,000-token TTFT, B200 no",
+                "faster than H200: the chat API's own work, not the GPU.",
                 "",
             ]
         if name == "serving":
