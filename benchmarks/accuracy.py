@@ -183,7 +183,7 @@ def stage_table() -> list[str]:
 BELOW_WHY = {
     "decode, several GPUs": "old builds of DeepSeek's MLA kernels, prefill interference in serving benchmarks",
     "prefill": "AMD Vulkan outliers, CPU-only prompt processing",
-    "time to first token": "fp8/fp4 activation quantization, AMD and sparse-attention host work",
+    "time to first token": "Marlin AWQ prefill on RTX PRO 6000, fp8/fp4 activation quantization, AMD host work",
     "offload prefill": "KTransformers' placements",
     "serving TTFT": "ATOM's Qwen3-235B waves on MI355X, means far above their medians",
 }
@@ -339,7 +339,11 @@ def render() -> str:
                 "min-latency blog (M22, 2x), whose MTP steps imply the same ~9 ms per step of that early build.",
                 "EP inside a node's TP group is charged the all-reduce the engines run (not an all-to-all): MiniMax-M2",
                 "at TP8/EP8 on H100 moved inside the band, at batch 16 on B200 (N57, N60) 1.51x too fast; fp4 on",
-                "NVIDIA Blackwell runs FlashInfer's fused MoE (gpt-oss-120b at TP8 on B200, N91, inside). Not",
+                "NVIDIA Blackwell runs FlashInfer's fused MoE (gpt-oss-120b at TP8 on B200, N91, inside).",
+                "D01-D55 (added last, scored as they came; 52 of them from two community grids on 4x RTX PRO 6000,",
+                "their smallest-context rows only): 47 inside the band or within 1.5x. Qwen3.5-397B in AWQ is",
+                "predicted 30-40% slow at batch 1-64 and in NVFP4 25-50% fast at batch 1-8, GLM-4.7 NVFP4 under vLLM",
+                "up to 1.9x fast at batch 2-16 (D36-D38, D53), as if both formats ran the same kernels. Not",
                 "scored, with the reason in the file's header: speculative decoding, maximum-throughput runs",
                 "without a stated concurrency, DP attention, and disaggregated serving over many nodes.",
                 "",
