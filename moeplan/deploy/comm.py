@@ -132,10 +132,9 @@ def step_comm_s(
         scaled = (inside or link_for(gpu, tp > GPUS_PER_NODE)).scaled(alpha_scale)
         ar = scaled.all_reduce_s(tp, act)
         t += layers * ar  # after attention
-        ep_layers = moe_layers if ep > 1 and tp > GPUS_PER_NODE else 0
-        t += (layers - ep_layers) * ar  # after the MLP: dense layers, MoE layers without EP or with EP in a node
-        if ep_layers:
-            t += ep_layers * 2 * scaled.all_to_all_s(ep, act * top_k)
+        a2a_layers = moe_layers if ep > 1 and tp > GPUS_PER_NODE else 0  # wide EP: dispatch and combine instead
+        t += (layers - a2a_layers) * ar  # after the MLP
+        t += a2a_layers * 2 * scaled.all_to_all_s(ep, act * top_k)
     if pp > 1:
         t += (pp - 1) * link_for(gpu, nodes > 1).scaled(alpha_scale).send_s(act)
     return t
