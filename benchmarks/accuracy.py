@@ -185,7 +185,7 @@ BELOW_WHY = {
     "prefill": "AMD Vulkan outliers, CPU-only prompt processing",
     "time to first token": "Marlin AWQ prefill on RTX PRO 6000, fp8/fp4 activation quantization, AMD host work",
     "offload prefill": "KTransformers' placements",
-    "serving TTFT": "ATOM's Qwen3-235B waves on MI355X, means far above their medians",
+    "serving TTFT": "means far above their medians (S503, S506), a Modal image (S542)",
 }
 
 
@@ -314,11 +314,14 @@ def render() -> str:
                 "`scheduler_recv_interval`, quoted from the launch scripts): 12 of those 15 runs land inside the",
                 "band, 2 did before the poll was modelled.",
                 "Every qualifying row of the sources read was taken. Throughput per GPU lands within 1.5x for most",
-                "runs. TTFT, judged within 2x, is the weak figure: ATOM's fixed-length Qwen3-235B runs on MI355X",
-                "report a mean TTFT equal to the whole prefill burst of a wave (S007: 1.33 s, the burst its",
-                "throughput implies 1.35 s), twice the model's burst x (C + 1)/2C, as though every first token",
-                "waited for the last prompt of the wave; ATOM's scheduler (January 2026) emits each prefill",
-                "batch's tokens as it ends, so the cause is not found and the model is left as it is. Two runs",
+                "runs. TTFT, judged within 2x: ATOM's fixed-length Qwen3-235B runs on MI355X (S005-S016) came out",
+                "2-3x too short until a prefill chunk's activations were charged on the TP all-reduces (at TP 8 on",
+                "xGMI, 9 us a token against 4.5 us of FLOPs; the standalone prefill always had them). ATOM's",
+                "scheduler is prefill-first and mixes no decode into a prefill step, so a client's TPOT carries the",
+                "rest of the wave's burst: S007's 16.5 ms TPOT and 1.33 s mean TTFT fit a 2.6 s burst, half of it",
+                "waited before the first token and half after. Now 1.3-1.7x short, within 2x, with the bytes in",
+                "bf16; the recipe sets AITER's INT4 quick all-reduce, which moeplan does not model and which would",
+                "cut them 2-4x, so the rest of the gap (20 us a token measured) is not found. Two runs",
                 "(S503, S506) report mean TTFTs of 7.5-8.5 s, 7-9x their own medians; S542 (gpt-oss-20b on one",
                 "H100 in a Modal image) 3.7 s, 19x the predicted 0.19 s.",
                 "",

@@ -251,3 +251,30 @@ def test_recv_interval_on_the_command_line() -> None:
         assert code == 1 and why in err and err.count("\n") == 1, (bad, err)
     code, _, err = run("serve", "deepseek-v3", "--concurrency", "16", "--engine", "sglang", "--recv-interval", "0")
     assert code == 2 and "--recv-interval" in err
+
+
+def test_a_prefill_chunk_carries_its_activations_through_the_tensor_parallel_all_reduces() -> None:
+    """Under TP every layer all-reduces the chunk's ``tokens x h x 2`` bytes twice (after attention and after the
+    MLP): the serving model's cost per prompt token adds those bytes on the link, the latencies being the decode
+    step's own; one GPU has nothing to add."""
+    from moeplan.deploy.comm import link_for
+    from moeplan.deploy.memory import MemoryModel
+    from moeplan.deploy.speed import SpeedModel
+
+    chunk = 8192
+    sm = SpeedModel(MemoryModel(DSV3))
+    arch = sm.arch
+    with_comm = sm.prefill_token_seconds(chunk, 3072)
+    sm._comm_s = lambda tokens, alpha_scale: 0.0  # type: ignore[method-assign]
+    compute_only = sm.prefill_token_seconds(chunk, 3072)
+    link = link_for(DSV3.gpu, False)  # type: ignore[arg-type]
+    per_layer = link.all_reduce_s(8, chunk * arch.hidden_size * 2) - link.all_reduce_s(8, 0)
+    assert (with_comm - compute_only) * chunk == pytest.approx(2 * arch.num_layers * per_layer, rel=1e-6)
+    one = SpeedModel(MemoryModel(H100))
+    alone = one.prefill_token_seconds(chunk, 1000)
+    one._comm_s = lambda tokens, alpha_scale: 0.0  # type: ignore[method-assign]
+    assert one.prefill_token_seconds(chunk, 1000) == pytest.approx(alone)
+    # a serving prompt behind the chunk pays it: TTFT grows with the communication
+    assert ServingModel(DSV3, Traffic(3000, 100, concurrency=64)).c_p == pytest.approx(
+        SpeedModel(MemoryModel(DSV3)).prefill_token_seconds(3000, 3000)
+    )

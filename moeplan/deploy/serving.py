@@ -13,7 +13,8 @@ vLLM's ``max_num_batched_tokens``).  With ``lambda`` requests per second of ``I`
 
 ``t_decode(b)`` is the decode step of :class:`~moeplan.deploy.speed.SpeedModel` at the mean context
 ``isl + O/2``: its distinct-expert reads grow with ``b``, so an MoE step slows as the batch spreads over experts.
-``c_p`` is prefill's compute per prompt token at a full chunk (the weights are read for the decode anyway).
+``c_p`` is prefill's cost per prompt token at a full chunk: its compute, and under TP its activations' bytes on
+the all-reduces (the weights are read, and the collectives' latencies paid, for the decode anyway).
 Prompts wait for the prefill server: under a concurrency, by Schweitzer's mean-value approximation of a closed
 network (a request sees ``(C - 1)/C`` of the mean queue, ``lambda x`` its wait), which grows without bound as
 prefill saturates and keeps throughput at ``1 / S_p`` requests per second; under a rate, M/D/1 (mean wait
