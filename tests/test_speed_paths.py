@@ -84,6 +84,35 @@ def test_fp4_experts_on_nvidia_blackwell_run_a_fused_moe_with_its_fixed_cost() -
     assert b200.efficiency.kernel_s == sglang.speed.kernel_s  # the engine's launches stay its own
 
 
+def test_a_fused_moe_runs_its_experts_as_one_grid_and_fp8_kernels_as_narrow_gemms() -> None:
+    """bf16 (and weight-only, and fp4) fused MoE kernels launch the step's experts as one grid: the width penalty is
+    that of all their outputs, so Qwen3-Next's 512 narrow experts prefill faster than expert by expert; the fp8
+    paths reach what one expert's GEMM would."""
+    from moeplan.deploy.memory import MemoryModel
+    from moeplan.deploy.speed import SpeedModel
+
+    def prefill(quant: str, grid: bool | None = None) -> float:
+        d = resolve(EstimateRequest(model="qwen3-next-80b-a3b", gpu="h100", num_gpus=4, quant=quant, prompt=8192,
+                                    context=9000, use_calibration=False))  # fmt: skip
+        if grid is not None:
+            from dataclasses import replace
+
+            d = replace(d, efficiency=replace(d.efficiency, expert_grid=grid))
+        return SpeedModel(MemoryModel(d)).prefill_seconds(8192)
+
+    assert resolve(EstimateRequest(model="qwen3-next-80b-a3b", gpu="h100", use_calibration=False,
+                                   num_gpus=4)).efficiency.expert_grid  # fmt: skip
+    assert prefill("bf16") < 0.8 * prefill("bf16", grid=False)
+    fp8 = resolve(EstimateRequest(model="qwen3-next-80b-a3b", gpu="h100", quant="fp8", use_calibration=False,
+                                  num_gpus=4))  # fmt: skip
+    assert not fp8.efficiency.expert_grid and prefill("fp8") == prefill("fp8", grid=False)
+    eff = fp8.efficiency
+    assert eff.expert_gemm(256, 512, 2048, 128) == eff.gemm(256, 512, 2048)
+    grid = type(eff)(eff.bw, 0.75, 0, 0)
+    assert grid.expert_gemm(256, 512, 2048, 128) == grid.gemm(256, 512 * 128, 2048) > grid.gemm(256, 512, 2048)
+    assert grid.expert_gemm(256, 512, 2048, 0.5) == grid.gemm(256, 512, 2048)  # never narrower than one expert
+
+
 def test_llama_cpp_backends_by_vendor_and_refusals() -> None:
     assert backend_for(resolve_gpu("rtx-4090"), None) is BACKENDS["cuda"]
     assert backend_for(resolve_gpu("rx-7900-xtx"), "auto") is BACKENDS["rocm"]

@@ -30,7 +30,7 @@ import platform
 import statistics
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from moeplan.deploy.engines import Efficiency
@@ -389,7 +389,7 @@ def predicted_seconds(shape: LayerShape, tokens: int, gpu: GpuSpec | None, dtype
     mem = shape.bytes_touched(tokens, round(used), elem) / (gpu.bandwidth_gb_s * 1e9 * eff.bw[1])
     m = tokens * shape.top_k / max(used, 1e-9)
     peak = peak_flops(gpu, "fp32" if dtype == "fp32" else dtype)
-    eta = eff.gemm(m, 2 * shape.expert_ffn, shape.hidden)
+    eta = eff.expert_gemm(m, 2 * shape.expert_ffn, shape.hidden, used)
     vec = gpu.dense_tflops("fp32")
     comp = min(shape.flops(tokens) / (peak * eta), shape.flops(tokens) / (0.7 * (vec or peak / 8e12) * 1e12))
     return max(mem, comp)
@@ -518,7 +518,7 @@ def run_calibration(
                 bytes=nbytes,
                 achieved_tflops=flops / med / 1e12,
                 achieved_gb_s=nbytes / med / 1e9,
-                predicted_seconds=predicted_seconds(shape, n, gpu, dtype, eff),
+                predicted_seconds=predicted_seconds(shape, n, gpu, dtype, replace(eff, expert_grid=grouped)),
                 peak_memory_bytes=peak,
                 predicted_memory_bytes=pred_act if peak is not None else None,
             )
@@ -535,7 +535,7 @@ def _profile(run: CalibrationRun, peak: float | None) -> CalibrationProfile:
     moe_eff: dict[int, float] = {}
     fitted: list[float] = []
     if peak:
-        probe = Efficiency((1, 1, 1), 1.0, 0, 0)
+        probe = Efficiency((1, 1, 1), 1.0, 0, 0, expert_grid=run.dispatch == "grouped_mm")  # one grid, or a loop
         s = run.shape
         from moeplan.deploy.speed import distinct_experts
 
@@ -544,7 +544,7 @@ def _profile(run: CalibrationRun, peak: float | None) -> CalibrationProfile:
             moe_eff[m.tokens] = round(share, 4)
             if m.tokens >= 512:
                 used = distinct_experts(s.experts, s.top_k, m.tokens)
-                shape_factor = probe.gemm(m.tokens * s.top_k / used, 2 * s.expert_ffn, s.hidden)
+                shape_factor = probe.expert_gemm(m.tokens * s.top_k / used, 2 * s.expert_ffn, s.hidden, used)
                 fitted.append(share / shape_factor)
     compute = min(1.0, statistics.median(fitted)) if fitted else comp_eff
     return CalibrationProfile(

@@ -87,6 +87,8 @@ class KernelPath(Value):
     much)."""
     expert_traffic: tuple[float, float] = (1.0, 0.0)
     """Bytes moved per stored byte of routed experts (:attr:`Efficiency.expert_traffic`)."""
+    expert_grid: bool = True
+    """The experts' GEMM tiles form one grid (:attr:`Efficiency.expert_grid`)."""
     moe_layer_s: float | None = None
     """The MoE layer's own fixed seconds in place of the engine's (fused MoE kernels, :data:`FUSED_MOE_LAYER_S`);
     None keeps the engine's."""
@@ -104,6 +106,7 @@ class KernelPath(Value):
             nk_half=self.nk_half,
             compute_spread=self.compute_spread,
             expert_traffic=self.expert_traffic,
+            expert_grid=self.expert_grid,
         )
 
 
@@ -218,17 +221,22 @@ def expert_format(scheme: Scheme) -> str:
     return scheme.base if "routed_experts" in scheme.quantized else scheme.rest
 
 
-# Checkpoint engines' paths.  compute_max 0.75 for bf16 and native fp8 (cuBLAS/CUTLASS grouped GEMMs), m_half 128:
-# the calibration of the earlier single-path model (VeOmni PR #460: fused MoE 22-25% of H100 peak at Qwen3-30B-A3B
-# shapes).  Weight-only: Marlin MoE reaches ~80% of the bandwidth the bf16 kernels reach at batch 1 and adds its
-# own alignment/permute kernels per layer (vLLM fused_marlin_moe: moe_align_block_size, two Marlin GEMMs, the
-# activation, a sum) -- 1.6x the fixed cost per MoE step; measured vLLM gpt-oss MXFP4 on A100 and AWQ DeepSeek on
-# H100 both run ~1.7x slower than the bf16-path prediction.
-_NATIVE = KernelPath(
-    "native", "fp8", 0.6, 128,
-    source="CUTLASS/DeepGEMM fp8 grouped GEMM with per-token activation quantization: SGLang's fp8 prefill of "
-    "Qwen3.5-35B-A3B runs 1.3x its bf16 on H200, not 2x (benchmarks/prefill_measurements.yaml Q53/Q54)",
-)  # fmt: skip
+# Checkpoint engines' paths.  compute_max 0.75 for bf16, 0.6 for native fp8, m_half 128; a fused MoE's experts
+# form one grid (Efficiency.expert_gemm) except on the fp8 paths (_FP8_EXPERT_TILES).  Weight-only: Marlin MoE
+# reaches ~80% of the bandwidth the bf16 kernels reach at batch 1 and adds its own alignment/permute kernels per
+# layer (vLLM fused_marlin_moe: moe_align_block_size, two Marlin GEMMs, the activation, a sum) -- 1.6x the fixed
+# cost per MoE step; measured vLLM gpt-oss MXFP4 on A100 and AWQ DeepSeek on H100 both run ~1.7x slower than the
+# bf16-path prediction.
+_FP8_EXPERT_TILES = (
+    "; the fp8 MoE GEMMs reach what one expert's narrow GEMM would, not one grid's share: vLLM's Triton fp8 fused "
+    "MoE at Qwen3-30B-A3B's shape, 4,096 tokens on H100, 1.65 ms = 9.5% of the fp8 peak (vLLM PR #24700); "
+    "DeepGEMM's block-fp8 grouped GEMMs in tensor-parallel prefill 30-50% of their projection (FlashInfer #3712)"
+)
+_NATIVE_SOURCE = (
+    "CUTLASS/DeepGEMM fp8 grouped GEMM with per-token activation quantization: SGLang's fp8 prefill of "
+    "Qwen3.5-35B-A3B runs 1.3x its bf16 on H200, not 2x (benchmarks/prefill_measurements.yaml Q53/Q54)"
+)
+_NATIVE = KernelPath("native", "fp8", 0.6, 128, expert_grid=False, source=_NATIVE_SOURCE + _FP8_EXPERT_TILES)
 _FUSED_FP4_SOURCE = (
     "SGLang's server_args on SM100: GPT-OSS MXFP4 -> moe_runner_backend flashinfer_mxfp4, DeepSeek-V3/Qwen3-Next "
     "modelopt_fp4 -> flashinfer_trtllm, other NVFP4 -> flashinfer_cutlass (SM120: CUTLASS or Marlin); vLLM runs "
@@ -250,7 +258,7 @@ _AMD_BLOCK_FP8 = KernelPath(
     source="SGLang 0.5.7 on 8x MI300X: DeepSeek-R1/V3.1, Qwen3-Coder-480B and MiniMax-M2 in fp8 blocks decode "
     "1.3-2.6x slower than the native-fp8 path predicts, while bf16 models on the same machines land within 10% "
     "(benchmarks/multi_gpu_measurements.yaml N28-N89): more fixed work per layer (e4m3fn->fnuz scales, block-scale "
-    "MoE and GEMM kernels)",
+    "MoE and GEMM kernels)" + _FP8_EXPERT_TILES, expert_grid=False,
 )  # fmt: skip
 _BNB_DEQUANT = KernelPath(
     "bitsandbytes 4-bit (dequantized to bf16 each pass)", "bf16", 0.75, 128, expert_traffic=(4.0, 5.0),
@@ -302,7 +310,8 @@ def kernel_path(engine: Engine, scheme: Scheme, gpu: GpuSpec | None, backend: Ba
         if fp4 and has("fp4"):
             # fp4 GEMMs reach a smaller share of their 4x peak (vLLM MXFP4 prefill on DGX Spark: 10-13%); on NVIDIA
             # the engines run fp4 experts through FlashInfer's fused MoE (no Triton fused_moe path for fp4)
-            path = replace(_NATIVE, name=f"native {fmt.name if fmt else 'fp4'}", peak_dtype="fp4", compute_max=0.4)
+            path = replace(_NATIVE, name=f"native {fmt.name if fmt else 'fp4'}", peak_dtype="fp4", compute_max=0.4,
+                           expert_grid=True, source=_NATIVE_SOURCE)  # fmt: skip
             if gpu is not None and gpu.vendor == "nvidia":  # AMD's AITER MoE keeps its sorting pass
                 path = replace(path, moe_layer_s=FUSED_MOE_LAYER_S, source=_FUSED_FP4_SOURCE)
         elif fmt is not None and fmt.name == "mxfp4" and has("fp8"):
@@ -312,7 +321,8 @@ def kernel_path(engine: Engine, scheme: Scheme, gpu: GpuSpec | None, backend: Ba
     elif fmt is not None and fmt.name in BITSANDBYTES_4BIT and not engine.llama_cpp_kernels:
         path = _BNB_DEQUANT
     elif fmt is not None and fmt.name == "int8" and has("int8"):
-        path = _WEIGHT_ONLY if engine.name != "tensorrt-llm" else replace(_NATIVE, peak_dtype="int8")
+        int8 = replace(_NATIVE, peak_dtype="int8", expert_grid=True, source=_NATIVE_SOURCE)
+        path = _WEIGHT_ONLY if engine.name != "tensorrt-llm" else int8
     else:
         path = _BF16
     return path

@@ -293,7 +293,8 @@ class OffloadModel:
                     p.gpu_weights_bytes / (self.gpu_bw * eff.bw[scenario]))  # fmt: skip
         if not p.cpu_moe_layers:
             return t_gpu * n_ub, "gpu"
-        eta_exp = eff.gemm(m, 2 * moe.expert_intermediate_size, arch.hidden_size) * compute_scale
+        used = ub * moe.expected_picks / m
+        eta_exp = eff.expert_gemm(m, 2 * moe.expert_intermediate_size, arch.hidden_size, used) * compute_scale
         on_gpu = cpu_per_token * ub / (self.gpu_peak * eta_exp)
         link = PCIE_GB_S.get(self.host.pcie, 32.0) * 1e9
         pcie = link * min(0.95, self.engine.pcie_share * STREAM_SPREAD[scenario])

@@ -231,7 +231,7 @@ class SpeedModel:
             if kind == "routed_experts" and moe is not None:
                 used = distinct_experts(moe.num_experts, moe.expected_picks, max(1, round(tokens)), skew)
                 m = tokens * moe.expected_picks / max(used, 1e-9)
-                eta = eff.gemm(m, 2 * moe.expert_intermediate_size / self.tp * self.ep, h)
+                eta = eff.expert_gemm(m, 2 * moe.expert_intermediate_size / self.tp * self.ep, h, used / self.ep)
             elif kind == "attention_scores" and decode and self.d.engine.llama_cpp_kernels and tokens <= VEC_BATCH:
                 continue  # llama.cpp's "vec" attention kernels run apart from the weights' reads: _serial_s
             elif kind == "attention_scores":
