@@ -246,8 +246,10 @@ def render() -> str:
         if skipped and name == "serving":
             lines += [
                 f"Not scored ({len(skipped)} records; the reason for each in `serving_skip`: speculative",
-                "decoding, GPU count or layout not stated, request-rate bursts, DP attention, or an experimental",
-                "sweep its publisher keeps out of its official results).",
+                "decoding, GPU count or layout not stated, request-rate bursts, two-batch overlap, or an",
+                "experimental sweep its publisher keeps out of its official results). DP attention is scored since",
+                "the layout was built (S022, S025, S028, S031: ATOM's gpt-oss-120b on 2x MI355X, 1.4-2.4x slower",
+                "than predicted, and slower per GPU than ATOM's own one-GPU runs S179-S180 at half the load).",
                 "",
             ]
         elif skipped:

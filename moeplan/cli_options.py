@@ -217,6 +217,14 @@ MinBitsOpt = Annotated[
 EplbOpt = Annotated[
     bool, typer.Option("--eplb", help="With --ep: redundant experts balance the ranks (12.5% more expert memory).")
 ]
+DpAttentionOpt = Annotated[
+    bool,
+    typer.Option(
+        "--dp-attention",
+        help="Attention data-parallel over the TP group, experts spread over it (SGLang --enable-dp-attention, "
+        "vLLM --data-parallel-size with expert parallelism).",
+    ),
+]
 IslOpt = Annotated[
     str | None, typer.Option("--isl", help="Serving: prompt tokens per request (with --concurrency/--rate; 1k).")
 ]

@@ -278,3 +278,59 @@ def test_a_prefill_chunk_carries_its_activations_through_the_tensor_parallel_all
     assert ServingModel(DSV3, Traffic(3000, 100, concurrency=64)).c_p == pytest.approx(
         SpeedModel(MemoryModel(DSV3)).prefill_token_seconds(3000, 3000)
     )
+
+
+def test_attention_data_parallel_keeps_whole_attention_and_each_ranks_own_cache() -> None:
+    """DP attention over 8 ranks: each GPU holds the whole attention weights and the cache of its own eighth of
+    the sequences (MLA's latent is no longer copied to every rank), a step gathers and scatters the tokens once per
+    layer, and one sequence's attention runs on one rank."""
+    from moeplan.deploy.comm import link_for, step_comm_s
+    from moeplan.deploy.memory import MemoryModel
+    from moeplan.deploy.speed import SpeedModel
+
+    base = EstimateRequest(model="deepseek-v3", gpu="h200", num_gpus=8, quant="fp8", engine="sglang", context=4096,
+                           ep=8, use_calibration=False)  # fmt: skip
+    tp, dp = resolve(base), resolve(replace(base, dp_attention=True))
+    assert dp.layout.dp_attention and dp.layout.ep == 8 and dp.layout.attention_ranks == 8
+    mt, md = MemoryModel(tp), MemoryModel(dp)
+    assert md.stage_weights[0]["attention"] == md.weights_by_kind["attention"]  # whole on every rank
+    assert mt.stage_weights[0]["attention"] < md.stage_weights[0]["attention"] / 4
+    assert md.stage_weights[0]["routed_experts"] == mt.stage_weights[0]["routed_experts"]
+    assert md.kv_gpu_bytes(0, 4096, 64) == pytest.approx(mt.kv_gpu_bytes(0, 4096, 8))  # its own 8 of 64
+    assert md.max_batch(4096) > 4 * mt.max_batch(4096)
+    st, sd = SpeedModel(mt), SpeedModel(md)
+    assert sd.decode_step(4096, 1).seconds > st.decode_step(4096, 1).seconds  # one rank reads the whole cache
+    assert sd.decode_step(4096, 256).seconds < st.decode_step(4096, 256).seconds  # each rank reads its own
+    assert sd.prefill_seconds(4096) > st.prefill_seconds(4096)  # one prompt's attention on one rank
+    link = link_for(dp.gpu, False)  # type: ignore[arg-type]
+    args = dict(tp=8, ep=8, pp=1, num_nodes=1, tokens=64, hidden=7168, top_k=8.0, layers=61, moe_layers=58)
+    gathered = step_comm_s(dp.gpu, dp_attention=True, **args)  # type: ignore[arg-type]
+    assert gathered == pytest.approx(61 * 2 * link.all_gather_s(8, 64 * 7168 * 2))
+    assert gathered < step_comm_s(dp.gpu, **args)  # type: ignore[arg-type]
+    for bad, why in (
+        (replace(base, model="llama-3.3-70b", ep=None, dp_attention=True), "needs an MoE model"),
+        (replace(base, num_gpus=1, ep=None, dp_attention=True), "at least 2 GPUs"),
+        (replace(base, engine="llama.cpp", quant=None, dp_attention=True), "does not run attention data-parallel"),
+    ):
+        with pytest.raises(InputError, match=why):
+            resolve(bad)
+
+
+def test_the_planner_tries_attention_data_parallel_and_says_how_to_launch_it() -> None:
+    from moeplan.plans.serve import launch
+
+    base = EstimateRequest(model="deepseek-v3", gpu="h200", num_gpus=8, quant="fp8", context=4096, ep=8,
+                           dp_attention=True, use_calibration=False)  # fmt: skip
+    commands = {e: launch(resolve(replace(base, engine=e)), 8) for e in ("sglang", "vllm", "tensorrt-llm")}
+    assert "--dp 8 --enable-dp-attention" in commands["sglang"]
+    assert "--data-parallel-size 8 --enable-expert-parallel" in commands["vllm"]
+    assert "enable_attention_dp" in commands["tensorrt-llm"]
+    code, out, err = run("serve", "qwen3-30b-a3b", "--concurrency", "64", "--gpu", "h100", "--max-gpus", "2",
+                         "--json", "--top", "50")  # fmt: skip
+    assert code == 0, err
+    rows = json.loads(out)["configurations"]
+    assert any(r["dp_attention"] and r["ep"] == 2 and "--data-parallel-size 2" in r["command"] for r in rows)
+    assert any(not r["dp_attention"] for r in rows)
+    code, out, err = run("estimate", "deepseek-v3", "--gpu", "h200", "--num-gpus", "8", "--dp-attention", "--json")
+    assert code == 0, err
+    assert json.loads(out)["fit"]["dp_attention"] is True

@@ -60,6 +60,13 @@ class Link(Value):
             return 0.0
         return self.alpha(n, self.alpha_s) + 2 * (n - 1) / n * nbytes / self.bus_bytes_s
 
+    def all_gather_s(self, n: int, nbytes: float) -> float:
+        """All-gather (or reduce-scatter) of ``nbytes`` in all over ``n`` GPUs: ``alpha + (n-1)/n x bytes / bus``,
+        half a ring all-reduce's transfer; 8 H100s, 64 tokens x 7,168 x 2 B: 15 us + 1.8 us."""
+        if n <= 1:
+            return 0.0
+        return self.alpha(n, self.alpha_s) + (n - 1) / n * nbytes / self.bus_bytes_s
+
     def all_to_all_s(self, n: int, nbytes: float) -> float:
         """All-to-all of ``nbytes`` per GPU over ``n`` GPUs (each sends ``(n-1)/n`` of it)."""
         if n <= 1:
@@ -110,6 +117,7 @@ def step_comm_s(
     moe_layers: int,
     alpha_scale: float = 1.0,
     measured: Link | None = None,
+    dp_attention: bool = False,
 ) -> float:
     """Seconds of communication in one forward pass of ``tokens`` tokens (activations in 2-byte dtypes).
 
@@ -122,12 +130,22 @@ def step_comm_s(
     hand-offs.  TP groups span nodes when ``tp`` exceeds a node's 8 GPUs; pipeline stages do when the deployment
     has several nodes.  A ``measured`` link (this box's calibration) replaces the interconnect's figures inside a
     node.  DeepSeek-V3 at TP 8 on H100 (NVLink, 15 us per all-reduce at 8 ranks), one token:
-    61 x 2 x 15 us = 1.83 ms a step, with or without EP 8."""
+    61 x 2 x 15 us = 1.83 ms a step, with or without EP 8.
+
+    Attention data-parallel (``dp_attention``): each rank attends to its own sequences, then every layer gathers
+    the step's ``tokens`` to the ranks that hold the experts (or the dense MLP's TP slices) and scatters the
+    results back -- an all-gather and a reduce-scatter of ``tokens x h x 2`` bytes, each ``alpha + (n-1)/n x bytes
+    / bus`` (SGLang's DP-attention gather and scatter, vLLM's default all-gather/reduce-scatter all-to-all): the
+    same latencies as TP's two all-reduces and half their bytes."""
     gpus = tp * pp
     nodes = max(num_nodes, math.ceil(gpus / GPUS_PER_NODE))
     act = tokens * hidden * 2
     t = 0.0
-    if tp > 1:
+    if tp > 1 and dp_attention:
+        inside = measured if measured is not None and tp <= GPUS_PER_NODE else None
+        scaled = (inside or link_for(gpu, tp > GPUS_PER_NODE)).scaled(alpha_scale)
+        t += layers * 2 * scaled.all_gather_s(tp, act)
+    elif tp > 1:
         inside = measured if measured is not None and tp <= GPUS_PER_NODE else None
         scaled = (inside or link_for(gpu, tp > GPUS_PER_NODE)).scaled(alpha_scale)
         ar = scaled.all_reduce_s(tp, act)

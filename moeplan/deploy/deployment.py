@@ -113,6 +113,8 @@ class EstimateRequest(Value):
     """Tokens per forward pass the engine plans (llama.cpp ``-ub``); None: the engine's default."""
     eplb: bool = False
     """With ``--ep``: redundant experts balance the load across the EP ranks (more expert memory per GPU)."""
+    dp_attention: bool = False
+    """Attention data-parallel over the TP group, experts spread over it (:attr:`Layout.dp_attention`)."""
     recv_interval: int = 1
     """Decode steps between the scheduler's polls for new requests (SGLang ``--scheduler-recv-interval``)."""
     speed_table: bool = True
@@ -135,10 +137,20 @@ class Layout(Value):
     eplb: bool = False
     """Expert-parallel load balancing: redundant copies of the busiest experts (:data:`EPLB_REDUNDANT` more expert
     memory per GPU) even out the load across the EP ranks."""
+    dp_attention: bool = False
+    """Attention data-parallel over the ``tp`` ranks (SGLang ``--enable-dp-attention``, vLLM
+    ``--data-parallel-size`` with expert parallelism, TensorRT-LLM ``enable_attention_dp``): each rank keeps whole
+    attention weights and the KV cache of its own requests; the MoE layers run over all the ranks (EP = TP by
+    default, or experts sliced by TP with a smaller EP) on the tokens gathered from them."""
 
     @property
     def num_gpus(self) -> int:
         return self.tp * self.pp
+
+    @property
+    def attention_ranks(self) -> int:
+        """Ranks the running sequences are spread over for attention (1 under TP: every rank sees every one)."""
+        return self.tp if self.dp_attention else 1
 
 
 def check_layout(arch: ArchSpec, layout: Layout) -> None:
@@ -146,17 +158,26 @@ def check_layout(arch: ArchSpec, layout: Layout) -> None:
     att = arch.attention
     if min(layout.tp, layout.ep, layout.pp) < 1:
         raise InputError("--tp, --ep and --pp must be at least 1")
-    if att.num_heads % layout.tp:
-        raise InputError(f"--tp {layout.tp} does not divide the {att.num_heads} attention heads")
+    if layout.dp_attention:
+        if arch.moe is None:
+            raise InputError(
+                "--dp-attention spreads requests over ranks that share the experts: it needs an MoE model",
+                "a dense model runs data-parallel as separate replicas (one deployment per GPU group)",
+            )
+        if layout.tp < 2:
+            raise InputError("--dp-attention needs at least 2 GPUs in the TP group (--tp 2 or more)")
+    tp = 1 if layout.dp_attention else layout.tp  # under DP attention the heads are not split
+    if att.num_heads % tp:
+        raise InputError(f"--tp {tp} does not divide the {att.num_heads} attention heads")
     n_kv = att.num_kv_heads
-    if att.mla is None and n_kv % layout.tp and layout.tp % n_kv:
-        raise InputError(f"--tp {layout.tp} and the {n_kv} KV heads must divide one another")
+    if att.mla is None and n_kv % tp and tp % n_kv:
+        raise InputError(f"--tp {tp} and the {n_kv} KV heads must divide one another")
     ssm = arch.ssm
-    if ssm is not None and "M" in att.layer_pattern and ssm.num_heads is not None and ssm.num_heads % layout.tp:
-        raise InputError(f"--tp {layout.tp} does not divide the {ssm.num_heads} state-space heads")
+    if ssm is not None and "M" in att.layer_pattern and ssm.num_heads is not None and ssm.num_heads % tp:
+        raise InputError(f"--tp {tp} does not divide the {ssm.num_heads} state-space heads")
     la = arch.linear_attention
-    if la is not None and "L" in att.layer_pattern and la.num_key_heads % layout.tp:
-        raise InputError(f"--tp {layout.tp} does not divide the {la.num_key_heads} linear-attention key heads")
+    if la is not None and "L" in att.layer_pattern and la.num_key_heads % tp:
+        raise InputError(f"--tp {tp} does not divide the {la.num_key_heads} linear-attention key heads")
     if layout.pp > arch.num_layers:
         raise InputError(f"--pp {layout.pp} exceeds the {arch.num_layers} layers")
     if layout.eplb and layout.ep <= 1:

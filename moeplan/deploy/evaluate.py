@@ -153,6 +153,7 @@ def fit_result(d: Deployment, mm: MemoryModel) -> FitResult | None:
         headroom_bytes=round(d.usable_bytes - g.total_bytes),
         max_context=max_context,
         max_batch=mm.max_batch(d.context),
+        dp_attention=par.dp_attention,
         max_context_limit="memory" if max_context < limit else "model" if arch.max_context else "search",
     )
 
@@ -245,7 +246,9 @@ def performance_result(d: Deployment, mm: MemoryModel) -> tuple[PerformanceResul
         across = f"; {link_for(d.gpu, True).name} between the {nodes} nodes" if nodes > 1 else ""
         tp_where = "across nodes" if par.tp > GPUS_PER_NODE else "inside a node"
         notes.append(
-            f"communication: TP {par.tp} ({tp_where})" + (f", EP {par.ep} inside it" if par.ep > 1 else "")
+            (f"communication: DP attention over {par.tp} ranks ({tp_where}), a gather and a scatter of the step's "
+             f"tokens per layer, EP {par.ep}" if par.dp_attention else
+             f"communication: TP {par.tp} ({tp_where})" + (f", EP {par.ep} inside it" if par.ep > 1 else ""))
             + (f", {par.pp} pipeline stages" if par.pp > 1 else "") + f"; {inside} inside a node{across}"
         )  # fmt: skip
     if spread is not None:
@@ -304,7 +307,8 @@ def memory_notes(d: Deployment, fit: FitResult | None) -> tuple[str, ...]:
     if eng.reserve_fraction:
         out.append(f"{eng.name} leaves {eng.reserve_fraction:.0%} of GPU memory unused (counted as overhead)")
     if fit is not None:
-        out.append(f"layout: TP {fit.tp} x PP {fit.pp}" + (f", EP {fit.ep}" if fit.ep > 1 else ""))
+        out.append(f"layout: TP {fit.tp} x PP {fit.pp}" + (f", EP {fit.ep}" if fit.ep > 1 else "")
+                   + (", attention data-parallel" if fit.dp_attention else ""))  # fmt: skip
     return tuple(out)
 
 

@@ -108,7 +108,8 @@ def _stage_weights(
     for (where, kind, cls), nbytes in groups.items():
         whole[kind] += nbytes
         stage = 0 if where == -1 else len(stages) - 1 if where == -2 else stage_of[where]  # embedding first, head last
-        per_stage[stage][kind] += round(nbytes * shares[cls])
+        share = 1.0 if par.dp_attention and kind == "attention" else shares[cls]  # DP attention: whole on each rank
+        per_stage[stage][kind] += round(nbytes * share)
     if extra:
         whole["other"] += extra
         per_stage[0]["other"] += round(extra / par.tp)
@@ -208,12 +209,20 @@ class MemoryModel:
         )
         self.stage_layers = stages
         sparse = sparse_layout(d.engine, d.kv_dtype)
-        self.stages = stage_plan(arch, d.engine.window_cache, d.mtp_layers, par.tp, par.pp, sparse)
+        self.ranks = par.attention_ranks
+        """Ranks the sequences are spread over: each holds ``ceil(batch / ranks)`` sequences' whole cache."""
+        cache_tp = 1 if par.dp_attention else par.tp
+        self.stages = stage_plan(arch, d.engine.window_cache, d.mtp_layers, cache_tp, par.pp, sparse)
         self.kv_element_bytes = KV_DTYPES[d.kv_dtype]
         self.state_element_bytes = STATE_DTYPES[d.state_dtype]
         self.conv_state_element_bytes = STATE_DTYPES[d.conv_state_dtype]
 
     # -- per token and per GPU ----------------------------------------------------------------------
+
+    def local(self, batch: int) -> int:
+        """Sequences of a ``batch`` one GPU holds and attends to: all of them under TP, its own share under DP
+        attention (``ceil(batch / ranks)``: 64 sequences over 8 ranks, 8 each)."""
+        return -(-batch // self.ranks)
 
     def state_gpu_bytes(self, stage: int, batch: int) -> float:
         """Recurrent state one GPU of ``stage`` holds: ``batch`` x its layers' state elements x share x dtype
@@ -222,14 +231,15 @@ class MemoryModel:
         plan = self.stages
         per_sequence = plan.state[stage] * self.state_element_bytes
         per_sequence += plan.conv_state[stage] * self.conv_state_element_bytes
-        return per_sequence * batch
+        return per_sequence * self.local(batch)
 
     def kv_gpu_bytes(self, stage: int, context: int, batch: int) -> float:
         """KV cache one GPU of ``stage`` holds: its layers' cached tokens x elements x its share x dtype bytes."""
         ub = self.d.batched_tokens
         plan = self.stages
         mode = self.d.engine.window_cache
-        return cache_bytes(plan.growing[stage], plan.rings[stage], self.kv_element_bytes, context, batch, ub, mode)
+        local = self.local(batch)
+        return cache_bytes(plan.growing[stage], plan.rings[stage], self.kv_element_bytes, context, local, ub, mode)
 
     def activation_bytes(self, context: int, batch: int) -> float:
         """Peak working buffers of one forward pass on one GPU (bytes); see the formula per engine below.
@@ -285,6 +295,8 @@ class MemoryModel:
         return sum(self.state_gpu_bytes(s, batch) * tp for s in range(len(self.stage_layers)))
 
     def deployment_kv_bytes(self, context: int, batch: int) -> float:
+        """KV cache of the whole deployment (each rank's, summed; under DP attention the ranks hold different
+        sequences, rounded up to whole ones per rank)."""
         tp = self.d.layout.tp
         return sum(self.kv_gpu_bytes(s, context, batch) * tp for s in range(len(self.stage_layers)))
 

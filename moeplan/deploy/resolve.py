@@ -188,19 +188,33 @@ def state_dtypes(spec: ModelSpec, eng: Engine, requested: str) -> tuple[str, str
     return conv, declared or model
 
 
+DP_ATTENTION_ENGINES = ("vllm", "sglang", "tensorrt-llm", "atom")
+"""Engines that run attention data-parallel beside expert-parallel MoE layers."""
+
+
 def layout_for(arch: ArchSpec, request: EstimateRequest, eng: Engine, num_gpus: int) -> Layout:
-    """The asked layout, completed for ``num_gpus``, or the engine's default; checked."""
+    """The asked layout, completed for ``num_gpus``, or the engine's default; checked.  ``--dp-attention`` takes
+    every GPU of a node into the group (TP = EP = the GPUs, or 8 per pipeline stage beyond a node)."""
+    dp = request.dp_attention
+    if dp and eng.name not in DP_ATTENTION_ENGINES:
+        raise InputError(f"{eng.name} does not run attention data-parallel",
+                         f"use --engine {' or '.join(DP_ATTENTION_ENGINES[:3])}, or drop --dp-attention")  # fmt: skip
     if request.tp is None and request.pp is None:
         par = default_layout(arch, num_gpus, eng)
-        if request.ep and request.ep > par.tp and num_gpus % request.ep == 0:  # EP across the GPUs asked for
+        if dp:
+            par = Layout(min(num_gpus, 8), 1, max(1, num_gpus // 8))
+            if par.tp * par.pp != num_gpus:
+                raise InputError(f"--dp-attention over {num_gpus} GPUs: give a count up to 8, or a multiple of 8")
+        elif request.ep and request.ep > par.tp and num_gpus % request.ep == 0:  # EP across the GPUs asked for
             par = Layout(request.ep, 1, num_gpus // request.ep)
-        layout = Layout(par.tp, request.ep or 1, par.pp, request.eplb)
+        ep = request.ep or (par.tp if dp else 1)
+        layout = Layout(par.tp, ep, par.pp, request.eplb, dp)
     else:
         tp = request.tp or max(1, num_gpus // (request.pp or 1))
         pp = request.pp or max(1, num_gpus // tp)
         if tp * pp != num_gpus:
             raise InputError(f"--tp {tp} x --pp {pp} = {tp * pp} GPUs, but --num-gpus is {num_gpus}")
-        layout = Layout(tp, request.ep or 1, pp, request.eplb)
+        layout = Layout(tp, request.ep or (tp if dp else 1), pp, request.eplb, dp)
     check_layout(arch, layout)
     return layout
 

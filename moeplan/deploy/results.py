@@ -81,6 +81,8 @@ class FitResult(Value):
     headroom_bytes: int
     max_context: int
     max_batch: int
+    dp_attention: bool = False
+    """Attention data-parallel over the TP group (:attr:`moeplan.deploy.deployment.Layout.dp_attention`)."""
     max_context_limit: str = "memory"
     """What stops ``max_context``: ``memory``, ``model`` (its trained context) or ``search``
     (:data:`CONTEXT_SEARCH_LIMIT`, for a model that states none)."""

@@ -210,7 +210,7 @@ class SpeedModel:
     def _kv_read(self, stage: int, context: int, batch: int) -> float:
         """KV bytes one decode step reads on one GPU of ``stage``: each layer's attended tokens x its cache."""
         tokens = sum(mixer.kv_read_elements(context) * share for mixer, share in self.stage_read[stage])
-        return tokens * self.mm.kv_element_bytes * batch
+        return tokens * self.mm.kv_element_bytes * self.mm.local(batch)
 
     def _compute_s(
         self,
@@ -278,7 +278,7 @@ class SpeedModel:
             self.gpu, tp=self.tp, ep=self.ep, pp=self.pp, num_nodes=self.d.num_nodes, tokens=batch_tokens,
             hidden=arch.hidden_size, top_k=moe.expected_picks if moe else 0.0, layers=arch.num_layers,
             moe_layers=arch.num_moe_layers, alpha_scale=alpha_scale * self.d.engine.collective_scale,
-            measured=self.d.link,
+            measured=self.d.link, dp_attention=self.d.layout.dp_attention,
         )  # fmt: skip
 
     def _step(
@@ -289,8 +289,11 @@ class SpeedModel:
         eff: Efficiency,
         scales: tuple[float, float, float, float],
         flops_tokens: dict[str, float],
+        sequences: int | None = None,
     ) -> Step:
-        """A forward pass of ``tokens`` tokens; ``read_experts_for`` tokens decide the experts read.
+        """A forward pass of ``tokens`` tokens of ``sequences`` sequences (default: one token each);
+        ``read_experts_for`` tokens decide the experts read.  Under DP attention the busiest rank attends to
+        ``ceil(sequences / ranks)`` of them: one prompt's attention runs on one rank.
 
         ``scales``: (bandwidth efficiency, fixed-cost factor, compute-efficiency factor, routing skew) of the
         scenario.
@@ -301,6 +304,12 @@ class SpeedModel:
         bytes_read = 0.0
         share = 1.0 / (self.tp * self.pp)  # this GPU's share of the FLOPs (each stage does 1/pp)
         per_gpu_flops = {k: v * share for k, v in flops_tokens.items()}
+        if self.d.layout.dp_attention:
+            seqs = max(1, sequences if sequences is not None else round(tokens))
+            busiest = self.mm.local(seqs) * self.tp / seqs
+            for kind in ("attention", "attention_scores"):
+                if kind in per_gpu_flops:
+                    per_gpu_flops[kind] *= busiest
         if "routed_experts" in per_gpu_flops:  # the busiest EP rank sets the step
             per_gpu_flops["routed_experts"] *= self.ep_imbalance(tokens, skew)
         for s in range(self.pp):
@@ -361,7 +370,7 @@ class SpeedModel:
         chunk = prompt / n_chunks  # n equal chunks: a larger chunk never means more passes or smaller ones
         f = flops_per_token(self.arch, prompt, "prefill").by_kind
         per_chunk = {k: v * chunk for k, v in f.items()}
-        step = self._step(chunk, chunk, None, self.d.efficiency, self._scales(sc), per_chunk)
+        step = self._step(chunk, chunk, None, self.d.efficiency, self._scales(sc), per_chunk, sequences=1)
         return max(step.seconds, self.prefill_dispatch_s(scenario)) * n_chunks
 
     def prefill_dispatch_s(self, scenario: str = "expected") -> float:

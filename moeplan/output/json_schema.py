@@ -73,7 +73,8 @@ def _defs() -> dict[str, Any]:
         "per_gpu_weights_by_kind": _map(INT), "usable_bytes_per_gpu": _maybe(INT),
         "weights_range_bytes": _maybe(_pair(INT)),
     })  # fmt: skip
-    fit = _obj({"gpu": _maybe(STR), "fits": _maybe(BOOL), "num_gpus": INT, "tp": INT, "ep": INT, "pp": INT},
+    fit = _obj({"gpu": _maybe(STR), "fits": _maybe(BOOL), "num_gpus": INT, "tp": INT, "ep": INT, "pp": INT,
+                "dp_attention": BOOL},
                {"shortfall": _list(STR)})  # fmt: skip
     flops = _obj({"prefill_per_token": NUM, "decode_per_token": NUM})
     performance = _obj({"decode_tokens_per_s": NUM, "decode_tokens_per_s_range": _pair(NUM),
@@ -110,7 +111,8 @@ def _defs() -> dict[str, Any]:
                 "bandwidth_gb_s": NUM, "tflops": _map(NUM), "sources": _list(STR)})  # fmt: skip
     cpu = _obj({"id": STR, "name": STR, "bandwidth_gb_s": NUM, "memory_channels": _maybe(INT)})
     model_row = _obj({"id": STR, "name": STR, "architecture": STR, "total": INT, "active": INT})
-    configuration = _obj({"gpu": STR, "num_gpus": INT, "tp": INT, "ep": INT, "pp": INT, "quant": STR, "engine": STR,
+    configuration = _obj({"gpu": STR, "num_gpus": INT, "tp": INT, "ep": INT, "pp": INT, "dp_attention": BOOL,
+                          "disaggregated": _maybe(STR), "quant": STR, "engine": STR,
                           "meets_targets": BOOL, "point": _ref("serving_point"),
                           "usd_per_million_output_tokens": _maybe(NUM), "command": STR})  # fmt: skip
     serve = _obj({"model": _obj({"id": STR, "name": STR}), "traffic": _obj({"isl": INT, "osl": INT}),

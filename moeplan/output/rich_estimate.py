@@ -307,6 +307,7 @@ def _print_verdict(console: Console, result: EstimateResult) -> None:
         console.print(f"Memory for {where}: [bold]{fmt_gib(mem.per_gpu_bytes)}[/bold] on one GPU (no --gpu given)")
         return
     layout = f"TP {fit.tp} x PP {fit.pp}" + (f", EP {fit.ep}" if fit.ep > 1 else "")
+    layout += ", attention data-parallel" if fit.dp_attention else ""
     gpus = f"{fit.num_gpus} x {fit.gpu_name} ({layout})"
     if fit.fits:
         console.print(

@@ -136,7 +136,8 @@ def deployment(r: dict[str, Any], gpu: GpuSpec | None, **changes: Any) -> Deploy
         quant=record_quant(r, gpu),
         num_gpus=int(r.get("num_gpus") or 1),
         tp=int(r["tp"]) if r.get("tp") else None,
-        ep=int(r["ep"]) if r.get("ep") else None,
+        ep=int(r["ep"]) if r.get("ep") else (1 if r.get("dp_attention") else None),
+        dp_attention=bool(r.get("dp_attention")),
         kv_dtype=str(r.get("kv_dtype", "auto")),
         context=int(r.get("context") or 1024),
         batch=int(r.get("batch") or 1),
@@ -308,8 +309,8 @@ def serving_skip(r: dict[str, Any]) -> str | None:
         return "a request-rate burst, not a steady load"
     if r.get("disaggregated"):
         return "disaggregated prefill/decode"
-    if r.get("dp_attention") or "dep8" in str(r.get("notes", "")):
-        return "data-parallel attention"
+    if "tbo" in str(r.get("quote", "")).lower():
+        return "two-batch overlap (TBO), which moeplan does not model"
     if "not part of the official" in str(r.get("notes", "")):
         return "an experimental sweep its publisher keeps out of its official results"
     return None

@@ -17,7 +17,7 @@ from dataclasses import dataclass, replace
 
 from moeplan.deploy.deployment import Deployment, EstimateRequest, Traffic
 from moeplan.deploy.engines import ENGINES, engine, polling_engines
-from moeplan.deploy.resolve import resolve
+from moeplan.deploy.resolve import DP_ATTENTION_ENGINES, resolve
 from moeplan.deploy.results import ServingPoint
 from moeplan.deploy.serving import ServingModel
 from moeplan.errors import InputError, MoeplanError
@@ -81,6 +81,7 @@ class ServeCandidate(Value):
     (``usd_per_million_output_tokens`` keeps the blended figure)."""
 
     eplb: bool = False
+    dp_attention: bool = False
     disaggregated: str | None = None
     """``2x4P:8D``: two prefill instances of 4 GPUs and a decode instance of 8 (None: aggregated)."""
 
@@ -88,6 +89,9 @@ class ServeCandidate(Value):
     def label(self) -> str:
         ep = f" EP{self.ep}" + ("+EPLB" if self.eplb else "") if self.ep > 1 else ""
         pp = f" PP{self.pp}" if self.pp > 1 else ""
+        if self.dp_attention:  # attention data-parallel over the ranks, the experts over them: "DP8+EP8"
+            dp = f"DP{self.tp}" + (f"+{ep.strip()}" if ep else "")
+            return f"{self.num_gpus}x {self.gpu.id} {dp}{pp} {self.quant} {self.engine}"
         if self.disaggregated:
             split = f"{self.disaggregated} (decode TP{self.tp}{ep})"
             return f"{self.num_gpus}x {self.gpu.id} {split} {self.quant} {self.engine}"
@@ -116,14 +120,16 @@ def candidate_formats(spec: ModelSpec, gpu: GpuSpec, quants: tuple[str, ...]) ->
     return list(dict.fromkeys(out))
 
 
-def layouts(spec: ModelSpec, n: int) -> list[tuple[int, int, int, bool]]:
-    """(tp, ep, pp, eplb) for ``n`` GPUs: TP (with EP inside it for MoE, and EPLB from 8 ranks); beyond a node
-    TP 8 x PP, or wide EP with EPLB."""
+def layouts(spec: ModelSpec, n: int) -> list[tuple[int, int, int, bool, bool]]:
+    """(tp, ep, pp, eplb, dp_attention) for ``n`` GPUs: TP (with EP inside it for MoE, and EPLB from 8 ranks), and
+    for MoE attention data-parallel with the experts over all ranks; beyond a node TP 8 x PP, or wide EP with
+    EPLB."""
     moe = spec.arch.moe is not None
     if n <= 8:
-        out = [(n, 1, 1, False)] + ([(n, n, 1, False)] if moe and n > 1 else [])
-        return out + ([(n, n, 1, True)] if moe and n >= 8 else [])
-    return [(8, 1, n // 8, False)] + ([(n, n, 1, True)] if moe else [])
+        out = [(n, 1, 1, False, False)] + ([(n, n, 1, False, False)] if moe and n > 1 else [])
+        out += [(n, n, 1, False, True)] if moe and n > 1 else []
+        return out + ([(n, n, 1, True, False)] if moe and n >= 8 else [])
+    return [(8, 1, n // 8, False, False)] + ([(n, n, 1, True, False)] if moe else [])
 
 
 def launch(d: Deployment, n: int) -> str:
@@ -132,10 +138,17 @@ def launch(d: Deployment, n: int) -> str:
     model = d.spec.hf_id or d.spec.id
     if name == "sglang":
         opts = f" --tp {lay.tp}" + (f" --ep {lay.ep}" if lay.ep > 1 else "") + (f" --pp {lay.pp}" if lay.pp > 1 else "")
+        opts += f" --dp {lay.tp} --enable-dp-attention" if lay.dp_attention else ""
         opts += " --enable-eplb" if lay.eplb else ""
     elif name == "tensorrt-llm":
         opts = f" --tp_size {lay.tp}" + (f" --ep_size {lay.ep}" if lay.ep > 1 else "")
         opts += f" --pp_size {lay.pp}" if lay.pp > 1 else ""
+        opts += " --extra_llm_api_options attention_dp.yaml  # enable_attention_dp: true" if lay.dp_attention else ""
+    elif name == "vllm" and lay.dp_attention:
+        opts = f" --data-parallel-size {lay.tp} --enable-expert-parallel"
+        opts += " --enable-eplb" if lay.eplb else ""
+    elif name == "atom" and lay.dp_attention:
+        opts = f" -tp {lay.tp} --enable-dp-attention --enable-expert-parallel"
     else:
         opts = f" --tensor-parallel-size {lay.tp}" + (" --enable-expert-parallel" if lay.ep > 1 else "")
         opts += " --enable-eplb" if lay.eplb else ""
@@ -195,7 +208,7 @@ def evaluate_config(
         gpu=d.gpu, num_gpus=n, tp=d.layout.tp, ep=d.layout.ep, pp=d.layout.pp, quant=d.scheme.name,
         engine=d.engine.name, eplb=d.layout.eplb, point=point, meets=not misses, misses=misses,
         usd_per_hour=price * n if price else None, usd_per_million_output_tokens=usd, joules_per_output_token=joules,
-        command=launch(d, n), sweep=points,
+        command=launch(d, n), sweep=points, dp_attention=d.layout.dp_attention,
     )  # fmt: skip
 
 
@@ -324,10 +337,12 @@ def plan_serve(req: ServeRequest, progress: Callable[[int, int], None] | None = 
                         break
                     if found and n == found * 2 and spec.arch.moe is not None:
                         out += disaggregated(base, spec, gpu, found, req)
-                    for tp, ep, pp, eplb in layouts(spec, n):
+                    for tp, ep, pp, eplb, dpa in layouts(spec, n):
+                        if dpa and eng.name not in DP_ATTENTION_ENGINES:
+                            continue
                         try:
-                            d = resolve(replace(base, num_gpus=n, tp=tp, ep=ep, pp=pp, eplb=eplb), spec=spec,
-                                        gpu=gpu, fewest=False)  # fmt: skip
+                            d = resolve(replace(base, num_gpus=n, tp=tp, ep=ep, pp=pp, eplb=eplb, dp_attention=dpa),
+                                        spec=spec, gpu=gpu, fewest=False)  # fmt: skip
                         except MoeplanError:
                             continue
                         model = ServingModel(d, req.traffic) if d.gpu is not None else None
