@@ -246,10 +246,18 @@ def render() -> str:
         if skipped and name == "serving":
             lines += [
                 f"Not scored ({len(skipped)} records; the reason for each in `serving_skip`: speculative",
-                "decoding, GPU count or layout not stated, request-rate bursts, two-batch overlap, or an",
+                "decoding with a draft model or an unstated draft count, GPU count or layout not stated,",
+                "request-rate bursts, two-batch overlap, or an",
                 "experimental sweep its publisher keeps out of its official results). DP attention is scored since",
                 "the layout was built (S022, S025, S028, S031: ATOM's gpt-oss-120b on 2x MI355X, 1.4-2.4x slower",
                 "than predicted, and slower per GPU than ATOM's own one-GPU runs S179-S180 at half the load).",
+                "MTP runs that state their drafts per step are scored since `--mtp-drafts` was built (S003-S004,",
+                "S117-S150: ATOM's DeepSeek-R1 with 3 drafts through its one MTP layer, at moeplan's default 0.85",
+                "per draft, 3.19 tokens a step): 8 of 36 inside the band, 13 within 1.5x, median 1.65x too fast on",
+                "8x MI355X, where one PR's two builds differ 2x at the same load (S117/S118), and 1.8x too slow on",
+                "8x MI300X (S003-S004; the same recipe without MTP, S001-S002, 1.4-1.5x). A reused layer's later",
+                "drafts are accepted less than the first; the estimate says so and `--mtp-accept` sets the",
+                "engine's measured rate.",
                 "",
             ]
         elif skipped:

@@ -206,6 +206,15 @@ MtpAcceptOpt = Annotated[
         "--mtp-accept", help="With --mtp: acceptance of each draft token (default 0.85).", callback=number(0, 0.999)
     ),
 ]
+MtpDraftsOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--mtp-drafts",
+        help="With --mtp: draft tokens per step (default: one per MTP layer; engines reuse the last for more).",
+        min=1,
+        max=8,
+    ),
+]
 MinBitsOpt = Annotated[
     float | None,
     typer.Option(

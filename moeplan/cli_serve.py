@@ -17,6 +17,7 @@ from moeplan.cli_options import (
     MinBitsOpt,
     ModelArg,
     MtpAcceptOpt,
+    MtpDraftsOpt,
     RateOpt,
     RecvIntervalOpt,
     TopOpt,
@@ -60,6 +61,7 @@ def serve(
     ] = 16,
     mtp: Annotated[bool, typer.Option("--mtp", help="Decode speculatively with the model's MTP layers.")] = False,
     mtp_accept: MtpAcceptOpt = None,
+    mtp_drafts: MtpDraftsOpt = None,
     recv_interval: RecvIntervalOpt = 1,
     top: TopOpt = 10,
     gpu_file: GpuFileOpt = None,
@@ -87,7 +89,8 @@ def serve(
         req = ServeRequest(
             model=model, traffic=traffic, ttft_s=ttft, tpot_s=tpot / 1e3 if tpot is not None else None, e2e_s=e2e,
             gpus=tuple(gpu or ()), quants=tuple(quant or ()), engines=tuple(engine or ("vllm",)), max_gpus=max_gpus,
-            gpu_file=gpu_file, mtp=mtp, mtp_accept=mtp_accept, min_bits=min_bits, recv_interval=recv_interval,
+            gpu_file=gpu_file, mtp=mtp, mtp_accept=mtp_accept, mtp_drafts=mtp_drafts, min_bits=min_bits,
+            recv_interval=recv_interval,
         )  # fmt: skip
         from rich.console import Console
         from rich.progress import Progress

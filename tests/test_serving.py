@@ -334,3 +334,29 @@ def test_the_planner_tries_attention_data_parallel_and_says_how_to_launch_it() -
     code, out, err = run("estimate", "deepseek-v3", "--gpu", "h200", "--num-gpus", "8", "--dp-attention", "--json")
     assert code == 0, err
     assert json.loads(out)["fit"]["dp_attention"] is True
+
+
+def test_mtp_drafts_more_tokens_than_layers_through_the_last_one() -> None:
+    """--mtp-drafts K: DeepSeek-V3's one MTP layer drafts K tokens a step (SGLang --speculative-num-steps K):
+    K + 1 tokens verified, K one-layer draft passes, (1 - a^(K+1)) / (1 - a) tokens out; the estimate says the
+    reused layer's acceptance is optimistic; refused without --mtp or out of range."""
+    base = EstimateRequest(model="deepseek-v3", gpu="h200", num_gpus=8, quant="fp8", context=2048, mtp=True,
+                           use_calibration=False)  # fmt: skip
+    one, three = resolve(base), resolve(replace(base, mtp_drafts=3))
+    assert (one.draft_tokens, three.draft_tokens) == (1, 3)
+    assert any("--mtp-drafts 3" in n and "optimistic" in n for n in three.notes)
+    from moeplan.deploy.memory import MemoryModel
+    from moeplan.deploy.speed import SpeedModel
+
+    s1, s3 = SpeedModel(MemoryModel(one)).decode_step(2048, 8), SpeedModel(MemoryModel(three)).decode_step(2048, 8)
+    a = three.accept_rate
+    assert s3.tokens == pytest.approx((1 - a**4) / (1 - a)) and s3.seconds > s1.seconds
+    from moeplan.plans.serve import launch
+
+    assert "--speculative-num-steps 3" in launch(resolve(replace(base, mtp_drafts=3, engine="sglang")), 8)
+    for bad, why in (
+        (replace(base, mtp=False, mtp_drafts=3), "give --mtp too"),
+        (replace(base, mtp_drafts=9), "1 to 8"),
+    ):
+        with pytest.raises(InputError, match=why):
+            resolve(bad)

@@ -100,6 +100,9 @@ class EstimateRequest(Value):
     mtp: bool = False
     mtp_accept: float | None = None
     """Acceptance rate of each MTP draft token (``--mtp``); None: :data:`MTP_ACCEPT`."""
+    mtp_drafts: int | None = None
+    """Draft tokens per step with ``--mtp`` (SGLang ``--speculative-num-steps``, vLLM ``num_speculative_tokens``);
+    None: one per MTP layer the model has.  Drafts beyond its layers reuse the last one, as the engines do."""
     prompt: int | None = None
     """Prompt tokens for prefill and time to first token; default: the context less 512 output tokens."""
     routing_skew: float = 0.0

@@ -59,6 +59,10 @@ def validate_request(request: EstimateRequest) -> None:
         request.traffic.check()
     if request.mtp_accept is not None and not 0 <= request.mtp_accept < 1:
         raise InputError(f"--mtp-accept must be at least 0 and below 1, not {request.mtp_accept}")
+    if request.mtp_drafts is not None and not 1 <= request.mtp_drafts <= MAX_MTP_DRAFTS:
+        raise InputError(f"--mtp-drafts must be 1 to {MAX_MTP_DRAFTS}, not {request.mtp_drafts}")
+    if request.mtp_drafts is not None and not request.mtp:
+        raise InputError("--mtp-drafts sets how many tokens the MTP layers draft: give --mtp too")
 
 
 def request_gpu(request: EstimateRequest) -> GpuSpec | None:
@@ -188,6 +192,8 @@ def state_dtypes(spec: ModelSpec, eng: Engine, requested: str) -> tuple[str, str
     return conv, declared or model
 
 
+MAX_MTP_DRAFTS = 8
+"""The most draft tokens per step ``--mtp-drafts`` takes (engines run 1-4 with MTP layers)."""
 DP_ATTENTION_ENGINES = ("vllm", "sglang", "tensorrt-llm", "atom")
 """Engines that run attention data-parallel beside expert-parallel MoE layers."""
 
@@ -276,6 +282,13 @@ def resolve(
     if request.mtp and arch.mtp_layers == 0:
         raise InputError(f"{spec.name} has no multi-token-prediction layers for --mtp to serve",
                          "drop --mtp (DeepSeek-V3/R1, GLM-4.5, Qwen3-Next, MiMo and LongCat carry them)")  # fmt: skip
+    if request.mtp and request.mtp_drafts and request.mtp_drafts > arch.mtp_layers:
+        a = request.mtp_accept if request.mtp_accept is not None else MTP_ACCEPT
+        k = request.mtp_drafts
+        notes += (f"--mtp-drafts {k}: the {arch.mtp_layers} MTP layer(s) draft {k} tokens a step, the last reused; "
+                  f"each accepted at {a:g} after the one before ({(1 - a ** (k + 1)) / (1 - a):.2f} tokens a step), "
+                  "optimistic where a reused layer's later drafts are accepted less: set --mtp-accept to the "
+                  "acceptance your engine reports",)  # fmt: skip
     scale, extra, file_notes = _checkpoint_bytes(spec, scheme, request.mtp)
     if request.mtp and spec.checkpoint is None:
         mtp_bytes = _mtp_bytes(spec, scheme)
@@ -324,7 +337,7 @@ def resolve(
         recv_interval=request.recv_interval,
         flash_attention=request.flash_attention,
         mtp_layers=arch.mtp_layers if request.mtp else 0,
-        draft_tokens=arch.mtp_layers if request.mtp else 0,
+        draft_tokens=(request.mtp_drafts or arch.mtp_layers) if request.mtp else 0,
         accept_rate=(request.mtp_accept if request.mtp_accept is not None else MTP_ACCEPT) if request.mtp else 0.0,
         routing_skew=request.routing_skew,
         weights_scale=scale,

@@ -138,6 +138,8 @@ def deployment(r: dict[str, Any], gpu: GpuSpec | None, **changes: Any) -> Deploy
         tp=int(r["tp"]) if r.get("tp") else None,
         ep=int(r["ep"]) if r.get("ep") else (1 if r.get("dp_attention") else None),
         dp_attention=bool(r.get("dp_attention")),
+        mtp=bool(r.get("speculative_tokens")),
+        mtp_drafts=int(r["speculative_tokens"]) if r.get("speculative_tokens") else None,
         kv_dtype=str(r.get("kv_dtype", "auto")),
         context=int(r.get("context") or 1024),
         batch=int(r.get("batch") or 1),
@@ -301,8 +303,8 @@ def beyond_roofline(r: dict[str, Any]) -> str | None:
 
 def serving_skip(r: dict[str, Any]) -> str | None:
     """Why a serving record cannot be scored, or None."""
-    if r.get("speculative") is True:
-        return "speculative decoding (MTP) on"
+    if r.get("speculative") is True and not r.get("speculative_tokens"):
+        return "speculative decoding with a draft model or a draft count not stated"
     if not r.get("num_gpus"):
         return "GPU count and layout not stated"
     if not r.get("concurrency"):

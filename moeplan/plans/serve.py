@@ -48,6 +48,8 @@ class ServeRequest(Value):
     mtp: bool = False
     """Decode speculatively with the model's MTP layers (acceptance ``mtp_accept``, default 0.85)."""
     mtp_accept: float | None = None
+    mtp_drafts: int | None = None
+    """Draft tokens per step with ``mtp`` (None: one per MTP layer)."""
     min_bits: float | None = None
     """Only formats whose routed experts keep at least this many bits per weight."""
     recv_interval: int = 1
@@ -329,7 +331,7 @@ def plan_serve(req: ServeRequest, progress: Callable[[int, int], None] | None = 
                     continue
                 base = EstimateRequest(model=spec.id, gpu=gpu.id, quant=label, engine=eng.name, context=context,
                                        prompt=req.traffic.isl, gpu_file=req.gpu_file, mtp=req.mtp,
-                                       mtp_accept=req.mtp_accept,
+                                       mtp_accept=req.mtp_accept, mtp_drafts=req.mtp_drafts,
                                        recv_interval=req.recv_interval if eng.recv_interval_flag else 1)  # fmt: skip
                 found = 0
                 for n in COUNTS:
