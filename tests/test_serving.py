@@ -298,6 +298,8 @@ def test_attention_data_parallel_keeps_whole_attention_and_each_ranks_own_cache(
     assert md.stage_weights[0]["routed_experts"] == mt.stage_weights[0]["routed_experts"]
     assert md.kv_gpu_bytes(0, 4096, 64) == pytest.approx(mt.kv_gpu_bytes(0, 4096, 8))  # its own 8 of 64
     assert md.max_batch(4096) > 4 * mt.max_batch(4096)
+    assert md.deployment_kv_bytes(4096, 64) == pytest.approx(8 * md.kv_gpu_bytes(0, 4096, 64))
+    assert md.deployment_kv_bytes(4096, 1) == pytest.approx(md.kv_gpu_bytes(0, 4096, 1))  # one sequence, once
     st, sd = SpeedModel(mt), SpeedModel(md)
     assert sd.decode_step(4096, 1).seconds > st.decode_step(4096, 1).seconds  # one rank reads the whole cache
     assert sd.decode_step(4096, 256).seconds < st.decode_step(4096, 256).seconds  # each rank reads its own

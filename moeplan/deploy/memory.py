@@ -10,6 +10,8 @@ Sharding rules (what vLLM and SGLang do; llama.cpp splits by layers, which is pi
   ``TP/EP`` ranks.
 * Pipeline parallel (PP): layers in contiguous stages; the first stage holds the embedding, the last the final
   norm and output head.  The largest stage decides.
+* Attention data-parallel (``Layout.dp_attention``): attention (and linear-attention) weights whole on every rank;
+  each rank caches only its own ``ceil(batch / TP)`` sequences, each whole; the MLPs and experts as above.
 
 The layout itself (defaults and checks) is :mod:`moeplan.deploy.deployment`'s.
 
@@ -234,12 +236,14 @@ class MemoryModel:
         return per_sequence * self.local(batch)
 
     def kv_gpu_bytes(self, stage: int, context: int, batch: int) -> float:
-        """KV cache one GPU of ``stage`` holds: its layers' cached tokens x elements x its share x dtype bytes."""
+        """KV cache one GPU of ``stage`` holds: its layers' cached tokens x elements x its share x dtype bytes,
+        for the sequences it holds (:meth:`local`)."""
+        return self._kv_bytes(stage, context, self.local(batch))
+
+    def _kv_bytes(self, stage: int, context: int, sequences: int) -> float:
+        plan, mode = self.stages, self.d.engine.window_cache
         ub = self.d.batched_tokens
-        plan = self.stages
-        mode = self.d.engine.window_cache
-        local = self.local(batch)
-        return cache_bytes(plan.growing[stage], plan.rings[stage], self.kv_element_bytes, context, local, ub, mode)
+        return cache_bytes(plan.growing[stage], plan.rings[stage], self.kv_element_bytes, context, sequences, ub, mode)
 
     def activation_bytes(self, context: int, batch: int) -> float:
         """Peak working buffers of one forward pass on one GPU (bytes); see the formula per engine below.
@@ -291,14 +295,20 @@ class MemoryModel:
         return best
 
     def deployment_state_bytes(self, batch: int) -> float:
-        tp = self.d.layout.tp
-        return sum(self.state_gpu_bytes(s, batch) * tp for s in range(len(self.stage_layers)))
+        """Recurrent state of the whole deployment: every TP rank's share; under DP attention each of the
+        ``batch`` sequences once, on the rank that holds it."""
+        stages = range(len(self.stage_layers))
+        if self.d.layout.dp_attention:
+            return sum(self.state_gpu_bytes(s, 1) * batch for s in stages)
+        return sum(self.state_gpu_bytes(s, batch) * self.d.layout.tp for s in stages)
 
     def deployment_kv_bytes(self, context: int, batch: int) -> float:
-        """KV cache of the whole deployment (each rank's, summed; under DP attention the ranks hold different
-        sequences, rounded up to whole ones per rank)."""
-        tp = self.d.layout.tp
-        return sum(self.kv_gpu_bytes(s, context, batch) * tp for s in range(len(self.stage_layers)))
+        """KV cache of the whole deployment: every TP rank's share (replicas included); under DP attention each of
+        the ``batch`` sequences' cache once, on the rank that holds it."""
+        stages = range(len(self.stage_layers))
+        if self.d.layout.dp_attention:
+            return sum(self._kv_bytes(s, context, batch) for s in stages)
+        return sum(self.kv_gpu_bytes(s, context, batch) * self.d.layout.tp for s in stages)
 
     def fits(self, context: int, batch: int) -> bool:
         return self.gpu(context, batch).total_bytes <= self.d.usable_bytes
