@@ -165,7 +165,7 @@ def check_layout(arch: ArchSpec, layout: Layout) -> None:
         if arch.moe is None:
             raise InputError(
                 "--dp-attention spreads requests over ranks that share the experts: it needs an MoE model",
-                "a dense model runs data-parallel as separate replicas (one deployment per GPU group)",
+                "a dense model runs data-parallel as separate replicas, one deployment per GPU group",
             )
         if layout.tp < 2:
             raise InputError("--dp-attention needs at least 2 GPUs in the TP group (--tp 2 or more)")
