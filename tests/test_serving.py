@@ -326,7 +326,13 @@ def test_the_planner_tries_attention_data_parallel_and_says_how_to_launch_it() -
     commands = {e: launch(resolve(replace(base, engine=e)), 8) for e in ("sglang", "vllm", "tensorrt-llm")}
     assert "--dp 8 --enable-dp-attention" in commands["sglang"]
     assert "--data-parallel-size 8 --enable-expert-parallel" in commands["vllm"]
-    assert "enable_attention_dp" in commands["tensorrt-llm"]
+    trt = commands["tensorrt-llm"]
+    assert "--extra_llm_api_options extra.yaml --max_seq_len" in trt and trt.index("#") > trt.index("--max_seq_len")
+    assert "extra.yaml: enable_attention_dp: true" in trt
+    wide = resolve(replace(base, num_gpus=16, ep=None, engine="sglang"))
+    assert (wide.layout.tp, wide.layout.ep, wide.layout.pp) == (16, 16, 1)  # wide EP across two nodes
+    with pytest.raises(InputError, match="drop --pp"):
+        resolve(replace(base, num_gpus=16, tp=8, pp=2, ep=8))
     code, out, err = run("serve", "qwen3-30b-a3b", "--concurrency", "64", "--gpu", "h100", "--max-gpus", "2",
                          "--json", "--top", "50")  # fmt: skip
     assert code == 0, err
@@ -356,9 +362,15 @@ def test_mtp_drafts_more_tokens_than_layers_through_the_last_one() -> None:
     from moeplan.plans.serve import launch
 
     assert "--speculative-num-steps 3" in launch(resolve(replace(base, mtp_drafts=3, engine="sglang")), 8)
+    trt = launch(resolve(replace(base, mtp_drafts=3, engine="tensorrt-llm")), 8)
+    assert "num_nextn_predict_layers: 3" in trt.split("#", 1)[1]
     for bad, why in (
         (replace(base, mtp=False, mtp_drafts=3), "give --mtp too"),
+        (replace(base, mtp=False, mtp_accept=0.7), "give --mtp too"),
         (replace(base, mtp_drafts=9), "1 to 8"),
+        (replace(base, engine="llama.cpp", quant=None), "does not decode with MTP drafts"),
     ):
         with pytest.raises(InputError, match=why):
             resolve(bad)
+    code, _out, err = run("serve", "qwen3-30b-a3b", "--concurrency", "8", "--gpu", "h100", "--mtp")
+    assert code == 1 and "no multi-token-prediction layers" in err

@@ -63,6 +63,8 @@ def validate_request(request: EstimateRequest) -> None:
         raise InputError(f"--mtp-drafts must be 1 to {MAX_MTP_DRAFTS}, not {request.mtp_drafts}")
     if request.mtp_drafts is not None and not request.mtp:
         raise InputError("--mtp-drafts sets how many tokens the MTP layers draft: give --mtp too")
+    if request.mtp_accept is not None and not request.mtp:
+        raise InputError("--mtp-accept sets the acceptance of the MTP layers' drafts: give --mtp too")
 
 
 def request_gpu(request: EstimateRequest) -> GpuSpec | None:
@@ -192,6 +194,8 @@ def state_dtypes(spec: ModelSpec, eng: Engine, requested: str) -> tuple[str, str
     return conv, declared or model
 
 
+MTP_ENGINES = ("vllm", "sglang", "tensorrt-llm", "atom")
+"""Engines that decode speculatively with a model's MTP layers."""
 MAX_MTP_DRAFTS = 8
 """The most draft tokens per step ``--mtp-drafts`` takes (engines run 1-4 with MTP layers)."""
 DP_ATTENTION_ENGINES = ("vllm", "sglang", "tensorrt-llm", "atom")
@@ -200,17 +204,15 @@ DP_ATTENTION_ENGINES = ("vllm", "sglang", "tensorrt-llm", "atom")
 
 def layout_for(arch: ArchSpec, request: EstimateRequest, eng: Engine, num_gpus: int) -> Layout:
     """The asked layout, completed for ``num_gpus``, or the engine's default; checked.  ``--dp-attention`` takes
-    every GPU of a node into the group (TP = EP = the GPUs, or 8 per pipeline stage beyond a node)."""
+    every GPU into the group (TP = EP = the GPUs, across nodes beyond 8: wide EP)."""
     dp = request.dp_attention
     if dp and eng.name not in DP_ATTENTION_ENGINES:
         raise InputError(f"{eng.name} does not run attention data-parallel",
                          f"use --engine {' or '.join(DP_ATTENTION_ENGINES[:3])}, or drop --dp-attention")  # fmt: skip
     if request.tp is None and request.pp is None:
         par = default_layout(arch, num_gpus, eng)
-        if dp:
-            par = Layout(min(num_gpus, 8), 1, max(1, num_gpus // 8))
-            if par.tp * par.pp != num_gpus:
-                raise InputError(f"--dp-attention over {num_gpus} GPUs: give a count up to 8, or a multiple of 8")
+        if dp:  # every GPU a data-parallel attention rank, the experts over all of them (across nodes beyond 8)
+            par = Layout(num_gpus, 1, 1)
         elif request.ep and request.ep > par.tp and num_gpus % request.ep == 0:  # EP across the GPUs asked for
             par = Layout(request.ep, 1, num_gpus // request.ep)
         ep = request.ep or (par.tp if dp else 1)
@@ -281,7 +283,10 @@ def resolve(
         notes += (f"--state-dtype has no effect: {spec.name} has no linear-attention or state-space layers",)
     if request.mtp and arch.mtp_layers == 0:
         raise InputError(f"{spec.name} has no multi-token-prediction layers for --mtp to serve",
-                         "drop --mtp (DeepSeek-V3/R1, GLM-4.5, Qwen3-Next, MiMo and LongCat carry them)")  # fmt: skip
+                         "drop --mtp; DeepSeek-V3/R1, GLM-4.5, Qwen3-Next, MiMo and LongCat carry them")  # fmt: skip
+    if request.mtp and eng.name not in MTP_ENGINES:
+        raise InputError(f"{eng.name} does not decode with MTP drafts",
+                         f"use --engine {', '.join(MTP_ENGINES[:3])}, or drop --mtp")  # fmt: skip
     if request.mtp and request.mtp_drafts and request.mtp_drafts > arch.mtp_layers:
         a = request.mtp_accept if request.mtp_accept is not None else MTP_ACCEPT
         k = request.mtp_drafts

@@ -66,7 +66,8 @@ def _defs() -> dict[str, Any]:
                   "top_k": _maybe(INT)})  # fmt: skip
     params = _obj({"total": INT, "active": INT, "active_share": NUM, "breakdown": _map(INT),
                    "active_breakdown": _map(INT)})  # fmt: skip
-    request = _obj({"context": INT, "batch": INT, "engine": STR, "quant": STR, "kv_dtype": STR})
+    request = _obj({"context": INT, "batch": INT, "engine": STR, "quant": STR, "kv_dtype": STR},
+                   {"dp_attention": BOOL, "mtp_drafts": INT, "mtp_accept": _maybe(NUM)})  # fmt: skip
     memory = _obj({
         "scheme": STR, "engine": STR, "weights_bytes": INT, "weights_by_kind": _map(INT), "kv_bytes_per_token": NUM,
         "kv_cache_bytes": INT, "total_bytes": INT, "per_gpu_bytes": INT, "per_gpu_weights_bytes": INT,

@@ -308,6 +308,8 @@ def _print_verdict(console: Console, result: EstimateResult) -> None:
         return
     layout = f"TP {fit.tp} x PP {fit.pp}" + (f", EP {fit.ep}" if fit.ep > 1 else "")
     layout += ", attention data-parallel" if fit.dp_attention else ""
+    if result.mtp_drafts:
+        layout += f", MTP {result.mtp_drafts} draft{'s' if result.mtp_drafts > 1 else ''} at {result.mtp_accept:g}"
     gpus = f"{fit.num_gpus} x {fit.gpu_name} ({layout})"
     if fit.fits:
         console.print(
@@ -472,7 +474,9 @@ def print_explain(console: Console, result: EstimateResult) -> None:
             f"[bold]decode step[/bold] = max(bytes read {perf.bytes_read_per_step_per_gpu / gib:,.2f} GiB per GPU / "
             f"bandwidth x efficiency = {s['memory'] * 1e3:,.2f} ms, FLOPs / compute = {s['compute'] * 1e3:,.2f} ms) + "
             f"fixed {s['fixed'] * 1e3:,.2f} ms + communication {s['communication'] * 1e3:,.2f} ms = "
-            f"{s['total'] * 1e3:,.2f} ms -> {perf.decode_tokens_per_s:,.1f} tok/s"
+            f"{s['total'] * 1e3:,.2f} ms"
+            + (f" x {perf.decode_tokens_per_s * s['total']:,.2f} tokens a step (MTP)" if result.mtp_drafts else "")
+            + f" -> {perf.decode_tokens_per_s:,.1f} tok/s"
         )
         if perf.distinct_experts_per_layer is not None and arch.moe is not None:
             console.print(

@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
-from moeplan.deploy.deployment import Deployment, EstimateRequest, Traffic
+from moeplan.deploy.deployment import EPLB_REDUNDANT, Deployment, EstimateRequest, Traffic
 from moeplan.deploy.engines import ENGINES, engine, polling_engines
 from moeplan.deploy.resolve import DP_ATTENTION_ENGINES, resolve
 from moeplan.deploy.results import ServingPoint
@@ -125,19 +125,20 @@ def candidate_formats(spec: ModelSpec, gpu: GpuSpec, quants: tuple[str, ...]) ->
 def layouts(spec: ModelSpec, n: int) -> list[tuple[int, int, int, bool, bool]]:
     """(tp, ep, pp, eplb, dp_attention) for ``n`` GPUs: TP (with EP inside it for MoE, and EPLB from 8 ranks), and
     for MoE attention data-parallel with the experts over all ranks; beyond a node TP 8 x PP, or wide EP with
-    EPLB."""
+    EPLB, under TP or data-parallel attention."""
     moe = spec.arch.moe is not None
     if n <= 8:
         out = [(n, 1, 1, False, False)] + ([(n, n, 1, False, False)] if moe and n > 1 else [])
         out += [(n, n, 1, False, True)] if moe and n > 1 else []
         return out + ([(n, n, 1, True, False)] if moe and n >= 8 else [])
-    return [(8, 1, n // 8, False, False)] + ([(n, n, 1, True, False)] if moe else [])
+    return [(8, 1, n // 8, False, False)] + ([(n, n, 1, True, False), (n, n, 1, True, True)] if moe else [])
 
 
 def launch(d: Deployment, n: int) -> str:
     """The engine's serve command with its parallel flags."""
     lay, name = d.layout, d.engine.name
     model = d.spec.hf_id or d.spec.id
+    extra: list[str] = []  # TensorRT-LLM's settings that live in its --extra_llm_api_options YAML
     if name == "sglang":
         opts = f" --tp {lay.tp}" + (f" --ep {lay.ep}" if lay.ep > 1 else "") + (f" --pp {lay.pp}" if lay.pp > 1 else "")
         opts += f" --dp {lay.tp} --enable-dp-attention" if lay.dp_attention else ""
@@ -145,7 +146,10 @@ def launch(d: Deployment, n: int) -> str:
     elif name == "tensorrt-llm":
         opts = f" --tp_size {lay.tp}" + (f" --ep_size {lay.ep}" if lay.ep > 1 else "")
         opts += f" --pp_size {lay.pp}" if lay.pp > 1 else ""
-        opts += " --extra_llm_api_options attention_dp.yaml  # enable_attention_dp: true" if lay.dp_attention else ""
+        extra += ["enable_attention_dp: true"] if lay.dp_attention else []
+        if lay.eplb and d.spec.arch.moe is not None:
+            slots = round(d.spec.arch.moe.num_experts * (1 + EPLB_REDUNDANT))
+            extra.append(f"moe_config: {{load_balancer: {{num_slots: {slots}}}}}")
     elif name == "vllm" and lay.dp_attention:
         opts = f" --data-parallel-size {lay.tp} --enable-expert-parallel"
         opts += " --enable-eplb" if lay.eplb else ""
@@ -159,15 +163,19 @@ def launch(d: Deployment, n: int) -> str:
         opts += f" {d.engine.recv_interval_flag} {d.recv_interval}"
     if d.draft_tokens:
         k = d.draft_tokens
-        opts += {
-            "sglang": f" --speculative-algorithm EAGLE --speculative-num-steps {k}"
-            f" --speculative-num-draft-tokens {k + 1}",
-            "tensorrt-llm": " --extra_llm_api_options mtp.yaml",
-        }.get(name, f' --speculative-config \'{{"method": "mtp", "num_speculative_tokens": {k}}}\'')
+        if name == "tensorrt-llm":
+            extra.append(f"speculative_config: {{decoding_type: MTP, num_nextn_predict_layers: {k}}}")
+        elif name == "sglang":
+            opts += f" --speculative-algorithm EAGLE --speculative-num-steps {k} --speculative-num-draft-tokens {k + 1}"
+        else:
+            opts += f' --speculative-config \'{{"method": "mtp", "num_speculative_tokens": {k}}}\''
+    if extra:
+        opts += " --extra_llm_api_options extra.yaml"
     cmd = d.engine.command(model, d.context, opts)
+    comments = [f"extra.yaml: {'; '.join(extra)}"] if extra else []
     if d.request.quant and d.scheme.name != (d.spec.native_quant or d.spec.weights_dtype):
-        cmd += f"  # with {_article(d.scheme.name)} {d.scheme.name} checkpoint of {model}"
-    return cmd
+        comments.append(f"with {_article(d.scheme.name)} {d.scheme.name} checkpoint of {model}")
+    return cmd + ("  # " + "; ".join(comments) if comments else "")
 
 
 def _targets(req: ServeRequest, p: ServingPoint) -> tuple[str, ...]:
@@ -267,6 +275,8 @@ def check_request(req: ServeRequest) -> None:
         raise InputError(f"--min-bits must be a positive number, not {req.min_bits}")
     if req.mtp_accept is not None and not 0 <= req.mtp_accept < 1:
         raise InputError(f"--mtp-accept must be at least 0 and below 1, not {req.mtp_accept}")
+    if (req.mtp_drafts is not None or req.mtp_accept is not None) and not req.mtp:
+        raise InputError("--mtp-drafts and --mtp-accept set the MTP layers' drafts: give --mtp too")
     for name in req.engines:
         eng = engine(name)
         if eng.runs == "gguf":
@@ -298,6 +308,9 @@ def plan_serve(req: ServeRequest, progress: Callable[[int, int], None] | None = 
 
     check_request(req)
     spec = resolve_model(req.model)
+    if req.mtp and spec.arch.mtp_layers == 0:
+        raise InputError(f"{spec.name} has no multi-token-prediction layers for --mtp to serve",
+                         "drop --mtp; DeepSeek-V3/R1, GLM-4.5, Qwen3-Next, MiMo and LongCat carry them")  # fmt: skip
     only = {resolve_gpu(g, req.gpu_file).id for g in req.gpus}
     catalogue = [g for g in load_gpus(req.gpu_file) if (g.id in only if only else not g.unified_memory)]
     engines = [engine(e) for e in req.engines]
