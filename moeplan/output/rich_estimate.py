@@ -443,13 +443,23 @@ def print_explain(console: Console, result: EstimateResult) -> None:
         per_layer = f"(kv_lora_rank {att.mla.kv_lora_rank} + rope {att.mla.qk_rope_head_dim}) elements"
     else:
         per_layer = f"{att.num_kv_heads} KV heads x ({att.head_dim} + {att.value_dim}) elements"
+    req, fit = result.request, result.fit
+    plain = m.kv_bytes_per_token * req.context * req.batch
+    ratio = m.kv_cache_bytes / plain if plain else 1.0
+    replicated = fit is not None and fit.tp > 1 and not fit.dp_attention
+    how = ""
+    if ratio > 1.05:
+        how = f" x {ratio:,.1f} ({'copies on the TP ranks' if replicated else 'as the engine allocates'})"
+    elif ratio < 0.95:
+        how = " less what windowed layers drop"
     console.print(
         f"[bold]KV cache per token[/bold] = layers x {per_layer} x {m.kv_dtype} bytes = {m.kv_bytes_per_token:,} B "
-        f"({m.engine} semantics); x {result.request.context:,} tokens x {result.request.batch} = "
-        f"{m.kv_cache_bytes / gib:,.2f} GiB"
+        f"({m.engine} semantics); x {req.context:,} tokens x {req.batch}{how} = {m.kv_cache_bytes / gib:,.2f} GiB"
     )
+    ranks = fit.tp if fit is not None and fit.dp_attention else 1
+    own = f" (the {-(-req.batch // ranks):,} sequences of the busiest rank)" if ranks > 1 else ""
     console.print(
-        f"[bold]memory per GPU[/bold] = weights {m.per_gpu_weights_bytes / gib:,.2f} + KV "
+        f"[bold]memory per GPU[/bold]{own} = weights {m.per_gpu_weights_bytes / gib:,.2f} + KV "
         f"{m.per_gpu_kv_cache_bytes / gib:,.2f} + activations {m.per_gpu_activation_bytes / gib:,.2f} + overhead "
         f"{m.per_gpu_overhead_bytes / gib:,.2f} = {m.per_gpu_bytes / gib:,.2f} GiB"
         + (f" against {m.usable_bytes_per_gpu / gib:,.2f} GiB usable" if m.usable_bytes_per_gpu else "")
