@@ -339,6 +339,12 @@ def test_the_planner_tries_attention_data_parallel_and_says_how_to_launch_it() -
     rows = json.loads(out)["configurations"]
     assert any(r["dp_attention"] and r["ep"] == 2 and "--data-parallel-size 2" in r["command"] for r in rows)
     assert any(not r["dp_attention"] for r in rows)
+    code, out, err = run("serve", "qwen3-30b-a3b", "--concurrency", "64", "--gpu", "h100", "--max-gpus", "3",
+                         "--json", "--top", "50")  # fmt: skip
+    split = [r for r in json.loads(out)["configurations"] if r["disaggregated"]]
+    assert any(r["dp_attention"] for r in split) and any(not r["dp_attention"] for r in split)
+    prefill, decode = split[0]["command"].split("\n")  # two servers, each with its own comment
+    assert "# prefill" in prefill and "# decode" in decode and decode.index("#") > decode.index("--max-model-len")
     code, out, err = run("estimate", "deepseek-v3", "--gpu", "h200", "--num-gpus", "8", "--dp-attention", "--json")
     assert code == 0, err
     assert json.loads(out)["fit"]["dp_attention"] is True

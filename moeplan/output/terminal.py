@@ -130,9 +130,13 @@ def first_fitting(console: Console, *variants: Callable[[], T]) -> T:
 def shell_lines(command: str, width: int) -> list[str]:
     """A shell command broken at argument boundaries into lines of at most ``width`` (`` \\`` continuations).
 
-    A trailing ``# comment`` goes on a line of its own before the command; quoted arguments are never split.
+    A trailing ``# comment`` goes on a line of its own before the command; quoted arguments are never split;
+    several commands (one per line: a disaggregated deployment's prefill and decode servers) each get theirs.
     """
     import re
+
+    if "\n" in command:
+        return [line for part in command.split("\n") for line in shell_lines(part, width)]
 
     body, _, comment = command.partition("  # ")
     tokens = re.findall(r"""(?:[^\s"']+|"[^"]*"|'[^']*')+""", body)

@@ -12,6 +12,7 @@ throughput per GPU against tokens per second per user.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
@@ -91,12 +92,12 @@ class ServeCandidate(Value):
     def label(self) -> str:
         ep = f" EP{self.ep}" + ("+EPLB" if self.eplb else "") if self.ep > 1 else ""
         pp = f" PP{self.pp}" if self.pp > 1 else ""
-        if self.dp_attention:  # attention data-parallel over the ranks, the experts over them: "DP8+EP8"
-            dp = f"DP{self.tp}" + (f"+{ep.strip()}" if ep else "")
-            return f"{self.num_gpus}x {self.gpu.id} {dp}{pp} {self.quant} {self.engine}"
+        dp = f"DP{self.tp}" + (f"+{ep.strip()}" if ep else "")  # attention data-parallel, the experts over the ranks
         if self.disaggregated:
-            split = f"{self.disaggregated} (decode TP{self.tp}{ep})"
+            split = f"{self.disaggregated} (decode {dp if self.dp_attention else f'TP{self.tp}{ep}'})"
             return f"{self.num_gpus}x {self.gpu.id} {split} {self.quant} {self.engine}"
+        if self.dp_attention:
+            return f"{self.num_gpus}x {self.gpu.id} {dp}{pp} {self.quant} {self.engine}"
         return f"{self.num_gpus}x {self.gpu.id} TP{self.tp}{ep}{pp} {self.quant} {self.engine}"
 
 
@@ -178,6 +179,12 @@ def launch(d: Deployment, n: int) -> str:
     return cmd + ("  # " + "; ".join(comments) if comments else "")
 
 
+def _commented(command: str, note: str) -> str:
+    """``command`` with ``note`` first in its trailing comment."""
+    body, _, comment = command.partition("  # ")
+    return f"{body}  # {note}" + (f"; {comment}" if comment else "")
+
+
 def _targets(req: ServeRequest, p: ServingPoint) -> tuple[str, ...]:
     misses = []
     if not p.stable:
@@ -225,42 +232,43 @@ def evaluate_config(
 def disaggregated(
     base: EstimateRequest, spec: ModelSpec, gpu: GpuSpec, p: int, req: ServeRequest
 ) -> list[ServeCandidate]:
-    """Prefill on ``n_p`` instances of ``p`` GPUs (TP), decode on one of ``d`` (EP): 1-2 prefill instances, the
-    decode instance as large as one or two prefill instances."""
+    """Prefill on ``n_p`` instances of ``p`` GPUs (TP), decode on one of ``d`` (EP, under TP or data-parallel
+    attention): 1-2 prefill instances, the decode instance as large as one or two prefill instances."""
     from moeplan.deploy.serving import DisaggregatedServingModel
 
     out = []
-    for n_p in (1, 2):
-        for d in (p, 2 * p):
-            total = n_p * p + d
-            if total > req.max_gpus:
-                continue
-            try:
-                dp = resolve(replace(base, num_gpus=p, tp=p), spec=spec, gpu=gpu, fewest=False)
-                dd = resolve(replace(base, num_gpus=d, tp=d, ep=d if d > 1 else None), spec=spec, gpu=gpu,
-                             fewest=False)  # fmt: skip
-            except MoeplanError:
-                continue
-            if ServingModel(dd, req.traffic).max_running < 1:
-                continue
-            split = DisaggregatedServingModel(dp, dd, n_p, req.traffic)
-            point = split.point()
-            t = req.traffic
-            loads = [c for c in SWEEP if c <= 2 * max(1, point.max_running)] or [1]
-            sweep = tuple(
-                split.at(Traffic(t.isl, t.osl, concurrency=c, prefix_hit=t.prefix_hit)).point() for c in loads
-            )
-            misses = _targets(req, point)
-            price = dd.price.usd_per_hour
-            usd = price * total / (point.output_tokens_per_s * 3600) * 1e6 if price and point.stable else None
-            joules = gpu.tdp_w * total / point.output_tokens_per_s if gpu.tdp_w else None
-            command = f"{launch(dp, p)}  # prefill x{n_p}; then {launch(dd, d)}  # decode; KV over NIXL (Dynamo/PD)"
-            out.append(ServeCandidate(
-                gpu=gpu, num_gpus=total, tp=dd.layout.tp, ep=dd.layout.ep, pp=1, quant=dd.scheme.name,
-                engine=dd.engine.name, point=point, meets=not misses, misses=misses,
-                usd_per_hour=price * total if price else None, usd_per_million_output_tokens=usd,
-                joules_per_output_token=joules, command=command, sweep=sweep, disaggregated=f"{n_p}x{p}P:{d}D",
-            ))  # fmt: skip
+    dp_ok = base.engine in DP_ATTENTION_ENGINES
+    for n_p, d, dpa in itertools.product((1, 2), (p, 2 * p), (False, True) if dp_ok else (False,)):
+        total = n_p * p + d
+        if total > req.max_gpus or (dpa and d < 2):
+            continue
+        try:
+            dp = resolve(replace(base, num_gpus=p, tp=p), spec=spec, gpu=gpu, fewest=False)
+            dd = resolve(replace(base, num_gpus=d, tp=d, ep=d if d > 1 else None, dp_attention=dpa), spec=spec,
+                         gpu=gpu, fewest=False)  # fmt: skip
+        except MoeplanError:
+            continue
+        if ServingModel(dd, req.traffic).max_running < 1:
+            continue
+        split = DisaggregatedServingModel(dp, dd, n_p, req.traffic)
+        point = split.point()
+        t = req.traffic
+        loads = [c for c in SWEEP if c <= 2 * max(1, point.max_running)] or [1]
+        sweep = tuple(split.at(Traffic(t.isl, t.osl, concurrency=c, prefix_hit=t.prefix_hit)).point() for c in loads)
+        misses = _targets(req, point)
+        price = dd.price.usd_per_hour
+        usd = price * total / (point.output_tokens_per_s * 3600) * 1e6 if price and point.stable else None
+        joules = gpu.tdp_w * total / point.output_tokens_per_s if gpu.tdp_w else None
+        prefill = _commented(launch(dp, p), f"prefill: {n_p} instance{'s' if n_p > 1 else ''} of this")
+        decode = _commented(launch(dd, d), "decode; the KV cache comes over NIXL (Dynamo, or SGLang's PD)")
+        command = f"{prefill}\n{decode}"
+        out.append(ServeCandidate(
+            gpu=gpu, num_gpus=total, tp=dd.layout.tp, ep=dd.layout.ep, pp=1, quant=dd.scheme.name,
+            engine=dd.engine.name, point=point, meets=not misses, misses=misses,
+            usd_per_hour=price * total if price else None, usd_per_million_output_tokens=usd,
+            joules_per_output_token=joules, command=command, sweep=sweep, disaggregated=f"{n_p}x{p}P:{d}D",
+            dp_attention=dd.layout.dp_attention,
+        ))  # fmt: skip
     return out
 
 
