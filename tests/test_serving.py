@@ -168,6 +168,16 @@ def test_disaggregation_removes_prefill_from_the_decode_steps_and_wins_only_on_c
     together = ServingModel(dd, load).point()
     assert split.tpot_s < together.tpot_s  # no prompt chunks in the decode steps
     assert split.output_tokens_per_s_per_gpu < together.output_tokens_per_s * 2 / 8 * 10  # sane scale
+    # two decode instances fed by two prefill instances: each pair serves half the clients, as one pair alone
+    # (within the KV transfer, which crosses nodes at 16 GPUs)
+    pair = DisaggregatedServingModel(dp, dd, 1, Traffic(8192, 1024, concurrency=32)).point()
+    twice = DisaggregatedServingModel(dp, dd, 2, load, n_decode=2).point()
+    assert twice.output_tokens_per_s == pytest.approx(2 * pair.output_tokens_per_s, rel=0.01)
+    assert twice.output_tokens_per_s_per_gpu == pytest.approx(pair.output_tokens_per_s_per_gpu, rel=0.01)
+    assert twice.ttft_s == pytest.approx(pair.ttft_s, rel=0.05) and twice.ttft_s > pair.ttft_s
+    # queued short prompts share a prefill chunk: a prompt's share of the instance is below its own latency
+    short_load = DisaggregatedServingModel(dp, dd, 1, Traffic(512, 1024, concurrency=64))
+    assert short_load.s_b < short_load.s_p
     short = plan_serve(ServeRequest(model="qwen3-30b-a3b", traffic=Traffic(128, 2048, concurrency=32),
                                     gpus=("h100",)))  # fmt: skip
     first = next(c for c in short.candidates if c.meets)

@@ -212,42 +212,60 @@ class ServingModel:
 
 class DisaggregatedServingModel:
     """Prefill and decode on separate GPUs: ``n_p`` prefill instances (each ``dp``) hand the KV cache of every prompt
-    to one decode instance (``dd``).
+    to ``n_d`` decode instances (each ``dd``; the router spreads the requests evenly over them).
 
-        S_p   = prefill of I tokens on a prefill instance (no decode beside it)
+        S_p   = prefill of one I-token prompt on a prefill instance (its latency: no decode beside it)
+        S_b   = I x c_p at a full chunk: a prompt's share of the instance when queued prompts are batched together
         KV    = I x KV bytes per token / link   (NVLink inside a node of 8, else InfiniBand: 40 GB/s per GPU)
-        TTFT  = S_p x (1 + queue ahead / n_p) + KV + t_decode(b),     TPOT = t_decode(b)   (no prefill in the step)
-        out/s = lambda x O over n_p x |dp| + |dd| GPUs
+        TTFT  = S_p + queue ahead x S_b / n_p + KV + t_decode(b),     TPOT = t_decode(b)   (no prefill in the step)
+        out/s = lambda x O over n_p x |dp| + n_d x |dd| GPUs
 
-    Worth it where prefill would slow the decode steps (long prompts) and the prefill GPUs keep busy; the planner
-    keeps a disaggregated configuration only where it beats the aggregated ones on cost at the targets."""
+    Each decode instance sees ``1/n_d`` of the load and ``n_p/n_d`` of the prefill capacity.  InferenceX's
+    DeepSeek-R1 fp8 on H200 with Dynamo and TensorRT-LLM: 3 prefill instances of 8 and one decode instance of 8,
+    both with data-parallel attention, 8K/1K at 512 clients (benchmarks/serving_measurements.yaml).  Worth it where
+    prefill would slow the decode steps (long prompts) and the prefill GPUs keep busy; the planner keeps a
+    disaggregated configuration only where it beats the aggregated ones on cost at the targets."""
 
-    def __init__(self, dp: Deployment, dd: Deployment, n_prefill: int, traffic: Traffic) -> None:
+    def __init__(self, dp: Deployment, dd: Deployment, n_prefill: int, traffic: Traffic, n_decode: int = 1) -> None:
         from moeplan.deploy.comm import GPUS_PER_NODE, link_for
         from moeplan.deploy.kv_cache import kv_bytes_per_token
 
         if dp.gpu is None or dd.gpu is None:
             raise InputError("serving needs a GPU: --gpu ID")
+        if n_prefill < 1 or n_decode < 1:
+            raise InputError("a disaggregated deployment needs at least one prefill and one decode instance")
         traffic.check()
-        self.t, self.n_p, self.dd = traffic, n_prefill, dd
-        self.decode = ServingModel(dd, replace(traffic, prefix_hit=traffic.prefix_hit))
+        self.t, self.n_p, self.n_d, self.dd = traffic, n_prefill, n_decode, dd
+        self.decode = ServingModel(dd, self._local(traffic))
         prompt = self.decode.prompt
-        self.s_p = SpeedModel(MemoryModel(dp)).prefill_seconds(prompt)
-        gpus = n_prefill * dp.layout.num_gpus + dd.layout.num_gpus
+        pm = SpeedModel(MemoryModel(dp))
+        self.s_p = pm.prefill_seconds(prompt)
+        chunk = max(1, dp.batched_tokens or 8192)
+        self.s_b = min(self.s_p, prompt * pm.prefill_token_seconds(max(chunk, prompt), traffic.isl))
+        gpus = n_prefill * dp.layout.num_gpus + n_decode * dd.layout.num_gpus
         self.gpus = gpus
         kv = kv_bytes_per_token(dd.spec.arch, dd.kv_dtype, dd.engine) * prompt
         across = gpus > GPUS_PER_NODE
         link = link_for(dd.gpu, across)
         self.kv_s = link.send_s(kv / (dp.layout.num_gpus if across else 1))
 
+    def _local(self, traffic: Traffic) -> Traffic:
+        """The load one of the ``n_d`` decode instances sees."""
+        if self.n_d == 1:
+            return traffic
+        if traffic.concurrency is not None:
+            return replace(traffic, concurrency=max(1, round(traffic.concurrency / self.n_d)))
+        return replace(traffic, rate=(traffic.rate or 0.0) / self.n_d)
+
     def at(self, traffic: Traffic) -> DisaggregatedServingModel:
         """This split under another load of the same lengths."""
         other = copy.copy(self)
-        other.t, other.decode = traffic, self.decode.at(traffic)
+        other.t, other.decode = traffic, self.decode.at(self._local(traffic))
         return other
 
     def point(self) -> ServingPoint:
-        t, osl, n_p = self.t, self.t.osl, self.n_p
+        t, osl = self._local(self.t), self.t.osl
+        n_p = self.n_p / self.n_d  # the prefill instances' capacity one decode instance draws on
         cap = max(1, self.decode.max_running)
         conc = min(t.concurrency, cap) if t.concurrency is not None else None
         b = float(min(cap, conc or 1))
@@ -258,14 +276,14 @@ class DisaggregatedServingModel:
             lam, b, overflow = running(t, conc, cap, ttft, tpot, b)
             stable = stable and not overflow
             tpot_new = self.decode.decode_s(b)
-            rho = lam * self.s_p / n_p
+            rho = lam * self.s_b / n_p
             if conc is not None:
-                ahead = (conc - 1) / conc * min(lam * max(ttft - tpot - self.kv_s, 0.0), conc - 1.0) / n_p
-                ttft_new = self.s_p * (1 + ahead) + self.kv_s + tpot_new
+                ahead = (conc - 1) / conc * min(lam * max(ttft - tpot - self.kv_s, 0.0), conc - 1.0)
+                ttft_new = self.s_p + ahead * self.s_b / n_p + self.kv_s + tpot_new
             else:
                 if rho >= 0.98:
                     stable, rho = False, 0.98
-                ttft_new = self.s_p * (1 + rho / (2 * (1 - rho))) + self.kv_s + tpot_new
+                ttft_new = self.s_p + self.s_b * rho / (2 * (1 - rho)) + self.kv_s + tpot_new
             tpot = tpot + DAMPING * (tpot_new - tpot)
             ttft = ttft + DAMPING * (ttft_new - ttft)
         e2e = ttft + (osl - 1) * tpot
@@ -274,13 +292,14 @@ class DisaggregatedServingModel:
             if t.concurrency is not None and t.concurrency > conc:
                 ttft += (t.concurrency - conc) / lam
                 e2e = ttft + (osl - 1) * tpot
+        lam *= self.n_d  # all decode instances together
         out = lam * osl
         wait = max(0.0, ttft - self.s_p - self.kv_s - tpot)
         return ServingPoint(
-            concurrency=t.concurrency if t.concurrency is not None else lam * e2e, decode_batch=b,
+            concurrency=self.t.concurrency if self.t.concurrency is not None else lam * e2e, decode_batch=b,
             max_running=self.decode.max_running, tpot_s=tpot, tpot_p90_s=tpot, ttft_s=ttft,
             ttft_p90_s=ttft + 1.3 * wait, e2e_s=e2e, request_rate=lam, output_tokens_per_s=out,
             output_tokens_per_s_per_gpu=out / self.gpus, tokens_per_s_per_user=1 / tpot,
-            prefill_share=min(1.0, lam * self.s_p / n_p), stable=stable,
-            kv_limited=t.concurrency is not None and t.concurrency > cap,
+            prefill_share=min(1.0, lam * self.s_b / self.n_p), stable=stable,
+            kv_limited=self.t.concurrency is not None and self.t.concurrency > cap * self.n_d,
         )  # fmt: skip
