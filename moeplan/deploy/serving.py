@@ -226,7 +226,15 @@ class DisaggregatedServingModel:
     prefill would slow the decode steps (long prompts) and the prefill GPUs keep busy; the planner keeps a
     disaggregated configuration only where it beats the aggregated ones on cost at the targets."""
 
-    def __init__(self, dp: Deployment, dd: Deployment, n_prefill: int, traffic: Traffic, n_decode: int = 1) -> None:
+    def __init__(
+        self,
+        dp: Deployment,
+        dd: Deployment,
+        n_prefill: int,
+        traffic: Traffic,
+        n_decode: int = 1,
+        scenario: str = "expected",
+    ) -> None:
         from moeplan.deploy.comm import GPUS_PER_NODE, link_for
         from moeplan.deploy.kv_cache import kv_bytes_per_token
 
@@ -236,12 +244,12 @@ class DisaggregatedServingModel:
             raise InputError("a disaggregated deployment needs at least one prefill and one decode instance")
         traffic.check()
         self.t, self.n_p, self.n_d, self.dd = traffic, n_prefill, n_decode, dd
-        self.decode = ServingModel(dd, self._local(traffic))
+        self.decode = ServingModel(dd, self._local(traffic), scenario)
         prompt = self.decode.prompt
         pm = SpeedModel(MemoryModel(dp))
-        self.s_p = pm.prefill_seconds(prompt)
+        self.s_p = pm.prefill_seconds(prompt, scenario)
         chunk = max(1, dp.batched_tokens or 8192)
-        self.s_b = min(self.s_p, prompt * pm.prefill_token_seconds(max(chunk, prompt), traffic.isl))
+        self.s_b = min(self.s_p, prompt * pm.prefill_token_seconds(max(chunk, prompt), traffic.isl, scenario))
         gpus = n_prefill * dp.layout.num_gpus + n_decode * dd.layout.num_gpus
         self.gpus = gpus
         kv = kv_bytes_per_token(dd.spec.arch, dd.kv_dtype, dd.engine) * prompt

@@ -14,7 +14,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from moeplan.deploy.deployment import Deployment, EstimateRequest
+from moeplan.deploy.deployment import Deployment, EstimateRequest, Traffic
 from moeplan.deploy.evaluate import evaluate, fits, headline, offload_decode_seconds, offload_prefill_seconds
 from moeplan.deploy.resolve import resolve
 from moeplan.errors import MoeplanError, SpecError
@@ -309,8 +309,8 @@ def serving_skip(r: dict[str, Any]) -> str | None:
         return "GPU count and layout not stated"
     if not r.get("concurrency"):
         return "a request-rate burst, not a steady load"
-    if r.get("disaggregated"):
-        return "disaggregated prefill/decode"
+    if r.get("disaggregated") and not r.get("decode_workers"):
+        return "disaggregated prefill/decode without its instances stated"
     if "tbo" in str(r.get("quote", "")).lower():
         return "two-batch overlap (TBO), which moeplan does not model"
     if "not part of the official" in str(r.get("notes", "")):
@@ -338,6 +338,48 @@ def prompts_per_client(r: dict[str, Any]) -> float | None:
     return float(r["prompts_per_client"]) if r.get("prompts_per_client") else None
 
 
+def split_checks(r: dict[str, Any], gpu: GpuSpec | None, traffic: Traffic) -> list[Check]:
+    """A disaggregated run (``prefill_workers`` instances of ``prefill_tp`` GPUs hand their prompts to
+    ``decode_workers`` instances of ``decode_tp``, each with its own EP and DP attention) against
+    :class:`~moeplan.deploy.serving.DisaggregatedServingModel`: input + output tokens/s over all its GPUs, and the
+    median TTFT (the split has no model of the run's first burst, which a mean carries)."""
+    from moeplan.deploy.serving import DisaggregatedServingModel
+
+    isl, osl = traffic.isl, traffic.osl
+
+    def side(prefix: str) -> Deployment:
+        tp = int(r[f"{prefix}_tp"])
+        ep = int(r.get(f"{prefix}_ep") or 1)
+        return deployment(r, gpu, context=isl + osl, prompt=isl, batch=1, num_gpus=tp, tp=tp, ep=ep,
+                          dp_attention=bool(r.get(f"{prefix}_dp_attention")))  # fmt: skip
+
+    dp, dd = side("prefill"), side("decode")
+    n_p, n_d = int(r["prefill_workers"]), int(r["decode_workers"])
+    low, mid, high = (DisaggregatedServingModel(dp, dd, n_p, traffic, n_d, s).point() for s in SCENARIO_NAMES)
+    rid, src = str(r["id"]), str(r.get("source", ""))
+    gpus = n_p * dp.layout.num_gpus + n_d * dd.layout.num_gpus
+    label = (f"{r['model']} {r.get('quant') or ''} {r.get('engine', '')} on {gpus} x {gpu.name if gpu else ''}, "
+             f"{n_p}x{dp.layout.num_gpus}P:{n_d}x{dd.layout.num_gpus}D, {isl:,}/{osl:,} at concurrency "
+             f"{traffic.concurrency}")  # fmt: skip
+    out = []
+    if r.get("total_tps_per_gpu"):
+        scale = (isl + osl) / osl
+        lo, m, hi = (p.output_tokens_per_s_per_gpu * scale for p in (low, mid, high))
+        measured = float(r["total_tps_per_gpu"])
+        out.append(Check(rid, "serving_throughput", label + " (input + output tok/s)", measured, m, lo, hi,
+                         lo <= measured <= hi, "tokens/s", src,
+                         stage="disaggregated " + STAGES["serving_throughput"]))  # fmt: skip
+    if r.get("ttft_median_ms"):
+        measured = float(r["ttft_median_ms"]) / 1e3
+        lo, m, hi = high.ttft_s, mid.ttft_s, low.ttft_s
+        out.append(Check(rid, "serving_ttft", label + " (median TTFT)", measured, m, lo, hi, lo <= measured <= hi,
+                         "s", src, stage="disaggregated " + STAGES["serving_ttft"]))  # fmt: skip
+    return out
+
+
+SCENARIO_NAMES = ("low", "expected", "high")
+
+
 def serving_checks(r: dict[str, Any]) -> list[Check]:
     """A serving run (fixed input/output lengths at a concurrency) against the serving model: output (or total)
     tokens/s per GPU and TTFT, each with the band of the low and high scenarios."""
@@ -346,8 +388,10 @@ def serving_checks(r: dict[str, Any]) -> list[Check]:
 
     gpu = record_gpu(r)
     isl, osl, conc = int(r["isl"]), int(r["osl"]), int(r["concurrency"])
-    d = deployment(r, gpu, context=isl + osl, prompt=isl, batch=1)
     traffic = Traffic(isl, osl, concurrency=conc, arrivals=serving_arrivals(r))
+    if r.get("disaggregated"):
+        return split_checks(r, gpu, traffic)
+    d = deployment(r, gpu, context=isl + osl, prompt=isl, batch=1)
     low, mid, high = (ServingModel(d, traffic, s).point() for s in ("low", "expected", "high"))
     rid, src = str(r["id"]), str(r.get("source", ""))
     label = f"{r['model']} {r.get('quant') or ''} {r.get('engine', '')} on {r['num_gpus']} x {gpu.name}, "
