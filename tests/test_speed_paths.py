@@ -172,6 +172,13 @@ def test_collectives_across_nodes_cost_more_than_inside_one() -> None:
     inside = step_comm_s(gpu, tp=8, moe_layers=58, **kw)  # type: ignore[arg-type]
     across = step_comm_s(gpu, tp=16, moe_layers=58, **kw)  # type: ignore[arg-type]
     assert across > 3 * inside
+    # an NVL72 rack joins 72 GPUs over NVLink: 32 of them stay on NVLink, 32 B200 servers' GPUs cross nodes
+    rack, servers = resolve_gpu("gb200"), resolve_gpu("b200")
+    kw = {**kw, "num_nodes": 1}
+    in_rack = step_comm_s(rack, tp=32, ep=32, moe_layers=58, **{k: v for k, v in kw.items() if k != "ep"})  # type: ignore[arg-type]
+    nvlink = link_for(rack, False).scaled(1.0)
+    assert in_rack == pytest.approx(61 * 2 * nvlink.all_reduce_s(32, 7168 * 2))
+    assert in_rack < step_comm_s(servers, tp=32, ep=32, moe_layers=58, **{k: v for k, v in kw.items() if k != "ep"})  # type: ignore[arg-type]
 
 
 # -- engines ---------------------------------------------------------------------------------------------------

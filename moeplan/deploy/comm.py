@@ -35,6 +35,13 @@ from moeplan.hardware.gpus import GpuSpec
 from moeplan.records import Value
 
 GPUS_PER_NODE = 8
+"""GPUs one NVLink domain joins where the GPU names no other (an HGX/DGX server)."""
+
+
+def nvlink_domain(gpu: GpuSpec) -> int:
+    """GPUs that reach one another over NVLink (or xGMI): the GPU's own domain (72 in a GB200/GB300 NVL72 rack,
+    whose NVSwitch trays join every GPU at the full NVLink rate), else a server of 8."""
+    return gpu.nvlink_domain or GPUS_PER_NODE
 
 
 @dataclass(frozen=True, repr=False, eq=False)
@@ -138,19 +145,20 @@ def step_comm_s(
     / bus`` (SGLang's DP-attention gather and scatter, vLLM's default all-gather/reduce-scatter all-to-all): the
     same latencies as TP's two all-reduces and half their bytes."""
     gpus = tp * pp
-    nodes = max(num_nodes, math.ceil(gpus / GPUS_PER_NODE))
+    domain = nvlink_domain(gpu)
+    nodes = max(num_nodes, math.ceil(gpus / domain))
     act = tokens * hidden * 2
     t = 0.0
     if tp > 1 and dp_attention:
-        inside = measured if measured is not None and tp <= GPUS_PER_NODE else None
-        scaled = (inside or link_for(gpu, tp > GPUS_PER_NODE)).scaled(alpha_scale)
+        inside = measured if measured is not None and tp <= domain else None
+        scaled = (inside or link_for(gpu, tp > domain)).scaled(alpha_scale)
         t += layers * 2 * scaled.all_gather_s(tp, act)
     elif tp > 1:
-        inside = measured if measured is not None and tp <= GPUS_PER_NODE else None
-        scaled = (inside or link_for(gpu, tp > GPUS_PER_NODE)).scaled(alpha_scale)
+        inside = measured if measured is not None and tp <= domain else None
+        scaled = (inside or link_for(gpu, tp > domain)).scaled(alpha_scale)
         ar = scaled.all_reduce_s(tp, act)
         t += layers * ar  # after attention
-        a2a_layers = moe_layers if ep > 1 and tp > GPUS_PER_NODE else 0  # wide EP: dispatch and combine instead
+        a2a_layers = moe_layers if ep > 1 and tp > domain else 0  # wide EP: dispatch and combine instead
         t += (layers - a2a_layers) * ar  # after the MLP
         t += a2a_layers * 2 * scaled.all_to_all_s(ep, act * top_k)
     if pp > 1:

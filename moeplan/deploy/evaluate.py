@@ -239,12 +239,13 @@ def performance_result(d: Deployment, mm: MemoryModel) -> tuple[PerformanceResul
         )
     par = d.layout
     if par.num_gpus > 1 and d.gpu is not None:
-        from moeplan.deploy.comm import GPUS_PER_NODE, link_for
+        from moeplan.deploy.comm import link_for, nvlink_domain
 
-        nodes = max(d.num_nodes, -(-par.num_gpus // GPUS_PER_NODE))
+        domain = nvlink_domain(d.gpu)
+        nodes = max(d.num_nodes, -(-par.num_gpus // domain))
         inside = d.link.name if d.link is not None else link_for(d.gpu, False).name
         across = f"; {link_for(d.gpu, True).name} between the {nodes} nodes" if nodes > 1 else ""
-        tp_where = "across nodes" if par.tp > GPUS_PER_NODE else "inside a node"
+        tp_where = "across nodes" if par.tp > domain else "inside a node" if domain == 8 else "inside the NVLink rack"
         notes.append(
             (f"communication: DP attention over {par.tp} ranks ({tp_where}), a gather and a scatter of the step's "
              f"tokens per layer, EP {par.ep}" if par.dp_attention else

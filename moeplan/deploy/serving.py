@@ -235,7 +235,7 @@ class DisaggregatedServingModel:
         n_decode: int = 1,
         scenario: str = "expected",
     ) -> None:
-        from moeplan.deploy.comm import GPUS_PER_NODE, link_for
+        from moeplan.deploy.comm import link_for, nvlink_domain
         from moeplan.deploy.kv_cache import kv_bytes_per_token
 
         if dp.gpu is None or dd.gpu is None:
@@ -253,7 +253,7 @@ class DisaggregatedServingModel:
         gpus = n_prefill * dp.layout.num_gpus + n_decode * dd.layout.num_gpus
         self.gpus = gpus
         kv = kv_bytes_per_token(dd.spec.arch, dd.kv_dtype, dd.engine) * prompt
-        across = gpus > GPUS_PER_NODE
+        across = gpus > nvlink_domain(dd.gpu)
         link = link_for(dd.gpu, across)
         self.kv_s = link.send_s(kv / (dp.layout.num_gpus if across else 1))
 

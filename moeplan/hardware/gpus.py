@@ -71,6 +71,8 @@ class GpuSpec(Record):
     bandwidth_gb_s: float = field(metadata={"gt": 0})
     tflops: dict[Dtype, float] = field(default_factory=dict)
     nvlink_gb_s: float | None = field(default=None, metadata={"gt": 0})
+    nvlink_domain: int | None = field(default=None, metadata={"gt": 0})
+    """GPUs one NVLink domain joins (72 in a GB200/GB300 NVL72 rack); None: a server of 8."""
     pcie_gb_s: float | None = field(default=None, metadata={"gt": 0})
     tdp_w: float | None = field(default=None, metadata={"gt": 0})
     cloud_usd_per_hour: CloudPrice | None = None
