@@ -216,15 +216,17 @@ class DisaggregatedServingModel:
 
         S_p   = prefill of one I-token prompt on a prefill instance (its latency: no decode beside it)
         S_b   = I x c_p at a full chunk: a prompt's share of the instance when queued prompts are batched together
-        KV    = I x KV bytes per token / link   (NVLink inside a node of 8, else InfiniBand: 40 GB/s per GPU)
-        TTFT  = S_p + queue ahead x S_b / n_p + KV + t_decode(b),     TPOT = t_decode(b)   (no prefill in the step)
+        T     = a batch's time: every prompt waiting joins the next batch (:meth:`batch_s`)
+        KV    = I x KV bytes per token / link   (NVLink inside the NVLink domain, else InfiniBand: 40 GB/s per GPU)
+        TTFT  = T (1 + busy / 2) + KV + t_decode(b),  T = max(S_p, (S_p - S_b) / (1 - rho)),  rho = lambda S_b / n_p
+        TPOT  = t_decode(b)   (no prefill in the step)
         out/s = lambda x O over n_p x |dp| + n_d x |dd| GPUs
 
     Each decode instance sees ``1/n_d`` of the load and ``n_p/n_d`` of the prefill capacity.  InferenceX's
     DeepSeek-R1 fp8 on H200 with Dynamo and TensorRT-LLM: 3 prefill instances of 8 and one decode instance of 8,
-    both with data-parallel attention, 8K/1K at 512 clients (benchmarks/serving_measurements.yaml).  Worth it where
-    prefill would slow the decode steps (long prompts) and the prefill GPUs keep busy; the planner keeps a
-    disaggregated configuration only where it beats the aggregated ones on cost at the targets."""
+    both with data-parallel attention, 8K/1K at 512 clients (benchmarks/disaggregated_measurements.yaml).  Worth
+    it where prefill would slow the decode steps (long prompts) and the prefill GPUs keep busy; the planner keeps
+    a disaggregated configuration only where it beats the aggregated ones on cost at the targets."""
 
     def __init__(
         self,
@@ -257,6 +259,15 @@ class DisaggregatedServingModel:
         link = link_for(dd.gpu, across)
         self.kv_s = link.send_s(kv / (dp.layout.num_gpus if across else 1))
 
+    def batch_s(self, arrivals: float, rho: float) -> float:
+        """A prompt's wait and prefill on a prefill instance that takes every waiting prompt into its next batch
+        (a bulk server): a batch of ``k`` prompts takes ``S_p + (k - 1) S_b``, and ``k`` are the prompts that
+        arrived during the last one, so ``T = max(S_p, (S_p - S_b) / (1 - rho))`` (rho = arrivals x S_b); a
+        prompt waits for the running batch to end (``T / 2`` when the instance is busy, ``arrivals x T`` of the
+        time) and then for its own.  Light load: one prompt, ``S_p``."""
+        t = max(self.s_p, (self.s_p - self.s_b) / (1 - rho))
+        return t * (1 + min(1.0, arrivals * t) / 2)
+
     def _local(self, traffic: Traffic) -> Traffic:
         """The load one of the ``n_d`` decode instances sees."""
         if self.n_d == 1:
@@ -285,13 +296,10 @@ class DisaggregatedServingModel:
             stable = stable and not overflow
             tpot_new = self.decode.decode_s(b)
             rho = lam * self.s_b / n_p
-            if conc is not None:
-                ahead = (conc - 1) / conc * min(lam * max(ttft - tpot - self.kv_s, 0.0), conc - 1.0)
-                ttft_new = self.s_p + ahead * self.s_b / n_p + self.kv_s + tpot_new
-            else:
-                if rho >= 0.98:
-                    stable, rho = False, 0.98
-                ttft_new = self.s_p + self.s_b * rho / (2 * (1 - rho)) + self.kv_s + tpot_new
+            if rho >= 0.98:
+                stable = stable and conc is not None
+                rho = 0.98
+            ttft_new = self.batch_s(lam / n_p, rho) + self.kv_s + tpot_new
             tpot = tpot + DAMPING * (tpot_new - tpot)
             ttft = ttft + DAMPING * (ttft_new - ttft)
         e2e = ttft + (osl - 1) * tpot
