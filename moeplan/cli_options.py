@@ -127,6 +127,8 @@ def whole(low: int, high: int) -> dict[str, int]:
 # numbers that overflow the arithmetic or are typing slips.
 MAX_GPUS = 1_000_000
 MAX_SEQUENCES = 10_000_000
+MAX_MTP_DRAFTS = 8
+"""The most draft tokens a step ``--mtp-drafts`` takes (engines run 1-4 through MTP layers; more is a slip)."""
 MAX_RECV_INTERVAL = 1000
 """The largest ``--recv-interval``: SGLang counts a prefill step as 1,000 decode steps towards its next poll, so a
 longer interval would stop it taking requests right after a prefill."""
@@ -211,8 +213,7 @@ MtpDraftsOpt = Annotated[
     typer.Option(
         "--mtp-drafts",
         help="With --mtp: draft tokens per step (default: one per MTP layer; engines reuse the last for more).",
-        min=1,
-        max=8,
+        **whole(1, MAX_MTP_DRAFTS),
     ),
 ]
 MinBitsOpt = Annotated[

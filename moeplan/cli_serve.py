@@ -18,6 +18,7 @@ from moeplan.cli_options import (
     ModelArg,
     MtpAcceptOpt,
     MtpDraftsOpt,
+    MtpOpt,
     RateOpt,
     RecvIntervalOpt,
     TopOpt,
@@ -59,7 +60,7 @@ def serve(
     max_gpus: Annotated[
         int, typer.Option("--max-gpus", help="The most GPUs one deployment may use.", **whole(1, MAX_GPUS))
     ] = 16,
-    mtp: Annotated[bool, typer.Option("--mtp", help="Decode speculatively with the model's MTP layers.")] = False,
+    mtp: MtpOpt = False,
     mtp_accept: MtpAcceptOpt = None,
     mtp_drafts: MtpDraftsOpt = None,
     recv_interval: RecvIntervalOpt = 1,

@@ -149,18 +149,17 @@ def step_comm_s(
     nodes = max(num_nodes, math.ceil(gpus / domain))
     act = tokens * hidden * 2
     t = 0.0
-    if tp > 1 and dp_attention:
+    if tp > 1:
         inside = measured if measured is not None and tp <= domain else None
         scaled = (inside or link_for(gpu, tp > domain)).scaled(alpha_scale)
-        t += layers * 2 * scaled.all_gather_s(tp, act)
-    elif tp > 1:
-        inside = measured if measured is not None and tp <= domain else None
-        scaled = (inside or link_for(gpu, tp > domain)).scaled(alpha_scale)
-        ar = scaled.all_reduce_s(tp, act)
-        t += layers * ar  # after attention
-        a2a_layers = moe_layers if ep > 1 and tp > domain else 0  # wide EP: dispatch and combine instead
-        t += (layers - a2a_layers) * ar  # after the MLP
-        t += a2a_layers * 2 * scaled.all_to_all_s(ep, act * top_k)
+        if dp_attention:  # gather to the experts, scatter back
+            t += layers * 2 * scaled.all_gather_s(tp, act)
+        else:
+            ar = scaled.all_reduce_s(tp, act)
+            t += layers * ar  # after attention
+            a2a_layers = moe_layers if ep > 1 and tp > domain else 0  # wide EP: dispatch and combine instead
+            t += (layers - a2a_layers) * ar  # after the MLP
+            t += a2a_layers * 2 * scaled.all_to_all_s(ep, act * top_k)
     if pp > 1:
         t += (pp - 1) * link_for(gpu, nodes > 1).scaled(alpha_scale).send_s(act)
     return t

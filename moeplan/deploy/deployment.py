@@ -24,6 +24,14 @@ DEFAULT_CONTEXT = 8192
 MTP_ACCEPT = 0.85
 """Default acceptance of an MTP draft token: the DeepSeek-V3 technical report (section 5.4.3) measures 85-90% for
 the second token its MTP module predicts."""
+
+
+def accepted_tokens(drafts: int, accept: float) -> float:
+    """Tokens a speculative decode step yields when each of ``drafts`` draft tokens is accepted with probability
+    ``accept`` after the one before: ``(1 - a^(k+1)) / (1 - a)``; DeepSeek-V3's one draft at 0.85: 1.85."""
+    return (1 - accept ** (drafts + 1)) / (1 - accept) if accept < 1 else float(drafts + 1)
+
+
 EPLB_REDUNDANT = 0.125
 """Redundant experts of EPLB-style balancing, per GPU, relative to its share: DeepSeek-V3 serves 256 experts with 32
 redundant copies over 32 decode GPUs (DeepSeek-V3 technical report, section 3.4)."""

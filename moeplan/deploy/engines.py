@@ -185,6 +185,11 @@ class Engine(Value):
     collective_scale: float = 1.0
     """On the latency of its collectives: TensorRT-LLM fuses the all-reduce with the next norm (one-shot over
     NVLink, MNNVL on GB200) and dispatches experts with its own low-latency all-to-all."""
+    runs_dp_attention: bool = False
+    """Runs attention data-parallel beside expert-parallel MoE layers (SGLang ``--enable-dp-attention``, vLLM
+    ``--data-parallel-size``, TensorRT-LLM ``enable_attention_dp``, ATOM)."""
+    runs_mtp: bool = False
+    """Decodes speculatively with a model's MTP layers (SGLang's EAGLE path, vLLM's and TensorRT-LLM's MTP)."""
     recv_interval_flag: str = ""
     """The launch flag that makes the scheduler take new requests only every N decode steps (SGLang's
     ``--scheduler-recv-interval``; empty: the engine takes them every step)."""
@@ -240,6 +245,8 @@ _VLLM = Engine(
     window_cache="paged",
     sparse_cache="fp8_indexer",
     prefill_dispatch_s=PYTHON_DISPATCH_S,
+    runs_dp_attention=True,
+    runs_mtp=True,
     launch="vllm serve {model}{options} --max-model-len {context}",
     # Hybrid KV cache manager (vllm/v1/kv_cache_interface.py SlidingWindowSpec): default for sliding windows
     # since v0.10, for chunked local attention since PR #29627; --disable-hybrid-kv-cache-manager caches every
@@ -270,6 +277,8 @@ ENGINES: dict[str, Engine] = {
         # SchedulerRecvSkipper (managers/scheduler_recv_skipper.py): a decode step adds 1 to a counter, a prefill
         # 1000; the scheduler polls the tokenizer for new requests when the counter reaches the interval.
         recv_interval_flag="--scheduler-recv-interval",
+        runs_dp_attention=True,
+        runs_mtp=True,
         launch="python -m sglang.launch_server --model-path {model}{options} --context-length {context}",
         # Hybrid SWA pool: server_args.py swa_full_tokens_ratio 0.8; PR #22389 (cell size F*nf + r*S*ns).
         source="SGLang mem_fraction_static (chosen by GPU size; 0.88 assumed), chunked_prefill_size 8192; SWA pool "
@@ -348,6 +357,8 @@ ENGINES: dict[str, Engine] = {
         vendors=("nvidia",),
         collective_scale=0.4,
         prefill_dispatch_s=PYTHON_DISPATCH_S,
+        runs_dp_attention=True,
+        runs_mtp=True,
         launch="trtllm-serve {model}{options} --max_seq_len {context}",
         source="TensorRT-LLM KvCacheConfig.free_gpu_memory_fraction 0.9 of the memory left after weights; "
         "max_num_tokens 8192",
@@ -441,6 +452,11 @@ def engine(name: str) -> Engine:
 def polling_engines() -> str:
     """The engines whose scheduler can poll for new requests every N decode steps, for a refusal's hint."""
     return ", ".join(e.name for e in ENGINES.values() if e.recv_interval_flag)
+
+
+def engines_with(feature: str) -> str:
+    """The engines with ``feature`` (an :class:`Engine` flag such as ``runs_dp_attention``), for a hint."""
+    return ", ".join(e.name for e in ENGINES.values() if getattr(e, feature))
 
 
 def auto_engine(scheme: Scheme, gpu: GpuSpec | None) -> Engine:

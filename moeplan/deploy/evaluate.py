@@ -353,6 +353,8 @@ def evaluate(d: Deployment) -> EstimateResult:
         cost=cost,
         assumptions=model_notes(d.spec, params) + d.notes + memory_notes(d, fit) + speed_notes,
         serving=serving,
+        mtp_drafts=d.draft_tokens,
+        mtp_accept=d.accept_rate if d.draft_tokens else None,
     )
 
 

@@ -20,10 +20,11 @@ from moeplan.deploy.deployment import (
     Deployment,
     EstimateRequest,
     Layout,
+    accepted_tokens,
     check_layout,
     default_layout,
 )
-from moeplan.deploy.engines import Efficiency, Engine, auto_engine, engine, polling_engines
+from moeplan.deploy.engines import Efficiency, Engine, auto_engine, engine, engines_with, polling_engines
 from moeplan.deploy.kernels import KernelPath, backend_for, kernel_path, tensor_peak
 from moeplan.deploy.kv_cache import check_kv_dtype
 from moeplan.errors import InputError
@@ -59,8 +60,8 @@ def validate_request(request: EstimateRequest) -> None:
         request.traffic.check()
     if request.mtp_accept is not None and not 0 <= request.mtp_accept < 1:
         raise InputError(f"--mtp-accept must be at least 0 and below 1, not {request.mtp_accept}")
-    if request.mtp_drafts is not None and not 1 <= request.mtp_drafts <= MAX_MTP_DRAFTS:
-        raise InputError(f"--mtp-drafts must be 1 to {MAX_MTP_DRAFTS}, not {request.mtp_drafts}")
+    if request.mtp_drafts is not None and request.mtp_drafts < 1:
+        raise InputError(f"--mtp-drafts must be at least 1, not {request.mtp_drafts}")
     if request.mtp_drafts is not None and not request.mtp:
         raise InputError("--mtp-drafts sets how many tokens the MTP layers draft: give --mtp too")
     if request.mtp_accept is not None and not request.mtp:
@@ -194,21 +195,13 @@ def state_dtypes(spec: ModelSpec, eng: Engine, requested: str) -> tuple[str, str
     return conv, declared or model
 
 
-MTP_ENGINES = ("vllm", "sglang", "tensorrt-llm", "atom")
-"""Engines that decode speculatively with a model's MTP layers."""
-MAX_MTP_DRAFTS = 8
-"""The most draft tokens per step ``--mtp-drafts`` takes (engines run 1-4 with MTP layers)."""
-DP_ATTENTION_ENGINES = ("vllm", "sglang", "tensorrt-llm", "atom")
-"""Engines that run attention data-parallel beside expert-parallel MoE layers."""
-
-
 def layout_for(arch: ArchSpec, request: EstimateRequest, eng: Engine, num_gpus: int) -> Layout:
     """The asked layout, completed for ``num_gpus``, or the engine's default; checked.  ``--dp-attention`` takes
     every GPU into the group (TP = EP = the GPUs, across nodes beyond 8: wide EP)."""
     dp = request.dp_attention
-    if dp and eng.name not in DP_ATTENTION_ENGINES:
+    if dp and not eng.runs_dp_attention:
         raise InputError(f"{eng.name} does not run attention data-parallel",
-                         f"use --engine {' or '.join(DP_ATTENTION_ENGINES[:3])}, or drop --dp-attention")  # fmt: skip
+                         f"use --engine {engines_with('runs_dp_attention')}, or drop --dp-attention")  # fmt: skip
     if request.tp is None and request.pp is None:
         par = default_layout(arch, num_gpus, eng)
         if dp:  # every GPU a data-parallel attention rank, the experts over all of them (across nodes beyond 8)
@@ -284,14 +277,14 @@ def resolve(
     if request.mtp and arch.mtp_layers == 0:
         raise InputError(f"{spec.name} has no multi-token-prediction layers for --mtp to serve",
                          "drop --mtp; DeepSeek-V3/R1, GLM-4.5, Qwen3-Next, MiMo and LongCat carry them")  # fmt: skip
-    if request.mtp and eng.name not in MTP_ENGINES:
+    if request.mtp and not eng.runs_mtp:
         raise InputError(f"{eng.name} does not decode with MTP drafts",
-                         f"use --engine {', '.join(MTP_ENGINES[:3])}, or drop --mtp")  # fmt: skip
+                         f"use --engine {engines_with('runs_mtp')}, or drop --mtp")  # fmt: skip
+    accept = request.mtp_accept if request.mtp_accept is not None else MTP_ACCEPT
     if request.mtp and request.mtp_drafts and request.mtp_drafts > arch.mtp_layers:
-        a = request.mtp_accept if request.mtp_accept is not None else MTP_ACCEPT
-        k = request.mtp_drafts
+        a, k = accept, request.mtp_drafts
         notes += (f"--mtp-drafts {k}: the {arch.mtp_layers} MTP layer(s) draft {k} tokens a step, the last reused; "
-                  f"each accepted at {a:g} after the one before ({(1 - a ** (k + 1)) / (1 - a):.2f} tokens a step), "
+                  f"each accepted at {a:g} after the one before ({accepted_tokens(k, a):.2f} tokens a step), "
                   "optimistic where a reused layer's later drafts are accepted less: set --mtp-accept to the "
                   "acceptance your engine reports",)  # fmt: skip
     scale, extra, file_notes = _checkpoint_bytes(spec, scheme, request.mtp)
@@ -343,7 +336,7 @@ def resolve(
         flash_attention=request.flash_attention,
         mtp_layers=arch.mtp_layers if request.mtp else 0,
         draft_tokens=(request.mtp_drafts or arch.mtp_layers) if request.mtp else 0,
-        accept_rate=(request.mtp_accept if request.mtp_accept is not None else MTP_ACCEPT) if request.mtp else 0.0,
+        accept_rate=accept if request.mtp else 0.0,
         routing_skew=request.routing_skew,
         weights_scale=scale,
         extra_weight_bytes=extra,

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, fields
 from typing import TYPE_CHECKING, Any, Literal
 
-from moeplan.deploy.deployment import GPU_COUNTS, MTP_ACCEPT, EstimateRequest
+from moeplan.deploy.deployment import GPU_COUNTS, EstimateRequest
 from moeplan.records import Value, to_dict
 
 if TYPE_CHECKING:
@@ -210,21 +210,13 @@ class EstimateResult(Value):
     assumptions: tuple[str, ...] = ()
     serving: ServingPoint | None = None
     """The steady state under the request's traffic, when one was given."""
+    mtp_drafts: int = 0
+    """Draft tokens a decode step verifies (0 without ``--mtp``; the deployment's ``draft_tokens``)."""
+    mtp_accept: float | None = None
+    """Acceptance of each draft (None without ``--mtp``)."""
 
     def performance_json(self) -> dict[str, Any] | None:
         return asdict(self.performance) if self.performance else None
-
-    @property
-    def mtp_drafts(self) -> int:
-        """Draft tokens a decode step verifies (0 without ``--mtp``): ``--mtp-drafts``, else one per MTP layer."""
-        req = self.request
-        return (req.mtp_drafts or self.spec.arch.mtp_layers) if req.mtp else 0
-
-    @property
-    def mtp_accept(self) -> float | None:
-        """Acceptance of each draft (None without ``--mtp``)."""
-        req = self.request
-        return (req.mtp_accept if req.mtp_accept is not None else MTP_ACCEPT) if req.mtp else None
 
     def to_json(self) -> dict[str, Any]:
         spec, p = self.spec, self.params

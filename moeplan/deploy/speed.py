@@ -46,7 +46,7 @@ import math
 from dataclasses import dataclass, field, replace
 
 from moeplan.deploy.comm import step_comm_s
-from moeplan.deploy.deployment import EPLB_REDUNDANT
+from moeplan.deploy.deployment import EPLB_REDUNDANT, accepted_tokens
 from moeplan.deploy.engines import Efficiency
 from moeplan.deploy.kernels import DECODE_ATTENTION_VECTOR, tensor_peak, vector_peak
 from moeplan.deploy.memory import MemoryModel
@@ -360,7 +360,7 @@ class SpeedModel:
         if not k:
             return step
         draft = step.seconds * k / self.arch.num_layers
-        tokens = (1 - a ** (k + 1)) / (1 - a) if a < 1 else float(k + 1)
+        tokens = accepted_tokens(k, a)
         return replace(step, seconds=step.seconds + draft, fixed_s=step.fixed_s + draft, tokens=tokens)
 
     def prefill_seconds(self, prompt: int, scenario: str = "expected") -> float:

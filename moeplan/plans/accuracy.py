@@ -338,6 +338,10 @@ def prompts_per_client(r: dict[str, Any]) -> float | None:
     return float(r["prompts_per_client"]) if r.get("prompts_per_client") else None
 
 
+SCENARIO_NAMES = ("low", "expected", "high")
+"""The band's ends and its middle, in the order the checks read them."""
+
+
 def split_checks(r: dict[str, Any], gpu: GpuSpec | None, traffic: Traffic) -> list[Check]:
     """A disaggregated run (``prefill_workers`` instances of ``prefill_tp`` GPUs hand their prompts to
     ``decode_workers`` instances of ``decode_tp``, each with its own EP and DP attention) against
@@ -377,9 +381,6 @@ def split_checks(r: dict[str, Any], gpu: GpuSpec | None, traffic: Traffic) -> li
     return out
 
 
-SCENARIO_NAMES = ("low", "expected", "high")
-
-
 def serving_checks(r: dict[str, Any]) -> list[Check]:
     """A serving run (fixed input/output lengths at a concurrency) against the serving model: output (or total)
     tokens/s per GPU and TTFT, each with the band of the low and high scenarios."""
@@ -392,7 +393,7 @@ def serving_checks(r: dict[str, Any]) -> list[Check]:
     if r.get("disaggregated"):
         return split_checks(r, gpu, traffic)
     d = deployment(r, gpu, context=isl + osl, prompt=isl, batch=1)
-    low, mid, high = (ServingModel(d, traffic, s).point() for s in ("low", "expected", "high"))
+    low, mid, high = (ServingModel(d, traffic, s).point() for s in SCENARIO_NAMES)
     rid, src = str(r["id"]), str(r.get("source", ""))
     label = f"{r['model']} {r.get('quant') or ''} {r.get('engine', '')} on {r['num_gpus']} x {gpu.name}, "
     label += f"{isl:,}/{osl:,} at concurrency {conc}"
@@ -418,7 +419,7 @@ def serving_checks(r: dict[str, Any]) -> list[Check]:
         if r.get("ttft_mean_ms") and traffic.arrivals == "poisson" and waves:
             # the run starts with every client sending at once: its first wave waits for a burst of prefills
             burst = replace(traffic, arrivals="waves")
-            first = [ServingModel(d, burst, s).point().ttft_s for s in ("high", "expected", "low")]
+            first = [ServingModel(d, burst, s).point().ttft_s for s in reversed(SCENARIO_NAMES)]
             lo, m, hi = ((f + (waves - 1) * t) / waves for f, t in zip(first, (lo, m, hi), strict=True))
         out.append(Check(rid, "serving_ttft", label, measured, m, lo, hi, lo <= measured <= hi, "s", src,
                          stage=STAGES["serving_ttft"]))  # fmt: skip

@@ -18,7 +18,7 @@ from dataclasses import dataclass, replace
 
 from moeplan.deploy.deployment import EPLB_REDUNDANT, Deployment, EstimateRequest, Traffic
 from moeplan.deploy.engines import ENGINES, engine, polling_engines
-from moeplan.deploy.resolve import DP_ATTENTION_ENGINES, resolve
+from moeplan.deploy.resolve import resolve
 from moeplan.deploy.results import ServingPoint
 from moeplan.deploy.serving import ServingModel
 from moeplan.errors import InputError, MoeplanError
@@ -90,15 +90,14 @@ class ServeCandidate(Value):
 
     @property
     def label(self) -> str:
-        ep = f" EP{self.ep}" + ("+EPLB" if self.eplb else "") if self.ep > 1 else ""
-        pp = f" PP{self.pp}" if self.pp > 1 else ""
-        dp = f"DP{self.tp}" + (f"+{ep.strip()}" if ep else "")  # attention data-parallel, the experts over the ranks
+        ep = f"EP{self.ep}" + ("+EPLB" if self.eplb else "") if self.ep > 1 else ""
+        if self.dp_attention:  # attention data-parallel over the ranks, the experts over them: DP8+EP8
+            layout = f"DP{self.tp}" + (f"+{ep}" if ep else "")
+        else:
+            layout = f"TP{self.tp}" + (f" {ep}" if ep else "") + (f" PP{self.pp}" if self.pp > 1 else "")
         if self.disaggregated:
-            split = f"{self.disaggregated} (decode {dp if self.dp_attention else f'TP{self.tp}{ep}'})"
-            return f"{self.num_gpus}x {self.gpu.id} {split} {self.quant} {self.engine}"
-        if self.dp_attention:
-            return f"{self.num_gpus}x {self.gpu.id} {dp}{pp} {self.quant} {self.engine}"
-        return f"{self.num_gpus}x {self.gpu.id} TP{self.tp}{ep}{pp} {self.quant} {self.engine}"
+            layout = f"{self.disaggregated} (decode {layout})"
+        return f"{self.num_gpus}x {self.gpu.id} {layout} {self.quant} {self.engine}"
 
 
 @dataclass(frozen=True, repr=False, eq=False)
@@ -237,7 +236,7 @@ def disaggregated(
     from moeplan.deploy.serving import DisaggregatedServingModel
 
     out = []
-    dp_ok = base.engine in DP_ATTENTION_ENGINES
+    dp_ok = engine(base.engine).runs_dp_attention
     for n_p, d, dpa in itertools.product((1, 2), (p, 2 * p), (False, True) if dp_ok else (False,)):
         total = n_p * p + d
         if total > req.max_gpus or (dpa and d < 2):
@@ -361,7 +360,7 @@ def plan_serve(req: ServeRequest, progress: Callable[[int, int], None] | None = 
                     if found and n == found * 2 and spec.arch.moe is not None:
                         out += disaggregated(base, spec, gpu, found, req)
                     for tp, ep, pp, eplb, dpa in layouts(spec, n):
-                        if dpa and eng.name not in DP_ATTENTION_ENGINES:
+                        if dpa and not eng.runs_dp_attention:
                             continue
                         try:
                             d = resolve(replace(base, num_gpus=n, tp=tp, ep=ep, pp=pp, eplb=eplb, dp_attention=dpa),
