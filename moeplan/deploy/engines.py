@@ -348,10 +348,13 @@ ENGINES: dict[str, Engine] = {
         speed=Efficiency(
             (0.65, 0.80, 0.92),
             0.8,
-            1 * US,
+            2 * US,
             FUSED_MOE_LAYER_S,
             "TensorRT-LLM blogs (DeepSeek-R1 min-latency on B200: CUDA graphs with programmatic dependent launch, "
-            "fused routing and MoE kernels); see docs/methodology.md",
+            "fused routing and MoE kernels); per kernel as the other CUDA-graph engines: DeepSeek-R1 at batch 1 "
+            "and TP8 takes 9.0 ms a step in the blog without MTP (NVFP4, 8x B200) and 5.5-7.7 ms in InferenceX's "
+            "TensorRT-LLM runs on B200, B300, GB200 and GB300 (benchmarks/multi_gpu_measurements.yaml M22, "
+            "benchmarks/disaggregated_measurements.yaml); see docs/methodology.md",
         ),
         kv_default="bf16",
         vendors=("nvidia",),
