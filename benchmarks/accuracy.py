@@ -326,11 +326,14 @@ def render() -> str:
                 "2-3x longer than predicted though the prefill instances now batch their prompts (a bulk server: a",
                 "prompt waits for the running batch). At light load (prefill busy under 30% of the time) prefill",
                 "instances under TP land at a median 1.6x the prediction, those with data-parallel attention at",
-                "3.4x (0.5-6 s at 3-16 clients, both engines; S726 and S727 differ only there: 0.12 s and 4.0 s):",
+                "3.4x (0.5-6 s at 3-16 clients, both engines):",
                 "a cost of data-parallel attention in prefill that moeplan does not model and whose cause is not",
-                "found;",
-                "the worst, 20-100x (S882: 81 s at 2,048 clients), are runs with more clients than their engines'",
-                "launch caps on running requests admit, caps the records do not state.",
+                "found. InferenceX's TensorRT-LLM recipes cap each decode worker's running requests",
+                "(`max_batch_size`: 1 for 5-6 clients on 5 workers, 16-32 for 100-180): clients beyond the cap",
+                "wait for a slot. With the caps of the 89 records whose recipe the InferenceX config names",
+                "(`decode_max_batch_size`, scored through `--max-running`), TTFT within 2x 38% -> 44%;",
+                "the worst left, 20-100x (S882: 81 s at 2,048 clients), are SGLang runs whose launch caps on",
+                "running requests the records do not state yet.",
                 "",
             ]
         if name == "serving":

@@ -33,6 +33,7 @@ from moeplan.cli_options import (
     IslOpt,
     JsonOpt,
     KvOpt,
+    MaxRunningOpt,
     MinBitsOpt,
     ModelArg,
     MtpAcceptOpt,
@@ -129,6 +130,7 @@ def estimate(
     concurrency: ConcurrencyOpt = None,
     rate: RateOpt = None,
     recv_interval: RecvIntervalOpt = 1,
+    max_running: MaxRunningOpt = None,
     no_flash_attention: NoFaOpt = False,
     mtp: MtpOpt = False,
     prompt: PromptOpt = None,
@@ -167,10 +169,11 @@ def estimate(
     from moeplan.units import parse_tokens
 
     if offload_experts is not None:
-        if recv_interval != 1:
+        if recv_interval != 1 or max_running is not None:
+            flag = "--recv-interval" if recv_interval != 1 else "--max-running"
             with handled_errors():
-                raise InputError("--recv-interval is a serving engine's setting; expert offload plans llama.cpp or "
-                                 "KTransformers", "drop --recv-interval")  # fmt: skip
+                raise InputError(f"{flag} is a serving engine's setting; expert offload plans llama.cpp or "
+                                 "KTransformers", f"drop {flag}")  # fmt: skip
         offload(
             model, gpu, gpu_memory, gpu_bandwidth, gpu_tflops, num_gpus or 1, ram, cpu, ram_bandwidth, pcie, context,
             batch, quant, kv_dtype if kv_dtype != "auto" else "f16", offload_experts, prompt, price=price,
@@ -211,8 +214,9 @@ def estimate(
             dp_attention=dp_attention,
             mtp_accept=mtp_accept,
             mtp_drafts=mtp_drafts,
-            traffic=serving_load(isl, osl, concurrency, rate, recv_interval),
+            traffic=serving_load(isl, osl, concurrency, rate, recv_interval, max_running),
             recv_interval=recv_interval,
+            max_running=max_running,
             flash_attention=not no_flash_attention,
             mtp=mtp,
             prompt=parse_tokens(prompt, "--prompt") if prompt is not None else None,

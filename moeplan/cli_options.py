@@ -242,7 +242,12 @@ OslOpt = Annotated[str | None, typer.Option("--osl", help="Serving: output token
 
 
 def serving_load(
-    isl: str | None, osl: str | None, concurrency: int | None, rate: float | None, recv_interval: int = 1
+    isl: str | None,
+    osl: str | None,
+    concurrency: int | None,
+    rate: float | None,
+    recv_interval: int = 1,
+    max_running: int | None = None,
 ) -> "Traffic | None":
     """The serving load of ``--isl --osl --concurrency|--rate`` (lengths 1k by default), or None without one;
     lengths (or a scheduler poll interval) given without a load are refused rather than ignored."""
@@ -254,6 +259,8 @@ def serving_load(
             raise InputError("--isl and --osl describe a serving load", "add --concurrency C or --rate R")
         if recv_interval != 1:
             raise InputError("--recv-interval changes serving latency under a load", "add --concurrency C or --rate R")
+        if max_running is not None:
+            raise InputError("--max-running caps the requests running under a load", "add --concurrency C or --rate R")
         return None
     return Traffic(parse_tokens(isl or "1k", "--isl"), parse_tokens(osl or "1k", "--osl"), concurrency, rate)
 
@@ -273,6 +280,15 @@ RecvIntervalOpt = Annotated[
         "--recv-interval",
         help="Serving with SGLang: decode steps between polls for new requests (--scheduler-recv-interval; 1).",
         **whole(1, MAX_RECV_INTERVAL),
+    ),
+]
+MaxRunningOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--max-running",
+        help="Serving: requests one instance runs at once (the engine's --max-num-seqs, --max-running-requests, "
+        "max_batch_size); default: what its KV cache holds.",
+        **whole(1, MAX_SEQUENCES),
     ),
 ]
 RateOpt = Annotated[

@@ -14,6 +14,7 @@ from moeplan.cli_options import (
     FormatOpt,
     GpuFileOpt,
     JsonOpt,
+    MaxRunningOpt,
     MinBitsOpt,
     ModelArg,
     MtpAcceptOpt,
@@ -64,6 +65,7 @@ def serve(
     mtp_accept: MtpAcceptOpt = None,
     mtp_drafts: MtpDraftsOpt = None,
     recv_interval: RecvIntervalOpt = 1,
+    max_running: MaxRunningOpt = None,
     top: TopOpt = 10,
     gpu_file: GpuFileOpt = None,
     detail: DetailOpt = False,
@@ -91,7 +93,7 @@ def serve(
             model=model, traffic=traffic, ttft_s=ttft, tpot_s=tpot / 1e3 if tpot is not None else None, e2e_s=e2e,
             gpus=tuple(gpu or ()), quants=tuple(quant or ()), engines=tuple(engine or ("vllm",)), max_gpus=max_gpus,
             gpu_file=gpu_file, mtp=mtp, mtp_accept=mtp_accept, mtp_drafts=mtp_drafts, min_bits=min_bits,
-            recv_interval=recv_interval,
+            recv_interval=recv_interval, max_running=max_running,
         )  # fmt: skip
         from rich.console import Console
         from rich.progress import Progress

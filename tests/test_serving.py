@@ -266,6 +266,52 @@ def test_recv_interval_on_the_command_line() -> None:
     assert code == 2 and "--recv-interval" in err
 
 
+def test_an_engine_cap_on_running_requests_makes_the_rest_wait() -> None:
+    """``--max-running N`` (vLLM --max-num-seqs, SGLang --max-running-requests, TensorRT-LLM max_batch_size): no
+    more than N sequences decode at once; in a closed loop of C > N clients the others wait for a slot, about
+    (C - N) / lambda each, so TTFT grows and throughput stops at N sequences' worth.  The KV cache is not what
+    limits them (``kv_limited`` stays false)."""
+    base = EstimateRequest(model="deepseek-v3", gpu="b200", num_gpus=8, context=2048, engine="tensorrt-llm",
+                           quant="fp8", use_calibration=False)  # fmt: skip
+    load = Traffic(1024, 1024, concurrency=64)
+    free = ServingModel(resolve(base), load).point()
+    capped = ServingModel(resolve(replace(base, max_running=16)), load).point()
+    assert capped.max_running == 16 < free.max_running
+    assert capped.decode_batch <= 16 < free.decode_batch
+    assert capped.ttft_s == pytest.approx(free.ttft_s + 48 / capped.request_rate, rel=0.5)
+    assert capped.ttft_s > 10 * free.ttft_s and capped.output_tokens_per_s < free.output_tokens_per_s
+    assert not capped.kv_limited
+    small = ServingModel(resolve(replace(base, max_running=16)), Traffic(1024, 1024, concurrency=8)).point()
+    alone = ServingModel(resolve(base), Traffic(1024, 1024, concurrency=8)).point()
+    assert small.ttft_s == pytest.approx(alone.ttft_s) and small.tpot_s == pytest.approx(alone.tpot_s)
+    with pytest.raises(InputError, match="transformers has no such setting"):
+        resolve(replace(base, engine="transformers", quant="bf16", max_running=16))
+    with pytest.raises(InputError, match="at least 1"):
+        resolve(replace(base, max_running=0))
+
+
+def test_max_running_on_the_command_line_and_in_the_launch_line() -> None:
+    """The cap is the instance's: engines that count it per data-parallel rank (TensorRT-LLM, vLLM) are launched
+    with it divided over the ranks, SGLang with the whole."""
+    for eng, flag in (("tensorrt-llm", "--max_batch_size 16"), ("sglang", "--max-running-requests 128")):
+        code, out, err = run("serve", "deepseek-v3", "--concurrency", "256", "--gpu", "b200", "--engine", eng,
+                             "--quant", "fp8", "--max-gpus", "8", "--max-running", "128", "--json")  # fmt: skip
+        assert code == 0, err
+        configs = json.loads(out)["configurations"]
+        dp = [c for c in configs if c["dp_attention"] and not c.get("disaggregated")]
+        assert dp and all(flag in c["command"] for c in dp), (eng, [c["command"] for c in dp])
+        assert all(c["point"]["max_running"] <= 128 for c in configs)
+    for bad, why in (
+        (("estimate", "deepseek-v3", "--gpu", "b200", "--num-gpus", "8", "--max-running", "8"), "under a load"),
+        (("serve", "deepseek-v3", "--concurrency", "16", "--engine", "transformers", "--max-running", "8"),
+         "no such setting"),
+    ):  # fmt: skip
+        code, _, err = run(*bad)
+        assert code == 1 and why in err and err.count("\n") == 1, (bad, err)
+    code, _, err = run("serve", "deepseek-v3", "--concurrency", "16", "--max-running", "0")
+    assert code == 2 and "--max-running" in err
+
+
 def test_a_prefill_chunk_carries_its_activations_through_the_tensor_parallel_all_reduces() -> None:
     """Under TP every layer all-reduces the chunk's ``tokens x h x 2`` bytes twice (after attention and after the
     MLP): the serving model's cost per prompt token adds those bytes on the link, the latencies being the decode

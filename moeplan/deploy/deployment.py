@@ -128,6 +128,9 @@ class EstimateRequest(Value):
     """Attention data-parallel over the TP group, experts spread over it (:attr:`Layout.dp_attention`)."""
     recv_interval: int = 1
     """Decode steps between the scheduler's polls for new requests (SGLang ``--scheduler-recv-interval``)."""
+    max_running: int | None = None
+    """Requests one instance runs at once, all its ranks together (the engine's ``--max-num-seqs``,
+    ``--max-running-requests``, ``max_batch_size``); None: as many as its KV cache holds."""
     speed_table: bool = True
     traffic: Traffic | None = None
     """A serving load: the estimate then carries its steady state (:mod:`moeplan.deploy.serving`)."""
@@ -273,6 +276,9 @@ class Deployment(Value):
     recv_interval: int = 1
     """Decode steps between the scheduler's polls for new requests (SGLang ``--scheduler-recv-interval``): a
     request arriving while the engine decodes waits ``(N - 1) / 2`` steps more on average before its prefill."""
+    max_running: int | None = None
+    """The engine's cap on requests running at once in one instance (None: the KV cache's room alone); under a
+    load, requests beyond it wait for a running one to finish."""
     flash_attention: bool = True
     mtp_layers: int = 0
     draft_tokens: int = 0

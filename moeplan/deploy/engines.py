@@ -193,6 +193,14 @@ class Engine(Value):
     recv_interval_flag: str = ""
     """The launch flag that makes the scheduler take new requests only every N decode steps (SGLang's
     ``--scheduler-recv-interval``; empty: the engine takes them every step)."""
+    max_running_flag: str = ""
+    """The launch flag that caps the requests an instance runs at once (vLLM ``--max-num-seqs``, SGLang
+    ``--max-running-requests``, TensorRT-LLM ``--max_batch_size``, llama.cpp ``--parallel``; empty: none known)."""
+    max_running_per_rank: bool = False
+    """The cap counts per data-parallel rank, not per instance: vLLM runs one engine core (and scheduler) per
+    data-parallel rank, TensorRT-LLM's ``max_batch_size`` is each attention-DP rank's (InferenceX launches its
+    DeepSeek-R1 decode on 8 GPUs with ``max_batch_size`` 512 for 4,096 clients); SGLang divides its
+    ``--max-running-requests`` over the DP workers."""
     launch: str = ""
     """The serve command: ``{model}`` the checkpoint, ``{context}`` the context length, ``{options}`` more flags."""
     source: str = ""
@@ -247,6 +255,8 @@ _VLLM = Engine(
     prefill_dispatch_s=PYTHON_DISPATCH_S,
     runs_dp_attention=True,
     runs_mtp=True,
+    max_running_flag="--max-num-seqs",
+    max_running_per_rank=True,
     launch="vllm serve {model}{options} --max-model-len {context}",
     # Hybrid KV cache manager (vllm/v1/kv_cache_interface.py SlidingWindowSpec): default for sliding windows
     # since v0.10, for chunked local attention since PR #29627; --disable-hybrid-kv-cache-manager caches every
@@ -277,6 +287,7 @@ ENGINES: dict[str, Engine] = {
         # SchedulerRecvSkipper (managers/scheduler_recv_skipper.py): a decode step adds 1 to a counter, a prefill
         # 1000; the scheduler polls the tokenizer for new requests when the counter reaches the interval.
         recv_interval_flag="--scheduler-recv-interval",
+        max_running_flag="--max-running-requests",
         runs_dp_attention=True,
         runs_mtp=True,
         launch="python -m sglang.launch_server --model-path {model}{options} --context-length {context}",
@@ -311,6 +322,7 @@ ENGINES: dict[str, Engine] = {
         vendors=("nvidia", "amd", "apple"),
         # src/llama-arch.cpp @ 00395eb2 has no LongCat-Flash and no Step3 (only Step-3.5's step35)
         missing_architectures=frozenset({"longcat_flash", "step3_vl", "step3_text"}),
+        max_running_flag="--parallel",
         launch="llama-server -m {model} -ngl 99 -c {context} -fa on{options}",
         source="llama.cpp compute buffer logs (logdetective PR #106), n_ubatch 512 by default (--ubatch)",
     ),
@@ -362,6 +374,8 @@ ENGINES: dict[str, Engine] = {
         prefill_dispatch_s=PYTHON_DISPATCH_S,
         runs_dp_attention=True,
         runs_mtp=True,
+        max_running_flag="--max_batch_size",
+        max_running_per_rank=True,
         launch="trtllm-serve {model}{options} --max_seq_len {context}",
         source="TensorRT-LLM KvCacheConfig.free_gpu_memory_fraction 0.9 of the memory left after weights; "
         "max_num_tokens 8192",
@@ -377,6 +391,8 @@ ENGINES: dict[str, Engine] = {
         ),
         window_cache="full",
         sparse_cache="elements",
+        max_running_flag="--max-num-seqs",  # atom/model_engine/arg_utils.py (512 by default)
+        max_running_per_rank=False,  # one scheduler for the instance, data-parallel attention inside it
         vendors=("amd",),
         launch="python -m atom.entrypoints.openai_server --model {model}{options} --max-model-len {context}",
         source="ROCm/ATOM recipes (DeepSeek-R1, Qwen3-235B, Kimi-K2-Thinking on MI300X and MI355X)",

@@ -56,6 +56,8 @@ def validate_request(request: EstimateRequest) -> None:
         raise InputError(f"--ubatch must be at least 1, not {request.ubatch}")
     if request.recv_interval < 1:
         raise InputError(f"--recv-interval must be at least 1, not {request.recv_interval}")
+    if request.max_running is not None and request.max_running < 1:
+        raise InputError(f"--max-running must be at least 1, not {request.max_running}")
     if request.traffic is not None:
         request.traffic.check()
     if request.mtp_accept is not None and not 0 <= request.mtp_accept < 1:
@@ -308,6 +310,13 @@ def resolve(
         notes += (f"{eng.name} takes new requests every {request.recv_interval} decode steps "
                   f"({eng.recv_interval_flag} {request.recv_interval}): under a load a request waits "
                   f"{(request.recv_interval - 1) / 2:g} steps more on average before its prefill",)  # fmt: skip
+    if request.max_running is not None and not eng.max_running_flag:
+        raise InputError(f"--max-running caps the requests an engine runs at once; {eng.name} has no such setting",
+                         f"engines with one: {engines_with('max_running_flag')}")  # fmt: skip
+    if request.max_running is not None:
+        notes += (f"at most {request.max_running:,} requests run at once ({eng.max_running_flag}"
+                  f"{', per data-parallel rank' if eng.max_running_per_rank else ''}); under a load the others wait "
+                  "for a running one to finish",)  # fmt: skip
     path = kernel_path(eng, scheme, gpu, backend)
     if gpu is not None:
         peak_note = tensor_peak(gpu, path.peak_dtype)[1]
@@ -333,6 +342,7 @@ def resolve(
         prompt=request.prompt_tokens(),
         batched_tokens=batched_tokens(eng, request),
         recv_interval=request.recv_interval,
+        max_running=request.max_running,
         flash_attention=request.flash_attention,
         mtp_layers=arch.mtp_layers if request.mtp else 0,
         draft_tokens=(request.mtp_drafts or arch.mtp_layers) if request.mtp else 0,

@@ -177,7 +177,8 @@ class ServingPoint(Value):
     decode_batch: float
     """Sequences decoding in an iteration."""
     max_running: int
-    """Sequences the KV cache holds at the mean context."""
+    """Sequences that run at once: what the KV cache holds at the full context, or the engine's cap
+    (``--max-running``) where lower."""
     tpot_s: float
     tpot_p90_s: float
     ttft_s: float
@@ -191,6 +192,7 @@ class ServingPoint(Value):
     """``u``: the share of GPU time spent on prefill."""
     stable: bool = True
     kv_limited: bool = False
+    """More clients than the KV cache holds (an engine cap alone does not set it)."""
 
 
 @dataclass(frozen=True, repr=False, eq=False)

@@ -25,9 +25,10 @@ next poll: ``(N - 1) / 2`` steps more on average, at most ``N - 1`` (InferenceX 
 
 Concurrency ``C`` (closed loop: each client sends its next request when one finishes) gives ``lambda = C /
 E2E`` and ``b = C x (O - 1) x TPOT / E2E``; a request rate gives ``lambda`` and ``b = lambda x (O - 1) x TPOT``
-(Little's law).  Running sequences are capped by the KV cache at the mean context (``MemoryModel.max_batch``);
-beyond it requests wait, and a load the deployment cannot keep up with is reported unstable, never as a number.
-The fixed point is found by damped iteration.
+(Little's law).  Running sequences are capped by the KV cache at the mean context (``MemoryModel.max_batch``)
+and by the engine's cap on running requests where one is set (``Deployment.max_running``); beyond it requests
+wait, and a load the deployment cannot keep up with is reported unstable, never as a number.  The fixed point is
+found by damped iteration.
 
 p90: TPOT of an iteration that carries a full prefill chunk when more than a tenth of iterations do; TTFT with
 the p90 of an exponential wait (2.3 x the mean wait).  Worked figure: Qwen3-30B-A3B bf16 on one H100 with vLLM,
@@ -73,7 +74,10 @@ class ServingModel:
         self.mm = MemoryModel(d)
         self.sm = SpeedModel(self.mm)
         self.context = traffic.mean_context
-        self.max_running = self.mm.max_batch(traffic.isl + traffic.osl)
+        self.kv_running = self.mm.max_batch(traffic.isl + traffic.osl)
+        """Sequences the KV cache holds at the full context."""
+        self.max_running = min(self.kv_running, d.max_running) if d.max_running else self.kv_running
+        """Sequences that run at once: the KV cache's room, or the engine's cap (``--max-running``) below it."""
         self.prompt = max(1, round(traffic.isl * (1 - traffic.prefix_hit)))
         self.chunk = max(1, d.batched_tokens or 8192)
         self.c_p = self.sm.prefill_token_seconds(min(self.chunk, max(self.prompt, 1)), traffic.isl, scenario)
@@ -139,7 +143,7 @@ class ServingModel:
             tpot_p90_s=tpot, ttft_s=ttft, ttft_p90_s=tpot + burst * 0.9, e2e_s=e2e, request_rate=lam,
             output_tokens_per_s=out, output_tokens_per_s_per_gpu=out / self.d.layout.num_gpus,
             tokens_per_s_per_user=1 / tpot, prefill_share=burst / period, stable=True,
-            kv_limited=t.concurrency > self.max_running,
+            kv_limited=t.concurrency > self.kv_running,
         )  # fmt: skip
 
     def point(self) -> ServingPoint:
@@ -202,7 +206,7 @@ class ServingModel:
             tokens_per_s_per_user=1 / tpot,
             prefill_share=u,
             stable=stable,
-            kv_limited=t.concurrency is not None and t.concurrency > self.max_running,
+            kv_limited=t.concurrency is not None and t.concurrency > self.kv_running,
         )
 
     def chunk_iterations(self, b: float) -> int:
@@ -317,5 +321,5 @@ class DisaggregatedServingModel:
             ttft_p90_s=ttft + 1.3 * wait, e2e_s=e2e, request_rate=lam, output_tokens_per_s=out,
             output_tokens_per_s_per_gpu=out / self.gpus, tokens_per_s_per_user=1 / tpot,
             prefill_share=min(1.0, lam * self.s_b / self.n_p), stable=stable,
-            kv_limited=self.t.concurrency is not None and self.t.concurrency > cap * self.n_d,
+            kv_limited=self.t.concurrency is not None and self.t.concurrency > self.decode.kv_running * self.n_d,
         )  # fmt: skip

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from moeplan.deploy.deployment import Deployment, EstimateRequest, Traffic
+from moeplan.deploy.engines import engine
 from moeplan.deploy.evaluate import evaluate, fits, headline, offload_decode_seconds, offload_prefill_seconds
 from moeplan.deploy.resolve import resolve
 from moeplan.errors import MoeplanError, SpecError
@@ -338,6 +339,18 @@ def prompts_per_client(r: dict[str, Any]) -> float | None:
     return float(r["prompts_per_client"]) if r.get("prompts_per_client") else None
 
 
+def instance_cap(r: dict[str, Any], prefix: str, ranks: int) -> int | None:
+    """The requests one ``prefix`` (prefill or decode) instance runs at once, from the launch config's
+    ``{prefix}_max_batch_size`` (TensorRT-LLM's ``max_batch_size``, per rank under attention DP): None where the
+    record states none."""
+    cap = r.get(f"{prefix}_max_batch_size")
+    if not cap:
+        return None
+    eng = str(r.get("engine", "vllm"))
+    per_rank = engine(ENGINE_OF_RECORD.get(eng, eng)).max_running_per_rank
+    return int(cap) * (ranks if per_rank else 1)
+
+
 SCENARIO_NAMES = ("low", "expected", "high")
 """The band's ends and its middle, in the order the checks read them."""
 
@@ -354,8 +367,9 @@ def split_checks(r: dict[str, Any], gpu: GpuSpec | None, traffic: Traffic) -> li
     def side(prefix: str) -> Deployment:
         tp = int(r[f"{prefix}_tp"])
         ep = int(r.get(f"{prefix}_ep") or 1)
+        dpa = bool(r.get(f"{prefix}_dp_attention"))
         return deployment(r, gpu, context=isl + osl, prompt=isl, batch=1, num_gpus=tp, tp=tp, ep=ep,
-                          dp_attention=bool(r.get(f"{prefix}_dp_attention")))  # fmt: skip
+                          dp_attention=dpa, max_running=instance_cap(r, prefix, tp if dpa else 1))  # fmt: skip
 
     dp, dd = side("prefill"), side("decode")
     n_p, n_d = int(r["prefill_workers"]), int(r["decode_workers"])

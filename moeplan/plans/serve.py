@@ -13,11 +13,12 @@ throughput per GPU against tokens per second per user.
 from __future__ import annotations
 
 import itertools
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 from moeplan.deploy.deployment import EPLB_REDUNDANT, Deployment, EstimateRequest, Traffic
-from moeplan.deploy.engines import ENGINES, engine, polling_engines
+from moeplan.deploy.engines import ENGINES, engine, engines_with, polling_engines
 from moeplan.deploy.resolve import resolve
 from moeplan.deploy.results import ServingPoint
 from moeplan.deploy.serving import ServingModel
@@ -56,6 +57,9 @@ class ServeRequest(Value):
     recv_interval: int = 1
     """Decode steps between the scheduler's polls for new requests, on the engines that have the setting (SGLang's
     ``--scheduler-recv-interval``); the others poll every step."""
+    max_running: int | None = None
+    """Requests each instance runs at once (the engines' ``--max-num-seqs``, ``--max-running-requests``,
+    ``max_batch_size``); None: as many as the KV cache holds."""
 
 
 @dataclass(frozen=True, repr=False, eq=False)
@@ -161,6 +165,9 @@ def launch(d: Deployment, n: int) -> str:
         opts += f" --pipeline-parallel-size {lay.pp}" if lay.pp > 1 else ""
     if d.recv_interval > 1:  # resolve refuses an interval for an engine without the flag
         opts += f" {d.engine.recv_interval_flag} {d.recv_interval}"
+    if d.max_running:  # resolve refuses a cap for an engine without the flag
+        ranks = lay.attention_ranks if d.engine.max_running_per_rank else 1
+        opts += f" {d.engine.max_running_flag} {math.ceil(d.max_running / ranks)}"
     if d.draft_tokens:
         k = d.draft_tokens
         if name == "tensorrt-llm":
@@ -293,6 +300,13 @@ def check_request(req: ServeRequest) -> None:
     if req.recv_interval > 1 and not any(engine(name).recv_interval_flag for name in req.engines):
         raise InputError("--recv-interval sets how often the scheduler polls for requests; none of the engines "
                          "searched has that setting", f"add --engine {polling_engines()}")  # fmt: skip
+    if req.max_running is not None:
+        if req.max_running < 1:
+            raise InputError(f"--max-running must be at least 1, not {req.max_running}")
+        lacking = [name for name in req.engines if not engine(name).max_running_flag]
+        if lacking:
+            raise InputError(f"--max-running caps the requests an engine runs at once; {', '.join(lacking)} has no "
+                             "such setting", f"engines with one: {engines_with('max_running_flag')}")  # fmt: skip
 
 
 def _article(word: str) -> str:
@@ -352,7 +366,8 @@ def plan_serve(req: ServeRequest, progress: Callable[[int, int], None] | None = 
                 base = EstimateRequest(model=spec.id, gpu=gpu.id, quant=label, engine=eng.name, context=context,
                                        prompt=req.traffic.isl, gpu_file=req.gpu_file, mtp=req.mtp,
                                        mtp_accept=req.mtp_accept, mtp_drafts=req.mtp_drafts,
-                                       recv_interval=req.recv_interval if eng.recv_interval_flag else 1)  # fmt: skip
+                                       recv_interval=req.recv_interval if eng.recv_interval_flag else 1,
+                                       max_running=req.max_running)  # fmt: skip
                 found = 0
                 for n in COUNTS:
                     if n > req.max_gpus or (found and n > 4 * found):
