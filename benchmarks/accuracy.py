@@ -331,9 +331,11 @@ def render() -> str:
                 "found. InferenceX's TensorRT-LLM recipes cap each decode worker's running requests",
                 "(`max_batch_size`: 1 for 5-6 clients on 5 workers, 16-32 for 100-180): clients beyond the cap",
                 "wait for a slot. With the caps of the 89 records whose recipe the InferenceX config names",
-                "(`decode_max_batch_size`, scored through `--max-running`), TTFT within 2x 38% -> 44%;",
-                "the worst left, 20-100x (S882: 81 s at 2,048 clients), are SGLang runs whose launch caps on",
-                "running requests the records do not state yet.",
+                "(`decode_max_batch_size`, scored through `--max-running`), TTFT within 2x 38% -> 44%; SGLang's",
+                "recipes (`decode_max_running_requests`, 84 of 98 records) mostly cap above the load and move one",
+                "run. The worst left, 20-100x (S882: 81 s at 2,048 clients on MI355X, S708 and S784: 80-87 s at",
+                "4,096 on GB200 and GB300), run about 600 requests at a time by their own TPOT and TTFT, far below",
+                "any cap their recipes state: a limit moeplan does not know.",
                 "",
             ]
         if name == "serving":

@@ -341,9 +341,9 @@ def prompts_per_client(r: dict[str, Any]) -> float | None:
 
 def instance_cap(r: dict[str, Any], prefix: str, ranks: int) -> int | None:
     """The requests one ``prefix`` (prefill or decode) instance runs at once, from the launch config's
-    ``{prefix}_max_batch_size`` (TensorRT-LLM's ``max_batch_size``, per rank under attention DP): None where the
-    record states none."""
-    cap = r.get(f"{prefix}_max_batch_size")
+    ``{prefix}_max_batch_size`` (TensorRT-LLM's, per rank under attention DP) or ``{prefix}_max_running_requests``
+    (SGLang's, for the instance), as the engine counts it: None where the record states none."""
+    cap = r.get(f"{prefix}_max_batch_size") or r.get(f"{prefix}_max_running_requests")
     if not cap:
         return None
     eng = str(r.get("engine", "vllm"))
