@@ -334,7 +334,7 @@ def render() -> str:
                 "(`decode_max_batch_size`, scored through `--max-running`), TTFT within 2x 38% -> 44%; SGLang's",
                 "recipes (`decode_max_running_requests`, 84 of 98 records) mostly cap above the load and move one",
                 "run. The worst left, 20-100x (S882: 81 s at 2,048 clients on MI355X, S708 and S784: 80-87 s at",
-                "4,096 on GB200 and GB300), run about 600 requests at a time by their own TPOT and TTFT, far below",
+                "4,096 on GB200 and GB300), run 600-1,000 requests at a time by their own TPOT and TTFT, far below",
                 "any cap their recipes state: a limit moeplan does not know.",
                 "",
             ]
