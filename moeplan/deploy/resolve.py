@@ -17,6 +17,7 @@ from moeplan.deploy.cost import price_for
 from moeplan.deploy.deployment import (
     GPU_COUNTS,
     MTP_ACCEPT,
+    MTP_REUSE_DECAY,
     Deployment,
     EstimateRequest,
     Layout,
@@ -286,9 +287,10 @@ def resolve(
     if request.mtp and request.mtp_drafts and request.mtp_drafts > arch.mtp_layers:
         a, k = accept, request.mtp_drafts
         notes += (f"--mtp-drafts {k}: the {arch.mtp_layers} MTP layer(s) draft {k} tokens a step, the last reused; "
-                  f"each accepted at {a:g} after the one before ({accepted_tokens(k, a):.2f} tokens a step), "
-                  "optimistic where a reused layer's later drafts are accepted less: set --mtp-accept to the "
-                  "acceptance your engine reports",)  # fmt: skip
+                  f"drafts at the trained depths accepted at {a:g} after the one before, each reuse at "
+                  f"{MTP_REUSE_DECAY:g}x that ({accepted_tokens(k, a, arch.mtp_layers):.2f} tokens a step; "
+                  "TensorRT-LLM's DeepSeek-R1 measurements); --mtp-accept takes your engine's first-draft "
+                  "acceptance",)  # fmt: skip
     scale, extra, file_notes = _checkpoint_bytes(spec, scheme, request.mtp)
     if request.mtp and spec.checkpoint is None:
         mtp_bytes = _mtp_bytes(spec, scheme)

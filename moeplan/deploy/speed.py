@@ -351,7 +351,9 @@ class SpeedModel:
         """One decode step of ``batch`` sequences.  With MTP drafts (``k`` per sequence, each accepted with
         probability ``a``) the step verifies ``k + 1`` tokens per sequence -- ``k + 1`` times the FLOPs, and the
         distinct experts of ``batch x (k + 1)`` tokens, the KV cache read once -- plus ``k`` draft passes of one
-        layer each, and yields ``(1 - a^(k+1)) / (1 - a)`` tokens: DeepSeek-V3's one draft at 85% gives 1.85."""
+        layer each, and yields :func:`~moeplan.deploy.deployment.accepted_tokens` tokens (``(1 - a^(k+1)) / (1 - a)``
+        while the model has a trained MTP layer per draft, less where its last layer is reused): DeepSeek-V3's one
+        draft at 85% gives 1.85, three 2.63."""
         sc = SCENARIOS[scenario]
         k, a = self.d.draft_tokens, self.d.accept_rate
         f = flops_per_token(self.arch, context, "decode").by_kind
@@ -360,7 +362,7 @@ class SpeedModel:
         if not k:
             return step
         draft = step.seconds * k / self.arch.num_layers
-        tokens = accepted_tokens(k, a)
+        tokens = accepted_tokens(k, a, self.d.mtp_layers)
         return replace(step, seconds=step.seconds + draft, fixed_s=step.fixed_s + draft, tokens=tokens)
 
     def prefill_seconds(self, prompt: int, scenario: str = "expected") -> float:
