@@ -172,8 +172,8 @@ def estimate(
         if recv_interval != 1 or max_running is not None:
             flag = "--recv-interval" if recv_interval != 1 else "--max-running"
             with handled_errors():
-                raise InputError(f"{flag} is a serving engine's setting; expert offload plans llama.cpp or "
-                                 "KTransformers", f"drop {flag}")  # fmt: skip
+                raise InputError(f"{flag} shapes a serving load, which expert offload does not plan",
+                                 f"drop {flag}")  # fmt: skip
         offload(
             model, gpu, gpu_memory, gpu_bandwidth, gpu_tflops, num_gpus or 1, ram, cpu, ram_bandwidth, pcie, context,
             batch, quant, kv_dtype if kv_dtype != "auto" else "f16", offload_experts, prompt, price=price,

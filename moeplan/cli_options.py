@@ -286,8 +286,8 @@ MaxRunningOpt = Annotated[
     int | None,
     typer.Option(
         "--max-running",
-        help="Serving: requests one instance runs at once (the engine's --max-num-seqs, --max-running-requests, "
-        "max_batch_size); default: what its KV cache holds.",
+        help="Serving: requests one instance runs at once (vLLM/ATOM --max-num-seqs, SGLang --max-running-requests, "
+        "TensorRT-LLM max_batch_size, llama.cpp --parallel); default: what its KV cache holds.",
         **whole(1, MAX_SEQUENCES),
     ),
 ]

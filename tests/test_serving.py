@@ -281,6 +281,11 @@ def test_an_engine_cap_on_running_requests_makes_the_rest_wait() -> None:
     assert capped.ttft_s == pytest.approx(free.ttft_s + 48 / capped.request_rate, rel=0.5)
     assert capped.ttft_s > 10 * free.ttft_s and capped.output_tokens_per_s < free.output_tokens_per_s
     assert not capped.kv_limited
+    assert capped.ttft_p90_s == pytest.approx(capped.ttft_s, rel=0.05)  # every client waits behind the same others
+    rate = ServingModel(resolve(replace(base, max_running=16)), Traffic(1024, 1024, rate=2.0)).point()
+    assert not rate.stable and rate.request_rate * (1023 * rate.tpot_s) <= 16 * 1.001  # only the slots are served
+    dp = resolve(replace(base, num_gpus=8, tp=8, ep=8, dp_attention=True, max_running=100))
+    assert (dp.cap_per_rank, dp.running_cap) == (13, 104)  # per-rank engines: ceil(100 / 8) on each of 8 ranks
     small = ServingModel(resolve(replace(base, max_running=16)), Traffic(1024, 1024, concurrency=8)).point()
     alone = ServingModel(resolve(base), Traffic(1024, 1024, concurrency=8)).point()
     assert small.ttft_s == pytest.approx(alone.ttft_s) and small.tpot_s == pytest.approx(alone.tpot_s)
@@ -308,6 +313,14 @@ def test_max_running_on_the_command_line_and_in_the_launch_line() -> None:
     ):  # fmt: skip
         code, _, err = run(*bad)
         assert code == 1 and why in err and err.count("\n") == 1, (bad, err)
+    assert "llama.cpp" not in run("serve", "deepseek-v3", "--concurrency", "16", "--engine", "mlx",
+                                  "--max-running", "8")[2]  # serve does not plan llama.cpp: not offered  # fmt: skip
+    code, out, err = run("serve", "deepseek-v3", "--concurrency", "256", "--gpu", "b200", "--engine", "tensorrt-llm",
+                         "--quant", "fp8", "--max-gpus", "8", "--max-running", "100", "--json")  # fmt: skip
+    doc = json.loads(out)
+    assert doc["max_running"] == 100
+    dp = [c for c in doc["configurations"] if c["dp_attention"] and not c.get("disaggregated")]
+    assert all("--max_batch_size 13" in c["command"] and c["point"]["max_running"] <= 104 for c in dp)
     code, _, err = run("serve", "deepseek-v3", "--concurrency", "16", "--max-running", "0")
     assert code == 2 and "--max-running" in err
 

@@ -311,6 +311,25 @@ class Deployment(Value):
     calibration_note: str = ""
 
     @property
+    def cap_per_rank(self) -> int | None:
+        """The figure the engine's launch flag takes for ``max_running``: the instance's cap, or where the engine
+        counts per data-parallel rank (vLLM, TensorRT-LLM) its share of each rank rounded up, ``ceil(N / ranks)``;
+        None without a cap."""
+        if not self.max_running:
+            return None
+        ranks = self.layout.attention_ranks if self.engine.max_running_per_rank else 1
+        return math.ceil(self.max_running / ranks)
+
+    @property
+    def running_cap(self) -> int | None:
+        """Requests the instance runs at once under the engine's cap as launched: ``N``, or ``ranks x ceil(N /
+        ranks)`` where the engine counts per rank (``--max-running 100`` on 8 ranks: 13 each, 104)."""
+        per_rank = self.cap_per_rank
+        if per_rank is None:
+            return None
+        return per_rank * (self.layout.attention_ranks if self.engine.max_running_per_rank else 1)
+
+    @property
     def usable_bytes(self) -> float:
         """Memory one GPU may use (0 without a GPU: nothing is checked against it)."""
         return self.gpu.usable_memory_bytes if self.gpu is not None else 0.0

@@ -478,6 +478,11 @@ def engines_with(feature: str) -> str:
     return ", ".join(e.name for e in ENGINES.values() if getattr(e, feature))
 
 
+def serving_engines_with(feature: str) -> str:
+    """:func:`engines_with` among the engines ``serve`` plans (those that run checkpoints, not GGUF files)."""
+    return ", ".join(e.name for e in ENGINES.values() if getattr(e, feature) and e.runs != "gguf")
+
+
 def auto_engine(scheme: Scheme, gpu: GpuSpec | None) -> Engine:
     """``--engine auto``: the first engine of :data:`AUTO_ORDER` whose kind of weights (checkpoint formats, or
     GGUF files, which llama.cpp also makes from any checkpoint) it runs on ``gpu``; llama.cpp when none does.

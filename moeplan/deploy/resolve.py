@@ -316,9 +316,18 @@ def resolve(
         raise InputError(f"--max-running caps the requests an engine runs at once; {eng.name} has no such setting",
                          f"engines with one: {engines_with('max_running_flag')}")  # fmt: skip
     if request.max_running is not None:
-        notes += (f"at most {request.max_running:,} requests run at once ({eng.max_running_flag}"
-                  f"{', per data-parallel rank' if eng.max_running_per_rank else ''}); under a load the others wait "
-                  "for a running one to finish",)  # fmt: skip
+        n = request.max_running
+        per_rank = (
+            (
+                f"; with data-parallel attention {eng.name} counts it per rank: {eng.max_running_flag} "
+                "ceil(N / ranks), the instance then runs that times the ranks"
+            )
+            if eng.max_running_per_rank
+            else ""
+        )
+        notes += (f"--max-running {n:,}: at most {n:,} request{'s' if n > 1 else ''} run at once in an instance "
+                  f"({eng.max_running_flag} {n:,}{per_rank}); under a load the others wait for a running one to "
+                  "finish",)  # fmt: skip
     path = kernel_path(eng, scheme, gpu, backend)
     if gpu is not None:
         peak_note = tensor_peak(gpu, path.peak_dtype)[1]

@@ -260,6 +260,7 @@ class EstimateResult(Value):
                 "dp_attention": self.request.dp_attention,
                 "mtp_drafts": self.mtp_drafts,
                 "mtp_accept": self.mtp_accept,
+                "max_running": self.request.max_running,
             },
             "memory": self.memory.to_json(),
             "fit": self.fit.to_json() if self.fit else None,

@@ -25,7 +25,7 @@ next poll: ``(N - 1) / 2`` steps more on average, at most ``N - 1`` (InferenceX 
 
 Concurrency ``C`` (closed loop: each client sends its next request when one finishes) gives ``lambda = C /
 E2E`` and ``b = C x (O - 1) x TPOT / E2E``; a request rate gives ``lambda`` and ``b = lambda x (O - 1) x TPOT``
-(Little's law).  Running sequences are capped by the KV cache at the mean context (``MemoryModel.max_batch``)
+(Little's law).  Running sequences are capped by the KV cache at the full context (``MemoryModel.max_batch``)
 and by the engine's cap on running requests where one is set (``Deployment.max_running``); beyond it requests
 wait, and a load the deployment cannot keep up with is reported unstable, never as a number.  The fixed point is
 found by damped iteration.
@@ -76,7 +76,8 @@ class ServingModel:
         self.context = traffic.mean_context
         self.kv_running = self.mm.max_batch(traffic.isl + traffic.osl)
         """Sequences the KV cache holds at the full context."""
-        self.max_running = min(self.kv_running, d.max_running) if d.max_running else self.kv_running
+        cap = d.running_cap
+        self.max_running = min(self.kv_running, cap) if cap else self.kv_running
         """Sequences that run at once: the KV cache's room, or the engine's cap (``--max-running``) below it."""
         self.prompt = max(1, round(traffic.isl * (1 - traffic.prefix_hit)))
         self.chunk = max(1, d.batched_tokens or 8192)
@@ -178,18 +179,24 @@ class ServingModel:
             tpot = tpot + DAMPING * (tpot_new - tpot)
             ttft = ttft + DAMPING * (ttft_new - ttft)
         e2e = ttft + (osl - 1) * tpot
+        slot = 0.0  # a client's wait for a free slot (the KV cache's room or the engine's cap)
         if conc is not None:
             lam = conc / e2e
             if t.concurrency is not None and t.concurrency > conc:  # Little's law over the clients waiting
-                ttft += (t.concurrency - conc) / lam
+                slot = (t.concurrency - conc) / lam
+                ttft += slot
                 e2e = ttft + (osl - 1) * tpot
+        elif not stable:  # a rate beyond the slots: only the running ones are served (the rest pile up)
+            lam = min(lam, cap / ((osl - 1) * tpot + self.prefill_service_s(b)))
         out = lam * osl
         full_chunk = self.decode_s(b) + max(0, self.chunk - b) * self.c_p
         busy = min(1.0, lam * self.chunk_iterations(b) * tpot)  # share of iterations carrying a prefill chunk
         tpot_p90 = max(tpot, full_chunk) if busy > 0.1 else tpot
         poll = self.poll_steps * tpot
-        wait = max(0.0, ttft - self.prefill_service_s(b) - tpot - poll)
-        ttft_p90 = ttft + 1.3 * wait + 0.8 * poll  # the poll's wait is uniform: p90 at 1.8x its mean
+        wait = max(0.0, ttft - slot - self.prefill_service_s(b) - tpot - poll)
+        # the prefill queue's wait is exponential (p90 2.3x its mean), the poll's uniform (1.8x); a slot's wait is
+        # the same for every client of a closed loop (each waits behind the same C - N others): its p90 is its mean
+        ttft_p90 = ttft + 1.3 * wait + 0.8 * poll
         gpus = self.d.layout.num_gpus
         return ServingPoint(
             concurrency=t.concurrency if t.concurrency is not None else lam * e2e,
@@ -307,14 +314,18 @@ class DisaggregatedServingModel:
             tpot = tpot + DAMPING * (tpot_new - tpot)
             ttft = ttft + DAMPING * (ttft_new - ttft)
         e2e = ttft + (osl - 1) * tpot
+        slot = 0.0
         if conc is not None:
             lam = conc / e2e
             if t.concurrency is not None and t.concurrency > conc:
-                ttft += (t.concurrency - conc) / lam
+                slot = (t.concurrency - conc) / lam  # the same for every client: no tail beyond its mean
+                ttft += slot
                 e2e = ttft + (osl - 1) * tpot
+        elif not stable:  # a rate beyond the decode slots: only the running ones are served
+            lam = min(lam, cap / ((osl - 1) * tpot))
         lam *= self.n_d  # all decode instances together
         out = lam * osl
-        wait = max(0.0, ttft - self.s_p - self.kv_s - tpot)
+        wait = max(0.0, ttft - slot - self.s_p - self.kv_s - tpot)
         return ServingPoint(
             concurrency=self.t.concurrency if self.t.concurrency is not None else lam * e2e, decode_batch=b,
             max_running=self.decode.max_running, tpot_s=tpot, tpot_p90_s=tpot, ttft_s=ttft,

@@ -67,7 +67,8 @@ def _defs() -> dict[str, Any]:
     params = _obj({"total": INT, "active": INT, "active_share": NUM, "breakdown": _map(INT),
                    "active_breakdown": _map(INT)})  # fmt: skip
     request = _obj({"context": INT, "batch": INT, "engine": STR, "quant": STR, "kv_dtype": STR},
-                   {"dp_attention": BOOL, "mtp_drafts": INT, "mtp_accept": _maybe(NUM)})  # fmt: skip
+                   {"dp_attention": BOOL, "mtp_drafts": INT, "mtp_accept": _maybe(NUM),
+                    "max_running": _maybe(INT)})  # fmt: skip
     memory = _obj({
         "scheme": STR, "engine": STR, "weights_bytes": INT, "weights_by_kind": _map(INT), "kv_bytes_per_token": NUM,
         "kv_cache_bytes": INT, "total_bytes": INT, "per_gpu_bytes": INT, "per_gpu_weights_bytes": INT,
@@ -117,7 +118,7 @@ def _defs() -> dict[str, Any]:
                           "meets_targets": BOOL, "point": _ref("serving_point"),
                           "usd_per_million_output_tokens": _maybe(NUM), "command": STR})  # fmt: skip
     serve = _obj({"model": _obj({"id": STR, "name": STR}), "traffic": _obj({"isl": INT, "osl": INT}),
-                  "targets": {"type": "object"}, "configurations_tried": INT,
+                  "targets": {"type": "object"}, "max_running": _maybe(INT), "configurations_tried": INT,
                   "configurations": _list(configuration), "pareto": _list({"type": "object"})})  # fmt: skip
     quants = _obj({"formats": _list(_obj({"name": STR})), "gguf_mixes": _list(STR)})
     calibrate = _obj({"profile": _obj({"schema_version": INT, "device": STR, "backend": STR, "created": STR,

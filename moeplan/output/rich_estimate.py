@@ -52,7 +52,12 @@ def print_estimate(console: Console, result: EstimateResult, detail: bool = Fals
         console.print(
             f"serving {t.isl:,} in / {t.osl:,} out at {load}: TTFT {sv.ttft_s:.2f} s (p90 {sv.ttft_p90_s:.2f}), "
             f"TPOT {sv.tpot_s * 1e3:.1f} ms, {sv.output_tokens_per_s_per_gpu:,.0f} output tok/s per GPU, "
-            f"{sv.decode_batch:.0f} sequences decoding"
+            f"{sv.decode_batch:.0f} sequence{'' if round(sv.decode_batch) == 1 else 's'} decoding"
+            + (
+                f" (--max-running {sv.max_running:,}: the other clients wait for a slot)"
+                if result.request.max_running and sv.concurrency > sv.max_running and not sv.kv_limited
+                else ""
+            )
             + (
                 f", ${result.serving_usd_per_million:.3g} per million output tokens"
                 if result.serving_usd_per_million

@@ -36,6 +36,7 @@ def serve_json(result: ServeResult, top: int) -> dict[str, Any]:
         "model": {"id": result.spec.id, "name": result.spec.name},
         "traffic": to_dict(t),
         "targets": {"ttft_s": result.request.ttft_s, "tpot_s": result.request.tpot_s, "e2e_s": result.request.e2e_s},
+        "max_running": result.request.max_running,
         "configurations_tried": len(result.candidates),
         "configurations": rows,
         "pareto": [{"configuration": label, **_point(p)} for label, p in result.pareto],

@@ -13,12 +13,11 @@ throughput per GPU against tokens per second per user.
 from __future__ import annotations
 
 import itertools
-import math
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 from moeplan.deploy.deployment import EPLB_REDUNDANT, Deployment, EstimateRequest, Traffic
-from moeplan.deploy.engines import ENGINES, engine, engines_with, polling_engines
+from moeplan.deploy.engines import ENGINES, engine, polling_engines, serving_engines_with
 from moeplan.deploy.resolve import resolve
 from moeplan.deploy.results import ServingPoint
 from moeplan.deploy.serving import ServingModel
@@ -165,9 +164,8 @@ def launch(d: Deployment, n: int) -> str:
         opts += f" --pipeline-parallel-size {lay.pp}" if lay.pp > 1 else ""
     if d.recv_interval > 1:  # resolve refuses an interval for an engine without the flag
         opts += f" {d.engine.recv_interval_flag} {d.recv_interval}"
-    if d.max_running:  # resolve refuses a cap for an engine without the flag
-        ranks = lay.attention_ranks if d.engine.max_running_per_rank else 1
-        opts += f" {d.engine.max_running_flag} {math.ceil(d.max_running / ranks)}"
+    if d.cap_per_rank:  # resolve refuses a cap for an engine without the flag
+        opts += f" {d.engine.max_running_flag} {d.cap_per_rank}"
     if d.draft_tokens:
         k = d.draft_tokens
         if name == "tensorrt-llm":
@@ -306,7 +304,8 @@ def check_request(req: ServeRequest) -> None:
         lacking = [name for name in req.engines if not engine(name).max_running_flag]
         if lacking:
             raise InputError(f"--max-running caps the requests an engine runs at once; {', '.join(lacking)} has no "
-                             "such setting", f"engines with one: {engines_with('max_running_flag')}")  # fmt: skip
+                             "such setting",
+                             f"engines with one: {serving_engines_with('max_running_flag')}")  # fmt: skip
 
 
 def _article(word: str) -> str:
