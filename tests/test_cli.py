@@ -372,7 +372,7 @@ def test_host_options_without_offload_are_refused() -> None:
 def test_longest_context_says_what_limits_it() -> None:
     code, out, _ = run("estimate", "deepseek-r1", "--gpu", "h200", "--num-gpus", "8", "--quant", "fp8", "--json")
     assert code == 0 and json.loads(out)["fit"]["max_context_limit"] == "model"
-    code, out, _ = run("estimate", "mixtral-8x22b", "--gpu", "a100", "--json")
+    code, out, _ = run("estimate", "mixtral-8x22b", "--gpu", "h100", "--json")
     assert json.loads(out)["fit"]["max_context_limit"] == "memory"
     code, out, _ = run("estimate", "deepseek-r1", "--gpu", "h200", "--num-gpus", "8", "--quant", "fp8")
     assert "163,840 tokens (the model's trained limit)" in " ".join(out.split())

@@ -295,6 +295,24 @@ def test_an_engine_cap_on_running_requests_makes_the_rest_wait() -> None:
         resolve(replace(base, max_running=0))
 
 
+def test_without_max_running_the_engines_own_defaults_cap_the_running_requests() -> None:
+    """vLLM's OpenAI server starts with 1,024 sequences and 8,192 batched tokens on GPUs of 70 GiB or more other than
+    the A100, 256 and 2,048 elsewhere (EngineArgs.get_batch_defaults); moeplan launches no flag and models those."""
+    load = Traffic(256, 256, concurrency=2000)
+    big = resolve(EstimateRequest(model="qwen3-30b-a3b", gpu="h200", engine="vllm", use_calibration=False))
+    a100 = resolve(EstimateRequest(model="qwen3-30b-a3b", gpu="a100", engine="vllm", use_calibration=False))
+    rtx = resolve(EstimateRequest(model="qwen3-30b-a3b", gpu="rtx-4090", engine="vllm", quant="awq-int4",
+                                  use_calibration=False))  # fmt: skip
+    assert (big.batched_tokens, a100.batched_tokens, rtx.batched_tokens) == (8192, 2048, 2048)
+    assert (big.running_cap, a100.running_cap, rtx.running_cap) == (1024, 256, 256)
+    assert ServingModel(a100, load).point().max_running <= 256 < ServingModel(big, load).point().max_running <= 1024
+    sglang = resolve(EstimateRequest(model="qwen3-30b-a3b", gpu="h200", engine="sglang", use_calibration=False))
+    assert sglang.running_cap is None  # sized from its KV pool: the cache's room
+    from moeplan.plans.serve import launch
+
+    assert "--max-num-seqs" not in launch(a100, 1)
+
+
 def test_max_running_on_the_command_line_and_in_the_launch_line() -> None:
     """The cap is the instance's: engines that count it per data-parallel rank (TensorRT-LLM, vLLM) are launched
     with it divided over the ranks, SGLang with the whole."""

@@ -323,8 +323,11 @@ class Deployment(Value):
     @property
     def running_cap(self) -> int | None:
         """Requests the instance runs at once under the engine's cap as launched: ``N``, or ``ranks x ceil(N /
-        ranks)`` where the engine counts per rank (``--max-running 100`` on 8 ranks: 13 each, 104)."""
-        per_rank = self.cap_per_rank
+        ranks)`` where the engine counts per rank (``--max-running 100`` on 8 ranks: 13 each, 104); without
+        ``--max-running`` the engine's own default (vLLM 1,024 a rank on an H100, 256 on smaller GPUs and the A100;
+        ATOM 512; TensorRT-LLM 2,048 a rank), None where it has none moeplan knows (SGLang sizes it from the KV
+        pool)."""
+        per_rank = self.cap_per_rank or self.engine.default_max_running(self.gpu)
         if per_rank is None:
             return None
         return per_rank * (self.layout.attention_ranks if self.engine.max_running_per_rank else 1)

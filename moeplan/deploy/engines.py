@@ -201,9 +201,32 @@ class Engine(Value):
     data-parallel rank, TensorRT-LLM's ``max_batch_size`` is each attention-DP rank's (InferenceX launches its
     DeepSeek-R1 decode on 8 GPUs with ``max_batch_size`` 512 for 4,096 clients); SGLang divides its
     ``--max-running-requests`` over the DP workers."""
+    max_running_default: int | None = None
+    """The cap an engine starts with when none is set (per rank where it counts per rank): vLLM 1,024 on GPUs of
+    70 GiB or more other than the A100 (``EngineArgs.get_batch_defaults``), ATOM 512 (its ``arg_utils``),
+    TensorRT-LLM 2,048 (``BuildConfig.max_batch_size``); None: sized from the KV pool (SGLang) or not modelled."""
+    small_gpu_defaults: tuple[int, int] | None = None
+    """(batched tokens, cap on running requests) on GPUs of under 70 GiB or an A100, where the engine starts
+    smaller: vLLM's OpenAI server 2,048 and 256 (``get_batch_defaults``: its larger figures slowed the A100)."""
     launch: str = ""
     """The serve command: ``{model}`` the checkpoint, ``{context}`` the context length, ``{options}`` more flags."""
     source: str = ""
+
+    def small_gpu(self, gpu: GpuSpec | None) -> bool:
+        """Whether ``gpu`` gets the engine's smaller defaults (:attr:`small_gpu_defaults`): under 70 GiB, or an A100."""
+        return (self.small_gpu_defaults is not None and gpu is not None
+                and (gpu.memory_gib < 70 or "a100" in gpu.id))  # fmt: skip
+
+    def default_batched_tokens(self, gpu: GpuSpec | None) -> int:
+        """Tokens in the largest forward pass the engine plans on ``gpu`` when none is set."""
+        return self.small_gpu_defaults[0] if self.small_gpu_defaults and self.small_gpu(gpu) else self.batched_tokens
+
+    def default_max_running(self, gpu: GpuSpec | None) -> int | None:
+        """The engine's own cap on running requests on ``gpu`` (per rank where it counts per rank), when none is
+        set; None where it has none moeplan knows."""
+        if self.small_gpu_defaults and self.small_gpu(gpu):
+            return self.small_gpu_defaults[1]
+        return self.max_running_default
 
     def command(self, model: str, context: int, options: str = "") -> str:
         """The launch command line: ``vllm serve ORG/NAME --max-model-len 8192``."""
@@ -257,6 +280,8 @@ _VLLM = Engine(
     runs_mtp=True,
     max_running_flag="--max-num-seqs",
     max_running_per_rank=True,
+    max_running_default=1024,
+    small_gpu_defaults=(2048, 256),
     launch="vllm serve {model}{options} --max-model-len {context}",
     # Hybrid KV cache manager (vllm/v1/kv_cache_interface.py SlidingWindowSpec): default for sliding windows
     # since v0.10, for chunked local attention since PR #29627; --disable-hybrid-kv-cache-manager caches every
@@ -376,6 +401,7 @@ ENGINES: dict[str, Engine] = {
         runs_mtp=True,
         max_running_flag="--max_batch_size",
         max_running_per_rank=True,
+        max_running_default=2048,
         launch="trtllm-serve {model}{options} --max_seq_len {context}",
         source="TensorRT-LLM KvCacheConfig.free_gpu_memory_fraction 0.9 of the memory left after weights; "
         "max_num_tokens 8192",
@@ -393,6 +419,8 @@ ENGINES: dict[str, Engine] = {
         sparse_cache="elements",
         max_running_flag="--max-num-seqs",  # atom/model_engine/arg_utils.py (512 by default)
         max_running_per_rank=False,  # one scheduler for the instance, data-parallel attention inside it
+        max_running_default=512,
+        small_gpu_defaults=None,
         vendors=("amd",),
         launch="python -m atom.entrypoints.openai_server --model {model}{options} --max-model-len {context}",
         source="ROCm/ATOM recipes (DeepSeek-R1, Qwen3-235B, Kimi-K2-Thinking on MI300X and MI355X)",

@@ -351,7 +351,7 @@ def resolve(
         context=request.context,
         batch=request.batch,
         prompt=request.prompt_tokens(),
-        batched_tokens=batched_tokens(eng, request),
+        batched_tokens=batched_tokens(eng, request, gpu),
         recv_interval=request.recv_interval,
         max_running=request.max_running,
         flash_attention=request.flash_attention,
@@ -408,10 +408,10 @@ def check_engine(eng: Engine, scheme: Scheme, gpu: GpuSpec) -> None:
                          "choose another --quant (bf16, or fp8 where the GPU has fp8 units)")  # fmt: skip
 
 
-def batched_tokens(eng: Engine, request: EstimateRequest) -> int:
-    """Tokens in the largest forward pass: ``--ubatch`` or the engine's default; llama.cpp caps its ubatch at the
-    context (``n_ubatch <= n_batch <= n_ctx``)."""
-    tokens = request.ubatch or eng.batched_tokens
+def batched_tokens(eng: Engine, request: EstimateRequest, gpu: GpuSpec | None = None) -> int:
+    """Tokens in the largest forward pass: ``--ubatch`` or the engine's default on ``gpu`` (vLLM 8,192, 2,048 on
+    GPUs under 70 GiB or an A100); llama.cpp caps its ubatch at the context (``n_ubatch <= n_batch <= n_ctx``)."""
+    tokens = request.ubatch or eng.default_batched_tokens(gpu)
     return min(tokens, request.context) if eng.llama_cpp_kernels else tokens
 
 
