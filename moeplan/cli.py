@@ -32,6 +32,7 @@ from moeplan.cli_options import (
     GpuTflopsOpt,
     IslOpt,
     JsonOpt,
+    KtThresholdOpt,
     KvOpt,
     MaxRunningOpt,
     MinBitsOpt,
@@ -444,6 +445,7 @@ def offload(
         str | None,
         typer.Option("--host-profile", help="Calibrated host (file, or auto: `moeplan calibrate --device cpu`)."),
     ] = None,
+    kt_prefill_threshold: KtThresholdOpt = None,
     price: PriceOpt = None,
     gpu_file: GpuFileOpt = None,
     detail: DetailOpt = False,
@@ -474,6 +476,7 @@ def offload(
             batch=batch, quant=quant, kv_dtype=kv_dtype, offload=offload_experts,
             prompt=parse_tokens(prompt, "--prompt") if prompt is not None else None, price_usd_per_hour=price,
             gpu_file=gpu_file, engine=engine, backend=backend, ubatch=ubatch, host_profile=host_profile,
+            kt_prefill_threshold=kt_prefill_threshold,
         )  # fmt: skip
         result = plan_offload(request)
     from moeplan.output.plain import offload_table

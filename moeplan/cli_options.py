@@ -282,6 +282,15 @@ RecvIntervalOpt = Annotated[
         **whole(1, MAX_RECV_INTERVAL),
     ),
 ]
+KtThresholdOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--kt-prefill-threshold",
+        help="KTransformers: prompts longer than this prefill layer by layer on the GPU, shorter ones with their "
+        "experts on the CPU (--kt-gpu-prefill-token-threshold; 400).",
+        **whole(1, 1 << 24),
+    ),
+]
 MaxRunningOpt = Annotated[
     int | None,
     typer.Option(

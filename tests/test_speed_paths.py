@@ -220,6 +220,34 @@ def _offload_deployment(ubatch: int, engine_name: str = "llama.cpp") -> tuple[ob
     return d, Host(d.gpu, 1, 128.0, resolve_cpu("ddr4-3200x2"))
 
 
+def test_ktransformers_prefills_layer_by_layer_only_above_its_threshold() -> None:
+    """--kt-gpu-prefill-token-threshold N: prompts up to N run hybrid (experts on the CPU), longer ones stream the
+    experts to the GPU layer by layer (400 by default, as its launch examples); only KTransformers has it."""
+    from moeplan.deploy.offload import LAYERWISE_MIN_TOKENS, OffloadModel
+
+    def path(prompt: int, threshold: int | None) -> str:
+        req = EstimateRequest(model="qwen3-30b-a3b", gpu="rtx-4090", engine="ktransformers", quant="Q4_K_M",
+                              context=16384, prompt=prompt, kt_prefill_threshold=threshold,
+                              use_calibration=False)  # fmt: skip
+        d = resolve(req, fewest=False)
+        model = OffloadModel(d, Host(d.gpu, 1, 128.0, resolve_cpu("ddr5-5600x2")))
+        p = model.placement(d.spec.arch.num_layers, d.context, 1)
+        return model.prefill_seconds(p, prompt)[1]
+
+    assert "layer by layer" in path(LAYERWISE_MIN_TOKENS + 1, None)
+    assert "CPU" in path(LAYERWISE_MIN_TOKENS, None)
+    assert "CPU" in path(2048, 2048) and "layer by layer" in path(2049, 2048)
+    with pytest.raises(InputError, match="layer-wise prefill"):
+        resolve(EstimateRequest(model="qwen3-30b-a3b", gpu="rtx-4090", quant="Q4_K_M", engine="llama.cpp",
+                                kt_prefill_threshold=2048))  # fmt: skip
+    code, out, err = run("offload", "qwen3-30b-a3b", "--gpu", "4090", "--ram", "64", "--cpu", "9950x", "--engine",
+                         "ktransformers", "--prompt", "2048", "--kt-prefill-threshold", "4096", "--json")  # fmt: skip
+    assert code == 0 and '"prefill_path": "computed on the CPU"' in out, err
+    code, _, err = run("offload", "qwen3-30b-a3b", "--gpu", "4090", "--ram", "64", "--cpu", "9950x",
+                       "--kt-prefill-threshold", "4096")  # fmt: skip
+    assert code == 1 and "layer-wise prefill" in err and err.count("\n") == 1
+
+
 @settings(max_examples=30, deadline=None)
 @given(st.integers(16, 8192), st.integers(16, 8192), st.integers(0, 36))
 def test_a_larger_ubatch_never_slows_offload_prefill(a: int, b: int, cpu_layers: int) -> None:

@@ -74,8 +74,10 @@ STREAM_SPREAD = (0.6, 1.0, 1.3)
 """Factors on the expert-streaming rate at the band's low, expected and high ends: measured streams scatter
 0.6-1.3x around each engine's share (driver, pinned memory, the PCIe switch of the slot)."""
 LAYERWISE_MIN_TOKENS = 400
-"""KTransformers streams experts layer by layer for prompts of at least ``--kt-gpu-prefill-token-threshold``
-tokens (400 in its kt-kernel launch examples); shorter prompts compute their experts on the CPU."""
+"""KTransformers streams experts layer by layer for prompts longer than ``--kt-gpu-prefill-token-threshold``
+tokens (400 in most of its kt-kernel launch examples; 2,048 for Qwen3-Coder-Next, 4,096 for DeepSeek-V4-Flash);
+prompts up to it run hybrid, their experts on the CPU ("<= threshold: hybrid CPU+GPU prefill", its Kimi-K2 guide).
+``--kt-prefill-threshold`` sets it."""
 CPU_KERNEL_S = 15 * US  # a kernel on many CPU threads ends in a barrier: tens of microseconds, not a GPU launch
 CONTEXTS = (4096, 8192, 16384, 32768, 65536, 131072, 262144)
 
@@ -301,7 +303,7 @@ class OffloadModel:
         t_on_cpu = cpu_per_token * ub / cpu_rate
         t_stream = p.cpu_expert_bytes / pcie + on_gpu
         if self.engine.offload_prefill == "layerwise":  # KTransformers: by prompt length, not by speed
-            if prompt >= LAYERWISE_MIN_TOKENS:
+            if prompt > (self.d.kt_prefill_threshold or LAYERWISE_MIN_TOKENS):
                 whole = max(p.cpu_expert_bytes / pcie, (on_gpu + t_gpu) * n_ub)
                 return whole, "streamed to the GPU layer by layer, once per prompt"
             return (t_gpu + t_on_cpu) * n_ub, "computed on the CPU"

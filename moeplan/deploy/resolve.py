@@ -57,6 +57,8 @@ def validate_request(request: EstimateRequest) -> None:
         raise InputError(f"--ubatch must be at least 1, not {request.ubatch}")
     if request.recv_interval < 1:
         raise InputError(f"--recv-interval must be at least 1, not {request.recv_interval}")
+    if request.kt_prefill_threshold is not None and request.kt_prefill_threshold < 1:
+        raise InputError(f"--kt-prefill-threshold must be at least 1, not {request.kt_prefill_threshold}")
     if request.max_running is not None and request.max_running < 1:
         raise InputError(f"--max-running must be at least 1, not {request.max_running}")
     if request.traffic is not None:
@@ -312,6 +314,9 @@ def resolve(
         notes += (f"{eng.name} takes new requests every {request.recv_interval} decode steps "
                   f"({eng.recv_interval_flag} {request.recv_interval}): under a load a request waits "
                   f"{(request.recv_interval - 1) / 2:g} steps more on average before its prefill",)  # fmt: skip
+    if request.kt_prefill_threshold is not None and eng.offload_prefill != "layerwise":
+        raise InputError(f"--kt-prefill-threshold is KTransformers' switch to layer-wise prefill; {eng.name} has none",
+                         "add --engine ktransformers, or drop --kt-prefill-threshold")  # fmt: skip
     if request.max_running is not None and not eng.max_running_flag:
         raise InputError(f"--max-running caps the requests an engine runs at once; {eng.name} has no such setting",
                          f"engines with one: {engines_with('max_running_flag')}")  # fmt: skip
@@ -354,6 +359,7 @@ def resolve(
         batched_tokens=batched_tokens(eng, request, gpu),
         recv_interval=request.recv_interval,
         max_running=request.max_running,
+        kt_prefill_threshold=request.kt_prefill_threshold,
         flash_attention=request.flash_attention,
         mtp_layers=arch.mtp_layers if request.mtp else 0,
         draft_tokens=(request.mtp_drafts or arch.mtp_layers) if request.mtp else 0,

@@ -146,6 +146,7 @@ def deployment(r: dict[str, Any], gpu: GpuSpec | None, **changes: Any) -> Deploy
         batch=int(r.get("batch") or 1),
         ubatch=int(r["ubatch"]) if r.get("ubatch") else None,
         recv_interval=int(r.get("scheduler_recv_interval") or 1),
+        kt_prefill_threshold=int(r["kt_prefill_threshold"]) if r.get("kt_prefill_threshold") else None,
         backend=str(r.get("backend") or "auto").lower() if eng == "llama.cpp" and r.get("backend") != "CPU" else "auto",
         use_calibration=False,
     )

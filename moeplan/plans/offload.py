@@ -46,6 +46,8 @@ class OffloadRequest(Value):
     """Tokens per prefill forward pass (llama.cpp ``-ub``): each streams the RAM experts to the GPU once."""
     host_profile: str | None = None
     """A calibration profile whose host measurement replaces the catalogue's CPU (``auto``: the stored one)."""
+    kt_prefill_threshold: int | None = None
+    """KTransformers' ``--kt-gpu-prefill-token-threshold`` (None: 400)."""
 
 
 def host_cpu(req: OffloadRequest) -> tuple[CpuSpec, str | None]:
@@ -175,6 +177,7 @@ def evaluate_box(req: OffloadRequest) -> OffloadResult:
         kv_dtype=req.kv_dtype,
         context=req.context, batch=req.batch, engine=engine, prompt=req.prompt, backend=req.backend,
         ubatch=req.ubatch, price_usd_per_hour=req.price_usd_per_hour, gpu_file=req.gpu_file, speed_table=False,
+        kt_prefill_threshold=req.kt_prefill_threshold,
     )  # fmt: skip
     d = resolve(request, spec=spec)
     if d.gpu is None:
