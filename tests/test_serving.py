@@ -266,6 +266,20 @@ def test_recv_interval_on_the_command_line() -> None:
     assert code == 2 and "--recv-interval" in err
 
 
+def test_short_prompts_share_a_prefill_pass_and_a_closed_loop_never_runs_away() -> None:
+    """The host's floor on an eager prefill pass (~70 ms at TP 8) is paid per pass, and a pass carries every prompt
+    waiting (8,192 tokens of them): 4,000 clients of 128-token prompts are not held to one prompt per floor
+    (14 a second), and a closed loop's queue is bounded by its clients, so it is never reported unstable."""
+    d = resolve(EstimateRequest(model="qwen3-30b-a3b", gpu="h100", num_gpus=8, tp=8, context=512,
+                                use_calibration=False))  # fmt: skip
+    model = ServingModel(d, Traffic(128, 128, concurrency=4000))
+    assert model.floor > 0.03 and model.prefill_share_s(100) < model.prefill_service_s(100) / 10
+    p = model.point()
+    assert p.stable and p.request_rate > 5 / model.floor
+    light = ServingModel(d, Traffic(128, 128, concurrency=1)).point()
+    assert light.ttft_s >= model.floor  # a lone prompt still pays a whole pass
+
+
 def test_an_engine_cap_on_running_requests_makes_the_rest_wait() -> None:
     """``--max-running N`` (vLLM --max-num-seqs, SGLang --max-running-requests, TensorRT-LLM max_batch_size): no
     more than N sequences decode at once; in a closed loop of C > N clients the others wait for a slot, about

@@ -16,9 +16,9 @@ vLLM's ``max_num_batched_tokens``).  With ``lambda`` requests per second of ``I`
 ``c_p`` is prefill's cost per prompt token at a full chunk: its compute, and under TP its activations' bytes on
 the all-reduces (the weights are read, and the collectives' latencies paid, for the decode anyway).
 Prompts wait for the prefill server: under a concurrency, by Schweitzer's mean-value approximation of a closed
-network (a request sees ``(C - 1)/C`` of the mean queue, ``lambda x`` its wait), which grows without bound as
-prefill saturates and keeps throughput at ``1 / S_p`` requests per second; under a rate, M/D/1 (mean wait
-``rho / (2 (1 - rho))`` services, ``rho = lambda S_p``).  An engine that polls for new requests only every ``N``
+network (a request sees ``(C - 1)/C`` of the mean queue, ``lambda x`` its wait); under a rate, M/D/1 (mean wait
+``rho / (2 (1 - rho))`` services, ``rho = lambda S_p``).  Where the host's floor on an eager pass sets ``S_p``
+(short prompts), the prompts waiting ride the next pass together (:meth:`ServingModel.bulk_s`).  An engine that polls for new requests only every ``N``
 decode steps (SGLang's ``--scheduler-recv-interval N``; ``N = 1`` elsewhere) holds an arriving request until the
 next poll: ``(N - 1) / 2`` steps more on average, at most ``N - 1`` (InferenceX runs DeepSeek-R1 on 8x B200 with
 ``N = 30`` from 16 clients: 30 x 13 ms TPOT puts 0.19 s on a 0.2 s TTFT, as measured).
@@ -113,6 +113,24 @@ class ServingModel:
         room = max(1.0, self.chunk - b)
         return max(self.prompt * (self.decode_s(b) + room * self.c_p) / room, self.floor)
 
+    @staticmethod
+    def bulk_s(arrivals: float, service: float, share: float) -> float:
+        """A prompt's wait and prefill when every prompt waiting joins the next pass (a bulk server, as the
+        disaggregated prefill instances): a pass of ``k`` prompts takes ``S + (k - 1) s``, so ``T = max(S, (S - s) /
+        (1 - rho))`` with ``rho = arrivals x s``, and a prompt waits half a pass when the server is busy."""
+        rho = min(0.98, arrivals * share)
+        t = max(service, (service - share) / (1 - rho))
+        return t * (1 + min(1.0, arrivals * t) / 2)
+
+    def prefill_share_s(self, b: float) -> float:
+        """A queued prompt's share of the prefill server: :meth:`prefill_service_s`, but the eager pass's host floor
+        is shared by the prompts one pass carries (``B - b`` tokens of them): ``floor x min(1, I / (B - b))``.  The
+        queue ahead of a prompt drains at this rate; the prompt's own latency still pays a whole pass.  Qwen3-30B-A3B
+        at TP 8, 128-token prompts: 64 of them ride one 8,192-token pass, so the floor limits throughput at 64 prompts
+        a pass, not one."""
+        room = max(1.0, self.chunk - b)
+        return max(self.prompt * (self.decode_s(b) + room * self.c_p) / room, self.floor * min(1.0, self.prompt / room))
+
     def waves(self) -> ServingPoint:
         """A closed loop of fixed-length requests: each wave prefills ``C`` prompts back to back (in chunks of
         ``B`` tokens, a decode step's fixed cost each), then decodes them together.
@@ -163,19 +181,26 @@ class ServingModel:
             lam, b, overflow = running(t, conc, cap, ttft, tpot, b)
             stable = stable and not overflow
             u = lam * self.prompt * self.c_p
-            if u >= 0.98:
-                stable, u = False, 0.98
+            if u >= 0.98:  # prefill takes all the GPU time: a rate grows its queue, a closed loop only waits
+                stable, u = stable and conc is not None, 0.98
             tpot_new = self.decode_s(b) / (1 - u)
             service = self.prefill_service_s(b)
-            rho = lam * service
+            share = self.prefill_share_s(b)
+            rho = lam * share
             poll = self.poll_steps * tpot_new  # held until the scheduler next takes requests
             if conc is not None:  # closed loop: Schweitzer's mean-value queue seen at arrival
                 ahead = (conc - 1) / conc * min(lam * max(ttft - tpot - self.poll_steps * tpot, 0.0), conc - 1.0)
-                ttft_new = service * (1 + ahead) + poll + tpot_new
+                queued = service * (1 + ahead)
+                if share < service:  # the host floor binds: waiting prompts ride the next pass together
+                    queued = min(queued, self.bulk_s(lam, service, share))
+                ttft_new = queued + poll + tpot_new
             else:  # open loop: M/D/1 wait on the prefill server
                 if rho >= 0.98:
                     stable, rho = False, 0.98
-                ttft_new = service * (1 + rho / (2 * (1 - rho))) + poll + tpot_new
+                queued = service * (1 + rho / (2 * (1 - rho)))
+                if share < service:
+                    queued = min(queued, self.bulk_s(lam, service, share))
+                ttft_new = queued + poll + tpot_new
             tpot = tpot + DAMPING * (tpot_new - tpot)
             ttft = ttft + DAMPING * (ttft_new - ttft)
         e2e = ttft + (osl - 1) * tpot
