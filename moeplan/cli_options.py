@@ -313,7 +313,8 @@ UbatchOpt = Annotated[
     typer.Option(
         "--ubatch",
         **whole(1, 10_000_000),
-        help="Tokens per prefill pass: llama.cpp -ub (default 512), vLLM/SGLang max-num-batched-tokens (8192).",
+        help="Tokens per prefill pass: llama.cpp -ub (default 512), vLLM/SGLang max-num-batched-tokens (8192; vLLM "
+        "2048 under 70 GiB and on A100).",
     ),
 ]
 RamBwOpt = Annotated[

@@ -322,6 +322,12 @@ def test_without_max_running_the_engines_own_defaults_cap_the_running_requests()
     assert ServingModel(a100, load).point().max_running <= 256 < ServingModel(big, load).point().max_running <= 1024
     sglang = resolve(EstimateRequest(model="qwen3-30b-a3b", gpu="h200", engine="sglang", use_calibration=False))
     assert sglang.running_cap is None  # sized from its KV pool: the cache's room
+    code, out, err = run("estimate", "qwen3-30b-a3b", "--gpu", "l40s", "--num-gpus", "2", "--quant", "fp8",
+                         "--concurrency", "512", "--isl", "256", "--osl", "256")  # fmt: skip
+    assert code == 0 and "vllm's default cap 256: the other clients wait" in " ".join(out.split()), err
+    noted = resolve(EstimateRequest(model="qwen3-30b-a3b", gpu="a100", engine="vllm", batch=2000,
+                                    use_calibration=False))  # fmt: skip
+    assert any("at most 256 requests at once a rank by default" in n and "2,000" in n for n in noted.notes)
     from moeplan.plans.serve import launch
 
     assert "--max-num-seqs" not in launch(a100, 1)

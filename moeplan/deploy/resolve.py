@@ -317,9 +317,27 @@ def resolve(
     if request.kt_prefill_threshold is not None and eng.offload_prefill != "layerwise":
         raise InputError(f"--kt-prefill-threshold is KTransformers' switch to layer-wise prefill; {eng.name} has none",
                          "add --engine ktransformers, or drop --kt-prefill-threshold")  # fmt: skip
+    if eng.offload_prefill == "layerwise":
+        from moeplan.deploy.offload import LAYERWISE_MIN_TOKENS
+
+        t = request.kt_prefill_threshold or LAYERWISE_MIN_TOKENS
+        notes += (f"{eng.name}: prompts longer than {t:,} tokens prefill layer by layer on the GPU, streaming the RAM "
+                  f"experts once (--kt-gpu-prefill-token-threshold {t}; --kt-prefill-threshold sets it), shorter "
+                  "ones with their experts on the CPU",)  # fmt: skip
     if request.max_running is not None and not eng.max_running_flag:
         raise InputError(f"--max-running caps the requests an engine runs at once; {eng.name} has no such setting",
                          f"engines with one: {engines_with('max_running_flag')}")  # fmt: skip
+    default_cap = eng.default_max_running(gpu)
+    if (
+        request.max_running is None
+        and default_cap is not None
+        and (request.traffic is not None or request.batch > default_cap)
+    ):
+        rank = " a rank" if eng.max_running_per_rank else ""
+        raise_it = f"; a batch of {request.batch:,} needs it raised" if request.batch > default_cap else ""
+        notes += (f"{eng.name} runs at most {default_cap:,} requests at once{rank} by default "
+                  f"({eng.max_running_flag}); under a load the others wait{raise_it}: "
+                  "--max-running sets it",)  # fmt: skip
     if request.max_running is not None:
         n = request.max_running
         per_rank = (

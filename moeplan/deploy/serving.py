@@ -18,10 +18,11 @@ the all-reduces (the weights are read, and the collectives' latencies paid, for 
 Prompts wait for the prefill server: under a concurrency, by Schweitzer's mean-value approximation of a closed
 network (a request sees ``(C - 1)/C`` of the mean queue, ``lambda x`` its wait); under a rate, M/D/1 (mean wait
 ``rho / (2 (1 - rho))`` services, ``rho = lambda S_p``).  Where the host's floor on an eager pass sets ``S_p``
-(short prompts), the prompts waiting ride the next pass together (:meth:`ServingModel.bulk_s`).  An engine that polls for new requests only every ``N``
-decode steps (SGLang's ``--scheduler-recv-interval N``; ``N = 1`` elsewhere) holds an arriving request until the
-next poll: ``(N - 1) / 2`` steps more on average, at most ``N - 1`` (InferenceX runs DeepSeek-R1 on 8x B200 with
-``N = 30`` from 16 clients: 30 x 13 ms TPOT puts 0.19 s on a 0.2 s TTFT, as measured).
+(short prompts), the prompts waiting ride the next pass together (:meth:`ServingModel.bulk_s`).  An engine that
+polls for new requests only every ``N`` decode steps (SGLang's ``--scheduler-recv-interval N``; ``N = 1``
+elsewhere) holds an arriving request until the next poll: ``(N - 1) / 2`` steps more on average, at most ``N - 1``
+(InferenceX runs DeepSeek-R1 on 8x B200 with ``N = 30`` from 16 clients: 30 x 13 ms TPOT puts 0.19 s on a 0.2 s
+TTFT, as measured).
 
 Concurrency ``C`` (closed loop: each client sends its next request when one finishes) gives ``lambda = C /
 E2E`` and ``b = C x (O - 1) x TPOT / E2E``; a request rate gives ``lambda`` and ``b = lambda x (O - 1) x TPOT``

@@ -54,8 +54,9 @@ def print_estimate(console: Console, result: EstimateResult, detail: bool = Fals
             f"TPOT {sv.tpot_s * 1e3:.1f} ms, {sv.output_tokens_per_s_per_gpu:,.0f} output tok/s per GPU, "
             f"{sv.decode_batch:.0f} sequence{'' if round(sv.decode_batch) == 1 else 's'} decoding"
             + (
-                f" (--max-running {sv.max_running:,}: the other clients wait for a slot)"
-                if result.request.max_running and sv.concurrency > sv.max_running and not sv.kv_limited
+                f" ({_cap_label(result.request.max_running, result.memory.engine, sv.max_running)}: the other clients "
+                "wait for a slot)"
+                if sv.concurrency > sv.max_running and not sv.kv_limited
                 else ""
             )
             + (
@@ -511,3 +512,10 @@ def print_explain(console: Console, result: EstimateResult) -> None:
         console.print(f"  - {line}")
     if spec.published:
         console.print(f"  - published figures: {spec.published.source}")
+
+
+def _cap_label(asked: int | None, engine: str, running: int) -> str:
+    """Whose cap holds the running requests: ``--max-running 100 (104 over the ranks)`` or ``vllm's default 256``."""
+    if asked is None:
+        return f"{engine}'s default cap {running:,}"
+    return f"--max-running {asked:,}" + (f" ({running:,} over the ranks)" if running != asked else "")
