@@ -322,6 +322,9 @@ def test_without_max_running_the_engines_own_defaults_cap_the_running_requests()
     assert ServingModel(a100, load).point().max_running <= 256 < ServingModel(big, load).point().max_running <= 1024
     sglang = resolve(EstimateRequest(model="qwen3-30b-a3b", gpu="h200", engine="sglang", use_calibration=False))
     assert sglang.running_cap is None  # sized from its KV pool: the cache's room
+    llama = resolve(EstimateRequest(model="qwen3-30b-a3b", gpu="rtx-4090", engine="llama.cpp", quant="Q4_K_M",
+                                    use_calibration=False))  # fmt: skip
+    assert llama.running_cap == 4  # llama-server's -np auto: 4 slots
     code, out, err = run("estimate", "qwen3-30b-a3b", "--gpu", "l40s", "--num-gpus", "2", "--quant", "fp8",
                          "--concurrency", "512", "--isl", "256", "--osl", "256")  # fmt: skip
     assert code == 0 and "vllm's default cap 256: the other clients wait" in " ".join(out.split()), err

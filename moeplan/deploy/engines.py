@@ -204,7 +204,8 @@ class Engine(Value):
     max_running_default: int | None = None
     """The cap an engine starts with when none is set (per rank where it counts per rank): vLLM 1,024 on GPUs of
     70 GiB or more other than the A100 (``EngineArgs.get_batch_defaults``), ATOM 512 (its ``arg_utils``),
-    TensorRT-LLM 2,048 (``BuildConfig.max_batch_size``); None: sized from the KV pool (SGLang) or not modelled."""
+    TensorRT-LLM 2,048 (``BuildConfig.max_batch_size``), llama-server 4 slots (``-np`` auto, llama.cpp PR #16736);
+    None: sized from the KV pool (SGLang) or not modelled."""
     small_gpu_defaults: tuple[int, int] | None = None
     """(batched tokens, cap on running requests) on GPUs of under 70 GiB or an A100, where the engine starts
     smaller: vLLM's OpenAI server 2,048 and 256 (``get_batch_defaults``: its larger figures slowed the A100)."""
@@ -348,6 +349,7 @@ ENGINES: dict[str, Engine] = {
         # src/llama-arch.cpp @ 00395eb2 has no LongCat-Flash and no Step3 (only Step-3.5's step35)
         missing_architectures=frozenset({"longcat_flash", "step3_vl", "step3_text"}),
         max_running_flag="--parallel",
+        max_running_default=4,  # llama-server's -np auto: 4 slots over one unified KV cache (PR #16736)
         launch="llama-server -m {model} -ngl 99 -c {context} -fa on{options}",
         source="llama.cpp compute buffer logs (logdetective PR #106), n_ubatch 512 by default (--ubatch)",
     ),
