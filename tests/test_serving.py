@@ -280,6 +280,16 @@ def test_short_prompts_share_a_prefill_pass_and_a_closed_loop_never_runs_away() 
     assert light.ttft_s >= model.floor  # a lone prompt still pays a whole pass
 
 
+def test_a_checkpoint_in_an_fp8_variant_is_not_searched_again_as_fp8() -> None:
+    from moeplan.hardware.gpus import resolve_gpu
+    from moeplan.plans.serve import candidate_formats
+    from moeplan.sources.catalog import resolve_model
+
+    ds = candidate_formats(resolve_model("deepseek-v3"), resolve_gpu("b200"), ())
+    assert ds[0].startswith("fp8") and "fp8" not in ds[1:]
+    assert "fp8" in candidate_formats(resolve_model("qwen3-30b-a3b"), resolve_gpu("h100"), ())
+
+
 def test_an_engine_cap_on_running_requests_makes_the_rest_wait() -> None:
     """``--max-running N`` (vLLM --max-num-seqs, SGLang --max-running-requests, TensorRT-LLM max_batch_size): no
     more than N sequences decode at once; in a closed loop of C > N clients the others wait for a slot, about

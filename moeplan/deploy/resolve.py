@@ -416,7 +416,9 @@ def check_engine(eng: Engine, scheme: Scheme, gpu: GpuSpec) -> None:
     """Refuse an engine that does not run on ``gpu``, or not these weights there, with what would."""
     if not eng.can_run(gpu):
         where = f"{gpu.vendor} GPUs"
-        raise InputError(f"{eng.name} does not run on {gpu.name} ({where})", "--engine auto picks one that does")
+        hint = ("offload runs llama.cpp there: --engine llama.cpp" if eng.offload_prefill == "layerwise"
+                else "--engine auto picks one that does")  # fmt: skip
+        raise InputError(f"{eng.name} does not run on {gpu.name} ({where})", hint)
     if eng.name == "llama.cpp":
         foreign = sorted({f for f in (scheme.base, scheme.rest, *scheme.overrides.values()) if f not in GGUF_FLOATS})
         if scheme.gguf is None and foreign:

@@ -504,7 +504,8 @@ def print_offload(console: Console, result: OffloadResult, detail: bool = False)
             console.print(f"[bold]{engine}[/bold]:")
             for line in shell_lines(cmd, console.width):
                 console.print(line, markup=False, highlight=False, soft_wrap=not line.startswith("# "))
-        console.print("[dim]--detail: speed by context, and the commands for the other engines[/dim]")
+        others = ", and the commands for the other engines" if len(commands) > 1 else ""
+        console.print(f"[dim]--detail: speed by context{others}[/dim]")
         return
     trade = Table(title="Context vs experts in RAM vs speed", title_justify="left", box=table_box(console))
     for col in ("context", "--n-cpu-moe", "VRAM / GPU", "RAM", "tok/s"):

@@ -119,7 +119,9 @@ def candidate_formats(spec: ModelSpec, gpu: GpuSpec, quants: tuple[str, ...]) ->
     if quants:
         return list(quants)
     native = spec.native_quant or spec.weights_dtype
-    out = [native, "fp8", "awq-int4"]
+    # a checkpoint already in an fp8 variant (DeepSeek's 128x128 blocks) is not searched again as per-channel fp8:
+    # the same bytes within its scales and, on NVIDIA, the same kernels
+    out = [native, *(() if native.startswith("fp8") else ("fp8",)), "awq-int4"]
     if gpu.dense_tflops("fp4"):
         out.insert(2, "nvfp4")
     return list(dict.fromkeys(out))
