@@ -243,6 +243,9 @@ def test_ktransformers_prefills_layer_by_layer_only_above_its_threshold() -> Non
     code, out, err = run("offload", "qwen3-30b-a3b", "--gpu", "4090", "--ram", "64", "--cpu", "9950x", "--engine",
                          "ktransformers", "--prompt", "2048", "--kt-prefill-threshold", "4096", "--json")  # fmt: skip
     assert code == 0 and '"prefill_path": "computed on the CPU"' in out, err
+    code, out, err = run("offload", "deepseek-v3", "--gpu", "rtx-4090", "--ram", "768", "--cpu", "epyc-9654",
+                         "--quant", "Q4_K_M", "--engine", "ktransformers", "--prompt", "2k")  # fmt: skip
+    assert code == 0 and "with --kt-prefill-threshold 2048 this 2,048-token prompt would run" in " ".join(out.split())
     code, _, err = run("offload", "qwen3-30b-a3b", "--gpu", "4090", "--ram", "64", "--cpu", "9950x",
                        "--kt-prefill-threshold", "4096")  # fmt: skip
     assert code == 1 and "layer-wise prefill" in err and err.count("\n") == 1

@@ -418,11 +418,18 @@ def evaluate_offload(d: Deployment, host: Host, offload: str) -> OffloadResult:
         step_seconds=p.decode_parts_s,
     )
     cost = cost_result(d, perf.throughput_tokens_per_s, perf.prefill_tokens_per_s)
+    assumptions = base.assumptions
+    if "layer by layer" in p.prefill_path:  # KTransformers past its threshold: would the CPU have been faster?
+        hybrid_s = OffloadModel(replace(d, kt_prefill_threshold=prompt), host).prefill_seconds(p, prompt)[0]
+        if hybrid_s < 0.8 * p.prefill_s:
+            assumptions += (f"layer-wise prefill streams {p.cpu_expert_bytes / 1e9:,.0f} GB of experts a prompt: "
+                            f"{p.prefill_s:,.1f} s here; with --kt-prefill-threshold {prompt} this {prompt:,}-token "
+                            f"prompt would run with its experts on the CPU in {hybrid_s:,.1f} s",)  # fmt: skip
     kv = {"fp16": "f16", "bf16": "bf16", "fp32": "f32"}.get(d.kv_dtype, d.kv_dtype)
     cmds = commands(d, d.scheme.name, p, host, context, kv) if p.fits else {}
     return OffloadResult(
         spec=base.spec, params=base.params, request=base.request, memory=memory, fit=fit, flops=base.flops,
-        memory_by_context=base.memory_by_context, performance=None, cost=cost, assumptions=base.assumptions,
+        memory_by_context=base.memory_by_context, performance=None, cost=cost, assumptions=assumptions,
         host=host, quant=d.scheme.name, chosen=p, tried=tuple(tried), tradeoff=tuple(rows), commands=cmds,
         requested=offload, offload_performance=perf,
     )  # fmt: skip

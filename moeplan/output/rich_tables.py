@@ -475,6 +475,9 @@ def print_offload(console: Console, result: OffloadResult, detail: bool = False)
             f"({fmt_rate(lo)}-{fmt_rate(hi)}), prefill {fmt_rate(perf.prefill_tokens_per_s)} tok/s "
             f"({p.prefill_path}), first token in {perf.time_to_first_token_s:,.1f} s"
         )
+        for note in result.assumptions:
+            if note.startswith("layer-wise prefill streams"):  # KTransformers' threshold is the user's to raise
+                console.print(f"[yellow]{note}[/yellow]")
     else:
         shortfall = result.fit.shortfall if result.fit is not None and result.fit.shortfall else ()
         console.print(f"{where}: " + "; ".join(shortfall))
