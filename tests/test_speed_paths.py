@@ -84,6 +84,19 @@ def test_fp4_experts_on_nvidia_blackwell_run_a_fused_moe_with_its_fixed_cost() -
     assert b200.efficiency.kernel_s == sglang.speed.kernel_s  # the engine's launches stay its own
 
 
+def test_sglang_on_sm100_runs_deepseek_and_qwen3_experts_through_the_fused_moe() -> None:
+    """SGLang picks FlashInfer's TensorRT-LLM-gen MoE on B200-class GPUs for DeepSeek-V3 (fp8) and Qwen3-MoE
+    (fp8, bf16): no Triton alignment pass a layer; MiniMax-M2 keeps Triton's, and so does an H200."""
+
+    def moe_s(model: str, gpu: str, quant: str | None = None) -> float:
+        req = EstimateRequest(model=model, gpu=gpu, num_gpus=8, engine="sglang", quant=quant, use_calibration=False)
+        return resolve(req).efficiency.moe_layer_s
+
+    fused, triton = ENGINES["tensorrt-llm"].speed.moe_layer_s, ENGINES["sglang"].speed.moe_layer_s
+    assert moe_s("deepseek-v3", "b200") == fused and moe_s("qwen3-235b-a22b", "b200") == fused
+    assert moe_s("minimax-m2", "b200") == triton and moe_s("deepseek-v3", "h200") == triton
+
+
 def test_a_fused_moe_runs_its_experts_as_one_grid_and_fp8_kernels_as_narrow_gemms() -> None:
     """bf16 (and weight-only, and fp4) fused MoE kernels launch the step's experts as one grid: the width penalty is
     that of all their outputs, so Qwen3-Next's 512 narrow experts prefill faster than expert by expert; the fp8

@@ -277,8 +277,40 @@ BITSANDBYTES_4BIT = frozenset({"nf4", "fp4", "fp4-dq", "nf4-dq"})
 """bitsandbytes' 4-bit formats (``--quant nf4``, ``fp4``: bitsandbytes FP4, not NVFP4 or MXFP4)."""
 
 
-def kernel_path(engine: Engine, scheme: Scheme, gpu: GpuSpec | None, backend: Backend | None) -> KernelPath:
-    """The GEMM path ``engine`` takes for ``scheme``'s routed experts (the bulk of an MoE step) on ``gpu``."""
+SGLANG_TRTLLM_MOE = frozenset({"deepseek_v3", "kimi_k2", "qwen3_moe", "qwen3_vl_moe"})
+"""Model families whose fp8 (and, for Qwen3-MoE, bf16) experts SGLang runs on SM100 through FlashInfer's
+TensorRT-LLM-gen fused MoE when no all-to-all backend is set (``server_args``: ``moe_runner_backend =
+"flashinfer_trtllm"`` for DeepseekV3ForCausalLM with fp8 or modelopt quantization, and for Qwen3MoeForCausalLM and
+Qwen3VLMoe with fp8, modelopt_fp4 or none); other families keep Triton's fused_moe (MiniMax-M2 on B200: 55 us a
+layer fits, benchmarks/multi_gpu_measurements.yaml N55-N60)."""
+_SGLANG_SM100_SOURCE = (
+    "SGLang's server_args on SM100 (B200, B300, GB200, GB300): DeepSeek-V3/Kimi-K2 and Qwen3-MoE experts run through "
+    "FlashInfer's TensorRT-LLM-gen fused MoE (moe_runner_backend flashinfer_trtllm), not Triton's fused_moe: the "
+    "fused MoE's fixed cost, as TensorRT-LLM's"
+)
+
+
+def sm100(gpu: GpuSpec | None) -> bool:
+    """An NVIDIA datacenter Blackwell (SM100/SM103: B200, B300, GB200, GB300): fp4 tensor cores on a datacenter
+    part (the workstation and consumer Blackwells are SM120, whose MoE kernels differ)."""
+    return gpu is not None and gpu.vendor == "nvidia" and gpu.kind == "datacenter" and bool(gpu.dense_tflops("fp4"))
+
+
+def kernel_path(
+    engine: Engine, scheme: Scheme, gpu: GpuSpec | None, backend: Backend | None, architecture: str = ""
+) -> KernelPath:
+    """The GEMM path ``engine`` takes for ``scheme``'s routed experts (the bulk of an MoE step) on ``gpu``
+    (``architecture``: the model family, where an engine picks its MoE kernels by it)."""
+    path = _kernel_path(engine, scheme, gpu, backend)
+    sglang_fused = engine.name == "sglang" and sm100(gpu) and architecture in SGLANG_TRTLLM_MOE
+    formats = path.peak_dtype == "fp8" or (path.peak_dtype == "bf16" and architecture in ("qwen3_moe", "qwen3_vl_moe"))
+    if sglang_fused and formats and path.moe_layer_s is None:
+        path = replace(path, moe_layer_s=FUSED_MOE_LAYER_S, source=path.source + "; " + _SGLANG_SM100_SOURCE)
+    return path
+
+
+def _kernel_path(engine: Engine, scheme: Scheme, gpu: GpuSpec | None, backend: Backend | None) -> KernelPath:
+    """The GEMM path by engine, format and GPU alone."""
     if engine.llama_cpp_kernels:
         b = backend or BACKENDS["cuda"]
         vendor = gpu.vendor if gpu is not None and gpu.vendor in b.paths else next(iter(b.paths))
