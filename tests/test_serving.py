@@ -178,8 +178,8 @@ def test_disaggregation_removes_prefill_from_the_decode_steps_and_wins_only_on_c
     # queued short prompts share a prefill chunk: a prompt's share of the instance is below its own latency
     short_load = DisaggregatedServingModel(dp, dd, 1, Traffic(512, 1024, concurrency=64))
     assert short_load.s_b < short_load.s_p
-    assert short_load.batch_s(0.0, 0.0) == pytest.approx(short_load.s_p)  # alone: its own prefill
-    light, busy = (short_load.batch_s(a, a * short_load.s_b) for a in (1.0, 20.0))
+    assert short_load.batch_s(0.0) == pytest.approx(short_load.s_p)  # alone: its own prefill
+    light, busy = (short_load.batch_s(a) for a in (1.0, 20.0))
     assert short_load.s_p < light < busy  # under load a prompt waits for the running batch and rides a larger one
     short = plan_serve(ServeRequest(model="qwen3-30b-a3b", traffic=Traffic(128, 2048, concurrency=32),
                                     gpus=("h100",)))  # fmt: skip

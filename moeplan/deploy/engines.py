@@ -498,11 +498,6 @@ def engine(name: str) -> Engine:
     return ENGINES[key]
 
 
-def polling_engines() -> str:
-    """The engines whose scheduler can poll for new requests every N decode steps, for a refusal's hint."""
-    return ", ".join(e.name for e in ENGINES.values() if e.recv_interval_flag)
-
-
 def engines_with(feature: str) -> str:
     """The engines with ``feature`` (an :class:`Engine` flag such as ``runs_dp_attention``), for a hint."""
     return ", ".join(e.name for e in ENGINES.values() if getattr(e, feature))

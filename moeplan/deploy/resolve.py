@@ -25,7 +25,7 @@ from moeplan.deploy.deployment import (
     check_layout,
     default_layout,
 )
-from moeplan.deploy.engines import Efficiency, Engine, auto_engine, engine, engines_with, polling_engines
+from moeplan.deploy.engines import Efficiency, Engine, auto_engine, engine, engines_with
 from moeplan.deploy.kernels import KernelPath, backend_for, kernel_path, tensor_peak
 from moeplan.deploy.kv_cache import check_kv_dtype
 from moeplan.errors import InputError
@@ -309,7 +309,7 @@ def resolve(
             raise InputError(
                 f"--recv-interval sets how often the scheduler polls for requests; {eng.name} polls every step and "
                 "has no such setting",
-                f"engines with one: {polling_engines()}",
+                f"engines with one: {engines_with('recv_interval_flag')}",
             )
         notes += (f"{eng.name} takes new requests every {request.recv_interval} decode steps "
                   f"({eng.recv_interval_flag} {request.recv_interval}): under a load a request waits "

@@ -18,7 +18,7 @@ the all-reduces (the weights are read, and the collectives' latencies paid, for 
 Prompts wait for the prefill server: under a concurrency, by Schweitzer's mean-value approximation of a closed
 network (a request sees ``(C - 1)/C`` of the mean queue, ``lambda x`` its wait); under a rate, M/D/1 (mean wait
 ``rho / (2 (1 - rho))`` services, ``rho = lambda S_p``).  Where the host's floor on an eager pass sets ``S_p``
-(short prompts), the prompts waiting ride the next pass together (:meth:`ServingModel.bulk_s`).  An engine that
+(short prompts), the prompts waiting ride the next pass together (:func:`bulk_server_s`).  An engine that
 polls for new requests only every ``N`` decode steps (SGLang's ``--scheduler-recv-interval N``; ``N = 1``
 elsewhere) holds an arriving request until the next poll: ``(N - 1) / 2`` steps more on average, at most ``N - 1``
 (InferenceX runs DeepSeek-R1 on 8x B200 with ``N = 30`` from 16 clients: 30 x 13 ms TPOT puts 0.19 s on a 0.2 s
@@ -61,6 +61,17 @@ def running(t: Traffic, conc: int | None, cap: int, ttft: float, tpot: float, b:
     want = lam * max(osl - 1, 0) * tpot
     overflow = t.rate is not None and want > cap * 1.0001
     return lam, b + DAMPING * (min(float(cap), max(1.0, want)) - b), overflow
+
+
+def bulk_server_s(arrivals: float, service: float, share: float) -> float:
+    """A prompt's wait and prefill on a server that takes every prompt waiting into its next pass (a bulk server):
+    a pass of ``k`` prompts takes ``S + (k - 1) s`` (``S`` one prompt alone, ``s`` each further one's share), and
+    ``k`` are the prompts that arrived during the last pass, so ``T = max(S, (S - s) / (1 - rho))`` with ``rho =
+    arrivals x s`` (at most 0.98); a prompt waits for the running pass to end (``T / 2`` when the server is busy,
+    ``arrivals x T`` of the time) and then for its own.  Light load: one prompt, ``S``."""
+    rho = min(0.98, arrivals * share)
+    t = max(service, (service - share) / (1 - rho))
+    return t * (1 + min(1.0, arrivals * t) / 2)
 
 
 class ServingModel:
@@ -107,21 +118,16 @@ class ServingModel:
         w = min(1.0, max(0.0, batch - lo))
         return self._steps[lo] * (1 - w) + self._steps[hi] * w
 
+    def _prefill_s(self, b: float, floor: float) -> float:
+        """One prompt's ``I`` tokens riding ``B - b`` per iteration beside the decode, and never less than ``floor``."""
+        room = max(1.0, self.chunk - b)
+        return max(self.prompt * (self.decode_s(b) + room * self.c_p) / room, floor)
+
     def prefill_service_s(self, b: float) -> float:
         """Seconds the GPU needs for one prompt while ``b`` sequences decode: its ``I`` tokens ride ``B - b`` per
         iteration, each iteration also carrying the decode step: ``I x (t_decode(b) + (B - b) c_p) / (B - b)``,
         and never less than one eager prefill pass of the host (:meth:`SpeedModel.prefill_dispatch_s`)."""
-        room = max(1.0, self.chunk - b)
-        return max(self.prompt * (self.decode_s(b) + room * self.c_p) / room, self.floor)
-
-    @staticmethod
-    def bulk_s(arrivals: float, service: float, share: float) -> float:
-        """A prompt's wait and prefill when every prompt waiting joins the next pass (a bulk server, as the
-        disaggregated prefill instances): a pass of ``k`` prompts takes ``S + (k - 1) s``, so ``T = max(S, (S - s) /
-        (1 - rho))`` with ``rho = arrivals x s``, and a prompt waits half a pass when the server is busy."""
-        rho = min(0.98, arrivals * share)
-        t = max(service, (service - share) / (1 - rho))
-        return t * (1 + min(1.0, arrivals * t) / 2)
+        return self._prefill_s(b, self.floor)
 
     def prefill_share_s(self, b: float) -> float:
         """A queued prompt's share of the prefill server: :meth:`prefill_service_s`, but the eager pass's host floor
@@ -129,8 +135,7 @@ class ServingModel:
         queue ahead of a prompt drains at this rate; the prompt's own latency still pays a whole pass.  Qwen3-30B-A3B
         at TP 8, 128-token prompts: 64 of them ride one 8,192-token pass, so the floor limits throughput at 64 prompts
         a pass, not one."""
-        room = max(1.0, self.chunk - b)
-        return max(self.prompt * (self.decode_s(b) + room * self.c_p) / room, self.floor * min(1.0, self.prompt / room))
+        return self._prefill_s(b, self.floor * min(1.0, self.prompt / max(1.0, self.chunk - b)))
 
     def waves(self) -> ServingPoint:
         """A closed loop of fixed-length requests: each wave prefills ``C`` prompts back to back (in chunks of
@@ -192,16 +197,13 @@ class ServingModel:
             if conc is not None:  # closed loop: Schweitzer's mean-value queue seen at arrival
                 ahead = (conc - 1) / conc * min(lam * max(ttft - tpot - self.poll_steps * tpot, 0.0), conc - 1.0)
                 queued = service * (1 + ahead)
-                if share < service:  # the host floor binds: waiting prompts ride the next pass together
-                    queued = min(queued, self.bulk_s(lam, service, share))
-                ttft_new = queued + poll + tpot_new
             else:  # open loop: M/D/1 wait on the prefill server
                 if rho >= 0.98:
                     stable, rho = False, 0.98
                 queued = service * (1 + rho / (2 * (1 - rho)))
-                if share < service:
-                    queued = min(queued, self.bulk_s(lam, service, share))
-                ttft_new = queued + poll + tpot_new
+            if share < service:  # the host floor binds: waiting prompts ride the next pass together
+                queued = min(queued, bulk_server_s(lam, service, share))
+            ttft_new = queued + poll + tpot_new
             tpot = tpot + DAMPING * (tpot_new - tpot)
             ttft = ttft + DAMPING * (ttft_new - ttft)
         e2e = ttft + (osl - 1) * tpot
@@ -296,14 +298,10 @@ class DisaggregatedServingModel:
         link = link_for(dd.gpu, across)
         self.kv_s = link.send_s(kv / (dp.layout.num_gpus if across else 1))
 
-    def batch_s(self, arrivals: float, rho: float) -> float:
-        """A prompt's wait and prefill on a prefill instance that takes every waiting prompt into its next batch
-        (a bulk server): a batch of ``k`` prompts takes ``S_p + (k - 1) S_b``, and ``k`` are the prompts that
-        arrived during the last one, so ``T = max(S_p, (S_p - S_b) / (1 - rho))`` (rho = arrivals x S_b); a
-        prompt waits for the running batch to end (``T / 2`` when the instance is busy, ``arrivals x T`` of the
-        time) and then for its own.  Light load: one prompt, ``S_p``."""
-        t = max(self.s_p, (self.s_p - self.s_b) / (1 - rho))
-        return t * (1 + min(1.0, arrivals * t) / 2)
+    def batch_s(self, arrivals: float) -> float:
+        """A prompt's wait and prefill on a prefill instance that takes every waiting prompt into its next batch:
+        :func:`bulk_server_s` with ``S_p`` alone and ``S_b`` a further prompt's share."""
+        return bulk_server_s(arrivals, self.s_p, self.s_b)
 
     def _local(self, traffic: Traffic) -> Traffic:
         """The load one of the ``n_d`` decode instances sees."""
@@ -332,11 +330,9 @@ class DisaggregatedServingModel:
             lam, b, overflow = running(t, conc, cap, ttft, tpot, b)
             stable = stable and not overflow
             tpot_new = self.decode.decode_s(b)
-            rho = lam * self.s_b / n_p
-            if rho >= 0.98:
+            if lam * self.s_b / n_p >= 0.98:  # prefill saturated: a rate's queue grows, a closed loop waits
                 stable = stable and conc is not None
-                rho = 0.98
-            ttft_new = self.batch_s(lam / n_p, rho) + self.kv_s + tpot_new
+            ttft_new = self.batch_s(lam / n_p) + self.kv_s + tpot_new
             tpot = tpot + DAMPING * (tpot_new - tpot)
             ttft = ttft + DAMPING * (ttft_new - ttft)
         e2e = ttft + (osl - 1) * tpot

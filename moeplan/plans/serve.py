@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 from moeplan.deploy.deployment import EPLB_REDUNDANT, Deployment, EstimateRequest, Traffic
-from moeplan.deploy.engines import ENGINES, engine, polling_engines, serving_engines_with
+from moeplan.deploy.engines import ENGINES, engine, serving_engines_with
 from moeplan.deploy.resolve import resolve
 from moeplan.deploy.results import ServingPoint
 from moeplan.deploy.serving import ServingModel
@@ -299,7 +299,8 @@ def check_request(req: ServeRequest) -> None:
         raise InputError(f"--recv-interval must be at least 1, not {req.recv_interval}")
     if req.recv_interval > 1 and not any(engine(name).recv_interval_flag for name in req.engines):
         raise InputError("--recv-interval sets how often the scheduler polls for requests; none of the engines "
-                         "searched has that setting", f"add --engine {polling_engines()}")  # fmt: skip
+                         "searched has that setting",
+                         f"add --engine {serving_engines_with('recv_interval_flag')}")  # fmt: skip
     if req.max_running is not None:
         if req.max_running < 1:
             raise InputError(f"--max-running must be at least 1, not {req.max_running}")
