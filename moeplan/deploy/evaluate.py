@@ -419,12 +419,11 @@ def evaluate_offload(d: Deployment, host: Host, offload: str) -> OffloadResult:
     )
     cost = cost_result(d, perf.throughput_tokens_per_s, perf.prefill_tokens_per_s)
     assumptions = base.assumptions
-    if "layer by layer" in p.prefill_path:  # KTransformers past its threshold: would the CPU have been faster?
-        hybrid_s = OffloadModel(replace(d, kt_prefill_threshold=prompt), host).prefill_seconds(p, prompt)[0]
-        if hybrid_s < 0.8 * p.prefill_s:
-            assumptions += (f"layer-wise prefill streams {p.cpu_expert_bytes / 1e9:,.0f} GB of experts a prompt: "
-                            f"{p.prefill_s:,.1f} s here; with --kt-prefill-threshold {prompt} this {prompt:,}-token "
-                            f"prompt would run with its experts on the CPU in {hybrid_s:,.1f} s",)  # fmt: skip
+    hybrid_s = p.hybrid_prefill_s  # KTransformers past its threshold: would the CPU have been faster?
+    if hybrid_s is not None and hybrid_s < 0.8 * p.prefill_s:
+        assumptions += (f"layer-wise prefill streams {p.cpu_expert_bytes / 1e9:,.0f} GB of experts a prompt: "
+                        f"{p.prefill_s:,.1f} s here; with --kt-prefill-threshold {prompt} this {prompt:,}-token "
+                        f"prompt would run with its experts on the CPU in {hybrid_s:,.1f} s",)  # fmt: skip
     kv = {"fp16": "f16", "bf16": "bf16", "fp32": "f32"}.get(d.kv_dtype, d.kv_dtype)
     cmds = commands(d, d.scheme.name, p, host, context, kv) if p.fits else {}
     return OffloadResult(

@@ -137,6 +137,9 @@ class Placement:
     decode_parts_s: dict[str, float] = field(default_factory=dict)
     prefill_s: float = 0.0
     prefill_path: str = ""
+    hybrid_prefill_s: float | None = None
+    """Where KTransformers streams the experts layer by layer, the seconds the prompt would take with them on the
+    CPU (its threshold raised above the prompt); None otherwise."""
 
     @property
     def fits_vram(self) -> bool:
@@ -268,14 +271,17 @@ class OffloadModel:
         t_cpu = max(t_mem, t_comp) + handoffs * HANDOFF_S * fixed
         return t_gpu + t_cpu, {"gpu": t_gpu, "cpu": t_cpu, "cpu_memory": t_mem, "cpu_compute": t_comp}
 
-    def prefill_seconds(self, p: Placement, prompt: int, scenario: int = 1) -> tuple[float, str]:
+    def prefill_seconds(
+        self, p: Placement, prompt: int, scenario: int = 1, layerwise: bool | None = None
+    ) -> tuple[float, str]:
         """Seconds to prefill ``prompt`` tokens, and where the CPU experts ran.
 
         In ``n = ceil(P / ub)`` equal ubatches (``--ubatch``): the GPU part of each ubatch, plus its CPU experts either
         computed on the CPU or streamed over PCIe to the GPU and computed there (llama.cpp streams them for
         every ubatch of 32 tokens or more; the faster counts).  Engines with layer-wise prefill
         (KTransformers) stream each layer's experts once per prompt while the previous layer computes:
-        ``max(stream, GPU compute)``.  A larger ubatch streams less and never slows prefill.
+        ``max(stream, GPU compute)``; ``layerwise`` overrides their threshold.  A larger ubatch streams less and
+        never slows prefill.
         """
         arch = self.arch
         eff = self.d.efficiency
@@ -303,7 +309,7 @@ class OffloadModel:
         t_on_cpu = cpu_per_token * ub / cpu_rate
         t_stream = p.cpu_expert_bytes / pcie + on_gpu
         if self.engine.offload_prefill == "layerwise":  # KTransformers: by prompt length, not by speed
-            if prompt > (self.d.kt_prefill_threshold or LAYERWISE_MIN_TOKENS):
+            if layerwise if layerwise is not None else prompt > (self.d.kt_prefill_threshold or LAYERWISE_MIN_TOKENS):
                 whole = max(p.cpu_expert_bytes / pcie, (on_gpu + t_gpu) * n_ub)
                 return whole, "streamed to the GPU layer by layer, once per prompt"
             return (t_gpu + t_on_cpu) * n_ub, "computed on the CPU"
@@ -316,6 +322,8 @@ class OffloadModel:
         p.decode_s = (steps[0][0], steps[1][0], steps[2][0])
         p.decode_parts_s = steps[1][1]
         p.prefill_s, p.prefill_path = self.prefill_seconds(p, prompt)
+        if "layer by layer" in p.prefill_path:
+            p.hybrid_prefill_s = self.prefill_seconds(p, prompt, layerwise=False)[0]
         return p
 
     def best(self, context: int, batch: int, prompt: int) -> tuple[Placement, list[Placement]]:
