@@ -158,6 +158,25 @@ BACKENDS: dict[str, Backend] = {
         "'[SYCL] improve MoE prefill throughput', 688 tok/s unpatched, +70% patched): 3-5% of the XMX peak",
     ),
 }  # fmt: skip
+FLASH_ATTENTION_ETA = 0.45
+"""Share of the bf16 tensor peak the checkpoint engines' attention kernels (FlashAttention, FlashInfer, Triton and
+AITER attention) reach on the scores (``QK^T`` and ``PV``): 0.6 of a bf16 GEMM's 0.75, as before.  Their operands
+are the bf16 queries, keys and values whatever format the weights are stored in, so fp8 or fp4 weights leave this
+part of a prefill at the bf16 peak: Qwen3.5-397B on 4x RTX PRO 6000 prefills 131,072 tokens in AWQ int4 and in
+NVFP4 in the same time (8.4 and 8.9 s, benchmarks/prefill_measurements.yaml R09/R14), where the fp4 peak, 4x the
+bf16, had scored its 32 GFLOP a token of scores 4x faster.  llama.cpp's backends and Apple's GPUs keep their own
+mat-mat figure for them."""
+
+
+def attention_peak(gpu: GpuSpec, path_dtype: str, path_eta: float, own_kernels: bool) -> tuple[float, float]:
+    """FLOP/s peak and its share for the attention scores: the bf16 peak x :data:`FLASH_ATTENTION_ETA` on the
+    checkpoint engines' kernels; ``own_kernels`` (llama.cpp, Apple): the GEMM path's dtype at 0.6 of its ``eta``.
+    H100: 989 x 0.45 = 445 TFLOP/s whether the weights are bf16, fp8 or fp4."""
+    if own_kernels:
+        return tensor_peak(gpu, path_dtype)[0], path_eta * 0.6
+    return tensor_peak(gpu, "bf16")[0], FLASH_ATTENTION_ETA
+
+
 DECODE_ATTENTION_VECTOR = 0.3
 """llama.cpp's decode attention (batch <= 8: the FlashAttention "vec" kernels) runs on the vector units, not the
 tensor cores, at about this share of the fp32 peak: DeepSeek-V3 in ik_llama.cpp on an RTX 5090 slows from 17.95 to
@@ -221,12 +240,12 @@ def expert_format(scheme: Scheme) -> str:
     return scheme.base if "routed_experts" in scheme.quantized else scheme.rest
 
 
-# Checkpoint engines' paths.  compute_max 0.75 for bf16, 0.6 for native fp8, m_half 128; a fused MoE's experts
-# form one grid (Efficiency.expert_gemm) except on the fp8 paths (_FP8_EXPERT_TILES).  Weight-only: Marlin MoE
-# reaches ~80% of the bandwidth the bf16 kernels reach at batch 1 and adds its own alignment/permute kernels per
-# layer (vLLM fused_marlin_moe: moe_align_block_size, two Marlin GEMMs, the activation, a sum) -- 1.6x the fixed
-# cost per MoE step; measured vLLM gpt-oss MXFP4 on A100 and AWQ DeepSeek on H100 both run ~1.7x slower than the
-# bf16-path prediction.
+# Checkpoint engines' paths.  compute_max 0.75 for bf16 and Marlin weight-only, 0.6 for native fp8 and Triton's
+# MXFP4, m_half 128; a fused MoE's experts form one grid (Efficiency.expert_gemm) except on the fp8 paths
+# (_FP8_EXPERT_TILES).  Weight-only: Marlin MoE reaches ~80% of the bandwidth the bf16 kernels reach at batch 1 and
+# adds its own alignment/permute kernels per layer (vLLM fused_marlin_moe: moe_align_block_size, two Marlin GEMMs,
+# the activation, a sum) -- 1.6x the fixed cost per MoE step; measured vLLM gpt-oss MXFP4 on A100 and AWQ DeepSeek
+# on H100 both run ~1.7x slower than the bf16-path prediction.
 _FP8_EXPERT_TILES = (
     "; the fp8 MoE GEMMs reach what one expert's narrow GEMM would, not one grid's share: vLLM's Triton fp8 fused "
     "MoE at Qwen3-30B-A3B's shape, 4,096 tokens on H100, 1.65 ms = 9.5% of the fp8 peak (vLLM PR #24700); "
@@ -243,8 +262,12 @@ _FUSED_FP4_SOURCE = (
     "fp4 MoE through FlashInfer's TensorRT-LLM-gen or CUTLASS kernels: the fused MoE's fixed cost, as TensorRT-LLM's"
 )
 _WEIGHT_ONLY = KernelPath(
-    "weight-only (Marlin W4A16/W8A16)", "bf16", 0.6, 128, fixed_scale=1.6, bw_scale=0.8,
-    source="vLLM fused_marlin_moe / gptq_marlin: dequantize in the GEMM, bf16 tensor cores",
+    "weight-only (Marlin W4A16/W8A16)", "bf16", 0.75, 128, fixed_scale=1.6, bw_scale=0.8,
+    source="vLLM fused_marlin_moe / gptq_marlin: dequantize in the GEMM, bf16 tensor cores; once compute-bound "
+    "the bf16 GEMM's share (0.75): Marlin's int4 dequantization hides under the tensor-core work, its speedup over "
+    "FP16 falling towards 1.5x at batch 128 on an A10 as the problem turns compute-bound (Frantar et al., "
+    "arXiv:2408.11743), and AWQ int4 Qwen3.5-397B prefills as fast as NVFP4 on 4x RTX PRO 6000 under vLLM 0.17 "
+    "(benchmarks/prefill_measurements.yaml R05/R10: 0.495 and 0.492 s for 8,192 tokens)",
 )  # fmt: skip
 _BF16 = KernelPath("bf16", "bf16", 0.75, 128, source="cuBLAS / Triton fused MoE, bf16")
 _TRITON_MXFP4 = KernelPath(

@@ -48,7 +48,7 @@ from dataclasses import dataclass, field, replace
 from moeplan.deploy.comm import step_comm_s
 from moeplan.deploy.deployment import EPLB_REDUNDANT, accepted_tokens
 from moeplan.deploy.engines import Efficiency
-from moeplan.deploy.kernels import DECODE_ATTENTION_VECTOR, tensor_peak, vector_peak
+from moeplan.deploy.kernels import DECODE_ATTENTION_VECTOR, attention_peak, tensor_peak, vector_peak
 from moeplan.deploy.memory import MemoryModel
 from moeplan.hardware.gpus import GpuSpec
 from moeplan.model.flops import flops_per_token
@@ -189,6 +189,8 @@ class SpeedModel:
         self.bw = self.gpu.bandwidth_gb_s * 1e9
         self.peak = peak_flops(self.gpu, d.compute_dtype)
         self.vector = vector_peak(self.gpu)
+        own = d.engine.llama_cpp_kernels or self.gpu.vendor == "apple"
+        self.attention = attention_peak(self.gpu, d.compute_dtype, d.efficiency.compute_max, own)
         # Per stage: bytes of weights always read, and of routed experts (this GPU's share).
         self.stage_dense: list[float] = []
         self.stage_experts: list[float] = []
@@ -234,8 +236,10 @@ class SpeedModel:
                 eta = eff.expert_gemm(m, 2 * moe.expert_intermediate_size / self.tp * self.ep, h, used / self.ep)
             elif kind == "attention_scores" and decode and self.d.engine.llama_cpp_kernels and tokens <= VEC_BATCH:
                 continue  # llama.cpp's "vec" attention kernels run apart from the weights' reads: _serial_s
-            elif kind == "attention_scores":
-                eta = eff.compute_max * 0.6  # flash attention kernels
+            elif kind == "attention_scores":  # flash attention kernels: bf16 operands (attention_peak)
+                peak, eta = self.attention
+                total += f / (peak * min(0.95, eta * scale))
+                continue
             elif kind == "lm_head":
                 eta = eff.gemm(tokens, arch.vocab_size / self.tp, h)
             else:
