@@ -68,6 +68,24 @@ def test_weight_only_kernels_cost_more_fixed_time_and_bandwidth_than_native() ->
     assert marlin.efficiency.bw[1] < native.efficiency.bw[1]
 
 
+def test_attention_scores_run_at_the_bf16_peak_whatever_the_weights_format() -> None:
+    """fp4 or fp8 weights speed the projections and experts, not flash attention's bf16 scores: the scores of a
+    long prompt cost the same seconds in bf16, fp8 and NVFP4 on a B200, and Marlin int4 reaches the bf16 share."""
+    from moeplan.deploy.memory import MemoryModel
+    from moeplan.deploy.speed import SpeedModel
+
+    def scores_s(quant: str, gpu: str = "b200") -> float:
+        d = resolve(EstimateRequest(model="qwen3-30b-a3b", gpu=gpu, quant=quant, use_calibration=False))
+        return SpeedModel(MemoryModel(d))._compute_s({"attention_scores": 1e15}, 8192, d.efficiency, 1.0, 0.0)
+
+    bf16 = scores_s("bf16")
+    assert bf16 == pytest.approx(1e15 / (tensor_peak(resolve_gpu("b200"), "bf16")[0] * 0.45))
+    assert scores_s("fp8") == pytest.approx(bf16) and scores_s("nvfp4") == pytest.approx(bf16)
+    awq = resolve(EstimateRequest(model="qwen3-30b-a3b", gpu="h100", quant="awq-int4", use_calibration=False))
+    bf = resolve(EstimateRequest(model="qwen3-30b-a3b", gpu="h100", quant="bf16", use_calibration=False))
+    assert awq.efficiency.compute_max == bf.efficiency.compute_max
+
+
 def test_fp4_experts_on_nvidia_blackwell_run_a_fused_moe_with_its_fixed_cost() -> None:
     """FlashInfer's fused fp4 MoE on Blackwell: TensorRT-LLM's per-MoE-layer cost, not Triton fused_moe's; AMD's
     AITER MoE (MI355X) keeps the engine's."""
