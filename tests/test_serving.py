@@ -190,6 +190,23 @@ def test_disaggregation_removes_prefill_from_the_decode_steps_and_wins_only_on_c
         assert costs == sorted(costs)  # a disaggregated row ranks where its cost puts it, no earlier
 
 
+def test_a_closed_loop_never_outruns_its_prefill_instances() -> None:
+    """Clients the prefill instances cannot serve wait in their queue (Little's law): the request rate stays under
+    ``n_p / S_b`` and TTFT grows with the clients, far beyond one prefill."""
+    from moeplan.deploy.serving import DisaggregatedServingModel
+
+    base = EstimateRequest(model="deepseek-v3", gpu="h200", context=9216, prompt=8192, use_calibration=False)
+    dp = resolve(replace(base, num_gpus=8, tp=8), fewest=False)
+    dd = resolve(replace(base, num_gpus=8, tp=8, ep=8, dp_attention=True, kv_dtype="fp8"), fewest=False)
+    model = DisaggregatedServingModel(dp, dd, 1, Traffic(8192, 1024, concurrency=256))
+    assert model.decode.max_running >= 256  # the decode instance holds them all: no slot wait hides the queue
+    heavy = model.point()
+    assert heavy.request_rate <= 1.02 / model.s_b
+    assert heavy.ttft_s > 10 * model.s_p
+    lighter = model.at(Traffic(8192, 1024, concurrency=128)).point()
+    assert lighter.ttft_s < heavy.ttft_s
+
+
 def test_serve_with_mtp_decodes_faster_and_says_how_to_launch_it() -> None:
     args = ("serve", "deepseek-v3", "--concurrency", "32", "--gpu", "b200", "--json")
     code, plain, _ = run(*args)

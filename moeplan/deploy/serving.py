@@ -258,6 +258,8 @@ class DisaggregatedServingModel:
         T     = a batch's time: every prompt waiting joins the next batch (:meth:`batch_s`)
         KV    = I x KV bytes per token / link   (NVLink inside the NVLink domain, else InfiniBand: 40 GB/s per GPU)
         TTFT  = T (1 + busy / 2) + KV + t_decode(b),  T = max(S_p, (S_p - S_b) / (1 - rho)),  rho = lambda S_b / n_p
+                closed loop: at least S_p + A x S_b / n_p, A = (C - 1)/C x lambda x (time in prefill) the prompts
+                ahead (Schweitzer's mean-value queue, as the aggregated model's)
         TPOT  = t_decode(b)   (no prefill in the step)
         out/s = lambda x O over n_p x |dp| + n_d x |dd| GPUs
 
@@ -265,7 +267,12 @@ class DisaggregatedServingModel:
     DeepSeek-R1 fp8 on H200 with Dynamo and TensorRT-LLM: 3 prefill instances of 8 and one decode instance of 8,
     both with data-parallel attention, 8K/1K at 512 clients (benchmarks/disaggregated_measurements.yaml).  Worth
     it where prefill would slow the decode steps (long prompts) and the prefill GPUs keep busy; the planner keeps
-    a disaggregated configuration only where it beats the aggregated ones on cost at the targets."""
+    a disaggregated configuration only where it beats the aggregated ones on cost at the targets.
+
+    A closed loop whose prefill instances cannot keep up holds its clients in their queue: with 256 clients of
+    8,192-token prompts on one 8-GPU prefill instance that takes S_b = 0.35 s a prompt (2.8 prompts/s), Little's
+    law leaves 256 / 2.8 - 1,023 x TPOT of TTFT, tens of seconds (InferenceX's SGLang DeepSeek-R1 fp8 on H200:
+    28.8 s measured); the bulk server alone, whose passes shrink back to one prompt, had said 0.7 s."""
 
     def __init__(
         self,
@@ -332,7 +339,12 @@ class DisaggregatedServingModel:
             tpot_new = self.decode.decode_s(b)
             if lam * self.s_b / n_p >= 0.98:  # prefill saturated: a rate's queue grows, a closed loop waits
                 stable = stable and conc is not None
-            ttft_new = self.batch_s(lam / n_p) + self.kv_s + tpot_new
+            queued = self.batch_s(lam / n_p)
+            if conc is not None:  # closed loop: the prompts ahead (Schweitzer's mean-value queue) drain at S_b each
+                in_prefill = max(ttft - self.kv_s - tpot, 0.0)
+                ahead = (conc - 1) / conc * min(lam * in_prefill, conc - 1.0)
+                queued = max(queued, self.s_p + ahead * self.s_b / n_p)
+            ttft_new = queued + self.kv_s + tpot_new
             tpot = tpot + DAMPING * (tpot_new - tpot)
             ttft = ttft + DAMPING * (ttft_new - ttft)
         e2e = ttft + (osl - 1) * tpot
