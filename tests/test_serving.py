@@ -207,6 +207,22 @@ def test_a_closed_loop_never_outruns_its_prefill_instances() -> None:
     assert lighter.ttft_s < heavy.ttft_s
 
 
+def test_clients_beyond_the_decode_slots_of_several_instances_wait_for_one() -> None:
+    """Five clients on four decode instances of one running request each: one client always waits for a slot
+    (the share per instance is 1.25, not a rounded 1); three clients on four instances queue for nothing."""
+    from moeplan.deploy.serving import DisaggregatedServingModel
+
+    base = EstimateRequest(model="deepseek-v3", gpu="b200", context=2048, prompt=1024, use_calibration=False)
+    dp = resolve(replace(base, num_gpus=8, tp=8), fewest=False)
+    dd = resolve(replace(base, num_gpus=8, tp=8, ep=8, max_running=1), fewest=False)
+    four = DisaggregatedServingModel(dp, dd, 1, Traffic(1024, 1024, concurrency=4), n_decode=4).point()
+    five = DisaggregatedServingModel(dp, dd, 1, Traffic(1024, 1024, concurrency=5), n_decode=4).point()
+    three = DisaggregatedServingModel(dp, dd, 1, Traffic(1024, 1024, concurrency=3), n_decode=4).point()
+    assert five.ttft_s > four.ttft_s + 0.2 * 1023 * five.tpot_s  # a fifth of a request's decode, on average
+    assert five.request_rate == pytest.approx(four.request_rate, rel=0.02)  # the same four slots serve them
+    assert three.ttft_s <= four.ttft_s * 1.01 and three.request_rate < four.request_rate
+
+
 def test_serve_with_mtp_decodes_faster_and_says_how_to_launch_it() -> None:
     args = ("serve", "deepseek-v3", "--concurrency", "32", "--gpu", "b200", "--json")
     code, plain, _ = run(*args)

@@ -52,7 +52,7 @@ ITERATIONS = 60
 DAMPING = 0.5
 
 
-def running(t: Traffic, conc: int | None, cap: int, ttft: float, tpot: float, b: float) -> tuple[float, float, bool]:
+def running(t: Traffic, conc: float | None, cap: int, ttft: float, tpot: float, b: float) -> tuple[float, float, bool]:
     """One damped step of the fixed point: the arrival rate (``C / E2E`` in a closed loop, else the rate), the
     running batch moved halfway to Little's ``lambda x (O - 1) x TPOT`` (capped by the KV cache's ``cap``), and
     whether a rate asks for more running sequences than the cache holds."""
@@ -328,8 +328,11 @@ class DisaggregatedServingModel:
         t, osl = self._local(self.t), self.t.osl
         n_p = self.n_p / self.n_d  # the prefill instances' capacity one decode instance draws on
         cap = max(1, self.decode.max_running)
-        conc = min(t.concurrency, cap) if t.concurrency is not None else None
-        b = float(min(cap, conc or 1))
+        # one decode instance's share of the clients, unrounded: 5 clients on 4 instances of one slot each leave one
+        # waiting for a slot, which a whole client per instance would hide
+        local = self.t.concurrency / self.n_d if self.t.concurrency is not None else None
+        conc = min(local, cap) if local is not None else None
+        b = float(min(cap, max(1.0, conc or 1)))
         tpot = self.decode.decode_s(b)
         ttft = self.s_p + self.kv_s + tpot
         lam, stable = 0.0, True
@@ -342,7 +345,8 @@ class DisaggregatedServingModel:
             queued = self.batch_s(lam / n_p)
             if conc is not None:  # closed loop: the prompts ahead (Schweitzer's mean-value queue) drain at S_b each
                 in_prefill = max(ttft - self.kv_s - tpot, 0.0)
-                ahead = (conc - 1) / conc * min(lam * in_prefill, conc - 1.0)
+                others = max(0.0, conc - 1.0)  # under one client an instance: nobody ahead
+                ahead = others / conc * min(lam * in_prefill, others)
                 queued = max(queued, self.s_p + ahead * self.s_b / n_p)
             ttft_new = queued + self.kv_s + tpot_new
             tpot = tpot + DAMPING * (tpot_new - tpot)
@@ -351,8 +355,8 @@ class DisaggregatedServingModel:
         slot = 0.0
         if conc is not None:
             lam = conc / e2e
-            if t.concurrency is not None and t.concurrency > conc:
-                slot = (t.concurrency - conc) / lam  # the same for every client: no tail beyond its mean
+            if local is not None and local > conc:
+                slot = (local - conc) / lam  # the same for every client: no tail beyond its mean
                 ttft += slot
                 e2e = ttft + (osl - 1) * tpot
         elif not stable:  # a rate beyond the decode slots: only the running ones are served
