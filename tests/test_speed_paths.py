@@ -282,6 +282,23 @@ def test_ktransformers_prefills_layer_by_layer_only_above_its_threshold() -> Non
     assert code == 1 and "layer-wise prefill" in err and err.count("\n") == 1
 
 
+def test_ktransformers_streams_the_experts_again_for_each_prefill_pass() -> None:
+    """The GPU holds one layer's experts at a time, so a prompt of two chunked-prefill passes streams them twice."""
+    from moeplan.deploy.offload import OffloadModel
+
+    def seconds(prompt: int) -> float:
+        req = EstimateRequest(model="deepseek-v3", gpu="rtx-4090", engine="ktransformers", quant="Q4_K_M",
+                              context=40000, prompt=prompt, ubatch=16384, use_calibration=False)  # fmt: skip
+        d = resolve(req, fewest=False)
+        model = OffloadModel(d, Host(d.gpu, 1, 768.0, resolve_cpu("epyc-9654"), "gen4"))
+        p = model.placement(d.spec.arch.num_layers, d.context, 1)
+        return model.prefill_seconds(p, prompt)[0]
+
+    one, two = seconds(16384), seconds(32768)
+    assert one > 20  # ~380 GB of experts over PCIe 4.0 at 0.45 of 32 GB/s: the stream sets each pass
+    assert two == pytest.approx(2 * one, rel=0.02)
+
+
 @settings(max_examples=30, deadline=None)
 @given(st.integers(16, 8192), st.integers(16, 8192), st.integers(0, 36))
 def test_a_larger_ubatch_never_slows_offload_prefill(a: int, b: int, cpu_layers: int) -> None:

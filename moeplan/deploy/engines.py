@@ -167,7 +167,7 @@ class Engine(Value):
     """Model families (``architecture``) the engine has no implementation of."""
     offload_prefill: Literal["ubatch", "layerwise"] = "ubatch"
     """With experts in RAM, how prefill reaches them: streamed to the GPU once per ubatch (llama.cpp), or layer
-    by layer once per prompt while the previous layer computes (KTransformers' layer-wise prefill)."""
+    by layer once per prefill pass (chunk) while the previous layer computes (KTransformers' layer-wise prefill)."""
     experts_in_ram: Literal["choose", "all"] = "choose"
     """With offload: the experts of any first N layers in RAM (llama.cpp ``--n-cpu-moe``), or all of them
     (KTransformers' CPU experts)."""

@@ -26,8 +26,8 @@ CPU compute: the fp32 FMA peak times the int8 factor of the CPU's best ISA (:dat
 
 Prefill of a ``P``-token prompt runs in ``ceil(P / ub)`` ubatches (``--ubatch``, 512 by default): the CPU experts
 of each are either computed on the CPU or streamed over PCIe to the GPU (llama.cpp does the latter for batches of
-32 and more; the faster counts); KTransformers streams each layer's experts once per prompt.  ``auto`` evaluates
-every N that fits and keeps the fastest decode.
+32 and more; the faster counts); KTransformers streams each layer's experts once per prefill pass (chunk).
+``auto`` evaluates every N that fits and keeps the fastest decode.
 """
 
 from __future__ import annotations
@@ -279,9 +279,11 @@ class OffloadModel:
         In ``n = ceil(P / ub)`` equal ubatches (``--ubatch``): the GPU part of each ubatch, plus its CPU experts either
         computed on the CPU or streamed over PCIe to the GPU and computed there (llama.cpp streams them for
         every ubatch of 32 tokens or more; the faster counts).  Engines with layer-wise prefill
-        (KTransformers) stream each layer's experts once per prompt while the previous layer computes:
-        ``max(stream, GPU compute)``; ``layerwise`` overrides their threshold.  A larger ubatch streams less and
-        never slows prefill.
+        (KTransformers) stream each layer's experts once per pass of ``ub`` tokens (the chunked prefill size: the GPU
+        holds one layer's experts at a time) while the previous layer computes: ``n x max(stream, GPU compute)``;
+        ``layerwise`` overrides their threshold.  MiniMax-M2 FP8 on an RTX 5090 over PCIe 5.0, 32,768 tokens in two
+        passes of 16,384: 2 x 224 GB at 0.45 x 64 GB/s = 15.6 s (12.9 s measured, benchmarks/offload_measurements.yaml
+        Q09; streamed once it had said 7.8 s).  A larger ubatch streams less and never slows prefill.
         """
         arch = self.arch
         eff = self.d.efficiency
@@ -310,8 +312,8 @@ class OffloadModel:
         t_stream = p.cpu_expert_bytes / pcie + on_gpu
         if self.engine.offload_prefill == "layerwise":  # KTransformers: by prompt length, not by speed
             if layerwise if layerwise is not None else prompt > (self.d.kt_prefill_threshold or LAYERWISE_MIN_TOKENS):
-                whole = max(p.cpu_expert_bytes / pcie, (on_gpu + t_gpu) * n_ub)
-                return whole, "streamed to the GPU layer by layer, once per prompt"
+                whole = max(p.cpu_expert_bytes / pcie, on_gpu + t_gpu) * n_ub
+                return whole, "streamed to the GPU layer by layer, once per prefill pass"
             return (t_gpu + t_on_cpu) * n_ub, "computed on the CPU"
         path = "streamed to the GPU over PCIe" if t_stream < t_on_cpu else "computed on the CPU"
         return (t_gpu + min(t_on_cpu, t_stream)) * n_ub, path

@@ -322,8 +322,8 @@ def resolve(
 
         t = request.kt_prefill_threshold or LAYERWISE_MIN_TOKENS
         notes += (f"{eng.name}: prompts longer than {t:,} tokens prefill layer by layer on the GPU, streaming the RAM "
-                  f"experts once (--kt-gpu-prefill-token-threshold {t}; --kt-prefill-threshold sets it), shorter "
-                  "ones with their experts on the CPU",)  # fmt: skip
+                  f"experts once a prefill pass (--kt-gpu-prefill-token-threshold {t}; --kt-prefill-threshold sets "
+                  "it), shorter ones with their experts on the CPU",)  # fmt: skip
     if request.max_running is not None and not eng.max_running_flag:
         raise InputError(f"--max-running caps the requests an engine runs at once; {eng.name} has no such setting",
                          f"engines with one: {engines_with('max_running_flag')}")  # fmt: skip
