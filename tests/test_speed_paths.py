@@ -288,14 +288,14 @@ def test_ktransformers_streams_the_experts_again_for_each_prefill_pass() -> None
 
     def seconds(prompt: int) -> float:
         req = EstimateRequest(model="deepseek-v3", gpu="rtx-4090", engine="ktransformers", quant="Q4_K_M",
-                              context=40000, prompt=prompt, ubatch=16384, use_calibration=False)  # fmt: skip
+                              context=16384, prompt=prompt, ubatch=4096, use_calibration=False)  # fmt: skip
         d = resolve(req, fewest=False)
         model = OffloadModel(d, Host(d.gpu, 1, 768.0, resolve_cpu("epyc-9654"), "gen4"))
         p = model.placement(d.spec.arch.num_layers, d.context, 1)
         return model.prefill_seconds(p, prompt)[0]
 
-    one, two = seconds(16384), seconds(32768)
-    assert one > 20  # ~380 GB of experts over PCIe 4.0 at 0.45 of 32 GB/s: the stream sets each pass
+    one, two = seconds(4096), seconds(8192)
+    assert one > 20  # ~380 GB of experts over PCIe 4.0 at half of 32 GB/s: the stream sets each pass
     assert two == pytest.approx(2 * one, rel=0.02)
 
 

@@ -445,15 +445,16 @@ ENGINES: dict[str, Engine] = {
         vendors=("nvidia",),
         offload_prefill="layerwise",
         experts_in_ram="all",
-        pcie_share=0.45,
+        pcie_share=0.53,
         cpu_kernel_scale=1.25,
         numa_replicated=True,
         prefill_dispatch_s=PYTHON_DISPATCH_S,
         launch="python -m ktransformers.server.main --model_path {model}{options} --cache_lens {context}",
         source="kvcache-ai/ktransformers docs (DeepseekR1_V3_tutorial.md: NUMA mode copies experts per socket; "
         "AMX/AVX-512 expert kernels; kt-kernel launches: --chunked-prefill-size 16384, layer-wise prefill above "
-        "--kt-gpu-prefill-token-threshold; its published prefill tables imply 11-25 GB/s of expert streaming on "
-        "PCIe 4.0/5.0 x16, 0.45 of the link)",
+        "--kt-gpu-prefill-token-threshold; read as the stream that bounds each layer-wise pass, its published "
+        "prefill tables (benchmarks/offload_measurements.yaml Q07-Q09, Q13, Q20, Q21) imply 14-45 GB/s, 0.43-0.70 of "
+        "PCIe 4.0/5.0 x16: their median, 0.53)",
     ),
     "mlx": Engine(
         "mlx",
