@@ -286,8 +286,8 @@ KtThresholdOpt = Annotated[
     int | None,
     typer.Option(
         "--kt-prefill-threshold",
-        help="KTransformers: prompts longer than this prefill layer by layer on the GPU, shorter ones with their "
-        "experts on the CPU (--kt-gpu-prefill-token-threshold; 400).",
+        help="KTransformers: prefill passes of at least this many tokens run layer by layer on the GPU, smaller "
+        "ones with their experts on the CPU (--kt-gpu-prefill-token-threshold; 400).",
         **whole(1, 1 << 24),
     ),
 ]

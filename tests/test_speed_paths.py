@@ -252,8 +252,9 @@ def _offload_deployment(ubatch: int, engine_name: str = "llama.cpp") -> tuple[ob
 
 
 def test_ktransformers_prefills_layer_by_layer_only_above_its_threshold() -> None:
-    """--kt-gpu-prefill-token-threshold N: prompts up to N run hybrid (experts on the CPU), longer ones stream the
-    experts to the GPU layer by layer (400 by default, as its launch examples); only KTransformers has it."""
+    """--kt-gpu-prefill-token-threshold N: prefill passes of at least N tokens stream the experts to the GPU layer by
+    layer, smaller ones run hybrid (experts on the CPU; 400 by default, as its launch examples); only KTransformers
+    has it."""
     from moeplan.deploy.offload import LAYERWISE_MIN_TOKENS, OffloadModel
 
     def path(prompt: int, threshold: int | None) -> str:
@@ -265,9 +266,9 @@ def test_ktransformers_prefills_layer_by_layer_only_above_its_threshold() -> Non
         p = model.placement(d.spec.arch.num_layers, d.context, 1)
         return model.prefill_seconds(p, prompt)[1]
 
-    assert "layer by layer" in path(LAYERWISE_MIN_TOKENS + 1, None)
-    assert "CPU" in path(LAYERWISE_MIN_TOKENS, None)
-    assert "CPU" in path(2048, 2048) and "layer by layer" in path(2049, 2048)
+    assert "layer by layer" in path(LAYERWISE_MIN_TOKENS, None)  # a pass of num_tokens >= threshold
+    assert "CPU" in path(LAYERWISE_MIN_TOKENS - 1, None)
+    assert "CPU" in path(2047, 2048) and "layer by layer" in path(2048, 2048)
     with pytest.raises(InputError, match="layer-wise prefill"):
         resolve(EstimateRequest(model="qwen3-30b-a3b", gpu="rtx-4090", quant="Q4_K_M", engine="llama.cpp",
                                 kt_prefill_threshold=2048))  # fmt: skip
@@ -276,7 +277,7 @@ def test_ktransformers_prefills_layer_by_layer_only_above_its_threshold() -> Non
     assert code == 0 and '"prefill_path": "computed on the CPU"' in out, err
     code, out, err = run("offload", "deepseek-v3", "--gpu", "rtx-4090", "--ram", "768", "--cpu", "epyc-9654",
                          "--quant", "Q4_K_M", "--engine", "ktransformers", "--prompt", "2k")  # fmt: skip
-    assert code == 0 and "with --kt-prefill-threshold 2048 this 2,048-token prompt would run" in " ".join(out.split())
+    assert code == 0 and "with --kt-prefill-threshold 2049 this 2,048-token prompt would run" in " ".join(out.split())
     code, _, err = run("offload", "qwen3-30b-a3b", "--gpu", "4090", "--ram", "64", "--cpu", "9950x",
                        "--kt-prefill-threshold", "4096")  # fmt: skip
     assert code == 1 and "layer-wise prefill" in err and err.count("\n") == 1

@@ -143,8 +143,9 @@ class EstimateRequest(Value):
     recv_interval: int = 1
     """Decode steps between the scheduler's polls for new requests (SGLang ``--scheduler-recv-interval``)."""
     kt_prefill_threshold: int | None = None
-    """KTransformers' ``--kt-gpu-prefill-token-threshold``: longer prompts prefill layer by layer on the GPU, the
-    others with their experts on the CPU; None: :data:`~moeplan.deploy.offload.LAYERWISE_MIN_TOKENS`."""
+    """KTransformers' ``--kt-gpu-prefill-token-threshold``: prefill passes of at least this many tokens run layer by
+    layer on the GPU, smaller ones with their experts on the CPU; None:
+    :data:`~moeplan.deploy.offload.LAYERWISE_MIN_TOKENS`."""
     max_running: int | None = None
     """Requests one instance runs at once, all its ranks together (the engine's ``--max-num-seqs``,
     ``--max-running-requests``, ``max_batch_size``); None: as many as its KV cache holds."""
@@ -294,7 +295,7 @@ class Deployment(Value):
     """Decode steps between the scheduler's polls for new requests (SGLang ``--scheduler-recv-interval``): a
     request arriving while the engine decodes waits ``(N - 1) / 2`` steps more on average before its prefill."""
     kt_prefill_threshold: int | None = None
-    """Prompts longer than this prefill layer by layer on the GPU in KTransformers (None: its launch examples' 400)."""
+    """Prefill passes of at least this many tokens run layer by layer on the GPU in KTransformers (None: 400)."""
     max_running: int | None = None
     """The engine's cap on requests running at once in one instance (None: the KV cache's room alone); under a
     load, requests beyond it wait for a running one to finish."""

@@ -8,6 +8,7 @@ verdict.  ``estimate``, ``compare``, ``recommend``, ``offload`` and the accuracy
 
 from __future__ import annotations
 
+import math
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
@@ -421,8 +422,9 @@ def evaluate_offload(d: Deployment, host: Host, offload: str) -> OffloadResult:
     assumptions = base.assumptions
     hybrid_s = p.hybrid_prefill_s  # KTransformers past its threshold: would the CPU have been faster?
     if hybrid_s is not None and hybrid_s < 0.8 * p.prefill_s:
-        assumptions += (f"layer-wise prefill streams {p.cpu_expert_bytes / 1e9:,.0f} GB of experts a prompt: "
-                        f"{p.prefill_s:,.1f} s here; with --kt-prefill-threshold {prompt} this {prompt:,}-token "
+        above = math.ceil(prompt / math.ceil(prompt / max(1, min(d.batched_tokens, prompt)))) + 1  # over one pass
+        assumptions += (f"layer-wise prefill streams {p.cpu_expert_bytes / 1e9:,.0f} GB of experts a pass: "
+                        f"{p.prefill_s:,.1f} s here; with --kt-prefill-threshold {above} this {prompt:,}-token "
                         f"prompt would run with its experts on the CPU in {hybrid_s:,.1f} s",)  # fmt: skip
     kv = {"fp16": "f16", "bf16": "bf16", "fp32": "f32"}.get(d.kv_dtype, d.kv_dtype)
     cmds = commands(d, d.scheme.name, p, host, context, kv) if p.fits else {}

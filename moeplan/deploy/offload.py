@@ -74,10 +74,18 @@ STREAM_SPREAD = (0.6, 1.0, 1.3)
 """Factors on the expert-streaming rate at the band's low, expected and high ends: measured streams scatter
 0.6-1.3x around each engine's share (driver, pinned memory, the PCIe switch of the slot)."""
 LAYERWISE_MIN_TOKENS = 400
-"""KTransformers streams experts layer by layer for prompts longer than ``--kt-gpu-prefill-token-threshold``
+"""KTransformers streams experts layer by layer in a prefill pass of at least ``--kt-gpu-prefill-token-threshold``
 tokens (400 in most of its kt-kernel launch examples; 2,048 for Qwen3-Coder-Next, 4,096 for DeepSeek-V4-Flash);
-prompts up to it run hybrid, their experts on the CPU ("<= threshold: hybrid CPU+GPU prefill", its Kimi-K2 guide).
-``--kt-prefill-threshold`` sets it."""
+smaller passes run hybrid, their experts on the CPU.  SGLang's KT MoE wrapper decides per forward pass: ``num_tokens
+>= gpu_prefill_token_threshold`` takes the full-GPU path.  ``--kt-prefill-threshold`` sets it."""
+
+
+def layerwise_threshold(requested: int | None) -> int:
+    """Tokens a prefill pass needs to stream the experts layer by layer (the user's, else
+    :data:`LAYERWISE_MIN_TOKENS`)."""
+    return requested or LAYERWISE_MIN_TOKENS
+
+
 CPU_KERNEL_S = 15 * US  # a kernel on many CPU threads ends in a barrier: tens of microseconds, not a GPU launch
 CONTEXTS = (4096, 8192, 16384, 32768, 65536, 131072, 262144)
 
@@ -280,10 +288,11 @@ class OffloadModel:
         computed on the CPU or streamed over PCIe to the GPU and computed there (llama.cpp streams them for
         every ubatch of 32 tokens or more; the faster counts).  Engines with layer-wise prefill
         (KTransformers) stream each layer's experts once per pass of ``ub`` tokens (the chunked prefill size: the GPU
-        holds one layer's experts at a time) while the previous layer computes: ``n x max(stream, GPU compute)``;
-        ``layerwise`` overrides their threshold.  MiniMax-M2 FP8 on an RTX 5090 over PCIe 5.0, 32,768 tokens in two
-        passes of 16,384: 2 x 224 GB at 0.45 x 64 GB/s = 15.6 s (12.9 s measured, benchmarks/offload_measurements.yaml
-        Q09; streamed once it had said 7.8 s).  A larger ubatch streams less and never slows prefill.
+        holds one layer's experts at a time) while the previous layer computes: ``n x max(stream, GPU compute)``,
+        where a pass has at least the threshold's tokens (:func:`layerwise_threshold`); ``layerwise`` overrides it.
+        MiniMax-M2 FP8 on an RTX 5090 over PCIe 5.0, 32,768 tokens in two passes of 16,384: 2 x 224 GB at 0.53 x 64
+        GB/s = 13.2 s (12.9 s measured, benchmarks/offload_measurements.yaml Q09).  A larger ubatch streams less and
+        never slows prefill.
         """
         arch = self.arch
         eff = self.d.efficiency
@@ -311,7 +320,7 @@ class OffloadModel:
         t_on_cpu = cpu_per_token * ub / cpu_rate
         t_stream = p.cpu_expert_bytes / pcie + on_gpu
         if self.engine.offload_prefill == "layerwise":  # KTransformers: by prompt length, not by speed
-            if layerwise if layerwise is not None else prompt > (self.d.kt_prefill_threshold or LAYERWISE_MIN_TOKENS):
+            if layerwise if layerwise is not None else ub >= layerwise_threshold(self.d.kt_prefill_threshold):
                 whole = max(p.cpu_expert_bytes / pcie, on_gpu + t_gpu) * n_ub
                 return whole, "streamed to the GPU layer by layer, once per prefill pass"
             return (t_gpu + t_on_cpu) * n_ub, "computed on the CPU"

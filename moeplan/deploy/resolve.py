@@ -321,9 +321,9 @@ def resolve(
         from moeplan.deploy.offload import LAYERWISE_MIN_TOKENS
 
         t = request.kt_prefill_threshold or LAYERWISE_MIN_TOKENS
-        notes += (f"{eng.name}: prompts longer than {t:,} tokens prefill layer by layer on the GPU, streaming the RAM "
-                  f"experts once a prefill pass (--kt-gpu-prefill-token-threshold {t}; --kt-prefill-threshold sets "
-                  "it), shorter ones with their experts on the CPU",)  # fmt: skip
+        notes += (f"{eng.name}: prefill passes of {t:,} tokens or more run layer by layer on the GPU, streaming the "
+                  f"RAM experts once a pass (--kt-gpu-prefill-token-threshold {t}; --kt-prefill-threshold sets it), "
+                  "smaller ones with their experts on the CPU",)  # fmt: skip
     if request.max_running is not None and not eng.max_running_flag:
         raise InputError(f"--max-running caps the requests an engine runs at once; {eng.name} has no such setting",
                          f"engines with one: {engines_with('max_running_flag')}")  # fmt: skip
