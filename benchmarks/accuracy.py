@@ -185,10 +185,11 @@ def stage_table() -> list[str]:
 BELOW_WHY = {
     "decode, several GPUs": "old builds of DeepSeek's MLA kernels, prefill interference in serving benchmarks",
     "prefill": "AMD Vulkan outliers, CPU-only prompt processing",
-    "time to first token": "Marlin AWQ prefill on RTX PRO 6000, fp8/fp4 activation quantization, AMD host work",
-    "offload prefill": "KTransformers' placements",
+    "time to first token": "long nominal prompts on RTX PRO 6000, fp8/fp4 prefill on Blackwell, AMD host work",
+    "offload prefill": "KTransformers' GPU-resident experts and unstated hosts",
     "serving TTFT": "means far above their medians (S503, S506), a Modal image (S542)",
-    "disaggregated serving TTFT": "prefill instances with data-parallel attention 3.4x slow at light load",
+    "disaggregated serving TTFT": "runs at the prefill instances' capacity, where TTFT is C/X less the decode "
+    "time, and 8K prompts 2-3x slow on Blackwell at light load",
 }
 
 
@@ -311,7 +312,13 @@ def render() -> str:
                 "prompts, as if both ran one kernel (weight-only Marlin, which vLLM and SGLang fall back to for some",
                 "fp4 MoE on SM120). Counting a fused MoE's width over all its experts (one grid; the fp8 paths keep",
                 "one expert's width, as kernel benchmarks show: docs/methodology.md) brings NVFP4 inside the band;",
-                "AWQ through Marlin stays 1.6-2.2x too slow.",
+                "AWQ through Marlin stayed 1.6-2.2x too slow. Marlin's GEMMs now reach the bf16 GEMM's share once",
+                "compute-bound (its paper: the speedup over FP16 falls towards 1.5x by batch 128), and attention",
+                "scores run at the bf16 peak on every weight format (they had run at the fp4 peak under NVFP4): AWQ",
+                "at 8K and 16K comes within 1.5x (0.70 s for 0.495), 32K-128K stay 1.6-1.8x slow, and NVFP4 at",
+                "64K-128K leaves the band, 1.2-1.3x slow. The source's prompts are nominal (4 characters a token of",
+                "English filler): at 128K both formats prefill as if the quadratic attention cost almost nothing,",
+                "which fewer real tokens than named would explain.",
                 "gpt-oss-20b on one B200 and MI300X (R03, R04) measure 2x the predicted 1,000-token TTFT, B200 no",
                 "faster than H200: the chat API's own work, not the GPU.",
                 "",
@@ -341,10 +348,17 @@ def render() -> str:
                 "records whose recipe the InferenceX config names (`decode_max_batch_size`, scored through `--max-",
                 "running`), TTFT within 2x 38% -> 44%; SGLang's recipes (`decode_max_running_requests`, 84 of 98",
                 "records) mostly cap above the load and move one run; the same recipes put the KV cache in fp8",
-                "(`kv_dtype`, 165 records): TTFT within 2x 45% -> 46%. The worst left, 20-100x (S882: 81 s at 2,048",
-                "clients on MI355X, S708 and S784: 80-87 s at 4,096 on GB200 and GB300), run 600-1,000 requests at",
-                "a time by their own TPOT and TTFT, far below any cap their recipes state: a limit moeplan does not",
-                "know.",
+                "(`kv_dtype`, 165 records): TTFT within 2x 45% -> 46%. The bulk server alone let a closed loop run",
+                "beyond its prefill instances' rate (its passes shrink back to one prompt at any load); the prompts",
+                "ahead now queue as Schweitzer's mean-value approximation has them, as in the aggregated model, so",
+                "clients the instances cannot serve wait (S708 and S784, 80-87 s at 4,096 clients on GB200 and",
+                "GB300: 73 and 59 s predicted, were 1.6 and 3.2): 48% -> 52%. Five clients on four single-slot decode",
+                "workers now leave one waiting (the share per worker unrounded). Left: runs at the prefill",
+                "instances' capacity, where TTFT is the small difference C/X - (O - 1) x TPOT and the split between",
+                "prefill queue and decode batch hangs on TPOT at the batch (S668: 1.9 s measured, 23 s predicted at",
+                "the same request rate, its decode 1.85x slower than predicted); 8,192-token prompts at light load",
+                "2-3x slower than predicted on B200, GB200 and MI355X (0.33-0.44 s) while H200's match; and records",
+                "with no recipe (caps and KV format unknown: S751, S758, S766).",
                 "",
             ]
         if name == "serving":
