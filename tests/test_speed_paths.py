@@ -300,6 +300,21 @@ def test_ktransformers_streams_the_experts_again_for_each_prefill_pass() -> None
     assert two == pytest.approx(2 * one, rel=0.02)
 
 
+def test_ktransformers_judges_each_prefill_pass_by_its_own_tokens() -> None:
+    """Full passes of the chunk and a smaller last one: under a threshold of one chunk the full passes stream and the
+    rest runs hybrid; the advice names a threshold above the largest pass, and it holds when rerun."""
+    base = ("offload", "deepseek-v3", "--gpu", "rtx-4090", "--ram", "768", "--cpu", "epyc-9654", "--quant", "Q4_K_M",
+            "--engine", "ktransformers", "--context", "64k")  # fmt: skip
+    code, out, err = run(*base, "--prompt", "40000", "--kt-prefill-threshold", "16384", "--json")
+    assert code == 0, err
+    assert "in its 16,384-token passes, computed on the CPU in the last 7,232 tokens" in out
+    code, out, err = run(*base, "--prompt", "17000", "--pcie", "gen3", "--ubatch", "4096")
+    assert code == 0 and "--kt-prefill-threshold 4097 this 17,000-token prompt" in " ".join(out.split()), err
+    code, out, err = run(*base, "--prompt", "17000", "--pcie", "gen3", "--ubatch", "4096",
+                         "--kt-prefill-threshold", "4097", "--json")  # fmt: skip
+    assert code == 0 and '"prefill_path": "computed on the CPU"' in out, err
+
+
 @settings(max_examples=30, deadline=None)
 @given(st.integers(16, 8192), st.integers(16, 8192), st.integers(0, 36))
 def test_a_larger_ubatch_never_slows_offload_prefill(a: int, b: int, cpu_layers: int) -> None:

@@ -8,7 +8,6 @@ verdict.  ``estimate``, ``compare``, ``recommend``, ``offload`` and the accuracy
 
 from __future__ import annotations
 
-import math
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
@@ -422,7 +421,7 @@ def evaluate_offload(d: Deployment, host: Host, offload: str) -> OffloadResult:
     assumptions = base.assumptions
     hybrid_s = p.hybrid_prefill_s  # KTransformers past its threshold: would the CPU have been faster?
     if hybrid_s is not None and hybrid_s < 0.8 * p.prefill_s:
-        above = math.ceil(prompt / math.ceil(prompt / max(1, min(d.batched_tokens, prompt)))) + 1  # over one pass
+        above = min(d.batched_tokens, prompt) + 1  # over the largest pass: every pass runs hybrid
         assumptions += (f"layer-wise prefill streams {p.cpu_expert_bytes / 1e9:,.0f} GB of experts a pass: "
                         f"{p.prefill_s:,.1f} s here; with --kt-prefill-threshold {above} this {prompt:,}-token "
                         f"prompt would run with its experts on the CPU in {hybrid_s:,.1f} s",)  # fmt: skip

@@ -126,6 +126,17 @@ class Host(Value):
     pcie: str = "gen4"
 
 
+@dataclass(frozen=True)
+class PassSeconds:
+    """Seconds of one prefill pass's parts: the GPU's own layers and weights, the RAM experts computed on the CPU,
+    the same experts computed on the GPU, and their stream over PCIe."""
+
+    gpu_s: float
+    cpu_s: float
+    on_gpu_s: float
+    stream_s: float
+
+
 @dataclass
 class Placement:
     """One choice of N and what it costs."""
@@ -294,11 +305,57 @@ class OffloadModel:
         GB/s = 13.2 s (12.9 s measured, benchmarks/offload_measurements.yaml Q09).  A larger ubatch streams less and
         never slows prefill.
         """
+        chunk = max(1, min(self.d.batched_tokens, prompt))
+        n_ub = math.ceil(prompt / chunk)
+        if self.cpu_only:
+            ub = prompt / n_ub
+            return self._pass_s(p, prompt, ub, scenario).cpu_s * n_ub, "computed on the CPU"
+        if self.engine.offload_prefill == "layerwise":  # KTransformers: by the pass's tokens, not by speed
+            return self._layerwise_prefill_s(p, prompt, chunk, scenario, layerwise)
+        ub = prompt / n_ub  # n equal ubatches (llama.cpp's last is shorter: the same streams, nearly the same work)
+        s = self._pass_s(p, prompt, ub, scenario)
+        if not p.cpu_moe_layers:
+            return s.gpu_s * n_ub, "gpu"
+        t_stream = s.stream_s + s.on_gpu_s
+        path = "streamed to the GPU over PCIe" if t_stream < s.cpu_s else "computed on the CPU"
+        return (s.gpu_s + min(s.cpu_s, t_stream)) * n_ub, path
+
+    def _layerwise_prefill_s(
+        self, p: Placement, prompt: int, chunk: int, scenario: int, layerwise: bool | None
+    ) -> tuple[float, str]:
+        """KTransformers' chunked prefill: full passes of ``chunk`` tokens and the rest in a last one, each streaming
+        the RAM experts layer by layer when it has at least the threshold's tokens (``layerwise`` forces either way),
+        else running hybrid with them on the CPU.  40,000 tokens at 16,384 a pass under a threshold of 16,384: two
+        passes stream, the last 7,232 tokens run on the CPU."""
+        full, rest = divmod(prompt, chunk)
+        passes = [(chunk, full)] + ([(rest, 1)] if rest else [])
+        threshold = layerwise_threshold(self.d.kt_prefill_threshold)
+        total, streamed = 0.0, []
+        for tokens, count in passes:
+            if not count:
+                continue
+            s = self._pass_s(p, prompt, tokens, scenario)
+            streams = layerwise if layerwise is not None else tokens >= threshold
+            if streams and p.cpu_moe_layers:
+                total += max(s.stream_s, s.on_gpu_s + s.gpu_s) * count
+            else:
+                total += (s.gpu_s + (s.cpu_s if p.cpu_moe_layers else 0.0)) * count
+            streamed.append(streams)
+        if not p.cpu_moe_layers:
+            return total, "gpu"
+        if all(streamed):
+            return total, "streamed to the GPU layer by layer, once per prefill pass"
+        if any(streamed):
+            return total, (f"streamed to the GPU layer by layer in its {chunk:,}-token passes, computed on the CPU "
+                           f"in the last {rest:,} tokens")  # fmt: skip
+        return total, "computed on the CPU"
+
+    def _pass_s(self, p: Placement, prompt: int, ub: float, scenario: int) -> PassSeconds:
+        """One prefill pass of ``ub`` tokens of a ``prompt``-token prompt: the GPU's own part, the RAM experts
+        computed on the CPU, computed on the GPU, and streamed over PCIe."""
         arch = self.arch
         eff = self.d.efficiency
         compute_scale = (eff.compute_spread[0], 1.0, eff.compute_spread[1])[scenario]
-        n_ub = math.ceil(prompt / max(1, min(self.d.batched_tokens, prompt)))
-        ub = prompt / n_ub  # n equal ubatches (llama.cpp's last is shorter: the same streams, nearly the same work)
         per_token = flops_per_token(arch, prompt, "prefill").total
         cpu_per_token = self.expert_flops_per_token * len(p.cpu_moe_layers)
         moe = self.moe
@@ -306,26 +363,16 @@ class OffloadModel:
         cpu_spread = (CPU_GEMM_SPREAD[0], 1.0, CPU_GEMM_SPREAD[1])[scenario]
         cpu_rate = self.cpu_ops * CPU_GEMM_MAX * m / (m + CPU_GEMM_M_HALF) * cpu_spread
         if self.cpu_only:
-            return per_token * prompt / cpu_rate, "computed on the CPU"
+            return PassSeconds(0.0, per_token * ub / cpu_rate, 0.0, 0.0)
         eta = eff.gemm(ub, 4 * arch.hidden_size, arch.hidden_size) * compute_scale
         t_gpu = max((per_token - cpu_per_token) * ub / (self.gpu_peak * eta),
                     p.gpu_weights_bytes / (self.gpu_bw * eff.bw[scenario]))  # fmt: skip
-        if not p.cpu_moe_layers:
-            return t_gpu * n_ub, "gpu"
         used = ub * moe.expected_picks / m
         eta_exp = eff.expert_gemm(m, 2 * moe.expert_intermediate_size, arch.hidden_size, used) * compute_scale
         on_gpu = cpu_per_token * ub / (self.gpu_peak * eta_exp)
         link = PCIE_GB_S.get(self.host.pcie, 32.0) * 1e9
         pcie = link * min(0.95, self.engine.pcie_share * STREAM_SPREAD[scenario])
-        t_on_cpu = cpu_per_token * ub / cpu_rate
-        t_stream = p.cpu_expert_bytes / pcie + on_gpu
-        if self.engine.offload_prefill == "layerwise":  # KTransformers: by prompt length, not by speed
-            if layerwise if layerwise is not None else ub >= layerwise_threshold(self.d.kt_prefill_threshold):
-                whole = max(p.cpu_expert_bytes / pcie, on_gpu + t_gpu) * n_ub
-                return whole, "streamed to the GPU layer by layer, once per prefill pass"
-            return (t_gpu + t_on_cpu) * n_ub, "computed on the CPU"
-        path = "streamed to the GPU over PCIe" if t_stream < t_on_cpu else "computed on the CPU"
-        return (t_gpu + min(t_on_cpu, t_stream)) * n_ub, path
+        return PassSeconds(t_gpu, cpu_per_token * ub / cpu_rate, on_gpu, p.cpu_expert_bytes / pcie)
 
     def evaluate(self, n_cpu: int, context: int, batch: int, prompt: int) -> Placement:
         p = self.placement(n_cpu, context, batch)
