@@ -258,7 +258,7 @@ def test_ktransformers_prefills_layer_by_layer_only_above_its_threshold() -> Non
     from moeplan.deploy.offload import LAYERWISE_MIN_TOKENS, OffloadModel
 
     def path(prompt: int, threshold: int | None) -> str:
-        req = EstimateRequest(model="qwen3-30b-a3b", gpu="rtx-4090", engine="ktransformers", quant="Q4_K_M",
+        req = EstimateRequest(model="qwen3-30b-a3b", gpu="rtx-4090", engine="ktransformers", quant="bf16",
                               context=16384, prompt=prompt, kt_prefill_threshold=threshold,
                               use_calibration=False)  # fmt: skip
         d = resolve(req, fewest=False)
@@ -272,11 +272,12 @@ def test_ktransformers_prefills_layer_by_layer_only_above_its_threshold() -> Non
     with pytest.raises(InputError, match="layer-wise prefill"):
         resolve(EstimateRequest(model="qwen3-30b-a3b", gpu="rtx-4090", quant="Q4_K_M", engine="llama.cpp",
                                 kt_prefill_threshold=2048))  # fmt: skip
-    code, out, err = run("offload", "qwen3-30b-a3b", "--gpu", "4090", "--ram", "64", "--cpu", "9950x", "--engine",
-                         "ktransformers", "--prompt", "2048", "--kt-prefill-threshold", "4096", "--json")  # fmt: skip
+    code, out, err = run("offload", "qwen3-30b-a3b", "--gpu", "4090", "--ram", "128", "--cpu", "9950x", "--engine",
+                         "ktransformers", "--quant", "bf16", "--prompt", "2048", "--kt-prefill-threshold", "4096",
+                         "--json")  # fmt: skip
     assert code == 0 and '"prefill_path": "computed on the CPU"' in out, err
     code, out, err = run("offload", "deepseek-v3", "--gpu", "rtx-4090", "--ram", "768", "--cpu", "epyc-9654",
-                         "--quant", "Q4_K_M", "--engine", "ktransformers", "--prompt", "2k")  # fmt: skip
+                         "--engine", "ktransformers", "--prompt", "2k")  # fmt: skip
     assert code == 0 and "with --kt-prefill-threshold 2049 this 2,048-token prompt would run" in " ".join(out.split())
     code, _, err = run("offload", "qwen3-30b-a3b", "--gpu", "4090", "--ram", "64", "--cpu", "9950x",
                        "--kt-prefill-threshold", "4096")  # fmt: skip
@@ -288,23 +289,23 @@ def test_ktransformers_streams_the_experts_again_for_each_prefill_pass() -> None
     from moeplan.deploy.offload import OffloadModel
 
     def seconds(prompt: int) -> float:
-        req = EstimateRequest(model="deepseek-v3", gpu="rtx-4090", engine="ktransformers", quant="Q4_K_M",
-                              context=16384, prompt=prompt, ubatch=4096, use_calibration=False)  # fmt: skip
+        req = EstimateRequest(model="deepseek-v3", gpu="rtx-4090", engine="ktransformers", context=16384,
+                              prompt=prompt, ubatch=4096, use_calibration=False)  # fmt: skip
         d = resolve(req, fewest=False)
         model = OffloadModel(d, Host(d.gpu, 1, 768.0, resolve_cpu("epyc-9654"), "gen4"))
         p = model.placement(d.spec.arch.num_layers, d.context, 1)
         return model.prefill_seconds(p, prompt)[0]
 
     one, two = seconds(4096), seconds(8192)
-    assert one > 20  # ~380 GB of experts over PCIe 4.0 at half of 32 GB/s: the stream sets each pass
+    assert one > 20  # ~650 GB of fp8 experts over PCIe 4.0 at half of 32 GB/s: the stream sets each pass
     assert two == pytest.approx(2 * one, rel=0.02)
 
 
 def test_ktransformers_judges_each_prefill_pass_by_its_own_tokens() -> None:
     """Full passes of the chunk and a smaller last one: under a threshold of one chunk the full passes stream and the
     rest runs hybrid; the advice names a threshold above the largest pass, and it holds when rerun."""
-    base = ("offload", "deepseek-v3", "--gpu", "rtx-4090", "--ram", "768", "--cpu", "epyc-9654", "--quant", "Q4_K_M",
-            "--engine", "ktransformers", "--context", "64k")  # fmt: skip
+    base = ("offload", "deepseek-v3", "--gpu", "rtx-4090", "--ram", "768", "--cpu", "epyc-9654", "--engine",
+            "ktransformers", "--context", "64k")  # fmt: skip
     code, out, err = run(*base, "--prompt", "40000", "--kt-prefill-threshold", "16384", "--json")
     assert code == 0, err
     assert "in its 16,384-token passes, computed on the CPU in the last 7,232 tokens" in out
@@ -313,6 +314,27 @@ def test_ktransformers_judges_each_prefill_pass_by_its_own_tokens() -> None:
     code, out, err = run(*base, "--prompt", "17000", "--pcie", "gen3", "--ubatch", "4096",
                          "--kt-prefill-threshold", "4097", "--json")  # fmt: skip
     assert code == 0 and '"prefill_path": "computed on the CPU"' in out, err
+
+
+def test_ktransformers_streams_only_the_weights_it_shares_with_the_gpu() -> None:
+    """kt-kernel's layer-wise prefill exists for its native methods (FP8, BF16, RAWINT4): GGUF files (LLAMAFILE) keep
+    their experts on the CPU, and the threshold is refused for them with one line; the launch line names the method,
+    the weights it reads and the threshold assumed."""
+    from moeplan.deploy.offload import kt_method
+    from moeplan.formats.schemes import parse_scheme as scheme
+
+    assert [kt_method(scheme(q)) for q in ("fp8-block128", "bf16", "Q4_K_M", "int8", "awq-int4")] == [
+        "FP8", "BF16", "LLAMAFILE", "AMXINT8", "AMXINT4"]  # fmt: skip
+    assert kt_method(scheme("experts=int4-g32")) == "RAWINT4"
+    base = ("offload", "deepseek-v3", "--gpu", "rtx-4090", "--ram", "768", "--cpu", "epyc-9654", "--engine",
+            "ktransformers", "--prompt", "8k", "--json")  # fmt: skip
+    code, out, err = run(*base)
+    assert code == 0 and "streamed to the GPU layer by layer" in out, err
+    assert "--kt-method FP8" in out and "--kt-gpu-prefill-token-threshold 400" in out
+    code, out, err = run(*base, "--quant", "Q4_K_M")
+    assert code == 0 and '"prefill_path": "computed on the CPU"' in out and "--kt-method LLAMAFILE" in out, err
+    code, out, err = run(*base, "--quant", "Q4_K_M", "--kt-prefill-threshold", "1000")
+    assert code == 1 and "LLAMAFILE" in err and err.count("\n") == 1
 
 
 @settings(max_examples=30, deadline=None)
@@ -340,7 +362,7 @@ def test_offload_cli_options_and_refusals() -> None:
     code, out, _ = run(*base, "--ubatch", "4096", "--prompt", "4096")
     assert code == 0 and '"prefill_path": "streamed to the GPU over PCIe"' in out
     code, out, _ = run(*base, "--engine", "ktransformers")
-    assert code == 0 and "ktransformers.server.main" in out and "--cpu_infer" in out
+    assert code == 0 and "sglang.launch_server" in out and "--kt-method LLAMAFILE" in out
     code, _, err = run(*base, "--engine", "vllm")
     assert code != 0 and "llama.cpp or ktransformers" in err and "Traceback" not in err
     code, _, err = run(*base, "--ubatch", "0")

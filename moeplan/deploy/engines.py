@@ -155,8 +155,9 @@ class Engine(Value):
     :meth:`moeplan.model.layers.SparseLatentAttention.cache_bytes_per_token`."""
     split: Literal["tensor", "layers"] = "tensor"
     """How the engine spreads a model over GPUs by default: tensor parallel up to a node, or by layers."""
-    runs: Literal["checkpoint", "gguf"] = "checkpoint"
-    """Weights it loads as stored: the checkpoint's formats (safetensors) or GGUF files."""
+    runs: Literal["checkpoint", "gguf", "both"] = "checkpoint"
+    """Weights it loads as stored: the checkpoint's formats (safetensors), GGUF files, or both (KTransformers'
+    kt-kernel: the checkpoint's own experts, or GGUF files through its LLAMAFILE backend)."""
     unified_memory: bool = False
     """Runs on Apple silicon and unified-memory SoCs."""
     vendors: tuple[str, ...] | None = None
@@ -250,7 +251,7 @@ class Engine(Value):
 
     def serves(self, scheme: Scheme, gpu: GpuSpec) -> bool:
         """Whether the engine runs ``scheme`` as stored on ``gpu``: its file kind, and kernels for its formats."""
-        if not self.can_run(gpu) or (self.runs == "gguf") != scheme.is_gguf:
+        if not self.can_run(gpu) or (self.runs != "both" and (self.runs == "gguf") != scheme.is_gguf):
             return False
         return scheme.is_gguf or all(gpu.has_kernels(need) for need in kernel_needs(scheme))
 
@@ -441,7 +442,7 @@ ENGINES: dict[str, Engine] = {
         ),
         kv_default="bf16",
         split="layers",
-        runs="gguf",
+        runs="both",
         vendors=("nvidia",),
         offload_prefill="layerwise",
         experts_in_ram="all",
@@ -449,9 +450,12 @@ ENGINES: dict[str, Engine] = {
         cpu_kernel_scale=1.25,
         numa_replicated=True,
         prefill_dispatch_s=PYTHON_DISPATCH_S,
-        launch="python -m ktransformers.server.main --model_path {model}{options} --cache_lens {context}",
+        launch="python -m sglang.launch_server --model-path {model} --trust-remote-code{options} "
+        "--context-length {context}",
         source="kvcache-ai/ktransformers docs (DeepseekR1_V3_tutorial.md: NUMA mode copies experts per socket; "
-        "AMX/AVX-512 expert kernels; kt-kernel launches: --chunked-prefill-size 16384, layer-wise prefill above "
+        "AMX/AVX-512 expert kernels; kt-kernel/README.md: launched through SGLang with --kt-method, --kt-weight-path, "
+        "--kt-cpuinfer, --kt-threadpool-count, --kt-num-gpu-experts; its launches: --chunked-prefill-size 16384, "
+        "layer-wise prefill for the native FP8/BF16/RAWINT4 methods above "
         "--kt-gpu-prefill-token-threshold; read as the stream that bounds each layer-wise pass, its published "
         "prefill tables (benchmarks/offload_measurements.yaml Q07-Q09, Q13, Q20, Q21) imply 14-45 GB/s, 0.43-0.70 of "
         "PCIe 4.0/5.0 x16: their median, 0.53)",
@@ -506,7 +510,7 @@ def engines_with(feature: str) -> str:
 
 def serving_engines_with(feature: str) -> str:
     """:func:`engines_with` among the engines ``serve`` plans (those that run checkpoints, not GGUF files)."""
-    return ", ".join(e.name for e in ENGINES.values() if getattr(e, feature) and e.runs != "gguf")
+    return ", ".join(e.name for e in ENGINES.values() if getattr(e, feature) and e.runs == "checkpoint")
 
 
 def auto_engine(scheme: Scheme, gpu: GpuSpec | None) -> Engine:
@@ -520,6 +524,6 @@ def auto_engine(scheme: Scheme, gpu: GpuSpec | None) -> Engine:
         return mlx  # MLX's own formats (mlx-4bit, mlx-8bit) run on MLX
     for name in AUTO_ORDER:
         e = ENGINES[name]
-        if (gpu is None or e.runs_on(gpu)) and (e.runs == "gguf" or not scheme.is_gguf):
+        if (gpu is None or e.runs_on(gpu)) and (e.runs != "checkpoint" or not scheme.is_gguf):
             return e
     return ENGINES["llama.cpp"]

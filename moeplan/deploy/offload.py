@@ -37,12 +37,12 @@ from dataclasses import dataclass, field, replace
 
 from moeplan.deploy.deployment import Deployment, Layout
 from moeplan.deploy.engines import GIB, LLAMA_CPP_UBATCH
-from moeplan.deploy.kernels import DECODE_ATTENTION_VECTOR, vector_peak
+from moeplan.deploy.kernels import DECODE_ATTENTION_VECTOR, expert_format, vector_peak
 from moeplan.deploy.kv_cache import kv_bytes_per_token, kv_cache_bytes, state_bytes_per_sequence
 from moeplan.deploy.memory import MemoryModel
 from moeplan.deploy.speed import SCENARIOS, VEC_BATCH, distinct_experts, peak_flops
 from moeplan.errors import InputError
-from moeplan.formats.schemes import quantized_tensors
+from moeplan.formats.schemes import Scheme, quantized_tensors, weight_format
 from moeplan.hardware.gpus import GpuSpec
 from moeplan.hardware.hosts import CpuSpec
 from moeplan.model.flops import flops_per_token
@@ -84,6 +84,29 @@ def layerwise_threshold(requested: int | None) -> int:
     """Tokens a prefill pass needs to stream the experts layer by layer (the user's, else
     :data:`LAYERWISE_MIN_TOKENS`)."""
     return requested or LAYERWISE_MIN_TOKENS
+
+
+KT_NATIVE_METHODS = frozenset({"FP8", "BF16", "RAWINT4"})
+"""kt-kernel's methods whose CPU weights are the checkpoint's own, shared with the GPU: only these prefill layer by
+layer on the GPU (its README: the threshold applies to the native FP8 and INT4 backends).  GGUF files run through
+``LLAMAFILE`` and converted weights through ``AMXINT4``/``AMXINT8``: their prefill keeps the experts on the CPU."""
+
+
+def kt_method(scheme: Scheme) -> str:
+    """kt-kernel's ``--kt-method`` for the routed experts' format: GGUF files ``LLAMAFILE``, fp8 ``FP8``, bf16 and
+    fp16 ``BF16``, compressed-tensors int4 (Kimi-K2-Thinking's) ``RAWINT4``, other 8-bit formats ``AMXINT8`` and
+    the rest ``AMXINT4`` (both converted with kt-kernel's ``convert_cpu_weights.py``)."""
+    if scheme.is_gguf:
+        return "LLAMAFILE"
+    name = expert_format(scheme)
+    fmt = weight_format(name)
+    if name.startswith("fp8") or (fmt is not None and fmt.matmul == "fp8"):
+        return "FP8"
+    if name in ("bf16", "fp16", "fp32"):
+        return "BF16"
+    if name.startswith("int4-g"):
+        return "RAWINT4"
+    return "AMXINT8" if fmt is not None and fmt.bits >= 8 else "AMXINT4"
 
 
 CPU_KERNEL_S = 15 * US  # a kernel on many CPU threads ends in a barrier: tens of microseconds, not a GPU launch
@@ -311,7 +334,8 @@ class OffloadModel:
             ub = prompt / n_ub
             return self._pass_s(p, prompt, ub, scenario).cpu_s * n_ub, "computed on the CPU"
         if self.engine.offload_prefill == "layerwise":  # KTransformers: by the pass's tokens, not by speed
-            return self._layerwise_prefill_s(p, prompt, chunk, scenario, layerwise)
+            native = kt_method(self.d.scheme) in KT_NATIVE_METHODS  # GGUF and AMX weights never leave the CPU
+            return self._layerwise_prefill_s(p, prompt, chunk, scenario, layerwise if native else False)
         ub = prompt / n_ub  # n equal ubatches (llama.cpp's last is shorter: the same streams, nearly the same work)
         s = self._pass_s(p, prompt, ub, scenario)
         if not p.cpu_moe_layers:
@@ -416,6 +440,32 @@ def layer_regex(layers: list[int]) -> str:
     return f"blk\\.({body})\\.ffn_.*_exps\\.=CPU"
 
 
+def kt_command(d: Deployment, quant: str, host: Host, context: int, kv_dtype: str) -> str:
+    """kt-kernel's launch through SGLang (its README's parameters): every routed expert in RAM
+    (``--kt-num-gpu-experts 0``), the CPU kernels on the physical cores, one thread pool per socket, the weights the
+    method reads (the checkpoint itself for FP8/BF16/RAWINT4, a GGUF folder for LLAMAFILE, converted ones for AMX),
+    the chunked-prefill size and, for the native methods, the layer-wise prefill threshold moeplan assumed."""
+    spec = d.spec
+    hf = spec.hf_id or spec.id
+    method = kt_method(d.scheme)
+    note = ""
+    if method == "LLAMAFILE":
+        weights = f"{spec.id}-{quant}-gguf/"
+    elif method in KT_NATIVE_METHODS:
+        weights = hf
+    else:
+        weights = f"{spec.id}-{method.lower()}/"
+        note = f"  # kt-kernel's convert_cpu_weights.py writes {weights} from {hf}"
+    opts = (f" --kt-method {method} --kt-weight-path {weights} --kt-cpuinfer {host.cpu.cores}"
+            f" --kt-threadpool-count {host.cpu.sockets} --kt-num-gpu-experts 0"
+            f" --chunked-prefill-size {d.batched_tokens}")  # fmt: skip
+    if method in KT_NATIVE_METHODS:
+        opts += f" --kt-gpu-prefill-token-threshold {layerwise_threshold(d.kt_prefill_threshold)}"
+    if kv_dtype.startswith(("fp8", "q8")):
+        opts += " --kv-cache-dtype fp8_e4m3"
+    return d.engine.command(hf, context, opts) + note
+
+
 def commands(d: Deployment, quant: str, p: Placement, host: Host, context: int, kv_dtype: str) -> dict[str, str]:
     """Command lines ready to paste for this placement, from the engines' launch templates."""
     from moeplan.deploy.engines import ENGINES
@@ -427,11 +477,8 @@ def commands(d: Deployment, quant: str, p: Placement, host: Host, context: int, 
     ub = d.batched_tokens
     if ub != LLAMA_CPP_UBATCH:  # llama.cpp needs the logical batch at least as large as the ubatch
         split += f" -ub {ub} -b {max(ub, LLAMA_CPP_BATCH)}"
-    if d.engine.name == "ktransformers":  # every routed expert in RAM, its CPU kernels on all cores
-        hf = spec.hf_id or spec.id
-        return {
-            "ktransformers": d.engine.command(hf, context, f" --gguf_path {model_file} --cpu_infer {host.cpu.cores}")
-        }
+    if d.engine.name == "ktransformers":
+        return {"ktransformers": kt_command(d, quant, host, context, kv_dtype)}
     base = d.engine.command(model_file, context, kv + split)
     threads = f" -t {host.cpu.cores}" if p.cpu_moe_layers else ""
     out = {d.engine.name: f"{base} --n-cpu-moe {p.cpu_layers}{threads}" if p.cpu_layers else base}

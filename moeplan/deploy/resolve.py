@@ -318,12 +318,23 @@ def resolve(
         raise InputError(f"--kt-prefill-threshold is KTransformers' switch to layer-wise prefill; {eng.name} has none",
                          "add --engine ktransformers, or drop --kt-prefill-threshold")  # fmt: skip
     if eng.offload_prefill == "layerwise":
-        from moeplan.deploy.offload import LAYERWISE_MIN_TOKENS
+        from moeplan.deploy.offload import KT_NATIVE_METHODS, kt_method, layerwise_threshold
 
-        t = request.kt_prefill_threshold or LAYERWISE_MIN_TOKENS
-        notes += (f"{eng.name}: prefill passes of {t:,} tokens or more run layer by layer on the GPU, streaming the "
-                  f"RAM experts once a pass (--kt-gpu-prefill-token-threshold {t}; --kt-prefill-threshold sets it), "
-                  "smaller ones with their experts on the CPU",)  # fmt: skip
+        method = kt_method(scheme)
+        if method not in KT_NATIVE_METHODS:
+            if request.kt_prefill_threshold is not None:
+                raise InputError(f"--kt-prefill-threshold switches kt-kernel's layer-wise prefill, which its {method} "
+                                 f"method for {scheme.name} weights does not have",
+                                 "it needs fp8, bf16 or the checkpoint's own int4 experts (--quant), or drop the "
+                                 "option")  # fmt: skip
+            notes += (f"{eng.name} runs {scheme.name} experts through kt-kernel's {method} method: prefill keeps "
+                      "them on the CPU (layer-wise GPU prefill needs fp8, bf16 or the checkpoint's own int4 "
+                      "experts)",)  # fmt: skip
+        else:
+            t = layerwise_threshold(request.kt_prefill_threshold)
+            notes += (f"{eng.name} ({method}): prefill passes of {t:,} tokens or more run layer by layer on the GPU, "
+                      f"streaming the RAM experts once a pass (--kt-gpu-prefill-token-threshold {t}; "
+                      "--kt-prefill-threshold sets it), smaller ones with their experts on the CPU",)  # fmt: skip
     if request.max_running is not None and not eng.max_running_flag:
         raise InputError(f"--max-running caps the requests an engine runs at once; {eng.name} has no such setting",
                          f"engines with one: {engines_with('max_running_flag')}")  # fmt: skip

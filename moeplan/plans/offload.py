@@ -145,6 +145,15 @@ def offload_advice(req: OffloadRequest, result: OffloadResult) -> tuple[OffloadA
     return tuple(out)
 
 
+def default_quant(native: str | None, engine: str) -> str | None:
+    """The weights offloaded without ``--quant``: llama.cpp's usual GGUF mix (:func:`offload_quant`); under
+    KTransformers a checkpoint kt-kernel reads as stored and shares with the GPU (fp8 blocks as ``FP8``, Kimi-K2's
+    int4 as ``RAWINT4``: None keeps it), else the same GGUF mix through its LLAMAFILE backend."""
+    if engine in ("ktransformers", "kt") and native and (native.startswith("fp8") or "int4-g" in native):
+        return None
+    return offload_quant(native)
+
+
 def _mix_bits(quant: str) -> float | None:
     """Bits per weight of a GGUF mix's expert type, for ordering (None when ``quant`` is not a known mix)."""
     from moeplan.formats.ggml import GGML_TYPES
@@ -173,7 +182,7 @@ def evaluate_box(req: OffloadRequest) -> OffloadResult:
     spec = resolve_model(req.model)
     request = EstimateRequest(
         model=req.model, gpu=req.gpu, gpu_memory_gib=req.gpu_memory_gib, gpu_bandwidth_gb_s=req.gpu_bandwidth_gb_s,
-        gpu_tflops=req.gpu_tflops, num_gpus=req.num_gpus, quant=req.quant or offload_quant(spec.native_quant),
+        gpu_tflops=req.gpu_tflops, num_gpus=req.num_gpus, quant=req.quant or default_quant(spec.native_quant, engine),
         kv_dtype=req.kv_dtype,
         context=req.context, batch=req.batch, engine=engine, prompt=req.prompt, backend=req.backend,
         ubatch=req.ubatch, price_usd_per_hour=req.price_usd_per_hour, gpu_file=req.gpu_file, speed_table=False,

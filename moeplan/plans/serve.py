@@ -293,7 +293,7 @@ def check_request(req: ServeRequest) -> None:
         raise InputError("--mtp-drafts and --mtp-accept set the MTP layers' drafts: give --mtp too")
     for name in req.engines:
         eng = engine(name)
-        if eng.runs == "gguf":
+        if eng.runs != "checkpoint":
             raise InputError(f"serve plans the serving engines (vllm, sglang, tensorrt-llm), not {eng.name}")
     if req.recv_interval < 1:
         raise InputError(f"--recv-interval must be at least 1, not {req.recv_interval}")
