@@ -335,6 +335,8 @@ def test_ktransformers_streams_only_the_weights_it_shares_with_the_gpu() -> None
     assert code == 0 and '"prefill_path": "computed on the CPU"' in out and "--kt-method LLAMAFILE" in out, err
     code, out, err = run(*base, "--quant", "Q4_K_M", "--kt-prefill-threshold", "1000")
     assert code == 1 and "LLAMAFILE" in err and err.count("\n") == 1
+    code, out, err = run(*base[:-1], "--detail")  # KTransformers has no --n-cpu-moe: it counts MoE layers
+    assert code == 0 and "experts of 58 MoE layers in RAM" in out and "--n-cpu-moe" not in out, err
 
 
 @settings(max_examples=30, deadline=None)

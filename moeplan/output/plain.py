@@ -172,9 +172,10 @@ def offload_table(result: OffloadResult) -> Table:
     headers, rows = estimate_table(result)
     p, perf = result.chosen, result.offload_performance
     keep = [r for r in rows if r[0] in ("model", "total parameters", "active parameters", "weights format")]
-    label = "experts on CPU (--n-cpu-moe)" if result.memory.engine == "llama.cpp" else "experts on CPU"
+    llama = result.memory.engine == "llama.cpp"
+    label = "experts on CPU (--n-cpu-moe)" if llama else "experts on CPU"
     keep += [
-        [label, str(p.cpu_layers), "layers"],
+        [label, str(p.cpu_layers if llama else len(p.cpu_moe_layers)), "layers" if llama else "MoE layers"],
         ["VRAM per GPU", _g(round(p.vram_bytes_per_gpu) / 2**30), "GiB"],
         ["RAM", _g(round(p.ram_bytes) / 2**30), "GiB"],
         ["fits", "yes" if p.fits else "no", ""],

@@ -441,7 +441,8 @@ def print_offload(console: Console, result: OffloadResult, detail: bool = False)
     assert host.gpu is not None
     box_ = f"{host.num_gpus} x {host.gpu.id} + {host.ram_gib:g} GiB RAM"
     if p.fits:
-        flag = f"--n-cpu-moe {p.cpu_layers}" if result.memory.engine == "llama.cpp" else f"{p.cpu_layers} layers in RAM"
+        llama = result.memory.engine == "llama.cpp"
+        flag = f"--n-cpu-moe {p.cpu_layers}" if llama else f"experts of {len(p.cpu_moe_layers)} MoE layers in RAM"
         rate = f"~{fmt_rate(perf.decode_tokens_per_s)} tok/s"
         word = "[bold green]FITS[/bold green]"
         headline(
@@ -511,13 +512,16 @@ def print_offload(console: Console, result: OffloadResult, detail: bool = False)
         console.print(f"[dim]--detail: speed by context{others}[/dim]")
         return
     trade = Table(title="Context vs experts in RAM vs speed", title_justify="left", box=table_box(console))
-    for col in ("context", "--n-cpu-moe", "VRAM / GPU", "RAM", "tok/s"):
+    llama = result.memory.engine == "llama.cpp"  # KTransformers has no --n-cpu-moe: every MoE layer's experts in RAM
+    for col in ("context", "--n-cpu-moe" if llama else "MoE layers in RAM", "VRAM / GPU", "RAM", "tok/s"):
         trade.add_column(col, justify="right", no_wrap=True)
+    moe_layers = len(p.cpu_moe_layers)
     for row in result.tradeoff:
         tps = row.decode_tokens_per_s
         trade.add_row(
-            f"{row.context:,}", str(row.experts_on_cpu_layers), fmt_gib(row.vram_bytes_per_gpu),
-            fmt_gib(row.ram_bytes), fmt_rate(tps) if tps else "[red]does not fit[/red]",
+            f"{row.context:,}", str(row.experts_on_cpu_layers if llama else moe_layers),
+            fmt_gib(row.vram_bytes_per_gpu), fmt_gib(row.ram_bytes),
+            fmt_rate(tps) if tps else "[red]does not fit[/red]",
         )  # fmt: skip
     console.print(trade)
     console.print("[dim](the best placement at each context)[/dim]")
