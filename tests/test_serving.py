@@ -77,6 +77,24 @@ def test_bad_loads_are_refused() -> None:
             t.check()
 
 
+def test_serve_names_a_bad_format_or_engine_and_offers_amd_its_own_fp4() -> None:
+    """An unknown --quant is refused by name (not as a search that found nothing), engines without a serving model
+    (transformers, llama.cpp, KTransformers) are refused, and AMD's fp4 GPUs are searched in MXFP4, not NVFP4."""
+    from moeplan.hardware.gpus import resolve_gpu
+    from moeplan.plans.serve import candidate_formats
+    from moeplan.sources.catalog import resolve_model
+
+    code, _, err = run("serve", "deepseek-v3", "--concurrency", "5", "--quant", "nosuch")
+    assert code == 1 and "unknown quantization 'nosuch'" in err and err.count("\n") == 1
+    for name in ("transformers", "llama.cpp", "ktransformers"):
+        code, _, err = run("serve", "deepseek-v3", "--concurrency", "5", "--engine", name)
+        assert code == 1 and "serve plans the serving engines" in err, name
+    spec = resolve_model("deepseek-v3")
+    assert "mxfp4" in candidate_formats(spec, resolve_gpu("mi355x"), ()) and "nvfp4" not in candidate_formats(
+        spec, resolve_gpu("mi355x"), ())  # fmt: skip
+    assert "nvfp4" in candidate_formats(spec, resolve_gpu("b200"), ())
+
+
 def test_the_planner_ranks_what_meets_the_targets_first() -> None:
     r = plan_serve(ServeRequest(model="qwen3-30b-a3b", traffic=Traffic(1000, 1000, concurrency=64), tpot_s=0.05,
                                 gpus=("h100", "rtx-4090")))  # fmt: skip
@@ -393,7 +411,7 @@ def test_max_running_on_the_command_line_and_in_the_launch_line() -> None:
     for bad, why in (
         (("estimate", "deepseek-v3", "--gpu", "b200", "--num-gpus", "8", "--max-running", "8"), "under a load"),
         (("serve", "deepseek-v3", "--concurrency", "16", "--engine", "transformers", "--max-running", "8"),
-         "no such setting"),
+         "serve plans the serving engines"),
     ):  # fmt: skip
         code, _, err = run(*bad)
         assert code == 1 and why in err and err.count("\n") == 1, (bad, err)

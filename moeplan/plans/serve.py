@@ -114,8 +114,14 @@ class ServeResult(Value):
     """(configuration label, point) on the front of throughput per GPU vs tokens/s per user, by user speed."""
 
 
+SERVE_ENGINES = ("vllm", "sglang", "tensorrt-llm", "atom")
+"""Engines with continuous batching and chunked prefill, whose serving the model describes (ATOM on AMD Instinct)."""
+
+
 def candidate_formats(spec: ModelSpec, gpu: GpuSpec, quants: tuple[str, ...]) -> list[str]:
-    """The checkpoint's own format, fp8, NVFP4 on GPUs with fp4 units, AWQ 4-bit (or the formats asked for)."""
+    """The checkpoint's own format, fp8, 4-bit floats on GPUs with fp4 units (NVFP4 on NVIDIA, MXFP4 on AMD
+    Instinct, whose fp4 units take the OCP format: AMD's Quark MXFP4 checkpoints), AWQ 4-bit (or the formats asked
+    for)."""
     if quants:
         return list(quants)
     native = spec.native_quant or spec.weights_dtype
@@ -123,7 +129,7 @@ def candidate_formats(spec: ModelSpec, gpu: GpuSpec, quants: tuple[str, ...]) ->
     # the same bytes within its scales and, on NVIDIA, the same kernels
     out = [native, *(() if native.startswith("fp8") else ("fp8",)), "awq-int4"]
     if gpu.dense_tflops("fp4"):
-        out.insert(2, "nvfp4")
+        out.insert(2, "mxfp4" if gpu.vendor == "amd" else "nvfp4")
     return list(dict.fromkeys(out))
 
 
@@ -293,8 +299,9 @@ def check_request(req: ServeRequest) -> None:
         raise InputError("--mtp-drafts and --mtp-accept set the MTP layers' drafts: give --mtp too")
     for name in req.engines:
         eng = engine(name)
-        if eng.runs != "checkpoint":
-            raise InputError(f"serve plans the serving engines (vllm, sglang, tensorrt-llm), not {eng.name}")
+        if eng.name not in SERVE_ENGINES:
+            raise InputError(f"serve plans the serving engines ({', '.join(SERVE_ENGINES)}), not {eng.name}",
+                             "estimate and offload take the others")  # fmt: skip
     if req.recv_interval < 1:
         raise InputError(f"--recv-interval must be at least 1, not {req.recv_interval}")
     if req.recv_interval > 1 and not any(engine(name).recv_interval_flag for name in req.engines):
@@ -344,6 +351,8 @@ def plan_serve(req: ServeRequest, progress: Callable[[int, int], None] | None = 
             f"{context:,} tokens per request (--isl + --osl) exceed {spec.name}'s trained context of {limit:,}",
             "the serving engines refuse a --max-model-len beyond it; shorten the request",
         )
+    for q in req.quants:  # an unknown format is refused by name, not as a search that found nothing
+        parse_scheme(q, spec.native_quant, spec.weights_dtype)
     if req.quants and all(_is_gguf(q, spec) for q in req.quants):
         raise InputError(
             f"serve plans vLLM, SGLang and TensorRT-LLM, which serve checkpoints, not GGUF mixes like {req.quants[0]}",
