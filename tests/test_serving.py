@@ -241,6 +241,37 @@ def test_clients_beyond_the_decode_slots_of_several_instances_wait_for_one() -> 
     assert three.ttft_s <= four.ttft_s * 1.01 and three.request_rate < four.request_rate
 
 
+def test_closed_loop_throughput_never_falls_as_clients_are_added() -> None:
+    """Below the running cap more clients never serve fewer requests a second, nor wait less: the fixed point is
+    reached, not left on one half of a two-cycle (DeepSeek-V3 on 16 H200, DP16+EP16: 1.66 req/s at 448 clients had
+    fallen to 1.47 at 640)."""
+    base = EstimateRequest(model="deepseek-v3", gpu="h200", num_gpus=16, tp=16, ep=16, dp_attention=True,
+                           context=9216, prompt=8192, use_calibration=False)  # fmt: skip
+    d = resolve(base, fewest=False)
+    points = [ServingModel(d, Traffic(8192, 1024, concurrency=c)).point() for c in (64, 256, 448, 640, 768, 1024)]
+    rates = [p.request_rate for p in points]
+    ttfts = [p.ttft_s for p in points]
+    assert rates == sorted(rates) and ttfts == sorted(ttfts)
+    for p, c in zip(points, (64, 256, 448, 640, 768, 1024), strict=True):  # Little's law holds at each
+        assert p.request_rate * (p.ttft_s + 1023 * p.tpot_s) == pytest.approx(c, rel=1e-3)
+
+
+def test_an_open_loop_queues_steeply_near_the_prefill_capacity_and_serves_no_more_than_it() -> None:
+    from moeplan.deploy.serving import DisaggregatedServingModel
+
+    base = EstimateRequest(model="deepseek-v3", gpu="h200", context=9216, prompt=8192, use_calibration=False)
+    dp = resolve(replace(base, num_gpus=8, tp=8), fewest=False)
+    dd = resolve(replace(base, num_gpus=8, tp=8, ep=8, dp_attention=True, kv_dtype="fp8"), fewest=False)
+    model = DisaggregatedServingModel(dp, dd, 1, Traffic(8192, 1024, rate=0.1))
+    capacity = 1 / model.s_b
+    light, busy = (model.at(Traffic(8192, 1024, rate=f * capacity)).point() for f in (0.3, 0.95))
+    assert light.stable and busy.stable and busy.ttft_s > 3 * light.ttft_s  # M/D/1: 0.95 / (2 x 0.05) = 9.5 S
+    over = model.at(Traffic(8192, 1024, rate=3 * capacity)).point()
+    assert not over.stable and over.request_rate <= capacity
+    code, out, err = run("serve", "deepseek-v3", "--isl", "8192", "--osl", "1024", "--rate", "5", "--gpu", "h200")
+    assert code == 0 and "∞" in out and "cannot keep up" in " ".join(out.split()), err
+
+
 def test_serve_with_mtp_decodes_faster_and_says_how_to_launch_it() -> None:
     args = ("serve", "deepseek-v3", "--concurrency", "32", "--gpu", "b200", "--json")
     code, plain, _ = run(*args)

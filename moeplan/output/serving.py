@@ -142,12 +142,14 @@ def print_serve(console: Console, result: ServeResult, top: int, detail: bool = 
             name = c.label.removesuffix(f" {c.engine}") if one_engine else c.label
             if compact:
                 name = name.replace(" (decode ", " (d ")
-            label = name if c.meets else f"[dim]{name} ({'x' if compact else 'misses'})[/dim]"
+            why = "misses" if p.stable else "cannot keep up"
+            label = name if c.meets else f"[dim]{name} ({'x' if compact else why})[/dim]"
+            ttft = f"{p.ttft_s:.2f}" if p.stable else "∞"  # the queue grows without bound: no TTFT to give
             tb.add_row(*([] if compact else [str(i)]), label, f"{p.output_tokens_per_s_per_gpu:.0f}",
-                       f"{p.tokens_per_s_per_user:.1f}", f"{p.ttft_s:.2f}", f"{p.tpot_s * 1e3:.1f}",
+                       f"{p.tokens_per_s_per_user:.1f}", ttft, f"{p.tpot_s * 1e3:.1f}",
                        f"{usd:.3f}" if usd is not None else "")  # fmt: skip
         if compact:
-            tb.caption += "; (x): misses the targets"
+            tb.caption += "; (x): misses the targets, or cannot keep up (TTFT ∞)"
         return tb
 
     console.print(first_fitting(console, lambda: table(False), lambda: table(True)))
