@@ -268,6 +268,14 @@ def test_an_open_loop_queues_steeply_near_the_prefill_capacity_and_serves_no_mor
     assert light.stable and busy.stable and busy.ttft_s > 3 * light.ttft_s  # M/D/1: 0.95 / (2 x 0.05) = 9.5 S
     over = model.at(Traffic(8192, 1024, rate=3 * capacity)).point()
     assert not over.stable and over.request_rate <= capacity
+    # overloaded, a deployment runs full whatever the offer: as a closed loop holding every slot
+    agg = resolve(replace(base, num_gpus=16, tp=16, ep=16, dp_attention=True, quant="awq-int4"), fewest=False)
+    full = ServingModel(
+        agg, Traffic(8192, 1024, concurrency=ServingModel(agg, Traffic(8192, 1024, rate=1)).max_running)
+    )
+    served = [ServingModel(agg, Traffic(8192, 1024, rate=r)).point() for r in (1.7, 1.8, 3.0)]
+    assert all(not p.stable for p in served)
+    assert [p.request_rate for p in served] == pytest.approx([full.point().request_rate] * 3)
     code, out, err = run("serve", "deepseek-v3", "--isl", "8192", "--osl", "1024", "--rate", "5", "--gpu", "h200")
     assert code == 0 and "∞" in out and "cannot keep up" in " ".join(out.split()), err
 

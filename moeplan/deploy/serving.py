@@ -215,7 +215,7 @@ class ServingModel:
         damp = Damping()
         for _ in range(ITERATIONS):
             lam, b, overflow = running(t, conc, cap, ttft, tpot, b)
-            stable = stable and not overflow
+            stable = not overflow  # the converged iterate decides, not a transient one
             u = lam * self.prompt * self.c_p
             if u >= 0.98:  # prefill takes all the GPU time: a rate grows its queue, a closed loop only waits
                 stable, u = stable and conc is not None, 0.98
@@ -245,8 +245,10 @@ class ServingModel:
                 slot = (t.concurrency - conc) / lam
                 ttft += slot
                 e2e = ttft + (osl - 1) * tpot
-        elif not stable:  # a rate beyond the slots or the prefill: only what they pass is served (the rest pile up)
-            lam = min(lam, cap / ((osl - 1) * tpot + self.prefill_service_s(b)), 0.98 / (self.prompt * self.c_p))
+        elif not stable:  # a rate beyond what it passes: it runs full, as a closed loop holding every slot does
+            full = self.at(replace(t, rate=None, concurrency=cap)).point()
+            lam, b, tpot = min(lam, full.request_rate), full.decode_batch, full.tpot_s
+            e2e = ttft + (osl - 1) * tpot
         out = lam * osl
         full_chunk = self.decode_s(b) + max(0, self.chunk - b) * self.c_p
         busy = min(1.0, lam * self.chunk_iterations(b) * tpot)  # share of iterations carrying a prefill chunk
@@ -370,7 +372,7 @@ class DisaggregatedServingModel:
         damp = Damping()
         for _ in range(ITERATIONS):
             lam, b, overflow = running(t, conc, cap, ttft, tpot, b)
-            stable = stable and not overflow
+            stable = not overflow  # the converged iterate decides, not a transient one
             tpot_new = self.decode.decode_s(b)
             if lam * self.s_b / n_p >= 0.98:  # prefill saturated: a rate's queue grows, a closed loop waits
                 stable = stable and conc is not None
@@ -392,8 +394,10 @@ class DisaggregatedServingModel:
                 slot = (local - conc) / lam  # the same for every client: no tail beyond its mean
                 ttft += slot
                 e2e = ttft + (osl - 1) * tpot
-        elif not stable:  # a rate beyond the decode slots or the prefill instances: only what they pass is served
-            lam = min(lam, cap / ((osl - 1) * tpot), 0.98 * n_p / self.s_b)
+        elif not stable:  # a rate beyond what it passes: it runs full, as a closed loop holding every slot does
+            full = self.at(replace(self.t, rate=None, concurrency=cap * self.n_d)).point()
+            lam, b, tpot = min(lam, full.request_rate / self.n_d), full.decode_batch, full.tpot_s
+            e2e = ttft + (osl - 1) * tpot
         lam *= self.n_d  # all decode instances together
         out = lam * osl
         wait = max(0.0, ttft - slot - self.s_p - self.kv_s - tpot)
