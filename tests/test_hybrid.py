@@ -346,3 +346,24 @@ def test_an_engine_without_the_architecture_is_refused_and_skipped() -> None:
             estimate(EstimateRequest(model=model, gpu="h200", quant="Q4_K_M", engine="llama.cpp"))
     _, candidates = recommend("step3", context=8192)
     assert candidates and all(c.engine != "llama.cpp" for c in candidates)
+
+
+def test_a_prefill_pass_issues_the_chunked_scans_kernels() -> None:
+    """Gated DeltaNet prefills with the chunked algorithm (cumsum, K K^T, triangular solve, WY, state, output and the
+    q/k norms: 16 kernels for a decode step's 9), so a hybrid model's eager-prefill floor counts more kernels than
+    its decode step; attention layers run the same kernels either way."""
+    from moeplan.deploy.deployment import EstimateRequest
+    from moeplan.deploy.memory import MemoryModel
+    from moeplan.deploy.resolve import resolve
+    from moeplan.deploy.speed import SpeedModel
+    from moeplan.model.layers import layers
+    from moeplan.sources.catalog import resolve_model
+
+    arch = resolve_model("qwen3-next-80b-a3b").arch
+    kinds = {type(layer.mixer).__name__: (layer.kernels, layer.prefill_kernels) for layer in layers(arch)}
+    assert kinds["LinearAttention"][1] == kinds["LinearAttention"][0] + 7
+    assert kinds["Attention"][1] == kinds["Attention"][0]
+    sm = SpeedModel(
+        MemoryModel(resolve(EstimateRequest(model="qwen3-next-80b-a3b", gpu="b200", use_calibration=False)))
+    )
+    assert sum(sm.stage_prefill_kernels) > sum(sm.stage_kernels)

@@ -161,6 +161,7 @@ class StagePlan(Value):
     state: tuple[float, ...]
     """Recurrent-state elements per sequence (x this GPU's share), whatever the context."""
     kernels: tuple[int, ...]
+    prefill_kernels: tuple[int, ...]
     moe_layers: tuple[int, ...]
 
 
@@ -193,6 +194,7 @@ def stage_plan(arch: ArchSpec, window_cache: str, mtp_layers: int, tp: int, pp: 
         conv_state=tuple(conv_state),
         state=tuple(state),
         kernels=tuple(sum(layer.kernels for layer in ls) for ls in by_stage),
+        prefill_kernels=tuple(sum(layer.prefill_kernels for layer in ls) for ls in by_stage),
         moe_layers=tuple(sum(1 for layer in ls if layer.is_moe) for ls in by_stage),
     )
 

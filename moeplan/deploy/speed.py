@@ -205,6 +205,8 @@ class SpeedModel:
         self.stage_layers = plan.layers
         self.stage_kernels = list(plan.kernels)
         self.stage_kernels[-1] += 3  # final norm, output head, sampling
+        self.stage_prefill_kernels = list(plan.prefill_kernels)
+        self.stage_prefill_kernels[-1] += 3
         self.stage_read = plan.read
 
     # -- pieces ---------------------------------------------------------------------------------------
@@ -384,7 +386,8 @@ class SpeedModel:
         cost, x :data:`TP_HOST_WAIT` under tensor parallelism (every rank issues them; all-reduces wait for the
         slowest); a pass carrying prompt tokens never takes less."""
         ranks = TP_HOST_WAIT if self.tp > 1 else 1.0
-        return sum(self.stage_kernels) * self.d.engine.prefill_dispatch_s * ranks * SCENARIOS[scenario].fixed_scale
+        kernels = sum(self.stage_prefill_kernels)  # chunked scans in recurrent mixers: more kernels than a decode step
+        return kernels * self.d.engine.prefill_dispatch_s * ranks * SCENARIOS[scenario].fixed_scale
 
     def prefill_token_seconds(self, chunk: int, prompt: int, scenario: str = "expected") -> float:
         """Seconds per prompt token when ``chunk`` tokens of ``prompt``-token prompts ride in a step beside a decode:

@@ -80,6 +80,11 @@ class Mixer(Value):
     def kernels(self) -> int:
         return 0
 
+    @property
+    def prefill_kernels(self) -> int:
+        """Kernels a prefill pass runs in this mixer: a decode step's, unless its prefill algorithm differs."""
+        return self.kernels
+
     def cache_elements(self, sparse_element_bytes: float) -> float:
         """Cache elements per token in an engine's layout: the plain elements, unless the engine keeps sparse
         attention its own way (``sparse_element_bytes`` > 0, see :class:`SparseLatentAttention`)."""
@@ -308,6 +313,14 @@ class LinearAttention(Mixer):
         """norm, in-projections, convolution, gates (beta, g), the recurrence, gated norm, output, residual = 9."""
         return 9
 
+    @property
+    def prefill_kernels(self) -> int:
+        """Prefill runs the chunked algorithm in place of the one fused recurrent kernel: the l2 norms of q and k,
+        the gates' chunk cumulative sum, ``K K^T`` within a chunk, its triangular solve, the WY ``w``/``u``, the
+        state across chunks and the output (the chunked gated-delta-rule forward vLLM and SGLang vendor from
+        flash-linear-attention) = 8 for 1: 16."""
+        return self.kernels + 7
+
     def score_flops_per_attended(self, mode: Mode) -> int:
         """The recurrence per token: decay, delta (``S^T k``), rank-1 update and readout (``S^T q``), about
         ``7 x n_v x d_k x d_v`` FLOPs whatever the context; prefill in chunks of :data:`LINEAR_CHUNK` adds the
@@ -346,6 +359,12 @@ class StateSpace(Mixer):
     def kernels(self) -> int:
         """norm, in-projection, convolution, dt, the scan, gated norm, output, residual = 8."""
         return 8
+
+    @property
+    def prefill_kernels(self) -> int:
+        """Prefill runs Mamba-2's chunked scan (``mamba_chunk_scan_combined``: the chunks' cumulative sum, their
+        states, the state passing, the chunk BMM and the scan) in place of the one state-update kernel: 12."""
+        return self.kernels + 4
 
     def score_flops_per_attended(self, mode: Mode) -> int:
         """The selective scan per token, about ``7 x d_in x d_s`` (Megatron-LM's ``mamba_layer_flops``) whatever
@@ -463,6 +482,11 @@ class Layer(Value):
     def kernels(self) -> int:
         """Kernels one step runs in this layer (an engine's graph, fused where engines fuse)."""
         return self.mixer.kernels + self.ffn.kernels
+
+    @property
+    def prefill_kernels(self) -> int:
+        """Kernels a prefill pass runs in this layer (chunked scans in recurrent mixers)."""
+        return self.mixer.prefill_kernels + self.ffn.kernels
 
     @property
     def is_moe(self) -> bool:
