@@ -362,7 +362,10 @@ def test_ubatch_sweep_follows_the_measured_shape() -> None:
 def test_offload_cli_options_and_refusals() -> None:
     base = ("offload", "gpt-oss-120b", "--gpu", "3090", "--ram", "128", "--cpu", "ddr4-3200x2", "--json")
     code, out, _ = run(*base, "--ubatch", "4096", "--prompt", "4096")
-    assert code == 0 and '"prefill_path": "streamed to the GPU over PCIe"' in out
+    assert code == 0 and '"prefill_path": "streamed to the GPU over PCIe"' in out and "--no-op-offload" not in out
+    code, out, _ = run("offload", "deepseek-v3", "--gpu", "rtx-4090", "--ram", "512", "--cpu", "epyc-9654", "--quant",
+                       "Q4_K_M", "--json")  # fmt: skip
+    assert '"prefill_path": "computed on the CPU"' in out and "--no-op-offload" in out  # else llama.cpp streams
     code, out, _ = run(*base, "--engine", "ktransformers")
     assert code == 0 and "sglang.launch_server" in out and "--kt-method LLAMAFILE" in out
     code, _, err = run(*base, "--engine", "vllm")

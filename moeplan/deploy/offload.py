@@ -481,6 +481,9 @@ def commands(d: Deployment, quant: str, p: Placement, host: Host, context: int, 
         return {"ktransformers": kt_command(d, quant, host, context, kv_dtype)}
     base = d.engine.command(model_file, context, kv + split)
     threads = f" -t {host.cpu.cores}" if p.cpu_moe_layers else ""
+    if p.cpu_moe_layers and p.prefill_path == "computed on the CPU":
+        # llama.cpp hands every op of 32 tokens or more to the GPU, streaming RAM weights over PCIe, unless told not to
+        threads += " --no-op-offload"
     out = {d.engine.name: f"{base} --n-cpu-moe {p.cpu_layers}{threads}" if p.cpu_layers else base}
     if p.cpu_moe_layers:
         out[f"{d.engine.name} (-ot)"] = f'{base} -ot "{layer_regex(p.cpu_moe_layers)}"{threads}'
