@@ -95,6 +95,19 @@ def test_serve_names_a_bad_format_or_engine_and_offers_amd_its_own_fp4() -> None
     assert "nvfp4" in candidate_formats(spec, resolve_gpu("b200"), ())
 
 
+def test_estimate_under_a_load_says_only_what_holds() -> None:
+    """A deployment that does not fit serves nothing; a rate it cannot keep up with has no TTFT; the KV cache's room
+    is not called the engine's default cap; a request beyond the trained context is refused, as serve does."""
+    base = ("estimate", "deepseek-v3", "--gpu", "h200", "--num-gpus", "8")
+    code, out, err = run(*base, "--quant", "bf16", "--isl", "8192", "--osl", "1024", "--concurrency", "64", "--json")
+    assert code == 0 and json.loads(out)["serving"] is None, err
+    code, out, err = run(*base, "--isl", "1024", "--osl", "1024", "--rate", "50")
+    text = " ".join(out.split())
+    assert code == 0 and "TTFT ∞" in text and "cannot keep up" in text and "default cap" not in text, err
+    code, _, err = run(*base, "--isl", "200k", "--osl", "1024", "--concurrency", "4")
+    assert code == 1 and "trained context" in err and err.count("\n") == 1
+
+
 def test_the_planner_ranks_what_meets_the_targets_first() -> None:
     r = plan_serve(ServeRequest(model="qwen3-30b-a3b", traffic=Traffic(1000, 1000, concurrency=64), tpot_s=0.05,
                                 gpus=("h100", "rtx-4090")))  # fmt: skip

@@ -337,7 +337,7 @@ def evaluate(d: Deployment) -> EstimateResult:
         performance, speed_notes = performance_result(d, mm)
         cost = cost_result(d, performance.throughput_tokens_per_s, performance.prefill_tokens_per_s)
     serving = None
-    if timed and d.request.traffic is not None:
+    if timed and d.request.traffic is not None and fit is not None and fit.fits:  # unfit: it serves nothing
         from moeplan.deploy.serving import ServingModel
 
         serving = ServingModel(d, d.request.traffic).point()

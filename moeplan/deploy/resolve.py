@@ -273,6 +273,13 @@ def resolve(
             f"warning: {request.context:,} tokens exceed the model's trained context of {arch.max_context:,} "
             "(max_position_embeddings); figures assume it runs anyway (RoPE scaling)",
         )
+    served = request.traffic.isl + request.traffic.osl if request.traffic is not None else 0
+    if arch.max_context and served > arch.max_context:
+        raise InputError(
+            f"{served:,} tokens per request (--isl + --osl) exceed {spec.name}'s trained context of "
+            f"{arch.max_context:,}",
+            "the serving engines refuse a --max-model-len beyond it; shorten the request",
+        )
     requested_kv = request.kv_dtype.strip().lower()
     kv = kv_dtype(eng.kv_default if requested_kv == "auto" else requested_kv)
     check_kv_dtype(kv, eng)

@@ -273,6 +273,8 @@ class EstimateResult(Value):
             **(
                 {"serving": {**asdict(self.serving), "usd_per_million_output_tokens": self.serving_usd_per_million}}
                 if self.serving is not None
+                else {"serving": None}  # a load on a deployment that does not fit (or has no speed): nothing served
+                if self.request.traffic is not None
                 else {}
             ),
             "assumptions": list(self.assumptions),

@@ -274,7 +274,7 @@ class ServingModel:
             tokens_per_s_per_user=1 / tpot,
             prefill_share=u,
             stable=stable,
-            kv_limited=t.concurrency is not None and t.concurrency > self.kv_running,
+            kv_limited=(t.concurrency if t.concurrency is not None else lam * e2e) > self.kv_running,
         )
 
     def chunk_iterations(self, b: float) -> int:
@@ -407,5 +407,6 @@ class DisaggregatedServingModel:
             ttft_p90_s=ttft + 1.3 * wait, e2e_s=e2e, request_rate=lam, output_tokens_per_s=out,
             output_tokens_per_s_per_gpu=out / self.gpus, tokens_per_s_per_user=1 / tpot,
             prefill_share=min(1.0, lam * self.s_b / self.n_p), stable=stable,
-            kv_limited=self.t.concurrency is not None and self.t.concurrency > self.decode.kv_running * self.n_d,
+            kv_limited=(self.t.concurrency if self.t.concurrency is not None else lam * e2e)
+            > self.decode.kv_running * self.n_d,
         )  # fmt: skip

@@ -49,8 +49,9 @@ def print_estimate(console: Console, result: EstimateResult, detail: bool = Fals
         sv, t = result.serving, result.request.traffic
         load = f"concurrency {t.concurrency}" if t.concurrency is not None else f"{t.rate:g} requests/s"
         state = "" if sv.stable else " [red](cannot keep up: the queue grows without bound)[/red]"
+        ttft = f"{sv.ttft_s:.2f} s (p90 {sv.ttft_p90_s:.2f})" if sv.stable else "∞"
         console.print(
-            f"serving {t.isl:,} in / {t.osl:,} out at {load}: TTFT {sv.ttft_s:.2f} s (p90 {sv.ttft_p90_s:.2f}), "
+            f"serving {t.isl:,} in / {t.osl:,} out at {load}: TTFT {ttft}, "
             f"TPOT {sv.tpot_s * 1e3:.1f} ms, {sv.output_tokens_per_s_per_gpu:,.0f} output tok/s per GPU, "
             f"{sv.decode_batch:.0f} sequence{'' if round(sv.decode_batch) == 1 else 's'} decoding"
             + (
