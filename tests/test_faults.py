@@ -628,6 +628,13 @@ CASES: list[Case] = [
         None,
         '"performance": null',
     ),
+    Case(
+        "--gpu-memory alone gives a quantized checkpoint its memory and fit",
+        ["estimate", "deepseek-v3", "--gpu-memory", "80", "--num-gpus", "8", "--quant", "fp8", "--json"],
+        "works",
+        None,
+        '"fits": false',
+    ),
     Case("--price in JSON stays finite", ["estimate", *M, *H100, "--price", "1e5", "--json"], "works"),
     Case("a folder missing shards", ["estimate", "{d}/m", *H100], "refused", S["missing_shard"], "1 of the 3 shards"),
     Case("--isl without a load", ["estimate", *M, *H100, "--isl", "4k"], "refused", None, "--concurrency"),

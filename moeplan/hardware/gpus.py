@@ -126,8 +126,12 @@ class GpuSpec(Record):
 
         ``fp8``: fp8 units (H100, MI300, Gaudi) or an NVIDIA GPU with bf16 (Ampere's W8A16 Marlin kernels);
         ``packed4`` (GPTQ, AWQ, MXFP4, NVFP4): NVIDIA Turing or newer (not V100) or AMD Instinct MI300 and later;
-        ``apple`` (MLX's quantized formats): Apple silicon.
+        ``apple`` (MLX's quantized formats): Apple silicon.  A custom GPU from ``--gpu-memory`` alone (no vendor) is
+        taken to run what is asked of it: its memory and fit need no kernel, and its speed figures name their
+        derived peaks.
         """
+        if self.kind == "custom":
+            return True
         nvidia, has = self.vendor == "nvidia", set(self.tflops)
         if need == "fp8":
             return "fp8" in has or (nvidia and "bf16" in has)
