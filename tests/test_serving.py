@@ -106,6 +106,11 @@ def test_estimate_under_a_load_says_only_what_holds() -> None:
     assert code == 0 and "TTFT ∞" in text and "cannot keep up" in text and "default cap" not in text, err
     code, _, err = run(*base, "--isl", "200k", "--osl", "1024", "--concurrency", "4")
     assert code == 1 and "trained context" in err and err.count("\n") == 1
+    load = ("--isl", "4k", "--osl", "1k", "--concurrency", "32")
+    code, out, err = run(*base, *load, "--format", "csv")  # the other formats carry the steady state too
+    assert code == 0 and "serving: time to first token" in out and "serving: request rate" in out, err
+    code, out, err = run(*base, *load, "--explain")
+    assert code == 0 and "serving (32 clients" in " ".join(out.split()), err
 
 
 def test_the_planner_ranks_what_meets_the_targets_first() -> None:

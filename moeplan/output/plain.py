@@ -88,6 +88,16 @@ def estimate_table(result: EstimateResult) -> Table:
             ["prefill tokens/s", _g(perf.prefill_tokens_per_s, 0), "tokens/s"],
             ["time to first token", _g(perf.time_to_first_token_s), "s"],
         ]
+    sv, load = result.serving, result.request.traffic
+    if sv is not None and load is not None:  # the steady state under the load (estimate --concurrency/--rate)
+        rows += [
+            ["serving: request rate", _g(sv.request_rate), "requests/s"],
+            ["serving: time to first token", _g(sv.ttft_s) if sv.stable else "inf", "s"],
+            ["serving: time per output token", _g(sv.tpot_s * 1e3, 1), "ms"],
+            ["serving: output tokens/s per GPU", _g(sv.output_tokens_per_s_per_gpu, 0), "tokens/s"],
+            ["serving: sequences decoding", _g(sv.decode_batch, 0), ""],
+            ["serving: keeps up", "yes" if sv.stable else "no", ""],
+        ]
     if cost:
         rows += [
             ["cost per hour", _g(cost.usd_per_hour), "USD"],

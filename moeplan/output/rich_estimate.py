@@ -501,6 +501,22 @@ def print_explain(console: Console, result: EstimateResult) -> None:
                 f"{perf.distinct_experts_per_layer:,.2f} of {arch.moe.num_experts}"
             )
         console.print(f"  efficiency factors: {perf.efficiency_source}")
+        console.print(
+            f"[bold]prefill[/bold] = chunks of the engine's batched tokens, each max(weights / bandwidth, FLOPs / "
+            f"compute) + fixed + communication, never under the host's eager-pass floor -> "
+            f"{perf.prefill_tokens_per_s:,.0f} tok/s; [bold]time to first token[/bold] = prefill + one decode step "
+            f"= {perf.time_to_first_token_s:,.2f} s"
+        )
+    sv, load = result.serving, result.request.traffic
+    if sv is not None and load is not None:
+        clients = f"{load.concurrency} clients" if load.concurrency is not None else f"{load.rate:g} requests/s"
+        console.print(
+            f"[bold]serving[/bold] ({clients}, {load.isl:,} in / {load.osl:,} out) = the steady state of TPOT = "
+            f"decode step at the running batch / (1 - prefill share), TTFT = prefill queue (mean-value or M/D/1) + "
+            f"prefill + a decode step, rate = clients / (TTFT + (O - 1) x TPOT): {sv.decode_batch:,.0f} decoding, "
+            f"TPOT {sv.tpot_s * 1e3:,.1f} ms, TTFT {f'{sv.ttft_s:,.2f} s' if sv.stable else 'unbounded'}, "
+            f"{sv.request_rate:,.3g} requests/s (docs/methodology.md, serving)"
+        )
     cost = result.cost
     if cost is not None and cost.usd_per_hour is not None and perf is not None:
         console.print(
