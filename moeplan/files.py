@@ -79,11 +79,12 @@ def read_text(path: Path, limit: int, what: str) -> str:
         raise SpecError(f"{path}: not a text file; expected {what}") from None
 
 
-def read_yaml(path: Path) -> Any:
-    """Safe-load a YAML file with a size bound; every failure is a SpecError naming the file."""
+def read_yaml(path: Path, what: str = "a YAML model spec") -> Any:
+    """Safe-load a YAML file with a size bound; every failure is a SpecError naming the file and ``what`` it should
+    be."""
     import yaml  # ~10 ms; catalogue commands read the cache's JSON instead
 
-    text = read_text(path, MAX_SPEC_BYTES, "a YAML model spec")
+    text = read_text(path, MAX_SPEC_BYTES, what)
     try:
         return yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
     except yaml.YAMLError as e:

@@ -389,3 +389,15 @@ def test_recommend_filters_only_remove_entries() -> None:
     assert ("rtx-4090", 1, "Q4_K_M", 128.0) in {(g, n, q, r) for g, n, q, r in everything}
     for kw in ({"budget_usd": 5000.0}, {"max_gpus": 1}, {"min_tokens_per_s": 20.0}):
         assert keys(**kw) <= everything, kw
+
+
+def test_small_refusals_name_what_was_given() -> None:
+    """--tp alone that does not divide the GPUs is named as such (no --pp the user never gave); a GPU file that is
+    a device is refused as a GPU file; offload prints the trained-context warning as estimate does."""
+    code, _, err = run("estimate", "deepseek-v3", "--gpu", "h200", "--num-gpus", "8", "--tp", "3")
+    assert code == 1 and "--tp 3 does not divide --num-gpus 8" in err and "--pp" not in err.split("(")[0]
+    code, _, err = run("estimate", "deepseek-v3", "--gpu", "h200", "--gpu-file", "/dev/null")
+    assert code != 0 and "GPU file" in err
+    code, out, _ = run("offload", "qwen3-30b-a3b", "--gpu", "rtx-4090", "--ram", "128", "--cpu", "ddr5-5600x2",
+                       "--context", "128k")  # fmt: skip
+    assert code == 0 and "exceed the model's trained context" in " ".join(out.split())

@@ -219,6 +219,13 @@ def layout_for(arch: ArchSpec, request: EstimateRequest, eng: Engine, num_gpus: 
         tp = request.tp or max(1, num_gpus // (request.pp or 1))
         pp = request.pp or max(1, num_gpus // tp)
         if tp * pp != num_gpus:
+            if request.pp is None:  # the user gave --tp alone: say so, not a --pp they never gave
+                raise InputError(f"--tp {tp} does not divide --num-gpus {num_gpus}",
+                                 f"give a --tp that divides it (with --pp {num_gpus} / tp), or --num-gpus a multiple "
+                                 f"of {tp}")  # fmt: skip
+            if request.tp is None:
+                raise InputError(f"--pp {pp} does not divide --num-gpus {num_gpus}",
+                                 "give a --pp that divides it, or --num-gpus a multiple of it")  # fmt: skip
             raise InputError(f"--tp {tp} x --pp {pp} = {tp * pp} GPUs, but --num-gpus is {num_gpus}")
         layout = Layout(tp, request.ep or (tp if dp else 1), pp, request.eplb, dp)
     check_layout(arch, layout)

@@ -160,7 +160,7 @@ def _entries(path: Path, builtin: bool = False) -> list[Mapping[str, Any]]:
     from moeplan.cache import cached_yaml
     from moeplan.files import read_yaml
 
-    data = cached_yaml(path) if builtin else read_yaml(path)
+    data = cached_yaml(path) if builtin else read_yaml(path, "a YAML GPU file (gpus: [...])")
     gpus = data.get("gpus") if isinstance(data, dict) else None
     if not isinstance(gpus, list) or not all(isinstance(g, dict) for g in gpus):
         raise SpecError(f"{path}: expected a mapping with a 'gpus:' list of entries")

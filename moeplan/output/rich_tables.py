@@ -479,6 +479,9 @@ def print_offload(console: Console, result: OffloadResult, detail: bool = False)
         for note in result.assumptions:
             if note.startswith("layer-wise prefill streams"):  # KTransformers' threshold is the user's to raise
                 console.print(f"[yellow]{note}[/yellow]")
+    for note in result.assumptions:
+        if note.startswith("warning:"):  # beyond the trained context and the like, as estimate prints them
+            console.print(f"[yellow]{note}[/yellow]")
     else:
         shortfall = result.fit.shortfall if result.fit is not None and result.fit.shortfall else ()
         console.print(f"{where}: " + "; ".join(shortfall))
