@@ -479,14 +479,14 @@ def print_offload(console: Console, result: OffloadResult, detail: bool = False)
         for note in result.assumptions:
             if note.startswith("layer-wise prefill streams"):  # KTransformers' threshold is the user's to raise
                 console.print(f"[yellow]{note}[/yellow]")
-    for note in result.assumptions:
-        if note.startswith("warning:"):  # beyond the trained context and the like, as estimate prints them
-            console.print(f"[yellow]{note}[/yellow]")
     else:
         shortfall = result.fit.shortfall if result.fit is not None and result.fit.shortfall else ()
         console.print(f"{where}: " + "; ".join(shortfall))
         for advice in result.advice:
             console.print(f"  - {advice.text}")
+    for note in result.assumptions:
+        if note.startswith("warning:"):  # beyond the trained context and the like, as estimate prints them
+            console.print(f"[yellow]{note}[/yellow]")
     table = Table(title="Memory", title_justify="left", box=table_box(console))
     for col in ("", "used", "capacity", "holds"):
         table.add_column(col, justify="right" if col in ("used", "capacity") else "left", no_wrap=col != "holds")
