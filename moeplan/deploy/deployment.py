@@ -154,8 +154,12 @@ class EstimateRequest(Value):
     """A serving load: the estimate then carries its steady state (:mod:`moeplan.deploy.serving`)."""
 
     def prompt_tokens(self) -> int:
+        """The single request's prompt: ``--prompt``, else under a load its prompts (``--isl``, within the
+        context), else the context less 512 tokens of output (a 1,024-token context or less: half of it)."""
         if self.prompt is not None:
             return self.prompt
+        if self.traffic is not None:
+            return max(1, min(self.traffic.isl, self.context))
         return max(1, self.context - 512) if self.context > 1024 else max(1, self.context // 2)
 
 
