@@ -161,7 +161,8 @@ QuantOpt = Annotated[
     typer.Option(
         "--quant",
         help="Weight format (bf16, fp8, gptq-int4, awq-int4, nf4, mxfp4, nvfp4, Q4_K_M, ...) or per class: "
-        "experts=mxfp4,attention=bf16. Default: the checkpoint's own.",
+        "experts=mxfp4,attention=bf16. Default: the checkpoint's own (offload: llama.cpp's usual GGUF mix, or under "
+        "KTransformers an fp8 or int4 checkpoint as stored).",
     ),
 ]
 KvOpt = Annotated[
@@ -181,8 +182,8 @@ EngineOpt = Annotated[
     str,
     typer.Option(
         "--engine",
-        help="vllm, sglang, tensorrt-llm, llama.cpp (ollama), mlx, transformers, or auto (llama.cpp for GGUF and "
-        "Apple/SoC, else vllm).",
+        help="vllm, sglang, tensorrt-llm, atom (AMD Instinct), llama.cpp (ollama), mlx, transformers, or auto "
+        "(llama.cpp for GGUF and Apple/SoC, else vllm).",
     ),
 ]
 NoFaOpt = Annotated[
@@ -313,8 +314,8 @@ UbatchOpt = Annotated[
     typer.Option(
         "--ubatch",
         **whole(1, 10_000_000),
-        help="Tokens per prefill pass: llama.cpp -ub (default 512), vLLM/SGLang max-num-batched-tokens (8192; vLLM "
-        "2048 under 70 GiB and on A100).",
+        help="Tokens per prefill pass: llama.cpp -ub (default 512), KTransformers --chunked-prefill-size (16384), "
+        "vLLM/SGLang max-num-batched-tokens (8192; vLLM 2048 under 70 GiB and on A100).",
     ),
 ]
 RamBwOpt = Annotated[

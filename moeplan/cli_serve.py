@@ -56,7 +56,7 @@ def serve(
     quant: Annotated[list[str] | None, typer.Option("--quant", help="Only these formats (repeat).")] = None,
     min_bits: MinBitsOpt = None,
     engine: Annotated[
-        list[str] | None, typer.Option("--engine", help="vllm (default), sglang, tensorrt-llm (repeat).")
+        list[str] | None, typer.Option("--engine", help="vllm (default), sglang, tensorrt-llm, atom (repeat).")
     ] = None,
     max_gpus: Annotated[
         int, typer.Option("--max-gpus", help="The most GPUs one deployment may use.", **whole(1, MAX_GPUS))

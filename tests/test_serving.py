@@ -296,6 +296,9 @@ def test_an_open_loop_queues_steeply_near_the_prefill_capacity_and_serves_no_mor
     assert [p.request_rate for p in served] == pytest.approx([full.point().request_rate] * 3)
     code, out, err = run("serve", "deepseek-v3", "--isl", "8192", "--osl", "1024", "--rate", "5", "--gpu", "h200")
     assert code == 0 and "∞" in out and "cannot keep up" in " ".join(out.split()), err
+    code, out, err = run("serve", "deepseek-v3", "--isl", "8192", "--osl", "1024", "--rate", "5", "--gpu", "h200",
+                         "--format", "csv")  # fmt: skip
+    assert code == 0 and ",inf,inf," in out, err
 
 
 def test_serve_with_mtp_decodes_faster_and_says_how_to_launch_it() -> None:

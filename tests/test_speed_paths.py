@@ -335,6 +335,13 @@ def test_ktransformers_streams_only_the_weights_it_shares_with_the_gpu() -> None
     assert code == 0 and '"prefill_path": "computed on the CPU"' in out and "--kt-method LLAMAFILE" in out, err
     code, out, err = run(*base, "--quant", "Q4_K_M", "--kt-prefill-threshold", "1000")
     assert code == 1 and "LLAMAFILE" in err and err.count("\n") == 1
+    # under the threshold where streaming would be faster, the plan says which threshold streams, and it holds
+    fast = ("offload", "deepseek-v3", "--gpu", "4090", "--ram", "1024", "--cpu", "epyc-9654", "--engine",
+            "ktransformers", "--pcie", "gen5")  # fmt: skip
+    code, out, err = run(*fast, "--kt-prefill-threshold", "20000")
+    assert code == 0 and "with --kt-prefill-threshold 7680 this 7,680-token prompt streams" in " ".join(out.split())
+    code, out, err = run(*fast, "--kt-prefill-threshold", "7680", "--json")
+    assert code == 0 and "streamed to the GPU layer by layer" in out, err
     code, out, err = run(*base[:-1], "--detail")  # KTransformers has no --n-cpu-moe: it counts MoE layers
     assert code == 0 and "experts of 58 MoE layers in RAM" in out and "--n-cpu-moe" not in out, err
 

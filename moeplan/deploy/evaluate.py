@@ -8,6 +8,7 @@ verdict.  ``estimate``, ``compare``, ``recommend``, ``offload`` and the accuracy
 
 from __future__ import annotations
 
+import math
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
@@ -425,6 +426,12 @@ def evaluate_offload(d: Deployment, host: Host, offload: str) -> OffloadResult:
         assumptions += (f"layer-wise prefill streams {p.cpu_expert_bytes / 1e9:,.0f} GB of experts a pass: "
                         f"{p.prefill_s:,.1f} s here; with --kt-prefill-threshold {above} this {prompt:,}-token "
                         f"prompt would run with its experts on the CPU in {hybrid_s:,.1f} s",)  # fmt: skip
+    streamed_s = p.layerwise_prefill_s  # under its threshold: would streaming have been faster?
+    if streamed_s is not None and streamed_s < 0.8 * p.prefill_s:
+        smallest = prompt - (math.ceil(prompt / max(1, d.batched_tokens)) - 1) * d.batched_tokens  # the last pass
+        assumptions += (f"layer-wise prefill would stream the experts in {streamed_s:,.1f} s against "
+                        f"{p.prefill_s:,.1f} s on the CPU here: with --kt-prefill-threshold "
+                        f"{min(smallest, d.batched_tokens)} this {prompt:,}-token prompt streams",)  # fmt: skip
     kv = {"fp16": "f16", "bf16": "bf16", "fp32": "f32"}.get(d.kv_dtype, d.kv_dtype)
     cmds = commands(d, d.scheme.name, p, host, context, kv) if p.fits else {}
     return OffloadResult(

@@ -182,6 +182,9 @@ class Placement:
     hybrid_prefill_s: float | None = None
     """Where KTransformers streams the experts layer by layer, the seconds the prompt would take with them on the
     CPU (its threshold raised above the prompt); None otherwise."""
+    layerwise_prefill_s: float | None = None
+    """Where KTransformers (a native method) keeps the experts on the CPU under its threshold, the seconds the prompt
+    would take streamed layer by layer (the threshold lowered to its passes); None otherwise."""
 
     @property
     def fits_vram(self) -> bool:
@@ -406,6 +409,9 @@ class OffloadModel:
         p.prefill_s, p.prefill_path = self.prefill_seconds(p, prompt)
         if "layer by layer" in p.prefill_path:
             p.hybrid_prefill_s = self.prefill_seconds(p, prompt, layerwise=False)[0]
+        elif (self.engine.offload_prefill == "layerwise" and p.cpu_moe_layers and not self.cpu_only
+              and kt_method(self.d.scheme) in KT_NATIVE_METHODS):  # fmt: skip
+            p.layerwise_prefill_s = self.prefill_seconds(p, prompt, layerwise=True)[0]
         return p
 
     def best(self, context: int, batch: int, prompt: int) -> tuple[Placement, list[Placement]]:

@@ -51,7 +51,8 @@ def serve_table(result: ServeResult, top: int) -> Table:
         p = c.point
         rows.append([
             str(i), c.label, "yes" if c.meets else "no", f"{p.output_tokens_per_s_per_gpu:.0f}",
-            f"{p.tokens_per_s_per_user:.1f}", f"{p.ttft_s:.3f}", f"{p.ttft_p90_s:.3f}", f"{p.tpot_s * 1e3:.1f}",
+            f"{p.tokens_per_s_per_user:.1f}", f"{p.ttft_s:.3f}" if p.stable else "inf",
+            f"{p.ttft_p90_s:.3f}" if p.stable else "inf", f"{p.tpot_s * 1e3:.1f}",
             f"{c.usd_per_million_output_tokens:.3f}" if c.usd_per_million_output_tokens is not None else "",
             f"{c.joules_per_output_token:.2f}" if c.joules_per_output_token is not None else "", "; ".join(c.misses),
         ])  # fmt: skip

@@ -130,7 +130,8 @@ def first_fitting(console: Console, *variants: Callable[[], T]) -> T:
 def shell_lines(command: str, width: int) -> list[str]:
     """A shell command broken at argument boundaries into lines of at most ``width`` (`` \\`` continuations).
 
-    A trailing ``# comment`` goes on a line of its own before the command; quoted arguments are never split;
+    A trailing ``# comment`` goes on lines of its own before the command, each starting ``#``; quoted arguments are
+    never split;
     several commands (one per line: a disaggregated deployment's prefill and decode servers) each get theirs.
     """
     import re
@@ -155,4 +156,10 @@ def shell_lines(command: str, width: int) -> list[str]:
         else:
             line = f"{line} {word}" if line else word
     lines.append(line)
-    return ([f"# {comment}"] if comment else []) + lines
+    notes: list[str] = []  # the comment wrapped into lines of its own, each commented, so none runs when pasted
+    for word in comment.split():
+        if notes and cell_len(notes[-1]) + 1 + cell_len(word) <= width:
+            notes[-1] += " " + word
+        else:
+            notes.append("# " + word)
+    return notes + lines

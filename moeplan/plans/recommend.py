@@ -261,7 +261,12 @@ def mark(candidates: list[Candidate]) -> list[Candidate]:
     cheapest = min(with_cost, key=lambda c: c.usd_per_million_output_tokens or 0.0) if with_cost else None
     # under a load, the fastest per sequence is one that serves every client: a queue of clients waiting minutes for
     # a slot (kv_limited) or growing without bound is not fast, whatever its running sequences' speed
-    serving = [c for c in candidates if c.serving is None or (c.serving.stable and not c.serving.kv_limited)]
+    serving = [
+        c
+        for c in candidates
+        if c.serving is None
+        or (c.serving.stable and not c.serving.kv_limited and c.serving.concurrency <= c.serving.max_running)
+    ]
     pool = serving or candidates
     fastest = max(pool, key=lambda c: c.tokens_per_s) if pool else None
     out = []
