@@ -299,6 +299,8 @@ def test_an_open_loop_queues_steeply_near_the_prefill_capacity_and_serves_no_mor
     code, out, err = run("serve", "deepseek-v3", "--isl", "8192", "--osl", "1024", "--rate", "5", "--gpu", "h200",
                          "--format", "csv")  # fmt: skip
     assert code == 0 and ",inf,inf," in out, err
+    code, out, err = run("serve", "deepseek-v3", "--isl", "8192", "--osl", "1024", "--rate", "50", "--gpu", "h100")
+    assert code == 0 and "None of" in out and "keeps up with the load" in out and "targets" not in out.split("\n")[0]
 
 
 def test_serve_with_mtp_decodes_faster_and_says_how_to_launch_it() -> None:

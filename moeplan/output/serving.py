@@ -109,7 +109,8 @@ def print_serve(console: Console, result: ServeResult, top: int, detail: bool = 
             f"Cheapest: [bold]{best.label}[/bold]",
         )
     else:
-        headline(console, f"[bold red]None of {tried:,} configurations meets the targets[/bold red]")
+        what = "meets the targets" if targeted else "keeps up with the load"
+        headline(console, f"[bold red]None of {tried:,} configurations {what}[/bold red]")
     console.print(
         f"[bold]{result.spec.name}[/bold]: {t.isl:,} in / {t.osl:,} out, {load}"
         + (
@@ -159,7 +160,12 @@ def print_serve(console: Console, result: ServeResult, top: int, detail: bool = 
         for line in shell_lines(best.command, console.width):
             console.print(line, markup=False, highlight=False, soft_wrap=not line.startswith("# "))
     else:
-        console.print("[yellow]no configuration meets the targets[/yellow]; the first rows say what each misses")
+        if targeted:
+            console.print("[yellow]no configuration meets the targets[/yellow]; --format csv or --json say what each "
+                          "misses")  # fmt: skip
+        else:
+            console.print("[yellow]no configuration keeps up with the load[/yellow]: more GPUs (--max-gpus), or a "
+                          "lower --rate")  # fmt: skip
     if detail:
         console.print("")
         for line in pareto_plot(result):
