@@ -20,6 +20,10 @@ from moeplan.plans.serve import ServeRequest, best_throughput_per_gpu, plan_serv
 runner = CliRunner()
 H100 = resolve(EstimateRequest(model="qwen3-30b-a3b", gpu="h100", num_gpus=1, context=2048, use_calibration=False))
 DSV3 = resolve(EstimateRequest(model="deepseek-v3", gpu="h200", num_gpus=8, context=3072, use_calibration=False))
+DSV3_DP16 = resolve(EstimateRequest(model="deepseek-v3", gpu="h200", num_gpus=16, tp=16, ep=16, dp_attention=True,
+                                    context=9216, use_calibration=False), fewest=False)  # fmt: skip
+"""Long prompts that fill the prefill: where a fixed damped step had circled a two-cycle (fewer served at 640
+clients than at 448)."""
 
 
 def run(*args: str) -> tuple[int, str, str]:
@@ -27,12 +31,14 @@ def run(*args: str) -> tuple[int, str, str]:
     return result.exit_code, result.stdout, result.stderr
 
 
-@settings(max_examples=25, deadline=None)
-@given(st.integers(1, 400), st.integers(1, 400), st.sampled_from([H100, DSV3]))
-def test_more_traffic_never_lowers_latency(a: int, b: int, d: object) -> None:
+@settings(max_examples=40, deadline=None)
+@given(st.integers(1, 1000), st.integers(1, 1000), st.sampled_from([(H100, 1000), (DSV3, 1000), (DSV3_DP16, 8192)]))
+def test_more_traffic_never_lowers_latency(a: int, b: int, case: tuple[object, int]) -> None:
     lo, hi = sorted((a, b))
-    light = ServingModel(d, Traffic(1000, 1000, concurrency=lo)).point()  # type: ignore[arg-type]
-    heavy = ServingModel(d, Traffic(1000, 1000, concurrency=hi)).point()  # type: ignore[arg-type]
+    d, isl = case
+    osl = 1000 if isl == 1000 else 1024
+    light = ServingModel(d, Traffic(isl, osl, concurrency=lo)).point()  # type: ignore[arg-type]
+    heavy = ServingModel(d, Traffic(isl, osl, concurrency=hi)).point()  # type: ignore[arg-type]
     assert heavy.tpot_s >= light.tpot_s * (1 - 1e-6)
     assert heavy.ttft_s >= light.ttft_s * (1 - 1e-6)
     assert heavy.e2e_s >= light.e2e_s * (1 - 1e-6)
