@@ -88,6 +88,16 @@ class Traffic(Value):
         if self.arrivals == "waves" and self.concurrency is None:
             raise InputError("--arrivals waves needs --concurrency (a closed loop of fixed-length requests)")
 
+    def check_context(self, model: str, limit: int | None) -> None:
+        """Refuse requests longer than the model's trained context (the serving engines refuse such a
+        ``--max-model-len``)."""
+        if limit and self.isl + self.osl > limit:
+            raise InputError(
+                f"{self.isl + self.osl:,} tokens per request (--isl + --osl) exceed {model}'s trained context of "
+                f"{limit:,}",
+                "the serving engines refuse a --max-model-len beyond it; shorten the request",
+            )
+
     @property
     def mean_context(self) -> int:
         return self.isl + self.osl // 2

@@ -8,7 +8,6 @@ verdict.  ``estimate``, ``compare``, ``recommend``, ``offload`` and the accuracy
 
 from __future__ import annotations
 
-import math
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
@@ -363,7 +362,8 @@ def evaluate_offload(d: Deployment, host: Host, offload: str) -> OffloadResult:
     """``d`` (llama.cpp on ``host``'s GPUs) with routed experts in RAM: the placement ``offload`` asks for
     (``auto``: the fastest that fits, else the closest to fitting), its memory, fit, speed and cost, the best
     placement at each context of ``CONTEXTS``, and the command lines."""
-    from moeplan.deploy.offload import CONTEXTS, OffloadModel, commands  # only offload needs the host model
+    # only offload needs the host model
+    from moeplan.deploy.offload import CONTEXTS, OffloadModel, commands, prefill_passes
 
     model = OffloadModel(d, host)
     context, batch, prompt = d.context, d.batch, d.prompt
@@ -422,16 +422,16 @@ def evaluate_offload(d: Deployment, host: Host, offload: str) -> OffloadResult:
     assumptions = base.assumptions
     hybrid_s = p.hybrid_prefill_s  # KTransformers past its threshold: would the CPU have been faster?
     if hybrid_s is not None and hybrid_s < 0.8 * p.prefill_s:
-        above = min(d.batched_tokens, prompt) + 1  # over the largest pass: every pass runs hybrid
+        above = prefill_passes(prompt, d.batched_tokens)[0][0] + 1  # over the largest pass: every pass runs hybrid
         assumptions += (f"layer-wise prefill streams {p.cpu_expert_bytes / 1e9:,.0f} GB of experts a pass: "
                         f"{p.prefill_s:,.1f} s here; with --kt-prefill-threshold {above} this {prompt:,}-token "
                         f"prompt would run with its experts on the CPU in {hybrid_s:,.1f} s",)  # fmt: skip
     streamed_s = p.layerwise_prefill_s  # under its threshold: would streaming have been faster?
     if streamed_s is not None and streamed_s < 0.8 * p.prefill_s:
-        smallest = prompt - (math.ceil(prompt / max(1, d.batched_tokens)) - 1) * d.batched_tokens  # the last pass
+        smallest = prefill_passes(prompt, d.batched_tokens)[-1][0]  # every pass streams from its size down
         assumptions += (f"layer-wise prefill would stream the experts in {streamed_s:,.1f} s against "
                         f"{p.prefill_s:,.1f} s on the CPU here: with --kt-prefill-threshold "
-                        f"{min(smallest, d.batched_tokens)} this {prompt:,}-token prompt streams",)  # fmt: skip
+                        f"{smallest} this {prompt:,}-token prompt streams",)  # fmt: skip
     kv = {"fp16": "f16", "bf16": "bf16", "fp32": "f32"}.get(d.kv_dtype, d.kv_dtype)
     cmds = commands(d, d.scheme.name, p, host, context, kv) if p.fits else {}
     return OffloadResult(

@@ -109,6 +109,20 @@ def kt_method(scheme: Scheme) -> str:
     return "AMXINT8" if fmt is not None and fmt.bits >= 8 else "AMXINT4"
 
 
+def kt_native(scheme: Scheme) -> bool:
+    """Whether kt-kernel reads ``scheme``'s experts as stored and shares them with the GPU (:data:`KT_NATIVE_METHODS`):
+    only then does it prefill layer by layer."""
+    return kt_method(scheme) in KT_NATIVE_METHODS
+
+
+def prefill_passes(prompt: int, batched_tokens: int) -> list[tuple[int, int]]:
+    """A chunked prefill's passes as (tokens, count): full chunks of ``batched_tokens`` and the rest in a last one;
+    40,000 tokens at 16,384: [(16384, 2), (7232, 1)]."""
+    chunk = max(1, min(batched_tokens, prompt))
+    full, rest = divmod(prompt, chunk)
+    return [(chunk, full)] + ([(rest, 1)] if rest else [])
+
+
 CPU_KERNEL_S = 15 * US  # a kernel on many CPU threads ends in a barrier: tens of microseconds, not a GPU launch
 CONTEXTS = (4096, 8192, 16384, 32768, 65536, 131072, 262144)
 
@@ -337,8 +351,8 @@ class OffloadModel:
             ub = prompt / n_ub
             return self._pass_s(p, prompt, ub, scenario).cpu_s * n_ub, "computed on the CPU"
         if self.engine.offload_prefill == "layerwise":  # KTransformers: by the pass's tokens, not by speed
-            native = kt_method(self.d.scheme) in KT_NATIVE_METHODS  # GGUF and AMX weights never leave the CPU
-            return self._layerwise_prefill_s(p, prompt, chunk, scenario, layerwise if native else False)
+            native = kt_native(self.d.scheme)  # GGUF and AMX weights never leave the CPU
+            return self._layerwise_prefill_s(p, prompt, scenario, layerwise if native else False)
         ub = prompt / n_ub  # n equal ubatches (llama.cpp's last is shorter: the same streams, nearly the same work)
         s = self._pass_s(p, prompt, ub, scenario)
         if not p.cpu_moe_layers:
@@ -348,31 +362,26 @@ class OffloadModel:
         return (s.gpu_s + min(s.cpu_s, t_stream)) * n_ub, path
 
     def _layerwise_prefill_s(
-        self, p: Placement, prompt: int, chunk: int, scenario: int, layerwise: bool | None
+        self, p: Placement, prompt: int, scenario: int, layerwise: bool | None
     ) -> tuple[float, str]:
         """KTransformers' chunked prefill: full passes of ``chunk`` tokens and the rest in a last one, each streaming
         the RAM experts layer by layer when it has at least the threshold's tokens (``layerwise`` forces either way),
         else running hybrid with them on the CPU.  40,000 tokens at 16,384 a pass under a threshold of 16,384: two
         passes stream, the last 7,232 tokens run on the CPU."""
-        full, rest = divmod(prompt, chunk)
-        passes = [(chunk, full)] + ([(rest, 1)] if rest else [])
+        passes = prefill_passes(prompt, self.d.batched_tokens)
+        if not p.cpu_moe_layers:
+            return sum(self._pass_s(p, prompt, t, scenario).gpu_s * n for t, n in passes), "gpu"
         threshold = layerwise_threshold(self.d.kt_prefill_threshold)
         total, streamed = 0.0, []
         for tokens, count in passes:
-            if not count:
-                continue
             s = self._pass_s(p, prompt, tokens, scenario)
             streams = layerwise if layerwise is not None else tokens >= threshold
-            if streams and p.cpu_moe_layers:
-                total += max(s.stream_s, s.on_gpu_s + s.gpu_s) * count
-            else:
-                total += (s.gpu_s + (s.cpu_s if p.cpu_moe_layers else 0.0)) * count
+            total += (max(s.stream_s, s.on_gpu_s + s.gpu_s) if streams else s.gpu_s + s.cpu_s) * count
             streamed.append(streams)
-        if not p.cpu_moe_layers:
-            return total, "gpu"
         if all(streamed):
             return total, "streamed to the GPU layer by layer, once per prefill pass"
         if any(streamed):
+            (chunk, _), (rest, _) = passes
             return total, (f"streamed to the GPU layer by layer in its {chunk:,}-token passes, computed on the CPU "
                            f"in the last {rest:,} tokens")  # fmt: skip
         return total, "computed on the CPU"
@@ -409,8 +418,12 @@ class OffloadModel:
         p.prefill_s, p.prefill_path = self.prefill_seconds(p, prompt)
         if "layer by layer" in p.prefill_path:
             p.hybrid_prefill_s = self.prefill_seconds(p, prompt, layerwise=False)[0]
-        elif (self.engine.offload_prefill == "layerwise" and p.cpu_moe_layers and not self.cpu_only
-              and kt_method(self.d.scheme) in KT_NATIVE_METHODS):  # fmt: skip
+        elif (
+            self.engine.offload_prefill == "layerwise"
+            and p.cpu_moe_layers
+            and not self.cpu_only
+            and kt_native(self.d.scheme)
+        ):
             p.layerwise_prefill_s = self.prefill_seconds(p, prompt, layerwise=True)[0]
         return p
 
@@ -454,10 +467,11 @@ def kt_command(d: Deployment, quant: str, host: Host, context: int, kv_dtype: st
     spec = d.spec
     hf = spec.hf_id or spec.id
     method = kt_method(d.scheme)
+    native = kt_native(d.scheme)
     note = ""
     if method == "LLAMAFILE":
         weights = f"{spec.id}-{quant}-gguf/"
-    elif method in KT_NATIVE_METHODS:
+    elif native:
         weights = hf
     else:
         weights = f"{spec.id}-{method.lower()}/"
@@ -465,7 +479,7 @@ def kt_command(d: Deployment, quant: str, host: Host, context: int, kv_dtype: st
     opts = (f" --kt-method {method} --kt-weight-path {weights} --kt-cpuinfer {host.cpu.cores}"
             f" --kt-threadpool-count {host.cpu.sockets} --kt-num-gpu-experts 0"
             f" --chunked-prefill-size {d.batched_tokens}")  # fmt: skip
-    if method in KT_NATIVE_METHODS:
+    if native:
         opts += f" --kt-gpu-prefill-token-threshold {layerwise_threshold(d.kt_prefill_threshold)}"
     if kv_dtype.startswith(("fp8", "q8")):
         opts += " --kv-cache-dtype fp8_e4m3"

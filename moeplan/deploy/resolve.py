@@ -280,13 +280,8 @@ def resolve(
             f"warning: {request.context:,} tokens exceed the model's trained context of {arch.max_context:,} "
             "(max_position_embeddings); figures assume it runs anyway (RoPE scaling)",
         )
-    served = request.traffic.isl + request.traffic.osl if request.traffic is not None else 0
-    if arch.max_context and served > arch.max_context:
-        raise InputError(
-            f"{served:,} tokens per request (--isl + --osl) exceed {spec.name}'s trained context of "
-            f"{arch.max_context:,}",
-            "the serving engines refuse a --max-model-len beyond it; shorten the request",
-        )
+    if request.traffic is not None:
+        request.traffic.check_context(spec.name, arch.max_context)
     requested_kv = request.kv_dtype.strip().lower()
     kv = kv_dtype(eng.kv_default if requested_kv == "auto" else requested_kv)
     check_kv_dtype(kv, eng)
@@ -332,10 +327,10 @@ def resolve(
         raise InputError(f"--kt-prefill-threshold is KTransformers' switch to layer-wise prefill; {eng.name} has none",
                          "add --engine ktransformers, or drop --kt-prefill-threshold")  # fmt: skip
     if eng.offload_prefill == "layerwise":
-        from moeplan.deploy.offload import KT_NATIVE_METHODS, kt_method, layerwise_threshold
+        from moeplan.deploy.offload import kt_method, kt_native, layerwise_threshold
 
         method = kt_method(scheme)
-        if method not in KT_NATIVE_METHODS:
+        if not kt_native(scheme):
             if request.kt_prefill_threshold is not None:
                 raise InputError(f"--kt-prefill-threshold switches kt-kernel's layer-wise prefill, which its {method} "
                                  f"method for {scheme.name} weights does not have",

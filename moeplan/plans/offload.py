@@ -8,12 +8,13 @@ from dataclasses import dataclass, replace
 
 from moeplan.deploy.deployment import EstimateRequest
 from moeplan.deploy.evaluate import evaluate_offload
-from moeplan.deploy.offload import Host
+from moeplan.deploy.offload import Host, kt_method
 from moeplan.deploy.resolve import resolve
 from moeplan.deploy.results import OffloadAdvice, OffloadResult
 from moeplan.errors import InputError
-from moeplan.formats.schemes import offload_quant
+from moeplan.formats.schemes import offload_quant, parse_scheme
 from moeplan.hardware.hosts import CpuSpec, custom_host, resolve_cpu
+from moeplan.model.spec import ModelSpec
 from moeplan.records import Value
 
 
@@ -145,11 +146,13 @@ def offload_advice(req: OffloadRequest, result: OffloadResult) -> tuple[OffloadA
     return tuple(out)
 
 
-def default_quant(native: str | None, engine: str) -> str | None:
+def default_quant(spec: ModelSpec, engine: str) -> str | None:
     """The weights offloaded without ``--quant``: llama.cpp's usual GGUF mix (:func:`offload_quant`); under
-    KTransformers a checkpoint kt-kernel reads as stored and shares with the GPU (fp8 blocks as ``FP8``, Kimi-K2's
-    int4 as ``RAWINT4``: None keeps it), else the same GGUF mix through its LLAMAFILE backend."""
-    if engine in ("ktransformers", "kt") and native and (native.startswith("fp8") or "int4-g" in native):
+    KTransformers a quantized checkpoint kt-kernel reads as stored and shares with the GPU (fp8 blocks as ``FP8``,
+    Kimi-K2's int4 as ``RAWINT4``: None keeps it), else the same GGUF mix through its LLAMAFILE backend."""
+    native = spec.native_quant
+    kt = engine in ("ktransformers", "kt")
+    if kt and native and kt_method(parse_scheme(native, native, spec.weights_dtype)) in ("FP8", "RAWINT4"):
         return None
     return offload_quant(native)
 
@@ -182,7 +185,7 @@ def evaluate_box(req: OffloadRequest) -> OffloadResult:
     spec = resolve_model(req.model)
     request = EstimateRequest(
         model=req.model, gpu=req.gpu, gpu_memory_gib=req.gpu_memory_gib, gpu_bandwidth_gb_s=req.gpu_bandwidth_gb_s,
-        gpu_tflops=req.gpu_tflops, num_gpus=req.num_gpus, quant=req.quant or default_quant(spec.native_quant, engine),
+        gpu_tflops=req.gpu_tflops, num_gpus=req.num_gpus, quant=req.quant or default_quant(spec, engine),
         kv_dtype=req.kv_dtype,
         context=req.context, batch=req.batch, engine=engine, prompt=req.prompt, backend=req.backend,
         ubatch=req.ubatch, price_usd_per_hour=req.price_usd_per_hour, gpu_file=req.gpu_file, speed_table=False,

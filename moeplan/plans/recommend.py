@@ -259,13 +259,12 @@ def mark(candidates: list[Candidate]) -> list[Candidate]:
     worse = outranks_better_quality(candidates)
     with_cost = [c for c in candidates if c.usd_per_million_output_tokens is not None]
     cheapest = min(with_cost, key=lambda c: c.usd_per_million_output_tokens or 0.0) if with_cost else None
-    # under a load, the fastest per sequence is one that serves every client: a queue of clients waiting minutes for
-    # a slot (kv_limited) or growing without bound is not fast, whatever its running sequences' speed
+    # under a load, the fastest per sequence is one that runs every client at once: a queue of clients waiting for a
+    # slot (the KV cache's room or the engine's cap: max_running) or growing without bound is not fast
     serving = [
         c
         for c in candidates
-        if c.serving is None
-        or (c.serving.stable and not c.serving.kv_limited and c.serving.concurrency <= c.serving.max_running)
+        if c.serving is None or (c.serving.stable and c.serving.concurrency <= c.serving.max_running)
     ]
     pool = serving or candidates
     fastest = max(pool, key=lambda c: c.tokens_per_s) if pool else None

@@ -345,12 +345,7 @@ def plan_serve(req: ServeRequest, progress: Callable[[int, int], None] | None = 
     catalogue = [g for g in load_gpus(req.gpu_file) if (g.id in only if only else not g.unified_memory)]
     engines = [engine(e) for e in req.engines]
     context = req.traffic.isl + req.traffic.osl
-    limit = spec.arch.max_context
-    if limit and context > limit:
-        raise InputError(
-            f"{context:,} tokens per request (--isl + --osl) exceed {spec.name}'s trained context of {limit:,}",
-            "the serving engines refuse a --max-model-len beyond it; shorten the request",
-        )
+    req.traffic.check_context(spec.name, spec.arch.max_context)
     for q in req.quants:  # an unknown format is refused by name, not as a search that found nothing
         parse_scheme(q, spec.native_quant, spec.weights_dtype)
     if req.quants and all(_is_gguf(q, spec) for q in req.quants):
