@@ -357,6 +357,26 @@ def test_a_larger_ubatch_never_slows_offload_prefill(a: int, b: int, cpu_layers:
     assert fast <= slow * (1 + 1e-9)
 
 
+def test_llama_cpp_streams_only_the_experts_a_ubatch_routes_to() -> None:
+    """llama.cpp's scheduler copies the used experts alone (PR #15346): DeepSeek-V3's 256 experts at top-8 take
+    1 - (1 - 8/256)^32 = 64% of a layer at a 32-token ubatch and all of it at 512; KTransformers' layer-wise prefill
+    streams whole layers."""
+    from moeplan.deploy.offload import OffloadModel
+
+    def model(engine: str, ub: int) -> OffloadModel:
+        req = EstimateRequest(model="deepseek-v3", gpu="rtx-4090", quant="Q4_K_M", engine=engine, context=8192,
+                              prompt=4096, ubatch=ub, use_calibration=False)  # fmt: skip
+        d = resolve(req, fewest=False)
+        return OffloadModel(d, Host(d.gpu, 1, 512.0, resolve_cpu("epyc-9654")))
+
+    small = model("llama.cpp", 32)
+    p = small.placement(small.arch.num_layers, 8192, 1)
+    share = small._pass_s(p, 4096, 32, 1).stream_s / small._pass_s(p, 4096, 512, 1).stream_s
+    assert share == pytest.approx(1 - (1 - 8 / 256) ** 32, rel=1e-6)
+    kt = model("ktransformers", 32)
+    assert kt._streamed_share(10.0) == 1.0
+
+
 def test_ubatch_sweep_follows_the_measured_shape() -> None:
     """A public RTX 3090 run: 380 tok/s at -ub 512, 2,091 at 8,192 (benchmarks/offload_measurements.yaml Q02/Q05)."""
     rates = []

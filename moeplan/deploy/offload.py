@@ -64,9 +64,11 @@ CPU_GEMM_SPREAD = (0.5, 1.6)
 """CPU prefill scatters more than GPU kernels do (0.3-2x around the figure below over five hosts from Haswell to
 Zen 5): the band's low and high ends."""
 CPU_GEMM_MAX, CPU_GEMM_M_HALF = 0.8, 10.0
-"""Prefill on the CPU: mat-mat kernels reach ``0.8 x m/(m + 10)`` of the int8 rate at ``m`` tokens per expert
-(ik_llama.cpp: Kimi-K2 Q2_K on an EPYC 9965, pp 108 tok/s at ubatch 512 and 238 at 4,096 -- m 10.7 and 85;
-DeepSeek-R1 on two Xeon E5-2690 v3, AVX2, pp512 10.3 tok/s: 66% of the fp32 peak at m 16)."""
+"""Prefill on the CPU: mat-mat kernels reach ``0.8 x m/(m + 10)`` of the int8 rate at ``m`` tokens per expert.  The
+rise with ``m`` follows ik_llama.cpp's Kimi-K2 Q2_K on an EPYC 9965 (pp 108 tok/s at ubatch 512 and 238 at 4,096 --
+m 10.7 and 85), the level DeepSeek-R1 on two Xeon E5-2690 v3, AVX2 (pp512 10.3 tok/s: 66% of the fp32 peak at m
+16).  Hosts scatter widely around it: the 192-core EPYC itself runs 3-4x below, a 32-core Threadripper 7975WX with
+ik_llama.cpp's repacked kernels 1.7-1.9x above (benchmarks/offload_measurements.yaml Q43/Q44, Q26/Q30)."""
 HANDOFF_S = 40 * US
 LLAMA_CPP_BATCH = 2048
 """llama.cpp's default logical batch (``-b``); ``-ub`` above it needs ``-b`` raised too."""
@@ -337,7 +339,8 @@ class OffloadModel:
 
         In ``n = ceil(P / ub)`` equal ubatches (``--ubatch``): the GPU part of each ubatch, plus its CPU experts either
         computed on the CPU or streamed over PCIe to the GPU and computed there (llama.cpp streams them for
-        every ubatch of 32 tokens or more; the faster counts).  Engines with layer-wise prefill
+        every ubatch of 32 tokens or more, only the experts the ubatch routes to: :meth:`_streamed_share`; the
+        faster counts).  Engines with layer-wise prefill
         (KTransformers) stream each layer's experts once per pass of ``ub`` tokens (the chunked prefill size: the GPU
         holds one layer's experts at a time) while the previous layer computes: ``n x max(stream, GPU compute)``,
         where a pass has at least the threshold's tokens (:func:`layerwise_threshold`); ``layerwise`` overrides it.
@@ -408,7 +411,17 @@ class OffloadModel:
         on_gpu = cpu_per_token * ub / (self.gpu_peak * eta_exp)
         link = PCIE_GB_S.get(self.host.pcie, 32.0) * 1e9
         pcie = link * min(0.95, self.engine.pcie_share * STREAM_SPREAD[scenario])
-        return PassSeconds(t_gpu, cpu_per_token * ub / cpu_rate, on_gpu, p.cpu_expert_bytes / pcie)
+        streamed = p.cpu_expert_bytes * self._streamed_share(used)
+        return PassSeconds(t_gpu, cpu_per_token * ub / cpu_rate, on_gpu, streamed / pcie)
+
+    def _streamed_share(self, used: float) -> float:
+        """Share of the RAM experts' bytes one pass streams to the GPU when ``used`` distinct experts of a layer
+        are routed to: llama.cpp's scheduler copies only the experts the ubatch uses (``used / E``; llama.cpp PR
+        #15346, in ik_llama.cpp PR #698); KTransformers' layer-wise prefill streams whole layers (1).  DeepSeek-V3
+        (256 experts, top-8) at a 32-token ubatch: 1 - (1 - 8/256)^32 = 64% of the bytes; at 512 tokens all."""
+        if self.engine.offload_prefill != "ubatch" or self.moe.num_experts <= 0:
+            return 1.0
+        return min(1.0, used / self.moe.num_experts)
 
     def evaluate(self, n_cpu: int, context: int, batch: int, prompt: int) -> Placement:
         p = self.placement(n_cpu, context, batch)
