@@ -56,6 +56,7 @@ from moeplan.cli_options import (
     RamOpt,
     RateOpt,
     RecvIntervalOpt,
+    RtrOpt,
     SkewOpt,
     StateOpt,
     TopOpt,
@@ -437,7 +438,7 @@ def offload(
     ] = "auto",
     prompt: PromptOpt = None,
     engine: Annotated[
-        str, typer.Option("--engine", help="llama.cpp, or ktransformers (experts per socket, layer-wise prefill).")
+        str, typer.Option("--engine", help="llama.cpp, ik_llama.cpp, or ktransformers (layer-wise prefill).")
     ] = "llama.cpp",
     backend: BackendOpt = "auto",
     ubatch: UbatchOpt = None,
@@ -446,6 +447,7 @@ def offload(
         typer.Option("--host-profile", help="Calibrated host (file, or auto: `moeplan calibrate --device cpu`)."),
     ] = None,
     kt_prefill_threshold: KtThresholdOpt = None,
+    rtr: RtrOpt = None,
     price: PriceOpt = None,
     gpu_file: GpuFileOpt = None,
     detail: DetailOpt = False,
@@ -476,7 +478,7 @@ def offload(
             batch=batch, quant=quant, kv_dtype=kv_dtype, offload=offload_experts,
             prompt=parse_tokens(prompt, "--prompt") if prompt is not None else None, price_usd_per_hour=price,
             gpu_file=gpu_file, engine=engine, backend=backend, ubatch=ubatch, host_profile=host_profile,
-            kt_prefill_threshold=kt_prefill_threshold,
+            kt_prefill_threshold=kt_prefill_threshold, rtr=rtr,
         )  # fmt: skip
         result = plan_offload(request)
     from moeplan.output.plain import offload_table

@@ -292,6 +292,14 @@ KtThresholdOpt = Annotated[
         **whole(1, 1 << 24),
     ),
 ]
+RtrOpt = Annotated[
+    bool | None,
+    typer.Option(
+        "--rtr/--no-rtr",
+        help="ik_llama.cpp: repack the RAM experts at load (-rtr: faster CPU kernels, never streamed to the GPU); "
+        "default: where the CPU computes prefill.",
+    ),
+]
 MaxRunningOpt = Annotated[
     int | None,
     typer.Option(

@@ -213,3 +213,40 @@ def test_a_box_that_falls_short_says_what_would_fit() -> None:
     data = r.to_json()["advice"]
     assert [a["quant"] for a in data] == ["Q4_K_M", mix.quant] and data[0]["ram_gib"] == ram.ram_gib
     assert plan_offload(swap(req, ram_gib=256)).advice == ()  # a box that fits needs no advice
+
+
+def _prefill(*extra: str) -> tuple[dict[str, object], str]:
+    """``offload deepseek-v3`` on a 4090 + EPYC 9654 at Q4_K_M: its performance block and the first command."""
+    args = ["offload", "deepseek-v3", "--gpu", "4090", "--ram", "512", "--cpu", "epyc-9654", "--quant", "Q4_K_M",
+            "--prompt", "8192", "--json", *extra]  # fmt: skip
+    r = runner.invoke(app, args)
+    assert r.exit_code == 0, r.output
+    out = json.loads(r.output)
+    return out["performance"], next(iter(out["commands"].values()))
+
+
+def test_ik_llama_cpp_streams_moe_weights_only_from_32_tokens_an_expert_and_repacks_for_the_cpu() -> None:
+    """ik_llama.cpp offloads MoE matmuls from 32 x E/k tokens (1,024 for DeepSeek-V3's 256 experts at top-8; its PR
+    #520), and -rtr repacks the RAM experts for its CPU kernels, 1.49x faster, never streamed."""
+    from moeplan.deploy.offload import CPU_REPACK_GAIN
+
+    plain, cmd = _prefill("--engine", "ik_llama.cpp", "--no-rtr")
+    assert plain["prefill_path"] == "computed on the CPU" and "-rtr" not in cmd  # 512 < 1,024: no offload
+    repacked, cmd = _prefill("--engine", "ik")
+    assert repacked["prefill_path"] == "computed on the CPU, repacked (-rtr)"
+    assert cmd.endswith(" -rtr") and "-fmoe" in cmd and "--no-op-offload" not in cmd
+    gain = float(repacked["prefill_tokens_per_s"]) / float(plain["prefill_tokens_per_s"])  # type: ignore[arg-type]
+    assert 1.2 < gain <= CPU_REPACK_GAIN
+    streamed, cmd = _prefill("--engine", "ik", "--no-rtr", "--ubatch", "4096")
+    assert streamed["prefill_path"] == "streamed to the GPU over PCIe" and "-rtr" not in cmd
+    forced, cmd = _prefill("--engine", "ik", "--rtr", "--ubatch", "4096")  # repacked weights never stream
+    assert forced["prefill_path"].endswith("repacked (-rtr)") and cmd.endswith(" -rtr")  # type: ignore[union-attr]
+    # llama.cpp itself streams from 32 tokens, whatever the experts
+    assert _model("deepseek-v3", "Q4_K_M").offload_min_tokens() == 32
+
+
+def test_rtr_is_ik_llama_cpp_alone() -> None:
+    for engine in ("llama.cpp", "ktransformers"):
+        r = runner.invoke(app, ["offload", "deepseek-v3", "--gpu", "4090", "--ram", "512", "--cpu", "epyc-9654",
+                                "--engine", engine, "--rtr"])  # fmt: skip
+        assert r.exit_code == 1 and "ik_llama.cpp" in r.output and r.output.count("\n") == 1, r.output

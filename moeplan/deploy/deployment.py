@@ -156,6 +156,9 @@ class EstimateRequest(Value):
     """KTransformers' ``--kt-gpu-prefill-token-threshold``: prefill passes of at least this many tokens run layer by
     layer on the GPU, smaller ones with their experts on the CPU; None:
     :data:`~moeplan.deploy.offload.LAYERWISE_MIN_TOKENS`."""
+    cpu_repack: bool | None = None
+    """ik_llama.cpp's ``-rtr`` (RAM weights repacked at load: faster CPU kernels, never streamed to the GPU): True,
+    False, or None for wherever the CPU computes prefill (:attr:`~moeplan.deploy.engines.Engine.run_time_repack`)."""
     max_running: int | None = None
     """Requests one instance runs at once, all its ranks together (the engine's ``--max-num-seqs``,
     ``--max-running-requests``, ``max_batch_size``); None: as many as its KV cache holds."""
@@ -310,6 +313,8 @@ class Deployment(Value):
     request arriving while the engine decodes waits ``(N - 1) / 2`` steps more on average before its prefill."""
     kt_prefill_threshold: int | None = None
     """Prefill passes of at least this many tokens run layer by layer on the GPU in KTransformers (None: 400)."""
+    cpu_repack: bool | None = None
+    """ik_llama.cpp's ``-rtr``: True, False, or None for where the CPU computes prefill (``--rtr``)."""
     max_running: int | None = None
     """The engine's cap on requests running at once in one instance (None: the KV cache's room alone); under a
     load, requests beyond it wait for a running one to finish."""

@@ -176,6 +176,13 @@ class Engine(Value):
     """Share of the PCIe link's one-way rate its expert streams reach (llama.cpp's copies of pinned buffers: 0.8)."""
     cpu_kernel_scale: float = 1.0
     """Speed of its CPU expert kernels relative to llama.cpp's (on the RAM efficiency and the CPU compute)."""
+    op_offload_per_expert: bool = False
+    """Ubatch engines hand a matmul on RAM weights to the GPU (streaming the weights) from 32 tokens
+    (``GGML_OP_OFFLOAD_MIN_BATCH``); True: MoE matmuls only from ``32 x E / k`` tokens, about 32 per expert
+    (ik_llama.cpp PR #520; DeepSeek-V3's 256 experts at top-8: 1,024 tokens)."""
+    run_time_repack: bool = False
+    """Repacks RAM weights at load for its CPU kernels (ik_llama.cpp ``-rtr``: rows interleaved as ``_R4`` types),
+    which then never stream to the GPU (:data:`~moeplan.deploy.offload.CPU_REPACK_GAIN`)."""
     numa_replicated: bool = False
     """Experts copied into each socket's memory (KTransformers' NUMA mode): every socket reads locally."""
     prefill_dispatch_s: float = 0.0
@@ -485,8 +492,23 @@ ENGINES: dict[str, Engine] = {
         source="mlx-lm generate.py prefill_step_size 2048; Metal wired limit = recommendedMaxWorkingSetSize",
     ),
 }
+ENGINES["ik_llama.cpp"] = replace(
+    ENGINES["llama.cpp"],
+    name="ik_llama.cpp",
+    op_offload_per_expert=True,
+    run_time_repack=True,
+    unified_memory=False,
+    vendors=("nvidia",),
+    max_running_default=None,
+    launch="llama-server -m {model} -ngl 99 -c {context} -fa -fmoe{options}",
+    source="ikawrakow/ik_llama.cpp, the llama.cpp fork for CPU and hybrid CPU+GPU runs (CUDA and CPU back ends): "
+    "its GPU kernels and memory as llama.cpp's; MoE matmuls on RAM experts go to the GPU only from 32 x E/k tokens "
+    "(PR #520); -rtr repacks RAM weights at load into interleaved rows for faster CPU kernels, and those are never "
+    "offloaded to the GPU (its README and PR #405)",
+)
 _ALIASES = {
     "llamacpp": "llama.cpp", "llama-cpp": "llama.cpp", "ollama": "llama.cpp", "hf": "transformers",
+    "ik": "ik_llama.cpp", "ik-llama.cpp": "ik_llama.cpp", "ik_llama": "ik_llama.cpp", "ik-llama": "ik_llama.cpp",
     "trtllm": "tensorrt-llm", "trt-llm": "tensorrt-llm", "tensorrt_llm": "tensorrt-llm", "kt": "ktransformers",
     "mlx-lm": "mlx", "mlx_lm": "mlx",
 }  # fmt: skip

@@ -70,6 +70,20 @@ m 10.7 and 85), the level DeepSeek-R1 on two Xeon E5-2690 v3, AVX2 (pp512 10.3 t
 16).  Hosts scatter widely around it: the 192-core EPYC itself runs 3-4x below, a 32-core Threadripper 7975WX with
 ik_llama.cpp's repacked kernels 1.7-1.9x above (benchmarks/offload_measurements.yaml Q43/Q44, Q26/Q30)."""
 HANDOFF_S = 40 * US
+OP_OFFLOAD_MIN_BATCH = 32
+"""llama.cpp's CUDA back end offloads an op on RAM weights to the GPU from this batch (``GGML_OP_OFFLOAD_MIN_BATCH``);
+ik_llama.cpp scales it by ``E / k`` for MoE matmuls (:meth:`OffloadModel.offload_min_tokens`)."""
+CPU_REPACK_GAIN = 1.49
+"""The CPU prefill curve (:data:`CPU_GEMM_MAX`) is the level of ik_llama.cpp's kernels on repacked weights (``-rtr``
+or ``_R4`` files), the runs it was set on and that scatter around it (Haswell, Skylake and Zen 4 hosts,
+benchmarks/offload_measurements.yaml Q26, Q30, Q39, Q41: 0.56-1.9x, 1.08 their geometric mean).  Its kernels on
+weights as stored reach 1/1.49 of it: Kimi-K2 on an EPYC 9965 prefills 107.6 tok/s as stored and 160.7 with ``-rtr``
+(ik_llama.cpp PR #612, Q43).  llama.cpp's own CPU kernels keep the curve: it repacks some types itself at load
+(its CPU "repack" buffers), and no scored run measures it apart."""
+N_CPU_MOE_ENGINES = ("llama.cpp", "ik_llama.cpp")
+"""Engines that place experts by ``--n-cpu-moe N`` (the first N layers); KTransformers counts MoE layers."""
+REPACKED = ", repacked (-rtr)"
+"""The prefill path's suffix where ik_llama.cpp's run-time repack computes the RAM experts on the CPU."""
 LLAMA_CPP_BATCH = 2048
 """llama.cpp's default logical batch (``-b``); ``-ub`` above it needs ``-b`` raised too."""
 STREAM_SPREAD = (0.6, 1.0, 1.3)
@@ -350,9 +364,13 @@ class OffloadModel:
         """
         chunk = max(1, min(self.d.batched_tokens, prompt))
         n_ub = math.ceil(prompt / chunk)
+        repacked = self.engine.run_time_repack and self.d.cpu_repack is not False
+        # the CPU prefill curve is repacked kernels' level; ik_llama.cpp's on weights as stored reach 1/1.49
+        plain = CPU_REPACK_GAIN if self.engine.run_time_repack and not repacked else 1.0
+        on_cpu = "computed on the CPU" + (REPACKED if repacked else "")
         if self.cpu_only:
             ub = prompt / n_ub
-            return self._pass_s(p, prompt, ub, scenario).cpu_s * n_ub, "computed on the CPU"
+            return self._pass_s(p, prompt, ub, scenario).cpu_s * plain * n_ub, on_cpu
         if self.engine.offload_prefill == "layerwise":  # KTransformers: by the pass's tokens, not by speed
             native = kt_native(self.d.scheme)  # GGUF and AMX weights never leave the CPU
             return self._layerwise_prefill_s(p, prompt, scenario, layerwise if native else False)
@@ -360,9 +378,23 @@ class OffloadModel:
         s = self._pass_s(p, prompt, ub, scenario)
         if not p.cpu_moe_layers:
             return s.gpu_s * n_ub, "gpu"
+        t_cpu = s.cpu_s * plain
         t_stream = s.stream_s + s.on_gpu_s
-        path = "streamed to the GPU over PCIe" if t_stream < s.cpu_s else "computed on the CPU"
-        return (s.gpu_s + min(s.cpu_s, t_stream)) * n_ub, path
+        # below the offload threshold the engine computes on the CPU, and repacked weights never stream; above it
+        # llama.cpp streams unless --no-op-offload is faster, ik_llama.cpp streams unless -rtr is (or is asked for)
+        streams = ub >= self.offload_min_tokens() and self.d.cpu_repack is not True
+        forced = self.engine.run_time_repack and not repacked  # ik_llama.cpp --no-rtr: its default policy streams
+        if streams and (t_stream < t_cpu or forced):
+            return (s.gpu_s + t_stream) * n_ub, "streamed to the GPU over PCIe"
+        return (s.gpu_s + t_cpu) * n_ub, on_cpu
+
+    def offload_min_tokens(self) -> int:
+        """Tokens a ubatch needs before the engine streams RAM experts to the GPU for its matmuls: llama.cpp 32
+        (``GGML_OP_OFFLOAD_MIN_BATCH``), ik_llama.cpp ``32 x E / k`` (1,024 for DeepSeek-V3's 256 experts at
+        top-8); fewer run on the CPU."""
+        if not self.engine.op_offload_per_expert:
+            return OP_OFFLOAD_MIN_BATCH
+        return math.ceil(OP_OFFLOAD_MIN_BATCH * self.moe.num_experts / self.moe.expected_picks)
 
     def _layerwise_prefill_s(
         self, p: Placement, prompt: int, scenario: int, layerwise: bool | None
@@ -513,8 +545,10 @@ def commands(d: Deployment, quant: str, p: Placement, host: Host, context: int, 
     if d.engine.name == "ktransformers":
         return {"ktransformers": kt_command(d, quant, host, context, kv_dtype)}
     base = d.engine.command(model_file, context, kv + split)
-    threads = f" -t {host.cpu.cores}" if p.cpu_moe_layers else ""
-    if p.cpu_moe_layers and p.prefill_path == "computed on the CPU":
+    threads = f" -t {host.cpu.cores}" if p.cpu_moe_layers or not host.num_gpus else ""
+    if p.prefill_path.endswith(REPACKED):  # ik_llama.cpp: repacked RAM weights, computed on the CPU
+        threads += " -rtr"
+    elif p.cpu_moe_layers and p.prefill_path == "computed on the CPU" and not d.engine.run_time_repack:
         # llama.cpp hands every op of 32 tokens or more to the GPU, streaming RAM weights over PCIe, unless told not to
         threads += " --no-op-offload"
     out = {d.engine.name: f"{base} --n-cpu-moe {p.cpu_layers}{threads}" if p.cpu_layers else base}

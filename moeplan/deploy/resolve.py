@@ -326,6 +326,9 @@ def resolve(
     if request.kt_prefill_threshold is not None and eng.offload_prefill != "layerwise":
         raise InputError(f"--kt-prefill-threshold is KTransformers' switch to layer-wise prefill; {eng.name} has none",
                          "add --engine ktransformers, or drop --kt-prefill-threshold")  # fmt: skip
+    if request.cpu_repack is not None and not eng.run_time_repack:
+        raise InputError(f"--rtr/--no-rtr is ik_llama.cpp's run-time repack; {eng.name} has none",
+                         "add --engine ik_llama.cpp, or drop the option")  # fmt: skip
     if eng.offload_prefill == "layerwise":
         from moeplan.deploy.offload import kt_method, kt_native, layerwise_threshold
 
@@ -398,6 +401,7 @@ def resolve(
         recv_interval=request.recv_interval,
         max_running=request.max_running,
         kt_prefill_threshold=request.kt_prefill_threshold,
+        cpu_repack=request.cpu_repack,
         flash_attention=request.flash_attention,
         mtp_layers=arch.mtp_layers if request.mtp else 0,
         draft_tokens=(request.mtp_drafts or arch.mtp_layers) if request.mtp else 0,
@@ -439,12 +443,12 @@ def check_engine(eng: Engine, scheme: Scheme, gpu: GpuSpec) -> None:
         hint = ("offload runs llama.cpp there: --engine llama.cpp" if eng.offload_prefill == "layerwise"
                 else "--engine auto picks one that does")  # fmt: skip
         raise InputError(f"{eng.name} does not run on {gpu.name} ({where})", hint)
-    if eng.name == "llama.cpp":
+    if eng.llama_cpp_kernels:
         foreign = sorted({f for f in (scheme.base, scheme.rest, *scheme.overrides.values()) if f not in GGUF_FLOATS})
         if scheme.gguf is None and foreign:
             other = "--engine mlx" if gpu.vendor == "apple" else "--engine vllm/sglang"
             raise InputError(
-                f"llama.cpp reads GGUF types, and {foreign[0]} weights are not one",
+                f"{eng.name} reads GGUF types, and {foreign[0]} weights are not one",
                 f"use a GGUF mix (--quant Q8_0, Q4_K_M, ...) or bf16, or {other} for these weights",
             )
     if eng.runs == "checkpoint" and scheme.is_gguf:

@@ -262,6 +262,7 @@ class EstimateResult(Value):
                 "mtp_accept": self.mtp_accept,
                 "max_running": self.request.max_running,
                 "kt_prefill_threshold": self.request.kt_prefill_threshold,
+                "rtr": self.request.cpu_repack,
             },
             "memory": self.memory.to_json(),
             "fit": self.fit.to_json() if self.fit else None,

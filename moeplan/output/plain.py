@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from moeplan.deploy.offload import N_CPU_MOE_ENGINES
 from moeplan.errors import InputError
 
 if TYPE_CHECKING:
@@ -182,7 +183,7 @@ def offload_table(result: OffloadResult) -> Table:
     headers, rows = estimate_table(result)
     p, perf = result.chosen, result.offload_performance
     keep = [r for r in rows if r[0] in ("model", "total parameters", "active parameters", "weights format")]
-    llama = result.memory.engine == "llama.cpp"
+    llama = result.memory.engine in N_CPU_MOE_ENGINES
     label = "experts on CPU (--n-cpu-moe)" if llama else "experts on CPU"
     keep += [
         [label, str(p.cpu_layers if llama else len(p.cpu_moe_layers)), "layers" if llama else "MoE layers"],

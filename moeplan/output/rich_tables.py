@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from moeplan.hardware.hosts import CpuSpec
     from moeplan.sources.catalog import CatalogRow
 
+from moeplan.deploy.offload import N_CPU_MOE_ENGINES
 from moeplan.output.formatting import fmt_buy, fmt_count, fmt_gib, fmt_rate, fmt_usd, fmt_value
 from moeplan.output.terminal import NARROW, first_fitting, glyphs, headline, shell_lines, table_box
 
@@ -441,7 +442,7 @@ def print_offload(console: Console, result: OffloadResult, detail: bool = False)
     assert host.gpu is not None
     box_ = f"{host.num_gpus} x {host.gpu.id} + {host.ram_gib:g} GiB RAM"
     if p.fits:
-        llama = result.memory.engine == "llama.cpp"
+        llama = result.memory.engine in N_CPU_MOE_ENGINES
         flag = f"--n-cpu-moe {p.cpu_layers}" if llama else f"experts of {len(p.cpu_moe_layers)} MoE layers in RAM"
         rate = f"~{fmt_rate(perf.decode_tokens_per_s)} tok/s"
         word = "[bold green]FITS[/bold green]"
@@ -469,7 +470,7 @@ def print_offload(console: Console, result: OffloadResult, detail: bool = False)
     if p.fits:
         lo, hi = perf.decode_tokens_per_s_range
         n = len(p.cpu_moe_layers)
-        flag = f" (--n-cpu-moe {p.cpu_layers})" if result.memory.engine == "llama.cpp" else ""
+        flag = f" (--n-cpu-moe {p.cpu_layers})" if result.memory.engine in N_CPU_MOE_ENGINES else ""
         console.print(
             f"{where}: the experts of {n} of {spec.arch.num_moe_layers} MoE "
             f"layers in RAM{flag}: ~{fmt_rate(perf.decode_tokens_per_s)} tok/s "
@@ -515,7 +516,7 @@ def print_offload(console: Console, result: OffloadResult, detail: bool = False)
         console.print(f"[dim]--detail: speed by context{others}[/dim]")
         return
     trade = Table(title="Context vs experts in RAM vs speed", title_justify="left", box=table_box(console))
-    llama = result.memory.engine == "llama.cpp"  # KTransformers has no --n-cpu-moe: every MoE layer's experts in RAM
+    llama = result.memory.engine in N_CPU_MOE_ENGINES  # KTransformers has no --n-cpu-moe: it counts MoE layers
     for col in ("context", "--n-cpu-moe" if llama else "MoE layers in RAM", "VRAM / GPU", "RAM", "tok/s"):
         trade.add_column(col, justify="right", no_wrap=True)
     moe_layers = len(p.cpu_moe_layers)

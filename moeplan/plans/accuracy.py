@@ -96,9 +96,8 @@ def record_gpu(r: dict[str, Any]) -> GpuSpec:
     )
 
 
-ENGINE_OF_RECORD = {"ik_llama.cpp": "llama.cpp", "tensorrt-llm+dynamo": "tensorrt-llm"}
-"""Engines moeplan scores as another: ik_llama.cpp is a llama.cpp fork with the same file types and layout, and
-Dynamo runs TensorRT-LLM workers."""
+ENGINE_OF_RECORD = {"tensorrt-llm+dynamo": "tensorrt-llm"}
+"""Engines moeplan scores as another: Dynamo runs TensorRT-LLM workers."""
 STAGES = {
     "decode_speed": "decode", "throughput": "decode", "prefill_speed": "prefill", "ttft": "time to first token",
     "offload_speed": "offload decode", "offload_prefill": "offload prefill",
@@ -147,7 +146,10 @@ def deployment(r: dict[str, Any], gpu: GpuSpec | None, **changes: Any) -> Deploy
         ubatch=int(r["ubatch"]) if r.get("ubatch") else None,
         recv_interval=int(r.get("scheduler_recv_interval") or 1),
         kt_prefill_threshold=int(r["kt_prefill_threshold"]) if r.get("kt_prefill_threshold") else None,
-        backend=str(r.get("backend") or "auto").lower() if eng == "llama.cpp" and r.get("backend") != "CPU" else "auto",
+        cpu_repack=bool(r.get("rtr")) if eng == "ik_llama.cpp" else None,
+        backend=str(r.get("backend") or "auto").lower()
+        if eng in ("llama.cpp", "ik_llama.cpp") and r.get("backend") != "CPU"
+        else "auto",
         use_calibration=False,
     )
     return resolve(replace(request, **changes), gpu=gpu, fewest=False)
@@ -236,7 +238,7 @@ def _offload_check(r: dict[str, Any], rid: str, label: str, src: str, prefill: b
         cpu = replace(cpu, cores=cores, all_core_ghz=ghz, fp32_gflops_per_core_cycle=per_cycle, isa=isa)
     gpu = record_gpu(r) if (r.get("gpu") or r.get("gpu_figures")) and r.get("num_gpus", 1) else None
     ctx = max(1, int(r.get("context") or 128))
-    engine = "ktransformers" if r.get("engine") == "ktransformers" else "llama.cpp"
+    engine = r["engine"] if r.get("engine") in ("ktransformers", "ik_llama.cpp") else "llama.cpp"
     prompt = int(r.get("prompt") or min(512, ctx))
     ctx = max(ctx, prompt)
     d = deployment(r, gpu, engine=engine, kv_dtype="auto", context=ctx, prompt=prompt, tp=None,

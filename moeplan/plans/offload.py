@@ -41,7 +41,8 @@ class OffloadRequest(Value):
     price_usd_per_hour: float | None = None
     gpu_file: str | None = None
     engine: str = "llama.cpp"
-    """llama.cpp (``--n-cpu-moe``) or KTransformers (experts per socket, layer-wise prefill)."""
+    """llama.cpp (``--n-cpu-moe``), ik_llama.cpp (its fork: MoE offload threshold, ``-rtr``) or KTransformers
+    (experts per socket, layer-wise prefill)."""
     backend: str = "auto"
     ubatch: int | None = None
     """Tokens per prefill forward pass (llama.cpp ``-ub``): each streams the RAM experts to the GPU once."""
@@ -49,6 +50,8 @@ class OffloadRequest(Value):
     """A calibration profile whose host measurement replaces the catalogue's CPU (``auto``: the stored one)."""
     kt_prefill_threshold: int | None = None
     """KTransformers' ``--kt-gpu-prefill-token-threshold`` (None: 400)."""
+    rtr: bool | None = None
+    """ik_llama.cpp's run-time repack (``-rtr``): True, False, or None where the CPU computes prefill."""
 
 
 def host_cpu(req: OffloadRequest) -> tuple[CpuSpec, str | None]:
@@ -179,9 +182,12 @@ def evaluate_box(req: OffloadRequest) -> OffloadResult:
         raise InputError(f"--num-gpus must be at least 1, not {req.num_gpus}")
     if req.pcie not in ("gen3", "gen4", "gen5"):
         raise InputError(f"--pcie '{req.pcie}' is not one of gen3, gen4, gen5")
-    engine = req.engine.strip().lower()
-    if engine not in ("llama.cpp", "llamacpp", "ollama", "ktransformers", "kt"):
-        raise InputError(f"offload runs on llama.cpp or ktransformers, not '{req.engine}'")
+    from moeplan.deploy.engines import engine as engine_named
+
+    named = engine_named(req.engine)
+    if not (named.llama_cpp_kernels or named.offload_prefill == "layerwise"):
+        raise InputError(f"offload runs on llama.cpp, ik_llama.cpp or ktransformers, not '{req.engine}'")
+    engine = named.name
     spec = resolve_model(req.model)
     request = EstimateRequest(
         model=req.model, gpu=req.gpu, gpu_memory_gib=req.gpu_memory_gib, gpu_bandwidth_gb_s=req.gpu_bandwidth_gb_s,
@@ -189,7 +195,7 @@ def evaluate_box(req: OffloadRequest) -> OffloadResult:
         kv_dtype=req.kv_dtype,
         context=req.context, batch=req.batch, engine=engine, prompt=req.prompt, backend=req.backend,
         ubatch=req.ubatch, price_usd_per_hour=req.price_usd_per_hour, gpu_file=req.gpu_file, speed_table=False,
-        kt_prefill_threshold=req.kt_prefill_threshold,
+        kt_prefill_threshold=req.kt_prefill_threshold, cpu_repack=req.rtr,
     )  # fmt: skip
     d = resolve(request, spec=spec)
     if d.gpu is None:
