@@ -185,8 +185,9 @@ def stage_table() -> list[str]:
 BELOW_WHY = {
     "decode, several GPUs": "old builds of DeepSeek's MLA kernels, prefill interference in serving benchmarks",
     "prefill": "AMD Vulkan outliers, CPU-only prompt processing",
-    "time to first token": "long nominal prompts on RTX PRO 6000, fp8/fp4 prefill on Blackwell, AMD host work",
-    "offload prefill": "KTransformers' GPU-resident experts and unstated hosts",
+    "time to first token": "single-prompt prefill on B200 no faster than on H200 (TensorRT-LLM, SGLang, vLLM), long "
+    "nominal prompts on RTX PRO 6000, AMD host work",
+    "offload prefill": "KTransformers' GPU-resident experts, CPU prefill kernels that scatter by host, unstated hosts",
     "serving TTFT": "means far above their medians (S503, S506), a Modal image (S542)",
     "disaggregated serving TTFT": "runs at the prefill instances' capacity, where TTFT is C/X less the decode "
     "time, and 8K prompts 2-3x slow on Blackwell at light load",
