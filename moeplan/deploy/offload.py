@@ -67,8 +67,9 @@ CPU_GEMM_MAX, CPU_GEMM_M_HALF = 0.8, 10.0
 """Prefill on the CPU: mat-mat kernels reach ``0.8 x m/(m + 10)`` of the int8 rate at ``m`` tokens per expert.  The
 rise with ``m`` follows ik_llama.cpp's Kimi-K2 Q2_K on an EPYC 9965 (pp 108 tok/s at ubatch 512 and 238 at 4,096 --
 m 10.7 and 85), the level DeepSeek-R1 on two Xeon E5-2690 v3, AVX2 (pp512 10.3 tok/s: 66% of the fp32 peak at m
-16).  Hosts scatter widely around it: the 192-core EPYC itself runs 3-4x below, a 32-core Threadripper 7975WX with
-ik_llama.cpp's repacked kernels 1.7-1.9x above (benchmarks/offload_measurements.yaml Q43/Q44, Q26/Q30)."""
+16), a repacked run (:data:`CPU_REPACK_GAIN`).  Hosts scatter widely around it: the 192-core EPYC itself runs
+1.8-2.5x below its as-stored level, a 32-core Threadripper 7975WX 1.7-1.9x above (benchmarks/offload_measurements.yaml
+Q43/Q44, Q26/Q30)."""
 HANDOFF_S = 40 * US
 OP_OFFLOAD_MIN_BATCH = 32
 """llama.cpp's CUDA back end offloads an op on RAM weights to the GPU from this batch (``GGML_OP_OFFLOAD_MIN_BATCH``);
@@ -545,7 +546,7 @@ def commands(d: Deployment, quant: str, p: Placement, host: Host, context: int, 
     if d.engine.name == "ktransformers":
         return {"ktransformers": kt_command(d, quant, host, context, kv_dtype)}
     base = d.engine.command(model_file, context, kv + split)
-    threads = f" -t {host.cpu.cores}" if p.cpu_moe_layers or not host.num_gpus else ""
+    threads = f" -t {host.cpu.cores}" if p.cpu_moe_layers else ""
     if p.prefill_path.endswith(REPACKED):  # ik_llama.cpp: repacked RAM weights, computed on the CPU
         threads += " -rtr"
     elif p.cpu_moe_layers and p.prefill_path == "computed on the CPU" and not d.engine.run_time_repack:
