@@ -29,3 +29,19 @@ def test_accuracy_doc_is_current() -> None:
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     assert (ROOT / "docs/accuracy.md").read_text() == module.render(), "run python benchmarks/accuracy.py"
+
+
+def test_every_serving_band_holds_its_own_expected_value() -> None:
+    """Under a closed loop the pessimistic scenario can wait less for its first token (slower decode steps send
+    prompts to the prefill less often): a serving band is the span of the three scenarios, never inverted, so the
+    expected value always lies inside it (32 disaggregated TTFT bands were inverted before)."""
+    import yaml
+
+    from moeplan.plans.accuracy import serving_checks, serving_skip
+
+    root = Path(__file__).resolve().parents[1] / "benchmarks"
+    checks = [c for name in ("disaggregated_measurements.yaml", "serving_measurements.yaml")
+              for r in yaml.safe_load((root / name).read_text()) if not serving_skip(r)
+              for c in serving_checks(r)]  # fmt: skip
+    assert len(checks) > 700
+    assert all(c.low is not None and c.high is not None and c.low <= c.predicted <= c.high for c in checks)

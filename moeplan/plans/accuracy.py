@@ -358,6 +358,13 @@ SCENARIO_NAMES = ("low", "expected", "high")
 """The band's ends and its middle, in the order the checks read them."""
 
 
+def span(a: float, expected: float, b: float) -> tuple[float, float, float]:
+    """A serving figure's band over the three scenarios, lowest to highest, and its expected value: under a closed
+    loop the ends need not order as the scenarios do (slower decode steps send prompts to the prefill less often,
+    so the pessimistic scenario can wait less for its first token)."""
+    return min(a, expected, b), expected, max(a, expected, b)
+
+
 def split_checks(r: dict[str, Any], gpu: GpuSpec | None, traffic: Traffic) -> list[Check]:
     """A disaggregated run (``prefill_workers`` instances of ``prefill_tp`` GPUs hand their prompts to
     ``decode_workers`` instances of ``decode_tp``, each with its own EP and DP attention) against
@@ -385,14 +392,14 @@ def split_checks(r: dict[str, Any], gpu: GpuSpec | None, traffic: Traffic) -> li
     out = []
     if r.get("total_tps_per_gpu"):
         scale = (isl + osl) / osl
-        lo, m, hi = (p.output_tokens_per_s_per_gpu * scale for p in (low, mid, high))
+        lo, m, hi = span(*(p.output_tokens_per_s_per_gpu * scale for p in (low, mid, high)))
         measured = float(r["total_tps_per_gpu"])
         out.append(Check(rid, "serving_throughput", label + " (input + output tok/s)", measured, m, lo, hi,
                          lo <= measured <= hi, "tokens/s", src,
                          stage="disaggregated " + STAGES["serving_throughput"]))  # fmt: skip
     if r.get("ttft_median_ms"):
         measured = float(r["ttft_median_ms"]) / 1e3
-        lo, m, hi = high.ttft_s, mid.ttft_s, low.ttft_s
+        lo, m, hi = span(low.ttft_s, mid.ttft_s, high.ttft_s)
         out.append(Check(rid, "serving_ttft", label + " (median TTFT)", measured, m, lo, hi, lo <= measured <= hi,
                          "s", src, stage="disaggregated " + STAGES["serving_ttft"]))  # fmt: skip
     return out
@@ -424,20 +431,20 @@ def serving_checks(r: dict[str, Any]) -> list[Check]:
     if value:
         scale = 1.0 if per_gpu else (isl + osl) / osl  # input and output tokens together
         measured = float(value)
-        lo, m, hi = (p.output_tokens_per_s_per_gpu * scale for p in (low, mid, high))
+        lo, m, hi = span(*(p.output_tokens_per_s_per_gpu * scale for p in (low, mid, high)))
         what = label + ("" if per_gpu else " (input + output tok/s)")
         out.append(Check(rid, "serving_throughput", what, measured, m, lo, hi, lo <= measured <= hi, "tokens/s",
                          src, stage=STAGES["serving_throughput"]))  # fmt: skip
     ttft_ms = r.get("ttft_mean_ms") or r.get("ttft_median_ms")
     if ttft_ms:
         measured = float(ttft_ms) / 1e3
-        lo, m, hi = high.ttft_s, mid.ttft_s, low.ttft_s
+        lo, m, hi = span(high.ttft_s, mid.ttft_s, low.ttft_s)
         waves = prompts_per_client(r)
         if r.get("ttft_mean_ms") and traffic.arrivals == "poisson" and waves:
             # the run starts with every client sending at once: its first wave waits for a burst of prefills
             burst = replace(traffic, arrivals="waves")
             first = [ServingModel(d, burst, s).point().ttft_s for s in reversed(SCENARIO_NAMES)]
-            lo, m, hi = ((f + (waves - 1) * t) / waves for f, t in zip(first, (lo, m, hi), strict=True))
+            lo, m, hi = span(*((f + (waves - 1) * t) / waves for f, t in zip(first, (lo, m, hi), strict=True)))
         out.append(Check(rid, "serving_ttft", label, measured, m, lo, hi, lo <= measured <= hi, "s", src,
                          stage=STAGES["serving_ttft"]))  # fmt: skip
     return out
