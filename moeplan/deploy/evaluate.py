@@ -170,6 +170,13 @@ def flops_result(d: Deployment) -> FlopsResult:
     )
 
 
+def _span(*values: float) -> tuple[float, float]:
+    """A band's ends, lowest and highest, over the scenarios and the expected value: skewed routing, the optimistic
+    scenario's, loads one expert-parallel rank more in prefill, so its time to first token can exceed the expected
+    one (DeepSeek-R1 at TP8/EP8 on 8x H200, 8,192 tokens: 0.2623 s against 0.2619)."""
+    return min(values), max(values)
+
+
 def performance_result(d: Deployment, mm: MemoryModel) -> tuple[PerformanceResult, tuple[str, ...]]:
     """Speed band at ``d``'s context and batch, the speed-vs-batch table, and the notes they rest on."""
     sm = SpeedModel(mm)
@@ -197,13 +204,17 @@ def performance_result(d: Deployment, mm: MemoryModel) -> tuple[PerformanceResul
     distinct = distinct_experts(moe.num_experts, moe.expected_picks, d.batch, d.routing_skew) if moe else None
     result = PerformanceResult(
         decode_tokens_per_s=exp.tokens_per_s,
-        decode_tokens_per_s_range=(low.tokens_per_s, high.tokens_per_s),
+        decode_tokens_per_s_range=_span(low.tokens_per_s, exp.tokens_per_s, high.tokens_per_s),
         throughput_tokens_per_s=exp.throughput_tokens_per_s,
-        throughput_tokens_per_s_range=(low.throughput_tokens_per_s, high.throughput_tokens_per_s),
+        throughput_tokens_per_s_range=_span(
+            low.throughput_tokens_per_s, exp.throughput_tokens_per_s, high.throughput_tokens_per_s
+        ),
         prefill_tokens_per_s=exp.prefill_tokens_per_s,
-        prefill_tokens_per_s_range=(low.prefill_tokens_per_s, high.prefill_tokens_per_s),
+        prefill_tokens_per_s_range=_span(low.prefill_tokens_per_s, exp.prefill_tokens_per_s, high.prefill_tokens_per_s),
         time_to_first_token_s=exp.time_to_first_token_s,
-        time_to_first_token_s_range=(high.time_to_first_token_s, low.time_to_first_token_s),
+        time_to_first_token_s_range=_span(
+            high.time_to_first_token_s, exp.time_to_first_token_s, low.time_to_first_token_s
+        ),
         prompt_tokens=d.prompt,
         bound=s.bound,
         bytes_read_per_step_per_gpu=s.bytes_read,
