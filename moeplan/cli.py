@@ -438,7 +438,7 @@ def offload(
     ] = "auto",
     prompt: PromptOpt = None,
     engine: Annotated[
-        str, typer.Option("--engine", help="llama.cpp, ik_llama.cpp, or ktransformers (layer-wise prefill).")
+        str, typer.Option("--engine", help="llama.cpp, ik_llama.cpp (ik), or ktransformers (kt).")
     ] = "llama.cpp",
     backend: BackendOpt = "auto",
     ubatch: UbatchOpt = None,

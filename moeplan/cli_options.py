@@ -322,7 +322,8 @@ UbatchOpt = Annotated[
     typer.Option(
         "--ubatch",
         **whole(1, 10_000_000),
-        help="Tokens per prefill pass: llama.cpp -ub (default 512), KTransformers --chunked-prefill-size (16384), "
+        help="Tokens per prefill pass: llama.cpp -ub (default 512; RAM experts stream to the GPU from 32 tokens, "
+        "under ik_llama.cpp from 32 x experts / active), KTransformers --chunked-prefill-size (16384), "
         "vLLM/SGLang max-num-batched-tokens (8192; vLLM 2048 under 70 GiB and on A100).",
     ),
 ]

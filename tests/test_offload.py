@@ -234,7 +234,9 @@ def test_ik_llama_cpp_streams_moe_weights_only_from_32_tokens_an_expert_and_repa
     assert plain["prefill_path"] == "computed on the CPU" and "-rtr" not in cmd  # 512 < 1,024: no offload
     repacked, cmd = _prefill("--engine", "ik")
     assert repacked["prefill_path"] == "computed on the CPU, repacked (-rtr)"
-    assert cmd.endswith(" -rtr") and "-fmoe" in cmd and "--no-op-offload" not in cmd
+    assert cmd.endswith(" -rtr") and "--no-op-offload" not in cmd
+    # today's ik_llama.cpp: -fa takes a value, fused MoE is the default, --n-cpu-moe counts MoE layers from the last
+    assert " -fa on " in cmd and "-fmoe" not in cmd and "--n-cpu-moe 57 " in cmd  # DeepSeek-V3: 57 of 58 MoE layers
     gain = float(repacked["prefill_tokens_per_s"]) / float(plain["prefill_tokens_per_s"])  # type: ignore[arg-type]
     assert 1.2 < gain <= CPU_REPACK_GAIN
     streamed, cmd = _prefill("--engine", "ik", "--no-rtr", "--ubatch", "4096")
@@ -243,9 +245,17 @@ def test_ik_llama_cpp_streams_moe_weights_only_from_32_tokens_an_expert_and_repa
     assert forced["prefill_path"].endswith("repacked (-rtr)") and cmd.endswith(" -rtr")  # type: ignore[union-attr]
     # llama.cpp itself streams from 32 tokens, whatever the experts
     assert _model("deepseek-v3", "Q4_K_M").offload_min_tokens() == 32
+    # a prompt's full ubatches stream while its last, shorter one falls under the threshold (7,680 = 7 x 1,024 + 512)
+    split, _ = _prefill("--engine", "ik", "--no-rtr", "--ubatch", "1024", "--prompt", "7680")
+    assert split["prefill_path"] == (
+        "streamed to the GPU over PCIe in its 1,024-token ubatches, computed on the CPU in the last 512 tokens"
+    )
 
 
 def test_rtr_is_ik_llama_cpp_alone() -> None:
+    r = runner.invoke(app, ["offload", "qwen3-30b-a3b", "--gpu", "rx-7900-xtx", "--ram", "64", "--cpu", "ddr5-5600x2",
+                            "--engine", "ik"])  # fmt: skip
+    assert r.exit_code == 1 and "--engine llama.cpp" in r.output and r.output.count("\n") == 1, r.output
     for engine in ("llama.cpp", "ktransformers"):
         r = runner.invoke(app, ["offload", "deepseek-v3", "--gpu", "4090", "--ram", "512", "--cpu", "epyc-9654",
                                 "--engine", engine, "--rtr"])  # fmt: skip

@@ -180,6 +180,9 @@ class Engine(Value):
     """Ubatch engines hand a matmul on RAM weights to the GPU (streaming the weights) from 32 tokens
     (``GGML_OP_OFFLOAD_MIN_BATCH``); True: MoE matmuls only from ``32 x E / k`` tokens, about 32 per expert
     (ik_llama.cpp PR #520; DeepSeek-V3's 256 experts at top-8: 1,024 tokens)."""
+    n_cpu_moe_from_last: bool = False
+    """``--n-cpu-moe N`` keeps the experts of the last N MoE layers in RAM (ik_llama.cpp since its PR #2262), not
+    those of layers 0..N-1 (llama.cpp)."""
     run_time_repack: bool = False
     """Repacks RAM weights at load for its CPU kernels (ik_llama.cpp ``-rtr``: rows interleaved as ``_R4`` types),
     which then never stream to the GPU (:data:`~moeplan.deploy.offload.CPU_REPACK_GAIN`)."""
@@ -496,15 +499,17 @@ ENGINES["ik_llama.cpp"] = replace(
     ENGINES["llama.cpp"],
     name="ik_llama.cpp",
     op_offload_per_expert=True,
+    n_cpu_moe_from_last=True,
     run_time_repack=True,
     unified_memory=False,
     vendors=("nvidia",),
     max_running_default=None,
-    launch="llama-server -m {model} -ngl 99 -c {context} -fa -fmoe{options}",
+    launch="llama-server -m {model} -ngl 99 -c {context} -fa on{options}",
     source="ikawrakow/ik_llama.cpp, the llama.cpp fork for CPU and hybrid CPU+GPU runs (CUDA and CPU back ends): "
     "its GPU kernels and memory as llama.cpp's; MoE matmuls on RAM experts go to the GPU only from 32 x E/k tokens "
     "(PR #520); -rtr repacks RAM weights at load into interleaved rows for faster CPU kernels, and those are never "
-    "offloaded to the GPU (its README and PR #405)",
+    "offloaded to the GPU (its README and PR #405); fused MoE is on by default (-fmoe gone, PR #863), -fa takes a "
+    "value (PR #944), and --n-cpu-moe N counts MoE layers from the last (PR #2262)",
 )
 _ALIASES = {
     "llamacpp": "llama.cpp", "llama-cpp": "llama.cpp", "ollama": "llama.cpp", "hf": "transformers",

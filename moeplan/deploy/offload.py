@@ -352,10 +352,11 @@ class OffloadModel:
     ) -> tuple[float, str]:
         """Seconds to prefill ``prompt`` tokens, and where the CPU experts ran.
 
-        In ``n = ceil(P / ub)`` equal ubatches (``--ubatch``): the GPU part of each ubatch, plus its CPU experts either
-        computed on the CPU or streamed over PCIe to the GPU and computed there (llama.cpp streams them for
-        every ubatch of 32 tokens or more, only the experts the ubatch routes to: :meth:`_streamed_share`; the
-        faster counts).  Engines with layer-wise prefill
+        In ubatches of ``--ubatch`` tokens and a last, shorter one: the GPU part of each, plus its CPU experts either
+        computed on the CPU or streamed over PCIe to the GPU and computed there (only the experts the ubatch routes
+        to: :meth:`_streamed_share`).  llama.cpp streams every ubatch of 32 tokens or more unless
+        ``--no-op-offload`` keeps them all on the CPU, ik_llama.cpp those of :meth:`offload_min_tokens` or more unless
+        ``-rtr`` does; the faster of the two counts, or the one the user fixed.  Engines with layer-wise prefill
         (KTransformers) stream each layer's experts once per pass of ``ub`` tokens (the chunked prefill size: the GPU
         holds one layer's experts at a time) while the previous layer computes: ``n x max(stream, GPU compute)``,
         where a pass has at least the threshold's tokens (:func:`layerwise_threshold`); ``layerwise`` overrides it.
@@ -363,38 +364,43 @@ class OffloadModel:
         GB/s = 13.2 s (12.9 s measured, benchmarks/offload_measurements.yaml Q09).  A larger ubatch streams less and
         never slows prefill.
         """
-        chunk = max(1, min(self.d.batched_tokens, prompt))
-        n_ub = math.ceil(prompt / chunk)
+        passes = prefill_passes(prompt, self.d.batched_tokens)  # full ubatches and a last, shorter one
         repacked = self.engine.run_time_repack and self.d.cpu_repack is not False
         # the CPU prefill curve is repacked kernels' level; ik_llama.cpp's on weights as stored reach 1/1.49
-        plain = CPU_REPACK_GAIN if self.engine.run_time_repack and not repacked else 1.0
+        plain = CPU_REPACK_GAIN if self.engine.run_time_repack else 1.0
         on_cpu = "computed on the CPU" + (REPACKED if repacked else "")
         if self.cpu_only:
-            ub = prompt / n_ub
-            return self._pass_s(p, prompt, ub, scenario).cpu_s * plain * n_ub, on_cpu
+            cpu = sum(self._pass_s(p, prompt, t, scenario).cpu_s * n for t, n in passes)
+            return cpu * (1.0 if repacked else plain), on_cpu
         if self.engine.offload_prefill == "layerwise":  # KTransformers: by the pass's tokens, not by speed
             native = kt_native(self.d.scheme)  # GGUF and AMX weights never leave the CPU
             return self._layerwise_prefill_s(p, prompt, scenario, layerwise if native else False)
-        ub = prompt / n_ub  # n equal ubatches (llama.cpp's last is shorter: the same streams, nearly the same work)
-        s = self._pass_s(p, prompt, ub, scenario)
+        parts = [(self._pass_s(p, prompt, t, scenario), t, n) for t, n in passes]
         if not p.cpu_moe_layers:
-            return s.gpu_s * n_ub, "gpu"
-        t_cpu = s.cpu_s * plain
-        t_stream = s.stream_s + s.on_gpu_s
-        # below the offload threshold the engine computes on the CPU, and repacked weights never stream; above it
-        # llama.cpp streams unless --no-op-offload is faster, ik_llama.cpp streams unless -rtr is (or is asked for)
-        streams = ub >= self.offload_min_tokens() and self.d.cpu_repack is not True
-        forced = self.engine.run_time_repack and not repacked  # ik_llama.cpp --no-rtr: its default policy streams
-        if streams and (t_stream < t_cpu or forced):
-            return (s.gpu_s + t_stream) * n_ub, "streamed to the GPU over PCIe"
-        return (s.gpu_s + t_cpu) * n_ub, on_cpu
+            return sum(s.gpu_s * n for s, _, n in parts), "gpu"
+        # On the CPU throughout: llama.cpp with --no-op-offload, ik_llama.cpp with -rtr (repacked weights never
+        # stream).  Else each ubatch of the threshold's tokens or more streams, smaller ones compute on the CPU.
+        all_cpu = sum((s.gpu_s + s.cpu_s * (1.0 if repacked else plain)) * n for s, _, n in parts)
+        threshold = self.offload_min_tokens()
+        streamed = [t >= threshold for _, t, _ in parts]
+        mixed = sum((s.gpu_s + (s.stream_s + s.on_gpu_s if up else s.cpu_s * plain)) * n
+                    for (s, _, n), up in zip(parts, streamed, strict=True))  # fmt: skip
+        may_stream = any(streamed) and self.d.cpu_repack is not True
+        must_stream = self.engine.run_time_repack and not repacked  # ik_llama.cpp --no-rtr: its policy streams
+        if not may_stream or (all_cpu <= mixed and not must_stream):
+            return all_cpu, on_cpu
+        if all(streamed):
+            return mixed, "streamed to the GPU over PCIe"
+        (chunk, _), (rest, _) = passes
+        return mixed, (f"streamed to the GPU over PCIe in its {chunk:,}-token ubatches, computed on the CPU in the "
+                       f"last {rest:,} tokens")  # fmt: skip
 
     def offload_min_tokens(self) -> int:
         """Tokens a ubatch needs before the engine streams RAM experts to the GPU for its matmuls: llama.cpp 32
         (``GGML_OP_OFFLOAD_MIN_BATCH``), ik_llama.cpp ``32 x E / k`` (1,024 for DeepSeek-V3's 256 experts at
         top-8); fewer run on the CPU."""
-        if not self.engine.op_offload_per_expert:
-            return OP_OFFLOAD_MIN_BATCH
+        if not self.engine.op_offload_per_expert or (self.d.backend or "cuda") != "cuda":
+            return OP_OFFLOAD_MIN_BATCH  # ik_llama.cpp's other back ends keep the flat 32
         return math.ceil(OP_OFFLOAD_MIN_BATCH * self.moe.num_experts / self.moe.expected_picks)
 
     def _layerwise_prefill_s(
@@ -499,6 +505,18 @@ def _attended_share(arch: ArchSpec, context: int) -> float:
     return float(sum(layer.mixer.attended(context, "decode") for layer in layers(arch)) / arch.num_layers)
 
 
+def n_cpu_moe(engine_name: str, arch: ArchSpec, cpu_layers: int) -> int:
+    """The ``--n-cpu-moe`` that puts the experts of layers 0..``cpu_layers``-1 in RAM: llama.cpp counts layers from
+    the first, ik_llama.cpp MoE layers from the last (the same number of expert layers, so the same memory):
+    DeepSeek-V3's first 60 layers hold 57 MoE layers, ``--n-cpu-moe 60`` and ``57``."""
+    from moeplan.deploy.engines import ENGINES
+
+    engine = ENGINES.get(engine_name)
+    if engine is None or not engine.n_cpu_moe_from_last:
+        return cpu_layers
+    return sum(1 for i in range(cpu_layers) if arch.is_moe_layer(i))
+
+
 def layer_regex(layers: list[int]) -> str:
     """``blk\\.(0|1|2)\\.ffn_.*_exps\\.=CPU`` for llama.cpp's ``-ot``."""
     body = "|".join(str(i) for i in layers)
@@ -552,7 +570,8 @@ def commands(d: Deployment, quant: str, p: Placement, host: Host, context: int, 
     elif p.cpu_moe_layers and p.prefill_path == "computed on the CPU" and not d.engine.run_time_repack:
         # llama.cpp hands every op of 32 tokens or more to the GPU, streaming RAM weights over PCIe, unless told not to
         threads += " --no-op-offload"
-    out = {d.engine.name: f"{base} --n-cpu-moe {p.cpu_layers}{threads}" if p.cpu_layers else base}
+    n = n_cpu_moe(d.engine.name, spec.arch, p.cpu_layers)
+    out = {d.engine.name: f"{base} --n-cpu-moe {n}{threads}" if p.cpu_layers else base}
     if p.cpu_moe_layers:
         out[f"{d.engine.name} (-ot)"] = f'{base} -ot "{layer_regex(p.cpu_moe_layers)}"{threads}'
         gb = math.ceil((p.cpu_expert_bytes + 0.0) / 1e9)

@@ -441,6 +441,7 @@ def check_engine(eng: Engine, scheme: Scheme, gpu: GpuSpec) -> None:
     if not eng.can_run(gpu):
         where = f"{gpu.vendor} GPUs"
         hint = ("offload runs llama.cpp there: --engine llama.cpp" if eng.offload_prefill == "layerwise"
+                else "llama.cpp itself runs there: --engine llama.cpp" if eng.run_time_repack
                 else "--engine auto picks one that does")  # fmt: skip
         raise InputError(f"{eng.name} does not run on {gpu.name} ({where})", hint)
     if eng.llama_cpp_kernels:

@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from moeplan.deploy.offload import N_CPU_MOE_ENGINES
+from moeplan.deploy.offload import N_CPU_MOE_ENGINES, n_cpu_moe
 from moeplan.errors import InputError
 
 if TYPE_CHECKING:
@@ -186,7 +186,11 @@ def offload_table(result: OffloadResult) -> Table:
     llama = result.memory.engine in N_CPU_MOE_ENGINES
     label = "experts on CPU (--n-cpu-moe)" if llama else "experts on CPU"
     keep += [
-        [label, str(p.cpu_layers if llama else len(p.cpu_moe_layers)), "layers" if llama else "MoE layers"],
+        [
+            label,
+            str(n_cpu_moe(result.memory.engine, result.spec.arch, p.cpu_layers) if llama else len(p.cpu_moe_layers)),
+            "layers" if result.memory.engine == "llama.cpp" else "MoE layers",
+        ],
         ["VRAM per GPU", _g(round(p.vram_bytes_per_gpu) / 2**30), "GiB"],
         ["RAM", _g(round(p.ram_bytes) / 2**30), "GiB"],
         ["fits", "yes" if p.fits else "no", ""],

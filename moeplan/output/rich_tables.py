@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from moeplan.hardware.hosts import CpuSpec
     from moeplan.sources.catalog import CatalogRow
 
-from moeplan.deploy.offload import N_CPU_MOE_ENGINES
+from moeplan.deploy.offload import N_CPU_MOE_ENGINES, n_cpu_moe
 from moeplan.output.formatting import fmt_buy, fmt_count, fmt_gib, fmt_rate, fmt_usd, fmt_value
 from moeplan.output.terminal import NARROW, first_fitting, glyphs, headline, shell_lines, table_box
 
@@ -443,7 +443,8 @@ def print_offload(console: Console, result: OffloadResult, detail: bool = False)
     box_ = f"{host.num_gpus} x {host.gpu.id} + {host.ram_gib:g} GiB RAM"
     if p.fits:
         llama = result.memory.engine in N_CPU_MOE_ENGINES
-        flag = f"--n-cpu-moe {p.cpu_layers}" if llama else f"experts of {len(p.cpu_moe_layers)} MoE layers in RAM"
+        n = n_cpu_moe(result.memory.engine, spec.arch, p.cpu_layers)
+        flag = f"--n-cpu-moe {n}" if llama else f"experts of {len(p.cpu_moe_layers)} MoE layers in RAM"
         rate = f"~{fmt_rate(perf.decode_tokens_per_s)} tok/s"
         word = "[bold green]FITS[/bold green]"
         headline(
@@ -470,7 +471,8 @@ def print_offload(console: Console, result: OffloadResult, detail: bool = False)
     if p.fits:
         lo, hi = perf.decode_tokens_per_s_range
         n = len(p.cpu_moe_layers)
-        flag = f" (--n-cpu-moe {p.cpu_layers})" if result.memory.engine in N_CPU_MOE_ENGINES else ""
+        n_flag = n_cpu_moe(result.memory.engine, spec.arch, p.cpu_layers)
+        flag = f" (--n-cpu-moe {n_flag})" if result.memory.engine in N_CPU_MOE_ENGINES else ""
         console.print(
             f"{where}: the experts of {n} of {spec.arch.num_moe_layers} MoE "
             f"layers in RAM{flag}: ~{fmt_rate(perf.decode_tokens_per_s)} tok/s "
@@ -523,7 +525,8 @@ def print_offload(console: Console, result: OffloadResult, detail: bool = False)
     for row in result.tradeoff:
         tps = row.decode_tokens_per_s
         trade.add_row(
-            f"{row.context:,}", str(row.experts_on_cpu_layers if llama else moe_layers),
+            f"{row.context:,}",
+            str(n_cpu_moe(result.memory.engine, spec.arch, row.experts_on_cpu_layers) if llama else moe_layers),
             fmt_gib(row.vram_bytes_per_gpu), fmt_gib(row.ram_bytes),
             fmt_rate(tps) if tps else "[red]does not fit[/red]",
         )  # fmt: skip
