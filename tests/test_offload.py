@@ -252,6 +252,12 @@ def test_ik_llama_cpp_streams_moe_weights_only_from_32_tokens_an_expert_and_repa
     )
 
 
+def test_a_costly_rtr_choice_says_what_the_other_would_take() -> None:
+    r = runner.invoke(app, ["offload", "qwen3-30b-a3b", "--gpu", "3060", "--ram", "32", "--cpu", "ddr4-3200x2",
+                            "--engine", "ik", "--rtr"])  # fmt: skip
+    assert r.exit_code == 0 and "with --rtr this 7,680-token prompt prefills in" in " ".join(r.output.split())
+
+
 def test_rtr_is_ik_llama_cpp_alone() -> None:
     r = runner.invoke(app, ["offload", "qwen3-30b-a3b", "--gpu", "rx-7900-xtx", "--ram", "64", "--cpu", "ddr5-5600x2",
                             "--engine", "ik"])  # fmt: skip

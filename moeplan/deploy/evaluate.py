@@ -443,6 +443,13 @@ def evaluate_offload(d: Deployment, host: Host, offload: str) -> OffloadResult:
         assumptions += (f"layer-wise prefill would stream the experts in {streamed_s:,.1f} s against "
                         f"{p.prefill_s:,.1f} s on the CPU here: with --kt-prefill-threshold "
                         f"{smallest} this {prompt:,}-token prompt streams",)  # fmt: skip
+    if d.engine.run_time_repack and d.cpu_repack is not None and p.cpu_moe_layers:  # the user fixed -rtr: costly?
+        free = OffloadModel(replace(d, cpu_repack=None), host)
+        free_s, free_path = free.prefill_seconds(free.placement(p.cpu_layers, context, batch), prompt)
+        if free_s < 0.8 * p.prefill_s:
+            flag = "--rtr" if d.cpu_repack else "--no-rtr"
+            assumptions += (f"with {flag} this {prompt:,}-token prompt prefills in {p.prefill_s:,.1f} s; without it "
+                            f"({free_path}) in {free_s:,.1f} s",)  # fmt: skip
     kv = {"fp16": "f16", "bf16": "bf16", "fp32": "f32"}.get(d.kv_dtype, d.kv_dtype)
     cmds = commands(d, d.scheme.name, p, host, context, kv) if p.fits else {}
     return OffloadResult(
