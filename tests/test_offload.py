@@ -266,3 +266,22 @@ def test_rtr_is_ik_llama_cpp_alone() -> None:
         r = runner.invoke(app, ["offload", "deepseek-v3", "--gpu", "4090", "--ram", "512", "--cpu", "epyc-9654",
                                 "--engine", engine, "--rtr"])  # fmt: skip
         assert r.exit_code == 1 and "ik_llama.cpp" in r.output and r.output.count("\n") == 1, r.output
+
+
+def test_rtr_repacks_only_the_types_ik_llama_cpp_interleaves() -> None:
+    """-rtr has no interleaved rows for IQ1_S (ik_llama.cpp's repack map): its experts stay as stored, may stream,
+    and the command carries no -rtr; bf16 repacks only on CPUs with AVX512-BF16."""
+    from moeplan.deploy.offload import ik_repacks
+    from moeplan.formats.schemes import parse_scheme
+    from moeplan.hardware.hosts import resolve_cpu
+
+    zen4, desktop = resolve_cpu("epyc-9654"), resolve_cpu("ddr4-3200x2")
+    assert ik_repacks(parse_scheme("Q4_K_M"), zen4) and ik_repacks(parse_scheme("IQ3_M"), zen4)
+    assert not ik_repacks(parse_scheme("IQ1_S"), zen4) and not ik_repacks(parse_scheme("IQ1_M"), zen4)
+    assert ik_repacks(parse_scheme("bf16"), zen4) and not ik_repacks(parse_scheme("bf16"), desktop)
+    r = runner.invoke(app, ["offload", "deepseek-v3", "--gpu", "4090", "--ram", "256", "--cpu", "epyc-9654",
+                            "--quant", "IQ1_S", "--engine", "ik", "--json"])  # fmt: skip
+    out = json.loads(r.output)
+    assert "-rtr" not in next(iter(out["commands"].values()))
+    assert not out["performance"]["prefill_path"].endswith("(-rtr)")
+    assert any("stay as stored" in a for a in out["assumptions"])

@@ -374,7 +374,7 @@ def evaluate_offload(d: Deployment, host: Host, offload: str) -> OffloadResult:
     (``auto``: the fastest that fits, else the closest to fitting), its memory, fit, speed and cost, the best
     placement at each context of ``CONTEXTS``, and the command lines."""
     # only offload needs the host model
-    from moeplan.deploy.offload import CONTEXTS, OffloadModel, commands, prefill_passes
+    from moeplan.deploy.offload import CONTEXTS, OffloadModel, commands, ik_repacks, prefill_passes
 
     model = OffloadModel(d, host)
     context, batch, prompt = d.context, d.batch, d.prompt
@@ -443,7 +443,10 @@ def evaluate_offload(d: Deployment, host: Host, offload: str) -> OffloadResult:
         assumptions += (f"layer-wise prefill would stream the experts in {streamed_s:,.1f} s against "
                         f"{p.prefill_s:,.1f} s on the CPU here: with --kt-prefill-threshold "
                         f"{smallest} this {prompt:,}-token prompt streams",)  # fmt: skip
-    if d.engine.run_time_repack and d.cpu_repack is not None and p.cpu_moe_layers:  # the user fixed -rtr: costly?
+    if d.engine.run_time_repack and p.cpu_moe_layers and not ik_repacks(d.scheme, host.cpu):
+        assumptions += (f"ik_llama.cpp's -rtr has no interleaved rows for {d.scheme.name} experts: they stay as "
+                        "stored",)  # fmt: skip
+    elif d.engine.run_time_repack and d.cpu_repack is not None and p.cpu_moe_layers:  # the user fixed -rtr: costly?
         free = OffloadModel(replace(d, cpu_repack=None), host)
         free_s, free_path = free.prefill_seconds(free.placement(p.cpu_layers, context, batch), prompt)
         if free_s < 0.8 * p.prefill_s:

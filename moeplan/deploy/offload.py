@@ -33,6 +33,7 @@ of each are either computed on the CPU or streamed over PCIe to the GPU (llama.c
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, field, replace
 
 from moeplan.deploy.deployment import Deployment, Layout
@@ -365,7 +366,8 @@ class OffloadModel:
         never slows prefill.
         """
         passes = prefill_passes(prompt, self.d.batched_tokens)  # full ubatches and a last, shorter one
-        repacked = self.engine.run_time_repack and self.d.cpu_repack is not False
+        repackable = self.engine.run_time_repack and ik_repacks(self.d.scheme, self.host.cpu)
+        repacked = repackable and self.d.cpu_repack is not False
         # the CPU prefill curve is repacked kernels' level; ik_llama.cpp's on weights as stored reach 1/1.49
         plain = CPU_REPACK_GAIN if self.engine.run_time_repack else 1.0
         on_cpu = "computed on the CPU" + (REPACKED if repacked else "")
@@ -385,7 +387,7 @@ class OffloadModel:
         streamed = [t >= threshold for _, t, _ in parts]
         mixed = sum((s.gpu_s + (s.stream_s + s.on_gpu_s if up else s.cpu_s * plain)) * n
                     for (s, _, n), up in zip(parts, streamed, strict=True))  # fmt: skip
-        may_stream = any(streamed) and self.d.cpu_repack is not True
+        may_stream = any(streamed) and not (repackable and self.d.cpu_repack is True)
         must_stream = self.engine.run_time_repack and not repacked  # ik_llama.cpp --no-rtr: its policy streams
         if not may_stream or (all_cpu <= mixed and not must_stream):
             return all_cpu, on_cpu
@@ -503,6 +505,29 @@ class OffloadModel:
 def _attended_share(arch: ArchSpec, context: int) -> float:
     """Cached tokens the attention reads per step, averaged over the layers (windows cap sliding layers)."""
     return float(sum(layer.mixer.attended(context, "decode") for layer in layers(arch)) / arch.num_layers)
+
+
+IK_REPACKED_TYPES = frozenset({
+    "IQ2_K", "IQ3_K", "IQ4_K", "IQ5_K", "IQ4_XS", "IQ4_KS", "IQ5_KS", "IQ4_NL", "IQ2_BN", "IQ2_XXS", "IQ2_XS",
+    "IQ2_S", "IQ3_XXS", "IQ3_S", "Q2_K", "Q3_K", "Q4_K", "Q5_K", "Q6_K", "Q4_0", "Q5_0", "Q6_0", "Q8_0", "MXFP4",
+})  # fmt: skip
+"""GGUF types ik_llama.cpp's ``-rtr`` repacks into interleaved rows (its ``iqk_repack_tensor`` map; BF16 and F16
+as well on CPUs with AVX512-BF16).  IQ1_S and IQ1_M, among others, stay as stored."""
+_MIX_TYPE = {"IQ3_M": "IQ3_S", "IQ3_XS": "IQ3_XXS", "IQ2_M": "IQ2_S", "MXFP4_MOE": "MXFP4"}
+"""Mix labels whose experts are mostly of another type than the label reads."""
+
+
+def ik_repacks(scheme: Scheme, cpu: CpuSpec) -> bool:
+    """Whether ``-rtr`` repacks ``scheme``'s routed experts (:data:`IK_REPACKED_TYPES`): ``Q4_K_M`` (Q4_K) yes,
+    ``IQ1_S`` no, ``BF16`` only with AVX512-BF16."""
+    label = (scheme.overrides.get("routed_experts") or scheme.gguf or expert_format(scheme)).upper()
+    label = label.removeprefix("UD-")
+    if label in ("BF16", "F16", "FP16"):
+        return "avx512_bf16" in cpu.isa
+    base = _MIX_TYPE.get(label, label)
+    if base not in IK_REPACKED_TYPES:
+        base = re.sub(r"_(XS|S|M|L|XL)$", "", base)
+    return base in IK_REPACKED_TYPES
 
 
 def n_cpu_moe(engine_name: str, arch: ArchSpec, cpu_layers: int) -> int:

@@ -480,7 +480,7 @@ def print_offload(console: Console, result: OffloadResult, detail: bool = False)
             f"({p.prefill_path}), first token in {perf.time_to_first_token_s:,.1f} s"
         )
         for note in result.assumptions:
-            if note.startswith(("layer-wise prefill", "with --rtr", "with --no-rtr")):  # settings the user moves
+            if note.startswith(("layer-wise prefill", "with --rtr", "with --no-rtr", "ik_llama.cpp's -rtr")):
                 console.print(f"[yellow]{note}[/yellow]")
     else:
         shortfall = result.fit.shortfall if result.fit is not None and result.fit.shortfall else ()
