@@ -12,7 +12,8 @@ from typer.testing import CliRunner
 from moeplan.cli import app
 from moeplan.deploy.deployment import EstimateRequest
 from moeplan.deploy.engines import ENGINES
-from moeplan.deploy.offload import Host, OffloadModel, layer_regex, usable_ram_bytes
+from moeplan.deploy.offload import Host, OffloadModel, usable_ram_bytes
+from moeplan.deploy.offload_commands import layer_regex
 from moeplan.deploy.resolve import resolve
 from moeplan.errors import InputError
 from moeplan.hardware.gpus import resolve_gpu

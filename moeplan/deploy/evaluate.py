@@ -374,7 +374,8 @@ def evaluate_offload(d: Deployment, host: Host, offload: str) -> OffloadResult:
     (``auto``: the fastest that fits, else the closest to fitting), its memory, fit, speed and cost, the best
     placement at each context of ``CONTEXTS``, and the command lines."""
     # only offload needs the host model
-    from moeplan.deploy.offload import CONTEXTS, OffloadModel, commands, ik_repacks, prefill_passes
+    from moeplan.deploy.offload import CONTEXTS, OffloadModel, ik_repacks, prefill_passes
+    from moeplan.deploy.offload_commands import commands
 
     model = OffloadModel(d, host)
     context, batch, prompt = d.context, d.batch, d.prompt

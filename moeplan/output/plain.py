@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from moeplan.deploy.offload import N_CPU_MOE_ENGINES, n_cpu_moe
+from moeplan.deploy.offload_commands import N_CPU_MOE_ENGINES, n_cpu_moe
 from moeplan.errors import InputError
 
 if TYPE_CHECKING:

@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from moeplan.hardware.hosts import CpuSpec
     from moeplan.sources.catalog import CatalogRow
 
-from moeplan.deploy.offload import N_CPU_MOE_ENGINES, n_cpu_moe
+from moeplan.deploy.offload_commands import N_CPU_MOE_ENGINES, n_cpu_moe
 from moeplan.output.formatting import fmt_buy, fmt_count, fmt_gib, fmt_rate, fmt_usd, fmt_value
 from moeplan.output.terminal import NARROW, first_fitting, glyphs, headline, shell_lines, table_box
 

@@ -1,0 +1,104 @@
+"""Launch lines for an offload placement: llama.cpp's and ik_llama.cpp's ``--n-cpu-moe`` or ``-ot`` with their
+prefill flags (``--no-op-offload``, ``-rtr``), KTransformers' kt-kernel through SGLang, and vLLM's and SGLang's
+generic ``--cpu-offload-gb`` for comparison."""
+
+from __future__ import annotations
+
+import math
+
+from moeplan.deploy.deployment import Deployment
+from moeplan.deploy.engines import LLAMA_CPP_UBATCH
+from moeplan.deploy.offload import (
+    LLAMA_CPP_BATCH,
+    REPACKED,
+    Host,
+    Placement,
+    kt_method,
+    kt_native,
+    layerwise_threshold,
+)
+from moeplan.model.spec import ArchSpec
+
+N_CPU_MOE_ENGINES = ("llama.cpp", "ik_llama.cpp")
+"""Engines that place experts by ``--n-cpu-moe N`` (the first N layers); KTransformers counts MoE layers."""
+
+
+def n_cpu_moe(engine_name: str, arch: ArchSpec, cpu_layers: int) -> int:
+    """The ``--n-cpu-moe`` that puts the experts of layers 0..``cpu_layers``-1 in RAM: llama.cpp counts layers from
+    the first, ik_llama.cpp MoE layers from the last (the same number of expert layers, so the same memory):
+    DeepSeek-V3's first 60 layers hold 57 MoE layers, ``--n-cpu-moe 60`` and ``57``."""
+    from moeplan.deploy.engines import ENGINES
+
+    engine = ENGINES.get(engine_name)
+    if engine is None or not engine.n_cpu_moe_from_last:
+        return cpu_layers
+    return sum(1 for i in range(cpu_layers) if arch.is_moe_layer(i))
+
+
+def layer_regex(layers: list[int]) -> str:
+    """``blk\\.(0|1|2)\\.ffn_.*_exps\\.=CPU`` for llama.cpp's ``-ot``."""
+    body = "|".join(str(i) for i in layers)
+    return f"blk\\.({body})\\.ffn_.*_exps\\.=CPU"
+
+
+def kt_command(d: Deployment, quant: str, host: Host, context: int, kv_dtype: str) -> str:
+    """kt-kernel's launch through SGLang (its README's parameters): every routed expert in RAM
+    (``--kt-num-gpu-experts 0``), the CPU kernels on the physical cores, one thread pool per socket, the weights the
+    method reads (the checkpoint itself for FP8/BF16/RAWINT4, a GGUF folder for LLAMAFILE, converted ones for AMX),
+    the chunked-prefill size and, for the native methods, the layer-wise prefill threshold moeplan assumed."""
+    spec = d.spec
+    hf = spec.hf_id or spec.id
+    method = kt_method(d.scheme)
+    native = kt_native(d.scheme)
+    note = ""
+    if method == "LLAMAFILE":
+        weights = f"{spec.id}-{quant}-gguf/"
+    elif native:
+        weights = hf
+    else:
+        weights = f"{spec.id}-{method.lower()}/"
+        note = f"  # kt-kernel's convert_cpu_weights.py writes {weights} from {hf}"
+    opts = (f" --kt-method {method} --kt-weight-path {weights} --kt-cpuinfer {host.cpu.cores}"
+            f" --kt-threadpool-count {host.cpu.sockets} --kt-num-gpu-experts 0"
+            f" --chunked-prefill-size {d.batched_tokens}")  # fmt: skip
+    if native:
+        opts += f" --kt-gpu-prefill-token-threshold {layerwise_threshold(d.kt_prefill_threshold)}"
+    if kv_dtype.startswith(("fp8", "q8")):
+        opts += " --kv-cache-dtype fp8_e4m3"
+    return d.engine.command(hf, context, opts) + note
+
+
+def commands(d: Deployment, quant: str, p: Placement, host: Host, context: int, kv_dtype: str) -> dict[str, str]:
+    """Command lines ready to paste for this placement, from the engines' launch templates."""
+    from moeplan.deploy.engines import ENGINES
+
+    spec = d.spec
+    model_file = spec.origin if spec.origin.endswith(".gguf") else f"{spec.id}-{quant}.gguf"
+    kv = f" -ctk {kv_dtype} -ctv {kv_dtype}" if kv_dtype not in ("f16", "fp16", "bf16") else ""
+    split = f" -ts {','.join(['1'] * host.num_gpus)}" if host.num_gpus > 1 else ""
+    ub = d.batched_tokens
+    if ub != LLAMA_CPP_UBATCH:  # llama.cpp needs the logical batch at least as large as the ubatch
+        split += f" -ub {ub} -b {max(ub, LLAMA_CPP_BATCH)}"
+    if d.engine.name == "ktransformers":
+        return {"ktransformers": kt_command(d, quant, host, context, kv_dtype)}
+    base = d.engine.command(model_file, context, kv + split)
+    threads = f" -t {host.cpu.cores}" if p.cpu_moe_layers else ""
+    if p.prefill_path.endswith(REPACKED):  # ik_llama.cpp: repacked RAM weights, computed on the CPU
+        threads += " -rtr"
+    elif p.cpu_moe_layers and p.prefill_path == "computed on the CPU" and not d.engine.run_time_repack:
+        # llama.cpp hands every op of 32 tokens or more to the GPU, streaming RAM weights over PCIe, unless told not to
+        threads += " --no-op-offload"
+    n = n_cpu_moe(d.engine.name, spec.arch, p.cpu_layers)
+    out = {d.engine.name: f"{base} --n-cpu-moe {n}{threads}" if p.cpu_layers else base}
+    if p.cpu_moe_layers:
+        out[f"{d.engine.name} (-ot)"] = f'{base} -ot "{layer_regex(p.cpu_moe_layers)}"{threads}'
+        gb = math.ceil((p.cpu_expert_bytes + 0.0) / 1e9)
+        hf = spec.hf_id or spec.id
+        tp = f" --tensor-parallel-size {host.num_gpus}" if host.num_gpus > 1 else ""
+        out["vllm"] = (
+            ENGINES["vllm"].command(hf, context, f" --cpu-offload-gb {gb}")
+            + tp
+            + "  # offloads weights in general (not expert-aware) and streams them every step: much slower"
+        )
+        out["sglang"] = ENGINES["sglang"].command(hf, context, f" --cpu-offload-gb {gb}") + "  # same caveat as vLLM"
+    return out
