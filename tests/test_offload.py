@@ -286,3 +286,10 @@ def test_rtr_repacks_only_the_types_ik_llama_cpp_interleaves() -> None:
     assert "-rtr" not in next(iter(out["commands"].values()))
     assert not out["performance"]["prefill_path"].endswith("(-rtr)")
     assert any("stay as stored" in a for a in out["assumptions"])
+
+
+def test_several_sequences_get_llama_server_slots_and_their_whole_cache() -> None:
+    r = runner.invoke(app, ["offload", "qwen3-30b-a3b", "--gpu", "3060", "--ram", "32", "--cpu", "ddr4-3200x2",
+                            "--batch", "4", "--context", "8k", "--json"])  # fmt: skip
+    cmd = json.loads(r.output)["commands"]["llama.cpp"]
+    assert " -c 32768 " in cmd and " -np 4" in cmd  # -c is all slots' cache: 4 x 8,192

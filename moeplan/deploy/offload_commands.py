@@ -81,7 +81,9 @@ def commands(d: Deployment, quant: str, p: Placement, host: Host, context: int, 
         split += f" -ub {ub} -b {max(ub, LLAMA_CPP_BATCH)}"
     if d.engine.name == "ktransformers":
         return {"ktransformers": kt_command(d, quant, host, context, kv_dtype)}
-    base = d.engine.command(model_file, context, kv + split)
+    if d.batch > 1:  # llama-server's -c is the whole cache, over -np slots of `context` tokens each
+        split += f" -np {d.batch}"
+    base = d.engine.command(model_file, context * max(1, d.batch), kv + split)
     threads = f" -t {host.cpu.cores}" if p.cpu_moe_layers else ""
     if p.prefill_path.endswith(REPACKED):  # ik_llama.cpp: repacked RAM weights, computed on the CPU
         threads += " -rtr"
