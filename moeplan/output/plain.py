@@ -183,6 +183,7 @@ def offload_table(result: OffloadResult) -> Table:
     headers, rows = estimate_table(result)
     p, perf = result.chosen, result.offload_performance
     keep = [r for r in rows if r[0] in ("model", "total parameters", "active parameters", "weights format")]
+    keep.append(["engine", result.memory.engine, ""])
     llama = result.memory.engine in N_CPU_MOE_ENGINES
     label = "experts on CPU (--n-cpu-moe)" if llama else "experts on CPU"
     keep += [
@@ -196,6 +197,7 @@ def offload_table(result: OffloadResult) -> Table:
         ["fits", "yes" if p.fits else "no", ""],
         ["decode tokens/s", _g(perf.decode_tokens_per_s, 1), "tokens/s"],
         ["prefill tokens/s", _g(perf.prefill_tokens_per_s, 0), "tokens/s"],
+        ["prefill path", perf.prefill_path, ""],
     ]
     keep += [[f"to fit ({i})", a.text, ""] for i, a in enumerate(result.advice, 1)]
     return headers, keep
