@@ -246,11 +246,10 @@ def test_ik_llama_cpp_streams_moe_weights_only_from_32_tokens_an_expert_and_repa
     assert forced["prefill_path"].endswith("repacked (-rtr)") and cmd.endswith(" -rtr")  # type: ignore[union-attr]
     # llama.cpp itself streams from 32 tokens, whatever the experts
     assert _model("deepseek-v3", "Q4_K_M").offload_min_tokens() == 32
-    # a prompt's full ubatches stream while its last, shorter one falls under the threshold (7,680 = 7 x 1,024 + 512)
-    split, _ = _prefill("--engine", "ik", "--no-rtr", "--ubatch", "1024", "--prompt", "7680")
-    assert split["prefill_path"] == (
-        "streamed to the GPU over PCIe in its 1,024-token ubatches, computed on the CPU in the last 512 tokens"
-    )
+    # the ubatch (-ub) decides, not the mean pass: 7,680 tokens at -ub 1024 stream (eight passes of 960 had not)
+    at, _ = _prefill("--engine", "ik", "--no-rtr", "--ubatch", "1024", "--prompt", "7680")
+    under, _ = _prefill("--engine", "ik", "--no-rtr", "--ubatch", "1000", "--prompt", "7680")
+    assert at["prefill_path"] == "streamed to the GPU over PCIe" and under["prefill_path"] == "computed on the CPU"
 
 
 def test_a_costly_rtr_choice_says_what_the_other_would_take() -> None:

@@ -241,7 +241,9 @@ def expert_format(scheme: Scheme) -> str:
 
 
 # Checkpoint engines' paths.  compute_max 0.75 for bf16 and Marlin weight-only, 0.6 for native fp8 and Triton's
-# MXFP4, m_half 128; a fused MoE's experts form one grid (Efficiency.expert_gemm) except on the fp8 paths
+# MXFP4; m_half the largest token tile the MoE kernel takes: 128 for Triton's fused MoE and the native paths, 64 for
+# Marlin's (fused_marlin_moe picks block_size_m from 8, 16, 32, 48, 64 to fit the tokens per expert); a fused MoE's
+# experts form one grid (Efficiency.expert_gemm) except on the fp8 paths
 # (_FP8_EXPERT_TILES).  Weight-only: Marlin MoE reaches ~80% of the bandwidth the bf16 kernels reach at batch 1 and
 # adds its own alignment/permute kernels per layer (vLLM fused_marlin_moe: moe_align_block_size, two Marlin GEMMs,
 # the activation, a sum) -- 1.6x the fixed cost per MoE step; measured vLLM gpt-oss MXFP4 on A100 and AWQ DeepSeek
@@ -262,7 +264,7 @@ _FUSED_FP4_SOURCE = (
     "fp4 MoE through FlashInfer's TensorRT-LLM-gen or CUTLASS kernels: the fused MoE's fixed cost, as TensorRT-LLM's"
 )
 _WEIGHT_ONLY = KernelPath(
-    "weight-only (Marlin W4A16/W8A16)", "bf16", 0.75, 128, fixed_scale=1.6, bw_scale=0.8,
+    "weight-only (Marlin W4A16/W8A16)", "bf16", 0.75, 64, fixed_scale=1.6, bw_scale=0.8,
     source="vLLM fused_marlin_moe / gptq_marlin: dequantize in the GEMM, bf16 tensor cores; once compute-bound "
     "the bf16 GEMM's share (0.75): Marlin's int4 dequantization hides under the tensor-core work, its speedup over "
     "FP16 falling towards 1.5x at batch 128 on an A10 as the problem turns compute-bound (Frantar et al., "

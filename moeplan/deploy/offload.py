@@ -351,7 +351,7 @@ class OffloadModel:
     ) -> tuple[float, str]:
         """Seconds to prefill ``prompt`` tokens, and where the CPU experts ran.
 
-        In ubatches of ``--ubatch`` tokens and a last, shorter one: the GPU part of each, plus its CPU experts either
+        In ``n = ceil(P / ub)`` ubatches (``--ubatch``): the GPU part of each, plus its CPU experts either
         computed on the CPU or streamed over PCIe to the GPU and computed there (only the experts the ubatch routes
         to: :meth:`_streamed_share`).  llama.cpp streams every ubatch of 32 tokens or more unless
         ``--no-op-offload`` keeps them all on the CPU, ik_llama.cpp those of :meth:`offload_min_tokens` or more unless
@@ -363,37 +363,33 @@ class OffloadModel:
         GB/s = 13.2 s (12.9 s measured, benchmarks/offload_measurements.yaml Q09).  A larger ubatch streams less and
         never slows prefill.
         """
-        passes = prefill_passes(prompt, self.d.batched_tokens)  # full ubatches and a last, shorter one
+        # n = ceil(P / ub) passes timed at their mean size; whether they stream is judged by the ubatch itself
+        # (-ub): a prompt's last, shorter ubatch goes the way of the others (llama.cpp would compute one under the
+        # threshold on the CPU: a few tokens of an odd -ub; moeplan keeps a larger ubatch never slower)
+        ub = max(1, min(self.d.batched_tokens, prompt))
+        n_ub = math.ceil(prompt / ub)
+        even = prompt / n_ub
         repackable = self.engine.run_time_repack and ik_repacks(self.d.scheme, self.host.cpu)
         repacked = repackable and self.d.cpu_repack is not False
         # the CPU prefill curve is repacked kernels' level; ik_llama.cpp's on weights as stored reach 1/1.49
         plain = CPU_REPACK_GAIN if self.engine.run_time_repack else 1.0
         on_cpu = "computed on the CPU" + (REPACKED if repacked else "")
         if self.cpu_only:
-            cpu = sum(self._pass_s(p, prompt, t, scenario).cpu_s * n for t, n in passes)
-            return cpu * (1.0 if repacked else plain), on_cpu
+            return self._pass_s(p, prompt, even, scenario).cpu_s * n_ub * (1.0 if repacked else plain), on_cpu
         if self.engine.offload_prefill == "layerwise":  # KTransformers: by the pass's tokens, not by speed
             native = kt_native(self.d.scheme)  # GGUF and AMX weights never leave the CPU
             return self._layerwise_prefill_s(p, prompt, scenario, layerwise if native else False)
-        parts = [(self._pass_s(p, prompt, t, scenario), t, n) for t, n in passes]
+        s = self._pass_s(p, prompt, even, scenario)
         if not p.cpu_moe_layers:
-            return sum(s.gpu_s * n for s, _, n in parts), "gpu"
+            return s.gpu_s * n_ub, "gpu"
         # On the CPU throughout: llama.cpp with --no-op-offload, ik_llama.cpp with -rtr (repacked weights never
-        # stream).  Else each ubatch of the threshold's tokens or more streams, smaller ones compute on the CPU.
-        all_cpu = sum((s.gpu_s + s.cpu_s * (1.0 if repacked else plain)) * n for s, _, n in parts)
-        threshold = self.offload_min_tokens()
-        streamed = [t >= threshold for _, t, _ in parts]
-        mixed = sum((s.gpu_s + (s.stream_s + s.on_gpu_s if up else s.cpu_s * plain)) * n
-                    for (s, _, n), up in zip(parts, streamed, strict=True))  # fmt: skip
-        may_stream = any(streamed) and not (repackable and self.d.cpu_repack is True)
-        must_stream = self.engine.run_time_repack and not repacked  # ik_llama.cpp --no-rtr: its policy streams
-        if not may_stream or (all_cpu <= mixed and not must_stream):
-            return all_cpu, on_cpu
-        if all(streamed):
-            return mixed, "streamed to the GPU over PCIe"
-        (chunk, _), (rest, _) = passes
-        return mixed, (f"streamed to the GPU over PCIe in its {chunk:,}-token ubatches, computed on the CPU in the "
-                       f"last {rest:,} tokens")  # fmt: skip
+        # stream) or under its threshold.  Else every ubatch streams.
+        all_cpu = (s.gpu_s + s.cpu_s * (1.0 if repacked else plain)) * n_ub
+        if ub >= self.offload_min_tokens() and not (repackable and self.d.cpu_repack is True):
+            streamed = (s.gpu_s + s.stream_s + s.on_gpu_s) * n_ub
+            if streamed < all_cpu or (self.engine.run_time_repack and not repacked):  # --no-rtr: ik streams
+                return streamed, "streamed to the GPU over PCIe"
+        return all_cpu, on_cpu
 
     def offload_min_tokens(self) -> int:
         """Tokens a ubatch needs before the engine streams RAM experts to the GPU for its matmuls: llama.cpp 32
