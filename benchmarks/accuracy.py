@@ -167,6 +167,7 @@ def stage_table() -> list[str]:
         "| stage | records | inside the band | inside or within 1.5x (serving TTFT: 2x) | median error of expected |",
         "| --- | ---: | ---: | ---: | ---: |",
     ]
+    narrow: list[str] = []
     order = ("decode, one GPU", "decode, several GPUs", "prefill", "time to first token", "offload decode",
              "offload prefill", "serving throughput per GPU", "serving TTFT",
              "disaggregated serving throughput per GPU", "disaggregated serving TTFT")  # fmt: skip
@@ -179,6 +180,13 @@ def stage_table() -> list[str]:
         median = errors[n // 2] if n % 2 else (errors[n // 2 - 1] + errors[n // 2]) / 2
         inside, near = sum(c.ok for c in checks), sum(c.within_1_5x for c in checks)
         lines.append(f"| {stage} | {n} | {inside} ({inside / n:.0%}) | {near} ({near / n:.0%}) | {median:.1%} |")
+        if inside < n / 2:
+            narrow.append(f"{stage} ({inside / n:.0%})")
+    if narrow:
+        lines += ["", *textwrap.wrap(
+            f"Bands that hold fewer than half their measurements -- {', '.join(narrow)} -- are narrower than the "
+            "model's real uncertainty there: read their ends as the pessimistic and optimistic scenarios, not as a "
+            "range the measurement falls in.", 110)]  # fmt: skip
     return [*lines, ""]
 
 
