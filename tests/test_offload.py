@@ -276,9 +276,11 @@ def test_rtr_repacks_only_the_types_ik_llama_cpp_interleaves() -> None:
     from moeplan.hardware.hosts import resolve_cpu
 
     zen4, desktop = resolve_cpu("epyc-9654"), resolve_cpu("ddr4-3200x2")
-    assert ik_repacks(parse_scheme("Q4_K_M"), zen4) and ik_repacks(parse_scheme("IQ3_M"), zen4)
-    assert not ik_repacks(parse_scheme("IQ1_S"), zen4) and not ik_repacks(parse_scheme("IQ1_M"), zen4)
-    assert ik_repacks(parse_scheme("bf16"), zen4) and not ik_repacks(parse_scheme("bf16"), desktop)
+    ds, oss = resolve_model("deepseek-v3").arch, resolve_model("gpt-oss-120b").arch
+    assert ik_repacks(ds, parse_scheme("Q4_K_M"), zen4) and ik_repacks(ds, parse_scheme("IQ3_M"), zen4)
+    assert not ik_repacks(ds, parse_scheme("IQ1_S"), zen4) and not ik_repacks(ds, parse_scheme("IQ1_M"), zen4)
+    assert ik_repacks(ds, parse_scheme("bf16"), zen4) and not ik_repacks(ds, parse_scheme("bf16"), desktop)
+    assert ik_repacks(oss, parse_scheme("IQ1_S"), zen4)  # gpt-oss's 2,880-wide rows fall back to IQ4_NL
     r = runner.invoke(app, ["offload", "deepseek-v3", "--gpu", "4090", "--ram", "256", "--cpu", "epyc-9654",
                             "--quant", "IQ1_S", "--engine", "ik", "--json"])  # fmt: skip
     out = json.loads(r.output)

@@ -170,7 +170,7 @@ def flops_result(d: Deployment) -> FlopsResult:
     )
 
 
-def _span(*values: float) -> tuple[float, float]:
+def value_span(*values: float) -> tuple[float, float]:
     """A band's ends, lowest and highest, over the scenarios and the expected value: skewed routing, the optimistic
     scenario's, loads one expert-parallel rank more in prefill, so its time to first token can exceed the expected
     one (DeepSeek-R1 at TP8/EP8 on 8x H200, 8,192 tokens: 0.2623 s against 0.2619)."""
@@ -204,15 +204,17 @@ def performance_result(d: Deployment, mm: MemoryModel) -> tuple[PerformanceResul
     distinct = distinct_experts(moe.num_experts, moe.expected_picks, d.batch, d.routing_skew) if moe else None
     result = PerformanceResult(
         decode_tokens_per_s=exp.tokens_per_s,
-        decode_tokens_per_s_range=_span(low.tokens_per_s, exp.tokens_per_s, high.tokens_per_s),
+        decode_tokens_per_s_range=value_span(low.tokens_per_s, exp.tokens_per_s, high.tokens_per_s),
         throughput_tokens_per_s=exp.throughput_tokens_per_s,
-        throughput_tokens_per_s_range=_span(
+        throughput_tokens_per_s_range=value_span(
             low.throughput_tokens_per_s, exp.throughput_tokens_per_s, high.throughput_tokens_per_s
         ),
         prefill_tokens_per_s=exp.prefill_tokens_per_s,
-        prefill_tokens_per_s_range=_span(low.prefill_tokens_per_s, exp.prefill_tokens_per_s, high.prefill_tokens_per_s),
+        prefill_tokens_per_s_range=value_span(
+            low.prefill_tokens_per_s, exp.prefill_tokens_per_s, high.prefill_tokens_per_s
+        ),
         time_to_first_token_s=exp.time_to_first_token_s,
-        time_to_first_token_s_range=_span(
+        time_to_first_token_s_range=value_span(
             high.time_to_first_token_s, exp.time_to_first_token_s, low.time_to_first_token_s
         ),
         prompt_tokens=d.prompt,
@@ -374,7 +376,7 @@ def evaluate_offload(d: Deployment, host: Host, offload: str) -> OffloadResult:
     (``auto``: the fastest that fits, else the closest to fitting), its memory, fit, speed and cost, the best
     placement at each context of ``CONTEXTS``, and the command lines."""
     # only offload needs the host model
-    from moeplan.deploy.offload import CONTEXTS, OffloadModel, ik_repacks, prefill_passes
+    from moeplan.deploy.offload import CONTEXTS, OffloadModel
     from moeplan.deploy.offload_commands import commands
 
     model = OffloadModel(d, host)
@@ -431,36 +433,15 @@ def evaluate_offload(d: Deployment, host: Host, offload: str) -> OffloadResult:
         step_seconds=p.decode_parts_s,
     )
     cost = cost_result(d, perf.throughput_tokens_per_s, perf.prefill_tokens_per_s)
-    assumptions = base.assumptions
-    hybrid_s = p.hybrid_prefill_s  # KTransformers past its threshold: would the CPU have been faster?
-    if hybrid_s is not None and hybrid_s < 0.8 * p.prefill_s:
-        above = prefill_passes(prompt, d.batched_tokens)[0][0] + 1  # over the largest pass: every pass runs hybrid
-        assumptions += (f"layer-wise prefill streams {p.cpu_expert_bytes / 1e9:,.0f} GB of experts a pass: "
-                        f"{p.prefill_s:,.1f} s here; with --kt-prefill-threshold {above} this {prompt:,}-token "
-                        f"prompt would run with its experts on the CPU in {hybrid_s:,.1f} s",)  # fmt: skip
-    streamed_s = p.layerwise_prefill_s  # under its threshold: would streaming have been faster?
-    if streamed_s is not None and streamed_s < 0.8 * p.prefill_s:
-        smallest = prefill_passes(prompt, d.batched_tokens)[-1][0]  # every pass streams from its size down
-        assumptions += (f"layer-wise prefill would stream the experts in {streamed_s:,.1f} s against "
-                        f"{p.prefill_s:,.1f} s on the CPU here: with --kt-prefill-threshold "
-                        f"{smallest} this {prompt:,}-token prompt streams",)  # fmt: skip
-    if d.engine.run_time_repack and p.cpu_moe_layers and not ik_repacks(d.scheme, host.cpu):
-        assumptions += (f"ik_llama.cpp's -rtr has no interleaved rows for {d.scheme.name} experts: they stay as "
-                        "stored",)  # fmt: skip
-    elif d.engine.run_time_repack and d.cpu_repack is not None and p.cpu_moe_layers:  # the user fixed -rtr: costly?
-        free = OffloadModel(replace(d, cpu_repack=None), host)
-        free_s, free_path = free.prefill_seconds(free.placement(p.cpu_layers, context, batch), prompt)
-        if free_s < 0.8 * p.prefill_s:
-            flag = "--rtr" if d.cpu_repack else "--no-rtr"
-            assumptions += (f"with {flag} this {prompt:,}-token prompt prefills in {p.prefill_s:,.1f} s; without it "
-                            f"({free_path}) in {free_s:,.1f} s",)  # fmt: skip
+    hint = model.prefill_hint(p, prompt)
+    assumptions = base.assumptions + ((hint,) if hint else ())
     kv = {"fp16": "f16", "bf16": "bf16", "fp32": "f32"}.get(d.kv_dtype, d.kv_dtype)
     cmds = commands(d, d.scheme.name, p, host, context, kv) if p.fits else {}
     return OffloadResult(
         spec=base.spec, params=base.params, request=base.request, memory=memory, fit=fit, flops=base.flops,
         memory_by_context=base.memory_by_context, performance=None, cost=cost, assumptions=assumptions,
         host=host, quant=d.scheme.name, chosen=p, tried=tuple(tried), tradeoff=tuple(rows), commands=cmds,
-        requested=offload, offload_performance=perf,
+        requested=offload, offload_performance=perf, prefill_hint=hint,
     )  # fmt: skip
 
 

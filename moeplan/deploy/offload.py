@@ -33,7 +33,6 @@ of each are either computed on the CPU or streamed over PCIe to the GPU (llama.c
 from __future__ import annotations
 
 import math
-import re
 from dataclasses import dataclass, field, replace
 
 from moeplan.deploy.deployment import Deployment, Layout
@@ -209,12 +208,6 @@ class Placement:
     decode_parts_s: dict[str, float] = field(default_factory=dict)
     prefill_s: float = 0.0
     prefill_path: str = ""
-    hybrid_prefill_s: float | None = None
-    """Where KTransformers streams the experts layer by layer, the seconds the prompt would take with them on the
-    CPU (its threshold raised above the prompt); None otherwise."""
-    layerwise_prefill_s: float | None = None
-    """Where KTransformers (a native method) keeps the experts on the CPU under its threshold, the seconds the prompt
-    would take streamed layer by layer (the threshold lowered to its passes); None otherwise."""
 
     @property
     def fits_vram(self) -> bool:
@@ -369,13 +362,13 @@ class OffloadModel:
         ub = max(1, min(self.d.batched_tokens, prompt))
         n_ub = math.ceil(prompt / ub)
         even = prompt / n_ub
-        repackable = self.engine.run_time_repack and ik_repacks(self.d.scheme, self.host.cpu)
+        repackable = self.engine.run_time_repack and ik_repacks(self.arch, self.d.scheme, self.host.cpu)
         repacked = repackable and self.d.cpu_repack is not False
         # the CPU prefill curve is repacked kernels' level; ik_llama.cpp's on weights as stored reach 1/1.49
-        plain = CPU_REPACK_GAIN if self.engine.run_time_repack else 1.0
+        slower = CPU_REPACK_GAIN if self.engine.run_time_repack and not repacked else 1.0
         on_cpu = "computed on the CPU" + (REPACKED if repacked else "")
         if self.cpu_only:
-            return self._pass_s(p, prompt, even, scenario).cpu_s * n_ub * (1.0 if repacked else plain), on_cpu
+            return self._pass_s(p, prompt, even, scenario).cpu_s * n_ub * slower, on_cpu
         if self.engine.offload_prefill == "layerwise":  # KTransformers: by the pass's tokens, not by speed
             native = kt_native(self.d.scheme)  # GGUF and AMX weights never leave the CPU
             return self._layerwise_prefill_s(p, prompt, scenario, layerwise if native else False)
@@ -384,7 +377,7 @@ class OffloadModel:
             return s.gpu_s * n_ub, "gpu"
         # On the CPU throughout: llama.cpp with --no-op-offload, ik_llama.cpp with -rtr (repacked weights never
         # stream) or under its threshold.  Else every ubatch streams.
-        all_cpu = (s.gpu_s + s.cpu_s * (1.0 if repacked else plain)) * n_ub
+        all_cpu = (s.gpu_s + s.cpu_s * slower) * n_ub
         if ub >= self.offload_min_tokens() and not (repackable and self.d.cpu_repack is True):
             streamed = (s.gpu_s + s.stream_s + s.on_gpu_s) * n_ub
             if streamed < all_cpu or (self.engine.run_time_repack and not repacked):  # --no-rtr: ik streams
@@ -454,7 +447,7 @@ class OffloadModel:
         are routed to: llama.cpp's scheduler copies only the experts the ubatch uses (``used / E``; llama.cpp PR
         #15346, in ik_llama.cpp PR #698); KTransformers' layer-wise prefill streams whole layers (1).  DeepSeek-V3
         (256 experts, top-8) at a 32-token ubatch: 1 - (1 - 8/256)^32 = 64% of the bytes; at 512 tokens all."""
-        if self.engine.offload_prefill != "ubatch" or self.moe.num_experts <= 0:
+        if self.engine.offload_prefill != "ubatch":
             return 1.0
         return min(1.0, used / self.moe.num_experts)
 
@@ -464,16 +457,43 @@ class OffloadModel:
         p.decode_s = (steps[0][0], steps[1][0], steps[2][0])
         p.decode_parts_s = steps[1][1]
         p.prefill_s, p.prefill_path = self.prefill_seconds(p, prompt)
-        if "layer by layer" in p.prefill_path:
-            p.hybrid_prefill_s = self.prefill_seconds(p, prompt, layerwise=False)[0]
-        elif (
-            self.engine.offload_prefill == "layerwise"
-            and p.cpu_moe_layers
-            and not self.cpu_only
-            and kt_native(self.d.scheme)
-        ):
-            p.layerwise_prefill_s = self.prefill_seconds(p, prompt, layerwise=True)[0]
         return p
+
+    def prefill_hint(self, p: Placement, prompt: int) -> str | None:
+        """What the prefill setting the user moves would change for this evaluated placement, said where the other
+        side prefills at least 1.25x faster: KTransformers' threshold either way, ik_llama.cpp's fixed ``--rtr`` or
+        ``--no-rtr`` against moeplan's choice; or that ``-rtr`` cannot repack these experts."""
+        if not p.cpu_moe_layers or self.cpu_only:
+            return None
+        if self.engine.offload_prefill == "layerwise":
+            passes = prefill_passes(prompt, self.d.batched_tokens)
+            if "layer by layer" in p.prefill_path:  # past its threshold: would the CPU have been faster?
+                hybrid_s = self.prefill_seconds(p, prompt, layerwise=False)[0]
+                if hybrid_s < 0.8 * p.prefill_s:
+                    above = passes[0][0] + 1  # over the largest pass: every pass runs hybrid
+                    return (f"layer-wise prefill streams {p.cpu_expert_bytes / 1e9:,.0f} GB of experts a pass: "
+                            f"{p.prefill_s:,.1f} s here; with --kt-prefill-threshold {above} this {prompt:,}-token "
+                            f"prompt would run with its experts on the CPU in {hybrid_s:,.1f} s")  # fmt: skip
+            elif kt_native(self.d.scheme):  # under its threshold: would streaming have been faster?
+                streamed_s = self.prefill_seconds(p, prompt, layerwise=True)[0]
+                if streamed_s < 0.8 * p.prefill_s:
+                    smallest = passes[-1][0]  # every pass streams from its size down
+                    return (f"layer-wise prefill would stream the experts in {streamed_s:,.1f} s against "
+                            f"{p.prefill_s:,.1f} s on the CPU here: with --kt-prefill-threshold {smallest} this "
+                            f"{prompt:,}-token prompt streams")  # fmt: skip
+            return None
+        if not self.engine.run_time_repack:
+            return None
+        if not ik_repacks(self.arch, self.d.scheme, self.host.cpu):
+            return f"ik_llama.cpp's -rtr has no interleaved rows for {self.d.scheme.name} experts: they stay as stored"
+        if self.d.cpu_repack is not None:  # the user fixed -rtr: costly?
+            free = OffloadModel(replace(self.d, cpu_repack=None), self.host)
+            free_s, free_path = free.prefill_seconds(p, prompt)
+            if free_s < 0.8 * p.prefill_s:
+                flag = "--rtr" if self.d.cpu_repack else "--no-rtr"
+                return (f"with {flag} this {prompt:,}-token prompt prefills in {p.prefill_s:,.1f} s; without it "
+                        f"({free_path}) in {free_s:,.1f} s")  # fmt: skip
+        return None
 
     def best(self, context: int, batch: int, prompt: int) -> tuple[Placement, list[Placement]]:
         """The fastest placement that fits (or, when none does, the one closest to fitting), and all tried.
@@ -507,18 +527,16 @@ IK_REPACKED_TYPES = frozenset({
 })  # fmt: skip
 """GGUF types ik_llama.cpp's ``-rtr`` repacks into interleaved rows (its ``iqk_repack_tensor`` map; BF16 and F16
 as well on CPUs with AVX512-BF16).  IQ1_S and IQ1_M, among others, stay as stored."""
-_MIX_TYPE = {"IQ3_M": "IQ3_S", "IQ3_XS": "IQ3_XXS", "IQ2_M": "IQ2_S", "MXFP4_MOE": "MXFP4"}
-"""Mix labels whose experts are mostly of another type than the label reads."""
 
 
-def ik_repacks(scheme: Scheme, cpu: CpuSpec) -> bool:
-    """Whether ``-rtr`` repacks ``scheme``'s routed experts (:data:`IK_REPACKED_TYPES`): ``Q4_K_M`` (Q4_K) yes,
-    ``IQ1_S`` no, ``BF16`` only with AVX512-BF16."""
-    label = (scheme.overrides.get("routed_experts") or scheme.gguf or expert_format(scheme)).upper()
-    label = label.removeprefix("UD-")
-    if label in ("BF16", "F16", "FP16"):
-        return "avx512_bf16" in cpu.isa
-    base = _MIX_TYPE.get(label, label)
-    if base not in IK_REPACKED_TYPES:
-        base = re.sub(r"_(XS|S|M|L|XL)$", "", base)
-    return base in IK_REPACKED_TYPES
+def ik_repacks(arch: ArchSpec, scheme: Scheme, cpu: CpuSpec) -> bool:
+    """Whether ``-rtr`` repacks most of ``scheme``'s routed-expert bytes (:data:`IK_REPACKED_TYPES`), by the types
+    the tensors are stored in: DeepSeek-V3 ``Q4_K_M`` (Q4_K and Q6_K) yes, ``IQ1_S`` (98% IQ1_S) no, gpt-oss's
+    ``IQ1_S`` (IQ4_NL, which its 2,880-wide rows fall back to) yes; BF16 only with AVX512-BF16."""
+    floats = {"BF16", "F16", "FP16"} if "avx512_bf16" in cpu.isa else set()
+    total = repacked = 0
+    for t, fmt, size in quantized_tensors(arch, scheme):
+        if t.kind == "routed_experts":
+            total += size
+            repacked += size if fmt.upper() in IK_REPACKED_TYPES or fmt.upper() in floats else 0
+    return total > 0 and 2 * repacked >= total

@@ -7,7 +7,7 @@ from __future__ import annotations
 import math
 
 from moeplan.deploy.deployment import Deployment
-from moeplan.deploy.engines import LLAMA_CPP_UBATCH
+from moeplan.deploy.engines import ENGINES, LLAMA_CPP_UBATCH
 from moeplan.deploy.offload import (
     LLAMA_CPP_BATCH,
     REPACKED,
@@ -19,20 +19,18 @@ from moeplan.deploy.offload import (
 )
 from moeplan.model.spec import ArchSpec
 
-N_CPU_MOE_ENGINES = ("llama.cpp", "ik_llama.cpp")
-"""Engines that place experts by ``--n-cpu-moe N`` (the first N layers); KTransformers counts MoE layers."""
 
-
-def n_cpu_moe(engine_name: str, arch: ArchSpec, cpu_layers: int) -> int:
-    """The ``--n-cpu-moe`` that puts the experts of layers 0..``cpu_layers``-1 in RAM: llama.cpp counts layers from
-    the first, ik_llama.cpp MoE layers from the last (the same number of expert layers, so the same memory):
-    DeepSeek-V3's first 60 layers hold 57 MoE layers, ``--n-cpu-moe 60`` and ``57``."""
-    from moeplan.deploy.engines import ENGINES
-
+def n_cpu_moe(engine_name: str, arch: ArchSpec, cpu_layers: int) -> tuple[int, str] | None:
+    """The ``--n-cpu-moe`` that puts the experts of layers 0..``cpu_layers``-1 in RAM, and what it counts: llama.cpp
+    layers from the first, ik_llama.cpp MoE layers from the last (the same number of expert layers, so the same
+    memory); None for engines that keep every MoE layer's experts in RAM (KTransformers).  DeepSeek-V3's first 60
+    layers hold 57 MoE layers: (60, "layers") and (57, "MoE layers")."""
     engine = ENGINES.get(engine_name)
-    if engine is None or not engine.n_cpu_moe_from_last:
-        return cpu_layers
-    return sum(1 for i in range(cpu_layers) if arch.is_moe_layer(i))
+    if engine is None or engine.experts_in_ram != "choose":
+        return None
+    if not engine.n_cpu_moe_from_last:
+        return cpu_layers, "layers"
+    return sum(1 for i in range(cpu_layers) if arch.is_moe_layer(i)), "MoE layers"
 
 
 def layer_regex(layers: list[int]) -> str:
@@ -70,8 +68,6 @@ def kt_command(d: Deployment, quant: str, host: Host, context: int, kv_dtype: st
 
 def commands(d: Deployment, quant: str, p: Placement, host: Host, context: int, kv_dtype: str) -> dict[str, str]:
     """Command lines ready to paste for this placement, from the engines' launch templates."""
-    from moeplan.deploy.engines import ENGINES
-
     spec = d.spec
     model_file = spec.origin if spec.origin.endswith(".gguf") else f"{spec.id}-{quant}.gguf"
     kv = f" -ctk {kv_dtype} -ctv {kv_dtype}" if kv_dtype not in ("f16", "fp16", "bf16") else ""
@@ -90,8 +86,9 @@ def commands(d: Deployment, quant: str, p: Placement, host: Host, context: int, 
     elif p.cpu_moe_layers and p.prefill_path == "computed on the CPU" and not d.engine.run_time_repack:
         # llama.cpp hands every op of 32 tokens or more to the GPU, streaming RAM weights over PCIe, unless told not to
         threads += " --no-op-offload"
-    n = n_cpu_moe(d.engine.name, spec.arch, p.cpu_layers)
-    out = {d.engine.name: f"{base} --n-cpu-moe {n}{threads}" if p.cpu_layers else base}
+    flag = n_cpu_moe(d.engine.name, spec.arch, p.cpu_layers)
+    assert flag is not None, "the llama.cpp engines place experts by --n-cpu-moe"
+    out = {d.engine.name: f"{base} --n-cpu-moe {flag[0]}{threads}" if p.cpu_layers else base}
     if p.cpu_moe_layers:
         out[f"{d.engine.name} (-ot)"] = f'{base} -ot "{layer_regex(p.cpu_moe_layers)}"{threads}'
         gb = math.ceil((p.cpu_expert_bytes + 0.0) / 1e9)

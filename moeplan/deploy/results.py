@@ -341,6 +341,9 @@ class OffloadResult(EstimateResult):
     offload_performance: OffloadPerformance
     advice: tuple[OffloadAdvice, ...] = ()
     """When the box falls short: the RAM that would hold this format, and the best GGUF mix this RAM holds."""
+    prefill_hint: str | None = None
+    """What the user's prefill setting would change (:meth:`~moeplan.deploy.offload.OffloadModel.prefill_hint`);
+    also among the assumptions."""
 
     @property
     def fits(self) -> bool:

@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from moeplan.deploy.offload_commands import N_CPU_MOE_ENGINES, n_cpu_moe
+from moeplan.deploy.offload_commands import n_cpu_moe
 from moeplan.errors import InputError
 
 if TYPE_CHECKING:
@@ -184,14 +184,11 @@ def offload_table(result: OffloadResult) -> Table:
     p, perf = result.chosen, result.offload_performance
     keep = [r for r in rows if r[0] in ("model", "total parameters", "active parameters", "weights format")]
     keep.append(["engine", result.memory.engine, ""])
-    llama = result.memory.engine in N_CPU_MOE_ENGINES
-    label = "experts on CPU (--n-cpu-moe)" if llama else "experts on CPU"
+    n_flag = n_cpu_moe(result.memory.engine, result.spec.arch, p.cpu_layers)
+    experts = (["experts on CPU (--n-cpu-moe)", str(n_flag[0]), n_flag[1]] if n_flag
+               else ["experts on CPU", str(len(p.cpu_moe_layers)), "MoE layers"])  # fmt: skip
     keep += [
-        [
-            label,
-            str(n_cpu_moe(result.memory.engine, result.spec.arch, p.cpu_layers) if llama else len(p.cpu_moe_layers)),
-            "layers" if result.memory.engine == "llama.cpp" else "MoE layers",
-        ],
+        experts,
         ["VRAM per GPU", _g(round(p.vram_bytes_per_gpu) / 2**30), "GiB"],
         ["RAM", _g(round(p.ram_bytes) / 2**30), "GiB"],
         ["fits", "yes" if p.fits else "no", ""],

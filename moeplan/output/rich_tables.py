@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from moeplan.hardware.hosts import CpuSpec
     from moeplan.sources.catalog import CatalogRow
 
-from moeplan.deploy.offload_commands import N_CPU_MOE_ENGINES, n_cpu_moe
+from moeplan.deploy.offload_commands import n_cpu_moe
 from moeplan.output.formatting import fmt_buy, fmt_count, fmt_gib, fmt_rate, fmt_usd, fmt_value
 from moeplan.output.terminal import NARROW, first_fitting, glyphs, headline, shell_lines, table_box
 
@@ -442,9 +442,8 @@ def print_offload(console: Console, result: OffloadResult, detail: bool = False)
     assert host.gpu is not None
     box_ = f"{host.num_gpus} x {host.gpu.id} + {host.ram_gib:g} GiB RAM"
     if p.fits:
-        llama = result.memory.engine in N_CPU_MOE_ENGINES
-        n = n_cpu_moe(result.memory.engine, spec.arch, p.cpu_layers)
-        flag = f"--n-cpu-moe {n}" if llama else f"experts of {len(p.cpu_moe_layers)} MoE layers in RAM"
+        n_flag = n_cpu_moe(result.memory.engine, spec.arch, p.cpu_layers)
+        flag = f"--n-cpu-moe {n_flag[0]}" if n_flag else f"experts of {len(p.cpu_moe_layers)} MoE layers in RAM"
         rate = f"~{fmt_rate(perf.decode_tokens_per_s)} tok/s"
         word = "[bold green]FITS[/bold green]"
         headline(
@@ -472,16 +471,15 @@ def print_offload(console: Console, result: OffloadResult, detail: bool = False)
         lo, hi = perf.decode_tokens_per_s_range
         n = len(p.cpu_moe_layers)
         n_flag = n_cpu_moe(result.memory.engine, spec.arch, p.cpu_layers)
-        flag = f" (--n-cpu-moe {n_flag})" if result.memory.engine in N_CPU_MOE_ENGINES else ""
+        flag = f" (--n-cpu-moe {n_flag[0]})" if n_flag else ""
         console.print(
             f"{where}: the experts of {n} of {spec.arch.num_moe_layers} MoE "
             f"layers in RAM{flag}: ~{fmt_rate(perf.decode_tokens_per_s)} tok/s "
             f"({fmt_rate(lo)}-{fmt_rate(hi)}), prefill {fmt_rate(perf.prefill_tokens_per_s)} tok/s "
             f"({p.prefill_path}), first token in {perf.time_to_first_token_s:,.1f} s"
         )
-        for note in result.assumptions:
-            if note.startswith(("layer-wise prefill", "with --rtr", "with --no-rtr", "ik_llama.cpp's -rtr")):
-                console.print(f"[yellow]{note}[/yellow]")
+        if result.prefill_hint:  # a setting the user moves
+            console.print(f"[yellow]{result.prefill_hint}[/yellow]")
     else:
         shortfall = result.fit.shortfall if result.fit is not None and result.fit.shortfall else ()
         console.print(f"{where}: " + "; ".join(shortfall))
@@ -518,15 +516,15 @@ def print_offload(console: Console, result: OffloadResult, detail: bool = False)
         console.print(f"[dim]--detail: speed by context{others}[/dim]")
         return
     trade = Table(title="Context vs experts in RAM vs speed", title_justify="left", box=table_box(console))
-    llama = result.memory.engine in N_CPU_MOE_ENGINES  # KTransformers has no --n-cpu-moe: it counts MoE layers
+    llama = n_cpu_moe(result.memory.engine, spec.arch, 0) is not None  # KTransformers has no --n-cpu-moe
     for col in ("context", "--n-cpu-moe" if llama else "MoE layers in RAM", "VRAM / GPU", "RAM", "tok/s"):
         trade.add_column(col, justify="right", no_wrap=True)
-    moe_layers = len(p.cpu_moe_layers)
     for row in result.tradeoff:
         tps = row.decode_tokens_per_s
+        n_flag = n_cpu_moe(result.memory.engine, spec.arch, row.experts_on_cpu_layers)
         trade.add_row(
             f"{row.context:,}",
-            str(n_cpu_moe(result.memory.engine, spec.arch, row.experts_on_cpu_layers) if llama else moe_layers),
+            str(n_flag[0] if n_flag else len(p.cpu_moe_layers)),
             fmt_gib(row.vram_bytes_per_gpu), fmt_gib(row.ram_bytes),
             fmt_rate(tps) if tps else "[red]does not fit[/red]",
         )  # fmt: skip

@@ -16,7 +16,14 @@ from typing import Any
 
 from moeplan.deploy.deployment import Deployment, EstimateRequest, Traffic
 from moeplan.deploy.engines import engine
-from moeplan.deploy.evaluate import evaluate, fits, headline, offload_decode_seconds, offload_prefill_seconds
+from moeplan.deploy.evaluate import (
+    evaluate,
+    fits,
+    headline,
+    offload_decode_seconds,
+    offload_prefill_seconds,
+    value_span,
+)
 from moeplan.deploy.resolve import resolve
 from moeplan.errors import MoeplanError, SpecError
 from moeplan.files import read_yaml
@@ -362,7 +369,8 @@ def span(a: float, expected: float, b: float) -> tuple[float, float, float]:
     """A serving figure's band over the three scenarios, lowest to highest, and its expected value: under a closed
     loop the ends need not order as the scenarios do (slower decode steps send prompts to the prefill less often,
     so the pessimistic scenario can wait less for its first token)."""
-    return min(a, expected, b), expected, max(a, expected, b)
+    lo, hi = value_span(a, expected, b)
+    return lo, expected, hi
 
 
 def split_checks(r: dict[str, Any], gpu: GpuSpec | None, traffic: Traffic) -> list[Check]:

@@ -154,8 +154,8 @@ def default_quant(spec: ModelSpec, engine: str) -> str | None:
     KTransformers a quantized checkpoint kt-kernel reads as stored and shares with the GPU (fp8 blocks as ``FP8``,
     Kimi-K2's int4 as ``RAWINT4``: None keeps it), else the same GGUF mix through its LLAMAFILE backend."""
     native = spec.native_quant
-    kt = engine in ("ktransformers", "kt")
-    if kt and native and kt_method(parse_scheme(native, native, spec.weights_dtype)) in ("FP8", "RAWINT4"):
+    stored = parse_scheme(native, native, spec.weights_dtype) if native else None
+    if engine == "ktransformers" and stored is not None and kt_method(stored) in ("FP8", "RAWINT4"):
         return None
     return offload_quant(native)
 
