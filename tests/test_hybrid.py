@@ -367,3 +367,65 @@ def test_a_prefill_pass_issues_the_chunked_scans_kernels() -> None:
         MemoryModel(resolve(EstimateRequest(model="qwen3-next-80b-a3b", gpu="b200", use_calibration=False)))
     )
     assert sum(sm.stage_prefill_kernels) > sum(sm.stage_kernels)
+
+
+# Per-layer chunked Gated DeltaNet prefill, one sequence, d_k = d_v = 128, as published (ms): flashinfer PRs
+# #3788 (H100 80GB HBM3, FLA/Triton and FlashInfer columns), #3001 (B200) and #3659 (RTX PRO 6000 Blackwell).
+GDN_PREFILL_MS = [
+    ("FLA", "h100-sxm", 8, 65536, 2.006), ("FLA", "h100-sxm", 16, 65536, 2.744),
+    ("FLA", "h100-sxm", 32, 65536, 4.408), ("FLA", "h100-sxm", 64, 65536, 8.633),
+    ("FLA", "b200", 32, 8192, 0.602), ("FLA", "b200", 64, 8192, 1.021),
+    ("FLA", "rtx-pro-6000-blackwell", 16, 65536, 3.734), ("FLA", "rtx-pro-6000-blackwell", 64, 65536, 13.806),
+    ("FlashInfer", "h100-sxm", 16, 65536, 0.782), ("FlashInfer", "h100-sxm", 64, 65536, 3.022),
+    ("FlashInfer", "b200", 8, 8192, 0.330), ("FlashInfer", "b200", 64, 8192, 0.339),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("kernel", "gpu", "heads", "tokens", "ms"), GDN_PREFILL_MS)
+def test_chunked_linear_attention_prefill_matches_the_published_kernel_times(
+    kernel: str, gpu: str, heads: int, tokens: int, ms: float
+) -> None:
+    """The scan model reproduces each published per-layer time within 20% (it fits 12 rows of three GPUs with two
+    figures per kernel family, the FLA ones shared by H100 and the SM120 card)."""
+    from moeplan.deploy.engines import ENGINES
+    from moeplan.deploy.kernels import scan_kernel
+    from moeplan.hardware.gpus import resolve_gpu
+
+    g = resolve_gpu(gpu)
+    engine = ENGINES["vllm"] if kernel == "FlashInfer" else ENGINES["tensorrt-llm"]
+    scan = scan_kernel(engine, g)
+    assert scan is not None and scan.name.startswith(kernel)
+    assert tokens * scan.token_s(heads, 128, 128, g) * 1e3 == pytest.approx(ms, rel=0.2)
+
+
+def test_engines_take_their_own_linear_attention_prefill_kernels() -> None:
+    """vLLM and SGLang run FlashInfer's GDN prefill on Hopper and datacenter Blackwell, FLA's Triton chain on the
+    SM120 cards and AMD; llama.cpp's ggml ops are left to the FLOP count."""
+    from moeplan.deploy.engines import ENGINES
+    from moeplan.deploy.kernels import scan_kernel
+    from moeplan.hardware.gpus import resolve_gpu
+
+    def name(engine: str, gpu: str) -> str | None:
+        scan = scan_kernel(ENGINES[engine], resolve_gpu(gpu))
+        return scan.name if scan else None
+
+    assert name("vllm", "h200-sxm") == "FlashInfer GDN (SM90)" and name("sglang", "gb200") == "FlashInfer GDN (SM100)"
+    assert name("vllm", "rtx-pro-6000-blackwell") == name("sglang", "mi300x") == "FLA (Triton)"
+    assert name("tensorrt-llm", "b200") == "FLA (Triton) on SM100" and name("llama.cpp", "rtx-4090") is None
+
+
+def test_a_hybrid_prefill_pays_its_scan_kernels_once() -> None:
+    """The scans' FLOPs leave the attention scores and their kernels' seconds take their place: Qwen3.5-35B-A3B's 30
+    Gated DeltaNet layers (32 value heads) on one H100 under vLLM add 30 x 8,192 x (1 ns + 32 x 2,400 B / 3.35
+    TB/s) = 5.9 ms to an 8,192-token prefill, less the few they had cost as scores."""
+    from moeplan.deploy.memory import MemoryModel
+    from moeplan.deploy.speed import SpeedModel
+
+    d = moeplan.resolve(EstimateRequest(model="qwen3.5-35b-a3b", gpu="h100", quant="bf16", use_calibration=False))
+    sm = SpeedModel(MemoryModel(d))
+    assert sm.scan_token_s * 8192 == pytest.approx(30 * 8192 * (1e-9 + 32 * 2400 / 3.35e12), rel=0.01)
+    flops = {"attention_scores": 8192 * sm.scan_flops}
+    assert sm._split_scan(flops, 8192, 1.0) == pytest.approx(8192 * sm.scan_token_s)
+    assert flops["attention_scores"] == pytest.approx(0.0, abs=1.0)  # only the scans' own FLOPs were there
+    dense = moeplan.resolve(EstimateRequest(model="qwen3-30b-a3b", gpu="h100", use_calibration=False))
+    assert SpeedModel(MemoryModel(dense)).scan_token_s == 0.0

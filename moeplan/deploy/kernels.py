@@ -383,3 +383,69 @@ def _kernel_path(engine: Engine, scheme: Scheme, gpu: GpuSpec | None, backend: B
     else:
         path = _BF16
     return path
+
+
+def sm90(gpu: GpuSpec | None) -> bool:
+    """An NVIDIA Hopper (SM90: H100, H200, H20, H800): fp8 tensor cores and HBM, no fp4 (Ada has fp8 on GDDR)."""
+    return (
+        gpu is not None and gpu.vendor == "nvidia" and bool(gpu.dense_tflops("fp8"))
+        and not gpu.dense_tflops("fp4") and (gpu.memory_type or "").startswith("HBM")
+    )  # fmt: skip
+
+
+@dataclass(frozen=True, repr=False, eq=False)
+class ScanKernel(Value):
+    """The chunked linear-attention prefill of one layer (Gated DeltaNet, Kimi Delta Attention) on one GPU:
+
+        t = T x (step_s + h x bytes x (d_k d_v / 128^2) / bandwidth)
+
+    for ``T`` tokens of one sequence and ``h`` value heads on the GPU.  ``step_s`` is the chunk recurrence's
+    sequential part (the state passes from chunk to chunk whatever the heads); the per-head part streams each
+    chunk's states, ``w``, ``u`` and outputs through memory, so it follows the bandwidth, not the tensor peak
+    (FLA reaches 8-13% of the bf16 peak on H100, H200 and the SM120 cards, 4-5% on B200 and GB200).  Qwen3.5-35B-A3B
+    (32 value heads) prefilling 8,192 tokens on one H100 through FLA: 8,192 x (17 ns + 32 x 5,600 B / 3.35 TB/s)
+    = 0.58 ms a layer, 0.55 measured."""
+
+    name: str
+    step_s: float
+    bytes_per_head: float
+    source: str
+
+    def token_s(self, heads: float, key_dim: int, value_dim: int, gpu: GpuSpec) -> float:
+        """Seconds per token of one layer with ``heads`` value heads of ``key_dim x value_dim`` states."""
+        per_head = self.bytes_per_head * key_dim * value_dim / 128**2 / (gpu.bandwidth_gb_s * 1e9)
+        return self.step_s + heads * per_head
+
+
+_SCAN_TABLES = (
+    "flashinfer PRs #3001 (B200), #3788 (H100 80GB HBM3) and #3659 (RTX PRO 6000 Blackwell, SM120): per-layer GDN "
+    "prefill times of FLA's Triton chunk_gated_delta_rule and of FlashInfer's kernel for Qwen3.5's shapes (d 128, "
+    "2-64 value heads, one sequence of 2,048-65,536 tokens); QwenLM/FlashQLA's benchmark tables (H200, GB200, "
+    "RTX 5090, CUDA-graph timed) agree within 20%"
+)
+FLA_SCAN = ScanKernel("FLA (Triton)", 17e-9, 5_600.0, _SCAN_TABLES)
+"""flash-linear-attention's Triton chain, which vLLM and SGLang vendor: H100 8 -> 64 heads at 65,536 tokens 2.0 ->
+8.6 ms a layer (fit 1.99 -> 8.1); RTX PRO 6000 64 heads 13.8 ms (fit 14.2)."""
+FLA_SCAN_SM100 = ScanKernel("FLA (Triton) on SM100", 24e-9, 12_000.0, _SCAN_TABLES)
+"""The same Triton kernels on B200/GB200 reach half Hopper's bandwidth share (Triton's warp-level MMAs, not the
+SM100 tensor memory): B200 32 and 64 heads at 8,192 tokens 0.60 and 1.02 ms (fit 0.59, 0.98)."""
+FLASHINFER_SCAN_SM90 = ScanKernel("FlashInfer GDN (SM90)", 1e-9, 2_400.0, _SCAN_TABLES)
+"""FlashInfer's Hopper GDN prefill, vLLM's and SGLang's default there: H100 16 and 64 heads at 65,536 tokens 0.78
+and 3.0 ms (fit 0.75, 3.0)."""
+FLASHINFER_SCAN_SM100 = ScanKernel("FlashInfer GDN (SM100)", 40e-9, 200.0, _SCAN_TABLES)
+"""FlashInfer's CuTe-DSL Blackwell GDN prefill (vLLM PR #40717, SGLang PRs #22921/#23273 made it the default on
+SM100 in April 2026): bound by the chunk recurrence, 0.33-0.34 ms at 8,192 tokens for 8 to 64 heads."""
+
+
+def scan_kernel(engine: Engine, gpu: GpuSpec) -> ScanKernel | None:
+    """The chunked linear-attention prefill kernels ``engine`` runs on ``gpu``: FlashInfer's under vLLM, SGLang
+    (and KTransformers, which prefills through SGLang) on Hopper and datacenter Blackwell, FLA's Triton chain
+    elsewhere; None where the engine has its own (llama.cpp's ggml ops, Apple's), left to the FLOP count."""
+    if engine.llama_cpp_kernels or gpu.vendor == "apple":
+        return None
+    flashinfer = engine.name in ("vllm", "sglang", "ktransformers")
+    if sm100(gpu):
+        return FLASHINFER_SCAN_SM100 if flashinfer else FLA_SCAN_SM100
+    if sm90(gpu) and flashinfer:
+        return FLASHINFER_SCAN_SM90
+    return FLA_SCAN

@@ -48,10 +48,11 @@ from dataclasses import dataclass, field, replace
 from moeplan.deploy.comm import step_comm_s
 from moeplan.deploy.deployment import EPLB_REDUNDANT, accepted_tokens
 from moeplan.deploy.engines import Efficiency
-from moeplan.deploy.kernels import DECODE_ATTENTION_VECTOR, attention_peak, tensor_peak, vector_peak
+from moeplan.deploy.kernels import DECODE_ATTENTION_VECTOR, attention_peak, scan_kernel, tensor_peak, vector_peak
 from moeplan.deploy.memory import MemoryModel
 from moeplan.hardware.gpus import GpuSpec
 from moeplan.model.flops import flops_per_token
+from moeplan.model.layers import LinearAttention, mixer_counts
 from moeplan.model.spec import ArchSpec
 from moeplan.records import Value
 
@@ -191,6 +192,16 @@ class SpeedModel:
         self.vector = vector_peak(self.gpu)
         own = d.engine.llama_cpp_kernels or self.gpu.vendor == "apple"
         self.attention = attention_peak(self.gpu, d.compute_dtype, d.efficiency.compute_max, own)
+        # Chunked linear-attention prefill: its score FLOPs (all heads) and its kernels' seconds per token, whole
+        # model, on the GPU that runs a sequence (its heads split by TP; whole under DP attention)
+        self.scan_flops = self.scan_token_s = 0.0
+        scan = scan_kernel(d.engine, self.gpu)
+        for mixer, n in mixer_counts(arch):
+            if scan is not None and isinstance(mixer, LinearAttention):
+                la = mixer.spec
+                heads = la.num_value_heads if par.dp_attention else math.ceil(la.num_value_heads / self.tp)
+                self.scan_flops += n * mixer.score_flops(1, "prefill")
+                self.scan_token_s += n * scan.token_s(heads, la.key_head_dim, la.value_head_dim, self.gpu)
         # Per stage: bytes of weights always read, and of routed experts (this GPU's share).
         self.stage_dense: list[float] = []
         self.stage_experts: list[float] = []
@@ -248,6 +259,17 @@ class SpeedModel:
                 eta = eff.gemm(tokens, max(h / self.tp, 256), h)
             total += f / (self.peak * min(0.95, eta * scale))
         return total
+
+    def _split_scan(self, per_gpu_flops: dict[str, float], tokens: float, share: float) -> float:
+        """Take the chunked linear-attention scans' FLOPs out of a prefill pass's attention scores (``share``: this
+        GPU's share of them) and return their kernels' seconds for ``tokens`` tokens instead
+        (:class:`~moeplan.deploy.kernels.ScanKernel`): they stream states through memory at a few per cent of the
+        tensor peak the attention scores are charged at."""
+        if not self.scan_token_s or "attention_scores" not in per_gpu_flops:
+            return 0.0
+        scores = per_gpu_flops["attention_scores"] - tokens * self.scan_flops * share
+        per_gpu_flops["attention_scores"] = max(0.0, scores)
+        return tokens * self.scan_token_s
 
     def _serial_s(self, flops_by_kind: dict[str, float], tokens: float, scale: float, decode: bool) -> float:
         """Seconds of work that overlaps nothing else in the step: llama.cpp's decode attention of a few sequences
@@ -310,9 +332,13 @@ class SpeedModel:
         bytes_read = 0.0
         share = 1.0 / (self.tp * self.pp)  # this GPU's share of the FLOPs (each stage does 1/pp)
         per_gpu_flops = {k: v * share for k, v in flops_tokens.items()}
+        scan_s = 0.0
+        if kv_context is None:  # prefill: the chunked linear-attention scans run at their kernels' own speed
+            scan_s = self._split_scan(per_gpu_flops, tokens, share)
         if self.d.layout.dp_attention:
             seqs = max(1, sequences if sequences is not None else round(tokens))
             busiest = self.mm.local(seqs) * self.tp / seqs
+            scan_s *= busiest / self.tp  # its share of the sequences, each with all its heads
             for kind in ("attention", "attention_scores"):
                 if kind in per_gpu_flops:
                     per_gpu_flops[kind] *= busiest
@@ -336,7 +362,7 @@ class SpeedModel:
                 kernels = self.stage_kernels[s] * eff.kernel_s
                 fixed += (kernels + self.stage_moe_layers[s] * eff.moe_layer_s) * fixed_scale
         decode = kv_context is not None
-        comp = self._compute_s(per_gpu_flops, tokens, eff, compute_scale, skew, decode) * self.pp
+        comp = self._compute_s(per_gpu_flops, tokens, eff, compute_scale, skew, decode) * self.pp + scan_s
         serial = self._serial_s(per_gpu_flops, tokens, compute_scale, decode) * self.pp
         comm = self._comm_s(tokens, fixed_scale)
         return Step(max(mem, comp) + serial + fixed + comm, mem, comp + serial, fixed, comm, bytes_read)
@@ -401,9 +427,10 @@ class SpeedModel:
         f = flops_per_token(self.arch, prompt, "prefill").by_kind
         share = 1.0 / (self.tp * self.pp)
         per_gpu = {k: v * chunk * share for k, v in f.items()}
+        scan = self._split_scan(per_gpu, chunk, share)
         if "routed_experts" in per_gpu:  # the busiest EP rank sets the step, as in a standalone prefill
             per_gpu["routed_experts"] *= self.ep_imbalance(chunk, skew)
-        compute = self._compute_s(per_gpu, chunk, self.d.efficiency, compute_scale, skew) * self.pp
+        compute = self._compute_s(per_gpu, chunk, self.d.efficiency, compute_scale, skew) * self.pp + scan
         # the chunk's activations ride the step's collectives: their bytes add, the latencies are the decode's
         comm = self._comm_s(chunk, fixed_scale) - self._comm_s(0, fixed_scale)
         return (compute + comm) / chunk

@@ -244,6 +244,8 @@ def _offload_check(r: dict[str, Any], rid: str, label: str, src: str, prefill: b
         ghz = float(figures["ghz"])
         cpu = replace(cpu, cores=cores, all_core_ghz=ghz, fp32_gflops_per_core_cycle=per_cycle, isa=isa)
     gpu = record_gpu(r) if (r.get("gpu") or r.get("gpu_figures")) and r.get("num_gpus", 1) else None
+    if prefill and gpu is not None and not gpu.tflops:
+        raise SpecError(f"record {rid}: a prefill needs the GPU's tensor peaks (gpu_figures ..._tflops)")
     ctx = max(1, int(r.get("context") or 128))
     engine = r["engine"] if r.get("engine") in ("ktransformers", "ik_llama.cpp") else "llama.cpp"
     prompt = int(r.get("prompt") or min(512, ctx))
