@@ -310,15 +310,19 @@ class LinearAttention(Mixer):
 
     @property
     def kernels(self) -> int:
-        """norm, in-projections, convolution, gates (beta, g), the recurrence, gated norm, output, residual = 9."""
-        return 9
+        """Gated DeltaNet: norm, in-projections, convolution, gates (beta, g), the recurrence, gated norm, output,
+        residual = 9.  Kimi Delta Attention as vLLM's ``KimiDeltaAttention.forward`` issues it: norm, the q, k and v
+        projections (3), beta's projection and fp32 cast (2), the forget and output gates' low-rank pairs (4), the
+        output buffer, three short convolutions (3), the forget gate, beta's sigmoid, the recurrence, gated norm,
+        output projection and copy, residual = 21."""
+        return 21 if self.spec.kind == "kda" else 9
 
     @property
     def prefill_kernels(self) -> int:
         """Prefill runs the chunked algorithm in place of the one fused recurrent kernel: the l2 norms of q and k,
-        the gates' chunk cumulative sum, ``K K^T`` within a chunk, its triangular solve, the WY ``w``/``u``, the
-        state across chunks and the output (the chunked gated-delta-rule forward vLLM and SGLang vendor from
-        flash-linear-attention) = 8 for 1: 16."""
+        the gates' chunk cumulative sum, the intra-chunk products, their triangular solve, the WY ``w``/``u``, the
+        state across chunks and the output (the chunked gated-delta-rule and KDA forwards vLLM and SGLang vendor
+        from flash-linear-attention) = 8 for 1: Gated DeltaNet 16, Kimi Delta Attention 28."""
         return self.kernels + 7
 
     def score_flops_per_attended(self, mode: Mode) -> int:
