@@ -507,7 +507,7 @@ def test_multi_gpu_estimates_name_the_links_they_cross() -> None:
 
 
 def test_llama_cpp_efficiency_follows_the_experts_type() -> None:
-    from moeplan.deploy.kernels import TYPE_FACTOR, expert_type_class
+    from moeplan.deploy.kernels import TYPE_FACTOR, expert_type_class, type_factor
 
     assert expert_type_class(parse_scheme("Q4_K_M")) == "k-quant"
     assert expert_type_class(parse_scheme("MXFP4_MOE")) == "mxfp4"
@@ -515,7 +515,22 @@ def test_llama_cpp_efficiency_follows_the_experts_type() -> None:
     gpu = resolve_gpu("rtx-3090")
     k = kernel_path(ENGINES["llama.cpp"], parse_scheme("Q4_K_M"), gpu, BACKENDS["cuda"])
     m = kernel_path(ENGINES["llama.cpp"], parse_scheme("MXFP4_MOE"), gpu, BACKENDS["cuda"])
-    assert m.compute_max == pytest.approx(k.compute_max * TYPE_FACTOR["mxfp4"])
+    assert m.compute_max == pytest.approx(k.compute_max * type_factor("cuda", "nvidia", "mxfp4"))
+    assert 1.0 < type_factor("cuda", "nvidia", "mxfp4") < TYPE_FACTOR["mxfp4"]  # CUDA's own rows: 1.17
+    assert type_factor("metal", "apple", "mxfp4") == TYPE_FACTOR["mxfp4"]  # no rows of its own: the default
+
+
+def test_vulkan_bf16_on_amd_takes_the_scalar_path_f16_keeps_cooperative_matrices() -> None:
+    """AMD's Vulkan drivers expose no bf16 cooperative matrices: BF16 experts run ggml-vulkan's scalar path, F16
+    experts its fp16 coopmat kernels; ROCm multiplies both through hipBLAS."""
+    gpu = resolve_gpu("ryzen-ai-max-395")
+
+    def eta(fmt: str, backend: str) -> float:
+        return kernel_path(ENGINES["llama.cpp"], parse_scheme(fmt), gpu, BACKENDS[backend]).compute_max
+
+    assert eta("BF16", "vulkan") < eta("F16", "vulkan") / 1.5
+    assert eta("BF16", "rocm") == pytest.approx(eta("F16", "rocm"))
+    assert eta("MXFP4_MOE", "vulkan") > 2 * eta("Q4_K_M", "vulkan")
 
 
 def test_short_prefill_waits_on_the_host_issuing_kernels() -> None:

@@ -215,17 +215,46 @@ def backend_for(gpu: GpuSpec | None, requested: str | None) -> Backend | None:
 
 
 TYPE_FACTOR = {"k-quant": 1.0, "mxfp4": 1.4, "float": 0.35}
-"""llama.cpp's mat-mat efficiency by the routed experts' type, relative to its k-quant and legacy kernels: MXFP4
-unpacks with one shared exponent per 32 weights (no sub-block scales) and runs 1.2-2x faster on every backend
-measured (median over CUDA, ROCm and Vulkan rows); float weights (F16, BF16) have no MMQ path in ``mul_mat_id``
-and fall back to generic mat-mat kernels (Strix Halo: 2.6x slower than the quantized median under ROCm, 4.7x
-under Vulkan)."""
+"""llama.cpp's mat-mat efficiency by the routed experts' type, relative to its k-quant and legacy kernels, where a
+backend has no figure of its own (:data:`BACKEND_TYPE_FACTOR`): MXFP4 unpacks with one shared exponent per 32
+weights (no sub-block scales) and runs 1.2-2x faster on every backend measured (median over CUDA, ROCm and Vulkan
+rows); float weights (F16, BF16) have no MMQ path in ``mul_mat_id`` and fall back to generic mat-mat kernels."""
+BACKEND_TYPE_FACTOR = {
+    ("cuda", "nvidia", "mxfp4"): 1.17,
+    ("rocm", "amd", "float"): 0.47,
+    ("vulkan", "amd", "mxfp4"): 2.1,
+    ("vulkan", "amd", "bf16"): 0.19,
+    ("vulkan", "nvidia", "mxfp4"): 1.35,
+}
+"""The same factor per backend and GPU vendor wherever at least three scored llama-bench rows of the type exist
+(benchmarks/prefill_measurements.yaml): the median of ``TYPE_FACTOR x measured / predicted`` over them.  CUDA
+MXFP4 1.17 (P01, P02, P04, P07, L01, L06), Vulkan MXFP4 on NVIDIA 1.35 (P12, P15, L12, L15) and on AMD 2.1 (P09,
+L02, L89, L97, L121, L125: AMD's Vulkan drivers run the MXFP4 shaders at twice their k-quant rate), ROCm float
+0.47 (L32, L68, L106: hipBLAS per expert).  BF16 under Vulkan on AMD 0.19 (L33, L73, L107): ggml-vulkan multiplies
+bf16 on cooperative matrices only where the driver exposes ``VK_KHR_shader_bfloat16`` (llama.cpp PR #12554), which
+AMD's RADV and AMDVLK report absent (``bf16: 0`` in ggml_vulkan's device line), so BF16 weights take the scalar
+path that promotes them to fp32; F16 weights keep the cooperative matrices (:data:`TYPE_FACTOR`).  Strix Halo:
+5.3x slower than its k-quants under Vulkan, 2.1x under ROCm."""
+
+
+def type_factor(backend: str, vendor: str, kind: str, bf16: bool = False) -> float:
+    """llama.cpp's mat-mat factor for ``kind`` experts on ``backend`` and a ``vendor`` GPU (``bf16``: float experts
+    stored as BF16): the backend's own figure where it has one, else the cross-backend :data:`TYPE_FACTOR`.
+    Vulkan on AMD: MXFP4 2.1, BF16 0.19, F16 0.35."""
+    if bf16 and (own := BACKEND_TYPE_FACTOR.get((backend, vendor, "bf16"))) is not None:
+        return own
+    return BACKEND_TYPE_FACTOR.get((backend, vendor, kind), TYPE_FACTOR[kind])
+
+
+def expert_gguf_type(scheme: Scheme) -> str:
+    """The routed experts' type name, upper case: their own override, else the file's label or format."""
+    own = scheme.overrides.get("routed_experts")
+    return (own or scheme.gguf or expert_format(scheme)).upper()
 
 
 def expert_type_class(scheme: Scheme) -> str:
     """``float``, ``mxfp4`` or ``k-quant``: the class of the routed experts' GGUF type."""
-    own = scheme.overrides.get("routed_experts")
-    fmt = (own or scheme.gguf or expert_format(scheme)).upper()
+    fmt = expert_gguf_type(scheme)
     if fmt in ("MXFP4", "MXFP4_MOE"):
         return "mxfp4"
     if fmt in ("F16", "BF16", "F32", "FP16", "FP32"):
@@ -341,10 +370,12 @@ def _kernel_path(engine: Engine, scheme: Scheme, gpu: GpuSpec | None, backend: B
         vendor = gpu.vendor if gpu is not None and gpu.vendor in b.paths else next(iter(b.paths))
         peak, eta = b.paths[vendor]
         kind = expert_type_class(scheme)
+        bf16 = kind == "float" and expert_gguf_type(scheme) == "BF16"
         if kind == "float":
             peak = "fp16"  # float weights: the backend's float GEMM (cuBLAS, rocBLAS, coopmat)
+        factor = type_factor(b.name, vendor, kind, bf16)
         return KernelPath(
-            f"llama.cpp {b.name} ({peak} mat-mat, {kind} experts)", peak, eta * TYPE_FACTOR[kind], b.m_half,
+            f"llama.cpp {b.name} ({peak} mat-mat, {kind} experts)", peak, eta * factor, b.m_half,
             nk_half=0.0, launch_scale=b.launch_scale, compute_spread=LLAMA_CPP_SPREAD, source=b.source,
         )  # fmt: skip
     if gpu is not None and gpu.vendor == "apple":
