@@ -642,3 +642,25 @@ def test_mtp_drafts_more_tokens_than_layers_through_the_last_one() -> None:
     assert code == 1 and "no multi-token-prediction layers" in err
     code, _out, err = run("estimate", "deepseek-v3", "--mtp", "--mtp-drafts", "9")  # a slip, stopped at the CLI
     assert code == 2 and "--mtp-drafts" in err
+
+
+def test_a_batched_prompt_pays_its_share_of_the_prefill_pass_floor() -> None:
+    """Prompts batched on a prefill instance share each eager pass's host floor: a 1,024-token prompt of DeepSeek
+    on eight B200 costs floor x 1,024 / chunk of an instance, more than its compute alone."""
+    from moeplan.deploy.deployment import Deployment
+    from moeplan.deploy.memory import MemoryModel
+    from moeplan.deploy.serving import DisaggregatedServingModel
+    from moeplan.deploy.speed import SpeedModel
+
+    def side(tp: int) -> Deployment:
+        return resolve(EstimateRequest(model="deepseek-v3", gpu="b200", num_gpus=tp, tp=tp, ep=tp, quant="fp4",
+                                       engine="sglang", context=2048, prompt=1024))  # fmt: skip
+
+    dp, dd = side(8), side(8)
+    m = DisaggregatedServingModel(dp, dd, 1, Traffic(1024, 1024, concurrency=64))
+    pm = SpeedModel(MemoryModel(dp))
+    chunk = dp.batched_tokens or 8192
+    compute = 1024 * pm.prefill_token_seconds(chunk, 1024)
+    assert compute < pm.prefill_dispatch_s() * 1024 / chunk  # the host floor, not the GPU, bounds these passes
+    assert m.s_b == pytest.approx(pm.prefill_dispatch_s() * 1024 / chunk)
+    assert m.s_b < m.s_p

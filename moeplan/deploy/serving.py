@@ -287,7 +287,8 @@ class DisaggregatedServingModel:
     to ``n_d`` decode instances (each ``dd``; the router spreads the requests evenly over them).
 
         S_p   = prefill of one I-token prompt on a prefill instance (its latency: no decode beside it)
-        S_b   = I x c_p at a full chunk: a prompt's share of the instance when queued prompts are batched together
+        S_b   = max(I x c_p, floor x I / B) at a full chunk of B tokens: a prompt's share of the instance when queued
+                prompts are batched together, its compute and its share of the pass's host floor
         T     = a batch's time: every prompt waiting joins the next batch (:meth:`batch_s`)
         KV    = I x KV bytes per token / link   (NVLink inside the NVLink domain, else InfiniBand: 40 GB/s per GPU)
         TTFT  = T (1 + busy / 2) + KV + t_decode(b),  T = max(S_p, (S_p - S_b) / (1 - rho)),  rho = lambda S_b / n_p
@@ -330,7 +331,9 @@ class DisaggregatedServingModel:
         pm = SpeedModel(MemoryModel(dp))
         self.s_p = pm.prefill_seconds(prompt, scenario)
         chunk = max(1, dp.batched_tokens or 8192)
-        self.s_b = min(self.s_p, prompt * pm.prefill_token_seconds(max(chunk, prompt), traffic.isl, scenario))
+        shared_floor = pm.prefill_dispatch_s(scenario) * min(1.0, prompt / chunk)
+        compute = prompt * pm.prefill_token_seconds(max(chunk, prompt), traffic.isl, scenario)
+        self.s_b = min(self.s_p, max(compute, shared_floor))
         gpus = n_prefill * dp.layout.num_gpus + n_decode * dd.layout.num_gpus
         self.gpus = gpus
         kv = kv_bytes_per_token(dd.spec.arch, dd.kv_dtype, dd.engine) * prompt
