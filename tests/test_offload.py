@@ -294,3 +294,18 @@ def test_several_sequences_get_llama_server_slots_and_their_whole_cache() -> Non
                             "--batch", "4", "--context", "8k", "--json"])  # fmt: skip
     cmd = json.loads(r.output)["commands"]["llama.cpp"]
     assert " -c 32768 " in cmd and " -np 4" in cmd  # -c is all slots' cache: 4 x 8,192
+
+
+def test_prefill_routes_print_the_texts_the_outputs_carry() -> None:
+    """The prefill route is a value the commands branch on (-rtr, --no-op-offload, the threshold hint); its text is
+    what the JSON and the tables print."""
+    from moeplan.deploy.offload import PrefillRoute
+
+    assert str(PrefillRoute("cpu")) == "computed on the CPU"
+    assert str(PrefillRoute("cpu", repacked=True)) == "computed on the CPU, repacked (-rtr)"
+    assert str(PrefillRoute("pcie")) == "streamed to the GPU over PCIe"
+    assert str(PrefillRoute("layerwise")) == "streamed to the GPU layer by layer, once per prefill pass"
+    tail = PrefillRoute("layerwise", chunk=16384, cpu_tail=7232)
+    assert str(tail) == ("streamed to the GPU layer by layer in its 16,384-token passes, computed on the CPU in the "
+                         "last 7,232 tokens")  # fmt: skip
+    assert str(PrefillRoute("gpu")) == "gpu"

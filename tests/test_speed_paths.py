@@ -264,7 +264,7 @@ def test_ktransformers_prefills_layer_by_layer_only_above_its_threshold() -> Non
         d = resolve(req, fewest=False)
         model = OffloadModel(d, Host(d.gpu, 1, 128.0, resolve_cpu("ddr5-5600x2")))
         p = model.placement(d.spec.arch.num_layers, d.context, 1)
-        return model.prefill_seconds(p, prompt)[1]
+        return str(model.prefill_seconds(p, prompt)[1])
 
     assert "layer by layer" in path(LAYERWISE_MIN_TOKENS, None)  # a pass of num_tokens >= threshold
     assert "CPU" in path(LAYERWISE_MIN_TOKENS - 1, None)

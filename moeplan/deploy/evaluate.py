@@ -429,7 +429,7 @@ def evaluate_offload(d: Deployment, host: Host, offload: str) -> OffloadResult:
         throughput_tokens_per_s=batch / mid,
         prefill_tokens_per_s=prompt / p.prefill_s,
         time_to_first_token_s=p.prefill_s + mid,
-        prefill_path=p.prefill_path,
+        prefill_path=str(p.prefill_path),
         step_seconds=p.decode_parts_s,
     )
     cost = cost_result(d, perf.throughput_tokens_per_s, perf.prefill_tokens_per_s)

@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field, replace
+from typing import Literal
 
 from moeplan.deploy.deployment import Deployment, Layout
 from moeplan.deploy.engines import GIB
@@ -189,6 +190,31 @@ class PassSeconds:
     stream_s: float
 
 
+@dataclass(frozen=True)
+class PrefillRoute:
+    """Where a prefill's RAM experts are multiplied: ``gpu`` (none in RAM), ``cpu`` (``repacked``: ik_llama.cpp's
+    ``-rtr`` rows), ``pcie`` (each ubatch streams the experts it routes to), ``layerwise`` (KTransformers streams
+    each layer once a pass; ``cpu_tail``: its last pass of that many tokens under the threshold runs on the CPU).
+    ``str()`` is the text the outputs print."""
+
+    where: Literal["gpu", "cpu", "pcie", "layerwise"]
+    repacked: bool = False
+    chunk: int = 0
+    cpu_tail: int = 0
+
+    def __str__(self) -> str:
+        if self.where == "cpu":
+            return "computed on the CPU" + (REPACKED if self.repacked else "")
+        if self.where == "pcie":
+            return "streamed to the GPU over PCIe"
+        if self.where == "layerwise" and self.cpu_tail:
+            return (f"streamed to the GPU layer by layer in its {self.chunk:,}-token passes, computed on the CPU "
+                    f"in the last {self.cpu_tail:,} tokens")  # fmt: skip
+        if self.where == "layerwise":
+            return "streamed to the GPU layer by layer, once per prefill pass"
+        return self.where
+
+
 @dataclass
 class Placement:
     """One choice of N and what it costs."""
@@ -207,7 +233,7 @@ class Placement:
     """(low, expected, high) seconds per step."""
     decode_parts_s: dict[str, float] = field(default_factory=dict)
     prefill_s: float = 0.0
-    prefill_path: str = ""
+    prefill_path: PrefillRoute = field(default_factory=lambda: PrefillRoute("gpu"))
 
     @property
     def fits_vram(self) -> bool:
@@ -341,7 +367,7 @@ class OffloadModel:
 
     def prefill_seconds(
         self, p: Placement, prompt: int, scenario: int = 1, layerwise: bool | None = None
-    ) -> tuple[float, str]:
+    ) -> tuple[float, PrefillRoute]:
         """Seconds to prefill ``prompt`` tokens, and where the CPU experts ran.
 
         In ``n = ceil(P / ub)`` ubatches (``--ubatch``): the GPU part of each, plus its CPU experts either
@@ -366,7 +392,7 @@ class OffloadModel:
         repacked = repackable and self.d.cpu_repack is not False
         # the CPU prefill curve is repacked kernels' level; ik_llama.cpp's on weights as stored reach 1/1.49
         slower = CPU_REPACK_GAIN if self.engine.run_time_repack and not repacked else 1.0
-        on_cpu = "computed on the CPU" + (REPACKED if repacked else "")
+        on_cpu = PrefillRoute("cpu", repacked=repacked)
         if self.cpu_only:
             return self._pass_s(p, prompt, even, scenario).cpu_s * n_ub * slower, on_cpu
         if self.engine.offload_prefill == "layerwise":  # KTransformers: by the pass's tokens, not by speed
@@ -374,14 +400,14 @@ class OffloadModel:
             return self._layerwise_prefill_s(p, prompt, scenario, layerwise if native else False)
         s = self._pass_s(p, prompt, even, scenario)
         if not p.cpu_moe_layers:
-            return s.gpu_s * n_ub, "gpu"
+            return s.gpu_s * n_ub, PrefillRoute("gpu")
         # On the CPU throughout: llama.cpp with --no-op-offload, ik_llama.cpp with -rtr (repacked weights never
         # stream) or under its threshold.  Else every ubatch streams.
         all_cpu = (s.gpu_s + s.cpu_s * slower) * n_ub
         if ub >= self.offload_min_tokens() and not (repackable and self.d.cpu_repack is True):
             streamed = (s.gpu_s + s.stream_s + s.on_gpu_s) * n_ub
             if streamed < all_cpu or (self.engine.run_time_repack and not repacked):  # --no-rtr: ik streams
-                return streamed, "streamed to the GPU over PCIe"
+                return streamed, PrefillRoute("pcie")
         return all_cpu, on_cpu
 
     def offload_min_tokens(self) -> int:
@@ -394,14 +420,14 @@ class OffloadModel:
 
     def _layerwise_prefill_s(
         self, p: Placement, prompt: int, scenario: int, layerwise: bool | None
-    ) -> tuple[float, str]:
+    ) -> tuple[float, PrefillRoute]:
         """KTransformers' chunked prefill: full passes of ``chunk`` tokens and the rest in a last one, each streaming
         the RAM experts layer by layer when it has at least the threshold's tokens (``layerwise`` forces either way),
         else running hybrid with them on the CPU.  40,000 tokens at 16,384 a pass under a threshold of 16,384: two
         passes stream, the last 7,232 tokens run on the CPU."""
         passes = prefill_passes(prompt, self.d.batched_tokens)
         if not p.cpu_moe_layers:
-            return sum(self._pass_s(p, prompt, t, scenario).gpu_s * n for t, n in passes), "gpu"
+            return sum(self._pass_s(p, prompt, t, scenario).gpu_s * n for t, n in passes), PrefillRoute("gpu")
         threshold = layerwise_threshold(self.d.kt_prefill_threshold)
         total, streamed = 0.0, []
         for tokens, count in passes:
@@ -410,12 +436,11 @@ class OffloadModel:
             total += (max(s.stream_s, s.on_gpu_s + s.gpu_s) if streams else s.gpu_s + s.cpu_s) * count
             streamed.append(streams)
         if all(streamed):
-            return total, "streamed to the GPU layer by layer, once per prefill pass"
+            return total, PrefillRoute("layerwise")
         if any(streamed):
             (chunk, _), (rest, _) = passes
-            return total, (f"streamed to the GPU layer by layer in its {chunk:,}-token passes, computed on the CPU "
-                           f"in the last {rest:,} tokens")  # fmt: skip
-        return total, "computed on the CPU"
+            return total, PrefillRoute("layerwise", chunk=chunk, cpu_tail=rest)
+        return total, PrefillRoute("cpu")
 
     def _pass_s(self, p: Placement, prompt: int, ub: float, scenario: int) -> PassSeconds:
         """One prefill pass of ``ub`` tokens of a ``prompt``-token prompt: the GPU's own part, the RAM experts
@@ -467,7 +492,7 @@ class OffloadModel:
             return None
         if self.engine.offload_prefill == "layerwise":
             passes = prefill_passes(prompt, self.d.batched_tokens)
-            if "layer by layer" in p.prefill_path:  # past its threshold: would the CPU have been faster?
+            if p.prefill_path.where == "layerwise":  # past its threshold: would the CPU have been faster?
                 hybrid_s = self.prefill_seconds(p, prompt, layerwise=False)[0]
                 if hybrid_s < 0.8 * p.prefill_s:
                     above = passes[0][0] + 1  # over the largest pass: every pass runs hybrid

@@ -10,7 +10,6 @@ from moeplan.deploy.deployment import Deployment
 from moeplan.deploy.engines import ENGINES, LLAMA_CPP_UBATCH
 from moeplan.deploy.offload import (
     LLAMA_CPP_BATCH,
-    REPACKED,
     Host,
     Placement,
     kt_method,
@@ -81,9 +80,10 @@ def commands(d: Deployment, quant: str, p: Placement, host: Host, context: int, 
         split += f" -np {d.batch}"
     base = d.engine.command(model_file, context * max(1, d.batch), kv + split)
     threads = f" -t {host.cpu.cores}" if p.cpu_moe_layers else ""
-    if p.prefill_path.endswith(REPACKED):  # ik_llama.cpp: repacked RAM weights, computed on the CPU
+    route = p.prefill_path
+    if route.where == "cpu" and route.repacked:  # ik_llama.cpp: repacked RAM weights, computed on the CPU
         threads += " -rtr"
-    elif p.cpu_moe_layers and p.prefill_path == "computed on the CPU" and not d.engine.run_time_repack:
+    elif p.cpu_moe_layers and route.where == "cpu" and not d.engine.run_time_repack:
         # llama.cpp hands every op of 32 tokens or more to the GPU, streaming RAM weights over PCIe, unless told not to
         threads += " --no-op-offload"
     flag = n_cpu_moe(d.engine.name, spec.arch, p.cpu_layers)
