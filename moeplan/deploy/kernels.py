@@ -232,9 +232,10 @@ MXFP4 1.17 (P01, P02, P04, P07, L01, L06), Vulkan MXFP4 on NVIDIA 1.35 (P12, P15
 L02, L89, L97, L121, L125: AMD's Vulkan drivers run the MXFP4 shaders at twice their k-quant rate), ROCm float
 0.47 (L32, L68, L106: hipBLAS per expert).  BF16 under Vulkan on AMD 0.19 (L33, L73, L107): ggml-vulkan multiplies
 bf16 on cooperative matrices only where the driver exposes ``VK_KHR_shader_bfloat16`` (llama.cpp PR #12554), which
-AMD's RADV and AMDVLK report absent (``bf16: 0`` in ggml_vulkan's device line), so BF16 weights take the scalar
-path that promotes them to fp32; F16 weights keep the cooperative matrices (:data:`TYPE_FACTOR`).  Strix Halo:
-5.3x slower than its k-quants under Vulkan, 2.1x under ROCm."""
+AMD's drivers report absent (``bf16: 0`` in ggml_vulkan's device line: Radeon 8060S and RX 7900 XT under RADV,
+geerlingguy/ai-benchmarks issues #21 and #23), so BF16 weights take the scalar path that promotes them to fp32; F16
+weights keep the cooperative matrices (:data:`TYPE_FACTOR`).  Strix Halo: 5.3x slower than its k-quants under
+Vulkan, 2.1x under ROCm."""
 
 
 def type_factor(backend: str, vendor: str, kind: str, bf16: bool = False) -> float:
