@@ -369,6 +369,12 @@ def render() -> str:
                 "same 0.23 s at EP8, though B200's fp4 peak is 4.5x H200's fp8: whatever bounds that prefill is not",
                 "the tensor peak, and moeplan does not model it. InferenceX's disaggregated runs show the same on",
                 "B200-class prefill instances (8K prompts at light load 2-3x the prediction, H200 within it).",
+                "T01-T26 (every single-request cell of SGLang's measured benchmark files for catalogue models,",
+                "gathered after every change above and scored as they came): 25 of 26 within 1.5x, 22 inside.",
+                "Qwen3.5 35B, 122B and 397B on H100, H200, B200 and B300 (8K prompts, bf16, fp8 and NVFP4) land at",
+                "0.69-1.0x the measured time; fp8 on one B200 or B300 (T16, T22) is the slow end, as Q56. The miss",
+                "is Kimi-K2.5's 8K prompt on 8x H200 (T03: 1.63 s, 6x the prediction), which N08 (4K: 1.53 s) shows",
+                "too: its int4 experts prefill at ~5K tok/s there, by a path moeplan does not know.",
                 "",
             ]
         if name == "disaggregated serving":
