@@ -247,6 +247,18 @@ def type_factor(backend: str, vendor: str, kind: str, bf16: bool = False) -> flo
     return BACKEND_TYPE_FACTOR.get((backend, vendor, kind), TYPE_FACTOR[kind])
 
 
+BLAS_BACKENDS = {"cuda": "cuBLAS", "rocm": "hipBLAS"}
+"""llama.cpp backends that hand float matrix products to the vendor's BLAS once a batch has more than a few rows."""
+_LLAMA_CPP_BLAS = KernelPath(
+    "llama.cpp (BLAS fp16 GEMM, float weights)", "fp16", 0.75, 16, nk_half=0.0, compute_spread=LLAMA_CPP_SPREAD,
+    source="ggml-cuda's mul_mat sends F16/BF16/F32 weights at batches past 16 rows to cuBLAS (hipBLAS under ROCm; "
+    "llama.cpp PRs #15131, #24216), which picks its tiles to the shape: a dense model's float GEMMs run at the bf16 "
+    "cuBLAS path's share (0.75) from a few dozen rows on, not at the mul_mat_id fallback that float experts take "
+    "(TYPE_FACTOR). Check: LLaMA-7B F16 on an RTX 4090, pp512 11,048 tok/s (llama.cpp PR #4766), 1.2x this "
+    "figure's 8,900 and inside its band",
+)  # fmt: skip
+
+
 def expert_gguf_type(scheme: Scheme) -> str:
     """The routed experts' type name, upper case: their own override, else the file's label or format."""
     own = scheme.overrides.get("routed_experts")
@@ -352,11 +364,17 @@ def sm100(gpu: GpuSpec | None) -> bool:
 
 
 def kernel_path(
-    engine: Engine, scheme: Scheme, gpu: GpuSpec | None, backend: Backend | None, architecture: str = ""
+    engine: Engine,
+    scheme: Scheme,
+    gpu: GpuSpec | None,
+    backend: Backend | None,
+    architecture: str = "",
+    moe: bool = True,
 ) -> KernelPath:
     """The GEMM path ``engine`` takes for ``scheme``'s routed experts (the bulk of an MoE step) on ``gpu``
-    (``architecture``: the model family, where an engine picks its MoE kernels by it)."""
-    path = _kernel_path(engine, scheme, gpu, backend)
+    (``architecture``: the model family, where an engine picks its MoE kernels by it; ``moe``: whether the model
+    routes to experts at all -- a dense model's GEMMs are plain ``mul_mat``, not ``mul_mat_id``)."""
+    path = _kernel_path(engine, scheme, gpu, backend, moe)
     sglang_fused = engine.name == "sglang" and sm100(gpu) and architecture in SGLANG_TRTLLM_MOE
     formats = path.peak_dtype == "fp8" or (path.peak_dtype == "bf16" and architecture in ("qwen3_moe", "qwen3_vl_moe"))
     if sglang_fused and formats and path.moe_layer_s is None:
@@ -364,7 +382,9 @@ def kernel_path(
     return path
 
 
-def _kernel_path(engine: Engine, scheme: Scheme, gpu: GpuSpec | None, backend: Backend | None) -> KernelPath:
+def _kernel_path(
+    engine: Engine, scheme: Scheme, gpu: GpuSpec | None, backend: Backend | None, moe: bool = True
+) -> KernelPath:
     """The GEMM path by engine, format and GPU alone."""
     if engine.llama_cpp_kernels:
         b = backend or BACKENDS["cuda"]
@@ -372,9 +392,15 @@ def _kernel_path(engine: Engine, scheme: Scheme, gpu: GpuSpec | None, backend: B
         peak, eta = b.paths[vendor]
         kind = expert_type_class(scheme)
         bf16 = kind == "float" and expert_gguf_type(scheme) == "BF16"
+        if kind == "float" and not moe and b.name in BLAS_BACKENDS:
+            name = f"llama.cpp {b.name} ({BLAS_BACKENDS[b.name]} fp16 GEMM, float weights)"
+            return replace(_LLAMA_CPP_BLAS, name=name,
+                           launch_scale=b.launch_scale)  # fmt: skip
         if kind == "float":
             peak = "fp16"  # float weights: the backend's float GEMM (cuBLAS, rocBLAS, coopmat)
         factor = type_factor(b.name, vendor, kind, bf16)
+        if kind == "float" and not moe:  # plain mul_mat: no mul_mat_id fallback, Vulkan's scalar bf16 path still
+            factor = BACKEND_TYPE_FACTOR.get((b.name, vendor, "bf16"), 1.0) if bf16 else 1.0
         return KernelPath(
             f"llama.cpp {b.name} ({peak} mat-mat, {kind} experts)", peak, eta * factor, b.m_half,
             nk_half=0.0, launch_scale=b.launch_scale, compute_spread=LLAMA_CPP_SPREAD, source=b.source,

@@ -374,7 +374,7 @@ def resolve(
         notes += (f"--max-running {n:,}: at most {n:,} request{'s' if n > 1 else ''} run at once in an instance "
                   f"({eng.max_running_flag} {n:,}{per_rank}); under a load the others wait for a running one to "
                   "finish",)  # fmt: skip
-    path = kernel_path(eng, scheme, gpu, backend, spec.architecture)
+    path = kernel_path(eng, scheme, gpu, backend, spec.architecture, moe=spec.arch.moe is not None)
     if gpu is not None:
         peak_note = tensor_peak(gpu, path.peak_dtype)[1]
         notes += (f"kernels: {path.name}; " + peak_note,) if peak_note else ()
