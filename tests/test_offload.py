@@ -309,3 +309,13 @@ def test_prefill_routes_print_the_texts_the_outputs_carry() -> None:
     assert str(tail) == ("streamed to the GPU layer by layer in its 16,384-token passes, computed on the CPU in the "
                          "last 7,232 tokens")  # fmt: skip
     assert str(PrefillRoute("gpu")) == "gpu"
+
+
+def test_llama_cpp_refuses_an_fp8_kv_cache() -> None:
+    """llama.cpp's -ctk/-ctv take f32, f16, bf16 and its block types, no fp8: refused with its 8-bit type named,
+    instead of a launch command that does not run."""
+    for argv in (["estimate", "qwen3-30b-a3b", "--gpu", "4090", "--engine", "llama.cpp", "--kv-dtype", "fp8"],
+                 ["offload", "qwen3-30b-a3b", "--gpu", "4090", "--ram", "64", "--cpu", "ddr5-6000x2", "--quant",
+                  "Q8_0", "--kv-dtype", "fp8"]):  # fmt: skip
+        res = runner.invoke(app, argv)
+        assert res.exit_code != 0 and "no fp8 KV cache" in res.output and "q8_0" in res.output

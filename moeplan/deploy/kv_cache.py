@@ -112,9 +112,12 @@ def layer_caches_for(
 
 
 def check_kv_dtype(dtype: str, engine: Engine) -> None:
-    """llama.cpp's block types (q8_0, q4_0, ...) exist only in llama.cpp."""
+    """llama.cpp's block types (q8_0, q4_0, ...) exist only in llama.cpp, and llama.cpp has no fp8 cache
+    (``-ctk``/``-ctv`` take f32, f16, bf16 and the block types)."""
     if dtype in GGML_ONLY and engine.runs != "gguf":
         raise InputError(f"KV format '{dtype}' is a llama.cpp format", "use --engine llama.cpp, or fp8/bf16")
+    if dtype.startswith("fp8") and engine.runs == "gguf":
+        raise InputError(f"{engine.name} has no fp8 KV cache", "its 8-bit cache is q8_0: --kv-dtype q8_0")
 
 
 @functools.lru_cache(maxsize=256)
