@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 from pathlib import Path
 
 import pytest
@@ -605,3 +606,18 @@ def test_dense_float_weights_run_cublas_not_the_float_experts_fallback() -> None
         perf("llama-3.1-8b", None, 16).throughput_tokens_per_s > perf("llama-3.1-8b", None, 8).throughput_tokens_per_s
     )
     assert "float experts" in perf("qwen3-30b-a3b", "BF16").kernel_path
+
+
+def test_nvfp4_runs_on_nvidia_alone_and_amd_weight_only_is_not_called_marlin() -> None:
+    """NVFP4 is NVIDIA's format (fp4 units on Blackwell, Marlin FP4 from Ampere): refused on AMD Instinct, where
+    recommend no longer ranks it; AWQ on MI300X runs ROCm's Triton/ExLlama kernels, not Marlin (CUDA only)."""
+    assert resolve_gpu("a100-80gb-sxm").has_kernels("nvfp4") and not resolve_gpu("mi300x").has_kernels("nvfp4")
+    assert resolve_gpu("mi300x").has_kernels("packed4")  # AWQ, GPTQ, MXFP4
+    with pytest.raises(InputError, match="nvfp4"):
+        resolve(EstimateRequest(model="deepseek-v3", gpu="mi300x", quant="nvfp4"))
+    awq = resolve(EstimateRequest(model="deepseek-v3", gpu="mi300x", quant="awq-int4"))
+    assert "Marlin W4A16" not in awq.kernel_path and "ROCm" in awq.kernel_path
+    code, out, err = run("recommend", "deepseek-v3", "--context", "32k", "--json")
+    assert code == 0, err
+    rows = json.loads(out)["candidates"]
+    assert not [r for r in rows if r["gpu"].startswith("mi") and r["quant"] == "nvfp4"]

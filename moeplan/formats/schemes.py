@@ -51,7 +51,8 @@ class WeightFormat(Value):
     """The dtype engines multiply in where the GPU has units for it (else bf16): fp8 checkpoints run fp8 GEMMs."""
     kernels: str = "any"
     """What a GPU needs to run it as stored: ``any``; ``fp8`` (fp8 units, or NVIDIA's W8A16 kernels);
-    ``packed4`` (GPTQ/AWQ/MXFP4/NVFP4 kernels: NVIDIA Turing or newer, AMD MI300 or newer); ``apple`` (MLX's
+    ``packed4`` (GPTQ/AWQ/MXFP4 kernels: NVIDIA Turing or newer, AMD MI300 or newer); ``nvfp4`` (NVIDIA's own
+    format: Blackwell's fp4 units, Marlin's FP4 kernels on Ampere and Hopper; no AMD kernels); ``apple`` (MLX's
     quantized kernels: Apple silicon only)."""
     gguf_equivalent: str = "Q4_K_M"
     """The llama.cpp file type people make from a checkpoint in this format."""
@@ -130,7 +131,7 @@ FORMATS: dict[str, WeightFormat] = {
             group_bits=8,
             tensor_bits=32,
             description="NVFP4: e2m1, fp8 scale per 16, fp32 per tensor",
-            kernels="packed4",
+            kernels="nvfp4",
             gguf_equivalent="NVFP4",
         ),
         WeightFormat("nf4", 4, group=64, group_bits=32, description="bitsandbytes NF4, fp32 absmax per 64"),

@@ -125,7 +125,8 @@ class GpuSpec(Record):
         """Whether engines have kernels for a weight format needing ``need`` on this GPU.
 
         ``fp8``: fp8 units (H100, MI300, Gaudi) or an NVIDIA GPU with bf16 (Ampere's W8A16 Marlin kernels);
-        ``packed4`` (GPTQ, AWQ, MXFP4, NVFP4): NVIDIA Turing or newer (not V100) or AMD Instinct MI300 and later;
+        ``packed4`` (GPTQ, AWQ, MXFP4): NVIDIA Turing or newer (not V100) or AMD Instinct MI300 and later;
+        ``nvfp4``: NVIDIA GPUs with bf16 units (Ampere on: Blackwell natively, Marlin FP4 before it);
         ``apple`` (MLX's quantized formats): Apple silicon.  A custom GPU from ``--gpu-memory`` alone (no vendor) is
         taken to run what is asked of it: its memory and fit need no kernel, and its speed figures name their
         derived peaks.
@@ -139,6 +140,8 @@ class GpuSpec(Record):
             return self.vendor == "apple"
         if need == "packed4":
             return (nvidia and not self.id.startswith("v100")) or (self.vendor == "amd" and "fp8" in has)
+        if need == "nvfp4":  # NVIDIA's format: fp4 units on Blackwell, Marlin FP4 from Ampere; ROCm has no kernels
+            return nvidia and "bf16" in has
         return True
 
 
