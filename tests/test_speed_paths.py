@@ -621,3 +621,15 @@ def test_nvfp4_runs_on_nvidia_alone_and_amd_weight_only_is_not_called_marlin() -
     assert code == 0, err
     rows = json.loads(out)["candidates"]
     assert not [r for r in rows if r["gpu"].startswith("mi") and r["quant"] == "nvfp4"]
+
+
+def test_llama_cpp_takes_only_the_layouts_it_runs() -> None:
+    """llama.cpp splits a model by layer (a pipeline, its default) or by tensor (--split-mode tensor): no expert
+    parallelism and no mix of the two, each refused with the split modes named."""
+    base = {"model": "mixtral-8x22b", "gpu": "a100", "engine": "llama.cpp", "num_gpus": 4}
+    assert resolve(EstimateRequest(**base)).layout.pp == 4  # type: ignore[arg-type]
+    assert resolve(EstimateRequest(**base, tp=4)).layout.tp == 4  # type: ignore[arg-type]
+    with pytest.raises(InputError, match="no expert parallelism"):
+        resolve(EstimateRequest(**base, ep=4))  # type: ignore[arg-type]
+    with pytest.raises(InputError, match="not both"):
+        resolve(EstimateRequest(**base, tp=2, pp=2))  # type: ignore[arg-type]

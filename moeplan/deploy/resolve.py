@@ -228,6 +228,13 @@ def layout_for(arch: ArchSpec, request: EstimateRequest, eng: Engine, num_gpus: 
                                  "give a --pp that divides it, or --num-gpus a multiple of it")  # fmt: skip
             raise InputError(f"--tp {tp} x --pp {pp} = {tp * pp} GPUs, but --num-gpus is {num_gpus}")
         layout = Layout(tp, request.ep or (tp if dp else 1), pp, request.eplb, dp)
+    if eng.llama_cpp_kernels:  # --split-mode layer (a pipeline, its default) or tensor (TP); no EP, no mix
+        if layout.ep > 1:
+            raise InputError(f"{eng.name} has no expert parallelism",
+                             "its split modes are by layer (--pp N, the default) and by tensor (--tp N)")  # fmt: skip
+        if layout.tp > 1 and layout.pp > 1:
+            raise InputError(f"{eng.name} splits a model by layer (--pp) or by tensor (--tp), not both",
+                             f"give --tp {num_gpus} or --pp {num_gpus}")  # fmt: skip
     check_layout(arch, layout)
     return layout
 
