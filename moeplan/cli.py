@@ -16,6 +16,7 @@ from moeplan.cli_options import (
     BatchOpt,
     CalibrationOpt,
     ConcurrencyOpt,
+    ContextLoadOpt,
     ContextOpt,
     CpuOpt,
     DetailOpt,
@@ -118,7 +119,7 @@ def estimate(
     quant: QuantOpt = None,
     kv_dtype: KvOpt = "auto",
     state_dtype: StateOpt = "auto",
-    context: ContextOpt = "8k",
+    context: ContextLoadOpt = None,
     batch: BatchOpt = 1,
     engine: EngineOpt = "auto",
     backend: BackendOpt = "auto",
@@ -166,7 +167,7 @@ def estimate(
 
       moeplan estimate ./Qwen3-30B-A3B/config.json --gpu h100 --quant experts=fp8
     """
-    from moeplan.deploy.deployment import EstimateRequest
+    from moeplan.deploy.deployment import DEFAULT_CONTEXT, EstimateRequest
     from moeplan.plans.estimate import estimate as run_estimate
     from moeplan.units import parse_tokens
 
@@ -177,9 +178,9 @@ def estimate(
                 raise InputError(f"{flag} shapes a serving load, which expert offload does not plan",
                                  f"drop {flag}")  # fmt: skip
         offload(
-            model, gpu, gpu_memory, gpu_bandwidth, gpu_tflops, num_gpus or 1, ram, cpu, ram_bandwidth, pcie, context,
-            batch, quant, kv_dtype if kv_dtype != "auto" else "f16", offload_experts, prompt, price=price,
-            gpu_file=gpu_file, fmt=fmt, json_out=json_out, backend=backend, ubatch=ubatch, detail=detail,
+            model, gpu, gpu_memory, gpu_bandwidth, gpu_tflops, num_gpus or 1, ram, cpu, ram_bandwidth, pcie,
+            context or "8k", batch, quant, kv_dtype if kv_dtype != "auto" else "f16", offload_experts, prompt,
+            price=price, gpu_file=gpu_file, fmt=fmt, json_out=json_out, backend=backend, ubatch=ubatch, detail=detail,
             engine=engine if engine.strip().lower() != "auto" else "llama.cpp",
         )  # fmt: skip
         return
@@ -194,6 +195,8 @@ def estimate(
                 "which this estimate does not use",
                 "add --offload-experts auto or --offload-experts N, or use `moeplan offload`",
             )
+        ctx = parse_tokens(context) if context else None
+        load = serving_load(isl, osl, concurrency, rate, recv_interval, max_running, ctx)
         request = EstimateRequest(
             model=model,
             gpu=gpu,
@@ -207,7 +210,7 @@ def estimate(
             quant=quant,
             kv_dtype=kv_dtype,
             state_dtype=state_dtype,
-            context=parse_tokens(context),
+            context=ctx or max(DEFAULT_CONTEXT, load.isl + load.osl if load else 0),
             batch=batch,
             engine=engine,
             backend=backend,
@@ -216,7 +219,7 @@ def estimate(
             dp_attention=dp_attention,
             mtp_accept=mtp_accept,
             mtp_drafts=mtp_drafts,
-            traffic=serving_load(isl, osl, concurrency, rate, recv_interval, max_running),
+            traffic=load,
             recv_interval=recv_interval,
             max_running=max_running,
             flash_attention=not no_flash_attention,

@@ -177,6 +177,15 @@ StateOpt = Annotated[
     ),
 ]
 ContextOpt = Annotated[str, typer.Option("--context", help="Tokens per sequence (prompt + output): 4096, 32k, 1M.")]
+ContextLoadOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--context",
+        help="Tokens per sequence (prompt + output): 4096, 32k, 1M; default 8k, or under a "
+        "load --isl + --osl where that is longer.",
+        show_default=False,
+    ),
+]
 BatchOpt = Annotated[int, typer.Option("--batch", help="Concurrent sequences.", **whole(1, MAX_SEQUENCES))]
 EngineOpt = Annotated[
     str,
@@ -249,9 +258,12 @@ def serving_load(
     rate: float | None,
     recv_interval: int = 1,
     max_running: int | None = None,
+    context: int | None = None,
 ) -> "Traffic | None":
     """The serving load of ``--isl --osl --concurrency|--rate`` (lengths 1k by default), or None without one;
-    lengths (or a scheduler poll interval) given without a load are refused rather than ignored."""
+    lengths (or a scheduler poll interval) given without a load are refused rather than ignored, and so are
+    requests longer than ``context`` (``--context``): the engine launched with it would refuse them, and the
+    estimate would size its memory for one length and serve another."""
     from moeplan.deploy.deployment import Traffic
     from moeplan.units import parse_tokens
 
@@ -263,7 +275,12 @@ def serving_load(
         if max_running is not None:
             raise InputError("--max-running caps the requests running under a load", "add --concurrency C or --rate R")
         return None
-    return Traffic(parse_tokens(isl or "1k", "--isl"), parse_tokens(osl or "1k", "--osl"), concurrency, rate)
+    load = Traffic(parse_tokens(isl or "1k", "--isl"), parse_tokens(osl or "1k", "--osl"), concurrency, rate)
+    if context is not None and load.isl + load.osl > context:
+        need = load.isl + load.osl
+        raise InputError(f"requests of {need:,} tokens (--isl + --osl) exceed --context {context:,}",
+                         f"give --context {need:,} or more")  # fmt: skip
+    return load
 
 
 ConcurrencyOpt = Annotated[

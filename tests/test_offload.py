@@ -319,3 +319,12 @@ def test_llama_cpp_refuses_an_fp8_kv_cache() -> None:
                   "Q8_0", "--kv-dtype", "fp8"]):  # fmt: skip
         res = runner.invoke(app, argv)
         assert res.exit_code != 0 and "no fp8 KV cache" in res.output and "q8_0" in res.output
+
+
+def test_a_measured_ram_bandwidth_replaces_the_catalogued_one_and_says_so() -> None:
+    """--cpu with --ram-bandwidth: the platform's cores and ISA, the measured bandwidth, and a note naming both."""
+    code = runner.invoke(app, ["offload", "qwen3-30b-a3b", "--gpu", "4090", "--ram", "64", "--cpu", "ddr5-6000x2",
+                               "--ram-bandwidth", "50", "--json"])  # fmt: skip
+    assert code.exit_code == 0, code.output
+    out = json.loads(code.output)
+    assert any("50 GB/s (--ram-bandwidth) in place of the catalogue's 96" in a for a in out["assumptions"])

@@ -664,3 +664,10 @@ def test_a_batched_prompt_pays_its_share_of_the_prefill_pass_floor() -> None:
     assert compute < pm.prefill_dispatch_s() * 1024 / chunk  # the host floor, not the GPU, bounds these passes
     assert m.s_b == pytest.approx(pm.prefill_dispatch_s() * 1024 / chunk)
     assert m.s_b < m.s_p
+
+
+def test_a_load_longer_than_the_context_is_refused() -> None:
+    """--isl + --osl beyond --context: the engine launched at that context would refuse the requests."""
+    res = CliRunner().invoke(app, ["estimate", "mixtral-8x7b", "--gpu", "h100", "--concurrency", "8", "--isl", "4k",
+                                   "--osl", "1k", "--context", "2k"])  # fmt: skip
+    assert res.exit_code != 0 and "exceed --context 2,048" in res.output and "5,120" in res.output

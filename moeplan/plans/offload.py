@@ -3,6 +3,7 @@ of some layers in system RAM (the placement, its speed, the trade-off table, the
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
@@ -66,6 +67,11 @@ def host_cpu(req: OffloadRequest) -> tuple[CpuSpec, str | None]:
             raise InputError(note or "no host calibration stored", "run `moeplan calibrate --device cpu` first")
         gemm = h.expert_gflops_prefill
         return measured_host(h.cpu, h.sockets, h.threads, h.ram_gb_s, gemm), note
+    if req.ram_bandwidth_gb_s is not None and req.cpu is not None:  # a measured bandwidth on a known platform
+        cpu = resolve_cpu(req.cpu)
+        note = (f"RAM bandwidth {req.ram_bandwidth_gb_s:g} GB/s (--ram-bandwidth) in place of the catalogue's "
+                f"{cpu.bandwidth_gb_s:g} for {cpu.name}; its cores and instruction set as catalogued")  # fmt: skip
+        return dataclasses.replace(cpu, bandwidth_gb_s=req.ram_bandwidth_gb_s), note
     if req.ram_bandwidth_gb_s is not None:
         return custom_host(req.ram_bandwidth_gb_s), None
     if req.cpu is None:
