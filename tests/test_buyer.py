@@ -147,3 +147,11 @@ def test_the_price_date_is_shown_wherever_a_price_is() -> None:
     assert code == 0 and "street prices of 2026-05 (h100-sxm)" in out and "list estimates (l40s)" in out
     code, out = run("compare", "qwen3-30b-a3b", "--gpu", "h100", "--gpu", "4090", "--quant", "fp8", width=80)
     assert code == 0 and "to buy: h100-sxm: street, 2026-05; rtx-4090: street, 2026-05" in out
+
+
+def test_recommend_does_not_claim_a_cost_ranking_without_prices() -> None:
+    """One GPU with the experts in RAM has no hourly price: the ranking is by speed and says so, no 'n/a/M'."""
+    res = CliRunner().invoke(app, ["recommend", "deepseek-v3", "--max-gpus", "1"])
+    assert res.exit_code == 0, res.output
+    text = " ".join(res.output.split())
+    assert "Best by speed (none has an hourly price)" in text and "n/a/M" not in text and "by cost" not in text

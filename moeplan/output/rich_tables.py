@@ -200,12 +200,15 @@ def print_recommend(
     n = len(candidates)
     fit_word = f"{n} configuration{'s' if n != 1 else ''} fit{'s' if n == 1 else ''}"
     what = f"{hardware(best, False)} {best.quant} {best.engine}"
-    rate, usd = fmt_rate(best.tokens_per_s), fmt_usd(best.usd_per_million_output_tokens)
+    if sort == "cost" and all(c.usd_per_million_output_tokens is None for c in candidates):
+        sort = "speed (none has an hourly price)"  # ranked by the tie-break, tokens/s
+    rate = fmt_rate(best.tokens_per_s)
+    usd = "" if best.usd_per_million_output_tokens is None else f", {fmt_usd(best.usd_per_million_output_tokens)}/M out"
     headline(
         console,
-        f"Best by {sort} for {model}: [bold]{what}[/bold], ~{rate} tok/s, {usd}/M out ({fit_word})",
-        f"Best by {sort} for {model}: [bold]{what}[/bold], ~{rate} tok/s, {usd}/M out",
-        f"Best by {sort}: [bold]{what}[/bold], ~{rate} tok/s, {usd}/M out",
+        f"Best by {sort} for {model}: [bold]{what}[/bold], ~{rate} tok/s{usd} ({fit_word})",
+        f"Best by {sort} for {model}: [bold]{what}[/bold], ~{rate} tok/s{usd}",
+        f"Best by {sort}: [bold]{what}[/bold], ~{rate} tok/s{usd}",
         f"Best by {sort}: [bold]{what}[/bold]",
     )
     shown = candidates[:limit]
