@@ -328,3 +328,15 @@ def test_a_measured_ram_bandwidth_replaces_the_catalogued_one_and_says_so() -> N
     assert code.exit_code == 0, code.output
     out = json.loads(code.output)
     assert any("50 GB/s (--ram-bandwidth) in place of the catalogue's 96" in a for a in out["assumptions"])
+
+
+def test_offload_json_performance_carries_the_bands_and_kernel_fields() -> None:
+    """offload --json's performance has the estimate's bands and kernel fields (docs/interface.md), each band
+    around its expected figure."""
+    res = runner.invoke(app, ["offload", "qwen3-30b-a3b", "--gpu", "4090", "--ram", "64", "--cpu", "ddr5-6000x2",
+                              "--json"])  # fmt: skip
+    perf = json.loads(res.output)["performance"]
+    for name in ("decode_tokens_per_s", "throughput_tokens_per_s", "prefill_tokens_per_s", "time_to_first_token_s"):
+        lo, hi = perf[f"{name}_range"]
+        assert lo <= perf[name] <= hi, name
+    assert perf["prompt_tokens"] > 0 and perf["kernel_path"].startswith("llama.cpp") and perf["backend"] == "cuda"

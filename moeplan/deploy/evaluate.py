@@ -423,13 +423,21 @@ def evaluate_offload(d: Deployment, host: Host, offload: str) -> OffloadResult:
         max_context=max(fitting) if fitting else 0,
         shortfall=tuple(shortfall(p)),
     )
+    pre_slow, pre_fast = (model.prefill_seconds(p, prompt, s)[0] for s in (0, 2))
     perf = OffloadPerformance(
         decode_tokens_per_s=1 / mid,
         decode_tokens_per_s_range=(1 / low, 1 / high),
         throughput_tokens_per_s=batch / mid,
+        throughput_tokens_per_s_range=(batch / low, batch / high),
         prefill_tokens_per_s=prompt / p.prefill_s,
+        prefill_tokens_per_s_range=(prompt / pre_slow, prompt / pre_fast),
         time_to_first_token_s=p.prefill_s + mid,
+        time_to_first_token_s_range=(pre_fast + high, pre_slow + low),
+        prompt_tokens=prompt,
         prefill_path=str(p.prefill_path),
+        kernel_path=d.kernel_path,
+        compute_dtype=d.compute_dtype,
+        backend=d.backend,
         step_seconds=p.decode_parts_s,
     )
     cost = cost_result(d, perf.throughput_tokens_per_s, perf.prefill_tokens_per_s)

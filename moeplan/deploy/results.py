@@ -298,9 +298,17 @@ class OffloadPerformance(Value):
     decode_tokens_per_s: float
     decode_tokens_per_s_range: tuple[float, float]
     throughput_tokens_per_s: float
+    throughput_tokens_per_s_range: tuple[float, float]
     prefill_tokens_per_s: float
+    prefill_tokens_per_s_range: tuple[float, float]
     time_to_first_token_s: float
+    time_to_first_token_s_range: tuple[float, float]
+    prompt_tokens: int
     prefill_path: str
+    kernel_path: str
+    """The GPU's GEMM path (the estimate's), for the layers and experts in VRAM."""
+    compute_dtype: str
+    backend: str | None
     step_seconds: dict[str, float]
 
 
