@@ -358,7 +358,7 @@ PromptOpt = Annotated[
 SkewOpt = Annotated[
     float,
     typer.Option(
-        "--routing-skew", help="Zipf exponent of expert popularity; 0 = uniform routing.", callback=number(0, 10)
+        "--routing-skew", help="Zipf exponent of expert popularity; 0 = uniform routing.", callback=number(0, 4)
     ),
 ]
 PriceOpt = Annotated[
