@@ -196,7 +196,8 @@ BELOW_WHY = {
     "time to first token": "single-prompt prefill on B200 no faster than on H200 (TensorRT-LLM, SGLang, vLLM), host "
     "work on AMD and of hybrid models' short prompts",
     "offload prefill": "KTransformers' GPU-resident experts, CPU prefill kernels that scatter by host, unstated hosts",
-    "serving TTFT": "means far above their medians (S503, S506), a Modal image (S542)",
+    "serving TTFT": "Qwen3.5-122B at 16 clients (SGLang's documentation runs, S1003-S1019), means far above their "
+    "medians (S503, S506), a Modal image (S542)",
     "disaggregated serving TTFT": "runs at the prefill instances' capacity, where TTFT is C/X less the decode "
     "time, and 8K prompts 2-3x slow on Blackwell at light load",
 }
@@ -446,6 +447,17 @@ def render() -> str:
                 "cut them 2-4x, so the rest of the gap (20 us a token measured) is not found. Two runs",
                 "(S503, S506) report mean TTFTs of 7.5-8.5 s, 7-9x their own medians; S542 (gpt-oss-20b on one",
                 "H100 in a Modal image) 3.7 s, 19x the predicted 0.19 s.",
+                "S1001-S1039 (every row at 8-512 clients of SGLang's measured benchmark files for catalogue models,",
+                "gathered after every change above): throughput within 1.5x for 29 of 39, TTFT within 2x for 17 of",
+                "28. Their Qwen3.5 runs use EAGLE drafts at fixed lengths; scored as waves of 16 prompts, their",
+                "TTFT came out 3-6x too long, while each step's random number of accepted drafts spreads the",
+                "clients as varied lengths do: such runs are now scored as a steady closed loop (serving_arrivals;",
+                "a rule set after reading them, which also brought two ATOM MTP runs, S144 and S147, inside). The",
+                "misses left: Qwen3.5-122B at 16 clients on every GPU (0.57-7.7 s measured, 0.16-0.31 predicted;",
+                "S1013's 7.7 s is about one request's whole decode, as if half the clients waited for a slot that",
+                "moeplan's memory model leaves open, perhaps SGLang's separate pool for the linear-attention states,",
+                "sized at 0.9/1.9 of the free memory and divided by 1 + drafts); Kimi-K2.5's int4 experts (5x slow",
+                "at 16-100 clients, as its prefill, C03 and N08); MiniMax-M2 fp8 on MI300X (1.5-2.4x).",
                 "",
             ]
         if name == "several GPUs and engines":

@@ -335,8 +335,14 @@ def serving_arrivals(r: dict[str, Any]) -> str:
     """How a load generator's clients arrive: ``waves`` for fixed lengths (``--random-range-ratio 1``, or a ratio
     not stated: the generators' fixed ISL/OSL with ``--ignore-eos``), ``poisson`` where lengths vary (a ratio
     below 1): each client's cycle then differs from the others' by up to ``(1 - ratio) x O`` decode steps, the
-    waves drift apart over the run and prompts arrive spread out as in a steady closed loop."""
+    waves drift apart over the run and prompts arrive spread out as in a steady closed loop.  Speculative decoding
+    (a stated draft count) drifts them too, at fixed lengths: each step emits one token plus the drafts accepted,
+    a random number, so the steps a request takes vary from client to client (SGLang's Qwen3.5 runs at 16 clients
+    of 8K prompts, benchmarks/serving_measurements.yaml S1001-S1022: median TTFT 0.11-0.45 s, a single request's
+    barely more, where a wave of 16 prompts would queue them for ~1 s; a rule set after those rows were read)."""
     ratio = r.get("range_ratio")
+    if r.get("speculative") and r.get("speculative_tokens"):
+        return "poisson"
     return "waves" if ratio is None or float(ratio) >= 1.0 else "poisson"
 
 
