@@ -68,6 +68,7 @@ from moeplan.cli_options import (
     emit_json,
     handled_errors,
     number,
+    progress_bar,
     serving_load,
     stdout_console,
     whole,
@@ -353,22 +354,13 @@ def recommend(
         check_format(fmt)
         if top < 1:
             raise InputError(f"--top must be at least 1, not {top}")
-        spec, candidates = run_recommend(
-            model,
-            parse_tokens(context),
-            batch,
-            quant,
-            max_gpus,
-            budget,
-            min_tokens_per_s,
-            sort,  # type: ignore[arg-type]
-            gpu_file,
-            kv_dtype,
-            gpus=tuple(only_gpu or ()),
-            state_dtype=state_dtype,
-            traffic=serving_load(isl, osl, concurrency, rate),
-            min_bits=min_bits,
-        )
+        with progress_bar("configurations") as tick:
+            spec, candidates = run_recommend(
+                model, parse_tokens(context), batch, quant, max_gpus, budget, min_tokens_per_s,
+                sort,  # type: ignore[arg-type]
+                gpu_file, kv_dtype, gpus=tuple(only_gpu or ()), state_dtype=state_dtype,
+                traffic=serving_load(isl, osl, concurrency, rate), min_bits=min_bits, progress=tick,
+            )  # fmt: skip
     limit = spec.arch.max_context
     if limit and parse_tokens(context) > limit:
         typer.echo(f"warning: {parse_tokens(context):,} tokens exceed {spec.name}'s trained context of {limit:,} "

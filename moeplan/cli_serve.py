@@ -27,6 +27,7 @@ from moeplan.cli_options import (
     emit,
     handled_errors,
     number,
+    progress_bar,
     whole,
 )
 
@@ -95,16 +96,7 @@ def serve(
             gpu_file=gpu_file, mtp=mtp, mtp_accept=mtp_accept, mtp_drafts=mtp_drafts, min_bits=min_bits,
             recv_interval=recv_interval, max_running=max_running,
         )  # fmt: skip
-        from rich.console import Console
-        from rich.progress import Progress
-
-        err = Console(stderr=True)
-        with Progress(console=err, transient=True, disable=not err.is_terminal) as bar:
-            task = bar.add_task("serving configurations", total=1)
-
-            def tick(done: int, total: int) -> None:
-                bar.update(task, completed=done, total=total)
-
+        with progress_bar("serving configurations") as tick:
             result = plan_serve(req, tick)
     from moeplan.output.serving import print_serve, serve_json, serve_table
 

@@ -14,6 +14,7 @@ only formats whose routed experts have at least that many bits per weight.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
 from typing import Literal
 
@@ -128,9 +129,10 @@ def recommend(
     state_dtype: str = "auto",
     traffic: Traffic | None = None,
     min_bits: float | None = None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> tuple[ModelSpec, list[Candidate]]:
     """Every fitting configuration, best first by ``sort``; with ``traffic``, their speeds and cost are those of
-    the steady state under that load (:mod:`moeplan.deploy.serving`)."""
+    the steady state under that load (:mod:`moeplan.deploy.serving`); ``progress(done, total)`` after each GPU kind."""
     if context < 1 or batch < 1:
         raise InputError("--context and --batch must be at least 1")
     if max_gpus < 1:
@@ -169,7 +171,9 @@ def recommend(
     fits_one: set[str] = set()  # GPUs one of which holds the model (before the budget and speed filters)
     only = {resolve_gpu(g, gpu_file).id for g in gpus}
     catalogue = [g for g in load_gpus(gpu_file) if not only or g.id in only]
-    for gpu in catalogue:
+    for i, gpu in enumerate(catalogue):
+        if progress:
+            progress(i, len(catalogue))
         for label, scheme in schemes:
             eng = serving_engine(scheme, gpu)
             if eng is None or spec.architecture in eng.missing_architectures:
