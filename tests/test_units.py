@@ -25,3 +25,11 @@ def test_contexts_beyond_any_model_are_refused() -> None:
     assert parse_tokens("2048M") == 1 << 31
     with pytest.raises(InputError, match="beyond any model"):
         parse_tokens("100000000000")
+
+
+def test_numbers_the_user_gave_print_without_an_exponent() -> None:
+    """--ram 1000000 prints '1,000,000 GiB RAM', --rate 0.5 '0.5 requests/s', never '1e+06'."""
+    from moeplan.output.formatting import fmt_plain
+
+    assert fmt_plain(1e6) == "1,000,000" and fmt_plain(96) == "96" and fmt_plain(0.5) == "0.5"
+    assert fmt_plain(2.5e6 + 0.25) == "2,500,000.2" and fmt_plain(None) == ""

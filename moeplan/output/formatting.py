@@ -26,6 +26,14 @@ def fmt_count(n: int) -> str:
     return str(n)
 
 
+def fmt_plain(x: float | None) -> str:
+    """A number the user gave, as written but with thousands separators and no exponent: 1e6 -> '1,000,000',
+    0.5 -> '0.5', 96 -> '96'."""
+    if x is None:
+        return ""
+    return f"{x:,.0f}" if float(x).is_integer() else f"{x:,.6g}" if abs(x) < 1e6 else f"{x:,.1f}"
+
+
 def fmt_rate(x: float) -> str:
     """Tokens per second with sensible precision."""
     return f"{x:,.0f}" if x >= 100 else f"{x:,.1f}" if x >= 10 else f"{x:,.2f}"

@@ -12,7 +12,7 @@ from rich.text import Text
 
 from moeplan.deploy.deployment import CONTEXT_SEARCH_LIMIT
 from moeplan.deploy.results import NO_SPEED_NOTE, EstimateResult, PerformanceResult
-from moeplan.output.formatting import KIND_LABELS, fmt_count, fmt_gib, fmt_rate, fmt_usd, hbar, stacked_bar
+from moeplan.output.formatting import KIND_LABELS, fmt_count, fmt_gib, fmt_plain, fmt_rate, fmt_usd, hbar, stacked_bar
 from moeplan.output.terminal import NARROW, first_fitting, glyphs, headline, table_box
 
 
@@ -47,7 +47,7 @@ def print_estimate(console: Console, result: EstimateResult, detail: bool = Fals
     _print_verdict(console, result)
     if result.serving is not None and result.request.traffic is not None:
         sv, t = result.serving, result.request.traffic
-        load = f"concurrency {t.concurrency}" if t.concurrency is not None else f"{t.rate:g} requests/s"
+        load = f"concurrency {t.concurrency}" if t.concurrency is not None else f"{fmt_plain(t.rate)} requests/s"
         state = "" if sv.stable else " [red](cannot keep up: the queue grows without bound)[/red]"
         ttft = f"{sv.ttft_s:.2f} s (p90 {sv.ttft_p90_s:.2f})" if sv.stable else "∞"
         console.print(
@@ -509,7 +509,9 @@ def print_explain(console: Console, result: EstimateResult) -> None:
         )
     sv, load = result.serving, result.request.traffic
     if sv is not None and load is not None:
-        clients = f"{load.concurrency} clients" if load.concurrency is not None else f"{load.rate:g} requests/s"
+        clients = (
+            f"{load.concurrency} clients" if load.concurrency is not None else f"{fmt_plain(load.rate)} requests/s"
+        )
         console.print(
             f"[bold]serving[/bold] ({clients}, {load.isl:,} in / {load.osl:,} out) = the steady state of TPOT = "
             f"decode step at the running batch / (1 - prefill share), TTFT = prefill queue (mean-value or M/D/1) + "

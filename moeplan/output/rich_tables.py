@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from moeplan.sources.catalog import CatalogRow
 
 from moeplan.deploy.offload_commands import n_cpu_moe
-from moeplan.output.formatting import fmt_buy, fmt_count, fmt_gib, fmt_rate, fmt_usd, fmt_value
+from moeplan.output.formatting import fmt_buy, fmt_count, fmt_gib, fmt_plain, fmt_rate, fmt_usd, fmt_value
 from moeplan.output.terminal import NARROW, first_fitting, glyphs, headline, shell_lines, table_box
 
 
@@ -194,8 +194,9 @@ def print_recommend(
         if not c.ram_gib:
             return f"{c.num_gpus}{sep}{c.gpu.id}"
         if full:
-            return f"{c.num_gpus} x {c.gpu.id} + {c.ram_gib:g} GiB RAM, {c.host}, --n-cpu-moe {c.experts_on_cpu_layers}"
-        return f"{c.num_gpus} x {c.gpu.id} + {c.ram_gib:g}G RAM"
+            ram = fmt_plain(c.ram_gib)
+            return f"{c.num_gpus} x {c.gpu.id} + {ram} GiB RAM, {c.host}, --n-cpu-moe {c.experts_on_cpu_layers}"
+        return f"{c.num_gpus} x {c.gpu.id} + {fmt_plain(c.ram_gib)}G RAM"
 
     n = len(candidates)
     fit_word = f"{n} configuration{'s' if n != 1 else ''} fit{'s' if n == 1 else ''}"
@@ -443,7 +444,7 @@ def print_offload(console: Console, result: OffloadResult, detail: bool = False)
     p, host, perf = result.chosen, result.host, result.offload_performance
     spec = result.spec
     assert host.gpu is not None
-    box_ = f"{host.num_gpus} x {host.gpu.id} + {host.ram_gib:g} GiB RAM"
+    box_ = f"{host.num_gpus} x {host.gpu.id} + {fmt_plain(host.ram_gib)} GiB RAM"
     if p.fits:
         n_flag = n_cpu_moe(result.memory.engine, spec.arch, p.cpu_layers)
         flag = f"--n-cpu-moe {n_flag[0]}" if n_flag else f"experts of {len(p.cpu_moe_layers)} MoE layers in RAM"
@@ -466,7 +467,8 @@ def print_offload(console: Console, result: OffloadResult, detail: bool = False)
             f"{word} [bold]{spec.id}[/bold] on {box_}",
         )
     console.print(
-        f"[bold]{spec.name}[/bold] {result.quant} on {host.num_gpus} x {host.gpu.name} + {host.ram_gib:g} GiB RAM "
+        f"[bold]{spec.name}[/bold] {result.quant} on {host.num_gpus} x {host.gpu.name} + "
+        f"{fmt_plain(host.ram_gib)} GiB RAM "
         f"({host.cpu.name}, {host.cpu.bandwidth_gb_s:,.0f} GB/s)"
     )
     where = f"{result.request.context:,} tokens x {result.request.batch}"
