@@ -42,7 +42,7 @@ def calibrate(
         bool, typer.Option("--collectives", help="Time all-reduce and all-to-all across this box's devices.")
     ] = False,
     world_size: Annotated[
-        int | None, typer.Option("--world-size", help="Collective ranks (GPUs; CPU: 2).", min=1, max=1024)
+        int | None, typer.Option("--world-size", help="Collective ranks (GPUs; CPU: 2).", min=2, max=64)
     ] = None,
     full_step: Annotated[bool, typer.Option("--full-step", help="Time a decode step through whole layers.")] = False,
     layers: Annotated[

@@ -306,3 +306,12 @@ def test_bad_full_step_options(args: list[str]) -> None:
                                  "--experts", "8", "--top-k", "2", *args])  # fmt: skip
     assert r.exit_code in (1, 2), r.output  # 2: an option's own range refused it (one line through main())
     assert "Traceback" not in r.stderr and (r.exit_code == 2 or r.stderr.startswith("error:"))
+
+
+def test_a_layer_larger_than_free_memory_is_refused_in_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    """DeepSeek-V3's layer takes 42 GiB in fp32: on a machine with less free, one line and exit 1, not the CPU
+    allocator's traceback; the allocator's own "can't allocate memory" counts as out of memory too."""
+    monkeypatch.setattr(cal, "free_bytes", lambda device: 8 << 30)
+    res = CliRunner().invoke(app, ["calibrate", "--model", "deepseek-v3", "--quick"])
+    assert res.exit_code == 1 and "GiB free" in res.output and "Traceback" not in res.output
+    assert cal._is_oom(RuntimeError("DefaultCPUAllocator: can't allocate memory: you tried to allocate 30064771072"))

@@ -353,8 +353,24 @@ def copy_gb_s(device: str, nbytes: int, warmup: int, repeats: int) -> float:
     return 2 * nbytes / secs / 1e9
 
 
+def free_bytes(device: str) -> int | None:
+    """Memory free for the layer's weights on ``device`` (host RAM for the CPU), if it can be read."""
+    if device == "cpu":
+        from moeplan.calibration.host import available_memory_bytes
+
+        return available_memory_bytes()
+    if device == "cuda":
+        import torch
+
+        return int(torch.cuda.mem_get_info()[0])
+    return None
+
+
 def _is_oom(e: BaseException) -> bool:
-    return "out of memory" in str(e).lower() or type(e).__name__ == "OutOfMemoryError"
+    """A device's out-of-memory error: CUDA's ``OutOfMemoryError``, or the CPU allocator's "can't allocate
+    memory" RuntimeError."""
+    text = str(e).lower()
+    return "out of memory" in text or "can't allocate memory" in text or type(e).__name__ == "OutOfMemoryError"
 
 
 @dataclass
@@ -461,6 +477,15 @@ def run_calibration(
     )
     elem = {"fp32": 4, "bf16": 2, "fp16": 2}[dtype]
     run.weights_bytes_predicted = shape.weight_elements() * elem
+    free = free_bytes(dev)
+    if free is not None and run.weights_bytes_predicted > 0.8 * free:
+        raise CalibrationError(
+            f"the layer's weights take {run.weights_bytes_predicted / 2**30:,.1f} GiB in {dtype}, "
+            f"{'this machine' if dev == 'cpu' else name} has "
+            f"{free / 2**30:,.1f} GiB free",
+            "calibrate a smaller shape (--model qwen3-30b-a3b, or --hidden/--expert-ffn/--experts/--top-k), or a "
+            "16-bit --dtype on a GPU",
+        )
     if dev == "cuda":
         torch.cuda.reset_peak_memory_stats()
         base = torch.cuda.memory_allocated()

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from moeplan.calibration.collectives import DECODE_TOKENS, DEFAULT_HIDDEN, PREFILL_TOKENS
-from moeplan.calibration.run import CalibrationError, CalibrationRun, LayerShape
+from moeplan.calibration.run import CalibrationError, CalibrationRun, LayerShape, free_bytes
 from moeplan.calibration.step import DEFAULT_CONTEXT, DEFAULT_LAYERS, AttentionShape
 from moeplan.errors import InputError
 from moeplan.hardware.profiles import HOST_PROFILE_ID, CalibrationProfile
@@ -90,18 +90,6 @@ class Extras:
         return 4 * self.host + 2 * self.full_step + 2 * sizes * self.collectives
 
 
-def _available_bytes(device: str) -> int | None:
-    if device == "cpu":
-        from moeplan.calibration.host import available_memory_bytes
-
-        return available_memory_bytes()
-    if device == "cuda":
-        import torch
-
-        return int(torch.cuda.mem_get_info()[0])
-    return None
-
-
 def run_extras(
     run: CalibrationRun, extras: Extras, quick: bool = False, progress: Callable[[str], None] | None = None
 ) -> CalibrationRun:
@@ -138,7 +126,7 @@ def run_extras(
             dtype=run.dtype,
             device=run.device,
             quick=quick,
-            available_bytes=_available_bytes(run.device),
+            available_bytes=free_bytes(run.device),
             progress=tick,
         )
         notes += more
