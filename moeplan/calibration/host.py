@@ -32,6 +32,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
 
+from moeplan.calibration.device_memory import available_memory_bytes
 from moeplan.calibration.run import (
     LayerShape,
     _dtype,
@@ -107,15 +108,6 @@ def last_level_cache_bytes(root: Path = SYS) -> int | None:
         return None
     top = max(level for level, _ in caches)
     return sum(size for (level, _), size in caches.items() if level == top)
-
-
-def available_memory_bytes(meminfo: Path = Path("/proc/meminfo")) -> int | None:
-    """``MemAvailable`` of ``/proc/meminfo`` (None elsewhere)."""
-    try:
-        m = re.search(r"^MemAvailable:\s*(\d+)\s*kB", meminfo.read_text(), re.MULTILINE)
-    except OSError:
-        return None
-    return int(m.group(1)) * 1024 if m else None
 
 
 def ram_buffer_bytes(llc: int | None, available: int | None, quick: bool) -> int:

@@ -33,6 +33,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from moeplan.calibration.device_memory import free_bytes, is_oom
 from moeplan.deploy.engines import Efficiency
 from moeplan.errors import InputError, MoeplanError
 from moeplan.hardware.gpus import GpuSpec, load_gpus
@@ -353,26 +354,6 @@ def copy_gb_s(device: str, nbytes: int, warmup: int, repeats: int) -> float:
     return 2 * nbytes / secs / 1e9
 
 
-def free_bytes(device: str) -> int | None:
-    """Memory free for the layer's weights on ``device`` (host RAM for the CPU), if it can be read."""
-    if device == "cpu":
-        from moeplan.calibration.host import available_memory_bytes
-
-        return available_memory_bytes()
-    if device == "cuda":
-        import torch
-
-        return int(torch.cuda.mem_get_info()[0])
-    return None
-
-
-def _is_oom(e: BaseException) -> bool:
-    """A device's out-of-memory error: CUDA's ``OutOfMemoryError``, or the CPU allocator's "can't allocate
-    memory" RuntimeError."""
-    text = str(e).lower()
-    return "out of memory" in text or "can't allocate memory" in text or type(e).__name__ == "OutOfMemoryError"
-
-
 @dataclass
 class CalibrationRun:
     """Everything ``calibrate`` measured and concluded."""
@@ -492,7 +473,7 @@ def run_calibration(
     try:
         layer = build_layer(shape, dtype, dev)
     except Exception as e:
-        if _is_oom(e):
+        if is_oom(e):
             raise CalibrationError(f"the layer's weights do not fit on {name}", "use smaller shapes") from None
         raise
     if dev == "cuda":
@@ -523,7 +504,7 @@ def run_calibration(
                 )
             peak = int(torch.cuda.max_memory_allocated() - before) if dev == "cuda" else None
         except Exception as e:
-            if _is_oom(e):
+            if is_oom(e):
                 run.skipped.append(f"{n} tokens: out of memory, skipped")
                 if dev == "cuda":
                     torch.cuda.empty_cache()

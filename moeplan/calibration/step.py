@@ -30,12 +30,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from moeplan.calibration.device_memory import is_oom
 from moeplan.calibration.run import (
     CalibrationError,
     Layer,
     LayerShape,
     _dtype,
-    _is_oom,
     _sync,
     _torch,
     build_layer,
@@ -278,7 +278,7 @@ def measure_step(
     try:
         stack = build_stack(shape, attn, layers, context, max(batches), dtype, device)
     except Exception as e:
-        if _is_oom(e):
+        if is_oom(e):
             raise CalibrationError(
                 f"--full-step: {layers} layers do not fit on the device", "use fewer --layers or a shorter --context"
             ) from None

@@ -13,7 +13,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from moeplan.calibration.collectives import DECODE_TOKENS, DEFAULT_HIDDEN, PREFILL_TOKENS
-from moeplan.calibration.run import CalibrationError, CalibrationRun, LayerShape, free_bytes
+from moeplan.calibration.device_memory import free_bytes
+from moeplan.calibration.run import CalibrationError, CalibrationRun, LayerShape
 from moeplan.calibration.step import DEFAULT_CONTEXT, DEFAULT_LAYERS, AttentionShape
 from moeplan.errors import InputError
 from moeplan.hardware.profiles import HOST_PROFILE_ID, CalibrationProfile
