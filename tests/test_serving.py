@@ -671,3 +671,16 @@ def test_a_load_longer_than_the_context_is_refused() -> None:
     res = CliRunner().invoke(app, ["estimate", "mixtral-8x7b", "--gpu", "h100", "--concurrency", "8", "--isl", "4k",
                                    "--osl", "1k", "--context", "2k"])  # fmt: skip
     assert res.exit_code != 0 and "exceed --context 2,048" in res.output and "5,120" in res.output
+
+
+def test_unpriced_gpus_are_ranked_by_output_per_gpu_and_not_called_cheapest() -> None:
+    """GB200 has no catalogue price: serve ranks its configurations by output tokens/s per GPU (the cost per token
+    of one GPU kind at any price) and its headline says so instead of 'Cheapest'."""
+    code, out, err = run("serve", "qwen3-30b-a3b", "--concurrency", "64", "--gpu", "gb200", "--json")
+    assert code == 0, err
+    rows = [r for r in json.loads(out)["configurations"] if r["meets_targets"]]
+    assert all(r["usd_per_million_output_tokens"] is None for r in rows)
+    per_gpu = [r["point"]["output_tokens_per_s_per_gpu"] for r in rows]
+    assert per_gpu == sorted(per_gpu, reverse=True)
+    code, out, err = run("serve", "qwen3-30b-a3b", "--concurrency", "64", "--gpu", "gb200")
+    assert code == 0 and out.startswith("Most output per GPU") and "Cheapest:" not in out, err

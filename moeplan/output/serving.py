@@ -94,7 +94,11 @@ def print_serve(console: Console, result: ServeResult, top: int, detail: bool = 
     tried = len(result.candidates)
     best: ServeCandidate | None = meeting[0] if meeting else None
     targeted = any(goals)
-    if best is not None and not targeted:
+    if best is not None and best.usd_per_million_output_tokens is None:  # no price for any that qualifies
+        what = "that meets the targets" if targeted else "(no latency targets given)"
+        headline(console, f"Most output per GPU {what}: [bold]{best.label}[/bold] (no price for these GPUs in the "
+                 "catalogue; --gpu-file adds one)", f"Most output per GPU: [bold]{best.label}[/bold]")  # fmt: skip
+    elif best is not None and not targeted:
         usd = best.usd_per_million_output_tokens
         price = f", ${usd:.3f}/M out" if usd is not None else ""
         headline(console, f"Cheapest: [bold]{best.label}[/bold]{price} (of {tried:,}; no latency targets given)",
@@ -122,9 +126,15 @@ def print_serve(console: Console, result: ServeResult, top: int, detail: bool = 
     )
     one_engine = len(set(result.request.engines)) == 1
 
+    unpriced = (
+        "; unpriced GPUs by output per GPU"
+        if any(c.usd_per_million_output_tokens is None for c in result.candidates[:top])
+        else ""
+    )
+
     def table(compact: bool) -> RichTable:
         tb = RichTable(
-            title="Cheapest first, those meeting the targets on top",
+            title="Cheapest first, those meeting the targets on top" + unpriced,
             title_justify="left",
             box=table_box(console, light=compact),
             show_edge=not compact,
