@@ -684,3 +684,20 @@ def test_unpriced_gpus_are_ranked_by_output_per_gpu_and_not_called_cheapest() ->
     assert per_gpu == sorted(per_gpu, reverse=True)
     code, out, err = run("serve", "qwen3-30b-a3b", "--concurrency", "64", "--gpu", "gb200")
     assert code == 0 and out.startswith("Most output per GPU") and "Cheapest:" not in out, err
+
+
+def test_split_and_multi_host_commands_say_what_makes_them_run() -> None:
+    """A disaggregated configuration's two commands carry the engine's prefill/decode role (SGLang's
+    --disaggregation-mode, vLLM's NIXL connector, TensorRT-LLM's cache transceiver) and the prefill instances' cost
+    per million input tokens; a command over more GPUs than one host says how it spans the hosts."""
+    for eng, flag in (("sglang", "--disaggregation-mode decode"), ("vllm", "NixlConnector"),
+                      ("tensorrt-llm", "cache_transceiver_config")):  # fmt: skip
+        code, out, err = run("serve", "deepseek-v3", "--isl", "4k", "--osl", "1k", "--rate", "2", "--gpu", "b200",
+                             "--engine", eng, "--json", "--top", "500")  # fmt: skip
+        assert code == 0, err
+        rows = json.loads(out)["configurations"]
+        split = [r for r in rows if r["disaggregated"] and r["usd_per_million_output_tokens"] is not None]
+        assert split and all(flag in r["command"] for r in split), eng
+        assert all(r["usd_per_million_input_tokens"] is not None for r in split)
+        wide = [r for r in rows if r["num_gpus"] > 8 and not r["disaggregated"]]
+        assert all("hosts" in r["command"] for r in wide), eng

@@ -145,8 +145,27 @@ def layouts(spec: ModelSpec, n: int) -> list[tuple[int, int, int, bool, bool]]:
     return [(8, 1, n // 8, False, False)] + ([(n, n, 1, True, False), (n, n, 1, True, True)] if moe else [])
 
 
-def launch(d: Deployment, n: int) -> str:
-    """The engine's serve command with its parallel flags."""
+HOST_GPUS, RACK_HOST_GPUS = 8, 4
+"""GPUs of one host: 8 in HGX/MI300-class servers, 4 in a GB200/GB300 NVL72 compute tray."""
+MULTI_HOST = {
+    "sglang": "on each of the {nodes} hosts add --nnodes {nodes} --node-rank R --dist-init-addr HOST0:PORT",
+    "vllm": "over {nodes} hosts: a Ray cluster spanning them first (--distributed-executor-backend ray), or "
+    "--data-parallel-size-local and --data-parallel-address per host under data-parallel attention",
+    "tensorrt-llm": "over {nodes} hosts: launch under mpirun or srun with {n} ranks (trtllm-llmapi-launch)",
+    "atom": "over {nodes} hosts: ATOM's multi-node launch (one process group across them)",
+}
+"""How each engine's command spans several hosts (the command itself is one host's)."""
+DISAGG = {
+    "sglang": " --disaggregation-mode {role}",
+    "vllm": """ --kv-transfer-config '{{"kv_connector":"NixlConnector","kv_role":"kv_both"}}'""",
+    "atom": """ --kv-transfer-config '{{"kv_connector":"NixlConnector","kv_role":"kv_both"}}'""",
+}
+"""The flag that makes an instance a prefill or decode server (TensorRT-LLM: cache_transceiver_config in its YAML)."""
+
+
+def launch(d: Deployment, n: int, role: str | None = None) -> str:
+    """The engine's serve command with its parallel flags (``role``: ``prefill`` or ``decode`` in a split), and a
+    comment on how it spans hosts where ``n`` GPUs exceed one."""
     lay, name = d.layout, d.engine.name
     model = d.spec.hf_id or d.spec.id
     extra: list[str] = []  # TensorRT-LLM's settings that live in its --extra_llm_api_options YAML
@@ -182,10 +201,18 @@ def launch(d: Deployment, n: int) -> str:
             opts += f" --speculative-algorithm EAGLE --speculative-num-steps {k} --speculative-num-draft-tokens {k + 1}"
         else:
             opts += f' --speculative-config \'{{"method": "mtp", "num_speculative_tokens": {k}}}\''
+    if role is not None:
+        if name == "tensorrt-llm":
+            extra.append("cache_transceiver_config: {backend: DEFAULT}")
+        else:
+            opts += DISAGG.get(name, "").format(role=role)
     if extra:
         opts += " --extra_llm_api_options extra.yaml"
     cmd = d.engine.command(model, d.context, opts)
     comments = [f"extra.yaml: {'; '.join(extra)}"] if extra else []
+    per_host = RACK_HOST_GPUS if d.gpu is not None and (d.gpu.nvlink_domain or 0) > HOST_GPUS else HOST_GPUS
+    if n > per_host and name in MULTI_HOST:
+        comments.append(MULTI_HOST[name].format(nodes=-(-n // per_host), n=n))
     if d.request.quant and d.scheme.name != (d.spec.native_quant or d.spec.weights_dtype):
         comments.append(f"with {_article(d.scheme.name)} {d.scheme.name} checkpoint of {model}")
     return cmd + ("  # " + "; ".join(comments) if comments else "")
@@ -270,15 +297,20 @@ def disaggregated(
         misses = _targets(req, point)
         price = dd.price.usd_per_hour
         usd = price * total / (point.output_tokens_per_s * 3600) * 1e6 if price and point.stable else None
+        prompt_tokens = point.request_rate * t.isl * (1 - t.prefix_hit)
+        input_usd = (price * n_p * p / (prompt_tokens * 3600) * 1e6  # the prefill instances' cost
+                     if price and point.stable and prompt_tokens > 0 else None)  # fmt: skip
         joules = gpu.tdp_w * total / point.output_tokens_per_s if gpu.tdp_w else None
-        prefill = _commented(launch(dp, p), f"prefill: {n_p} instance{'s' if n_p > 1 else ''} of this")
-        decode = _commented(launch(dd, d), "decode; the KV cache comes over NIXL (Dynamo, or SGLang's PD)")
+        prefill = _commented(launch(dp, p, "prefill"), f"prefill: {n_p} instance{'s' if n_p > 1 else ''} of this")
+        router = "SGLang's PD router" if dd.engine.name == "sglang" else "Dynamo"
+        decode = _commented(launch(dd, d, "decode"), f"decode; {router} routes each request and its KV cache")
         command = f"{prefill}\n{decode}"
         out.append(ServeCandidate(
             gpu=gpu, num_gpus=total, tp=dd.layout.tp, ep=dd.layout.ep, pp=1, quant=dd.scheme.name,
             engine=dd.engine.name, point=point, meets=not misses, misses=misses,
             usd_per_hour=price * total if price else None, usd_per_million_output_tokens=usd,
             joules_per_output_token=joules, command=command, sweep=sweep, disaggregated=f"{n_p}x{p}P:{d}D",
+            usd_per_million_input_tokens=input_usd,
             dp_attention=dd.layout.dp_attention,
         ))  # fmt: skip
     return out
