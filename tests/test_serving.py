@@ -701,3 +701,13 @@ def test_split_and_multi_host_commands_say_what_makes_them_run() -> None:
         assert all(r["usd_per_million_input_tokens"] is not None for r in split)
         wide = [r for r in rows if r["num_gpus"] > 8 and not r["disaggregated"]]
         assert all("hosts" in r["command"] for r in wide), eng
+
+
+def test_serve_names_what_stops_a_search() -> None:
+    """An engine that runs on none of the GPUs asked for is named as such, not as a --max-gpus shortfall; a search
+    that finds nothing says which GPU counts it tried."""
+    code, _, err = run("serve", "qwen3-30b-a3b", "--concurrency", "64", "--engine", "atom", "--gpu", "h100")
+    assert code == 1 and "atom runs on none of the GPUs asked for" in err and err.count("\n") == 1
+    code, _, err = run("serve", "deepseek-v3", "--isl", "4k", "--osl", "1k", "--rate", "1", "--gpu", "h100",
+                       "--quant", "bf16", "--max-gpus", "24")  # fmt: skip
+    assert code == 1 and "GPU counts tried: 1, 2, 4, 8, 16" in err

@@ -385,6 +385,12 @@ def plan_serve(req: ServeRequest, progress: Callable[[int, int], None] | None = 
             f"serve plans vLLM, SGLang and TensorRT-LLM, which serve checkpoints, not GGUF mixes like {req.quants[0]}",
             "give a checkpoint format (bf16, fp8, awq-int4, nvfp4), or plan llama.cpp with `moeplan estimate`",
         )
+    if not any(eng.can_run(g) for g in catalogue for eng in engines):
+        names = ", ".join(e.name for e in engines)
+        gpus = ", ".join(g.id for g in catalogue[:4]) + (" ..." if len(catalogue) > 4 else "")
+        raise InputError(f"{names} run{'s' if len(engines) == 1 else ''} on none of the GPUs asked for ({gpus})",
+                         "ATOM runs on AMD Instinct, TensorRT-LLM on NVIDIA; no serving engine runs on Apple GPUs "
+                         "(plan those with `moeplan estimate --engine llama.cpp` or mlx)")  # fmt: skip
     out: list[ServeCandidate] = []
     for i, gpu in enumerate(catalogue):
         if progress:
@@ -430,7 +436,8 @@ def plan_serve(req: ServeRequest, progress: Callable[[int, int], None] | None = 
     if not out:
         raise InputError(
             f"no configuration of {spec.name} serves {context:,}-token requests within --max-gpus {req.max_gpus} "
-            "on the GPUs, formats and engines asked for",
+            f"on the GPUs, formats and engines asked for (GPU counts tried: "
+            f"{', '.join(str(n) for n in COUNTS if n <= req.max_gpus)})",
             "raise --max-gpus, or allow more --gpu, --quant or --engine choices",
         )
     inf = float("inf")
