@@ -192,7 +192,8 @@ def measured_host(name: str, sockets: int, threads: int, ram_gb_s: float, gemm_g
     peak = gemm_gflops / MEASURED_GEMM_SHARE
     return CpuSpec(
         id="measured-host",
-        name=f"{name} (calibrated: {ram_gb_s:,.0f} GB/s read, {gemm_gflops:,.0f} GFLOP/s fp32 GEMM)",
+        name=f"{name} (calibrated: {ram_gb_s:,.0f} GB/s read, taken as {MEASURED_READ_SHARE:.0%} of a "
+        f"{ram_gb_s / MEASURED_READ_SHARE:,.0f} GB/s peak; {gemm_gflops:,.0f} GFLOP/s fp32 GEMM)",
         cores=threads,
         sockets=max(1, min(8, sockets)),
         bandwidth_gb_s=ram_gb_s / MEASURED_READ_SHARE,
