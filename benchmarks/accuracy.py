@@ -457,7 +457,10 @@ def render() -> str:
                 "S1013's 7.7 s is about one request's whole decode, as if half the clients waited for a slot that",
                 "moeplan's memory model leaves open, perhaps SGLang's separate pool for the linear-attention states,",
                 "sized at 0.9/1.9 of the free memory and divided by 1 + drafts); Kimi-K2.5's int4 experts (5x slow",
-                "at 16-100 clients, as its prefill, C03 and N08); MiniMax-M2 fp8 on MI300X (1.5-2.4x).",
+                "at 16-100 clients, as its prefill, C03 and N08); MiniMax-M2 fp8 on MI300X (1.5-2.4x). Records",
+                "whose notes quote their launch's batched tokens (--chunked-prefill-size, --max-num-batched-tokens)",
+                "now carry them (`ubatch`; S005-S016, S191-S193), which the scorer had left at the engine's",
+                "default: GLM-5 on MI300X (S192) came within 2x.",
                 "",
             ]
         if name == "several GPUs and engines":
