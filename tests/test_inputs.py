@@ -146,6 +146,25 @@ def test_native_formats(qc: dict[str, Any], expected: str) -> None:
     assert native_format({"quantization_config": qc}) == expected
 
 
+def test_a_quantization_config_moeplan_does_not_read_needs_quant(tmp_path: Path) -> None:
+    """AMD Quark's MXFP4 (and HQQ, EETQ, ...) is neither bf16 nor a format moeplan reads: sizing it as bf16 gave 4x
+    the weights, so it is refused until --quant names the format."""
+    from moeplan.sources.checkpoint import unread_quant_method
+
+    quark = {"quant_method": "quark", "global_quant_config": {"weight": {"dtype": "fp4", "group_size": 32}}}
+    assert unread_quant_method({"quantization_config": quark}) == "quark"
+    assert unread_quant_method({"quantization_config": {"quant_method": "fp8"}}) is None
+    assert unread_quant_method({}) is None
+    config = {"model_type": "mixtral", "hidden_size": 256, "intermediate_size": 512, "num_hidden_layers": 2,
+              "num_attention_heads": 4, "num_key_value_heads": 2, "vocab_size": 1000, "num_local_experts": 8,
+              "num_experts_per_tok": 2, "quantization_config": quark}  # fmt: skip
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    res = CliRunner().invoke(app, ["estimate", str(tmp_path / "config.json"), "--gpu", "h100"])
+    assert res.exit_code == 1 and "quark" in res.output and "--quant" in res.output
+    res = CliRunner().invoke(app, ["estimate", str(tmp_path / "config.json"), "--gpu", "h100", "--quant", "mxfp4"])
+    assert res.exit_code == 0, res.output
+
+
 def test_modelopt_hf_quant_config() -> None:
     assert native_format({}, {"quantization": {"quant_algo": "NVFP4"}}) == "nvfp4"
 

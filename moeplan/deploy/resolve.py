@@ -260,6 +260,11 @@ def resolve(
         spec = resolve_model(request.model)
     validate_request(request)
     arch = spec.arch
+    if spec.unread_quant and not request.quant:
+        raise InputError(
+            f"{spec.name}'s quantization_config ({spec.unread_quant}) is a format moeplan does not read",
+            "give --quant with the weights' format (mxfp4, fp8, awq-int4, nvfp4, ...) to size them",
+        )
     native = spec.native_quant or spec.weights_dtype
     scheme = parse_scheme(request.quant or native, spec.native_quant, spec.weights_dtype)
     gpu = gpu if gpu is not None else request_gpu(request)

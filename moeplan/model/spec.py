@@ -460,6 +460,10 @@ class ModelSpec(Record):
     native_quant: str | None = field(
         default=None, metadata={"description": "the checkpoint's own weight format when not plain weights_dtype"}
     )
+    unread_quant: str | None = field(
+        default=None,
+        metadata={"description": "a quantization_config method moeplan does not read (the weights then need --quant)"},
+    )
     arch: ArchSpec
     vision_params: int | None = field(
         default=None, metadata={"ge": 0, "description": "vision tower, outside the total"}

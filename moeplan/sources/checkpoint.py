@@ -109,6 +109,19 @@ def native_format(config: Mapping[str, Any], hf_quant: Mapping[str, Any] | None 
     return None
 
 
+def unread_quant_method(config: Mapping[str, Any]) -> str | None:
+    """The ``quantization_config`` method of a checkpoint whose format :func:`native_format` does not read (AMD's
+    Quark, HQQ, EETQ, AQLM, EXL2, ...), or None: such weights are neither bf16 nor any format moeplan sizes."""
+    q = config.get("quantization_config")
+    text = config.get("text_config")
+    if q is None and isinstance(text, Mapping):
+        q = text.get("quantization_config")
+    if q is None or native_format(config) is not None:
+        return None
+    method = q.get("quant_method") if isinstance(q, Mapping) else q
+    return str(method or "unnamed")
+
+
 def _gptq_name(bits: int, group: int) -> str:
     from moeplan.formats.schemes import FORMATS
 

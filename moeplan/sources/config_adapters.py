@@ -26,7 +26,7 @@ from moeplan.records import checked
 from moeplan.sources.adapters_hybrid import granite_moe_hybrid, jamba, nemotron_h, qwen3_next, qwen_moe_layers
 from moeplan.sources.adapters_mla import deepseek, deepseek_dsa, kimi_linear, longcat_flash
 from moeplan.sources.adapters_remote_code import bailing_moe_v2, step3_text
-from moeplan.sources.checkpoint import native_format
+from moeplan.sources.checkpoint import native_format, unread_quant_method
 from moeplan.sources.config_fields import (
     Config,
     common_fields,
@@ -489,6 +489,7 @@ def spec_from_config(
         architecture=model_type,
         weights_dtype=weights_dtype(config),
         native_quant=native_format(config),
+        unread_quant=unread_quant_method(config),
         arch=arch,
         vision_params=vision,
         origin=where,
