@@ -129,3 +129,25 @@ def test_a_gpu_file_overrides_nested_fields_and_adds_cards(tmp_path: Path) -> No
         assert resolve_gpu("my-card", str(path)).bandwidth_gb_s == 960
     finally:
         load_gpus.cache_clear()
+
+
+def test_a_gpu_file_refuses_repeated_ids_and_prices_new_gpus_by_shorthand(tmp_path: Path) -> None:
+    """Two entries for one id are refused (the last had silently won); a new GPU takes the same price shorthand
+    as an override of a catalogue one ({typical: 0.2}, {approx: 25000})."""
+    from moeplan.errors import SpecError
+    from moeplan.hardware.gpus import load_gpus
+
+    dup = tmp_path / "dup.yaml"
+    dup.write_text("gpus:\n  - {id: h100-sxm, cloud_usd_per_hour: {typical: 1.5}}\n"
+                   "  - {id: h100-sxm, cloud_usd_per_hour: {typical: 9}}\n")  # fmt: skip
+    with pytest.raises(SpecError, match="appears twice"):
+        load_gpus(str(dup))
+    new = tmp_path / "new.yaml"
+    new.write_text(
+        "gpus:\n  - {id: my-card, name: My Card, vendor: nvidia, kind: workstation, memory_gib: 96, "
+        "usable_memory_gib: 94, usable_memory_note: mine, sources: [mine], bandwidth_gb_s: 1800, "
+        "tflops: {bf16: 500}, cloud_usd_per_hour: {typical: 0.2}, purchase_usd: {approx: 25000}}\n"
+    )
+    card = next(g for g in load_gpus(str(new)) if g.id == "my-card")
+    assert card.cloud_usd_per_hour is not None and card.cloud_usd_per_hour.typical == 0.2
+    assert card.purchase_usd is not None and card.purchase_usd.approx == 25000

@@ -187,7 +187,7 @@ def load_gpus(extra_file: str | None = None) -> tuple[GpuSpec, ...]:
     builtin = _data_file()
     user = Path(extra_file).expanduser() if extra_file else user_gpu_file()
     gpus = _builtin_gpus(builtin) if user is None else _merged_gpus(builtin, user)
-    _check_unique(gpus)
+    _check_unique(gpus, f"{user}: " if user is not None else "")
     return gpus
 
 
@@ -213,22 +213,26 @@ def _merged_gpus(builtin: Path, user: Path) -> tuple[GpuSpec, ...]:
     sources = {gid: builtin for gid in merged}
     if not user.exists():
         raise InputError(f"GPU file {user} does not exist")
+    mine: set[str] = set()
     for raw in _entries(user):
         gid = str(raw.get("id", "")).lower()
+        if gid in mine:
+            raise SpecError(f"{user}: gpu '{gid}' appears twice", "keep one entry per id")
+        mine.add(gid)
         if gid in merged:  # an override of some fields of a built-in entry
             merged[gid] = {**merged[gid], **_override(merged[gid], raw), "id": gid}
-        else:
-            merged[gid] = dict(raw)
+        else:  # a new GPU: the same price shorthand ({typical: 1.5}, {approx: 25000}) as an override
+            merged[gid] = _override({}, raw)
         sources[gid] = user
     return tuple(_build(sources[gid], raw) for gid, raw in merged.items())
 
 
-def _check_unique(gpus: tuple[GpuSpec, ...]) -> None:
+def _check_unique(gpus: tuple[GpuSpec, ...], where: str = "") -> None:
     seen: dict[str, str] = {}
     for g in gpus:
         for key in (g.id, *(a.lower() for a in g.aliases)):
             if key in seen and seen[key] != g.id:
-                raise SpecError(f"GPU name '{key}' is used by both {seen[key]} and {g.id}")
+                raise SpecError(f"{where}GPU name '{key}' is used by both {seen[key]} and {g.id}")
             seen[key] = g.id
 
 
