@@ -474,3 +474,27 @@ def test_a_json_config_not_named_config_json_is_named_by_itself(tmp_path: Path) 
     folder.mkdir()
     (folder / "config.json").write_text(first.read_text())
     assert resolve_model(str(folder / "config.json")).id == "some-model"
+
+
+def test_a_folder_of_several_gguf_models_names_them_and_a_split_file_is_one(tmp_path: Path) -> None:
+    """A publisher's folder holds many quants: planning the alphabetically first in silence picked one the user
+    may not mean, so the folder is refused with the models named; the parts of one split file are one model."""
+    pytest.importorskip("gguf")
+    from gguf_fixtures import write_gguf
+
+    many, split = tmp_path / "many", tmp_path / "split"
+    many.mkdir()
+    split.mkdir()
+    write_gguf(many / "tiny-Q4_K_M.gguf", "qwen3moe", _tiny_moe(), "Q4_K_M")
+    write_gguf(many / "tiny-Q8_0.gguf", "qwen3moe", _tiny_moe(), "Q8_0")
+    write_gguf(split / "tiny-Q8_0.gguf", "qwen3moe", _tiny_moe(), "Q8_0", parts=2)
+    res = CliRunner().invoke(app, ["estimate", str(many)])
+    assert res.exit_code == 1 and "2 GGUF models" in res.output and "tiny-Q8_0" in res.output
+    assert CliRunner().invoke(app, ["estimate", str(split)]).exit_code == 0
+
+
+def test_a_folder_named_in_any_script_gets_an_ascii_id(tmp_path: Path) -> None:
+    """A folder named 模型 or naïve holds a valid config: its id keeps the ASCII it can (else 'model')."""
+    from moeplan.sources.config_adapters import _slug
+
+    assert _slug("模型") == "model" and _slug("naïve-MoE") == "na-ve-moe"

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import difflib
 import functools
+import re
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from moeplan.errors import SpecError, UnknownModelError
+from moeplan.errors import InputError, SpecError, UnknownModelError
 from moeplan.files import read_yaml
 from moeplan.model.spec import ModelSpec
 from moeplan.records import Value, to_dict, validate
@@ -136,6 +137,10 @@ def _from_folder(path: Path) -> ModelSpec:
         if gguf:
             from moeplan.sources.gguf_spec import spec_from_gguf
 
+            files = sorted({re.sub(r"-\d{5}-of-\d{5}$", "", g.stem) for g in gguf})  # a split file is one model
+            if len(files) > 1:
+                raise InputError(f"{path} holds {len(files)} GGUF models ({', '.join(files[:4])}"
+                                 f"{', ...' if len(files) > 4 else ''})", "give the .gguf file to plan")  # fmt: skip
             return spec_from_gguf(gguf[0])
         raise SpecError(f"{path}: a model folder must hold a config.json (or a .gguf file)")
     config = read_config_file(config_path)

@@ -499,5 +499,5 @@ def spec_from_config(
 
 
 def _slug(text: str) -> str:
-    out = "".join(ch if ch.isalnum() or ch in ".-" else "-" for ch in text.lower()).strip("-.")
+    out = "".join(ch if (ch.isascii() and ch.isalnum()) or ch in ".-" else "-" for ch in text.lower()).strip("-.")
     return out or "model"
