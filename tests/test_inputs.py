@@ -498,3 +498,17 @@ def test_a_folder_named_in_any_script_gets_an_ascii_id(tmp_path: Path) -> None:
     from moeplan.sources.config_adapters import _slug
 
     assert _slug("模型") == "model" and _slug("naïve-MoE") == "na-ve-moe"
+
+
+def test_a_float_gguf_file_keeps_its_type_bytes_and_engine(tmp_path: Path) -> None:
+    """An F16 .gguf is planned as what it is: fp16 weights of the file's own bytes, on llama.cpp (it had been
+    labelled bf16, resized as bf16 would store it and planned on vLLM)."""
+    pytest.importorskip("gguf")
+    from gguf_fixtures import write_gguf
+
+    path = write_gguf(tmp_path / "tiny-F16.gguf", "qwen3moe", _tiny_moe(), "F16")[0]
+    res = CliRunner().invoke(app, ["estimate", str(path), "--gpu", "4090", "--json"])
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.output)
+    assert out["memory"]["engine"] == "llama.cpp" and out["memory"]["scheme"] == "fp16"
+    assert any("the checkpoint's own bytes" in a for a in out["assumptions"])

@@ -25,7 +25,7 @@ from moeplan.deploy.deployment import (
     check_layout,
     default_layout,
 )
-from moeplan.deploy.engines import Efficiency, Engine, auto_engine, engine, engines_with
+from moeplan.deploy.engines import ENGINES, Efficiency, Engine, auto_engine, engine, engines_with
 from moeplan.deploy.kernels import KernelPath, backend_for, kernel_path, tensor_peak
 from moeplan.deploy.kv_cache import check_kv_dtype
 from moeplan.errors import InputError
@@ -268,7 +268,9 @@ def resolve(
     native = spec.native_quant or spec.weights_dtype
     scheme = parse_scheme(request.quant or native, spec.native_quant, spec.weights_dtype)
     gpu = gpu if gpu is not None else request_gpu(request)
-    eng = auto_engine(scheme, gpu) if request.engine.strip().lower() == "auto" else engine(request.engine)
+    auto = request.engine.strip().lower() == "auto"
+    gguf_file = spec.architecture.startswith("gguf:") and not request.quant  # a .gguf file runs where it is read
+    eng = (ENGINES["llama.cpp"] if gguf_file else auto_engine(scheme, gpu)) if auto else engine(request.engine)
     if spec.architecture in eng.missing_architectures:
         raise InputError(
             f"{eng.name} has no implementation of {spec.name} ({spec.architecture})",

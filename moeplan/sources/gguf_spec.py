@@ -92,13 +92,14 @@ def spec_from_gguf(path: Path) -> ModelSpec:
         dtypes[t.type_name] = dtypes.get(t.type_name, 0) + _elements(t)
     info = replace(info, dtypes=dtypes, native_format=native)
     name = meta.get("general.name") if isinstance(meta.get("general.name"), str) else path.stem
-    ident = "".join(ch if ch.isalnum() or ch in ".-" else "-" for ch in path.stem.lower()).strip("-.") or "gguf"
+    ident = "".join(ch if (ch.isascii() and ch.isalnum()) or ch in ".-" else "-" for ch in path.stem.lower())
+    ident = ident.strip("-.") or "gguf"
     spec = ModelSpec(
         id=ident,
         name=str(name),
         architecture=f"gguf:{arch_name}",
-        weights_dtype="bf16",
-        native_quant=native if native not in (None, "F32", "F16", "BF16") else None,
+        weights_dtype={"F16": "fp16", "F32": "fp32"}.get(str(native), "bf16"),
+        native_quant=native,  # F16/BF16 files too: a GGUF file, its bytes and llama.cpp's kernels
         arch=arch,
         origin=where,
         checkpoint=info,
