@@ -512,3 +512,22 @@ def test_a_float_gguf_file_keeps_its_type_bytes_and_engine(tmp_path: Path) -> No
     out = json.loads(res.output)
     assert out["memory"]["engine"] == "llama.cpp" and out["memory"]["scheme"] == "fp16"
     assert any("the checkpoint's own bytes" in a for a in out["assumptions"])
+
+
+def test_config_files_with_a_bom_or_a_wrong_model_type_get_a_plain_answer(tmp_path: Path) -> None:
+    """An editor's byte-order mark is read past; a non-string model_type is named as such, not as missing; a
+    safetensors index given as the model points at its folder."""
+    config = {"model_type": "mixtral", "hidden_size": 256, "intermediate_size": 512, "num_hidden_layers": 2,
+              "num_attention_heads": 4, "num_key_value_heads": 2, "vocab_size": 1000, "num_local_experts": 8,
+              "num_experts_per_tok": 2}  # fmt: skip
+    bom = tmp_path / "bom.json"
+    bom.write_bytes(b"\xef\xbb\xbf" + json.dumps(config).encode())
+    assert CliRunner().invoke(app, ["estimate", str(bom)]).exit_code == 0
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({**config, "model_type": 5}))
+    res = CliRunner().invoke(app, ["estimate", str(bad)])
+    assert res.exit_code == 1 and "must be a string" in res.output
+    index = tmp_path / "model.safetensors.index.json"
+    index.write_text('{"metadata": {}, "weight_map": {}}')
+    res = CliRunner().invoke(app, ["estimate", str(index)])
+    assert res.exit_code == 1 and "give its folder" in res.output

@@ -441,8 +441,11 @@ def arch_from_config(
     state and took from the family's defaults go into ``defaulted``."""
     c = Config(config, where, defaulted)
     model_type = config.get("model_type")
-    if not isinstance(model_type, str) or not model_type:
-        raise SpecError(f"{where}: field 'model_type' is missing; this does not look like a model config.json")
+    if model_type is not None and not isinstance(model_type, str):
+        raise SpecError(f"{where}: field 'model_type' must be a string like \"mixtral\", not {model_type!r}")
+    if not model_type:
+        hint = " (a safetensors index: give its folder)" if str(where).endswith(".index.json") else ""
+        raise SpecError(f"{where}: field 'model_type' is missing; this does not look like a model config.json{hint}")
     adapter = ADAPTERS.get(model_type)
     if adapter is None:
         raise UnsupportedArchitectureError(

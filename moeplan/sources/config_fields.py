@@ -238,7 +238,7 @@ def weights_dtype(config: Mapping[str, Any]) -> str:
 
 def read_config_file(path: Path) -> dict[str, Any]:
     """Parse a ``config.json`` with a size bound; every failure is a SpecError naming the file."""
-    text = read_text(path, MAX_CONFIG_BYTES, "a JSON config.json")
+    text = read_text(path, MAX_CONFIG_BYTES, "a JSON config.json").removeprefix("\ufeff")  # editors' byte-order mark
     try:
         data = json.loads(text)
     except json.JSONDecodeError as e:
