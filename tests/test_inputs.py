@@ -495,9 +495,9 @@ def test_a_folder_of_several_gguf_models_names_them_and_a_split_file_is_one(tmp_
 
 def test_a_folder_named_in_any_script_gets_an_ascii_id(tmp_path: Path) -> None:
     """A folder named 模型 or naïve holds a valid config: its id keeps the ASCII it can (else 'model')."""
-    from moeplan.sources.config_adapters import _slug
+    from moeplan.sources.config_fields import slug
 
-    assert _slug("模型") == "model" and _slug("naïve-MoE") == "na-ve-moe"
+    assert slug("模型") == "model" and slug("naïve-MoE") == "na-ve-moe" and slug("模型", "gguf") == "gguf"
 
 
 def test_a_float_gguf_file_keeps_its_type_bytes_and_engine(tmp_path: Path) -> None:

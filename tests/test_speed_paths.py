@@ -633,3 +633,36 @@ def test_llama_cpp_takes_only_the_layouts_it_runs() -> None:
         resolve(EstimateRequest(**base, ep=4))  # type: ignore[arg-type]
     with pytest.raises(InputError, match="not both"):
         resolve(EstimateRequest(**base, tp=2, pp=2))  # type: ignore[arg-type]
+
+
+def test_llama_cpp_backend_type_factors_are_their_rows_medians(monkeypatch: pytest.MonkeyPatch) -> None:
+    """BACKEND_TYPE_FACTOR is derived, not chosen: each figure is the median of ``default factor x measured /
+    predicted`` over the scored llama-bench rows of its backend, vendor and type (predicted with the cross-backend
+    default), to the two figures it is written with.  A change to the model that moves those medians shows here."""
+    import statistics
+
+    from moeplan.deploy import kernels
+    from moeplan.plans.accuracy import check, deployment, load_records, record_gpu
+
+    root = Path(__file__).resolve().parents[1] / "benchmarks"
+    rows = [r for r in load_records(root / "prefill_measurements.yaml") if r.get("kind") == "prefill_speed"]
+    own = dict(kernels.BACKEND_TYPE_FACTOR)
+    monkeypatch.setattr(kernels, "BACKEND_TYPE_FACTOR", {})
+    implied: dict[tuple[str, str, str], list[float]] = {}
+    for r in rows:
+        if r.get("engine") != "llama.cpp" or not r.get("gpu") or r.get("backend") in (None, "CPU"):
+            continue
+        gpu = record_gpu(r)
+        scheme = deployment(r, gpu).scheme
+        kind = kernels.expert_type_class(scheme)
+        if kind == "float" and kernels.expert_gguf_type(scheme) == "BF16" and r["backend"].lower() == "vulkan":
+            kind = "bf16"
+        key = (r["backend"].lower(), gpu.vendor, kind)
+        if key in own:
+            c = check(r)
+            base = kernels.TYPE_FACTOR["float" if kind == "bf16" else kind]
+            implied.setdefault(key, []).append(base * c.measured / c.predicted)
+    assert set(implied) == set(own)
+    for key, values in implied.items():
+        assert len(values) >= 3, key
+        assert statistics.median(values) == pytest.approx(own[key], rel=0.06), key

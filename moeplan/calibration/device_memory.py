@@ -16,6 +16,15 @@ def available_memory_bytes(meminfo: Path = Path("/proc/meminfo")) -> int | None:
     return int(m.group(1)) * 1024 if m else None
 
 
+FREE_SHARE = 0.8
+"""Share of the free memory a calibration allocation may take (the rest for the allocator, activations, others)."""
+
+
+def too_big(need: int, free: int | None) -> bool:
+    """Whether ``need`` bytes exceed :data:`FREE_SHARE` of ``free`` (never, where free memory cannot be read)."""
+    return free is not None and need > FREE_SHARE * free
+
+
 def free_bytes(device: str) -> int | None:
     """Memory free for the layer's weights on ``device`` (host RAM for the CPU), if it can be read."""
     if device == "cpu":

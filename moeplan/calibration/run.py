@@ -33,7 +33,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from moeplan.calibration.device_memory import free_bytes, is_oom
+from moeplan.calibration.device_memory import free_bytes, is_oom, too_big
 from moeplan.deploy.engines import Efficiency
 from moeplan.errors import InputError, MoeplanError
 from moeplan.hardware.gpus import GpuSpec, load_gpus
@@ -459,7 +459,8 @@ def run_calibration(
     elem = {"fp32": 4, "bf16": 2, "fp16": 2}[dtype]
     run.weights_bytes_predicted = shape.weight_elements() * elem
     free = free_bytes(dev)
-    if free is not None and run.weights_bytes_predicted > 0.8 * free:
+    if too_big(run.weights_bytes_predicted, free):
+        assert free is not None
         raise CalibrationError(
             f"the layer's weights take {run.weights_bytes_predicted / 2**30:,.1f} GiB in {dtype}, "
             f"{'this machine' if dev == 'cpu' else name} has "

@@ -30,7 +30,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from moeplan.calibration.device_memory import is_oom
+from moeplan.calibration.device_memory import is_oom, too_big
 from moeplan.calibration.run import (
     CalibrationError,
     Layer,
@@ -269,7 +269,8 @@ def measure_step(
     torch = _torch()
     tick = progress or (lambda _msg: None)
     need = stack_bytes(shape, attn, layers, context, max(batches), dtype)
-    if available_bytes is not None and need > 0.8 * available_bytes:
+    if too_big(need, available_bytes):
+        assert available_bytes is not None
         raise CalibrationError(
             f"--full-step: {layers} layers with a {context:,}-token cache need {need / 2**30:,.1f} GiB, "
             f"{available_bytes / 2**30:,.1f} GiB is free",

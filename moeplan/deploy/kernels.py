@@ -238,12 +238,15 @@ weights keep the cooperative matrices (:data:`TYPE_FACTOR`).  Strix Halo: 5.3x s
 Vulkan, 2.1x under ROCm."""
 
 
-def type_factor(backend: str, vendor: str, kind: str, bf16: bool = False) -> float:
-    """llama.cpp's mat-mat factor for ``kind`` experts on ``backend`` and a ``vendor`` GPU (``bf16``: float experts
-    stored as BF16): the backend's own figure where it has one, else the cross-backend :data:`TYPE_FACTOR`.
-    Vulkan on AMD: MXFP4 2.1, BF16 0.19, F16 0.35."""
+def type_factor(backend: str, vendor: str, kind: str, bf16: bool = False, moe: bool = True) -> float:
+    """llama.cpp's mat-mat factor for ``kind`` weights on ``backend`` and a ``vendor`` GPU (``bf16``: float weights
+    stored as BF16): the backend's own figure where it has one, else the cross-backend :data:`TYPE_FACTOR`.  A dense
+    model's float weights (``moe`` False) take plain ``mul_mat``, not ``mul_mat_id``'s fallback: 1, save a backend's
+    scalar BF16 path.  Vulkan on AMD: MXFP4 2.1, BF16 0.19, F16 0.35 (dense 1)."""
     if bf16 and (own := BACKEND_TYPE_FACTOR.get((backend, vendor, "bf16"))) is not None:
         return own
+    if kind == "float" and not moe:
+        return 1.0
     return BACKEND_TYPE_FACTOR.get((backend, vendor, kind), TYPE_FACTOR[kind])
 
 
@@ -394,13 +397,10 @@ def _kernel_path(
         bf16 = kind == "float" and expert_gguf_type(scheme) == "BF16"
         if kind == "float" and not moe and b.name in BLAS_BACKENDS:
             name = f"llama.cpp {b.name} ({BLAS_BACKENDS[b.name]} fp16 GEMM, float weights)"
-            return replace(_LLAMA_CPP_BLAS, name=name,
-                           launch_scale=b.launch_scale)  # fmt: skip
+            return replace(_LLAMA_CPP_BLAS, name=name, launch_scale=b.launch_scale)
         if kind == "float":
             peak = "fp16"  # float weights: the backend's float GEMM (cuBLAS, rocBLAS, coopmat)
-        factor = type_factor(b.name, vendor, kind, bf16)
-        if kind == "float" and not moe:  # plain mul_mat: no mul_mat_id fallback, Vulkan's scalar bf16 path still
-            factor = BACKEND_TYPE_FACTOR.get((b.name, vendor, "bf16"), 1.0) if bf16 else 1.0
+        factor = type_factor(b.name, vendor, kind, bf16, moe)
         return KernelPath(
             f"llama.cpp {b.name} ({peak} mat-mat, {kind} experts)", peak, eta * factor, b.m_half,
             nk_half=0.0, launch_scale=b.launch_scale, compute_spread=LLAMA_CPP_SPREAD, source=b.source,

@@ -155,11 +155,8 @@ MULTI_HOST = {
     "atom": "over {nodes} hosts: ATOM's multi-node launch (one process group across them)",
 }
 """How each engine's command spans several hosts (the command itself is one host's)."""
-DISAGG = {
-    "sglang": " --disaggregation-mode {role}",
-    "vllm": """ --kv-transfer-config '{{"kv_connector":"NixlConnector","kv_role":"kv_both"}}'""",
-    "atom": """ --kv-transfer-config '{{"kv_connector":"NixlConnector","kv_role":"kv_both"}}'""",
-}
+_NIXL = """ --kv-transfer-config '{{"kv_connector":"NixlConnector","kv_role":"kv_both"}}'"""
+DISAGG = {"sglang": " --disaggregation-mode {role}", "vllm": _NIXL, "atom": _NIXL}
 """The flag that makes an instance a prefill or decode server (TensorRT-LLM: cache_transceiver_config in its YAML)."""
 
 

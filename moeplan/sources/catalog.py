@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import difflib
 import functools
-import re
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -135,9 +134,10 @@ def _from_folder(path: Path) -> ModelSpec:
     gguf = sorted(path.glob("*.gguf"))
     if not config_path.exists():  # a FIFO or a link to a device is there: read_config_file refuses it by name
         if gguf:
+            from moeplan.sources.gguf_file import model_stem
             from moeplan.sources.gguf_spec import spec_from_gguf
 
-            files = sorted({re.sub(r"-\d{5}-of-\d{5}$", "", g.stem) for g in gguf})  # a split file is one model
+            files = sorted({model_stem(g) for g in gguf})  # the parts of a split file are one model
             if len(files) > 1:
                 raise InputError(f"{path} holds {len(files)} GGUF models ({', '.join(files[:4])}"
                                  f"{', ...' if len(files) > 4 else ''})", "give the .gguf file to plan")  # fmt: skip

@@ -70,6 +70,15 @@ def _logical_params(t: TensorInfo, bits: int | None) -> int:
     return t.elements
 
 
+def _quant_config(config: Mapping[str, Any]) -> Any:
+    """``quantization_config``, or the language model's (Kimi K2.5 keeps it in ``text_config``)."""
+    q = config.get("quantization_config")
+    text = config.get("text_config")
+    if q is None and isinstance(text, Mapping):
+        q = text.get("quantization_config")
+    return q
+
+
 def native_format(config: Mapping[str, Any], hf_quant: Mapping[str, Any] | None = None) -> str | None:
     """The checkpoint's own weight format from ``quantization_config`` or ModelOpt's ``hf_quant_config.json``."""
     if hf_quant:
@@ -78,10 +87,7 @@ def native_format(config: Mapping[str, Any], hf_quant: Mapping[str, Any] | None 
             return "nvfp4"
         if "FP8" in algo:
             return "fp8"
-    q = config.get("quantization_config")
-    text = config.get("text_config")
-    if q is None and isinstance(text, Mapping):  # Kimi K2.5 keeps it with the language model
-        q = text.get("quantization_config")
+    q = _quant_config(config)
     if not isinstance(q, Mapping):
         return None
     method = str(q.get("quant_method", "")).lower()
@@ -112,10 +118,7 @@ def native_format(config: Mapping[str, Any], hf_quant: Mapping[str, Any] | None 
 def unread_quant_method(config: Mapping[str, Any]) -> str | None:
     """The ``quantization_config`` method of a checkpoint whose format :func:`native_format` does not read (AMD's
     Quark, HQQ, EETQ, AQLM, EXL2, ...), or None: such weights are neither bf16 nor any format moeplan sizes."""
-    q = config.get("quantization_config")
-    text = config.get("text_config")
-    if q is None and isinstance(text, Mapping):
-        q = text.get("quantization_config")
+    q = _quant_config(config)
     if q is None or native_format(config) is not None:
         return None
     method = q.get("quant_method") if isinstance(q, Mapping) else q

@@ -36,6 +36,7 @@ from moeplan.sources.config_fields import (
     layer_pattern_of,
     shared_expert_moe,
     sliding_pattern,
+    slug,
     weights_dtype,
 )
 from moeplan.sources.vision_towers import (
@@ -485,7 +486,7 @@ def spec_from_config(
     if defaulted:
         stated = ", ".join(f"{k}={v}" for k, v in sorted(defaulted.items()))
         notes = f"not in the config, so the family's defaults (as transformers takes them): {stated}"
-    ident = _slug(model_id or Path(where).parent.name or model_type)
+    ident = slug(model_id or Path(where).parent.name or model_type)
     spec = ModelSpec(
         id=ident,
         name=label,
@@ -499,8 +500,3 @@ def spec_from_config(
         notes=notes,
     )
     return checked(spec, where)
-
-
-def _slug(text: str) -> str:
-    out = "".join(ch if (ch.isascii() and ch.isalnum()) or ch in ".-" else "-" for ch in text.lower()).strip("-.")
-    return out or "model"

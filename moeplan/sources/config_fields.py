@@ -236,6 +236,13 @@ def weights_dtype(config: Mapping[str, Any]) -> str:
     return _DTYPES.get(str(raw), "bf16") if raw else "bf16"
 
 
+def slug(text: str, default: str = "model") -> str:
+    """An id from a file or folder name: ASCII letters and digits, dots and dashes, lower case ('Qwen3 MoE' ->
+    'qwen3-moe'; a name in another script, '模型', -> ``default``)."""
+    out = "".join(ch if (ch.isascii() and ch.isalnum()) or ch in ".-" else "-" for ch in text.lower()).strip("-.")
+    return out or default
+
+
 def read_config_file(path: Path) -> dict[str, Any]:
     """Parse a ``config.json`` with a size bound; every failure is a SpecError naming the file."""
     text = read_text(path, MAX_CONFIG_BYTES, "a JSON config.json").removeprefix("\ufeff")  # editors' byte-order mark

@@ -195,6 +195,12 @@ def read_gguf(path: Path) -> GgufFile:
     return GgufFile(path, version, meta, tensors)
 
 
+def model_stem(path: Path) -> str:
+    """The file name without ``.gguf`` and a split file's ``-0000i-of-0000n`` part: the parts of one model share it."""
+    m = _SPLIT.match(path.name)
+    return m.group("stem") if m else path.stem
+
+
 def split_parts(path: Path) -> list[Path]:
     """All parts of a split GGUF given any one of them (or just ``path``)."""
     m = _SPLIT.match(path.name)

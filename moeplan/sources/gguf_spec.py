@@ -31,6 +31,7 @@ from moeplan.model.spec import (
     SsmSpec,
 )
 from moeplan.records import checked
+from moeplan.sources.config_fields import slug
 from moeplan.sources.gguf_file import FILE_TYPES, GgufTensor, read_model
 
 _RECURRENT_ARCHS = frozenset(
@@ -92,8 +93,7 @@ def spec_from_gguf(path: Path) -> ModelSpec:
         dtypes[t.type_name] = dtypes.get(t.type_name, 0) + _elements(t)
     info = replace(info, dtypes=dtypes, native_format=native)
     name = meta.get("general.name") if isinstance(meta.get("general.name"), str) else path.stem
-    ident = "".join(ch if (ch.isascii() and ch.isalnum()) or ch in ".-" else "-" for ch in path.stem.lower())
-    ident = ident.strip("-.") or "gguf"
+    ident = slug(path.stem, "gguf")
     spec = ModelSpec(
         id=ident,
         name=str(name),
