@@ -45,3 +45,15 @@ def test_every_serving_band_holds_its_own_expected_value() -> None:
               for c in serving_checks(r)]  # fmt: skip
     assert len(checks) > 700
     assert all(c.low is not None and c.high is not None and c.low <= c.predicted <= c.high for c in checks)
+
+
+def test_a_run_of_varying_lengths_is_scored_at_its_mean_lengths() -> None:
+    """benchmark_serving's random dataset draws each length from [ratio x L, L]: a 1,024/1,024 run at ratio 0.8
+    sends 922/922 tokens on average, and the serving model must be fed those, not the upper end."""
+    from moeplan.plans.accuracy import lengths, mean_length
+
+    varied = {"isl": 1024, "osl": 8192, "range_ratio": 0.8}
+    assert (mean_length(varied, "isl"), mean_length(varied, "osl")) == (922, 7373)
+    assert lengths(varied) == "1,024/8,192 (mean 922/7,373)"
+    for fixed in ({"isl": 1024, "osl": 1024, "range_ratio": 1.0}, {"isl": 1024, "osl": 1024, "range_ratio": None}):
+        assert mean_length(fixed, "isl") == 1024 and lengths(fixed) == "1,024/1,024"

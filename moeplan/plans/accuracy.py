@@ -346,6 +346,24 @@ def serving_arrivals(r: dict[str, Any]) -> str:
     return "waves" if ratio is None or float(ratio) >= 1.0 else "poisson"
 
 
+def mean_length(r: dict[str, Any], key: str) -> int:
+    """A load generator's mean prompt (``key`` isl) or output (osl) length: the random dataset of vLLM's and
+    SGLang's benchmark_serving draws each length uniformly from ``[ratio x L, L]`` (``--random-range-ratio``), so
+    the mean is ``L x (1 + ratio) / 2`` -- InferenceX's 1,024/1,024 at ratio 0.8 sends 922/922 on average, and its
+    throughput counts those tokens; fixed lengths (ratio 1 or not stated) are ``L``."""
+    ratio = r.get("range_ratio")
+    n = int(r[key])
+    return round(n * (1 + float(ratio)) / 2) if ratio is not None and float(ratio) < 1 else n
+
+
+def lengths(r: dict[str, Any]) -> str:
+    """A record's prompt/output lengths as its source states them, with the mean scored where they vary."""
+    text = f"{int(r['isl']):,}/{int(r['osl']):,}"
+    if mean_length(r, "isl") != int(r["isl"]) or mean_length(r, "osl") != int(r["osl"]):
+        text += f" (mean {mean_length(r, 'isl'):,}/{mean_length(r, 'osl'):,})"
+    return text
+
+
 def prompts_per_client(r: dict[str, Any]) -> float | None:
     """Requests each client of a load generator sends in the run: ``num_prompts / concurrency``, else the record's
     ``prompts_per_client`` (from its client script: InferenceX's ``--num-prompts $((CONC * 10))``)."""
@@ -403,7 +421,7 @@ def split_checks(r: dict[str, Any], gpu: GpuSpec | None, traffic: Traffic) -> li
     rid, src = str(r["id"]), str(r.get("source", ""))
     gpus = n_p * dp.layout.num_gpus + n_d * dd.layout.num_gpus
     label = (f"{r['model']} {r.get('quant') or ''} {r.get('engine', '')} on {gpus} x {gpu.name if gpu else ''}, "
-             f"{n_p}x{dp.layout.num_gpus}P:{n_d}x{dd.layout.num_gpus}D, {isl:,}/{osl:,} at concurrency "
+             f"{n_p}x{dp.layout.num_gpus}P:{n_d}x{dd.layout.num_gpus}D, {lengths(r)} at concurrency "
              f"{traffic.concurrency}")  # fmt: skip
     out = []
     if r.get("total_tps_per_gpu"):
@@ -428,7 +446,7 @@ def serving_checks(r: dict[str, Any]) -> list[Check]:
     from moeplan.deploy.serving import ServingModel
 
     gpu = record_gpu(r)
-    isl, osl, conc = int(r["isl"]), int(r["osl"]), int(r["concurrency"])
+    isl, osl, conc = mean_length(r, "isl"), mean_length(r, "osl"), int(r["concurrency"])
     traffic = Traffic(isl, osl, concurrency=conc, arrivals=serving_arrivals(r))
     if r.get("disaggregated"):
         return split_checks(r, gpu, traffic)
@@ -436,7 +454,7 @@ def serving_checks(r: dict[str, Any]) -> list[Check]:
     low, mid, high = (ServingModel(d, traffic, s).point() for s in SCENARIO_NAMES)
     rid, src = str(r["id"]), str(r.get("source", ""))
     label = f"{r['model']} {r.get('quant') or ''} {r.get('engine', '')} on {r['num_gpus']} x {gpu.name}, "
-    label += f"{isl:,}/{osl:,} at concurrency {conc}"
+    label += f"{lengths(r)} at concurrency {conc}"
     out = []
     n = int(r["num_gpus"])
     per_gpu: float | None = r.get("output_tps_per_gpu") or (
