@@ -711,3 +711,12 @@ def test_serve_names_what_stops_a_search() -> None:
     code, _, err = run("serve", "deepseek-v3", "--isl", "4k", "--osl", "1k", "--rate", "1", "--gpu", "h100",
                        "--quant", "bf16", "--max-gpus", "24")  # fmt: skip
     assert code == 1 and "GPU counts tried: 1, 2, 4, 8, 16" in err
+
+
+def test_a_table_with_a_split_deployment_says_its_ttft_is_the_least_certain_figure() -> None:
+    code, out, err = run("serve", "qwen3-30b-a3b", "--concurrency", "16", "--gpu", "h100")
+    assert code == 0, err
+    assert "P:" in out and "least certain figure" in " ".join(out.split())
+    code, out, err = run("serve", "qwen3-30b-a3b", "--concurrency", "16", "--gpu", "h100", "--max-gpus", "1")
+    assert code == 0, err
+    assert "P:" not in out and "least certain" not in " ".join(out.split())

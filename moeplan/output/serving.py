@@ -185,7 +185,10 @@ def print_serve(console: Console, result: ServeResult, top: int, detail: bool = 
         console.print("")
         for line in pareto_plot(result):
             console.print(line, markup=False, highlight=False)
+    split = any(c.disaggregated for c in result.candidates[:top])
     console.print(
         "[dim]serving model: continuous batching with chunked prefill in steady state (docs/methodology.md); "
-        "$ at the catalogue's GPU-hour prices" + ("" if detail else "; --detail: the Pareto front") + "[/dim]"
-    )
+        "$ at the catalogue's GPU-hour prices" + ("" if detail else "; --detail: the Pareto front")
+        + ("; a split (xP:yD) deployment's TTFT is the least certain figure (docs/accuracy.md)" if split else "")
+        + "[/dim]"
+    )  # fmt: skip
