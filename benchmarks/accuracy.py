@@ -196,7 +196,7 @@ BELOW_WHY = {
     "time to first token": "single-prompt prefill on B200 no faster than on H200 (TensorRT-LLM, SGLang, vLLM), host "
     "work on AMD and of hybrid models' short prompts",
     "offload prefill": "KTransformers' GPU-resident experts, CPU prefill kernels that scatter by host, unstated hosts",
-    "serving TTFT": "Qwen3.5-122B at 16 clients (SGLang's documentation runs, S1003-S1019), means far above their "
+    "serving TTFT": "Qwen3.5-122B at 16 clients (SGLang's documentation runs, S1006-S1022), means far above their "
     "medians (S503, S506), a Modal image (S542)",
     "disaggregated serving TTFT": "runs at the prefill instances' capacity, where TTFT is C/X less the decode "
     "time, and 8K prompts 2-3x slow on Blackwell at light load",
@@ -488,7 +488,12 @@ def render() -> str:
                 "at 16-100 clients, as its prefill, C03 and N08); MiniMax-M2 fp8 on MI300X (1.5-2.4x). Records",
                 "whose notes quote their launch's batched tokens (--chunked-prefill-size, --max-num-batched-tokens)",
                 "now carry them (`ubatch`; S005-S016, S191-S193), which the scorer had left at the engine's",
-                "default: GLM-5 on MI300X (S192) came within 2x.",
+                "default: GLM-5 on MI300X (S192) came within 2x. SGLang's state pool is now modelled from its",
+                "source (states 0.9/1.9 of what weights leave, 3 slots a request, 5 under speculative decoding for",
+                "MambaRadixCacheV2's ping-pong pair, plus one per draft token): Qwen3.5-122B fits 12 and 13",
+                "requests on 4 H100 and one B200 where 16 clients call; S1003 came within 2x (4.4 s predicted, 2.7",
+                "measured) and S1013 went from 0.21 to 2.8 s (7.7 measured); the other Qwen3.5-122B runs have room",
+                "for 16 and stay 2-4x short.",
                 "",
             ]
         if name == "several GPUs and engines":

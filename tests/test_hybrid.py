@@ -429,3 +429,36 @@ def test_a_hybrid_prefill_pays_its_scan_kernels_once() -> None:
     assert flops["attention_scores"] == pytest.approx(0.0, abs=1.0)  # only the scans' own FLOPs were there
     dense = moeplan.resolve(EstimateRequest(model="qwen3-30b-a3b", gpu="h100", use_calibration=False))
     assert SpeedModel(MemoryModel(dense)).scan_token_s == 0.0
+
+
+def _pools_hold(mm: Any, ctx: int, b: int, slots: int) -> bool:
+    """Whether SGLang's two pools hold ``b`` requests of ``ctx`` tokens: states 0.9 / 1.9 of what weights, buffers
+    and overhead leave, ``slots`` a request; the KV cache the rest."""
+    weights = sum(mm.stage_weights[0].values())
+    act = mm.activation_bytes(ctx, b)
+    live = weights + mm.kv_gpu_bytes(0, ctx, b) + mm.state_gpu_bytes(0, b) + act
+    rest = mm.d.usable_bytes - weights - act - mm.overhead_bytes(live)
+    return bool(mm.state_gpu_bytes(0, b) * slots <= rest * 0.9 / 1.9 and mm.kv_gpu_bytes(0, ctx, b) <= rest / 1.9)
+
+
+def test_sglang_splits_a_hybrid_models_cache_memory_into_states_and_kv() -> None:
+    """SGLang gives recurrent states 0.9 / 1.9 of the memory left after weights and the KV cache the rest, and a
+    running request holds 3 state slots (5 under speculative decoding, plus one per draft token of a step): the
+    batch it fits is the largest both pools hold, recomputed here from the pools themselves."""
+    from moeplan.deploy.memory import MemoryModel
+    from moeplan.deploy.resolve import resolve
+
+    def model(engine: str, **kw: Any) -> MemoryModel:
+        req = EstimateRequest(model="qwen3.5-122b-a10b", gpu="b200", num_gpus=1, quant="fp8", engine=engine,
+                              use_calibration=False, **kw)  # fmt: skip
+        return MemoryModel(resolve(req, fewest=False))
+
+    ctx = 9216
+    for kw, slots in (({}, 3), ({"mtp": True, "mtp_drafts": 3}, 5 + 4)):
+        mm = model("sglang", **kw)
+        n = mm.max_batch(ctx)
+        assert 0 < n < model("vllm", **kw).max_batch(ctx)  # vLLM's states take only what the batch needs
+        assert _pools_hold(mm, ctx, n, slots) and not _pools_hold(mm, ctx, n + 1, slots)
+    dense = MemoryModel(resolve(EstimateRequest(model="qwen3-30b-a3b", gpu="h100", engine="sglang",
+                                                use_calibration=False), fewest=False))  # fmt: skip
+    assert dense.fits(4096, 8) == (dense.gpu(4096, 8).total_bytes <= dense.d.usable_bytes)  # no states: no split

@@ -217,6 +217,16 @@ class Engine(Value):
     70 GiB or more other than the A100 (``EngineArgs.get_batch_defaults``), ATOM 512 (its ``arg_utils``),
     TensorRT-LLM 2,048 (``BuildConfig.max_batch_size``), llama-server 4 slots (``-np`` auto, llama.cpp PR #16736);
     None: sized from the KV pool (SGLang) or not modelled."""
+    state_pool: tuple[float, int, int] | None = None
+    """How the engine splits the memory left after weights between recurrent states (linear-attention and SSM
+    layers) and the KV cache: ``(r, slots, spec_slots)`` gives the state pool ``r / (1 + r)`` of it and the KV cache
+    the rest, and a running request holds ``slots`` states (its own and the prefix cache's; ``spec_slots`` under
+    speculative decoding) plus one per draft token of a step.  SGLang: ``mamba_full_memory_ratio`` 0.9; with its
+    radix cache a request counts 3 slots (``MAMBA_CACHE_SIZE_MAX_RUNNING_REQUESTS_RATIO``, the default
+    ``no_buffer`` strategy) and 5 under speculative decoding, which needs MambaRadixCacheV2's two ping-pong slots
+    (its Qwen3-Next docs; ``--max-mamba-cache-size 40`` with speculation gives ``max_running_requests`` 8);
+    ``max_mamba_cache_size = budget / (per_req x (1 + D / ratio))``, running requests at most ``1 / ratio`` of it.
+    None: states take what the running batch needs (vLLM, TensorRT-LLM, llama.cpp)."""
     small_gpu_defaults: tuple[int, int] | None = None
     """(batched tokens, cap on running requests) on GPUs of under 70 GiB or an A100, where the engine starts
     smaller: vLLM's OpenAI server 2,048 and 256 (``get_batch_defaults``: its larger figures slowed the A100)."""
@@ -327,6 +337,7 @@ ENGINES: dict[str, Engine] = {
         max_running_flag="--max-running-requests",
         runs_dp_attention=True,
         runs_mtp=True,
+        state_pool=(0.9, 3, 5),  # model_runner_kv_cache_mixin: _handle_max_mamba_cache, _calculate_mamba_ratio
         launch="python -m sglang.launch_server --model-path {model}{options} --context-length {context}",
         # Hybrid SWA pool: server_args.py swa_full_tokens_ratio 0.8; PR #22389 (cell size F*nf + r*S*ns).
         source="SGLang mem_fraction_static (chosen by GPU size; 0.88 assumed), chunked_prefill_size 8192; SWA pool "

@@ -313,7 +313,28 @@ class MemoryModel:
         return sum(self.kv_gpu_bytes(s, context, batch) * self.d.layout.tp for s in stages)
 
     def fits(self, context: int, batch: int) -> bool:
-        return self.gpu(context, batch).total_bytes <= self.d.usable_bytes
+        """Whether ``batch`` sequences of ``context`` tokens fit on every GPU.  Where the engine splits the
+        memory left after weights, buffers and overhead into a recurrent-state pool and a KV cache
+        (:attr:`~moeplan.deploy.engines.Engine.state_pool`, SGLang's hybrid models), each must hold its part: the
+        KV cache ``rest / (1 + r)``, the states ``rest x r / (1 + r)`` for ``slots + D`` states a running request
+        (``D`` the speculative draft tokens of a step, MTP drafts + 1).  SGLang's Qwen3.5-122B-A10B fp8 on one
+        B200 with 3 MTP drafts at 9,216 tokens: 36.8 GiB left, 17.4 GiB for states at 147 MiB a request x (5 + 4):
+        13 running (vLLM, whose states take what the batch needs, fits 116)."""
+        pool = self.d.engine.state_pool
+        if pool is None or not any(self.stages.state):
+            return self.gpu(context, batch).total_bytes <= self.d.usable_bytes
+        r, slots, spec_slots = pool
+        drafts = self.d.draft_tokens + 1 if self.d.draft_tokens else 0
+        slots = spec_slots if drafts else slots
+        act = self.activation_bytes(context, batch)
+        for s in range(len(self.stage_layers)):
+            kv = self.kv_gpu_bytes(s, context, batch)
+            state = self.state_gpu_bytes(s, batch)
+            weights = sum(self.stage_weights[s].values())
+            rest = self.d.usable_bytes - weights - act - self.overhead_bytes(weights + kv + state + act)
+            if kv > rest / (1 + r) or state * (slots + drafts) > rest * r / (1 + r):
+                return False
+        return True
 
     def max_context(self, batch: int, limit: int) -> int:
         """The longest context (tokens, up to ``limit``) that fits at ``batch``; 0 if none does."""
