@@ -445,7 +445,13 @@ def render() -> str:
                 "at attention DP 8 about 6.5 thousand, SGLang's GB200 fp4 at TP 4 about 10). Left: why 8K prefill",
                 "on Blackwell runs at half the rate 2K does, and the expert all-to-all of multi-node wide EP (DeepEP,",
                 "MoRI) that moeplan prices as DP attention's gather (LMSYS's 32 H100s at EP 32 prefill 6.3-7.2",
-                "thousand tok/s a GPU with two-batch overlap; moeplan's gather over InfiniBand gives 0.6).",
+                "thousand tok/s a GPU with two-batch overlap; moeplan's gather over InfiniBand gives 0.6). That",
+                "all-to-all is now priced for data-parallel attention wider than an NVLink domain (each token sent",
+                "only to its experts' ranks): the nine runs it touches here are TensorRT-LLM's on two H100 nodes,",
+                "whose recipes do not say which exchange they run; S840 came inside both bands (throughput 0.51 ->",
+                "1.11 of measured, its TPOT 113 ms predicted against 118), S843's TTFT came within 2x, S839's",
+                "throughput left its band (1.2 -> 2.6: 64 ms steps measured at 615 clients a decode worker, 38",
+                "predicted) and S841's TTFT fell just short of half its measurement (0.78 -> 0.49).",
                 "",
             ]
         if name == "serving":

@@ -214,6 +214,36 @@ def test_collectives_across_nodes_cost_more_than_inside_one() -> None:
     assert in_rack < step_comm_s(servers, tp=32, ep=32, moe_layers=58, **{k: v for k, v in kw.items() if k != "ep"})  # type: ignore[arg-type]
 
 
+def test_data_parallel_attention_across_nodes_dispatches_each_token_to_its_experts_ranks() -> None:
+    """Inside a node DP attention gathers the step's tokens to every rank and scatters them back; across nodes the
+    MoE layers dispatch each token to the ranks of its experts (fp8) and combine it back (bf16), the dense layers
+    keep the gather -- and the serve command asks the engine for that all-to-all."""
+    from moeplan.deploy.comm import expert_all_to_all_s
+    from moeplan.plans.serve import a2a_flag, launch
+
+    gpu = resolve_gpu("h100")
+    kw = {"pp": 1, "num_nodes": 4, "hidden": 7168, "top_k": 8.0, "layers": 61, "moe_layers": 58}
+    tokens = 32 * 128.0
+    nv, ib = link_for(gpu, False), link_for(gpu, True)
+    inside = step_comm_s(gpu, tp=8, ep=8, tokens=1024.0, dp_attention=True, **kw)  # type: ignore[arg-type]
+    assert inside == pytest.approx(61 * 2 * nv.all_gather_s(8, 1024 * 7168 * 2))
+    across = step_comm_s(gpu, tp=32, ep=32, tokens=tokens, dp_attention=True, **kw)  # type: ignore[arg-type]
+    per_layer = expert_all_to_all_s(gpu, 32, 8, tokens, 7168, 8.0)
+    assert across == pytest.approx(3 * 2 * ib.all_gather_s(32, tokens * 7168 * 2) + 58 * per_layer)
+    # by hand: 128 tokens a rank reach 32 (1 - (31/32)^8) = 7.18 ranks, three quarters of them on other nodes
+    distinct = 32 * (1 - (31 / 32) ** 8)
+    by_hand = sum(ib.alpha(32, ib.a2a_alpha_s) + 0.75 * 128 * distinct * 7168 * b / ib.bus_bytes_s for b in (1, 2))
+    assert per_layer == pytest.approx(by_hand)
+    assert per_layer < 2 * ib.all_gather_s(32, tokens * 7168 * 2) / 3  # far less than gathering every token
+    for name, flag in (("sglang", "--moe-a2a-backend deepep"), ("vllm", "--all2all-backend deepep_high_throughput")):
+        wide = resolve(EstimateRequest(model="deepseek-v3", gpu="h100", engine=name, num_gpus=32, tp=32, ep=32,
+                                       dp_attention=True, use_calibration=False), fewest=False)  # fmt: skip
+        assert flag in launch(wide, 32) and a2a_flag(wide, "decode").strip().startswith(flag.split()[0])
+        one_node = resolve(EstimateRequest(model="deepseek-v3", gpu="h200", engine=name, num_gpus=8, tp=8, ep=8,
+                                           dp_attention=True, use_calibration=False), fewest=False)  # fmt: skip
+        assert a2a_flag(one_node) == "" and "deepep" not in launch(one_node, 8)
+
+
 # -- engines ---------------------------------------------------------------------------------------------------
 
 

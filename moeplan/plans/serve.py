@@ -160,6 +160,28 @@ DISAGG = {"sglang": " --disaggregation-mode {role}", "vllm": _NIXL, "atom": _NIX
 """The flag that makes an instance a prefill or decode server (TensorRT-LLM: cache_transceiver_config in its YAML)."""
 
 
+A2A_FLAGS = {
+    "sglang": (" --moe-a2a-backend deepep",) * 3,
+    "vllm": (" --all2all-backend deepep_high_throughput", " --all2all-backend deepep_high_throughput",
+             " --all2all-backend deepep_low_latency"),
+}  # fmt: skip
+"""The flag that makes an engine dispatch experts with an all-to-all across nodes, as the serving model prices a
+data-parallel-attention group wider than one NVLink domain (:func:`moeplan.deploy.comm.expert_all_to_all_s`):
+aggregated, prefill and decode instances (vLLM's DeepEP low-latency kernels for decode, its high-throughput ones
+where prompts are batched).  TensorRT-LLM picks its all-to-all itself."""
+
+
+def a2a_flag(d: Deployment, role: str | None = None) -> str:
+    """The expert all-to-all flag ``d`` needs, or ``""`` where its group stays inside one NVLink domain."""
+    from moeplan.deploy.comm import nvlink_domain
+
+    lay = d.layout
+    if d.gpu is None or not lay.dp_attention or lay.ep <= 1 or lay.tp <= nvlink_domain(d.gpu):
+        return ""
+    flags = A2A_FLAGS.get(d.engine.name)
+    return flags[(None, "prefill", "decode").index(role)] if flags else ""
+
+
 def launch(d: Deployment, n: int, role: str | None = None) -> str:
     """The engine's serve command with its parallel flags (``role``: ``prefill`` or ``decode`` in a split), and a
     comment on how it spans hosts where ``n`` GPUs exceed one."""
@@ -186,6 +208,7 @@ def launch(d: Deployment, n: int, role: str | None = None) -> str:
         opts = f" --tensor-parallel-size {lay.tp}" + (" --enable-expert-parallel" if lay.ep > 1 else "")
         opts += " --enable-eplb" if lay.eplb else ""
         opts += f" --pipeline-parallel-size {lay.pp}" if lay.pp > 1 else ""
+    opts += a2a_flag(d, role)
     if d.recv_interval > 1:  # resolve refuses an interval for an engine without the flag
         opts += f" {d.engine.recv_interval_flag} {d.recv_interval}"
     if d.cap_per_rank:  # resolve refuses a cap for an engine without the flag
