@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -462,3 +463,19 @@ def test_sglang_splits_a_hybrid_models_cache_memory_into_states_and_kv() -> None
     dense = MemoryModel(resolve(EstimateRequest(model="qwen3-30b-a3b", gpu="h100", engine="sglang",
                                                 use_calibration=False), fewest=False))  # fmt: skip
     assert dense.fits(4096, 8) == (dense.gpu(4096, 8).total_bytes <= dense.d.usable_bytes)  # no states: no split
+
+
+def test_estimates_verdict_headroom_and_largest_batch_agree_under_sglangs_state_pool() -> None:
+    """Above the largest batch the state pool holds, SGLang does not fit: the verdict, the headroom (the room left
+    in the tighter pool) and the largest batch say the same, and the memory table counts the states held."""
+    base = EstimateRequest(model="qwen3.5-122b-a10b", gpu="b200", num_gpus=1, quant="fp8", engine="sglang",
+                           mtp=True, mtp_drafts=3, context=9216, use_calibration=False)  # fmt: skip
+    most = estimate(base).fit
+    assert most is not None and most.max_batch > 0
+    at, over = estimate(replace(base, batch=most.max_batch)), estimate(replace(base, batch=most.max_batch + 1))
+    assert at.fit is not None and over.fit is not None
+    assert at.fit.fits and at.fit.headroom_bytes >= 0 and not over.fit.fits and over.fit.headroom_bytes < 0
+    # 9 states a request (5 slots and the 4 tokens a step verifies), not one
+    assert at.memory.per_gpu_state_bytes == pytest.approx(9 * most.max_batch * at.memory.state_bytes_per_sequence,
+                                                          rel=1e-6)  # fmt: skip
+    assert any("splits the memory left after weights" in a for a in at.assumptions)

@@ -721,3 +721,14 @@ def test_a_table_with_a_split_deployment_says_its_ttft_is_the_least_certain_figu
     code, out, err = run("serve", "qwen3-30b-a3b", "--concurrency", "16", "--gpu", "h100", "--max-gpus", "1")
     assert code == 0, err
     assert "P:" not in out and "least certain" not in " ".join(out.split())
+
+
+def test_a_load_that_cannot_be_served_has_no_wait_in_the_json() -> None:
+    """The table shows such a point's TTFT and E2E as infinite; the JSON gives null, never a finite number."""
+    code, out, err = run("serve", "deepseek-v3", "--isl", "8192", "--osl", "1024", "--rate", "5", "--gpu", "h200",
+                         "--json", "--top", "50")  # fmt: skip
+    assert code == 0, err
+    points = [c["point"] for c in json.loads(out)["configurations"]]
+    unstable = [p for p in points if not p["stable"]]
+    assert unstable and all(p["ttft_s"] is None and p["ttft_p90_s"] is None and p["e2e_s"] is None for p in unstable)
+    assert all(p["ttft_s"] is not None for p in points if p["stable"])

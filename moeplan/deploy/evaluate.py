@@ -57,7 +57,7 @@ def headline(d: Deployment, memory: MemoryModel | None = None) -> Headline:
     n = d.layout.num_gpus
     per_hour = usd_per_hour(d, n)
     return Headline(
-        fits=g.total_bytes <= d.usable_bytes,
+        fits=mm.fits(d.context, d.batch),
         per_gpu_bytes=g.total_bytes,
         usable_bytes=d.usable_bytes,
         tokens_per_s=1 / mid,
@@ -138,19 +138,18 @@ def fit_result(d: Deployment, mm: MemoryModel) -> FitResult | None:
     if d.gpu is None:
         return None
     arch, par = d.spec.arch, d.layout
-    g = mm.gpu(d.context, d.batch)
     limit = arch.max_context or CONTEXT_SEARCH_LIMIT
     max_context = mm.max_context(d.batch, limit)
     return FitResult(
         gpu=d.gpu.id,
         gpu_name=d.gpu.name,
-        fits=g.total_bytes <= d.usable_bytes,
+        fits=mm.fits(d.context, d.batch),
         num_gpus=par.num_gpus,
         min_gpus=d.min_gpus,
         tp=par.tp,
         ep=par.ep,
         pp=par.pp,
-        headroom_bytes=round(d.usable_bytes - g.total_bytes),
+        headroom_bytes=round(mm.headroom(d.context, d.batch)),
         max_context=max_context,
         max_batch=mm.max_batch(d.context),
         dp_attention=par.dp_attention,

@@ -237,6 +237,17 @@ class MemoryModel:
         per_sequence += plan.conv_state[stage] * self.conv_state_element_bytes
         return per_sequence * self.local(batch)
 
+    @property
+    def state_slots(self) -> int:
+        """Recurrent states a running request holds: 1, or under an engine with a state pool
+        (:attr:`~moeplan.deploy.engines.Engine.state_pool`) its slots (the prefix cache's among them) plus one per
+        draft token of a step -- SGLang with 3 MTP drafts: 5 + 4 = 9."""
+        pool = self.d.engine.state_pool
+        if pool is None or not any(self.stages.state):
+            return 1
+        drafts = self.d.draft_tokens + 1 if self.d.draft_tokens else 0
+        return (pool[2] if drafts else pool[1]) + drafts
+
     def kv_gpu_bytes(self, stage: int, context: int, batch: int) -> float:
         """KV cache one GPU of ``stage`` holds: its layers' cached tokens x elements x its share x dtype bytes,
         for the sequences it holds (:meth:`local`)."""
@@ -288,7 +299,7 @@ class MemoryModel:
         for s in range(len(self.stage_layers)):
             weights = self.stage_weights[s]
             kv = self.kv_gpu_bytes(s, context, batch)
-            state = self.state_gpu_bytes(s, batch)
+            state = self.state_gpu_bytes(s, batch) * self.state_slots
             live = sum(weights.values()) + kv + state + act
             g = GpuMemory(weights, kv, act, self.overhead_bytes(live), state)
             if best is None or g.total_bytes > best.total_bytes:
@@ -301,8 +312,8 @@ class MemoryModel:
         ``batch`` sequences once, on the rank that holds it."""
         stages = range(len(self.stage_layers))
         if self.d.layout.dp_attention:
-            return sum(self.state_gpu_bytes(s, 1) * batch for s in stages)
-        return sum(self.state_gpu_bytes(s, batch) * self.d.layout.tp for s in stages)
+            return sum(self.state_gpu_bytes(s, 1) * batch for s in stages) * self.state_slots
+        return sum(self.state_gpu_bytes(s, batch) * self.d.layout.tp for s in stages) * self.state_slots
 
     def deployment_kv_bytes(self, context: int, batch: int) -> float:
         """KV cache of the whole deployment: every TP rank's share (replicas included); under DP attention each of
@@ -312,29 +323,31 @@ class MemoryModel:
             return sum(self._kv_bytes(s, context, batch) for s in stages)
         return sum(self.kv_gpu_bytes(s, context, batch) * self.d.layout.tp for s in stages)
 
-    def fits(self, context: int, batch: int) -> bool:
-        """Whether ``batch`` sequences of ``context`` tokens fit on every GPU.  Where the engine splits the
-        memory left after weights, buffers and overhead into a recurrent-state pool and a KV cache
-        (:attr:`~moeplan.deploy.engines.Engine.state_pool`, SGLang's hybrid models), each must hold its part: the
-        KV cache ``rest / (1 + r)``, the states ``rest x r / (1 + r)`` for ``slots + D`` states a running request
-        (``D`` the speculative draft tokens of a step, MTP drafts + 1).  SGLang's Qwen3.5-122B-A10B fp8 on one
-        B200 with 3 MTP drafts at 9,216 tokens: 36.8 GiB left, 17.4 GiB for states at 147 MiB a request x (5 + 4):
-        13 running (vLLM, whose states take what the batch needs, fits 116)."""
+    def headroom(self, context: int, batch: int) -> float:
+        """Bytes to spare on the tightest GPU at ``context`` and ``batch`` (negative: short by that much).  Where the
+        engine splits the memory left after weights, buffers and overhead into a recurrent-state pool and a KV
+        cache (:attr:`~moeplan.deploy.engines.Engine.state_pool`, SGLang's hybrid models), the room left in the
+        tighter of the two: the KV cache gets ``rest / (1 + r)``, the states ``rest x r / (1 + r)`` for
+        :attr:`state_slots` states a running request.  SGLang's Qwen3.5-122B-A10B fp8 on one B200 with 3 MTP
+        drafts at 9,216 tokens: 36.8 GiB left, 17.4 GiB for states at 147 MiB a request x (5 + 4): 13 running
+        (vLLM, whose states take what the batch needs, fits 116)."""
         pool = self.d.engine.state_pool
         if pool is None or not any(self.stages.state):
-            return self.gpu(context, batch).total_bytes <= self.d.usable_bytes
-        r, slots, spec_slots = pool
-        drafts = self.d.draft_tokens + 1 if self.d.draft_tokens else 0
-        slots = spec_slots if drafts else slots
+            return self.d.usable_bytes - self.gpu(context, batch).total_bytes
+        r = pool[0]
         act = self.activation_bytes(context, batch)
+        room = math.inf
         for s in range(len(self.stage_layers)):
             kv = self.kv_gpu_bytes(s, context, batch)
-            state = self.state_gpu_bytes(s, batch)
+            held = self.state_gpu_bytes(s, batch) * self.state_slots
             weights = sum(self.stage_weights[s].values())
-            rest = self.d.usable_bytes - weights - act - self.overhead_bytes(weights + kv + state + act)
-            if kv > rest / (1 + r) or state * (slots + drafts) > rest * r / (1 + r):
-                return False
-        return True
+            rest = self.d.usable_bytes - weights - act - self.overhead_bytes(weights + kv + held + act)
+            room = min(room, rest / (1 + r) - kv, rest * r / (1 + r) - held)
+        return room
+
+    def fits(self, context: int, batch: int) -> bool:
+        """Whether ``batch`` sequences of ``context`` tokens fit on every GPU (:meth:`headroom` not negative)."""
+        return self.headroom(context, batch) >= 0
 
     def max_context(self, batch: int, limit: int) -> int:
         """The longest context (tokens, up to ``limit``) that fits at ``batch``; 0 if none does."""

@@ -195,6 +195,18 @@ class ServingPoint(Value):
     """More clients than the KV cache holds (an engine cap alone does not set it)."""
 
 
+UNSERVED = ("ttft_s", "ttft_p90_s", "e2e_s")
+"""The waits of a load a deployment cannot keep up with: they grow without end, so the JSON gives ``null``."""
+
+
+def point_json(p: ServingPoint) -> dict[str, Any]:
+    """A serving point as the JSON contract has it: its fields, the waits ``null`` where it is not stable."""
+    out = asdict(p)
+    if not p.stable:
+        out.update(dict.fromkeys(UNSERVED))
+    return out
+
+
 @dataclass(frozen=True, repr=False, eq=False)
 class EstimateResult(Value):
     """One deployment's figures; ``to_json`` gives the public JSON contract."""
@@ -272,7 +284,7 @@ class EstimateResult(Value):
             "performance": self.performance_json(),
             "cost": asdict(self.cost) if self.cost else None,
             **(
-                {"serving": {**asdict(self.serving), "usd_per_million_output_tokens": self.serving_usd_per_million}}
+                {"serving": {**point_json(self.serving), "usd_per_million_output_tokens": self.serving_usd_per_million}}
                 if self.serving is not None
                 else {"serving": None}  # a load on a deployment that does not fit (or has no speed): nothing served
                 if self.request.traffic is not None
@@ -486,7 +498,7 @@ class Candidate(Headline):
             if self.ram_gib is None
             else {"ram_gib": self.ram_gib, "host": self.host, "experts_on_cpu_layers": self.experts_on_cpu_layers},
             "marks": list(self.marks),
-            **({"serving": asdict(self.serving)} if self.serving is not None else {}),
+            **({"serving": point_json(self.serving)} if self.serving is not None else {}),
         }
 
 

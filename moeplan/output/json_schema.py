@@ -85,7 +85,8 @@ def _defs() -> dict[str, Any]:
     cost = _obj({"usd_per_hour": _maybe(NUM), "usd_per_million_output_tokens": _maybe(NUM),
                  "purchase_usd": _maybe(NUM), "price_source": _maybe(STR)})  # fmt: skip
     point = _obj({
-        "concurrency": NUM, "decode_batch": NUM, "tpot_s": NUM, "ttft_s": NUM, "ttft_p90_s": NUM, "e2e_s": NUM,
+        "concurrency": NUM, "decode_batch": NUM, "tpot_s": NUM, "ttft_s": _maybe(NUM), "ttft_p90_s": _maybe(NUM),
+        "e2e_s": _maybe(NUM),
         "request_rate": NUM, "output_tokens_per_s": NUM, "output_tokens_per_s_per_gpu": NUM,
         "tokens_per_s_per_user": NUM, "stable": BOOL, "kv_limited": BOOL,
     })  # fmt: skip

@@ -467,7 +467,9 @@ def print_explain(console: Console, result: EstimateResult) -> None:
     own = f" (the {-(-req.batch // ranks):,} sequences of the busiest rank)" if ranks > 1 else ""
     console.print(
         f"[bold]memory per GPU[/bold]{own} = weights {m.per_gpu_weights_bytes / gib:,.2f} + KV "
-        f"{m.per_gpu_kv_cache_bytes / gib:,.2f} + activations {m.per_gpu_activation_bytes / gib:,.2f} + overhead "
+        f"{m.per_gpu_kv_cache_bytes / gib:,.2f}"
+        + (f" + states {m.per_gpu_state_bytes / gib:,.2f}" if m.per_gpu_state_bytes else "")
+        + f" + activations {m.per_gpu_activation_bytes / gib:,.2f} + overhead "
         f"{m.per_gpu_overhead_bytes / gib:,.2f} = {m.per_gpu_bytes / gib:,.2f} GiB"
         + (f" against {m.usable_bytes_per_gpu / gib:,.2f} GiB usable" if m.usable_bytes_per_gpu else "")
     )

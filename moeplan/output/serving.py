@@ -16,7 +16,9 @@ PLOT_W, PLOT_H = 60, 14
 
 
 def _point(p: Any) -> dict[str, Any]:
-    return to_dict(p)
+    from moeplan.deploy.results import point_json
+
+    return point_json(p)
 
 
 def serve_json(result: ServeResult, top: int) -> dict[str, Any]:
