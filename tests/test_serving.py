@@ -732,3 +732,16 @@ def test_a_load_that_cannot_be_served_has_no_wait_in_the_json() -> None:
     unstable = [p for p in points if not p["stable"]]
     assert unstable and all(p["ttft_s"] is None and p["ttft_p90_s"] is None and p["e2e_s"] is None for p in unstable)
     assert all(p["ttft_s"] is not None for p in points if p["stable"])
+
+
+def test_formats_under_min_bits_are_named_not_reported_as_a_search_that_found_nothing() -> None:
+    code, _, err = run("serve", "deepseek-v3", "--concurrency", "10", "--quant", "fp8", "--min-bits", "16")
+    assert code == 1 and err.count("\n") == 1 and "--min-bits 16" in err and "fp8 8.00" in err, err
+
+
+def test_the_pareto_plot_fits_a_narrow_terminal() -> None:
+    result = runner.invoke(app, ["serve", "qwen3-30b-a3b", "--concurrency", "16", "--gpu", "h100", "--detail"],
+                           env={"COLUMNS": "60", "NO_COLOR": "1"})  # fmt: skip
+    assert result.exit_code == 0, result.stderr
+    plot = [line for line in result.stdout.splitlines() if line.startswith(("|", "+-"))]
+    assert len(plot) > 10 and max(len(line) for line in plot) <= 60

@@ -62,21 +62,23 @@ def serve_table(result: ServeResult, top: int) -> Table:
     return headers, rows
 
 
-def pareto_plot(result: ServeResult) -> list[str]:
-    """A text scatter of the front: tokens/s per user across, output tokens/s per GPU up."""
+def pareto_plot(result: ServeResult, width: int = PLOT_W + 2) -> list[str]:
+    """A text scatter of the front: tokens/s per user across, output tokens/s per GPU up, in ``width`` columns
+    (the axis and its arrow included; :data:`PLOT_W` plotted columns at most, 20 at least)."""
     pts = [(p.tokens_per_s_per_user, p.output_tokens_per_s_per_gpu) for _, p in result.pareto]
     if not pts:
         return []
+    w = max(20, min(PLOT_W, width - 2))
     xmax, ymax = max(x for x, _ in pts), max(y for _, y in pts)
-    grid = [[" "] * PLOT_W for _ in range(PLOT_H)]
+    grid = [[" "] * w for _ in range(PLOT_H)]
     for x, y in pts:
-        col = min(PLOT_W - 1, int(x / xmax * (PLOT_W - 1)))
+        col = min(w - 1, int(x / xmax * (w - 1)))
         row = min(PLOT_H - 1, int(y / ymax * (PLOT_H - 1)))
         grid[PLOT_H - 1 - row][col] = "*"
     lines = [f"output tok/s per GPU (max {ymax:,.0f})"]
     lines += ["|" + "".join(r) for r in grid]
-    lines.append("+" + "-" * PLOT_W + ">")
-    lines.append(f"{'tok/s per user (max ' + f'{xmax:,.0f}' + ')':>{PLOT_W + 1}}")
+    lines.append("+" + "-" * w + ">")
+    lines.append(f"{'tok/s per user (max ' + f'{xmax:,.0f}' + ')':>{w + 1}}")
     return lines
 
 
@@ -185,7 +187,7 @@ def print_serve(console: Console, result: ServeResult, top: int, detail: bool = 
                           "lower --rate")  # fmt: skip
     if detail:
         console.print("")
-        for line in pareto_plot(result):
+        for line in pareto_plot(result, console.width):
             console.print(line, markup=False, highlight=False)
     split = any(c.disaggregated for c in result.candidates[:top])
     console.print(

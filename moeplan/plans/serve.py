@@ -405,6 +405,12 @@ def plan_serve(req: ServeRequest, progress: Callable[[int, int], None] | None = 
             f"serve plans vLLM, SGLang and TensorRT-LLM, which serve checkpoints, not GGUF mixes like {req.quants[0]}",
             "give a checkpoint format (bf16, fp8, awq-int4, nvfp4), or plan llama.cpp with `moeplan estimate`",
         )
+    if req.quants and req.min_bits is not None:
+        bits = {q: expert_bits(spec.arch, parse_scheme(q, spec.native_quant, spec.weights_dtype)) for q in req.quants}
+        if all(b < req.min_bits for b in bits.values()):
+            said = ", ".join(f"{q} {b:.2f}" for q, b in bits.items())
+            raise InputError(f"--quant stores the experts in fewer bits per weight than --min-bits {req.min_bits:g} "
+                             f"({said})", "lower --min-bits, or drop --quant to search the formats")  # fmt: skip
     if not any(eng.can_run(g) for g in catalogue for eng in engines):
         names = ", ".join(e.name for e in engines)
         gpus = ", ".join(g.id for g in catalogue[:4]) + (" ..." if len(catalogue) > 4 else "")
