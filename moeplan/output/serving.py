@@ -133,7 +133,7 @@ def print_serve(console: Console, result: ServeResult, top: int, detail: bool = 
 
     unpriced = (
         "; unpriced GPUs by output per GPU"
-        if any(c.usd_per_million_output_tokens is None for c in result.candidates[:top])
+        if any(c.usd_per_hour is None for c in result.candidates[:top])  # a GPU without a price, not a row at +inf
         else ""
     )
 
@@ -169,8 +169,10 @@ def print_serve(console: Console, result: ServeResult, top: int, detail: bool = 
             tb.add_row(*([] if compact else [str(i)]), label, f"{p.output_tokens_per_s_per_gpu:.0f}",
                        f"{p.tokens_per_s_per_user:.1f}", ttft, f"{p.tpot_s * 1e3:.1f}", *e2e_cell,
                        f"{usd:.3f}" if usd is not None else "")  # fmt: skip
-        if compact:
+        if compact and any(not c.meets for c in rows):
             tb.caption += "; (x): misses the targets, or cannot keep up (TTFT ∞)"
+        if compact and any(c.disaggregated for c in rows):
+            tb.caption += "; (d ...): the decode instances' layout"
         return tb
 
     console.print(first_fitting(console, lambda: table(False), lambda: table(True)))
@@ -189,7 +191,9 @@ def print_serve(console: Console, result: ServeResult, top: int, detail: bool = 
         console.print("")
         for line in pareto_plot(result, console.width):
             console.print(line, markup=False, highlight=False)
-    split = any(c.disaggregated for c in result.candidates[:top])
+    split = any(c.disaggregated for c in result.candidates[:top]) or (
+        detail and any("P:" in name for name, _ in result.pareto)
+    )
     console.print(
         "[dim]serving model: continuous batching with chunked prefill in steady state (docs/methodology.md); "
         "$ at the catalogue's GPU-hour prices" + ("" if detail else "; --detail: the Pareto front")
