@@ -172,7 +172,7 @@ def print_serve(console: Console, result: ServeResult, top: int, detail: bool = 
         if compact and any(not c.meets for c in rows):
             tb.caption += "; (x): misses the targets, or cannot keep up (TTFT ∞)"
         if compact and any(c.disaggregated for c in rows):
-            tb.caption += "; (d ...): the decode instances' layout"
+            tb.caption += "; d: the decode instances' layout"
         return tb
 
     console.print(first_fitting(console, lambda: table(False), lambda: table(True)))
