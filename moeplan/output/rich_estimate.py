@@ -66,6 +66,11 @@ def print_estimate(console: Console, result: EstimateResult, detail: bool = Fals
                 else ""
             )
             + state
+            + (
+                f"; the memory and speed below are at --batch {result.request.batch:,}"
+                if round(sv.decode_batch) != result.request.batch
+                else ""
+            )
         )
     for note in result.assumptions:
         if note.startswith("warning:"):
