@@ -234,6 +234,15 @@ class Engine(Value):
     """The serve command: ``{model}`` the checkpoint, ``{context}`` the context length, ``{options}`` more flags."""
     source: str = ""
 
+    def states_held(self, draft_tokens: int) -> int:
+        """Recurrent states a running request holds under :attr:`state_pool` with ``draft_tokens`` MTP drafts a
+        step: its slots (``spec_slots`` under speculation) and one per token the step verifies (drafts + 1) --
+        SGLang with 3 drafts: 5 + 4 = 9; 1 without a pool."""
+        if self.state_pool is None:
+            return 1
+        verify = draft_tokens + 1 if draft_tokens else 0
+        return (self.state_pool[2] if verify else self.state_pool[1]) + verify
+
     def small_gpu(self, gpu: GpuSpec | None) -> bool:
         """Whether ``gpu`` gets the engine's smaller defaults (:attr:`small_gpu_defaults`): under 70 GiB, or an A100."""
         return (self.small_gpu_defaults is not None and gpu is not None

@@ -140,16 +140,17 @@ def fit_result(d: Deployment, mm: MemoryModel) -> FitResult | None:
     arch, par = d.spec.arch, d.layout
     limit = arch.max_context or CONTEXT_SEARCH_LIMIT
     max_context = mm.max_context(d.batch, limit)
+    room = mm.headroom(d.context, d.batch)
     return FitResult(
         gpu=d.gpu.id,
         gpu_name=d.gpu.name,
-        fits=mm.fits(d.context, d.batch),
+        fits=room >= 0,
         num_gpus=par.num_gpus,
         min_gpus=d.min_gpus,
         tp=par.tp,
         ep=par.ep,
         pp=par.pp,
-        headroom_bytes=round(mm.headroom(d.context, d.batch)),
+        headroom_bytes=round(room),
         max_context=max_context,
         max_batch=mm.max_batch(d.context),
         dp_attention=par.dp_attention,

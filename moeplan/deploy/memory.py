@@ -238,15 +238,16 @@ class MemoryModel:
         return per_sequence * self.local(batch)
 
     @property
+    def state_pool(self) -> tuple[float, int, int] | None:
+        """The engine's split of cache memory into a state pool and a KV cache
+        (:attr:`~moeplan.deploy.engines.Engine.state_pool`), where the model has recurrent states; else None."""
+        return self.d.engine.state_pool if any(self.stages.state) else None
+
+    @property
     def state_slots(self) -> int:
-        """Recurrent states a running request holds: 1, or under an engine with a state pool
-        (:attr:`~moeplan.deploy.engines.Engine.state_pool`) its slots (the prefix cache's among them) plus one per
-        draft token of a step -- SGLang with 3 MTP drafts: 5 + 4 = 9."""
-        pool = self.d.engine.state_pool
-        if pool is None or not any(self.stages.state):
-            return 1
-        drafts = self.d.draft_tokens + 1 if self.d.draft_tokens else 0
-        return (pool[2] if drafts else pool[1]) + drafts
+        """Recurrent states a running request holds (:meth:`~moeplan.deploy.engines.Engine.states_held`): 1
+        without a state pool."""
+        return self.d.engine.states_held(self.d.draft_tokens) if self.state_pool else 1
 
     def kv_gpu_bytes(self, stage: int, context: int, batch: int) -> float:
         """KV cache one GPU of ``stage`` holds: its layers' cached tokens x elements x its share x dtype bytes,
@@ -292,20 +293,21 @@ class MemoryModel:
         comm = eng.sharded_extra_bytes if d.layout.num_gpus > 1 else 0.0
         return eng.context_bytes + comm + graphs + eng.reserve_fraction * d.usable_bytes + eng.slack_fraction * live
 
-    def gpu(self, context: int, batch: int) -> GpuMemory:
-        """The largest GPU (pipeline stage) at ``context`` and ``batch``."""
+    def stage_gpus(self, context: int, batch: int) -> list[GpuMemory]:
+        """One GPU of each pipeline stage at ``context`` and ``batch``."""
         act = self.activation_bytes(context, batch)
-        best: GpuMemory | None = None
+        out = []
         for s in range(len(self.stage_layers)):
             weights = self.stage_weights[s]
             kv = self.kv_gpu_bytes(s, context, batch)
             state = self.state_gpu_bytes(s, batch) * self.state_slots
             live = sum(weights.values()) + kv + state + act
-            g = GpuMemory(weights, kv, act, self.overhead_bytes(live), state)
-            if best is None or g.total_bytes > best.total_bytes:
-                best = g
-        assert best is not None
-        return best
+            out.append(GpuMemory(weights, kv, act, self.overhead_bytes(live), state))
+        return out
+
+    def gpu(self, context: int, batch: int) -> GpuMemory:
+        """The largest GPU (pipeline stage) at ``context`` and ``batch``."""
+        return max(self.stage_gpus(context, batch), key=lambda g: g.total_bytes)
 
     def deployment_state_bytes(self, batch: int) -> float:
         """Recurrent state of the whole deployment: every TP rank's share; under DP attention each of the
@@ -331,18 +333,14 @@ class MemoryModel:
         :attr:`state_slots` states a running request.  SGLang's Qwen3.5-122B-A10B fp8 on one B200 with 3 MTP
         drafts at 9,216 tokens: 36.8 GiB left, 17.4 GiB for states at 147 MiB a request x (5 + 4): 13 running
         (vLLM, whose states take what the batch needs, fits 116)."""
-        pool = self.d.engine.state_pool
-        if pool is None or not any(self.stages.state):
+        pool = self.state_pool
+        if pool is None:
             return self.d.usable_bytes - self.gpu(context, batch).total_bytes
         r = pool[0]
-        act = self.activation_bytes(context, batch)
         room = math.inf
-        for s in range(len(self.stage_layers)):
-            kv = self.kv_gpu_bytes(s, context, batch)
-            held = self.state_gpu_bytes(s, batch) * self.state_slots
-            weights = sum(self.stage_weights[s].values())
-            rest = self.d.usable_bytes - weights - act - self.overhead_bytes(weights + kv + held + act)
-            room = min(room, rest / (1 + r) - kv, rest * r / (1 + r) - held)
+        for g in self.stage_gpus(context, batch):
+            rest = self.d.usable_bytes - (g.total_bytes - g.kv_bytes - g.state_bytes)
+            room = min(room, rest / (1 + r) - g.kv_bytes, rest * r / (1 + r) - g.state_bytes)
         return room
 
     def fits(self, context: int, batch: int) -> bool:

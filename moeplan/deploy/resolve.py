@@ -389,12 +389,12 @@ def resolve(
                   f"({eng.max_running_flag} {n:,}{per_rank}); under a load the others wait for a running one to "
                   "finish",)  # fmt: skip
     if eng.state_pool is not None and (arch.linear_attention is not None or arch.ssm is not None):
-        r, slots, spec_slots = eng.state_pool
-        verify = (request.mtp_drafts or arch.mtp_layers) + 1 if request.mtp else 0
-        held = f"{spec_slots + verify} ({spec_slots} slots and {verify} for a step's draft tokens)" if verify else slots
+        r = eng.state_pool[0]
+        held = eng.states_held((request.mtp_drafts or arch.mtp_layers) if request.mtp else 0)
         notes += (f"{eng.name} splits the memory left after weights into recurrent states ({r:g}/{1 + r:g} of it) "
-                  f"and the KV cache (the rest); a running request holds {held} states, its prefix cache's among "
-                  "them: a batch fits where both pools hold it",)  # fmt: skip
+                  f"and the KV cache (the rest); a running request holds {held} states (its prefix cache's and, "
+                  "under MTP, one per token a step verifies among them): a batch fits where both pools "
+                  "hold it",)  # fmt: skip
     path = kernel_path(eng, scheme, gpu, backend, spec.architecture, moe=spec.arch.moe is not None)
     if gpu is not None:
         peak_note = tensor_peak(gpu, path.peak_dtype)[1]

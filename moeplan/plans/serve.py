@@ -16,6 +16,7 @@ import itertools
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
+from moeplan.deploy.comm import nvlink_domain
 from moeplan.deploy.deployment import EPLB_REDUNDANT, Deployment, EstimateRequest, Traffic
 from moeplan.deploy.engines import ENGINES, engine, serving_engines_with
 from moeplan.deploy.resolve import resolve
@@ -173,8 +174,6 @@ where prompts are batched).  TensorRT-LLM picks its all-to-all itself."""
 
 def a2a_flag(d: Deployment, role: str | None = None) -> str:
     """The expert all-to-all flag ``d`` needs, or ``""`` where its group stays inside one NVLink domain."""
-    from moeplan.deploy.comm import nvlink_domain
-
     lay = d.layout
     if d.gpu is None or not lay.dp_attention or lay.ep <= 1 or lay.tp <= nvlink_domain(d.gpu):
         return ""
