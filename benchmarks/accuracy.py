@@ -452,7 +452,17 @@ def render() -> str:
                 "inside both bands (throughput 0.51 ->",
                 "1.11 of measured, its TPOT 113 ms predicted against 118), S843's TTFT came within 2x, S839's",
                 "throughput left its band (1.2 -> 2.6: 64 ms steps measured at 615 clients a decode worker, 38",
-                "predicted) and S841's TTFT fell just short of half its measurement (0.78 -> 0.49).",
+                "predicted) and S841's TTFT fell just short of half its measurement (0.78 -> 0.49). The KV",
+                "hand-off had been priced at the wire (40 GB/s a GPU over InfiniBand, an eighth of the cache a rank at",
+                "TP 8: 1 ms for a 7,373-token DeepSeek prompt); each decode rank receives the whole MLA latent, and",
+                "the engines move a request's scattered pages at 3.8-15 GB/s a rank (SGLang PRs #9149 and #7236:",
+                "DeepSeek-V3's 10K-token caches in 60-80+ ms), now the band's 3.9 / 7 / 15 GB/s: 37 ms for that",
+                "prompt in fp8, 74 ms in bf16. SGLang's low-latency GB200 recipes set `--scheduler-recv-interval 10`",
+                "on the decode side (`decode_scheduler_recv_interval`, 8 records), whose prefill waits for the",
+                "decode side to take the request: (N - 1)/2 steps. TTFT inside-or-near 58% -> 62% (126 -> 137",
+                "inside the band), throughput unchanged. Light-load 8K prompts remain 1.5-2.5x short: the single",
+                "prefill itself (TensorRT-LLM issue #5929: 35 us a token on 8 B200 in fp4 as on 8 H200 in fp8, where",
+                "moeplan's B200 pass is 4x faster than its H200 one).",
                 "",
             ]
         if name == "serving":

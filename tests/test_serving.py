@@ -745,3 +745,53 @@ def test_the_pareto_plot_fits_a_narrow_terminal() -> None:
     assert result.exit_code == 0, result.stderr
     plot = [line for line in result.stdout.splitlines() if line.startswith(("|", "+-"))]
     assert len(plot) > 10 and max(len(line) for line in plot) <= 60
+
+
+def test_the_kv_hand_off_moves_each_decode_ranks_share_at_the_engines_transfer_rate() -> None:
+    """A prompt's cache reaches each decode rank at the engines' measured transfer rate, never the wire's: MLA's
+    latent is whole on every rank (DeepSeek-V3 at TP 8 sends all of it to each rank, in parallel), a GQA model's
+    cache splits over its attention ranks, and a link slower than the engine's rate sets it instead."""
+    from moeplan.deploy.comm import KV_HANDOFF_BYTES_S, Link, kv_handoff_s, link_for
+    from moeplan.deploy.kv_cache import kv_bytes_per_token
+    from moeplan.deploy.serving import DisaggregatedServingModel
+
+    ib = link_for(DSV3.gpu, True)  # type: ignore[arg-type]
+    assert kv_handoff_s(259e6, ib) == pytest.approx(ib.p2p_alpha_s + 259e6 / KV_HANDOFF_BYTES_S[1])
+    assert kv_handoff_s(259e6, ib, 0) > kv_handoff_s(259e6, ib) > kv_handoff_s(259e6, ib, 2)  # the band's ends
+    slow = Link("slow", 1e9, 0.0, 0.0, 0.0)
+    assert kv_handoff_s(1e9, slow) == pytest.approx(1.0)  # the link, where it is the slower
+    base = EstimateRequest(model="deepseek-v3", gpu="b200", context=8300, prompt=7373, kv_dtype="fp8",
+                           use_calibration=False)  # fmt: skip
+    dp = resolve(replace(base, num_gpus=8, tp=8), fewest=False)
+    dd = resolve(replace(base, num_gpus=8, tp=8, ep=8), fewest=False)
+    split = DisaggregatedServingModel(dp, dd, 1, Traffic(7373, 1024, concurrency=1))
+    whole = kv_bytes_per_token(dd.spec.arch, "fp8", dd.engine) * split.decode.prompt  # 61 x 576 B a token
+    assert whole == pytest.approx(7373 * 61 * 576)
+    link = link_for(dd.gpu, True)  # type: ignore[arg-type]  # 16 GPUs: two servers of 8
+    assert split.kv_s == pytest.approx(kv_handoff_s(whole, link))  # the whole latent, not an eighth of it
+    gqa = EstimateRequest(model="qwen3-235b-a22b", gpu="b200", quant="fp8", context=8300, prompt=7373,
+                          use_calibration=False)  # fmt: skip
+    one = Traffic(7373, 1024, concurrency=1)
+    s2, s4, s8 = (DisaggregatedServingModel(g, g, 1, one) for g in
+                  (resolve(replace(gqa, num_gpus=n, tp=n), fewest=False) for n in (2, 4, 8)))  # fmt: skip
+    alpha = link_for(dd.gpu, False).p2p_alpha_s  # type: ignore[arg-type]  # 2, 4 or 8 GPUs: one server
+    assert s2.kv_s - alpha == pytest.approx(2 * (s4.kv_s - alpha))  # 4 KV heads: two a rank at TP 2, one at TP 4
+    assert s8.kv_s == pytest.approx(s4.kv_s, abs=1e-4)  # and one at TP 8, each head on two ranks (16 GPUs: IB alpha)
+
+
+def test_a_decode_instance_that_polls_every_n_steps_holds_the_prefill_back() -> None:
+    """SGLang's PD prefill starts once the decode side has taken the request and set its cache aside; a decode
+    instance with ``--scheduler-recv-interval 10`` takes new requests every 10 steps, so a request waits 4.5 decode
+    steps more on average (InferenceX's low-latency GB200 recipes set it on both sides)."""
+    from moeplan.deploy.serving import DisaggregatedServingModel
+
+    base = EstimateRequest(model="deepseek-v3", gpu="gb200", engine="sglang", context=2048, prompt=1024,
+                           use_calibration=False)  # fmt: skip
+    dp = resolve(replace(base, num_gpus=8, tp=8), fewest=False)
+    dd = resolve(replace(base, num_gpus=8, tp=8), fewest=False)
+    polled = resolve(replace(base, num_gpus=8, tp=8, recv_interval=10), fewest=False)
+    load = Traffic(1024, 1024, concurrency=4)
+    every = DisaggregatedServingModel(dp, dd, 1, load).point()
+    tenth = DisaggregatedServingModel(dp, polled, 1, load).point()
+    assert tenth.tpot_s == pytest.approx(every.tpot_s, rel=0.01)
+    assert tenth.ttft_s - every.ttft_s == pytest.approx(4.5 * every.tpot_s, rel=0.05)

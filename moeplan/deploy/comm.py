@@ -110,6 +110,22 @@ def link_for(gpu: GpuSpec, across_nodes: bool) -> Link:
     return Link("PCIe", pcie, 25 * US, 40 * US, 15 * US)
 
 
+KV_HANDOFF_BYTES_S = (3.9e9, 7.0e9, 15e9)
+"""Rate at which one rank's share of a prompt's KV cache reaches its decode instance, as the engines' transfer paths
+move it (the band's low, expected and high ends): a request's cache is scattered pages, one RDMA write per run of
+pages per layer, so the engine's descriptor handling, not the wire, sets the rate.  DeepSeek-V3 with 10,240-token
+prompts in SGLang's PD: 3.8-3.9 GB/s a rank once every layer goes in one batch (80+ ms a rank; 0.6-1.1 GB/s layer by
+layer, sglang PR #9149); 10-15 GB/s with Mooncake's batch transfer over 3 prefill and 9 decode nodes (650 ms down
+to 60 ms, sglang PR #7236).  Expected: 7 GB/s, between the two."""
+
+
+def kv_handoff_s(nbytes: float, link: Link, scenario_index: int = 1) -> float:
+    """One prompt's KV cache from its prefill rank to its decode rank: ``alpha_p2p + bytes / min(bus,
+    KV_HANDOFF_BYTES_S)``, the ranks of an instance in parallel.  DeepSeek-V3's 7,373-token prompt with an fp8 cache
+    (61 layers x 576 B a token, the whole latent on each rank that holds it): 259 MB / 7 GB/s = 37 ms."""
+    return link.p2p_alpha_s + nbytes / min(link.bus_bytes_s, KV_HANDOFF_BYTES_S[scenario_index])
+
+
 DISPATCH_BYTES = 1.0
 """Bytes per hidden element an expert dispatch sends: fp8 (DeepEP's dispatch quantizes the activations)."""
 COMBINE_BYTES = 2.0

@@ -290,8 +290,12 @@ class DisaggregatedServingModel:
         S_b   = max(I x c_p, floor x I / B) at a full chunk of B tokens: a prompt's share of the instance when queued
                 prompts are batched together, its compute and its share of the pass's host floor
         T     = a batch's time: every prompt waiting joins the next batch (:meth:`batch_s`)
-        KV    = I x KV bytes per token / link   (NVLink inside the NVLink domain, else InfiniBand: 40 GB/s per GPU)
-        TTFT  = T (1 + busy / 2) + KV + t_decode(b),  T = max(S_p, (S_p - S_b) / (1 - rho)),  rho = lambda S_b / n_p
+        KV    = the prompt's cache on one decode rank / min(link, engine's transfer rate)   (comm.kv_handoff_s: the
+                whole latent under MLA, its share of the heads under GQA; 3.9 / 7 / 15 GB/s at the band's ends and
+                middle, as SGLang's PD moves DeepSeek-V3's cache)
+        TTFT  = T (1 + busy / 2) + KV + (1 + (N - 1)/2) t_decode(b),  T = max(S_p, (S_p - S_b) / (1 - rho)),
+                rho = lambda S_b / n_p,  N the decode instance's --scheduler-recv-interval (SGLang; 1 elsewhere): its
+                prefill waits until the decode side has taken the request and set its cache aside
                 closed loop: at least S_p + A x S_b / n_p, A = (C - 1)/C x lambda x (time in prefill) the prompts
                 ahead (Schweitzer's mean-value queue, as the aggregated model's)
         TPOT  = t_decode(b)   (no prefill in the step)
@@ -317,8 +321,8 @@ class DisaggregatedServingModel:
         n_decode: int = 1,
         scenario: str = "expected",
     ) -> None:
-        from moeplan.deploy.comm import link_for, nvlink_domain
-        from moeplan.deploy.kv_cache import kv_bytes_per_token
+        from moeplan.deploy.comm import kv_handoff_s, link_for, nvlink_domain
+        from moeplan.deploy.speed import SCENARIOS
 
         if dp.gpu is None or dd.gpu is None:
             raise InputError("serving needs a GPU: --gpu ID")
@@ -336,10 +340,15 @@ class DisaggregatedServingModel:
         self.s_b = min(self.s_p, max(compute, shared_floor))
         gpus = n_prefill * dp.layout.num_gpus + n_decode * dd.layout.num_gpus
         self.gpus = gpus
-        kv = kv_bytes_per_token(dd.spec.arch, dd.kv_dtype, dd.engine) * prompt
-        across = gpus > nvlink_domain(dd.gpu)
-        link = link_for(dd.gpu, across)
-        self.kv_s = link.send_s(kv / (dp.layout.num_gpus if across else 1))
+        # each decode rank receives its own share of the prompt's cache (the whole latent under MLA, its heads under
+        # GQA), the ranks in parallel; the busiest pipeline stage's share sets the hand-off
+        mm = self.decode.mm
+        per_rank = max(mm.kv_gpu_bytes(s, prompt, 1) for s in range(dd.layout.pp))
+        link = link_for(dd.gpu, gpus > nvlink_domain(dd.gpu))
+        self.kv_s = kv_handoff_s(per_rank, link, SCENARIOS[scenario].index)
+        self.poll_steps = self.decode.poll_steps
+        """Decode steps a request waits for the decode instance to take it (SGLang's ``--scheduler-recv-interval N``:
+        ``(N - 1) / 2``): its prefill cannot start before the decode side has set its cache aside."""
 
     def batch_s(self, arrivals: float) -> float:
         """A prompt's wait and prefill on a prefill instance that takes every waiting prompt into its next batch:
@@ -370,7 +379,8 @@ class DisaggregatedServingModel:
         conc = min(local, cap) if local is not None else None
         b = float(min(cap, max(1.0, conc or 1)))
         tpot = self.decode.decode_s(b)
-        ttft = self.s_p + self.kv_s + tpot
+        steps = 1 + self.poll_steps  # the wait to be taken, then the step that admits it and emits its token
+        ttft = self.s_p + self.kv_s + steps * tpot
         lam, stable = 0.0, True
         damp = Damping()
         for _ in range(ITERATIONS):
@@ -381,11 +391,11 @@ class DisaggregatedServingModel:
                 stable = stable and conc is not None
             queued = self.batch_s(lam / n_p)
             if conc is not None:  # closed loop: the prompts ahead (Schweitzer's mean-value queue) drain at S_b each
-                in_prefill = max(ttft - self.kv_s - tpot, 0.0)
+                in_prefill = max(ttft - self.kv_s - steps * tpot, 0.0)
                 others = max(0.0, conc - 1.0)  # under one client an instance: nobody ahead
                 ahead = others / conc * min(lam * in_prefill, others)
                 queued = max(queued, self.s_p + ahead * self.s_b / n_p)
-            ttft_new = queued + self.kv_s + tpot_new
+            ttft_new = queued + self.kv_s + steps * tpot_new
             if damp.settled(tpot, tpot_new, ttft, ttft_new):
                 break
             tpot, ttft = damp.step(tpot, tpot_new, ttft, ttft_new)
@@ -403,7 +413,7 @@ class DisaggregatedServingModel:
             e2e = ttft + (osl - 1) * tpot
         lam *= self.n_d  # all decode instances together
         out = lam * osl
-        wait = max(0.0, ttft - slot - self.s_p - self.kv_s - tpot)
+        wait = max(0.0, ttft - slot - self.s_p - self.kv_s - steps * tpot)
         return ServingPoint(
             concurrency=self.t.concurrency if self.t.concurrency is not None else lam * e2e, decode_batch=b,
             max_running=self.decode.max_running, tpot_s=tpot, tpot_p90_s=tpot, ttft_s=ttft,
