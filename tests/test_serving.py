@@ -795,3 +795,44 @@ def test_a_decode_instance_that_polls_every_n_steps_holds_the_prefill_back() -> 
     tenth = DisaggregatedServingModel(dp, polled, 1, load).point()
     assert tenth.tpot_s == pytest.approx(every.tpot_s, rel=0.01)
     assert tenth.ttft_s - every.ttft_s == pytest.approx(4.5 * every.tpot_s, rel=0.05)
+
+
+def test_a_split_can_prefill_on_one_gpu_kind_and_decode_on_another() -> None:
+    """H100 prefill instances for H200 decode: each side at its own kind's price, the cache over InfiniBand between
+    their hosts, both kinds in the label and the JSON; over the whole catalogue only same-vendor pairs whose prefill
+    kind buys compute cheaper and whose decode kind buys bandwidth cheaper are tried."""
+    from moeplan.deploy.comm import kv_handoff_s, link_for
+    from moeplan.deploy.serving import DisaggregatedServingModel
+    from moeplan.hardware.gpus import load_gpus
+    from moeplan.plans.serve import complementary, mixed_pairs
+
+    gpus = {g.id: g for g in load_gpus()}
+    h100, h200, mi300x = gpus["h100-sxm"], gpus["h200-sxm"], gpus["mi300x"]
+    assert complementary(h100, h200) and not complementary(h200, h100)
+    assert not complementary(h100, mi300x)  # no KV hand-off between vendors
+    pairs = [(p.id, d.id) for p, d in mixed_pairs([g for g in gpus.values() if not g.unified_memory], named=False)]
+    assert ("h100-sxm", "h200-sxm") in pairs and all(gpus[p].vendor == gpus[d].vendor for p, d in pairs)
+    assert len({d for _, d in pairs}) == len(pairs)  # one partner a decode kind
+    assert len(mixed_pairs([h100, h200, mi300x], named=True)) == 2  # the named kinds: both orders, one vendor
+
+    req = ServeRequest(model="deepseek-v3", traffic=Traffic(8192, 1024, concurrency=64), gpus=("h100", "h200"),
+                       engines=("sglang",), max_gpus=32)  # fmt: skip
+    result = plan_serve(req)
+    mixed = [c for c in result.candidates if c.prefill_gpu is not None]
+    assert mixed and {(c.prefill_gpu.id, c.gpu.id) for c in mixed} == {("h100-sxm", "h200-sxm"),  # type: ignore[union-attr]
+                                                                       ("h200-sxm", "h100-sxm")}  # fmt: skip
+    c = next(c for c in mixed if c.prefill_gpu is not None and c.prefill_gpu.id == "h100-sxm" and c.usd_per_hour)
+    n_p = c.prefill_gpus
+    assert c.usd_per_hour == pytest.approx(n_p * 2.5 + (c.num_gpus - n_p) * 3.5)  # each kind at its own price
+    assert c.label.startswith(f"{n_p}x h100-sxm + {c.num_gpus - n_p}x h200-sxm ")
+    assert "prefill: " in c.command and " on h100-sxm" in c.command and "decode on h200-sxm" in c.command
+    row = next(r for r in __import__("moeplan.output.serving", fromlist=["serve_json"]).serve_json(result, 10_000)
+               ["configurations"] if r["prefill_gpu"] == "h100-sxm")  # fmt: skip
+    assert row["gpu"] == "h200-sxm"
+    # the hand-off crosses hosts even where the two instances would fit one server of 8
+    base = EstimateRequest(model="deepseek-v3", quant="awq-int4", context=9216, prompt=8192, use_calibration=False)
+    dp = resolve(replace(base, gpu="h100", num_gpus=4, tp=4), fewest=False)
+    dd = resolve(replace(base, gpu="h200", num_gpus=4, tp=4, ep=4), fewest=False)
+    split = DisaggregatedServingModel(dp, dd, 1, Traffic(8192, 1024, concurrency=8))
+    per_rank = split.decode.mm.kv_gpu_bytes(0, split.decode.prompt, 1)
+    assert split.kv_s == pytest.approx(kv_handoff_s(per_rank, link_for(h200, True)))

@@ -344,7 +344,7 @@ class DisaggregatedServingModel:
         # GQA), the ranks in parallel; the busiest pipeline stage's share sets the hand-off
         mm = self.decode.mm
         per_rank = max(mm.kv_gpu_bytes(s, prompt, 1) for s in range(dd.layout.pp))
-        link = link_for(dd.gpu, gpus > nvlink_domain(dd.gpu))
+        link = link_for(dd.gpu, gpus > nvlink_domain(dd.gpu) or dp.gpu.id != dd.gpu.id)  # two kinds: two hosts
         self.kv_s = kv_handoff_s(per_rank, link, SCENARIOS[scenario].index)
         self.poll_steps = self.decode.poll_steps
         """Decode steps a request waits for the decode instance to take it (SGLang's ``--scheduler-recv-interval N``:

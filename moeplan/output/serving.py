@@ -28,7 +28,8 @@ def serve_json(result: ServeResult, top: int) -> dict[str, Any]:
     for c in result.candidates[:top]:
         rows.append({
             "gpu": c.gpu.id, "num_gpus": c.num_gpus, "tp": c.tp, "ep": c.ep, "pp": c.pp,
-            "dp_attention": c.dp_attention, "disaggregated": c.disaggregated, "quant": c.quant,
+            "dp_attention": c.dp_attention, "disaggregated": c.disaggregated,
+            "prefill_gpu": c.prefill_gpu.id if c.prefill_gpu is not None else None, "quant": c.quant,
             "engine": c.engine, "meets_targets": c.meets, "misses": list(c.misses), "point": _point(c.point),
             "usd_per_hour": c.usd_per_hour, "usd_per_million_output_tokens": c.usd_per_million_output_tokens,
             "usd_per_million_input_tokens": c.usd_per_million_input_tokens,

@@ -91,6 +91,10 @@ class ServeCandidate(Value):
     dp_attention: bool = False
     disaggregated: str | None = None
     """``2x4P:8D``: two prefill instances of 4 GPUs and a decode instance of 8 (None: aggregated)."""
+    prefill_gpu: GpuSpec | None = None
+    """The prefill instances' GPU kind where it is not the decode instances' (``gpu``): a split across kinds."""
+    prefill_gpus: int = 0
+    """The prefill instances' GPUs, all of them (``n_p x p``), in a split across kinds."""
 
     @property
     def label(self) -> str:
@@ -101,6 +105,9 @@ class ServeCandidate(Value):
             layout = f"TP{self.tp}" + (f" {ep}" if ep else "") + (f" PP{self.pp}" if self.pp > 1 else "")
         if self.disaggregated:
             layout = f"{self.disaggregated} (decode {layout})"
+        if self.prefill_gpu is not None:  # 4x h100 + 8x h200: the prefill GPUs, then the decode ones
+            kinds = f"{self.prefill_gpus}x {self.prefill_gpu.id} + {self.num_gpus - self.prefill_gpus}x {self.gpu.id}"
+            return f"{kinds} {layout} {self.quant} {self.engine}"
         return f"{self.num_gpus}x {self.gpu.id} {layout} {self.quant} {self.engine}"
 
 
@@ -288,20 +295,28 @@ def evaluate_config(
 
 
 def disaggregated(
-    base: EstimateRequest, spec: ModelSpec, gpu: GpuSpec, p: int, req: ServeRequest
+    base: EstimateRequest,
+    spec: ModelSpec,
+    gpu: GpuSpec,
+    p: int,
+    req: ServeRequest,
+    prefill: tuple[GpuSpec, int] | None = None,
 ) -> list[ServeCandidate]:
     """Prefill on ``n_p`` instances of ``p`` GPUs (TP), decode on one of ``d`` (EP, under TP or data-parallel
-    attention): 1-2 prefill instances, the decode instance as large as one or two prefill instances."""
+    attention): 1-2 prefill instances, the decode instance as large as one or two prefill instances.  ``prefill``:
+    the prefill instances' GPU kind and size where they are not ``gpu`` (the decode instances' kind, ``p`` then its
+    fewest GPUs): each side priced at its own kind's GPU-hour, the KV cache over InfiniBand between their hosts."""
     from moeplan.deploy.serving import DisaggregatedServingModel
 
     out = []
     dp_ok = engine(base.engine).runs_dp_attention
+    pgpu, pn = prefill or (gpu, p)
     for n_p, d, dpa in itertools.product((1, 2), (p, 2 * p), (False, True) if dp_ok else (False,)):
-        total = n_p * p + d
+        total = n_p * pn + d
         if total > req.max_gpus or (dpa and d < 2):
             continue
         try:
-            dp = resolve(replace(base, num_gpus=p, tp=p), spec=spec, gpu=gpu, fewest=False)
+            dp = resolve(replace(base, gpu=pgpu.id, num_gpus=pn, tp=pn), spec=spec, gpu=pgpu, fewest=False)
             dd = resolve(replace(base, num_gpus=d, tp=d, ep=d if d > 1 else None, dp_attention=dpa), spec=spec,
                          gpu=gpu, fewest=False)  # fmt: skip
         except MoeplanError:
@@ -314,25 +329,75 @@ def disaggregated(
         loads = [c for c in SWEEP if c <= 2 * max(1, point.max_running)] or [1]
         sweep = tuple(split.at(Traffic(t.isl, t.osl, concurrency=c, prefix_hit=t.prefix_hit)).point() for c in loads)
         misses = _targets(req, point)
-        price = dd.price.usd_per_hour
-        usd = price * total / (point.output_tokens_per_s * 3600) * 1e6 if price and point.stable else None
+        p_price, d_price = dp.price.usd_per_hour, dd.price.usd_per_hour
+        prefill_hourly = p_price * n_p * pn if p_price else None
+        hourly = prefill_hourly + d_price * d if prefill_hourly and d_price else None
+        usd = hourly / (point.output_tokens_per_s * 3600) * 1e6 if hourly and point.stable else None
         prompt_tokens = point.request_rate * t.isl * (1 - t.prefix_hit)
-        input_usd = (price * n_p * p / (prompt_tokens * 3600) * 1e6  # the prefill instances' cost
-                     if price and point.stable and prompt_tokens > 0 else None)  # fmt: skip
-        joules = gpu.tdp_w * total / point.output_tokens_per_s if gpu.tdp_w else None
-        prefill = _commented(launch(dp, p, "prefill"), f"prefill: {n_p} instance{'s' if n_p > 1 else ''} of this")
+        input_usd = (prefill_hourly / (prompt_tokens * 3600) * 1e6  # the prefill instances' cost
+                     if prefill_hourly and point.stable and prompt_tokens > 0 else None)  # fmt: skip
+        watts = pgpu.tdp_w * n_p * pn + gpu.tdp_w * d if pgpu.tdp_w and gpu.tdp_w else None
+        joules = watts / point.output_tokens_per_s if watts else None
+        where = f" on {pgpu.id}" if prefill else ""
+        prefill_line = _commented(launch(dp, pn, "prefill"),
+                                  f"prefill: {n_p} instance{'s' if n_p > 1 else ''} of this{where}")  # fmt: skip
         router = "SGLang's PD router" if dd.engine.name == "sglang" else "Dynamo"
-        decode = _commented(launch(dd, d, "decode"), f"decode; {router} routes each request and its KV cache")
-        command = f"{prefill}\n{decode}"
+        decode = _commented(launch(dd, d, "decode"), f"decode{' on ' + gpu.id if prefill else ''}; {router} routes "
+                            "each request and its KV cache")  # fmt: skip
+        command = f"{prefill_line}\n{decode}"
         out.append(ServeCandidate(
             gpu=gpu, num_gpus=total, tp=dd.layout.tp, ep=dd.layout.ep, pp=1, quant=dd.scheme.name,
             engine=dd.engine.name, point=point, meets=not misses, misses=misses,
-            usd_per_hour=price * total if price else None, usd_per_million_output_tokens=usd,
-            joules_per_output_token=joules, command=command, sweep=sweep, disaggregated=f"{n_p}x{p}P:{d}D",
+            usd_per_hour=hourly, usd_per_million_output_tokens=usd,
+            joules_per_output_token=joules, command=command, sweep=sweep, disaggregated=f"{n_p}x{pn}P:{d}D",
             usd_per_million_input_tokens=input_usd,
-            dp_attention=dd.layout.dp_attention,
+            dp_attention=dd.layout.dp_attention, prefill_gpu=pgpu if prefill else None,
+            prefill_gpus=n_p * pn if prefill else 0,
         ))  # fmt: skip
     return out
+
+
+def _hourly(gpu: GpuSpec) -> float | None:
+    from moeplan.deploy.cost import price_for
+
+    return price_for(gpu, None, None).usd_per_hour
+
+
+def mixed_pairs(kinds: list[GpuSpec], named: bool) -> list[tuple[GpuSpec, GpuSpec]]:
+    """(prefill kind, decode kind) pairs a split across kinds is tried on: every ordered pair of one vendor's kinds
+    the user named (``--gpu``); over the whole catalogue, each datacenter decode kind (those sold in RDMA-connected
+    servers, which disaggregated serving runs on) with the :func:`complementary` datacenter kind of its vendor that
+    buys compute cheapest (dense bf16 TFLOP/s per catalogue GPU-hour; kinds without a price are not weighed) -- one
+    partner a kind, so the search stays within seconds."""
+    if named:
+        return [(p, d) for p, d in itertools.permutations(kinds, 2) if p.vendor == d.vendor]
+
+    def compute_buy(g: GpuSpec) -> float:
+        return g.tflops.get("bf16", 0.0) / (_hourly(g) or 1.0)
+
+    out = []
+    # the kinds sold in RDMA-connected servers, with a price to weigh them by
+    servers = [g for g in kinds if g.kind == "datacenter" and _hourly(g)]
+    for d in servers:
+        partners = [p for p in servers if p is not d and complementary(p, d)]
+        if partners:
+            out.append((max(partners, key=compute_buy), d))
+    return out
+
+
+def complementary(prefill: GpuSpec, decode: GpuSpec) -> bool:
+    """Whether prompts on ``prefill`` and decode steps on ``decode`` can beat either kind alone: prompt tokens are
+    compute-bound and decode steps memory-bound, so the prefill kind must buy dense bf16 TFLOP/s cheaper and the
+    decode kind memory bandwidth cheaper, per catalogue GPU-hour where both are priced, else the prefill kind must
+    carry more TFLOP/s per byte/s of bandwidth.  H100 SXM (989 TFLOP/s, 3.35 TB/s) to prefill for H200 (989, 4.8):
+    the same compute at a lower price, less bandwidth per dollar -- a pair worth pricing."""
+    fp, fd = prefill.tflops.get("bf16"), decode.tflops.get("bf16")
+    if not fp or not fd or prefill.vendor != decode.vendor:
+        return False
+    pp, pd = _hourly(prefill), _hourly(decode)
+    if pp and pd:
+        return fp / pp > fd / pd and decode.bandwidth_gb_s / pd > prefill.bandwidth_gb_s / pp
+    return fp / prefill.bandwidth_gb_s > fd / decode.bandwidth_gb_s
 
 
 def check_request(req: ServeRequest) -> None:
@@ -367,6 +432,15 @@ def check_request(req: ServeRequest) -> None:
             raise InputError(f"--max-running caps the requests an engine runs at once; {', '.join(lacking)} has no "
                              "such setting",
                              f"engines with one: {serving_engines_with('max_running_flag')}")  # fmt: skip
+
+
+def _base(spec: ModelSpec, gpu: GpuSpec, label: str, eng: str, req: ServeRequest) -> EstimateRequest:
+    """The request every configuration of ``spec`` on ``gpu`` in format ``label`` under ``eng`` starts from."""
+    return EstimateRequest(model=spec.id, gpu=gpu.id, quant=label, engine=eng,
+                           context=req.traffic.isl + req.traffic.osl, prompt=req.traffic.isl, gpu_file=req.gpu_file,
+                           mtp=req.mtp, mtp_accept=req.mtp_accept, mtp_drafts=req.mtp_drafts,
+                           recv_interval=req.recv_interval if engine(eng).recv_interval_flag else 1,
+                           max_running=req.max_running)  # fmt: skip
 
 
 def _article(word: str) -> str:
@@ -417,6 +491,7 @@ def plan_serve(req: ServeRequest, progress: Callable[[int, int], None] | None = 
                          "ATOM runs on AMD Instinct, TensorRT-LLM on NVIDIA; no serving engine runs on Apple GPUs "
                          "(plan those with `moeplan estimate --engine llama.cpp` or mlx)")  # fmt: skip
     out: list[ServeCandidate] = []
+    fewest: dict[tuple[str, str, str], int] = {}  # (GPU, engine, format): the fewest GPUs of that kind that serve
     for i, gpu in enumerate(catalogue):
         if progress:
             progress(i, len(catalogue))
@@ -432,11 +507,7 @@ def plan_serve(req: ServeRequest, progress: Callable[[int, int], None] | None = 
                     continue
                 if req.min_bits is not None and expert_bits(spec.arch, scheme) < req.min_bits:
                     continue
-                base = EstimateRequest(model=spec.id, gpu=gpu.id, quant=label, engine=eng.name, context=context,
-                                       prompt=req.traffic.isl, gpu_file=req.gpu_file, mtp=req.mtp,
-                                       mtp_accept=req.mtp_accept, mtp_drafts=req.mtp_drafts,
-                                       recv_interval=req.recv_interval if eng.recv_interval_flag else 1,
-                                       max_running=req.max_running)  # fmt: skip
+                base = _base(spec, gpu, label, eng.name, req)
                 found = 0
                 for n in COUNTS:
                     if n > req.max_gpus or (found and n > 4 * found):
@@ -456,6 +527,15 @@ def plan_serve(req: ServeRequest, progress: Callable[[int, int], None] | None = 
                             continue
                         found = found or n
                         out.append(evaluate_config(d, req, model=model))
+                if found:
+                    fewest[(gpu.id, eng.name, label)] = found
+    if spec.arch.moe is not None:  # prefill on one kind, decode on another
+        for pgpu, dgpu in mixed_pairs([g for g in catalogue if any(k[0] == g.id for k in fewest)], bool(only)):
+            for (gid, name, label), d_n in fewest.items():
+                p_n = fewest.get((pgpu.id, name, label))
+                if gid != dgpu.id or p_n is None:
+                    continue
+                out += disaggregated(_base(spec, dgpu, label, name, req), spec, dgpu, d_n, req, prefill=(pgpu, p_n))
     if progress:
         progress(len(catalogue), len(catalogue))
     if not out:
