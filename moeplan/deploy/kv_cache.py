@@ -204,6 +204,7 @@ def logged_kv_tokens(
     return kv_bytes / kv_bytes_per_token(arch, dtype, engine)
 
 
+@functools.lru_cache(maxsize=512)
 def state_bytes_per_sequence(arch: ArchSpec, state_dtype: str = "fp32", conv_dtype: str = "fp32") -> float:
     """Recurrent state of one sequence, the whole model: each layer's convolution state in ``conv_dtype`` and
     recurrent state in ``state_dtype``, whatever the context (0 for attention-only models).  Qwen3-Next-80B-A3B,

@@ -185,6 +185,7 @@ class SpeedModel:
         self.arch: ArchSpec = mm.arch
         arch = self.arch
         self.moe = arch.moe
+        self.moe_layers = arch.num_moe_layers  # counted once: every step's collectives ask for it
         par = d.layout
         self.tp, self.ep, self.pp = par.tp, par.ep, par.pp
         self.bw = self.gpu.bandwidth_gb_s * 1e9
@@ -305,7 +306,7 @@ class SpeedModel:
         return step_comm_s(
             self.gpu, tp=self.tp, ep=self.ep, pp=self.pp, num_nodes=self.d.num_nodes, tokens=batch_tokens,
             hidden=arch.hidden_size, top_k=moe.expected_picks if moe else 0.0, layers=arch.num_layers,
-            moe_layers=arch.num_moe_layers, alpha_scale=alpha_scale * self.d.engine.collective_scale,
+            moe_layers=self.moe_layers, alpha_scale=alpha_scale * self.d.engine.collective_scale,
             measured=self.d.link, dp_attention=self.d.layout.dp_attention,
         )  # fmt: skip
 

@@ -398,10 +398,15 @@ def quantized_tensors(arch: ArchSpec, scheme: Scheme) -> tuple[tuple[Tensor, str
 
 def weights_bytes_by_kind(arch: ArchSpec, scheme: Scheme) -> dict[ParamKind, int]:
     """Bytes of all weights under ``scheme``, by tensor class."""
+    return dict(_bytes_by_kind(arch, scheme))
+
+
+@functools.lru_cache(maxsize=512)
+def _bytes_by_kind(arch: ArchSpec, scheme: Scheme) -> tuple[tuple[ParamKind, int], ...]:
     c: Counter[ParamKind] = Counter()
     for t, _, b in quantized_tensors(arch, scheme):
         c[t.kind] += b
-    return dict(c)
+    return tuple(c.items())
 
 
 def catalog_formats() -> list[tuple[str, float, str]]:

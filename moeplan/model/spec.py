@@ -24,6 +24,7 @@ Conventions (all counts are elements, never bytes):
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from typing import Literal, get_args
 
@@ -352,9 +353,15 @@ class ArchSpec(Record):
 
     @property
     def num_moe_layers(self) -> int:
-        if self.moe is None:
-            return 0
-        return sum(1 for i in range(self.num_layers) if self.is_moe_layer(i))
+        return _moe_layers(self)
+
+
+@functools.lru_cache(maxsize=256)
+def _moe_layers(arch: ArchSpec) -> int:
+    """Decoder layers with the MoE block (counted once per architecture: every speed step asks)."""
+    if arch.moe is None:
+        return 0
+    return sum(1 for i in range(arch.num_layers) if arch.is_moe_layer(i))
 
 
 @dataclass(frozen=True, kw_only=True, repr=False, eq=False)
