@@ -459,7 +459,7 @@ def render() -> str:
                 "DeepSeek-V3's 10K-token caches in 60-80+ ms), now the band's 3.9 / 7 / 15 GB/s: 37 ms for that",
                 "prompt in fp8, 74 ms in bf16. SGLang's low-latency GB200 recipes set `--scheduler-recv-interval 10`",
                 "on the decode side (`decode_scheduler_recv_interval`, 8 records), whose prefill waits for the",
-                "decode side to take the request: (N - 1)/2 steps. TTFT inside-or-near 58% -> 62% (126 -> 137",
+                "decode side to take the request: (N - 1)/2 steps. TTFT inside-or-near 58% -> 62% (126 -> 136",
                 "inside the band), throughput unchanged. Light-load 8K prompts remain 1.5-2.5x short: the single",
                 "prefill itself (TensorRT-LLM issue #5929: 35 us a token on 8 B200 in fp4 as on 8 H200 in fp8, where",
                 "moeplan's B200 pass is 4x faster than its H200 one).",

@@ -67,6 +67,7 @@ from moeplan.cli_options import (
     emit,
     emit_json,
     handled_errors,
+    listed,
     number,
     progress_bar,
     serving_load,
@@ -294,7 +295,7 @@ def compare(
             price_usd_per_hour=price,
             gpu_file=gpu_file,
         )
-        requests = compare_requests(models, gpu or [], quant or [], engine or [], base)
+        requests = compare_requests(models, listed(gpu), listed(quant), listed(engine), base)
         comparison = run_compare(requests)
     from moeplan.output.plain import compare_table
 
@@ -358,7 +359,7 @@ def recommend(
             spec, candidates = run_recommend(
                 model, parse_tokens(context), batch, quant, max_gpus, budget, min_tokens_per_s,
                 sort,  # type: ignore[arg-type]
-                gpu_file, kv_dtype, gpus=tuple(only_gpu or ()), state_dtype=state_dtype,
+                gpu_file, kv_dtype, gpus=tuple(listed(only_gpu)), state_dtype=state_dtype,
                 traffic=serving_load(isl, osl, concurrency, rate), min_bits=min_bits, progress=tick,
             )  # fmt: skip
     limit = spec.arch.max_context

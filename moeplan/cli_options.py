@@ -375,6 +375,14 @@ GpuFileOpt = Annotated[
 CalibrationOpt = Annotated[
     str | None, typer.Option("--calibration", help="Profile from `moeplan calibrate` (default: the stored one).")
 ]
+
+
+def listed(values: list[str] | None) -> list[str]:
+    """A repeatable option's values, each of which may also be a comma-separated list: ``--gpu h100,h200`` is
+    ``--gpu h100 --gpu h200`` (no GPU id, format or engine name has a comma)."""
+    return [v.strip() for x in values or () for v in x.split(",") if v.strip()]
+
+
 MultiGpuOpt = Annotated[list[str] | None, typer.Option("--gpu", help="Accelerator; repeat for one per column.")]
 MultiQuantOpt = Annotated[list[str] | None, typer.Option("--quant", help="Weight format; repeat for one per column.")]
 MultiEngineOpt = Annotated[list[str] | None, typer.Option("--engine", help="Engine; repeat for one per column.")]

@@ -124,6 +124,21 @@ def test_ids_aliases_and_hub_ids_resolve(name: str, expected: str) -> None:
     assert resolve_model(name).id == expected
 
 
+def test_an_alias_that_is_its_own_checkpoint_keeps_the_shapes_and_names_its_repository() -> None:
+    """``deepseek-r1`` has DeepSeek-V3's shapes and counts but its own name and repository, so that headings and
+    launch lines name the checkpoint asked for; every such alias is one of the spec's aliases, and an alias that is
+    not a checkpoint of its own keeps the id's repository."""
+    v3, r1 = resolve_model("deepseek-v3"), resolve_model("deepseek-r1")
+    assert (r1.id, r1.name, r1.hf_id) == ("deepseek-v3", "DeepSeek-R1", "deepseek-ai/DeepSeek-R1")
+    assert r1.arch == v3.arch and v3.hf_id == "deepseek-ai/DeepSeek-V3"
+    glm = resolve_model("glm-4.6")  # a release with its own context and its own repository
+    assert glm.hf_id == "zai-org/GLM-4.6" and glm.arch.max_context == 202752
+    assert resolve_model("glm4.5").hf_id == "zai-org/GLM-4.5"
+    for spec in load_catalog():
+        for release in spec.alias_checkpoints:
+            assert release.alias in spec.aliases, (spec.id, release.alias)
+
+
 def test_unknown_model_suggests_close_matches() -> None:
     with pytest.raises(UnknownModelError) as e:
         resolve_model("mixtral-8x23b")

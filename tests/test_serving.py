@@ -824,7 +824,9 @@ def test_a_split_can_prefill_on_one_gpu_kind_and_decode_on_another() -> None:
     c = next(c for c in mixed if c.prefill_gpu is not None and c.prefill_gpu.id == "h100-sxm" and c.usd_per_hour)
     n_p = c.prefill_gpus
     assert c.usd_per_hour == pytest.approx(n_p * 2.5 + (c.num_gpus - n_p) * 3.5)  # each kind at its own price
-    assert c.label.startswith(f"{n_p}x h100-sxm + {c.num_gpus - n_p}x h200-sxm ")
+    assert c.disaggregated is not None and c.label.startswith(
+        c.disaggregated.replace("P:", "P h100-sxm + ") + " h200-sxm (decode "
+    )  # 1x8P h100-sxm + 8D h200-sxm: each side's kind
     assert "prefill: " in c.command and " on h100-sxm" in c.command and "decode on h200-sxm" in c.command
     row = next(r for r in __import__("moeplan.output.serving", fromlist=["serve_json"]).serve_json(result, 10_000)
                ["configurations"] if r["prefill_gpu"] == "h100-sxm")  # fmt: skip
@@ -836,3 +838,39 @@ def test_a_split_can_prefill_on_one_gpu_kind_and_decode_on_another() -> None:
     split = DisaggregatedServingModel(dp, dd, 1, Traffic(8192, 1024, concurrency=8))
     per_rank = split.decode.mm.kv_gpu_bytes(0, split.decode.prompt, 1)
     assert split.kv_s == pytest.approx(kv_handoff_s(per_rank, link_for(h200, True)))
+
+
+def test_one_client_never_waits_for_others_prompts_or_a_busy_scheduler() -> None:
+    """A single client of a closed loop finds no other prompt in the prefill queue and an idle engine, whose loop
+    takes its request at once: its TTFT does not depend on how long its answers are, its p90 is its mean, and a
+    recv interval adds nothing to it (a busy engine holds a request (N - 1)/2 steps, as before)."""
+    from moeplan.deploy.serving import DisaggregatedServingModel, busy_share
+
+    assert busy_share(40.0, 1) == 0.0 and busy_share(40.0, 64) == 1.0 and busy_share(0.5, None) == 0.5
+    base = EstimateRequest(model="deepseek-v3", gpu="h200", engine="sglang", quant="fp8", context=34000,
+                           prompt=32768, use_calibration=False)  # fmt: skip
+    dp = resolve(replace(base, num_gpus=8, tp=8), fewest=False)
+    dd = resolve(replace(base, num_gpus=8, tp=8, ep=8), fewest=False)
+    short, long = (DisaggregatedServingModel(dp, dd, 1, Traffic(32768, osl, concurrency=1)).point()
+                   for osl in (1024, 8192))  # fmt: skip
+    assert short.ttft_s == pytest.approx(long.ttft_s, rel=0.01)
+    assert short.ttft_p90_s == pytest.approx(short.ttft_s)
+    polled = resolve(replace(base, num_gpus=8, tp=8, ep=8, recv_interval=10), fewest=False)
+    alone = ServingModel(polled, Traffic(1024, 1024, concurrency=1)).point()
+    assert alone.ttft_s == pytest.approx(ServingModel(dd, Traffic(1024, 1024, concurrency=1)).point().ttft_s)
+    busy = ServingModel(polled, Traffic(1024, 1024, concurrency=16)).point()
+    plain = ServingModel(dd, Traffic(1024, 1024, concurrency=16)).point()
+    assert busy.ttft_s - plain.ttft_s == pytest.approx(4.5 * busy.tpot_s, rel=0.15)
+
+
+def test_repeated_options_take_comma_lists_and_a_long_verdict_wraps_rather_than_drops() -> None:
+    from moeplan.cli_options import listed
+
+    assert listed(["h100,h200", " b200 ", ""]) == ["h100", "h200", "b200"] and listed(None) == []
+    code, out, err = run("serve", "deepseek-r1", "--isl", "8k", "--osl", "1k", "--concurrency", "64", "--gpu",
+                         "h100,h200", "--engine", "sglang", "--ttft", "1", "--tpot", "35")  # fmt: skip
+    assert code == 0, err
+    first, second = out.splitlines()[:2]
+    assert first.startswith("Cheapest that meets the targets (") and "/M out:" in first  # count and price kept
+    assert second.startswith("  ") and "sglang" in second  # the configuration on its own line
+    assert "DeepSeek-R1" in out and "--model-path deepseek-ai/DeepSeek-R1" in out

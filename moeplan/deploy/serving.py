@@ -90,6 +90,14 @@ def running(t: Traffic, conc: float | None, cap: int, ttft: float, tpot: float, 
     return lam, b + DAMPING * (min(float(cap), max(1.0, want)) - b), overflow
 
 
+def busy_share(b: float, conc: float | None) -> float:
+    """Share of arrivals that find the engine decoding others' requests, so that a scheduler polling every ``N``
+    decode steps holds them (an idle engine's loop polls at once): ``min(1, b (C - 1)/C)`` in a closed loop of ``C``
+    clients, the others' share of the ``b`` running (one client never waits), ``min(1, b)`` under a rate."""
+    others = b * (conc - 1) / conc if conc else b
+    return min(1.0, max(0.0, others))
+
+
 def bulk_server_s(arrivals: float, service: float, share: float) -> float:
     """A prompt's wait and prefill on a server that takes every prompt waiting into its next pass (a bulk server):
     a pass of ``k`` prompts takes ``S + (k - 1) s`` (``S`` one prompt alone, ``s`` each further one's share), and
@@ -223,9 +231,9 @@ class ServingModel:
             service = self.prefill_service_s(b)
             share = self.prefill_share_s(b)
             rho = lam * share
-            poll = self.poll_steps * tpot_new  # held until the scheduler next takes requests
+            poll = self.poll_steps * tpot_new * busy_share(b, conc)  # held until the scheduler next takes requests
             if conc is not None:  # closed loop: Schweitzer's mean-value queue seen at arrival
-                ahead = (conc - 1) / conc * min(lam * max(ttft - tpot - self.poll_steps * tpot, 0.0), conc - 1.0)
+                ahead = (conc - 1) / conc * min(lam * max(ttft - tpot - poll, 0.0), conc - 1.0)
                 queued = service * (1 + ahead)
             else:  # open loop: M/D/1 wait on the prefill server
                 if rho >= 0.98:
@@ -253,7 +261,7 @@ class ServingModel:
         full_chunk = self.decode_s(b) + max(0, self.chunk - b) * self.c_p
         busy = min(1.0, lam * self.chunk_iterations(b) * tpot)  # share of iterations carrying a prefill chunk
         tpot_p90 = max(tpot, full_chunk) if busy > 0.1 else tpot
-        poll = self.poll_steps * tpot
+        poll = self.poll_steps * tpot * busy_share(b, conc)
         wait = max(0.0, ttft - slot - self.prefill_service_s(b) - tpot - poll)
         # the prefill queue's wait is exponential (p90 2.3x its mean), the poll's uniform (1.8x); a slot's wait is
         # the same for every client of a closed loop (each waits behind the same C - N others): its p90 is its mean
@@ -379,7 +387,7 @@ class DisaggregatedServingModel:
         conc = min(local, cap) if local is not None else None
         b = float(min(cap, max(1.0, conc or 1)))
         tpot = self.decode.decode_s(b)
-        steps = 1 + self.poll_steps  # the wait to be taken, then the step that admits it and emits its token
+        steps = 1 + self.poll_steps * busy_share(b, conc)  # the wait to be taken, then the step that admits it
         ttft = self.s_p + self.kv_s + steps * tpot
         lam, stable = 0.0, True
         damp = Damping()
@@ -389,7 +397,10 @@ class DisaggregatedServingModel:
             tpot_new = self.decode.decode_s(b)
             if lam * self.s_b / n_p >= 0.98:  # prefill saturated: a rate's queue grows, a closed loop waits
                 stable = stable and conc is not None
-            queued = self.batch_s(lam / n_p)
+            steps = 1 + self.poll_steps * busy_share(b, conc)
+            # a client of a closed loop finds the others' prompts (the arrival theorem): one client never waits
+            seen = (self.t.concurrency - 1) / self.t.concurrency if self.t.concurrency else 1.0
+            queued = self.batch_s(lam / n_p * seen)
             if conc is not None:  # closed loop: the prompts ahead (Schweitzer's mean-value queue) drain at S_b each
                 in_prefill = max(ttft - self.kv_s - steps * tpot, 0.0)
                 others = max(0.0, conc - 1.0)  # under one client an instance: nobody ahead

@@ -450,6 +450,17 @@ class AliasContext(Record):
 
 
 @dataclass(frozen=True, kw_only=True, repr=False, eq=False)
+class AliasCheckpoint(Record):
+    """A release an alias names that is a checkpoint of its own with the id's shapes (DeepSeek-R1 beside
+    DeepSeek-V3): its Hugging Face repository, which launch lines name, and its name for headings (default: the
+    repository's)."""
+
+    alias: str
+    hf_id: str = field(metadata={"pattern": r"^[A-Za-z0-9][\w.\-]*/[\w.\-]+$"})
+    name: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True, repr=False, eq=False)
 class ModelSpec(Record):
     """One model: identity, shapes, native format and sources."""
 
@@ -458,6 +469,9 @@ class ModelSpec(Record):
     aliases: tuple[str, ...] = ()
     alias_contexts: tuple[AliasContext, ...] = field(
         default=(), metadata={"description": "aliases whose release has another trained context than the id's"}
+    )
+    alias_checkpoints: tuple[AliasCheckpoint, ...] = field(
+        default=(), metadata={"description": "aliases that name a checkpoint of their own, with its repository"}
     )
     hf_id: str | None = None
     architecture: str = field(metadata={"description": "Hugging Face model_type, or the family name"})

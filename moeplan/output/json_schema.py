@@ -115,7 +115,8 @@ def _defs() -> dict[str, Any]:
     cpu = _obj({"id": STR, "name": STR, "bandwidth_gb_s": NUM, "memory_channels": _maybe(INT)})
     model_row = _obj({"id": STR, "name": STR, "architecture": STR, "total": INT, "active": INT})
     configuration = _obj({"gpu": STR, "num_gpus": INT, "tp": INT, "ep": INT, "pp": INT, "dp_attention": BOOL,
-                          "disaggregated": _maybe(STR), "prefill_gpu": _maybe(STR), "quant": STR, "engine": STR,
+                          "disaggregated": _maybe(STR), "prefill_gpu": _maybe(STR), "prefill_gpus": _maybe(INT),
+                          "quant": STR, "engine": STR,
                           "meets_targets": BOOL, "point": _ref("serving_point"),
                           "usd_per_million_output_tokens": _maybe(NUM), "command": STR})  # fmt: skip
     serve = _obj({"model": _obj({"id": STR, "name": STR}), "traffic": _obj({"isl": INT, "osl": INT}),

@@ -29,7 +29,8 @@ def serve_json(result: ServeResult, top: int) -> dict[str, Any]:
         rows.append({
             "gpu": c.gpu.id, "num_gpus": c.num_gpus, "tp": c.tp, "ep": c.ep, "pp": c.pp,
             "dp_attention": c.dp_attention, "disaggregated": c.disaggregated,
-            "prefill_gpu": c.prefill_gpu.id if c.prefill_gpu is not None else None, "quant": c.quant,
+            "prefill_gpu": c.prefill_gpu.id if c.prefill_gpu is not None else None,
+            "prefill_gpus": c.prefill_gpus if c.disaggregated else None, "quant": c.quant,
             "engine": c.engine, "meets_targets": c.meets, "misses": list(c.misses), "point": _point(c.point),
             "usd_per_hour": c.usd_per_hour, "usd_per_million_output_tokens": c.usd_per_million_output_tokens,
             "usd_per_million_input_tokens": c.usd_per_million_input_tokens,
@@ -108,7 +109,8 @@ def print_serve(console: Console, result: ServeResult, top: int, detail: bool = 
         usd = best.usd_per_million_output_tokens
         price = f", ${usd:.3f}/M out" if usd is not None else ""
         headline(console, f"Cheapest: [bold]{best.label}[/bold]{price} (of {tried:,}; no latency targets given)",
-                 f"Cheapest: [bold]{best.label}[/bold]{price}", f"Cheapest: [bold]{best.label}[/bold]")  # fmt: skip
+                 f"Cheapest: [bold]{best.label}[/bold]{price}",
+                 f"Cheapest (of {tried:,}; no latency targets given){price}:\n  [bold]{best.label}[/bold]")  # fmt: skip
     elif best is not None:
         usd = best.usd_per_million_output_tokens
         price = f", ${usd:.3f}/M out" if usd is not None else ""
@@ -116,8 +118,7 @@ def print_serve(console: Console, result: ServeResult, top: int, detail: bool = 
             console,
             f"Cheapest that meets the targets: [bold]{best.label}[/bold]{price} ({len(meeting):,} of {tried:,} do)",
             f"Cheapest that meets the targets: [bold]{best.label}[/bold]{price}",
-            f"Cheapest meeting the targets: [bold]{best.label}[/bold]",
-            f"Cheapest: [bold]{best.label}[/bold]",
+            f"Cheapest that meets the targets ({len(meeting):,} of {tried:,} do){price}:\n  [bold]{best.label}[/bold]",
         )
     else:
         what = "meets the targets" if targeted else "keeps up with the load"
@@ -132,15 +133,15 @@ def print_serve(console: Console, result: ServeResult, top: int, detail: bool = 
     )
     one_engine = len(set(result.request.engines)) == 1
 
-    unpriced = (
-        "; unpriced GPUs by output per GPU"
-        if any(c.usd_per_hour is None for c in result.candidates[:top])  # a GPU without a price, not a row at +inf
-        else ""
-    )
+    # a GPU without a price, not a row at +inf: name the kinds, which rank after every priced one
+    kinds = {g.id for c in result.candidates[:top] if c.usd_per_hour is None
+             for g in (c.gpu, c.prefill_gpu) if g is not None and g.cloud_usd_per_hour is None}  # fmt: skip
+    unpriced = (f"; {', '.join(sorted(kinds))} without a catalogue price: after the priced, by output per GPU "
+                "(--gpu-file adds a price)" if kinds else "")  # fmt: skip
 
     def table(compact: bool) -> RichTable:
         tb = RichTable(
-            title="Cheapest first, those meeting the targets on top" + unpriced,
+            title="Cheapest first" + (", those meeting the targets on top" if targeted else "") + unpriced,
             title_justify="left",
             box=table_box(console, light=compact),
             show_edge=not compact,
@@ -198,6 +199,9 @@ def print_serve(console: Console, result: ServeResult, top: int, detail: bool = 
     console.print(
         "[dim]serving model: continuous batching with chunked prefill in steady state (docs/methodology.md); "
         "$ at the catalogue's GPU-hour prices" + ("" if detail else "; --detail: the Pareto front")
-        + ("; a split (xP:yD) deployment's TTFT is the least certain figure (docs/accuracy.md)" if split else "")
+        + ("; a split (xP:yD) deployment's TTFT (its prefill queue, the prefill, the KV cache's hand-off, the decode"
+           " side's admission) is the least certain figure (docs/accuracy.md)" if split else "")
+        + ("; splits pair GPU kinds of one vendor" if len({c.gpu.vendor for c in result.candidates}) > 1
+           and result.spec.arch.moe is not None and len(result.request.gpus) > 1 else "")
         + "[/dim]"
     )  # fmt: skip

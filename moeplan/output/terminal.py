@@ -98,9 +98,9 @@ def table_box(console: Console, light: bool = False) -> Box:
 
 
 def first_that_fits(console: Console, *candidates: str) -> str:
-    """The first candidate (rich markup) whose text fits on one line of the console; else the last one."""
+    """The first candidate (rich markup) each of whose lines fits the console; else the last one."""
     for text in candidates:
-        if cell_len(Text.from_markup(text).plain) <= console.width:
+        if max(cell_len(line) for line in Text.from_markup(text).plain.split("\n")) <= console.width:
             return text
     return candidates[-1]
 

@@ -94,7 +94,7 @@ class ServeCandidate(Value):
     prefill_gpu: GpuSpec | None = None
     """The prefill instances' GPU kind where it is not the decode instances' (``gpu``): a split across kinds."""
     prefill_gpus: int = 0
-    """The prefill instances' GPUs, all of them (``n_p x p``), in a split across kinds."""
+    """The prefill instances' GPUs, all of them (``n_p x p``), in a split (0: aggregated)."""
 
     @property
     def label(self) -> str:
@@ -105,9 +105,9 @@ class ServeCandidate(Value):
             layout = f"TP{self.tp}" + (f" {ep}" if ep else "") + (f" PP{self.pp}" if self.pp > 1 else "")
         if self.disaggregated:
             layout = f"{self.disaggregated} (decode {layout})"
-        if self.prefill_gpu is not None:  # 4x h100 + 8x h200: the prefill GPUs, then the decode ones
-            kinds = f"{self.prefill_gpus}x {self.prefill_gpu.id} + {self.num_gpus - self.prefill_gpus}x {self.gpu.id}"
-            return f"{kinds} {layout} {self.quant} {self.engine}"
+        if self.prefill_gpu is not None and self.disaggregated:  # 1x4P h100-sxm + 8D h200-sxm: each side's kind
+            split = self.disaggregated.replace("P:", f"P {self.prefill_gpu.id} + ") + f" {self.gpu.id}"
+            return f"{split} (decode {layout.split(' (decode ')[1]} {self.quant} {self.engine}"
         return f"{self.num_gpus}x {self.gpu.id} {layout} {self.quant} {self.engine}"
 
 
@@ -352,7 +352,7 @@ def disaggregated(
             joules_per_output_token=joules, command=command, sweep=sweep, disaggregated=f"{n_p}x{pn}P:{d}D",
             usd_per_million_input_tokens=input_usd,
             dp_attention=dd.layout.dp_attention, prefill_gpu=pgpu if prefill else None,
-            prefill_gpus=n_p * pn if prefill else 0,
+            prefill_gpus=n_p * pn,
         ))  # fmt: skip
     return out
 

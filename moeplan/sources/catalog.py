@@ -91,14 +91,18 @@ def _catalog_lookup(name: str) -> ModelSpec | None:
 
 @functools.lru_cache(maxsize=256)
 def as_alias(spec: ModelSpec, key: str) -> ModelSpec:
-    """``spec`` as the release ``key`` names: with that release's own trained context where it has one."""
+    """``spec`` as the release ``key`` names: with that release's own trained context where it has one, and its
+    own name and repository where it is a checkpoint of its own (``deepseek-r1``: DeepSeek-R1, whose launch lines
+    load deepseek-ai/DeepSeek-R1, not DeepSeek-V3)."""
+    out = spec
     for entry in spec.alias_contexts:
         if _norm(entry.alias) == key:
             arch = replace(spec.arch, max_context=entry.max_context)
-            return replace(
-                spec, arch=arch, notes=f"{entry.alias}: {entry.max_context:,}-token context ({entry.source})"
-            )
-    return spec
+            out = replace(out, arch=arch, notes=f"{entry.alias}: {entry.max_context:,}-token context ({entry.source})")
+    for release in spec.alias_checkpoints:
+        if _norm(release.alias) == key:
+            out = replace(out, name=release.name or release.hf_id.split("/")[-1], hf_id=release.hf_id)
+    return out
 
 
 def suggestions(name: str, limit: int = 3) -> list[str]:
