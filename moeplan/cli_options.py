@@ -322,7 +322,8 @@ MaxRunningOpt = Annotated[
     typer.Option(
         "--max-running",
         help="Serving: requests one instance runs at once (vLLM/ATOM --max-num-seqs, SGLang --max-running-requests, "
-        "TensorRT-LLM max_batch_size, llama.cpp --parallel); default: what its KV cache holds.",
+        "TensorRT-LLM max_batch_size, llama.cpp --parallel); default: the engine's own (vLLM 1,024 a rank, "
+        "TensorRT-LLM 2,048 a rank, ATOM 512, llama-server 4; SGLang's KV cache room).",
         **whole(1, MAX_SEQUENCES),
     ),
 ]

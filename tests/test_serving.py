@@ -745,6 +745,10 @@ def test_the_pareto_plot_fits_a_narrow_terminal() -> None:
     assert result.exit_code == 0, result.stderr
     plot = [line for line in result.stdout.splitlines() if line.startswith(("|", "+-"))]
     assert len(plot) > 10 and max(len(line) for line in plot) <= 60
+    # each configuration on the front has its letter in the plot and a legend line naming it
+    marks = {c for line in plot for c in line[1:] if c.isalpha()}
+    legend = {line[0]: line[2:] for line in result.stdout.splitlines() if line[:1] in marks and line[1:2] == " "}
+    assert marks and set(legend) == marks and all("h100-sxm" in v for v in legend.values())
 
 
 def test_the_kv_hand_off_moves_each_decode_ranks_share_at_the_engines_transfer_rate() -> None:

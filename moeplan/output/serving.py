@@ -67,20 +67,28 @@ def serve_table(result: ServeResult, top: int) -> Table:
 def pareto_plot(result: ServeResult, width: int = PLOT_W + 2) -> list[str]:
     """A text scatter of the front: tokens/s per user across, output tokens/s per GPU up, in ``width`` columns
     (the axis and its arrow included; :data:`PLOT_W` plotted columns at most, 20 at least)."""
-    pts = [(p.tokens_per_s_per_user, p.output_tokens_per_s_per_gpu) for _, p in result.pareto]
-    if not pts:
+    if not result.pareto:
         return []
+    letters = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+    marks: dict[str, str] = {}  # each configuration on the front its letter, in the front's order
+    for label, _ in result.pareto:
+        marks.setdefault(label, letters[len(marks)] if len(marks) < len(letters) else "*")
+    pts = [(p.tokens_per_s_per_user, p.output_tokens_per_s_per_gpu, marks[label]) for label, p in result.pareto]
     w = max(20, min(PLOT_W, width - 2))
-    xmax, ymax = max(x for x, _ in pts), max(y for _, y in pts)
+    xmax, ymax = max(x for x, _, _ in pts), max(y for _, y, _ in pts)
     grid = [[" "] * w for _ in range(PLOT_H)]
-    for x, y in pts:
+    for x, y, mark in pts:
         col = min(w - 1, int(x / xmax * (w - 1)))
         row = min(PLOT_H - 1, int(y / ymax * (PLOT_H - 1)))
-        grid[PLOT_H - 1 - row][col] = "*"
+        grid[PLOT_H - 1 - row][col] = mark
     lines = [f"output tok/s per GPU (max {ymax:,.0f})"]
     lines += ["|" + "".join(r) for r in grid]
     lines.append("+" + "-" * w + ">")
     lines.append(f"{'tok/s per user (max ' + f'{xmax:,.0f}' + ')':>{w + 1}}")
+    for label, mark in marks.items():  # the legend: which configuration each letter is, at which concurrencies
+        conc = sorted({p.concurrency for name, p in result.pareto if name == label})
+        at = f"{conc[0]:g}" if len(conc) == 1 else f"{conc[0]:g}-{conc[-1]:g}"
+        lines.append(f"{mark} {label}, {at} client{'' if at == '1' else 's'}")
     return lines
 
 
