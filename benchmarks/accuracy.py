@@ -199,7 +199,8 @@ BELOW_WHY = {
     "serving TTFT": "Qwen3.5-122B at 16 clients (SGLang's documentation runs, S1006-S1022), means far above their "
     "medians (S503, S506), a Modal image (S542)",
     "disaggregated serving TTFT": "runs at the prefill instances' capacity, where TTFT is C/X less the decode "
-    "time, and 8K prompts 2-3x slow on Blackwell at light load",
+    "time, light-load runs with data-parallel-attention prefill at seconds, and 8K prompts 1.5-2.5x slow on Blackwell "
+    "at light load",
 }
 
 
