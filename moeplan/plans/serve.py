@@ -103,11 +103,11 @@ class ServeCandidate(Value):
             layout = f"DP{self.tp}" + (f"+{ep}" if ep else "")
         else:
             layout = f"TP{self.tp}" + (f" {ep}" if ep else "") + (f" PP{self.pp}" if self.pp > 1 else "")
+        if self.disaggregated and self.prefill_gpu is not None:  # 1x4P h100-sxm + 8D h200-sxm: each side's kind
+            split = self.disaggregated.replace("P:", f"P {self.prefill_gpu.id} + ") + f" {self.gpu.id}"
+            return f"{split} (decode {layout}) {self.quant} {self.engine}"
         if self.disaggregated:
             layout = f"{self.disaggregated} (decode {layout})"
-        if self.prefill_gpu is not None and self.disaggregated:  # 1x4P h100-sxm + 8D h200-sxm: each side's kind
-            split = self.disaggregated.replace("P:", f"P {self.prefill_gpu.id} + ") + f" {self.gpu.id}"
-            return f"{split} (decode {layout.split(' (decode ')[1]} {self.quant} {self.engine}"
         return f"{self.num_gpus}x {self.gpu.id} {layout} {self.quant} {self.engine}"
 
 
@@ -376,8 +376,7 @@ def mixed_pairs(kinds: list[GpuSpec], named: bool) -> list[tuple[GpuSpec, GpuSpe
         return g.tflops.get("bf16", 0.0) / (_hourly(g) or 1.0)
 
     out = []
-    # the kinds sold in RDMA-connected servers, with a price to weigh them by
-    servers = [g for g in kinds if g.kind == "datacenter" and _hourly(g)]
+    servers = [g for g in kinds if g.kind == "datacenter"]
     for d in servers:
         partners = [p for p in servers if p is not d and complementary(p, d)]
         if partners:
@@ -388,16 +387,14 @@ def mixed_pairs(kinds: list[GpuSpec], named: bool) -> list[tuple[GpuSpec, GpuSpe
 def complementary(prefill: GpuSpec, decode: GpuSpec) -> bool:
     """Whether prompts on ``prefill`` and decode steps on ``decode`` can beat either kind alone: prompt tokens are
     compute-bound and decode steps memory-bound, so the prefill kind must buy dense bf16 TFLOP/s cheaper and the
-    decode kind memory bandwidth cheaper, per catalogue GPU-hour where both are priced, else the prefill kind must
-    carry more TFLOP/s per byte/s of bandwidth.  H100 SXM (989 TFLOP/s, 3.35 TB/s) to prefill for H200 (989, 4.8):
-    the same compute at a lower price, less bandwidth per dollar -- a pair worth pricing."""
+    decode kind memory bandwidth cheaper, per catalogue GPU-hour (False where either has no price, or the vendors
+    differ: no engine hands a KV cache between them).  H100 SXM (989 TFLOP/s, 3.35 TB/s, $2.50) to prefill for H200
+    (989, 4.8, $3.50): 396 TFLOP/s a dollar against 283, 1.34 TB/s a dollar against 1.37 -- a pair worth pricing."""
     fp, fd = prefill.tflops.get("bf16"), decode.tflops.get("bf16")
-    if not fp or not fd or prefill.vendor != decode.vendor:
-        return False
     pp, pd = _hourly(prefill), _hourly(decode)
-    if pp and pd:
-        return fp / pp > fd / pd and decode.bandwidth_gb_s / pd > prefill.bandwidth_gb_s / pp
-    return fp / prefill.bandwidth_gb_s > fd / decode.bandwidth_gb_s
+    if not (fp and fd and pp and pd) or prefill.vendor != decode.vendor:
+        return False
+    return fp / pp > fd / pd and decode.bandwidth_gb_s / pd > prefill.bandwidth_gb_s / pp
 
 
 def check_request(req: ServeRequest) -> None:
