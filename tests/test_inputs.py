@@ -169,6 +169,19 @@ def test_modelopt_hf_quant_config() -> None:
     assert native_format({}, {"quantization": {"quant_algo": "NVFP4"}}) == "nvfp4"
 
 
+def test_a_modelopt_mixed_precision_checkpoint_is_read_class_by_class() -> None:
+    """NVIDIA's Qwen3.6-35B-A3B-NVFP4 (quant_algo MIXED_PRECISION): weight-only NVFP4 experts, shared expert and
+    head, FP8 attention and linear-attention projections; it had been refused as a format moeplan does not read."""
+    path = CONFIGS.parent / "hf_configs_2026" / "nvidia__Qwen3.6-35B-A3B-NVFP4.json"
+    config = json.loads(path.read_text())
+    assert native_format(config) == "experts=nvfp4,shared_experts=nvfp4,attention=fp8,lm_head=nvfp4"
+    unknown = {"quant_method": "modelopt", "quant_algo": "MIXED_PRECISION",
+               "quantized_layers": {"model.layers.0.mlp.experts": {"quant_algo": "W4A8_AWQ"}}}  # fmt: skip
+    assert native_format({"quantization_config": unknown}) is None  # an algorithm it does not know: refused
+    res = CliRunner().invoke(app, ["estimate", str(path), "--gpu", "rtx-5090"])
+    assert res.exit_code == 0 and "routed_experts=nvfp4" in res.output, res.output
+
+
 def test_packed_and_scaled_tensors_count_logical_parameters() -> None:
     from moeplan.sources.checkpoint import summarize
     from moeplan.sources.safetensors_headers import TensorInfo

@@ -111,8 +111,52 @@ def native_format(config: Mapping[str, Any], hf_quant: Mapping[str, Any] | None 
         return _compressed_tensors(q)
     if method in ("modelopt",):
         algo = str(q.get("quant_algo", "")).upper()
-        return "nvfp4" if "NVFP4" in algo else "fp8" if "FP8" in algo else None
+        if algo == "MIXED_PRECISION":
+            return _modelopt_mixed(q)
+        return _modelopt_algo(algo)
     return None
+
+
+def _modelopt_algo(algo: str) -> str | None:
+    """A ModelOpt ``quant_algo`` as a format: NVFP4 (with activations or weight-only, ``W4A16_NVFP4``) or FP8."""
+    algo = algo.upper()
+    return "nvfp4" if "NVFP4" in algo else "fp8" if "FP8" in algo else None
+
+
+def _module_class(name: str) -> str | None:
+    """The tensor class of a checkpoint module name, as ``--quant`` overrides name them."""
+    if name.split(".")[-1] == "lm_head":
+        return "lm_head"
+    if ".shared_expert" in name:
+        return "shared_experts"
+    if ".experts" in name:
+        return "experts"
+    if "attn" in name:  # self_attn, linear_attn (Gated DeltaNet mixers are attention-class weights here)
+        return "attention"
+    if ".mlp." in name:
+        return "dense_mlp"
+    return None
+
+
+def _modelopt_mixed(q: Mapping[str, Any]) -> str | None:
+    """A ModelOpt ``MIXED_PRECISION`` checkpoint's per-class scheme from its ``quantized_layers``: NVIDIA's
+    Qwen3.6-35B-A3B-NVFP4 stores its experts, shared expert and head in weight-only NVFP4 and its attention and
+    linear-attention projections in FP8 -> ``experts=nvfp4,shared_experts=nvfp4,attention=fp8,lm_head=nvfp4``; the
+    classes it does not list keep the checkpoint's dtype.  A class whose layers disagree takes the format most of them
+    use; an algorithm moeplan does not know (or a module it cannot place) leaves the whole checkpoint unread."""
+    layers = q.get("quantized_layers")
+    if not isinstance(layers, Mapping) or not layers:
+        return None
+    votes: dict[str, dict[str, int]] = {}
+    for name, entry in layers.items():
+        fmt = _modelopt_algo(str(entry.get("quant_algo", ""))) if isinstance(entry, Mapping) else None
+        cls = _module_class(str(name))
+        if fmt is None or cls is None:
+            return None
+        votes.setdefault(cls, {}).setdefault(fmt, 0)
+        votes[cls][fmt] += 1
+    order = ("experts", "shared_experts", "dense_mlp", "attention", "lm_head")
+    return ",".join(f"{cls}={max(votes[cls], key=votes[cls].__getitem__)}" for cls in order if cls in votes)
 
 
 def unread_quant_method(config: Mapping[str, Any]) -> str | None:
