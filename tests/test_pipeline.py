@@ -57,7 +57,7 @@ def test_every_default_is_decided_by_resolve() -> None:
     assert d.engine is ENGINES["llama.cpp"] and d.kv_dtype == "fp16" and d.scheme.name == "MXFP4_MOE"
     assert any("planned as the MXFP4_MOE mix" in n for n in d.notes)
     d = resolve(EstimateRequest(model="deepseek-v3", gpu="h200"))
-    assert d.compute_dtype == "fp8" and d.kv_dtype == "bf16" and d.layout.num_gpus == d.min_gpus == 8
+    assert d.compute_dtype == "fp8" and d.kv_dtype == "bf16" and d.layout.num_gpus == d.min_gpus == 6  # TP 2 x PP 3
     assert d.price.usd_per_hour is not None and d.price.source is not None
     assert resolve(EstimateRequest(model="deepseek-v3", gpu="a100")).compute_dtype == "bf16"  # no fp8 units
 

@@ -49,8 +49,9 @@ def accepted_tokens(drafts: int, accept: float, trained: int | None = None) -> f
 EPLB_REDUNDANT = 0.125
 """Redundant experts of EPLB-style balancing, per GPU, relative to its share: DeepSeek-V3 serves 256 experts with 32
 redundant copies over 32 decode GPUs (DeepSeek-V3 technical report, section 3.4)."""
-GPU_COUNTS = (1, 2, 4, 8, 16, 32, 64)
-"""The GPU counts tried for the fewest that fit."""
+GPU_COUNTS = (1, 2, 3, 4, 5, 6, 7, 8, 12, 16, 24, 32, 48, 64)
+"""The GPU counts tried for the fewest that fit: every count in a server of 8 (a count that no TP divides runs its
+layers as pipeline stages: Mixtral-8x22B on 3 H200 as TP 1 x PP 3), then whole servers and halves of them."""
 CONTEXT_SEARCH_LIMIT = 1 << 20
 """The longest context searched (and plotted) for a model that states no maximum, tokens."""
 

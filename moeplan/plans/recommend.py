@@ -30,7 +30,14 @@ from moeplan.hardware.gpus import GpuSpec, load_gpus
 from moeplan.model.spec import ModelSpec
 
 SortKey = Literal["cost", "purchase", "speed"]
-COUNTS = (1, 2, 4, 8, 16, 32)
+COUNTS = (1, 2, 3, 4, 6, 8, 12, 16, 24, 32)
+"""GPU counts tried: every count a server's TP and pipeline stages make up to 8, then halves and wholes of servers."""
+
+
+def reach(fewest: int) -> int:
+    """The largest count tried beyond the fewest that fit: twice it, rounded up to a power of two (3 -> 8, so that
+    a model fitting on 3 GPUs is also priced on the 4 and 8 a server holds; 1 -> 2)."""
+    return 1 << (2 * fewest - 1).bit_length()
 
 
 def candidate_formats(spec: ModelSpec, quant: str, min_bits: float | None = None) -> list[str]:
@@ -183,7 +190,7 @@ def recommend(
                                       gpu_file=gpu_file)  # fmt: skip
             found = 0
             for n in COUNTS:
-                if n > min(max_gpus, max_count(gpu)) or (found and n > 2 * found):
+                if n > min(max_gpus, max_count(gpu)) or (found and n > reach(found)):
                     break
                 try:
                     d = resolve(replace(request, num_gpus=n), spec=spec, gpu=gpu, fewest=False)
