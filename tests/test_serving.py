@@ -325,8 +325,13 @@ def test_recommend_under_a_load_ranks_by_the_steady_state() -> None:
     _, plain = recommend("qwen3-30b-a3b", gpus=("h100", "rtx-4090"))
     _, loaded = recommend("qwen3-30b-a3b", gpus=("h100", "rtx-4090"), traffic=Traffic(1024, 1024, concurrency=64))
     assert all(c.serving is not None for c in loaded) and all(c.serving is None for c in plain)
-    costs = [c.usd_per_million_output_tokens for c in loaded if c.usd_per_million_output_tokens is not None]
-    assert costs == sorted(costs)
+    # those that serve the load (every client at once) first, each group by its cost per token
+    serving = [c.serves_load for c in loaded]
+    assert serving == sorted(serving, reverse=True) and any(serving) and not all(serving)
+    for group in (True, False):
+        costs = [c.usd_per_million_output_tokens for c in loaded
+                 if c.serves_load is group and c.usd_per_million_output_tokens is not None]  # fmt: skip
+        assert costs == sorted(costs)
     h100 = next(c for c in loaded if c.gpu.id == "h100-sxm" and c.num_gpus == 1 and c.quant == "bf16")
     assert h100.throughput_tokens_per_s == pytest.approx(h100.serving.output_tokens_per_s)  # type: ignore[union-attr]
     code, out, _ = run("recommend", "qwen3-30b-a3b", "--gpu", "h100", "--concurrency", "64", "--json")
@@ -335,6 +340,15 @@ def test_recommend_under_a_load_ranks_by_the_steady_state() -> None:
     _, deepseek = recommend("deepseek-v3", traffic=Traffic(4096, 1024, concurrency=64))
     fastest = next(c for c in deepseek if "fastest" in c.marks)
     assert fastest.serving is not None and fastest.serving.stable and not fastest.serving.kv_limited
+    # the speed filter judges the speed each user gets under the load, not batch 1's
+    _, quick = recommend("qwen3-30b-a3b", gpus=("h100", "rtx-4090"), traffic=Traffic(1024, 1024, concurrency=64),
+                         min_tokens_per_s=40)  # fmt: skip
+    assert quick and all(c.tokens_per_s >= 40 for c in quick) and len(quick) < len(loaded)
+    # a load none keeps up with marks none the fastest and says so
+    _, flooded = recommend("mixtral-8x22b", gpus=("h100",), traffic=Traffic(1024, 1024, rate=1000))
+    assert not any(c.serves_load for c in flooded) and not any("fastest" in c.marks for c in flooded)
+    code, out, _ = run("recommend", "mixtral-8x22b", "--gpu", "h100", "--rate", "1000")
+    assert code == 0 and out.startswith("None of ") and "(q)" in out
 
 
 def test_mtp_layers_add_their_weights_and_need_a_model_that_has_them() -> None:

@@ -451,6 +451,13 @@ class Candidate(Headline):
         return cls(**{f.name: getattr(headline, f.name) for f in fields(Headline)}, **where)
 
     @property
+    def serves_load(self) -> bool:
+        """Whether it serves its traffic load (always without one): it keeps up with the load, every client running
+        at once (no queue for a slot of the KV cache's room or the engine's cap)."""
+        p = self.serving
+        return p is None or (p.stable and p.concurrency <= p.max_running)
+
+    @property
     def purchase_basis(self) -> str | None:
         """What the purchase price rests on, as ``estimate`` gives it ("street, 2026-05"; GPU + RAM boxes add
         "+ RAM, CPU")."""

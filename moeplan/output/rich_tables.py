@@ -202,16 +202,22 @@ def print_recommend(
     fit_word = f"{n} configuration{'s' if n != 1 else ''} fit{'s' if n == 1 else ''}"
     what = f"{hardware(best, False)} {best.quant} {best.engine}"
     if sort == "cost" and all(c.usd_per_million_output_tokens is None for c in candidates):
-        sort = "speed (none has an hourly price)"  # ranked by the tie-break, tokens/s
+        # ranked by the tie-break, tokens/s: no price, or no cost at a load none keeps up with
+        sort = "speed (none has an hourly price)" if best.serves_load else "speed (none keeps up, so none has a cost)"
     rate = fmt_rate(best.tokens_per_s)
     usd = "" if best.usd_per_million_output_tokens is None else f", {fmt_usd(best.usd_per_million_output_tokens)}/M out"
-    headline(
-        console,
-        f"Best by {sort} for {model}: [bold]{what}[/bold], ~{rate} tok/s{usd} ({fit_word})",
-        f"Best by {sort} for {model}: [bold]{what}[/bold], ~{rate} tok/s{usd}",
-        f"Best by {sort}: [bold]{what}[/bold], ~{rate} tok/s{usd}",
-        f"Best by {sort}: [bold]{what}[/bold]",
-    )
+    if not best.serves_load:  # ranked first among configurations that all queue the load's clients
+        headline(console, f"[bold red]None of {fit_word.split(' ')[0]} configurations serves the load[/bold red]: each "
+                 "queues its clients or cannot keep up (more GPUs: --max-gpus; or a lighter load)",
+                 f"[bold red]None of {fit_word.split(' ')[0]} configurations serves the load[/bold red]")  # fmt: skip
+    else:
+        headline(
+            console,
+            f"Best by {sort} for {model}: [bold]{what}[/bold], ~{rate} tok/s{usd} ({fit_word})",
+            f"Best by {sort} for {model}: [bold]{what}[/bold], ~{rate} tok/s{usd}",
+            f"Best by {sort}: [bold]{what}[/bold], ~{rate} tok/s{usd}",
+            f"Best by {sort}: [bold]{what}[/bold]",
+        )
     shown = candidates[:limit]
     for extra in (cheapest, fastest):
         if extra is not None and extra not in shown:
@@ -239,7 +245,7 @@ def print_recommend(
             )
             cells = {
                 "#": str(candidates.index(c) + 1),
-                "hardware": hardware(c, full, "x "),
+                "hardware": hardware(c, full, "x ") + ("" if c.serves_load else " (q)"),
                 "format / engine": f"{c.quant}{'*' if 'lower-quality' in c.marks else ''} {c.engine}",
                 "GiB/GPU": f"{c.per_gpu_bytes / 2**30:,.0f}/{c.usable_bytes / 2**30:,.0f}",
                 "tok/s": fmt_rate(c.tokens_per_s),
@@ -269,6 +275,9 @@ def print_recommend(
         ]
         console.print("; ".join(said))
     shown_cols = {str(col.header) for col in chosen.columns}
+    if any(not c.serves_load for c in shown):
+        console.print("(q): under the load its clients queue for a slot (the KV cache's room or the engine's cap), or "
+                      "it cannot keep up; ranked after those that serve it", markup=False, highlight=False)  # fmt: skip
     for line in _quality_lines(shown, detail):
         console.print(line, markup=False, highlight=False)
     if "buy" in shown_cols and (sort == "purchase" or detail):

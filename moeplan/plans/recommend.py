@@ -204,12 +204,14 @@ def recommend(
                     fits_one.add(gpu.id)
                 if budget_usd is not None and (h.purchase_usd is None or h.purchase_usd > budget_usd):
                     continue
-                if min_tokens_per_s is not None and h.tokens_per_s < min_tokens_per_s:
-                    continue
                 where = {"gpu": gpu, "num_gpus": n, "quant": label, "engine": eng.name}
                 q, bits = quality[label]
                 cand = Candidate.of(h, **where, tp=d.layout.tp, pp=d.layout.pp, quality=q, expert_bits=bits)
-                out.append(under_load(cand, d, traffic) if traffic is not None else cand)
+                if traffic is not None:  # under a load its speed is each user's in the steady state
+                    cand = under_load(cand, d, traffic)
+                if min_tokens_per_s is not None and cand.tokens_per_s < min_tokens_per_s:
+                    continue
+                out.append(cand)
     offloads = spec.architecture not in ENGINES["llama.cpp"].missing_architectures
     if (
         hybrid and offloads and spec.arch.moe is not None and traffic is None
@@ -230,12 +232,13 @@ def recommend(
                     continue
                 out.append(box)
     inf = float("inf")
+    # under a load, the configurations that serve it (every client at once, keeping up) rank above those that queue
     if sort == "cost":
-        out.sort(key=lambda c: (c.usd_per_million_output_tokens or inf, -c.tokens_per_s))
+        out.sort(key=lambda c: (not c.serves_load, c.usd_per_million_output_tokens or inf, -c.tokens_per_s))
     elif sort == "purchase":
-        out.sort(key=lambda c: (c.purchase_usd or inf, -c.tokens_per_s))
+        out.sort(key=lambda c: (not c.serves_load, c.purchase_usd or inf, -c.tokens_per_s))
     else:
-        out.sort(key=lambda c: -c.tokens_per_s)
+        out.sort(key=lambda c: (not c.serves_load, -c.tokens_per_s))
     return spec, mark(out)
 
 
@@ -268,16 +271,12 @@ def mark(candidates: list[Candidate]) -> list[Candidate]:
     """``candidates`` with the cheapest per output token and the fastest per sequence marked, and each one
     ranked above a format of better quality marked ``lower-quality``."""
     worse = outranks_better_quality(candidates)
-    with_cost = [c for c in candidates if c.usd_per_million_output_tokens is not None]
+    with_cost = [c for c in candidates if c.usd_per_million_output_tokens is not None and c.serves_load]
     cheapest = min(with_cost, key=lambda c: c.usd_per_million_output_tokens or 0.0) if with_cost else None
     # under a load, the fastest per sequence is one that runs every client at once: a queue of clients waiting for a
-    # slot (the KV cache's room or the engine's cap: max_running) or growing without bound is not fast
-    serving = [
-        c
-        for c in candidates
-        if c.serving is None or (c.serving.stable and c.serving.concurrency <= c.serving.max_running)
-    ]
-    pool = serving or candidates
+    # slot (the KV cache's room or the engine's cap: max_running) or growing without bound is not fast, and where
+    # none serves the load none is marked
+    pool = [c for c in candidates if c.serves_load]
     fastest = max(pool, key=lambda c: c.tokens_per_s) if pool else None
     out = []
     for c, lower in zip(candidates, worse, strict=True):
