@@ -137,6 +137,10 @@ def test_an_alias_that_is_its_own_checkpoint_keeps_the_shapes_and_names_its_repo
     for spec in load_catalog():
         for release in spec.alias_checkpoints:
             assert release.alias in spec.aliases, (spec.id, release.alias)
+    # outputs name the release asked for: headlines, compare's columns, offload's GGUF file
+    assert (r1.shown_id, v3.shown_id, glm.shown_id) == ("deepseek-r1", "deepseek-v3", "glm-4.6")
+    assert resolve_model("deepseek-ai/deepseek-r1").shown_id == "deepseek-r1"
+    assert resolve_model("glm4.5").shown_id == "glm-4.5"  # a spelling, not a release
 
 
 def test_unknown_model_suggests_close_matches() -> None:

@@ -401,3 +401,22 @@ def test_small_refusals_name_what_was_given() -> None:
     code, out, _ = run("offload", "qwen3-30b-a3b", "--gpu", "rtx-4090", "--ram", "128", "--cpu", "ddr5-5600x2",
                        "--context", "128k")  # fmt: skip
     assert code == 0 and "exceed the model's trained context" in " ".join(out.split())
+
+
+def test_a_release_named_by_alias_is_named_so_in_every_output() -> None:
+    """deepseek-r1 shares DeepSeek-V3's shapes, yet estimate's verdict, compare's columns, the markdown table and
+    offload's GGUF file name it as asked (a user pasting the commands loads the checkpoint named)."""
+    from typer.testing import CliRunner
+
+    from moeplan.cli import app
+
+    def out(*args: str) -> str:
+        res = CliRunner().invoke(app, list(args), env={"COLUMNS": "120", "NO_COLOR": "1"})
+        assert res.exit_code == 0, res.output
+        return res.stdout
+
+    assert out("estimate", "deepseek-r1", "--gpu", "h200").startswith("FITS deepseek-r1 ")
+    assert "deepseek-r1" in out("compare", "deepseek-r1", "deepseek-v3", "--gpu", "h200").splitlines()[3]
+    assert "| model | deepseek-r1 |" in out("estimate", "deepseek-r1", "--gpu", "h200", "--format", "markdown")
+    assert "-m deepseek-r1-Q4_K_M.gguf" in out("offload", "deepseek-r1", "--gpu", "rtx-4090", "--ram", "512", "--cpu",
+                                               "epyc-9654")  # fmt: skip

@@ -49,11 +49,11 @@ def kt_command(d: Deployment, quant: str, host: Host, context: int, kv_dtype: st
     native = kt_native(d.scheme)
     note = ""
     if method == "LLAMAFILE":
-        weights = f"{spec.id}-{quant}-gguf/"
+        weights = f"{spec.shown_id}-{quant}-gguf/"
     elif native:
         weights = hf
     else:
-        weights = f"{spec.id}-{method.lower()}/"
+        weights = f"{spec.shown_id}-{method.lower()}/"
         note = f"  # kt-kernel's convert_cpu_weights.py writes {weights} from {hf}"
     opts = (f" --kt-method {method} --kt-weight-path {weights} --kt-cpuinfer {host.cpu.cores}"
             f" --kt-threadpool-count {host.cpu.sockets} --kt-num-gpu-experts 0"
@@ -68,7 +68,7 @@ def kt_command(d: Deployment, quant: str, host: Host, context: int, kv_dtype: st
 def commands(d: Deployment, quant: str, p: Placement, host: Host, context: int, kv_dtype: str) -> dict[str, str]:
     """Command lines ready to paste for this placement, from the engines' launch templates."""
     spec = d.spec
-    model_file = spec.origin if spec.origin.endswith(".gguf") else f"{spec.id}-{quant}.gguf"
+    model_file = spec.origin if spec.origin.endswith(".gguf") else f"{spec.shown_id}-{quant}.gguf"
     kv = f" -ctk {kv_dtype} -ctv {kv_dtype}" if kv_dtype not in ("f16", "fp16", "bf16") else ""
     split = f" -ts {','.join(['1'] * host.num_gpus)}" if host.num_gpus > 1 else ""
     ub = d.batched_tokens

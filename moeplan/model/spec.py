@@ -497,3 +497,12 @@ class ModelSpec(Record):
         default=None,
         metadata={"description": "the real tensors, when the model was read from a checkpoint or GGUF file"},
     )
+    release: str | None = field(
+        default=None,
+        metadata={"description": "the alias a lookup named where it is a release of its own (deepseek-r1)"},
+    )
+
+    @property
+    def shown_id(self) -> str:
+        """The id outputs name the model by: the release asked for (``deepseek-r1``), else the catalogue id."""
+        return self.release or self.id

@@ -38,7 +38,7 @@ def estimate_table(result: EstimateResult) -> Table:
     gib = 2**30
     rows: list[list[Any]] = [["verdict", _verdict(f), ""]] if f else []
     rows += [
-        ["model", result.spec.id, ""],
+        ["model", result.spec.shown_id, ""],
         ["total parameters", result.params.total, "count"],
         ["active parameters", result.params.active, "count"],
         *(
@@ -129,7 +129,7 @@ def _cell(v: float | None, unit: str) -> str:
 def compare_table(comparison: Comparison) -> Table:
     """One row per figure, one column per estimate, and ``best``: the columns the plan found best in the row."""
     results, rows = comparison.results, comparison.rows
-    columns = [f"{r.spec.id} ({r.memory.scheme}, {r.fit.gpu if r.fit else 'no GPU'})" for r in results]
+    columns = [f"{r.spec.shown_id} ({r.memory.scheme}, {r.fit.gpu if r.fit else 'no GPU'})" for r in results]
     out = []
     for row in rows:
         unit = _UNITS.get(row.unit)

@@ -124,7 +124,7 @@ def print_estimate(console: Console, result: EstimateResult, detail: bool = Fals
 def print_verdict_line(console: Console, result: EstimateResult) -> None:
     """The answer in one line: fits or not, on what, memory per GPU against usable, and the decode speed."""
     fit, mem, perf = result.fit, result.memory, result.performance
-    name = result.spec.id
+    name = result.spec.shown_id
     if fit is None:
         one = f"{mem.per_gpu_bytes / 2**30:,.2f} GiB"
         headline(

@@ -96,7 +96,7 @@ def print_quants(console: Console, formats: list[tuple[str, float, str]], mixes:
 def _short_labels(results: list[EstimateResult]) -> list[str]:
     """What tells the columns apart: the model, format, engine or GPU, whichever differ."""
     parts = [
-        [r.spec.id for r in results],
+        [r.spec.shown_id for r in results],
         [r.memory.scheme for r in results],
         [r.memory.engine for r in results],
         [f"{r.fit.num_gpus} x {r.fit.gpu}" if r.fit else "no GPU" for r in results],
@@ -461,19 +461,19 @@ def print_offload(console: Console, result: OffloadResult, detail: bool = False)
         word = "[bold green]FITS[/bold green]"
         headline(
             console,
-            f"{word} [bold]{spec.id}[/bold] {result.quant} on {box_}: {flag}, {rate}",
-            f"{word} [bold]{spec.id}[/bold] on {box_}: {flag}, {rate}",
-            f"{word} [bold]{spec.id}[/bold] on {box_}: {rate}",
+            f"{word} [bold]{spec.shown_id}[/bold] {result.quant} on {box_}: {flag}, {rate}",
+            f"{word} [bold]{spec.shown_id}[/bold] on {box_}: {flag}, {rate}",
+            f"{word} [bold]{spec.shown_id}[/bold] on {box_}: {rate}",
         )
     else:
         word = "[bold red]DOES NOT FIT[/bold red]"
         short = _short_by(p)
         headline(
             console,
-            f"{word} [bold]{spec.id}[/bold] {result.quant} on {box_}: {short}",
-            f"{word} [bold]{spec.id}[/bold] on {box_}: {short}",
-            f"{word} [bold]{spec.id}[/bold] {result.quant} on {box_}",
-            f"{word} [bold]{spec.id}[/bold] on {box_}",
+            f"{word} [bold]{spec.shown_id}[/bold] {result.quant} on {box_}: {short}",
+            f"{word} [bold]{spec.shown_id}[/bold] on {box_}: {short}",
+            f"{word} [bold]{spec.shown_id}[/bold] {result.quant} on {box_}",
+            f"{word} [bold]{spec.shown_id}[/bold] on {box_}",
         )
     console.print(
         f"[bold]{spec.name}[/bold] {result.quant} on {host.num_gpus} x {host.gpu.name} + "

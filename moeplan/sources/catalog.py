@@ -98,10 +98,12 @@ def as_alias(spec: ModelSpec, key: str) -> ModelSpec:
     for entry in spec.alias_contexts:
         if _norm(entry.alias) == key:
             arch = replace(spec.arch, max_context=entry.max_context)
-            out = replace(out, arch=arch, notes=f"{entry.alias}: {entry.max_context:,}-token context ({entry.source})")
+            out = replace(out, arch=arch, notes=f"{entry.alias}: {entry.max_context:,}-token context ({entry.source})",
+                          release=key.split("/")[-1])  # fmt: skip
     for release in spec.alias_checkpoints:
         if _norm(release.alias) == key:
-            out = replace(out, name=release.name or release.hf_id.split("/")[-1], hf_id=release.hf_id)
+            name = release.name or release.hf_id.split("/")[-1]
+            out = replace(out, name=name, hf_id=release.hf_id, release=key.split("/")[-1])
     return out
 
 
@@ -213,7 +215,7 @@ def spec_to_yaml(spec: ModelSpec) -> str:
     """A spec as YAML in catalogue form (defaults left out); loading it gives the same spec back."""
     import yaml
 
-    data = to_dict(spec, exclude_defaults=True, exclude=frozenset({"origin", "checkpoint"}))
+    data = to_dict(spec, exclude_defaults=True, exclude=frozenset({"origin", "checkpoint", "release"}))
     return yaml.safe_dump(data, sort_keys=False, default_flow_style=None, width=100)
 
 
