@@ -138,6 +138,10 @@ def print_verdict_line(console: Console, result: EstimateResult) -> None:
     used, usable = mem.per_gpu_bytes / gib, (mem.usable_bytes_per_gpu or 0) / gib
     where = f"{fit.num_gpus} x {fit.gpu}"
     speed = f", ~{fmt_rate(perf.decode_tokens_per_s)} tok/s" if perf is not None else ""
+    sv = result.serving
+    if sv is not None:  # under a load the verdict quotes each user's speed there, not batch 1's
+        speed = (f", ~{fmt_rate(sv.tokens_per_s_per_user)} tok/s a user at the load" if sv.stable
+                 else "; cannot keep up with the load")  # fmt: skip
     if fit.fits:
         word = "[bold green]FITS[/bold green]"
         headline(
