@@ -340,3 +340,15 @@ def test_offload_json_performance_carries_the_bands_and_kernel_fields() -> None:
         lo, hi = perf[f"{name}_range"]
         assert lo <= perf[name] <= hi, name
     assert perf["prompt_tokens"] > 0 and perf["kernel_path"].startswith("llama.cpp") and perf["backend"] == "cuda"
+
+
+def test_an_apple_silicon_host_with_a_discrete_gpu_is_refused() -> None:
+    """An RTX 4090 beside an M3 Ultra's 819 GB/s of unified memory is no box anyone can build: one line, exit 1, and
+    the way to plan the Mac alone."""
+    from typer.testing import CliRunner
+
+    from moeplan.cli import app
+
+    res = CliRunner().invoke(app, ["offload", "mixtral-8x7b", "--gpu", "rtx-4090", "--ram", "64", "--cpu",
+                                   "apple-m3-ultra"])  # fmt: skip
+    assert res.exit_code == 1 and "takes no discrete GPU" in res.output and "--gpu apple-m3-ultra" in res.output

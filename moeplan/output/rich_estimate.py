@@ -203,7 +203,10 @@ def _print_memory_summary(console: Console, result: EstimateResult) -> None:
 def _no_speed(result: EstimateResult) -> str:
     """Why an estimate has no speed: no GPU, or a custom GPU whose bandwidth or compute was not given."""
     if any(a.startswith(NO_SPEED_NOTE) for a in result.assumptions):
-        return "speed and cost need the custom GPU's --gpu-bandwidth and --gpu-tflops too"
+        req = result.request
+        asked = (("--gpu-bandwidth", req.gpu_bandwidth_gb_s), ("--gpu-tflops", req.gpu_tflops))
+        missing = [flag for flag, given in asked if given is None]
+        return f"speed and cost need the custom GPU's {' and '.join(missing) or '--gpu-bandwidth and --gpu-tflops'} too"
     return "speed and cost need a GPU: add --gpu (or --gpu-memory, --gpu-bandwidth, --gpu-tflops)"
 
 

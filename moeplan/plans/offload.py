@@ -215,6 +215,10 @@ def evaluate_box(req: OffloadRequest) -> OffloadResult:
         raise InputError(f"{d.gpu.name} shares one memory between CPU and GPU: there is nothing to offload",
                          f"plan it with `moeplan estimate {req.model} --gpu {d.gpu.id}`")  # fmt: skip
     cpu, note = host_cpu(req)
+    if cpu.kind == "apple":  # Apple silicon takes no PCIe GPU (no eGPU on M-series Macs)
+        raise InputError(f"{cpu.name} takes no discrete GPU ({d.gpu.name}): Apple silicon Macs have no slot for one",
+                         f"give an x86 or Arm server --cpu (see `moeplan cpus`), or plan the Mac alone with "
+                         f"`moeplan estimate {req.model} --gpu {cpu.id}`")  # fmt: skip
     host = Host(d.gpu, req.num_gpus, req.ram_gib, cpu, req.pcie)
     result = evaluate_offload(d, host, req.offload)
     return replace(result, assumptions=(*result.assumptions, note)) if note else result
