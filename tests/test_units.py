@@ -33,3 +33,10 @@ def test_numbers_the_user_gave_print_without_an_exponent() -> None:
 
     assert fmt_plain(1e6) == "1,000,000" and fmt_plain(96) == "96" and fmt_plain(0.5) == "0.5"
     assert fmt_plain(2.5e6 + 0.25) == "2,500,000.2" and fmt_plain(None) == ""
+
+
+def test_long_waits_read_in_a_unit_that_keeps_them_readable() -> None:
+    from moeplan.output.formatting import fmt_seconds
+
+    assert [fmt_seconds(x) for x in (0.22, 12.5, 500, 18_700, 1_856_425)] == [
+        "0.22 s", "12.50 s", "8.3 min", "5.2 h", "21.5 days"]  # fmt: skip

@@ -34,6 +34,17 @@ def fmt_plain(x: float | None) -> str:
     return f"{x:,.0f}" if float(x).is_integer() else f"{x:,.6g}" if abs(x) < 1e6 else f"{x:,.1f}"
 
 
+def fmt_seconds(x: float) -> str:
+    """A wait in the unit that keeps it readable: 0.22 s, 12.5 s, 8.3 min, 5.2 h, 21.5 days (1,856,425 s)."""
+    if x < 60:
+        return f"{x:.2f} s"
+    if x < 3600:
+        return f"{x / 60:.1f} min"
+    if x < 48 * 3600:
+        return f"{x / 3600:.1f} h"
+    return f"{x / 86400:,.1f} days"
+
+
 def fmt_rate(x: float) -> str:
     """Tokens per second with sensible precision."""
     return f"{x:,.0f}" if x >= 100 else f"{x:,.1f}" if x >= 10 else f"{x:,.2f}"

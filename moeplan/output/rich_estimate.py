@@ -12,7 +12,17 @@ from rich.text import Text
 
 from moeplan.deploy.deployment import CONTEXT_SEARCH_LIMIT
 from moeplan.deploy.results import NO_SPEED_NOTE, EstimateResult, PerformanceResult
-from moeplan.output.formatting import KIND_LABELS, fmt_count, fmt_gib, fmt_plain, fmt_rate, fmt_usd, hbar, stacked_bar
+from moeplan.output.formatting import (
+    KIND_LABELS,
+    fmt_count,
+    fmt_gib,
+    fmt_plain,
+    fmt_rate,
+    fmt_seconds,
+    fmt_usd,
+    hbar,
+    stacked_bar,
+)
 from moeplan.output.terminal import NARROW, first_fitting, glyphs, headline, table_box
 
 
@@ -47,9 +57,9 @@ def print_estimate(console: Console, result: EstimateResult, detail: bool = Fals
     _print_verdict(console, result)
     if result.serving is not None and result.request.traffic is not None:
         sv, t = result.serving, result.request.traffic
-        load = f"concurrency {t.concurrency}" if t.concurrency is not None else f"{fmt_plain(t.rate)} requests/s"
+        load = f"concurrency {t.concurrency:,}" if t.concurrency is not None else f"{fmt_plain(t.rate)} requests/s"
         state = "" if sv.stable else " [red](cannot keep up: the queue grows without bound)[/red]"
-        ttft = f"{sv.ttft_s:.2f} s (p90 {sv.ttft_p90_s:.2f})" if sv.stable else "∞"
+        ttft = f"{fmt_seconds(sv.ttft_s)} (p90 {fmt_seconds(sv.ttft_p90_s)})" if sv.stable else "∞"
         console.print(
             f"serving {t.isl:,} in / {t.osl:,} out at {load}: TTFT {ttft}, "
             f"TPOT {sv.tpot_s * 1e3:.1f} ms, {sv.output_tokens_per_s_per_gpu:,.0f} output tok/s per GPU, "
