@@ -841,7 +841,8 @@ def test_a_split_can_prefill_on_one_gpu_kind_and_decode_on_another() -> None:
                                                                        ("h200-sxm", "h100-sxm")}  # fmt: skip
     c = next(c for c in mixed if c.prefill_gpu is not None and c.prefill_gpu.id == "h100-sxm" and c.usd_per_hour)
     n_p = c.prefill_gpus
-    assert c.usd_per_hour == pytest.approx(n_p * 2.5 + (c.num_gpus - n_p) * 3.5)  # each kind at its own price
+    prices = [h.cloud_usd_per_hour.typical for h in (h100, gpus["h200-sxm"])]  # type: ignore[union-attr]
+    assert c.usd_per_hour == pytest.approx(n_p * prices[0] + (c.num_gpus - n_p) * prices[1])  # each at its own price
     assert c.disaggregated is not None and c.label.startswith(
         c.disaggregated.replace("P:", "P h100-sxm + ") + " h200-sxm (decode "
     )  # 1x8P h100-sxm + 8D h200-sxm: each side's kind

@@ -354,9 +354,6 @@ class DisaggregatedServingModel:
         per_rank = max(mm.kv_gpu_bytes(s, prompt, 1) for s in range(dd.layout.pp))
         link = link_for(dd.gpu, gpus > nvlink_domain(dd.gpu) or dp.gpu.id != dd.gpu.id)  # two kinds: two hosts
         self.kv_s = kv_handoff_s(per_rank, link, SCENARIOS[scenario].index)
-        self.poll_steps = self.decode.poll_steps
-        """Decode steps a request waits for the decode instance to take it (SGLang's ``--scheduler-recv-interval N``:
-        ``(N - 1) / 2``): its prefill cannot start before the decode side has set its cache aside."""
 
     def batch_s(self, arrivals: float) -> float:
         """A prompt's wait and prefill on a prefill instance that takes every waiting prompt into its next batch:
@@ -387,8 +384,13 @@ class DisaggregatedServingModel:
         conc = min(local, cap) if local is not None else None
         b = float(min(cap, max(1.0, conc or 1)))
         tpot = self.decode.decode_s(b)
-        steps = 1 + self.poll_steps * busy_share(b, conc)  # the wait to be taken, then the step that admits it
+        # the decode instance's poll (SGLang's recv interval: the prefill waits for the decode side to take the
+        # request and set its cache aside), then the step that admits it
+        poll_steps = self.decode.poll_steps
+        steps = 1 + poll_steps * busy_share(b, conc)
         ttft = self.s_p + self.kv_s + steps * tpot
+        # a client of a closed loop finds the others' prompts (the arrival theorem): one client never waits
+        seen = (self.t.concurrency - 1) / self.t.concurrency if self.t.concurrency else 1.0
         lam, stable = 0.0, True
         damp = Damping()
         for _ in range(ITERATIONS):
@@ -397,9 +399,7 @@ class DisaggregatedServingModel:
             tpot_new = self.decode.decode_s(b)
             if lam * self.s_b / n_p >= 0.98:  # prefill saturated: a rate's queue grows, a closed loop waits
                 stable = stable and conc is not None
-            steps = 1 + self.poll_steps * busy_share(b, conc)
-            # a client of a closed loop finds the others' prompts (the arrival theorem): one client never waits
-            seen = (self.t.concurrency - 1) / self.t.concurrency if self.t.concurrency else 1.0
+            steps = 1 + poll_steps * busy_share(b, conc)
             queued = self.batch_s(lam / n_p * seen)
             if conc is not None:  # closed loop: the prompts ahead (Schweitzer's mean-value queue) drain at S_b each
                 in_prefill = max(ttft - self.kv_s - steps * tpot, 0.0)

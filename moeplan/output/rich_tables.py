@@ -207,9 +207,9 @@ def print_recommend(
     rate = fmt_rate(best.tokens_per_s)
     usd = "" if best.usd_per_million_output_tokens is None else f", {fmt_usd(best.usd_per_million_output_tokens)}/M out"
     if not best.serves_load:  # ranked first among configurations that all queue the load's clients
-        headline(console, f"[bold red]None of {fit_word.split(' ')[0]} configurations serves the load[/bold red]: each "
-                 "queues its clients or cannot keep up (more GPUs: --max-gpus; or a lighter load)",
-                 f"[bold red]None of {fit_word.split(' ')[0]} configurations serves the load[/bold red]")  # fmt: skip
+        none = f"[bold red]None of {n:,} configurations serves the load[/bold red]"
+        headline(console, f"{none}: each queues its clients or cannot keep up (more GPUs: --max-gpus; or a lighter "
+                 "load)", none)  # fmt: skip
     else:
         headline(
             console,

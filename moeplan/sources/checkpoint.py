@@ -123,21 +123,6 @@ def _modelopt_algo(algo: str) -> str | None:
     return "nvfp4" if "NVFP4" in algo else "fp8" if "FP8" in algo else None
 
 
-def _module_class(name: str) -> str | None:
-    """The tensor class of a checkpoint module name, as ``--quant`` overrides name them."""
-    if name.split(".")[-1] == "lm_head":
-        return "lm_head"
-    if ".shared_expert" in name:
-        return "shared_experts"
-    if ".experts" in name:
-        return "experts"
-    if "attn" in name:  # self_attn, linear_attn (Gated DeltaNet mixers are attention-class weights here)
-        return "attention"
-    if ".mlp." in name:
-        return "dense_mlp"
-    return None
-
-
 def _modelopt_mixed(q: Mapping[str, Any]) -> str | None:
     """A ModelOpt ``MIXED_PRECISION`` checkpoint's per-class scheme from its ``quantized_layers``: NVIDIA's
     Qwen3.6-35B-A3B-NVFP4 stores its experts, shared expert and head in weight-only NVFP4 and its attention and
@@ -147,16 +132,21 @@ def _modelopt_mixed(q: Mapping[str, Any]) -> str | None:
     layers = q.get("quantized_layers")
     if not isinstance(layers, Mapping) or not layers:
         return None
-    votes: dict[str, dict[str, int]] = {}
+    votes: dict[str, Counter[str]] = {}
     for name, entry in layers.items():
         fmt = _modelopt_algo(str(entry.get("quant_algo", ""))) if isinstance(entry, Mapping) else None
-        cls = _module_class(str(name))
-        if fmt is None or cls is None:
+        kind = classify(f"{name}.weight")  # a module's weight, as checkpoints name it
+        if kind in ("mtp", "vision"):  # outside the language model's classes
+            continue
+        if fmt is None or kind not in _OVERRIDE_CLASSES:
             return None
-        votes.setdefault(cls, {}).setdefault(fmt, 0)
-        votes[cls][fmt] += 1
-    order = ("experts", "shared_experts", "dense_mlp", "attention", "lm_head")
-    return ",".join(f"{cls}={max(votes[cls], key=votes[cls].__getitem__)}" for cls in order if cls in votes)
+        votes.setdefault(_OVERRIDE_CLASSES[kind], Counter())[fmt] += 1
+    return ",".join(f"{cls}={votes[cls].most_common(1)[0][0]}" for cls in _OVERRIDE_CLASSES.values() if cls in votes)
+
+
+_OVERRIDE_CLASSES = {"routed_experts": "experts", "shared_experts": "shared_experts", "dense_mlp": "dense_mlp",
+                     "attention": "attention", "lm_head": "lm_head"}  # fmt: skip
+"""The tensor kinds a per-class scheme overrides, as ``--quant`` names them, in the order a scheme lists them."""
 
 
 def unread_quant_method(config: Mapping[str, Any]) -> str | None:
