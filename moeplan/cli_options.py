@@ -245,6 +245,14 @@ DpAttentionOpt = Annotated[
         "vLLM --data-parallel-size with expert parallelism).",
     ),
 ]
+BatchOverlapOpt = Annotated[
+    bool,
+    typer.Option(
+        "--batch-overlap",
+        help="With --dp-attention: two micro-batches a step, one's expert all-to-all under the other's compute "
+        "(SGLang --enable-two-batch-overlap, vLLM --enable-dbo).",
+    ),
+]
 IslOpt = Annotated[
     str | None, typer.Option("--isl", help="Serving: prompt tokens per request (with --concurrency/--rate; 1k).")
 ]

@@ -526,14 +526,14 @@ def test_a_prefill_chunk_carries_its_activations_through_the_tensor_parallel_all
     sm = SpeedModel(MemoryModel(DSV3))
     arch = sm.arch
     with_comm = sm.prefill_token_seconds(chunk, 3072)
-    sm._comm_s = lambda tokens, alpha_scale: 0.0  # type: ignore[method-assign]
+    sm._comm_s = lambda tokens, alpha_scale, prefill=False: 0.0  # type: ignore[method-assign]
     compute_only = sm.prefill_token_seconds(chunk, 3072)
     link = link_for(DSV3.gpu, False)  # type: ignore[arg-type]
     per_layer = link.all_reduce_s(8, chunk * arch.hidden_size * 2) - link.all_reduce_s(8, 0)
     assert (with_comm - compute_only) * chunk == pytest.approx(2 * arch.num_layers * per_layer, rel=1e-6)
     one = SpeedModel(MemoryModel(H100))
     alone = one.prefill_token_seconds(chunk, 1000)
-    one._comm_s = lambda tokens, alpha_scale: 0.0  # type: ignore[method-assign]
+    one._comm_s = lambda tokens, alpha_scale, prefill=False: 0.0  # type: ignore[method-assign]
     assert one.prefill_token_seconds(chunk, 1000) == pytest.approx(alone)
     # a serving prompt behind the chunk pays it: TTFT grows with the communication
     assert ServingModel(DSV3, Traffic(3000, 100, concurrency=64)).c_p == pytest.approx(

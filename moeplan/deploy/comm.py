@@ -133,7 +133,14 @@ COMBINE_BYTES = 2.0
 
 
 def expert_all_to_all_s(
-    gpu: GpuSpec, n: int, domain: int, tokens: float, hidden: int, top_k: float, alpha_scale: float = 1.0
+    gpu: GpuSpec,
+    n: int,
+    domain: int,
+    tokens: float,
+    hidden: int,
+    top_k: float,
+    alpha_scale: float = 1.0,
+    per_node: bool = False,
 ) -> float:
     """One MoE layer's dispatch and combine over ``n`` data-parallel ranks that span nodes of ``domain`` GPUs.
 
@@ -143,17 +150,26 @@ def expert_all_to_all_s(
 
     DeepSeek-V3 decode on 32 H100s (4 nodes), 128 sequences a rank: d = 7.2 ranks, 6.6 MB dispatched a rank of
     which 4.9 MB leave the node (0.12 ms at 40 GB/s) and 13.2 MB combined (0.25 ms), with 2 x 160 us of latency:
-    0.69 ms a layer, where gathering all 4,096 tokens to every rank and scattering them back takes 2 x 1.5 ms."""
+    0.69 ms a layer, where gathering all 4,096 tokens to every rank and scattering them back takes 2 x 1.5 ms.
+
+    ``per_node`` (a prefill pass: DeepEP's normal kernels, as SGLang, vLLM and DeepSeek's own serving dispatch large
+    batches): a token crosses InfiniBand once for each other node its experts sit on, ``(N - 1)(1 - (1 - 1/N)^k)``
+    of ``N = n / domain`` nodes, and NVLink fans it out to the ranks inside each node (every copy, ``d`` of them,
+    rides NVLink somewhere).  The low-latency kernels of decode write to each rank over RDMA.  The same 32 H100s
+    prefilling 16,384 tokens a rank: 2.7 copies over InfiniBand instead of 5.4."""
     if n <= 1 or top_k <= 0:
         return 0.0
     ib, nv = link_for(gpu, True).scaled(alpha_scale), link_for(gpu, False).scaled(alpha_scale)
     local = tokens / n
     distinct = n * (1 - (1 - 1 / n) ** top_k)
     off = max(0.0, (n - domain) / n)
+    nodes = n / domain
+    over_ib = (nodes - 1) * (1 - (1 - 1 / nodes) ** top_k) if per_node and nodes > 1 else distinct * off
+    over_nv = distinct if per_node else distinct * (1 - off)
     t = 0.0
     for per_element in (DISPATCH_BYTES, COMBINE_BYTES):
-        nbytes = local * distinct * hidden * per_element
-        t += ib.alpha(n, ib.a2a_alpha_s) + max(off * nbytes / ib.bus_bytes_s, (1 - off) * nbytes / nv.bus_bytes_s)
+        row = local * hidden * per_element
+        t += ib.alpha(n, ib.a2a_alpha_s) + max(over_ib * row / ib.bus_bytes_s, over_nv * row / nv.bus_bytes_s)
     return t
 
 
@@ -172,6 +188,8 @@ def step_comm_s(
     alpha_scale: float = 1.0,
     measured: Link | None = None,
     dp_attention: bool = False,
+    prefill: bool = False,
+    dense_dp: bool = False,
 ) -> float:
     """Seconds of communication in one forward pass of ``tokens`` tokens (activations in 2-byte dtypes).
 
@@ -190,7 +208,10 @@ def step_comm_s(
     the step's ``tokens`` to the ranks that hold the experts (or the dense MLP's TP slices) and scatters the
     results back -- an all-gather and a reduce-scatter of ``tokens x h x 2`` bytes, each ``alpha + (n-1)/n x bytes
     / bus`` (SGLang's DP-attention gather and scatter, vLLM's default all-gather/reduce-scatter all-to-all): the
-    same latencies as TP's two all-reduces and half their bytes."""
+    same latencies as TP's two all-reduces and half their bytes.  ``dense_dp``: the dense layers' MLP runs whole
+    on each rank (:attr:`~moeplan.deploy.engines.Engine.dense_dp`), so only the MoE layers gather or dispatch.
+    ``prefill``: a prefill pass, whose expert dispatch across nodes crosses InfiniBand once per node
+    (:func:`expert_all_to_all_s`)."""
     gpus = tp * pp
     domain = nvlink_domain(gpu)
     nodes = max(num_nodes, math.ceil(gpus / domain))
@@ -201,9 +222,11 @@ def step_comm_s(
         scaled = (inside or link_for(gpu, tp > domain)).scaled(alpha_scale)
         if dp_attention:  # gather to the experts, scatter back; across nodes, an expert all-to-all (DeepEP)
             a2a_layers = moe_layers if ep > 1 and tp > domain else 0
-            t += (layers - a2a_layers) * 2 * scaled.all_gather_s(tp, act)
+            gathered = (moe_layers if dense_dp else layers) - a2a_layers  # a data-parallel dense MLP gathers nothing
+            t += gathered * 2 * scaled.all_gather_s(tp, act)
             if a2a_layers:
-                t += a2a_layers * expert_all_to_all_s(gpu, tp, domain, tokens, hidden, top_k, alpha_scale)
+                a2a = expert_all_to_all_s(gpu, tp, domain, tokens, hidden, top_k, alpha_scale, per_node=prefill)
+                t += a2a_layers * a2a
         else:
             ar = scaled.all_reduce_s(tp, act)
             t += layers * ar  # after attention

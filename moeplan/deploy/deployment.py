@@ -153,6 +153,8 @@ class EstimateRequest(Value):
     """Attention data-parallel over the TP group, experts spread over it (:attr:`Layout.dp_attention`)."""
     recv_interval: int = 1
     """Decode steps between the scheduler's polls for new requests (SGLang ``--scheduler-recv-interval``)."""
+    batch_overlap: bool = False
+    """Two micro-batches a step, the expert all-to-all of one under the other's compute (``--batch-overlap``)."""
     kt_prefill_threshold: int | None = None
     """KTransformers' ``--kt-gpu-prefill-token-threshold``: prefill passes of at least this many tokens run layer by
     layer on the GPU, smaller ones with their experts on the CPU; None:
@@ -312,6 +314,9 @@ class Deployment(Value):
     recv_interval: int = 1
     """Decode steps between the scheduler's polls for new requests (SGLang ``--scheduler-recv-interval``): a
     request arriving while the engine decodes waits ``(N - 1) / 2`` steps more on average before its prefill."""
+    batch_overlap: bool = False
+    """Each step runs as two micro-batches, one's expert all-to-all (or gather) under the other's compute (SGLang's
+    two-batch overlap, vLLM's dual-batch overlap): :meth:`~moeplan.deploy.speed.SpeedModel.overlapped_s`."""
     kt_prefill_threshold: int | None = None
     """Prefill passes of at least this many tokens run layer by layer on the GPU in KTransformers (None: 400)."""
     cpu_repack: bool | None = None
@@ -345,6 +350,16 @@ class Deployment(Value):
             return None
         ranks = self.layout.attention_ranks if self.engine.max_running_per_rank else 1
         return math.ceil(self.max_running / ranks)
+
+    @property
+    def pass_tokens(self) -> int:
+        """Prompt tokens one forward pass of the instance carries: ``batched_tokens`` where one scheduler fills the
+        pass (SGLang divides its ``--chunked-prefill-size`` over its DP workers), ``ranks x batched_tokens`` where
+        each attention-DP rank schedules its own (vLLM's engine core per rank, TensorRT-LLM's ``max_num_tokens`` per
+        rank): InferenceX's TensorRT-LLM prefill of DeepSeek-R1 on 4 GB200 with ``max_num_tokens`` 16,384 and
+        attention DP carries 65,536 tokens a pass."""
+        ranks = self.layout.attention_ranks if self.engine.max_running_per_rank else 1
+        return max(1, self.batched_tokens or 8192) * ranks
 
     @property
     def running_cap(self) -> int | None:

@@ -207,6 +207,14 @@ class Engine(Value):
     max_running_flag: str = ""
     """The launch flag that caps the requests an instance runs at once (vLLM ``--max-num-seqs``, SGLang
     ``--max-running-requests``, TensorRT-LLM ``--max_batch_size``, llama.cpp ``--parallel``; empty: none known)."""
+    batch_overlap_flag: str = ""
+    """The launch flag that splits each step into two micro-batches whose expert all-to-all overlaps the other's
+    compute (SGLang ``--enable-two-batch-overlap``, vLLM ``--enable-dbo``); empty: none moeplan knows."""
+    dense_dp: str | None = None
+    """Under data-parallel attention, the dense layers' MLP runs whole on each rank for its own sequences (no
+    gather): ``""`` where the engine always does (vLLM's data-parallel ranks are engines of their own), the launch
+    flag that asks for it (SGLang ``--moe-dense-tp-size 1``, which InferenceX's and LMSYS's DeepSeek recipes set),
+    None where the dense MLP stays sliced over the ranks with the tokens gathered to it."""
     max_running_per_rank: bool = False
     """The cap counts per data-parallel rank, not per instance: vLLM runs one engine core (and scheduler) per
     data-parallel rank, TensorRT-LLM's ``max_batch_size`` is each attention-DP rank's (InferenceX launches its
@@ -309,6 +317,8 @@ _VLLM = Engine(
     prefill_dispatch_s=PYTHON_DISPATCH_S,
     runs_dp_attention=True,
     runs_mtp=True,
+    dense_dp="",
+    batch_overlap_flag="--enable-dbo",
     max_running_flag="--max-num-seqs",
     max_running_per_rank=True,
     max_running_default=1024,
@@ -346,6 +356,8 @@ ENGINES: dict[str, Engine] = {
         max_running_flag="--max-running-requests",
         runs_dp_attention=True,
         runs_mtp=True,
+        dense_dp=" --moe-dense-tp-size 1",
+        batch_overlap_flag="--enable-two-batch-overlap",
         state_pool=(0.9, 3, 5),  # model_runner_kv_cache_mixin: _handle_max_mamba_cache, _calculate_mamba_ratio
         launch="python -m sglang.launch_server --model-path {model}{options} --context-length {context}",
         # Hybrid SWA pool: server_args.py swa_full_tokens_ratio 0.8; PR #22389 (cell size F*nf + r*S*ns).
@@ -452,6 +464,8 @@ ENGINES: dict[str, Engine] = {
         sparse_cache="elements",
         max_running_flag="--max-num-seqs",  # atom/model_engine/arg_utils.py (512 by default)
         max_running_per_rank=False,  # one scheduler for the instance, data-parallel attention inside it
+        dense_dp=None,
+        batch_overlap_flag="",
         max_running_default=512,
         small_gpu_defaults=None,
         vendors=("amd",),

@@ -337,6 +337,15 @@ def resolve(
         notes += (f"{eng.name} takes new requests every {request.recv_interval} decode steps "
                   f"({eng.recv_interval_flag} {request.recv_interval}): under a load a request waits "
                   f"{(request.recv_interval - 1) / 2:g} steps more on average before its prefill",)  # fmt: skip
+    if request.batch_overlap:
+        if not eng.batch_overlap_flag:
+            raise InputError(f"--batch-overlap is an engine's two micro-batch overlap; moeplan knows no such setting "
+                             f"for {eng.name}", f"engines with one: {engines_with('batch_overlap_flag')}")  # fmt: skip
+        if not request.dp_attention:
+            raise InputError("--batch-overlap hides the experts' all-to-all of data-parallel attention under compute",
+                             "add --dp-attention (the experts spread over the ranks)")  # fmt: skip
+        notes += (f"{eng.name} runs each step as two micro-batches ({eng.batch_overlap_flag}): the expert "
+                  "all-to-all of one under the other's compute",)  # fmt: skip
     if request.kt_prefill_threshold is not None and eng.offload_prefill != "layerwise":
         raise InputError(f"--kt-prefill-threshold is KTransformers' switch to layer-wise prefill; {eng.name} has none",
                          "add --engine ktransformers, or drop --kt-prefill-threshold")  # fmt: skip
@@ -420,6 +429,7 @@ def resolve(
         prompt=request.prompt_tokens(),
         batched_tokens=batched_tokens(eng, request, gpu),
         recv_interval=request.recv_interval,
+        batch_overlap=request.batch_overlap,
         max_running=request.max_running,
         kt_prefill_threshold=request.kt_prefill_threshold,
         cpu_repack=request.cpu_repack,

@@ -270,6 +270,7 @@ class EstimateResult(Value):
                 "quant": self.memory.scheme,
                 "kv_dtype": self.memory.kv_dtype,
                 "dp_attention": self.request.dp_attention,
+                "batch_overlap": self.request.batch_overlap,
                 "mtp_drafts": self.mtp_drafts,
                 "mtp_accept": self.mtp_accept,
                 "max_running": self.request.max_running,

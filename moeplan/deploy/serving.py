@@ -129,7 +129,7 @@ class ServingModel:
         self.max_running = min(self.kv_running, cap) if cap else self.kv_running
         """Sequences that run at once: the KV cache's room, or the engine's cap (``--max-running``) below it."""
         self.prompt = max(1, round(traffic.isl * (1 - traffic.prefix_hit)))
-        self.chunk = max(1, d.batched_tokens or 8192)
+        self.chunk = d.pass_tokens
         self.c_p = self.sm.prefill_token_seconds(min(self.chunk, max(self.prompt, 1)), traffic.isl, scenario)
         self.floor = self.sm.prefill_dispatch_s(scenario)
         self.poll_steps = (max(1, d.recv_interval) - 1) / 2
@@ -342,10 +342,9 @@ class DisaggregatedServingModel:
         prompt = self.decode.prompt
         pm = SpeedModel(MemoryModel(dp))
         self.s_p = pm.prefill_seconds(prompt, scenario)
-        chunk = max(1, dp.batched_tokens or 8192)
-        shared_floor = pm.prefill_dispatch_s(scenario) * min(1.0, prompt / chunk)
-        compute = prompt * pm.prefill_token_seconds(max(chunk, prompt), traffic.isl, scenario)
-        self.s_b = min(self.s_p, max(compute, shared_floor))
+        cap = dp.running_cap  # a pass carries at most the requests the instance runs at once
+        tokens = min(dp.pass_tokens, cap * prompt) if cap else dp.pass_tokens
+        self.s_b = min(self.s_p, pm.loaded_prefill_s(prompt, tokens, scenario, traffic.isl))
         gpus = n_prefill * dp.layout.num_gpus + n_decode * dd.layout.num_gpus
         self.gpus = gpus
         # each decode rank receives its own share of the prompt's cache (the whole latent under MLA, its heads under

@@ -69,6 +69,12 @@ TP 2-8: 1.1-2.5 ms per layer for 21-35 kernels, against 0.9 ms for ERNIE-4.5's 2
 # The optimistic end of the band assumes real, skewed routing (a few popular experts) when none is given.
 HIGH_SKEW = 1.0
 
+DP_ATTENTION_KINDS = ("attention", "shared_experts")
+"""FLOP kinds each rank computes whole for its own sequences under data-parallel attention: the attention
+projections and the shared experts (SGLang's DP attention with DeepEP, TensorRT-LLM's ``enable_attention_dp``);
+the dense layers' MLP too where the engine runs it data-parallel (:attr:`~moeplan.deploy.engines.Engine.dense_dp`),
+else it stays sliced over the ranks (the gather the comm model charges)."""
+
 
 @dataclass(frozen=True, repr=False, eq=False)
 class Scenario(Value):
@@ -193,6 +199,8 @@ class SpeedModel:
         self.vector = vector_peak(self.gpu)
         own = d.engine.llama_cpp_kernels or self.gpu.vendor == "apple"
         self.attention = attention_peak(self.gpu, d.compute_dtype, d.efficiency.compute_max, own)
+        self.dp_kinds = DP_ATTENTION_KINDS + (("dense_mlp",) if d.engine.dense_dp is not None else ())
+        """FLOP kinds each rank runs whole for its own sequences under data-parallel attention."""
         # Chunked linear-attention prefill: its score FLOPs (all heads) and its kernels' seconds per token, whole
         # model, on the GPU that runs a sequence (its heads split by TP; whole under DP attention)
         self.scan_flops = self.scan_token_s = 0.0
@@ -236,8 +244,15 @@ class SpeedModel:
         scale: float,
         skew: float,
         decode: bool = False,
+        rank_rows: float | None = None,
     ) -> float:
-        """Seconds for ``flops_by_kind`` (this GPU's share) done for ``tokens`` tokens at once."""
+        """Seconds for ``flops_by_kind`` (this GPU's share) done for ``tokens`` tokens at once.
+
+        GEMM shapes: under TP each rank multiplies all ``tokens`` rows by its ``1/tp`` slice of the weights
+        (``tokens x h/tp``); under data-parallel attention the attention projections and the shared experts run
+        whole on each rank for its own ``rank_rows`` tokens (``rank_rows x h``), as SGLang and TensorRT-LLM run
+        them -- DeepSeek-V3 at DP 32: 16,384 rows of the full 7,168-wide projection, not 524,288 rows of a 224-wide
+        slice (whose narrow output keeps it at a fifth of the tensor peak)."""
         arch, moe = self.arch, self.moe
         h = arch.hidden_size
         total = 0.0
@@ -256,6 +271,8 @@ class SpeedModel:
                 continue
             elif kind == "lm_head":
                 eta = eff.gemm(tokens, arch.vocab_size / self.tp, h)
+            elif rank_rows is not None and kind in self.dp_kinds:
+                eta = eff.gemm(max(1.0, rank_rows), h, h)
             else:
                 eta = eff.gemm(tokens, max(h / self.tp, 256), h)
             total += f / (self.peak * min(0.95, eta * scale))
@@ -301,13 +318,14 @@ class SpeedModel:
         f = min(float(n), max(statistical, hot))
         return 1 + (f - 1) * EPLB_LEFT if self.d.layout.eplb else f
 
-    def _comm_s(self, batch_tokens: float, alpha_scale: float) -> float:
+    def _comm_s(self, batch_tokens: float, alpha_scale: float, prefill: bool = False) -> float:
         arch, moe = self.arch, self.moe
         return step_comm_s(
             self.gpu, tp=self.tp, ep=self.ep, pp=self.pp, num_nodes=self.d.num_nodes, tokens=batch_tokens,
             hidden=arch.hidden_size, top_k=moe.expected_picks if moe else 0.0, layers=arch.num_layers,
             moe_layers=self.moe_layers, alpha_scale=alpha_scale * self.d.engine.collective_scale,
-            measured=self.d.link, dp_attention=self.d.layout.dp_attention,
+            measured=self.d.link, dp_attention=self.d.layout.dp_attention, prefill=prefill,
+            dense_dp=self.d.engine.dense_dp is not None,
         )  # fmt: skip
 
     def _step(
@@ -336,11 +354,13 @@ class SpeedModel:
         scan_s = 0.0
         if kv_context is None:  # prefill: the chunked linear-attention scans run at their kernels' own speed
             scan_s = self._split_scan(per_gpu_flops, tokens, share)
+        rank_rows = None
         if self.d.layout.dp_attention:
             seqs = max(1, sequences if sequences is not None else round(tokens))
             busiest = self.mm.local(seqs) * self.tp / seqs
             scan_s *= busiest / self.tp  # its share of the sequences, each with all its heads
-            for kind in ("attention", "attention_scores"):
+            rank_rows = tokens * busiest / self.tp  # the busiest rank's tokens
+            for kind in ("attention_scores", *self.dp_kinds):
                 if kind in per_gpu_flops:
                     per_gpu_flops[kind] *= busiest
         if "routed_experts" in per_gpu_flops:  # the busiest EP rank sets the step
@@ -363,10 +383,23 @@ class SpeedModel:
                 kernels = self.stage_kernels[s] * eff.kernel_s
                 fixed += (kernels + self.stage_moe_layers[s] * eff.moe_layer_s) * fixed_scale
         decode = kv_context is not None
-        comp = self._compute_s(per_gpu_flops, tokens, eff, compute_scale, skew, decode) * self.pp + scan_s
+        comp = self._compute_s(per_gpu_flops, tokens, eff, compute_scale, skew, decode, rank_rows) * self.pp + scan_s
         serial = self._serial_s(per_gpu_flops, tokens, compute_scale, decode) * self.pp
-        comm = self._comm_s(tokens, fixed_scale)
-        return Step(max(mem, comp) + serial + fixed + comm, mem, comp + serial, fixed, comm, bytes_read)
+        comm = self._comm_s(tokens, fixed_scale, prefill=kv_context is None)
+        work = max(mem, comp)
+        return Step(work + serial + fixed + self.exposed_comm_s(work, comm), mem, comp + serial, fixed, comm,
+                    bytes_read)  # fmt: skip
+
+    def exposed_comm_s(self, work: float, comm: float) -> float:
+        """The seconds a step's collectives add to its GPU work: all of them, one after the other; with two
+        micro-batches (:attr:`~moeplan.deploy.deployment.Deployment.batch_overlap`) one's all-to-all runs under the
+        other's work, the pair taking ``max(work, comm) + min(work, comm) / 2`` -- half the shorter stays exposed
+        (the split's smaller GEMMs and the SMs the communication kernels hold).  DeepSeek-V3's prefill on 32 H100s
+        (EP32 across 4 nodes, 16,384 tokens a GPU): ~100 us of compute and ~84 us of dispatch a token, 184 -> 142
+        us, +30%; LMSYS measures +27% to +35% for SGLang's two-batch overlap."""
+        if not self.d.batch_overlap:
+            return comm
+        return comm / 2 if comm <= work else comm - work / 2
 
     # -- public ---------------------------------------------------------------------------------------
 
@@ -431,10 +464,25 @@ class SpeedModel:
         scan = self._split_scan(per_gpu, chunk, share)
         if "routed_experts" in per_gpu:  # the busiest EP rank sets the step, as in a standalone prefill
             per_gpu["routed_experts"] *= self.ep_imbalance(chunk, skew)
-        compute = self._compute_s(per_gpu, chunk, self.d.efficiency, compute_scale, skew) * self.pp + scan
+        rows = chunk / self.tp if self.d.layout.dp_attention else None  # the pass's prompts spread over the ranks
+        compute = self._compute_s(per_gpu, chunk, self.d.efficiency, compute_scale, skew, rank_rows=rows) * self.pp
+        compute += scan
         # the chunk's activations ride the step's collectives: their bytes add, the latencies are the decode's
-        comm = self._comm_s(chunk, fixed_scale) - self._comm_s(0, fixed_scale)
-        return (compute + comm) / chunk
+        comm = self._comm_s(chunk, fixed_scale, prefill=True) - self._comm_s(0, fixed_scale, prefill=True)
+        return (compute + self.exposed_comm_s(compute, comm)) / chunk
+
+    def loaded_prefill_s(
+        self, prompt: int, pass_tokens: int, scenario: str = "expected", context: int | None = None
+    ) -> float:
+        """A prompt's share of a prefill instance kept busy with full passes of ``pass_tokens`` tokens (many prompts
+        a pass, nothing decoding beside them): its compute and activations at that pass size, and its share of the
+        pass's host floor, ``max(I x c_p(B), floor x I / B)``.  The instance's input tokens/s is ``I`` over it.
+        DeepSeek-V3 in NVFP4 on 2 GB200 with data-parallel attention, 2,000-token prompts: ~31K tokens/s a GPU
+        (LMSYS measures 26,156, benchmarks/prefill_load_measurements.yaml).  ``context``: the tokens the prompt's
+        attend to (its cached prefix included; default the prompt)."""
+        pass_tokens = max(pass_tokens, prompt)
+        compute = prompt * self.prefill_token_seconds(pass_tokens, context or prompt, scenario)
+        return max(compute, self.prefill_dispatch_s(scenario) * prompt / pass_tokens)
 
     def speed(self, context: int, batch: int, prompt: int, scenario: str = "expected") -> Speed:
         step = self.decode_step(context, batch, scenario)

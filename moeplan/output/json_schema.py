@@ -67,7 +67,7 @@ def _defs() -> dict[str, Any]:
     params = _obj({"total": INT, "active": INT, "active_share": NUM, "breakdown": _map(INT),
                    "active_breakdown": _map(INT)})  # fmt: skip
     request = _obj({"context": INT, "batch": INT, "engine": STR, "quant": STR, "kv_dtype": STR},
-                   {"dp_attention": BOOL, "mtp_drafts": INT, "mtp_accept": _maybe(NUM),
+                   {"dp_attention": BOOL, "batch_overlap": BOOL, "mtp_drafts": INT, "mtp_accept": _maybe(NUM),
                     "max_running": _maybe(INT), "kt_prefill_threshold": _maybe(INT), "rtr": _maybe(BOOL)})  # fmt: skip
     memory = _obj({
         "scheme": STR, "engine": STR, "weights_bytes": INT, "weights_by_kind": _map(INT), "kv_bytes_per_token": NUM,

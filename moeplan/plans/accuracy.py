@@ -24,7 +24,9 @@ from moeplan.deploy.evaluate import (
     offload_prefill_seconds,
     value_span,
 )
+from moeplan.deploy.memory import MemoryModel
 from moeplan.deploy.resolve import resolve
+from moeplan.deploy.speed import SpeedModel
 from moeplan.errors import MoeplanError, SpecError
 from moeplan.files import read_yaml
 from moeplan.hardware.gpus import GpuSpec, resolve_gpu
@@ -109,6 +111,7 @@ STAGES = {
     "decode_speed": "decode", "throughput": "decode", "prefill_speed": "prefill", "ttft": "time to first token",
     "offload_speed": "offload decode", "offload_prefill": "offload prefill",
     "serving_throughput": "serving throughput per GPU", "serving_ttft": "serving TTFT",
+    "prefill_load": "prefill instance under load",
 }  # fmt: skip
 TOLERANCE = {"serving_ttft": 2.0}
 """The factor within which an expected value counts as close (1.5 unless named here)."""
@@ -145,6 +148,7 @@ def deployment(r: dict[str, Any], gpu: GpuSpec | None, **changes: Any) -> Deploy
         tp=int(r["tp"]) if r.get("tp") else None,
         ep=int(r["ep"]) if r.get("ep") else (1 if r.get("dp_attention") else None),
         dp_attention=bool(r.get("dp_attention")),
+        batch_overlap=bool(r.get("two_batch_overlap")),
         mtp=bool(r.get("speculative_tokens")),
         mtp_drafts=int(r["speculative_tokens"]) if r.get("speculative_tokens") else None,
         kv_dtype=str(r.get("kv_dtype", "auto")),
@@ -208,6 +212,8 @@ def _check(r: dict[str, Any]) -> Check:
         return _offload_check(r, rid, label, src, prefill=True)
     if kind in ("prefill_speed", "ttft"):
         return _prefill_check(r, rid, label, src)
+    if kind == "prefill_load":
+        return prefill_load_check(r, rid, label, src)
     if kind == "offload_prefill":
         return _offload_check(r, rid, label, src, prefill=True)
     if kind == "fit":
@@ -287,6 +293,26 @@ def _prefill_check(r: dict[str, Any], rid: str, label: str, src: str) -> Check:
     ok = low <= measured <= high
     unit = "s" if r["kind"] == "ttft" else "tokens/s"
     return Check(rid, str(r["kind"]), label, measured, mid, low, high, ok, unit, src)
+
+
+def prefill_load_check(r: dict[str, Any], rid: str, label: str, src: str) -> Check:
+    """A prefill instance kept busy (``num_gpus`` GPUs, its TP/EP/DP attention, ``prompt``-token prompts, passes
+    of ``pass_tokens`` as the engine's flag takes them): input tokens/s per GPU, ``I / (GPUs x`` the prompt's
+    share of a full pass ``)`` (:meth:`~moeplan.deploy.speed.SpeedModel.loaded_prefill_s`), each end of the band
+    from its scenario."""
+    gpu = record_gpu(r)
+    prompt = int(r["prompt"])
+    d = deployment(r, gpu, context=prompt, prompt=prompt, batch=1,
+                   ubatch=int(r["pass_tokens"]) if r.get("pass_tokens") else None)  # fmt: skip
+    sm = SpeedModel(MemoryModel(d))
+    n = d.layout.num_gpus
+    low, mid, high = (prompt / sm.loaded_prefill_s(prompt, d.pass_tokens, s) / n for s in SCENARIO_NAMES)
+    lo, hi = value_span(low, mid, high)
+    measured = float(r["value"])
+    layout = f"TP{d.layout.tp}" + (f" EP{d.layout.ep}" if d.layout.ep > 1 else "")
+    layout += " DP attention" if d.layout.dp_attention else ""
+    label += f" on {n} x {gpu.name} ({layout}), {prompt:,}-token prompts, {d.pass_tokens:,} tokens a pass"
+    return Check(rid, "prefill_load", label, measured, mid, lo, hi, lo <= measured <= hi, "tokens/s per GPU", src)
 
 
 def beyond_roofline(r: dict[str, Any]) -> str | None:

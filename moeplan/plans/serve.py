@@ -196,7 +196,7 @@ def launch(d: Deployment, n: int, role: str | None = None) -> str:
     extra: list[str] = []  # TensorRT-LLM's settings that live in its --extra_llm_api_options YAML
     if name == "sglang":
         opts = f" --tp {lay.tp}" + (f" --ep {lay.ep}" if lay.ep > 1 else "") + (f" --pp {lay.pp}" if lay.pp > 1 else "")
-        opts += f" --dp {lay.tp} --enable-dp-attention" if lay.dp_attention else ""
+        opts += f" --dp {lay.tp} --enable-dp-attention{d.engine.dense_dp or ''}" if lay.dp_attention else ""
         opts += " --enable-eplb" if lay.eplb else ""
     elif name == "tensorrt-llm":
         opts = f" --tp_size {lay.tp}" + (f" --ep_size {lay.ep}" if lay.ep > 1 else "")
@@ -215,6 +215,8 @@ def launch(d: Deployment, n: int, role: str | None = None) -> str:
         opts += " --enable-eplb" if lay.eplb else ""
         opts += f" --pipeline-parallel-size {lay.pp}" if lay.pp > 1 else ""
     opts += a2a_flag(d, role)
+    if d.batch_overlap:  # resolve refuses it for an engine without the flag
+        opts += f" {d.engine.batch_overlap_flag}"
     if d.recv_interval > 1:  # resolve refuses an interval for an engine without the flag
         opts += f" {d.engine.recv_interval_flag} {d.recv_interval}"
     if d.cap_per_rank:  # resolve refuses a cap for an engine without the flag

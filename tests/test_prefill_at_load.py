@@ -1,0 +1,149 @@
+"""A prefill instance kept busy (issue 17): the tokens a pass carries per scheduler, data-parallel attention's GEMM
+shapes, the per-node expert dispatch of prefill passes, data-parallel dense layers, two-batch overlap, and the
+published prefill-at-load measurements they are scored against."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from moeplan.cli import app
+from moeplan.deploy.comm import expert_all_to_all_s, link_for, step_comm_s
+from moeplan.deploy.deployment import EstimateRequest
+from moeplan.deploy.engines import engine
+from moeplan.deploy.memory import MemoryModel
+from moeplan.deploy.resolve import resolve
+from moeplan.deploy.speed import SpeedModel
+from moeplan.errors import InputError
+from moeplan.hardware.gpus import resolve_gpu
+from moeplan.plans.accuracy import check, load_records
+from moeplan.plans.serve import launch
+
+ROOT = Path(__file__).resolve().parent.parent
+runner = CliRunner()
+
+
+def _resolve(**kw: object) -> object:
+    base = {"model": "deepseek-v3", "use_calibration": False}
+    return resolve(EstimateRequest(**{**base, **kw}), fewest=False)  # type: ignore[arg-type]
+
+
+def test_a_pass_carries_each_schedulers_tokens() -> None:
+    """TensorRT-LLM's ``max_num_tokens`` and vLLM's ``max_num_batched_tokens`` are each attention-DP rank's (a
+    scheduler per rank): four ranks of 16,384 carry 65,536 tokens a pass.  SGLang's ``--chunked-prefill-size`` is
+    the instance's, divided over its DP workers; under TP one scheduler fills the pass."""
+    trt = _resolve(gpu="gb200", num_gpus=4, tp=4, ep=4, dp_attention=True, engine="tensorrt-llm", quant="nvfp4",
+                   ubatch=16384)  # fmt: skip
+    assert trt.pass_tokens == 4 * 16384  # type: ignore[attr-defined]
+    vllm = _resolve(gpu="gb200", num_gpus=2, tp=2, ep=2, dp_attention=True, engine="vllm", quant="nvfp4")
+    assert vllm.pass_tokens == 2 * engine("vllm").batched_tokens  # type: ignore[attr-defined]
+    sglang = _resolve(gpu="gb200", num_gpus=4, tp=4, ep=4, dp_attention=True, engine="sglang", quant="nvfp4",
+                      ubatch=32768)  # fmt: skip
+    assert sglang.pass_tokens == 32768  # type: ignore[attr-defined]
+    tp_only = _resolve(gpu="h200", num_gpus=8, tp=8, engine="tensorrt-llm")
+    assert tp_only.pass_tokens == engine("tensorrt-llm").batched_tokens  # type: ignore[attr-defined]
+
+
+def test_data_parallel_attention_runs_whole_projections_on_each_ranks_tokens() -> None:
+    """Under DP attention a rank multiplies its own tokens by the whole attention projections and shared experts
+    (rows = pass / ranks, width = hidden), not every token by a 1/32 slice (width 224, a fifth of the peak): at
+    DP 32 the dense GEMMs reach the share a full-width GEMM of 16,384 rows reaches."""
+    d = _resolve(gpu="h100", num_gpus=32, tp=32, ep=32, dp_attention=True, engine="sglang", ubatch=32 * 16384)
+    sm = SpeedModel(MemoryModel(d))  # type: ignore[arg-type]
+    h = d.spec.arch.hidden_size  # type: ignore[attr-defined]
+    eff = d.efficiency  # type: ignore[attr-defined]
+    flops = {"attention": 1e12}
+    whole = sm._compute_s(flops, 32 * 16384, eff, 1.0, 0.0, rank_rows=16384)
+    assert whole == pytest.approx(1e12 / (sm.peak * min(0.95, eff.gemm(16384, h, h))))
+    sliced = sm._compute_s(flops, 32 * 16384, eff, 1.0, 0.0)
+    assert sliced == pytest.approx(1e12 / (sm.peak * min(0.95, eff.gemm(32 * 16384, 256, h))))
+    assert whole < sliced / 3
+
+
+def test_a_prefill_pass_crosses_infiniband_once_per_node() -> None:
+    """DeepEP's normal kernels (prefill) send a token once to each other node its experts sit on, NVLink fanning it
+    out there: 4 nodes, top-8 -> 3 (1 - (3/4)^8) = 2.70 copies over InfiniBand, where the low-latency kernels of
+    decode write 32 (1 - (31/32)^8) x 3/4 = 5.39 copies, one to each rank."""
+    gpu = resolve_gpu("h100")
+    ib, nv = link_for(gpu, True), link_for(gpu, False)
+    tokens, h = 32 * 16384.0, 7168
+    local = tokens / 32
+    copies = 3 * (1 - 0.75**8)
+    assert copies == pytest.approx(2.70, abs=0.01)
+    distinct = 32 * (1 - (31 / 32) ** 8)
+    by_hand = sum(ib.alpha(32, ib.a2a_alpha_s) + max(copies * local * h * b / ib.bus_bytes_s,
+                                                     distinct * local * h * b / nv.bus_bytes_s)
+                  for b in (1, 2))  # fmt: skip
+    assert expert_all_to_all_s(gpu, 32, 8, tokens, h, 8.0, per_node=True) == pytest.approx(by_hand)
+    assert expert_all_to_all_s(gpu, 32, 8, tokens, h, 8.0) > 1.8 * by_hand  # a copy per rank over InfiniBand
+
+
+def test_data_parallel_dense_layers_gather_nothing() -> None:
+    """vLLM's DP ranks (engines of their own) and SGLang with ``--moe-dense-tp-size 1`` run the dense layers' MLP
+    whole on each rank: only the MoE layers gather (inside a node) or dispatch; SGLang's launch line asks for it."""
+    gpu = resolve_gpu("h200")
+    kw = {"tp": 8, "ep": 8, "pp": 1, "num_nodes": 1, "tokens": 4096.0, "hidden": 7168, "top_k": 8.0, "layers": 61,
+          "moe_layers": 58, "dp_attention": True}  # fmt: skip
+    nv = link_for(gpu, False)
+    gather = 2 * nv.all_gather_s(8, 4096 * 7168 * 2)
+    assert step_comm_s(gpu, **kw) == pytest.approx(61 * gather)  # type: ignore[arg-type]
+    assert step_comm_s(gpu, dense_dp=True, **kw) == pytest.approx(58 * gather)  # type: ignore[arg-type]
+    assert engine("vllm").dense_dp == "" and engine("tensorrt-llm").dense_dp is None
+    d = _resolve(gpu="h200", num_gpus=8, tp=8, ep=8, dp_attention=True, engine="sglang")
+    assert "--enable-dp-attention --moe-dense-tp-size 1" in launch(d, 8)  # type: ignore[arg-type]
+
+
+def test_two_batch_overlap_hides_the_all_to_all_under_compute() -> None:
+    """With ``--batch-overlap`` a step's collectives add half of themselves while they are shorter than the work,
+    and their excess over half the work beyond it; without, all of them.  Refused for an engine without the flag and
+    without data-parallel attention; the launch line carries the engine's flag."""
+    base = {"gpu": "h100", "num_gpus": 32, "tp": 32, "ep": 32, "dp_attention": True, "engine": "sglang"}
+    on = SpeedModel(MemoryModel(_resolve(batch_overlap=True, **base)))  # type: ignore[arg-type]
+    off = SpeedModel(MemoryModel(_resolve(**base)))  # type: ignore[arg-type]
+    assert off.exposed_comm_s(1.0, 0.8) == 0.8
+    assert on.exposed_comm_s(1.0, 0.8) == pytest.approx(0.4)
+    assert on.exposed_comm_s(1.0, 3.0) == pytest.approx(2.5)
+    gain = off.loaded_prefill_s(1000, 32 * 16384) / on.loaded_prefill_s(1000, 32 * 16384)
+    assert 1.2 < gain < 1.5  # LMSYS: +27% to +35% on this deployment
+    with pytest.raises(InputError, match="batch-overlap"):
+        _resolve(batch_overlap=True, **{**base, "engine": "tensorrt-llm"})
+    with pytest.raises(InputError, match="dp-attention"):
+        _resolve(gpu="h100", num_gpus=8, tp=8, engine="sglang", batch_overlap=True)
+    d = _resolve(batch_overlap=True, **base)
+    assert "--enable-two-batch-overlap" in launch(d, 32)  # type: ignore[arg-type]
+    code = runner.invoke(app, ["estimate", "deepseek-v3", "--gpu", "h100", "--num-gpus", "32", "--dp-attention",
+                               "--batch-overlap", "--engine", "sglang", "--json"])  # fmt: skip
+    assert code.exit_code == 0 and '"batch_overlap": true' in code.output
+    bad = runner.invoke(app, ["estimate", "deepseek-v3", "--gpu", "h100", "--num-gpus", "8", "--batch-overlap"])
+    assert bad.exit_code != 0 and "Traceback" not in bad.output
+
+
+def test_a_loaded_prefill_instance_pays_its_compute_or_its_share_of_the_pass_floor() -> None:
+    """``I / B`` of a pass's host floor, or the prompt's compute at a full pass, whichever is longer; the
+    disaggregated model charges each queued prompt the same."""
+    from moeplan.deploy.deployment import Traffic
+    from moeplan.deploy.serving import DisaggregatedServingModel
+
+    d = _resolve(gpu="b200", num_gpus=8, tp=8, ep=8, dp_attention=True, engine="tensorrt-llm", ubatch=16384)
+    sm = SpeedModel(MemoryModel(d))  # type: ignore[arg-type]
+    b = d.pass_tokens  # type: ignore[attr-defined]
+    by_hand = max(1000 * sm.prefill_token_seconds(b, 1000), sm.prefill_dispatch_s() * 1000 / b)
+    assert sm.loaded_prefill_s(1000, b) == pytest.approx(by_hand)
+    split = DisaggregatedServingModel(d, d, 1, Traffic(1000, 1000, concurrency=64))  # type: ignore[arg-type]
+    assert split.s_b == pytest.approx(min(split.s_p, by_hand))
+
+
+def test_published_prefill_at_load_is_scored() -> None:
+    """Every record of benchmarks/prefill_load_measurements.yaml scores, with its band around the expected value; the
+    H100 EP32 runs with two-batch overlap (LMSYS) land within 10%, and the stage stays a separate one."""
+    records = load_records(ROOT / "benchmarks/prefill_load_measurements.yaml")
+    assert len(records) >= 9
+    checks = {str(r["id"]): check(r) for r in records}
+    for c in checks.values():
+        assert c.stage == "prefill instance under load" and c.low is not None and c.high is not None
+        assert c.low <= c.predicted <= c.high and math.isfinite(c.predicted)
+    for rid in ("PL07", "PL08", "PL09"):
+        assert abs(checks[rid].error) < 0.1
