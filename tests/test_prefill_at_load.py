@@ -147,3 +147,24 @@ def test_published_prefill_at_load_is_scored() -> None:
         assert c.low <= c.predicted <= c.high and math.isfinite(c.predicted)
     for rid in ("PL07", "PL08", "PL09"):
         assert abs(checks[rid].error) < 0.1
+
+
+def test_serve_runs_wide_ep_across_hosts_with_two_batch_overlap() -> None:
+    """A data-parallel-attention group that spans hosts on SGLang or vLLM runs two-batch overlap, as LMSYS's and
+    DeepSeek's wide-EP deployments do: its label says ``+TBO``, its launch line carries the engine's flag and its JSON
+    ``batch_overlap``; inside one NVLink domain, and on TensorRT-LLM, it does not."""
+    from moeplan.deploy.deployment import Traffic
+    from moeplan.plans.serve import ServeRequest, overlaps, plan_serve
+
+    h100 = resolve_gpu("h100")
+    assert overlaps("sglang", h100, 16, True) and overlaps("vllm", h100, 32, True)
+    assert not overlaps("sglang", h100, 8, True) and not overlaps("sglang", h100, 16, False)
+    assert not overlaps("tensorrt-llm", h100, 16, True) and not overlaps("sglang", resolve_gpu("gb200"), 16, True)
+    req = ServeRequest(model="deepseek-v3", traffic=Traffic(2048, 1024, concurrency=4096), gpus=("h100",),
+                       engines=("sglang",))  # fmt: skip
+    wide = [c for c in plan_serve(req).candidates if c.dp_attention and c.num_gpus > 8 and not c.disaggregated]
+    assert wide and all(c.batch_overlap and "+TBO" in c.label for c in wide)
+    assert all("--enable-two-batch-overlap" in c.command for c in wide)
+    out = runner.invoke(app, ["serve", "deepseek-v3", "--isl", "2k", "--osl", "1k", "--concurrency", "4096", "--gpu",
+                              "h100", "--engine", "sglang", "--top", "50", "--json"])  # fmt: skip
+    assert out.exit_code == 0 and '"batch_overlap": true' in out.output

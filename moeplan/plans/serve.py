@@ -89,6 +89,8 @@ class ServeCandidate(Value):
 
     eplb: bool = False
     dp_attention: bool = False
+    batch_overlap: bool = False
+    """Two micro-batches a step (the engine's two-batch overlap), set where data-parallel attention spans hosts."""
     disaggregated: str | None = None
     """``2x4P:8D``: two prefill instances of 4 GPUs and a decode instance of 8 (None: aggregated)."""
     prefill_gpu: GpuSpec | None = None
@@ -100,7 +102,7 @@ class ServeCandidate(Value):
     def label(self) -> str:
         ep = f"EP{self.ep}" + ("+EPLB" if self.eplb else "") if self.ep > 1 else ""
         if self.dp_attention:  # attention data-parallel over the ranks, the experts over them: DP8+EP8
-            layout = f"DP{self.tp}" + (f"+{ep}" if ep else "")
+            layout = f"DP{self.tp}" + (f"+{ep}" if ep else "") + ("+TBO" if self.batch_overlap else "")
         else:
             layout = f"TP{self.tp}" + (f" {ep}" if ep else "") + (f" PP{self.pp}" if self.pp > 1 else "")
         if self.disaggregated and self.prefill_gpu is not None:  # 1x4P h100-sxm + 8D h200-sxm: each side's kind
@@ -177,6 +179,13 @@ A2A_FLAGS = {
 data-parallel-attention group wider than one NVLink domain (:func:`moeplan.deploy.comm.expert_all_to_all_s`):
 aggregated, prefill and decode instances (vLLM's DeepEP low-latency kernels for decode, its high-throughput ones
 where prompts are batched).  TensorRT-LLM picks its all-to-all itself."""
+
+
+def overlaps(eng_name: str, gpu: GpuSpec, n: int, dp_attention: bool) -> bool:
+    """Whether a planned data-parallel-attention group of ``n`` GPUs runs two-batch overlap: where it spans hosts
+    (its expert all-to-all crosses InfiniBand) on an engine with the flag, as LMSYS's and DeepSeek's wide-EP
+    deployments do (:meth:`~moeplan.deploy.speed.SpeedModel.exposed_comm_s`)."""
+    return dp_attention and bool(engine(eng_name).batch_overlap_flag) and n > nvlink_domain(gpu)
 
 
 def a2a_flag(d: Deployment, role: str | None = None) -> str:
@@ -292,7 +301,7 @@ def evaluate_config(
         gpu=d.gpu, num_gpus=n, tp=d.layout.tp, ep=d.layout.ep, pp=d.layout.pp, quant=d.scheme.name,
         engine=d.engine.name, eplb=d.layout.eplb, point=point, meets=not misses, misses=misses,
         usd_per_hour=price * n if price else None, usd_per_million_output_tokens=usd, joules_per_output_token=joules,
-        command=launch(d, n), sweep=points, dp_attention=d.layout.dp_attention,
+        command=launch(d, n), sweep=points, dp_attention=d.layout.dp_attention, batch_overlap=d.batch_overlap,
     )  # fmt: skip
 
 
@@ -319,8 +328,9 @@ def disaggregated(
             continue
         try:
             dp = resolve(replace(base, gpu=pgpu.id, num_gpus=pn, tp=pn), spec=spec, gpu=pgpu, fewest=False)
-            dd = resolve(replace(base, num_gpus=d, tp=d, ep=d if d > 1 else None, dp_attention=dpa), spec=spec,
-                         gpu=gpu, fewest=False)  # fmt: skip
+            tbo = overlaps(base.engine, gpu, d, dpa)
+            dd = resolve(replace(base, num_gpus=d, tp=d, ep=d if d > 1 else None, dp_attention=dpa, batch_overlap=tbo),
+                         spec=spec, gpu=gpu, fewest=False)  # fmt: skip
         except MoeplanError:
             continue
         if ServingModel(dd, req.traffic).max_running < 1:
@@ -353,7 +363,7 @@ def disaggregated(
             usd_per_hour=hourly, usd_per_million_output_tokens=usd,
             joules_per_output_token=joules, command=command, sweep=sweep, disaggregated=f"{n_p}x{pn}P:{d}D",
             usd_per_million_input_tokens=input_usd,
-            dp_attention=dd.layout.dp_attention, prefill_gpu=pgpu if prefill else None,
+            dp_attention=dd.layout.dp_attention, batch_overlap=dd.batch_overlap, prefill_gpu=pgpu if prefill else None,
             prefill_gpus=n_p * pn,
         ))  # fmt: skip
     return out
@@ -517,8 +527,9 @@ def plan_serve(req: ServeRequest, progress: Callable[[int, int], None] | None = 
                         if dpa and not eng.runs_dp_attention:
                             continue
                         try:
-                            d = resolve(replace(base, num_gpus=n, tp=tp, ep=ep, pp=pp, eplb=eplb, dp_attention=dpa),
-                                        spec=spec, gpu=gpu, fewest=False)  # fmt: skip
+                            tbo = overlaps(eng.name, gpu, n, dpa)
+                            d = resolve(replace(base, num_gpus=n, tp=tp, ep=ep, pp=pp, eplb=eplb, dp_attention=dpa,
+                                                batch_overlap=tbo), spec=spec, gpu=gpu, fewest=False)  # fmt: skip
                         except MoeplanError:
                             continue
                         model = ServingModel(d, req.traffic) if d.gpu is not None else None
