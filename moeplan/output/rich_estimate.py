@@ -514,8 +514,14 @@ def print_explain(console: Console, result: EstimateResult) -> None:
         console.print(
             f"[bold]decode step[/bold] = max(bytes read {perf.bytes_read_per_step_per_gpu / gib:,.2f} GiB per GPU / "
             f"bandwidth x efficiency = {s['memory'] * 1e3:,.2f} ms, FLOPs / compute = {s['compute'] * 1e3:,.2f} ms) + "
-            f"fixed {s['fixed'] * 1e3:,.2f} ms + communication {s['communication'] * 1e3:,.2f} ms = "
-            f"{s['total'] * 1e3:,.2f} ms"
+            f"fixed {s['fixed'] * 1e3:,.2f} ms + communication {s['communication'] * 1e3:,.2f} ms"
+            + (
+                f" ({(s['total'] - max(s['memory'], s['compute']) - s['fixed']) * 1e3:,.2f} of it exposed: two "
+                "micro-batches, max(work, comm) + min(work, comm) / 2)"
+                if result.request.batch_overlap
+                else ""
+            )
+            + f" = {s['total'] * 1e3:,.2f} ms"
             + (f" x {perf.decode_tokens_per_s * s['total']:,.2f} tokens a step (MTP)" if result.mtp_drafts else "")
             + f" -> {perf.decode_tokens_per_s:,.1f} tok/s"
         )
