@@ -20,7 +20,7 @@ from moeplan.deploy.speed import SpeedModel
 from moeplan.errors import InputError
 from moeplan.hardware.gpus import resolve_gpu
 from moeplan.plans.accuracy import check, load_records
-from moeplan.plans.serve import launch
+from moeplan.plans.serve_commands import launch
 
 ROOT = Path(__file__).resolve().parent.parent
 runner = CliRunner()
@@ -103,9 +103,16 @@ def test_two_batch_overlap_hides_the_all_to_all_under_compute() -> None:
     base = {"gpu": "h100", "num_gpus": 32, "tp": 32, "ep": 32, "dp_attention": True, "engine": "sglang"}
     on = SpeedModel(MemoryModel(_resolve(batch_overlap=True, **base)))  # type: ignore[arg-type]
     off = SpeedModel(MemoryModel(_resolve(**base)))  # type: ignore[arg-type]
-    assert off.exposed_comm_s(1.0, 0.8) == 0.8
-    assert on.exposed_comm_s(1.0, 0.8) == pytest.approx(0.4)
-    assert on.exposed_comm_s(1.0, 3.0) == pytest.approx(2.5)
+    assert off.exposed_comm_s(1.0, 0.8, 4096, True) == 0.8
+    assert on.exposed_comm_s(1.0, 0.8, 4096, True) == pytest.approx(0.4)
+    assert on.exposed_comm_s(1.0, 3.0, 4096, True) == pytest.approx(2.5)
+    # a step is split only where each rank carries vLLM's thresholds: 32 decode tokens, 512 with a prompt
+    assert on.exposed_comm_s(1.0, 0.8, 31, False) == 0.8 and on.exposed_comm_s(1.0, 0.8, 32, False) < 0.8
+    assert on.exposed_comm_s(1.0, 0.8, 511, True) == 0.8
+    one = on.decode_step(2048, 1)
+    assert one.hidden_s == 0 and one.seconds == pytest.approx(off.decode_step(2048, 1).seconds)
+    full = on.decode_step(2048, 32 * 64)
+    assert full.hidden_s > 0 and full.seconds < off.decode_step(2048, 32 * 64).seconds
     gain = off.loaded_prefill_s(1000, 32 * 16384) / on.loaded_prefill_s(1000, 32 * 16384)
     assert 1.2 < gain < 1.5  # LMSYS: +27% to +35% on this deployment
     with pytest.raises(InputError, match="batch-overlap"):
@@ -154,7 +161,8 @@ def test_serve_runs_wide_ep_across_hosts_with_two_batch_overlap() -> None:
     DeepSeek's wide-EP deployments do: its label says ``+TBO``, its launch line carries the engine's flag and its JSON
     ``batch_overlap``; inside one NVLink domain, and on TensorRT-LLM, it does not."""
     from moeplan.deploy.deployment import Traffic
-    from moeplan.plans.serve import ServeRequest, overlaps, plan_serve
+    from moeplan.plans.serve import ServeRequest, plan_serve
+    from moeplan.plans.serve_commands import overlaps
 
     h100 = resolve_gpu("h100")
     assert overlaps("sglang", h100, 16, True) and overlaps("vllm", h100, 32, True)

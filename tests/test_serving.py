@@ -479,7 +479,7 @@ def test_without_max_running_the_engines_own_defaults_cap_the_running_requests()
     noted = resolve(EstimateRequest(model="qwen3-30b-a3b", gpu="a100", engine="vllm", batch=2000,
                                     use_calibration=False))  # fmt: skip
     assert any("at most 256 requests at once a rank by default" in n and "2,000" in n for n in noted.notes)
-    from moeplan.plans.serve import launch
+    from moeplan.plans.serve_commands import launch
 
     assert "--max-num-seqs" not in launch(a100, 1)
 
@@ -580,7 +580,7 @@ def test_attention_data_parallel_keeps_whole_attention_and_each_ranks_own_cache(
 
 
 def test_the_planner_tries_attention_data_parallel_and_says_how_to_launch_it() -> None:
-    from moeplan.plans.serve import launch
+    from moeplan.plans.serve_commands import launch
 
     base = EstimateRequest(model="deepseek-v3", gpu="h200", num_gpus=8, quant="fp8", context=4096, ep=8,
                            dp_attention=True, use_calibration=False)  # fmt: skip
@@ -640,7 +640,7 @@ def test_mtp_drafts_more_tokens_than_layers_through_the_last_one() -> None:
     a = three.accept_rate
     assert s1.tokens == pytest.approx(1 + a)
     assert s3.tokens == pytest.approx(1 + a + a * a * 0.74 + a * a * 0.74 * a * 0.74**2) and s3.seconds > s1.seconds
-    from moeplan.plans.serve import launch
+    from moeplan.plans.serve_commands import launch
 
     assert "--speculative-num-steps 3" in launch(resolve(replace(base, mtp_drafts=3, engine="sglang")), 8)
     trt = launch(resolve(replace(base, mtp_drafts=3, engine="tensorrt-llm")), 8)
@@ -887,7 +887,7 @@ def test_repeated_options_take_comma_lists_and_a_long_verdict_wraps_rather_than_
 
     assert listed(["h100,h200", " b200 ", ""]) == ["h100", "h200", "b200"] and listed(None) == []
     code, out, err = run("serve", "deepseek-r1", "--isl", "8k", "--osl", "1k", "--concurrency", "64", "--gpu",
-                         "h100,h200", "--engine", "sglang", "--ttft", "1", "--tpot", "35")  # fmt: skip
+                         "h100,h200", "--engine", "sglang", "--ttft", "1", "--tpot", "40")  # fmt: skip
     assert code == 0, err
     first, second = out.splitlines()[:2]
     assert first.startswith("Cheapest that meets the targets (") and "/M out:" in first  # count and price kept

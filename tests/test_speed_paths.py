@@ -219,7 +219,7 @@ def test_data_parallel_attention_across_nodes_dispatches_each_token_to_its_exper
     MoE layers dispatch each token to the ranks of its experts (fp8) and combine it back (bf16), the dense layers
     keep the gather -- and the serve command asks the engine for that all-to-all."""
     from moeplan.deploy.comm import expert_all_to_all_s
-    from moeplan.plans.serve import a2a_flag, launch
+    from moeplan.plans.serve_commands import a2a_flag, launch
 
     gpu = resolve_gpu("h100")
     kw = {"pp": 1, "num_nodes": 4, "hidden": 7168, "top_k": 8.0, "layers": 61, "moe_layers": 58}

@@ -352,14 +352,23 @@ class Deployment(Value):
         return math.ceil(self.max_running / ranks)
 
     @property
+    def rank_tokens(self) -> int:
+        """Prompt tokens one attention rank's pass carries: ``batched_tokens`` under TP and where each attention-DP
+        rank schedules its own (vLLM's engine core per rank, TensorRT-LLM's ``max_num_tokens`` per rank); SGLang
+        divides its ``--chunked-prefill-size`` over its DP workers, ``batched_tokens / ranks`` (8,192 over 32 ranks:
+        256 tokens a rank, unless the launch line scales it)."""
+        tokens = max(1, self.batched_tokens or 8192)
+        if self.layout.dp_attention and not self.engine.max_running_per_rank:
+            return max(1, tokens // self.layout.attention_ranks)
+        return tokens
+
+    @property
     def pass_tokens(self) -> int:
-        """Prompt tokens one forward pass of the instance carries: ``batched_tokens`` where one scheduler fills the
-        pass (SGLang divides its ``--chunked-prefill-size`` over its DP workers), ``ranks x batched_tokens`` where
-        each attention-DP rank schedules its own (vLLM's engine core per rank, TensorRT-LLM's ``max_num_tokens`` per
-        rank): InferenceX's TensorRT-LLM prefill of DeepSeek-R1 on 4 GB200 with ``max_num_tokens`` 16,384 and
-        attention DP carries 65,536 tokens a pass."""
-        ranks = self.layout.attention_ranks if self.engine.max_running_per_rank else 1
-        return max(1, self.batched_tokens or 8192) * ranks
+        """Prompt tokens one forward pass of the instance carries, every rank's together: ``ranks x``
+        :attr:`rank_tokens` -- InferenceX's TensorRT-LLM prefill of DeepSeek-R1 on 4 GB200 with ``max_num_tokens``
+        16,384 and attention DP carries 65,536 tokens a pass; SGLang's ``--chunked-prefill-size`` is the whole
+        pass's."""
+        return self.rank_tokens * self.layout.attention_ranks
 
     @property
     def running_cap(self) -> int | None:

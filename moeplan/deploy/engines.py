@@ -207,6 +207,8 @@ class Engine(Value):
     max_running_flag: str = ""
     """The launch flag that caps the requests an instance runs at once (vLLM ``--max-num-seqs``, SGLang
     ``--max-running-requests``, TensorRT-LLM ``--max_batch_size``, llama.cpp ``--parallel``; empty: none known)."""
+    ep_int4_experts: bool = True
+    """Runs expert parallelism with AWQ/GPTQ int4 experts (SGLang does not: sgl-project/sglang#6029)."""
     batch_overlap_flag: str = ""
     """The launch flag that splits each step into two micro-batches whose expert all-to-all overlaps the other's
     compute (SGLang ``--enable-two-batch-overlap``, vLLM ``--enable-dbo``); empty: none moeplan knows."""
@@ -357,6 +359,7 @@ ENGINES: dict[str, Engine] = {
         runs_dp_attention=True,
         runs_mtp=True,
         dense_dp=" --moe-dense-tp-size 1",
+        ep_int4_experts=False,
         batch_overlap_flag="--enable-two-batch-overlap",
         state_pool=(0.9, 3, 5),  # model_runner_kv_cache_mixin: _handle_max_mamba_cache, _calculate_mamba_ratio
         launch="python -m sglang.launch_server --model-path {model}{options} --context-length {context}",

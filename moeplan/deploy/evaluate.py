@@ -202,6 +202,12 @@ def performance_result(d: Deployment, mm: MemoryModel) -> tuple[PerformanceResul
                        throughput_tokens_per_s=high.throughput_tokens_per_s / faster)  # fmt: skip
     s = exp.decode
     distinct = distinct_experts(moe.num_experts, moe.expected_picks, d.batch, d.routing_skew) if moe else None
+    loaded: tuple[float, ...] | None = None
+    if d.engine.runs == "checkpoint" and d.batched_tokens:  # continuous batching: full passes of many prompts
+        n = d.layout.num_gpus
+        loaded = tuple(
+            d.prompt / sm.loaded_prefill_s(d.prompt, d.pass_tokens, sc) / n for sc in ("low", "expected", "high")
+        )
     result = PerformanceResult(
         decode_tokens_per_s=exp.tokens_per_s,
         decode_tokens_per_s_range=value_span(low.tokens_per_s, exp.tokens_per_s, high.tokens_per_s),
@@ -213,6 +219,8 @@ def performance_result(d: Deployment, mm: MemoryModel) -> tuple[PerformanceResul
         prefill_tokens_per_s_range=value_span(
             low.prefill_tokens_per_s, exp.prefill_tokens_per_s, high.prefill_tokens_per_s
         ),
+        loaded_prefill_tokens_per_s_per_gpu=loaded[1] if loaded else None,
+        loaded_prefill_tokens_per_s_per_gpu_range=value_span(*loaded) if loaded else None,
         time_to_first_token_s=exp.time_to_first_token_s,
         time_to_first_token_s_range=value_span(
             high.time_to_first_token_s, exp.time_to_first_token_s, low.time_to_first_token_s
@@ -226,6 +234,7 @@ def performance_result(d: Deployment, mm: MemoryModel) -> tuple[PerformanceResul
             "compute": s.compute_s,
             "fixed": s.fixed_s,
             "communication": s.comm_s,
+            "communication_exposed": s.comm_s - s.hidden_s,
         },
         distinct_experts_per_layer=distinct,
         compute_dtype=d.compute_dtype,
@@ -259,11 +268,18 @@ def performance_result(d: Deployment, mm: MemoryModel) -> tuple[PerformanceResul
         inside = d.link.name if d.link is not None else link_for(d.gpu, False).name
         across = f"; {link_for(d.gpu, True).name} between the {nodes} nodes" if nodes > 1 else ""
         tp_where = "across nodes" if par.tp > domain else "inside a node" if domain == 8 else "inside the NVLink rack"
+        if par.dp_attention and par.tp > domain and par.ep > 1:  # wide EP: the MoE layers dispatch and combine
+            dense = "no gather in the dense layers" if d.engine.dense_dp is not None else "a gather in the dense layers"
+            exchange = (f"each MoE layer's tokens dispatched to their experts' ranks and combined back (a prefill pass "
+                        f"once to each node, NVLink fanning out), {dense}")  # fmt: skip
+        else:
+            exchange = "a gather and a scatter of the step's tokens per layer"
         notes.append(
-            (f"communication: DP attention over {par.tp} ranks ({tp_where}), a gather and a scatter of the step's "
-             f"tokens per layer, EP {par.ep}" if par.dp_attention else
+            (f"communication: DP attention over {par.tp} ranks ({tp_where}), {exchange}, EP {par.ep}"
+             if par.dp_attention else
              f"communication: TP {par.tp} ({tp_where})" + (f", EP {par.ep} inside it" if par.ep > 1 else ""))
             + (f", {par.pp} pipeline stages" if par.pp > 1 else "") + f"; {inside} inside a node{across}"
+            + ("; two micro-batches overlap it with compute (--batch-overlap)" if d.batch_overlap else "")
         )  # fmt: skip
     if spread is not None:
         notes.append(

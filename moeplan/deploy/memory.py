@@ -284,7 +284,7 @@ class MemoryModel:
             return buf
         if eng.activations == "eager":
             return batch * context * per_token + batch * v * 4.0
-        tokens = min(d.batched_tokens, max(context * batch, 1))
+        tokens = min(d.rank_tokens, max(context * batch, 1))  # each rank plans for its own pass
         return tokens * per_token + min(batch, 256) * v * 4.0
 
     def overhead_bytes(self, live: float) -> float:

@@ -26,7 +26,7 @@ from moeplan.deploy.deployment import (
     default_layout,
 )
 from moeplan.deploy.engines import ENGINES, Efficiency, Engine, auto_engine, engine, engines_with
-from moeplan.deploy.kernels import KernelPath, backend_for, kernel_path, tensor_peak
+from moeplan.deploy.kernels import KernelPath, backend_for, expert_format, kernel_path, tensor_peak
 from moeplan.deploy.kv_cache import check_kv_dtype
 from moeplan.errors import InputError
 from moeplan.formats.kv_formats import kv_dtype, state_dtype
@@ -446,7 +446,18 @@ def resolve(
     )
     explicit = explicit_gpus(request)
     min_gpus = fewest_gpus(base) if gpu is not None and (fewest or explicit is None) else None
-    return replace(base, layout=layout_for(arch, request, eng, explicit or min_gpus or 1), min_gpus=min_gpus)
+    layout = layout_for(arch, request, eng, explicit or min_gpus or 1)
+    experts = expert_format(scheme)
+    if layout.ep > 1 and not eng.ep_int4_experts and experts.startswith(("awq", "gptq")):
+        raise InputError(f"{eng.name} runs no expert parallelism with {experts} experts (sgl-project/sglang#6029)",
+                         "drop --ep/--dp-attention, use --engine vllm, or an fp8/nvfp4 format")  # fmt: skip
+    if layout.dp_attention and not eng.max_running_per_rank and eng.name == "sglang" and request.ubatch is None:
+        chunk = base.batched_tokens // layout.attention_ranks
+        note = (f"sglang divides --chunked-prefill-size ({base.batched_tokens:,}) over its {layout.attention_ranks} "
+                f"data-parallel workers: {chunk:,} tokens a rank a pass; serve launches it with "
+                f"--chunked-prefill-size {base.batched_tokens * layout.attention_ranks:,} (--ubatch here)")  # fmt: skip
+        base = replace(base, notes=(*base.notes, note))
+    return replace(base, layout=layout, min_gpus=min_gpus)
 
 
 def label_scale(arch: ArchSpec, scheme: Scheme) -> tuple[tuple[str, float], ...]:

@@ -152,6 +152,11 @@ class PerformanceResult(Value):
     """The GEMM kernels the engine runs for these weights on this GPU (:mod:`moeplan.deploy.kernels`)."""
     backend: str | None = None
     """llama.cpp's GPU backend (None for other engines)."""
+    loaded_prefill_tokens_per_s_per_gpu: float | None = None
+    """Input tokens/s per GPU of the deployment kept busy prefilling ``prompt``-token prompts in full passes (a
+    prefill instance under load: :meth:`~moeplan.deploy.speed.SpeedModel.loaded_prefill_s`); None for engines
+    without continuous batching."""
+    loaded_prefill_tokens_per_s_per_gpu_range: tuple[float, float] | None = None
 
 
 @dataclass(frozen=True, repr=False, eq=False)

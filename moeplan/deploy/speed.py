@@ -69,6 +69,10 @@ TP 2-8: 1.1-2.5 ms per layer for 21-35 kernels, against 0.9 ms for ERNIE-4.5's 2
 # The optimistic end of the band assumes real, skewed routing (a few popular experts) when none is given.
 HIGH_SKEW = 1.0
 
+BATCH_OVERLAP_MIN_TOKENS = (32, 512)
+"""Tokens each rank's step must carry to be split into two micro-batches: decode, and with a prompt in it (vLLM's
+``dbo_decode_token_threshold`` and ``dbo_prefill_token_threshold`` defaults; below them the split costs more than
+it hides)."""
 DP_ATTENTION_KINDS = ("attention", "shared_experts")
 """FLOP kinds each rank computes whole for its own sequences under data-parallel attention: the attention
 projections and the shared experts (SGLang's DP attention with DeepEP, TensorRT-LLM's ``enable_attention_dp``);
@@ -137,6 +141,8 @@ class Step(Value):
     """Bytes one GPU reads, summed over pipeline stages."""
     tokens: float = 1.0
     """Tokens each sequence gains per step: 1, or with MTP drafts the expected accepted drafts plus one."""
+    hidden_s: float = 0.0
+    """Communication run under the step's work by two micro-batches (``--batch-overlap``): ``comm_s`` less it adds."""
 
     @property
     def per_token_s(self) -> float:
@@ -387,19 +393,24 @@ class SpeedModel:
         serial = self._serial_s(per_gpu_flops, tokens, compute_scale, decode) * self.pp
         comm = self._comm_s(tokens, fixed_scale, prefill=kv_context is None)
         work = max(mem, comp)
-        return Step(work + serial + fixed + self.exposed_comm_s(work, comm), mem, comp + serial, fixed, comm,
-                    bytes_read)  # fmt: skip
+        rank_tokens = tokens / self.d.layout.attention_ranks
+        exposed = self.exposed_comm_s(work, comm, rank_tokens, prefill=kv_context is None)
+        return Step(work + serial + fixed + exposed, mem, comp + serial, fixed, comm, bytes_read,
+                    hidden_s=comm - exposed)  # fmt: skip
 
-    def exposed_comm_s(self, work: float, comm: float) -> float:
-        """The seconds a step's collectives add to its GPU work: all of them, one after the other; with two
-        micro-batches (:attr:`~moeplan.deploy.deployment.Deployment.batch_overlap`) one's all-to-all runs under the
-        other's work, the pair taking ``max(work, comm) + min(work, comm) / 2`` -- half the shorter stays exposed
-        (the split's smaller GEMMs and the SMs the communication kernels hold).  DeepSeek-V3's prefill on 32 H100s
-        (EP32 across 4 nodes, 16,384 tokens a GPU): ~100 us of compute and ~84 us of dispatch a token, 184 -> 142
-        us, +30%; LMSYS measures +27% to +35% for SGLang's two-batch overlap."""
-        if not self.d.batch_overlap:
+    def exposed_comm_s(self, work: float, comm: float, rank_tokens: float, prefill: bool) -> float:
+        """The seconds a step's collectives add to its GPU work (``max(memory, compute)``): all of them, one after
+        the other; with two micro-batches (:attr:`~moeplan.deploy.deployment.Deployment.batch_overlap`) one's
+        all-to-all runs under the other's work, the pair taking ``max(work, comm) + min(work, comm) / 2`` -- half
+        the shorter stays exposed (the split's smaller GEMMs and the SMs the communication kernels hold), so they add
+        ``max(comm / 2, comm - work / 2)``.  Only a step whose ranks carry at least
+        :data:`BATCH_OVERLAP_MIN_TOKENS` tokens each is split.  DeepSeek-V3's prefill on 32 H100s (EP32 across 4
+        nodes, 16,384 tokens a GPU): ~100 us of compute and ~84 us of dispatch a token, 184 -> 142 us, +30%; LMSYS
+        measures +27% to +35% for SGLang's two-batch overlap."""
+        least = BATCH_OVERLAP_MIN_TOKENS[1 if prefill else 0]
+        if not self.d.batch_overlap or rank_tokens < least:
             return comm
-        return comm / 2 if comm <= work else comm - work / 2
+        return max(comm / 2, comm - work / 2)
 
     # -- public ---------------------------------------------------------------------------------------
 
@@ -434,7 +445,8 @@ class SpeedModel:
     def prefill_seconds(self, prompt: int, scenario: str = "expected") -> float:
         """Seconds to prefill one ``prompt``-token sequence in ``ceil(P / batched tokens)`` equal chunks."""
         sc = SCENARIOS[scenario]
-        n_chunks = math.ceil(prompt / max(1, min(self.d.batched_tokens or prompt, prompt)))
+        limit = self.d.rank_tokens if self.d.batched_tokens else prompt  # one prompt: one rank's chunks
+        n_chunks = math.ceil(prompt / max(1, min(limit, prompt)))
         chunk = prompt / n_chunks  # n equal chunks: a larger chunk never means more passes or smaller ones
         f = flops_per_token(self.arch, prompt, "prefill").by_kind
         per_chunk = {k: v * chunk for k, v in f.items()}
@@ -469,7 +481,7 @@ class SpeedModel:
         compute += scan
         # the chunk's activations ride the step's collectives: their bytes add, the latencies are the decode's
         comm = self._comm_s(chunk, fixed_scale, prefill=True) - self._comm_s(0, fixed_scale, prefill=True)
-        return (compute + self.exposed_comm_s(compute, comm)) / chunk
+        return (compute + self.exposed_comm_s(compute, comm, chunk / self.d.layout.attention_ranks, True)) / chunk
 
     def loaded_prefill_s(
         self, prompt: int, pass_tokens: int, scenario: str = "expected", context: int | None = None

@@ -233,6 +233,9 @@ def _speed_rows(perf: PerformanceResult, batch: int, short: bool) -> list[tuple[
         label = f"decode, {unit} all {batch} sequences" if batch > 1 else f"decode, {unit} (one sequence)"
         rows.append((label, *band(perf.throughput_tokens_per_s, perf.throughput_tokens_per_s_range)))
     rows.append((f"prefill, {unit}", *band(perf.prefill_tokens_per_s, perf.prefill_tokens_per_s_range)))
+    loaded, loaded_range = perf.loaded_prefill_tokens_per_s_per_gpu, perf.loaded_prefill_tokens_per_s_per_gpu_range
+    if not short and loaded is not None and loaded_range is not None:
+        rows.append(("prefill at full load, tok/s/GPU", *band(loaded, loaded_range)))
     lo, hi = perf.time_to_first_token_s_range
     first = "first token" if short else "time to first token"
     rows.append((f"{first} ({perf.prompt_tokens:,}-token prompt)", f"{perf.time_to_first_token_s:,.2f} s",
@@ -294,7 +297,13 @@ def _print_speed(console: Console, result: EstimateResult) -> None:
     console.print(
         f"[dim]decode step {step['total'] * 1e3:,.2f} ms: memory {step['memory'] * 1e3:,.2f}, compute "
         f"{step['compute'] * 1e3:,.2f}, fixed {step['fixed'] * 1e3:,.2f}, communication "
-        f"{step['communication'] * 1e3:,.2f} ms ({perf.bound}-bound); "
+        f"{step['communication'] * 1e3:,.2f} ms"
+        + (
+            f" ({step['communication_exposed'] * 1e3:,.2f} exposed)"
+            if step["communication_exposed"] < step["communication"]
+            else ""
+        )
+        + f" ({perf.bound}-bound); "
         + (f"calibrated: {perf.calibration}" if perf.calibration else "engine defaults, not calibrated")
         + "[/dim]"
     )
@@ -516,8 +525,8 @@ def print_explain(console: Console, result: EstimateResult) -> None:
             f"bandwidth x efficiency = {s['memory'] * 1e3:,.2f} ms, FLOPs / compute = {s['compute'] * 1e3:,.2f} ms) + "
             f"fixed {s['fixed'] * 1e3:,.2f} ms + communication {s['communication'] * 1e3:,.2f} ms"
             + (
-                f" ({(s['total'] - max(s['memory'], s['compute']) - s['fixed']) * 1e3:,.2f} of it exposed: two "
-                "micro-batches, max(work, comm) + min(work, comm) / 2)"
+                f" ({s['communication_exposed'] * 1e3:,.2f} of it exposed: two micro-batches, max(comm / 2, comm - "
+                "work / 2), work the larger of memory and compute, where each rank carries 32 tokens or more)"
                 if result.request.batch_overlap
                 else ""
             )

@@ -16,8 +16,7 @@ import itertools
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
-from moeplan.deploy.comm import nvlink_domain
-from moeplan.deploy.deployment import EPLB_REDUNDANT, Deployment, EstimateRequest, Traffic
+from moeplan.deploy.deployment import Deployment, EstimateRequest, Traffic
 from moeplan.deploy.engines import ENGINES, engine, serving_engines_with
 from moeplan.deploy.resolve import resolve
 from moeplan.deploy.results import ServingPoint
@@ -27,6 +26,7 @@ from moeplan.formats.quality import expert_bits
 from moeplan.formats.schemes import parse_scheme
 from moeplan.hardware.gpus import GpuSpec, load_gpus
 from moeplan.model.spec import ModelSpec
+from moeplan.plans.serve_commands import commented, launch, overlaps, rank_chunk
 from moeplan.records import Value
 
 COUNTS = (1, 2, 4, 8, 16, 32, 64)
@@ -155,112 +155,6 @@ def layouts(spec: ModelSpec, n: int) -> list[tuple[int, int, int, bool, bool]]:
     return [(8, 1, n // 8, False, False)] + ([(n, n, 1, True, False), (n, n, 1, True, True)] if moe else [])
 
 
-HOST_GPUS, RACK_HOST_GPUS = 8, 4
-"""GPUs of one host: 8 in HGX/MI300-class servers, 4 in a GB200/GB300 NVL72 compute tray."""
-MULTI_HOST = {
-    "sglang": "on each of the {nodes} hosts add --nnodes {nodes} --node-rank R --dist-init-addr HOST0:PORT",
-    "vllm": "over {nodes} hosts: a Ray cluster spanning them first (--distributed-executor-backend ray), or "
-    "--data-parallel-size-local and --data-parallel-address per host under data-parallel attention",
-    "tensorrt-llm": "over {nodes} hosts: launch under mpirun or srun with {n} ranks (trtllm-llmapi-launch)",
-    "atom": "over {nodes} hosts: ATOM's multi-node launch (one process group across them)",
-}
-"""How each engine's command spans several hosts (the command itself is one host's)."""
-_NIXL = """ --kv-transfer-config '{{"kv_connector":"NixlConnector","kv_role":"kv_both"}}'"""
-DISAGG = {"sglang": " --disaggregation-mode {role}", "vllm": _NIXL, "atom": _NIXL}
-"""The flag that makes an instance a prefill or decode server (TensorRT-LLM: cache_transceiver_config in its YAML)."""
-
-
-A2A_FLAGS = {
-    "sglang": (" --moe-a2a-backend deepep",) * 3,
-    "vllm": (" --all2all-backend deepep_high_throughput", " --all2all-backend deepep_high_throughput",
-             " --all2all-backend deepep_low_latency"),
-}  # fmt: skip
-"""The flag that makes an engine dispatch experts with an all-to-all across nodes, as the serving model prices a
-data-parallel-attention group wider than one NVLink domain (:func:`moeplan.deploy.comm.expert_all_to_all_s`):
-aggregated, prefill and decode instances (vLLM's DeepEP low-latency kernels for decode, its high-throughput ones
-where prompts are batched).  TensorRT-LLM picks its all-to-all itself."""
-
-
-def overlaps(eng_name: str, gpu: GpuSpec, n: int, dp_attention: bool) -> bool:
-    """Whether a planned data-parallel-attention group of ``n`` GPUs runs two-batch overlap: where it spans hosts
-    (its expert all-to-all crosses InfiniBand) on an engine with the flag, as LMSYS's and DeepSeek's wide-EP
-    deployments do (:meth:`~moeplan.deploy.speed.SpeedModel.exposed_comm_s`)."""
-    return dp_attention and bool(engine(eng_name).batch_overlap_flag) and n > nvlink_domain(gpu)
-
-
-def a2a_flag(d: Deployment, role: str | None = None) -> str:
-    """The expert all-to-all flag ``d`` needs, or ``""`` where its group stays inside one NVLink domain."""
-    lay = d.layout
-    if d.gpu is None or not lay.dp_attention or lay.ep <= 1 or lay.tp <= nvlink_domain(d.gpu):
-        return ""
-    flags = A2A_FLAGS.get(d.engine.name)
-    return flags[(None, "prefill", "decode").index(role)] if flags else ""
-
-
-def launch(d: Deployment, n: int, role: str | None = None) -> str:
-    """The engine's serve command with its parallel flags (``role``: ``prefill`` or ``decode`` in a split), and a
-    comment on how it spans hosts where ``n`` GPUs exceed one."""
-    lay, name = d.layout, d.engine.name
-    model = d.spec.hf_id or d.spec.id
-    extra: list[str] = []  # TensorRT-LLM's settings that live in its --extra_llm_api_options YAML
-    if name == "sglang":
-        opts = f" --tp {lay.tp}" + (f" --ep {lay.ep}" if lay.ep > 1 else "") + (f" --pp {lay.pp}" if lay.pp > 1 else "")
-        opts += f" --dp {lay.tp} --enable-dp-attention{d.engine.dense_dp or ''}" if lay.dp_attention else ""
-        opts += " --enable-eplb" if lay.eplb else ""
-    elif name == "tensorrt-llm":
-        opts = f" --tp_size {lay.tp}" + (f" --ep_size {lay.ep}" if lay.ep > 1 else "")
-        opts += f" --pp_size {lay.pp}" if lay.pp > 1 else ""
-        extra += ["enable_attention_dp: true"] if lay.dp_attention else []
-        if lay.eplb and d.spec.arch.moe is not None:
-            slots = round(d.spec.arch.moe.num_experts * (1 + EPLB_REDUNDANT))
-            extra.append(f"moe_config: {{load_balancer: {{num_slots: {slots}}}}}")
-    elif name == "vllm" and lay.dp_attention:
-        opts = f" --data-parallel-size {lay.tp} --enable-expert-parallel"
-        opts += " --enable-eplb" if lay.eplb else ""
-    elif name == "atom" and lay.dp_attention:
-        opts = f" -tp {lay.tp} --enable-dp-attention --enable-expert-parallel"
-    else:
-        opts = f" --tensor-parallel-size {lay.tp}" + (" --enable-expert-parallel" if lay.ep > 1 else "")
-        opts += " --enable-eplb" if lay.eplb else ""
-        opts += f" --pipeline-parallel-size {lay.pp}" if lay.pp > 1 else ""
-    opts += a2a_flag(d, role)
-    if d.batch_overlap:  # resolve refuses it for an engine without the flag
-        opts += f" {d.engine.batch_overlap_flag}"
-    if d.recv_interval > 1:  # resolve refuses an interval for an engine without the flag
-        opts += f" {d.engine.recv_interval_flag} {d.recv_interval}"
-    if d.cap_per_rank:  # resolve refuses a cap for an engine without the flag
-        opts += f" {d.engine.max_running_flag} {d.cap_per_rank}"
-    if d.draft_tokens:
-        k = d.draft_tokens
-        if name == "tensorrt-llm":
-            extra.append(f"speculative_config: {{decoding_type: MTP, num_nextn_predict_layers: {k}}}")
-        elif name == "sglang":
-            opts += f" --speculative-algorithm EAGLE --speculative-num-steps {k} --speculative-num-draft-tokens {k + 1}"
-        else:
-            opts += f' --speculative-config \'{{"method": "mtp", "num_speculative_tokens": {k}}}\''
-    if role is not None:
-        if name == "tensorrt-llm":
-            extra.append("cache_transceiver_config: {backend: DEFAULT}")
-        else:
-            opts += DISAGG.get(name, "").format(role=role)
-    if extra:
-        opts += " --extra_llm_api_options extra.yaml"
-    cmd = d.engine.command(model, d.context, opts)
-    comments = [f"extra.yaml: {'; '.join(extra)}"] if extra else []
-    per_host = RACK_HOST_GPUS if d.gpu is not None and (d.gpu.nvlink_domain or 0) > HOST_GPUS else HOST_GPUS
-    if n > per_host and name in MULTI_HOST:
-        comments.append(MULTI_HOST[name].format(nodes=-(-n // per_host), n=n))
-    if d.request.quant and d.scheme.name != (d.spec.native_quant or d.spec.weights_dtype):
-        comments.append(f"with {_article(d.scheme.name)} {d.scheme.name} checkpoint of {model}")
-    return cmd + ("  # " + "; ".join(comments) if comments else "")
-
-
-def _commented(command: str, note: str) -> str:
-    """``command`` with ``note`` first in its trailing comment."""
-    body, _, comment = command.partition("  # ")
-    return f"{body}  # {note}" + (f"; {comment}" if comment else "")
-
-
 def _targets(req: ServeRequest, p: ServingPoint) -> tuple[str, ...]:
     misses = []
     if not p.stable:
@@ -328,9 +222,9 @@ def disaggregated(
             continue
         try:
             dp = resolve(replace(base, gpu=pgpu.id, num_gpus=pn, tp=pn), spec=spec, gpu=pgpu, fewest=False)
-            tbo = overlaps(base.engine, gpu, d, dpa)
-            dd = resolve(replace(base, num_gpus=d, tp=d, ep=d if d > 1 else None, dp_attention=dpa, batch_overlap=tbo),
-                         spec=spec, gpu=gpu, fewest=False)  # fmt: skip
+            tbo, chunk = overlaps(base.engine, gpu, d, dpa), rank_chunk(base.engine, gpu, d, dpa)
+            dd = resolve(replace(base, num_gpus=d, tp=d, ep=d if d > 1 else None, dp_attention=dpa, batch_overlap=tbo,
+                                 ubatch=chunk), spec=spec, gpu=gpu, fewest=False)  # fmt: skip
         except MoeplanError:
             continue
         if ServingModel(dd, req.traffic).max_running < 1:
@@ -351,10 +245,10 @@ def disaggregated(
         watts = pgpu.tdp_w * n_p * pn + gpu.tdp_w * d if pgpu.tdp_w and gpu.tdp_w else None
         joules = watts / point.output_tokens_per_s if watts else None
         where = f" on {pgpu.id}" if prefill else ""
-        prefill_line = _commented(launch(dp, pn, "prefill"),
+        prefill_line = commented(launch(dp, pn, "prefill"),
                                   f"prefill: {n_p} instance{'s' if n_p > 1 else ''} of this{where}")  # fmt: skip
         router = "SGLang's PD router" if dd.engine.name == "sglang" else "Dynamo"
-        decode = _commented(launch(dd, d, "decode"), f"decode{' on ' + gpu.id if prefill else ''}; {router} routes "
+        decode = commented(launch(dd, d, "decode"), f"decode{' on ' + gpu.id if prefill else ''}; {router} routes "
                             "each request and its KV cache")  # fmt: skip
         command = f"{prefill_line}\n{decode}"
         out.append(ServeCandidate(
@@ -452,12 +346,6 @@ def _base(spec: ModelSpec, gpu: GpuSpec, label: str, eng: str, req: ServeRequest
                            max_running=req.max_running)  # fmt: skip
 
 
-def _article(word: str) -> str:
-    """``a`` or ``an`` before a format name read letter by letter: an nvfp4, an fp8, an mxfp4, an awq-int4, a bf16
-    (a letter whose name starts with a vowel sound: a, e, f, h, i, l, m, n, o, r, s, x)."""
-    return "an" if word[:1].lower() in "aefhilmnorsx" else "a"
-
-
 def _is_gguf(label: str, spec: ModelSpec) -> bool:
     try:
         return parse_scheme(label, spec.native_quant, spec.weights_dtype).is_gguf
@@ -527,9 +415,10 @@ def plan_serve(req: ServeRequest, progress: Callable[[int, int], None] | None = 
                         if dpa and not eng.runs_dp_attention:
                             continue
                         try:
-                            tbo = overlaps(eng.name, gpu, n, dpa)
-                            d = resolve(replace(base, num_gpus=n, tp=tp, ep=ep, pp=pp, eplb=eplb, dp_attention=dpa,
-                                                batch_overlap=tbo), spec=spec, gpu=gpu, fewest=False)  # fmt: skip
+                            tbo, chunk = overlaps(eng.name, gpu, n, dpa), rank_chunk(eng.name, gpu, n, dpa)
+                            asked = replace(base, num_gpus=n, tp=tp, ep=ep, pp=pp, eplb=eplb, dp_attention=dpa,
+                                            batch_overlap=tbo, ubatch=chunk)  # fmt: skip
+                            d = resolve(asked, spec=spec, gpu=gpu, fewest=False)
                         except MoeplanError:
                             continue
                         model = ServingModel(d, req.traffic) if d.gpu is not None else None
