@@ -217,7 +217,7 @@ def check_layout(arch: ArchSpec, layout: Layout) -> None:
                 "a dense model runs data-parallel as separate replicas, one deployment per GPU group",
             )
         if layout.tp < 2:
-            raise InputError("--dp-attention needs at least 2 GPUs in the TP group (--tp 2 or more)")
+            raise InputError("--dp-attention needs at least 2 GPUs in the TP group (--num-gpus 2 or more)")
         if layout.pp > 1:
             raise InputError("--dp-attention spreads requests over all the GPUs: drop --pp (the engines run it alone)")
     tp = 1 if layout.dp_attention else layout.tp  # under DP attention the heads are not split

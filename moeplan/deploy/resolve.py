@@ -341,9 +341,12 @@ def resolve(
         if not eng.batch_overlap_flag:
             raise InputError(f"--batch-overlap is an engine's two micro-batch overlap; moeplan knows no such setting "
                              f"for {eng.name}", f"engines with one: {engines_with('batch_overlap_flag')}")  # fmt: skip
+        if spec.arch.moe is None:
+            raise InputError(f"--batch-overlap hides the experts' all-to-all under compute; {spec.name} has no experts",
+                             "drop --batch-overlap")  # fmt: skip
         if not request.dp_attention:
             raise InputError("--batch-overlap hides the experts' all-to-all of data-parallel attention under compute",
-                             "add --dp-attention (the experts spread over the ranks)")  # fmt: skip
+                             "add --dp-attention, which spreads the experts over the ranks")  # fmt: skip
         notes += (f"{eng.name} runs each step as two micro-batches ({eng.batch_overlap_flag}): the expert "
                   "all-to-all of one under the other's compute",)  # fmt: skip
     if request.kt_prefill_threshold is not None and eng.offload_prefill != "layerwise":

@@ -63,7 +63,7 @@ def print_estimate(console: Console, result: EstimateResult, detail: bool = Fals
         console.print(
             f"serving {t.isl:,} in / {t.osl:,} out at {load}: TTFT {ttft}, "
             f"TPOT {sv.tpot_s * 1e3:.1f} ms, {sv.output_tokens_per_s_per_gpu:,.0f} output tok/s per GPU, "
-            f"{sv.decode_batch:.0f} sequence{'' if round(sv.decode_batch) == 1 else 's'} decoding"
+            f"{sv.decode_batch:,.0f} sequence{'' if round(sv.decode_batch) == 1 else 's'} decoding"
             + (
                 f" ({_cap_label(result.request.max_running, result.memory.engine, sv.max_running)}: the other clients "
                 "wait for a slot)"

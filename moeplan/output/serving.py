@@ -99,7 +99,7 @@ def print_serve(console: Console, result: ServeResult, top: int, detail: bool = 
     from moeplan.output.terminal import first_fitting, headline, shell_lines, table_box
 
     t, req = result.request.traffic, result.request
-    load = f"concurrency {t.concurrency}" if t.concurrency is not None else f"{fmt_plain(t.rate)} requests/s"
+    load = f"concurrency {t.concurrency:,}" if t.concurrency is not None else f"{fmt_plain(t.rate)} requests/s"
     goals = [
         f"TTFT <= {req.ttft_s:g} s" if req.ttft_s else "",
         f"TPOT <= {req.tpot_s * 1e3:g} ms" if req.tpot_s else "",
