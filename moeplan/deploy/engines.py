@@ -207,6 +207,9 @@ class Engine(Value):
     max_running_flag: str = ""
     """The launch flag that caps the requests an instance runs at once (vLLM ``--max-num-seqs``, SGLang
     ``--max-running-requests``, TensorRT-LLM ``--max_batch_size``, llama.cpp ``--parallel``; empty: none known)."""
+    ep_uneven: bool = False
+    """Spreads experts over EP ranks that do not divide them (vLLM's expert map gives the first ranks one more);
+    SGLang and TensorRT-LLM need ``experts % ep == 0`` (their redundant EPLB experts included)."""
     ep_int4_experts: bool = True
     """Runs expert parallelism with AWQ/GPTQ int4 experts (SGLang does not: sgl-project/sglang#6029)."""
     batch_overlap_flag: str = ""
@@ -320,6 +323,7 @@ _VLLM = Engine(
     runs_dp_attention=True,
     runs_mtp=True,
     dense_dp="",
+    ep_uneven=True,
     batch_overlap_flag="--enable-dbo",
     max_running_flag="--max-num-seqs",
     max_running_per_rank=True,

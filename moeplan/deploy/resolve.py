@@ -15,6 +15,7 @@ from dataclasses import replace
 from moeplan.deploy.comm import Link, measured_collective_link
 from moeplan.deploy.cost import price_for
 from moeplan.deploy.deployment import (
+    EPLB_REDUNDANT,
     GPU_COUNTS,
     MTP_ACCEPT,
     MTP_REUSE_DECAY,
@@ -236,6 +237,12 @@ def layout_for(arch: ArchSpec, request: EstimateRequest, eng: Engine, num_gpus: 
             raise InputError(f"{eng.name} splits a model by layer (--pp) or by tensor (--tp), not both",
                              f"give --tp {num_gpus} or --pp {num_gpus}")  # fmt: skip
     check_layout(arch, layout)
+    moe = arch.moe
+    if moe is not None and layout.ep > 1 and not eng.ep_uneven and not eng.llama_cpp_kernels:
+        experts = moe.num_experts + (round(moe.num_experts * EPLB_REDUNDANT) if layout.eplb else 0)
+        if experts % layout.ep:
+            raise InputError(f"{eng.name} spreads the experts evenly: {experts:,} over EP {layout.ep} do not divide",
+                             f"an --ep or GPU count that divides {experts:,}, or --engine vllm")  # fmt: skip
     return layout
 
 

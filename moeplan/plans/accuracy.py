@@ -440,6 +440,7 @@ def split_checks(r: dict[str, Any], gpu: GpuSpec | None, traffic: Traffic) -> li
         dpa = bool(r.get(f"{prefix}_dp_attention"))
         return deployment(r, gpu, context=isl + osl, prompt=isl, batch=1, num_gpus=tp, tp=tp, ep=ep,
                           dp_attention=dpa, max_running=instance_cap(r, prefix, tp if dpa else 1),
+                          eplb=bool(r.get(f"{prefix}_redundant_experts")),
                           recv_interval=int(r.get(f"{prefix}_scheduler_recv_interval") or 1))  # fmt: skip
 
     dp, dd = side("prefill"), side("decode")
