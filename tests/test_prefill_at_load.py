@@ -176,3 +176,18 @@ def test_serve_runs_wide_ep_across_hosts_with_two_batch_overlap() -> None:
     out = runner.invoke(app, ["serve", "deepseek-v3", "--isl", "2k", "--osl", "1k", "--concurrency", "4096", "--gpu",
                               "h100", "--engine", "sglang", "--top", "50", "--json"])  # fmt: skip
     assert out.exit_code == 0 and '"batch_overlap": true' in out.output
+
+
+def test_engines_that_need_ep_to_divide_the_experts_refuse_other_counts() -> None:
+    """SGLang and TensorRT-LLM give each EP rank the same number of experts (``num_experts % ep == 0``, their
+    redundant EPLB experts included: 256 + 32 = 288 over EP 48); vLLM's expert map gives the first ranks one more.
+    The fewest-GPU search passes over the counts that do not divide."""
+    for name in ("sglang", "tensorrt-llm"):
+        with pytest.raises(InputError, match="spreads the experts evenly"):
+            _resolve(gpu="h100", num_gpus=12, tp=12, ep=12, dp_attention=True, engine=name)
+    assert _resolve(gpu="h100", num_gpus=12, tp=12, ep=12, dp_attention=True, engine="vllm").layout.ep == 12  # type: ignore[attr-defined]
+    wide = _resolve(gpu="gb200", num_gpus=48, tp=48, ep=48, dp_attention=True, engine="sglang", eplb=True)
+    assert wide.layout.ep == 48  # type: ignore[attr-defined]
+    fewest = resolve(EstimateRequest(model="deepseek-v3", gpu="h100", dp_attention=True, engine="sglang",
+                                     use_calibration=False))  # fmt: skip
+    assert 256 % fewest.layout.ep == 0
