@@ -191,3 +191,16 @@ def test_engines_that_need_ep_to_divide_the_experts_refuse_other_counts() -> Non
     fewest = resolve(EstimateRequest(model="deepseek-v3", gpu="h100", dp_attention=True, engine="sglang",
                                      use_calibration=False))  # fmt: skip
     assert 256 % fewest.layout.ep == 0
+
+
+def test_the_optimistic_end_never_assumes_a_skew_that_slows_expert_parallel_steps() -> None:
+    """Skewed routing reads fewer experts (optimistic at small batches) but loads one EP rank more (pessimistic at
+    large ones): the optimistic end takes the better of skewed and even routing, so the band holds its expected
+    value at every batch."""
+    d = _resolve(gpu="h100", num_gpus=32, tp=32, ep=32, dp_attention=True, engine="sglang")
+    sm = SpeedModel(MemoryModel(d))  # type: ignore[arg-type]
+    for batch in (1, 64, 2048):
+        low, mid, high = (sm.decode_step(4096, batch, s).seconds for s in ("low", "expected", "high"))
+        assert high <= mid <= low
+    low, mid, high = (sm.loaded_prefill_s(2000, 32 * 16384, s) for s in ("low", "expected", "high"))
+    assert high <= mid <= low
