@@ -204,3 +204,21 @@ def test_the_optimistic_end_never_assumes_a_skew_that_slows_expert_parallel_step
         assert high <= mid <= low
     low, mid, high = (sm.loaded_prefill_s(2000, 32 * 16384, s) for s in ("low", "expected", "high"))
     assert high <= mid <= low
+
+
+def test_a_split_can_prefill_under_data_parallel_attention() -> None:
+    """Beside a data-parallel-attention decode instance, serve also tries prefill instances that run attention
+    data-parallel with their experts over the ranks (LMSYS's and InferenceX's wide-EP prefill): labelled
+    ``prefill DP8+EP8``, launched with the engine's DP flags, JSON ``prefill_dp_attention``."""
+    from moeplan.deploy.deployment import Traffic
+    from moeplan.plans.serve import ServeRequest, plan_serve
+
+    req = ServeRequest(model="deepseek-v3", traffic=Traffic(8192, 1024, concurrency=1024), gpus=("h200",),
+                       engines=("sglang",), max_gpus=32)  # fmt: skip
+    splits = [c for c in plan_serve(req).candidates if c.disaggregated and c.prefill_dp]
+    assert splits and all(f"prefill DP{c.prefill_dp}+EP{c.prefill_dp}" in c.label for c in splits)
+    prefill_line = splits[0].command.splitlines()[0]
+    assert "--enable-dp-attention" in prefill_line and "--disaggregation-mode prefill" in prefill_line
+    args = ["serve", "deepseek-v3", "--isl", "8k", "--osl", "1k", "--concurrency", "1024", "--gpu", "h200"]
+    out = runner.invoke(app, [*args, "--engine", "sglang", "--max-gpus", "32", "--top", "40", "--json"])
+    assert out.exit_code == 0 and '"prefill_dp_attention": true' in out.output

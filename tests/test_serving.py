@@ -844,7 +844,7 @@ def test_a_split_can_prefill_on_one_gpu_kind_and_decode_on_another() -> None:
     prices = [h.cloud_usd_per_hour.typical for h in (h100, gpus["h200-sxm"])]  # type: ignore[union-attr]
     assert c.usd_per_hour == pytest.approx(n_p * prices[0] + (c.num_gpus - n_p) * prices[1])  # each at its own price
     assert c.disaggregated is not None and c.label.startswith(
-        c.disaggregated.replace("P:", "P h100-sxm + ") + " h200-sxm (decode "
+        c.disaggregated.replace("P:", "P h100-sxm + ") + " h200-sxm (" + ("prefill DP" if c.prefill_dp else "decode ")
     )  # 1x8P h100-sxm + 8D h200-sxm: each side's kind
     assert "prefill: " in c.command and " on h100-sxm" in c.command and "decode on h200-sxm" in c.command
     row = next(r for r in __import__("moeplan.output.serving", fromlist=["serve_json"]).serve_json(result, 10_000)

@@ -97,6 +97,8 @@ class ServeCandidate(Value):
     """The prefill instances' GPU kind where it is not the decode instances' (``gpu``): a split across kinds."""
     prefill_gpus: int = 0
     """The prefill instances' GPUs, all of them (``n_p x p``), in a split (0: aggregated)."""
+    prefill_dp: int = 0
+    """A split's prefill instances under data-parallel attention: the ranks of each, its experts over them (0: TP)."""
 
     @property
     def label(self) -> str:
@@ -105,11 +107,14 @@ class ServeCandidate(Value):
             layout = f"DP{self.tp}" + (f"+{ep}" if ep else "") + ("+TBO" if self.batch_overlap else "")
         else:
             layout = f"TP{self.tp}" + (f" {ep}" if ep else "") + (f" PP{self.pp}" if self.pp > 1 else "")
+        sides = f"decode {layout}"
+        if self.prefill_dp:  # each prefill instance DP+EP over its GPUs
+            sides = f"prefill DP{self.prefill_dp}+EP{self.prefill_dp}, {sides}"
         if self.disaggregated and self.prefill_gpu is not None:  # 1x4P h100-sxm + 8D h200-sxm: each side's kind
             split = self.disaggregated.replace("P:", f"P {self.prefill_gpu.id} + ") + f" {self.gpu.id}"
-            return f"{split} (decode {layout}) {self.quant} {self.engine}"
+            return f"{split} ({sides}) {self.quant} {self.engine}"
         if self.disaggregated:
-            layout = f"{self.disaggregated} (decode {layout})"
+            layout = f"{self.disaggregated} ({sides})"
         return f"{self.num_gpus}x {self.gpu.id} {layout} {self.quant} {self.engine}"
 
 
@@ -207,8 +212,10 @@ def disaggregated(
     req: ServeRequest,
     prefill: tuple[GpuSpec, int] | None = None,
 ) -> list[ServeCandidate]:
-    """Prefill on ``n_p`` instances of ``p`` GPUs (TP), decode on one of ``d`` (EP, under TP or data-parallel
-    attention): 1-2 prefill instances, the decode instance as large as one or two prefill instances.  ``prefill``:
+    """Prefill on ``n_p`` instances of ``p`` GPUs (TP, or with a data-parallel-attention decode instance also
+    data-parallel attention with EP, as LMSYS's and InferenceX's wide-EP prefill runs), decode on one of ``d`` (EP,
+    under TP or data-parallel attention): 1-2 prefill instances, the decode instance as large as one or two prefill
+    instances.  ``prefill``:
     the prefill instances' GPU kind and size where they are not ``gpu`` (the decode instances' kind, ``p`` then its
     fewest GPUs): each side priced at its own kind's GPU-hour, the KV cache over InfiniBand between their hosts."""
     from moeplan.deploy.serving import DisaggregatedServingModel
@@ -216,12 +223,15 @@ def disaggregated(
     out = []
     dp_ok = engine(base.engine).runs_dp_attention
     pgpu, pn = prefill or (gpu, p)
-    for n_p, d, dpa in itertools.product((1, 2), (p, 2 * p), (False, True) if dp_ok else (False,)):
+    modes = ((False, False), (True, False), (True, True)) if dp_ok else ((False, False),)
+    for n_p, d, (dpa, pdpa) in itertools.product((1, 2), (p, 2 * p), modes):
         total = n_p * pn + d
-        if total > req.max_gpus or (dpa and d < 2):
+        if total > req.max_gpus or (dpa and d < 2) or (pdpa and pn < 2):
             continue
         try:
-            dp = resolve(replace(base, gpu=pgpu.id, num_gpus=pn, tp=pn), spec=spec, gpu=pgpu, fewest=False)
+            ptbo, pchunk = overlaps(base.engine, pgpu, pn, pdpa), rank_chunk(base.engine, pgpu, pn, pdpa)
+            dp = resolve(replace(base, gpu=pgpu.id, num_gpus=pn, tp=pn, ep=pn if pdpa else None, dp_attention=pdpa,
+                                 batch_overlap=ptbo, ubatch=pchunk), spec=spec, gpu=pgpu, fewest=False)  # fmt: skip
             tbo, chunk = overlaps(base.engine, gpu, d, dpa), rank_chunk(base.engine, gpu, d, dpa)
             dd = resolve(replace(base, num_gpus=d, tp=d, ep=d if d > 1 else None, dp_attention=dpa, batch_overlap=tbo,
                                  ubatch=chunk), spec=spec, gpu=gpu, fewest=False)  # fmt: skip
@@ -258,7 +268,7 @@ def disaggregated(
             joules_per_output_token=joules, command=command, sweep=sweep, disaggregated=f"{n_p}x{pn}P:{d}D",
             usd_per_million_input_tokens=input_usd,
             dp_attention=dd.layout.dp_attention, batch_overlap=dd.batch_overlap, prefill_gpu=pgpu if prefill else None,
-            prefill_gpus=n_p * pn,
+            prefill_gpus=n_p * pn, prefill_dp=pn if pdpa else 0,
         ))  # fmt: skip
     return out
 
