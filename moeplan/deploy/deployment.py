@@ -316,7 +316,7 @@ class Deployment(Value):
     request arriving while the engine decodes waits ``(N - 1) / 2`` steps more on average before its prefill."""
     batch_overlap: bool = False
     """Each step runs as two micro-batches, one's expert all-to-all (or gather) under the other's compute (SGLang's
-    two-batch overlap, vLLM's dual-batch overlap): :meth:`~moeplan.deploy.speed.SpeedModel.overlapped_s`."""
+    two-batch overlap, vLLM's dual-batch overlap): :meth:`~moeplan.deploy.speed.SpeedModel.exposed_comm_s`."""
     kt_prefill_threshold: int | None = None
     """Prefill passes of at least this many tokens run layer by layer on the GPU in KTransformers (None: 400)."""
     cpu_repack: bool | None = None
@@ -358,16 +358,18 @@ class Deployment(Value):
         divides its ``--chunked-prefill-size`` over its DP workers, ``batched_tokens / ranks`` (8,192 over 32 ranks:
         256 tokens a rank, unless the launch line scales it)."""
         tokens = max(1, self.batched_tokens or 8192)
-        if self.layout.dp_attention and not self.engine.max_running_per_rank:
+        if self.layout.dp_attention and self.engine.divides_chunk:
             return max(1, tokens // self.layout.attention_ranks)
         return tokens
 
     @property
     def pass_tokens(self) -> int:
         """Prompt tokens one forward pass of the instance carries, every rank's together: ``ranks x``
-        :attr:`rank_tokens` -- InferenceX's TensorRT-LLM prefill of DeepSeek-R1 on 4 GB200 with ``max_num_tokens``
-        16,384 and attention DP carries 65,536 tokens a pass; SGLang's ``--chunked-prefill-size`` is the whole
-        pass's."""
+        :attr:`rank_tokens` where each rank schedules its own (InferenceX's TensorRT-LLM prefill of DeepSeek-R1 on
+        4 GB200 with ``max_num_tokens`` 16,384 and attention DP carries 65,536 tokens a pass), SGLang's
+        ``--chunked-prefill-size`` whole, ``batched_tokens`` where one scheduler fills the pass (ATOM)."""
+        if self.layout.dp_attention and not self.engine.max_running_per_rank and not self.engine.divides_chunk:
+            return self.rank_tokens
         return self.rank_tokens * self.layout.attention_ranks
 
     @property

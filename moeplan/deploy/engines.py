@@ -207,19 +207,21 @@ class Engine(Value):
     max_running_flag: str = ""
     """The launch flag that caps the requests an instance runs at once (vLLM ``--max-num-seqs``, SGLang
     ``--max-running-requests``, TensorRT-LLM ``--max_batch_size``, llama.cpp ``--parallel``; empty: none known)."""
+    divides_chunk: bool = False
+    """Divides its batched tokens over its data-parallel-attention workers (SGLang: ``chunked_prefill_size //
+    dp_size`` a worker)."""
     ep_uneven: bool = False
     """Spreads experts over EP ranks that do not divide them (vLLM's expert map gives the first ranks one more);
     SGLang and TensorRT-LLM need ``experts % ep == 0`` (their redundant EPLB experts included)."""
     ep_int4_experts: bool = True
     """Runs expert parallelism with AWQ/GPTQ int4 experts (SGLang does not: sgl-project/sglang#6029)."""
     batch_overlap_flag: str = ""
-    """The launch flag that splits each step into two micro-batches whose expert all-to-all overlaps the other's
-    compute (SGLang ``--enable-two-batch-overlap``, vLLM ``--enable-dbo``); empty: none moeplan knows."""
+    """The flag for two micro-batches a step, one's all-to-all under the other's compute (SGLang
+    ``--enable-two-batch-overlap``, vLLM ``--enable-dbo``); empty: none moeplan knows."""
     dense_dp: str | None = None
-    """Under data-parallel attention, the dense layers' MLP runs whole on each rank for its own sequences (no
-    gather): ``""`` where the engine always does (vLLM's data-parallel ranks are engines of their own), the launch
-    flag that asks for it (SGLang ``--moe-dense-tp-size 1``, which InferenceX's and LMSYS's DeepSeek recipes set),
-    None where the dense MLP stays sliced over the ranks with the tokens gathered to it."""
+    """Under DP attention the dense layers' MLP runs whole on each rank, no gather: ``""`` always (vLLM's DP ranks are
+    engines of their own), the flag that asks for it (SGLang ``--moe-dense-tp-size 1``, as InferenceX's and LMSYS's
+    recipes set), None where it stays sliced over the ranks with the tokens gathered to it."""
     max_running_per_rank: bool = False
     """The cap counts per data-parallel rank, not per instance: vLLM runs one engine core (and scheduler) per
     data-parallel rank, TensorRT-LLM's ``max_batch_size`` is each attention-DP rank's (InferenceX launches its
@@ -363,6 +365,7 @@ ENGINES: dict[str, Engine] = {
         runs_dp_attention=True,
         runs_mtp=True,
         dense_dp=" --moe-dense-tp-size 1",
+        divides_chunk=True,
         ep_int4_experts=False,
         batch_overlap_flag="--enable-two-batch-overlap",
         state_pool=(0.9, 3, 5),  # model_runner_kv_cache_mixin: _handle_max_mamba_cache, _calculate_mamba_ratio

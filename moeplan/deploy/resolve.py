@@ -461,11 +461,11 @@ def resolve(
     if layout.ep > 1 and not eng.ep_int4_experts and experts.startswith(("awq", "gptq")):
         raise InputError(f"{eng.name} runs no expert parallelism with {experts} experts (sgl-project/sglang#6029)",
                          "drop --ep/--dp-attention, use --engine vllm, or an fp8/nvfp4 format")  # fmt: skip
-    if layout.dp_attention and not eng.max_running_per_rank and eng.name == "sglang" and request.ubatch is None:
-        chunk = base.batched_tokens // layout.attention_ranks
-        note = (f"sglang divides --chunked-prefill-size ({base.batched_tokens:,}) over its {layout.attention_ranks} "
-                f"data-parallel workers: {chunk:,} tokens a rank a pass; serve launches it with "
-                f"--chunked-prefill-size {base.batched_tokens * layout.attention_ranks:,} (--ubatch here)")  # fmt: skip
+    if layout.dp_attention and eng.divides_chunk and request.ubatch is None:
+        ranks, tokens = layout.attention_ranks, base.batched_tokens
+        note = (f"{eng.name} divides --chunked-prefill-size ({tokens:,}) over its {ranks} data-parallel workers: "
+                f"{tokens // ranks:,} tokens a rank a pass; serve launches it with --chunked-prefill-size "
+                f"{tokens * ranks:,} (--ubatch here)")  # fmt: skip
         base = replace(base, notes=(*base.notes, note))
     return replace(base, layout=layout, min_gpus=min_gpus)
 

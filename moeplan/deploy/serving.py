@@ -295,7 +295,8 @@ class DisaggregatedServingModel:
     to ``n_d`` decode instances (each ``dd``; the router spreads the requests evenly over them).
 
         S_p   = prefill of one I-token prompt on a prefill instance (its latency: no decode beside it)
-        S_b   = max(I x c_p, floor x I / B) at a full chunk of B tokens: a prompt's share of the instance when queued
+        S_b   = max(I x c_p, floor x I / B) at a full pass of B tokens (each scheduler's batched tokens, all ranks
+                together, at most the prompts the instance runs at once): a prompt's share of the instance when queued
                 prompts are batched together, its compute and its share of the pass's host floor
         T     = a batch's time: every prompt waiting joins the next batch (:meth:`batch_s`)
         KV    = the prompt's cache on one decode rank / min(link, engine's transfer rate)   (comm.kv_handoff_s: the

@@ -504,9 +504,9 @@ class SpeedModel:
         """A prompt's share of a prefill instance kept busy with full passes of ``pass_tokens`` tokens (many prompts
         a pass, nothing decoding beside them): its compute and activations at that pass size, and its share of the
         pass's host floor, ``max(I x c_p(B), floor x I / B)``.  The instance's input tokens/s is ``I`` over it.
-        DeepSeek-V3 in NVFP4 on 2 GB200 with data-parallel attention, 2,000-token prompts: ~31K tokens/s a GPU
-        (LMSYS measures 26,156, benchmarks/prefill_load_measurements.yaml).  ``context``: the tokens the prompt's
-        attend to (its cached prefix included; default the prompt)."""
+        DeepSeek-V3 in NVFP4 on 2 GB200 with data-parallel attention, 2,000-token prompts in SGLang's default
+        8,192-token passes: ~27.8K tokens/s a GPU (LMSYS measures 26,156, benchmarks/prefill_load_measurements.yaml).
+        ``context``: the tokens the prompt's attend to (its cached prefix included; default the prompt)."""
         pass_tokens = max(pass_tokens, prompt)
         compute = prompt * self.prefill_token_seconds(pass_tokens, context or prompt, scenario)
         return max(compute, self.prefill_dispatch_s(scenario) * prompt / pass_tokens)

@@ -59,7 +59,7 @@ def rank_chunk(eng_name: str, gpu: GpuSpec, n: int, dp_attention: bool) -> int |
     so under data-parallel attention it is launched at ``n x`` its default, 8,192 a rank, as LMSYS's wide-EP runs
     set it (16,384 a rank)."""
     eng = engine(eng_name)
-    if not dp_attention or eng.name != "sglang":
+    if not dp_attention or not eng.divides_chunk:
         return None
     return eng.default_batched_tokens(gpu) * n
 
