@@ -222,3 +222,21 @@ def test_a_split_can_prefill_under_data_parallel_attention() -> None:
     args = ["serve", "deepseek-v3", "--isl", "8k", "--osl", "1k", "--concurrency", "1024", "--gpu", "h200"]
     out = runner.invoke(app, [*args, "--engine", "sglang", "--max-gpus", "32", "--top", "40", "--json"])
     assert out.exit_code == 0 and '"prefill_dp_attention": true' in out.output
+
+
+def test_launch_lines_use_mori_on_amd_and_carry_eplbs_redundant_experts() -> None:
+    """DeepEP is NVIDIA's: wide EP on AMD Instinct dispatches with MoRI (SGLang ``--moe-a2a-backend mori``, vLLM
+    ``--all2all-backend mori``). EPLB launches with the redundant experts moeplan charges (32 for 256 experts), and
+    vLLM's data-parallel ranks span hosts with its data-parallel flags."""
+    from moeplan.deploy.deployment import EPLB_REDUNDANT
+
+    for name, flag in (("sglang", "--moe-a2a-backend mori"), ("vllm", "--all2all-backend mori")):
+        d = _resolve(gpu="mi300x", num_gpus=16, tp=16, ep=16, dp_attention=True, engine=name)
+        line = launch(d, 16)  # type: ignore[arg-type]
+        assert flag in line and "deepep" not in line
+    extra = round(256 * EPLB_REDUNDANT)
+    sg = _resolve(gpu="h100", num_gpus=32, tp=32, ep=32, dp_attention=True, engine="sglang", eplb=True)
+    assert f"--enable-eplb --ep-num-redundant-experts {extra}" in launch(sg, 32)  # type: ignore[arg-type]
+    vl = _resolve(gpu="h100", num_gpus=32, tp=32, ep=32, dp_attention=True, engine="vllm", eplb=True)
+    line = launch(vl, 32)  # type: ignore[arg-type]
+    assert f'"num_redundant_experts": {extra}' in line and "--data-parallel-backend ray" in line
