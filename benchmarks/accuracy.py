@@ -485,9 +485,11 @@ def render() -> str:
                 "stage unchanged; the SGLang recipes' redundant experts (`*_redundant_experts`, 31 records, which",
                 "SGLang needs for EP 24 and 48 to divide 256 experts) then 287 and 190; the optimistic end taking the",
                 "better of skewed and even routing under EP (skew had made it the slower end at large batches)",
-                "287 and 186. The recipes' own pass sizes (`prefill_ubatch`) now change nothing for",
+                "287 and 186; data-parallel ranks holding their replicated weights whole (shared experts, embedding,",
+                "dense MLP; less KV room) 290 and 185. The recipes' own pass sizes (`prefill_ubatch`) now change",
+                "nothing for",
                 "TensorRT-LLM and, for SGLang (32,768-262,144 tokens a pass, which SGLang divides over its",
-                "data-parallel workers), take TTFT to 167 and throughput to 279: they are recorded, not scored.",
+                "data-parallel workers), take TTFT to 164 and throughput to 282: they are recorded, not scored.",
                 "",
             ]
         if name == "prefill instances under load":

@@ -240,3 +240,35 @@ def test_launch_lines_use_mori_on_amd_and_carry_eplbs_redundant_experts() -> Non
     vl = _resolve(gpu="h100", num_gpus=32, tp=32, ep=32, dp_attention=True, engine="vllm", eplb=True)
     line = launch(vl, 32)  # type: ignore[arg-type]
     assert f'"num_redundant_experts": {extra}' in line and "--data-parallel-backend ray" in line
+
+
+def test_data_parallel_ranks_hold_their_replicated_weights_whole() -> None:
+    """Under DP attention each rank holds whole the attention, the shared experts and the embedding (and, where the
+    engine runs them data-parallel, the dense layers' MLP; vLLM's ranks also the output head): DeepSeek-V3 fp8 at
+    DP 32 on SGLang holds ~5 GiB more a GPU than 1/32 of those."""
+    from moeplan.deploy.memory import dp_whole_kinds
+
+    assert set(dp_whole_kinds(engine("sglang"))) == {"attention", "shared_experts", "embedding", "dense_mlp"}
+    assert "lm_head" in dp_whole_kinds(engine("vllm")) and "dense_mlp" not in dp_whole_kinds(engine("tensorrt-llm"))
+    d = _resolve(gpu="h100", num_gpus=32, tp=32, ep=32, dp_attention=True, engine="sglang")
+    per_gpu = MemoryModel(d).stage_weights[0]  # type: ignore[arg-type]
+    whole = MemoryModel(d).weights_by_kind  # type: ignore[arg-type]
+    for kind in ("attention", "shared_experts", "embedding", "dense_mlp"):
+        assert per_gpu[kind] == whole[kind]
+    assert per_gpu["routed_experts"] < whole["routed_experts"] / 16
+
+
+def test_a_pass_shorter_than_the_prompt_and_overlap_where_engines_run_it() -> None:
+    """A pass of fewer tokens than the prompt carries only its own tokens at full load (chunked prefill); two-batch
+    overlap runs over DeepEP only, so it is refused on AMD; --dp-attention takes every GPU into its group; SGLang's
+    --ubatch must leave each data-parallel worker a token."""
+    d = _resolve(gpu="h100", num_gpus=8, tp=8, engine="vllm", ubatch=2048)
+    sm = SpeedModel(MemoryModel(d))  # type: ignore[arg-type]
+    assert sm.loaded_prefill_s(8192, 2048) > sm.loaded_prefill_s(8192, 8192)
+    with pytest.raises(InputError, match="DeepEP"):
+        _resolve(gpu="mi300x", num_gpus=16, tp=16, ep=16, dp_attention=True, engine="vllm", batch_overlap=True)
+    with pytest.raises(InputError, match="one group"):
+        resolve(EstimateRequest(model="deepseek-v3", gpu="h100", num_gpus=16, tp=8, dp_attention=True,
+                                use_calibration=False), fewest=False)  # fmt: skip
+    with pytest.raises(InputError, match="less than a token"):
+        _resolve(gpu="h100", num_gpus=16, tp=16, ep=16, dp_attention=True, engine="sglang", ubatch=8)

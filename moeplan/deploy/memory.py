@@ -29,7 +29,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from moeplan.deploy.deployment import EPLB_REDUNDANT, Deployment, Layout
-from moeplan.deploy.engines import GIB
+from moeplan.deploy.engines import GIB, Engine
 from moeplan.deploy.kv_cache import cache_bytes, layer_caches_for, sparse_layout
 from moeplan.formats.kv_formats import KV_DTYPES, STATE_DTYPES
 from moeplan.formats.schemes import Scheme, quantized_tensors
@@ -94,12 +94,18 @@ def _groups(
 
 @functools.lru_cache(maxsize=1024)
 def _stage_weights(
-    arch: ArchSpec, scheme: Scheme, par: Layout, scale: tuple[tuple[str, float], ...] = (), extra: int = 0
+    arch: ArchSpec,
+    scheme: Scheme,
+    par: Layout,
+    scale: tuple[tuple[str, float], ...] = (),
+    extra: int = 0,
+    whole_kinds: tuple[str, ...] = ("attention",),
 ) -> tuple[dict[ParamKind, int], list[dict[ParamKind, int]]]:
     """Weights of the whole model by kind, and of one GPU of each pipeline stage by kind (cached).
 
     ``scale`` multiplies a kind's bytes: a real checkpoint's bytes over what the scheme predicts; ``extra``
     bytes (a checkpoint's vision tower) sit on the first stage as ``other``, split over its TP ranks.
+    ``whole_kinds``: under data-parallel attention, the kinds every rank holds whole (:func:`dp_whole_kinds`).
     """
     stages = _stage_layers(arch.num_layers, par.pp)
     stage_of = [i for i, r in enumerate(stages) for _ in r]
@@ -110,12 +116,26 @@ def _stage_weights(
     for (where, kind, cls), nbytes in groups.items():
         whole[kind] += nbytes
         stage = 0 if where == -1 else len(stages) - 1 if where == -2 else stage_of[where]  # embedding first, head last
-        share = 1.0 if par.dp_attention and kind == "attention" else shares[cls]  # DP attention: whole on each rank
+        share = 1.0 if par.dp_attention and kind in whole_kinds else shares[cls]  # DP attention: whole on each rank
         per_stage[stage][kind] += round(nbytes * share)
     if extra:
         whole["other"] += extra
         per_stage[0]["other"] += round(extra / par.tp)
     return dict(whole), [dict(c) for c in per_stage]
+
+
+def dp_whole_kinds(engine: Engine) -> tuple[str, ...]:
+    """Weights every rank holds whole under data-parallel attention: the attention, the shared experts (SGLang's
+    DeepEP path and TensorRT-LLM run them on each rank's own tokens) and the embedding (SGLang builds it without TP
+    under DP attention); the dense layers' MLP where the engine runs it data-parallel; and vLLM's data-parallel
+    ranks, engines of their own, the output head too.  DeepSeek-V3 fp8 at DP 32: ~5 GiB more a GPU than 1/32 of
+    them."""
+    kinds: tuple[str, ...] = ("attention", "shared_experts", "embedding")
+    if engine.dense_dp is not None:
+        kinds += ("dense_mlp",)
+    if engine.dense_dp == "":  # an engine per rank (vLLM): nothing is sliced but the experts
+        kinds += ("lm_head",)
+    return kinds
 
 
 def model_weight_bytes(arch: ArchSpec, scheme: Scheme) -> int:
@@ -209,7 +229,7 @@ class MemoryModel:
         self.arch = arch
         stages = _stage_layers(arch.num_layers, par.pp)
         self.weights_by_kind, self.stage_weights = _stage_weights(
-            arch, d.scheme, par, d.weights_scale, d.extra_weight_bytes
+            arch, d.scheme, par, d.weights_scale, d.extra_weight_bytes, dp_whole_kinds(d.engine)
         )
         self.stage_layers = stages
         sparse = sparse_layout(d.engine, d.kv_dtype)

@@ -217,6 +217,9 @@ def layout_for(arch: ArchSpec, request: EstimateRequest, eng: Engine, num_gpus: 
         ep = request.ep or (par.tp if dp else 1)
         layout = Layout(par.tp, ep, par.pp, request.eplb, dp)
     else:
+        if dp and request.pp is None and request.tp is not None and request.tp != num_gpus:
+            raise InputError(f"--dp-attention takes all {num_gpus} GPUs into one group, not --tp {request.tp}",
+                             f"give --tp {num_gpus}, or drop --tp")  # fmt: skip
         tp = request.tp or max(1, num_gpus // (request.pp or 1))
         pp = request.pp or max(1, num_gpus // tp)
         if tp * pp != num_gpus:
@@ -354,8 +357,13 @@ def resolve(
         if not request.dp_attention:
             raise InputError("--batch-overlap hides the experts' all-to-all of data-parallel attention under compute",
                              "add --dp-attention, which spreads the experts over the ranks")  # fmt: skip
-        notes += (f"{eng.name} runs each step as two micro-batches ({eng.batch_overlap_flag}): the expert "
-                  "all-to-all of one under the other's compute",)  # fmt: skip
+        if gpu is not None and gpu.vendor != "nvidia":
+            raise InputError(f"{eng.name}'s micro-batch overlap runs over DeepEP, NVIDIA's all-to-all; {gpu.name} has "
+                             "none (vLLM: 'Microbatching currently only supports the deepep ... backends')",
+                             "drop --batch-overlap")  # fmt: skip
+        notes += (f"{eng.name} runs each step whose ranks carry 32 tokens or more (512 with a prompt) as two "
+                  f"micro-batches ({eng.batch_overlap_flag}): the expert all-to-all of one under the other's "
+                  "compute; smaller steps run whole",)  # fmt: skip
     if request.kt_prefill_threshold is not None and eng.offload_prefill != "layerwise":
         raise InputError(f"--kt-prefill-threshold is KTransformers' switch to layer-wise prefill; {eng.name} has none",
                          "add --engine ktransformers, or drop --kt-prefill-threshold")  # fmt: skip
@@ -461,6 +469,10 @@ def resolve(
     if layout.ep > 1 and not eng.ep_int4_experts and experts.startswith(("awq", "gptq")):
         raise InputError(f"{eng.name} runs no expert parallelism with {experts} experts (sgl-project/sglang#6029)",
                          "drop --ep/--dp-attention, use --engine vllm, or an fp8/nvfp4 format")  # fmt: skip
+    if layout.dp_attention and eng.divides_chunk and request.ubatch is not None and request.ubatch < layout.tp:
+        raise InputError(f"{eng.name} divides --chunked-prefill-size (--ubatch {request.ubatch:,}) over its "
+                         f"{layout.tp} data-parallel workers: less than a token each",
+                         f"--ubatch {layout.tp * 8192} gives each 8,192")  # fmt: skip
     if layout.dp_attention and eng.divides_chunk and request.ubatch is None:
         ranks, tokens = layout.attention_ranks, base.batched_tokens
         note = (f"{eng.name} divides --chunked-prefill-size ({tokens:,}) over its {ranks} data-parallel workers: "

@@ -393,7 +393,7 @@ class SpeedModel:
         serial = self._serial_s(per_gpu_flops, tokens, compute_scale, decode) * self.pp
         comm = self._comm_s(tokens, fixed_scale, prefill=kv_context is None)
         work = max(mem, comp)
-        rank_tokens = tokens / self.d.layout.attention_ranks
+        rank_tokens = rank_rows if rank_rows is not None else tokens  # the busiest rank's (one prompt: all of them)
         exposed = self.exposed_comm_s(work, comm, rank_tokens, prefill=kv_context is None)
         return Step(work + serial + fixed + exposed, mem, comp + serial, fixed, comm, bytes_read,
                     hidden_s=comm - exposed)  # fmt: skip
@@ -507,7 +507,7 @@ class SpeedModel:
         DeepSeek-V3 in NVFP4 on 2 GB200 with data-parallel attention, 2,000-token prompts in SGLang's default
         8,192-token passes: ~27.8K tokens/s a GPU (LMSYS measures 26,156, benchmarks/prefill_load_measurements.yaml).
         ``context``: the tokens the prompt's attend to (its cached prefix included; default the prompt)."""
-        pass_tokens = max(pass_tokens, prompt)
+        pass_tokens = max(1, pass_tokens)  # a prompt longer than a pass spans several (chunked prefill)
         compute = prompt * self.prefill_token_seconds(pass_tokens, context or prompt, scenario)
         return max(compute, self.prefill_dispatch_s(scenario) * prompt / pass_tokens)
 

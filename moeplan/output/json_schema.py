@@ -117,7 +117,7 @@ def _defs() -> dict[str, Any]:
     configuration = _obj({"gpu": STR, "num_gpus": INT, "tp": INT, "ep": INT, "pp": INT, "dp_attention": BOOL,
                           "batch_overlap": BOOL,
                           "disaggregated": _maybe(STR), "prefill_gpu": _maybe(STR), "prefill_gpus": _maybe(INT),
-                          "prefill_dp_attention": _maybe(BOOL),
+                          "prefill_dp_attention": _maybe(BOOL), "prefill_batch_overlap": _maybe(BOOL),
                           "quant": STR, "engine": STR,
                           "meets_targets": BOOL, "point": _ref("serving_point"),
                           "usd_per_million_output_tokens": _maybe(NUM), "command": STR})  # fmt: skip

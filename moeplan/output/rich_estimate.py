@@ -525,8 +525,12 @@ def print_explain(console: Console, result: EstimateResult) -> None:
             f"bandwidth x efficiency = {s['memory'] * 1e3:,.2f} ms, FLOPs / compute = {s['compute'] * 1e3:,.2f} ms) + "
             f"fixed {s['fixed'] * 1e3:,.2f} ms + communication {s['communication'] * 1e3:,.2f} ms"
             + (
-                f" ({s['communication_exposed'] * 1e3:,.2f} of it exposed: two micro-batches, max(comm / 2, comm - "
-                "work / 2), work the larger of memory and compute, where each rank carries 32 tokens or more)"
+                (
+                    f" ({s['communication_exposed'] * 1e3:,.2f} of it exposed: two micro-batches, max(comm / 2, comm "
+                    "- work / 2), work the larger of memory and compute)"
+                    if s["communication_exposed"] < s["communication"]
+                    else " (all of it: a step under 32 tokens a rank is not split into micro-batches)"
+                )
                 if result.request.batch_overlap
                 else ""
             )
@@ -543,9 +547,15 @@ def print_explain(console: Console, result: EstimateResult) -> None:
         console.print(
             f"[bold]prefill[/bold] = chunks of the engine's batched tokens, each max(weights / bandwidth, FLOPs / "
             f"compute) + fixed + communication, never under the host's eager-pass floor -> "
-            f"{perf.prefill_tokens_per_s:,.0f} tok/s; [bold]time to first token[/bold] = prefill + one decode step "
-            f"= {perf.time_to_first_token_s:,.2f} s"
+            f"{perf.prefill_tokens_per_s:,.0f} tok/s (one prompt's chunks on one rank); [bold]time to first "
+            f"token[/bold] = prefill + one decode step = {perf.time_to_first_token_s:,.2f} s"
         )
+        if perf.loaded_prefill_tokens_per_s_per_gpu is not None:
+            console.print(
+                "[bold]prefill at full load[/bold] = prompt / (GPUs x max(prompt x seconds a token in a full pass of "
+                "every rank's batched tokens, the pass's host floor x prompt / pass tokens)) -> "
+                f"{perf.loaded_prefill_tokens_per_s_per_gpu:,.0f} tok/s a GPU"
+            )
     sv, load = result.serving, result.request.traffic
     if sv is not None and load is not None:
         clients = (

@@ -99,6 +99,8 @@ class ServeCandidate(Value):
     """The prefill instances' GPUs, all of them (``n_p x p``), in a split (0: aggregated)."""
     prefill_dp: int = 0
     """A split's prefill instances under data-parallel attention: the ranks of each, its experts over them (0: TP)."""
+    prefill_overlap: bool = False
+    """A split's prefill instances run two-batch overlap (their data-parallel attention spans hosts)."""
 
     @property
     def label(self) -> str:
@@ -109,7 +111,8 @@ class ServeCandidate(Value):
             layout = f"TP{self.tp}" + (f" {ep}" if ep else "") + (f" PP{self.pp}" if self.pp > 1 else "")
         sides = f"decode {layout}"
         if self.prefill_dp:  # each prefill instance DP+EP over its GPUs
-            sides = f"prefill DP{self.prefill_dp}+EP{self.prefill_dp}, {sides}"
+            tbo = "+TBO" if self.prefill_overlap else ""
+            sides = f"prefill DP{self.prefill_dp}+EP{self.prefill_dp}{tbo}, {sides}"
         if self.disaggregated and self.prefill_gpu is not None:  # 1x4P h100-sxm + 8D h200-sxm: each side's kind
             split = self.disaggregated.replace("P:", f"P {self.prefill_gpu.id} + ") + f" {self.gpu.id}"
             return f"{split} ({sides}) {self.quant} {self.engine}"
@@ -268,7 +271,7 @@ def disaggregated(
             joules_per_output_token=joules, command=command, sweep=sweep, disaggregated=f"{n_p}x{pn}P:{d}D",
             usd_per_million_input_tokens=input_usd,
             dp_attention=dd.layout.dp_attention, batch_overlap=dd.batch_overlap, prefill_gpu=pgpu if prefill else None,
-            prefill_gpus=n_p * pn, prefill_dp=pn if pdpa else 0,
+            prefill_gpus=n_p * pn, prefill_dp=pn if pdpa else 0, prefill_overlap=dp.batch_overlap,
         ))  # fmt: skip
     return out
 

@@ -48,9 +48,10 @@ where prompts are batched).  TensorRT-LLM picks its all-to-all itself."""
 
 def overlaps(eng_name: str, gpu: GpuSpec, n: int, dp_attention: bool) -> bool:
     """Whether a planned data-parallel-attention group of ``n`` GPUs runs two-batch overlap: where it spans hosts
-    (its expert all-to-all crosses InfiniBand) on an engine with the flag, as LMSYS's and DeepSeek's wide-EP
-    deployments do (:meth:`~moeplan.deploy.speed.SpeedModel.exposed_comm_s`)."""
-    return dp_attention and bool(engine(eng_name).batch_overlap_flag) and n > nvlink_domain(gpu)
+    (its expert all-to-all crosses InfiniBand) on an NVIDIA GPU and an engine with the flag, as LMSYS's and
+    DeepSeek's wide-EP deployments do (:meth:`~moeplan.deploy.speed.SpeedModel.exposed_comm_s`)."""
+    deepep = gpu.vendor == "nvidia"  # the engines overlap over DeepEP only (vLLM asserts it; MoRI on AMD has none)
+    return dp_attention and deepep and bool(engine(eng_name).batch_overlap_flag) and n > nvlink_domain(gpu)
 
 
 def rank_chunk(eng_name: str, gpu: GpuSpec, n: int, dp_attention: bool) -> int | None:
