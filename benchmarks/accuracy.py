@@ -487,8 +487,7 @@ def render() -> str:
                 "better of skewed and even routing under EP (skew had made it the slower end at large batches)",
                 "287 and 186; data-parallel ranks holding their replicated weights whole (shared experts, embedding,",
                 "dense MLP; less KV room) 290 and 185. The recipes' own pass sizes (`prefill_ubatch`) now change",
-                "nothing for",
-                "TensorRT-LLM and, for SGLang (32,768-262,144 tokens a pass, which SGLang divides over its",
+                "nothing for TensorRT-LLM and, for SGLang (32,768-262,144 tokens a pass, which it divides over its",
                 "data-parallel workers), take TTFT to 164 and throughput to 282: they are recorded, not scored.",
                 "",
             ]
