@@ -146,13 +146,18 @@ class ServingModel:
         return other
 
     def decode_s(self, batch: float) -> float:
-        """Decode step at ``batch`` running sequences (interpolated between integers, cached)."""
-        lo = max(1, math.floor(batch))
-        hi = lo + 1
+        """Decode step at ``batch`` running sequences (interpolated between integers, cached).  Under data-parallel
+        attention beyond one sequence a rank, between multiples of the ranks: a running batch drifts over the ranks
+        in a steady state, so its busiest rank's share grows smoothly, not by a whole sequence at 16k + 1 (which
+        would let 258 clients on 16 ranks serve less than 256)."""
+        ranks = self.d.layout.attention_ranks
+        step = ranks if ranks > 1 and batch > ranks else 1
+        lo = max(1, step * math.floor(batch / step))
+        hi = lo + step
         for b in (lo, hi):
             if b not in self._steps:
                 self._steps[b] = self.sm.decode_step(self.context, b, self.scenario).per_token_s
-        w = min(1.0, max(0.0, batch - lo))
+        w = min(1.0, max(0.0, (batch - lo) / step))
         return self._steps[lo] * (1 - w) + self._steps[hi] * w
 
     def _prefill_s(self, b: float, floor: float) -> float:
