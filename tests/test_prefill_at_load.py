@@ -4,6 +4,7 @@ published prefill-at-load measurements they are scored against."""
 
 from __future__ import annotations
 
+import itertools
 import math
 from pathlib import Path
 
@@ -272,3 +273,16 @@ def test_a_pass_shorter_than_the_prompt_and_overlap_where_engines_run_it() -> No
                                 use_calibration=False), fewest=False)  # fmt: skip
     with pytest.raises(InputError, match="less than a token"):
         _resolve(gpu="h100", num_gpus=16, tp=16, ep=16, dp_attention=True, engine="sglang", ubatch=8)
+
+
+def test_serving_under_dp_attention_never_serves_less_for_more_clients() -> None:
+    """A steady-state batch drifts over the DP ranks: its busiest rank's share grows smoothly, so crossing a multiple
+    of the ranks (256 -> 258 clients on DP 16) never lowers the throughput (hypothesis found it did)."""
+    from moeplan.deploy.deployment import Traffic
+    from moeplan.deploy.serving import ServingModel
+
+    d = _resolve(gpu="h200", num_gpus=16, tp=16, ep=16, dp_attention=True, context=9216)
+    points = [ServingModel(d, Traffic(8192, 1024, concurrency=c)).point() for c in range(240, 281)]  # type: ignore[arg-type]
+    for a, b in itertools.pairwise(points):
+        assert b.output_tokens_per_s >= a.output_tokens_per_s * (1 - 1e-6)
+        assert b.ttft_s >= a.ttft_s * (1 - 1e-6) and b.tpot_s >= a.tpot_s * (1 - 1e-6)
