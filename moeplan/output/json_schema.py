@@ -115,7 +115,7 @@ def _defs() -> dict[str, Any]:
     cpu = _obj({"id": STR, "name": STR, "bandwidth_gb_s": NUM, "memory_channels": _maybe(INT)})
     model_row = _obj({"id": STR, "name": STR, "architecture": STR, "total": INT, "active": INT})
     configuration = _obj({"gpu": STR, "num_gpus": INT, "tp": INT, "ep": INT, "pp": INT, "dp_attention": BOOL,
-                          "batch_overlap": BOOL,
+                          "eplb": BOOL, "batch_overlap": BOOL,
                           "disaggregated": _maybe(STR), "prefill_gpu": _maybe(STR), "prefill_gpus": _maybe(INT),
                           "prefill_dp_attention": _maybe(BOOL), "prefill_batch_overlap": _maybe(BOOL),
                           "quant": STR, "engine": STR,

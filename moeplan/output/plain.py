@@ -89,6 +89,8 @@ def estimate_table(result: EstimateResult) -> Table:
             ["prefill tokens/s", _g(perf.prefill_tokens_per_s, 0), "tokens/s"],
             ["time to first token", _g(perf.time_to_first_token_s), "s"],
         ]
+        if perf.loaded_prefill_tokens_per_s_per_gpu is not None:
+            rows.append(["prefill at full load per GPU", _g(perf.loaded_prefill_tokens_per_s_per_gpu, 0), "tokens/s"])
     sv, load = result.serving, result.request.traffic
     if sv is not None and load is not None:  # the steady state under the load (estimate --concurrency/--rate)
         rows += [

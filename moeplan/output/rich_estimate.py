@@ -495,7 +495,8 @@ def print_explain(console: Console, result: EstimateResult) -> None:
         f"({m.engine} semantics); x {req.context:,} tokens x {req.batch}{how} = {m.kv_cache_bytes / gib:,.2f} GiB"
     )
     ranks = fit.tp if fit is not None and fit.dp_attention else 1
-    own = f" (the {-(-req.batch // ranks):,} sequences of the busiest rank)" if ranks > 1 else ""
+    busiest = -(-req.batch // ranks)
+    own = f" (the {busiest:,} sequence{'' if busiest == 1 else 's'} of the busiest rank)" if ranks > 1 else ""
     console.print(
         f"[bold]memory per GPU[/bold]{own} = weights {m.per_gpu_weights_bytes / gib:,.2f} + KV "
         f"{m.per_gpu_kv_cache_bytes / gib:,.2f}"
