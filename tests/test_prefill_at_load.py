@@ -286,3 +286,16 @@ def test_serving_under_dp_attention_never_serves_less_for_more_clients() -> None
     for a, b in itertools.pairwise(points):
         assert b.output_tokens_per_s >= a.output_tokens_per_s * (1 - 1e-6)
         assert b.ttft_s >= a.ttft_s * (1 - 1e-6) and b.tpot_s >= a.tpot_s * (1 - 1e-6)
+
+
+def test_vllm_balances_only_fp8_and_bf16_experts_with_eplb() -> None:
+    """vLLM raises "EPLB is only supported for FP8 quantization" for other expert formats: AWQ with --eplb is refused
+    there, and serve plans AWQ without it."""
+    from moeplan.deploy.deployment import Traffic
+    from moeplan.plans.serve import ServeRequest, plan_serve
+
+    with pytest.raises(InputError, match="EPLB"):
+        _resolve(gpu="h200", num_gpus=16, tp=16, ep=16, dp_attention=True, eplb=True, quant="awq-int4", engine="vllm")
+    req = ServeRequest(model="deepseek-v3", traffic=Traffic(2048, 1024, concurrency=1024), gpus=("h200",),
+                       quants=("awq-int4",), max_gpus=32)  # fmt: skip
+    assert not any(c.eplb for c in plan_serve(req).candidates)

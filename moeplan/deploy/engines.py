@@ -208,20 +208,19 @@ class Engine(Value):
     """The launch flag that caps the requests an instance runs at once (vLLM ``--max-num-seqs``, SGLang
     ``--max-running-requests``, TensorRT-LLM ``--max_batch_size``, llama.cpp ``--parallel``; empty: none known)."""
     divides_chunk: bool = False
-    """Divides its batched tokens over its data-parallel-attention workers (SGLang: ``chunked_prefill_size //
-    dp_size`` a worker)."""
+    """Divides its batched tokens over its DP-attention workers (SGLang: ``chunked_prefill_size // dp_size``)."""
     ep_uneven: bool = False
-    """Spreads experts over EP ranks that do not divide them (vLLM's expert map gives the first ranks one more);
-    SGLang and TensorRT-LLM need ``experts % ep == 0`` (their redundant EPLB experts included)."""
+    """Spreads experts over EP ranks that do not divide them (vLLM); SGLang and TensorRT-LLM need experts % ep == 0."""
     ep_int4_experts: bool = True
     """Runs expert parallelism with AWQ/GPTQ int4 experts (SGLang does not: sgl-project/sglang#6029)."""
+    eplb_int4_experts: bool = True
+    """Balances AWQ/GPTQ int4 experts with EPLB (vLLM does not: "EPLB is only supported for FP8 quantization")."""
     batch_overlap_flag: str = ""
     """The flag for two micro-batches a step, one's all-to-all under the other's compute (SGLang
     ``--enable-two-batch-overlap``, vLLM ``--enable-dbo``); empty: none moeplan knows."""
     dense_dp: str | None = None
-    """Under DP attention the dense layers' MLP runs whole on each rank, no gather: ``""`` always (vLLM's DP ranks are
-    engines of their own), the flag that asks for it (SGLang ``--moe-dense-tp-size 1``, as InferenceX's and LMSYS's
-    recipes set), None where it stays sliced over the ranks with the tokens gathered to it."""
+    """Under DP attention the dense MLP runs whole on each rank, no gather: ``""`` always (vLLM's DP ranks), the flag
+    that asks for it (SGLang ``--moe-dense-tp-size 1``), None where it stays sliced with the tokens gathered to it."""
     max_running_per_rank: bool = False
     """The cap counts per data-parallel rank, not per instance: vLLM runs one engine core (and scheduler) per
     data-parallel rank, TensorRT-LLM's ``max_batch_size`` is each attention-DP rank's (InferenceX launches its
@@ -326,6 +325,7 @@ _VLLM = Engine(
     runs_mtp=True,
     dense_dp="",
     ep_uneven=True,
+    eplb_int4_experts=False,
     batch_overlap_flag="--enable-dbo",
     max_running_flag="--max-num-seqs",
     max_running_per_rank=True,

@@ -469,6 +469,9 @@ def resolve(
     if layout.ep > 1 and not eng.ep_int4_experts and experts.startswith(("awq", "gptq")):
         raise InputError(f"{eng.name} runs no expert parallelism with {experts} experts (sgl-project/sglang#6029)",
                          "drop --ep/--dp-attention, use --engine vllm, or an fp8/nvfp4 format")  # fmt: skip
+    if layout.eplb and not eng.eplb_int4_experts and experts.startswith(("awq", "gptq")):
+        raise InputError(f"{eng.name} balances no {experts} experts with EPLB ('EPLB is only supported for FP8 "
+                         "quantization')", "drop --eplb, or an fp8 format")  # fmt: skip
     if layout.dp_attention and eng.divides_chunk and request.ubatch is not None and request.ubatch < layout.tp:
         raise InputError(f"{eng.name} divides --chunked-prefill-size (--ubatch {request.ubatch:,}) over its "
                          f"{layout.tp} data-parallel workers: less than a token each",
