@@ -49,6 +49,10 @@ def accepted_tokens(drafts: int, accept: float, trained: int | None = None) -> f
 EPLB_REDUNDANT = 0.125
 """Redundant experts of EPLB-style balancing, per GPU, relative to its share: DeepSeek-V3 serves 256 experts with 32
 redundant copies over 32 decode GPUs (DeepSeek-V3 technical report, section 3.4)."""
+BATCH_OVERLAP_MIN_TOKENS = (32, 512)
+"""Tokens each rank's step must carry to be split into two micro-batches (``--batch-overlap``): decode, and with a
+prompt in it (vLLM's ``dbo_decode_token_threshold`` and ``dbo_prefill_token_threshold`` defaults; below them the
+split costs more than it hides)."""
 GPU_COUNTS = (1, 2, 3, 4, 5, 6, 7, 8, 12, 16, 24, 32, 48, 64)
 """The GPU counts tried for the fewest that fit: every count in a server of 8 (a count that no TP divides runs its
 layers as pipeline stages: Mixtral-8x22B on 3 H200 as TP 1 x PP 3), then whole servers and halves of them."""
@@ -203,6 +207,14 @@ class Layout(Value):
     def attention_ranks(self) -> int:
         """Ranks the running sequences are spread over for attention (1 under TP: every rank sees every one)."""
         return self.tp if self.dp_attention else 1
+
+
+def dp_launch_chunk(engine: Engine, gpu: GpuSpec | None, ranks: int) -> int | None:
+    """The batched tokens (``--ubatch``) a data-parallel-attention instance of ``ranks`` should launch with, or None
+    where the engine's default already fills each rank: an engine that divides its chunk over its workers
+    (SGLang: 8,192 over 32 ranks leaves 256 tokens a rank a pass) at ``ranks x`` its default, as LMSYS's wide-EP runs
+    set it (16,384 a rank)."""
+    return engine.default_batched_tokens(gpu) * ranks if engine.divides_chunk and ranks > 1 else None
 
 
 def check_layout(arch: ArchSpec, layout: Layout) -> None:

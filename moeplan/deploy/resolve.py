@@ -15,6 +15,7 @@ from dataclasses import replace
 from moeplan.deploy.comm import Link, measured_collective_link
 from moeplan.deploy.cost import price_for
 from moeplan.deploy.deployment import (
+    BATCH_OVERLAP_MIN_TOKENS,
     EPLB_REDUNDANT,
     GPU_COUNTS,
     MTP_ACCEPT,
@@ -25,6 +26,7 @@ from moeplan.deploy.deployment import (
     accepted_tokens,
     check_layout,
     default_layout,
+    dp_launch_chunk,
 )
 from moeplan.deploy.engines import ENGINES, Efficiency, Engine, auto_engine, engine, engines_with
 from moeplan.deploy.kernels import KernelPath, backend_for, expert_format, kernel_path, tensor_peak
@@ -361,7 +363,9 @@ def resolve(
             raise InputError(f"{eng.name}'s micro-batch overlap runs over DeepEP, NVIDIA's all-to-all; {gpu.name} has "
                              "none (vLLM: 'Microbatching currently only supports the deepep ... backends')",
                              "drop --batch-overlap")  # fmt: skip
-        notes += (f"{eng.name} runs each step whose ranks carry 32 tokens or more (512 with a prompt) as two "
+        least_decode, least_prefill = BATCH_OVERLAP_MIN_TOKENS
+        notes += (f"{eng.name} runs each step whose ranks carry {least_decode} tokens or more ({least_prefill} with a "
+                  "prompt) as two "
                   f"micro-batches ({eng.batch_overlap_flag}): the expert all-to-all of one under the other's "
                   "compute; smaller steps run whole",)  # fmt: skip
     if request.kt_prefill_threshold is not None and eng.offload_prefill != "layerwise":
@@ -466,21 +470,23 @@ def resolve(
     min_gpus = fewest_gpus(base) if gpu is not None and (fewest or explicit is None) else None
     layout = layout_for(arch, request, eng, explicit or min_gpus or 1)
     experts = expert_format(scheme)
-    if layout.ep > 1 and not eng.ep_int4_experts and experts.startswith(("awq", "gptq")):
+    int4 = experts.startswith(("awq", "gptq"))  # weight-only int4 experts (Marlin kernels)
+    if layout.ep > 1 and not eng.ep_int4_experts and int4:
         raise InputError(f"{eng.name} runs no expert parallelism with {experts} experts (sgl-project/sglang#6029)",
                          "drop --ep/--dp-attention, use --engine vllm, or an fp8/nvfp4 format")  # fmt: skip
-    if layout.eplb and not eng.eplb_int4_experts and experts.startswith(("awq", "gptq")):
+    if layout.eplb and not eng.eplb_int4_experts and int4:
         raise InputError(f"{eng.name} balances no {experts} experts with EPLB ('EPLB is only supported for FP8 "
                          "quantization')", "drop --eplb, or an fp8 format")  # fmt: skip
-    if layout.dp_attention and eng.divides_chunk and request.ubatch is not None and request.ubatch < layout.tp:
+    scaled = dp_launch_chunk(eng, gpu, layout.attention_ranks) if layout.dp_attention else None
+    if scaled is not None and request.ubatch is not None and request.ubatch < layout.attention_ranks:
         raise InputError(f"{eng.name} divides --chunked-prefill-size (--ubatch {request.ubatch:,}) over its "
-                         f"{layout.tp} data-parallel workers: less than a token each",
-                         f"--ubatch {layout.tp * 8192} gives each 8,192")  # fmt: skip
-    if layout.dp_attention and eng.divides_chunk and request.ubatch is None:
+                         f"{layout.attention_ranks} data-parallel workers: less than a token each",
+                         f"--ubatch {scaled} gives each {scaled // layout.attention_ranks:,}")  # fmt: skip
+    if scaled is not None and request.ubatch is None:
         ranks, tokens = layout.attention_ranks, base.batched_tokens
         note = (f"{eng.name} divides --chunked-prefill-size ({tokens:,}) over its {ranks} data-parallel workers: "
                 f"{tokens // ranks:,} tokens a rank a pass; serve launches it with --chunked-prefill-size "
-                f"{tokens * ranks:,} (--ubatch here)")  # fmt: skip
+                f"{scaled:,} (--ubatch here)")  # fmt: skip
         base = replace(base, notes=(*base.notes, note))
     return replace(base, layout=layout, min_gpus=min_gpus)
 

@@ -46,10 +46,10 @@ import math
 from dataclasses import dataclass, field, replace
 
 from moeplan.deploy.comm import step_comm_s
-from moeplan.deploy.deployment import EPLB_REDUNDANT, accepted_tokens
+from moeplan.deploy.deployment import BATCH_OVERLAP_MIN_TOKENS, EPLB_REDUNDANT, accepted_tokens
 from moeplan.deploy.engines import Efficiency
 from moeplan.deploy.kernels import DECODE_ATTENTION_VECTOR, attention_peak, scan_kernel, tensor_peak, vector_peak
-from moeplan.deploy.memory import MemoryModel
+from moeplan.deploy.memory import MemoryModel, dp_whole_kinds
 from moeplan.hardware.gpus import GpuSpec
 from moeplan.model.flops import flops_per_token
 from moeplan.model.layers import LinearAttention, mixer_counts
@@ -69,15 +69,10 @@ TP 2-8: 1.1-2.5 ms per layer for 21-35 kernels, against 0.9 ms for ERNIE-4.5's 2
 # The optimistic end of the band assumes real, skewed routing (a few popular experts) when none is given.
 HIGH_SKEW = 1.0
 
-BATCH_OVERLAP_MIN_TOKENS = (32, 512)
-"""Tokens each rank's step must carry to be split into two micro-batches: decode, and with a prompt in it (vLLM's
-``dbo_decode_token_threshold`` and ``dbo_prefill_token_threshold`` defaults; below them the split costs more than
-it hides)."""
-DP_ATTENTION_KINDS = ("attention", "shared_experts")
-"""FLOP kinds each rank computes whole for its own sequences under data-parallel attention: the attention
-projections and the shared experts (SGLang's DP attention with DeepEP, TensorRT-LLM's ``enable_attention_dp``);
-the dense layers' MLP too where the engine runs it data-parallel (:attr:`~moeplan.deploy.engines.Engine.dense_dp`),
-else it stays sliced over the ranks (the gather the comm model charges)."""
+DP_GEMM_KINDS = ("attention", "shared_experts", "dense_mlp")
+"""FLOP kinds whose GEMMs run whole on each rank's own tokens where the rank holds their weights whole under
+data-parallel attention (:func:`~moeplan.deploy.memory.dp_whole_kinds`); the output head keeps its vocab-sliced
+GEMM shape."""
 
 
 @dataclass(frozen=True, repr=False, eq=False)
@@ -205,7 +200,7 @@ class SpeedModel:
         self.vector = vector_peak(self.gpu)
         own = d.engine.llama_cpp_kernels or self.gpu.vendor == "apple"
         self.attention = attention_peak(self.gpu, d.compute_dtype, d.efficiency.compute_max, own)
-        self.dp_kinds = DP_ATTENTION_KINDS + (("dense_mlp",) if d.engine.dense_dp is not None else ())
+        self.dp_kinds = tuple(k for k in dp_whole_kinds(d.engine) if k in DP_GEMM_KINDS)
         """FLOP kinds each rank runs whole for its own sequences under data-parallel attention."""
         # Chunked linear-attention prefill: its score FLOPs (all heads) and its kernels' seconds per token, whole
         # model, on the GPU that runs a sequence (its heads split by TP; whole under DP attention)

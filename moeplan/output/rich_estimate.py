@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from moeplan.deploy.deployment import CONTEXT_SEARCH_LIMIT
+from moeplan.deploy.deployment import BATCH_OVERLAP_MIN_TOKENS, CONTEXT_SEARCH_LIMIT
 from moeplan.deploy.results import NO_SPEED_NOTE, EstimateResult, PerformanceResult
 from moeplan.output.formatting import (
     KIND_LABELS,
@@ -530,7 +530,8 @@ def print_explain(console: Console, result: EstimateResult) -> None:
                     f" ({s['communication_exposed'] * 1e3:,.2f} of it exposed: two micro-batches, max(comm / 2, comm "
                     "- work / 2), work the larger of memory and compute)"
                     if s["communication_exposed"] < s["communication"]
-                    else " (all of it: a step under 32 tokens a rank is not split into micro-batches)"
+                    else f" (all of it: a step under {BATCH_OVERLAP_MIN_TOKENS[0]} tokens a rank is not split into "
+                    "micro-batches)"
                 )
                 if result.request.batch_overlap
                 else ""

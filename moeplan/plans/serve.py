@@ -26,7 +26,7 @@ from moeplan.formats.quality import expert_bits
 from moeplan.formats.schemes import parse_scheme
 from moeplan.hardware.gpus import GpuSpec, load_gpus
 from moeplan.model.spec import ModelSpec
-from moeplan.plans.serve_commands import commented, launch, overlaps, rank_chunk
+from moeplan.plans.serve_commands import commented, launch, wide_settings
 from moeplan.records import Value
 
 COUNTS = (1, 2, 4, 8, 16, 32, 64)
@@ -232,12 +232,12 @@ def disaggregated(
         if total > req.max_gpus or (dpa and d < 2) or (pdpa and pn < 2):
             continue
         try:
-            ptbo, pchunk = overlaps(base.engine, pgpu, pn, pdpa), rank_chunk(base.engine, pgpu, pn, pdpa)
-            dp = resolve(replace(base, gpu=pgpu.id, num_gpus=pn, tp=pn, ep=pn if pdpa else None, dp_attention=pdpa,
-                                 batch_overlap=ptbo, ubatch=pchunk), spec=spec, gpu=pgpu, fewest=False)  # fmt: skip
-            tbo, chunk = overlaps(base.engine, gpu, d, dpa), rank_chunk(base.engine, gpu, d, dpa)
-            dd = resolve(replace(base, num_gpus=d, tp=d, ep=d if d > 1 else None, dp_attention=dpa, batch_overlap=tbo,
-                                 ubatch=chunk), spec=spec, gpu=gpu, fewest=False)  # fmt: skip
+            asked_p = replace(base, gpu=pgpu.id, num_gpus=pn, tp=pn, ep=pn if pdpa else None, dp_attention=pdpa,
+                              **wide_settings(base.engine, pgpu, pn, pdpa))  # fmt: skip
+            asked_d = replace(base, num_gpus=d, tp=d, ep=d if d > 1 else None, dp_attention=dpa,
+                              **wide_settings(base.engine, gpu, d, dpa))  # fmt: skip
+            dp = resolve(asked_p, spec=spec, gpu=pgpu, fewest=False)
+            dd = resolve(asked_d, spec=spec, gpu=gpu, fewest=False)
         except MoeplanError:
             continue
         if ServingModel(dd, req.traffic).max_running < 1:
@@ -428,9 +428,8 @@ def plan_serve(req: ServeRequest, progress: Callable[[int, int], None] | None = 
                         if dpa and not eng.runs_dp_attention:
                             continue
                         try:
-                            tbo, chunk = overlaps(eng.name, gpu, n, dpa), rank_chunk(eng.name, gpu, n, dpa)
                             asked = replace(base, num_gpus=n, tp=tp, ep=ep, pp=pp, eplb=eplb, dp_attention=dpa,
-                                            batch_overlap=tbo, ubatch=chunk)  # fmt: skip
+                                            **wide_settings(eng.name, gpu, n, dpa))  # fmt: skip
                             d = resolve(asked, spec=spec, gpu=gpu, fewest=False)
                         except MoeplanError:
                             continue

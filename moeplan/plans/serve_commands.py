@@ -10,8 +10,10 @@ redundant experts moeplan charges.  DeepSeek-V3 on 32 H100s with SGLang: ``--tp 
 
 from __future__ import annotations
 
+from typing import Any
+
 from moeplan.deploy.comm import nvlink_domain
-from moeplan.deploy.deployment import EPLB_REDUNDANT, Deployment
+from moeplan.deploy.deployment import EPLB_REDUNDANT, Deployment, dp_launch_chunk
 from moeplan.deploy.engines import engine
 from moeplan.hardware.gpus import GpuSpec
 
@@ -54,15 +56,12 @@ def overlaps(eng_name: str, gpu: GpuSpec, n: int, dp_attention: bool) -> bool:
     return dp_attention and deepep and bool(engine(eng_name).batch_overlap_flag) and n > nvlink_domain(gpu)
 
 
-def rank_chunk(eng_name: str, gpu: GpuSpec, n: int, dp_attention: bool) -> int | None:
-    """The ``--ubatch`` a planned layout launches with, or None for the engine's default: SGLang divides its
-    ``--chunked-prefill-size`` over its data-parallel workers (8,192 over 32 ranks leaves 256 tokens a rank a pass),
-    so under data-parallel attention it is launched at ``n x`` its default, 8,192 a rank, as LMSYS's wide-EP runs
-    set it (16,384 a rank)."""
-    eng = engine(eng_name)
-    if not dp_attention or not eng.divides_chunk:
-        return None
-    return eng.default_batched_tokens(gpu) * n
+def wide_settings(eng_name: str, gpu: GpuSpec, n: int, dp_attention: bool) -> dict[str, Any]:
+    """The request settings a planned layout of ``n`` GPUs launches with: two-batch overlap where it spans hosts
+    (:func:`overlaps`), and under data-parallel attention the chunk an engine that divides it needs
+    (:func:`~moeplan.deploy.deployment.dp_launch_chunk`)."""
+    chunk = dp_launch_chunk(engine(eng_name), gpu, n) if dp_attention else None
+    return {"batch_overlap": overlaps(eng_name, gpu, n, dp_attention), "ubatch": chunk}
 
 
 A2A_FLAGS_AMD = {"sglang": (" --moe-a2a-backend mori",) * 3, "vllm": (" --all2all-backend mori",) * 3}
