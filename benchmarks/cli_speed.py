@@ -45,6 +45,10 @@ COMMANDS: list[tuple[str, list[str]]] = [
     ("moeplan recommend deepseek-v3 --context 32k", [*CLI, "recommend", "deepseek-v3", "--context", "32k"]),
     ("moeplan recommend qwen3-30b-a3b (every GPU x format)", [*CLI, "recommend", "qwen3-30b-a3b"]),
     (
+        "moeplan recommend deepseek-v3 --concurrency 64 (under load)",
+        [*CLI, "recommend", "deepseek-v3", "--isl", "1024", "--osl", "1024", "--concurrency", "64"],
+    ),
+    (
         "moeplan estimate qwen3-next --gpu h100 --json (hybrid)",
         [*CLI, "estimate", "qwen3-next", "--gpu", "h100", "--json"],
     ),

@@ -254,3 +254,33 @@ def test_expert_parallel_holds_whole_experts() -> None:
 def test_impossible_layouts(par: Layout, why: str) -> None:
     with pytest.raises(InputError, match=why):
         check_layout(resolve_model("mixtral-8x7b").arch, par)
+
+
+# ---- the largest batch: a guided search, the same answer as a bisection ----------------------------------------
+
+
+@settings(max_examples=60, deadline=None)
+@given(limit=st.integers(2, 1 << 20), last=st.integers(0, 1 << 20), guess=st.integers(-5, (1 << 20) + 5))
+def test_guided_search_finds_the_bisection_answer(limit: int, last: int, guess: int) -> None:
+    """Any guess (exact, far off, outside the range) gives the largest n with ok(n), as plain bisection does."""
+    from moeplan.deploy.memory import _largest
+
+    def ok(n: int) -> bool:
+        return n <= last
+
+    assert _largest(ok, limit, guess) == _largest(ok, limit) == (0 if last < 1 else min(last, limit))
+
+
+@pytest.mark.parametrize(
+    ("name", "quant", "engine", "context"),
+    [("deepseek-v3", "fp8", "vllm", 2048), ("qwen3-30b-a3b", "bf16", "sglang", 32768),
+     ("mixtral-8x7b", "Q4_K_M", "llama.cpp", 8192), ("qwen3-next-80b-a3b", "bf16", "sglang", 4096)],
+)  # fmt: skip
+def test_max_batch_is_the_largest_that_fits(name: str, quant: str, engine: str, context: int) -> None:
+    """The guided search's batch fits and one more does not (KV cache, buffers, states and slack all counted)."""
+    spec = resolve_model(name)
+    gpus = {"deepseek-v3": 8, "qwen3-next-80b-a3b": 2}.get(name, 1)
+    mm = model(spec, quant, H200, Layout(tp=gpus), context=context, engine=engine)
+    b = mm.max_batch(context)
+    assert b >= 1
+    assert mm.fits(context, b) and not mm.fits(context, b + 1)

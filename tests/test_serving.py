@@ -45,6 +45,16 @@ def test_more_traffic_never_lowers_latency(a: int, b: int, case: tuple[object, i
     assert heavy.output_tokens_per_s >= light.output_tokens_per_s * (1 - 1e-6)  # and never serves less
 
 
+@pytest.mark.parametrize("scenario", ["low", "high"])
+@pytest.mark.parametrize("d", [H100, DSV3_DP16])
+def test_a_band_end_from_a_shared_model_equals_a_fresh_one(d: object, scenario: str) -> None:
+    """``in_scenario`` (recommend's and the accuracy table's three band ends off one memory model) gives the
+    point a model built for that end gives, field for field."""
+    traffic = Traffic(2048, 1024, concurrency=96)
+    shared = ServingModel(d, traffic).in_scenario(scenario).point()  # type: ignore[arg-type]
+    assert shared == ServingModel(d, traffic, scenario).point()  # type: ignore[arg-type]
+
+
 @settings(max_examples=20, deadline=None)
 @given(st.floats(0.1, 30.0), st.floats(0.1, 30.0))
 def test_a_higher_rate_never_lowers_latency(a: float, b: float) -> None:

@@ -372,17 +372,46 @@ class MemoryModel:
         return _largest(lambda c: self.fits(c, batch), limit)
 
     def max_batch(self, context: int, limit: int = 1 << 20) -> int:
-        """The largest batch that fits at ``context``; 0 if none does."""
-        return _largest(lambda b: self.fits(context, b), limit)
+        """The largest batch that fits at ``context``; 0 if none does.  The search starts where the headroom's
+        slope over the first two sequences runs out, refined by one secant step (memory is close to affine in the
+        batch: the KV cache and the slack grow with it, the buffers stop at the planned tokens), which takes ~9
+        memory evaluations where a plain bisection of ``[1, 2^20]`` takes 21; the answer is the same (the
+        predicate is monotone)."""
+        first = self.headroom(context, 1)
+        if first < 0:
+            return 0
+        slope = first - self.headroom(context, 2)
+        guess = limit if slope <= 0 else min(limit, max(2, int(1 + first / slope)))
+        if 2 < guess < limit:  # one secant step over [1, guess]: the buffers' growth stops below the guess
+            slope = (first - self.headroom(context, guess)) / (guess - 1)
+            guess = min(limit, max(2, int(1 + first / slope))) if slope > 0 else limit
+        return _largest(lambda b: self.fits(context, b), limit, guess)
 
 
-def _largest(ok: Callable[[int], bool], limit: int) -> int:
-    """Largest n in [1, limit] with ok(n), for a monotone predicate (binary search); 0 if ok(1) fails."""
+def _largest(ok: Callable[[int], bool], limit: int, guess: int | None = None) -> int:
+    """Largest n in [1, limit] with ok(n), for a monotone predicate; 0 if ok(1) fails.  With a ``guess``, the
+    bracket is found by steps doubling away from it (1 first), then bisected: an exact guess costs three calls,
+    one off by ``e`` about ``2 log2(e)``."""
     if not ok(1):
         return 0
-    if ok(limit):
-        return limit
-    lo, hi = 1, limit
+    if guess is not None and 1 < guess < limit:
+        step = 1
+        if ok(guess):
+            lo, hi = guess, min(limit, guess + step)
+            while hi < limit and ok(hi):
+                lo, step = hi, step * 2
+                hi = min(limit, hi + step)
+            if hi == limit and ok(limit):
+                return limit
+        else:
+            lo, hi = max(1, guess - step), guess
+            while lo > 1 and not ok(lo):
+                hi, step = lo, step * 2
+                lo = max(1, lo - step)
+    else:
+        if ok(limit):
+            return limit
+        lo, hi = 1, limit
     while hi - lo > 1:
         mid = (lo + hi) // 2
         if ok(mid):

@@ -130,8 +130,8 @@ class ServingModel:
         """Sequences that run at once: the KV cache's room, or the engine's cap (``--max-running``) below it."""
         self.prompt = max(1, round(traffic.isl * (1 - traffic.prefix_hit)))
         self.chunk = d.pass_tokens
-        self.c_p = self.sm.prefill_token_seconds(min(self.chunk, max(self.prompt, 1)), traffic.isl, scenario)
-        self.floor = self.sm.prefill_dispatch_s(scenario)
+        self.c_p, self.floor = self._prefill_costs(scenario)
+        """Seconds a prompt token adds to a step, and the host's floor under a prefill pass."""
         self.poll_steps = (max(1, d.recv_interval) - 1) / 2
         """Mean decode steps a request waits for the scheduler's next poll."""
         self._steps: dict[int, float] = {}
@@ -144,6 +144,21 @@ class ServingModel:
         other = copy.copy(self)
         other.t = traffic
         return other
+
+    def in_scenario(self, scenario: str) -> ServingModel:
+        """This deployment under the same load at another end of the speed band: the memory model and the KV
+        cache's room are shared (they do not depend on the band), the speeds and the step cache are the
+        scenario's own."""
+        if scenario == self.scenario:
+            return self
+        other = copy.copy(self)
+        other.scenario, other._steps = scenario, {}
+        other.c_p, other.floor = self._prefill_costs(scenario)
+        return other
+
+    def _prefill_costs(self, scenario: str) -> tuple[float, float]:
+        chunk = min(self.chunk, max(self.prompt, 1))
+        return self.sm.prefill_token_seconds(chunk, self.t.isl, scenario), self.sm.prefill_dispatch_s(scenario)
 
     def decode_s(self, batch: float) -> float:
         """Decode step at ``batch`` running sequences (interpolated between integers, cached).  Under data-parallel

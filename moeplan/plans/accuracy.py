@@ -479,7 +479,8 @@ def serving_checks(r: dict[str, Any]) -> list[Check]:
     if r.get("disaggregated"):
         return split_checks(r, gpu, traffic)
     d = deployment(r, gpu, context=isl + osl, prompt=isl, batch=1)
-    low, mid, high = (ServingModel(d, traffic, s).point() for s in SCENARIO_NAMES)
+    model = ServingModel(d, traffic)
+    low, mid, high = (model.in_scenario(s).point() for s in SCENARIO_NAMES)
     rid, src = str(r["id"]), str(r.get("source", ""))
     label = f"{r['model']} {r.get('quant') or ''} {r.get('engine', '')} on {r['num_gpus']} x {gpu.name}, "
     label += f"{lengths(r)} at concurrency {conc}"

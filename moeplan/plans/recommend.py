@@ -246,7 +246,8 @@ def under_load(c: Candidate, d: Deployment, traffic: Traffic) -> Candidate:
     """``c`` with the speeds and cost of its steady state under ``traffic`` (no cost when it cannot keep up)."""
     from moeplan.deploy.serving import ServingModel
 
-    low, p, high = (ServingModel(d, traffic, s).point() for s in ("low", "expected", "high"))
+    model = ServingModel(d, traffic)
+    low, p, high = (model.in_scenario(s).point() for s in ("low", "expected", "high"))
     usd = c.usd_per_hour * 1e6 / (p.output_tokens_per_s * 3600) if c.usd_per_hour and p.stable else None
     band = (low.tokens_per_s_per_user, high.tokens_per_s_per_user)
     return replace(c, serving=p, tokens_per_s=p.tokens_per_s_per_user, tokens_per_s_range=band,
