@@ -259,6 +259,30 @@ def test_a_closed_loop_never_outruns_its_prefill_instances() -> None:
     assert lighter.ttft_s < heavy.ttft_s
 
 
+def test_serve_sizes_the_prefill_side_to_the_decode_side() -> None:
+    """Long prompts at many clients: the prefill instances needed keep each below PREFILL_BUSY, one fewer would
+    not, and serve tries that many -- DeepSeek-V3 nvfp4 on B200, 8,192/1,024 at 1,024 clients, meets TTFT 2 s and
+    TPOT 50 ms only with 4+ prefill instances (one or two leave tens of seconds of queue)."""
+    from moeplan.deploy.serving import PREFILL_BUSY, DisaggregatedServingModel
+
+    base = EstimateRequest(model="deepseek-v3", gpu="b200", quant="nvfp4", context=9216, prompt=8192,
+                           use_calibration=False)  # fmt: skip
+    dp = resolve(replace(base, num_gpus=4, tp=4, ep=4, dp_attention=True), fewest=False)
+    dd = resolve(replace(base, num_gpus=8, tp=8, ep=8, dp_attention=True), fewest=False)
+    load = Traffic(8192, 1024, concurrency=1024)
+    one = DisaggregatedServingModel(dp, dd, 1, load)
+    need = one.prefill_instances_needed()
+    assert need >= 3
+    sized, fewer = one.with_prefill(need).point(), one.with_prefill(need - 1).point()
+    assert sized.prefill_share <= PREFILL_BUSY * 1.02 < fewer.prefill_share
+    assert sized.ttft_s < fewer.ttft_s < one.point().ttft_s
+    assert one.with_prefill(need).gpus == need * 4 + 8
+    req = ServeRequest(model="deepseek-v3", traffic=load, gpus=("b200",), quants=("nvfp4",), max_gpus=64, ttft_s=2.0,
+                       tpot_s=0.05)  # fmt: skip
+    best = next(c for c in plan_serve(req).candidates if c.meets)
+    assert best.disaggregated is not None and int(best.disaggregated.split("x")[0]) >= 3
+
+
 def test_clients_beyond_the_decode_slots_of_several_instances_wait_for_one() -> None:
     """Five clients on four decode instances of one running request each: one client always waits for a slot
     (the share per instance is 1.25, not a rounded 1); three clients on four instances queue for nothing."""

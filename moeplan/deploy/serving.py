@@ -48,6 +48,10 @@ from moeplan.deploy.results import ServingPoint
 from moeplan.deploy.speed import SpeedModel
 from moeplan.errors import InputError
 
+PREFILL_BUSY = 0.85
+"""The share of its time a split's prefill instance may be busy when the planner sizes the prefill side (a bulk
+server's wait grows as ``1 / (1 - rho)``: at 85% it is ~3x a pass, at 95% ~10x)."""
+
 ITERATIONS = 400
 """Most steps of the fixed point; it stops sooner once TTFT and TPOT move less than 1e-4 of themselves (near
 saturation each step closes only ``1 - rho`` of the gap, hundreds of steps at 1,000 clients)."""
@@ -350,9 +354,6 @@ class DisaggregatedServingModel:
         n_decode: int = 1,
         scenario: str = "expected",
     ) -> None:
-        from moeplan.deploy.comm import kv_handoff_s, link_for, nvlink_domain
-        from moeplan.deploy.speed import SCENARIOS
-
         if dp.gpu is None or dd.gpu is None:
             raise InputError("serving needs a GPU: --gpu ID")
         if n_prefill < 1 or n_decode < 1:
@@ -366,14 +367,44 @@ class DisaggregatedServingModel:
         cap = dp.running_cap  # a pass carries at most the requests the instance runs at once
         tokens = min(dp.pass_tokens, cap * prompt) if cap else dp.pass_tokens
         self.s_b = min(self.s_p, pm.loaded_prefill_s(prompt, tokens, scenario, traffic.isl))
-        gpus = n_prefill * dp.layout.num_gpus + n_decode * dd.layout.num_gpus
-        self.gpus = gpus
+        self.dp, self.scenario = dp, scenario
         # each decode rank receives its own share of the prompt's cache (the whole latent under MLA, its heads under
         # GQA), the ranks in parallel; the busiest pipeline stage's share sets the hand-off
         mm = self.decode.mm
-        per_rank = max(mm.kv_gpu_bytes(s, prompt, 1) for s in range(dd.layout.pp))
+        self._kv_rank_bytes = max(mm.kv_gpu_bytes(s, prompt, 1) for s in range(dd.layout.pp))
+        self.gpus, self.kv_s = self._sized(n_prefill)
+
+    def _sized(self, n_prefill: int) -> tuple[int, float]:
+        """GPUs in all, and the KV cache's hand-off, with ``n_prefill`` prefill instances (more GPUs than one NVLink
+        domain holds, or two kinds, put the two sides on different hosts)."""
+        from moeplan.deploy.comm import kv_handoff_s, link_for, nvlink_domain
+        from moeplan.deploy.speed import SCENARIOS
+
+        dp, dd = self.dp, self.dd
+        assert dp.gpu is not None and dd.gpu is not None
+        gpus = n_prefill * dp.layout.num_gpus + self.n_d * dd.layout.num_gpus
         link = link_for(dd.gpu, gpus > nvlink_domain(dd.gpu) or dp.gpu.id != dd.gpu.id)  # two kinds: two hosts
-        self.kv_s = kv_handoff_s(per_rank, link, SCENARIOS[scenario].index)
+        return gpus, kv_handoff_s(self._kv_rank_bytes, link, SCENARIOS[self.scenario].index)
+
+    def with_prefill(self, n_prefill: int) -> DisaggregatedServingModel:
+        """This split with ``n_prefill`` prefill instances (the instances' speeds and the decode side shared)."""
+        if n_prefill < 1:
+            raise InputError("a disaggregated deployment needs at least one prefill and one decode instance")
+        other = copy.copy(self)
+        other.n_p = n_prefill
+        other.gpus, other.kv_s = self._sized(n_prefill)
+        return other
+
+    def prefill_instances_needed(self) -> int:
+        """Prefill instances that keep up with the decode side at this load: ``ceil(lambda_d x S_b / u)``, for
+        ``lambda_d`` the request rate the decode instances pass when no prompt queues and ``u`` =
+        :data:`PREFILL_BUSY` the share of its time a prefill instance may be busy before its queue, not its
+        passes, sets the TTFT.  DeepSeek-V3 nvfp4 on B200, 8,192/1,024 at 1,024 clients: an 8-GPU DP decode
+        instance passes ~10 requests/s; at S_b ~0.4 s a prompt on 4 GPUs that is ~5 prefill instances."""
+        unlimited = copy.copy(self)
+        unlimited.n_p = 1 << 20  # prompts never queue: the decode side alone sets the rate
+        rate = unlimited.point().request_rate
+        return max(1, math.ceil(rate * self.s_b / PREFILL_BUSY - 1e-9))
 
     def batch_s(self, arrivals: float) -> float:
         """A prompt's wait and prefill on a prefill instance that takes every waiting prompt into its next batch:

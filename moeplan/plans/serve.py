@@ -217,19 +217,22 @@ def disaggregated(
 ) -> list[ServeCandidate]:
     """Prefill on ``n_p`` instances of ``p`` GPUs (TP, or with a data-parallel-attention decode instance also
     data-parallel attention with EP, as LMSYS's and InferenceX's wide-EP prefill runs), decode on one of ``d`` (EP,
-    under TP or data-parallel attention): 1-2 prefill instances, the decode instance as large as one or two prefill
-    instances.  ``prefill``:
-    the prefill instances' GPU kind and size where they are not ``gpu`` (the decode instances' kind, ``p`` then its
-    fewest GPUs): each side priced at its own kind's GPU-hour, the KV cache over InfiniBand between their hosts."""
+    under TP or data-parallel attention) of 1, 2 or 4 times ``p`` GPUs; one or two prefill instances, and as many
+    as keep up with what that decode instance serves at the load
+    (:meth:`~moeplan.deploy.serving.DisaggregatedServingModel.prefill_instances_needed`) and one more: 8,192-token
+    prompts at 1,024 clients take 4-5 prefill instances of 4 B200s for an 8-GPU decode instance, where one or two
+    leave a TTFT of 30-80 s.  ``prefill``: the prefill instances' GPU kind and size where they are not ``gpu`` (the
+    decode instances' kind, ``p`` then its fewest GPUs): each side priced at its own kind's GPU-hour, the KV cache
+    over InfiniBand between their hosts."""
     from moeplan.deploy.serving import DisaggregatedServingModel
 
     out = []
     dp_ok = engine(base.engine).runs_dp_attention
     pgpu, pn = prefill or (gpu, p)
     modes = ((False, False), (True, False), (True, True)) if dp_ok else ((False, False),)
-    for n_p, d, (dpa, pdpa) in itertools.product((1, 2), (p, 2 * p), modes):
-        total = n_p * pn + d
-        if total > req.max_gpus or (dpa and d < 2) or (pdpa and pn < 2):
+    splits = []
+    for d, (dpa, pdpa) in itertools.product((p, 2 * p, 4 * p), modes):
+        if pn + d > req.max_gpus or (dpa and d < 2) or (pdpa and pn < 2):
             continue
         try:
             asked_p = replace(base, gpu=pgpu.id, num_gpus=pn, tp=pn, ep=pn if pdpa else None, dp_attention=pdpa,
@@ -240,9 +243,15 @@ def disaggregated(
             dd = resolve(asked_d, spec=spec, gpu=gpu, fewest=False)
         except MoeplanError:
             continue
-        if ServingModel(dd, req.traffic).max_running < 1:
+        one = DisaggregatedServingModel(dp, dd, 1, req.traffic)
+        if one.decode.max_running < 1:
             continue
-        split = DisaggregatedServingModel(dp, dd, n_p, req.traffic)
+        # one and two prefill instances, and as many as keep up with the decode side (and one more)
+        need = one.prefill_instances_needed()
+        splits += [one.with_prefill(n_p) for n_p in sorted({1, 2, need, need + 1}) if n_p * pn + d <= req.max_gpus]
+    for split in splits:
+        dp, dd, n_p, d, pdpa = split.dp, split.dd, split.n_p, split.dd.layout.num_gpus, split.dp.layout.dp_attention
+        total = split.gpus
         point = split.point()
         t = req.traffic
         loads = [c for c in SWEEP if c <= 2 * max(1, point.max_running)] or [1]
