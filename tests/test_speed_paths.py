@@ -696,3 +696,54 @@ def test_llama_cpp_backend_type_factors_are_their_rows_medians(monkeypatch: pyte
     for key, values in implied.items():
         assert len(values) >= 3, key
         assert statistics.median(values) == pytest.approx(own[key], rel=0.06), key
+
+
+# ---- a publisher's layout: projections kept in bf16 beside NVFP4 experts ---------------------------------------
+
+
+def test_deepseek_nvfp4_is_sized_as_nvidias_checkpoint_ships_it() -> None:
+    """nvidia/DeepSeek-R1-0528-NVFP4-v2 quantizes the experts, shared experts, dense MLP and the attention output;
+    the other attention projections stay bf16: 4.25B parameters at 2 B instead of 0.5625 B, +6.1 GB.  A class
+    override (or another model, or another format) keeps the toolchain's layout."""
+    from moeplan.formats.schemes import model_scheme, weights_bytes_by_kind
+    from moeplan.sources.catalog import resolve_model
+
+    spec = resolve_model("deepseek-r1")
+    shipped = model_scheme(spec, "nvfp4")
+    assert set(shipped.kept_roles) == {"attn_q_a", "attn_q_b", "attn_kv_a_mqa", "attn_kv_b"}
+    every = model_scheme(spec, "nvfp4,attention=nvfp4")
+    assert every.kept_roles == ()
+    extra = sum(weights_bytes_by_kind(spec.arch, shipped).values()) - sum(
+        weights_bytes_by_kind(spec.arch, every).values()
+    )
+    kept = 61 * (1536 * 7168 + 24576 * 1536 + 576 * 7168 + 32768 * 512)  # q_a, q_b, kv_a (with rope), kv_b
+    assert kept == pytest.approx(4.25e9, rel=0.01)
+    assert extra == pytest.approx(kept * (2 - 0.5625), rel=0.01)
+    assert model_scheme(spec, "fp8").kept_roles == () and model_scheme(spec, "awq-int4").kept_roles == ()
+    assert model_scheme(resolve_model("qwen3-235b-a22b"), "nvfp4").kept_roles == ()
+
+
+def test_weights_kept_in_bf16_run_at_the_bf16_peak_beside_quantized_ones() -> None:
+    """float_gemm_scale: B200 native NVFP4 (9,000 x 0.4) against bf16 (2,250 x 0.75) = 2.13; H100 native fp8
+    (1,979 x 0.6) against bf16 (989 x 0.75) = 1.6; a weight-only path already runs at the bf16 peak.  DeepSeek's
+    shipped NVFP4 attention: 1 + 1.13 x 4.25 / 11.4 = 1.42; its bf16 output head 2.13; a prompt takes longer than
+    with every projection in NVFP4."""
+    from moeplan.deploy.memory import MemoryModel
+    from moeplan.deploy.speed import SpeedModel
+
+    def model(gpu: str, quant: str, n: int = 8) -> SpeedModel:
+        d = resolve(EstimateRequest(model="deepseek-v3", gpu=gpu, quant=quant, num_gpus=n, context=9216,
+                                    use_calibration=False), fewest=False)  # fmt: skip
+        return SpeedModel(MemoryModel(d))
+
+    b200 = model("b200", "nvfp4")
+    assert b200.d.float_gemm_scale == pytest.approx(9000 * 0.4 / (2250 * 0.75), rel=0.02)
+    assert b200.kind_scale["attention"] == pytest.approx(1.42, abs=0.02)
+    assert b200.kind_scale["lm_head"] == pytest.approx(b200.d.float_gemm_scale)
+    assert "routed_experts" not in b200.kind_scale and "shared_experts" not in b200.kind_scale
+    every = model("b200", "nvfp4,attention=nvfp4")
+    assert "attention" not in every.kind_scale
+    assert b200.prefill_token_seconds(8192, 8192) > every.prefill_token_seconds(8192, 8192) * 1.05
+    h100 = model("h100", "fp8", 16)
+    assert h100.d.float_gemm_scale == pytest.approx(1.6, rel=0.02) and set(h100.kind_scale) <= {"lm_head", "router"}
+    assert model("h200", "awq-int4").kind_scale == {}

@@ -311,6 +311,9 @@ class Deployment(Value):
     """Their convolution state."""
     compute_dtype: str = "bf16"
     """The tensor dtype whose peak the GEMMs run at (the kernel path's)."""
+    float_gemm_scale: float = 1.0
+    """How many times longer a GEMM on weights kept in bf16 takes than one on the kernel path
+    (:func:`~moeplan.deploy.kernels.float_gemm_scale`)."""
     kernel_path: str = "bf16"
     """The GEMM kernels the engine runs for these weights on this GPU (:mod:`moeplan.deploy.kernels`)."""
     backend: str | None = None

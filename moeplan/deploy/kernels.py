@@ -445,6 +445,18 @@ def _kernel_path(
     return path
 
 
+def float_gemm_scale(path: KernelPath, gpu: GpuSpec | None) -> float:
+    """How many times longer a GEMM on weights kept in bf16 (an output head, attention projections a checkpoint
+    leaves unquantized) takes than one on ``path``, the kernels of the quantized weights:
+    ``max(1, peak(path dtype) x eta_max(path) / (peak(bf16) x eta_max(bf16)))``.  B200, native NVFP4 (9,000
+    TFLOP/s x 0.4) against bf16 (2,250 x 0.75): 2.13; H100, native fp8 (1,979 x 0.6) against bf16 (989 x 0.75):
+    1.6; weight-only paths (W4A16) already run at the bf16 peak: 1."""
+    if gpu is None or path.peak_dtype in ("bf16", "fp16", "fp32"):
+        return 1.0
+    fast = tensor_peak(gpu, path.peak_dtype)[0] * path.compute_max
+    return max(1.0, fast / (tensor_peak(gpu, "bf16")[0] * _BF16.compute_max))
+
+
 def sm90(gpu: GpuSpec | None) -> bool:
     """An NVIDIA Hopper (SM90: H100, H200, H20, H800): fp8 tensor cores and HBM, no fp4 (Ada has fp8 on GDDR)."""
     return (

@@ -29,11 +29,11 @@ from moeplan.deploy.deployment import (
     dp_launch_chunk,
 )
 from moeplan.deploy.engines import ENGINES, Efficiency, Engine, auto_engine, engine, engines_with
-from moeplan.deploy.kernels import KernelPath, backend_for, expert_format, kernel_path, tensor_peak
+from moeplan.deploy.kernels import KernelPath, backend_for, expert_format, float_gemm_scale, kernel_path, tensor_peak
 from moeplan.deploy.kv_cache import check_kv_dtype
 from moeplan.errors import InputError
 from moeplan.formats.kv_formats import kv_dtype, state_dtype
-from moeplan.formats.schemes import Scheme, gguf_equivalent, parse_scheme, stored_scheme, weights_bytes_by_kind
+from moeplan.formats.schemes import Scheme, gguf_equivalent, model_scheme, stored_scheme, weights_bytes_by_kind
 from moeplan.hardware.gpus import GpuSpec
 from moeplan.model.spec import ArchSpec, ModelSpec
 
@@ -95,7 +95,7 @@ def checkpoint_scale(spec: ModelSpec, scheme: Scheme) -> tuple[tuple[tuple[str, 
     if info is None:
         return None
     native = info.native_format or spec.native_quant or spec.weights_dtype
-    if parse_scheme(native, spec.native_quant, spec.weights_dtype).name != scheme.name:
+    if model_scheme(spec, native).name != scheme.name:
         return None
     scale = tuple(
         (kind, info.bytes_by_kind[kind] / want)
@@ -278,7 +278,7 @@ def resolve(
             "give --quant with the weights' format (mxfp4, fp8, awq-int4, nvfp4, ...) to size them",
         )
     native = spec.native_quant or spec.weights_dtype
-    scheme = parse_scheme(request.quant or native, spec.native_quant, spec.weights_dtype)
+    scheme = model_scheme(spec, request.quant or native)
     gpu = gpu if gpu is not None else request_gpu(request)
     auto = request.engine.strip().lower() == "auto"
     gguf_file = spec.architecture.startswith("gguf:") and not request.quant  # a .gguf file runs where it is read
@@ -292,8 +292,13 @@ def resolve(
     notes: tuple[str, ...] = ()
     if eng.runs == "gguf" and request.quant is None and scheme.gguf is None:
         mix = gguf_equivalent(native)
-        scheme = parse_scheme(mix, spec.native_quant, spec.weights_dtype)
+        scheme = model_scheme(spec, mix)
         notes = (f"{eng.name} runs GGUF files: {native} weights are planned as the {mix} mix (--quant to choose)",)
+    if scheme.kept_roles:  # a publisher's checkpoint in this format leaves some projections in the float dtype
+        ship = next(x for x in spec.published_layouts if x.kept_roles == scheme.kept_roles)
+        every = f"--quant {scheme.name},attention={scheme.base} for every projection in {scheme.base}"
+        notes += (f"{scheme.name} as {ship.hf_id} ships it: {', '.join(scheme.kept_roles)} kept in {scheme.rest} "
+                  f"({every})",)  # fmt: skip
     if gpu is not None:  # after the conversion: llama.cpp converts a checkpoint given without --quant
         check_engine(eng, scheme, gpu)
     stored = stored_scheme(spec.native_quant, scheme, gguf_file=eng.runs == "gguf")
@@ -442,6 +447,7 @@ def resolve(
         state_dtype=state,
         conv_state_dtype=conv_state,
         compute_dtype=path.peak_dtype,
+        float_gemm_scale=float_gemm_scale(path, gpu),
         kernel_path=path.name,
         backend=backend.name if backend else None,
         efficiency=eff,

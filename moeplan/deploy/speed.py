@@ -43,6 +43,7 @@ from __future__ import annotations
 
 import functools
 import math
+from collections import Counter
 from dataclasses import dataclass, field, replace
 
 from moeplan.deploy.comm import step_comm_s
@@ -50,6 +51,7 @@ from moeplan.deploy.deployment import BATCH_OVERLAP_MIN_TOKENS, EPLB_REDUNDANT, 
 from moeplan.deploy.engines import Efficiency
 from moeplan.deploy.kernels import DECODE_ATTENTION_VECTOR, attention_peak, scan_kernel, tensor_peak, vector_peak
 from moeplan.deploy.memory import MemoryModel, dp_whole_kinds
+from moeplan.formats.schemes import Scheme, quantized_tensors, weight_format
 from moeplan.hardware.gpus import GpuSpec
 from moeplan.model.flops import flops_per_token
 from moeplan.model.layers import LinearAttention, mixer_counts
@@ -176,6 +178,26 @@ class SpeedBand(Value):
     notes: tuple[str, ...] = field(default_factory=tuple)
 
 
+def float_kind_scales(arch: ArchSpec, scheme: Scheme, scale: float) -> dict[str, float]:
+    """Per GEMM kind, the factor on its FLOPs' time for the weights a scheme keeps in bf16 beside quantized ones
+    (:func:`~moeplan.deploy.kernels.float_gemm_scale` ``s`` for those, 1 for the rest), weighted by elements:
+    ``1 + (s - 1) x kept / all``.  DeepSeek-V3 in NVIDIA's NVFP4 checkpoint on
+    B200: 4.25B of its 11.4B attention parameters in bf16 (all but the output projection), s = 2.13: 1.42; its
+    bf16 output head: 2.13.  The routed experts set the kernel path, and embeddings and norms are no GEMMs."""
+    if scale <= 1.0 or scheme.gguf is not None:
+        return {}
+    kept: Counter[str] = Counter()
+    every: Counter[str] = Counter()
+    for t, fmt, _ in quantized_tensors(arch, scheme):
+        if not t.is_matrix or t.kind in ("routed_experts", "embedding", "norm"):
+            continue
+        every[t.kind] += t.elements
+        wf = weight_format(fmt)
+        if wf is not None and wf.bits >= 16:
+            kept[t.kind] += t.elements
+    return {k: 1.0 + (scale - 1.0) * kept[k] / n for k, n in every.items() if n and kept[k]}
+
+
 def peak_flops(gpu: GpuSpec, dtype: str) -> float:
     """Dense peak FLOP/s for ``dtype`` (derived from another tensor dtype where unpublished, see
     :func:`moeplan.deploy.kernels.tensor_peak`)."""
@@ -202,6 +224,8 @@ class SpeedModel:
         self.attention = attention_peak(self.gpu, d.compute_dtype, d.efficiency.compute_max, own)
         self.dp_kinds = tuple(k for k in dp_whole_kinds(d.engine) if k in DP_GEMM_KINDS)
         """FLOP kinds each rank runs whole for its own sequences under data-parallel attention."""
+        self.kind_scale = float_kind_scales(mm.arch, d.scheme, d.float_gemm_scale)
+        """Per FLOP kind: how much longer its GEMMs take for the share of its weights kept in bf16."""
         # Chunked linear-attention prefill: its score FLOPs (all heads) and its kernels' seconds per token, whole
         # model, on the GPU that runs a sequence (its heads split by TP; whole under DP attention)
         self.scan_flops = self.scan_token_s = 0.0
@@ -276,7 +300,7 @@ class SpeedModel:
                 eta = eff.gemm(max(1.0, rank_rows), h, h)
             else:
                 eta = eff.gemm(tokens, max(h / self.tp, 256), h)
-            total += f / (self.peak * min(0.95, eta * scale))
+            total += f * self.kind_scale.get(kind, 1.0) / (self.peak * min(0.95, eta * scale))
         return total
 
     def _split_scan(self, per_gpu_flops: dict[str, float], tokens: float, share: float) -> float:

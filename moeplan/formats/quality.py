@@ -205,13 +205,13 @@ def expert_format(spec: ModelSpec, scheme: Scheme) -> str:
 def config_quality(spec: ModelSpec, label: str) -> Quality | None:
     """The quality row of running ``spec`` in ``label`` (a --quant value): ``as published`` for the checkpoint's
     own format (and llama.cpp's MXFP4_MOE copy of gpt-oss's MXFP4 experts), else its experts' format's row."""
-    from moeplan.formats.schemes import parse_scheme, stored_scheme
+    from moeplan.formats.schemes import model_scheme, stored_scheme
 
     native = spec.native_quant or spec.weights_dtype
     if label == native or (label.upper() == "MXFP4_MOE" and native.lower() in ("mxfp4-experts", "mxfp4_moe")):
         return AS_PUBLISHED
-    scheme = stored_scheme(spec.native_quant, parse_scheme(label, spec.native_quant, spec.weights_dtype))
-    native_scheme = parse_scheme(native, spec.native_quant, spec.weights_dtype)
+    scheme = stored_scheme(spec.native_quant, model_scheme(spec, label))
+    native_scheme = model_scheme(spec, native)
     if scheme.overrides.get("routed_experts") == "MXFP4" and native.lower() in ("mxfp4", "mxfp4-experts"):
         return AS_PUBLISHED  # gpt-oss's GGUF files keep its own MXFP4 experts whatever the label
     fmt = expert_format(spec, scheme)

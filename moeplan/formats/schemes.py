@@ -28,7 +28,7 @@ from typing import Any
 
 from moeplan.errors import InputError
 from moeplan.model.layers import model_tensors
-from moeplan.model.spec import ArchSpec, ParamKind
+from moeplan.model.spec import ArchSpec, ModelSpec, ParamKind
 from moeplan.model.tensors import Tensor
 from moeplan.records import Value
 
@@ -235,7 +235,8 @@ class Scheme(Value):
     """Which format each tensor class gets.
 
     ``base`` applies to the classes in ``quantized`` (the others keep ``rest``); ``gguf`` names a llama.cpp
-    mix that decides per tensor instead; ``overrides`` win over both.
+    mix that decides per tensor instead; ``overrides`` win over both.  ``kept_roles``: tensors (by role, such as
+    ``attn_q_b``) a published checkpoint keeps at ``rest`` inside a quantized class (:func:`model_scheme`).
     """
 
     name: str
@@ -244,9 +245,11 @@ class Scheme(Value):
     rest: str = "bf16"
     gguf: str | None = None
     overrides: dict[ParamKind, str] = field(default_factory=dict)
+    kept_roles: tuple[str, ...] = ()
 
     def __hash__(self) -> int:  # the overrides dict is part of the value: hash its items
-        return hash((self.name, self.base, self.quantized, self.rest, self.gguf, tuple(sorted(self.overrides.items()))))
+        overrides = tuple(sorted(self.overrides.items()))
+        return hash((self.name, self.base, self.quantized, self.rest, self.gguf, overrides, self.kept_roles))
 
     @property
     def is_gguf(self) -> bool:
@@ -332,7 +335,22 @@ def parse_scheme(text: str, native: str | None = None, dtype: str = "bf16") -> S
         return base
     merged = {**base.overrides, **overrides}
     label = ",".join([base.name.split(",")[0], *(f"{k}={v}" for k, v in merged.items())])
-    return Scheme(label, base.base, base.quantized, base.rest, base.gguf, merged)
+    return Scheme(label, base.base, base.quantized, base.rest, base.gguf, merged, base.kept_roles)
+
+
+def model_scheme(spec: ModelSpec, text: str) -> Scheme:
+    """``--quant`` for ``spec``: :func:`parse_scheme`, and where the format is one a publisher ships the model in
+    (``spec.published_layouts``, named plainly: no class overrides) the tensors that checkpoint keeps in its
+    float dtype.  DeepSeek-V3/R1 in NVFP4 (nvidia/DeepSeek-R1-0528-NVFP4-v2): the experts, shared experts, dense
+    MLP and the attention output in NVFP4, the other attention projections in bf16 -- 4.25B parameters, 6.1 GB
+    more than NVFP4 everywhere (386 GB of weights, not 380), and GEMMs that run at the bf16 peak."""
+    scheme = parse_scheme(text, spec.native_quant, spec.weights_dtype)
+    if scheme.gguf is not None or scheme.overrides:
+        return scheme
+    for layout in spec.published_layouts:
+        if _format_name(layout.format) == scheme.base and scheme.name == scheme.base:
+            return Scheme(scheme.name, scheme.base, scheme.quantized, scheme.rest, None, {}, layout.kept_roles)
+    return scheme
 
 
 def named_scheme(name: str, dtype: str = "bf16") -> Scheme:
@@ -375,7 +393,7 @@ def tensor_format(scheme: Scheme, t: Tensor, arch: ArchSpec) -> str:
         from moeplan.formats.gguf_mix import gguf_type_for
 
         return gguf_type_for(scheme.gguf, t, arch)
-    return scheme.base if t.kind in scheme.quantized else scheme.rest
+    return scheme.base if t.kind in scheme.quantized and t.role not in scheme.kept_roles else scheme.rest
 
 
 def format_bytes(fmt: str, t: Tensor) -> int:

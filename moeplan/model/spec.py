@@ -461,6 +461,20 @@ class AliasCheckpoint(Record):
 
 
 @dataclass(frozen=True, kw_only=True, repr=False, eq=False)
+class PublishedLayout(Record):
+    """How a publisher's checkpoint of the model in one format stores it, where the format's toolchain default
+    (every linear class) is not what ships: the tensor roles it keeps in the float dtype, with the checkpoint and
+    the source that says so."""
+
+    format: str
+    hf_id: str = field(metadata={"pattern": r"^[A-Za-z0-9][\w.\-]*/[\w.\-]+$"})
+    kept_roles: tuple[str, ...] = field(
+        metadata={"description": "tensor roles (attn_q_b, ...) stored in the float dtype inside quantized classes"}
+    )
+    source: str
+
+
+@dataclass(frozen=True, kw_only=True, repr=False, eq=False)
 class ModelSpec(Record):
     """One model: identity, shapes, native format and sources."""
 
@@ -474,6 +488,9 @@ class ModelSpec(Record):
         default=(), metadata={"description": "aliases that name a checkpoint of their own, with its repository"}
     )
     hf_id: str | None = None
+    published_layouts: tuple[PublishedLayout, ...] = field(
+        default=(), metadata={"description": "formats a publisher ships the model in, where not every linear is"}
+    )
     architecture: str = field(metadata={"description": "Hugging Face model_type, or the family name"})
     weights_dtype: str = field(
         default="bf16", metadata={"description": "dtype of the unquantized tensors in the checkpoint"}

@@ -25,7 +25,7 @@ from moeplan.deploy.resolve import resolve
 from moeplan.deploy.results import Candidate
 from moeplan.errors import InputError
 from moeplan.formats.quality import config_quality, expert_bits
-from moeplan.formats.schemes import Scheme, offload_quant, parse_scheme, stored_scheme
+from moeplan.formats.schemes import Scheme, model_scheme, offload_quant, stored_scheme
 from moeplan.hardware.gpus import GpuSpec, load_gpus
 from moeplan.model.spec import ModelSpec
 
@@ -159,8 +159,7 @@ def recommend(
 
     spec = resolve_model(model)
     schemes = [
-        (q, stored_scheme(spec.native_quant, parse_scheme(q, spec.native_quant, spec.weights_dtype)))
-        for q in candidate_formats(spec, quant, min_bits)
+        (q, stored_scheme(spec.native_quant, model_scheme(spec, q))) for q in candidate_formats(spec, quant, min_bits)
     ]
     if min_bits is not None:
         if not min_bits > 0:
@@ -221,7 +220,7 @@ def recommend(
                 box = hybrid_candidate(spec, gpu, context, batch)
                 if box is None:
                     continue
-                box_scheme = parse_scheme(box.quant, spec.native_quant, spec.weights_dtype)
+                box_scheme = model_scheme(spec, box.quant)
                 box_bits = expert_bits(spec.arch, box_scheme)
                 if min_bits is not None and box_bits < min_bits:
                     continue

@@ -23,7 +23,7 @@ from moeplan.deploy.results import ServingPoint
 from moeplan.deploy.serving import ServingModel
 from moeplan.errors import InputError, MoeplanError
 from moeplan.formats.quality import expert_bits
-from moeplan.formats.schemes import parse_scheme
+from moeplan.formats.schemes import model_scheme
 from moeplan.hardware.gpus import GpuSpec, load_gpus
 from moeplan.model.spec import ModelSpec
 from moeplan.plans.serve_commands import commented, launch, wide_settings
@@ -370,7 +370,7 @@ def _base(spec: ModelSpec, gpu: GpuSpec, label: str, eng: str, req: ServeRequest
 
 def _is_gguf(label: str, spec: ModelSpec) -> bool:
     try:
-        return parse_scheme(label, spec.native_quant, spec.weights_dtype).is_gguf
+        return model_scheme(spec, label).is_gguf
     except MoeplanError:
         return False
 
@@ -391,14 +391,14 @@ def plan_serve(req: ServeRequest, progress: Callable[[int, int], None] | None = 
     context = req.traffic.isl + req.traffic.osl
     req.traffic.check_context(spec.name, spec.arch.max_context)
     for q in req.quants:  # an unknown format is refused by name, not as a search that found nothing
-        parse_scheme(q, spec.native_quant, spec.weights_dtype)
+        model_scheme(spec, q)
     if req.quants and all(_is_gguf(q, spec) for q in req.quants):
         raise InputError(
             f"serve plans vLLM, SGLang and TensorRT-LLM, which serve checkpoints, not GGUF mixes like {req.quants[0]}",
             "give a checkpoint format (bf16, fp8, awq-int4, nvfp4), or plan llama.cpp with `moeplan estimate`",
         )
     if req.quants and req.min_bits is not None:
-        bits = {q: expert_bits(spec.arch, parse_scheme(q, spec.native_quant, spec.weights_dtype)) for q in req.quants}
+        bits = {q: expert_bits(spec.arch, model_scheme(spec, q)) for q in req.quants}
         if all(b < req.min_bits for b in bits.values()):
             said = ", ".join(f"{q} {b:.2f}" for q, b in bits.items())
             raise InputError(f"--quant stores the experts in fewer bits per weight than --min-bits {req.min_bits:g} "
@@ -419,7 +419,7 @@ def plan_serve(req: ServeRequest, progress: Callable[[int, int], None] | None = 
                 continue
             for label in candidate_formats(spec, gpu, req.quants):
                 try:
-                    scheme = parse_scheme(label, spec.native_quant, spec.weights_dtype)
+                    scheme = model_scheme(spec, label)
                 except MoeplanError:
                     continue
                 if scheme.is_gguf or not eng.serves(scheme, gpu):
