@@ -282,9 +282,12 @@ class ServingModel:
             lam, b, tpot = min(lam, full.request_rate), full.decode_batch, full.tpot_s
             e2e = ttft + (osl - 1) * tpot
         out = lam * osl
-        full_chunk = self.decode_s(b) + max(0, self.chunk - b) * self.c_p
         busy = min(1.0, lam * self.chunk_iterations(b) * tpot)  # share of iterations carrying a prefill chunk
-        tpot_p90 = max(tpot, full_chunk) if busy > 0.1 else tpot
+        # such an iteration carries the prompt tokens that arrive per iteration over the iterations that take any
+        # (conservation: mean = decode + busy x its prompt time, so the p90 never exceeds mean / busy < 10 x mean),
+        # at most a full chunk: 1,024-token prompts ride 1,024-token chunks, not the scheduler's 8,192
+        carried = min(max(0.0, self.chunk - b), lam * self.prompt * tpot / busy) if busy > 0 else 0.0
+        tpot_p90 = max(tpot, self.decode_s(b) + carried * self.c_p) if busy > 0.1 else tpot
         poll = self.poll_steps * tpot * busy_share(b, conc)
         wait = max(0.0, ttft - slot - self.prefill_service_s(b) - tpot - poll)
         # the prefill queue's wait is exponential (p90 2.3x its mean), the poll's uniform (1.8x); a slot's wait is

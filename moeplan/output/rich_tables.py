@@ -203,7 +203,10 @@ def print_recommend(
     what = f"{hardware(best, False)} {best.quant} {best.engine}"
     if sort == "cost" and all(c.usd_per_million_output_tokens is None for c in candidates):
         # ranked by the tie-break, tokens/s: no price, or no cost at a load none keeps up with
-        sort = "speed (none has an hourly price)" if best.serves_load else "speed (none keeps up, so none has a cost)"
+        sort = ("speed (none has an hourly price)" if best.serves_load
+                else "the load served (none keeps up, so none has a cost)")  # fmt: skip
+    elif not best.serves_load:  # those that queue the load rank by the output tokens/s they serve of it
+        sort = f"{sort}, then the load served"
     rate = fmt_rate(best.tokens_per_s)
     usd = "" if best.usd_per_million_output_tokens is None else f", {fmt_usd(best.usd_per_million_output_tokens)}/M out"
     if not best.serves_load:  # ranked first among configurations that all queue the load's clients

@@ -187,9 +187,10 @@ def recommend(
             request = EstimateRequest(model=spec.id, gpu=gpu.id, quant=label, kv_dtype=kv_dtype,
                                       state_dtype=state_dtype, context=context, batch=batch, engine=eng.name,
                                       gpu_file=gpu_file)  # fmt: skip
-            found = 0
+            found, served = 0, traffic is None
             for n in COUNTS:
-                if n > min(max_gpus, max_count(gpu)) or (found and n > reach(found)):
+                # past reach() only under a load none of these serves yet: the load, not the model, needs more GPUs
+                if n > min(max_gpus, max_count(gpu)) or (found and n > reach(found) and served):
                     break
                 try:
                     d = resolve(replace(request, num_gpus=n), spec=spec, gpu=gpu, fewest=False)
@@ -208,6 +209,7 @@ def recommend(
                 cand = Candidate.of(h, **where, tp=d.layout.tp, pp=d.layout.pp, quality=q, expert_bits=bits)
                 if traffic is not None:  # under a load its speed is each user's in the steady state
                     cand = under_load(cand, d, traffic)
+                    served = served or cand.serves_load
                 if min_tokens_per_s is not None and cand.tokens_per_s < min_tokens_per_s:
                     continue
                 out.append(cand)
@@ -231,13 +233,19 @@ def recommend(
                     continue
                 out.append(box)
     inf = float("inf")
+
+    def speed(c: Candidate) -> float:
+        """Tokens/s a user, and under a load a configuration that does not serve it by how much of it it serves
+        (its output tokens/s): four llama.cpp slots decode fast for the four users they hold, none for the rest."""
+        return c.tokens_per_s if c.serves_load else (c.throughput_tokens_per_s or 0.0)
+
     # under a load, the configurations that serve it (every client at once, keeping up) rank above those that queue
     if sort == "cost":
-        out.sort(key=lambda c: (not c.serves_load, c.usd_per_million_output_tokens or inf, -c.tokens_per_s))
+        out.sort(key=lambda c: (not c.serves_load, c.usd_per_million_output_tokens or inf, -speed(c)))
     elif sort == "purchase":
-        out.sort(key=lambda c: (not c.serves_load, c.purchase_usd or inf, -c.tokens_per_s))
+        out.sort(key=lambda c: (not c.serves_load, c.purchase_usd or inf, -speed(c)))
     else:
-        out.sort(key=lambda c: (not c.serves_load, -c.tokens_per_s))
+        out.sort(key=lambda c: (not c.serves_load, -speed(c)))
     return spec, mark(out)
 
 

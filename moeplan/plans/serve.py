@@ -427,9 +427,11 @@ def plan_serve(req: ServeRequest, progress: Callable[[int, int], None] | None = 
                 if req.min_bits is not None and expert_bits(spec.arch, scheme) < req.min_bits:
                     continue
                 base = _base(spec, gpu, label, eng.name, req)
-                found = 0
+                found, met = 0, False
                 for n in COUNTS:
-                    if n > req.max_gpus or (found and n > 4 * found):
+                    # two doublings past the fewest GPUs that hold the model, and on up to --max-gpus while none
+                    # of these meets the targets (a tight TPOT or a high rate needs more GPUs than the model does)
+                    if n > req.max_gpus or (found and n > 4 * found and met):
                         break
                     if found and n == found * 2 and spec.arch.moe is not None:
                         out += disaggregated(base, spec, gpu, found, req)
@@ -447,6 +449,7 @@ def plan_serve(req: ServeRequest, progress: Callable[[int, int], None] | None = 
                             continue
                         found = found or n
                         out.append(evaluate_config(d, req, model=model))
+                        met = met or out[-1].meets
                 if found:
                     fewest[(gpu.id, eng.name, label)] = found
     if spec.arch.moe is not None:  # prefill on one kind, decode on another
