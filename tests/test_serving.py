@@ -966,3 +966,24 @@ def test_serve_and_recommend_search_on_while_nothing_serves_the_load() -> None:
     assert not any(c.serves_load for c in none)
     loads = [c.throughput_tokens_per_s for c in none]
     assert loads == sorted(loads, reverse=True) and none[0].engine != "llama.cpp"
+
+
+def test_launch_lines_load_remote_code_and_name_the_checkpoint_layout() -> None:
+    """Kimi-K2's repository carries its own code (auto_map): every engine's line asks to trust it (TensorRT-LLM with
+    its underscore spelling), Qwen3's does not; an NVFP4 DeepSeek-R1 line names the checkpoint whose layout it
+    sized.  TensorRT-LLM has no weight-only kernels: NVFP4 needs fp4 units and fp8 fp8 units."""
+    from moeplan.plans.serve_commands import launch
+
+    def line(model: str, engine: str, quant: str | None = None, gpu: str = "b200") -> str:
+        d = resolve(EstimateRequest(model=model, gpu=gpu, engine=engine, quant=quant, num_gpus=8, context=4096,
+                                    use_calibration=False), fewest=False)  # fmt: skip
+        return launch(d, 8)
+
+    assert " --trust-remote-code" in line("kimi-k2", "vllm") and " --trust-remote-code" in line("kimi-k2", "sglang")
+    assert " --trust_remote_code" in line("kimi-k2", "tensorrt-llm")
+    assert "trust" not in line("qwen3-30b-a3b", "vllm")
+    assert "laid out as nvidia/DeepSeek-R1-0528-NVFP4-v2" in line("deepseek-r1", "vllm", "nvfp4")
+    for gpu, quant in (("h100", "nvfp4"), ("a100", "fp8")):
+        with pytest.raises(InputError, match="fp4 ones; --engine vllm runs them weight-only"):
+            line("qwen3-30b-a3b", "tensorrt-llm", quant, gpu)
+        assert line("qwen3-30b-a3b", "vllm", quant, gpu)  # vLLM's Marlin kernels run them

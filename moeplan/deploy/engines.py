@@ -4,21 +4,16 @@ it is launched.  Adding an engine is one entry in :data:`ENGINES` (and its tests
 
 Memory figures from real logs (see docs/methodology.md for the full list):
 
-* CUDA context and kernels: ~0.5 GiB per GPU with lazy module loading (ml-engineering measurements on A100:
-  0.47 GiB); NCCL and custom all-reduce buffers add 1-2 GiB when the model is sharded (vLLM PR #10511:
-  non-torch memory 1.79 GiB on 1 GPU... 3.58 GiB at TP=2 on H100).
-* vLLM: a budget of ``gpu_memory_utilization`` x usable memory (0.92 by default since v0.21, which also counts
-  CUDA-graph memory: ~0.5 GiB dense, ~1.5 GiB MoE, vLLM PR #39559); the peak activation of the profiling run at
-  ``max_num_batched_tokens``; the rest becomes KV cache.  Its hybrid KV cache manager keeps a sliding-window or
-  chunked layer's last ``window + max_num_batched_tokens`` tokens only (see :mod:`moeplan.deploy.kv_cache`).
-* SGLang: sliding-window layers of the models on its hybrid-SWA list (gpt-oss) in a pool of 0.8 x the
-  full-attention tokens (``--swa-full-tokens-ratio``).
-* SGLang: ``mem_fraction_static`` of usable memory for weights and KV (0.88 assumed here; SGLang picks it from
-  the GPU size), CUDA graphs ~1 GiB.
-* llama.cpp: no fractional reserve; a compute buffer for one ubatch, which grows with the context when flash
-  attention is off (KQ scores ``n_ctx x n_ubatch x n_head x 4 B``).  It keeps a ring of ``window + n_ubatch``
-  cells for sliding-window layers, and splits a model over GPUs by layers.
-* transformers: eager PyTorch; activations for the whole prompt and a caching-allocator slack.
+* CUDA context and kernels: ~0.5 GiB per GPU with lazy module loading (ml-engineering on A100: 0.47 GiB); NCCL
+  and custom all-reduce buffers add 1-2 GiB when sharded (vLLM PR #10511: non-torch 1.79 GiB, 3.58 at TP=2).
+* vLLM: ``gpu_memory_utilization`` x usable memory (0.92 since v0.21, CUDA graphs included: ~0.5 GiB dense, ~1.5
+  MoE, PR #39559), less the profiling run's peak activation at ``max_num_batched_tokens``: the rest is KV cache,
+  a sliding-window or chunked layer's last ``window + max_num_batched_tokens`` tokens only (:mod:`kv_cache`).
+* SGLang: ``mem_fraction_static`` of usable memory for weights and KV (0.88 assumed; SGLang picks it from the GPU
+  size), CUDA graphs ~1 GiB; hybrid-SWA models (gpt-oss) in a pool of 0.8 x the full-attention tokens.
+* llama.cpp: no fractional reserve; one ubatch's compute buffer, growing with the context without flash attention
+  (KQ ``n_ctx x n_ubatch x n_head x 4 B``); a ring of ``window + n_ubatch`` cells for sliding-window layers;
+  layers split over GPUs.  transformers: eager PyTorch, the whole prompt's activations and allocator slack.
 
 Speed factors (:class:`Efficiency`) from published measurements, each named in its ``source``.
 """
@@ -202,11 +197,10 @@ class Engine(Value):
     runs_mtp: bool = False
     """Decodes speculatively with a model's MTP layers (SGLang's EAGLE path, vLLM's and TensorRT-LLM's MTP)."""
     recv_interval_flag: str = ""
-    """The launch flag that makes the scheduler take new requests only every N decode steps (SGLang's
-    ``--scheduler-recv-interval``; empty: the engine takes them every step)."""
+    """Takes new requests every N decode steps (SGLang ``--scheduler-recv-interval``; empty: every step)."""
     max_running_flag: str = ""
-    """The launch flag that caps the requests an instance runs at once (vLLM ``--max-num-seqs``, SGLang
-    ``--max-running-requests``, TensorRT-LLM ``--max_batch_size``, llama.cpp ``--parallel``; empty: none known)."""
+    """Caps the requests an instance runs at once (vLLM ``--max-num-seqs``, SGLang ``--max-running-requests``,
+    TensorRT-LLM ``--max_batch_size``, llama.cpp ``--parallel``; empty: none known)."""
     divides_chunk: bool = False
     """Divides its batched tokens over its DP-attention workers (SGLang: ``chunked_prefill_size // dp_size``)."""
     ep_uneven: bool = False
@@ -215,9 +209,10 @@ class Engine(Value):
     """Runs expert parallelism with AWQ/GPTQ int4 experts (SGLang does not: sgl-project/sglang#6029)."""
     eplb_int4_experts: bool = True
     """Balances AWQ/GPTQ int4 experts with EPLB (vLLM does not: "EPLB is only supported for FP8 quantization")."""
+    weight_only: bool = True
+    """Runs fp8 and NVFP4 weights without their units (Marlin); TensorRT-LLM needs SM89 fp8, SM100 fp4 units."""
     batch_overlap_flag: str = ""
-    """The flag for two micro-batches a step, one's all-to-all under the other's compute (SGLang
-    ``--enable-two-batch-overlap``, vLLM ``--enable-dbo``); empty: none moeplan knows."""
+    """Two micro-batches a step (SGLang ``--enable-two-batch-overlap``, vLLM ``--enable-dbo``; empty: none known)."""
     dense_dp: str | None = None
     """Under DP attention the dense MLP runs whole on each rank, no gather: ``""`` always (vLLM's DP ranks), the flag
     that asks for it (SGLang ``--moe-dense-tp-size 1``), None where it stays sliced with the tokens gathered to it."""
@@ -296,7 +291,11 @@ class Engine(Value):
         """Whether the engine runs ``scheme`` as stored on ``gpu``: its file kind, and kernels for its formats."""
         if not self.can_run(gpu) or (self.runs != "both" and (self.runs == "gguf") != scheme.is_gguf):
             return False
-        return scheme.is_gguf or all(gpu.has_kernels(need) for need in kernel_needs(scheme))
+        needs = kernel_needs(scheme)
+        units = [{"nvfp4": "fp4", "fp8": "fp8"}.get(n, "bf16") for n in needs]  # no weight-only: their own units
+        if not self.weight_only and gpu.kind != "custom" and not all(gpu.dense_tflops(u) for u in units):
+            return False
+        return scheme.is_gguf or all(gpu.has_kernels(need) for need in needs)
 
 
 _VLLM = Engine(
@@ -457,6 +456,7 @@ ENGINES: dict[str, Engine] = {
         max_running_flag="--max_batch_size",
         max_running_per_rank=True,
         max_running_default=2048,
+        weight_only=False,
         launch="trtllm-serve {model}{options} --max_seq_len {context}",
         source="TensorRT-LLM KvCacheConfig.free_gpu_memory_fraction 0.9 of the memory left after weights; "
         "max_num_tokens 8192",

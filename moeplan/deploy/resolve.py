@@ -534,8 +534,10 @@ def check_engine(eng: Engine, scheme: Scheme, gpu: GpuSpec) -> None:
     if eng.runs == "checkpoint" and scheme.is_gguf:
         raise InputError(f"{eng.name} runs checkpoints, not GGUF mixes like {scheme.name}", "use --engine llama.cpp")
     if eng.runs == "checkpoint" and not eng.serves(scheme, gpu):
-        raise InputError(f"{gpu.name} has no {eng.name} kernels for {scheme.name} weights",
-                         "choose another --quant (bf16, or fp8 where the GPU has fp8 units)")  # fmt: skip
+        hint = "choose another --quant (bf16, or fp8 where the GPU has fp8 units)"
+        if not eng.weight_only:
+            hint = f"{eng.name} runs fp8 on fp8 tensor units and NVFP4 on fp4 ones; --engine vllm runs them weight-only"
+        raise InputError(f"{gpu.name} has no {eng.name} kernels for {scheme.name} weights", hint)
 
 
 def batched_tokens(eng: Engine, request: EstimateRequest, gpu: GpuSpec | None = None) -> int:

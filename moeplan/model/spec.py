@@ -488,6 +488,12 @@ class ModelSpec(Record):
         default=(), metadata={"description": "aliases that name a checkpoint of their own, with its repository"}
     )
     hf_id: str | None = None
+    remote_code: bool = field(
+        default=False,
+        metadata={
+            "description": "its Hub config names code of its own (auto_map): engines load it with --trust-remote-code"
+        },
+    )
     published_layouts: tuple[PublishedLayout, ...] = field(
         default=(), metadata={"description": "formats a publisher ships the model in, where not every linear is"}
     )

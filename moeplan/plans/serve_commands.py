@@ -89,6 +89,15 @@ def eplb_flags(d: Deployment) -> str:
     return f""" --enable-eplb --eplb-config '{{"num_redundant_experts": {extra}}}'"""
 
 
+REMOTE_CODE = {
+    "vllm": " --trust-remote-code",
+    "sglang": " --trust-remote-code",
+    "atom": " --trust-remote-code",
+    "tensorrt-llm": " --trust_remote_code",
+}
+"""The flag that lets an engine load a Hub repository's own code (Kimi-K2's tokenizer and model classes)."""
+
+
 def launch(d: Deployment, n: int, role: str | None = None) -> str:
     """The engine's serve command with its parallel flags (``role``: ``prefill`` or ``decode`` in a split), and a
     comment on how it spans hosts where ``n`` GPUs exceed one."""
@@ -137,6 +146,8 @@ def launch(d: Deployment, n: int, role: str | None = None) -> str:
             extra.append("cache_transceiver_config: {backend: DEFAULT}")
         else:
             opts += DISAGG.get(name, "").format(role=role)
+    if d.spec.remote_code and "trust-remote-code" not in d.engine.launch and name in REMOTE_CODE:
+        opts += REMOTE_CODE[name]
     if extra:
         opts += " --extra_llm_api_options extra.yaml"
     cmd = d.engine.command(model, d.context, opts)
@@ -146,7 +157,9 @@ def launch(d: Deployment, n: int, role: str | None = None) -> str:
         how = MULTI_HOST_DP.get(name, MULTI_HOST[name]) if lay.dp_attention else MULTI_HOST[name]
         comments.append(how.format(nodes=-(-n // per_host), n=n, local=per_host))
     if d.request.quant and d.scheme.name != (d.spec.native_quant or d.spec.weights_dtype):
-        comments.append(f"with {_article(d.scheme.name)} {d.scheme.name} checkpoint of {model}")
+        ship = next((x.hf_id for x in d.spec.published_layouts if x.kept_roles == d.scheme.kept_roles != ()), None)
+        like = f" laid out as {ship}" if ship else ""  # the publisher's checkpoint this plan sizes
+        comments.append(f"with {_article(d.scheme.name)} {d.scheme.name} checkpoint of {model}{like}")
     return cmd + ("  # " + "; ".join(comments) if comments else "")
 
 
