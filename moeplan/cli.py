@@ -298,7 +298,9 @@ def compare(
             price_usd_per_hour=price,
             gpu_file=gpu_file,
         )
-        requests = compare_requests(models, listed(gpu), listed(quant), listed(engine), base)
+        requests = compare_requests(
+            models, listed(gpu, "--gpu"), listed(quant, "--quant"), listed(engine, "--engine"), base
+        )
         comparison = run_compare(requests)
     from moeplan.output.plain import compare_table
 
@@ -362,7 +364,7 @@ def recommend(
             spec, candidates = run_recommend(
                 model, parse_tokens(context), batch, quant, max_gpus, budget, min_tokens_per_s,
                 sort,  # type: ignore[arg-type]
-                gpu_file, kv_dtype, gpus=tuple(listed(only_gpu)), state_dtype=state_dtype,
+                gpu_file, kv_dtype, gpus=tuple(listed(only_gpu, "--gpu")), state_dtype=state_dtype,
                 traffic=serving_load(isl, osl, concurrency, rate), min_bits=min_bits, progress=tick,
             )  # fmt: skip
     limit = spec.arch.max_context

@@ -386,10 +386,19 @@ CalibrationOpt = Annotated[
 ]
 
 
-def listed(values: list[str] | None) -> list[str]:
+def listed(values: list[str] | None, option: str) -> list[str]:
     """A repeatable option's values, each of which may also be a comma-separated list: ``--gpu h100,h200`` is
-    ``--gpu h100 --gpu h200`` (no GPU id, format or engine name has a comma)."""
-    return [v.strip() for x in values or () for v in x.split(",") if v.strip()]
+    ``--gpu h100 --gpu h200`` (no GPU id, format or engine name has a comma).  An empty item (``--gpu ,`` or
+    ``--gpu h200,``) is refused: it would otherwise leave the whole catalogue, or less than was meant."""
+    out = []
+    for x in values or ():
+        items = [v.strip() for v in x.split(",")]
+        if not all(items):
+            raise InputError(
+                f"{option} '{x}' has an empty item", "give names separated by commas, or repeat the option"
+            )
+        out += items
+    return out
 
 
 MultiGpuOpt = Annotated[list[str] | None, typer.Option("--gpu", help="Accelerator; repeat for one per column.")]

@@ -96,7 +96,8 @@ def serve(
         traffic = Traffic(parse_tokens(isl, "--isl"), parse_tokens(osl, "--osl"), concurrency, rate, prefix_hit)
         req = ServeRequest(
             model=model, traffic=traffic, ttft_s=ttft, tpot_s=tpot / 1e3 if tpot is not None else None, e2e_s=e2e,
-            gpus=tuple(listed(gpu)), quants=tuple(listed(quant)), engines=tuple(listed(engine) or ("vllm",)),
+            gpus=tuple(listed(gpu, "--gpu")), quants=tuple(listed(quant, "--quant")),
+            engines=tuple(listed(engine, "--engine") or ("vllm",)),
             max_gpus=max_gpus,
             gpu_file=gpu_file, mtp=mtp, mtp_accept=mtp_accept, mtp_drafts=mtp_drafts, min_bits=min_bits,
             recv_interval=recv_interval, max_running=max_running,

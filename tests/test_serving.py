@@ -929,7 +929,10 @@ def test_one_client_never_waits_for_others_prompts_or_a_busy_scheduler() -> None
 def test_repeated_options_take_comma_lists_and_a_long_verdict_wraps_rather_than_drops() -> None:
     from moeplan.cli_options import listed
 
-    assert listed(["h100,h200", " b200 ", ""]) == ["h100", "h200", "b200"] and listed(None) == []
+    assert listed(["h100,h200", " b200 "], "--gpu") == ["h100", "h200", "b200"] and listed(None, "--gpu") == []
+    for empty in (",", "h200,", ""):  # an empty item would leave the whole catalogue, or less than meant
+        with pytest.raises(InputError, match="has an empty item"):
+            listed(["h100", empty], "--gpu")
     code, out, err = run("serve", "deepseek-r1", "--isl", "8k", "--osl", "1k", "--concurrency", "64", "--gpu",
                          "h100,h200", "--engine", "sglang", "--ttft", "1", "--tpot", "40")  # fmt: skip
     assert code == 0, err
@@ -987,3 +990,34 @@ def test_launch_lines_load_remote_code_and_name_the_checkpoint_layout() -> None:
         with pytest.raises(InputError, match="fp4 ones; --engine vllm runs them weight-only"):
             line("qwen3-30b-a3b", "tensorrt-llm", quant, gpu)
         assert line("qwen3-30b-a3b", "vllm", quant, gpu)  # vLLM's Marlin kernels run them
+
+
+def test_min_bits_above_eight_searches_the_sixteen_bit_weights_and_names_itself_when_none_keep_them() -> None:
+    """DeepSeek-V3's own checkpoint is fp8: --min-bits 16 plans its bf16 weights (as recommend does); 17 bits
+    is refused as --min-bits, not as a GPU count to raise."""
+    req = ServeRequest(model="deepseek-v3", traffic=Traffic(1024, 1024, concurrency=8), gpus=("h200",), min_bits=16)
+    assert {c.quant for c in plan_serve(req).candidates} == {"bf16"}
+    with pytest.raises(InputError, match="--min-bits 17"):
+        plan_serve(replace(req, min_bits=17))
+
+
+def test_a_cheapest_answer_whose_clients_mostly_wait_says_so() -> None:
+    """Without targets the cheapest configuration at ten million clients queues them for days: the headline gives
+    the TTFT and the option that bounds it, the table the seconds with separators; an ASCII terminal reads inf."""
+    from moeplan.output.terminal import AsciiSafeStream
+
+    code, out, err = run("serve", "qwen3-30b-a3b", "--concurrency", "10000000", "--gpu", "h100")
+    assert code == 0, err
+    assert "days (--ttft to bound it)" in out.split("Qwen3-30B-A3B")[0]
+    assert any("," in cell and cell.replace(",", "").isdigit() for cell in out.split())
+
+    class Sink:
+        encoding, text = "ascii", ""
+
+        def write(self, s: str) -> int:
+            self.text += s
+            return len(s)
+
+    sink = Sink()
+    AsciiSafeStream(sink).write("TTFT ∞")  # type: ignore[arg-type]
+    assert sink.text == "TTFT inf"

@@ -98,7 +98,7 @@ def pareto_plot(result: ServeResult, width: int = PLOT_W + 2) -> list[str]:
 def print_serve(console: Console, result: ServeResult, top: int, detail: bool = False) -> None:
     from rich.table import Table as RichTable
 
-    from moeplan.output.formatting import fmt_plain
+    from moeplan.output.formatting import fmt_plain, fmt_seconds
     from moeplan.output.terminal import first_fitting, headline, shell_lines, table_box
 
     t, req = result.request.traffic, result.request
@@ -119,6 +119,8 @@ def print_serve(console: Console, result: ServeResult, top: int, detail: bool = 
     elif best is not None and not targeted:
         usd = best.usd_per_million_output_tokens
         price = f", ${usd:.3f}/M out" if usd is not None else ""
+        if best.point.ttft_s > 60:  # cheapest because its clients mostly wait: say so, and how to bound it
+            price += f", TTFT {fmt_seconds(best.point.ttft_s)} (--ttft to bound it)"
         headline(console, f"Cheapest: [bold]{best.label}[/bold]{price} (of {tried:,}; no latency targets given)",
                  f"Cheapest: [bold]{best.label}[/bold]{price}",
                  f"Cheapest (of {tried:,}; no latency targets given){price}:\n  [bold]{best.label}[/bold]")  # fmt: skip
@@ -177,7 +179,8 @@ def print_serve(console: Console, result: ServeResult, top: int, detail: bool = 
                 name = name.replace(" (decode ", " (d ")
             why = "misses" if p.stable else "cannot keep up"
             label = name if c.meets else f"[dim]{name} ({'x' if compact else why})[/dim]"
-            ttft = f"{p.ttft_s:.2f}" if p.stable else "∞"  # the queue grows without bound: no TTFT to give
+            # the queue grows without bound: no TTFT to give; long waits in whole seconds with separators
+            ttft = "∞" if not p.stable else f"{p.ttft_s:.2f}" if p.ttft_s < 100 else f"{p.ttft_s:,.0f}"
             e2e_cell = ((f"{p.e2e_s:.1f}" if p.stable else "∞"),) if e2e else ()
             tb.add_row(*([] if compact else [str(i)]), label, f"{p.output_tokens_per_s_per_gpu:.0f}",
                        f"{p.tokens_per_s_per_user:.1f}", ttft, f"{p.tpot_s * 1e3:.1f}", *e2e_cell,

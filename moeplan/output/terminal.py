@@ -24,7 +24,7 @@ NARROW = 100  # below this many columns the tables drop their secondary columns
 # What the renderings draw beyond ASCII, and what stands in for each on a terminal that cannot show it.
 _ASCII = str.maketrans({
     "█": "#", "░": ".", "★": "*", "…": "...", "±": "+/-", "×": "x", "≤": "<=", "≥": ">=", "—": "-", "–": "-",
-    "→": "->", "µ": "u", "’": "'", "“": '"', "”": '"',
+    "→": "->", "µ": "u", "’": "'", "“": '"', "”": '"', "∞": "inf",
 })  # fmt: skip
 
 

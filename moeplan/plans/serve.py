@@ -136,16 +136,20 @@ SERVE_ENGINES = ("vllm", "sglang", "tensorrt-llm", "atom")
 """Engines with continuous batching and chunked prefill, whose serving the model describes (ATOM on AMD Instinct)."""
 
 
-def candidate_formats(spec: ModelSpec, gpu: GpuSpec, quants: tuple[str, ...]) -> list[str]:
+def candidate_formats(
+    spec: ModelSpec, gpu: GpuSpec, quants: tuple[str, ...], min_bits: float | None = None
+) -> list[str]:
     """The checkpoint's own format, fp8, 4-bit floats on GPUs with fp4 units (NVFP4 on NVIDIA, MXFP4 on AMD
     Instinct, whose fp4 units take the OCP format: AMD's Quark MXFP4 checkpoints), AWQ 4-bit (or the formats asked
-    for)."""
+    for); with ``--min-bits`` above 8 the 16-bit weights too (DeepSeek's own checkpoint is fp8)."""
     if quants:
         return list(quants)
     native = spec.native_quant or spec.weights_dtype
     # a checkpoint already in an fp8 variant (DeepSeek's 128x128 blocks) is not searched again as per-channel fp8:
     # the same bytes within its scales and, on NVIDIA, the same kernels
     out = [native, *(() if native.startswith("fp8") else ("fp8",)), "awq-int4"]
+    if min_bits is not None and min_bits > 8:
+        out.insert(1, spec.weights_dtype if spec.weights_dtype in ("bf16", "fp16") else "bf16")
     if gpu.dense_tflops("fp4"):
         out.insert(2, "mxfp4" if gpu.vendor == "amd" else "nvfp4")
     return list(dict.fromkeys(out))
@@ -410,6 +414,7 @@ def plan_serve(req: ServeRequest, progress: Callable[[int, int], None] | None = 
                          "ATOM runs on AMD Instinct, TensorRT-LLM on NVIDIA; no serving engine runs on Apple GPUs "
                          "(plan those with `moeplan estimate --engine llama.cpp` or mlx)")  # fmt: skip
     out: list[ServeCandidate] = []
+    kept = 0  # formats searched that keep --min-bits
     fewest: dict[tuple[str, str, str], int] = {}  # (GPU, engine, format): the fewest GPUs of that kind that serve
     for i, gpu in enumerate(catalogue):
         if progress:
@@ -417,7 +422,7 @@ def plan_serve(req: ServeRequest, progress: Callable[[int, int], None] | None = 
         for eng in engines:
             if not eng.can_run(gpu) or spec.architecture in eng.missing_architectures:
                 continue
-            for label in candidate_formats(spec, gpu, req.quants):
+            for label in candidate_formats(spec, gpu, req.quants, req.min_bits):
                 try:
                     scheme = model_scheme(spec, label)
                 except MoeplanError:
@@ -426,6 +431,7 @@ def plan_serve(req: ServeRequest, progress: Callable[[int, int], None] | None = 
                     continue
                 if req.min_bits is not None and expert_bits(spec.arch, scheme) < req.min_bits:
                     continue
+                kept += 1
                 base = _base(spec, gpu, label, eng.name, req)
                 found, met = 0, False
                 for n in COUNTS:
@@ -461,6 +467,9 @@ def plan_serve(req: ServeRequest, progress: Callable[[int, int], None] | None = 
                 out += disaggregated(_base(spec, dgpu, label, name, req), spec, dgpu, d_n, req, prefill=(pgpu, p_n))
     if progress:
         progress(len(catalogue), len(catalogue))
+    if not out and req.min_bits is not None and not kept:
+        raise InputError(f"no format searched stores {spec.name}'s experts in --min-bits {req.min_bits:g} bits per "
+                         "weight or more (bf16: 16)", "lower --min-bits")  # fmt: skip
     if not out:
         raise InputError(
             f"no configuration of {spec.name} serves {context:,}-token requests within --max-gpus {req.max_gpus} "
