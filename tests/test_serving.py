@@ -1021,3 +1021,12 @@ def test_a_cheapest_answer_whose_clients_mostly_wait_says_so() -> None:
     sink = Sink()
     AsciiSafeStream(sink).write("TTFT ∞")  # type: ignore[arg-type]
     assert sink.text == "TTFT inf"
+
+
+def test_estimate_under_a_load_names_a_long_wait_in_its_verdict() -> None:
+    """llama-server's four slots on three RTX 4090s decode each admitted user at ~33 tok/s, while 60 of 64
+    clients wait minutes for a slot: the one-line verdict says so."""
+    code, out, err = run("estimate", "qwen3-30b-a3b", "--gpu", "rtx-4090", "--engine", "llama.cpp",
+                         "--concurrency", "64")  # fmt: skip
+    assert code == 0, err
+    assert "once admitted (TTFT" in " ".join(out.split("Qwen3-30B-A3B")[0].split())

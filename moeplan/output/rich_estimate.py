@@ -152,6 +152,8 @@ def print_verdict_line(console: Console, result: EstimateResult) -> None:
     if sv is not None:  # under a load the verdict quotes each user's speed there, not batch 1's
         speed = (f", ~{fmt_rate(sv.tokens_per_s_per_user)} tok/s a user at the load" if sv.stable
                  else "; cannot keep up with the load")  # fmt: skip
+        if sv.stable and sv.ttft_s > 60:  # each user decodes fast once admitted, after a long wait: say which
+            speed += f" once admitted (TTFT {fmt_seconds(sv.ttft_s)})"
     if fit.fits:
         word = "[bold green]FITS[/bold green]"
         headline(
