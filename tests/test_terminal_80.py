@@ -51,6 +51,7 @@ DETAIL = {
     "cpus-detail": "cpus --detail",
     "estimate-hybrid-detail": "estimate qwen3-next --gpu h100 --context 256k --batch 4 --detail",
     "serve-long-labels": "serve deepseek-v3 --concurrency 64 --isl 8k --osl 1k",
+    "serve-splits": "serve deepseek-v3 --isl 8k --osl 1k --concurrency 1024 --gpu b200 --max-gpus 64 --ttft 2 --tpot 50",
     "offload-short": "offload qwen3-235b-a22b --gpu 4090 --ram 64 --cpu ddr5-5600x2",
 }
 FIRST_LINE = {
@@ -178,3 +179,13 @@ def test_in_an_80_column_tmux_pane(tmp_path: Path) -> None:
     for name, text in zip(sections[1::2], sections[2::2], strict=True):
         if name in FIRST_LINE:
             assert re.search(FIRST_LINE[name], text.splitlines()[0]), (name, text.splitlines()[0])
+
+
+def test_serve_rows_hold_one_line_each(rendered: dict[str, str]) -> None:
+    """Every configuration row of serve's table ends in its price or output figure: a split's label
+    (``24x b200 4x4P:8D (p DEP4, d DEP16+TBO) nvfp4``) fits beside its numbers instead of wrapping."""
+    for name in ("serve", "serve-splits", "serve-long-labels"):
+        lines = rendered[name].splitlines()
+        start = next(i for i, line in enumerate(lines) if line.startswith("configuration")) + 2
+        rows = lines[start : next(i for i in range(start, len(lines)) if lines[i].startswith(("tok/s", " ")))]
+        assert rows and all(re.search(r"[\d∞]$", row.rstrip()) for row in rows), (name, rows)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING, Any
 
 from moeplan.records import to_dict
@@ -159,6 +160,7 @@ def print_serve(console: Console, result: ServeResult, top: int, detail: bool = 
             box=table_box(console, light=compact),
             show_edge=not compact,
             pad_edge=not compact,
+            collapse_padding=compact,  # one space between columns where 80 must hold a split's label
         )
         tb.caption = "tok/s per GPU and per user; TTFT s; TPOT ms; " + ("E2E s; " if req.e2e_s else "")
         tb.caption += "$ per million output tokens"
@@ -171,12 +173,15 @@ def print_serve(console: Console, result: ServeResult, top: int, detail: bool = 
             wrap = compact and h == "configuration"
             tb.add_column(h, justify="left" if h == "configuration" else "right", no_wrap=not wrap,
                           min_width=widest if h == "$/M" else None)  # fmt: skip
+        names = []
         for i, c in enumerate(rows, 1):
             p = c.point
             usd = c.usd_per_million_output_tokens
             name = c.label.removesuffix(f" {c.engine}") if one_engine else c.label
-            if compact:
-                name = name.replace(" (decode ", " (d ")
+            if compact:  # the split's sides by their initials, DP+EP as DEP: 80 columns hold a row on one line
+                name = name.replace(" (decode ", " (d ").replace(" (prefill ", " (p ").replace(", decode ", ", d ")
+                name = re.sub(r"\bDP(\d+)\+EP\1\b", r"DEP\1", name)
+                names.append(name)
             why = "misses" if p.stable else "cannot keep up"
             label = name if c.meets else f"[dim]{name} ({'x' if compact else why})[/dim]"
             # the queue grows without bound: no TTFT to give; long waits in whole seconds with separators
@@ -187,8 +192,13 @@ def print_serve(console: Console, result: ServeResult, top: int, detail: bool = 
                        f"{usd:.3f}" if usd is not None else "")  # fmt: skip
         if compact and any(not c.meets for c in rows):
             tb.caption += "; (x): misses the targets, or cannot keep up (TTFT ∞)"
-        if compact and any(c.disaggregated for c in rows):
+        shown = " ".join(names)
+        if " (p " in shown:
+            tb.caption += "; p, d: the prefill and decode instances' layouts"
+        elif " (d " in shown:
             tb.caption += "; d: the decode instances' layout"
+        if "DEP" in shown:
+            tb.caption += "; DEP: data-parallel attention, experts over the same ranks"
         return tb
 
     console.print(first_fitting(console, lambda: table(False), lambda: table(True)))
