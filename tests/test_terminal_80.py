@@ -51,7 +51,8 @@ DETAIL = {
     "cpus-detail": "cpus --detail",
     "estimate-hybrid-detail": "estimate qwen3-next --gpu h100 --context 256k --batch 4 --detail",
     "serve-long-labels": "serve deepseek-v3 --concurrency 64 --isl 8k --osl 1k",
-    "serve-splits": "serve deepseek-v3 --isl 8k --osl 1k --concurrency 1024 --gpu b200 --max-gpus 64 --ttft 2 --tpot 50",
+    "serve-splits": "serve deepseek-v3 --isl 8k --osl 1k --concurrency 1024 --gpu b200 --max-gpus 64 "
+    "--ttft 2 --tpot 50",
     "offload-short": "offload qwen3-235b-a22b --gpu 4090 --ram 64 --cpu ddr5-5600x2",
 }
 FIRST_LINE = {
