@@ -1030,3 +1030,13 @@ def test_estimate_under_a_load_names_a_long_wait_in_its_verdict() -> None:
                          "--concurrency", "64")  # fmt: skip
     assert code == 0, err
     assert "once admitted (TTFT" in " ".join(out.split("Qwen3-30B-A3B")[0].split())
+
+
+def test_a_rate_beyond_capacity_reports_the_deployment_running_full() -> None:
+    """An unstable point's figures are those of the deployment holding every slot (interface.md), its prefill
+    share included, not the 98% the fixed point was capped at."""
+    model = ServingModel(H100, Traffic(1024, 1024, rate=1000.0))
+    over = model.point()
+    full = model.at(Traffic(1024, 1024, concurrency=model.max_running)).point()
+    assert not over.stable
+    assert over.prefill_share == pytest.approx(full.prefill_share) and over.tpot_s == pytest.approx(full.tpot_s)

@@ -279,7 +279,7 @@ class ServingModel:
                 e2e = ttft + (osl - 1) * tpot
         elif not stable:  # a rate beyond what it passes: it runs full, as a closed loop holding every slot does
             full = self.at(replace(t, rate=None, concurrency=cap)).point()
-            lam, b, tpot = min(lam, full.request_rate), full.decode_batch, full.tpot_s
+            lam, b, tpot, u = min(lam, full.request_rate), full.decode_batch, full.tpot_s, full.prefill_share
             e2e = ttft + (osl - 1) * tpot
         out = lam * osl
         busy = min(1.0, lam * self.chunk_iterations(b) * tpot)  # share of iterations carrying a prefill chunk
