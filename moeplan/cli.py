@@ -305,7 +305,7 @@ def compare(
     from moeplan.output.plain import compare_table
 
     def rich(console: "Console") -> None:
-        from moeplan.output.rich_tables import print_compare
+        from moeplan.output.rich_compare import print_compare
 
         print_compare(console, comparison)
 

@@ -54,6 +54,7 @@ DETAIL = {
     "serve-splits": "serve deepseek-v3 --isl 8k --osl 1k --concurrency 1024 --gpu b200 --max-gpus 64 "
     "--ttft 2 --tpot 50",
     "offload-short": "offload qwen3-235b-a22b --gpu 4090 --ram 64 --cpu ddr5-5600x2",
+    "compare-many": "compare gpt-oss-120b --gpu h100,h200,b200,mi300x,mi355x,rtx-5090",
 }
 FIRST_LINE = {
     "estimate": r"^FITS mixtral-8x22b .* on 4 x a100-80gb-sxm: .*GiB.*tok/s$",
@@ -190,3 +191,12 @@ def test_serve_rows_hold_one_line_each(rendered: dict[str, str]) -> None:
         start = next(i for i, line in enumerate(lines) if line.startswith("configuration")) + 2
         rows = lines[start : next(i for i in range(start, len(lines)) if lines[i].startswith(("tok/s", " ")))]
         assert rows and all(re.search(r"[\d∞]$", row.rstrip()) for row in rows), (name, rows)
+
+
+def test_a_wide_comparison_splits_into_blocks_rather_than_clipping(rendered: dict[str, str]) -> None:
+    """Six columns do not fit 80: consecutive blocks of as many as fit, each with whole row labels and whole
+    headers (``1 x h100-sxm`` on one line), never a label cut to ``tot…``."""
+    out = rendered["compare-many"]
+    assert "…" not in out and "..." not in out
+    assert "columns 1-" in out and "of 6)" in out
+    assert "decode tokens/s per sequence" in out and "1 x h100-sxm" in out and "3 x rtx-5090" in out

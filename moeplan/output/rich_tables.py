@@ -1,4 +1,4 @@
-"""The other commands as rich tables: compare, recommend, offload, calibrate and the catalogues.
+"""The other commands as rich tables: recommend, offload, calibrate and the catalogues (compare: rich_compare).
 
 Computes nothing: every figure, and every mark such as "cheapest", comes from the result objects.
 """
@@ -13,14 +13,14 @@ from rich.table import Table
 if TYPE_CHECKING:
     from moeplan.calibration.run import CalibrationRun
     from moeplan.deploy.offload import Placement
-    from moeplan.deploy.results import Candidate, Comparison, EstimateResult, OffloadResult
+    from moeplan.deploy.results import Candidate, OffloadResult
     from moeplan.hardware.gpus import GpuSpec
     from moeplan.hardware.hosts import CpuSpec
     from moeplan.sources.catalog import CatalogRow
 
 from moeplan.deploy.offload_commands import n_cpu_moe
-from moeplan.output.formatting import fmt_buy, fmt_count, fmt_gib, fmt_plain, fmt_rate, fmt_usd, fmt_value
-from moeplan.output.terminal import NARROW, first_fitting, glyphs, headline, shell_lines, table_box
+from moeplan.output.formatting import fmt_buy, fmt_count, fmt_gib, fmt_plain, fmt_rate, fmt_usd
+from moeplan.output.terminal import NARROW, first_fitting, headline, shell_lines, table_box
 
 
 def _names_table(console: Console, rows: list[tuple[str, str, list[str]]], with_name: bool) -> Table:
@@ -91,89 +91,6 @@ def print_quants(console: Console, formats: list[tuple[str, float, str]], mixes:
         "without its .gguf gives its weights as the range of the files published under it"
     )
     console.print("Per class: --quant experts=mxfp4,attention=bf16 (or a base first: --quant fp8,experts=mxfp4)")
-
-
-def _short_labels(results: list[EstimateResult]) -> list[str]:
-    """What tells the columns apart: the model, format, engine or GPU, whichever differ."""
-    parts = [
-        [r.spec.shown_id for r in results],
-        [r.memory.scheme for r in results],
-        [r.memory.engine for r in results],
-        [f"{r.fit.num_gpus} x {r.fit.gpu}" if r.fit else "no GPU" for r in results],
-    ]
-    differing = [p for p in parts if len(set(p)) > 1] or parts[:1]
-    labels = [" ".join(p[i] for p in differing) for i in range(len(results))]
-    return labels if len(set(labels)) == len(labels) else [f"{i + 1}: {x}" for i, x in enumerate(labels)]
-
-
-def print_compare(console: Console, comparison: Comparison) -> None:
-    """The comparison table: one column per estimate, the winner of each row in green with a star."""
-    results, rows = comparison.results, comparison.rows
-    star = glyphs(console).star
-    short = _short_labels(results)
-    by_label = {row.label: row for row in rows}
-    said = []
-    picks = (("decode tokens/s per sequence", "fastest"), ("per million output tokens", "cheapest per token"),
-             ("memory per GPU", "least memory per GPU"))  # fmt: skip
-    for label, what in picks:
-        row = by_label.get(label)
-        if row is not None and len(row.winners) == 1:
-            (i,) = row.winners
-            said.append((what, short[i], fmt_value(row.values[i], row.unit)))
-    groups: dict[str, list[tuple[str, str]]] = {}
-    for what, who, value in said:
-        groups.setdefault(who, []).append((what, value))
-    if groups:
-        headline(
-            console,
-            "; ".join(f"[bold]{who}[/bold]: " + ", ".join(f"{w} ({v})" for w, v in g) for who, g in groups.items()),
-            "; ".join(f"[bold]{who}[/bold]: " + ", ".join(w for w, _ in g) for who, g in groups.items()),
-            *(f"[bold]{who}[/bold]: " + ", ".join(w for w, _ in g) for who, g in list(groups.items())[:1]),
-        )
-    else:
-        headline(console, f"{len(results)} deployments compared: no row has a single best")
-
-    def table(full_heads: bool) -> Table:
-        t = Table(title=f"Comparison ({star} = best in the row)", title_justify="left", box=table_box(console))
-        t.add_column("")
-        for i, r in enumerate(results):
-            if full_heads:
-                asked = r.request.model
-                named = f" ({asked})" if r.spec.origin == "catalogue" and asked.lower() != r.spec.id else ""
-                head = f"{r.spec.name}{named}\n{r.memory.scheme}, {r.memory.engine}"
-                if r.fit is not None:
-                    head += f"\n{r.fit.num_gpus} x {r.fit.gpu}"
-            else:
-                head = "\n".join(short[i].split(" ", 2 if short[i].count(" x ") else 1))
-            t.add_column(head, justify="right", no_wrap=True)
-        for row in rows:
-            cells = []
-            for i, v in enumerate(row.values):
-                text = fmt_value(v, row.unit)
-                if i in row.winners:
-                    text = f"[bold green]{star} {text}[/bold green]"
-                elif row.eligible is not None and not row.eligible[i] and v is not None:
-                    text = f"[dim]({text})[/dim]"
-                cells.append(text)
-            t.add_row(row.label, *cells)
-        return t
-
-    console.print(first_fitting(console, lambda: table(True), lambda: table(False)))
-    req = results[0].request
-    console.print(f"[dim]at {req.context:,} tokens x {req.batch} sequences; figures per column as `estimate`[/dim]")
-    if any(r.fit is not None and not r.fit.fits for r in results):
-        console.print("[dim](speed and cost in brackets: as if the deployment fitted, which it does not)[/dim]")
-    bases = {
-        f"{r.fit.gpu}: {r.cost.purchase_basis}": None
-        for r in results
-        if r.cost is not None and r.cost.purchase_usd is not None and r.cost.purchase_basis and r.fit is not None
-    }
-    if bases:
-        console.print(f"[dim]to buy: {'; '.join(bases)}[/dim]")
-    for r in results:
-        for note in r.assumptions:
-            if note.startswith("warning:"):
-                console.print(f"[yellow]{r.request.model}: {note}[/yellow]")
 
 
 def print_recommend(
@@ -342,11 +259,15 @@ def print_gpus(console: Console, gpus: list[GpuSpec], detail: bool = False) -> N
 
     def table(cols: tuple[str, ...], brief: bool = False, full_buy: bool = False) -> Table:
         t = Table(box=table_box(console))
-        if brief:
-            t.caption = (
-                "GiB usable; bf16 and fp8: dense TFLOP/s; $/h: cloud price per GPU-hour; buy: street price and "
-                "its month ('26-05), ~ a list estimate; whole machine for Apple, DGX Spark, Strix Halo"
-            )
+        if brief:  # the caption names the columns shown
+            flops = "bf16 and fp8" if "fp8" in cols else "bf16"
+            t.caption = f"GiB usable; {flops}: dense TFLOP/s" if "bf16 TFLOP/s" in cols else "GiB usable"
+            t.caption += "; $/h: cloud price per GPU-hour" if "$/GPU-h" in cols else ""
+            if "buy" in cols:
+                t.caption += "; buy: street price and its month ('26-05), ~ a list estimate"
+            t.caption += "; whole machine for Apple, DGX Spark, Strix Halo"
+            dropped = [short.get(c, c) for c in ("fp8", "$/GPU-h", "buy") if c not in cols]
+            t.caption += f"; {', '.join(dropped)}: a wider terminal" if dropped else ""
         for col in cols:
             head = short.get(col, col) if brief else col
             t.add_column(head, justify="left" if col in ("id", "name", "aliases") else "right", no_wrap=True)
@@ -374,6 +295,8 @@ def print_gpus(console: Console, gpus: list[GpuSpec], detail: bool = False) -> N
         lambda: table(figures),
         lambda: table(figures, brief=True),
         lambda: table(tuple(c for c in figures if c != "fp8"), brief=True),
+        lambda: table(("id", "usable GiB", "GB/s", "bf16 TFLOP/s", "$/GPU-h"), brief=True),
+        lambda: table(("id", "usable GiB", "GB/s", "bf16 TFLOP/s"), brief=True),
     )
     console.print(chosen)
     if detail and len(chosen.columns) < len(full):
