@@ -352,3 +352,20 @@ def test_an_apple_silicon_host_with_a_discrete_gpu_is_refused() -> None:
     res = CliRunner().invoke(app, ["offload", "mixtral-8x7b", "--gpu", "rtx-4090", "--ram", "64", "--cpu",
                                    "apple-m3-ultra"])  # fmt: skip
     assert res.exit_code == 1 and "takes no discrete GPU" in res.output and "--gpu apple-m3-ultra" in res.output
+
+
+def test_vllm_and_sglang_offload_lines_size_the_checkpoint_they_load() -> None:
+    """Their --cpu-offload-gb is per GPU, for the checkpoint named (Mixtral-8x7B's bf16, 87 GiB), not the GGUF mix
+    the placement sized (18 GB of experts in RAM): ~77 GiB on a 12 GB RTX 3060; over two GPUs both lines split the
+    model (SGLang's --tp as vLLM's --tensor-parallel-size)."""
+    r = runner.invoke(app, ["offload", "mixtral-8x7b", "--gpu", "rtx-3060", "--ram", "64", "--cpu", "ryzen-9-9950x",
+                            "--json"])  # fmt: skip
+    assert r.exit_code == 0, r.stderr
+    lines = json.loads(r.stdout)["commands"]
+    gib = int(lines["vllm"].split("--cpu-offload-gb ")[1].split()[0])
+    assert 70 <= gib <= 82 and f"--cpu-offload-gb {gib}" in lines["sglang"]
+    r = runner.invoke(app, ["offload", "deepseek-v3", "--gpu", "h100", "--ram", "512", "--cpu", "epyc-9654",
+                            "--num-gpus", "2", "--json"])  # fmt: skip
+    assert r.exit_code == 0, r.stderr
+    lines = json.loads(r.stdout)["commands"]
+    assert "--tensor-parallel-size 2" in lines["vllm"] and " --tp 2 " in lines["sglang"]

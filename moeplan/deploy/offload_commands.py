@@ -91,13 +91,31 @@ def commands(d: Deployment, quant: str, p: Placement, host: Host, context: int, 
     out = {d.engine.name: f"{base} --n-cpu-moe {flag[0]}{threads}" if p.cpu_layers else base}
     if p.cpu_moe_layers:
         out[f"{d.engine.name} (-ot)"] = f'{base} -ot "{layer_regex(p.cpu_moe_layers)}"{threads}'
-        gb = math.ceil((p.cpu_expert_bytes + 0.0) / 1e9)
         hf = spec.hf_id or spec.id
-        tp = f" --tensor-parallel-size {host.num_gpus}" if host.num_gpus > 1 else ""
+        native = spec.native_quant or spec.weights_dtype
+        gb = checkpoint_offload_gib(d, p, host.num_gpus)
+        n = host.num_gpus
         out["vllm"] = (
             ENGINES["vllm"].command(hf, context, f" --cpu-offload-gb {gb}")
-            + tp
-            + "  # offloads weights in general (not expert-aware) and streams them every step: much slower"
+            + (f" --tensor-parallel-size {n}" if n > 1 else "")
+            + f"  # the {native} checkpoint; offloads weights in general (not expert-aware) and streams them every"
+            " step: much slower"
         )
-        out["sglang"] = ENGINES["sglang"].command(hf, context, f" --cpu-offload-gb {gb}") + "  # same caveat as vLLM"
+        out["sglang"] = (
+            ENGINES["sglang"].command(hf, context, f" --cpu-offload-gb {gb}" + (f" --tp {n}" if n > 1 else ""))
+            + "  # same caveat as vLLM"
+        )
     return out
+
+
+def checkpoint_offload_gib(d: Deployment, p: Placement, num_gpus: int) -> int:
+    """GiB a GPU that vLLM's and SGLang's ``--cpu-offload-gb`` must move to RAM for the checkpoint they load (its own
+    format, not the GGUF mix the placement sized): its weights a GPU less the room the placement leaves them
+    (usable memory less its KV cache and buffers).  Mixtral-8x7B's bf16 checkpoint (87 GiB) on one RTX 3060
+    (11.6 GiB usable, ~1 GiB of cache and buffers at 8K): ~77 GiB, where the Q4_K_M plan's RAM experts are 18."""
+    from moeplan.formats.schemes import model_scheme, weights_bytes_by_kind
+
+    spec = d.spec
+    stored = sum(weights_bytes_by_kind(spec.arch, model_scheme(spec, spec.native_quant or spec.weights_dtype)).values())
+    room = p.vram_capacity_bytes - (p.vram_bytes_per_gpu - p.gpu_weights_bytes / num_gpus)
+    return max(0, math.ceil((stored / num_gpus - room) / 2**30))
