@@ -420,3 +420,20 @@ def test_a_release_named_by_alias_is_named_so_in_every_output() -> None:
     assert "| model | deepseek-r1 |" in out("estimate", "deepseek-r1", "--gpu", "h200", "--format", "markdown")
     assert "-m deepseek-r1-Q4_K_M.gguf" in out("offload", "deepseek-r1", "--gpu", "rtx-4090", "--ram", "512", "--cpu",
                                                "epyc-9654")  # fmt: skip
+
+
+def test_explain_names_why_the_kv_cache_is_larger_than_per_token_times_context() -> None:
+    """Copies on the TP ranks only where they outnumber the KV heads (DeepSeek's MLA latent: every rank; Qwen3-235B's
+    4 heads at TP 8); Llama-4 Maverick's 8 heads at TP 8 are not copied: its 4x is the chunked layers, which the
+    per-token figure (full-attention layers only) leaves out."""
+
+    def line(*args: str) -> str:
+        code, out, err = run("estimate", *args, "--explain")
+        assert code == 0, err
+        text = " ".join(out.split())
+        return text[text.index("KV cache per token") :][:260]
+
+    maverick = line("llama-4-maverick", "--gpu", "h200", "--num-gpus", "8", "--quant", "fp8")
+    assert "full-attention layers" in maverick and "as the engine allocates" in maverick and "copies" not in maverick
+    assert "copies on the TP ranks" in line("deepseek-v3", "--gpu", "h200", "--num-gpus", "8")
+    assert "copies on the TP ranks" in line("qwen3-235b-a22b", "--gpu", "h200", "--num-gpus", "8", "--quant", "fp8")

@@ -484,17 +484,22 @@ def print_explain(console: Console, result: EstimateResult) -> None:
     else:
         per_layer = f"{att.num_kv_heads} KV heads x ({att.head_dim} + {att.value_dim}) elements"
     req, fit = result.request, result.fit
+    windowed = any(c in (att.layer_pattern or "") for c in "SC")  # sliding or chunked layers hold a window
+    layers_word = "full-attention layers" if windowed else "layers"
     plain = m.kv_bytes_per_token * req.context * req.batch
     ratio = m.kv_cache_bytes / plain if plain else 1.0
-    replicated = fit is not None and fit.tp > 1 and not fit.dp_attention
+    # the cache is copied on TP ranks only where they outnumber the KV heads (MLA's latent: on every rank)
+    replicated = (fit is not None and fit.tp > 1 and not fit.dp_attention
+                  and (att.mla is not None or fit.tp > att.num_kv_heads))  # fmt: skip
     how = ""
     if ratio > 1.05:
         how = f" x {ratio:,.1f} ({'copies on the TP ranks' if replicated else 'as the engine allocates'})"
     elif ratio < 0.95:
         how = " less what windowed layers drop"
     console.print(
-        f"[bold]KV cache per token[/bold] = layers x {per_layer} x {m.kv_dtype} bytes = {m.kv_bytes_per_token:,} B "
-        f"({m.engine} semantics); x {req.context:,} tokens x {req.batch}{how} = {m.kv_cache_bytes / gib:,.2f} GiB"
+        f"[bold]KV cache per token[/bold] = {layers_word} x {per_layer} x {m.kv_dtype} bytes = "
+        f"{m.kv_bytes_per_token:,} B ({m.engine} semantics); x {req.context:,} tokens x {req.batch}{how} = "
+        f"{m.kv_cache_bytes / gib:,.2f} GiB"
     )
     ranks = fit.tp if fit is not None and fit.dp_attention else 1
     busiest = -(-req.batch // ranks)
