@@ -544,3 +544,17 @@ def test_config_files_with_a_bom_or_a_wrong_model_type_get_a_plain_answer(tmp_pa
     index.write_text('{"metadata": {}, "weight_map": {}}')
     res = CliRunner().invoke(app, ["estimate", str(index)])
     assert res.exit_code == 1 and "give its folder" in res.output
+
+
+def test_gguf_types_and_mixes_in_a_class_override_are_told_apart() -> None:
+    """experts=Q4_K is a GGUF type: llama.cpp's refusal names the class still in fp8 (DeepSeek's own blocks) and how
+    to type every class; experts=Q4_K_M is a mix, a whole scheme, and says so instead of 'unknown format'."""
+    from moeplan.deploy.deployment import EstimateRequest
+    from moeplan.deploy.resolve import resolve
+    from moeplan.errors import InputError
+
+    with pytest.raises(InputError, match="fp8-block128 weights are not one") as typed:
+        resolve(EstimateRequest(model="deepseek-v3", gpu="b200", quant="experts=Q4_K", engine="llama.cpp"))
+    assert "--quant Q8_0,experts=Q4_K" in (typed.value.remedy or "")
+    with pytest.raises(InputError, match="is a GGUF mix"):
+        resolve(EstimateRequest(model="deepseek-v3", gpu="b200", quant="experts=Q4_K_M"))

@@ -524,12 +524,16 @@ def check_engine(eng: Engine, scheme: Scheme, gpu: GpuSpec) -> None:
                 else "--engine auto picks one that does")  # fmt: skip
         raise InputError(f"{eng.name} does not run on {gpu.name} ({where})", hint)
     if eng.llama_cpp_kernels:
-        foreign = sorted({f for f in (scheme.base, scheme.rest, *scheme.overrides.values()) if f not in GGUF_FLOATS})
+        used = (scheme.base, scheme.rest, *scheme.overrides.values())
+        foreign = sorted({f for f in used if f not in GGUF_FLOATS and not f.isupper()})  # GGUF types are upper case
         if scheme.gguf is None and foreign:
-            other = "--engine mlx" if gpu.vendor == "apple" else "--engine vllm/sglang"
+            other = "--engine mlx" if gpu.vendor == "apple" else "--engine vllm/sglang (offload: ktransformers)"
+            given = (
+                ", or GGUF types for every class (--quant Q8_0,experts=Q4_K)" if any(f.isupper() for f in used) else ""
+            )
             raise InputError(
                 f"{eng.name} reads GGUF types, and {foreign[0]} weights are not one",
-                f"use a GGUF mix (--quant Q8_0, Q4_K_M, ...) or bf16, or {other} for these weights",
+                f"use a GGUF mix (--quant Q8_0, Q4_K_M, ...) or bf16{given}, or {other} for these weights",
             )
     if eng.runs == "checkpoint" and scheme.is_gguf:
         raise InputError(f"{eng.name} runs checkpoints, not GGUF mixes like {scheme.name}", "use --engine llama.cpp")

@@ -295,6 +295,9 @@ def _check_format(name: str, where: str) -> str:
         return _format_name(name)
     if _is_gguf_type(name):
         return name.strip().upper()
+    if _is_gguf_mix(name):  # Q4_K_M picks a type per tensor: it is a whole scheme, not one class's format
+        raise InputError(f"{name} in {where} is a GGUF mix (a type per tensor), not one type",
+                         f"--quant {name} for the mix, or a type for the class (Q4_K, Q6_K, Q8_0, ...)")  # fmt: skip
     raise InputError(f"unknown weight format '{name}' in {where}", "run `moeplan quants` for the list")
 
 
