@@ -200,3 +200,13 @@ def test_a_wide_comparison_splits_into_blocks_rather_than_clipping(rendered: dic
     assert "…" not in out and "..." not in out
     assert "columns 1-" in out and "of 6)" in out
     assert "decode tokens/s per sequence" in out and "1 x h100-sxm" in out and "3 x rtx-5090" in out
+
+
+def test_an_80_column_compare_verdict_names_every_winner(tmp_path: Path) -> None:
+    """Where the full verdict is too long, each column goes by its model alone and each pick tersely, rather than
+    naming the first winner only (Kimi-K2 fastest, Qwen3-235B cheapest, DeepSeek-V3 least memory on H200)."""
+    cmd = "compare deepseek-v3 kimi-k2 qwen3-235b-a22b glm-4.5 --gpu h200"
+    result = CliRunner().invoke(app, shlex.split(cmd), env=_env(str(tmp_path)))
+    first = result.stdout.splitlines()[0]
+    assert cell_len(first) <= WIDTH
+    assert "kimi-k2: fastest" in first and "qwen3-235b-a22b: cheapest" in first and "deepseek-v3: least memory" in first

@@ -131,7 +131,10 @@ def _cell(v: float | None, unit: str) -> str:
 def compare_table(comparison: Comparison) -> Table:
     """One row per figure, one column per estimate, and ``best``: the columns the plan found best in the row."""
     results, rows = comparison.results, comparison.rows
-    columns = [f"{r.spec.shown_id} ({r.memory.scheme}, {r.fit.gpu if r.fit else 'no GPU'})" for r in results]
+    columns = [
+        f"{r.spec.shown_id} ({r.memory.scheme}, {f'{r.fit.num_gpus} x {r.fit.gpu}' if r.fit else 'no GPU'})"
+        for r in results
+    ]
     out = []
     for row in rows:
         unit = _UNITS.get(row.unit)

@@ -49,16 +49,33 @@ def print_compare(console: Console, comparison: Comparison) -> None:
         if row is not None and len(row.winners) == 1:
             (i,) = row.winners
             said.append((what, short[i], fmt_value(row.values[i], row.unit)))
+    # the column best in the most rows, where the picks above do not already name it
+    wins = [sum(1 for row in rows if i in row.winners and len(row.winners) == 1) for i in range(len(results))]
+    most = max(range(len(results)), key=lambda i: wins[i])
+    if wins[most] > 1 and short[most] not in {who for _, who, _ in said}:
+        said.append((f"best in {wins[most]} of {len(rows)} rows", short[most], ""))
     groups: dict[str, list[tuple[str, str]]] = {}
     for what, who, value in said:
         groups.setdefault(who, []).append((what, value))
+    full = list(groups.items())
+    brief = {" ".join(parts): parts[0] for parts in short_parts}
+
+    def terse(what: str) -> str:  # "cheapest per token" -> "cheapest", "best in 8 of 16 rows" -> "best in 8 rows"
+        return what.replace(" per token", "").replace(" per GPU", "").split(" of ")[0] + (
+            " rows" if " of " in what else ""
+        )
+
     if groups:
         headline(
             console,
-            "; ".join(f"[bold]{who}[/bold]: " + ", ".join(f"{w} ({v})" for w, v in g) for who, g in groups.items()),
-            "; ".join(f"[bold]{who}[/bold]: " + ", ".join(w for w, _ in g) for who, g in groups.items()),
-            *(f"[bold]{who}[/bold]: " + ", ".join(w for w, _ in g) for who, g in list(groups.items())[:1]),
-        )
+            "; ".join(f"[bold]{who}[/bold]: " + ", ".join(f"{w} ({v})" if v else w for w, v in g) for who, g in full),
+            "; ".join(f"[bold]{who}[/bold]: " + ", ".join(w for w, _ in g) for who, g in full),
+            # each column by its first telling part alone (the model), where that still tells them apart
+            *(["; ".join(f"[bold]{brief[who]}[/bold]: " + ", ".join(w for w, _ in g) for who, g in full),
+               "; ".join(f"[bold]{brief[who]}[/bold]: " + ", ".join(terse(w) for w, _ in g) for who, g in full)]
+              if len(set(brief.values())) == len(brief) else []),
+            *(f"[bold]{who}[/bold]: " + ", ".join(w for w, _ in g) for who, g in full[:1]),
+        )  # fmt: skip
     else:
         headline(console, f"{len(results)} deployments compared: no row has a single best")
 
@@ -103,7 +120,7 @@ def print_compare(console: Console, comparison: Comparison) -> None:
             console.print(table(False, range(start, stop)))
             start = stop
     req = results[0].request
-    console.print(f"[dim]at {req.context:,} tokens x {req.batch} sequences; figures per column as `estimate`[/dim]")
+    console.print(f"[dim]at {req.context:,} tokens x {req.batch:,} sequences; figures per column as `estimate`[/dim]")
     if any(r.fit is not None and not r.fit.fits for r in results):
         console.print("[dim](speed and cost in brackets: as if the deployment fitted, which it does not)[/dim]")
     bases = {

@@ -232,7 +232,7 @@ def _speed_rows(perf: PerformanceResult, batch: int, short: bool) -> list[tuple[
 
     rows = [(f"decode, {unit} per sequence", *band(perf.decode_tokens_per_s, perf.decode_tokens_per_s_range))]
     if batch > 1 or not short:
-        label = f"decode, {unit} all {batch} sequences" if batch > 1 else f"decode, {unit} (one sequence)"
+        label = f"decode, {unit} all {batch:,} sequences" if batch > 1 else f"decode, {unit} (one sequence)"
         rows.append((label, *band(perf.throughput_tokens_per_s, perf.throughput_tokens_per_s_range)))
     rows.append((f"prefill, {unit}", *band(perf.prefill_tokens_per_s, perf.prefill_tokens_per_s_range)))
     loaded, loaded_range = perf.loaded_prefill_tokens_per_s_per_gpu, perf.loaded_prefill_tokens_per_s_per_gpu_range
@@ -342,7 +342,7 @@ def _print_verdict(console: Console, result: EstimateResult) -> None:
     """The rest of the verdict: the GPU's name, the layout and the settings, the headroom and the limits."""
     fit, mem = result.fit, result.memory
     req = result.request
-    where = f"{req.context:,} tokens x {req.batch}, {mem.scheme} weights, {mem.kv_dtype} KV, {mem.engine}"
+    where = f"{req.context:,} tokens x {req.batch:,}, {mem.scheme} weights, {mem.kv_dtype} KV, {mem.engine}"
     if fit is None:
         console.print(f"Memory for {where}: [bold]{fmt_gib(mem.per_gpu_bytes)}[/bold] on one GPU (no --gpu given)")
         return
@@ -498,7 +498,7 @@ def print_explain(console: Console, result: EstimateResult) -> None:
         how = " less what windowed layers drop"
     console.print(
         f"[bold]KV cache per token[/bold] = {layers_word} x {per_layer} x {m.kv_dtype} bytes = "
-        f"{m.kv_bytes_per_token:,} B ({m.engine} semantics); x {req.context:,} tokens x {req.batch}{how} = "
+        f"{m.kv_bytes_per_token:,} B ({m.engine} semantics); x {req.context:,} tokens x {req.batch:,}{how} = "
         f"{m.kv_cache_bytes / gib:,.2f} GiB"
     )
     ranks = fit.tp if fit is not None and fit.dp_attention else 1

@@ -406,7 +406,7 @@ def print_offload(console: Console, result: OffloadResult, detail: bool = False)
         f"{fmt_plain(host.ram_gib)} GiB RAM "
         f"({host.cpu.name}, {host.cpu.bandwidth_gb_s:,.0f} GB/s)"
     )
-    where = f"{result.request.context:,} tokens x {result.request.batch}"
+    where = f"{result.request.context:,} tokens x {result.request.batch:,}"
     if p.fits:
         lo, hi = perf.decode_tokens_per_s_range
         n = len(p.cpu_moe_layers)
