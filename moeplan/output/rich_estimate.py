@@ -161,6 +161,7 @@ def print_verdict_line(console: Console, result: EstimateResult) -> None:
             f"{word} [bold]{name}[/bold] {mem.scheme} on {where}: {used:,.2f} of {usable:,.2f} GiB per GPU{speed}",
             f"{word} [bold]{name}[/bold] {mem.scheme} on {where}: {used:,.1f}/{usable:,.1f} GiB/GPU{speed}",
             f"{word} [bold]{name}[/bold] on {where}: {used:,.1f}/{usable:,.1f} GiB/GPU{speed}",
+            f"{word} on {where}: {used:,.1f}/{usable:,.1f} GiB/GPU{speed}",  # the model is the command's own
             f"{word} [bold]{name}[/bold] on {where}{speed}",
         )
     else:
