@@ -187,10 +187,11 @@ def recommend(
             request = EstimateRequest(model=spec.id, gpu=gpu.id, quant=label, kv_dtype=kv_dtype,
                                       state_dtype=state_dtype, context=context, batch=batch, engine=eng.name,
                                       gpu_file=gpu_file)  # fmt: skip
-            found, served = 0, traffic is None
+            found, served, stalled, best = 0, traffic is None, 0, 0.0
             for n in COUNTS:
-                # past reach() only under a load none of these serves yet: the load, not the model, needs more GPUs
-                if n > min(max_gpus, max_count(gpu)) or (found and n > reach(found) and served):
+                # past reach() only under a load none of these serves yet, and while more GPUs serve more of it (two
+                # counts in a row without 10% more end it: a llama.cpp box's four slots do not grow with its GPUs)
+                if n > min(max_gpus, max_count(gpu)) or (found and n > reach(found) and (served or stalled >= 2)):
                     break
                 try:
                     d = resolve(replace(request, num_gpus=n), spec=spec, gpu=gpu, fewest=False)
@@ -209,7 +210,9 @@ def recommend(
                 cand = Candidate.of(h, **where, tp=d.layout.tp, pp=d.layout.pp, quality=q, expert_bits=bits)
                 if traffic is not None:  # under a load its speed is each user's in the steady state
                     cand = under_load(cand, d, traffic)
-                    served = served or cand.serves_load
+                    served, now = served or cand.serves_load, cand.throughput_tokens_per_s or 0.0
+                    stalled = 0 if now > 1.1 * best else stalled + 1
+                    best = max(best, now)
                 if min_tokens_per_s is not None and cand.tokens_per_s < min_tokens_per_s:
                     continue
                 out.append(cand)
