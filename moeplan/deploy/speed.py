@@ -179,13 +179,19 @@ class SpeedBand(Value):
 
 
 def float_kind_scales(arch: ArchSpec, scheme: Scheme, scale: float) -> dict[str, float]:
+    """:func:`_float_kind_scales`, cached per model, scheme and scale (every candidate of a search asks again)."""
+    return dict(_float_kind_scales(arch, scheme, scale))
+
+
+@functools.lru_cache(maxsize=512)
+def _float_kind_scales(arch: ArchSpec, scheme: Scheme, scale: float) -> tuple[tuple[str, float], ...]:
     """Per GEMM kind, the factor on its FLOPs' time for the weights a scheme keeps in bf16 beside quantized ones
     (:func:`~moeplan.deploy.kernels.float_gemm_scale` ``s`` for those, 1 for the rest), weighted by elements:
     ``1 + (s - 1) x kept / all``.  DeepSeek-V3 in NVIDIA's NVFP4 checkpoint on
     B200: 4.25B of its 11.4B attention parameters in bf16 (all but the output projection), s = 2.13: 1.42; its
     bf16 output head: 2.13.  The routed experts set the kernel path, and embeddings and norms are no GEMMs."""
     if scale <= 1.0 or scheme.gguf is not None:
-        return {}
+        return ()
     kept: Counter[str] = Counter()
     every: Counter[str] = Counter()
     for t, fmt, _ in quantized_tensors(arch, scheme):
@@ -195,7 +201,7 @@ def float_kind_scales(arch: ArchSpec, scheme: Scheme, scale: float) -> dict[str,
         wf = weight_format(fmt)
         if wf is not None and wf.bits >= 16:
             kept[t.kind] += t.elements
-    return {k: 1.0 + (scale - 1.0) * kept[k] / n for k, n in every.items() if n and kept[k]}
+    return tuple((k, 1.0 + (scale - 1.0) * kept[k] / n) for k, n in every.items() if n and kept[k])
 
 
 def peak_flops(gpu: GpuSpec, dtype: str) -> float:
