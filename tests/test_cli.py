@@ -437,3 +437,12 @@ def test_explain_names_why_the_kv_cache_is_larger_than_per_token_times_context()
     assert "full-attention layers" in maverick and "as the engine allocates" in maverick and "copies" not in maverick
     assert "copies on the TP ranks" in line("deepseek-v3", "--gpu", "h200", "--num-gpus", "8")
     assert "copies on the TP ranks" in line("qwen3-235b-a22b", "--gpu", "h200", "--num-gpus", "8", "--quant", "fp8")
+
+
+def test_gpus_shows_a_derived_bf16_peak_marked_as_such() -> None:
+    """DGX Spark publishes fp4 (500) and fp32 only: the table gives the bf16 peak estimates use, ~125, marked."""
+    from moeplan.hardware.gpus import resolve_gpu
+    from moeplan.output.rich_tables import derived_bf16
+
+    assert derived_bf16(resolve_gpu("dgx-spark")) == "~125"
+    assert derived_bf16(resolve_gpu("h100")) == "-"  # published: the table prints the figure itself

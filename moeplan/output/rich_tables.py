@@ -251,6 +251,15 @@ def _buy_basis(shown: list[Candidate]) -> str:
     return "buy: " + ("; ".join(parts) if parts else "no purchase price") + boxes
 
 
+def derived_bf16(g: GpuSpec) -> str:
+    """The bf16 peak estimates use where the catalogue publishes none (DGX Spark: its fp4 500 halved per halving of
+    bits, ``~125``), or ``-`` where none can be derived."""
+    from moeplan.deploy.kernels import tensor_peak
+
+    peak, note = tensor_peak(g, "bf16")
+    return f"~{peak / 1e12:,.0f}" if note and "derived" in note else "-"
+
+
 def print_gpus(console: Console, gpus: list[GpuSpec], detail: bool = False) -> None:
     priced = sum(1 for g in gpus if g.cloud_usd_per_hour)
     headline(console, f"{len(gpus)} accelerators in the catalogue, {priced} with a cloud price")
@@ -261,7 +270,7 @@ def print_gpus(console: Console, gpus: list[GpuSpec], detail: bool = False) -> N
         t = Table(box=table_box(console))
         if brief:  # the caption names the columns shown
             flops = "bf16 and fp8" if "fp8" in cols else "bf16"
-            t.caption = f"GiB usable; {flops}: dense TFLOP/s" if "bf16 TFLOP/s" in cols else "GiB usable"
+            t.caption = f"GiB usable; {flops}: dense TFLOP/s (~: derived)" if "bf16 TFLOP/s" in cols else "GiB usable"
             t.caption += "; $/h: cloud price per GPU-hour" if "$/GPU-h" in cols else ""
             if "buy" in cols:
                 t.caption += "; buy: street price and its month ('26-05), ~ a list estimate"
@@ -278,7 +287,7 @@ def print_gpus(console: Console, gpus: list[GpuSpec], detail: bool = False) -> N
                 "name": g.name,
                 "usable GiB": f"{g.usable_memory_gib:,.1f}",
                 "GB/s": f"{g.bandwidth_gb_s:,.0f}",
-                "bf16 TFLOP/s": f"{g.dense_tflops('bf16'):,.0f}" if g.dense_tflops("bf16") else "-",
+                "bf16 TFLOP/s": f"{g.dense_tflops('bf16'):,.0f}" if g.dense_tflops("bf16") else derived_bf16(g),
                 "fp8": f"{fp8:,.0f}" if fp8 else "-",
                 "$/GPU-h": fmt_usd(g.cloud_usd_per_hour.expected) if g.cloud_usd_per_hour else "-",
                 "buy": fmt_buy(g.buy_price, full=full_buy),
