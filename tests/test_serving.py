@@ -1040,3 +1040,16 @@ def test_a_rate_beyond_capacity_reports_the_deployment_running_full() -> None:
     full = model.at(Traffic(1024, 1024, concurrency=model.max_running)).point()
     assert not over.stable
     assert over.prefill_share == pytest.approx(full.prefill_share) and over.tpot_s == pytest.approx(full.tpot_s)
+
+
+def test_one_output_token_shows_no_tpot_or_user_speed() -> None:
+    """--osl 1 (a prefill-only load): no token follows the first, so neither a TPOT nor a user's decode speed is
+    shown, in serve's table or estimate's lines."""
+    code, out, err = run("serve", "qwen3-30b-a3b", "--isl", "1k", "--osl", "1", "--concurrency", "8", "--gpu", "h100")
+    assert code == 0, err
+    rows = [line.replace("│", " ").split() for line in out.splitlines() if "1x h100-sxm" in line]
+    row = next(r for r in rows if r[-1].replace(".", "").isdigit())  # a table row ends in its $/M
+    assert row[-2] == "-" and row[-4] == "-"  # TPOT and the user's speed
+    code, out, err = run("estimate", "deepseek-v3", "--gpu", "h200", "--isl", "1k", "--osl", "1", "--concurrency", "8")
+    assert code == 0, err
+    assert "one output token a request" in out and "no TPOT" in " ".join(out.split())

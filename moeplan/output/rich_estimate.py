@@ -39,11 +39,8 @@ def print_estimate(console: Console, result: EstimateResult, detail: bool = Fals
         else "dense"
     )
     asked = result.request.model
-    alias = (
-        f"  [dim]('{asked}' is an alias)[/dim]"
-        if asked.lower() not in (spec.id, spec.origin) and spec.origin == "catalogue"
-        else ""
-    )
+    aliased = asked.lower() not in (spec.id, spec.origin) and spec.origin == "catalogue"
+    alias = f"  [dim]('{asked}' is an alias)[/dim]" if aliased else ""
     console.print(f"[bold]{spec.name}[/bold]  ({spec.architecture}, {kind}, {arch.num_layers} layers){alias}")
     console.print(
         f"[bold]{fmt_count(p.total)}[/bold] parameters, [bold]{fmt_count(p.active)}[/bold] active per token "
@@ -62,7 +59,8 @@ def print_estimate(console: Console, result: EstimateResult, detail: bool = Fals
         ttft = f"{fmt_seconds(sv.ttft_s)} (p90 {fmt_seconds(sv.ttft_p90_s)})" if sv.stable else "∞"
         console.print(
             f"serving {t.isl:,} in / {t.osl:,} out at {load}: TTFT {ttft}, "
-            f"TPOT {sv.tpot_s * 1e3:.1f} ms, {sv.output_tokens_per_s_per_gpu:,.0f} output tok/s per GPU, "
+            + ("no TPOT (one output token), " if t.osl == 1 else f"TPOT {sv.tpot_s * 1e3:.1f} ms, ")
+            + f"{sv.output_tokens_per_s_per_gpu:,.0f} output tok/s per GPU, "
             f"{sv.decode_batch:,.0f} sequence{'' if round(sv.decode_batch) == 1 else 's'} decoding"
             + (
                 f" ({_cap_label(result.request.max_running, result.memory.engine, sv.max_running)}: the other clients "
@@ -150,7 +148,9 @@ def print_verdict_line(console: Console, result: EstimateResult) -> None:
     speed = f", ~{fmt_rate(perf.decode_tokens_per_s)} tok/s" if perf is not None else ""
     sv = result.serving
     if sv is not None:  # under a load the verdict quotes each user's speed there, not batch 1's
-        speed = (f", ~{fmt_rate(sv.tokens_per_s_per_user)} tok/s a user at the load" if sv.stable
+        one = result.request.traffic is not None and result.request.traffic.osl == 1  # prefill only: no user speed
+        speed = (", one output token a request (prefill only)" if sv.stable and one
+                 else f", ~{fmt_rate(sv.tokens_per_s_per_user)} tok/s a user at the load" if sv.stable
                  else "; cannot keep up with the load")  # fmt: skip
         if sv.stable and sv.ttft_s > 60:  # each user decodes fast once admitted, after a long wait: say which
             speed += f" once admitted (TTFT {fmt_seconds(sv.ttft_s)})"

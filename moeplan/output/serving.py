@@ -187,8 +187,10 @@ def print_serve(console: Console, result: ServeResult, top: int, detail: bool = 
             # the queue grows without bound: no TTFT to give; long waits in whole seconds with separators
             ttft = "∞" if not p.stable else f"{p.ttft_s:.2f}" if p.ttft_s < 100 else f"{p.ttft_s:,.0f}"
             e2e_cell = ((f"{p.e2e_s:.1f}" if p.stable else "∞"),) if e2e else ()
+            one = req.traffic.osl == 1  # one output token: no token follows the first, no TPOT or user speed
             tb.add_row(*([] if compact else [str(i)]), label, f"{p.output_tokens_per_s_per_gpu:.0f}",
-                       f"{p.tokens_per_s_per_user:.1f}", ttft, f"{p.tpot_s * 1e3:.1f}", *e2e_cell,
+                       "-" if one else f"{p.tokens_per_s_per_user:.1f}", ttft,
+                       "-" if one else f"{p.tpot_s * 1e3:.1f}", *e2e_cell,
                        f"{usd:.3f}" if usd is not None else "")  # fmt: skip
         if compact and any(not c.meets for c in rows):
             tb.caption += "; (x): misses the targets, or cannot keep up (TTFT ∞)"
