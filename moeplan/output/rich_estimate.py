@@ -148,8 +148,8 @@ def print_verdict_line(console: Console, result: EstimateResult) -> None:
     speed = f", ~{fmt_rate(perf.decode_tokens_per_s)} tok/s" if perf is not None else ""
     sv = result.serving
     if sv is not None:  # under a load the verdict quotes each user's speed there, not batch 1's
-        one = result.request.traffic is not None and result.request.traffic.osl == 1  # prefill only: no user speed
-        speed = (", one output token a request (prefill only)" if sv.stable and one
+        single = result.request.traffic is not None and result.request.traffic.osl == 1  # prefill only: no user speed
+        speed = (", one output token a request (prefill only)" if sv.stable and single
                  else f", ~{fmt_rate(sv.tokens_per_s_per_user)} tok/s a user at the load" if sv.stable
                  else "; cannot keep up with the load")  # fmt: skip
         if sv.stable and sv.ttft_s > 60:  # each user decodes fast once admitted, after a long wait: say which
