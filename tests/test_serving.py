@@ -1053,3 +1053,23 @@ def test_one_output_token_shows_no_tpot_or_user_speed() -> None:
     code, out, err = run("estimate", "deepseek-v3", "--gpu", "h200", "--isl", "1k", "--osl", "1", "--concurrency", "8")
     assert code == 0, err
     assert "one output token a request" in out and "no TPOT" in " ".join(out.split())
+
+
+def test_splits_try_the_neighbours_of_the_sized_prefill_and_the_front_skips_starved_points() -> None:
+    """DeepSeek-V3 nvfp4 on B200, 8K/1K at 1,024 clients: at TTFT <= 5 s three prefill instances (one below the sized
+    four) meet for less; the Pareto front keeps no point whose prefill is saturated or that misses --ttft; ATOM,
+    whose split flags are unconfirmed, gets no split; TensorRT-LLM's two servers read one YAML each."""
+    from moeplan.plans.serve import PREFILL_SATURATED
+
+    req = ServeRequest(model="deepseek-v3", traffic=Traffic(8192, 1024, concurrency=1024), gpus=("b200",),
+                       quants=("nvfp4",), max_gpus=64, ttft_s=5.0, tpot_s=0.05)  # fmt: skip
+    result = plan_serve(req)
+    best = next(c for c in result.candidates if c.meets)
+    assert best.disaggregated is not None and best.disaggregated.startswith("3x4P")
+    assert result.pareto and all(p.prefill_share < PREFILL_SATURATED and p.ttft_s <= 5.0 for _, p in result.pareto)
+    atom = plan_serve(ServeRequest(model="deepseek-v3", traffic=Traffic(8192, 1024, concurrency=256),
+                                   gpus=("mi355x",), engines=("atom",), max_gpus=32))  # fmt: skip
+    assert not any(c.disaggregated for c in atom.candidates)
+    trt = plan_serve(replace(req, engines=("tensorrt-llm",), ttft_s=None, tpot_s=None))
+    split = next(c for c in trt.candidates if c.disaggregated)
+    assert "--extra_llm_api_options prefill.yaml" in split.command and "decode.yaml:" in split.command

@@ -26,11 +26,14 @@ from moeplan.formats.quality import expert_bits
 from moeplan.formats.schemes import model_scheme
 from moeplan.hardware.gpus import GpuSpec, load_gpus
 from moeplan.model.spec import ModelSpec
-from moeplan.plans.serve_commands import commented, launch, wide_settings
+from moeplan.plans.serve_commands import SPLIT_ENGINES, commented, launch, wide_settings
 from moeplan.records import Value
 
 COUNTS = (1, 2, 4, 8, 16, 32, 64)
 SWEEP = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
+PREFILL_SATURATED = 0.98
+"""A prefill share at which the prefill side has no time left: its queue, not its passes, sets the TTFT (the
+serving models cap the share there)."""
 
 
 @dataclass(frozen=True, kw_only=True, repr=False, eq=False)
@@ -223,11 +226,11 @@ def disaggregated(
     data-parallel attention with EP, as LMSYS's and InferenceX's wide-EP prefill runs), decode on one of ``d`` (EP,
     under TP or data-parallel attention) of 1, 2 or 4 times ``p`` GPUs; one or two prefill instances, and as many
     as keep up with what that decode instance serves at the load
-    (:meth:`~moeplan.deploy.serving.DisaggregatedServingModel.prefill_instances_needed`) and one more: 8,192-token
-    prompts at 1,024 clients take 4-5 prefill instances of 4 B200s for an 8-GPU decode instance, where one or two
-    leave a TTFT of 30-80 s.  ``prefill``: the prefill instances' GPU kind and size where they are not ``gpu`` (the
-    decode instances' kind, ``p`` then its fewest GPUs): each side priced at its own kind's GPU-hour, the KV cache
-    over InfiniBand between their hosts."""
+    (:meth:`~moeplan.deploy.serving.DisaggregatedServingModel.prefill_instances_needed`), two fewer to one more:
+    8,192-token prompts at 1,024 clients take 3-5 prefill instances of 4 B200s for an 8-GPU decode instance (3 at a
+    5 s TTFT, 4 at 2 s), where one or two leave a TTFT of 30-80 s.  ``prefill``: the prefill instances' GPU kind
+    and size where they are not ``gpu`` (the decode instances' kind, ``p`` then its fewest GPUs): each side priced at
+    its own kind's GPU-hour, the KV cache over InfiniBand between their hosts."""
     from moeplan.deploy.serving import DisaggregatedServingModel
 
     out = []
@@ -250,9 +253,11 @@ def disaggregated(
         one = DisaggregatedServingModel(dp, dd, 1, req.traffic)
         if one.decode.max_running < 1:
             continue
-        # one and two prefill instances, and as many as keep up with the decode side (and one more)
+        # one and two prefill instances, and as many as keep up with the decode side, with its neighbours (two fewer
+        # may still meet a looser TTFT for less; one more shortens the queue)
         need = one.prefill_instances_needed()
-        splits += [one.with_prefill(n_p) for n_p in sorted({1, 2, need, need + 1}) if n_p * pn + d <= req.max_gpus]
+        counts = {1, 2, *range(max(1, need - 2), need + 2)}
+        splits += [one.with_prefill(n_p) for n_p in sorted(counts) if n_p * pn + d <= req.max_gpus]
     for split in splits:
         dp, dd, n_p, d, pdpa = split.dp, split.dd, split.n_p, split.dd.layout.num_gpus, split.dp.layout.dp_attention
         total = split.gpus
@@ -440,7 +445,7 @@ def plan_serve(req: ServeRequest, progress: Callable[[int, int], None] | None = 
                     if n > req.max_gpus or (found and n > 4 * found and met):
                         break
                     if found and n == found * 2 and spec.arch.moe is not None:
-                        out += disaggregated(base, spec, gpu, found, req)
+                        out += disaggregated(base, spec, gpu, found, req) if eng.name in SPLIT_ENGINES else []
                     for tp, ep, pp, eplb, dpa in layouts(spec, n):
                         if dpa and not eng.runs_dp_attention:
                             continue
@@ -462,7 +467,7 @@ def plan_serve(req: ServeRequest, progress: Callable[[int, int], None] | None = 
         for pgpu, dgpu in mixed_pairs([g for g in catalogue if any(k[0] == g.id for k in fewest)], bool(only)):
             for (gid, name, label), d_n in fewest.items():
                 p_n = fewest.get((pgpu.id, name, label))
-                if gid != dgpu.id or p_n is None:
+                if gid != dgpu.id or p_n is None or name not in SPLIT_ENGINES:
                     continue
                 out += disaggregated(_base(spec, dgpu, label, name, req), spec, dgpu, d_n, req, prefill=(pgpu, p_n))
     if progress:
@@ -483,7 +488,7 @@ def plan_serve(req: ServeRequest, progress: Callable[[int, int], None] | None = 
     out.sort(key=lambda c: (not c.meets, c.usd_per_million_output_tokens or inf,
                             -c.point.output_tokens_per_s_per_gpu if c.usd_per_million_output_tokens is None
                             else -c.point.tokens_per_s_per_user))  # fmt: skip
-    return ServeResult(spec, req, tuple(out), pareto(out))
+    return ServeResult(spec, req, tuple(out), pareto(out, req.ttft_s))
 
 
 def best_throughput_per_gpu(result: ServeResult, ttft_s: float | None, tpot_s: float | None) -> float:
@@ -497,9 +502,12 @@ def best_throughput_per_gpu(result: ServeResult, ttft_s: float | None, tpot_s: f
     return best
 
 
-def pareto(candidates: list[ServeCandidate]) -> tuple[tuple[str, ServingPoint], ...]:
-    """The points of all sweeps no other point beats on both tokens/s per user and throughput per GPU."""
-    pts = [(c.label, p) for c in candidates for p in c.sweep if p.stable]
+def pareto(candidates: list[ServeCandidate], ttft_s: float | None = None) -> tuple[tuple[str, ServingPoint], ...]:
+    """The points of all sweeps no other point beats on both tokens/s per user and throughput per GPU, among those
+    whose prefill keeps up (a saturated prefill's clients decode fast once admitted after a queue of any length:
+    a closed loop is stable there, but its users wait) and, with ``--ttft``, that meet it."""
+    pts = [(c.label, p) for c in candidates for p in c.sweep
+           if p.stable and p.prefill_share < PREFILL_SATURATED and (ttft_s is None or p.ttft_s <= ttft_s)]  # fmt: skip
     pts.sort(key=lambda lp: (-lp[1].tokens_per_s_per_user, -lp[1].output_tokens_per_s_per_gpu))
     front: list[tuple[str, ServingPoint]] = []
     best = -1.0

@@ -33,8 +33,11 @@ MULTI_HOST_DP = {
 }
 """The same under data-parallel attention, where an engine spreads its data-parallel ranks otherwise."""
 _NIXL = """ --kv-transfer-config '{{"kv_connector":"NixlConnector","kv_role":"kv_both"}}'"""
-DISAGG = {"sglang": " --disaggregation-mode {role}", "vllm": _NIXL, "atom": _NIXL}
-"""The flag that makes an instance a prefill or decode server (TensorRT-LLM: cache_transceiver_config in its YAML)."""
+DISAGG = {"sglang": " --disaggregation-mode {role}", "vllm": _NIXL}
+"""The flag that makes an instance a prefill or decode server (TensorRT-LLM: cache_transceiver_config in its YAML).
+ATOM's prefill/decode split runs over MORI-IO or Mooncake with flags moeplan has not confirmed: no split for it."""
+SPLIT_ENGINES = ("sglang", "vllm", "tensorrt-llm")
+"""Engines whose prefill/decode split moeplan plans and launches."""
 
 
 A2A_FLAGS = {
@@ -148,10 +151,11 @@ def launch(d: Deployment, n: int, role: str | None = None) -> str:
             opts += DISAGG.get(name, "").format(role=role)
     if d.spec.remote_code and "trust-remote-code" not in d.engine.launch and name in REMOTE_CODE:
         opts += REMOTE_CODE[name]
+    yaml_file = f"{role or 'extra'}.yaml"  # a split's two servers take different options: one file each
     if extra:
-        opts += " --extra_llm_api_options extra.yaml"
+        opts += f" --extra_llm_api_options {yaml_file}"
     cmd = d.engine.command(model, d.context, opts)
-    comments = [f"extra.yaml: {'; '.join(extra)}"] if extra else []
+    comments = [f"{yaml_file}: {'; '.join(extra)}"] if extra else []
     per_host = RACK_HOST_GPUS if d.gpu is not None and (d.gpu.nvlink_domain or 0) > HOST_GPUS else HOST_GPUS
     if n > per_host and name in MULTI_HOST:
         how = MULTI_HOST_DP.get(name, MULTI_HOST[name]) if lay.dp_attention else MULTI_HOST[name]
