@@ -758,8 +758,10 @@ def test_split_and_multi_host_commands_say_what_makes_them_run() -> None:
         split = [r for r in rows if r["disaggregated"] and r["usd_per_million_output_tokens"] is not None]
         assert split and all(flag in r["command"] for r in split), eng
         assert all(r["usd_per_million_input_tokens"] is not None for r in split)
-        wide = [r for r in rows if r["num_gpus"] > 8 and not r["disaggregated"]]
+        wide = [r for r in rows if r["num_gpus"] > 8 and not r["disaggregated"] and r["replicas"] == 1]
         assert all("hosts" in r["command"] for r in wide), eng
+        copies = [r for r in rows if r["replicas"] > 1]  # copies of one host's deployment: a load balancer, no hosts
+        assert all("copies behind a load balancer" in r["command"] for r in copies), eng
 
 
 def test_serve_names_what_stops_a_search() -> None:
@@ -773,7 +775,8 @@ def test_serve_names_what_stops_a_search() -> None:
 
 
 def test_a_table_with_a_split_deployment_says_its_ttft_is_the_least_certain_figure() -> None:
-    code, out, err = run("serve", "qwen3-30b-a3b", "--concurrency", "16", "--gpu", "h100")
+    code, out, err = run("serve", "deepseek-v3", "--isl", "8k", "--osl", "1k", "--concurrency", "1024", "--gpu", "b200",
+                         "--max-gpus", "64", "--ttft", "2", "--tpot", "50")  # fmt: skip
     assert code == 0, err
     assert "P:" in out and "least certain figure" in " ".join(out.split())
     code, out, err = run("serve", "qwen3-30b-a3b", "--concurrency", "16", "--gpu", "h100", "--max-gpus", "1")
@@ -933,13 +936,13 @@ def test_repeated_options_take_comma_lists_and_a_long_verdict_wraps_rather_than_
     for empty in (",", "h200,", ""):  # an empty item would leave the whole catalogue, or less than meant
         with pytest.raises(InputError, match="has an empty item"):
             listed(["h100", empty], "--gpu")
-    code, out, err = run("serve", "deepseek-r1", "--isl", "8k", "--osl", "1k", "--concurrency", "64", "--gpu",
-                         "h100,h200", "--engine", "sglang", "--ttft", "1", "--tpot", "40")  # fmt: skip
+    code, out, err = run("serve", "deepseek-v3", "--isl", "8k", "--osl", "1k", "--concurrency", "1024", "--gpu",
+                         "b200,h200", "--max-gpus", "64", "--ttft", "2", "--tpot", "50")  # fmt: skip
     assert code == 0, err
     first, second = out.splitlines()[:2]
     assert first.startswith("Cheapest that meets the targets (") and "/M out:" in first  # count and price kept
-    assert second.startswith("  ") and "sglang" in second  # the configuration on its own line
-    assert "DeepSeek-R1" in out and "--model-path deepseek-ai/DeepSeek-R1" in out
+    assert second.startswith("  ") and "vllm" in second  # the (split's long) configuration on its own line
+    assert "DeepSeek-V3" in out and "vllm serve deepseek-ai/DeepSeek-V3" in out
 
 
 def test_estimate_under_a_load_leads_with_the_speed_a_user_gets_there() -> None:
@@ -1073,3 +1076,26 @@ def test_splits_try_the_neighbours_of_the_sized_prefill_and_the_front_skips_star
     trt = plan_serve(replace(req, engines=("tensorrt-llm",), ttft_s=None, tpot_s=None))
     split = next(c for c in trt.candidates if c.disaggregated)
     assert "--extra_llm_api_options prefill.yaml" in split.command and "decode.yaml:" in split.command
+
+
+def test_copies_of_a_small_deployment_serve_a_high_rate_at_one_copys_latency() -> None:
+    """Qwen3-30B-A3B at 50 requests/s of 8K prompts on B200: sixteen one-GPU copies (3.125 requests/s each) cost
+    what one 16-GPU instance costs and give each user several times its speed; the copies' point sums their rates
+    and keeps one copy's TTFT and TPOT (Little's law over all the clients)."""
+    from moeplan.plans.serve import replicated
+
+    req = ServeRequest(model="qwen3-30b-a3b", traffic=Traffic(8192, 1024, rate=50.0), gpus=("b200",),
+                       engines=("sglang",), quants=("nvfp4",), max_gpus=16)  # fmt: skip
+    result = plan_serve(req)
+    best = result.candidates[0]
+    assert best.replicas == 16 and best.num_gpus == 16 and best.tp == 1 and best.meets
+    wide = next(c for c in result.candidates if c.num_gpus == 16 and c.replicas == 1 and c.dp_attention)
+    assert best.point.tokens_per_s_per_user > 2 * wide.point.tokens_per_s_per_user
+    one = resolve(EstimateRequest(model="qwen3-30b-a3b", gpu="h100", num_gpus=1, context=2048,
+                                  use_calibration=False))  # fmt: skip
+    closed = ServeRequest(model="qwen3-30b-a3b", traffic=Traffic(1024, 1024, concurrency=64), gpus=("h100",))
+    four = replicated(one, closed, 4)
+    alone = ServingModel(one, Traffic(1024, 1024, concurrency=16)).point()
+    assert four is not None and four.num_gpus == 4 and four.point.ttft_s == pytest.approx(alone.ttft_s)
+    assert four.point.request_rate == pytest.approx(4 * alone.request_rate)
+    assert replicated(one, closed, 3) is None  # 64 clients do not split evenly over three copies

@@ -30,7 +30,7 @@ def serve_json(result: ServeResult, top: int) -> dict[str, Any]:
         rows.append({
             "gpu": c.gpu.id, "num_gpus": c.num_gpus, "tp": c.tp, "ep": c.ep, "pp": c.pp,
             "dp_attention": c.dp_attention, "eplb": c.eplb, "batch_overlap": c.batch_overlap,
-            "disaggregated": c.disaggregated,
+            "disaggregated": c.disaggregated, "replicas": c.replicas,
             "prefill_gpu": c.prefill_gpu.id if c.prefill_gpu is not None else None,
             "prefill_gpus": c.prefill_gpus if c.disaggregated else None,
             "prefill_dp_attention": bool(c.prefill_dp) if c.disaggregated else None,

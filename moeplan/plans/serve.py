@@ -31,6 +31,8 @@ from moeplan.records import Value
 
 COUNTS = (1, 2, 4, 8, 16, 32, 64)
 SWEEP = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
+REPLICAS = (2, 4, 8, 16, 32)
+"""Copies of a smallest deployment the search tries behind a load balancer."""
 PREFILL_SATURATED = 0.98
 """A prefill share at which the prefill side has no time left: its queue, not its passes, sets the TTFT (the
 serving models cap the share there)."""
@@ -104,6 +106,9 @@ class ServeCandidate(Value):
     """A split's prefill instances under data-parallel attention: the ranks of each, its experts over them (0: TP)."""
     prefill_overlap: bool = False
     """A split's prefill instances run two-batch overlap (their data-parallel attention spans hosts)."""
+    replicas: int = 1
+    """Copies of the deployment behind a load balancer, each serving its share of the load (``num_gpus`` counts
+    all of them)."""
 
     @property
     def label(self) -> str:
@@ -121,6 +126,8 @@ class ServeCandidate(Value):
             return f"{split} ({sides}) {self.quant} {self.engine}"
         if self.disaggregated:
             layout = f"{self.disaggregated} ({sides})"
+        elif self.replicas > 1:  # 16x h100-sxm 16 x TP1: sixteen one-GPU copies
+            layout = f"{self.replicas} x {layout}"
         return f"{self.num_gpus}x {self.gpu.id} {layout} {self.quant} {self.engine}"
 
 
@@ -212,6 +219,28 @@ def evaluate_config(
         usd_per_hour=price * n if price else None, usd_per_million_output_tokens=usd, joules_per_output_token=joules,
         command=launch(d, n), sweep=points, dp_attention=d.layout.dp_attention, batch_overlap=d.batch_overlap,
     )  # fmt: skip
+
+
+def replicated(d: Deployment, req: ServeRequest, copies: int) -> ServeCandidate | None:
+    """``copies`` of deployment ``d`` behind a load balancer, each serving ``1/copies`` of the load (a closed loop's
+    clients split evenly, a rate divided): the point of one copy with its rate, output and clients times the copies;
+    TTFT, TPOT, per-GPU output and cost per token are one copy's.  Qwen3-30B-A3B at 50 requests/s on B200: sixteen
+    one-GPU copies at 3.1 requests/s each, where one 16-GPU instance spreads its attention over hosts."""
+    t = req.traffic
+    if t.concurrency is not None and t.concurrency % copies:  # the clients split evenly, or not at all
+        return None
+    local = (replace(t, concurrency=t.concurrency // copies) if t.concurrency is not None
+             else replace(t, rate=(t.rate or 0.0) / copies))  # fmt: skip
+    one = evaluate_config(d, replace(req, traffic=local), sweep=False)
+    p = one.point
+    point = replace(p, concurrency=p.concurrency * copies, request_rate=p.request_rate * copies,
+                    output_tokens_per_s=p.output_tokens_per_s * copies)  # fmt: skip
+    misses = _targets(req, point)
+    n = d.layout.num_gpus
+    return replace(one, num_gpus=n * copies, replicas=copies, point=point, meets=not misses, misses=misses,
+                   usd_per_hour=one.usd_per_hour * copies if one.usd_per_hour else None,
+                   command=commented(one.command, f"one of {copies} copies behind a load balancer (vLLM's and "
+                                     "SGLang's routers, or any HTTP one)"))  # fmt: skip
 
 
 def disaggregated(
@@ -461,6 +490,9 @@ def plan_serve(req: ServeRequest, progress: Callable[[int, int], None] | None = 
                         found = found or n
                         out.append(evaluate_config(d, req, model=model))
                         met = met or out[-1].meets
+                        if n == found:  # copies of the smallest deployments, as many as --max-gpus allows
+                            copies = [r for r in REPLICAS if n * r <= req.max_gpus]
+                            out += [c for r in copies if (c := replicated(d, req, r)) is not None]
                 if found:
                     fewest[(gpu.id, eng.name, label)] = found
     if spec.arch.moe is not None:  # prefill on one kind, decode on another
