@@ -1099,3 +1099,13 @@ def test_copies_of_a_small_deployment_serve_a_high_rate_at_one_copys_latency() -
     assert four is not None and four.num_gpus == 4 and four.point.ttft_s == pytest.approx(alone.ttft_s)
     assert four.point.request_rate == pytest.approx(4 * alone.request_rate)
     assert replicated(one, closed, 3) is None  # 64 clients do not split evenly over three copies
+
+
+def test_a_load_beyond_one_decode_instance_is_served_by_copies_of_the_split() -> None:
+    """4,096 clients of 8K prompts: one 8-GPU decode instance does not hold them; four copies of the sized pair
+    (16 prefill instances of 4, 4 decode instances of 8) meet the targets at the one pair's cost per token."""
+    req = ServeRequest(model="deepseek-v3", traffic=Traffic(8192, 1024, concurrency=4096), gpus=("b200",),
+                       quants=("nvfp4",), max_gpus=128, ttft_s=2.0, tpot_s=0.05)  # fmt: skip
+    best = next(c for c in plan_serve(req).candidates if c.meets)
+    assert best.disaggregated == "16x4P:4x8D" and best.num_gpus == 96
+    assert "decode: 4 instances of this" in best.command

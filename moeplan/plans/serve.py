@@ -287,9 +287,16 @@ def disaggregated(
         need = one.prefill_instances_needed()
         counts = {1, 2, *range(max(1, need - 2), need + 2)}
         splits += [one.with_prefill(n_p) for n_p in sorted(counts) if n_p * pn + d <= req.max_gpus]
+        clients = req.traffic.concurrency or 0
+        rate = req.traffic.rate is not None  # a rate beyond the pair's: unstable (a closed loop only waits)
+        if clients > one.decode.max_running or (rate and not one.with_prefill(need).point().stable):
+            # more load than one decode instance holds: copies of the sized pair, the router spreading the requests
+            for copies in (2, 4, 8):
+                if (need * pn + d) * copies <= req.max_gpus:
+                    splits.append(DisaggregatedServingModel(dp, dd, need * copies, req.traffic, n_decode=copies))
     for split in splits:
         dp, dd, n_p, d, pdpa = split.dp, split.dd, split.n_p, split.dd.layout.num_gpus, split.dp.layout.dp_attention
-        total = split.gpus
+        n_d, total = split.n_d, split.gpus
         point = split.point()
         t = req.traffic
         loads = [c for c in SWEEP if c <= 2 * max(1, point.max_running)] or [1]
@@ -297,25 +304,27 @@ def disaggregated(
         misses = _targets(req, point)
         p_price, d_price = dp.price.usd_per_hour, dd.price.usd_per_hour
         prefill_hourly = p_price * n_p * pn if p_price else None
-        hourly = prefill_hourly + d_price * d if prefill_hourly and d_price else None
+        hourly = prefill_hourly + d_price * d * n_d if prefill_hourly and d_price else None
         usd = hourly / (point.output_tokens_per_s * 3600) * 1e6 if hourly and point.stable else None
         prompt_tokens = point.request_rate * t.isl * (1 - t.prefix_hit)
         input_usd = (prefill_hourly / (prompt_tokens * 3600) * 1e6  # the prefill instances' cost
                      if prefill_hourly and point.stable and prompt_tokens > 0 else None)  # fmt: skip
-        watts = pgpu.tdp_w * n_p * pn + gpu.tdp_w * d if pgpu.tdp_w and gpu.tdp_w else None
+        watts = pgpu.tdp_w * n_p * pn + gpu.tdp_w * d * n_d if pgpu.tdp_w and gpu.tdp_w else None
         joules = watts / point.output_tokens_per_s if watts else None
         where = f" on {pgpu.id}" if prefill else ""
         prefill_line = commented(launch(dp, pn, "prefill"),
                                   f"prefill: {n_p} instance{'s' if n_p > 1 else ''} of this{where}")  # fmt: skip
         router = "SGLang's PD router" if dd.engine.name == "sglang" else "Dynamo"
-        decode = commented(launch(dd, d, "decode"), f"decode{' on ' + gpu.id if prefill else ''}; {router} routes "
-                            "each request and its KV cache")  # fmt: skip
+        instances = f": {n_d} instances of this" if n_d > 1 else ""
+        label = f"{n_p}x{pn}P:{d}D" if n_d == 1 else f"{n_p}x{pn}P:{n_d}x{d}D"  # 16x4P:4x8D: four decode instances
+        decode = commented(launch(dd, d, "decode"), f"decode{instances}{' on ' + gpu.id if prefill else ''}; {router} "
+                            "routes each request and its KV cache")  # fmt: skip
         command = f"{prefill_line}\n{decode}"
         out.append(ServeCandidate(
             gpu=gpu, num_gpus=total, tp=dd.layout.tp, ep=dd.layout.ep, pp=1, quant=dd.scheme.name,
             engine=dd.engine.name, point=point, meets=not misses, misses=misses,
             usd_per_hour=hourly, usd_per_million_output_tokens=usd,
-            joules_per_output_token=joules, command=command, sweep=sweep, disaggregated=f"{n_p}x{pn}P:{d}D",
+            joules_per_output_token=joules, command=command, sweep=sweep, disaggregated=label,
             usd_per_million_input_tokens=input_usd,
             dp_attention=dd.layout.dp_attention, batch_overlap=dd.batch_overlap, prefill_gpu=pgpu if prefill else None,
             prefill_gpus=n_p * pn, prefill_dp=pn if pdpa else 0, prefill_overlap=dp.batch_overlap,
