@@ -229,6 +229,8 @@ class Placement:
     gpu_weights_bytes: float
     cpu_expert_bytes: float
     kv_bytes: float
+    ram_copies: int = 1
+    """Copies of the RAM experts ``ram_bytes`` holds: one per socket where the engine keeps them NUMA-local."""
     decode_s: tuple[float, float, float] = (0.0, 0.0, 0.0)
     """(low, expected, high) seconds per step."""
     decode_parts_s: dict[str, float] = field(default_factory=dict)
@@ -316,7 +318,7 @@ class OffloadModel:
                 cpu_layers=n_cpu, cpu_moe_layers=cpu_layers, vram_bytes_per_gpu=0.0, vram_capacity_bytes=0.0,
                 ram_bytes=self.embedding_bytes + self.other_bytes + cpu_experts * copies + kv,
                 ram_capacity_bytes=usable_ram_bytes(host.ram_gib), gpu_weights_bytes=0.0,
-                cpu_expert_bytes=cpu_experts, kv_bytes=kv,
+                cpu_expert_bytes=cpu_experts, kv_bytes=kv, ram_copies=copies,
             )  # fmt: skip
         assert host.gpu is not None
         g = host.num_gpus
@@ -331,6 +333,7 @@ class OffloadModel:
             gpu_weights_bytes=gpu_weights,
             cpu_expert_bytes=cpu_experts,
             kv_bytes=kv,
+            ram_copies=copies,
         )
 
     # -- speed ----------------------------------------------------------------------------------------

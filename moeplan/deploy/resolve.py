@@ -33,7 +33,14 @@ from moeplan.deploy.kernels import KernelPath, backend_for, expert_format, float
 from moeplan.deploy.kv_cache import check_kv_dtype
 from moeplan.errors import InputError
 from moeplan.formats.kv_formats import kv_dtype, state_dtype
-from moeplan.formats.schemes import Scheme, gguf_equivalent, model_scheme, stored_scheme, weights_bytes_by_kind
+from moeplan.formats.schemes import (
+    Scheme,
+    gguf_equivalent,
+    model_scheme,
+    shipped_layout,
+    stored_scheme,
+    weights_bytes_by_kind,
+)
 from moeplan.hardware.gpus import GpuSpec
 from moeplan.model.spec import ArchSpec, ModelSpec
 
@@ -294,8 +301,8 @@ def resolve(
         mix = gguf_equivalent(native)
         scheme = model_scheme(spec, mix)
         notes = (f"{eng.name} runs GGUF files: {native} weights are planned as the {mix} mix (--quant to choose)",)
-    if scheme.kept_roles:  # a publisher's checkpoint in this format leaves some projections in the float dtype
-        ship = next(x for x in spec.published_layouts if x.kept_roles == scheme.kept_roles)
+    ship = shipped_layout(spec, scheme)
+    if ship is not None:  # a publisher's checkpoint in this format leaves some projections in the float dtype
         every = f"--quant {scheme.name},attention={scheme.base} for every projection in {scheme.base}"
         notes += (f"{scheme.name} as {ship.hf_id} ships it: {', '.join(scheme.kept_roles)} kept in {scheme.rest} "
                   f"({every})",)  # fmt: skip

@@ -28,7 +28,7 @@ from typing import Any
 
 from moeplan.errors import InputError
 from moeplan.model.layers import model_tensors
-from moeplan.model.spec import ArchSpec, ModelSpec, ParamKind
+from moeplan.model.spec import ArchSpec, ModelSpec, ParamKind, PublishedLayout
 from moeplan.model.tensors import Tensor
 from moeplan.records import Value
 
@@ -339,6 +339,19 @@ def parse_scheme(text: str, native: str | None = None, dtype: str = "bf16") -> S
     merged = {**base.overrides, **overrides}
     label = ",".join([base.name.split(",")[0], *(f"{k}={v}" for k, v in merged.items())])
     return Scheme(label, base.base, base.quantized, base.rest, base.gguf, merged, base.kept_roles)
+
+
+def sixteen_bit(spec: ModelSpec) -> str:
+    """The 16-bit format of a model's weights (its own dtype where that is bf16 or fp16, else bf16): what a search
+    adds under ``--min-bits`` above 8 for a checkpoint published in fp8 or MXFP4."""
+    return spec.weights_dtype if spec.weights_dtype in ("bf16", "fp16") else "bf16"
+
+
+def shipped_layout(spec: ModelSpec, scheme: Scheme) -> PublishedLayout | None:
+    """The publisher's checkpoint whose layout ``scheme`` follows (:func:`model_scheme`), or None."""
+    if not scheme.kept_roles:
+        return None
+    return next((x for x in spec.published_layouts if x.kept_roles == scheme.kept_roles), None)
 
 
 def model_scheme(spec: ModelSpec, text: str) -> Scheme:

@@ -445,11 +445,7 @@ def print_offload(console: Console, result: OffloadResult, detail: bool = False)
         f"weights {fmt_gib(p.gpu_weights_bytes / host.num_gpus)}, KV {fmt_gib(p.kv_bytes / host.num_gpus)}, buffers",
     )  # fmt: skip
     # KTransformers keeps a copy of the RAM experts per socket (NUMA-local reads): say so where it doubles them
-    from moeplan.deploy.engines import ENGINES
-
-    replicated = ENGINES[result.memory.engine].numa_replicated if result.memory.engine in ENGINES else False
-    copies = host.cpu.sockets if replicated and p.cpu_expert_bytes else 1
-    each = f" x {copies} (a copy per socket)" if copies > 1 else ""
+    each = f" x {p.ram_copies} (a copy per socket)" if p.ram_copies > 1 and p.cpu_expert_bytes else ""
     table.add_row(
         "RAM", fmt_gib(p.ram_bytes), fmt_gib(p.ram_capacity_bytes),
         f"experts of {len(p.cpu_moe_layers)} layers {fmt_gib(p.cpu_expert_bytes)}{each}, token embedding",

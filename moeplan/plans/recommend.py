@@ -25,7 +25,7 @@ from moeplan.deploy.resolve import resolve
 from moeplan.deploy.results import Candidate
 from moeplan.errors import InputError
 from moeplan.formats.quality import config_quality, expert_bits
-from moeplan.formats.schemes import Scheme, model_scheme, offload_quant, stored_scheme
+from moeplan.formats.schemes import Scheme, model_scheme, offload_quant, sixteen_bit, stored_scheme
 from moeplan.hardware.gpus import GpuSpec, load_gpus
 from moeplan.model.spec import ModelSpec
 
@@ -50,7 +50,7 @@ def candidate_formats(spec: ModelSpec, quant: str, min_bits: float | None = None
     if not native.startswith("fp8"):
         out.insert(1, "fp8")
     if min_bits is not None and min_bits > 8:
-        out.insert(1, spec.weights_dtype if spec.weights_dtype in ("bf16", "fp16") else "bf16")
+        out.insert(1, sixteen_bit(spec))
     return list(dict.fromkeys(out))
 
 

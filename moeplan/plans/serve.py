@@ -23,7 +23,7 @@ from moeplan.deploy.results import ServingPoint
 from moeplan.deploy.serving import ServingModel
 from moeplan.errors import InputError, MoeplanError
 from moeplan.formats.quality import expert_bits
-from moeplan.formats.schemes import model_scheme
+from moeplan.formats.schemes import model_scheme, sixteen_bit
 from moeplan.hardware.gpus import GpuSpec, load_gpus
 from moeplan.model.spec import ModelSpec
 from moeplan.plans.serve_commands import SPLIT_ENGINES, commented, launch, wide_settings
@@ -159,7 +159,7 @@ def candidate_formats(
     # the same bytes within its scales and, on NVIDIA, the same kernels
     out = [native, *(() if native.startswith("fp8") else ("fp8",)), "awq-int4"]
     if min_bits is not None and min_bits > 8:
-        out.insert(1, spec.weights_dtype if spec.weights_dtype in ("bf16", "fp16") else "bf16")
+        out.insert(1, sixteen_bit(spec))
     if gpu.dense_tflops("fp4"):
         out.insert(2, "mxfp4" if gpu.vendor == "amd" else "nvfp4")
     return list(dict.fromkeys(out))

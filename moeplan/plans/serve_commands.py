@@ -15,6 +15,7 @@ from typing import Any
 from moeplan.deploy.comm import nvlink_domain
 from moeplan.deploy.deployment import EPLB_REDUNDANT, Deployment, dp_launch_chunk
 from moeplan.deploy.engines import engine
+from moeplan.formats.schemes import shipped_layout
 from moeplan.hardware.gpus import GpuSpec
 
 HOST_GPUS, RACK_HOST_GPUS = 8, 4
@@ -161,8 +162,8 @@ def launch(d: Deployment, n: int, role: str | None = None) -> str:
         how = MULTI_HOST_DP.get(name, MULTI_HOST[name]) if lay.dp_attention else MULTI_HOST[name]
         comments.append(how.format(nodes=-(-n // per_host), n=n, local=per_host))
     if d.request.quant and d.scheme.name != (d.spec.native_quant or d.spec.weights_dtype):
-        ship = next((x.hf_id for x in d.spec.published_layouts if x.kept_roles == d.scheme.kept_roles != ()), None)
-        like = f" laid out as {ship}" if ship else ""  # the publisher's checkpoint this plan sizes
+        ship = shipped_layout(d.spec, d.scheme)
+        like = f" laid out as {ship.hf_id}" if ship else ""  # the publisher's checkpoint this plan sizes
         comments.append(f"with {_article(d.scheme.name)} {d.scheme.name} checkpoint of {model}{like}")
     return cmd + ("  # " + "; ".join(comments) if comments else "")
 
