@@ -764,6 +764,37 @@ def test_split_and_multi_host_commands_say_what_makes_them_run() -> None:
         assert all("copies behind a load balancer" in r["command"] for r in copies), eng
 
 
+def test_a_split_launch_ends_with_the_router_that_fronts_its_instances() -> None:
+    """A split's launch is three commands: its prefill server, its decode server and the router that sends each
+    request to a prefill instance and then to a decode instance, naming every instance (SGLang's PD router with each
+    prefill's bootstrap port, vllm-router, TensorRT-LLM's disagg.yaml counts); many instances come from a shell loop;
+    instances smaller than a host say how two share one."""
+    from moeplan.plans.serve_commands import router_command
+
+    line = router_command("sglang", 2, 1)
+    assert line.startswith("python -m sglang_router.launch_router --pd-disaggregation --prefill http://prefill-1:30000")
+    assert line.count("--prefill http://") == 2 and line.count(" 8998") == 2 and line.count("--decode http://") == 1
+    line = router_command("vllm", 3, 2)
+    assert line.startswith("vllm-router --vllm-pd-disaggregation") and line.count("--prefill http://prefill-") == 3
+    assert "8998" not in line and line.count("--decode http://decode-") == 2
+    line = router_command("tensorrt-llm", 4, 1)
+    assert line.startswith("trtllm-serve disaggregated -c disagg.yaml")
+    assert "context_servers: {num_instances: 4," in line and "generation_servers: {num_instances: 1," in line
+    looped = router_command("sglang", 16, 2)
+    assert "$(for k in $(seq 16); do echo --prefill http://prefill-$k:30000 8998; done)" in looped
+    for eng, router, sharing in (("sglang", "sglang_router", "--base-gpu-id 4k"),
+                                 ("vllm", "vllm-router", "VLLM_NIXL_SIDE_CHANNEL_PORT 5600+4k"),
+                                 ("tensorrt-llm", "trtllm-serve disaggregated", "--port 8000+k")):  # fmt: skip
+        code, out, err = run("serve", "deepseek-v3", "--isl", "8k", "--osl", "1k", "--concurrency", "1024", "--gpu",
+                             "b200", "--max-gpus", "64", "--engine", eng, "--json", "--top", "400")  # fmt: skip
+        assert code == 0, err
+        splits = [r for r in json.loads(out)["configurations"] if r["disaggregated"]]
+        assert splits and all(len(r["command"].splitlines()) == 3 for r in splits), eng
+        assert all(router in r["command"].splitlines()[2] for r in splits), eng
+        four = [r for r in splits if r["disaggregated"].split("P")[0].endswith("x4")]  # 4-GPU prefill instances
+        assert four and all(sharing in r["command"].splitlines()[0] for r in four), eng
+
+
 def test_serve_names_what_stops_a_search() -> None:
     """An engine that runs on none of the GPUs asked for is named as such, not as a --max-gpus shortfall; a search
     that finds nothing says which GPU counts it tried."""
