@@ -221,6 +221,7 @@ def router_command(name: str, n_prefill: int, n_decode: int) -> str:
     http://prefill-2:30000 8998 --decode http://decode-1:30000 --host 0.0.0.0 --port 8000``."""
     port = SERVER_PORT[name]
     if name == "tensorrt-llm":
+
         def servers(role: str, n: int) -> str:
             urls = (", ".join(f"{role}-{k}:{port}" for k in range(1, n + 1)) if n <= LISTED
                     else f"{role}-1:{port} to {role}-{n}:{port}")  # fmt: skip
@@ -238,6 +239,8 @@ def router_command(name: str, n_prefill: int, n_decode: int) -> str:
     bootstrap = f" {SGLANG_BOOTSTRAP_PORT}" if name == "sglang" else ""
     head = ("python -m sglang_router.launch_router --pd-disaggregation" if name == "sglang"
             else "vllm-router --vllm-pd-disaggregation")  # fmt: skip
-    return (f"{head} {flags('--prefill', 'prefill', n_prefill, bootstrap)} {flags('--decode', 'decode', n_decode)}"
-            " --host 0.0.0.0 --port 8000  # router: prefill-K, decode-K: each instance's host (and its port where two"
-            " share one)")
+    return (
+        f"{head} {flags('--prefill', 'prefill', n_prefill, bootstrap)} {flags('--decode', 'decode', n_decode)}"
+        " --host 0.0.0.0 --port 8000  # router: prefill-K, decode-K: each instance's host (and its port where two"
+        " share one)"
+    )
