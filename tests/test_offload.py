@@ -369,3 +369,26 @@ def test_vllm_and_sglang_offload_lines_size_the_checkpoint_they_load() -> None:
     assert r.exit_code == 0, r.stderr
     lines = json.loads(r.stdout)["commands"]
     assert "--tensor-parallel-size 2" in lines["vllm"] and " --tp 2 " in lines["sglang"]
+
+
+def test_offload_json_fit_and_memory_by_context_are_the_placements() -> None:
+    """offload --json's fit and memory_by_context describe the placement, as its memory does: the largest batch is
+    at least the batch that fits, each context's bytes are VRAM per GPU (within the card), and a vLLM/SGLang line
+    whose offloaded checkpoint outgrows the box's RAM says so."""
+    r = runner.invoke(app, ["offload", "gpt-oss-120b", "--gpu", "4090", "--ram", "64", "--cpu", "ddr5-6000x2",
+                            "--json"])  # fmt: skip
+    assert r.exit_code == 0, r.stderr
+    d = json.loads(r.stdout)
+    assert d["fit"]["fits"] and d["fit"]["max_batch"] >= 1
+    usable = d["memory"]["usable_bytes_per_gpu"]
+    by_context = {row["context"]: row["per_gpu_bytes"] for row in d["memory_by_context"]}
+    assert by_context[d["request"]["context"]] == d["memory"]["per_gpu_bytes"]
+    fitting = {row["context"] for row in d["tradeoff"] if row["fits"]}
+    assert fitting and all(by_context[c] <= usable for c in fitting)
+    r = runner.invoke(app, ["offload", "mixtral-8x7b", "--gpu", "4090", "--ram", "64", "--cpu", "ddr5-6000x2",
+                            "--json"])  # fmt: skip
+    line = json.loads(r.stdout)["commands"]["vllm"]
+    assert "more than this box's" in line and "GiB usable" in line
+    r = runner.invoke(app, ["offload", "mixtral-8x7b", "--gpu", "4090", "--ram", "256", "--cpu", "ddr5-6000x2",
+                            "--json"])  # fmt: skip
+    assert "more than this box's" not in json.loads(r.stdout)["commands"]["vllm"]

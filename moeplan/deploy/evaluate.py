@@ -30,7 +30,7 @@ from moeplan.deploy.results import (
 )
 
 if TYPE_CHECKING:
-    from moeplan.deploy.offload import Host, Placement
+    from moeplan.deploy.offload import Host, OffloadModel, Placement
 from moeplan.deploy.speed import SpeedModel, distinct_experts
 from moeplan.errors import InputError
 from moeplan.formats.gguf_labels import Spread
@@ -437,6 +437,7 @@ def evaluate_offload(d: Deployment, host: Host, offload: str) -> OffloadResult:
         headroom_bytes=round(p.vram_capacity_bytes - p.vram_bytes_per_gpu),
         ram_headroom_bytes=round(p.ram_capacity_bytes - p.ram_bytes),
         max_context=max(fitting) if fitting else 0,
+        max_batch=placement_max_batch(model, p.cpu_layers, context),
         shortfall=tuple(shortfall(p)),
     )
     pre_slow, pre_fast = (model.prefill_seconds(p, prompt, s)[0] for s in (0, 2))
@@ -463,10 +464,26 @@ def evaluate_offload(d: Deployment, host: Host, offload: str) -> OffloadResult:
     cmds = commands(d, d.scheme.name, p, host, context, kv) if p.fits else {}
     return OffloadResult(
         spec=base.spec, params=base.params, request=base.request, memory=memory, fit=fit, flops=base.flops,
-        memory_by_context=base.memory_by_context, performance=None, cost=cost, assumptions=assumptions,
-        host=host, quant=d.scheme.name, chosen=p, tried=tuple(tried), tradeoff=tuple(rows), commands=cmds,
+        memory_by_context=[(row.context, row.vram_bytes_per_gpu) for row in rows], performance=None, cost=cost,
+        assumptions=assumptions, host=host, quant=d.scheme.name, chosen=p, tried=tuple(tried), tradeoff=tuple(rows), commands=cmds,
         requested=offload, offload_performance=perf, prefill_hint=hint,
     )  # fmt: skip
+
+
+def placement_max_batch(model: OffloadModel, cpu_layers: int, context: int, limit: int = 1 << 16) -> int:
+    """The most sequences of ``context`` tokens the placement with ``cpu_layers`` layers' experts in RAM holds (its
+    VRAM and RAM both; 0 where not even one fits): doubling, then bisection, over ``1..limit``."""
+    if not model.placement(cpu_layers, context, 1).fits:
+        return 0
+    lo, hi = 1, 2
+    while hi <= limit and model.placement(cpu_layers, context, hi).fits:
+        lo, hi = hi, hi * 2
+    if hi > limit:
+        return lo
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        lo, hi = (mid, hi) if model.placement(cpu_layers, context, mid).fits else (lo, mid)
+    return lo
 
 
 def shortfall(p: Placement) -> list[str]:

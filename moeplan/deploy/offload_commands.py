@@ -95,15 +95,18 @@ def commands(d: Deployment, quant: str, p: Placement, host: Host, context: int, 
         native = spec.native_quant or spec.weights_dtype
         gb = checkpoint_offload_gib(d, p, host.num_gpus)
         n = host.num_gpus
+        short = gb * n * 2**30 > p.ram_capacity_bytes  # the checkpoint's offloaded share, all GPUs' together
+        ram = (f"; needs {gb * n:,} GiB of RAM, more than this box's {p.ram_capacity_bytes / 2**30:,.1f} GiB usable"
+               if short else "")  # fmt: skip
         out["vllm"] = (
             ENGINES["vllm"].command(hf, context, f" --cpu-offload-gb {gb}")
             + (f" --tensor-parallel-size {n}" if n > 1 else "")
             + f"  # the {native} checkpoint; offloads weights in general (not expert-aware) and streams them every"
-            " step: much slower"
+            f" step: much slower{ram}"
         )
         out["sglang"] = (
             ENGINES["sglang"].command(hf, context, f" --cpu-offload-gb {gb}" + (f" --tp {n}" if n > 1 else ""))
-            + "  # same caveat as vLLM"
+            + f"  # same caveat as vLLM{ram}"
         )
     return out
 
