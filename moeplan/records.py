@@ -112,7 +112,7 @@ def error_message(where: str, e: ValidationError) -> str:
     unknown = [err for err in errors if err["type"] in _UNKNOWN]
     err = unknown[0] if unknown else errors[0]
     loc = ".".join(str(p) for p in err["loc"])
-    msg = err["msg"]
+    msg = str(err["msg"]).removeprefix("Value error, ").replace("Input should be", "must be")
     if unknown:
         parent, name = err["loc"][:-1], str(err["loc"][-1])
         missing = [str(x["loc"][-1]) for x in errors if x["type"] == "missing" and x["loc"][:-1] == parent]

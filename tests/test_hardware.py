@@ -151,3 +151,7 @@ def test_a_gpu_file_refuses_repeated_ids_and_prices_new_gpus_by_shorthand(tmp_pa
     card = next(g for g in load_gpus(str(new)) if g.id == "my-card")
     assert card.cloud_usd_per_hour is not None and card.cloud_usd_per_hour.typical == 0.2
     assert card.purchase_usd is not None and card.purchase_usd.approx == 25000
+    free = tmp_path / "free.yaml"  # a price of 0 would rank a card first by cost at no cost: refused as --price 0 is
+    free.write_text("gpus:\n  - {id: h100-sxm, cloud_usd_per_hour: {typical: 0}}\n")
+    with pytest.raises(SpecError, match=r"cloud_usd_per_hour\.typical: must be greater than 0"):
+        load_gpus(str(free))

@@ -30,9 +30,9 @@ GpuKind = Literal["datacenter", "workstation", "consumer", "apple", "tpu", "soc"
 class CloudPrice(Record):
     """Cloud price per GPU-hour: a range, an optional typical figure, its date and source."""
 
-    low: float = field(metadata={"ge": 0})
-    high: float = field(metadata={"ge": 0})
-    typical: float | None = field(default=None, metadata={"ge": 0})
+    typical: float | None = field(default=None, metadata={"gt": 0})  # first: a user's {typical: X} sets low and high
+    low: float = field(metadata={"gt": 0})
+    high: float = field(metadata={"gt": 0})
     as_of: str
     source: str
     note: str | None = None
