@@ -133,7 +133,11 @@ def test_estimate_human_output_has_verdict_breakdown_and_bar() -> None:
     first = out.splitlines()[0]  # the verdict comes first, in one line
     assert "DOES NOT FIT" in first and "8 x h100-sxm" in first and "8 x NVIDIA H100" in out
     assert "weights: routed experts" in out and "KV cache" in out and "usable GPU memory" in out
-    assert "█" in out
+    assert "█" in out and "Speed as if it fitted" in out  # never a speed or cost read as if it ran
+    code, out, _ = run("estimate", "mixtral-8x7b", "--gpu", "h100", "--batch", "100000")
+    assert "DOES NOT FIT" in out and "speed as if it fitted" in out and "cost as if it fitted:" in out
+    code, out, _ = run("estimate", "mixtral-8x7b", "--gpu", "h100", "--num-gpus", "2")
+    assert "as if it fitted" not in out
 
 
 def test_gguf_mix_through_the_cli() -> None:

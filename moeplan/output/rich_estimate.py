@@ -1,7 +1,5 @@
 """``estimate`` as rich text: the verdict, parameters, memory with its bars and plot, speed, ``--explain``.
-
-Computes nothing: every figure comes from the :class:`EstimateResult`.
-"""
+Computes nothing: every figure comes from the :class:`EstimateResult`."""
 
 from __future__ import annotations
 
@@ -252,7 +250,8 @@ def _print_speed_summary(console: Console, result: EstimateResult) -> None:
         console.print(f"[dim]{_no_speed(result)}[/dim]")
         return
     table = Table(box=table_box(console, light=True), show_edge=False, pad_edge=False)
-    table.add_column("speed")
+    unfit = " as if it fitted" if result.fit is not None and not result.fit.fits else ""  # the verdict says it does not
+    table.add_column(f"speed{unfit}")
     table.add_column("expected", justify="right", no_wrap=True)
     table.add_column("band", justify="right", no_wrap=True)
     for figure in _speed_rows(perf, result.request.batch, short=True):
@@ -260,7 +259,7 @@ def _print_speed_summary(console: Console, result: EstimateResult) -> None:
     console.print(table)
     if cost is not None:
         console.print(
-            f"cost: {fmt_usd(cost.usd_per_hour)} per hour, {fmt_usd(cost.usd_per_million_output_tokens)} per "
+            f"cost{unfit}: {fmt_usd(cost.usd_per_hour)} per hour, {fmt_usd(cost.usd_per_million_output_tokens)} per "
             f"million output tokens, {fmt_usd(cost.usd_per_million_input_tokens)} per million input; "
             f"to buy: {fmt_usd(cost.purchase_usd)}"
         )
@@ -282,7 +281,9 @@ def _print_speed(console: Console, result: EstimateResult) -> None:
     if perf is None:
         console.print(f"[dim]{_no_speed(result)}[/dim]")
         return
-    table = Table(title="Speed (expected, with the low-high band)", title_justify="left", box=table_box(console))
+    unfit = " as if it fitted" if result.fit is not None and not result.fit.fits else ""
+    title = f"Speed{unfit} (expected, with the low-high band)"
+    table = Table(title=title, title_justify="left", box=table_box(console))
     table.add_column("figure")
     table.add_column("expected", justify="right")
     table.add_column("band", justify="right")
