@@ -648,8 +648,13 @@ def test_the_planner_tries_attention_data_parallel_and_says_how_to_launch_it() -
                          "--json", "--top", "50")  # fmt: skip
     split = [r for r in json.loads(out)["configurations"] if r["disaggregated"]]
     assert any(r["dp_attention"] for r in split) and any(not r["dp_attention"] for r in split)
-    prefill, decode = split[0]["command"].split("\n")  # two servers, each with its own comment
-    assert "# prefill" in prefill and "# decode" in decode and decode.index("#") > decode.index("--max-model-len")
+    prefill, decode, router = split[0]["command"].split("\n")  # two servers with their comments, and the router
+    assert (
+        "--pd-disaggregation" in router
+        and "# prefill" in prefill
+        and "# decode" in decode
+        and decode.index("#") > decode.index("--max-model-len")
+    )
     code, out, err = run("estimate", "deepseek-v3", "--gpu", "h200", "--num-gpus", "8", "--dp-attention", "--json")
     assert code == 0, err
     assert json.loads(out)["fit"]["dp_attention"] is True
@@ -793,6 +798,22 @@ def test_a_split_launch_ends_with_the_router_that_fronts_its_instances() -> None
         assert all(router in r["command"].splitlines()[2] for r in splits), eng
         four = [r for r in splits if r["disaggregated"].split("P")[0].endswith("x4")]  # 4-GPU prefill instances
         assert four and all(sharing in r["command"].splitlines()[0] for r in four), eng
+
+
+def test_engines_with_the_same_figures_share_one_row_and_the_headline_names_them() -> None:
+    """vLLM, SGLang and ATOM share one speed profile: where their rows for a configuration read the same, the table
+    shows one row naming them all (the headline too) instead of a tie broken by list order; --json keeps each."""
+    args = ["serve", "gpt-oss-120b", "--isl", "1k", "--osl", "1k", "--concurrency", "64", "--gpu", "mi300x,h200",
+            "--engine", "vllm,sglang,atom", "--top", "8"]  # fmt: skip
+    code, out, err = run(*args)
+    assert code == 0, err
+    assert "atom, vllm or sglang" in out.splitlines()[0] and "atom/vllm/sglang" in out
+    assert "engines with the same figures" in " ".join(out.split())  # the caption, however it wraps
+    rows = [line for line in out.splitlines()[1:] if "x mi300x " in line or "x h200-sxm " in line]
+    assert len(rows) == len(set(rows)) == 8  # eight distinct configurations, none repeated per engine
+    code, out, err = run(*args, "--json")
+    engines = [c["engine"] for c in json.loads(out)["configurations"][:3]]
+    assert sorted(engines) == ["atom", "sglang", "vllm"]
 
 
 def test_serve_names_what_stops_a_search() -> None:

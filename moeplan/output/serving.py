@@ -96,6 +96,33 @@ def pareto_plot(result: ServeResult, width: int = PLOT_W + 2) -> list[str]:
     return lines
 
 
+def engine_ties(
+    candidates: tuple[ServeCandidate, ...] | list[ServeCandidate], top: int
+) -> list[tuple[ServeCandidate, list[str]]]:
+    """The first ``top`` configurations, each with the engines whose figures for it read the same, merged into one
+    row (vLLM, SGLang and ATOM share one speed profile: at a load their memory does not limit, their rows differ
+    only in the launch line): ``1x mi300x TP1 mxfp4-experts atom/vllm/sglang``."""
+    out: list[tuple[ServeCandidate, list[str]]] = []
+    seen: dict[tuple[object, ...], list[str]] = {}
+    for c in candidates:
+        p, usd = c.point, c.usd_per_million_output_tokens
+        shown = (
+            f"{p.output_tokens_per_s_per_gpu:.0f}",
+            f"{p.tokens_per_s_per_user:.1f}",
+            f"{p.tpot_s * 1e3:.1f}",
+            f"{p.ttft_s:.2f}",
+            f"{p.e2e_s:.1f}",
+            None if usd is None else f"{usd:.3f}",
+        )  # as the table shows them
+        key = (c.label.removesuffix(f" {c.engine}"), c.meets, p.stable, *shown)
+        if key in seen:
+            seen[key].append(c.engine)
+        elif len(out) < top:
+            seen[key] = [c.engine]
+            out.append((c, seen[key]))
+    return out
+
+
 def print_serve(console: Console, result: ServeResult, top: int, detail: bool = False) -> None:
     from rich.table import Table as RichTable
 
@@ -113,26 +140,33 @@ def print_serve(console: Console, result: ServeResult, top: int, detail: bool = 
     tried = len(result.candidates)
     best: ServeCandidate | None = meeting[0] if meeting else None
     targeted = any(goals)
+    shown_rows = engine_ties(result.candidates, top)
+    best_label = best.label if best is not None else ""
+    if (
+        best is not None and shown_rows and shown_rows[0][0] is best and len(shown_rows[0][1]) > 1
+    ):  # equal engines: name them all
+        *first, last = shown_rows[0][1]
+        best_label = f"{best.label.removesuffix(f' {best.engine}')} {', '.join(first)} or {last}"
     if best is not None and best.usd_per_million_output_tokens is None:  # no price for any that qualifies
         what = "that meets the targets" if targeted else "(no latency targets given)"
-        headline(console, f"Most output per GPU {what}: [bold]{best.label}[/bold] (no price for these GPUs in the "
-                 "catalogue; --gpu-file adds one)", f"Most output per GPU: [bold]{best.label}[/bold]")  # fmt: skip
+        headline(console, f"Most output per GPU {what}: [bold]{best_label}[/bold] (no price for these GPUs in the "
+                 "catalogue; --gpu-file adds one)", f"Most output per GPU: [bold]{best_label}[/bold]")  # fmt: skip
     elif best is not None and not targeted:
         usd = best.usd_per_million_output_tokens
         price = f", ${usd:.3f}/M out" if usd is not None else ""
         if best.point.ttft_s > 60:  # cheapest because its clients mostly wait: say so, and how to bound it
             price += f", TTFT {fmt_seconds(best.point.ttft_s)} (--ttft to bound it)"
-        headline(console, f"Cheapest: [bold]{best.label}[/bold]{price} (of {tried:,}; no latency targets given)",
-                 f"Cheapest: [bold]{best.label}[/bold]{price}",
-                 f"Cheapest (of {tried:,}; no latency targets given){price}:\n  [bold]{best.label}[/bold]")  # fmt: skip
+        headline(console, f"Cheapest: [bold]{best_label}[/bold]{price} (of {tried:,}; no latency targets given)",
+                 f"Cheapest: [bold]{best_label}[/bold]{price}",
+                 f"Cheapest (of {tried:,}; no latency targets given){price}:\n  [bold]{best_label}[/bold]")  # fmt: skip
     elif best is not None:
         usd = best.usd_per_million_output_tokens
         price = f", ${usd:.3f}/M out" if usd is not None else ""
         headline(
             console,
-            f"Cheapest that meets the targets: [bold]{best.label}[/bold]{price} ({len(meeting):,} of {tried:,} do)",
-            f"Cheapest that meets the targets: [bold]{best.label}[/bold]{price}",
-            f"Cheapest that meets the targets ({len(meeting):,} of {tried:,} do){price}:\n  [bold]{best.label}[/bold]",
+            f"Cheapest that meets the targets: [bold]{best_label}[/bold]{price} ({len(meeting):,} of {tried:,} do)",
+            f"Cheapest that meets the targets: [bold]{best_label}[/bold]{price}",
+            f"Cheapest that meets the targets ({len(meeting):,} of {tried:,} do){price}:\n  [bold]{best_label}[/bold]",
         )
     else:
         what = "meets the targets" if targeted else "keeps up with the load"
@@ -166,7 +200,7 @@ def print_serve(console: Console, result: ServeResult, top: int, detail: bool = 
         tb.caption += "$ per million output tokens"
         e2e = req.e2e_s is not None  # the figure the --e2e target is judged on
         heads = ("configuration", "GPU", "user", "TTFT", "TPOT", *(("E2E",) if e2e else ()), "$/M")
-        rows = result.candidates[:top]
+        rows = [c for c, _ in shown_rows]
         widest = max((len(f"{c.usd_per_million_output_tokens or 0:.3f}") for c in rows), default=4)
         for h in heads if compact else ("#", *heads):
             # numbers never shrink; in the compact table the configuration wraps at its spaces (never inside an id)
@@ -174,10 +208,10 @@ def print_serve(console: Console, result: ServeResult, top: int, detail: bool = 
             tb.add_column(h, justify="left" if h == "configuration" else "right", no_wrap=not wrap,
                           min_width=widest if h == "$/M" else None)  # fmt: skip
         names = []
-        for i, c in enumerate(rows, 1):
+        for i, (c, engines) in enumerate(shown_rows, 1):
             p = c.point
             usd = c.usd_per_million_output_tokens
-            name = c.label.removesuffix(f" {c.engine}") if one_engine else c.label
+            name = c.label.removesuffix(f" {c.engine}") + ("" if one_engine else f" {'/'.join(engines)}")
             if compact:  # the split's sides by their initials, DP+EP as DEP: 80 columns hold a row on one line
                 name = name.replace(" (decode ", " (d ").replace(" (prefill ", " (p ").replace(", decode ", ", d ")
                 name = re.sub(r"\bDP(\d+)\+EP\1\b", r"DEP\1", name)
@@ -201,6 +235,8 @@ def print_serve(console: Console, result: ServeResult, top: int, detail: bool = 
             tb.caption += "; d: the decode instances' layout"
         if "DEP" in shown:
             tb.caption += "; DEP: data-parallel attention, experts over the same ranks"
+        if any(len(engines) > 1 for _, engines in shown_rows):
+            tb.caption += "; a/b: engines with the same figures (one speed profile)"
         return tb
 
     console.print(first_fitting(console, lambda: table(False), lambda: table(True)))
