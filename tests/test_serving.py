@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import replace
 
 import pytest
@@ -650,7 +651,7 @@ def test_the_planner_tries_attention_data_parallel_and_says_how_to_launch_it() -
     assert any(r["dp_attention"] for r in split) and any(not r["dp_attention"] for r in split)
     prefill, decode, router = split[0]["command"].split("\n")  # two servers with their comments, and the router
     assert (
-        "--pd-disaggregation" in router
+        "pd-disaggregation" in router
         and "# prefill" in prefill
         and "# decode" in decode
         and decode.index("#") > decode.index("--max-model-len")
@@ -814,6 +815,25 @@ def test_engines_with_the_same_figures_share_one_row_and_the_headline_names_them
     code, out, err = run(*args, "--json")
     engines = [c["engine"] for c in json.loads(out)["configurations"][:3]]
     assert sorted(engines) == ["atom", "sglang", "vllm"]
+
+
+def test_a_load_no_configuration_keeps_up_with_says_how_many_gpus_it_needs() -> None:
+    """200 requests/s of DeepSeek-V3 within the default 16 GPUs: every configuration queues it; the answer says how
+    many GPUs the most output per GPU found needs (load x output length / that output), and priced kinds that
+    cannot keep up still rank before the kinds without a price, as the caption says."""
+    code, out, err = run("serve", "deepseek-v3", "--isl", "2k", "--osl", "500", "--rate", "200", "--ttft", "1",
+                         "--tpot", "40", "--json", "--top", "2000")  # fmt: skip
+    assert code == 0, err
+    rows = json.loads(out)["configurations"]
+    assert rows and not any(r["point"]["stable"] for r in rows)
+    per_gpu = max(r["point"]["output_tokens_per_s_per_gpu"] for r in rows)
+    priced = [r["usd_per_hour"] is not None for r in rows]
+    assert priced == sorted(priced, reverse=True)  # every priced kind first
+    code, out, err = run("serve", "deepseek-v3", "--isl", "2k", "--osl", "500", "--rate", "200", "--ttft", "1",
+                         "--tpot", "40")  # fmt: skip
+    text = " ".join(out.split())
+    need = math.ceil(200 * 500 / per_gpu)
+    assert f"the load needs at least {need:,} GPUs; raise --max-gpus to {need:,} or more" in text
 
 
 def test_serve_names_what_stops_a_search() -> None:

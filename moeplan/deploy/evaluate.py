@@ -465,8 +465,8 @@ def evaluate_offload(d: Deployment, host: Host, offload: str) -> OffloadResult:
     return OffloadResult(
         spec=base.spec, params=base.params, request=base.request, memory=memory, fit=fit, flops=base.flops,
         memory_by_context=[(row.context, row.vram_bytes_per_gpu) for row in rows], performance=None, cost=cost,
-        assumptions=assumptions, host=host, quant=d.scheme.name, chosen=p, tried=tuple(tried), tradeoff=tuple(rows), commands=cmds,
-        requested=offload, offload_performance=perf, prefill_hint=hint,
+        assumptions=assumptions, host=host, quant=d.scheme.name, chosen=p, tried=tuple(tried), tradeoff=tuple(rows),
+        commands=cmds, requested=offload, offload_performance=perf, prefill_hint=hint,
     )  # fmt: skip
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from typing import TYPE_CHECKING, Any
 
@@ -244,6 +245,13 @@ def print_serve(console: Console, result: ServeResult, top: int, detail: bool = 
         console.print("launch:")
         for line in shell_lines(best.command, console.width):
             console.print(line, markup=False, highlight=False, soft_wrap=not line.startswith("# "))
+    elif t.rate and result.candidates and not any(c.point.stable for c in result.candidates):
+        # every one queues the load: what the best output per GPU found says the load needs
+        per_gpu = max(c.point.output_tokens_per_s_per_gpu for c in result.candidates)
+        need = math.ceil(t.rate * t.osl / per_gpu)
+        console.print(f"[yellow]none keeps up with {fmt_plain(t.rate)} requests/s within --max-gpus {req.max_gpus}"
+                      f"[/yellow]: at the most output per GPU found ({per_gpu:,.0f} tok/s) the load needs at least "
+                      f"{need:,} GPUs; raise --max-gpus to {need:,} or more")  # fmt: skip
     else:
         if targeted:
             console.print("[yellow]no configuration meets the targets[/yellow]; --format csv or --json say what each "

@@ -524,9 +524,11 @@ def plan_serve(req: ServeRequest, progress: Callable[[int, int], None] | None = 
             "raise --max-gpus, or allow more --gpu, --quant or --engine choices",
         )
     inf = float("inf")
-    # priced first, by $ per million tokens; unpriced GPUs (no catalogue price, no --gpu-file) after them by output
-    # per GPU, which orders the cost per token of one GPU kind at any price
-    out.sort(key=lambda c: (not c.meets, c.usd_per_million_output_tokens or inf,
+    # priced first, by $ per million tokens; then priced kinds that cannot keep up (no $ figure), and after them
+    # unpriced GPUs (no catalogue price, no --gpu-file), each by output per GPU, which orders the cost per token of
+    # one GPU kind at any price
+    out.sort(key=lambda c: (not c.meets, c.usd_per_million_output_tokens is None, c.usd_per_hour is None,
+                            c.usd_per_million_output_tokens or inf,
                             -c.point.output_tokens_per_s_per_gpu if c.usd_per_million_output_tokens is None
                             else -c.point.tokens_per_s_per_user))  # fmt: skip
     return ServeResult(spec, req, tuple(out), pareto(out, req.ttft_s))
