@@ -1014,7 +1014,7 @@ def test_repeated_options_take_comma_lists_and_a_long_verdict_wraps_rather_than_
     first, second = out.splitlines()[:2]
     assert first.startswith("Cheapest that meets the targets (") and "/M out:" in first  # count and price kept
     assert second.startswith("  ") and "vllm" in second  # the (split's long) configuration on its own line
-    assert "DeepSeek-V3" in out and "vllm serve deepseek-ai/DeepSeek-V3" in out
+    assert "DeepSeek-V3" in out and "vllm serve ./DeepSeek-V3-nvfp4" in out
 
 
 def test_estimate_under_a_load_leads_with_the_speed_a_user_gets_there() -> None:
@@ -1060,7 +1060,19 @@ def test_launch_lines_load_remote_code_and_name_the_checkpoint_layout() -> None:
     assert " --trust-remote-code" in line("kimi-k2", "vllm") and " --trust-remote-code" in line("kimi-k2", "sglang")
     assert " --trust_remote_code" in line("kimi-k2", "tensorrt-llm")
     assert "trust" not in line("qwen3-30b-a3b", "vllm")
-    assert "laid out as nvidia/DeepSeek-R1-0528-NVFP4-v2" in line("deepseek-r1", "vllm", "nvfp4")
+    # the format planned is the format loaded: the publisher's checkpoint of this model, an fp8 quantization at load,
+    # or a local directory named for the format (never the base repository, which would load another format)
+    assert line("deepseek-r1", "vllm", "nvfp4").startswith("vllm serve nvidia/DeepSeek-R1-0528-NVFP4-v2 ")
+    v3 = line("deepseek-v3", "sglang", "nvfp4")
+    assert "--model-path ./DeepSeek-V3-nvfp4 " in v3 and "laid out as nvidia/DeepSeek-R1-0528-NVFP4-v2" in v3
+    assert "vllm serve Qwen/Qwen3-30B-A3B " in line("qwen3-30b-a3b", "vllm", "fp8") and "--quantization fp8" in line(
+        "qwen3-30b-a3b", "vllm", "fp8"
+    )
+    assert line("qwen3-30b-a3b", "vllm", "awq-int4").startswith("vllm serve ./Qwen3-30B-A3B-awq-int4 ")
+    assert line("qwen3-30b-a3b", "tensorrt-llm", "fp8").startswith("trtllm-serve ./Qwen3-30B-A3B-fp8 ")
+    assert line("qwen3-30b-a3b", "vllm").startswith("vllm serve Qwen/Qwen3-30B-A3B ") and "#" not in line(
+        "qwen3-30b-a3b", "vllm"
+    )
     for gpu, quant in (("h100", "nvfp4"), ("a100", "fp8")):
         with pytest.raises(InputError, match="fp4 ones; --engine vllm runs them weight-only"):
             line("qwen3-30b-a3b", "tensorrt-llm", quant, gpu)

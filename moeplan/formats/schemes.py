@@ -86,7 +86,8 @@ def _gptq(bits: int, group: int | None) -> WeightFormat:
         group=group or 10**12,
         group_bits=16 + bits,
         col_bits=32,
-        description=f"GPTQ {bits}-bit {g}: fp16 scale and {bits}-bit zero per group, int32 g_idx per input column",
+        description=f"GPTQ {bits}-bit {g}: fp16 scale and {bits}-bit zero per {'group' if group else 'output row'}, "
+        "int32 g_idx per input column",
         kernels="packed4",
     )
 

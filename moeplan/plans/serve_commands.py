@@ -115,7 +115,7 @@ def launch(d: Deployment, n: int, role: str | None = None) -> str:
     """The engine's serve command with its parallel flags (``role``: ``prefill`` or ``decode`` in a split), and a
     comment on how it spans hosts where ``n`` GPUs exceed one."""
     lay, name = d.layout, d.engine.name
-    model = d.spec.hf_id or d.spec.id
+    model, load, loaded = checkpoint(d)
     extra: list[str] = []  # TensorRT-LLM's settings that live in its --extra_llm_api_options YAML
     if name == "sglang":
         opts = f" --tp {lay.tp}" + (f" --ep {lay.ep}" if lay.ep > 1 else "") + (f" --pp {lay.pp}" if lay.pp > 1 else "")
@@ -160,6 +160,7 @@ def launch(d: Deployment, n: int, role: str | None = None) -> str:
             extra.append("cache_transceiver_config: {backend: DEFAULT}")
         else:
             opts += DISAGG.get(name, "").format(role=role)
+    opts += load
     if d.spec.remote_code and "trust-remote-code" not in d.engine.launch and name in REMOTE_CODE:
         opts += REMOTE_CODE[name]
     yaml_file = f"{role or 'extra'}.yaml"  # a split's two servers take different options: one file each
@@ -173,11 +174,36 @@ def launch(d: Deployment, n: int, role: str | None = None) -> str:
         comments.append(how.format(nodes=-(-n // per_host), n=n, local=per_host))
     if role is not None:
         comments += split_notes(name, role, n, per_host)
-    if d.request.quant and d.scheme.name != (d.spec.native_quant or d.spec.weights_dtype):
-        ship = shipped_layout(d.spec, d.scheme)
-        like = f" laid out as {ship.hf_id}" if ship else ""  # the publisher's checkpoint this plan sizes
-        comments.append(f"with {_article(d.scheme.name)} {d.scheme.name} checkpoint of {model}{like}")
+    if loaded:
+        comments.append(loaded)
     return cmd + ("  # " + "; ".join(comments) if comments else "")
+
+
+ONLINE_FP8 = ("vllm", "sglang")
+"""Engines that quantize a 16-bit checkpoint to fp8 (one scale a tensor) as they load it: ``--quantization fp8``."""
+
+
+def checkpoint(d: Deployment) -> tuple[str, str, str]:
+    """What the launch line loads for ``d``'s format: (the model argument, options, a comment).  The model's own
+    repository where the format is the one it ships in; the publisher's checkpoint of this model where the plan
+    follows one (``nvidia/DeepSeek-R1-0528-NVFP4-v2`` for DeepSeek-R1 in NVFP4); the 16-bit repository with
+    ``--quantization fp8`` where vLLM or SGLang quantize it as they load; else a local directory named for the
+    format (``./Qwen3-30B-A3B-awq-int4``), which fails loudly until it holds such a checkpoint, where the base
+    repository would silently load another format."""
+    repo = d.spec.hf_id or d.spec.id
+    scheme = d.scheme.name
+    if scheme == (d.spec.native_quant or d.spec.weights_dtype):
+        return repo, "", ""
+    ship = shipped_layout(d.spec, d.scheme)
+    tail = repo.rsplit("/", 1)[-1]
+    if ship is not None and tail.lower() in ship.hf_id.lower():  # the publisher's checkpoint of this very model
+        return ship.hf_id, "", f"{ship.hf_id}: the {scheme} checkpoint this plan sizes"
+    if scheme == "fp8" and d.engine.name in ONLINE_FP8 and d.spec.weights_dtype in ("bf16", "fp16"):
+        return repo, " --quantization fp8", f"{repo} quantized to fp8 as it loads"
+    like = f" laid out as {ship.hf_id}" if ship else ""  # the publisher's checkpoint whose layout this plan sizes
+    return (f"./{tail}-{scheme}", "",
+            f"./{tail}-{scheme}: {_article(scheme)} {scheme} checkpoint of {repo}{like} (quantize it, or name a "
+            "published one)")  # fmt: skip
 
 
 def split_notes(name: str, role: str, n: int, per_host: int) -> list[str]:
