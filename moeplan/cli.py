@@ -200,7 +200,7 @@ def estimate(
                 "add --offload-experts auto or --offload-experts N, or use `moeplan offload`",
             )
         ctx = parse_tokens(context) if context else None
-        load = serving_load(isl, osl, concurrency, rate, recv_interval, max_running, ctx)
+        load = serving_load(isl, osl, concurrency, rate, recv_interval, max_running, ctx, batch)
         request = EstimateRequest(
             model=model,
             gpu=gpu,
@@ -365,7 +365,7 @@ def recommend(
                 model, parse_tokens(context), batch, quant, max_gpus, budget, min_tokens_per_s,
                 sort,  # type: ignore[arg-type]
                 gpu_file, kv_dtype, gpus=tuple(listed(only_gpu, "--gpu")), state_dtype=state_dtype,
-                traffic=serving_load(isl, osl, concurrency, rate), min_bits=min_bits, progress=tick,
+                traffic=serving_load(isl, osl, concurrency, rate, batch=batch), min_bits=min_bits, progress=tick,
             )  # fmt: skip
     limit = spec.arch.max_context
     if limit and parse_tokens(context) > limit:

@@ -267,6 +267,7 @@ def serving_load(
     recv_interval: int = 1,
     max_running: int | None = None,
     context: int | None = None,
+    batch: int = 1,
 ) -> "Traffic | None":
     """The serving load of ``--isl --osl --concurrency|--rate`` (lengths 1k by default), or None without one;
     lengths (or a scheduler poll interval) given without a load are refused rather than ignored, and so are
@@ -283,6 +284,9 @@ def serving_load(
         if max_running is not None:
             raise InputError("--max-running caps the requests running under a load", "add --concurrency C or --rate R")
         return None
+    if batch != 1:  # the load sets the running batch: a second batch would size memory for one and serve another
+        raise InputError(f"--batch {batch:,} and a serving load (--concurrency/--rate) both set the running "
+                         "sequences", "drop --batch: the load's steady state sets the batch")  # fmt: skip
     load = Traffic(parse_tokens(isl or "1k", "--isl"), parse_tokens(osl or "1k", "--osl"), concurrency, rate)
     if context is not None and load.isl + load.osl > context:
         need = load.isl + load.osl

@@ -638,6 +638,20 @@ CASES: list[Case] = [
     Case("--price in JSON stays finite", ["estimate", *M, *H100, "--price", "1e5", "--json"], "works"),
     Case("a folder missing shards", ["estimate", "{d}/m", *H100], "refused", S["missing_shard"], "1 of the 3 shards"),
     Case("--isl without a load", ["estimate", *M, *H100, "--isl", "4k"], "refused", None, "--concurrency"),
+    Case(
+        "--batch beside a load",
+        ["estimate", *M, *H100, "--batch", "8", "--concurrency", "64"],
+        "refused",
+        None,
+        "drop --batch",
+    ),
+    Case(
+        "recommend --batch beside a load",
+        ["recommend", *M, "--batch", "64", "--rate", "2"],
+        "refused",
+        None,
+        "drop --batch",
+    ),
     Case("--json with --format csv", ["estimate", *M, *H100, "--json", "--format", "csv"], "refused", None, "two"),
     Case(
         "serve a GGUF mix",
