@@ -637,8 +637,9 @@ def test_the_planner_tries_attention_data_parallel_and_says_how_to_launch_it() -
     assert "extra.yaml: enable_attention_dp: true" in trt
     wide = resolve(replace(base, num_gpus=16, ep=None, engine="sglang"))
     assert (wide.layout.tp, wide.layout.ep, wide.layout.pp) == (16, 16, 1)  # wide EP across two nodes
-    with pytest.raises(InputError, match="drop --pp"):
-        resolve(replace(base, num_gpus=16, tp=8, pp=2, ep=8))
+    for gpus, tp in ((16, 8), (2, 1)):  # with --pp, even where the stages leave one GPU a TP group
+        with pytest.raises(InputError, match="drop --pp"):
+            resolve(replace(base, num_gpus=gpus, tp=tp, pp=2, ep=tp))
     code, out, err = run("serve", "qwen3-30b-a3b", "--concurrency", "64", "--gpu", "h100", "--max-gpus", "2",
                          "--json", "--top", "50")  # fmt: skip
     assert code == 0, err

@@ -228,10 +228,10 @@ def check_layout(arch: ArchSpec, layout: Layout) -> None:
                 "--dp-attention spreads requests over ranks that share the experts: it needs an MoE model",
                 "a dense model runs data-parallel as separate replicas, one deployment per GPU group",
             )
+        if layout.pp > 1:  # first: with --pp the TP group may be short only because the stages took the GPUs
+            raise InputError("--dp-attention spreads requests over all the GPUs: drop --pp (the engines run it alone)")
         if layout.tp < 2:
             raise InputError("--dp-attention needs at least 2 GPUs in the TP group (--num-gpus 2 or more)")
-        if layout.pp > 1:
-            raise InputError("--dp-attention spreads requests over all the GPUs: drop --pp (the engines run it alone)")
     tp = 1 if layout.dp_attention else layout.tp  # under DP attention the heads are not split
     if att.num_heads % tp:
         raise InputError(f"--tp {tp} does not divide the {att.num_heads} attention heads")
