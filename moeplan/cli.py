@@ -381,7 +381,7 @@ def recommend(
     emit(
         json_out,
         fmt,
-        lambda: [c.to_json() for c in candidates],
+        lambda: [c.to_json() for c in candidates[:top]],
         lambda: recommend_table(candidates[:top]),
         rich,
         "recommend",

@@ -44,16 +44,16 @@ def test_every_catalogue_record_survives_the_cache_round_trip(cls: type, records
 def test_limits_live_in_the_field_metadata() -> None:
     assert validate(ArchSpec, ARCH, "t").moe == MoeSpec(num_experts=4, top_k=2, expert_intermediate_size=32)
     cases = [
-        ({**ARCH, "hidden_size": 0}, "t: hidden_size: Input should be greater than 0"),
-        ({**ARCH, "num_layers": 10_000}, "t: num_layers: Input should be less than or equal to 4096"),
+        ({**ARCH, "hidden_size": 0}, "t: hidden_size: must be greater than 0"),
+        ({**ARCH, "num_layers": 10_000}, "t: num_layers: must be less than or equal to 4096"),
         ({**ARCH, "hiden_size": 64}, "t: hiden_size: unknown field (misspelled?)"),
         (
             {**{k: v for k, v in ARCH.items() if k != "num_layers"}, "num_layer": 2},
             "t: num_layer: unknown field (did you mean 'num_layers'?)",
         ),
         ({**ARCH, "attention": {**ARCH["attention"], "layer_pattern": "FQ"}}, "t: attention.layer_pattern: String"),
-        ({**ARCH, "moe": {**ARCH["moe"], "top_k": 5}}, "t: moe: Value error, top_k (5) exceeds num_experts (4)"),
-        ({**ARCH, "num_layers": "two"}, "t: num_layers: Input should be a valid integer"),
+        ({**ARCH, "moe": {**ARCH["moe"], "top_k": 5}}, "t: moe: top_k (5) exceeds num_experts (4)"),
+        ({**ARCH, "num_layers": "two"}, "t: num_layers: must be a valid integer"),
     ]
     for data, message in cases:
         with pytest.raises(SpecError) as e:
@@ -67,7 +67,7 @@ def test_rules_between_fields_hold_for_records_built_in_code() -> None:
     with pytest.raises(ValueError, match="exceeds num_experts"):
         MoeSpec(num_experts=2, top_k=3, expert_intermediate_size=8)
     arch = validate(ArchSpec, ARCH, "t")
-    with pytest.raises(SpecError, match="hidden_size: Input should be greater than 0"):
+    with pytest.raises(SpecError, match="hidden_size: must be greater than 0"):
         checked(dataclasses.replace(arch, hidden_size=0), "t")
 
 
