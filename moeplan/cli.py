@@ -375,8 +375,11 @@ def recommend(
 
     def rich(console: "Console") -> None:
         from moeplan.output.rich_tables import print_recommend
+        from moeplan.plans.recommend import nothing_fits
 
-        print_recommend(console, spec.name, candidates, sort, top, detail)
+        print_recommend(console, spec.name, candidates, sort, top, detail, lambda: nothing_fits(
+            model, parse_tokens(context), batch, quant, max_gpus, budget, min_tokens_per_s, listed(only_gpu, "--gpu")
+        ))  # fmt: skip
 
     emit(
         json_out,

@@ -155,3 +155,19 @@ def test_recommend_does_not_claim_a_cost_ranking_without_prices() -> None:
     assert res.exit_code == 0, res.output
     text = " ".join(res.output.split())
     assert "Best by speed (none has an hourly price)" in text and "n/a/M" not in text and "by cost" not in text
+
+
+def test_nothing_fits_names_the_limits_given_and_the_fewest_gpus_that_hold_the_model() -> None:
+    """recommend with nothing in reach names what binds: --max-gpus with the fewest of each GPU asked for that hold
+    the model (the estimate's own count), and --budget or --min-tokens-per-s only where they were given."""
+    from moeplan.deploy.deployment import EstimateRequest
+    from moeplan.deploy.resolve import resolve
+
+    out = CliRunner().invoke(app, ["recommend", "deepseek-v3", "--gpu", "h100", "--max-gpus", "2"]).output
+    fewest = resolve(EstimateRequest(model="deepseek-v3", gpu="h100")).min_gpus
+    text = " ".join(out.split())
+    assert f"raise --max-gpus (fewest that hold it: {fewest} h100-sxm in fp8-block128)" in text
+    assert "--budget" not in text and "--min-tokens-per-s" not in text
+    out = CliRunner().invoke(app, ["recommend", "deepseek-v3", "--gpu", "h100", "--max-gpus", "2", "--budget",
+                                   "1000"]).output  # fmt: skip
+    assert "raise --budget" in " ".join(out.split())

@@ -5,6 +5,7 @@ Computes nothing: every figure, and every mark such as "cheapest", comes from th
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from rich.console import Console
@@ -94,14 +95,12 @@ def print_quants(console: Console, formats: list[tuple[str, float, str]], mixes:
 
 
 def print_recommend(
-    console: Console, model: str, candidates: list[Candidate], sort: str, limit: int, detail: bool = False
-) -> None:
-    """Ranked configurations with the plan's marks (cheapest per token, fastest)."""
+    console: Console, model: str, candidates: list[Candidate], sort: str, limit: int, detail: bool = False,
+    remedy: Callable[[], str] = lambda: "raise --max-gpus, or a shorter --context",
+) -> None:  # fmt: skip
+    """Ranked configurations with the plan's marks (cheapest per token, fastest); ``remedy()`` where none fits."""
     if not candidates:
-        console.print(
-            f"[bold red]nothing fits[/bold red] {model} under these limits: raise --budget, --max-gpus or lower "
-            "--min-tokens-per-s, try --quant any, or a shorter --context"
-        )
+        console.print(f"[bold red]nothing fits[/bold red] {model} under these limits: {remedy()}")
         return
     cheapest = next((c for c in candidates if "cheapest" in c.marks), None)
     fastest = next((c for c in candidates if "fastest" in c.marks), None)

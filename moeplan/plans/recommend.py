@@ -295,3 +295,27 @@ def mark(candidates: list[Candidate]) -> list[Candidate]:
         marks += ("lower-quality",) if lower else ()
         out.append(replace(c, marks=marks) if marks else c)
     return out
+
+
+def nothing_fits(model: str, context: int, batch: int, quant: str, max_gpus: int, budget: float | None,
+                 floor: float | None, gpus: list[str]) -> str:  # fmt: skip
+    """What to change when nothing fits: the limits the user set (``--budget``, ``--min-tokens-per-s``), and for
+    each GPU kind asked for (three at most) the fewest that hold the model at this context and batch in its own
+    format, the estimate's own search: DeepSeek-V3 on at most 2 H100s reads "raise --max-gpus (fewest h100-sxm that
+    hold it in fp8-block128: 11)"."""
+    from moeplan.deploy.deployment import EstimateRequest
+    from moeplan.deploy.resolve import resolve
+
+    counts = []
+    for gid in gpus[:3]:
+        try:
+            d = resolve(EstimateRequest(model=model, gpu=gid, context=context, batch=batch))
+        except InputError:
+            continue
+        if d.min_gpus and d.min_gpus > max_gpus:
+            counts.append(f"{d.min_gpus} {d.gpu.id if d.gpu else gid} in {d.scheme.name}")
+    fewest = f" (fewest that hold it: {', '.join(counts)})" if counts else ""
+    remedies = [f"raise --max-gpus{fewest}"] + ["raise --budget"] * (budget is not None)
+    remedies += ["lower --min-tokens-per-s"] * (floor is not None)
+    remedies += ["try --quant any"] if quant.strip().lower() != "any" else []
+    return ", ".join(remedies) + ", or a shorter --context"
