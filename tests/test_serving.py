@@ -113,6 +113,8 @@ def test_serve_names_a_bad_format_or_engine_and_offers_amd_its_own_fp4() -> None
 
     code, _, err = run("serve", "deepseek-v3", "--concurrency", "5", "--quant", "nosuch")
     assert code == 1 and "unknown quantization 'nosuch'" in err and err.count("\n") == 1
+    code, _, err = run("serve", "deepseek-v3", "--concurrency", "5", "--quant", "q4km")  # suggested as a GPU name is
+    assert code == 1 and "did you mean Q4_K_M" in err and err.count("\n") == 1
     for name in ("transformers", "llama.cpp", "ktransformers"):
         code, _, err = run("serve", "deepseek-v3", "--concurrency", "5", "--engine", name)
         assert code == 1 and "serve plans the serving engines" in err, name

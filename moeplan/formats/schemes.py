@@ -389,7 +389,18 @@ def named_scheme(name: str, dtype: str = "bf16") -> Scheme:
         pub = publisher_label(name)
         if pub is not None:  # UD-Q4_K_XL, Q2_K_L: the default mix it starts from, named as published
             return Scheme(pub[0], gguf=pub[1])
-        raise InputError(f"unknown quantization '{name}'", "run `moeplan quants` for the formats and GGUF mixes")
+        from difflib import get_close_matches
+
+        from moeplan.formats.gguf_mix import FTYPES
+
+        def bare(text: str) -> str:  # Q4_K_M, q4-k-m and q4km alike
+            return text.lower().replace("_", "").replace("-", "")
+
+        names = {bare(n): n for n in (*FTYPES, *FORMATS, "mxfp4-experts")}  # a format over a mix of its name
+        close = get_close_matches(bare(name), list(names), n=3, cutoff=0.5)
+        near = [names[n] for n in close] or [n for b, n in names.items() if b.startswith(bare(name))][:3]
+        hint = f"did you mean {', '.join(near)}? " if near else ""
+        raise InputError(f"unknown quantization '{name}'", f"{hint}`moeplan quants` lists the formats and GGUF mixes")
     if fmt.bits >= 16:  # an unquantized dtype: everything in it
         return Scheme(fmt.name, fmt.name, (*_LINEAR, "router", "embedding", "lm_head"), fmt.name)
     return Scheme(fmt.name, fmt.name, _SCHEME_CLASSES.get(fmt.name, _LINEAR), rest)
