@@ -274,6 +274,8 @@ def print_gpus(console: Console, gpus: list[GpuSpec], detail: bool = False) -> N
             if "buy" in cols:
                 t.caption += "; buy: street price and its month ('26-05), ~ a list estimate"
             t.caption += "; whole machine for Apple, DGX Spark, Strix Halo"
+            if "bf16 TFLOP/s" in cols and any("bf16" not in g.tflops and "fp16" in g.tflops for g in gpus):
+                t.caption += "; *: fp16 (no bf16 units: served in fp16)"
             dropped = [short.get(c, c) for c in ("fp8", "$/GPU-h", "buy") if c not in cols]
             t.caption += f"; {', '.join(dropped)}: a wider terminal" if dropped else ""
         for col in cols:
@@ -286,7 +288,13 @@ def print_gpus(console: Console, gpus: list[GpuSpec], detail: bool = False) -> N
                 "name": g.name,
                 "usable GiB": f"{g.usable_memory_gib:,.1f}",
                 "GB/s": f"{g.bandwidth_gb_s:,.0f}",
-                "bf16 TFLOP/s": f"{g.dense_tflops('bf16'):,.0f}" if g.dense_tflops("bf16") else derived_bf16(g),
+                "bf16 TFLOP/s": (
+                    f"{g.tflops['fp16']:,.0f}*"
+                    if "bf16" not in g.tflops and "fp16" in g.tflops
+                    else f"{g.dense_tflops('bf16'):,.0f}"
+                    if g.dense_tflops("bf16")
+                    else derived_bf16(g)
+                ),
                 "fp8": f"{fp8:,.0f}" if fp8 else "-",
                 "$/GPU-h": fmt_usd(g.cloud_usd_per_hour.expected) if g.cloud_usd_per_hour else "-",
                 "buy": fmt_buy(g.buy_price, full=full_buy),
