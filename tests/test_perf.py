@@ -143,6 +143,11 @@ def test_dense_vs_moe_on_h100() -> None:
     assert rows["bytes per parameter"].values[0] == pytest.approx(rows["bytes per parameter"].values[1], rel=0.01)
     assert rows["decode tokens/s per sequence"].winners == {0}
     assert rows["weights"].winners == {0}  # fewer parameters in all, not fewer bytes per parameter
+    from moeplan.deploy.results import Row
+
+    assert Row("bytes per parameter", [1.0031, 1.0029], "B", "min").winners == set()  # both read 1.003: a tie
+    assert Row("bytes per parameter", [1.0031, 1.0029, 1.2], "B", "min").winners == {0, 1}
+    assert Row("memory per GPU", [124.66, 125.08], "GiB", "min").winners == {0}  # 0.3%: shown apart, one wins
 
 
 def test_compare_columns_must_line_up() -> None:

@@ -6,6 +6,7 @@ Every rendering (rich tables, Markdown, CSV, ``--json``) reads these objects; no
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field, fields
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -533,7 +534,9 @@ class Row(Value):
     def winners(self) -> set[int]:
         """The best eligible columns; none for a tie of all, or when fewer than two columns have a value.
 
-        A column that may win beats those that may not: the one deployment that fits wins its speed row.
+        A column that may win beats those that may not: the one deployment that fits wins its speed row.  Figures
+        within :data:`TIE` of the best tie with it (1.0031 and 1.0029 bytes a parameter both read 1.003: a difference
+        the table cannot show).
         """
         ok = self.eligible or [True] * len(self.values)
         present = sum(v is not None for v in self.values)
@@ -541,9 +544,12 @@ class Row(Value):
         if self.better is None or present < 2 or not known:
             return set()
         best = min(v for v, _ in known) if self.better == "min" else max(v for v, _ in known)
-        if len(known) == present and all(v == best for v, _ in known):
-            return set()
-        return {i for v, i in known if v == best}
+        tied = {i for v, i in known if math.isclose(v, best, rel_tol=TIE)}
+        return set() if len(tied) == present else tied
+
+
+TIE = 0.001
+"""Relative difference under which two compared figures tie."""
 
 
 @dataclass(frozen=True, repr=False, eq=False)

@@ -48,7 +48,26 @@ def compare_requests(
         if model is None:
             raise InputError("compare needs a MODEL")
         out.append(replace(base, model=model, gpu=gpu, quant=quant, engine=engine or base.engine))
+    _distinct(out)
     return out
+
+
+def _distinct(requests: list[EstimateRequest]) -> None:
+    """Two columns that name one deployment (an engine and its alias: Ollama runs llama.cpp) are refused: their
+    figures would be the same."""
+    from moeplan.deploy.engines import engine as named_engine
+
+    seen: dict[tuple[object, ...], int] = {}
+    for i, r in enumerate(requests, 1):
+        eng = r.engine if r.engine.strip().lower() == "auto" else named_engine(r.engine).name
+        key = (r.model, r.gpu, r.quant, eng)
+        if key in seen:
+            raise InputError(
+                f"columns {seen[key]} and {i} are the same deployment ({eng} for --engine "
+                f"{requests[seen[key] - 1].engine} and {r.engine})",
+                "give each column its own choice",
+            )
+        seen[key] = i
 
 
 def compare(requests: Sequence[EstimateRequest]) -> Comparison:
