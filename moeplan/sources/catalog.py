@@ -238,11 +238,17 @@ class CatalogRow(Value):
 
 
 def catalog_rows() -> list[CatalogRow]:
-    """Every catalogue model with its counts."""
+    """Every catalogue model with its counts, in natural order of id (deepseek-v3 before deepseek-v3.2, kimi-k2
+    before kimi-k2.5: numbers compared as numbers)."""
+    import re
+
     from moeplan.model.params import count_params
 
+    def natural(spec: ModelSpec) -> list[tuple[int, str]]:
+        return [(int(part), "") if part.isdigit() else (-1, part) for part in re.split(r"(\d+)", spec.id)]
+
     rows = []
-    for spec in load_catalog():
+    for spec in sorted(load_catalog(), key=natural):
         p = count_params(spec)
         moe = spec.arch.moe
         source = spec.published.source if spec.published else (spec.sources[0] if spec.sources else "")
