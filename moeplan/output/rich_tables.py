@@ -149,9 +149,10 @@ def print_recommend(
             box=table_box(console, light=console.width < NARROW),
             show_edge=console.width >= NARROW,
         )
-        for col in cols:
-            t.add_column(col, justify="left" if col in ("hardware", "format / engine", "marks") else "right",
-                         no_wrap=True)  # fmt: skip
+        for col in cols:  # only the narrowest table's configuration wraps, at its spaces: never a number or an id
+            wrap = col == "configuration"
+            t.add_column(col, justify="left" if col in ("hardware", "format / engine", "marks") or wrap else "right",
+                         no_wrap=not wrap, min_width=longest if wrap else None)  # fmt: skip
         for c in shown:
             lo, hi = c.tokens_per_s_range
             marks = " ".join(
@@ -166,6 +167,8 @@ def print_recommend(
                 "#": str(candidates.index(c) + 1),
                 "hardware": hardware(c, full, "x ") + ("" if c.serves_load else " (q)"),
                 "format / engine": f"{c.quant}{'*' if 'lower-quality' in c.marks else ''} {c.engine}",
+                "configuration": f"{hardware(c, False, 'x ')}{'' if c.serves_load else ' (q)'} {c.quant}"
+                f"{'*' if 'lower-quality' in c.marks else ''} {c.engine}",
                 "GiB/GPU": f"{c.per_gpu_bytes / 2**30:,.0f}/{c.usable_bytes / 2**30:,.0f}",
                 "tok/s": fmt_rate(c.tokens_per_s),
                 "band": f"{fmt_rate(lo)}-{fmt_rate(hi)}",
@@ -184,7 +187,10 @@ def print_recommend(
         variants.append(tuple(c for c in variants[-1] if c != drop))
     tried = variants if detail else variants[1:]  # by default the marks go below the table
     builders = [(lambda cols=cols, full=full: table(cols, full)) for full in (True, False) for cols in tried]
-    chosen = first_fitting(console, *builders)
+    narrowest = ("configuration", "tok/s", "buy" if sort == "purchase" else "$/M out")  # wraps rather than clips
+    longest = max((len(word) for c in shown for word in f"{hardware(c, False, 'x ')} {c.quant}* {c.engine}".split()),
+                  default=1)  # fmt: skip
+    chosen = first_fitting(console, *builders, lambda: table(narrowest, False))
     console.print(chosen)
     if "marks" not in [col.header for col in chosen.columns]:
         said = [
@@ -202,6 +208,7 @@ def print_recommend(
     if "buy" in shown_cols and (sort == "purchase" or detail):
         console.print(f"[dim]{_buy_basis(shown)}[/dim]")
     left_out = [c for c in ("GiB/GPU", "band", "$/h", "$/M out", "buy") if c not in shown_cols]
+    left_out += ["#"] if "configuration" in shown_cols else []
     if left_out:
         console.print(f"[dim]left out at this width: {', '.join(left_out)} (a wider terminal, or --format csv)[/dim]")
     console.print(
