@@ -210,3 +210,13 @@ def test_an_80_column_compare_verdict_names_every_winner(tmp_path: Path) -> None
     first = result.stdout.splitlines()[0]
     assert cell_len(first) <= WIDTH
     assert "kimi-k2: fastest" in first and "qwen3-235b-a22b: cheapest" in first and "deepseek-v3: least memory" in first
+
+
+def test_recommend_below_80_columns_wraps_its_configuration_and_never_clips_a_number(tmp_path: Path) -> None:
+    """At 60 and 50 columns recommend's narrowest table folds hardware, format and engine into one column that wraps
+    at its spaces: every tok/s and $/M figure is whole (no '…'), and the rank column is named as left out."""
+    for width in (60, 50):
+        env = {**_env(str(tmp_path)), "COLUMNS": str(width)}
+        result = CliRunner().invoke(app, shlex.split("recommend deepseek-v3 --context 32k --top 3"), env=env)
+        assert result.exit_code == 0 and "…" not in result.stdout, result.stdout
+        assert "configuration" in result.stdout and all(cell_len(line) <= width for line in result.stdout.splitlines())
