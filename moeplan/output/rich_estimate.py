@@ -42,7 +42,7 @@ def print_estimate(console: Console, result: EstimateResult, detail: bool = Fals
     console.print(f"[bold]{spec.name}[/bold]  ({spec.architecture}, {kind}, {arch.num_layers} layers){alias}")
     console.print(
         f"[bold]{fmt_count(p.total)}[/bold] parameters, [bold]{fmt_count(p.active)}[/bold] active per token "
-        f"({p.active_share:.1%})"
+        f"({p.active_share:.1%}, embedding table included)"
         + (
             f", {fmt_count(p.active_min)} to {fmt_count(p.active_max)} as routing varies"
             if p.active_min != p.active_max
