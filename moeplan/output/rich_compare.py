@@ -81,8 +81,10 @@ def print_compare(console: Console, comparison: Comparison) -> None:
 
     def table(full_heads: bool, cols: range | None = None) -> Table:
         cols = cols if cols is not None else range(len(results))
-        part = f", columns {cols.start + 1}-{cols.stop} of {len(results)}" if len(cols) < len(results) else ""
-        t = Table(title=f"Comparison ({star} = best in the row{part})", title_justify="left", box=table_box(console))
+        span = f"column {cols.stop}" if len(cols) == 1 else f"columns {cols.start + 1}-{cols.stop}"
+        part = f"; {span} of {len(results)}" if len(cols) < len(results) else ""  # a block's title: its columns
+        title = f"{star} = best in the row{part}" if part else f"Comparison ({star} = best in the row)"
+        t = Table(title=title, title_justify="left", box=table_box(console))
         t.add_column("", no_wrap=True)
         for i in cols:
             r = results[i]
