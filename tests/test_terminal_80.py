@@ -198,7 +198,7 @@ def test_a_wide_comparison_splits_into_blocks_rather_than_clipping(rendered: dic
     headers (``1 x h100-sxm`` on one line), never a label cut to ``tot…``."""
     out = rendered["compare-many"]
     assert "…" not in out and "..." not in out
-    assert "columns 1-" in out and "of 6)" in out
+    assert "columns 1-" in out and "of 6" in out
     assert "decode tokens/s per sequence" in out and "1 x h100-sxm" in out and "3 x rtx-5090" in out
 
 
