@@ -40,15 +40,11 @@ def print_estimate(console: Console, result: EstimateResult, detail: bool = Fals
     aliased = asked.lower() not in (spec.id, spec.origin) and spec.origin == "catalogue"
     alias = f"  [dim]('{asked}' is an alias)[/dim]" if aliased else ""
     console.print(f"[bold]{spec.name}[/bold]  ({spec.architecture}, {kind}, {arch.num_layers} layers){alias}")
-    console.print(
-        f"[bold]{fmt_count(p.total)}[/bold] parameters, [bold]{fmt_count(p.active)}[/bold] active per token "
-        f"({p.active_share:.1%}, embedding table included)"
-        + (
-            f", {fmt_count(p.active_min)} to {fmt_count(p.active_max)} as routing varies"
-            if p.active_min != p.active_max
-            else ""
-        )
+    routing = f", {fmt_count(p.active_min)} to {fmt_count(p.active_max)} as routing varies" * (
+        p.active_min != p.active_max
     )
+    console.print(f"[bold]{fmt_count(p.total)}[/bold] parameters, [bold]{fmt_count(p.active)}[/bold] active per token "
+                  f"({p.active_share:.1%}, embedding table included){routing}")  # fmt: skip
     _print_verdict(console, result)
     if result.serving is not None and result.request.traffic is not None:
         sv, t = result.serving, result.request.traffic
@@ -214,8 +210,7 @@ def _print_memory_summary(console: Console, result: EstimateResult) -> None:
 def _no_speed(result: EstimateResult) -> str:
     """Why an estimate has no speed: no GPU, or a custom GPU whose bandwidth or compute was not given."""
     if any(a.startswith(NO_SPEED_NOTE) for a in result.assumptions):
-        req = result.request
-        asked = (("--gpu-bandwidth", req.gpu_bandwidth_gb_s), ("--gpu-tflops", req.gpu_tflops))
+        asked = (("--gpu-bandwidth", result.request.gpu_bandwidth_gb_s), ("--gpu-tflops", result.request.gpu_tflops))
         missing = [flag for flag, given in asked if given is None]
         return f"speed and cost need the custom GPU's {' and '.join(missing) or '--gpu-bandwidth and --gpu-tflops'} too"
     return "speed and cost need a GPU: add --gpu (or --gpu-memory, --gpu-bandwidth, --gpu-tflops)"
@@ -244,13 +239,21 @@ def _speed_rows(perf: PerformanceResult, batch: int, short: bool) -> list[tuple[
     return rows
 
 
+def _as_if(result: EstimateResult) -> str:
+    """What the speed and cost figures describe where that is not the deployment as asked: not fitting, or under a
+    load (whose serving figures are the verdict's) at batch 1."""
+    return (
+        " as if it fitted" if result.fit is not None and not result.fit.fits else " at batch 1" * bool(result.serving)
+    )
+
+
 def _print_speed_summary(console: Console, result: EstimateResult) -> None:
     perf, cost = result.performance, result.cost
     if perf is None:
         console.print(f"[dim]{_no_speed(result)}[/dim]")
         return
     table = Table(box=table_box(console, light=True), show_edge=False, pad_edge=False)
-    unfit = " as if it fitted" if result.fit is not None and not result.fit.fits else ""  # the verdict says it does not
+    unfit = _as_if(result)
     table.add_column(f"speed{unfit}")
     table.add_column("expected", justify="right", no_wrap=True)
     table.add_column("band", justify="right", no_wrap=True)
@@ -263,11 +266,8 @@ def _print_speed_summary(console: Console, result: EstimateResult) -> None:
             f"million output tokens, {fmt_usd(cost.usd_per_million_input_tokens)} per million input; "
             f"to buy: {fmt_usd(cost.purchase_usd)}"
         )
-    console.print(
-        f"[dim]{perf.bound}-bound; "
-        + (f"calibrated: {perf.calibration}" if perf.calibration else "engine defaults, not calibrated")
-        + "[/dim]"
-    )
+    how = f"calibrated: {perf.calibration}" if perf.calibration else "engine defaults, not calibrated"
+    console.print(f"[dim]{perf.bound}-bound; {how}[/dim]")
 
 
 def _print_speed(console: Console, result: EstimateResult) -> None:
@@ -281,7 +281,7 @@ def _print_speed(console: Console, result: EstimateResult) -> None:
     if perf is None:
         console.print(f"[dim]{_no_speed(result)}[/dim]")
         return
-    unfit = " as if it fitted" if result.fit is not None and not result.fit.fits else ""
+    unfit = _as_if(result)
     title = f"Speed{unfit} (expected, with the low-high band)"
     table = Table(title=title, title_justify="left", box=table_box(console))
     table.add_column("figure")
