@@ -151,7 +151,7 @@ def print_recommend(
         )
         for col in cols:  # only the narrowest table's configuration wraps, at its spaces: never a number or an id
             wrap = col == "configuration"
-            t.add_column(col, justify="left" if col in ("hardware", "format / engine", "marks") or wrap else "right",
+            t.add_column("tok/s/user" if col == "tok/s" and loaded else col, justify="left" if col in ("hardware", "format / engine", "marks") or wrap else "right",
                          no_wrap=not wrap, min_width=longest if wrap else None)  # fmt: skip
         for c in shown:
             lo, hi = c.tokens_per_s_range
@@ -188,6 +188,7 @@ def print_recommend(
     tried = variants if detail else variants[1:]  # by default the marks go below the table
     builders = [(lambda cols=cols, full=full: table(cols, full)) for full in (True, False) for cols in tried]
     narrowest = ("configuration", "tok/s", "buy" if sort == "purchase" else "$/M out")  # wraps rather than clips
+    loaded = any(c.serving is not None for c in shown)  # under a load the speed is each user's
     longest = max((len(word) for c in shown for word in f"{hardware(c, False, 'x ')} {c.quant}* {c.engine}".split()),
                   default=1)  # fmt: skip
     chosen = first_fitting(console, *builders, lambda: table(narrowest, False))
