@@ -250,8 +250,10 @@ def _buy_basis(shown: list[Candidate]) -> str:
     parts = ([f"street prices of {'; '.join(street)}"] if street else []) + (
         [f"list estimates ({', '.join(listed)})"] if listed else []
     )
+    cpus = sorted({str(c.host) for c in shown if c.ram_gib and c.host})
     boxes = (
-        "; GPU + RAM boxes add RAM and CPU, other rows count the GPUs alone (no host)"
+        f"; GPU + RAM boxes add RAM and their CPU ({', '.join(cpus) or 'none priced'}), other rows count the GPUs "
+        "alone (no host server)"
         if any(c.ram_gib for c in shown)
         else "; the GPUs alone (no host server)"
     )
