@@ -150,8 +150,8 @@ def print_recommend(
             show_edge=console.width >= NARROW,
         )
         for col in cols:  # only the narrowest table's configuration wraps, at its spaces: never a number or an id
-            wrap = col == "configuration"
-            t.add_column("tok/s/user" if col == "tok/s" and loaded else col, justify="left" if col in ("hardware", "format / engine", "marks") or wrap else "right",
+            wrap, left = col == "configuration", col in ("configuration", "hardware", "format / engine", "marks")
+            t.add_column("tok/s/user" if col == "tok/s" and loaded else col, justify="left" if left else "right",
                          no_wrap=not wrap, min_width=longest if wrap else None)  # fmt: skip
         for c in shown:
             lo, hi = c.tokens_per_s_range
