@@ -530,7 +530,8 @@ def plan_serve(req: ServeRequest, progress: Callable[[int, int], None] | None = 
     out.sort(key=lambda c: (not c.meets, c.usd_per_million_output_tokens is None, c.usd_per_hour is None,
                             c.usd_per_million_output_tokens or inf,
                             -c.point.output_tokens_per_s_per_gpu if c.usd_per_million_output_tokens is None
-                            else -c.point.tokens_per_s_per_user))  # fmt: skip
+                            else -c.point.tokens_per_s_per_user,
+                            c.point.ttft_s))  # fmt: skip  # equal cost and speed: the shorter wait first
     return ServeResult(spec, req, tuple(out), pareto(out, req.ttft_s))
 
 
