@@ -104,8 +104,21 @@ def test_cli_profile_is_written_and_changes_estimates(tmp_path: Path) -> None:
     assert tuned["calibration"] is not None and plain["calibration"] is None
     # A CPU's copy bandwidth is a sliver of an H100's: the calibrated estimate is much slower.
     assert tuned["decode_tokens_per_s"] < plain["decode_tokens_per_s"] / 2
-    r = runner.invoke(app, [*args[:-2], "--json"])  # saved to the cache this time
-    assert r.exit_code == 0 and json.loads(r.stdout)["profile"]["gpu_id"] == "h100-sxm"
+    # without --save it would land in the cache as the H100's profile: refused; and a CPU-measured profile found in
+    # the cache under a GPU's name (an older moeplan wrote one) is not applied to that GPU
+    r = runner.invoke(app, [*args[:-2], "--json"])
+    assert r.exit_code == 1 and "would replace that GPU's calibration in the cache" in r.stderr
+    from moeplan.hardware.profiles import profile_path
+
+    cached = profile_path("h100-sxm")
+    cached.parent.mkdir(parents=True, exist_ok=True)
+    cached.write_text(profile.read_text())
+    try:
+        again = json.loads(runner.invoke(app, base).stdout)
+        assert again["performance"]["calibration"] is None
+        assert any("measured on the CPU" in a for a in again["assumptions"])
+    finally:
+        cached.unlink()
 
 
 def test_without_torch_the_command_says_how_to_install(monkeypatch: pytest.MonkeyPatch) -> None:

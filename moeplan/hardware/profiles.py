@@ -378,6 +378,8 @@ def measured_for(gpu: GpuSpec, path: str | None) -> tuple[Measured | None, str |
         if explicit:
             raise InputError(f"{msg}, not on {gpu.id}", f"run `moeplan calibrate` on a {gpu.name}")
         return None, f"{msg}; not applied to {gpu.id}"
+    if profile.backend == "cpu" and not explicit:  # a CPU run keyed to a GPU by hand, then left in the cache
+        return None, f"calibration {file} was measured on the CPU ({profile.device}); not applied to {gpu.id}"
     age = _age_days(profile)
     if age > MAX_AGE_DAYS:
         note = f"calibration {file} is {age:.0f} days old (over {MAX_AGE_DAYS}); not applied, rerun calibrate"
