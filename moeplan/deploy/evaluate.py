@@ -404,6 +404,10 @@ def evaluate_offload(d: Deployment, host: Host, offload: str) -> OffloadResult:
             n = int(offload)
         except ValueError:
             raise InputError(f"--offload-experts '{offload}' must be 'auto' or a layer count") from None
+        if d.engine.experts_in_ram == "all" and n < d.spec.arch.num_layers:  # KTransformers
+            raise InputError(f"{d.engine.name} keeps every routed expert in RAM in moeplan's plans "
+                             "(--kt-num-gpu-experts 0): it places no layer's experts on the GPU",
+                             "drop --offload-experts, or plan llama.cpp (--engine llama.cpp)")  # fmt: skip
         chosen = model.evaluate(n, context, batch, prompt)
         tried = [chosen]
     limit = d.spec.arch.max_context or CONTEXT_SEARCH_LIMIT
