@@ -108,8 +108,11 @@ def calibrate(
             run = run_extras(run, extras, quick, lambda msg: bar.advance(task))
         assert run.profile is not None
         if gpu and run.device == "cpu" and not save:  # --device auto found no accelerator
-            raise InputError(f"this machine has no accelerator: a CPU run keyed to --gpu {gpu} would replace that "
-                             "GPU's calibration in the cache", "give --save FILE to keep it apart, or drop --gpu")
+            raise InputError(
+                f"this machine has no accelerator: a CPU run keyed to --gpu {gpu} would replace that "
+                "GPU's calibration in the cache",
+                "give --save FILE to keep it apart, or drop --gpu",
+            )
         target = Path(save).expanduser() if save else profile_path(profile_key(run))
         written = save_profile(merged_with_stored(run.profile, target), target)
     for note in run.notices + run.skipped:

@@ -392,3 +392,31 @@ def test_offload_json_fit_and_memory_by_context_are_the_placements() -> None:
     r = runner.invoke(app, ["offload", "mixtral-8x7b", "--gpu", "4090", "--ram", "256", "--cpu", "ddr5-6000x2",
                             "--json"])  # fmt: skip
     assert "more than this box's" not in json.loads(r.stdout)["commands"]["vllm"]
+
+
+def test_launch_lines_load_the_file_or_format_planned(tmp_path: object) -> None:
+    """A local .gguf: llama.cpp reads the file, KTransformers' LLAMAFILE weights are its folder, and no vLLM/SGLang
+    line is printed (they load a Hugging Face checkpoint, not the GGUF). KTransformers in a format the repository
+    is not stored in loads a local checkpoint of it, named and explained, not the repository."""
+    pytest.importorskip("gguf")
+    from pathlib import Path
+
+    from gguf_fixtures import write_gguf
+    from test_inputs import _tiny_moe
+
+    assert isinstance(tmp_path, Path)
+    path = write_gguf(tmp_path / "t.gguf", "qwen3moe", _tiny_moe(), "Q4_K_M")[0]
+    r = runner.invoke(app, ["offload", str(path), "--gpu", "3060", "--ram", "32", "--cpu", "9950x",
+                            "--offload-experts", "2", "--json"])  # fmt: skip
+    assert r.exit_code == 0, r.stderr
+    lines = json.loads(r.stdout)["commands"]
+    assert lines["llama.cpp"].startswith(f"llama-server -m {path}") and "vllm" not in lines and "sglang" not in lines
+    r = runner.invoke(app, ["offload", str(path), "--gpu", "3060", "--ram", "32", "--cpu", "9950x", "--engine",
+                            "ktransformers", "--json"])  # fmt: skip
+    assert r.exit_code == 0, r.stderr
+    assert f"--kt-weight-path {path.parent}/ " in json.loads(r.stdout)["commands"]["ktransformers"]
+    r = runner.invoke(app, ["offload", "qwen3-30b-a3b", "--gpu", "4090", "--cpu", "9950x", "--engine", "ktransformers",
+                            "--quant", "fp8", "--ram", "64", "--json"])  # fmt: skip
+    kt = json.loads(r.stdout)["commands"]["ktransformers"]
+    assert "--model-path ./qwen3-30b-a3b-fp8 " in kt and "--kt-weight-path ./qwen3-30b-a3b-fp8 " in kt
+    assert "Qwen/Qwen3-30B-A3B " not in kt.split("  # ")[0]

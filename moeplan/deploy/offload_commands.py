@@ -5,6 +5,7 @@ generic ``--cpu-offload-gb`` for comparison."""
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 from moeplan.deploy.deployment import Deployment
 from moeplan.deploy.engines import ENGINES, LLAMA_CPP_UBATCH
@@ -44,17 +45,23 @@ def kt_command(d: Deployment, quant: str, host: Host, context: int, kv_dtype: st
     method reads (the checkpoint itself for FP8/BF16/RAWINT4, a GGUF folder for LLAMAFILE, converted ones for AMX),
     the chunked-prefill size and, for the native methods, the layer-wise prefill threshold moeplan assumed."""
     spec = d.spec
-    hf = spec.hf_id or spec.id
+    hf = spec.hf_id or f"./{spec.shown_id}"  # the Hugging Face checkpoint: config, tokenizer, the GPU's weights
     method = kt_method(d.scheme)
     native = kt_native(d.scheme)
-    note = ""
-    if method == "LLAMAFILE":
-        weights = f"{spec.shown_id}-{quant}-gguf/"
-    elif native:
+    notes = [] if spec.hf_id else [f"{hf}: {spec.name}'s Hugging Face checkpoint (config, tokenizer, GPU weights)"]
+    if method == "LLAMAFILE":  # the folder holding the GGUF file read, else one named for the mix
+        gguf = Path(spec.origin) if spec.origin.endswith(".gguf") else None
+        weights = f"{gguf.parent}/" if gguf else f"{spec.shown_id}-{quant}-gguf/"
+    elif native and d.scheme.name == (spec.native_quant or spec.weights_dtype):
         weights = hf
+    elif native:  # a format the repository is not stored in: a local checkpoint of it, GPU side and CPU side
+        hf = weights = f"./{spec.shown_id}-{d.scheme.name}"
+        notes = [f"{hf}: {'an' if d.scheme.name[0] in 'aefhilmnorsx' else 'a'} {d.scheme.name} checkpoint of "
+                 f"{spec.hf_id or spec.name} (make one, or name a published one)"]  # fmt: skip
     else:
         weights = f"{spec.shown_id}-{method.lower()}/"
-        note = f"  # kt-kernel's convert_cpu_weights.py writes {weights} from {hf}"
+        notes.append(f"kt-kernel's convert_cpu_weights.py writes {weights} from {hf}")
+    note = f"  # {'; '.join(notes)}" if notes else ""
     opts = (f" --kt-method {method} --kt-weight-path {weights} --kt-cpuinfer {host.cpu.cores}"
             f" --kt-threadpool-count {host.cpu.sockets} --kt-num-gpu-experts 0"
             f" --chunked-prefill-size {d.batched_tokens}")  # fmt: skip
@@ -91,7 +98,8 @@ def commands(d: Deployment, quant: str, p: Placement, host: Host, context: int, 
     out = {d.engine.name: f"{base} --n-cpu-moe {flag[0]}{threads}" if p.cpu_layers else base}
     if p.cpu_moe_layers:
         out[f"{d.engine.name} (-ot)"] = f'{base} -ot "{layer_regex(p.cpu_moe_layers)}"{threads}'
-        hf = spec.hf_id or spec.id
+    if p.cpu_moe_layers and spec.hf_id:  # vLLM and SGLang load a Hugging Face checkpoint, not a GGUF file
+        hf = spec.hf_id
         native = spec.native_quant or spec.weights_dtype
         gb = checkpoint_offload_gib(d, p, host.num_gpus)
         n = host.num_gpus

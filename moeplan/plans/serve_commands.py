@@ -202,7 +202,7 @@ def checkpoint(d: Deployment) -> tuple[str, str, str]:
         return repo, " --quantization fp8", f"{repo} quantized to fp8 as it loads"
     like = f" laid out as {ship.hf_id}" if ship else ""  # the publisher's checkpoint whose layout this plan sizes
     return (f"./{tail}-{scheme}", "",
-            f"./{tail}-{scheme}: {_article(scheme)} {scheme} checkpoint of {repo}{like} (quantize it, or name a "
+            f"./{tail}-{scheme}: {_article(scheme)} {scheme} checkpoint of {repo}{like} (make one, or name a "
             "published one)")  # fmt: skip
 
 
