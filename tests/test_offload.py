@@ -420,3 +420,14 @@ def test_launch_lines_load_the_file_or_format_planned(tmp_path: object) -> None:
     kt = json.loads(r.stdout)["commands"]["ktransformers"]
     assert "--model-path ./qwen3-30b-a3b-fp8 " in kt and "--kt-weight-path ./qwen3-30b-a3b-fp8 " in kt
     assert "Qwen/Qwen3-30B-A3B " not in kt.split("  # ")[0]
+
+
+def test_ik_llama_cpp_places_the_last_moe_layers_its_n_cpu_moe_counts() -> None:
+    """ik_llama.cpp's --n-cpu-moe N puts the last N MoE layers' experts in RAM: the placement's layers, its -ot line
+    and the JSON name those layers, not the first N."""
+    r = runner.invoke(app, ["offload", "gpt-oss-120b", "--gpu", "4090", "--ram", "64", "--cpu", "ddr5-6000x2",
+                            "--engine", "ik_llama.cpp", "--json"])  # fmt: skip
+    d = json.loads(r.stdout)
+    layers, n = d["placement"]["cpu_moe_layers"], int(d["commands"]["ik_llama.cpp"].split("--n-cpu-moe ")[1].split()[0])
+    assert layers == list(range(36 - n, 36))
+    assert "blk\\.(" + "|".join(str(i) for i in layers) + ")\\." in d["commands"]["ik_llama.cpp (-ot)"]

@@ -306,6 +306,9 @@ class OffloadModel:
         if self.cpu_only:
             n_cpu = arch.num_layers
         cpu_layers = [i for i in range(n_cpu) if arch.is_moe_layer(i)]
+        if self.engine.n_cpu_moe_from_last and cpu_layers:  # ik_llama.cpp's --n-cpu-moe counts from the last layer
+            moe_layers = [i for i in range(arch.num_layers) if arch.is_moe_layer(i)]
+            cpu_layers = moe_layers[len(moe_layers) - len(cpu_layers) :]
         cpu_experts = sum(self.expert_bytes[i] for i in cpu_layers)
         copies = host.cpu.sockets if self.engine.numa_replicated else 1  # KTransformers: a copy per socket
         gpu_weights = self.other_bytes + sum(self.expert_bytes) - cpu_experts
