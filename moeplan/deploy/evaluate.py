@@ -442,7 +442,7 @@ def evaluate_offload(d: Deployment, host: Host, offload: str) -> OffloadResult:
         ram_headroom_bytes=round(p.ram_capacity_bytes - p.ram_bytes),
         max_context=max(fitting) if fitting else 0,
         max_batch=placement_max_batch(model, p.cpu_layers, context),
-        shortfall=tuple(shortfall(p)),
+        shortfall=tuple(shortfall(p, g, sum(map(d.spec.arch.is_moe_layer, range(d.spec.arch.num_layers))))),
     )
     pre_slow, pre_fast = (model.prefill_seconds(p, prompt, s)[0] for s in (0, 2))
     perf = OffloadPerformance(
@@ -490,13 +490,17 @@ def placement_max_batch(model: OffloadModel, cpu_layers: int, context: int, limi
     return lo
 
 
-def shortfall(p: Placement) -> list[str]:
-    """What is short, by how much, when a placement does not fit."""
+def shortfall(p: Placement, num_gpus: int = 1, moe_layers: int = 0) -> list[str]:
+    """What is short, by how much, when a placement does not fit, and what fills the GPU: its weights (with the
+    experts of the MoE layers not in RAM) and its KV cache, per GPU."""
     out = []
     if not p.fits_vram:
+        rest = moe_layers - len(p.cpu_moe_layers)
+        held = f"the experts of {rest} MoE layers among them" if rest > 0 else "no expert among them"
         out.append(
-            f"VRAM short by {(p.vram_bytes_per_gpu - p.vram_capacity_bytes) / 2**30:,.2f} GiB per GPU even with "
-            f"{len(p.cpu_moe_layers)} layers' experts in RAM (the non-expert part and the KV cache need it)"
+            f"VRAM short by {(p.vram_bytes_per_gpu - p.vram_capacity_bytes) / 2**30:,.2f} GiB per GPU with "
+            f"{len(p.cpu_moe_layers)} layers' experts in RAM: {p.gpu_weights_bytes / num_gpus / 2**30:,.2f} GiB of "
+            f"weights ({held}) and {p.kv_bytes / num_gpus / 2**30:,.2f} GiB of KV cache a GPU"
         )
     if not p.fits_ram:
         out.append(f"RAM short by {(p.ram_bytes - p.ram_capacity_bytes) / 2**30:,.2f} GiB for the experts in RAM")
