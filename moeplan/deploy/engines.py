@@ -182,7 +182,7 @@ class Engine(Value):
     """Repacks RAM weights at load for its CPU kernels (ik_llama.cpp ``-rtr``: rows interleaved as ``_R4`` types),
     which then never stream to the GPU (:data:`~moeplan.deploy.offload.CPU_REPACK_GAIN`)."""
     numa_replicated: bool = False
-    """Experts copied into each socket's memory (KTransformers' NUMA mode): every socket reads locally."""
+    """Experts read NUMA-locally on every socket (kt-kernel splits each over the sockets' thread pools)."""
     prefill_dispatch_s: float = 0.0
     """Host time per kernel of a prefill pass, which runs outside CUDA graphs (Python engines: PyTorch dispatch and
     the model code around each kernel); a prefill chunk takes at least kernels x this."""
@@ -506,7 +506,7 @@ ENGINES: dict[str, Engine] = {
         prefill_dispatch_s=PYTHON_DISPATCH_S,
         launch="python -m sglang.launch_server --model-path {model} --trust-remote-code{options} "
         "--context-length {context}",
-        source="kvcache-ai/ktransformers docs (DeepseekR1_V3_tutorial.md: NUMA mode copies experts per socket; "
+        source="kvcache-ai/ktransformers docs (kt-kernel: one thread pool per NUMA node, AMX_MOE_TP per node; "
         "AMX/AVX-512 expert kernels; kt-kernel/README.md: launched through SGLang with --kt-method, --kt-weight-path, "
         "--kt-cpuinfer, --kt-threadpool-count, --kt-num-gpu-experts; its launches: --chunked-prefill-size 16384, "
         "layer-wise prefill for the native FP8/BF16/RAWINT4 methods above "

@@ -17,11 +17,12 @@ Decode, one step of ``B`` tokens (llama.cpp runs the GPU and CPU parts in turn):
 with the distinct-expert count of :func:`moeplan.deploy.speed.distinct_experts` deciding the expert bytes read on
 each side.  Without a GPU the CPU does all of it, with a thread barrier per kernel (15 us).
 
-RAM: llama.cpp keeps one copy of the experts, so a second socket adds no bandwidth (half the reads cross the
-socket link); KTransformers copies them into each socket's memory: one socket's bandwidth plus 40% per extra
-socket (:func:`ram_bytes_per_s`).  eta_ram = 0.40 / 0.52 / 0.66 (low / expected / high) of the theoretical
-bandwidth: the median over the 45 scored offload decode runs of benchmarks/offload_measurements.yaml (desktop
-dual-channel to 12-channel servers) lies at about half; KTransformers' kernels reach 1.25x llama.cpp's.
+RAM: llama.cpp keeps one copy of the experts, so a second socket adds no bandwidth (half the reads cross the socket
+link); KTransformers' kt-kernel splits each expert over one thread pool per socket, read locally: one socket's
+bandwidth plus 40% per extra socket (:func:`ram_bytes_per_s`). eta_ram = 0.40 / 0.52 / 0.66 (low / expected / high)
+of the theoretical bandwidth: the median over the 45 scored offload decode runs of
+benchmarks/offload_measurements.yaml (desktop dual-channel to 12-channel servers) lies at about half; KTransformers'
+kernels reach 1.25x llama.cpp's.
 CPU compute: the fp32 FMA peak times the int8 factor of the CPU's best ISA (:data:`INT8_PER_FP32`).
 
 Prefill of a ``P``-token prompt runs in ``ceil(P / ub)`` ubatches (``--ubatch``, 512 by default): the CPU experts
@@ -153,10 +154,11 @@ def cpu_ops_per_s(cpu: CpuSpec) -> float:
 def ram_bytes_per_s(cpu: CpuSpec, numa_replicated: bool) -> float:
     """RAM bandwidth one inference process reaches across sockets, bytes/s.
 
-    Engines that copy the experts into each socket's memory (KTransformers' NUMA mode) read locally on every
-    socket: one socket's bandwidth plus 40% per extra socket (KTransformers' DeepSeek-R1 on one and two Xeon
-    6454S: 8.73 and 12.21 tok/s).  llama.cpp keeps one copy; half its reads cross the socket link, so a second
-    socket adds nothing: one socket's bandwidth (:attr:`CpuSpec.effective_bandwidth_gb_s` is the replicated case).
+    Engines that read the experts NUMA-locally (kt-kernel splits each over one thread pool per socket; the old
+    KTransformers NUMA mode copied them) read locally on every socket: one socket's bandwidth plus 40% per extra
+    socket (KTransformers' DeepSeek-R1 on one and two Xeon 6454S: 8.73 and 12.21 tok/s). llama.cpp keeps one
+    copy; half its reads cross the socket link, so a second socket adds nothing: one socket's bandwidth
+    (:attr:`CpuSpec.effective_bandwidth_gb_s` is the replicated case).
     """
     if numa_replicated or cpu.sockets == 1:
         return cpu.effective_bandwidth_gb_s * 1e9
@@ -229,8 +231,6 @@ class Placement:
     gpu_weights_bytes: float
     cpu_expert_bytes: float
     kv_bytes: float
-    ram_copies: int = 1
-    """Copies of the RAM experts ``ram_bytes`` holds: one per socket where the engine keeps them NUMA-local."""
     decode_s: tuple[float, float, float] = (0.0, 0.0, 0.0)
     """(low, expected, high) seconds per step."""
     decode_parts_s: dict[str, float] = field(default_factory=dict)
@@ -310,7 +310,6 @@ class OffloadModel:
             moe_layers = [i for i in range(arch.num_layers) if arch.is_moe_layer(i)]
             cpu_layers = moe_layers[len(moe_layers) - len(cpu_layers) :]
         cpu_experts = sum(self.expert_bytes[i] for i in cpu_layers)
-        copies = host.cpu.sockets if self.engine.numa_replicated else 1  # KTransformers: a copy per socket
         gpu_weights = self.other_bytes + sum(self.expert_bytes) - cpu_experts
         kv = kv_cache_bytes(arch, context, batch, self.d.kv_dtype, self.engine, ubatch=self.d.batched_tokens)
         kv += (
@@ -319,9 +318,9 @@ class OffloadModel:
         if self.cpu_only:  # everything in RAM: the non-expert weights and the KV cache too
             return Placement(
                 cpu_layers=n_cpu, cpu_moe_layers=cpu_layers, vram_bytes_per_gpu=0.0, vram_capacity_bytes=0.0,
-                ram_bytes=self.embedding_bytes + self.other_bytes + cpu_experts * copies + kv,
+                ram_bytes=self.embedding_bytes + self.other_bytes + cpu_experts + kv,
                 ram_capacity_bytes=usable_ram_bytes(host.ram_gib), gpu_weights_bytes=0.0,
-                cpu_expert_bytes=cpu_experts, kv_bytes=kv, ram_copies=copies,
+                cpu_expert_bytes=cpu_experts, kv_bytes=kv,
             )  # fmt: skip
         assert host.gpu is not None
         g = host.num_gpus
@@ -331,12 +330,11 @@ class OffloadModel:
             cpu_moe_layers=cpu_layers,
             vram_bytes_per_gpu=vram,
             vram_capacity_bytes=host.gpu.usable_memory_bytes,
-            ram_bytes=self.embedding_bytes + cpu_experts * copies,
+            ram_bytes=self.embedding_bytes + cpu_experts,
             ram_capacity_bytes=usable_ram_bytes(host.ram_gib),
             gpu_weights_bytes=gpu_weights,
             cpu_expert_bytes=cpu_experts,
             kv_bytes=kv,
-            ram_copies=copies,
         )
 
     # -- speed ----------------------------------------------------------------------------------------

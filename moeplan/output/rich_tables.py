@@ -461,11 +461,9 @@ def print_offload(console: Console, result: OffloadResult, detail: bool = False)
         "VRAM per GPU", fmt_gib(p.vram_bytes_per_gpu), fmt_gib(p.vram_capacity_bytes),
         f"weights {fmt_gib(p.gpu_weights_bytes / host.num_gpus)}, KV {fmt_gib(p.kv_bytes / host.num_gpus)}, buffers",
     )  # fmt: skip
-    # KTransformers keeps a copy of the RAM experts per socket (NUMA-local reads): say so where it doubles them
-    each = f" x {p.ram_copies} (a copy per socket)" if p.ram_copies > 1 and p.cpu_expert_bytes else ""
     table.add_row(
         "RAM", fmt_gib(p.ram_bytes), fmt_gib(p.ram_capacity_bytes),
-        f"experts of {len(p.cpu_moe_layers)} layers {fmt_gib(p.cpu_expert_bytes)}{each}, token embedding",
+        f"experts of {len(p.cpu_moe_layers)} layers {fmt_gib(p.cpu_expert_bytes)}, token embedding",
     )  # fmt: skip
     console.print(table)
     parts = perf.step_seconds
