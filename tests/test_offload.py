@@ -431,3 +431,23 @@ def test_ik_llama_cpp_places_the_last_moe_layers_its_n_cpu_moe_counts() -> None:
     layers, n = d["placement"]["cpu_moe_layers"], int(d["commands"]["ik_llama.cpp"].split("--n-cpu-moe ")[1].split()[0])
     assert layers == list(range(36 - n, 36))
     assert "blk\\.(" + "|".join(str(i) for i in layers) + ")\\." in d["commands"]["ik_llama.cpp (-ot)"]
+
+
+def test_a_fabric_bound_cpu_reads_at_its_measured_rate_and_the_header_says_at_what() -> None:
+    """An EPYC 9124 has the 9654's twelve channels but two CCDs: its cores read ~265 GB/s (llama.cpp discussion
+    #11530), taken as 85% of a 312 GB/s peak, so DeepSeek-V3 decodes slower than on a 9654; the header gives the
+    DIMMs' figure and the one the plan reads at (one socket's on two sockets under llama.cpp)."""
+    from moeplan.hardware.hosts import resolve_cpu
+
+    assert resolve_cpu("epyc-9124").dimm_equivalent_gb_s == pytest.approx(265 / 0.85)
+    assert resolve_cpu("epyc-9654").dimm_equivalent_gb_s == resolve_cpu("epyc-9654").bandwidth_gb_s
+
+    def tps(cpu: str) -> float:
+        r = runner.invoke(app, ["offload", "deepseek-v3", "--gpu", "4090", "--ram", "512", "--cpu", cpu, "--quant",
+                                "Q4_K_M", "--json"])  # fmt: skip
+        return float(json.loads(r.stdout)["performance"]["decode_tokens_per_s"])
+
+    assert tps("epyc-9124") < 0.85 * tps("epyc-9654")
+    out = " ".join(runner.invoke(app, ["offload", "deepseek-v3", "--gpu", "4090", "--ram", "1024", "--cpu",
+                                       "2x-epyc-9654", "--quant", "Q4_K_M"]).stdout.split())  # fmt: skip
+    assert "922 GB/s; 461 GB/s as llama.cpp reads it" in out

@@ -162,7 +162,7 @@ def ram_bytes_per_s(cpu: CpuSpec, numa_replicated: bool) -> float:
     """
     if numa_replicated or cpu.sockets == 1:
         return cpu.effective_bandwidth_gb_s * 1e9
-    return cpu.bandwidth_gb_s / cpu.sockets * 1e9
+    return cpu.dimm_equivalent_gb_s / cpu.sockets * 1e9
 
 
 def usable_ram_bytes(ram_gib: float) -> float:

@@ -48,6 +48,9 @@ class CpuSpec(Record):
     memory_mt_s: int | None = None
     max_memory_gib: float | None = None
     bandwidth_gb_s: float = field(metadata={"gt": 0})
+    fabric_read_gb_s: float | None = field(default=None, metadata={"gt": 0})
+    """Read bandwidth measured where the links from the cores to the memory controllers, not the DIMMs, bound it
+    (few-CCD EPYC, single-CCD Ryzen), all sockets; None where the DIMMs do."""
     isa: tuple[str, ...] = ()
     fp32_gflops_per_core_cycle: float | None = field(default=None, metadata={"gt": 0})
     base_ghz: float | None = field(default=None, metadata={"gt": 0})
@@ -58,13 +61,21 @@ class CpuSpec(Record):
     notes: str | None = None
 
     @property
+    def dimm_equivalent_gb_s(self) -> float:
+        """The theoretical DIMM bandwidth the offload model's efficiencies are shares of, all sockets: the catalogue
+        figure, or where the fabric bounds the reads, its measured read taken as :data:`MEASURED_READ_SHARE` of a
+        peak (two EPYC 9124s: 530 GB/s read, 624 of their DIMMs' 922)."""
+        capped = self.fabric_read_gb_s / MEASURED_READ_SHARE if self.fabric_read_gb_s else self.bandwidth_gb_s
+        return min(self.bandwidth_gb_s, capped)
+
+    @property
     def effective_bandwidth_gb_s(self) -> float:
         """RAM bandwidth a single inference process can use: across sockets each extra socket adds 40%.
 
         llama.cpp and KTransformers are not NUMA-local: KTransformers' DeepSeek-R1 runs on one and two Xeon 6454S
         sockets measure 8.73 and 12.21 tok/s (1.4x for twice the channels).
         """
-        per_socket = self.bandwidth_gb_s / self.sockets
+        per_socket = self.dimm_equivalent_gb_s / self.sockets
         return per_socket * (1 + 0.4 * (self.sockets - 1))
 
     @property
