@@ -451,3 +451,18 @@ def test_a_fabric_bound_cpu_reads_at_its_measured_rate_and_the_header_says_at_wh
     out = " ".join(runner.invoke(app, ["offload", "deepseek-v3", "--gpu", "4090", "--ram", "1024", "--cpu",
                                        "2x-epyc-9654", "--quant", "Q4_K_M"]).stdout.split())  # fmt: skip
     assert "922 GB/s; 461 GB/s as llama.cpp reads it" in out
+
+
+def test_a_default_ubatch_that_prefills_slowly_names_the_wider_one() -> None:
+    """Left at llama.cpp's 512, gpt-oss-120b on an RTX 4090 under ik_llama.cpp computes its RAM experts on the CPU
+    for a 7,680-token prompt (minutes); --ubatch 2048 streams them to the GPU: the hint gives both first tokens and
+    the decode speed the wider buffer leaves. A --ubatch the user gave draws no hint."""
+    base = ["offload", "gpt-oss-120b", "--gpu", "4090", "--ram", "64", "--cpu", "ddr5-6000x2", "--engine", "ik",
+            "--json"]  # fmt: skip
+    out = json.loads(runner.invoke(app, base).stdout)
+    hint = next(a for a in out["assumptions"] if a.startswith("with --ubatch 2,048"))
+    fast = float(hint.split("prefills in ")[1].split(" s")[0])
+    assert fast < 0.1 * out["performance"]["time_to_first_token_s"]
+    wide = json.loads(runner.invoke(app, [*base, "--ubatch", "2048"]).stdout)
+    assert wide["performance"]["time_to_first_token_s"] < 1.5 * fast
+    assert not any(a.startswith("with --ubatch") for a in wide["assumptions"])

@@ -462,7 +462,7 @@ def evaluate_offload(d: Deployment, host: Host, offload: str) -> OffloadResult:
         step_seconds=p.decode_parts_s,
     )
     cost = cost_result(d, perf.throughput_tokens_per_s, perf.prefill_tokens_per_s)
-    hint = model.prefill_hint(p, prompt)
+    hint = model.prefill_hint(p, prompt, context, batch)
     assumptions = base.assumptions + ((hint,) if hint else ())
     kv = {"fp16": "f16", "bf16": "bf16", "fp32": "f32"}.get(d.kv_dtype, d.kv_dtype)
     cmds = commands(d, d.scheme.name, p, host, context, kv) if p.fits else {}
