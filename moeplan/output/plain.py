@@ -54,14 +54,16 @@ def estimate_table(result: EstimateResult) -> Table:
         ["weights format", m.scheme, ""],
         ["KV cache format", m.kv_dtype, ""],
         ["engine", m.engine, ""],
-        ["weights", _g(m.weights_bytes / gib), "GiB"],
+        ["weights, all GPUs", _g(m.weights_bytes / gib), "GiB"],
+        ["weights per GPU", _g(m.per_gpu_weights_bytes / gib), "GiB"],
         *(
             [["weights of published files", f"{_g(r[0] / gib)}-{_g(r[1] / gib)}", "GiB"]]
             if (r := m.weights_range_bytes)
             else []
         ),
         ["KV cache per token", m.kv_bytes_per_token, "bytes"],
-        ["KV cache", _g(m.kv_cache_bytes / gib), "GiB"],
+        ["KV cache, all GPUs", _g(m.kv_cache_bytes / gib), "GiB"],
+        ["KV cache per GPU", _g(m.per_gpu_kv_cache_bytes / gib), "GiB"],
         *(
             [["recurrent state per sequence", _g(m.state_bytes_per_sequence / 2**20, 1), "MiB"]]
             if m.state_bytes
@@ -87,7 +89,11 @@ def estimate_table(result: EstimateResult) -> Table:
             ["decode tokens/s, high", _g(hi, 1), "tokens/s"],
             ["decode tokens/s, all sequences", _g(perf.throughput_tokens_per_s, 1), "tokens/s"],
             ["prefill tokens/s", _g(perf.prefill_tokens_per_s, 0), "tokens/s"],
+            ["prefill tokens/s, low", _g(perf.prefill_tokens_per_s_range[0], 0), "tokens/s"],
+            ["prefill tokens/s, high", _g(perf.prefill_tokens_per_s_range[1], 0), "tokens/s"],
             ["time to first token", _g(perf.time_to_first_token_s), "s"],
+            ["time to first token, low", _g(perf.time_to_first_token_s_range[0]), "s"],
+            ["time to first token, high", _g(perf.time_to_first_token_s_range[1]), "s"],
         ]
         if perf.loaded_prefill_tokens_per_s_per_gpu is not None:
             rows.append(["prefill at full load per GPU", _g(perf.loaded_prefill_tokens_per_s_per_gpu, 0), "tokens/s"])
@@ -105,6 +111,7 @@ def estimate_table(result: EstimateResult) -> Table:
         rows += [
             ["cost per hour", _g(cost.usd_per_hour), "USD"],
             ["cost per million output tokens", _g(cost.usd_per_million_output_tokens), "USD"],
+            ["cost per million input tokens", _g(cost.usd_per_million_input_tokens), "USD"],
             ["purchase", _g(cost.purchase_usd, 0), "USD"],
         ]
     return ["figure", "value", "unit"], [[str(c) for c in r] for r in rows]
