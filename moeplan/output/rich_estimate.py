@@ -29,13 +29,10 @@ def print_estimate(console: Console, result: EstimateResult, detail: bool = Fals
     spec, p = result.spec, result.params
     arch = spec.arch
     print_verdict_line(console, result)
-    kind = (
-        f"MoE, {arch.moe.num_experts} experts, top-{arch.moe.top_k}"
-        + (f" (with {arch.moe.zero_experts} identity experts)" if arch.moe.zero_experts else "")
-        + (f", {arch.moe.num_shared_experts} shared" if arch.moe.num_shared_experts else "")
-        if arch.moe
-        else "dense"
-    )
+    moe = arch.moe
+    kind = (f"MoE, {moe.num_experts} experts, top-{moe.top_k}" + f" (with {moe.zero_experts} identity experts)"
+            * bool(moe.zero_experts) + f", {moe.num_shared_experts} shared" * bool(moe.num_shared_experts)
+            if moe else "dense")  # fmt: skip
     asked = result.request.model
     aliased = asked.lower() not in (spec.id, spec.origin) and spec.origin == "catalogue"
     alias = f"  [dim]('{asked}' is an alias)[/dim]" if aliased else ""
@@ -523,15 +520,16 @@ def print_explain(console: Console, result: EstimateResult) -> None:
     if result.flops is not None:
         fl = result.flops
         scores = fl.decode_by_kind.get("attention_scores", 0)
+        mm = fl.decode_per_token - scores  # 2 FLOPs a weight: a multiply and an add
         console.print(
-            f"[bold]decode FLOPs per token[/bold] = 2 x matmul weights a token passes "
-            f"{(fl.decode_per_token - scores) / 1e9:,.2f} G + attention scores {scores / 1e9:,.2f} G"
+            f"[bold]decode FLOPs per token[/bold] = 2 x {mm / 2e9:,.2f} G matmul weights a token passes = "
+            f"{mm / 1e9:,.2f} G + attention scores {scores / 1e9:,.2f} G = {fl.decode_per_token / 1e9:,.2f} G"
         )
     perf = result.performance
     if perf is not None and f is not None:
-        s = perf.step_seconds
+        s, where = perf.step_seconds, f"a TP rank over the {f.pp} stages a token passes" if f.pp > 1 else "per GPU"
         console.print(
-            f"[bold]decode step[/bold] = max(bytes read {perf.bytes_read_per_step_per_gpu / gib:,.2f} GiB per GPU / "
+            f"[bold]decode step[/bold] = max(bytes read {perf.bytes_read_per_step_per_gpu / gib:,.2f} GiB {where} / "
             f"bandwidth x efficiency = {s['memory'] * 1e3:,.2f} ms, FLOPs / compute = {s['compute'] * 1e3:,.2f} ms) + "
             f"fixed {s['fixed'] * 1e3:,.2f} ms + communication {s['communication'] * 1e3:,.2f} ms"
             + (
