@@ -299,6 +299,12 @@ def test_counts_a_config_leaves_out_are_named_with_the_default_taken(tmp_path: P
     (tmp_path / "config.json").write_text(json.dumps(config))
     r = estimate(EstimateRequest(model=str(tmp_path / "config.json"), gpu="h200"))
     assert any("linear_num_key_heads=16" in note for note in r.assumptions)
+    from typer.testing import CliRunner
+
+    from moeplan.cli import app
+
+    out = CliRunner().invoke(app, ["estimate", str(tmp_path / "config.json"), "--gpu", "h200"]).stdout
+    assert "linear_num_key_heads=16" in " ".join(out.split()[:60])  # in the summary, beside the model it changes
 
 
 @pytest.mark.parametrize(

@@ -37,6 +37,8 @@ def print_estimate(console: Console, result: EstimateResult, detail: bool = Fals
     aliased = asked.lower() not in (spec.id, spec.origin) and spec.origin == "catalogue"
     alias = f"  [dim]('{asked}' is an alias)[/dim]" if aliased else ""
     console.print(f"[bold]{spec.name}[/bold]  ({spec.architecture}, {kind}, {arch.num_layers} layers){alias}")
+    if spec.origin != "catalogue" and spec.notes and "family's defaults" in spec.notes:  # counts the file left out
+        console.print(f"[yellow]{spec.notes}[/yellow]", markup=True, highlight=False)
     routing = f", {fmt_count(p.active_min)} to {fmt_count(p.active_max)} as routing varies" * (
         p.active_min != p.active_max
     )
