@@ -464,6 +464,10 @@ def evaluate_offload(d: Deployment, host: Host, offload: str) -> OffloadResult:
     cost = cost_result(d, perf.throughput_tokens_per_s, perf.prefill_tokens_per_s)
     hint = model.prefill_hint(p, prompt, context, batch)
     assumptions = base.assumptions + ((hint,) if hint else ())
+    if d.engine.run_time_repack:  # ik_llama.cpp: what sets it apart from llama.cpp here, and what does not
+        assumptions += ("ik_llama.cpp is planned as llama.cpp but for -rtr's repacked CPU kernels and its threshold "
+                        "for streaming RAM experts to the GPU; its faster CPU attention at long contexts (1.5x at 24K "
+                        "tokens in benchmarks/offload_measurements.yaml O05) is not modelled",)  # fmt: skip
     kv = {"fp16": "f16", "bf16": "bf16", "fp32": "f32"}.get(d.kv_dtype, d.kv_dtype)
     cmds = commands(d, d.scheme.name, p, host, context, kv) if p.fits else {}
     return OffloadResult(
