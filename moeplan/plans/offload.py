@@ -66,12 +66,14 @@ def host_cpu(req: OffloadRequest) -> tuple[CpuSpec, str | None]:
         if h is None:
             raise InputError(note or "no host calibration stored", "run `moeplan calibrate --device cpu` first")
         gemm = h.expert_gflops_prefill
+        if req.cpu is not None:  # both given: the measurement wins, and says so
+            note = "; ".join(x for x in (note, f"--cpu {req.cpu} not used: the calibrated host replaces it") if x)
         return measured_host(h.cpu, h.sockets, h.threads, h.ram_gb_s, gemm), note
     if req.ram_bandwidth_gb_s is not None and req.cpu is not None:  # a measured bandwidth on a known platform
         cpu = resolve_cpu(req.cpu)
         note = (f"RAM bandwidth {req.ram_bandwidth_gb_s:g} GB/s (--ram-bandwidth) in place of the catalogue's "
                 f"{cpu.bandwidth_gb_s:g} for {cpu.name}; its cores and instruction set as catalogued")  # fmt: skip
-        return dataclasses.replace(cpu, bandwidth_gb_s=req.ram_bandwidth_gb_s), note
+        return dataclasses.replace(cpu, bandwidth_gb_s=req.ram_bandwidth_gb_s, fabric_read_gb_s=None), note
     if req.ram_bandwidth_gb_s is not None:
         return custom_host(req.ram_bandwidth_gb_s), None
     if req.cpu is None:
