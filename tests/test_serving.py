@@ -1174,10 +1174,12 @@ def test_copies_of_a_small_deployment_serve_a_high_rate_at_one_copys_latency() -
     req = ServeRequest(model="qwen3-30b-a3b", traffic=Traffic(8192, 1024, rate=50.0), gpus=("b200",),
                        engines=("sglang",), quants=("nvfp4",), max_gpus=16)  # fmt: skip
     result = plan_serve(req)
-    best = result.candidates[0]
-    assert best.replicas == 16 and best.num_gpus == 16 and best.tp == 1 and best.meets
+    best = result.candidates[0]  # copies of a small deployment, of one GPU or of a few (4 x DP4 at 73 tok/s a user)
+    assert best.replicas > 1 and best.num_gpus == 16 and best.meets
+    ones = next(c for c in result.candidates if c.replicas == 16 and c.tp == 1)
     wide = next(c for c in result.candidates if c.num_gpus == 16 and c.replicas == 1 and c.dp_attention)
-    assert best.point.tokens_per_s_per_user > 2 * wide.point.tokens_per_s_per_user
+    assert ones.point.tokens_per_s_per_user > 2 * wide.point.tokens_per_s_per_user
+    assert ones.usd_per_million_output_tokens == pytest.approx(best.usd_per_million_output_tokens)
     one = resolve(EstimateRequest(model="qwen3-30b-a3b", gpu="h100", num_gpus=1, context=2048,
                                   use_calibration=False))  # fmt: skip
     closed = ServeRequest(model="qwen3-30b-a3b", traffic=Traffic(1024, 1024, concurrency=64), gpus=("h100",))
@@ -1186,6 +1188,16 @@ def test_copies_of_a_small_deployment_serve_a_high_rate_at_one_copys_latency() -
     assert four is not None and four.num_gpus == 4 and four.point.ttft_s == pytest.approx(alone.ttft_s)
     assert four.point.request_rate == pytest.approx(4 * alone.request_rate)
     assert replicated(one, closed, 3) is None  # 64 clients do not split evenly over three copies
+
+
+def test_copies_are_also_tried_of_deployments_larger_than_the_smallest() -> None:
+    """Llama-3.3-70B fp8 at 20 requests/s of 2K/512 on H100: one H100 holds it but serves little; copies of its
+    2-GPU deployment (8 x TP2 on 16) keep up at that deployment's cost per token, where only copies of the
+    smallest had been tried and none kept up."""
+    req = ServeRequest(model="llama-3.3-70b", traffic=Traffic(2048, 512, rate=20.0), gpus=("h100",),
+                       engines=("vllm",), quants=("fp8",), max_gpus=64)  # fmt: skip
+    best = plan_serve(req).candidates[0]
+    assert best.point.stable and best.replicas > 1 and best.num_gpus // best.replicas >= 2
 
 
 def test_a_load_beyond_one_decode_instance_is_served_by_copies_of_the_split() -> None:

@@ -249,9 +249,11 @@ def print_serve(console: Console, result: ServeResult, top: int, detail: bool = 
         # every one queues the load: what the best output per GPU found says the load needs
         per_gpu = max(c.point.output_tokens_per_s_per_gpu for c in result.candidates)
         need = math.ceil(t.rate * t.osl / per_gpu)
+        why = (f"at the most output per GPU found ({per_gpu:,.0f} tok/s) the load needs at least {need:,} GPUs; raise "
+               f"--max-gpus to {need:,} or more" if need > req.max_gpus else  # else the layouts in reach fall short
+               f"the configurations in reach do not; raise --max-gpus (to {2 * req.max_gpus:,}, say)")  # fmt: skip
         console.print(f"[yellow]none keeps up with {fmt_plain(t.rate)} requests/s within --max-gpus {req.max_gpus}"
-                      f"[/yellow]: at the most output per GPU found ({per_gpu:,.0f} tok/s) the load needs at least "
-                      f"{need:,} GPUs; raise --max-gpus to {need:,} or more")  # fmt: skip
+                      f"[/yellow]: {why}")  # fmt: skip
     else:
         if targeted:
             console.print("[yellow]no configuration meets the targets[/yellow]; --format csv or --json say what each "

@@ -32,7 +32,8 @@ from moeplan.records import Value
 COUNTS = (1, 2, 4, 8, 16, 32, 64)
 SWEEP = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
 REPLICAS = (2, 4, 8, 16, 32)
-"""Copies of a smallest deployment the search tries behind a load balancer."""
+"""Copies the search tries behind a load balancer of each deployment of the fewest GPUs, twice and four times as
+many."""
 PREFILL_SATURATED = 0.98
 """A prefill share at which the prefill side has no time left: its queue, not its passes, sets the TTFT (the
 serving models cap the share there)."""
@@ -499,7 +500,7 @@ def plan_serve(req: ServeRequest, progress: Callable[[int, int], None] | None = 
                         found = found or n
                         out.append(evaluate_config(d, req, model=model))
                         met = met or out[-1].meets
-                        if n == found:  # copies of the smallest deployments, as many as --max-gpus allows
+                        if n in (found, 2 * found, 4 * found):  # copies of the smaller deployments, within --max-gpus
                             copies = [r for r in REPLICAS if n * r <= req.max_gpus]
                             out += [c for r in copies if (c := replicated(d, req, r)) is not None]
                 if found:
