@@ -123,6 +123,8 @@ def print_recommend(
                 else "the load served (none keeps up, so none has a cost)")  # fmt: skip
     elif not best.serves_load:  # those that queue the load rank by the output tokens/s they serve of it
         sort = f"{sort}, then the load served"
+    elif sort == "cost" and best.usd_per_million_output_tokens is None:  # serving it outranks a price
+        sort = "the load served (those priced queue it; these have no catalogue price)"
     rate = fmt_rate(best.tokens_per_s)
     usd = "" if best.usd_per_million_output_tokens is None else f", {fmt_usd(best.usd_per_million_output_tokens)}/M out"
     if not best.serves_load:  # ranked first among configurations that all queue the load's clients
