@@ -1190,6 +1190,19 @@ def test_copies_of_a_small_deployment_serve_a_high_rate_at_one_copys_latency() -
     assert replicated(one, closed, 3) is None  # 64 clients do not split evenly over three copies
 
 
+def test_the_input_price_falls_as_more_of_the_prompt_is_cached() -> None:
+    """$ per million input tokens counts every prompt token, those a prefix hit finds cached too (as prices quote
+    them): the more is cached, the less prefill each costs; it had divided by the uncached ones and risen 4x."""
+    prices = []
+    for hit in (0.0, 0.5, 0.99):
+        req = ServeRequest(model="qwen3-235b-a22b", traffic=Traffic(4096, 512, rate=5.0, prefix_hit=hit),
+                           gpus=("h200",), engines=("vllm",), quants=("fp8-block128",))  # fmt: skip
+        best = plan_serve(req).candidates[0]
+        assert best.usd_per_million_input_tokens is not None
+        prices.append(best.usd_per_million_input_tokens)
+    assert prices[0] > prices[1] > prices[2]
+
+
 def test_copies_are_also_tried_of_deployments_larger_than_the_smallest() -> None:
     """Llama-3.3-70B fp8 at 20 requests/s of 2K/512 on H100: one H100 holds it but serves little; copies of its
     2-GPU deployment (8 x TP2 on 16) keep up at that deployment's cost per token, where only copies of the

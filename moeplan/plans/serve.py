@@ -211,7 +211,7 @@ def evaluate_config(
         points = tuple(model.at(replace(t, concurrency=c, rate=None, arrivals="poisson")).point() for c in loads)
     input_usd = None
     if price and point.stable and point.request_rate > 0:
-        prompt_tokens = point.request_rate * req.traffic.isl * (1 - req.traffic.prefix_hit)
+        prompt_tokens = point.request_rate * req.traffic.isl  # all of them, cached ones too: as prices quote them
         input_usd = price * n * point.prefill_share / (prompt_tokens * 3600) * 1e6 if prompt_tokens else None
     return ServeCandidate(
         usd_per_million_input_tokens=input_usd,
@@ -307,7 +307,7 @@ def disaggregated(
         prefill_hourly = p_price * n_p * pn if p_price else None
         hourly = prefill_hourly + d_price * d * n_d if prefill_hourly and d_price else None
         usd = hourly / (point.output_tokens_per_s * 3600) * 1e6 if hourly and point.stable else None
-        prompt_tokens = point.request_rate * t.isl * (1 - t.prefix_hit)
+        prompt_tokens = point.request_rate * t.isl  # all of them, cached ones too
         input_usd = (prefill_hourly / (prompt_tokens * 3600) * 1e6  # the prefill instances' cost
                      if prefill_hourly and point.stable and prompt_tokens > 0 else None)  # fmt: skip
         watts = pgpu.tdp_w * n_p * pn + gpu.tdp_w * d * n_d if pgpu.tdp_w and gpu.tdp_w else None
