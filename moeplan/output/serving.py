@@ -257,7 +257,7 @@ def print_serve(console: Console, result: ServeResult, top: int, detail: bool = 
     else:
         if targeted:
             console.print("[yellow]no configuration meets the targets[/yellow]; --format csv or --json say what each "
-                          "misses")  # fmt: skip
+                          f"misses; more GPUs may (--max-gpus, now {req.max_gpus})")  # fmt: skip
         else:
             console.print("[yellow]no configuration keeps up with the load[/yellow]: more GPUs (--max-gpus), or a "
                           "lower --rate")  # fmt: skip

@@ -529,7 +529,7 @@ def plan_serve(req: ServeRequest, progress: Callable[[int, int], None] | None = 
     # unpriced GPUs (no catalogue price, no --gpu-file), each by output per GPU, which orders the cost per token of
     # one GPU kind at any price
     out.sort(key=lambda c: (not c.meets, c.usd_per_million_output_tokens is None, c.usd_per_hour is None,
-                            c.usd_per_million_output_tokens or inf,
+                            c.usd_per_million_output_tokens or inf, len(c.misses),  # equal cost: fewer misses first
                             -c.point.output_tokens_per_s_per_gpu if c.usd_per_million_output_tokens is None
                             else -c.point.tokens_per_s_per_user,
                             c.point.ttft_s))  # fmt: skip  # equal cost and speed: the shorter wait first
