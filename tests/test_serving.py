@@ -695,7 +695,9 @@ def test_mtp_drafts_more_tokens_than_layers_through_the_last_one() -> None:
     assert s3.tokens == pytest.approx(1 + a + a * a * 0.74 + a * a * 0.74 * a * 0.74**2) and s3.seconds > s1.seconds
     from moeplan.plans.serve_commands import launch
 
-    assert "--speculative-num-steps 3" in launch(resolve(replace(base, mtp_drafts=3, engine="sglang")), 8)
+    assert "--speculative-num-steps 3 --speculative-eagle-topk 1" in launch(
+        resolve(replace(base, mtp_drafts=3, engine="sglang")), 8
+    )
     trt = launch(resolve(replace(base, mtp_drafts=3, engine="tensorrt-llm")), 8)
     assert "num_nextn_predict_layers: 3" in trt.split("#", 1)[1]
     for bad, why in (
@@ -790,7 +792,11 @@ def test_a_split_launch_ends_with_the_router_that_fronts_its_instances() -> None
     assert line.startswith("trtllm-serve disaggregated -c disagg.yaml")
     assert "context_servers: {num_instances: 4," in line and "generation_servers: {num_instances: 1," in line
     looped = router_command("sglang", 16, 2)
-    assert "$(for k in $(seq 16); do echo --prefill http://prefill-$k:30000 8998; done)" in looped
+    assert "$(for k in $(seq 0 15); do echo --prefill http://prefill-$((k+1)):30000 8998; done)" in looped
+    # two 4-GPU prefill instances a host: the second on each at the next server and bootstrap ports
+    shared = router_command("sglang", 4, 1, (2, 1))
+    assert "--prefill http://prefill-1:30001 8999 --prefill http://prefill-2:30000 8998" in shared
+    assert "k%2" in router_command("sglang", 16, 1, (2, 1))
     for eng, router, sharing in (("sglang", "sglang_router", "--base-gpu-id 4k"),
                                  ("vllm", "vllm-router", "VLLM_NIXL_SIDE_CHANNEL_PORT 5600+4k"),
                                  ("tensorrt-llm", "trtllm-serve disaggregated", "--port 8000+k")):  # fmt: skip

@@ -26,7 +26,15 @@ from moeplan.formats.quality import expert_bits
 from moeplan.formats.schemes import model_scheme, sixteen_bit
 from moeplan.hardware.gpus import GpuSpec, load_gpus
 from moeplan.model.spec import ModelSpec
-from moeplan.plans.serve_commands import ROUTER_NAME, SPLIT_ENGINES, commented, launch, router_command, wide_settings
+from moeplan.plans.serve_commands import (
+    ROUTER_NAME,
+    SPLIT_ENGINES,
+    commented,
+    host_share,
+    launch,
+    router_command,
+    wide_settings,
+)
 from moeplan.records import Value
 
 COUNTS = (1, 2, 4, 8, 16, 32, 64)
@@ -320,7 +328,8 @@ def disaggregated(
         label = f"{n_p}x{pn}P:{d}D" if n_d == 1 else f"{n_p}x{pn}P:{n_d}x{d}D"  # 16x4P:4x8D: four decode instances
         decode = commented(launch(dd, d, "decode"), f"decode{instances}{' on ' + gpu.id if prefill else ''}; {router} "
                             "routes each request and its KV cache")  # fmt: skip
-        command = f"{prefill_line}\n{decode}\n{router_command(dd.engine.name, n_p, n_d)}"
+        shares = (host_share(pgpu, pn), host_share(gpu, d))
+        command = f"{prefill_line}\n{decode}\n{router_command(dd.engine.name, n_p, n_d, shares)}"
         out.append(ServeCandidate(
             gpu=gpu, num_gpus=total, tp=dd.layout.tp, ep=dd.layout.ep, pp=1, quant=dd.scheme.name,
             engine=dd.engine.name, point=point, meets=not misses, misses=misses,

@@ -151,7 +151,10 @@ def launch(d: Deployment, n: int, role: str | None = None) -> str:
         if name == "tensorrt-llm":
             extra.append(f"speculative_config: {{decoding_type: MTP, num_nextn_predict_layers: {k}}}")
         elif name == "sglang":
-            opts += f" --speculative-algorithm EAGLE --speculative-num-steps {k} --speculative-num-draft-tokens {k + 1}"
+            opts += (
+                f" --speculative-algorithm EAGLE --speculative-num-steps {k} --speculative-eagle-topk 1"
+                f" --speculative-num-draft-tokens {k + 1}"
+            )  # topk unset leaves None, which SGLang compares
         else:
             opts += f' --speculative-config \'{{"method": "mtp", "num_speculative_tokens": {k}}}\''
     if role is not None:
@@ -237,36 +240,54 @@ def _article(word: str) -> str:
     return "an" if word[:1].lower() in "aefhilmnorsx" else "a"
 
 
-def router_command(name: str, n_prefill: int, n_decode: int) -> str:
-    """The command that fronts a split of ``n_prefill`` prefill and ``n_decode`` decode instances, addressed
-    ``prefill-K`` and ``decode-K`` at the engine's default port (:data:`SERVER_PORT`): SGLang's PD router
-    (``python -m sglang_router.launch_router --pd-disaggregation --prefill URL BOOTSTRAP_PORT --decode URL``, as
-    SGLang's PD guide launches it), vLLM's ``vllm-router --vllm-pd-disaggregation`` and TensorRT-LLM's ``trtllm-serve
-    disaggregated -c disagg.yaml`` (its YAML's ``context_servers`` and ``generation_servers``).  Two prefill
-    instances and one decode instance under SGLang: ``... --prefill http://prefill-1:30000 8998 --prefill
-    http://prefill-2:30000 8998 --decode http://decode-1:30000 --host 0.0.0.0 --port 8000``."""
+def router_command(name: str, n_prefill: int, n_decode: int, shares: tuple[int, int] = (1, 1)) -> str:
+    """The command that fronts a split of ``n_prefill`` prefill and ``n_decode`` decode instances, ``shares`` of each
+    side to a host (:func:`split_notes`: the k-th on a host at the engine's default port + k, SGLang's prefill at
+    bootstrap port 8998 + k), the hosts addressed ``prefill-H`` and ``decode-H``: SGLang's PD router (``python -m
+    sglang_router.launch_router --pd-disaggregation --prefill URL BOOTSTRAP_PORT --decode URL``, as SGLang's PD guide
+    launches it), vLLM's ``vllm-router --vllm-pd-disaggregation`` and TensorRT-LLM's ``trtllm-serve disaggregated -c
+    disagg.yaml`` (its YAML's ``context_servers`` and ``generation_servers``).  Two prefill instances of 4 GPUs on one
+    8-GPU host and one decode instance under SGLang: ``... --prefill http://prefill-1:30000 8998 --prefill
+    http://prefill-1:30001 8999 --decode http://decode-1:30000 --host 0.0.0.0 --port 8000``."""
     port = SERVER_PORT[name]
+    note = "prefill-H, decode-H: the H-th host of each side's instances"
+
+    def address(role: str, k: int, share: int) -> str:  # instance k from 0
+        return f"{role}-{k // share + 1}:{port + k % share}"
+
+    def looped(role: str, share: int) -> str:  # the same address in shell arithmetic over $k
+        return f"{role}-$((k/{share}+1)):$(({port}+k%{share}))" if share > 1 else f"{role}-$((k+1)):{port}"
+
     if name == "tensorrt-llm":
 
-        def servers(role: str, n: int) -> str:
-            urls = (", ".join(f"{role}-{k}:{port}" for k in range(1, n + 1)) if n <= LISTED
-                    else f"{role}-1:{port} to {role}-{n}:{port}")  # fmt: skip
+        def servers(role: str, n: int, share: int) -> str:
+            urls = (", ".join(address(role, k, share) for k in range(n)) if n <= LISTED
+                    else f"{address(role, 0, share)} to {address(role, n - 1, share)}")  # fmt: skip
             return f"{{num_instances: {n}, urls: [{urls}]}}"
 
         return ("trtllm-serve disaggregated -c disagg.yaml  # disagg.yaml: hostname: 0.0.0.0; port: 8000; "
-                f"context_servers: {servers('prefill', n_prefill)}; generation_servers: {servers('decode', n_decode)}; "
-                "prefill-K, decode-K: each instance's host (and its port where two share one)")  # fmt: skip
+                f"context_servers: {servers('prefill', n_prefill, shares[0])}; "
+                f"generation_servers: {servers('decode', n_decode, shares[1])}; {note}")  # fmt: skip
 
-    def flags(flag: str, role: str, n: int, suffix: str = "") -> str:
+    sglang = name == "sglang"
+
+    def flags(flag: str, role: str, n: int, share: int, bootstrap: bool) -> str:
         if n <= LISTED:
-            return " ".join(f"{flag} http://{role}-{k}:{port}{suffix}" for k in range(1, n + 1))
-        return f"$(for k in $(seq {n}); do echo {flag} http://{role}-$k:{port}{suffix}; done)"
+            ports = [f" {SGLANG_BOOTSTRAP_PORT + k % share}" if bootstrap else "" for k in range(n)]
+            return " ".join(f"{flag} http://{address(role, k, share)}{ports[k]}" for k in range(n))
+        port_k = (f" $(({SGLANG_BOOTSTRAP_PORT}+k%{share}))" if share > 1 else f" {SGLANG_BOOTSTRAP_PORT}") * bootstrap
+        return f"$(for k in $(seq 0 {n - 1}); do echo {flag} http://{looped(role, share)}{port_k}; done)"
 
-    bootstrap = f" {SGLANG_BOOTSTRAP_PORT}" if name == "sglang" else ""
-    head = ("python -m sglang_router.launch_router --pd-disaggregation" if name == "sglang"
+    head = ("python -m sglang_router.launch_router --pd-disaggregation" if sglang
             else "vllm-router --vllm-pd-disaggregation")  # fmt: skip
-    return (
-        f"{head} {flags('--prefill', 'prefill', n_prefill, bootstrap)} {flags('--decode', 'decode', n_decode)}"
-        " --host 0.0.0.0 --port 8000  # router: prefill-K, decode-K: each instance's host (and its port where two"
-        " share one)"
+    prefill, decode = (
+        flags("--prefill", "prefill", n_prefill, shares[0], sglang),
+        flags("--decode", "decode", n_decode, shares[1], False),
     )
+    return f"{head} {prefill} {decode} --host 0.0.0.0 --port 8000  # router: {note}"
+
+
+def host_share(gpu: GpuSpec | None, n: int) -> int:
+    """Instances of ``n`` GPUs one host holds: 8-GPU hosts (4 in an NVL72 tray) over ``n``, at least one."""
+    per_host = RACK_HOST_GPUS if gpu is not None and (gpu.nvlink_domain or 0) > HOST_GPUS else HOST_GPUS
+    return max(1, per_host // n) if n < per_host else 1
