@@ -1196,6 +1196,16 @@ def test_copies_of_a_small_deployment_serve_a_high_rate_at_one_copys_latency() -
     assert replicated(one, closed, 3) is None  # 64 clients do not split evenly over three copies
 
 
+def test_a_gpu_asked_for_without_a_price_is_named_when_its_rows_fall_below_the_table() -> None:
+    """MI355X has no catalogue price, so its rows rank after every priced one; asked for by name, it is still named
+    with its best configuration under the table rather than vanishing."""
+    code, out, err = run("serve", "deepseek-r1", "--isl", "8k", "--osl", "1k", "--concurrency", "1024", "--gpu",
+                         "b200,h200,mi355x", "--ttft", "2", "--tpot", "50", "--top", "5")  # fmt: skip
+    assert code == 0, err
+    text = " ".join(out.split())
+    assert "mi355x has no catalogue price, so it ranks after the priced: its best here," in text
+
+
 def test_the_input_price_falls_as_more_of_the_prompt_is_cached() -> None:
     """$ per million input tokens counts every prompt token, those a prefix hit finds cached too (as prices quote
     them): the more is cached, the less prefill each costs; it had divided by the uncached ones and risen 4x."""

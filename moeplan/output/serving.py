@@ -241,6 +241,15 @@ def print_serve(console: Console, result: ServeResult, top: int, detail: bool = 
         return tb
 
     console.print(first_fitting(console, lambda: table(False), lambda: table(True)))
+    shown_kinds = {c.gpu.id for c, _ in shown_rows}
+    for gid in sorted({c.gpu.id for c in result.candidates if c.usd_per_hour is None} - shown_kinds):
+        if not result.request.gpus:  # over the whole catalogue the caption names the kinds; asked for, each is shown
+            break
+        pick = max((c for c in result.candidates if c.gpu.id == gid),
+                   key=lambda c: (c.meets, c.point.stable, c.point.output_tokens_per_s_per_gpu))  # fmt: skip
+        console.print(f"[dim]{gid} has no catalogue price, so it ranks after the priced: its best here, {pick.label}, "
+                      f"{pick.point.output_tokens_per_s_per_gpu:,.0f} tok/s per GPU"
+                      f"{'' if pick.meets else ' (misses the targets)'} (--gpu-file adds a price)[/dim]")  # fmt: skip
     if best is not None:
         console.print("launch:")
         for line in shell_lines(best.command, console.width):
