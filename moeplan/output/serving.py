@@ -132,6 +132,7 @@ def print_serve(console: Console, result: ServeResult, top: int, detail: bool = 
 
     t, req = result.request.traffic, result.request
     load = f"concurrency {t.concurrency:,}" if t.concurrency is not None else f"{fmt_plain(t.rate)} requests/s"
+    load += f", {t.prefix_hit:.0%} of each prompt cached" if t.prefix_hit else ""
     goals = [
         f"TTFT <= {req.ttft_s:g} s" if req.ttft_s else "",
         f"TPOT <= {req.tpot_s * 1e3:g} ms" if req.tpot_s else "",
