@@ -155,14 +155,19 @@ def recommend_table(candidates: Sequence[Candidate]) -> Table:
                "usable_gib", "tokens_per_s", "tokens_per_s_low", "tokens_per_s_high", "usd_per_hour",
                "usd_per_million_output_tokens", "purchase_usd", "purchase_basis", "quality", "expert_bits",
                "marks"]  # fmt: skip
+    loaded = any(c.serving is not None for c in candidates)  # under a load: its TTFT, and whether it serves it
+    headers += ["serves_load", "ttft_s"] if loaded else []
     rows = []
     for i, c in enumerate(candidates, 1):
         lo, hi = c.tokens_per_s_range
         box = [_g(c.ram_gib, 0), c.host or "", str(c.experts_on_cpu_layers or "")] if c.ram_gib else ["", "", ""]
+        sv = c.serving
+        load = [("yes" if c.serves_load else "no"), ("" if sv is None else _g(sv.ttft_s) if sv.stable else "inf")]
         rows.append([str(i), c.gpu.id, str(c.num_gpus), *box, c.quant, c.engine, _g(c.per_gpu_bytes / 2**30),
                      _g(c.usable_bytes / 2**30), _g(c.tokens_per_s, 1), _g(lo, 1), _g(hi, 1), _g(c.usd_per_hour),
                      _g(c.usd_per_million_output_tokens), _g(c.purchase_usd, 0), c.purchase_basis or "",
-                     c.quality.label if c.quality else "", _g(c.expert_bits), " ".join(c.marks)])  # fmt: skip
+                     c.quality.label if c.quality else "", _g(c.expert_bits), " ".join(c.marks),
+                     *(load if loaded else [])])  # fmt: skip
     return headers, rows
 
 
