@@ -176,7 +176,7 @@ def launch(d: Deployment, n: int, role: str | None = None) -> str:
         how = MULTI_HOST_DP.get(name, MULTI_HOST[name]) if lay.dp_attention else MULTI_HOST[name]
         comments.append(how.format(nodes=-(-n // per_host), n=n, local=per_host))
     if role is not None:
-        comments += split_notes(name, role, n, per_host)
+        comments += split_notes(name, role, n, host_share(d.gpu, n))
     if loaded:
         comments.append(loaded)
     return cmd + ("  # " + "; ".join(comments) if comments else "")
@@ -209,14 +209,13 @@ def checkpoint(d: Deployment) -> tuple[str, str, str]:
             "published one)")  # fmt: skip
 
 
-def split_notes(name: str, role: str, n: int, per_host: int) -> list[str]:
+def split_notes(name: str, role: str, n: int, shares: int) -> list[str]:
     """What a split's instance of ``n`` GPUs needs beyond its command: vLLM's NIXL side channel names the host the
     other side reaches it at, and instances that share a host (8 GPUs, instances of 4: two) each take their own
     GPUs and ports (SGLang's prefill also its bootstrap port; vLLM's side channel counts up from its base port by
     data-parallel rank, so its bases are ``n`` apart)."""
     notes = ["VLLM_NIXL_SIDE_CHANNEL_HOST=this host's address"] if name == "vllm" else []
-    shares = per_host // n if n < per_host else 1
-    if shares > 1:
+    if shares > 1:  # :func:`host_share` instances of n GPUs a host
         own = {
             "sglang": f"--base-gpu-id {n}k --port 30000+k"
             + (f" --disaggregation-bootstrap-port {SGLANG_BOOTSTRAP_PORT}+k" if role == "prefill" else ""),
