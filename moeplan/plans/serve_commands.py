@@ -171,7 +171,7 @@ def launch(d: Deployment, n: int, role: str | None = None) -> str:
         opts += f" --extra_llm_api_options {yaml_file}"
     cmd = d.engine.command(model, d.context, opts)
     comments = [f"{yaml_file}: {'; '.join(extra)}"] if extra else []
-    per_host = RACK_HOST_GPUS if d.gpu is not None and (d.gpu.nvlink_domain or 0) > HOST_GPUS else HOST_GPUS
+    per_host = host_gpus(d.gpu)
     if n > per_host and name in MULTI_HOST:
         how = MULTI_HOST_DP.get(name, MULTI_HOST[name]) if lay.dp_attention else MULTI_HOST[name]
         comments.append(how.format(nodes=-(-n // per_host), n=n, local=per_host))
@@ -286,7 +286,12 @@ def router_command(name: str, n_prefill: int, n_decode: int, shares: tuple[int, 
     return f"{head} {prefill} {decode} --host 0.0.0.0 --port 8000  # router: {note}"
 
 
+def host_gpus(gpu: GpuSpec | None) -> int:
+    """GPUs of one host of ``gpu``: 8, or 4 in a GB200/GB300 NVL72 tray (an NVLink domain past one host)."""
+    return RACK_HOST_GPUS if gpu is not None and (gpu.nvlink_domain or 0) > HOST_GPUS else HOST_GPUS
+
+
 def host_share(gpu: GpuSpec | None, n: int) -> int:
-    """Instances of ``n`` GPUs one host holds: 8-GPU hosts (4 in an NVL72 tray) over ``n``, at least one."""
-    per_host = RACK_HOST_GPUS if gpu is not None and (gpu.nvlink_domain or 0) > HOST_GPUS else HOST_GPUS
+    """Instances of ``n`` GPUs one host holds (:func:`host_gpus` over ``n``), at least one."""
+    per_host = host_gpus(gpu)
     return max(1, per_host // n) if n < per_host else 1
