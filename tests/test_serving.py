@@ -1237,3 +1237,15 @@ def test_a_load_beyond_one_decode_instance_is_served_by_copies_of_the_split() ->
     best = next(c for c in plan_serve(req).candidates if c.meets)
     assert best.disaggregated == "16x4P:4x8D" and best.num_gpus == 96
     assert "decode: 4 instances of this" in best.command
+
+
+def test_every_pareto_letter_is_drawn_or_said_to_lie_under_another() -> None:
+    """Two front points in one cell of the plot: the letter drawn over is named in the legend as lying under the
+    other, so no legend entry points at nothing."""
+    code, out, err = run("serve", "deepseek-v3", "--isl", "8k", "--osl", "1k", "--concurrency", "1024", "--gpu",
+                         "b200", "--max-gpus", "64", "--detail")  # fmt: skip
+    assert code == 0, err
+    lines = out.splitlines()
+    plot = "".join(line[1:] for line in lines if line.startswith("|"))
+    legend = [line for line in lines if len(line) > 2 and line[1] == " " and line[0].isalpha() and "client" in line]
+    assert legend and all(line[0] in plot or "(under " in line for line in legend)

@@ -82,10 +82,15 @@ def pareto_plot(result: ServeResult, width: int = PLOT_W + 2) -> list[str]:
     w = max(20, min(PLOT_W, width - 2))
     xmax, ymax = max(x for x, _, _ in pts), max(y for _, y, _ in pts)
     grid = [[" "] * w for _ in range(PLOT_H)]
+    under: dict[str, set[str]] = {}  # a letter drawn over by another's point in the same cell: said in the legend
     for x, y, mark in pts:
         col = min(w - 1, int(x / xmax * (w - 1)))
         row = min(PLOT_H - 1, int(y / ymax * (PLOT_H - 1)))
+        cell = grid[PLOT_H - 1 - row][col]
+        if cell not in (" ", mark):
+            under.setdefault(cell, set()).add(mark)
         grid[PLOT_H - 1 - row][col] = mark
+    drawn = {c for r in grid for c in r}
     lines = [f"output tok/s per GPU (max {ymax:,.0f})"]
     lines += ["|" + "".join(r) for r in grid]
     lines.append("+" + "-" * w + ">")
@@ -93,8 +98,14 @@ def pareto_plot(result: ServeResult, width: int = PLOT_W + 2) -> list[str]:
     for label, mark in marks.items():  # the legend: which configuration each letter is, at which concurrencies
         conc = sorted({p.concurrency for name, p in result.pareto if name == label})
         at = f"{conc[0]:g}" if len(conc) == 1 else f"{conc[0]:g}-{conc[-1]:g}"
-        lines.append(f"{mark} {label}, {at} client{'' if at == '1' else 's'}")
+        hidden = "" if mark in drawn else f" (under {', '.join(sorted(under_of(mark, under)))})"
+        lines.append(f"{mark} {label}, {at} client{'' if at == '1' else 's'}{hidden}")
     return lines
+
+
+def under_of(mark: str, under: dict[str, set[str]]) -> set[str]:
+    """The letters drawn over ``mark``'s points (``under``: each overwritten letter, the letters written on it)."""
+    return under.get(mark, set()) or {"another point"}
 
 
 def engine_ties(
