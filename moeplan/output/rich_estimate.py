@@ -124,8 +124,7 @@ def print_estimate(console: Console, result: EstimateResult, detail: bool = Fals
 
 def print_verdict_line(console: Console, result: EstimateResult) -> None:
     """The answer in one line: fits or not, on what, memory per GPU against usable, and the decode speed."""
-    fit, mem, perf = result.fit, result.memory, result.performance
-    name = result.spec.shown_id
+    fit, mem, perf, name = result.fit, result.memory, result.performance, result.spec.shown_id
     if fit is None:
         one = f"{mem.per_gpu_bytes / 2**30:,.2f} GiB"
         headline(
@@ -139,7 +138,7 @@ def print_verdict_line(console: Console, result: EstimateResult) -> None:
     used, usable = mem.per_gpu_bytes / gib, (mem.usable_bytes_per_gpu or 0) / gib
     where = f"{fit.num_gpus} x {fit.gpu}"
     speed = f", ~{fmt_rate(perf.decode_tokens_per_s)} tok/s" if perf is not None else ""
-    sv = result.serving
+    sv, at1 = result.serving, ""
     if sv is not None:  # under a load the verdict quotes each user's speed there, not batch 1's
         single = result.request.traffic is not None and result.request.traffic.osl == 1  # prefill only: no user speed
         speed = (", one output token a request (prefill only)" if sv.stable and single
@@ -147,14 +146,15 @@ def print_verdict_line(console: Console, result: EstimateResult) -> None:
                  else "; cannot keep up with the load")  # fmt: skip
         if sv.stable and sv.ttft_s > 60:  # each user decodes fast once admitted, after a long wait: say which
             speed += f" once admitted (TTFT {fmt_seconds(sv.ttft_s)})"
+        at1 = " at batch 1"  # the memory is --batch's: the load's running batch fills the cache
     if fit.fits:
         word = "[bold green]FITS[/bold green]"
         headline(
             console,
-            f"{word} [bold]{name}[/bold] {mem.scheme} on {where}: {used:,.2f} of {usable:,.2f} GiB per GPU{speed}",
-            f"{word} [bold]{name}[/bold] {mem.scheme} on {where}: {used:,.1f}/{usable:,.1f} GiB/GPU{speed}",
-            f"{word} [bold]{name}[/bold] on {where}: {used:,.1f}/{usable:,.1f} GiB/GPU{speed}",
-            f"{word} on {where}: {used:,.1f}/{usable:,.1f} GiB/GPU{speed}",  # the model is the command's own
+            f"{word} [bold]{name}[/bold] {mem.scheme} on {where}: {used:,.2f} of {usable:,.2f} GiB per GPU{at1}{speed}",
+            f"{word} [bold]{name}[/bold] {mem.scheme} on {where}: {used:,.1f}/{usable:,.1f} GiB/GPU{at1}{speed}",
+            f"{word} [bold]{name}[/bold] on {where}: {used:,.1f}/{usable:,.1f} GiB/GPU{at1}{speed}",
+            f"{word} on {where}: {used:,.1f}/{usable:,.1f} GiB/GPU{at1}{speed}",  # the model is the command's own
             f"{word} [bold]{name}[/bold] on {where}{speed}",
         )
     else:
