@@ -1193,6 +1193,8 @@ def test_copies_of_a_small_deployment_serve_a_high_rate_at_one_copys_latency() -
     alone = ServingModel(one, Traffic(1024, 1024, concurrency=16)).point()
     assert four is not None and four.num_gpus == 4 and four.point.ttft_s == pytest.approx(alone.ttft_s)
     assert four.point.request_rate == pytest.approx(4 * alone.request_rate)
+    assert four.point.decode_batch == pytest.approx(4 * alone.decode_batch)  # counts summed, as interface.md says
+    assert four.point.max_running == 4 * alone.max_running
     assert replicated(one, closed, 3) is None  # 64 clients do not split evenly over three copies
 
 

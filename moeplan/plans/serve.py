@@ -243,7 +243,8 @@ def replicated(d: Deployment, req: ServeRequest, copies: int) -> ServeCandidate 
     one = evaluate_config(d, replace(req, traffic=local), sweep=False)
     p = one.point
     point = replace(p, concurrency=p.concurrency * copies, request_rate=p.request_rate * copies,
-                    output_tokens_per_s=p.output_tokens_per_s * copies)  # fmt: skip
+                    output_tokens_per_s=p.output_tokens_per_s * copies, decode_batch=p.decode_batch * copies,
+                    max_running=p.max_running * copies)  # fmt: skip  # the counts summed, the latencies one copy's
     misses = _targets(req, point)
     n = d.layout.num_gpus
     return replace(one, num_gpus=n * copies, replicas=copies, point=point, meets=not misses, misses=misses,
