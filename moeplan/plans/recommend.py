@@ -46,7 +46,7 @@ def candidate_formats(spec: ModelSpec, quant: str, min_bits: float | None = None
     if quant != "any":
         return [quant]
     native = spec.native_quant or spec.weights_dtype
-    out = [native, "awq-int4", "nvfp4", "Q8_0", "Q4_K_M"]  # nvfp4: Blackwell's fp4 (engines refuse it elsewhere)
+    out = [native, "awq-int4", "nvfp4", "Q8_0", "Q4_K_M"]  # nvfp4: tried only on GPUs with fp4 units
     if not native.startswith("fp8"):
         out.insert(1, "fp8")
     if min_bits is not None and min_bits > 8:
@@ -181,6 +181,8 @@ def recommend(
         if progress:
             progress(i, len(catalogue))
         for label, scheme in schemes:
+            if label == "nvfp4" and quant.strip().lower() == "any" and not gpu.dense_tflops("fp4"):
+                continue  # tried where fp4 units run it, as serve does (asked for, vLLM runs it weight-only)
             eng = serving_engine(scheme, gpu)
             if eng is None or spec.architecture in eng.missing_architectures:
                 continue
