@@ -1078,6 +1078,8 @@ def test_launch_lines_load_remote_code_and_name_the_checkpoint_layout() -> None:
         "qwen3-30b-a3b", "vllm", "fp8"
     )
     assert line("qwen3-30b-a3b", "vllm", "awq-int4").startswith("vllm serve ./Qwen3-30B-A3B-awq-int4 ")
+    r1 = line("deepseek-r1", "vllm", "fp8")  # another fp8 scale layout: the repository's own fp8, never re-quantized
+    assert r1.startswith("vllm serve deepseek-ai/DeepSeek-R1 ") and "--quantization" not in r1
     assert line("qwen3-30b-a3b", "tensorrt-llm", "fp8").startswith("trtllm-serve ./Qwen3-30B-A3B-fp8 ")
     assert line("qwen3-30b-a3b", "vllm").startswith("vllm serve Qwen/Qwen3-30B-A3B ") and "#" not in line(
         "qwen3-30b-a3b", "vllm"
