@@ -440,7 +440,12 @@ def evaluate_offload(d: Deployment, host: Host, offload: str) -> OffloadResult:
         num_gpus=g,
         headroom_bytes=round(p.vram_capacity_bytes - p.vram_bytes_per_gpu),
         ram_headroom_bytes=round(p.ram_capacity_bytes - p.ram_bytes),
-        max_context=max(fitting) if fitting else 0,
+        max_context=max(fitting) if fitting else 0,  # the longest of tradeoff's contexts some placement holds
+        max_context_limit="memory"
+        if not fitting or max(fitting) < limit
+        else "model"
+        if d.spec.arch.max_context
+        else "search",
         max_batch=placement_max_batch(model, p.cpu_layers, context),
         shortfall=tuple(shortfall(p, g, sum(map(d.spec.arch.is_moe_layer, range(d.spec.arch.num_layers))))),
     )
