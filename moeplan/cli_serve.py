@@ -82,7 +82,7 @@ def serve(
 
       moeplan serve deepseek-v3 --isl 2k --osl 1k --rate 4 --gpu h200 --gpu b200 --gpu mi300x
 
-      moeplan serve deepseek-r1 --isl 8k --osl 1k --concurrency 64 --gpu h100 --gpu h200 --engine sglang
+      moeplan serve deepseek-r1 --isl 8k --osl 1k --concurrency 256 --gpu h100 --gpu h200 --engine sglang --max-gpus 32
       (prefill on one kind, decode on the other, among the splits tried)
 
       moeplan serve gpt-oss-120b --concurrency 32 --engine vllm --engine sglang --json

@@ -450,7 +450,7 @@ def test_a_fabric_bound_cpu_reads_at_its_measured_rate_and_the_header_says_at_wh
     assert tps("epyc-9124") < 0.85 * tps("epyc-9654")
     out = " ".join(runner.invoke(app, ["offload", "deepseek-v3", "--gpu", "4090", "--ram", "1024", "--cpu",
                                        "2x-epyc-9654", "--quant", "Q4_K_M"]).stdout.split())  # fmt: skip
-    assert "922 GB/s; 461 GB/s as llama.cpp reads it" in out
+    assert "922 GB/s; counted as 461 under llama.cpp" in out
 
 
 def test_a_default_ubatch_that_prefills_slowly_names_the_wider_one() -> None:
