@@ -191,8 +191,8 @@ EngineOpt = Annotated[
     str,
     typer.Option(
         "--engine",
-        help="vllm, sglang, tensorrt-llm, atom (AMD Instinct), llama.cpp (ollama), mlx, transformers, or auto "
-        "(llama.cpp for GGUF and Apple/SoC, else vllm).",
+        help="vllm, sglang, tensorrt-llm, atom (AMD Instinct), llama.cpp (ollama), ik_llama.cpp (ik), mlx, "
+        "transformers, or auto (llama.cpp for GGUF and Apple/SoC, else vllm).",
     ),
 ]
 NoFaOpt = Annotated[

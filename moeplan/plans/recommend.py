@@ -1,7 +1,7 @@
 """What to buy or rent: sweep GPU kinds x counts x formats, keep what fits, rank by cost or speed.
 
-For each GPU in the catalogue and each candidate format, the fewest GPUs (1, 2, 4, 8, then 16 and 32 across
-nodes) that hold the model at the asked context and batch is found, and that count and twice it are scored:
+For each GPU in the catalogue and each candidate format, the fewest GPUs (1, 2, 3, 4, 6, 8, 12, 16, 24, 32) that
+hold the model at the asked context and batch is found, and the counts up to twice it are scored:
 decode speed (the band of :mod:`moeplan.deploy.speed`), dollars per million output tokens at the catalogue's cloud
 price, and the purchase price.  GGUF mixes run under llama.cpp (which splits layers over GPUs), the others
 under vLLM; Apple and other unified-memory machines only run llama.cpp, and TPUs only the vLLM formats.
