@@ -208,6 +208,7 @@ def print_serve(console: Console, result: ServeResult, top: int, detail: bool = 
             show_edge=not compact,
             pad_edge=not compact,
             collapse_padding=compact,  # one space between columns where 80 must hold a split's label
+            caption_justify="left",  # a caption wrapped over lines reads as prose, not centred fragments
         )
         tb.caption = "tok/s per GPU and per user; TTFT s; TPOT ms; " + ("E2E s; " if req.e2e_s else "")
         tb.caption += "$ per million output tokens"
