@@ -226,7 +226,7 @@ class Placement:
     """One choice of N and what it costs."""
 
     cpu_layers: int
-    """``--n-cpu-moe``: the experts of layers 0..N-1 are in RAM."""
+    """``--n-cpu-moe``: the experts of layers 0..N-1 are in RAM (ik_llama.cpp: as many MoE layers from the last)."""
     cpu_moe_layers: list[int]
     vram_bytes_per_gpu: float
     vram_capacity_bytes: float
