@@ -528,7 +528,9 @@ class SpeedModel:
         if "routed_experts" in per_gpu:  # the busiest EP rank sets the step, as in a standalone prefill
             per_gpu["routed_experts"] *= self.ep_imbalance(chunk, skew)
         rows = chunk / self.tp if self.d.layout.dp_attention else None  # the pass's prompts spread over the ranks
-        compute = self._compute_s(per_gpu, chunk, self.d.efficiency, compute_scale, skew, rank_rows=rows) * self.pp
+        # the stages in turn, or (engines that pipeline micro-batches) each on another micro-batch's chunk at once
+        stages = 1 if self.d.engine.name in PIPELINED else self.pp
+        compute = self._compute_s(per_gpu, chunk, self.d.efficiency, compute_scale, skew, rank_rows=rows) * stages
         compute += scan
         # the chunk's activations ride the step's collectives: their bytes add, the latencies are the decode's
         comm = self._comm_s(chunk, fixed_scale, prefill=True) - self._comm_s(0, fixed_scale, prefill=True)
