@@ -273,7 +273,8 @@ def print_serve(console: Console, result: ServeResult, top: int, detail: bool = 
         need = math.ceil(t.rate * t.osl / per_gpu)
         why = (f"at the most output per GPU found ({per_gpu:,.0f} tok/s) the load needs at least {need:,} GPUs; raise "
                f"--max-gpus to {need:,} or more" if need > req.max_gpus else  # else the layouts in reach fall short
-               f"the configurations in reach do not; raise --max-gpus (to {2 * req.max_gpus:,}, say)")  # fmt: skip
+               f"{need:,} GPUs at the most output per GPU found ({per_gpu:,.0f} tok/s) would, but no layout tried "
+               f"reaches it; raise --max-gpus (to {2 * req.max_gpus:,}, say)")  # fmt: skip
         console.print(f"[yellow]none keeps up with {fmt_plain(t.rate)} requests/s within --max-gpus {req.max_gpus}"
                       f"[/yellow]: {why}")  # fmt: skip
     else:
