@@ -17,6 +17,7 @@ from moeplan.deploy.offload import (
     kt_native,
     layerwise_threshold,
 )
+from moeplan.formats.schemes import local_checkpoint
 from moeplan.model.spec import ArchSpec
 
 
@@ -55,9 +56,8 @@ def kt_command(d: Deployment, quant: str, host: Host, context: int, kv_dtype: st
     elif native and d.scheme.name == (spec.native_quant or spec.weights_dtype):
         weights = hf
     elif native:  # a format the repository is not stored in: a local checkpoint of it, GPU side and CPU side
-        hf = weights = f"./{spec.shown_id}-{d.scheme.name}"
-        notes = [f"{hf}: {'an' if d.scheme.name[0] in 'aefhilmnorsx' else 'a'} {d.scheme.name} checkpoint of "
-                 f"{spec.hf_id or spec.name} (make one, or name a published one)"]  # fmt: skip
+        hf, said = local_checkpoint(spec.shown_id, spec.hf_id or spec.name, d.scheme.name)
+        weights, notes = hf, [said]
     else:
         weights = f"{spec.shown_id}-{method.lower()}/"
         notes.append(f"kt-kernel's convert_cpu_weights.py writes {weights} from {hf}")

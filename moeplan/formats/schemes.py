@@ -348,6 +348,20 @@ def sixteen_bit(spec: ModelSpec) -> str:
     return spec.weights_dtype if spec.weights_dtype in ("bf16", "fp16") else "bf16"
 
 
+def article(word: str) -> str:
+    """``a`` or ``an`` before a format name read letter by letter: an nvfp4, an fp8, an mxfp4, an awq-int4, a bf16
+    (a letter whose name starts with a vowel sound: a, e, f, h, i, l, m, n, o, r, s, x)."""
+    return "an" if word[:1].lower() in "aefhilmnorsx" else "a"
+
+
+def local_checkpoint(stem: str, source: str, scheme: str, like: str = "") -> tuple[str, str]:
+    """A local directory for a checkpoint in ``scheme`` that no repository moeplan knows holds, and the comment that
+    says what it must hold (a launch line that names it fails loudly until it does, where the base repository
+    would load another format): ``./Qwen3-30B-A3B-awq-int4``, "an awq-int4 checkpoint of Qwen/Qwen3-30B-A3B"."""
+    path = f"./{stem}-{scheme}"
+    return path, f"{path}: {article(scheme)} {scheme} checkpoint of {source}{like} (make one, or name a published one)"
+
+
 def shipped_layout(spec: ModelSpec, scheme: Scheme) -> PublishedLayout | None:
     """The publisher's checkpoint whose layout ``scheme`` follows (:func:`model_scheme`), or None."""
     if not scheme.kept_roles:

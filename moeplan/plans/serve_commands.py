@@ -15,7 +15,7 @@ from typing import Any
 from moeplan.deploy.comm import nvlink_domain
 from moeplan.deploy.deployment import EPLB_REDUNDANT, Deployment, dp_launch_chunk
 from moeplan.deploy.engines import engine
-from moeplan.formats.schemes import shipped_layout
+from moeplan.formats.schemes import local_checkpoint, shipped_layout
 from moeplan.hardware.gpus import GpuSpec
 
 HOST_GPUS, RACK_HOST_GPUS = 8, 4
@@ -194,22 +194,20 @@ def checkpoint(d: Deployment) -> tuple[str, str, str]:
     format (``./Qwen3-30B-A3B-awq-int4``), which fails loudly until it holds such a checkpoint, where the base
     repository would silently load another format."""
     repo = d.spec.hf_id or d.spec.id
-    scheme = d.scheme.name
-    if scheme == (d.spec.native_quant or d.spec.weights_dtype):
+    scheme, native = d.scheme.name, d.spec.native_quant or d.spec.weights_dtype
+    if scheme == native:
         return repo, "", ""
     ship = shipped_layout(d.spec, d.scheme)
     tail = repo.rsplit("/", 1)[-1]
     if ship is not None and tail.lower() in ship.hf_id.lower():  # the publisher's checkpoint of this very model
         return ship.hf_id, "", f"{ship.hf_id}: the {scheme} checkpoint this plan sizes"
-    native = d.spec.native_quant or d.spec.weights_dtype
     if scheme.startswith("fp8") and native.startswith("fp8"):  # another fp8 scale layout: the repository's own fp8
         return repo, "", f"{repo}: its own {native} weights (the plan sized {scheme}: the same bytes but its scales)"
     if scheme == "fp8" and d.engine.name in ONLINE_FP8 and native in ("bf16", "fp16"):
         return repo, " --quantization fp8", f"{repo} quantized to fp8 as it loads"
     like = f" laid out as {ship.hf_id}" if ship else ""  # the publisher's checkpoint whose layout this plan sizes
-    return (f"./{tail}-{scheme}", "",
-            f"./{tail}-{scheme}: {_article(scheme)} {scheme} checkpoint of {repo}{like} (make one, or name a "
-            "published one)")  # fmt: skip
+    path, note = local_checkpoint(tail, repo, scheme, like)
+    return path, "", note
 
 
 def split_notes(name: str, role: str, n: int, shares: int) -> list[str]:
@@ -234,12 +232,6 @@ def commented(command: str, note: str) -> str:
     """``command`` with ``note`` first in its trailing comment."""
     body, _, comment = command.partition("  # ")
     return f"{body}  # {note}" + (f"; {comment}" if comment else "")
-
-
-def _article(word: str) -> str:
-    """``a`` or ``an`` before a format name read letter by letter: an nvfp4, an fp8, an mxfp4, an awq-int4, a bf16
-    (a letter whose name starts with a vowel sound: a, e, f, h, i, l, m, n, o, r, s, x)."""
-    return "an" if word[:1].lower() in "aefhilmnorsx" else "a"
 
 
 def router_command(name: str, n_prefill: int, n_decode: int, shares: tuple[int, int] = (1, 1)) -> str:
