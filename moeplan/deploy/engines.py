@@ -1,8 +1,7 @@
-"""Serving engines, one record each: what an engine reserves and allocates on a GPU, how fast its kernels run,
-how it caches sliding-window layers, how it spreads a model over GPUs, which weights and GPUs it runs, and how
-it is launched.  Adding an engine is one entry in :data:`ENGINES` (and its tests); nothing else names engines.
-
-Memory figures from real logs (see docs/methodology.md for the full list):
+"""Serving engines, one record each: what an engine reserves and allocates on a GPU, how fast its kernels run (its
+:class:`Efficiency`, from published measurements named in its ``source``), how it caches sliding-window layers,
+how it spreads a model over GPUs, which weights and GPUs it runs, and how it is launched.  Adding an engine is
+one entry in :data:`ENGINES` (and its tests).  Memory figures from real logs (docs/methodology.md has them all):
 
 * CUDA context and kernels: ~0.5 GiB per GPU with lazy module loading (ml-engineering on A100: 0.47 GiB); NCCL
   and custom all-reduce buffers add 1-2 GiB when sharded (vLLM PR #10511: non-torch 1.79 GiB, 3.58 at TP=2).
@@ -14,8 +13,6 @@ Memory figures from real logs (see docs/methodology.md for the full list):
 * llama.cpp: no fractional reserve; one ubatch's compute buffer, growing with the context without flash attention
   (KQ ``n_ctx x n_ubatch x n_head x 4 B``); a ring of ``window + n_ubatch`` cells for sliding-window layers;
   layers split over GPUs.  transformers: eager PyTorch, the whole prompt's activations and allocator slack.
-
-Speed factors (:class:`Efficiency`) from published measurements, each named in its ``source``.
 """
 
 from __future__ import annotations
@@ -69,8 +66,7 @@ class Efficiency(Value):
     compute_spread: tuple[float, float] = (0.7, 1.3)
     """Factors on the compute efficiency at the band's low and high ends."""
     layer_s: float | None = None
-    """Measured fixed seconds per decoder layer (``calibrate --full-step``), in place of kernels x ``kernel_s``
-    plus ``moe_layer_s``."""
+    """Measured fixed seconds a decoder layer (``calibrate --full-step``), for kernels x kernel_s + moe_layer_s."""
     expert_traffic: tuple[float, float] = (1.0, 0.0)
     """Bytes moved per stored byte of routed experts: (of the experts a step uses, of every expert each step).
     (1, 0) for kernels that read the stored weights; bitsandbytes under vLLM dequantizes every expert to bf16 each
@@ -176,8 +172,7 @@ class Engine(Value):
     (``GGML_OP_OFFLOAD_MIN_BATCH``); True: MoE matmuls only from ``32 x E / k`` tokens, about 32 per expert
     (ik_llama.cpp PR #520; DeepSeek-V3's 256 experts at top-8: 1,024 tokens)."""
     n_cpu_moe_from_last: bool = False
-    """``--n-cpu-moe N`` keeps the experts of the last N MoE layers in RAM (ik_llama.cpp since its PR #2262), not
-    those of layers 0..N-1 (llama.cpp)."""
+    """``--n-cpu-moe N``: the last N MoE layers' experts in RAM (ik_llama.cpp PR #2262), not layers 0..N-1."""
     run_time_repack: bool = False
     """Repacks RAM weights at load for its CPU kernels (ik_llama.cpp ``-rtr``: rows interleaved as ``_R4`` types),
     which then never stream to the GPU (:data:`~moeplan.deploy.offload.CPU_REPACK_GAIN`)."""
@@ -196,6 +191,9 @@ class Engine(Value):
     ``--data-parallel-size``, TensorRT-LLM ``enable_attention_dp``, ATOM)."""
     runs_mtp: bool = False
     """Decodes speculatively with a model's MTP layers (SGLang's EAGLE path, vLLM's and TensorRT-LLM's MTP)."""
+    pipelines_stages: bool = False
+    """Keeps a micro-batch in flight on every pipeline stage (vLLM's virtual engines, SGLang's and TensorRT-LLM's
+    micro-batches): a round of ``pp`` of them is one pass of ``B/pp``; else the batch crosses the stages in turn."""
     recv_interval_flag: str = ""
     """Takes new requests every N decode steps (SGLang ``--scheduler-recv-interval``; empty: every step)."""
     max_running_flag: str = ""
@@ -322,6 +320,7 @@ _VLLM = Engine(
     prefill_dispatch_s=PYTHON_DISPATCH_S,
     runs_dp_attention=True,
     runs_mtp=True,
+    pipelines_stages=True,
     dense_dp="",
     ep_uneven=True,
     eplb_int4_experts=False,
@@ -363,6 +362,7 @@ ENGINES: dict[str, Engine] = {
         max_running_flag="--max-running-requests",
         runs_dp_attention=True,
         runs_mtp=True,
+        pipelines_stages=True,
         dense_dp=" --moe-dense-tp-size 1",
         divides_chunk=True,
         ep_int4_experts=False,
@@ -453,6 +453,7 @@ ENGINES: dict[str, Engine] = {
         prefill_dispatch_s=PYTHON_DISPATCH_S,
         runs_dp_attention=True,
         runs_mtp=True,
+        pipelines_stages=True,
         max_running_flag="--max_batch_size",
         max_running_per_rank=True,
         max_running_default=2048,
@@ -476,6 +477,7 @@ ENGINES: dict[str, Engine] = {
         max_running_per_rank=False,  # one scheduler for the instance, data-parallel attention inside it
         dense_dp=None,
         batch_overlap_flag="",
+        pipelines_stages=False,  # not confirmed for ATOM: its stages taken in turn
         max_running_default=512,
         small_gpu_defaults=None,
         vendors=("amd",),
@@ -586,10 +588,8 @@ def serving_engines_with(feature: str) -> str:
 
 def auto_engine(scheme: Scheme, gpu: GpuSpec | None) -> Engine:
     """``--engine auto``: the first engine of :data:`AUTO_ORDER` whose kind of weights (checkpoint formats, or
-    GGUF files, which llama.cpp also makes from any checkpoint) it runs on ``gpu``; llama.cpp when none does.
-
-    So GGUF mixes and Apple or unified-memory machines get llama.cpp, the rest vLLM.
-    """
+    GGUF files, which llama.cpp also makes from any checkpoint) it runs on ``gpu``; llama.cpp when none does: GGUF
+    mixes and Apple or unified-memory machines get llama.cpp, the rest vLLM."""
     mlx = ENGINES.get("mlx")
     if mlx is not None and (gpu is None or mlx.runs_on(gpu)) and scheme.base.startswith("mlx"):
         return mlx  # MLX's own formats (mlx-4bit, mlx-8bit) run on MLX

@@ -1,7 +1,7 @@
 """Speed: a roofline per step, made for MoE, with a band instead of one falsely precise number.
 
 **Decode** (one step makes one token for each of ``B`` sequences, all at context ``c``), per pipeline stage,
-summed over the stages (a step crosses them in turn; engines in :data:`PIPELINED` run a round of ``pp``
+summed over the stages (a step crosses them in turn; an engine that ``pipelines_stages`` runs a round of ``pp``
 micro-batches of ``B/pp`` as one pass of ``B/pp``):
 
     t_step = max(bytes / (BW x eta_bw), flops / (peak x eta_c)) + layers x t_layer + MoE layers x t_moe + t_comm
@@ -124,11 +124,6 @@ def distinct_experts(num_experts: int, top_k: float, batch: int, skew: float = 0
     if skew <= 0:
         return float(e * (1.0 - (1.0 - k / e) ** batch))
     return float(sum(1.0 - (1.0 - q) ** batch for q in selection_probabilities(e, k, skew)))
-
-
-PIPELINED = ("vllm", "sglang", "tensorrt-llm")
-"""Engines that keep a micro-batch in flight on every pipeline stage (vLLM's virtual engines, SGLang's and
-TensorRT-LLM's pipeline micro-batches); llama.cpp's layer split runs its batch through the GPUs in turn."""
 
 
 @dataclass(frozen=True, repr=False, eq=False)
@@ -474,7 +469,7 @@ class SpeedModel:
         draft at 85% gives 1.85, three 2.63."""
         sc = SCENARIOS[scenario]
         k, a = self.d.draft_tokens, self.d.accept_rate
-        if self.pp > 1 and batch > 1 and self.d.engine.name in PIPELINED:
+        if self.pp > 1 and batch > 1 and self.d.engine.pipelines_stages:
             # a micro-batch a stage in flight: a round of pp micro-batches of B/pp takes pp stage-passes of B/pp,
             # one pass of B/pp through every stage, and gives each of the B sequences a token (the same where the
             # weights' reads bound a pass, 1/pp of the sequential pass where compute does)
@@ -529,7 +524,7 @@ class SpeedModel:
             per_gpu["routed_experts"] *= self.ep_imbalance(chunk, skew)
         rows = chunk / self.tp if self.d.layout.dp_attention else None  # the pass's prompts spread over the ranks
         # the stages in turn, or (engines that pipeline micro-batches) each on another micro-batch's chunk at once
-        stages = 1 if self.d.engine.name in PIPELINED else self.pp
+        stages = 1 if self.d.engine.pipelines_stages else self.pp
         compute = self._compute_s(per_gpu, chunk, self.d.efficiency, compute_scale, skew, rank_rows=rows) * stages
         compute += scan
         # the chunk's activations ride the step's collectives: their bytes add, the latencies are the decode's
