@@ -447,7 +447,7 @@ def evaluate_offload(d: Deployment, host: Host, offload: str) -> OffloadResult:
         if d.spec.arch.max_context
         else "search",
         max_batch=placement_max_batch(model, p.cpu_layers, context),
-        shortfall=tuple(shortfall(p, g, sum(map(d.spec.arch.is_moe_layer, range(d.spec.arch.num_layers))))),
+        shortfall=tuple(shortfall(p, g, d.spec.arch.num_moe_layers)),
     )
     pre_slow, pre_fast = (model.prefill_seconds(p, prompt, s)[0] for s in (0, 2))
     perf = OffloadPerformance(

@@ -157,6 +157,8 @@ def print_recommend(
                          no_wrap=not wrap, min_width=longest if wrap else None)  # fmt: skip
         for c in shown:
             lo, hi = c.tokens_per_s_range
+            queued = "" if c.serves_load else " (q)"
+            fmt_engine = f"{c.quant}{'*' if 'lower-quality' in c.marks else ''} {c.engine}"
             marks = " ".join(
                 m
                 for m, is_it in (
@@ -167,10 +169,9 @@ def print_recommend(
             )
             cells = {
                 "#": str(candidates.index(c) + 1),
-                "hardware": hardware(c, full, "x ") + ("" if c.serves_load else " (q)"),
-                "format / engine": f"{c.quant}{'*' if 'lower-quality' in c.marks else ''} {c.engine}",
-                "configuration": f"{hardware(c, False, 'x ')}{'' if c.serves_load else ' (q)'} {c.quant}"
-                f"{'*' if 'lower-quality' in c.marks else ''} {c.engine}",
+                "hardware": hardware(c, full, "x ") + queued,
+                "format / engine": fmt_engine,
+                "configuration": f"{hardware(c, False, 'x ')}{queued} {fmt_engine}",
                 "GiB/GPU": f"{c.per_gpu_bytes / 2**30:,.0f}/{c.usable_bytes / 2**30:,.0f}",
                 "tok/s": fmt_rate(c.tokens_per_s),
                 "band": f"{fmt_rate(lo)}-{fmt_rate(hi)}",
@@ -262,6 +263,11 @@ def _buy_basis(shown: list[Candidate]) -> str:
     return "buy: " + ("; ".join(parts) if parts else "no purchase price") + boxes
 
 
+def _fp16_only(g: GpuSpec) -> bool:
+    """A GPU with fp16 tensor units and no bf16 ones (V100, T4): its bf16 column shows the fp16 figure, starred."""
+    return "bf16" not in g.tflops and "fp16" in g.tflops
+
+
 def derived_bf16(g: GpuSpec) -> str:
     """The bf16 peak estimates use where the catalogue publishes none (DGX Spark: its fp4 500 halved per halving of
     bits, ``~125``), or ``-`` where none can be derived."""
@@ -286,7 +292,7 @@ def print_gpus(console: Console, gpus: list[GpuSpec], detail: bool = False) -> N
             if "buy" in cols:
                 t.caption += "; buy: street price and its month ('26-05), ~ a list estimate"
             t.caption += "; whole machine for Apple, DGX Spark, Strix Halo"
-            if "bf16 TFLOP/s" in cols and any("bf16" not in g.tflops and "fp16" in g.tflops for g in gpus):
+            if "bf16 TFLOP/s" in cols and any(_fp16_only(g) for g in gpus):
                 t.caption += "; *: fp16 (no bf16 units: served in fp16)"
             dropped = [short.get(c, c) for c in ("fp8", "$/GPU-h", "buy") if c not in cols]
             t.caption += f"; {', '.join(dropped)}: a wider terminal" if dropped else ""
@@ -302,7 +308,7 @@ def print_gpus(console: Console, gpus: list[GpuSpec], detail: bool = False) -> N
                 "GB/s": f"{g.bandwidth_gb_s:,.0f}",
                 "bf16 TFLOP/s": (
                     f"{g.tflops['fp16']:,.0f}*"
-                    if "bf16" not in g.tflops and "fp16" in g.tflops
+                    if _fp16_only(g)
                     else f"{g.dense_tflops('bf16'):,.0f}"
                     if g.dense_tflops("bf16")
                     else derived_bf16(g)

@@ -108,6 +108,17 @@ def under_of(mark: str, under: dict[str, set[str]]) -> set[str]:
     return under.get(mark, set()) or {"another point"}
 
 
+def row_figures(c: ServeCandidate, one: bool, e2e: bool) -> tuple[str, ...]:
+    """A configuration's figures as serve's table shows them: output tok/s per GPU, tok/s per user, TTFT, TPOT, E2E
+    (where ``e2e``: an --e2e target is judged on it), $/M.  A queue that grows without bound has no TTFT to give
+    (``∞``), long waits read in whole seconds with separators; ``one`` output token has no TPOT or user speed."""
+    p, usd = c.point, c.usd_per_million_output_tokens
+    ttft = "∞" if not p.stable else f"{p.ttft_s:.2f}" if p.ttft_s < 100 else f"{p.ttft_s:,.0f}"
+    return (f"{p.output_tokens_per_s_per_gpu:.0f}", "-" if one else f"{p.tokens_per_s_per_user:.1f}", ttft,
+            "-" if one else f"{p.tpot_s * 1e3:.1f}", *((f"{p.e2e_s:.1f}" if p.stable else "∞",) if e2e else ()),
+            f"{usd:.3f}" if usd is not None else "")  # fmt: skip
+
+
 def engine_ties(
     candidates: tuple[ServeCandidate, ...] | list[ServeCandidate], top: int
 ) -> list[tuple[ServeCandidate, list[str]]]:
@@ -117,16 +128,7 @@ def engine_ties(
     out: list[tuple[ServeCandidate, list[str]]] = []
     seen: dict[tuple[object, ...], list[str]] = {}
     for c in candidates:
-        p, usd = c.point, c.usd_per_million_output_tokens
-        shown = (
-            f"{p.output_tokens_per_s_per_gpu:.0f}",
-            f"{p.tokens_per_s_per_user:.1f}",
-            f"{p.tpot_s * 1e3:.1f}",
-            f"{p.ttft_s:.2f}",
-            f"{p.e2e_s:.1f}",
-            None if usd is None else f"{usd:.3f}",
-        )  # as the table shows them
-        key = (c.label.removesuffix(f" {c.engine}"), c.meets, p.stable, *shown)
+        key = (c.label.removesuffix(f" {c.engine}"), c.meets, c.point.stable, *row_figures(c, one=False, e2e=True))
         if key in seen:
             seen[key].append(c.engine)
         elif len(out) < top:
@@ -223,23 +225,14 @@ def print_serve(console: Console, result: ServeResult, top: int, detail: bool = 
                           min_width=widest if h == "$/M" else None)  # fmt: skip
         names = []
         for i, (c, engines) in enumerate(shown_rows, 1):
-            p = c.point
-            usd = c.usd_per_million_output_tokens
             name = c.label.removesuffix(f" {c.engine}") + ("" if one_engine else f" {'/'.join(engines)}")
             if compact:  # the split's sides by their initials, DP+EP as DEP: 80 columns hold a row on one line
                 name = name.replace(" (decode ", " (d ").replace(" (prefill ", " (p ").replace(", decode ", ", d ")
                 name = re.sub(r"\bDP(\d+)\+EP\1\b", r"DEP\1", name)
                 names.append(name)
-            why = "misses" if p.stable else "cannot keep up"
+            why = "misses" if c.point.stable else "cannot keep up"
             label = name if c.meets else f"[dim]{name} ({'x' if compact else why})[/dim]"
-            # the queue grows without bound: no TTFT to give; long waits in whole seconds with separators
-            ttft = "∞" if not p.stable else f"{p.ttft_s:.2f}" if p.ttft_s < 100 else f"{p.ttft_s:,.0f}"
-            e2e_cell = ((f"{p.e2e_s:.1f}" if p.stable else "∞"),) if e2e else ()
-            one = req.traffic.osl == 1  # one output token: no token follows the first, no TPOT or user speed
-            tb.add_row(*([] if compact else [str(i)]), label, f"{p.output_tokens_per_s_per_gpu:.0f}",
-                       "-" if one else f"{p.tokens_per_s_per_user:.1f}", ttft,
-                       "-" if one else f"{p.tpot_s * 1e3:.1f}", *e2e_cell,
-                       f"{usd:.3f}" if usd is not None else "")  # fmt: skip
+            tb.add_row(*([] if compact else [str(i)]), label, *row_figures(c, req.traffic.osl == 1, e2e))
         if compact and any(not c.meets for c in rows):
             tb.caption += "; (x): misses the targets, or cannot keep up (TTFT ∞)"
         shown = " ".join(names)
