@@ -83,11 +83,14 @@ def calibrate(
 
     err = Console(stderr=True, no_color=None)
     with handled_errors():
+        # a CPU run keyed to a GPU would become that GPU's profile in the cache: refused before the run where
+        # --device cpu says so, after it where --device auto found no accelerator
+        cpu_keyed = InputError(f"a CPU run keyed to --gpu {gpu} would replace that GPU's calibration in the cache",
+                               "give --save FILE to keep it apart, or drop --gpu")  # fmt: skip
         if save:
             check_writable(Path(save).expanduser())
-        elif gpu and device.strip().lower() == "cpu":  # the cache's profile for that GPU would become the CPU's
-            raise InputError(f"a CPU run keyed to --gpu {gpu} would replace that GPU's calibration in the cache",
-                             "give --save FILE to keep it apart, or drop --gpu")  # fmt: skip
+        elif gpu and device.strip().lower() == "cpu":
+            raise cpu_keyed
         manual = (hidden, expert_ffn, experts, top_k)
         if any(v is not None for v in manual):
             if any(v is None for v in manual) or model is not None:
@@ -107,12 +110,8 @@ def calibrate(
             run = run_calibration(shape, counts, device, dtype, quick, gpu, lambda msg: bar.advance(task))
             run = run_extras(run, extras, quick, lambda msg: bar.advance(task))
         assert run.profile is not None
-        if gpu and run.device == "cpu" and not save:  # --device auto found no accelerator
-            raise InputError(
-                f"this machine has no accelerator: a CPU run keyed to --gpu {gpu} would replace that "
-                "GPU's calibration in the cache",
-                "give --save FILE to keep it apart, or drop --gpu",
-            )
+        if gpu and run.device == "cpu" and not save:
+            raise cpu_keyed
         target = Path(save).expanduser() if save else profile_path(profile_key(run))
         written = save_profile(merged_with_stored(run.profile, target), target)
     for note in run.notices + run.skipped:
