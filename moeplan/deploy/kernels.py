@@ -49,17 +49,27 @@ def tensor_peak(gpu: GpuSpec, dtype: str) -> tuple[float, str | None]:
     own = gpu.dense_tflops(dtype)
     if own:
         return own * 1e12, None
-    if dtype in BITS:
-        known = [(d, v) for d in BITS if (v := gpu.dense_tflops(d)) and d != dtype]
-        if known:
-            d, v = min(known, key=lambda dv: abs(BITS[dv[0]] - BITS[dtype]))
-            derived = v * BITS[d] / BITS[dtype]
-            return derived * 1e12, f"{dtype} peak of {gpu.id} derived from its {d} {v:g} TFLOP/s: {derived:g}"
-    for d in ("bf16", "fp16", "fp32"):
-        v = gpu.dense_tflops(d)
-        if v:
-            return v * 1e12, f"{gpu.id} publishes no {dtype} peak: its {d} {v:g} TFLOP/s is used"
+    derived = derived_peak(gpu, dtype)
+    if derived is not None:
+        d, v, tflops = derived
+        return tflops * 1e12, f"{dtype} peak of {gpu.id} derived from its {d} {v:g} TFLOP/s: {tflops:g}"
+    for fallback in ("bf16", "fp16", "fp32"):
+        tf = gpu.dense_tflops(fallback)
+        if tf:
+            return tf * 1e12, f"{gpu.id} publishes no {dtype} peak: its {fallback} {tf:g} TFLOP/s is used"
     return 1e12, f"{gpu.id} publishes no compute peak: 1 TFLOP/s assumed"
+
+
+def derived_peak(gpu: GpuSpec, dtype: str) -> tuple[str, float, float] | None:
+    """Where the catalogue has no ``dtype`` peak for ``gpu``: the nearest published tensor dtype, its TFLOP/s, and
+    ``dtype``'s scaled by 2 per halving of bits (DGX Spark's fp4 500 gives bf16 125); else None."""
+    if dtype not in BITS or gpu.dense_tflops(dtype):
+        return None
+    known = [(d, v) for d in BITS if (v := gpu.dense_tflops(d)) and d != dtype]
+    if not known:
+        return None
+    d, v = min(known, key=lambda dv: abs(BITS[dv[0]] - BITS[dtype]))
+    return d, v, v * BITS[d] / BITS[dtype]
 
 
 @dataclass(frozen=True, repr=False, eq=False)

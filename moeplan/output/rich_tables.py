@@ -271,10 +271,10 @@ def _fp16_only(g: GpuSpec) -> bool:
 def derived_bf16(g: GpuSpec) -> str:
     """The bf16 peak estimates use where the catalogue publishes none (DGX Spark: its fp4 500 halved per halving of
     bits, ``~125``), or ``-`` where none can be derived."""
-    from moeplan.deploy.kernels import tensor_peak
+    from moeplan.deploy.kernels import derived_peak
 
-    peak, note = tensor_peak(g, "bf16")
-    return f"~{peak / 1e12:,.0f}" if note and "derived" in note else "-"
+    derived = derived_peak(g, "bf16")
+    return f"~{derived[2]:,.0f}" if derived else "-"
 
 
 def print_gpus(console: Console, gpus: list[GpuSpec], detail: bool = False) -> None:
