@@ -176,7 +176,7 @@ class Engine(Value):
     run_time_repack: bool = False
     """Repacks RAM weights at load for its CPU kernels (ik_llama.cpp ``-rtr``: rows interleaved as ``_R4`` types),
     which then never stream to the GPU (:data:`~moeplan.deploy.offload.CPU_REPACK_GAIN`)."""
-    numa_replicated: bool = False
+    numa_local: bool = False
     """Experts read NUMA-locally on every socket (kt-kernel splits each over the sockets' thread pools)."""
     prefill_dispatch_s: float = 0.0
     """Host time per kernel of a prefill pass, which runs outside CUDA graphs (Python engines: PyTorch dispatch and
@@ -504,7 +504,7 @@ ENGINES: dict[str, Engine] = {
         experts_in_ram="all",
         pcie_share=0.53,
         cpu_kernel_scale=1.25,
-        numa_replicated=True,
+        numa_local=True,
         prefill_dispatch_s=PYTHON_DISPATCH_S,
         launch="python -m sglang.launch_server --model-path {model} --trust-remote-code{options} "
         "--context-length {context}",

@@ -155,16 +155,16 @@ def cpu_ops_per_s(cpu: CpuSpec) -> float:
     return cpu.fp32_gflops * 1e9 * factor * CPU_KERNEL_EFF
 
 
-def ram_bytes_per_s(cpu: CpuSpec, numa_replicated: bool) -> float:
+def ram_bytes_per_s(cpu: CpuSpec, numa_local: bool) -> float:
     """RAM bandwidth one inference process reaches across sockets, bytes/s.
 
     Engines that read the experts NUMA-locally (kt-kernel splits each over one thread pool per socket; the old
     KTransformers NUMA mode copied them) read locally on every socket: one socket's bandwidth plus 40% per extra
     socket (KTransformers' DeepSeek-R1 on one and two Xeon 6454S: 8.73 and 12.21 tok/s). llama.cpp keeps one
     copy; half its reads cross the socket link, so a second socket adds nothing: one socket's bandwidth
-    (:attr:`CpuSpec.effective_bandwidth_gb_s` is the replicated case).
+    (:attr:`CpuSpec.effective_bandwidth_gb_s` is the NUMA-local case).
     """
-    if numa_replicated or cpu.sockets == 1:
+    if numa_local or cpu.sockets == 1:
         return cpu.effective_bandwidth_gb_s * 1e9
     return cpu.dimm_equivalent_gb_s / cpu.sockets * 1e9
 
@@ -286,7 +286,7 @@ class OffloadModel:
         self.gpu_peak = peak_flops(host.gpu, d.compute_dtype) if host.gpu else 1.0
         self.gpu_vector = vector_peak(host.gpu) if host.gpu else 1.0
         self.kernels = sum(layer.kernels for layer in layers(arch)) + 3
-        self.ram_bw = ram_bytes_per_s(host.cpu, self.engine.numa_replicated)
+        self.ram_bw = ram_bytes_per_s(host.cpu, self.engine.numa_local)
         self.cpu_ops = cpu_ops_per_s(host.cpu)
         moe = arch.moe
         assert moe is not None

@@ -439,7 +439,7 @@ def print_offload(console: Console, result: OffloadResult, detail: bool = False)
     from moeplan.deploy.offload import ram_bytes_per_s
 
     eng = ENGINES[result.memory.engine]  # the bandwidth the plan reads at: the fabric's, or a socket's
-    used = ram_bytes_per_s(host.cpu, eng.numa_replicated) / 1e9
+    used = ram_bytes_per_s(host.cpu, eng.numa_local) / 1e9
     reads = f"; counted as {used:,.0f} under {eng.name}" if abs(used - host.cpu.bandwidth_gb_s) >= 1 else ""
     console.print(
         f"[bold]{spec.name}[/bold] {result.quant} on {host.num_gpus} x {host.gpu.name} + "
