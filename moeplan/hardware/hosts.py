@@ -70,10 +70,9 @@ class CpuSpec(Record):
 
     @property
     def effective_bandwidth_gb_s(self) -> float:
-        """RAM bandwidth a single inference process can use: across sockets each extra socket adds 40%.
-
-        llama.cpp and KTransformers are not NUMA-local: KTransformers' DeepSeek-R1 runs on one and two Xeon 6454S
-        sockets measure 8.73 and 12.21 tok/s (1.4x for twice the channels).
+        """RAM bandwidth a single inference process that reads NUMA-locally (KTransformers) can use: each extra
+        socket adds 40%, not 100% (its DeepSeek-R1 runs on one and two Xeon 6454S sockets measure 8.73 and 12.21
+        tok/s: 1.4x for twice the channels).  llama.cpp gets one socket's (deploy.offload.ram_bytes_per_s).
         """
         per_socket = self.dimm_equivalent_gb_s / self.sockets
         return per_socket * (1 + 0.4 * (self.sockets - 1))
