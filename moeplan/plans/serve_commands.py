@@ -216,13 +216,14 @@ def split_notes(name: str, role: str, n: int, shares: int) -> list[str]:
     GPUs and ports (SGLang's prefill also its bootstrap port; vLLM's side channel counts up from its base port by
     data-parallel rank, so its bases are ``n`` apart)."""
     notes = ["VLLM_NIXL_SIDE_CHANNEL_HOST=this host's address"] if name == "vllm" else []
-    if shares > 1:  # :func:`host_share` instances of n GPUs a host
+    if shares > 1 and name in SERVER_PORT:  # :func:`host_share` instances of n GPUs a host
+        port = f"--port {SERVER_PORT[name]}+k"  # as router_command addresses them
         own = {
-            "sglang": f"--base-gpu-id {n}k --port 30000+k"
+            "sglang": f"--base-gpu-id {n}k {port}"
             + (f" --disaggregation-bootstrap-port {SGLANG_BOOTSTRAP_PORT}+k" if role == "prefill" else ""),
-            "vllm": f"CUDA_VISIBLE_DEVICES of its {n} GPUs, --port 8000+k, VLLM_NIXL_SIDE_CHANNEL_PORT 5600+{n}k",
-            "tensorrt-llm": f"CUDA_VISIBLE_DEVICES of its {n} GPUs and --port 8000+k",
-        }.get(name)
+            "vllm": f"CUDA_VISIBLE_DEVICES of its {n} GPUs, {port}, VLLM_NIXL_SIDE_CHANNEL_PORT 5600+{n}k",
+            "tensorrt-llm": f"CUDA_VISIBLE_DEVICES of its {n} GPUs and {port}",
+        }[name]
         if own:
             notes.append(f"up to {shares} to a host, the k-th (from 0) with {own}")
     return notes
@@ -288,5 +289,4 @@ def host_gpus(gpu: GpuSpec | None) -> int:
 
 def host_share(gpu: GpuSpec | None, n: int) -> int:
     """Instances of ``n`` GPUs one host holds (:func:`host_gpus` over ``n``), at least one."""
-    per_host = host_gpus(gpu)
-    return max(1, per_host // n) if n < per_host else 1
+    return max(1, host_gpus(gpu) // n)
