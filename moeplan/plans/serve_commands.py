@@ -224,8 +224,7 @@ def split_notes(name: str, role: str, n: int, shares: int) -> list[str]:
             "vllm": f"CUDA_VISIBLE_DEVICES of its {n} GPUs, {port}, VLLM_NIXL_SIDE_CHANNEL_PORT 5600+{n}k",
             "tensorrt-llm": f"CUDA_VISIBLE_DEVICES of its {n} GPUs and {port}",
         }[name]
-        if own:
-            notes.append(f"up to {shares} to a host, the k-th (from 0) with {own}")
+        notes.append(f"up to {shares} to a host, the k-th (from 0) with {own}")
     return notes
 
 
