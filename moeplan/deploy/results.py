@@ -96,6 +96,11 @@ class FitResult(Value):
         return _json(self, ("ram_headroom_bytes", "shortfall"))
 
     @property
+    def placement(self) -> str:
+        """The GPUs it runs on: ``4 x h100-sxm``."""
+        return f"{self.num_gpus} x {self.gpu}"
+
+    @property
     def fewest(self) -> str:
         """``fewest that fit: 4``, or that none of the counts tried does."""
         if self.min_gpus:

@@ -28,7 +28,7 @@ def _g(x: float | None, digits: int = 2) -> str:
 
 def _verdict(fit: FitResult) -> str:
     """``fits on 4 x a100-80gb-sxm`` or ``does not fit on 2 x a100-80gb-sxm; fewest that fit: 4``."""
-    where = f"{fit.num_gpus} x {fit.gpu}"
+    where = fit.placement
     return f"fits on {where}" if fit.fits else f"does not fit on {where}; {fit.fewest}"
 
 
@@ -138,10 +138,7 @@ def _cell(v: float | None, unit: str) -> str:
 def compare_table(comparison: Comparison) -> Table:
     """One row per figure, one column per estimate, and ``best``: the columns the plan found best in the row."""
     results, rows = comparison.results, comparison.rows
-    columns = [
-        f"{r.spec.shown_id} ({r.memory.scheme}, {f'{r.fit.num_gpus} x {r.fit.gpu}' if r.fit else 'no GPU'})"
-        for r in results
-    ]
+    columns = [f"{r.spec.shown_id} ({r.memory.scheme}, {r.fit.placement if r.fit else 'no GPU'})" for r in results]
     out = []
     for row in rows:
         unit = _UNITS.get(row.unit)

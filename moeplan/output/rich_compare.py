@@ -25,7 +25,7 @@ def _short_parts(results: list[EstimateResult]) -> list[list[str]]:
         [r.spec.shown_id for r in results],
         [r.memory.scheme for r in results],
         [r.memory.engine for r in results],
-        [f"{r.fit.num_gpus} x {r.fit.gpu}" if r.fit else "no GPU" for r in results],
+        [r.fit.placement if r.fit else "no GPU" for r in results],
     ]
     differing = [p for p in parts if len(set(p)) > 1] or parts[:1]
     out = [[p[i] for p in differing] for i in range(len(results))]
@@ -93,7 +93,7 @@ def print_compare(console: Console, comparison: Comparison) -> None:
                 named = f" ({asked})" if r.spec.origin == "catalogue" and asked.lower() != r.spec.id else ""
                 head = f"{r.spec.name}{named}\n{r.memory.scheme}, {r.memory.engine}"
                 if r.fit is not None:
-                    head += f"\n{r.fit.num_gpus} x {r.fit.gpu}"
+                    head += f"\n{r.fit.placement}"
             else:  # one part a line: a GPU count and kind stay together
                 head = "\n".join(short_parts[i])
             t.add_column(head, justify="right", no_wrap=True)

@@ -136,7 +136,7 @@ def print_verdict_line(console: Console, result: EstimateResult) -> None:
         return
     gib = 2**30
     used, usable = mem.per_gpu_bytes / gib, (mem.usable_bytes_per_gpu or 0) / gib
-    where = f"{fit.num_gpus} x {fit.gpu}"
+    where = fit.placement
     speed = f", ~{fmt_rate(perf.decode_tokens_per_s)} tok/s" if perf is not None else ""
     sv, at1 = result.serving, ""
     if sv is not None:  # under a load the verdict quotes each user's speed there, not batch 1's
