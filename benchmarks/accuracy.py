@@ -510,6 +510,16 @@ def render() -> str:
                 "1K-prompt rows of one B200 SGLang run short while its 8K rows fit), which points at the runs'",
                 "setup (KV transfer, router, client) rather than at a term the model lacks; a stream interval",
                 "delays no first token (SGLang and TensorRT-LLM both send it at once).",
+                "Then (2026-12-08) the recipes of the older TensorRT-LLM runs were found where InferenceX's config",
+                "named them, outside its repository (`CONFIG_FILE=recipes/trtllm/...` in NVIDIA/srt-slurm, or set",
+                "in the config entry itself in January): 71 of the 93 runs without a recipe now carry their",
+                "decode caps, prefill limits and KV format (the file's header gives the rule), and 48 of them come",
+                "within 2x where 26 had; S759 and S764 (3 and 4 clients on as many single-slot decode",
+                "workers, 6 and 16 s to the first token) stay out, where S818 on the same layout takes 0.17 s. The",
+                "34 MI355X runs from March 2026 carry the launch settings InferenceX's AMD scripts held at their",
+                "date (fp8 KV cache, 128 running requests a TP decode instance, 1,280 under DP attention): 17 within",
+                "2x where 19 had (the smaller fp8 cache moves faster, and their light-load 8K prompts, already",
+                "short, fall shorter). TTFT within 2x 185 -> 205 of 328, throughput within 1.5x 293 -> 297.",
                 "",
             ]
         if name == "prefill instances under load":
