@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from dataclasses import replace
 
 import pytest
@@ -881,14 +882,40 @@ def test_formats_under_min_bits_are_named_not_reported_as_a_search_that_found_no
     assert code == 1 and err.count("\n") == 1 and "--min-bits 16" in err and "fp8 8.00" in err, err
 
 
+def plot_rows(out: str) -> list[str]:
+    """The Pareto plot's rows and its x axis: a value or nothing, then ``|`` (or the axis's ``+-``)."""
+    return [line for line in out.splitlines() if re.match(r"^ *[0-9,.]* (\||\+-)", line)]
+
+
+def test_the_pareto_plots_axes_carry_round_values_from_zero() -> None:
+    """Both axes start at 0 and mark round values (steps of 1, 2, 2.5 or 5 x 10^k), each where a point of that value
+    would be drawn: the y values on their rows, the x values under their columns."""
+    from moeplan.output.serving import axis_ticks
+
+    assert axis_ticks(1222) == [0, 500, 1000] and axis_ticks(166) == [0, 50, 100, 150]
+    assert axis_ticks(9.5) == [0, 2.5, 5, 7.5] and axis_ticks(0) == [0]
+    result = runner.invoke(app, ["serve", "qwen3-30b-a3b", "--concurrency", "16", "--gpu", "h100", "--detail"],
+                           env={"COLUMNS": "100", "NO_COLOR": "1"})  # fmt: skip
+    assert result.exit_code == 0, result.stderr
+    lines = result.stdout.splitlines()
+    top = next(i for i, line in enumerate(lines) if line.startswith("output tok/s per GPU (max "))
+    ymax = float(lines[top].split("(max ")[1].rstrip(")").replace(",", ""))
+    rows = lines[top + 1 : top + 15]
+    labels = {i: float(r.split("|")[0].replace(",", "")) for i, r in enumerate(rows) if r.split("|")[0].strip()}
+    assert labels[13] == 0 and all(int(v / ymax * 13) == 13 - i for i, v in labels.items())
+    axis, xs = lines[top + 15], lines[top + 16]
+    assert axis.lstrip().startswith("+-") and xs[axis.index("+") + 1] == "0"  # 0 right of the corner
+    assert len(re.findall(r"\d[\d,]*", xs)) >= 3
+
+
 def test_the_pareto_plot_fits_a_narrow_terminal() -> None:
     result = runner.invoke(app, ["serve", "qwen3-30b-a3b", "--concurrency", "16", "--gpu", "h100", "--detail"],
                            env={"COLUMNS": "60", "NO_COLOR": "1"})  # fmt: skip
     assert result.exit_code == 0, result.stderr
-    plot = [line for line in result.stdout.splitlines() if line.startswith(("|", "+-"))]
+    plot = plot_rows(result.stdout)
     assert len(plot) > 10 and max(len(line) for line in plot) <= 60
     # each configuration on the front has its letter in the plot and a legend line naming it
-    marks = {c for line in plot for c in line[1:] if c.isalpha()}
+    marks = {c for line in plot for c in line.split("|", 1)[-1] if c.isalpha()}
     legend = {line[0]: line[2:] for line in result.stdout.splitlines() if line[:1] in marks and line[1:2] == " "}
     assert marks and set(legend) == marks and all("h100-sxm" in v for v in legend.values())
 
@@ -1250,6 +1277,6 @@ def test_every_pareto_letter_is_drawn_or_said_to_lie_under_another() -> None:
                          "b200", "--max-gpus", "64", "--detail")  # fmt: skip
     assert code == 0, err
     lines = out.splitlines()
-    plot = "".join(line[1:] for line in lines if line.startswith("|"))
+    plot = "".join(line.split("|", 1)[-1] for line in plot_rows(out))
     legend = [line for line in lines if len(line) > 2 and line[1] == " " and line[0].isalpha() and "client" in line]
     assert legend and all(line[0] in plot or "(under " in line for line in legend)

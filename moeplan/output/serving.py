@@ -69,9 +69,26 @@ def serve_table(result: ServeResult, top: int) -> Table:
     return headers, rows
 
 
+def axis_ticks(top: float, count: int = 4) -> list[float]:
+    """Round values from 0 to ``top`` for an axis: the smallest step of 1, 2, 2.5 or 5 x 10^k at least ``top /
+    count``.  A front reaching 1,222 tok/s per GPU: 0, 500, 1,000; one reaching 166 tok/s per user: 0, 50, 100, 150."""
+    if top <= 0:
+        return [0.0]
+    raw = top / count
+    power = 10 ** math.floor(math.log10(raw))
+    step = next(m * power for m in (1, 2, 2.5, 5, 10) if m * power >= raw)
+    return [i * step for i in range(int(top / step + 1e-9) + 1)]
+
+
+def tick_label(v: float) -> str:
+    """An axis value as the plot prints it: thousands separated, a fraction kept only below 10 (``2.5``)."""
+    return f"{v:,.0f}" if v >= 10 or v == int(v) else f"{v:g}"
+
+
 def pareto_plot(result: ServeResult, width: int = PLOT_W + 2) -> list[str]:
-    """A text scatter of the front: tokens/s per user across, output tokens/s per GPU up, in ``width`` columns
-    (the axis and its arrow included; :data:`PLOT_W` plotted columns at most, 20 at least)."""
+    """A text scatter of the front: tokens/s per user across, output tokens/s per GPU up, each axis from 0 with
+    round values marked, in ``width`` columns (the values, the axis and its arrow included; :data:`PLOT_W` plotted
+    columns at most, 20 at least)."""
     if not result.pareto:
         return []
     letters = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
@@ -79,8 +96,13 @@ def pareto_plot(result: ServeResult, width: int = PLOT_W + 2) -> list[str]:
     for label, _ in result.pareto:
         marks.setdefault(label, letters[len(marks)] if len(marks) < len(letters) else "*")
     pts = [(p.tokens_per_s_per_user, p.output_tokens_per_s_per_gpu, marks[label]) for label, p in result.pareto]
-    w = max(20, min(PLOT_W, width - 2))
     xmax, ymax = max(x for x, _, _ in pts), max(y for _, y, _ in pts)
+    # the y axis's round values, each on the row its value falls in (a row keeps the first that lands on it)
+    y_rows: dict[int, str] = {}
+    for v in axis_ticks(ymax):
+        y_rows.setdefault(PLOT_H - 1 - min(PLOT_H - 1, int(v / ymax * (PLOT_H - 1))), tick_label(v))
+    gutter = max(len(s) for s in y_rows.values()) + 1
+    w = max(20, min(PLOT_W, width - 2 - gutter))
     grid = [[" "] * w for _ in range(PLOT_H)]
     under: dict[str, set[str]] = {}  # a letter drawn over by another's point in the same cell: said in the legend
     for x, y, mark in pts:
@@ -92,9 +114,17 @@ def pareto_plot(result: ServeResult, width: int = PLOT_W + 2) -> list[str]:
         grid[PLOT_H - 1 - row][col] = mark
     drawn = {c for r in grid for c in r}
     lines = [f"output tok/s per GPU (max {ymax:,.0f})"]
-    lines += ["|" + "".join(r) for r in grid]
-    lines.append("+" + "-" * w + ">")
-    lines.append(f"{'tok/s per user (max ' + f'{xmax:,.0f}' + ')':>{w + 1}}")
+    lines += [f"{y_rows.get(i, ''):>{gutter - 1}} |" + "".join(r) for i, r in enumerate(grid)]
+    lines.append(" " * gutter + "+" + "-" * w + ">")
+    # the x axis's round values, each starting under its column, none running into the one before
+    ticks, end = [" "] * (w + 2), -1
+    for v in axis_ticks(xmax):
+        s, col = tick_label(v), 1 + min(w - 1, int(v / xmax * (w - 1)))
+        if col > end + 1 and col + len(s) <= w + 2:
+            ticks[col : col + len(s)] = s
+            end = col + len(s)
+    lines.append((" " * gutter + "".join(ticks)).rstrip())
+    lines.append(f"{'tok/s per user (max ' + f'{xmax:,.0f}' + ')':>{gutter + w + 1}}")
     for label, mark in marks.items():  # the legend: which configuration each letter is, at which concurrencies
         conc = sorted({p.concurrency for name, p in result.pareto if name == label})
         at = f"{conc[0]:g}" if len(conc) == 1 else f"{conc[0]:g}-{conc[-1]:g}"
