@@ -68,6 +68,9 @@ def serve(
     mtp_drafts: MtpDraftsOpt = None,
     recv_interval: RecvIntervalOpt = 1,
     max_running: MaxRunningOpt = None,
+    sort: Annotated[
+        str, typer.Option("--sort", help="cost ($ per million output tokens) or energy (joules per output token).")
+    ] = "cost",
     top: TopOpt = 10,
     gpu_file: GpuFileOpt = None,
     detail: DetailOpt = False,
@@ -86,6 +89,8 @@ def serve(
       (prefill on one kind, decode on the other, among the splits tried)
 
       moeplan serve gpt-oss-120b --concurrency 32 --engine vllm --engine sglang --json
+
+      moeplan serve qwen3-235b-a22b --concurrency 128 --tpot 50 --sort energy
     """
     from moeplan.deploy.deployment import Traffic
     from moeplan.plans.serve import ServeRequest, plan_serve
@@ -100,7 +105,7 @@ def serve(
             engines=tuple(listed(engine, "--engine") or ("vllm",)),
             max_gpus=max_gpus,
             gpu_file=gpu_file, mtp=mtp, mtp_accept=mtp_accept, mtp_drafts=mtp_drafts, min_bits=min_bits,
-            recv_interval=recv_interval, max_running=max_running,
+            recv_interval=recv_interval, max_running=max_running, sort=sort,
         )  # fmt: skip
         with progress_bar("serving configurations") as tick:
             result = plan_serve(req, tick)

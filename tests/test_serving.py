@@ -1280,3 +1280,32 @@ def test_every_pareto_letter_is_drawn_or_said_to_lie_under_another() -> None:
     plot = "".join(line.split("|", 1)[-1] for line in plot_rows(out))
     legend = [line for line in lines if len(line) > 2 and line[1] == " " and line[0].isalpha() and "client" in line]
     assert legend and all(line[0] in plot or "(under " in line for line in legend)
+
+
+def test_sort_energy_ranks_those_meeting_the_targets_by_joules_per_output_token() -> None:
+    """``--sort energy`` puts the configurations meeting the targets first, each by the joules its GPUs draw at TDP
+    per output token (GPUs x TDP / output tokens/s), and the table and headline carry the figure."""
+    req = ServeRequest(model="qwen3-30b-a3b", traffic=Traffic(1024, 1024, concurrency=64), tpot_s=0.05,
+                       gpus=("h100", "h200", "l40s"), sort="energy")  # fmt: skip
+    ranked = plan_serve(req).candidates
+    meeting = [c for c in ranked if c.meets]
+    joules = [c.joules_per_output_token for c in meeting]
+    assert meeting and all(j is not None for j in joules) and joules == sorted(joules)  # type: ignore[type-var]
+    assert list(ranked[: len(meeting)]) == meeting  # those meeting the targets on top
+    best = meeting[0]
+    assert best.joules_per_output_token == pytest.approx(
+        best.gpu.tdp_w * best.num_gpus / best.point.output_tokens_per_s)  # fmt: skip
+    by_cost = [c for c in plan_serve(replace(req, sort="cost")).candidates if c.meets]
+    assert {c.label for c in by_cost} == {c.label for c in meeting}  # the same configurations, another order
+    code, out, err = run("serve", "qwen3-30b-a3b", "--concurrency", "64", "--tpot", "50", "--gpu", "h100", "--gpu",
+                         "h200", "--gpu", "l40s", "--sort", "energy")  # fmt: skip
+    assert code == 0, err
+    flat = " ".join(out.split())
+    assert "Least energy a token" in flat and "J/tok" in flat and f"{best.joules_per_output_token:.2f} J/token" in flat
+    code, out, err = run("serve", "qwen3-30b-a3b", "--concurrency", "64", "--gpu", "h100", "--sort", "energy", "--json")
+    assert code == 0 and json.loads(out)["sort"] == "energy", err
+
+
+def test_an_unknown_sort_is_refused_in_one_line() -> None:
+    code, _, err = run("serve", "qwen3-30b-a3b", "--concurrency", "64", "--sort", "power")
+    assert code == 1 and err.count("\n") == 1 and "--sort 'power'" in err and "cost, energy" in err, err

@@ -122,7 +122,7 @@ def _defs() -> dict[str, Any]:
                           "meets_targets": BOOL, "point": _ref("serving_point"),
                           "usd_per_million_output_tokens": _maybe(NUM), "command": STR})  # fmt: skip
     serve = _obj({"model": _obj({"id": STR, "name": STR}), "traffic": _obj({"isl": INT, "osl": INT}),
-                  "targets": {"type": "object"}, "max_running": _maybe(INT), "configurations_tried": INT,
+                  "targets": {"type": "object"}, "max_running": _maybe(INT), "sort": STR, "configurations_tried": INT,
                   "configurations": _list(configuration), "pareto": _list({"type": "object"})})  # fmt: skip
     quants = _obj({"formats": _list(_obj({"name": STR})), "gguf_mixes": _list(STR)})
     calibrate = _obj({"profile": _obj({"schema_version": INT, "device": STR, "backend": STR, "created": STR,

@@ -46,6 +46,7 @@ def serve_json(result: ServeResult, top: int) -> dict[str, Any]:
         "traffic": to_dict(t),
         "targets": {"ttft_s": result.request.ttft_s, "tpot_s": result.request.tpot_s, "e2e_s": result.request.e2e_s},
         "max_running": result.request.max_running,
+        "sort": result.request.sort,
         "configurations_tried": len(result.candidates),
         "configurations": rows,
         "pareto": [{"configuration": label, **_point(p)} for label, p in result.pareto],
@@ -192,7 +193,15 @@ def print_serve(console: Console, result: ServeResult, top: int, detail: bool = 
     ):  # equal engines: name them all
         *first, last = shown_rows[0][1]
         best_label = f"{best.label.removesuffix(f' {best.engine}')} {', '.join(first)} or {last}"
-    if best is not None and best.usd_per_million_output_tokens is None:  # no price for any that qualifies
+    by_energy = req.sort == "energy"
+    if by_energy and best is not None and best.joules_per_output_token is not None:
+        usd = best.usd_per_million_output_tokens
+        figures = f", {best.joules_per_output_token:.2f} J/token" + (f" (${usd:.3f}/M out)" if usd is not None else "")
+        what = "that meets the targets" if targeted else "(no latency targets given)"
+        headline(console, f"Least energy a token {what}: [bold]{best_label}[/bold]{figures}",
+                 f"Least energy a token: [bold]{best_label}[/bold]{figures}",
+                 f"Least energy a token {what}{figures}:\n  [bold]{best_label}[/bold]")  # fmt: skip
+    elif best is not None and best.usd_per_million_output_tokens is None:  # no price for any that qualifies
         what = "that meets the targets" if targeted else "(no latency targets given)"
         headline(console, f"Most output per GPU {what}: [bold]{best_label}[/bold] (no price for these GPUs in the "
                  "catalogue; --gpu-file adds one)", f"Most output per GPU: [bold]{best_label}[/bold]")  # fmt: skip
@@ -230,11 +239,13 @@ def print_serve(console: Console, result: ServeResult, top: int, detail: bool = 
     kinds = {g.id for c in result.candidates[:top] if c.usd_per_hour is None
              for g in (c.gpu, c.prefill_gpu) if g is not None and g.cloud_usd_per_hour is None}  # fmt: skip
     unpriced = (f"; {', '.join(sorted(kinds))} without a catalogue price: after the priced, by output per GPU "
-                "(--gpu-file adds a price)" if kinds else "")  # fmt: skip
+                "(--gpu-file adds a price)" if kinds and not by_energy else "")  # fmt: skip
 
     def table(compact: bool) -> RichTable:
         tb = RichTable(
-            title="Cheapest first" + (", those meeting the targets on top" if targeted else "") + unpriced,
+            title=("Least energy a token first" if by_energy else "Cheapest first")
+            + (", those meeting the targets on top" if targeted else "")
+            + unpriced,
             title_justify="left",
             box=table_box(console, light=compact),
             show_edge=not compact,
@@ -243,9 +254,11 @@ def print_serve(console: Console, result: ServeResult, top: int, detail: bool = 
             caption_justify="left",  # a caption wrapped over lines reads as prose, not centred fragments
         )
         tb.caption = "tok/s per GPU and per user; TTFT s; TPOT ms; " + ("E2E s; " if req.e2e_s else "")
-        tb.caption += "$ per million output tokens"
+        tb.caption += "$ per million output tokens" + ("; J/tok: joules per output token at the GPUs' TDP"
+                                                         if by_energy else "")  # fmt: skip
         e2e = req.e2e_s is not None  # the figure the --e2e target is judged on
-        heads = ("configuration", "GPU", "user", "TTFT", "TPOT", *(("E2E",) if e2e else ()), "$/M")
+        heads = ("configuration", "GPU", "user", "TTFT", "TPOT", *(("E2E",) if e2e else ()), "$/M",
+                 *(("J/tok",) if by_energy else ()))  # fmt: skip
         rows = [c for c, _ in shown_rows]
         widest = max((len(f"{c.usd_per_million_output_tokens or 0:.3f}") for c in rows), default=4)
         for h in heads if compact else ("#", *heads):
@@ -262,7 +275,9 @@ def print_serve(console: Console, result: ServeResult, top: int, detail: bool = 
                 names.append(name)
             why = "misses" if c.point.stable else "cannot keep up"
             label = name if c.meets else f"[dim]{name} ({'x' if compact else why})[/dim]"
-            tb.add_row(*([] if compact else [str(i)]), label, *row_figures(c, req.traffic.osl == 1, e2e))
+            joules = ((f"{c.joules_per_output_token:.2f}" if c.joules_per_output_token is not None else "",)
+                      if by_energy else ())  # fmt: skip
+            tb.add_row(*([] if compact else [str(i)]), label, *row_figures(c, req.traffic.osl == 1, e2e), *joules)
         if compact and any(not c.meets for c in rows):
             tb.caption += "; (x): misses the targets, or cannot keep up (TTFT ∞)"
         shown = " ".join(names)
@@ -279,8 +294,8 @@ def print_serve(console: Console, result: ServeResult, top: int, detail: bool = 
     console.print(first_fitting(console, lambda: table(False), lambda: table(True)))
     shown_kinds = {c.gpu.id for c, _ in shown_rows}
     for gid in sorted({c.gpu.id for c in result.candidates if c.usd_per_hour is None} - shown_kinds):
-        if not result.request.gpus:  # over the whole catalogue the caption names the kinds; asked for, each is shown
-            break
+        if not result.request.gpus or by_energy:  # the caption names the kinds over the whole catalogue; by energy
+            break  # a price changes no rank
         pick = max((c for c in result.candidates if c.gpu.id == gid),
                    key=lambda c: (c.meets, c.point.stable, c.point.output_tokens_per_s_per_gpu))  # fmt: skip
         console.print(f"[dim]{gid} has no catalogue price, so it ranks after the priced: its best here, {pick.label}, "

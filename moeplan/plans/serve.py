@@ -74,6 +74,9 @@ class ServeRequest(Value):
     max_running: int | None = None
     """Requests each instance runs at once (the engines' ``--max-num-seqs``, ``--max-running-requests``,
     ``max_batch_size``); None: as many as the KV cache holds."""
+    sort: str = "cost"
+    """How the configurations meeting the targets rank: ``cost`` ($ per million output tokens) or ``energy``
+    (joules per output token at the GPUs' TDP)."""
 
 
 @dataclass(frozen=True, repr=False, eq=False)
@@ -153,6 +156,8 @@ class ServeResult(Value):
 
 SERVE_ENGINES = ("vllm", "sglang", "tensorrt-llm", "atom")
 """Engines with continuous batching and chunked prefill, whose serving the model describes (ATOM on AMD Instinct)."""
+SERVE_SORTS = ("cost", "energy")
+"""``serve --sort``: $ per million output tokens, or joules per output token at the GPUs' TDP."""
 
 
 def candidate_formats(
@@ -401,6 +406,8 @@ def check_request(req: ServeRequest) -> None:
         if eng.name not in SERVE_ENGINES:
             raise InputError(f"serve plans the serving engines ({', '.join(SERVE_ENGINES)}), not {eng.name}",
                              "estimate and offload take the others")  # fmt: skip
+    if req.sort not in SERVE_SORTS:
+        raise InputError(f"--sort '{req.sort}' is not one of {', '.join(SERVE_SORTS)}")
     if req.recv_interval < 1:
         raise InputError(f"--recv-interval must be at least 1, not {req.recv_interval}")
     if req.recv_interval > 1 and not any(engine(name).recv_interval_flag for name in req.engines):
@@ -543,6 +550,9 @@ def plan_serve(req: ServeRequest, progress: Callable[[int, int], None] | None = 
                             -c.point.output_tokens_per_s_per_gpu if c.usd_per_million_output_tokens is None
                             else -c.point.tokens_per_s_per_user,
                             c.point.ttft_s))  # fmt: skip  # equal cost and speed: the shorter wait first
+    if req.sort == "energy":  # the least energy a token first (stable: at equal energy, the cost order above)
+        out.sort(key=lambda c: (not c.meets, not c.point.stable, c.joules_per_output_token is None,
+                                c.joules_per_output_token or inf))  # fmt: skip
     return ServeResult(spec, req, tuple(out), pareto(out, req.ttft_s))
 
 
