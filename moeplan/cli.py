@@ -214,7 +214,7 @@ def estimate(
             quant=quant,
             kv_dtype=kv_dtype,
             state_dtype=state_dtype,
-            context=ctx or max(DEFAULT_CONTEXT, load.isl + load.osl if load else 0),
+            context=ctx or max(DEFAULT_CONTEXT, load.longest if load else 0),
             batch=batch,
             engine=engine,
             backend=backend,

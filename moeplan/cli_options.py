@@ -274,7 +274,7 @@ def serving_load(
     requests longer than ``context`` (``--context``): the engine launched with it would refuse them, and the
     estimate would size its memory for one length and serve another."""
     from moeplan.deploy.deployment import Traffic
-    from moeplan.units import parse_tokens
+    from moeplan.units import parse_length
 
     if concurrency is None and rate is None:
         if isl is not None or osl is not None:
@@ -287,9 +287,9 @@ def serving_load(
     if batch != 1:  # the load sets the running batch: a second batch would size memory for one and serve another
         raise InputError(f"--batch {batch:,} and a serving load (--concurrency/--rate) both set the running "
                          "sequences", "drop --batch: the load's steady state sets the batch")  # fmt: skip
-    load = Traffic(parse_tokens(isl or "1k", "--isl"), parse_tokens(osl or "1k", "--osl"), concurrency, rate)
-    if context is not None and load.isl + load.osl > context:
-        need = load.isl + load.osl
+    load = Traffic.of_lengths(parse_length(isl or "1k", "--isl"), parse_length(osl or "1k", "--osl"), concurrency, rate)
+    if context is not None and load.longest > context:
+        need = load.longest
         raise InputError(f"requests of {need:,} tokens (--isl + --osl) exceed --context {context:,}",
                          f"give --context {need:,} or more")  # fmt: skip
     return load

@@ -35,8 +35,10 @@ from moeplan.cli_options import (
 
 def serve(
     model: ModelArg,
-    isl: Annotated[str, typer.Option("--isl", help="Prompt tokens per request (1k, 8k accepted).")] = "1k",
-    osl: Annotated[str, typer.Option("--osl", help="Output tokens per request.")] = "1k",
+    isl: Annotated[
+        str, typer.Option("--isl", help="Prompt tokens per request (1k, 8k accepted; 512-2k: drawn uniformly).")
+    ] = "1k",
+    osl: Annotated[str, typer.Option("--osl", help="Output tokens per request (a range as for --isl).")] = "1k",
     concurrency: ConcurrencyOpt = None,
     rate: RateOpt = None,
     prefix_hit: Annotated[
@@ -94,11 +96,12 @@ def serve(
     """
     from moeplan.deploy.deployment import Traffic
     from moeplan.plans.serve import ServeRequest, plan_serve
-    from moeplan.units import parse_tokens
+    from moeplan.units import parse_length
 
     with handled_errors():
         check_format(fmt)
-        traffic = Traffic(parse_tokens(isl, "--isl"), parse_tokens(osl, "--osl"), concurrency, rate, prefix_hit)
+        traffic = Traffic.of_lengths(parse_length(isl, "--isl"), parse_length(osl, "--osl"), concurrency, rate,
+                                     prefix_hit)  # fmt: skip
         req = ServeRequest(
             model=model, traffic=traffic, ttft_s=ttft, tpot_s=tpot / 1e3 if tpot is not None else None, e2e_s=e2e,
             gpus=tuple(listed(gpu, "--gpu")), quants=tuple(listed(quant, "--quant")),

@@ -1,4 +1,4 @@
-"""Parsing of human sizes: token counts such as ``32k`` and ``1M``."""
+"""Parsing of human sizes: token counts such as ``32k`` and ``1M``, and ranges of them such as ``512-2k``."""
 
 from __future__ import annotations
 
@@ -27,3 +27,19 @@ def parse_tokens(text: str, what: str = "--context") -> int:
     if value > MAX_TOKENS:
         raise InputError(f"{what} '{text}' is beyond any model", f"at most {MAX_TOKENS:,} tokens")
     return int(value)
+
+
+def parse_length(text: str, what: str) -> tuple[int, int]:
+    """A request length as the serving options take it: one count (``"1k"`` -> (1024, 1024)) or a range whose
+    lengths a load generator draws uniformly, shortest first (``"819-1k"`` -> (819, 1024), as vLLM's and SGLang's
+    random datasets draw them with a range ratio of 0.8)."""
+    lo_text, sep, hi_text = text.strip().partition("-")
+    if not sep:
+        n = parse_tokens(text, what)
+        return n, n
+    lo, hi = parse_tokens(lo_text, what), parse_tokens(hi_text, what)
+    if lo > hi:
+        raise InputError(
+            f"{what} '{text}' runs from longer to shorter", f"write the shorter first: {hi_text}-{lo_text}"
+        )
+    return lo, hi

@@ -1309,3 +1309,52 @@ def test_sort_energy_ranks_those_meeting_the_targets_by_joules_per_output_token(
 def test_an_unknown_sort_is_refused_in_one_line() -> None:
     code, _, err = run("serve", "qwen3-30b-a3b", "--concurrency", "64", "--sort", "power")
     assert code == 1 and err.count("\n") == 1 and "--sort 'power'" in err and "cost, energy" in err, err
+
+
+def test_lengths_given_as_a_range_are_drawn_uniformly_and_served_at_their_mean() -> None:
+    """``--isl 819-1k``: prompts drawn uniformly from 819 to 1,024 tokens, as vLLM's and SGLang's random datasets
+    draw them at a range ratio of 0.8; the model runs at the mean (922), the launch line allows the longest."""
+    from moeplan.units import parse_length
+
+    assert parse_length("1k", "--isl") == (1024, 1024) and parse_length("819-1k", "--isl") == (819, 1024)
+    for bad in ("2k-1k", "0-5", "a-b", "5-"):
+        with pytest.raises(InputError):
+            parse_length(bad, "--isl")
+    t = Traffic.of_lengths((819, 1024), (1024, 1024), concurrency=8)
+    assert (t.isl, t.osl, t.isl_range, t.osl_range, t.longest) == (922, 1024, (819, 1024), None, 2048)
+    assert t.prompt_cv2 == pytest.approx((206**2 - 1) / 12 / 921.5**2)  # a discrete uniform's variance over mean^2
+    assert Traffic.of_lengths((1024, 1024), (8, 8), rate=1.0).prompt_cv2 == 0.0
+    assert t.lengths_text() == "819-1,024 in (mean 922) / 1,024 out"
+    code, out, err = run("serve", "qwen3-30b-a3b", "--isl", "512-1536", "--osl", "200-1800", "--rate", "20", "--gpu",
+                         "h100", "--top", "3")  # fmt: skip
+    assert code == 0, err
+    flat = " ".join(out.split())
+    assert "512-1,536 in (mean 1,024) / 200-1,800 out (mean 1,000)" in flat
+    assert "--max-model-len 3336" in flat  # 1,536 + 1,800: the longest request
+    code, out, err = run("serve", "qwen3-30b-a3b", "--isl", "512-1536", "--concurrency", "8", "--gpu", "h100", "--json")
+    assert code == 0 and json.loads(out)["traffic"]["isl_range"] == [512, 1536], err
+    code, _, err = run("serve", "qwen3-30b-a3b", "--isl", "1k-50k", "--concurrency", "4", "--gpu", "h100")
+    assert code == 1 and err.count("\n") == 1 and "52,224 tokens" in err and "the longest" in err, err
+    code, _, err = run("estimate", "qwen3-30b-a3b", "--gpu", "h100", "--isl", "1k-6k", "--concurrency", "4",
+                       "--context", "4k")  # fmt: skip
+    assert code == 1 and "7,168" in err and "--context" in err, err
+
+
+def test_prompts_of_varied_lengths_wait_longer_under_a_rate_as_an_mg1_queue_has_them() -> None:
+    """Under a request rate the prefill queue is M/G/1: its mean wait is M/D/1's ``rho S / (2 (1 - rho))`` times
+    ``1 + cv^2`` of the service times, which follow the prompt lengths (Qwen3-30B-A3B on an H100, 4,096-token prompts
+    at 4 requests/s against 1-8,191: cv^2 = 1/3, 12 ms more); a closed loop's mean-value queue sees the mean alone."""
+    d = resolve(EstimateRequest(model="qwen3-30b-a3b", gpu="h100", context=8448, prompt=4096, use_calibration=False),
+                fewest=False)  # fmt: skip
+    fixed = Traffic.of_lengths((4096, 4096), (256, 256), rate=4.0)
+    wide = Traffic.of_lengths((1, 8191), (256, 256), rate=4.0)  # the same mean, cv^2 = 1/3
+    model = ServingModel(d, fixed)
+    a, b = model.point(), ServingModel(d, wide).point()
+    assert b.decode_batch == pytest.approx(a.decode_batch) and b.tpot_s == pytest.approx(a.tpot_s)
+    service, rho = model.prefill_service_s(a.decode_batch), 4.0 * model.prefill_share_s(a.decode_batch)
+    extra = service * rho * wide.prompt_cv2 / (2 * (1 - rho))
+    assert extra > 0.005 and b.ttft_s - a.ttft_s == pytest.approx(extra, rel=0.01)
+    assert b.output_tokens_per_s == pytest.approx(a.output_tokens_per_s)  # the means set the throughput
+    spans = ((4096, 4096), (1, 8191))
+    closed = [ServingModel(d, Traffic.of_lengths(r, (256, 256), concurrency=64)).point() for r in spans]
+    assert closed[1].ttft_s == pytest.approx(closed[0].ttft_s)

@@ -16,13 +16,15 @@ vLLM's ``max_num_batched_tokens``).  With ``lambda`` requests per second of ``I`
 ``c_p`` is prefill's cost per prompt token at a full chunk: its compute, and under TP its activations' bytes on
 the all-reduces (the weights are read, and the collectives' latencies paid, for the decode anyway).
 Prompts wait for the prefill server: under a concurrency, by Schweitzer's mean-value approximation of a closed
-network (a request sees ``(C - 1)/C`` of the mean queue, ``lambda x`` its wait); under a rate, M/D/1 (mean wait
-``rho / (2 (1 - rho))`` services, ``rho = lambda S_p``).  Where the host's floor on an eager pass sets ``S_p``
-(short prompts), the prompts waiting ride the next pass together (:func:`bulk_server_s`).  An engine that
-polls for new requests only every ``N`` decode steps (SGLang's ``--scheduler-recv-interval N``; ``N = 1``
-elsewhere) holds an arriving request until the next poll: ``(N - 1) / 2`` steps more on average, at most ``N - 1``
-(InferenceX runs DeepSeek-R1 on 8x B200 with ``N = 30`` from 16 clients: 30 x 13 ms TPOT puts 0.19 s on a 0.2 s
-TTFT, as measured).
+network (a request sees ``(C - 1)/C`` of the mean queue, ``lambda x`` its wait); under a rate, M/G/1 (mean wait
+``rho (1 + cv^2) / (2 (1 - rho))`` services, ``rho = lambda S_p``, ``cv^2`` the prompt lengths' squared coefficient
+of variation, :attr:`Traffic.prompt_cv2`: 0 for one length, M/D/1).  Where lengths vary (``--isl 512-1536``) the
+model runs at their means, and the engines' ``--max-model-len`` allows the longest.  Where the host's floor on an
+eager pass sets ``S_p`` (short prompts), the prompts waiting ride the next pass together (:func:`bulk_server_s`).
+An engine that polls for new requests only every ``N`` decode steps (SGLang's ``--scheduler-recv-interval N``;
+``N = 1`` elsewhere) holds an arriving request until the next poll: ``(N - 1) / 2`` steps more on average, at most
+``N - 1`` (InferenceX runs DeepSeek-R1 on 8x B200 with ``N = 30`` from 16 clients: 30 x 13 ms TPOT puts 0.19 s on a
+0.2 s TTFT, as measured).
 
 Concurrency ``C`` (closed loop: each client sends its next request when one finishes) gives ``lambda = C /
 E2E`` and ``b = C x (O - 1) x TPOT / E2E``; a request rate gives ``lambda`` and ``b = lambda x (O - 1) x TPOT``
@@ -102,17 +104,18 @@ def busy_share(b: float, conc: float | None) -> float:
     return min(1.0, max(0.0, others))
 
 
-def bulk_server_s(arrivals: float, service: float, share: float) -> float:
+def bulk_server_s(arrivals: float, service: float, share: float, cv2: float = 0.0) -> float:
     """A prompt's wait and prefill on a server that takes every prompt waiting into its next pass (a bulk server):
     a pass of ``k`` prompts takes ``S + (k - 1) s`` (``S`` one prompt alone, ``s`` each further one's share), and
     ``k`` are the prompts that arrived during the last pass, so ``T = max(S, (S - s) / (1 - rho))`` with ``rho =
     arrivals x s`` (at most 0.98); a prompt waits for the running pass to end (``T / 2`` when the server is busy,
-    ``arrivals x T`` of the time) and then for its own.  Light load: one prompt, ``S``."""
+    ``arrivals x T`` of the time) and then for its own.  Light load: one prompt, ``S``.  ``cv2``: the prompt
+    lengths' squared coefficient of variation, which the queue's M/G/1 floor carries."""
     rho = min(0.98, arrivals * share)
     t = max(service, (service - share) / (1 - rho))
     # the passes carry at least the queue's work, s a prompt: never less than the M/D/1 wait on it (where S = s the
     # passes shrink back to one prompt and only this term grows as the server fills)
-    return max(t * (1 + min(1.0, arrivals * t) / 2), service + rho * share / (2 * (1 - rho)))
+    return max(t * (1 + min(1.0, arrivals * t) / 2), service + rho * share * (1 + cv2) / (2 * (1 - rho)))
 
 
 class ServingModel:
@@ -143,7 +146,8 @@ class ServingModel:
     def at(self, traffic: Traffic) -> ServingModel:
         """This model under another load of the same lengths (the models and the step cache are shared)."""
         traffic.check()
-        if (traffic.isl, traffic.osl, traffic.prefix_hit) != (self.t.isl, self.t.osl, self.t.prefix_hit):
+        lengths = (traffic.isl, traffic.osl, traffic.prefix_hit, traffic.isl_range, traffic.osl_range)
+        if lengths != (self.t.isl, self.t.osl, self.t.prefix_hit, self.t.isl_range, self.t.osl_range):
             return ServingModel(self.d, traffic, self.scenario)
         other = copy.copy(self)
         other.t = traffic
@@ -259,12 +263,12 @@ class ServingModel:
             if conc is not None:  # closed loop: Schweitzer's mean-value queue seen at arrival
                 ahead = (conc - 1) / conc * min(lam * max(ttft - tpot - poll, 0.0), conc - 1.0)
                 queued = service * (1 + ahead)
-            else:  # open loop: M/D/1 wait on the prefill server
+            else:  # open loop: M/G/1 wait on the prefill server (M/D/1 for prompts of one length)
                 if rho >= 0.98:
                     stable, rho = False, 0.98
-                queued = service * (1 + rho / (2 * (1 - rho)))
+                queued = service * (1 + rho * (1 + t.prompt_cv2) / (2 * (1 - rho)))
             if share < service:  # the host floor binds: waiting prompts ride the next pass together
-                queued = min(queued, bulk_server_s(lam, service, share))
+                queued = min(queued, bulk_server_s(lam, service, share, t.prompt_cv2))
             ttft_new = queued + poll + tpot_new
             if damp.settled(tpot, tpot_new, ttft, ttft_new):
                 break
@@ -413,7 +417,7 @@ class DisaggregatedServingModel:
     def batch_s(self, arrivals: float) -> float:
         """A prompt's wait and prefill on a prefill instance that takes every waiting prompt into its next batch:
         :func:`bulk_server_s` with ``S_p`` alone and ``S_b`` a further prompt's share."""
-        return bulk_server_s(arrivals, self.s_p, self.s_b)
+        return bulk_server_s(arrivals, self.s_p, self.s_b, self.t.prompt_cv2)
 
     def _local(self, traffic: Traffic) -> Traffic:
         """The load one of the ``n_d`` decode instances sees."""

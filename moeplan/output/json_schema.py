@@ -121,7 +121,8 @@ def _defs() -> dict[str, Any]:
                           "quant": STR, "engine": STR,
                           "meets_targets": BOOL, "point": _ref("serving_point"),
                           "usd_per_million_output_tokens": _maybe(NUM), "command": STR})  # fmt: skip
-    serve = _obj({"model": _obj({"id": STR, "name": STR}), "traffic": _obj({"isl": INT, "osl": INT}),
+    lengths = {"isl": INT, "osl": INT, "isl_range": _maybe(_list(INT)), "osl_range": _maybe(_list(INT))}
+    serve = _obj({"model": _obj({"id": STR, "name": STR}), "traffic": _obj(lengths),
                   "targets": {"type": "object"}, "max_running": _maybe(INT), "sort": STR, "configurations_tried": INT,
                   "configurations": _list(configuration), "pareto": _list({"type": "object"})})  # fmt: skip
     quants = _obj({"formats": _list(_obj({"name": STR})), "gguf_mixes": _list(STR)})

@@ -51,7 +51,7 @@ def print_estimate(console: Console, result: EstimateResult, detail: bool = Fals
         state = "" if sv.stable else " [red](cannot keep up: the queue grows without bound)[/red]"
         ttft = f"{fmt_seconds(sv.ttft_s)} (p90 {fmt_seconds(sv.ttft_p90_s)})" if sv.stable else "∞"
         console.print(
-            f"serving {t.isl:,} in / {t.osl:,} out at {load}: TTFT {ttft}, "
+            f"serving {t.lengths_text()} at {load}: TTFT {ttft}, "
             + ("no TPOT (one output token), " if t.osl == 1 else f"TPOT {sv.tpot_s * 1e3:.1f} ms, ")
             + f"{sv.output_tokens_per_s_per_gpu:,.0f} output tok/s per GPU, "
             f"{sv.decode_batch:,.0f} sequence{'' if round(sv.decode_batch) == 1 else 's'} decoding"
@@ -573,7 +573,7 @@ def print_explain(console: Console, result: EstimateResult) -> None:
             f"{load.concurrency} clients" if load.concurrency is not None else f"{fmt_plain(load.rate)} requests/s"
         )
         console.print(
-            f"[bold]serving[/bold] ({clients}, {load.isl:,} in / {load.osl:,} out) = the steady state of TPOT = "
+            f"[bold]serving[/bold] ({clients}, {load.lengths_text()}) = the steady state of TPOT = "
             f"decode step at the running batch / (1 - prefill share), TTFT = prefill queue (mean-value or M/D/1) + "
             f"prefill + a decode step, rate = clients / (TTFT + (O - 1) x TPOT): {sv.decode_batch:,.0f} decoding, "
             f"TPOT {sv.tpot_s * 1e3:,.1f} ms, TTFT {f'{sv.ttft_s:,.2f} s' if sv.stable else 'unbounded'}, "

@@ -226,7 +226,7 @@ def print_serve(console: Console, result: ServeResult, top: int, detail: bool = 
         what = "meets the targets" if targeted else "keeps up with the load"
         headline(console, f"[bold red]None of {tried:,} configurations {what}[/bold red]")
     console.print(
-        f"[bold]{result.spec.name}[/bold]: {t.isl:,} in / {t.osl:,} out, {load}"
+        f"[bold]{result.spec.name}[/bold]: {t.lengths_text()}, {load}"
         + (
             f"; targets {', '.join(g for g in goals if g)}: {len(meeting):,} of {tried:,} configurations meet them"
             if targeted

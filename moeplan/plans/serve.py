@@ -315,7 +315,7 @@ def disaggregated(
         point = split.point()
         t = req.traffic
         loads = [c for c in SWEEP if c <= 2 * max(1, point.max_running)] or [1]
-        sweep = tuple(split.at(Traffic(t.isl, t.osl, concurrency=c, prefix_hit=t.prefix_hit)).point() for c in loads)
+        sweep = tuple(split.at(replace(t, concurrency=c, rate=None)).point() for c in loads)
         misses = _targets(req, point)
         p_price, d_price = dp.price.usd_per_hour, dd.price.usd_per_hour
         prefill_hourly = p_price * n_p * pn if p_price else None
@@ -427,7 +427,7 @@ def check_request(req: ServeRequest) -> None:
 def _base(spec: ModelSpec, gpu: GpuSpec, label: str, eng: str, req: ServeRequest) -> EstimateRequest:
     """The request every configuration of ``spec`` on ``gpu`` in format ``label`` under ``eng`` starts from."""
     return EstimateRequest(model=spec.id, gpu=gpu.id, quant=label, engine=eng,
-                           context=req.traffic.isl + req.traffic.osl, prompt=req.traffic.isl, gpu_file=req.gpu_file,
+                           context=req.traffic.longest, prompt=req.traffic.isl, gpu_file=req.gpu_file,
                            mtp=req.mtp, mtp_accept=req.mtp_accept, mtp_drafts=req.mtp_drafts,
                            recv_interval=req.recv_interval if engine(eng).recv_interval_flag else 1,
                            max_running=req.max_running)  # fmt: skip
@@ -453,7 +453,7 @@ def plan_serve(req: ServeRequest, progress: Callable[[int, int], None] | None = 
     only = {resolve_gpu(g, req.gpu_file).id for g in req.gpus}
     catalogue = [g for g in load_gpus(req.gpu_file) if (g.id in only if only else not g.unified_memory)]
     engines = [engine(e) for e in req.engines]
-    context = req.traffic.isl + req.traffic.osl
+    context = req.traffic.longest
     req.traffic.check_context(spec.name, spec.arch.max_context)
     for q in req.quants:  # an unknown format is refused by name, not as a search that found nothing
         model_scheme(spec, q)
