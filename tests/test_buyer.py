@@ -10,10 +10,10 @@ import pytest
 from typer.testing import CliRunner
 
 from moeplan.cli import app
-from moeplan.formats.quality import LABELS, Quality, config_quality, format_quality, table
+from moeplan.formats.quality import LABELS, Quality, config_quality, format_quality, outranks_better, table
 from moeplan.hardware.gpus import load_gpus, resolve_gpu
 from moeplan.output.formatting import fmt_buy
-from moeplan.plans.recommend import mark, outranks_better_quality, recommend
+from moeplan.plans.recommend import mark, recommend
 from moeplan.sources.catalog import resolve_model
 
 runner = CliRunner()
@@ -67,13 +67,13 @@ def test_marks_appear_exactly_when_a_worse_format_outranks_a_better_one() -> Non
         assert ("lower-quality" in c.marks) == any(r < c.quality.rank for r in below), (i, c.quant)
     # synthetic orders: a best-first list of near-lossless then int4 has no mark; the reverse marks the int4 row
     base = cands[0]
-    good, worse = replace(base, quality=_quality("near-lossless")), replace(base, quality=_quality("small loss"))
-    unknown = replace(base, quality=None)
-    assert outranks_better_quality([good, worse]) == [False, False]
-    assert outranks_better_quality([worse, good]) == [True, False]
-    assert outranks_better_quality([worse, unknown, worse, good]) == [True, False, True, False]
-    assert outranks_better_quality([worse, worse]) == [False, False]
-    assert "lower-quality" in mark([worse, good])[0].marks
+    good, worse = _quality("near-lossless"), _quality("small loss")
+    assert outranks_better([good, worse]) == [False, False]
+    assert outranks_better([worse, good]) == [True, False]
+    assert outranks_better([worse, None, worse, good]) == [True, False, True, False]
+    assert outranks_better([worse, worse]) == [False, False]
+    ranked = [replace(base, quality=worse), replace(base, quality=good)]
+    assert "lower-quality" in mark(ranked)[0].marks
 
 
 def test_min_bits_keeps_only_wide_enough_experts() -> None:

@@ -1358,3 +1358,24 @@ def test_prompts_of_varied_lengths_wait_longer_under_a_rate_as_an_mg1_queue_has_
     spans = ((4096, 4096), (1, 8191))
     closed = [ServingModel(d, Traffic.of_lengths(r, (256, 256), concurrency=64)).point() for r in spans]
     assert closed[1].ttft_s == pytest.approx(closed[0].ttft_s)
+
+
+def test_a_format_ranked_above_one_that_loses_less_quality_is_marked() -> None:
+    """serve carries recommend's ``*``: among the configurations meeting the targets, one ranked above a format of
+    smaller typical quality cost is ``lower_quality`` (AWQ 4-bit over gpt-oss's own MXFP4 on an H100), and the mark,
+    its footnote and the JSON keys say so."""
+    req = ServeRequest(model="gpt-oss-120b", traffic=Traffic(1024, 1024, concurrency=32), gpus=("h100",))
+    ranked = plan_serve(req).candidates
+    pool = [c for c in ranked if c.meets] or list(ranked)
+    assert all(c.quality is not None for c in pool)
+    for i, c in enumerate(pool):
+        below = [d.quality.rank for d in pool[i + 1 :] if d.quality is not None]
+        assert c.lower_quality == any(r < c.quality.rank for r in below), (i, c.label)  # type: ignore[union-attr]
+    awq = next(c for c in pool if c.quant == "awq-int4")
+    assert awq.lower_quality and not pool[0].lower_quality and pool[0].quant == "mxfp4-experts"
+    code, out, err = run("serve", "gpt-oss-120b", "--concurrency", "32", "--gpu", "h100", "--top", "5")
+    assert code == 0 and "awq-int4*" in out and "loses more quality" in " ".join(out.split()), err
+    code, out, err = run("serve", "gpt-oss-120b", "--concurrency", "32", "--gpu", "h100", "--json")
+    rows = json.loads(out)["configurations"]
+    assert code == 0 and {r["quant"]: r["lower_quality"] for r in rows}.get("awq-int4") is True, err
+    assert all(r["quality"] for r in rows)

@@ -218,3 +218,18 @@ def config_quality(spec: ModelSpec, label: str) -> Quality | None:
     if fmt == expert_format(spec, native_scheme) and scheme.gguf is None and native_scheme.gguf is None:
         return AS_PUBLISHED  # the experts stay as released (a per-class override of the rest)
     return format_quality(fmt)
+
+
+def outranks_better(qualities: list[Quality | None]) -> list[bool]:
+    """For each of a ranking's formats (best first): whether one ranked below it costs less quality, by
+    :attr:`Quality.rank` (formats without a stored figure take no part).  ``[awq-int4 (moderate), nvfp4
+    (small)]``: the first outranks a better format, the second does not."""
+    out = [False] * len(qualities)
+    best_below = 99
+    for i in range(len(qualities) - 1, -1, -1):
+        q = qualities[i]
+        if q is None:
+            continue
+        out[i] = q.rank > best_below
+        best_below = min(best_below, q.rank)
+    return out

@@ -120,7 +120,8 @@ def _defs() -> dict[str, Any]:
                           "prefill_dp_attention": _maybe(BOOL), "prefill_batch_overlap": _maybe(BOOL),
                           "quant": STR, "engine": STR,
                           "meets_targets": BOOL, "point": _ref("serving_point"),
-                          "usd_per_million_output_tokens": _maybe(NUM), "command": STR})  # fmt: skip
+                          "usd_per_million_output_tokens": _maybe(NUM), "command": STR,
+                          "quality": _maybe(STR), "lower_quality": BOOL})  # fmt: skip
     lengths = {"isl": INT, "osl": INT, "isl_range": _maybe(_list(INT)), "osl_range": _maybe(_list(INT))}
     serve = _obj({"model": _obj({"id": STR, "name": STR}), "traffic": _obj(lengths),
                   "targets": {"type": "object"}, "max_running": _maybe(INT), "sort": STR, "configurations_tried": INT,

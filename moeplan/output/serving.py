@@ -40,6 +40,7 @@ def serve_json(result: ServeResult, top: int) -> dict[str, Any]:
             "usd_per_hour": c.usd_per_hour, "usd_per_million_output_tokens": c.usd_per_million_output_tokens,
             "usd_per_million_input_tokens": c.usd_per_million_input_tokens,
             "joules_per_output_token": c.joules_per_output_token, "command": c.command,
+            "quality": c.quality.label if c.quality else None, "lower_quality": c.lower_quality,
         })  # fmt: skip
     return {
         "model": {"id": result.spec.id, "name": result.spec.name},
@@ -55,7 +56,7 @@ def serve_json(result: ServeResult, top: int) -> dict[str, Any]:
 
 def serve_table(result: ServeResult, top: int) -> Table:
     headers = ["#", "configuration", "meets", "tok/s/GPU", "tok/s/user", "TTFT s", "TTFT p90 s", "TPOT ms",
-               "E2E s", "$/M out", "J/token", "misses"]  # fmt: skip
+               "E2E s", "$/M out", "J/token", "misses", "quality"]  # fmt: skip
     rows = []
     for i, c in enumerate(result.candidates[:top], 1):
         p = c.point
@@ -66,6 +67,7 @@ def serve_table(result: ServeResult, top: int) -> Table:
             f"{p.e2e_s:.2f}" if p.stable else "inf",
             f"{c.usd_per_million_output_tokens:.3f}" if c.usd_per_million_output_tokens is not None else "",
             f"{c.joules_per_output_token:.2f}" if c.joules_per_output_token is not None else "", "; ".join(c.misses),
+            (c.quality.label if c.quality else "") + (" (lower-quality)" if c.lower_quality else ""),
         ])  # fmt: skip
     return headers, rows
 
@@ -268,7 +270,8 @@ def print_serve(console: Console, result: ServeResult, top: int, detail: bool = 
                           min_width=widest if h == "$/M" else None)  # fmt: skip
         names = []
         for i, (c, engines) in enumerate(shown_rows, 1):
-            name = c.label.removesuffix(f" {c.engine}") + ("" if one_engine else f" {'/'.join(engines)}")
+            name = c.label.removesuffix(f" {c.engine}") + ("*" if c.lower_quality else "")
+            name += "" if one_engine else f" {'/'.join(engines)}"
             if compact:  # the split's sides by their initials, DP+EP as DEP: 80 columns hold a row on one line
                 name = name.replace(" (decode ", " (d ").replace(" (prefill ", " (p ").replace(", decode ", ", d ")
                 name = re.sub(r"\bDP(\d+)\+EP\1\b", r"DEP\1", name)
@@ -289,6 +292,8 @@ def print_serve(console: Console, result: ServeResult, top: int, detail: bool = 
             tb.caption += "; DEP: data-parallel attention, experts over the same ranks"
         if any(len(engines) > 1 for _, engines in shown_rows):
             tb.caption += "; a/b: engines with the same figures (one speed profile)"
+        if any(c.lower_quality for c in rows):
+            tb.caption += "; *: its format loses more quality than one ranked below it (--min-bits 8 keeps 8-bit)"
         return tb
 
     console.print(first_fitting(console, lambda: table(False), lambda: table(True)))

@@ -24,7 +24,7 @@ from moeplan.deploy.evaluate import headline
 from moeplan.deploy.resolve import resolve
 from moeplan.deploy.results import Candidate
 from moeplan.errors import InputError
-from moeplan.formats.quality import config_quality, expert_bits
+from moeplan.formats.quality import config_quality, expert_bits, outranks_better
 from moeplan.formats.schemes import Scheme, model_scheme, offload_quant, sixteen_bit, stored_scheme
 from moeplan.hardware.gpus import GpuSpec, load_gpus
 from moeplan.model.spec import ModelSpec
@@ -266,24 +266,10 @@ def under_load(c: Candidate, d: Deployment, traffic: Traffic) -> Candidate:
                    throughput_tokens_per_s=p.output_tokens_per_s, usd_per_million_output_tokens=usd)  # fmt: skip
 
 
-def outranks_better_quality(candidates: list[Candidate]) -> list[bool]:
-    """For each of ``candidates`` (best first): whether a configuration ranked below it has a format with a
-    smaller typical quality cost (configurations without a stored figure take no part)."""
-    out = [False] * len(candidates)
-    best_below = 99
-    for i in range(len(candidates) - 1, -1, -1):
-        q = candidates[i].quality
-        if q is None:
-            continue
-        out[i] = q.rank > best_below
-        best_below = min(best_below, q.rank)
-    return out
-
-
 def mark(candidates: list[Candidate]) -> list[Candidate]:
     """``candidates`` with the cheapest per output token and the fastest per sequence marked, and each one
     ranked above a format of better quality marked ``lower-quality``."""
-    worse = outranks_better_quality(candidates)
+    worse = outranks_better([c.quality for c in candidates])
     with_cost = [c for c in candidates if c.usd_per_million_output_tokens is not None and c.serves_load]
     cheapest = min(with_cost, key=lambda c: c.usd_per_million_output_tokens or 0.0) if with_cost else None
     # under a load, the fastest per sequence is one that runs every client at once: a queue of clients waiting for a

@@ -22,7 +22,7 @@ from moeplan.deploy.resolve import resolve
 from moeplan.deploy.results import ServingPoint
 from moeplan.deploy.serving import ServingModel
 from moeplan.errors import InputError, MoeplanError
-from moeplan.formats.quality import expert_bits
+from moeplan.formats.quality import Quality, config_quality, expert_bits, outranks_better
 from moeplan.formats.schemes import model_scheme, sixteen_bit
 from moeplan.hardware.gpus import GpuSpec, load_gpus
 from moeplan.model.spec import ModelSpec
@@ -121,6 +121,10 @@ class ServeCandidate(Value):
     replicas: int = 1
     """Copies of the deployment behind a load balancer, each serving its share of the load (``num_gpus`` counts
     all of them)."""
+    quality: Quality | None = None
+    """The format's typical quality cost (:func:`~moeplan.formats.quality.config_quality`)."""
+    lower_quality: bool = False
+    """Ranked above a configuration meeting the targets whose format costs less quality (``*`` in the table)."""
 
     @property
     def label(self) -> str:
@@ -553,6 +557,12 @@ def plan_serve(req: ServeRequest, progress: Callable[[int, int], None] | None = 
     if req.sort == "energy":  # the least energy a token first (stable: at equal energy, the cost order above)
         out.sort(key=lambda c: (not c.meets, not c.point.stable, c.joules_per_output_token is None,
                                 c.joules_per_output_token or inf))  # fmt: skip
+    # each format's quality; those meeting the targets ranked above a format that loses less quality are marked
+    quality = {q: config_quality(spec, q) for q in {c.quant for c in out}}
+    out = [replace(c, quality=quality[c.quant]) for c in out]
+    pool = [i for i, c in enumerate(out) if c.meets] or list(range(len(out)))
+    for i, worse in zip(pool, outranks_better([out[i].quality for i in pool]), strict=True):
+        out[i] = replace(out[i], lower_quality=True) if worse else out[i]
     return ServeResult(spec, req, tuple(out), pareto(out, req.ttft_s))
 
 
