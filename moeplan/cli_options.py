@@ -215,7 +215,9 @@ CpuOpt = Annotated[
 MtpAcceptOpt = Annotated[
     float | None,
     typer.Option(
-        "--mtp-accept", help="With --mtp: acceptance of each draft token (default 0.85).", callback=number(0, 0.999)
+        "--mtp-accept",
+        help="With --mtp: acceptance of each draft token (default: the model's published figure, else 0.85).",
+        callback=number(0, 0.999),
     ),
 ]
 MtpDraftsOpt = Annotated[

@@ -1379,3 +1379,36 @@ def test_a_format_ranked_above_one_that_loses_less_quality_is_marked() -> None:
     rows = json.loads(out)["configurations"]
     assert code == 0 and {r["quant"]: r["lower_quality"] for r in rows}.get("awq-int4") is True, err
     assert all(r["quality"] for r in rows)
+
+
+def test_mtp_acceptance_defaults_to_each_models_published_figures() -> None:
+    """Each catalogue model with MTP layers plans at its own published acceptance: the first draft's, and the factor
+    on each pass of its reused layer (GLM-4.6: 0.90, and 0.15 per reuse, SGLang's 2.024 tokens a step at three
+    drafts; GLM-5 fixed the reuse: 0.95 and 0.9), each note saying whose figure it is; ``--mtp-accept`` replaces
+    the rate and keeps the model's reuse factor; a model with nothing published takes DeepSeek-V3's, and says so."""
+    from moeplan.deploy.memory import MemoryModel
+    from moeplan.deploy.speed import SpeedModel
+
+    def tokens(model: str, drafts: int, accept: float | None = None) -> tuple[float, tuple[str, ...]]:
+        d = resolve(EstimateRequest(model=model, gpu="h200", num_gpus=8, quant="fp8", context=2048, mtp=True,
+                                    mtp_drafts=drafts, mtp_accept=accept, use_calibration=False))  # fmt: skip
+        return SpeedModel(MemoryModel(d)).decode_step(2048, 8).tokens, d.notes
+
+    glm46, notes = tokens("glm-4.6", 3)
+    assert glm46 == pytest.approx(2.024, abs=0.01) and any("pull/14457" in n for n in notes)
+    assert tokens("glm-4.6", 1)[0] == pytest.approx(1.9)
+    assert tokens("glm-5", 3)[0] == pytest.approx(1 + 0.95 + 0.95 * 0.855 + 0.95 * 0.855 * 0.95 * 0.81)
+    assert tokens("deepseek-v3.2", 3)[0] == pytest.approx(2.46, abs=0.02)  # SGLang's cookbook on ShareGPT
+    assert tokens("deepseek-r1", 3)[0] == pytest.approx(2.63, abs=0.01)
+    mine, notes = tokens("glm-4.6", 3, accept=0.8)
+    assert mine == pytest.approx(1 + 0.8 + 0.8 * 0.12 + 0.8 * 0.12 * 0.8 * 0.0225)  # the model's reuse factor kept
+    assert not any(n.startswith("MTP drafts accepted at") for n in notes)  # the rate is yours
+    qwen, notes = tokens("qwen3-next-80b-a3b", 1)
+    assert qwen == pytest.approx(1.85) and any("none is published for Qwen3-Next" in n for n in notes)
+    from moeplan.errors import SpecError
+    from moeplan.model.spec import MtpAcceptance
+    from moeplan.records import validate
+
+    for bad in ({"rate": 1.0, "reuse_decay": 0.5}, {"rate": 0.9, "reuse_decay": 0.0}):
+        with pytest.raises(SpecError):
+            validate(MtpAcceptance, {**bad, "source": "https://example.org/x"}, "spec")

@@ -33,15 +33,17 @@ MTP Layers': 1.92, 2.58, 2.82, 2.99 and 3.01 tokens a step for 1 to 5 drafts fro
 ``a_j = 0.92 x 0.74^(j - 1)`` within 1.5% at every depth; a constant 0.92 would predict 3.4-4.5 tokens at 3-5."""
 
 
-def accepted_tokens(drafts: int, accept: float, trained: int | None = None) -> float:
+def accepted_tokens(drafts: int, accept: float, trained: int | None = None, decay: float = MTP_REUSE_DECAY) -> float:
     """Tokens a speculative decode step yields: ``1 + sum_j prod_{i <= j} a_i`` over the ``drafts`` drafts, each
     accepted after the one before with ``a_i = accept`` for the ``trained`` depths the MTP layers learned (all of
-    them when None) and ``accept x MTP_REUSE_DECAY^(i - trained)`` beyond, where the last layer is reused.
-    DeepSeek-V3 (one MTP layer) at 0.85: one draft 1.85 tokens, three 2.63 (3.19 without the decay)."""
+    them when None) and ``accept x decay^(i - trained)`` beyond, where the last layer is reused (``decay``: the
+    model's, :class:`~moeplan.model.spec.MtpAcceptance`, else :data:`MTP_REUSE_DECAY`).  DeepSeek-V3 (one MTP
+    layer) at 0.85: one draft 1.85 tokens, three 2.63 (3.19 without the decay); GLM-4.6 at 0.90 and 0.15: three
+    drafts 2.02 (SGLang measures 2.024)."""
     depth = drafts if trained is None else max(1, trained)
     tokens, p = 1.0, 1.0
     for j in range(1, drafts + 1):
-        p *= min(1.0, accept * MTP_REUSE_DECAY ** max(0, j - depth))
+        p *= min(1.0, accept * decay ** max(0, j - depth))
         tokens += p
     return tokens
 
@@ -397,6 +399,8 @@ class Deployment(Value):
     """Tokens the MTP modules draft per step (speculative decoding with ``--mtp``; 0: plain decode)."""
     accept_rate: float = 0.0
     """Acceptance rate of each draft token."""
+    reuse_decay: float = MTP_REUSE_DECAY
+    """Factor on the acceptance per pass of a reused MTP layer (the model's published figure, else DeepSeek-R1's)."""
     routing_skew: float = 0.0
     weights_scale: tuple[tuple[str, float], ...] = ()
     """Per tensor class, a real checkpoint's bytes over the scheme's prediction (empty: the prediction)."""

@@ -332,14 +332,20 @@ def resolve(
     if request.mtp and not eng.runs_mtp:
         raise InputError(f"{eng.name} does not decode with MTP drafts",
                          f"use --engine {engines_with('runs_mtp')}, or drop --mtp")  # fmt: skip
-    accept = request.mtp_accept if request.mtp_accept is not None else MTP_ACCEPT
+    published = spec.mtp_acceptance
+    accept = request.mtp_accept if request.mtp_accept is not None else published.rate if published else MTP_ACCEPT
+    decay = published.reuse_decay if published else MTP_REUSE_DECAY
+    if request.mtp and request.mtp_accept is None:
+        said = published.source if published else (f"DeepSeek-V3's 85-90%, its technical report's 5.4.3: none is "
+                                                    f"published for {spec.name}")  # fmt: skip
+        notes += (f"MTP drafts accepted at {accept:g} ({said}); --mtp-accept takes your engine's",)
     if request.mtp and request.mtp_drafts and request.mtp_drafts > arch.mtp_layers:
         a, k = accept, request.mtp_drafts
         notes += (f"--mtp-drafts {k}: the {arch.mtp_layers} MTP layer(s) draft {k} tokens a step, the last reused; "
                   f"drafts at the trained depths accepted at {a:g} after the one before, each reuse at "
-                  f"{MTP_REUSE_DECAY:g}x that ({accepted_tokens(k, a, arch.mtp_layers):.2f} tokens a step; "
-                  "TensorRT-LLM's DeepSeek-R1 measurements); --mtp-accept takes your engine's first-draft "
-                  "acceptance",)  # fmt: skip
+                  f"{decay:g}x that ({accepted_tokens(k, a, arch.mtp_layers, decay):.2f} tokens a step; "
+                  + ("the model's published figures)" if published else "TensorRT-LLM's DeepSeek-R1 measurements)")
+                  + "; --mtp-accept takes your engine's first-draft acceptance",)  # fmt: skip
     scale, extra, file_notes = _checkpoint_bytes(spec, scheme, request.mtp)
     if request.mtp and spec.checkpoint is None:
         mtp_bytes = _mtp_bytes(spec, scheme)
@@ -472,6 +478,7 @@ def resolve(
         mtp_layers=arch.mtp_layers if request.mtp else 0,
         draft_tokens=(request.mtp_drafts or arch.mtp_layers) if request.mtp else 0,
         accept_rate=accept if request.mtp else 0.0,
+        reuse_decay=decay,
         routing_skew=request.routing_skew,
         weights_scale=scale,
         extra_weight_bytes=extra,

@@ -481,7 +481,7 @@ class SpeedModel:
         if not k:
             return step
         draft = step.seconds * k / self.arch.num_layers
-        tokens = accepted_tokens(k, a, self.d.mtp_layers)
+        tokens = accepted_tokens(k, a, self.d.mtp_layers, self.d.reuse_decay)
         return replace(step, seconds=step.seconds + draft, fixed_s=step.fixed_s + draft, tokens=tokens)
 
     def prefill_seconds(self, prompt: int, scenario: str = "expected") -> float:

@@ -475,6 +475,19 @@ class PublishedLayout(Record):
 
 
 @dataclass(frozen=True, kw_only=True, repr=False, eq=False)
+class MtpAcceptance(Record):
+    """How the model's MTP drafts are accepted, as published: the first draft's acceptance, and the factor on it for
+    each draft beyond the trained MTP depth, where the last MTP layer runs again on its own output (GLM-4.5's falls
+    to ~0.13 at the second draft, GLM-5's stays near 0.85).  ``--mtp-accept`` overrides the rate."""
+
+    rate: float = field(metadata={"ge": 0, "lt": 1, "description": "the first draft's acceptance"})
+    reuse_decay: float = field(
+        metadata={"gt": 0, "le": 1, "description": "factor on the acceptance per pass of a reused MTP layer"}
+    )
+    source: str = field(metadata={"min_length": 8})
+
+
+@dataclass(frozen=True, kw_only=True, repr=False, eq=False)
 class ModelSpec(Record):
     """One model: identity, shapes, native format and sources."""
 
@@ -513,6 +526,9 @@ class ModelSpec(Record):
         default=None, metadata={"ge": 0, "description": "vision tower, outside the total"}
     )
     published: Published | None = None
+    mtp_acceptance: MtpAcceptance | None = field(
+        default=None, metadata={"description": "published acceptance of the MTP drafts (None: DeepSeek-V3's)"}
+    )
     sources: tuple[str, ...] = field(default=(), metadata={"description": "where the shapes come from"})
     notes: str | None = None
     origin: str = field(default="catalogue", metadata={"description": "catalogue, config.json path, Hub id, ..."})
