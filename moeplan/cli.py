@@ -315,7 +315,7 @@ def compare(
 @app.command()
 def recommend(
     model: ModelArg,
-    context: ContextOpt = "8k",
+    context: ContextLoadOpt = None,
     batch: BatchOpt = 1,
     quant: Annotated[str, typer.Option("--quant", help="'any' tries several formats; or one scheme.")] = "any",
     min_bits: MinBitsOpt = None,
@@ -353,6 +353,7 @@ def recommend(
 
       moeplan recommend gpt-oss-120b --min-tokens-per-s 100 --sort speed
     """
+    from moeplan.deploy.deployment import DEFAULT_CONTEXT
     from moeplan.plans.recommend import recommend as run_recommend
     from moeplan.units import parse_tokens
 
@@ -360,16 +361,19 @@ def recommend(
         check_format(fmt)
         if top < 1:
             raise InputError(f"--top must be at least 1, not {top}")
+        asked = parse_tokens(context) if context else None
+        load = serving_load(isl, osl, concurrency, rate, context=asked, batch=batch)
+        ctx = asked or max(DEFAULT_CONTEXT, load.longest if load else 0)  # under a load, its longest request's
         with progress_bar("configurations") as tick:
             spec, candidates = run_recommend(
-                model, parse_tokens(context), batch, quant, max_gpus, budget, min_tokens_per_s,
+                model, ctx, batch, quant, max_gpus, budget, min_tokens_per_s,
                 sort,  # type: ignore[arg-type]
                 gpu_file, kv_dtype, gpus=tuple(listed(only_gpu, "--gpu")), state_dtype=state_dtype,
-                traffic=serving_load(isl, osl, concurrency, rate, batch=batch), min_bits=min_bits, progress=tick,
+                traffic=load, min_bits=min_bits, progress=tick,
             )  # fmt: skip
     limit = spec.arch.max_context
-    if limit and parse_tokens(context) > limit:
-        typer.echo(f"warning: {parse_tokens(context):,} tokens exceed {spec.name}'s trained context of {limit:,} "
+    if limit and ctx > limit:
+        typer.echo(f"warning: {ctx:,} tokens exceed {spec.name}'s trained context of {limit:,} "
                    "(max_position_embeddings); figures assume it runs anyway (RoPE scaling)", err=True)  # fmt: skip
     from moeplan.output.plain import recommend_table
 
@@ -378,17 +382,11 @@ def recommend(
         from moeplan.plans.recommend import nothing_fits
 
         print_recommend(console, spec.name, candidates, sort, top, detail, lambda: nothing_fits(
-            model, parse_tokens(context), batch, quant, max_gpus, budget, min_tokens_per_s, listed(only_gpu, "--gpu")
-        ))  # fmt: skip
+            model, ctx, batch, quant, max_gpus, budget, min_tokens_per_s, listed(only_gpu, "--gpu")
+        ), load)  # fmt: skip
 
-    emit(
-        json_out,
-        fmt,
-        lambda: [c.to_json() for c in candidates[:top]],
-        lambda: recommend_table(candidates[:top]),
-        rich,
-        "recommend",
-    )
+    emit(json_out, fmt, lambda: [c.to_json() for c in candidates[:top]], lambda: recommend_table(candidates[:top]),
+         rich, "recommend")  # fmt: skip
 
 
 @app.command()

@@ -6,6 +6,7 @@ import json
 import math
 import re
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
@@ -1280,6 +1281,13 @@ def test_every_pareto_letter_is_drawn_or_said_to_lie_under_another() -> None:
     plot = "".join(line.split("|", 1)[-1] for line in plot_rows(out))
     legend = [line for line in lines if len(line) > 2 and line[1] == " " and line[0].isalpha() and "client" in line]
     assert legend and all(line[0] in plot or "(under " in line for line in legend)
+    # a letter said to lie under others names the ones on the plot (F under G under H: H), never a hidden one
+    for width in ("60", "80"):
+        result = runner.invoke(app, ["serve", "kimi-k2", "--concurrency", "64", "--detail"],
+                               env={"COLUMNS": width, "NO_COLOR": "1"})  # fmt: skip
+        drawn = "".join(line.split("|", 1)[-1] for line in plot_rows(result.stdout))
+        said = re.findall(r"\(under ([A-Za-z, ]+)\)", " ".join(result.stdout.split()))
+        assert said and all(m in drawn for names in said for m in names.split(", ")), (width, said)
 
 
 def test_sort_energy_ranks_those_meeting_the_targets_by_joules_per_output_token() -> None:
@@ -1301,7 +1309,9 @@ def test_sort_energy_ranks_those_meeting_the_targets_by_joules_per_output_token(
                          "h200", "--gpu", "l40s", "--sort", "energy")  # fmt: skip
     assert code == 0, err
     flat = " ".join(out.split())
-    assert "Least energy a token" in flat and "J/tok" in flat and f"{best.joules_per_output_token:.2f} J/token" in flat
+    assert (
+        "Least energy per token" in flat and "J/tok" in flat and f"{best.joules_per_output_token:.3g} J/token" in flat
+    )
     code, out, err = run("serve", "qwen3-30b-a3b", "--concurrency", "64", "--gpu", "h100", "--sort", "energy", "--json")
     assert code == 0 and json.loads(out)["sort"] == "energy", err
 
@@ -1402,7 +1412,7 @@ def test_mtp_acceptance_defaults_to_each_models_published_figures() -> None:
     assert tokens("deepseek-r1", 3)[0] == pytest.approx(2.63, abs=0.01)
     mine, notes = tokens("glm-4.6", 3, accept=0.8)
     assert mine == pytest.approx(1 + 0.8 + 0.8 * 0.12 + 0.8 * 0.12 * 0.8 * 0.0225)  # the model's reuse factor kept
-    assert not any(n.startswith("MTP drafts accepted at") for n in notes)  # the rate is yours
+    assert "MTP drafts accepted at 0.8 (--mtp-accept)" in notes  # the rate is yours, and said so
     qwen, notes = tokens("qwen3-next-80b-a3b", 1)
     assert qwen == pytest.approx(1.85) and any("none is published for Qwen3-Next" in n for n in notes)
     from moeplan.errors import SpecError
@@ -1412,3 +1422,33 @@ def test_mtp_acceptance_defaults_to_each_models_published_figures() -> None:
     for bad in ({"rate": 1.0, "reuse_decay": 0.5}, {"rate": 0.9, "reuse_decay": 0.0}):
         with pytest.raises(SpecError):
             validate(MtpAcceptance, {**bad, "source": "https://example.org/x"}, "spec")
+
+
+def test_review_findings_on_serve_and_recommend_stay_mended(tmp_path: Path) -> None:
+    """recommend under a load refuses requests beyond the trained context (as serve and estimate do) and names its
+    load; serve --sort energy names a GPU without a TDP instead of ranking it silently, keeps J/tok in the narrow
+    table, and prints small figures with their decimals; serve --mtp says the acceptance it plans at."""
+    code, _, err = run("recommend", "qwen3-30b-a3b", "--isl", "100k-200k", "--osl", "1k", "--rate", "1")
+    assert code == 1 and err.count("\n") == 1 and "trained context of 40,960" in err, err
+    code, out, err = run("recommend", "qwen3-30b-a3b", "--isl", "512-1536", "--rate", "3", "--top", "2")
+    assert code == 0 and "serving 512-1,536 in (mean 1,024) / 1,024 out at 3 requests/s" in " ".join(out.split())
+    gpus = tmp_path / "gpus.yaml"
+    gpus.write_text("gpus:\n- id: h100-sxm\n  tdp_w: null\n")
+    code, out, err = run("serve", "qwen3-30b-a3b", "--concurrency", "16", "--gpu", "h100", "--sort", "energy",
+                         "--gpu-file", str(gpus))  # fmt: skip
+    flat = " ".join(out.split())
+    assert code == 0 and "No energy figure" in flat and "h100-sxm: no TDP" in flat, err
+    result = runner.invoke(app, ["serve", "qwen3-30b-a3b", "--concurrency", "64", "--sort", "energy", "--top", "3"],
+                           env={"COLUMNS": "50", "NO_COLOR": "1"})  # fmt: skip
+    assert result.exit_code == 0 and "J/tok" in result.stdout and "…" not in result.stdout.split("J/tok", 1)[1]
+    code, out, err = run("serve", "llama-3.1-405b", "--gpu", "l4", "--max-gpus", "32", "--isl", "8k", "--osl", "64",
+                         "--concurrency", "4", "--detail")  # fmt: skip
+    assert code == 0 and "(max 0)" not in out and re.search(r"\(max 0\.\d+\)", out), err
+    code, out, err = run("serve", "glm-4.5", "--mtp", "--engine", "sglang", "--gpu", "h200", "--concurrency", "32")
+    assert code == 0 and "MTP 1 draft a step accepted at 0.9 (the model's published figure)" in " ".join(out.split())
+    code, out, err = run("serve", "glm-4.5", "--mtp", "--mtp-accept", "0.6", "--engine", "sglang", "--gpu", "h200",
+                         "--concurrency", "32", "--json")  # fmt: skip
+    assert code == 0 and json.loads(out)["mtp"] == {"drafts": 1, "accept": 0.6, "accept_from": "--mtp-accept"}, err
+    for bad in ("-1k", "1k-"):
+        code, _, err = run("serve", "qwen3-30b-a3b", "--isl", bad, "--concurrency", "4")
+        assert code == 1 and f"'{bad}' is neither a token count nor a range" in err, err

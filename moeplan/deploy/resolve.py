@@ -327,31 +327,38 @@ def resolve(
     if request.state_dtype.strip().lower() != "auto" and arch.linear_attention is None and arch.ssm is None:
         notes += (f"--state-dtype has no effect: {spec.name} has no linear-attention or state-space layers",)
     if request.mtp and arch.mtp_layers == 0:
+        from moeplan.sources.catalog import mtp_models
+
         raise InputError(f"{spec.name} has no multi-token-prediction layers for --mtp to serve",
-                         "drop --mtp; DeepSeek-V3/R1, GLM-4.5, Qwen3-Next, MiMo and LongCat carry them")  # fmt: skip
+                         f"drop --mtp; the catalogue's that carry them: {mtp_models()}")  # fmt: skip
     if request.mtp and not eng.runs_mtp:
         raise InputError(f"{eng.name} does not decode with MTP drafts",
                          f"use --engine {engines_with('runs_mtp')}, or drop --mtp")  # fmt: skip
     published = spec.mtp_acceptance
     accept = request.mtp_accept if request.mtp_accept is not None else published.rate if published else MTP_ACCEPT
     decay = published.reuse_decay if published else MTP_REUSE_DECAY
-    if request.mtp and request.mtp_accept is None:
-        said = published.source if published else (f"DeepSeek-V3's 85-90%, its technical report's 5.4.3: none is "
-                                                    f"published for {spec.name}")  # fmt: skip
-        notes += (f"MTP drafts accepted at {accept:g} ({said}); --mtp-accept takes your engine's",)
+    if request.mtp:
+        said = ("--mtp-accept" if request.mtp_accept is not None else published.source if published else
+                f"DeepSeek-V3's 85-90%, its technical report's 5.4.3: none is published for {spec.name}")  # fmt: skip
+        notes += (
+            f"MTP drafts accepted at {accept:g} ({said})"
+            + ("" if request.mtp_accept is not None else "; --mtp-accept sets your engine's measured rate"),
+        )
     if request.mtp and request.mtp_drafts and request.mtp_drafts > arch.mtp_layers:
         a, k = accept, request.mtp_drafts
-        notes += (f"--mtp-drafts {k}: the {arch.mtp_layers} MTP layer(s) draft {k} tokens a step, the last reused; "
+        layers = f"its {arch.mtp_layers} MTP layer{'s draft' if arch.mtp_layers > 1 else ' drafts'}"
+        notes += (f"--mtp-drafts {k}: {layers} {k} tokens a step, the last reused; "
                   f"drafts at the trained depths accepted at {a:g} after the one before, each reuse at "
                   f"{decay:g}x that ({accepted_tokens(k, a, arch.mtp_layers, decay):.2f} tokens a step; "
                   + ("the model's published figures)" if published else "TensorRT-LLM's DeepSeek-R1 measurements)")
-                  + "; --mtp-accept takes your engine's first-draft acceptance",)  # fmt: skip
+                  + "; --mtp-accept sets your engine's first-draft acceptance",)  # fmt: skip
     scale, extra, file_notes = _checkpoint_bytes(spec, scheme, request.mtp)
     if request.mtp and spec.checkpoint is None:
         mtp_bytes = _mtp_bytes(spec, scheme)
         extra += mtp_bytes
-        notes += (f"--mtp: the {arch.mtp_layers} MTP layer(s) add {mtp_bytes / 2**30:,.2f} GiB of weights at the "
-                  "model's mean bytes per parameter",)  # fmt: skip
+        add = "MTP layer adds" if arch.mtp_layers == 1 else f"{arch.mtp_layers} MTP layers add"
+        notes += (f"--mtp: its {add} {mtp_bytes / 2**30:,.2f} GiB of weights at the model's mean bytes per "
+                  "parameter",)  # fmt: skip
     if not scale and scheme.gguf and not spec.origin.endswith(".gguf"):
         scale = label_scale(spec.arch, scheme)
     if not eng.llama_cpp_kernels and request.backend.strip().lower() not in ("", "auto"):

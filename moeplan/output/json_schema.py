@@ -124,7 +124,8 @@ def _defs() -> dict[str, Any]:
                           "quality": _maybe(STR), "lower_quality": BOOL})  # fmt: skip
     lengths = {"isl": INT, "osl": INT, "isl_range": _maybe(_list(INT)), "osl_range": _maybe(_list(INT))}
     serve = _obj({"model": _obj({"id": STR, "name": STR}), "traffic": _obj(lengths),
-                  "targets": {"type": "object"}, "max_running": _maybe(INT), "sort": STR, "configurations_tried": INT,
+                  "targets": {"type": "object"}, "max_running": _maybe(INT), "sort": STR,
+                  "mtp": _maybe(_obj({"drafts": INT, "accept": NUM, "accept_from": STR})), "configurations_tried": INT,
                   "configurations": _list(configuration), "pareto": _list({"type": "object"})})  # fmt: skip
     quants = _obj({"formats": _list(_obj({"name": STR})), "gguf_mixes": _list(STR)})
     calibrate = _obj({"profile": _obj({"schema_version": INT, "device": STR, "backend": STR, "created": STR,

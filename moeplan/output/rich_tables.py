@@ -13,6 +13,7 @@ from rich.table import Table
 
 if TYPE_CHECKING:
     from moeplan.calibration.run import CalibrationRun
+    from moeplan.deploy.deployment import Traffic
     from moeplan.deploy.offload import Placement
     from moeplan.deploy.results import Candidate, OffloadResult
     from moeplan.hardware.gpus import GpuSpec
@@ -96,9 +97,10 @@ def print_quants(console: Console, formats: list[tuple[str, float, str]], mixes:
 
 def print_recommend(
     console: Console, model: str, candidates: list[Candidate], sort: str, limit: int, detail: bool = False,
-    remedy: Callable[[], str] = lambda: "raise --max-gpus, or a shorter --context",
+    remedy: Callable[[], str] = lambda: "raise --max-gpus, or a shorter --context", load: Traffic | None = None,
 ) -> None:  # fmt: skip
-    """Ranked configurations with the plan's marks (cheapest per token, fastest); ``remedy()`` where none fits."""
+    """Ranked configurations with the plan's marks (cheapest per token, fastest); ``remedy()`` where none fits;
+    ``load``: the serving load they are ranked under, named in the table's title."""
     if not candidates:
         console.print(f"[bold red]nothing fits[/bold red] {model} under these limits: {remedy()}")
         return
@@ -139,6 +141,14 @@ def print_recommend(
             f"Best by {sort}: [bold]{what}[/bold], ~{rate} tok/s{usd}",
             f"Best by {sort}: [bold]{what}[/bold]",
         )
+    load_text = ""
+    if load is not None:
+        at = (
+            f"concurrency {load.concurrency:,}"
+            if load.concurrency is not None
+            else f"{fmt_plain(load.rate)} requests/s"
+        )
+        load_text = f"{load.lengths_text()} at {at}"
     shown = candidates[:limit]
     for extra in (cheapest, fastest):
         if extra is not None and extra not in shown:
@@ -146,7 +156,7 @@ def print_recommend(
 
     def table(cols: tuple[str, ...], full: bool) -> Table:
         t = Table(
-            title=f"{model}: {fit_word}; best {min(limit, n)} by {sort}",
+            title=f"{model}: {fit_word}; best {min(limit, n)} by {sort}" + (f"; serving {load_text}" if load else ""),
             title_justify="left",
             box=table_box(console, light=console.width < NARROW),
             show_edge=console.width >= NARROW,

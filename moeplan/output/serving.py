@@ -17,10 +17,37 @@ Table = tuple[list[str], list[list[str]]]
 PLOT_W, PLOT_H = 60, 14
 
 
+def per_gpu_text(v: float) -> str:
+    """Tokens/s a GPU as serve prints it: whole above 10 (``1,222``), two significant figures below (``6.3``,
+    ``0.12``: a 405B model on L4s serves a fraction of a token a second per GPU, never ``0``)."""
+    return f"{v:,.0f}" if v >= 10 else f"{v:.2g}"
+
+
+def joules_text(j: float) -> str:
+    """Joules per output token to three significant figures: ``0.312``, ``0.0121`` (a small model's rows differ
+    in the third figure, which two decimals would print as ``0.01`` each)."""
+    return f"{j:.3g}"
+
+
 def _point(p: Any) -> dict[str, Any]:
     from moeplan.deploy.results import point_json
 
     return point_json(p)
+
+
+def mtp_of(result: ServeResult) -> tuple[int, float, str] | None:
+    """With ``--mtp``: the drafts a step, their acceptance and whose figure it is (None without ``--mtp``)."""
+    from moeplan.deploy.deployment import MTP_ACCEPT
+
+    req, published = result.request, result.spec.mtp_acceptance
+    if not req.mtp:
+        return None
+    drafts = req.mtp_drafts or result.spec.arch.mtp_layers
+    if req.mtp_accept is not None:
+        return drafts, req.mtp_accept, "--mtp-accept"
+    if published is not None:
+        return drafts, published.rate, "the model's published figure"
+    return drafts, MTP_ACCEPT, "DeepSeek-V3's: none is published for this model"
 
 
 def serve_json(result: ServeResult, top: int) -> dict[str, Any]:
@@ -48,6 +75,7 @@ def serve_json(result: ServeResult, top: int) -> dict[str, Any]:
         "targets": {"ttft_s": result.request.ttft_s, "tpot_s": result.request.tpot_s, "e2e_s": result.request.e2e_s},
         "max_running": result.request.max_running,
         "sort": result.request.sort,
+        "mtp": dict(zip(("drafts", "accept", "accept_from"), mtp, strict=True)) if (mtp := mtp_of(result)) else None,
         "configurations_tried": len(result.candidates),
         "configurations": rows,
         "pareto": [{"configuration": label, **_point(p)} for label, p in result.pareto],
@@ -61,12 +89,13 @@ def serve_table(result: ServeResult, top: int) -> Table:
     for i, c in enumerate(result.candidates[:top], 1):
         p = c.point
         rows.append([
-            str(i), c.label, "yes" if c.meets else "no", f"{p.output_tokens_per_s_per_gpu:.0f}",
+            str(i), c.label, "yes" if c.meets else "no", per_gpu_text(p.output_tokens_per_s_per_gpu).replace(",", ""),
             f"{p.tokens_per_s_per_user:.1f}", f"{p.ttft_s:.3f}" if p.stable else "inf",
             f"{p.ttft_p90_s:.3f}" if p.stable else "inf", f"{p.tpot_s * 1e3:.1f}",
             f"{p.e2e_s:.2f}" if p.stable else "inf",
             f"{c.usd_per_million_output_tokens:.3f}" if c.usd_per_million_output_tokens is not None else "",
-            f"{c.joules_per_output_token:.2f}" if c.joules_per_output_token is not None else "", "; ".join(c.misses),
+            joules_text(c.joules_per_output_token) if c.joules_per_output_token is not None else "",
+            "; ".join(c.misses),
             (c.quality.label if c.quality else "") + (" (lower-quality)" if c.lower_quality else ""),
         ])  # fmt: skip
     return headers, rows
@@ -116,7 +145,7 @@ def pareto_plot(result: ServeResult, width: int = PLOT_W + 2) -> list[str]:
             under.setdefault(cell, set()).add(mark)
         grid[PLOT_H - 1 - row][col] = mark
     drawn = {c for r in grid for c in r}
-    lines = [f"output tok/s per GPU (max {ymax:,.0f})"]
+    lines = [f"output tok/s per GPU (max {per_gpu_text(ymax)})"]
     lines += [f"{y_rows.get(i, ''):>{gutter - 1}} |" + "".join(r) for i, r in enumerate(grid)]
     lines.append(" " * gutter + "+" + "-" * w + ">")
     # the x axis's round values, each starting under its column, none running into the one before
@@ -127,18 +156,25 @@ def pareto_plot(result: ServeResult, width: int = PLOT_W + 2) -> list[str]:
             ticks[col : col + len(s)] = s
             end = col + len(s)
     lines.append((" " * gutter + "".join(ticks)).rstrip())
-    lines.append(f"{'tok/s per user (max ' + f'{xmax:,.0f}' + ')':>{gutter + w + 1}}")
+    lines.append(f"{'tok/s per user (max ' + per_gpu_text(xmax) + ')':>{gutter + w + 1}}")
     for label, mark in marks.items():  # the legend: which configuration each letter is, at which concurrencies
         conc = sorted({p.concurrency for name, p in result.pareto if name == label})
         at = f"{conc[0]:g}" if len(conc) == 1 else f"{conc[0]:g}-{conc[-1]:g}"
-        hidden = "" if mark in drawn else f" (under {', '.join(sorted(under_of(mark, under)))})"
+        hidden = "" if mark in drawn else f" (under {', '.join(sorted(under_of(mark, under, drawn)))})"
         lines.append(f"{mark} {label}, {at} client{'' if at == '1' else 's'}{hidden}")
     return lines
 
 
-def under_of(mark: str, under: dict[str, set[str]]) -> set[str]:
-    """The letters drawn over ``mark``'s points (``under``: each overwritten letter, the letters written on it)."""
-    return under.get(mark, set()) or {"another point"}
+def under_of(mark: str, under: dict[str, set[str]], drawn: set[str]) -> set[str]:
+    """The letters on the plot that lie over ``mark``'s points (``under``: each overwritten letter, the letters
+    written on it): a letter itself drawn over is followed to the one that shows (F under G under H: H)."""
+    shown: set[str] = set()
+    todo, seen = [mark], {mark}
+    while todo:
+        for over in under.get(todo.pop(), set()) - seen:
+            seen.add(over)
+            (shown.add if over in drawn else todo.append)(over)
+    return shown or {"another point"}
 
 
 def row_figures(c: ServeCandidate, one: bool, e2e: bool) -> tuple[str, ...]:
@@ -147,7 +183,8 @@ def row_figures(c: ServeCandidate, one: bool, e2e: bool) -> tuple[str, ...]:
     (``∞``), long waits read in whole seconds with separators; ``one`` output token has no TPOT or user speed."""
     p, usd = c.point, c.usd_per_million_output_tokens
     ttft = "∞" if not p.stable else f"{p.ttft_s:.2f}" if p.ttft_s < 100 else f"{p.ttft_s:,.0f}"
-    return (f"{p.output_tokens_per_s_per_gpu:.0f}", "-" if one else f"{p.tokens_per_s_per_user:.1f}", ttft,
+    return (per_gpu_text(p.output_tokens_per_s_per_gpu).replace(",", ""),
+            "-" if one else f"{p.tokens_per_s_per_user:.1f}", ttft,
             "-" if one else f"{p.tpot_s * 1e3:.1f}", *((f"{p.e2e_s:.1f}" if p.stable else "∞",) if e2e else ()),
             f"{usd:.3f}" if usd is not None else "")  # fmt: skip
 
@@ -179,6 +216,8 @@ def print_serve(console: Console, result: ServeResult, top: int, detail: bool = 
     t, req = result.request.traffic, result.request
     load = f"concurrency {t.concurrency:,}" if t.concurrency is not None else f"{fmt_plain(t.rate)} requests/s"
     load += f", {t.prefix_hit:.0%} of each prompt cached" if t.prefix_hit else ""
+    if (mtp := mtp_of(result)) is not None:
+        load += f", MTP {mtp[0]} draft{'s' if mtp[0] > 1 else ''} a step accepted at {mtp[1]:g} ({mtp[2]})"
     goals = [
         f"TTFT <= {req.ttft_s:g} s" if req.ttft_s else "",
         f"TPOT <= {req.tpot_s * 1e3:g} ms" if req.tpot_s else "",
@@ -196,13 +235,20 @@ def print_serve(console: Console, result: ServeResult, top: int, detail: bool = 
         *first, last = shown_rows[0][1]
         best_label = f"{best.label.removesuffix(f' {best.engine}')} {', '.join(first)} or {last}"
     by_energy = req.sort == "energy"
-    if by_energy and best is not None and best.joules_per_output_token is not None:
+    unrated = sorted({g.id for c in result.candidates for g in (c.gpu, c.prefill_gpu) if g is not None and not g.tdp_w})
+    if by_energy and best is not None and best.joules_per_output_token is None:  # none that qualifies has a TDP
+        headline(console, f"No energy figure for what meets the targets: {', '.join(unrated)} ha"
+                 f"{'s' if len(unrated) == 1 else 've'} no TDP (tdp_w in --gpu-file); the best by cost: "
+                 f"[bold]{best_label}[/bold]", f"No energy figure (no TDP: {', '.join(unrated)}); by cost: "
+                 f"[bold]{best_label}[/bold]")  # fmt: skip
+    elif by_energy and best is not None and best.joules_per_output_token is not None:
         usd = best.usd_per_million_output_tokens
-        figures = f", {best.joules_per_output_token:.2f} J/token" + (f" (${usd:.3f}/M out)" if usd is not None else "")
+        figures = f", {joules_text(best.joules_per_output_token)} J/token"
+        figures += f" (${usd:.3f}/M out)" if usd is not None else ""
         what = "that meets the targets" if targeted else "(no latency targets given)"
-        headline(console, f"Least energy a token {what}: [bold]{best_label}[/bold]{figures}",
-                 f"Least energy a token: [bold]{best_label}[/bold]{figures}",
-                 f"Least energy a token {what}{figures}:\n  [bold]{best_label}[/bold]")  # fmt: skip
+        headline(console, f"Least energy per token {what}: [bold]{best_label}[/bold]{figures}",
+                 f"Least energy per token: [bold]{best_label}[/bold]{figures}",
+                 f"Least energy per token {what}{figures}:\n  [bold]{best_label}[/bold]")  # fmt: skip
     elif best is not None and best.usd_per_million_output_tokens is None:  # no price for any that qualifies
         what = "that meets the targets" if targeted else "(no latency targets given)"
         headline(console, f"Most output per GPU {what}: [bold]{best_label}[/bold] (no price for these GPUs in the "
@@ -245,7 +291,7 @@ def print_serve(console: Console, result: ServeResult, top: int, detail: bool = 
 
     def table(compact: bool) -> RichTable:
         tb = RichTable(
-            title=("Least energy a token first" if by_energy else "Cheapest first")
+            title=("Least energy per token first" if by_energy else "Cheapest first")
             + (", those meeting the targets on top" if targeted else "")
             + unpriced,
             title_justify="left",
@@ -259,8 +305,9 @@ def print_serve(console: Console, result: ServeResult, top: int, detail: bool = 
         tb.caption += "$ per million output tokens" + ("; J/tok: joules per output token at the GPUs' TDP"
                                                          if by_energy else "")  # fmt: skip
         e2e = req.e2e_s is not None  # the figure the --e2e target is judged on
-        heads = ("configuration", "GPU", "user", "TTFT", "TPOT", *(("E2E",) if e2e else ()), "$/M",
-                 *(("J/tok",) if by_energy else ()))  # fmt: skip
+        # ranked by energy, the narrow table shows J/tok where the wide one adds it beside $/M
+        money = ("J/tok",) if by_energy and compact else ("$/M", "J/tok") if by_energy else ("$/M",)
+        heads = ("configuration", "GPU", "user", "TTFT", "TPOT", *(("E2E",) if e2e else ()), *money)
         rows = [c for c, _ in shown_rows]
         widest = max((len(f"{c.usd_per_million_output_tokens or 0:.3f}") for c in rows), default=4)
         for h in heads if compact else ("#", *heads):
@@ -278,9 +325,11 @@ def print_serve(console: Console, result: ServeResult, top: int, detail: bool = 
                 names.append(name)
             why = "misses" if c.point.stable else "cannot keep up"
             label = name if c.meets else f"[dim]{name} ({'x' if compact else why})[/dim]"
-            joules = ((f"{c.joules_per_output_token:.2f}" if c.joules_per_output_token is not None else "",)
-                      if by_energy else ())  # fmt: skip
-            tb.add_row(*([] if compact else [str(i)]), label, *row_figures(c, req.traffic.osl == 1, e2e), *joules)
+            figures = row_figures(c, req.traffic.osl == 1, e2e)
+            joules = joules_text(c.joules_per_output_token) if c.joules_per_output_token is not None else ""
+            if by_energy:
+                figures = (*figures[:-1], joules) if compact else (*figures, joules)
+            tb.add_row(*([] if compact else [str(i)]), label, *figures)
         if compact and any(not c.meets for c in rows):
             tb.caption += "; (x): misses the targets, or cannot keep up (TTFT ∞)"
         shown = " ".join(names)
@@ -298,6 +347,9 @@ def print_serve(console: Console, result: ServeResult, top: int, detail: bool = 
 
     console.print(first_fitting(console, lambda: table(False), lambda: table(True)))
     shown_kinds = {c.gpu.id for c, _ in shown_rows}
+    if by_energy and unrated:
+        console.print(f"[dim]{', '.join(unrated)}: no TDP in the catalogue or --gpu-file (tdp_w), so no energy "
+                      "figure; they rank after those with one[/dim]")  # fmt: skip
     for gid in sorted({c.gpu.id for c in result.candidates if c.usd_per_hour is None} - shown_kinds):
         if not result.request.gpus or by_energy:  # the caption names the kinds over the whole catalogue; by energy
             break  # a price changes no rank

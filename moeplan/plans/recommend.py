@@ -158,6 +158,8 @@ def recommend(
     from moeplan.sources.catalog import resolve_model
 
     spec = resolve_model(model)
+    if traffic is not None:  # the engines refuse a --max-model-len beyond the trained context, as serve does
+        traffic.check_context(spec.name, spec.arch.max_context)
     schemes = [
         (q, stored_scheme(spec.native_quant, model_scheme(spec, q))) for q in candidate_formats(spec, quant, min_bits)
     ]

@@ -266,3 +266,9 @@ def catalog_rows() -> list[CatalogRow]:
             )
         )
     return rows
+
+
+def mtp_models() -> str:
+    """The catalogue models whose checkpoints carry MTP layers, by name, for the refusal of ``--mtp`` on one that
+    has none: ``DeepSeek-V3, DeepSeek-V3.2, GLM-4.5, ...``."""
+    return ", ".join(s.name for s in sorted(load_catalog(), key=lambda s: s.id) if s.arch.mtp_layers)
