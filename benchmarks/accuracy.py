@@ -204,8 +204,8 @@ BELOW_WHY = {
     "disaggregated serving TTFT": "runs at the prefill instances' capacity, where TTFT is C/X less the decode "
     "time and InferenceX's prefill instances run at about half the pass model that LMSYS's and vLLM's prefill-only "
     "figures bear out; light-load runs at seconds that cluster by benchmark run (4 clients on four single-slot decode "
-    "workers: 16 s to the first token in one GB200 run, 0.17 s in a GB300 run of the same layout); and 8K prompts "
-    "1.5-2.5x slow on Blackwell at light load",
+    "workers of 8 GPUs: 16 s to the first token in a GB200 run, 0.17 s in a GB300 run, 1,024-token prompts both); "
+    "and 8K prompts 1.5-2.5x slow on Blackwell at light load",
     "prefill instance under load": "vLLM's untuned GB300 baseline, DeepSeek-V3.2's sparse-attention kernels, vLLM "
     "with AITER on MI300X",
 }
