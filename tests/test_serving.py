@@ -1449,6 +1449,9 @@ def test_review_findings_on_serve_and_recommend_stay_mended(tmp_path: Path) -> N
     code, out, err = run("serve", "glm-4.5", "--mtp", "--mtp-accept", "0.6", "--engine", "sglang", "--gpu", "h200",
                          "--concurrency", "32", "--json")  # fmt: skip
     assert code == 0 and json.loads(out)["mtp"] == {"drafts": 1, "accept": 0.6, "accept_from": "--mtp-accept"}, err
+    code, out, err = run("estimate", "qwen3-30b-a3b", "--gpu", "h100", "--isl", "512-1536", "--concurrency", "16",
+                         "--json")  # fmt: skip
+    assert code == 0 and json.loads(out)["request"]["traffic"]["isl_range"] == [512, 1536], err
     for bad in ("-1k", "1k-"):
         code, _, err = run("serve", "qwen3-30b-a3b", "--isl", bad, "--concurrency", "4")
         assert code == 1 and f"'{bad}' is neither a token count nor a range" in err, err

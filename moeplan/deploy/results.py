@@ -287,6 +287,7 @@ class EstimateResult(Value):
                 "max_running": self.request.max_running,
                 "kt_prefill_threshold": self.request.kt_prefill_threshold,
                 "rtr": self.request.cpu_repack,
+                "traffic": to_dict(self.request.traffic) if self.request.traffic is not None else None,
             },
             "memory": self.memory.to_json(),
             "fit": self.fit.to_json() if self.fit else None,

@@ -68,7 +68,8 @@ def _defs() -> dict[str, Any]:
                    "active_breakdown": _map(INT)})  # fmt: skip
     request = _obj({"context": INT, "batch": INT, "engine": STR, "quant": STR, "kv_dtype": STR},
                    {"dp_attention": BOOL, "batch_overlap": BOOL, "mtp_drafts": INT, "mtp_accept": _maybe(NUM),
-                    "max_running": _maybe(INT), "kt_prefill_threshold": _maybe(INT), "rtr": _maybe(BOOL)})  # fmt: skip
+                    "max_running": _maybe(INT), "kt_prefill_threshold": _maybe(INT), "rtr": _maybe(BOOL),
+                    "traffic": _maybe({"type": "object"})})  # fmt: skip
     memory = _obj({
         "scheme": STR, "engine": STR, "weights_bytes": INT, "weights_by_kind": _map(INT), "kv_bytes_per_token": NUM,
         "kv_cache_bytes": INT, "total_bytes": INT, "per_gpu_bytes": INT, "per_gpu_weights_bytes": INT,
