@@ -48,6 +48,17 @@ def accepted_tokens(drafts: int, accept: float, trained: int | None = None, deca
     return tokens
 
 
+def mtp_acceptance(spec: ModelSpec, asked: float | None) -> tuple[float, float, str]:
+    """The MTP drafts' first-draft acceptance and reuse factor, and where they come from: ``--mtp-accept`` (``asked``,
+    with the model's reuse factor), ``published`` (the model's :class:`~moeplan.model.spec.MtpAcceptance`) or
+    ``default`` (DeepSeek-V3's, :data:`MTP_ACCEPT` and :data:`MTP_REUSE_DECAY`).  GLM-4.6: (0.9, 0.15, published)."""
+    published = spec.mtp_acceptance
+    decay = published.reuse_decay if published else MTP_REUSE_DECAY
+    if asked is not None:
+        return asked, decay, "--mtp-accept"
+    return (published.rate, decay, "published") if published else (MTP_ACCEPT, decay, "default")
+
+
 EPLB_REDUNDANT = 0.125
 """Redundant experts of EPLB-style balancing, per GPU, relative to its share: DeepSeek-V3 serves 256 experts with 32
 redundant copies over 32 decode GPUs (DeepSeek-V3 technical report, section 3.4)."""

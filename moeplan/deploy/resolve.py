@@ -18,8 +18,6 @@ from moeplan.deploy.deployment import (
     BATCH_OVERLAP_MIN_TOKENS,
     EPLB_REDUNDANT,
     GPU_COUNTS,
-    MTP_ACCEPT,
-    MTP_REUSE_DECAY,
     Deployment,
     EstimateRequest,
     Layout,
@@ -27,6 +25,7 @@ from moeplan.deploy.deployment import (
     check_layout,
     default_layout,
     dp_launch_chunk,
+    mtp_acceptance,
 )
 from moeplan.deploy.engines import ENGINES, Efficiency, Engine, auto_engine, engine, engines_with
 from moeplan.deploy.kernels import KernelPath, backend_for, expert_format, float_gemm_scale, kernel_path, tensor_peak
@@ -334,16 +333,14 @@ def resolve(
     if request.mtp and not eng.runs_mtp:
         raise InputError(f"{eng.name} does not decode with MTP drafts",
                          f"use --engine {engines_with('runs_mtp')}, or drop --mtp")  # fmt: skip
+    accept, decay, origin = mtp_acceptance(spec, request.mtp_accept)
     published = spec.mtp_acceptance
-    accept = request.mtp_accept if request.mtp_accept is not None else published.rate if published else MTP_ACCEPT
-    decay = published.reuse_decay if published else MTP_REUSE_DECAY
-    if request.mtp:
-        said = ("--mtp-accept" if request.mtp_accept is not None else published.source if published else
-                f"DeepSeek-V3's 85-90%, its technical report's 5.4.3: none is published for {spec.name}")  # fmt: skip
-        notes += (
-            f"MTP drafts accepted at {accept:g} ({said})"
-            + ("" if request.mtp_accept is not None else "; --mtp-accept sets your engine's measured rate"),
-        )
+    if request.mtp and origin == "--mtp-accept":
+        notes += (f"MTP drafts accepted at {accept:g} (--mtp-accept)",)
+    elif request.mtp:
+        said = published.source if published else (f"DeepSeek-V3's 85-90%, its technical report's 5.4.3: none is "
+                                                    f"published for {spec.name}")  # fmt: skip
+        notes += (f"MTP drafts accepted at {accept:g} ({said}); --mtp-accept sets your engine's measured rate",)
     if request.mtp and request.mtp_drafts and request.mtp_drafts > arch.mtp_layers:
         a, k = accept, request.mtp_drafts
         layers = f"its {arch.mtp_layers} MTP layer{'s draft' if arch.mtp_layers > 1 else ' drafts'}"

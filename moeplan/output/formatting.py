@@ -34,6 +34,11 @@ def fmt_plain(x: float | None) -> str:
     return f"{x:,.0f}" if float(x).is_integer() else f"{x:,.6g}" if abs(x) < 1e6 else f"{x:,.1f}"
 
 
+def fmt_load(concurrency: int | None, rate: float | None) -> str:
+    """A serving load as the outputs name it: ``concurrency 64``, or ``3 requests/s`` (a rate as given)."""
+    return f"concurrency {concurrency:,}" if concurrency is not None else f"{fmt_plain(rate)} requests/s"
+
+
 def fmt_seconds(x: float) -> str:
     """A wait in the unit that keeps it readable: 0.22 s, 12.5 s, 8.3 min, 5.2 h, 21.5 days (1,856,425 s)."""
     if x < 60:

@@ -14,7 +14,7 @@ from moeplan.output.formatting import (
     KIND_LABELS,
     fmt_count,
     fmt_gib,
-    fmt_plain,
+    fmt_load,
     fmt_rate,
     fmt_seconds,
     fmt_usd,
@@ -47,7 +47,7 @@ def print_estimate(console: Console, result: EstimateResult, detail: bool = Fals
     _print_verdict(console, result)
     if result.serving is not None and result.request.traffic is not None:
         sv, t = result.serving, result.request.traffic
-        load = f"concurrency {t.concurrency:,}" if t.concurrency is not None else f"{fmt_plain(t.rate)} requests/s"
+        load = fmt_load(t.concurrency, t.rate)
         state = "" if sv.stable else " [red](cannot keep up: the queue grows without bound)[/red]"
         ttft = f"{fmt_seconds(sv.ttft_s)} (p90 {fmt_seconds(sv.ttft_p90_s)})" if sv.stable else "∞"
         console.print(
@@ -569,9 +569,7 @@ def print_explain(console: Console, result: EstimateResult) -> None:
             )
     sv, load = result.serving, result.request.traffic
     if sv is not None and load is not None:
-        clients = (
-            f"{load.concurrency} clients" if load.concurrency is not None else f"{fmt_plain(load.rate)} requests/s"
-        )
+        clients = f"{load.concurrency} clients" if load.concurrency is not None else fmt_load(None, load.rate)
         console.print(
             f"[bold]serving[/bold] ({clients}, {load.lengths_text()}) = the steady state of TPOT = "
             f"decode step at the running batch / (1 - prefill share), TTFT = prefill queue (mean-value or M/D/1) + "

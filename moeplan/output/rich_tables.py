@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from moeplan.sources.catalog import CatalogRow
 
 from moeplan.deploy.offload_commands import n_cpu_moe
-from moeplan.output.formatting import fmt_buy, fmt_count, fmt_gib, fmt_plain, fmt_rate, fmt_usd
+from moeplan.output.formatting import fmt_buy, fmt_count, fmt_gib, fmt_load, fmt_plain, fmt_rate, fmt_usd
 from moeplan.output.terminal import NARROW, first_fitting, headline, shell_lines, table_box
 
 
@@ -141,14 +141,7 @@ def print_recommend(
             f"Best by {sort}: [bold]{what}[/bold], ~{rate} tok/s{usd}",
             f"Best by {sort}: [bold]{what}[/bold]",
         )
-    load_text = ""
-    if load is not None:
-        at = (
-            f"concurrency {load.concurrency:,}"
-            if load.concurrency is not None
-            else f"{fmt_plain(load.rate)} requests/s"
-        )
-        load_text = f"{load.lengths_text()} at {at}"
+    load_text = f"{load.lengths_text()} at {fmt_load(load.concurrency, load.rate)}" if load is not None else ""
     shown = candidates[:limit]
     for extra in (cheapest, fastest):
         if extra is not None and extra not in shown:

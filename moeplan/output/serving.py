@@ -35,19 +35,20 @@ def _point(p: Any) -> dict[str, Any]:
     return point_json(p)
 
 
+MTP_ORIGINS = {"--mtp-accept": "--mtp-accept", "published": "the model's published figure",
+               "default": "DeepSeek-V3's: none is published for this model"}  # fmt: skip
+"""How serve names where its MTP acceptance comes from (:func:`~moeplan.deploy.deployment.mtp_acceptance`)."""
+
+
 def mtp_of(result: ServeResult) -> tuple[int, float, str] | None:
     """With ``--mtp``: the drafts a step, their acceptance and whose figure it is (None without ``--mtp``)."""
-    from moeplan.deploy.deployment import MTP_ACCEPT
+    from moeplan.deploy.deployment import mtp_acceptance
 
-    req, published = result.request, result.spec.mtp_acceptance
+    req = result.request
     if not req.mtp:
         return None
-    drafts = req.mtp_drafts or result.spec.arch.mtp_layers
-    if req.mtp_accept is not None:
-        return drafts, req.mtp_accept, "--mtp-accept"
-    if published is not None:
-        return drafts, published.rate, "the model's published figure"
-    return drafts, MTP_ACCEPT, "DeepSeek-V3's: none is published for this model"
+    accept, _, origin = mtp_acceptance(result.spec, req.mtp_accept)
+    return req.mtp_drafts or result.spec.arch.mtp_layers, accept, MTP_ORIGINS[origin]
 
 
 def serve_json(result: ServeResult, top: int) -> dict[str, Any]:
@@ -210,11 +211,11 @@ def engine_ties(
 def print_serve(console: Console, result: ServeResult, top: int, detail: bool = False) -> None:
     from rich.table import Table as RichTable
 
-    from moeplan.output.formatting import fmt_plain, fmt_seconds
+    from moeplan.output.formatting import fmt_load, fmt_plain, fmt_seconds
     from moeplan.output.terminal import first_fitting, headline, shell_lines, table_box
 
     t, req = result.request.traffic, result.request
-    load = f"concurrency {t.concurrency:,}" if t.concurrency is not None else f"{fmt_plain(t.rate)} requests/s"
+    load = fmt_load(t.concurrency, t.rate)
     load += f", {t.prefix_hit:.0%} of each prompt cached" if t.prefix_hit else ""
     if (mtp := mtp_of(result)) is not None:
         load += f", MTP {mtp[0]} draft{'s' if mtp[0] > 1 else ''} a step accepted at {mtp[1]:g} ({mtp[2]})"
@@ -235,7 +236,8 @@ def print_serve(console: Console, result: ServeResult, top: int, detail: bool = 
         *first, last = shown_rows[0][1]
         best_label = f"{best.label.removesuffix(f' {best.engine}')} {', '.join(first)} or {last}"
     by_energy = req.sort == "energy"
-    unrated = sorted({g.id for c in result.candidates for g in (c.gpu, c.prefill_gpu) if g is not None and not g.tdp_w})
+    sides = [g for c in result.candidates for g in (c.gpu, c.prefill_gpu)] if by_energy else []
+    unrated = sorted({g.id for g in sides if g is not None and not g.tdp_w})  # GPUs without a TDP: no energy figure
     if by_energy and best is not None and best.joules_per_output_token is None:  # none that qualifies has a TDP
         headline(console, f"No energy figure for what meets the targets: {', '.join(unrated)} ha"
                  f"{'s' if len(unrated) == 1 else 've'} no TDP (tdp_w in --gpu-file); the best by cost: "
