@@ -263,12 +263,12 @@ def test_impossible_layouts(par: Layout, why: str) -> None:
 @given(limit=st.integers(2, 1 << 20), last=st.integers(0, 1 << 20), guess=st.integers(-5, (1 << 20) + 5))
 def test_guided_search_finds_the_bisection_answer(limit: int, last: int, guess: int) -> None:
     """Any guess (exact, far off, outside the range) gives the largest n with ok(n), as plain bisection does."""
-    from moeplan.deploy.memory import _largest
+    from moeplan.deploy.memory import largest
 
     def ok(n: int) -> bool:
         return n <= last
 
-    assert _largest(ok, limit, guess) == _largest(ok, limit) == (0 if last < 1 else min(last, limit))
+    assert largest(ok, limit, guess) == largest(ok, limit) == (0 if last < 1 else min(last, limit))
 
 
 @pytest.mark.parametrize(

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 from moeplan.deploy.cost import cost_result, per_million, purchase_usd, usd_per_hour
 from moeplan.deploy.deployment import CONTEXT_SEARCH_LIMIT, Deployment
 from moeplan.deploy.kv_cache import kv_bytes_per_token, state_bytes_per_sequence
-from moeplan.deploy.memory import MemoryModel
+from moeplan.deploy.memory import MemoryModel, largest
 from moeplan.deploy.results import (
     NO_SPEED_NOTE,
     BatchRow,
@@ -485,18 +485,9 @@ def evaluate_offload(d: Deployment, host: Host, offload: str) -> OffloadResult:
 
 def placement_max_batch(model: OffloadModel, cpu_layers: int, context: int, limit: int = 1 << 16) -> int:
     """The most sequences of ``context`` tokens the placement with ``cpu_layers`` layers' experts in RAM holds (its
-    VRAM and RAM both; 0 where not even one fits): doubling, then bisection, over ``1..limit``."""
-    if not model.placement(cpu_layers, context, 1).fits:
-        return 0
-    lo, hi = 1, 2
-    while hi <= limit and model.placement(cpu_layers, context, hi).fits:
-        lo, hi = hi, hi * 2
-    if hi > limit:
-        return lo
-    while hi - lo > 1:
-        mid = (lo + hi) // 2
-        lo, hi = (mid, hi) if model.placement(cpu_layers, context, mid).fits else (lo, mid)
-    return lo
+    VRAM and RAM both; 0 where not even one fits): :func:`~moeplan.deploy.memory.largest` over ``1..limit``, its
+    bracket doubling up from 2."""
+    return largest(lambda b: model.placement(cpu_layers, context, b).fits, limit, guess=2)
 
 
 def shortfall(p: Placement, num_gpus: int = 1, moe_layers: int = 0) -> list[str]:

@@ -369,7 +369,7 @@ class MemoryModel:
 
     def max_context(self, batch: int, limit: int) -> int:
         """The longest context (tokens, up to ``limit``) that fits at ``batch``; 0 if none does."""
-        return _largest(lambda c: self.fits(c, batch), limit)
+        return largest(lambda c: self.fits(c, batch), limit)
 
     def max_batch(self, context: int, limit: int = 1 << 20) -> int:
         """The largest batch that fits at ``context``; 0 if none does.  The search starts where the headroom's
@@ -385,10 +385,10 @@ class MemoryModel:
         if 2 < guess < limit:  # one secant step over [1, guess]: the buffers' growth stops below the guess
             slope = (first - self.headroom(context, guess)) / (guess - 1)
             guess = min(limit, max(2, int(1 + first / slope))) if slope > 0 else limit
-        return _largest(lambda b: self.fits(context, b), limit, guess)
+        return largest(lambda b: self.fits(context, b), limit, guess)
 
 
-def _largest(ok: Callable[[int], bool], limit: int, guess: int | None = None) -> int:
+def largest(ok: Callable[[int], bool], limit: int, guess: int | None = None) -> int:
     """Largest n in [1, limit] with ok(n), for a monotone predicate; 0 if ok(1) fails.  With a ``guess``, the
     bracket is found by steps doubling away from it (1 first), then bisected: an exact guess costs three calls,
     one off by ``e`` about ``2 log2(e)``."""
