@@ -17,11 +17,11 @@ Requests go to the prefill and to the decode instances in turn (round robin, Dyn
 first token comes one decode step after the hand-off on an idle decode instance, ``1 + (N - 1)/2`` steps on a busy
 one (``N`` its scheduler's ``--scheduler-recv-interval``).
 
-Worked figure: DeepSeek-R1 fp8 on B200 with TensorRT-LLM, one 8-GPU prefill instance (S_p 0.29 s, S_b 0.067 s a
-prompt) and four 8-GPU decode instances, 8K/1K prompts (ratio 0.8) at 128 clients: the steady state waits 0.81 s
-for a first token, the replay's median is 1.14 s, and InferenceX measures 2.27 s (S663 in
-benchmarks/disaggregated_measurements.yaml).  The replay costs about 4 us a request: 164K requests (16,384 clients)
-in under a second.
+Worked figure: DeepSeek-R1 fp8 on B200 with TensorRT-LLM, one 8-GPU prefill instance (attention DP, the experts
+under TP: S_p 0.33 s, S_b 0.097 s a prompt) and two 8-GPU decode instances, 8K/1K prompts (ratio 0.8) at 128
+clients: the steady state waits 0.93 s for a first token, the replay's median is 1.31 s, and InferenceX measures
+1.37 s (S659 in benchmarks/disaggregated_measurements.yaml).  The replay costs about 4 us a request: 164K
+requests (16,384 clients) in under a second.
 """
 
 from __future__ import annotations
