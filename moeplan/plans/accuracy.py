@@ -25,7 +25,6 @@ from moeplan.deploy.evaluate import (
     value_span,
 )
 from moeplan.deploy.memory import MemoryModel
-from moeplan.deploy.replay import Protocol, replay
 from moeplan.deploy.resolve import resolve
 from moeplan.deploy.speed import SpeedModel
 from moeplan.errors import MoeplanError, SpecError
@@ -426,20 +425,11 @@ def span(a: float, expected: float, b: float) -> tuple[float, float, float]:
     return lo, expected, hi
 
 
-def benchmark_protocol(r: dict[str, Any]) -> Protocol:
-    """The record's benchmark client: its clients released together, ``prompts_per_client`` requests each (at
-    least one), output lengths drawn uniformly from ``[ratio x L, L]`` where a range ratio is stated."""
-    ratio, osl = float(r.get("range_ratio") or 1.0), int(r["osl"])
-    return Protocol(clients=int(r["concurrency"]), prompts_per_client=max(1, round(prompts_per_client(r) or 1)),
-                    osl_range=(max(1, int(osl * ratio)), osl) if ratio < 1 else None)  # fmt: skip
-
-
 def split_checks(r: dict[str, Any], gpu: GpuSpec | None, traffic: Traffic) -> list[Check]:
     """A disaggregated run (``prefill_workers`` instances of ``prefill_tp`` GPUs hand their prompts to
     ``decode_workers`` instances of ``decode_tp``, each with its own EP and DP attention) against
     :class:`~moeplan.deploy.serving.DisaggregatedServingModel`: input + output tokens/s over all its GPUs, and the
-    median TTFT of the run's benchmark client replayed on the model (:func:`~moeplan.deploy.replay.replay`: the
-    clients start together, and their bunched prompts queue at the prefill round after round)."""
+    median TTFT (the split has no model of the run's first burst, which a mean carries)."""
     from moeplan.deploy.serving import DisaggregatedServingModel
 
     isl, osl = traffic.isl, traffic.osl
@@ -455,8 +445,7 @@ def split_checks(r: dict[str, Any], gpu: GpuSpec | None, traffic: Traffic) -> li
 
     dp, dd = side("prefill"), side("decode")
     n_p, n_d = int(r["prefill_workers"]), int(r["decode_workers"])
-    models = [DisaggregatedServingModel(dp, dd, n_p, traffic, n_d, s) for s in SCENARIO_NAMES]
-    low, mid, high = (m.point() for m in models)
+    low, mid, high = (DisaggregatedServingModel(dp, dd, n_p, traffic, n_d, s).point() for s in SCENARIO_NAMES)
     rid, src = str(r["id"]), str(r.get("source", ""))
     gpus = n_p * dp.layout.num_gpus + n_d * dd.layout.num_gpus
     label = (f"{r['model']} {r.get('quant') or ''} {r.get('engine', '')} on {gpus} x {gpu.name if gpu else ''}, "
@@ -472,9 +461,7 @@ def split_checks(r: dict[str, Any], gpu: GpuSpec | None, traffic: Traffic) -> li
                          stage="disaggregated " + STAGES["serving_throughput"]))  # fmt: skip
     if r.get("ttft_median_ms"):
         measured = float(r["ttft_median_ms"]) / 1e3
-        # the band's ends move with the replay's median as the steady state's does (one replay, not three)
-        burst = replay(models[1], benchmark_protocol(r)).ttft_median_s / mid.ttft_s
-        lo, m, hi = span(low.ttft_s * burst, mid.ttft_s * burst, high.ttft_s * burst)
+        lo, m, hi = span(low.ttft_s, mid.ttft_s, high.ttft_s)
         out.append(Check(rid, "serving_ttft", label + " (median TTFT)", measured, m, lo, hi, lo <= measured <= hi,
                          "s", src, stage="disaggregated " + STAGES["serving_ttft"]))  # fmt: skip
     return out
