@@ -340,15 +340,16 @@ def resolve(
     elif request.mtp:
         said = published.source if published else (f"DeepSeek-V3's 85-90%, its technical report's 5.4.3: none is "
                                                     f"published for {spec.name}")  # fmt: skip
-        notes += (f"MTP drafts accepted at {accept:g} ({said}); --mtp-accept sets your engine's measured rate",)
+        notes += (f"MTP drafts accepted at {accept:g} ({said}); --mtp-accept sets your engine's measured "
+                  "first-draft rate",)  # fmt: skip
     if request.mtp and request.mtp_drafts and request.mtp_drafts > arch.mtp_layers:
         a, k = accept, request.mtp_drafts
         layers = f"its {arch.mtp_layers} MTP layer{'s draft' if arch.mtp_layers > 1 else ' drafts'}"
         notes += (f"--mtp-drafts {k}: {layers} {k} tokens a step, the last reused; "
                   f"drafts at the trained depths accepted at {a:g} after the one before, each reuse at "
                   f"{decay:g}x that ({accepted_tokens(k, a, arch.mtp_layers, decay):.2f} tokens a step; "
-                  + ("the model's published figures)" if published else "TensorRT-LLM's DeepSeek-R1 measurements)")
-                  + "; --mtp-accept sets your engine's first-draft acceptance",)  # fmt: skip
+                  + ("the model's published figures)" if published else
+                     "TensorRT-LLM's DeepSeek-R1 measurements)"),)  # fmt: skip
     scale, extra, file_notes = _checkpoint_bytes(spec, scheme, request.mtp)
     if request.mtp and spec.checkpoint is None:
         mtp_bytes = _mtp_bytes(spec, scheme)
