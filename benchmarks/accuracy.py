@@ -207,7 +207,7 @@ BELOW_WHY = {
     "workers of 8 GPUs: 16 s to the first token in a GB200 run, 0.17 s in a GB300 run, 1,024-token prompts both); "
     "and 8K prompts 1.5-2.5x slow on Blackwell at light load",
     "prefill instance under load": "vLLM's untuned GB300 baseline, DeepSeek-V3.2's sparse-attention kernels, vLLM "
-    "with AITER on MI300X",
+    "with AITER on MI300X, SGLang on H20 (3.8x faster than its fp8 peak and the shape penalties allow)",
 }
 
 
@@ -551,7 +551,12 @@ def render() -> str:
                 "is 1.5x GB200's (1.91x its measurement, 1.57x since the checkpoint's bf16 attention projections run",
                 "at the bf16 peak, which GB300 does not raise); DeepSeek-V3.2's sparse attention (PL05) at a fifth",
                 "of the prediction (vLLM's post: a DSA layer step takes 2.7x an MLA one, a kernel cost moeplan does",
-                "not model); and vLLM with AITER on 16 MI300X (PL06) at 0.43x.",
+                "not model); and vLLM with AITER on 16 MI300X (PL06) at 0.43x. Added later (2026-12-08): Ant",
+                "Group's SGLang prefill of DeepSeek-R1 on one 8-GPU H20 node (PL10, 2,063 a GPU) at 0.26x. H20",
+                "has a sixth of H100's FP8 FLOP/s for more bandwidth, so GEMMs whose shapes keep an H100 near its",
+                "bandwidth limit run near the H20's compute peak; moeplan's shape penalties (`Efficiency.gemm`) do",
+                "not depend on that ratio. Scaling them by it moved no stage closer (serving TTFT inside the band",
+                "44 -> 38 of 92, time to first token near 78 -> 77), so PL10 stays a known miss.",
                 "",
             ]
         if name == "serving":
