@@ -556,7 +556,9 @@ def render() -> str:
                 "has a sixth of H100's FP8 FLOP/s for more bandwidth, so GEMMs whose shapes keep an H100 near its",
                 "bandwidth limit run near the H20's compute peak; moeplan's shape penalties (`Efficiency.gemm`) do",
                 "not depend on that ratio. Scaling them by it moved no stage closer (serving TTFT inside the band",
-                "44 -> 38 of 92, time to first token near 78 -> 77), so PL10 stays a known miss.",
+                "44 -> 38 of 92, time to first token near 78 -> 77): the H200, with the H100's FLOP/s and 1.4x its",
+                "bandwidth, would prefill faster by it, and its runs (GLM-5, DeepSeek-R1 under vLLM, SGLang and",
+                "TensorRT-LLM) say it does not. The penalty is no bandwidth roofline, and PL10 stays a known miss.",
                 "",
             ]
         if name == "serving":
