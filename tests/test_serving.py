@@ -416,6 +416,25 @@ def test_mtp_layers_add_their_weights_and_need_a_model_that_has_them() -> None:
     assert code == 1 and "no multi-token-prediction layers" in err
 
 
+@pytest.mark.parametrize(
+    ("model", "gpu", "tp", "pp"),
+    [("llama-3.1-70b", "h100", 1, 4), ("llama-3.1-70b", "h100", 2, 2), ("deepseek-v2", "a100", 1, 7),
+     ("qwen3-235b-a22b", "h100", 2, 4)],
+)  # fmt: skip
+def test_one_client_through_pipeline_stages_waits_for_every_stage(model: str, gpu: str, tp: int, pp: int) -> None:
+    """One client meets an idle engine: its first token takes the prompt's prefill across all ``pp`` stages in
+    turn and a decode step -- not one stage's share, which the stages' overlap gives the throughput."""
+    from moeplan.deploy.memory import MemoryModel
+    from moeplan.deploy.speed import SpeedModel
+
+    d = resolve(EstimateRequest(model=model, gpu=gpu, num_gpus=tp * pp, tp=tp, pp=pp, context=4352, prompt=4096,
+                                use_calibration=False), fewest=False)  # fmt: skip
+    alone = SpeedModel(MemoryModel(d)).prefill_seconds(4096)
+    one = ServingModel(d, Traffic(4096, 256, concurrency=1)).point()
+    assert one.ttft_s >= 0.95 * alone
+    assert one.ttft_s <= 1.3 * alone + 2 * one.tpot_s  # and no more than that
+
+
 def test_a_scheduler_that_polls_every_n_steps_holds_new_requests_half_an_interval() -> None:
     """SGLang's --scheduler-recv-interval N: a request arriving while the engine decodes waits for the next poll,
     (N - 1) / 2 decode steps on average; fixed-length waves arrive at an idle engine and wait for nothing."""

@@ -6,7 +6,9 @@ vLLM's ``max_num_batched_tokens``).  With ``lambda`` requests per second of ``I`
 (``I = isl x (1 - prefix hit rate)``) and ``O`` output tokens:
 
     t_iter = t_decode(b) / (1 - u),          u = lambda x I x c_p          (prefill's share of the GPU time)
-    TPOT   = t_iter                          (a token per running sequence per iteration)
+    TPOT   = t_iter                          (a token per running sequence per iteration; in a closed loop of C
+                                             clients the others' prompts only: u (C - 1)/C, one client alone
+                                             decodes at t_decode, its own prefill being in its TTFT)
     S_p    = I x (t_decode(b) + (B - b) c_p) / (B - b)                      (one prompt's prefill, decode beside it)
     TTFT   = S_p x (1 + queue ahead) + (N - 1)/2 x t_iter + t_iter
     E2E    = TTFT + (O - 1) x TPOT
@@ -141,6 +143,8 @@ class ServingModel:
         """Seconds a prompt token adds to a step, and the host's floor under a prefill pass."""
         self.poll_steps = (max(1, d.recv_interval) - 1) / 2
         """Mean decode steps a request waits for the scheduler's next poll."""
+        self.fill_stages = d.layout.pp - 1 if d.engine.pipelines_stages else 0
+        """Pipeline stages a prompt's chunks cross after the first, where ``c_p`` is one stage's."""
         self._steps: dict[int, float] = {}
 
     def at(self, traffic: Traffic) -> ServingModel:
@@ -191,8 +195,13 @@ class ServingModel:
     def prefill_service_s(self, b: float) -> float:
         """Seconds the GPU needs for one prompt while ``b`` sequences decode: its ``I`` tokens ride ``B - b`` per
         iteration, each iteration also carrying the decode step: ``I x (t_decode(b) + (B - b) c_p) / (B - b)``,
-        and never less than one eager prefill pass of the host (:meth:`SpeedModel.prefill_dispatch_s`)."""
-        return self._prefill_s(b, self.floor)
+        and never less than one eager prefill pass of the host (:meth:`SpeedModel.prefill_dispatch_s`).  Where the
+        engine keeps a micro-batch on every pipeline stage, ``c_p`` is one stage's (the stages overlap, which sets
+        the throughput), but a request has one micro-batch in flight, so each of its chunks crosses all ``pp``
+        stages before the next starts: ``+ (pp - 1) x I x c_p``.  Llama-3.1-70B at TP1 x PP4 on H100, a
+        4,096-token prompt: ~0.27 s a stage, so ~1.1 s to its first token at one client, as one prompt alone takes
+        (:meth:`SpeedModel.prefill_seconds`), not the 0.35 s of one stage."""
+        return self._prefill_s(b, self.floor) + self.fill_stages * self.prompt * self.c_p
 
     def prefill_share_s(self, b: float) -> float:
         """A queued prompt's share of the prefill server: :meth:`prefill_service_s`, but the eager pass's host floor
@@ -221,7 +230,8 @@ class ServingModel:
         passes = math.ceil(tokens / self.chunk)
         burst = max(tokens * c_p + passes * self.decode_s(1), passes * self.floor)
         tpot = self.decode_s(conc)
-        ttft = tpot + burst * (conc + 1) / (2 * conc)
+        # the last prompt's chunks cross the other pipeline stages in turn (prefill_service_s)
+        ttft = tpot + burst * (conc + 1) / (2 * conc) + self.fill_stages * self.prompt * c_p
         period = burst + (t.osl - 1) * tpot
         lam = conc / period
         if t.concurrency > conc:  # the rest wait a wave for a free KV slot
@@ -255,7 +265,8 @@ class ServingModel:
             u = lam * self.prompt * self.c_p
             if u >= 0.98:  # prefill takes all the GPU time: a rate grows its queue, a closed loop only waits
                 stable, u = stable and conc is not None, 0.98
-            tpot_new = self.decode_s(b) / (1 - u)
+            seen = u * (conc - 1) / conc if conc else u  # the others' prompts: one's own prefill is in its TTFT
+            tpot_new = self.decode_s(b) / (1 - seen)
             service = self.prefill_service_s(b)
             share = self.prefill_share_s(b)
             rho = lam * share
