@@ -394,8 +394,10 @@ CalibrationOpt = Annotated[
 
 def listed(values: list[str] | None, option: str) -> list[str]:
     """A repeatable option's values, each of which may also be a comma-separated list: ``--gpu h100,h200`` is
-    ``--gpu h100 --gpu h200`` (no GPU id, format or engine name has a comma).  An empty item (``--gpu ,`` or
-    ``--gpu h200,``) is refused: it would otherwise leave the whole catalogue, or less than was meant."""
+    ``--gpu h100 --gpu h200`` (no GPU id, format or engine name has a comma); a format's per-class overrides stay
+    with it (``--quant nvfp4,experts=awq-int4,fp8`` is two formats, the first with its experts in AWQ).  An empty
+    item (``--gpu ,`` or ``--gpu h200,``) is refused: it would otherwise leave the whole catalogue, or less than was
+    meant."""
     out = []
     for x in values or ():
         items = [v.strip() for v in x.split(",")]
@@ -403,6 +405,14 @@ def listed(values: list[str] | None, option: str) -> list[str]:
             raise InputError(
                 f"{option} '{x}' has an empty item", "give names separated by commas, or repeat the option"
             )
+        if option == "--quant":  # per-class overrides (experts=nvfp4) join the format before them: one scheme
+            merged: list[str] = []
+            for i in items:
+                if "=" in i and merged:
+                    merged[-1] += f",{i}"
+                else:
+                    merged.append(i)
+            items = merged
         out += items
     return out
 

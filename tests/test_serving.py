@@ -1064,6 +1064,16 @@ def test_repeated_options_take_comma_lists_and_a_long_verdict_wraps_rather_than_
     for empty in (",", "h200,", ""):  # an empty item would leave the whole catalogue, or less than meant
         with pytest.raises(InputError, match="has an empty item"):
             listed(["h100", empty], "--gpu")
+    # a format's per-class overrides stay with it: one scheme, not a format per override
+    assert listed(["experts=nvfp4,attention=bf16"], "--quant") == ["experts=nvfp4,attention=bf16"]
+    assert listed(["nvfp4,experts=awq-int4,fp8"], "--quant") == ["nvfp4,experts=awq-int4", "fp8"]
+    code, out, err = run("serve", "deepseek-v3", "--isl", "1k", "--osl", "1k", "--rate", "5", "--quant",
+                         "experts=nvfp4,attention=bf16", "--gpu", "b200", "--json")  # fmt: skip
+    rows = json.loads(out)["configurations"]
+    assert code == 0 and rows and all(r["quant"].endswith("routed_experts=nvfp4,attention=bf16") for r in rows)
+    # its checkpoint is one to make, not DeepSeek's own fp8 repository (which is 1.7x the bytes)
+    assert all("vllm serve ./DeepSeek-V3-fp8-block128+routed_experts-nvfp4+attention-bf16" in r["command"]
+               for r in rows if r["engine"] == "vllm")  # fmt: skip
     code, out, err = run("serve", "deepseek-v3", "--isl", "8k", "--osl", "1k", "--concurrency", "1024", "--gpu",
                          "b200,h200", "--max-gpus", "64", "--ttft", "2", "--tpot", "50")  # fmt: skip
     assert code == 0, err

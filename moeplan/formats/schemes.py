@@ -358,7 +358,7 @@ def local_checkpoint(stem: str, source: str, scheme: str, like: str = "") -> tup
     """A local directory for a checkpoint in ``scheme`` that no repository moeplan knows holds, and the comment that
     says what it must hold (a launch line that names it fails loudly until it does, where the base repository
     would load another format): ``./Qwen3-30B-A3B-awq-int4``, "an awq-int4 checkpoint of Qwen/Qwen3-30B-A3B"."""
-    path = f"./{stem}-{scheme}"
+    path = f"./{stem}-{scheme.replace(',', '+').replace('=', '-')}"  # per-class overrides: no comma or = in a path
     return path, f"{path}: {article(scheme)} {scheme} checkpoint of {source}{like} (make one, or name a published one)"
 
 

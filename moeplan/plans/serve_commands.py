@@ -201,7 +201,7 @@ def checkpoint(d: Deployment) -> tuple[str, str, str]:
     tail = repo.rsplit("/", 1)[-1]
     if ship is not None and tail.lower() in ship.hf_id.lower():  # the publisher's checkpoint of this very model
         return ship.hf_id, "", f"{ship.hf_id}: the {scheme} checkpoint this plan sizes"
-    if scheme.startswith("fp8") and native.startswith("fp8"):  # another fp8 scale layout: the repository's own fp8
+    if scheme.startswith("fp8") and "," not in scheme and native.startswith("fp8"):  # another fp8 scale layout
         return repo, "", f"{repo}: its own {native} weights (the plan sized {scheme}: the same bytes but its scales)"
     if scheme == "fp8" and d.engine.name in ONLINE_FP8 and native in ("bf16", "fp16"):
         return repo, " --quantization fp8", f"{repo} quantized to fp8 as it loads"
