@@ -124,6 +124,9 @@ def test_serve_names_a_bad_format_or_engine_and_offers_amd_its_own_fp4() -> None
     assert "mxfp4" in candidate_formats(spec, resolve_gpu("mi355x"), ()) and "nvfp4" not in candidate_formats(
         spec, resolve_gpu("mi355x"), ())  # fmt: skip
     assert "nvfp4" in candidate_formats(spec, resolve_gpu("b200"), ())
+    # a format no engine asked for runs on the GPUs asked for: said as estimate says it, not as a search come up empty
+    code, _, err = run("serve", "qwen3-30b-a3b", "--concurrency", "8", "--gpu", "mi300x", "--quant", "nvfp4")
+    assert code == 1 and "MI300X has no vllm kernels for nvfp4 weights" in err and err.count("\n") == 1
 
 
 def test_estimate_under_a_load_says_only_what_holds() -> None:

@@ -479,7 +479,7 @@ def plan_serve(req: ServeRequest, progress: Callable[[int, int], None] | None = 
                          "ATOM runs on AMD Instinct, TensorRT-LLM on NVIDIA; no serving engine runs on Apple GPUs "
                          "(plan those with `moeplan estimate --engine llama.cpp` or mlx)")  # fmt: skip
     out: list[ServeCandidate] = []
-    kept = 0  # formats searched that keep --min-bits
+    kept, unserved = 0, []  # formats searched that keep --min-bits; those no engine asked for runs on a GPU
     fewest: dict[tuple[str, str, str], int] = {}  # (GPU, engine, format): the fewest GPUs of that kind that serve
     for i, gpu in enumerate(catalogue):
         if progress:
@@ -493,6 +493,7 @@ def plan_serve(req: ServeRequest, progress: Callable[[int, int], None] | None = 
                 except MoeplanError:
                     continue
                 if scheme.is_gguf or not eng.serves(scheme, gpu):
+                    unserved.append(f"{gpu.name} has no {eng.name} kernels for {scheme.name} weights")
                     continue
                 if req.min_bits is not None and expert_bits(spec.arch, scheme) < req.min_bits:
                     continue
@@ -535,9 +536,11 @@ def plan_serve(req: ServeRequest, progress: Callable[[int, int], None] | None = 
                 out += disaggregated(_base(spec, dgpu, label, name, req), spec, dgpu, d_n, req, prefill=(pgpu, p_n))
     if progress:
         progress(len(catalogue), len(catalogue))
-    if not out and req.min_bits is not None and not kept:
-        raise InputError(f"no format searched stores {spec.name}'s experts in --min-bits {req.min_bits:g} bits per "
-                         "weight or more (bf16: 16)", "lower --min-bits")  # fmt: skip
+    if not out and not kept and (req.min_bits is not None or unserved):  # say why nothing was tried
+        more = f" (and {len(unserved) - 1} more such)" if len(unserved) > 1 else ""
+        raise InputError(*((f"no format searched stores {spec.name}'s experts in --min-bits {req.min_bits:g} bits per "
+                            "weight or more (bf16: 16)", "lower --min-bits") if req.min_bits is not None else
+                           (unserved[0] + more, "choose another --quant, --gpu or --engine")))  # fmt: skip
     if not out:
         raise InputError(
             f"no configuration of {spec.name} serves {context:,}-token requests within --max-gpus {req.max_gpus} "
