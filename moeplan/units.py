@@ -37,7 +37,7 @@ def parse_length(text: str, what: str) -> tuple[int, int]:
     if not sep:
         n = parse_tokens(text, what)
         return n, n
-    if not lo_text.strip() or not hi_text.strip():
+    if not lo_text.strip() or not hi_text.strip() or "-" in hi_text:  # 512-, -1k, 512-1k-2k
         raise InputError(f"{what} '{text}' is neither a token count nor a range", "write e.g. 1k, or 512-2k")
     lo, hi = parse_tokens(lo_text, what), parse_tokens(hi_text, what)
     if lo > hi:

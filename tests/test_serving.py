@@ -1484,6 +1484,6 @@ def test_review_findings_on_serve_and_recommend_stay_mended(tmp_path: Path) -> N
     code, out, err = run("estimate", "qwen3-30b-a3b", "--gpu", "h100", "--isl", "512-1536", "--concurrency", "16",
                          "--json")  # fmt: skip
     assert code == 0 and json.loads(out)["request"]["traffic"]["isl_range"] == [512, 1536], err
-    for bad in ("-1k", "1k-"):
+    for bad in ("-1k", "1k-", "512-1k-2k"):
         code, _, err = run("serve", "qwen3-30b-a3b", "--isl", bad, "--concurrency", "4")
         assert code == 1 and f"'{bad}' is neither a token count nor a range" in err, err
