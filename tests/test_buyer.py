@@ -164,9 +164,14 @@ def test_nothing_fits_names_the_limits_given_and_the_fewest_gpus_that_hold_the_m
     from moeplan.deploy.resolve import resolve
 
     out = CliRunner().invoke(app, ["recommend", "deepseek-v3", "--gpu", "h100", "--max-gpus", "2"]).output
-    fewest = resolve(EstimateRequest(model="deepseek-v3", gpu="h100")).min_gpus
+    # the fewest in any format recommend searches (its AWQ 4-bit experts), not only in the checkpoint's own fp8
+    fewest = resolve(EstimateRequest(model="deepseek-v3", gpu="h100", quant="awq-int4")).min_gpus
+    own = resolve(EstimateRequest(model="deepseek-v3", gpu="h100")).min_gpus
     text = " ".join(out.split())
-    assert f"raise --max-gpus (fewest that hold it: {fewest} h100-sxm in fp8-block128)" in text
+    assert f"raise --max-gpus (fewest that hold it: {fewest} h100-sxm in awq-int4)" in text and fewest < own
+    out = CliRunner().invoke(app, ["recommend", "deepseek-v3", "--gpu", "h100", "--max-gpus", "2", "--quant",
+                                   "fp8-block128"]).output  # fmt: skip
+    assert f"(fewest that hold it: {own} h100-sxm in fp8-block128)" in " ".join(out.split())
     assert "--budget" not in text and "--min-tokens-per-s" not in text
     out = CliRunner().invoke(app, ["recommend", "deepseek-v3", "--gpu", "h100", "--max-gpus", "2", "--budget",
                                    "1000"]).output  # fmt: skip

@@ -290,20 +290,27 @@ def mark(candidates: list[Candidate]) -> list[Candidate]:
 def nothing_fits(model: str, context: int, batch: int, quant: str, max_gpus: int, budget: float | None,
                  floor: float | None, gpus: list[str]) -> str:  # fmt: skip
     """What to change when nothing fits: the limits the user set (``--budget``, ``--min-tokens-per-s``), and for
-    each GPU kind asked for (three at most) the fewest that hold the model at this context and batch in its own
-    format, the estimate's own search: DeepSeek-V3 on at most 2 H100s reads "raise --max-gpus (fewest h100-sxm that
-    hold it in fp8-block128: 11)"."""
+    each GPU kind asked for (three at most) the fewest that hold the model at this context and batch in any format
+    searched (``--quant``'s, or every one ``any`` tries), the estimate's own search: Kimi-K2 on at most 4 H100s
+    reads "raise --max-gpus (fewest that hold it: 8 h100-sxm in awq-int4)", where its own fp8 needs 16."""
     from moeplan.deploy.deployment import EstimateRequest
     from moeplan.deploy.resolve import resolve
+    from moeplan.sources.catalog import resolve_model
 
     counts = []
+    formats = candidate_formats(resolve_model(model), quant)
     for gid in gpus[:3]:
-        try:
-            d = resolve(EstimateRequest(model=model, gpu=gid, context=context, batch=batch))
-        except InputError:
-            continue
-        if d.min_gpus and d.min_gpus > max_gpus:
-            counts.append(f"{d.min_gpus} {d.gpu.id if d.gpu else gid} in {d.scheme.name}")
+        held = []
+        for i, fmt in enumerate(formats):
+            try:
+                d = resolve(EstimateRequest(model=model, gpu=gid, context=context, batch=batch, quant=fmt))
+            except InputError:
+                continue
+            if d.min_gpus:
+                held.append((d.min_gpus, i, f"{d.gpu.id if d.gpu else gid} in {d.scheme.name}"))  # ties: search order
+        n, _, what = min(held, default=(0, 0, ""))
+        if n > max_gpus:
+            counts.append(f"{n} {what}")
     fewest = f" (fewest that hold it: {', '.join(counts)})" if counts else ""
     remedies = [f"raise --max-gpus{fewest}"] + ["raise --budget"] * (budget is not None)
     remedies += ["lower --min-tokens-per-s"] * (floor is not None)
