@@ -153,9 +153,7 @@ def print_verdict_line(console: Console, result: EstimateResult) -> None:
             console,
             f"{word} [bold]{name}[/bold] {mem.scheme} on {where}: {used:,.2f} of {usable:,.2f} GiB per GPU{at1}{speed}",
             f"{word} [bold]{name}[/bold] {mem.scheme} on {where}: {used:,.1f}/{usable:,.1f} GiB/GPU{at1}{speed}",
-            f"{word} [bold]{name}[/bold] on {where}: {used:,.1f}/{usable:,.1f} GiB/GPU{at1}{speed}",
-            f"{word} on {where}: {used:,.1f}/{usable:,.1f} GiB/GPU{at1}{speed}",  # the model is the command's own
-            f"{word} [bold]{name}[/bold] on {where}{speed}",
+            f"{word} [bold]{name}[/bold] on {where}: {used:,.1f}/{usable:,.1f} GiB/GPU{at1}{speed}",  # else it wraps
         )
     else:
         word = "[bold red]DOES NOT FIT[/bold red]"
