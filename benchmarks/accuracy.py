@@ -607,6 +607,10 @@ def render() -> str:
                 "requests on 4 H100 and one B200 where 16 clients call; S1003 came within 2x (4.4 s predicted, 2.7",
                 "measured) and S1013 went from 0.21 to 2.8 s (7.7 measured); the other Qwen3.5-122B runs have room",
                 "for 16 and stay 2-4x short.",
+                "From a new-user review (2026-12-08): a closed loop's decode steps carry the other clients' prompt",
+                "chunks, never a sequence's own (its prefill is in its TTFT), so TPOT is t_decode / (1 - u (C - 1)",
+                "/ C), and one client decodes at the bare step; throughput within 1.5x 161 -> 160 (S506 at +50.5%),",
+                "TTFT unchanged.",
                 "",
             ]
         if name == "several GPUs and engines":
