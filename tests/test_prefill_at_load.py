@@ -227,20 +227,46 @@ def test_a_split_can_prefill_under_data_parallel_attention() -> None:
 
 def test_launch_lines_use_mori_on_amd_and_carry_eplbs_redundant_experts() -> None:
     """DeepEP is NVIDIA's: wide EP on AMD Instinct dispatches with MoRI (SGLang ``--moe-a2a-backend mori``, vLLM
-    ``--all2all-backend mori``). EPLB launches with the redundant experts moeplan charges (32 for 256 experts), and
-    vLLM's data-parallel ranks span hosts with its data-parallel flags."""
+    ``--all2all-backend mori_high_throughput``, ``mori_low_latency`` for decode). SGLang asserts a data-parallel
+    rank's chunk fits MoRI's dispatch buffer (4,096 tokens unless set): 131,072 over 16 ranks sets it to 8,192.
+    EPLB launches with the redundant experts moeplan charges (32 for 256 experts), on TensorRT-LLM online
+    (``layer_updates_per_iter``), and vLLM's data-parallel ranks span hosts with its data-parallel flags."""
     from moeplan.deploy.deployment import EPLB_REDUNDANT
 
-    for name, flag in (("sglang", "--moe-a2a-backend mori"), ("vllm", "--all2all-backend mori")):
+    for name, flag, decode in (
+        ("sglang", "--moe-a2a-backend mori", "--moe-a2a-backend mori"),
+        ("vllm", "--all2all-backend mori_high_throughput", "--all2all-backend mori_low_latency"),
+    ):
         d = _resolve(gpu="mi300x", num_gpus=16, tp=16, ep=16, dp_attention=True, engine=name)
         line = launch(d, 16)  # type: ignore[arg-type]
-        assert flag in line and "deepep" not in line
+        assert f"{flag} " in line and "deepep" not in line and f"{decode} " in launch(d, 16, "decode")  # type: ignore[arg-type]
+    sg = _resolve(gpu="mi355x", num_gpus=16, tp=16, ep=16, dp_attention=True, engine="sglang", ubatch=131072)
+    assert launch(sg, 16).startswith("SGLANG_MORI_NUM_MAX_DISPATCH_TOKENS_PER_RANK=8192 python -m sglang")  # type: ignore[arg-type]
+    trt = _resolve(gpu="h100", num_gpus=16, tp=16, ep=16, dp_attention=True, engine="tensorrt-llm", eplb=True)
+    assert "load_balancer: {num_slots: 288, layer_updates_per_iter: 1}" in launch(trt, 16)  # type: ignore[arg-type]
     extra = round(256 * EPLB_REDUNDANT)
     sg = _resolve(gpu="h100", num_gpus=32, tp=32, ep=32, dp_attention=True, engine="sglang", eplb=True)
     assert f"--enable-eplb --ep-num-redundant-experts {extra}" in launch(sg, 32)  # type: ignore[arg-type]
     vl = _resolve(gpu="h100", num_gpus=32, tp=32, ep=32, dp_attention=True, engine="vllm", eplb=True)
     line = launch(vl, 32)  # type: ignore[arg-type]
     assert f'"num_redundant_experts": {extra}' in line and "--data-parallel-backend ray" in line
+
+
+def test_atom_launches_as_its_arguments_read_and_keeps_an_instance_on_one_host() -> None:
+    """ATOM (ROCm/ATOM ``arg_utils.py``, ``engine_core_mgr.py``): MTP as ``--method mtp --num-speculative-tokens``;
+    under data-parallel attention an engine core and scheduler a rank, so ``--max-num-seqs`` counts per rank (100 on
+    2 ranks: 50 each); EPLB's flags there too; and no multi-node option, so 16 GPUs an instance are refused."""
+    from moeplan.errors import InputError
+
+    mtp = _resolve(gpu="mi355x", num_gpus=2, tp=2, engine="atom", mtp=True, context=2048)
+    assert "--method mtp --num-speculative-tokens 1" in launch(mtp, 2) and "speculative-config" not in launch(mtp, 2)  # type: ignore[arg-type]
+    dp = _resolve(gpu="mi355x", num_gpus=2, tp=2, ep=2, dp_attention=True, engine="atom", max_running=100,
+                  context=2048)  # fmt: skip
+    assert dp.running_cap == 100 and "--max-num-seqs 50" in launch(dp, 2)  # type: ignore[attr-defined,arg-type]
+    eplb = _resolve(gpu="mi355x", num_gpus=8, tp=8, ep=8, dp_attention=True, engine="atom", eplb=True, context=2048)
+    assert "--enable-dp-attention --enable-expert-parallel --enable-eplb" in launch(eplb, 8)  # type: ignore[arg-type]
+    with pytest.raises(InputError, match="atom runs an instance on one host's GPUs"):
+        _resolve(gpu="mi355x", num_gpus=16, tp=16, engine="atom", context=2048)
 
 
 def test_data_parallel_ranks_hold_their_replicated_weights_whole() -> None:

@@ -161,16 +161,14 @@ class Engine(Value):
     """With experts in RAM, how prefill reaches them: streamed to the GPU once per ubatch (llama.cpp), or layer
     by layer once per prefill pass (chunk) while the previous layer computes (KTransformers' layer-wise prefill)."""
     experts_in_ram: Literal["choose", "all"] = "choose"
-    """With offload: the experts of any first N layers in RAM (llama.cpp ``--n-cpu-moe``), or all of them
-    (KTransformers' CPU experts)."""
+    """With offload: the experts of any first N layers in RAM (llama.cpp ``--n-cpu-moe``), or all (KTransformers)."""
     pcie_share: float = 0.8
     """Share of the PCIe link's one-way rate its expert streams reach (llama.cpp's copies of pinned buffers: 0.8)."""
     cpu_kernel_scale: float = 1.0
     """Speed of its CPU expert kernels relative to llama.cpp's (on the RAM efficiency and the CPU compute)."""
     op_offload_per_expert: bool = False
-    """Ubatch engines hand a matmul on RAM weights to the GPU (streaming the weights) from 32 tokens
-    (``GGML_OP_OFFLOAD_MIN_BATCH``); True: MoE matmuls only from ``32 x E / k`` tokens, about 32 per expert
-    (ik_llama.cpp PR #520; DeepSeek-V3's 256 experts at top-8: 1,024 tokens)."""
+    """Ubatch engines stream a RAM-weight matmul to the GPU from 32 tokens (``GGML_OP_OFFLOAD_MIN_BATCH``); True:
+    MoE matmuls from ``32 x E / k`` tokens (ik_llama.cpp PR #520; DeepSeek-V3's 256 experts at top-8: 1,024)."""
     n_cpu_moe_from_last: bool = False
     """``--n-cpu-moe N``: the last N MoE layers' experts in RAM (ik_llama.cpp PR #2262), not layers 0..N-1."""
     run_time_repack: bool = False
@@ -215,10 +213,11 @@ class Engine(Value):
     """Under DP attention the dense MLP runs whole on each rank, no gather: ``""`` always (vLLM's DP ranks), the flag
     that asks for it (SGLang ``--moe-dense-tp-size 1``), None where it stays sliced with the tokens gathered to it."""
     max_running_per_rank: bool = False
-    """The cap counts per data-parallel rank, not per instance: vLLM runs one engine core (and scheduler) per
-    data-parallel rank, TensorRT-LLM's ``max_batch_size`` is each attention-DP rank's (InferenceX launches its
-    DeepSeek-R1 decode on 8 GPUs with ``max_batch_size`` 512 for 4,096 clients); SGLang divides its
-    ``--max-running-requests`` over the DP workers."""
+    """The cap counts per data-parallel rank, not per instance: vLLM and ATOM run an engine core (and scheduler) a
+    data-parallel rank, TensorRT-LLM's ``max_batch_size`` is each attention-DP rank's (InferenceX launches DeepSeek-R1
+    decode on 8 GPUs at 512 for 4,096 clients); SGLang divides ``--max-running-requests`` over its DP workers."""
+    one_host: bool = False
+    """Runs an instance on one host's GPUs only (ATOM: no multi-node option; its config's master address is local)."""
     max_running_default: int | None = None
     """The cap an engine starts with when none is set (per rank where it counts per rank): vLLM 1,024 on GPUs of
     70 GiB or more other than the A100 (``EngineArgs.get_batch_defaults``), ATOM 512 (its ``arg_utils``),
@@ -474,7 +473,8 @@ ENGINES: dict[str, Engine] = {
         window_cache="full",
         sparse_cache="elements",
         max_running_flag="--max-num-seqs",  # atom/model_engine/arg_utils.py (512 by default)
-        max_running_per_rank=False,  # one scheduler for the instance, data-parallel attention inside it
+        max_running_per_rank=True,  # engine_core_mgr.py: an EngineCore, and its Scheduler, a DP rank
+        one_host=True,
         dense_dp=None,
         batch_overlap_flag="",
         pipelines_stages=False,  # not confirmed for ATOM: its stages taken in turn

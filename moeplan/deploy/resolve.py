@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from moeplan.deploy.comm import Link, measured_collective_link
+from moeplan.deploy.comm import GPUS_PER_NODE, Link, measured_collective_link
 from moeplan.deploy.cost import price_for
 from moeplan.deploy.deployment import (
     BATCH_OVERLAP_MIN_TOKENS,
@@ -247,6 +247,9 @@ def layout_for(arch: ArchSpec, request: EstimateRequest, eng: Engine, num_gpus: 
         if layout.tp > 1 and layout.pp > 1:
             raise InputError(f"{eng.name} splits a model by layer (--pp) or by tensor (--tp), not both",
                              f"give --tp {num_gpus} or --pp {num_gpus}")  # fmt: skip
+    if eng.one_host and layout.num_gpus > GPUS_PER_NODE:
+        raise InputError(f"{eng.name} runs an instance on one host's GPUs ({GPUS_PER_NODE}), not {layout.num_gpus}",
+                         "fewer GPUs an instance (several behind a router), or --engine sglang or vllm")  # fmt: skip
     check_layout(arch, layout)
     moe = arch.moe
     if moe is not None and layout.ep > 1 and not eng.ep_uneven and not eng.llama_cpp_kernels:

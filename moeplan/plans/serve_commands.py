@@ -12,19 +12,18 @@ from __future__ import annotations
 
 from typing import Any
 
-from moeplan.deploy.comm import nvlink_domain
+from moeplan.deploy.comm import GPUS_PER_NODE, nvlink_domain
 from moeplan.deploy.deployment import EPLB_REDUNDANT, Deployment, dp_launch_chunk
 from moeplan.deploy.engines import engine
 from moeplan.formats.schemes import local_checkpoint, shipped_layout
 from moeplan.hardware.gpus import GpuSpec
 
-HOST_GPUS, RACK_HOST_GPUS = 8, 4
+HOST_GPUS, RACK_HOST_GPUS = GPUS_PER_NODE, 4
 """GPUs of one host: 8 in HGX/MI300-class servers, 4 in a GB200/GB300 NVL72 compute tray."""
 MULTI_HOST = {
     "sglang": "on each of the {nodes} hosts add --nnodes {nodes} --node-rank R --dist-init-addr HOST0:PORT",
     "vllm": "over {nodes} hosts: a Ray cluster spanning them first (--distributed-executor-backend ray)",
     "tensorrt-llm": "over {nodes} hosts: launch under mpirun or srun with {n} ranks (trtllm-llmapi-launch)",
-    "atom": "over {nodes} hosts: ATOM's multi-node launch (one process group across them)",
 }
 """How each engine's command spans several hosts (the command itself is one host's)."""
 MULTI_HOST_DP = {
@@ -77,9 +76,18 @@ def wide_settings(eng_name: str, gpu: GpuSpec, n: int, dp_attention: bool) -> di
     return {"batch_overlap": overlaps(eng_name, gpu, n, dp_attention), "ubatch": chunk}
 
 
-A2A_FLAGS_AMD = {"sglang": (" --moe-a2a-backend mori",) * 3, "vllm": (" --all2all-backend mori",) * 3}
+A2A_FLAGS_AMD = {
+    "sglang": (" --moe-a2a-backend mori",) * 3,
+    "vllm": (" --all2all-backend mori_high_throughput", " --all2all-backend mori_high_throughput",
+             " --all2all-backend mori_low_latency"),
+}  # fmt: skip
 """The same on AMD Instinct, whose wide-EP path is MoRI (DeepEP is NVIDIA's): InferenceX's MI355X recipes launch
-SGLang with ``--moe-a2a-backend mori``; vLLM registers it as ``--all2all-backend mori``."""
+SGLang with ``--moe-a2a-backend mori``; vLLM's ``All2AllBackend`` takes ``mori_high_throughput`` and
+``mori_low_latency`` (``vllm/config/parallel.py``), split between batched prompts and decode as DeepEP's are."""
+MORI_DISPATCH_TOKENS = 4096
+"""Tokens a rank may dispatch through SGLang's MoRI buffers by default: it asserts a data-parallel rank's prefill
+chunk fits (``SGLANG_MORI_NUM_MAX_DISPATCH_TOKENS_PER_RANK``, server_args ``_handle_a2a_moe``), so a launch whose
+rank chunk is larger sets that variable to it."""
 
 
 def a2a_flag(d: Deployment, role: str | None = None) -> str:
@@ -129,12 +137,13 @@ def launch(d: Deployment, n: int, role: str | None = None) -> str:
         extra += ["enable_attention_dp: true"] if lay.dp_attention else []
         if lay.eplb and d.spec.arch.moe is not None:
             slots = round(d.spec.arch.moe.num_experts * (1 + EPLB_REDUNDANT))
-            extra.append(f"moe_config: {{load_balancer: {{num_slots: {slots}}}}}")
+            # online balancing: layer_updates_per_iter 0 (its default) keeps a fixed placement (examples/wide_ep)
+            extra.append(f"moe_config: {{load_balancer: {{num_slots: {slots}, layer_updates_per_iter: 1}}}}")
     elif name == "vllm" and lay.dp_attention:
         opts = f" --data-parallel-size {lay.tp} --enable-expert-parallel"
         opts += eplb_flags(d)
     elif name == "atom" and lay.dp_attention:
-        opts = f" -tp {lay.tp} --enable-dp-attention --enable-expert-parallel"
+        opts = f" -tp {lay.tp} --enable-dp-attention --enable-expert-parallel" + eplb_flags(d)
     else:
         opts = f" --tensor-parallel-size {lay.tp}" + (" --enable-expert-parallel" if lay.ep > 1 else "")
         opts += eplb_flags(d)
@@ -155,6 +164,8 @@ def launch(d: Deployment, n: int, role: str | None = None) -> str:
                 f" --speculative-algorithm EAGLE --speculative-num-steps {k} --speculative-eagle-topk 1"
                 f" --speculative-num-draft-tokens {k + 1}"
             )  # topk unset leaves None, which SGLang compares
+        elif name == "atom":  # atom/model_engine/arg_utils.py: --method, --num-speculative-tokens
+            opts += f" --method mtp --num-speculative-tokens {k}"
         else:
             opts += f' --speculative-config \'{{"method": "mtp", "num_speculative_tokens": {k}}}\''
     if role is not None:
@@ -170,6 +181,8 @@ def launch(d: Deployment, n: int, role: str | None = None) -> str:
     if extra:
         opts += f" --extra_llm_api_options {yaml_file}"
     cmd = d.engine.command(model, d.context, opts)
+    if "--moe-a2a-backend mori" in opts and d.rank_tokens > MORI_DISPATCH_TOKENS:  # SGLang asserts the rank chunk fits
+        cmd = f"SGLANG_MORI_NUM_MAX_DISPATCH_TOKENS_PER_RANK={d.rank_tokens} {cmd}"
     comments = [f"{yaml_file}: {'; '.join(extra)}"] if extra else []
     per_host = host_gpus(d.gpu)
     if n > per_host and name in MULTI_HOST:
