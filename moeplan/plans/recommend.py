@@ -23,7 +23,7 @@ from moeplan.deploy.engines import ENGINES, Engine
 from moeplan.deploy.evaluate import headline
 from moeplan.deploy.resolve import resolve
 from moeplan.deploy.results import Candidate
-from moeplan.errors import InputError
+from moeplan.errors import InputError, MoeplanError
 from moeplan.formats.quality import config_quality, expert_bits, outranks_better
 from moeplan.formats.schemes import Scheme, model_scheme, offload_quant, sixteen_bit, stored_scheme
 from moeplan.hardware.gpus import GpuSpec, load_gpus
@@ -298,7 +298,10 @@ def nothing_fits(model: str, context: int, batch: int, quant: str, max_gpus: int
     from moeplan.sources.catalog import resolve_model
 
     counts = []
-    formats = candidate_formats(resolve_model(model), quant)
+    try:
+        formats = candidate_formats(resolve_model(model), quant)
+    except MoeplanError:  # resolved once already; a model file that moved since falls back to what was asked
+        formats = [quant]
     for gid in gpus[:3]:
         held = []
         for i, fmt in enumerate(formats):
