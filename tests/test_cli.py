@@ -231,6 +231,9 @@ def test_engine_auto_picks_llama_cpp_for_gguf_and_apple() -> None:
     assert engine("qwen3-30b-a3b", "--gpu", "m3-ultra") == "llama.cpp"
     assert engine("qwen3-30b-a3b", "--gpu", "h100") == "vllm"
     assert engine("qwen3-30b-a3b", "--gpu", "h100", "--engine", "sglang") == "sglang"
+    # a family llama.cpp has no implementation of goes where one runs: MLX on a Mac, vLLM on a DGX Spark
+    assert engine("longcat-flash", "--gpu", "m3-ultra") == "mlx" and engine("step3", "--gpu", "m3-ultra") == "mlx"
+    assert engine("longcat-flash", "--gpu", "dgx-spark") == "vllm"
 
 
 @pytest.mark.parametrize(

@@ -316,10 +316,10 @@ def check_layout(arch: ArchSpec, layout: Layout) -> None:
     if layout.ep > 1:
         if arch.moe is None:
             raise InputError("--ep needs an MoE model")
+        if layout.ep > arch.moe.num_experts:  # said first: the TP below was chosen to match the --ep asked for
+            raise InputError(f"--ep {layout.ep} exceeds the {arch.moe.num_experts} experts")
         if layout.tp % layout.ep:
             raise InputError(f"--ep {layout.ep} must divide --tp {layout.tp} (experts are spread over the TP ranks)")
-        if layout.ep > arch.moe.num_experts:
-            raise InputError(f"--ep {layout.ep} exceeds the {arch.moe.num_experts} experts")
 
 
 def default_layout(arch: ArchSpec, num_gpus: int, engine: Engine, max_tp: int = 8) -> Layout:

@@ -59,8 +59,7 @@ class Efficiency(Value):
     calibrated: str | None = None
     """The calibration profile these factors come from, if any."""
     m_half: float = 128.0
-    """GEMM rows (tokens per expert) at which a GEMM reaches half of ``compute_max`` (see
-    :class:`moeplan.deploy.kernels.KernelPath`)."""
+    """GEMM rows (tokens per expert) at which a GEMM reaches half of ``compute_max`` (:class:`~.kernels.KernelPath`)."""
     nk_half: float = 1024.0
     """Output and input width at which a GEMM reaches half its peak (0: kernels with no such penalty)."""
     compute_spread: tuple[float, float] = (0.7, 1.3)
@@ -100,10 +99,8 @@ class Efficiency(Value):
     def calibrated_with(
         self, bw: float | None, compute_max: float | None, label: str, layer_s: float | None = None
     ) -> Efficiency:
-        """These factors with measured ones: the band narrows to +-10% around the measured bandwidth efficiency;
-        a measured per-layer overhead replaces the kernel-count estimate."""
-        from dataclasses import replace
-
+        """These factors with measured ones: a +-10% band around the measured bandwidth efficiency; a measured
+        per-layer overhead in place of the kernel-count estimate."""
         out = replace(self, layer_s=layer_s) if layer_s is not None else self
         if bw is not None:
             out = replace(out, bw=(bw * 0.9, bw, min(1.0, bw * 1.1)))
@@ -133,9 +130,8 @@ class Engine(Value):
     kv_default: str
     """The KV cache format ``--kv-dtype auto`` means."""
     state_default: Literal["fp32", "model"] = "model"
-    """The recurrent-state format ``--state-dtype auto`` means: ``fp32`` for both states (llama.cpp's recurrent
-    cells), or ``model``: the convolution state in the model's dtype and the recurrent state in the dtype the
-    checkpoint declares (``mamba_ssm_dtype``), else the model's (vLLM's ``mamba_ssm_cache_dtype=auto``)."""
+    """``--state-dtype auto``: ``fp32`` for both states (llama.cpp's recurrent cells), or ``model``: the convolution
+    state in the model's dtype, the recurrent one in the checkpoint's ``mamba_ssm_dtype`` else the model's (vLLM)."""
     window_cache: Literal["full", "ring", "paged", "pool"] = "full"
     """Sliding-window and chunked layers: cached for the full context (``full``); a ring of window + ubatch cells
     (``ring``, llama.cpp); window - 1 + max_num_batched_tokens tokens in blocks (``paged``, vLLM's hybrid KV
@@ -586,15 +582,19 @@ def serving_engines_with(feature: str) -> str:
     return ", ".join(e.name for e in ENGINES.values() if getattr(e, feature) and e.runs == "checkpoint")
 
 
-def auto_engine(scheme: Scheme, gpu: GpuSpec | None) -> Engine:
-    """``--engine auto``: the first engine of :data:`AUTO_ORDER` whose kind of weights (checkpoint formats, or
-    GGUF files, which llama.cpp also makes from any checkpoint) it runs on ``gpu``; llama.cpp when none does: GGUF
-    mixes and Apple or unified-memory machines get llama.cpp, the rest vLLM."""
-    mlx = ENGINES.get("mlx")
-    if mlx is not None and (gpu is None or mlx.runs_on(gpu)) and scheme.base.startswith("mlx"):
+def auto_engine(scheme: Scheme, gpu: GpuSpec | None, architecture: str = "") -> Engine:
+    """``--engine auto``: the first of :data:`AUTO_ORDER` that runs the weights' kind (checkpoint formats, or GGUF,
+    which llama.cpp makes from any checkpoint) on ``gpu``, else llama.cpp; for a family (``architecture``) it lacks,
+    vLLM or MLX where either runs when asked by name (LongCat-Flash on an M3 Ultra: MLX; on a DGX Spark: vLLM)."""
+    mlx, gguf = ENGINES["mlx"], scheme.is_gguf
+    if (gpu is None or mlx.runs_on(gpu)) and scheme.base.startswith("mlx"):
         return mlx  # MLX's own formats (mlx-4bit, mlx-8bit) run on MLX
-    for name in AUTO_ORDER:
-        e = ENGINES[name]
-        if (gpu is None or e.runs_on(gpu)) and (e.runs != "checkpoint" or not scheme.is_gguf):
-            return e
-    return ENGINES["llama.cpp"]
+
+    def fit(e: Engine, asked: bool) -> bool:  # on the GPU (as auto would, or asked by name), and the weights' kind
+        return (gpu is None or (e.can_run(gpu) if asked else e.runs_on(gpu))) and not (gguf and e.runs == "checkpoint")
+
+    first = next((e for e in map(ENGINES.__getitem__, AUTO_ORDER) if fit(e, False)), ENGINES["llama.cpp"])
+    if architecture not in first.missing_architectures or gguf:
+        return first
+    named = (e for e in (ENGINES["vllm"], mlx) if fit(e, True) and architecture not in e.missing_architectures)
+    return next(named, first)

@@ -493,9 +493,8 @@ class OffloadModel:
         return p
 
     def _wider_ubatch_hint(self, p: Placement, prompt: int, context: int, batch: int) -> str | None:
-        """Where ``--ubatch`` was left at its default and the best placement at :data:`WIDER_UBATCH` tokens (its
-        larger compute buffer may put more experts in RAM) prefills this prompt at least 1.25x faster: say so, with
-        its decode speed.  gpt-oss-120b on an RTX 4090 under ik_llama.cpp, 7,680 tokens: 187 s at 512."""
+        """Where ``--ubatch`` is the default and the best placement at :data:`WIDER_UBATCH` tokens (more experts in RAM
+        for its buffer) prefills this prompt 1.25x faster: say so, with its decode speed (gpt-oss-120b, RTX 4090)."""
         if (
             self.d.request.ubatch is not None
             or self.d.batched_tokens >= WIDER_UBATCH
@@ -506,10 +505,12 @@ class OffloadModel:
         w = wide.best(context or self.d.context, batch, prompt)[0]
         if not w.fits or w.prefill_s >= 0.8 * p.prefill_s:
             return None
+        wide_s, now_s = f"{1 / w.decode_s[1]:,.1f}", f"{1 / p.decode_s[1]:,.1f}"
+        decode = f"decoding at {wide_s} tok/s" + (f" instead of {now_s}" if wide_s != now_s else ", as now")
         return (
             f"with --ubatch {WIDER_UBATCH:,} (the experts of {len(w.cpu_moe_layers)} MoE layers in RAM) this "
             f"{prompt:,}-token prompt prefills in {w.prefill_s:,.1f} s ({w.prefill_path}) instead of "
-            f"{p.prefill_s:,.1f} s, decoding at {1 / w.decode_s[1]:,.1f} tok/s instead of {1 / p.decode_s[1]:,.1f}"
+            f"{p.prefill_s:,.1f} s, {decode}"
         )
 
     def prefill_hint(self, p: Placement, prompt: int, context: int = 0, batch: int = 1) -> str | None:

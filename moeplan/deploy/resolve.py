@@ -291,7 +291,8 @@ def resolve(
     gpu = gpu if gpu is not None else request_gpu(request)
     auto = request.engine.strip().lower() == "auto"
     gguf_file = spec.architecture.startswith("gguf:") and not request.quant  # a .gguf file runs where it is read
-    eng = (ENGINES["llama.cpp"] if gguf_file else auto_engine(scheme, gpu)) if auto else engine(request.engine)
+    chosen = ENGINES["llama.cpp"] if gguf_file else auto_engine(scheme, gpu, spec.architecture)
+    eng = chosen if auto else engine(request.engine)
     if spec.architecture in eng.missing_architectures:
         raise InputError(
             f"{eng.name} has no implementation of {spec.name} ({spec.architecture})",
@@ -561,7 +562,9 @@ def check_engine(eng: Engine, scheme: Scheme, gpu: GpuSpec) -> None:
         raise InputError(f"{eng.name} runs checkpoints, not GGUF mixes like {scheme.name}", "use --engine llama.cpp")
     if eng.runs == "checkpoint" and not eng.serves(scheme, gpu):
         hint = "choose another --quant (bf16, or fp8 where the GPU has fp8 units)"
-        if not eng.weight_only:
+        if eng.name == "mlx":  # MLX's own affine formats
+            hint = "MLX runs its own formats and 16-bit weights: --quant mlx-4bit, mlx-8bit or bf16"
+        elif not eng.weight_only:
             hint = f"{eng.name} runs fp8 on fp8 tensor units and NVFP4 on fp4 ones; --engine vllm runs them weight-only"
         raise InputError(f"{gpu.name} has no {eng.name} kernels for {scheme.name} weights", hint)
 

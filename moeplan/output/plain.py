@@ -138,7 +138,8 @@ def _cell(v: float | None, unit: str) -> str:
 def compare_table(comparison: Comparison) -> Table:
     """One row per figure, one column per estimate, and ``best``: the columns the plan found best in the row."""
     results, rows = comparison.results, comparison.rows
-    columns = [f"{r.spec.shown_id} ({r.memory.scheme}, {r.fit.placement if r.fit else 'no GPU'})" for r in results]
+    columns = [f"{r.spec.shown_id} ({r.memory.scheme}, {r.memory.engine}, {r.fit.placement if r.fit else 'no GPU'})"
+               for r in results]  # fmt: skip
     out = []
     for row in rows:
         unit = _UNITS.get(row.unit)

@@ -62,11 +62,10 @@ def _distinct(requests: list[EstimateRequest]) -> None:
         eng = r.engine if r.engine.strip().lower() == "auto" else named_engine(r.engine).name
         key = (r.model, r.gpu, r.quant, eng)
         if key in seen:
-            raise InputError(
-                f"columns {seen[key]} and {i} are the same deployment ({eng} for --engine "
-                f"{requests[seen[key] - 1].engine} and {r.engine})",
-                "give each column its own choice",
-            )
+            first = requests[seen[key] - 1].engine
+            why = f" ({eng} for --engine {first} and {r.engine})" if first != r.engine else ""  # an alias
+            raise InputError(f"columns {seen[key]} and {i} are the same deployment{why}",
+                             "give each column its own model, --gpu, --quant or --engine")  # fmt: skip
         seen[key] = i
 
 

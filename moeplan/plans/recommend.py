@@ -273,12 +273,17 @@ def mark(candidates: list[Candidate]) -> list[Candidate]:
     ranked above a format of better quality marked ``lower-quality``."""
     worse = outranks_better([c.quality for c in candidates])
     with_cost = [c for c in candidates if c.usd_per_million_output_tokens is not None and c.serves_load]
-    cheapest = min(with_cost, key=lambda c: c.usd_per_million_output_tokens or 0.0) if with_cost else None
+    inf = float("inf")
+
+    def settled(c: Candidate) -> tuple[float, float, int, str, str, str]:  # ties: cheaper, fewer GPUs, then by name
+        return (c.usd_per_million_output_tokens or inf, c.usd_per_hour or inf, c.num_gpus, c.gpu.id, c.quant, c.engine)
+
+    cheapest = min(with_cost, key=lambda c: (c.usd_per_million_output_tokens or 0.0, settled(c))) if with_cost else None
     # under a load, the fastest per sequence is one that runs every client at once: a queue of clients waiting for a
     # slot (the KV cache's room or the engine's cap: max_running) or growing without bound is not fast, and where
     # none serves the load none is marked
     pool = [c for c in candidates if c.serves_load]
-    fastest = max(pool, key=lambda c: c.tokens_per_s) if pool else None
+    fastest = min(pool, key=lambda c: (-c.tokens_per_s, settled(c))) if pool else None  # not by the table's order
     out = []
     for c, lower in zip(candidates, worse, strict=True):
         marks = tuple(m for m, pick in (("cheapest", cheapest), ("fastest", fastest)) if c is pick)
