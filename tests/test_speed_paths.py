@@ -55,12 +55,29 @@ def run(*args: str) -> tuple[int, str, str]:
         ("mxfp4", "a100", "weight-only (Marlin W4A16/W8A16)", "bf16"),
         ("fp8-block128", "mi300x", "fp8 128x128 blocks on AMD Instinct (AITER block-scale MoE)", "fp8"),
         ("awq-int4", "h100", "weight-only (Marlin W4A16/W8A16)", "bf16"),
+        ("awq-int4", "t4", "weight-only W4A16 (AWQ/GPTQ kernels before Ampere, at Marlin's figures)", "bf16"),
         ("bf16", "h100", "bf16", "bf16"),
     ],
 )
 def test_checkpoint_engines_take_the_path_the_gpu_has_units_for(quant: str, gpu: str, name: str, peak: str) -> None:
     path = kernel_path(ENGINES["vllm"], parse_scheme(quant), resolve_gpu(gpu), None)
     assert (path.name, path.peak_dtype) == (name, peak)
+
+
+def test_mxfp4_needs_ampere_on_nvidia_and_the_refusal_names_a_gguf_that_runs() -> None:
+    """vLLM's MXFP4 asks compute capability 8.0 (vllm-project/vllm#22288): gpt-oss on a T4 or V100 is refused with
+    llama.cpp's MXFP4_MOE as the way to run it, which then fits; Ampere, Hopper and the DGX Spark (fp4 units, no bf16
+    listed) run it."""
+    from moeplan.errors import InputError
+
+    for gpu in ("t4", "v100"):
+        with pytest.raises(InputError, match="no vllm kernels for mxfp4") as refused:
+            resolve(EstimateRequest(model="gpt-oss-20b", gpu=gpu, use_calibration=False))
+        assert "--engine llama.cpp --quant MXFP4_MOE" in str(refused.value.remedy)
+    gguf = resolve(EstimateRequest(model="gpt-oss-20b", gpu="t4", engine="llama.cpp", quant="MXFP4_MOE"))
+    assert gguf.engine.name == "llama.cpp"
+    for gpu in ("a100", "h100", "dgx-spark"):
+        assert resolve_gpu(gpu).has_kernels("mxfp4")
 
 
 def test_weight_only_kernels_cost_more_fixed_time_and_bandwidth_than_native() -> None:

@@ -430,7 +430,7 @@ def _kernel_path(
         path = replace(_NATIVE, name="native fp8") if has("fp8") else weight_only
         if has("fp8") and amd and fmt is not None and fmt.tile and engine.name != "atom":
             path = _AMD_BLOCK_FP8
-    elif kernels in ("packed4", "nvfp4"):
+    elif kernels in ("packed4", "mxfp4", "nvfp4"):
         fp4 = fmt is not None and fmt.name in ("mxfp4", "nvfp4")
         if fp4 and has("fp4"):
             # fp4 GEMMs reach a smaller share of their 4x peak (vLLM MXFP4 prefill on DGX Spark: 10-13%); on NVIDIA
@@ -443,6 +443,8 @@ def _kernel_path(
             path = _TRITON_MXFP4  # Hopper, Ada, MI300: weight-only MXFP4 through Triton's matmul_ogs, not Marlin
         elif amd:  # ROCm has no Marlin: vLLM's AWQ/GPTQ run Triton and ExLlama kernels, costed at Marlin's figures
             path = replace(_WEIGHT_ONLY, name="weight-only W4A16 (ROCm Triton/ExLlama kernels, at Marlin's figures)")
+        elif gpu is not None and "bf16" not in gpu.tflops:  # Turing: Marlin needs capability 8.0; AWQ's own kernels
+            path = replace(_WEIGHT_ONLY, name="weight-only W4A16 (AWQ/GPTQ kernels before Ampere, at Marlin's figures)")
         else:
             path = _WEIGHT_ONLY
     elif fmt is not None and fmt.name in BITSANDBYTES_4BIT and not engine.llama_cpp_kernels:

@@ -36,6 +36,7 @@ from moeplan.formats.schemes import (
     Scheme,
     gguf_equivalent,
     model_scheme,
+    parse_scheme,
     shipped_layout,
     stored_scheme,
     weights_bytes_by_kind,
@@ -566,6 +567,9 @@ def check_engine(eng: Engine, scheme: Scheme, gpu: GpuSpec) -> None:
             hint = "MLX runs its own formats and 16-bit weights: --quant mlx-4bit, mlx-8bit or bf16"
         elif not eng.weight_only:
             hint = f"{eng.name} runs fp8 on fp8 tensor units and NVFP4 on fp4 ones; --engine vllm runs them weight-only"
+        mix = gguf_equivalent(scheme.name)  # a GGUF of these weights, where llama.cpp runs it here
+        if eng.name != "mlx" and ENGINES["llama.cpp"].runs_on(gpu) and parse_scheme(mix).is_gguf:
+            hint += f"; or a GGUF of them: --engine llama.cpp --quant {mix}"
         raise InputError(f"{gpu.name} has no {eng.name} kernels for {scheme.name} weights", hint)
 
 

@@ -51,9 +51,9 @@ class WeightFormat(Value):
     """The dtype engines multiply in where the GPU has units for it (else bf16): fp8 checkpoints run fp8 GEMMs."""
     kernels: str = "any"
     """What a GPU needs to run it as stored: ``any``; ``fp8`` (fp8 units, or NVIDIA's W8A16 kernels);
-    ``packed4`` (GPTQ/AWQ/MXFP4 kernels: NVIDIA Turing or newer, AMD MI300 or newer); ``nvfp4`` (NVIDIA's own
-    format: Blackwell's fp4 units, Marlin's FP4 kernels on Ampere and Hopper; no AMD kernels); ``apple`` (MLX's
-    quantized kernels: Apple silicon only)."""
+    ``packed4`` (GPTQ/AWQ kernels: NVIDIA Turing or newer, AMD MI300 or newer); ``mxfp4`` (as ``packed4`` but from
+    NVIDIA Ampere: vLLM's MXFP4 needs compute capability 8.0); ``nvfp4`` (NVIDIA's own format: Blackwell's fp4 units,
+    Marlin's FP4 kernels on Ampere and Hopper; no AMD kernels); ``apple`` (MLX's kernels: Apple silicon only)."""
     gguf_equivalent: str = "Q4_K_M"
     """The llama.cpp file type people make from a checkpoint in this format."""
 
@@ -123,7 +123,7 @@ FORMATS: dict[str, WeightFormat] = {
             group=32,
             group_bits=8,
             description="OCP MXFP4: e2m1 + e8m0 scale per 32 (gpt-oss)",
-            kernels="packed4",
+            kernels="mxfp4",
         ),
         WeightFormat(
             "nvfp4",

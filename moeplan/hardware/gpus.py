@@ -125,7 +125,8 @@ class GpuSpec(Record):
         """Whether engines have kernels for a weight format needing ``need`` on this GPU.
 
         ``fp8``: fp8 units (H100, MI300, Gaudi) or an NVIDIA GPU with bf16 (Ampere's W8A16 Marlin kernels);
-        ``packed4`` (GPTQ, AWQ, MXFP4): NVIDIA Turing or newer (not V100) or AMD Instinct MI300 and later;
+        ``packed4`` (GPTQ, AWQ): NVIDIA Turing or newer (not V100) or AMD Instinct MI300 and later; ``mxfp4``: the
+        same from NVIDIA Ampere (vllm-project/vllm#22288: "mxfp4 is not supported for the current GPU SM75");
         ``nvfp4``: NVIDIA GPUs with bf16 units (Ampere on: Blackwell natively, Marlin FP4 before it);
         ``apple`` (MLX's quantized formats): Apple silicon.  A custom GPU from ``--gpu-memory`` alone (no vendor) is
         taken to run what is asked of it: its memory and fit need no kernel, and its speed figures name their
@@ -138,8 +139,10 @@ class GpuSpec(Record):
             return "fp8" in has or (nvidia and "bf16" in has)
         if need == "apple":
             return self.vendor == "apple"
-        if need == "packed4":
-            return (nvidia and not self.id.startswith("v100")) or (self.vendor == "amd" and "fp8" in has)
+        ampere = nvidia and bool(has & {"bf16", "fp8", "fp4"})  # Ampere on: bf16 units (Turing and Volta have none)
+        if need in ("packed4", "mxfp4"):  # MXFP4 from Ampere: vLLM asks compute capability 8.0
+            nv = ampere if need == "mxfp4" else nvidia and not self.id.startswith("v100")
+            return nv or (self.vendor == "amd" and "fp8" in has)
         if need == "nvfp4":  # NVIDIA's format: fp4 units on Blackwell, Marlin FP4 from Ampere; ROCm has no kernels
             return nvidia and "bf16" in has
         return True
