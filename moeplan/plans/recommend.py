@@ -63,12 +63,12 @@ def max_count(gpu: GpuSpec) -> int:
     return 32
 
 
-def serving_engine(scheme: Scheme, gpu: GpuSpec) -> Engine | None:
-    """The engine ``--engine auto`` picks for ``scheme`` on ``gpu``, if it runs the weights as stored there
-    (None: no engine has kernels for them, e.g. GPTQ on a V100 or a GGUF file on a TPU)."""
+def serving_engine(scheme: Scheme, gpu: GpuSpec, architecture: str = "") -> Engine | None:
+    """The engine ``--engine auto`` picks for ``scheme`` on ``gpu`` (and the model family ``architecture``), if it
+    runs the weights as stored there (None: no engine has kernels for them, e.g. GPTQ on a V100 or a GGUF on a TPU)."""
     from moeplan.deploy.engines import auto_engine
 
-    eng = auto_engine(scheme, gpu)
+    eng = auto_engine(scheme, gpu, architecture)
     return eng if eng.serves(scheme, gpu) else None
 
 
@@ -185,7 +185,7 @@ def recommend(
         for label, scheme in schemes:
             if label == "nvfp4" and quant.strip().lower() == "any" and not gpu.dense_tflops("fp4"):
                 continue  # tried where fp4 units run it, as serve does (asked for, vLLM runs it weight-only)
-            eng = serving_engine(scheme, gpu)
+            eng = serving_engine(scheme, gpu, spec.architecture)
             if eng is None or spec.architecture in eng.missing_architectures:
                 continue
             request = EstimateRequest(model=spec.id, gpu=gpu.id, quant=label, kv_dtype=kv_dtype,
