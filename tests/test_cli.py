@@ -234,6 +234,11 @@ def test_engine_auto_picks_llama_cpp_for_gguf_and_apple() -> None:
     # a family llama.cpp has no implementation of goes where one runs: MLX on a Mac, vLLM on a DGX Spark
     assert engine("longcat-flash", "--gpu", "m3-ultra") == "mlx" and engine("step3", "--gpu", "m3-ultra") == "mlx"
     assert engine("longcat-flash", "--gpu", "dgx-spark") == "vllm"
+    # a refusal's remedy names what does run: the engines on a Gaudi 3, MLX's own formats on Apple silicon
+    code, _, err = run("offload", "qwen3-30b-a3b", "--gpu", "gaudi3", "--ram", "64", "--cpu", "ddr5-5600x2")
+    assert code == 1 and "engines that run there: vllm, sglang" in err and "auto picks" not in err
+    code, _, err = run("estimate", "qwen3-30b-a3b", "--gpu", "h100", "--quant", "mlx-4bit", "--engine", "llama.cpp")
+    assert code == 1 and "Apple silicon with --engine mlx" in err and "vllm/sglang" not in err
 
 
 @pytest.mark.parametrize(

@@ -541,17 +541,18 @@ types (Q8_0, Q4_K, ...) are upper case."""
 
 def check_engine(eng: Engine, scheme: Scheme, gpu: GpuSpec) -> None:
     """Refuse an engine that does not run on ``gpu``, or not these weights there, with what would."""
-    if not eng.can_run(gpu):
-        where = f"{gpu.vendor} GPUs"
-        hint = ("offload runs llama.cpp there: --engine llama.cpp" if eng.offload_prefill == "layerwise"
-                else "llama.cpp itself runs there: --engine llama.cpp" if eng.run_time_repack
-                else "--engine auto picks one that does")  # fmt: skip
-        raise InputError(f"{eng.name} does not run on {gpu.name} ({where})", hint)
+    if not eng.can_run(gpu):  # llama.cpp where it stands in (ik_llama.cpp, KTransformers), else what runs there
+        here = ", ".join(e.name for e in ENGINES.values() if e.can_run(gpu))
+        hint = f"engines that run there: {here}" if here else "no engine moeplan plans runs there"
+        if (eng.offload_prefill == "layerwise" or eng.run_time_repack) and ENGINES["llama.cpp"].can_run(gpu):
+            hint = "llama.cpp runs there: --engine llama.cpp"
+        raise InputError(f"{eng.name} does not run on {gpu.name} ({gpu.vendor} GPUs)", hint)
     if eng.llama_cpp_kernels:
         used = (scheme.base, scheme.rest, *scheme.overrides.values())
         foreign = sorted({f for f in used if f not in GGUF_FLOATS and not f.isupper()})  # GGUF types are upper case
         if scheme.gguf is None and foreign:
-            other = "--engine mlx" if gpu.vendor == "apple" else "--engine vllm/sglang (offload: ktransformers)"
+            other = ("--engine mlx" if gpu.vendor == "apple" else "Apple silicon with --engine mlx"
+                     if foreign[0].startswith("mlx") else "--engine vllm/sglang (offload: ktransformers)")  # fmt: skip
             given = (
                 ", or GGUF types for every class (--quant Q8_0,experts=Q4_K)" if any(f.isupper() for f in used) else ""
             )
