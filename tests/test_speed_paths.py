@@ -78,6 +78,11 @@ def test_mxfp4_needs_ampere_on_nvidia_and_the_refusal_names_a_gguf_that_runs() -
     assert gguf.engine.name == "llama.cpp"
     for gpu in ("a100", "h100", "dgx-spark"):
         assert resolve_gpu(gpu).has_kernels("mxfp4")
+    # one test of "Ampere on" for every need: the DGX Spark lists fp4 units only, and runs NVFP4 and fp8 (Marlin)
+    spark = resolve_gpu("dgx-spark")
+    assert spark.nvidia_ampere_on and spark.has_kernels("nvfp4") and spark.has_kernels("fp8")
+    awq = kernel_path(ENGINES["vllm"], parse_scheme("awq-int4"), spark, None)
+    assert "before Ampere" not in awq.name and not resolve_gpu("t4").nvidia_ampere_on
 
 
 def test_weight_only_kernels_cost_more_fixed_time_and_bandwidth_than_native() -> None:

@@ -443,7 +443,7 @@ def _kernel_path(
             path = _TRITON_MXFP4  # Hopper, Ada, MI300: weight-only MXFP4 through Triton's matmul_ogs, not Marlin
         elif amd:  # ROCm has no Marlin: vLLM's AWQ/GPTQ run Triton and ExLlama kernels, costed at Marlin's figures
             path = replace(_WEIGHT_ONLY, name="weight-only W4A16 (ROCm Triton/ExLlama kernels, at Marlin's figures)")
-        elif gpu is not None and "bf16" not in gpu.tflops:  # Turing: Marlin needs capability 8.0; AWQ's own kernels
+        elif gpu is not None and not gpu.nvidia_ampere_on:  # Turing: Marlin needs capability 8.0; AWQ's own kernels
             path = replace(_WEIGHT_ONLY, name="weight-only W4A16 (AWQ/GPTQ kernels before Ampere, at Marlin's figures)")
         else:
             path = _WEIGHT_ONLY

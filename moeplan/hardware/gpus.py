@@ -121,30 +121,35 @@ class GpuSpec(Record):
         """Apple silicon and SoCs (DGX Spark, Strix Halo): one memory for CPU and GPU."""
         return self.kind in ("apple", "soc") or self.vendor == "apple"
 
+    @property
+    def nvidia_ampere_on(self) -> bool:
+        """An NVIDIA GPU of compute capability 8.0 or more: one with bf16, fp8 or fp4 tensor units listed (Volta and
+        Turing have fp16 only; the DGX Spark's GB10 lists fp4), which Marlin and vLLM's MXFP4 need."""
+        return self.vendor == "nvidia" and bool(set(self.tflops) & {"bf16", "fp8", "fp4"})
+
     def has_kernels(self, need: str) -> bool:
         """Whether engines have kernels for a weight format needing ``need`` on this GPU.
 
-        ``fp8``: fp8 units (H100, MI300, Gaudi) or an NVIDIA GPU with bf16 (Ampere's W8A16 Marlin kernels);
+        ``fp8``: fp8 units (H100, MI300, Gaudi) or NVIDIA Ampere on (:attr:`nvidia_ampere_on`: W8A16 Marlin kernels);
         ``packed4`` (GPTQ, AWQ): NVIDIA Turing or newer (not V100) or AMD Instinct MI300 and later; ``mxfp4``: the
         same from NVIDIA Ampere (vllm-project/vllm#22288: "mxfp4 is not supported for the current GPU SM75");
-        ``nvfp4``: NVIDIA GPUs with bf16 units (Ampere on: Blackwell natively, Marlin FP4 before it);
+        ``nvfp4``: NVIDIA Ampere on (Blackwell natively, Marlin FP4 before it);
         ``apple`` (MLX's quantized formats): Apple silicon.  A custom GPU from ``--gpu-memory`` alone (no vendor) is
         taken to run what is asked of it: its memory and fit need no kernel, and its speed figures name their
         derived peaks.
         """
         if self.kind == "custom":
             return True
-        nvidia, has = self.vendor == "nvidia", set(self.tflops)
+        nvidia, has, ampere = self.vendor == "nvidia", set(self.tflops), self.nvidia_ampere_on
         if need == "fp8":
-            return "fp8" in has or (nvidia and "bf16" in has)
+            return "fp8" in has or ampere
         if need == "apple":
             return self.vendor == "apple"
-        ampere = nvidia and bool(has & {"bf16", "fp8", "fp4"})  # Ampere on: bf16 units (Turing and Volta have none)
         if need in ("packed4", "mxfp4"):  # MXFP4 from Ampere: vLLM asks compute capability 8.0
             nv = ampere if need == "mxfp4" else nvidia and not self.id.startswith("v100")
             return nv or (self.vendor == "amd" and "fp8" in has)
         if need == "nvfp4":  # NVIDIA's format: fp4 units on Blackwell, Marlin FP4 from Ampere; ROCm has no kernels
-            return nvidia and "bf16" in has
+            return ampere
         return True
 
 
