@@ -330,11 +330,7 @@ def resolve(
     conv_state, state = state_dtypes(spec, eng, request.state_dtype)
     if request.state_dtype.strip().lower() != "auto" and arch.linear_attention is None and arch.ssm is None:
         notes += (f"--state-dtype has no effect: {spec.name} has no linear-attention or state-space layers",)
-    if request.mtp and arch.mtp_layers == 0:
-        from moeplan.sources.catalog import mtp_models
-
-        raise InputError(f"{spec.name} has no multi-token-prediction layers for --mtp to serve",
-                         f"drop --mtp; the catalogue's that carry them: {mtp_models()}")  # fmt: skip
+    check_mtp_layers(spec, request.mtp)
     if request.mtp and not eng.runs_mtp:
         raise InputError(f"{eng.name} does not decode with MTP drafts",
                          f"use --engine {engines_with('runs_mtp')}, or drop --mtp")  # fmt: skip
@@ -537,6 +533,15 @@ def label_scale(arch: ArchSpec, scheme: Scheme) -> tuple[tuple[str, float], ...]
 GGUF_FLOATS = frozenset({"bf16", "fp16", "f16", "fp32", "f32", "mxfp4"})
 """Lower-case formats a GGUF file holds as they are (gpt-oss's GGUF keeps its MXFP4 experts); llama.cpp's block
 types (Q8_0, Q4_K, ...) are upper case."""
+
+
+def check_mtp_layers(spec: ModelSpec, mtp: bool) -> None:
+    """Refuse ``--mtp`` (``mtp``) for a model without multi-token-prediction layers, naming the catalogue's that do."""
+    if mtp and spec.arch.mtp_layers == 0:
+        from moeplan.sources.catalog import mtp_models
+
+        raise InputError(f"{spec.name} has no multi-token-prediction layers for --mtp to serve",
+                         f"drop --mtp; the catalogue's that carry them: {mtp_models()}")  # fmt: skip
 
 
 def check_engine(eng: Engine, scheme: Scheme, gpu: GpuSpec) -> None:

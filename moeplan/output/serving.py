@@ -23,10 +23,10 @@ def per_gpu_text(v: float) -> str:
     return f"{v:,.0f}" if v >= 10 else f"{v:.2g}"
 
 
-def joules_text(j: float) -> str:
+def joules_text(j: float | None) -> str:
     """Joules per output token to three significant figures: ``0.312``, ``0.0121`` (a small model's rows differ
-    in the third figure, which two decimals would print as ``0.01`` each)."""
-    return f"{j:.3g}"
+    in the third figure, which two decimals would print as ``0.01`` each); empty without a TDP."""
+    return "" if j is None else f"{j:.3g}"
 
 
 def _point(p: Any) -> dict[str, Any]:
@@ -95,7 +95,7 @@ def serve_table(result: ServeResult, top: int) -> Table:
             f"{p.ttft_p90_s:.3f}" if p.stable else "inf", f"{p.tpot_s * 1e3:.1f}",
             f"{p.e2e_s:.2f}" if p.stable else "inf",
             f"{c.usd_per_million_output_tokens:.3f}" if c.usd_per_million_output_tokens is not None else "",
-            joules_text(c.joules_per_output_token) if c.joules_per_output_token is not None else "",
+            joules_text(c.joules_per_output_token),
             "; ".join(c.misses),
             (c.quality.label if c.quality else "") + (" (lower-quality)" if c.lower_quality else ""),
         ])  # fmt: skip
@@ -328,7 +328,7 @@ def print_serve(console: Console, result: ServeResult, top: int, detail: bool = 
             why = "misses" if c.point.stable else "cannot keep up"
             label = name if c.meets else f"[dim]{name} ({'x' if compact else why})[/dim]"
             figures = row_figures(c, req.traffic.osl == 1, e2e)
-            joules = joules_text(c.joules_per_output_token) if c.joules_per_output_token is not None else ""
+            joules = joules_text(c.joules_per_output_token)
             if by_energy:
                 figures = (*figures[:-1], joules) if compact else (*figures, joules)
             tb.add_row(*([] if compact else [str(i)]), label, *figures)

@@ -278,7 +278,7 @@ def mark(candidates: list[Candidate]) -> list[Candidate]:
     def settled(c: Candidate) -> tuple[float, float, int, str, str, str]:  # ties: cheaper, fewer GPUs, then by name
         return (c.usd_per_million_output_tokens or inf, c.usd_per_hour or inf, c.num_gpus, c.gpu.id, c.quant, c.engine)
 
-    cheapest = min(with_cost, key=lambda c: (c.usd_per_million_output_tokens or 0.0, settled(c))) if with_cost else None
+    cheapest = min(with_cost, key=settled) if with_cost else None
     # under a load, the fastest per sequence is one that runs every client at once: a queue of clients waiting for a
     # slot (the KV cache's room or the engine's cap: max_running) or growing without bound is not fast, and where
     # none serves the load none is marked

@@ -18,7 +18,7 @@ from dataclasses import dataclass, replace
 
 from moeplan.deploy.deployment import Deployment, EstimateRequest, Traffic
 from moeplan.deploy.engines import ENGINES, engine, serving_engines_with
-from moeplan.deploy.resolve import resolve
+from moeplan.deploy.resolve import check_mtp_layers, resolve
 from moeplan.deploy.results import ServingPoint
 from moeplan.deploy.serving import ServingModel
 from moeplan.errors import InputError, MoeplanError
@@ -447,13 +447,11 @@ def _is_gguf(label: str, spec: ModelSpec) -> bool:
 def plan_serve(req: ServeRequest, progress: Callable[[int, int], None] | None = None) -> ServeResult:
     """Every configuration that can serve the model, at the load, best first; and the Pareto front."""
     from moeplan.hardware.gpus import resolve_gpu
-    from moeplan.sources.catalog import mtp_models, resolve_model
+    from moeplan.sources.catalog import resolve_model
 
     check_request(req)
     spec = resolve_model(req.model)
-    if req.mtp and spec.arch.mtp_layers == 0:
-        raise InputError(f"{spec.name} has no multi-token-prediction layers for --mtp to serve",
-                         f"drop --mtp; the catalogue's that carry them: {mtp_models()}")  # fmt: skip
+    check_mtp_layers(spec, req.mtp)  # before the search, as resolve would refuse each configuration
     only = {resolve_gpu(g, req.gpu_file).id for g in req.gpus}
     catalogue = [g for g in load_gpus(req.gpu_file) if (g.id in only if only else not g.unified_memory)]
     engines = [engine(e) for e in req.engines]

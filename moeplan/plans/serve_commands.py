@@ -148,7 +148,8 @@ def launch(d: Deployment, n: int, role: str | None = None) -> str:
         opts = f" --tensor-parallel-size {lay.tp}" + (" --enable-expert-parallel" if lay.ep > 1 else "")
         opts += eplb_flags(d)
         opts += f" --pipeline-parallel-size {lay.pp}" if lay.pp > 1 else ""
-    opts += a2a_flag(d, role)
+    a2a = a2a_flag(d, role)
+    opts += a2a
     if d.batch_overlap:  # resolve refuses it for an engine without the flag
         opts += f" {d.engine.batch_overlap_flag}"
     if d.recv_interval > 1:  # resolve refuses an interval for an engine without the flag
@@ -181,7 +182,7 @@ def launch(d: Deployment, n: int, role: str | None = None) -> str:
     if extra:
         opts += f" --extra_llm_api_options {yaml_file}"
     cmd = d.engine.command(model, d.context, opts)
-    if "--moe-a2a-backend mori" in opts and d.rank_tokens > MORI_DISPATCH_TOKENS:  # SGLang asserts the rank chunk fits
+    if a2a == A2A_FLAGS_AMD["sglang"][0] and d.rank_tokens > MORI_DISPATCH_TOKENS:  # SGLang asserts a rank chunk fits
         cmd = f"SGLANG_MORI_NUM_MAX_DISPATCH_TOKENS_PER_RANK={d.rank_tokens} {cmd}"
     comments = [f"{yaml_file}: {'; '.join(extra)}"] if extra else []
     per_host = host_gpus(d.gpu)
