@@ -569,8 +569,8 @@ def print_explain(console: Console, result: EstimateResult) -> None:
     if sv is not None and load is not None:
         clients = f"{load.concurrency} clients" if load.concurrency is not None else fmt_load(None, load.rate)
         console.print(
-            f"[bold]serving[/bold] ({clients}, {load.lengths_text()}) = the steady state of TPOT = "
-            f"decode step at the running batch / (1 - prefill share), TTFT = prefill queue (mean-value or M/D/1) + "
+            f"[bold]serving[/bold] ({clients}, {load.lengths_text()}) = the steady state of TPOT = decode step at "
+            f"the running batch / (1 - the others' prefill share), TTFT = prefill queue (mean-value or M/G/1) + "
             f"prefill + a decode step, rate = clients / (TTFT + (O - 1) x TPOT): {sv.decode_batch:,.0f} decoding, "
             f"TPOT {sv.tpot_s * 1e3:,.1f} ms, TTFT {f'{sv.ttft_s:,.2f} s' if sv.stable else 'unbounded'}, "
             f"{sv.request_rate:,.3g} requests/s (docs/methodology.md, serving)"
